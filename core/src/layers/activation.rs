@@ -1,0 +1,166 @@
+//! Element-wise activations. Each keeps the shape of its input.
+//!
+//! | layer | forward | backward `∂L/∂x` | reads |
+//! |---|---|---|---|
+//! | [`Relu`] | `max(x, 0)` | `∂L/∂y · [x > 0]` (the course's mask) | input |
+//! | [`LeakyRelu`] | `x` if `x > 0` else `αx` | `∂L/∂y · (1 if x > 0 else α)` | input |
+//! | [`Sigmoid`] | `σ(x) = 1/(1 + e^{−x})` | `∂L/∂y · y(1 − y)` | output |
+//! | [`Tanh`] | `tanh x` | `∂L/∂y · (1 − y²)` | output |
+//!
+//! The formulas live once, in [`crate::Act`], and every device implements
+//! them from there. At `x = 0` ReLU's derivative is taken as 0, as PyTorch does.
+//! Sigmoid is evaluated in a form that never overflows (`e^{x}/(1+e^{x})` for
+//! negative `x`). No cache: the tape already holds both `x` and `y`.
+//!
+//! # Shapes
+//! Any `S`: input and output are `S`.
+
+use super::fit;
+use crate::device::{Acc, Act, Backend};
+use crate::elem::Elem;
+use crate::error::Result;
+use crate::module::{Layer, Module, ParamMut, ParamRef, Path, Role, TrainCtx};
+use crate::shape::Shape;
+use crate::tensor::Tensor;
+use std::marker::PhantomData;
+
+/// Implements [`Module`] for a layer without parameters.
+macro_rules! no_params {
+    ($ty:ident < $($g:ident),* >) => {
+        impl<E: Elem, D: Backend<E>, $($g: $crate::shape::Shape),*> Module<E, D> for $ty<$($g),*> {
+            type Grads = ();
+            fn grads(&self) -> Result<()> {
+                Ok(())
+            }
+            fn visit(&self, _: &Path<'_>, _: &mut dyn FnMut(&Path<'_>, ParamRef<'_, E, D>)) {}
+            fn visit_grads(&mut self, _: &(), _: &Path<'_>, _: &mut dyn FnMut(&Path<'_>, ParamMut<'_, E, D>)) {}
+            fn visit_mut(&mut self, _: &Path<'_>, _: &mut dyn FnMut(&Path<'_>, ParamMut<'_, E, D>, Role)) {}
+        }
+    };
+}
+pub(crate) use no_params;
+
+/// Shared forward/backward of all element-wise activations.
+fn act_forward<S: Shape, E: Elem, D: Backend<E>>(f: Act, x: &Tensor<S, E, D>, y: &mut Tensor<S, E, D>) -> Result<()> {
+    fit(y, x.batch())?;
+    x.device().act_fwd(f, &x.buf, &mut y.buf, x.numel())
+}
+
+fn act_backward<S: Shape, E: Elem, D: Backend<E>>(
+    f: Act,
+    x: &Tensor<S, E, D>,
+    y: &Tensor<S, E, D>,
+    dy: &Tensor<S, E, D>,
+    dx: Option<(&mut Tensor<S, E, D>, Acc)>,
+) -> Result<()> {
+    if let Some((dx, acc)) = dx {
+        if acc == Acc::Set {
+            fit(dx, x.batch())?;
+        }
+        x.device().act_bwd(f, &x.buf, &y.buf, &dy.buf, &mut dx.buf, x.numel(), acc)?;
+    }
+    Ok(())
+}
+
+/// Declares a parameter-free element-wise layer `$name<S>` whose function is `$act`.
+macro_rules! elementwise_layer {
+    ($(#[$m:meta])* $name:ident $({ $($field:ident : $fty:ty),* })?, |$self_:ident| $act:expr) => {
+        $(#[$m])*
+        #[derive(Clone, Copy, Debug, Default)]
+        pub struct $name<S> {
+            $($(pub $field: $fty,)*)?
+            _s: PhantomData<S>,
+        }
+        no_params!($name<S>);
+        impl<E: Elem, D: Backend<E>, S: Shape> Layer<E, D> for $name<S> {
+            type In = S;
+            type Out = S;
+            type Cache = ();
+            const FLOPS: usize = S::NUMEL;
+            fn cache(&self) -> Result<()> {
+                Ok(())
+            }
+            fn forward(&self, x: &Tensor<S, E, D>, y: &mut Tensor<S, E, D>, _: &mut ()) -> Result<()> {
+                let $self_ = self;
+                act_forward($act, x, y)
+            }
+            fn forward_train(&mut self, x: &Tensor<S, E, D>, y: &mut Tensor<S, E, D>, _: &mut (), _: &mut TrainCtx) -> Result<()> {
+                self.forward(x, y, &mut ())
+            }
+            fn backward(
+                &self,
+                x: &Tensor<S, E, D>,
+                y: &Tensor<S, E, D>,
+                _: &mut (),
+                dy: &Tensor<S, E, D>,
+                dx: Option<(&mut Tensor<S, E, D>, Acc)>,
+                _: &mut (),
+                _: Acc,
+            ) -> Result<()> {
+                let $self_ = self;
+                act_backward($act, x, y, dy, dx)
+            }
+        }
+    };
+}
+
+elementwise_layer!(
+    /// `max(x, 0)`.
+    Relu, |_s| Act::Relu
+);
+elementwise_layer!(
+    /// `σ(x)`.
+    Sigmoid, |_s| Act::Sigmoid
+);
+elementwise_layer!(
+    /// `tanh x`.
+    Tanh, |_s| Act::Tanh
+);
+elementwise_layer!(
+    /// `x` for positive `x`, else `αx` (PyTorch's default α = 0.01).
+    LeakyRelu { alpha: f64 }, |s| Act::LeakyRelu(s.alpha)
+);
+
+impl<S> LeakyRelu<S> {
+    /// A leaky ReLU with negative slope `alpha`.
+    pub fn new(alpha: f64) -> Self {
+        LeakyRelu { alpha, _s: PhantomData }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::shape::S2;
+    use crate::testing::check_layer;
+    use crate::Cpu;
+
+    fn run<L: Layer<f64, Cpu, In = S2<1, 4>, Out = S2<1, 4>>>(l: &L, x: [f64; 4]) -> Vec<f64> {
+        let x = Tensor::<S2<1, 4>, f64>::from_slice(&Cpu, &x).unwrap();
+        let mut y = Tensor::empty(&Cpu).unwrap();
+        l.forward(&x, &mut y, &mut ()).unwrap();
+        y.to_vec().unwrap()
+    }
+
+    #[test]
+    fn values() {
+        let x = [-2.0, -0.5, 0.0, 3.0];
+        assert_eq!(run(&Relu::<S2<1, 4>>::default(), x), vec![0.0, 0.0, 0.0, 3.0]);
+        assert_eq!(run(&LeakyRelu::<S2<1, 4>>::new(0.1), x), vec![-0.2, -0.05, 0.0, 3.0]);
+        let s = run(&Sigmoid::<S2<1, 4>>::default(), x);
+        assert!((s[2] - 0.5).abs() < 1e-15 && (s[3] - 0.9525741268224334).abs() < 1e-15);
+        let t = run(&Tanh::<S2<1, 4>>::default(), x);
+        assert!((t[0] + 0.9640275800758169).abs() < 1e-15);
+        // No overflow far out.
+        let s = run(&Sigmoid::<S2<1, 4>>::default(), [-800.0, 800.0, -40.0, 40.0]);
+        assert!(s.iter().all(|v| v.is_finite()) && s[0] == 0.0 && s[1] == 1.0);
+    }
+
+    #[test]
+    fn gradchecks() {
+        assert!(check_layer(&mut Relu::<S2<3, 4>>::default(), 4, 1).unwrap() < 1e-6);
+        assert!(check_layer(&mut LeakyRelu::<S2<3, 4>>::new(0.2), 4, 2).unwrap() < 1e-6);
+        assert!(check_layer(&mut Sigmoid::<S2<3, 4>>::default(), 4, 3).unwrap() < 1e-6);
+        assert!(check_layer(&mut Tanh::<S2<3, 4>>::default(), 4, 4).unwrap() < 1e-6);
+    }
+}

@@ -1,0 +1,87 @@
+//! Flatten (or any reshape) of each sample: the values stay in row-major
+//! order and only the per-sample shape changes, as `torch.flatten(x, 1)`.
+//!
+//! * forward: `y = x` viewed as `Out`;
+//! * backward: `∂L/∂x = ∂L/∂y` viewed as `In`.
+//!
+//! The macro checks at expansion time that `In` and `Out` hold the same
+//! number of values (`flatten` of `[16, 5, 5]` gives `[400]`).
+//!
+//! # Shapes
+//! `Flatten<In, Out>` with `In::NUMEL == Out::NUMEL`.
+
+use super::activation::no_params;
+use super::fit;
+use crate::device::{Acc, Backend};
+use crate::elem::Elem;
+use crate::error::Result;
+use crate::module::{Layer, Module, ParamMut, ParamRef, Path, Role, TrainCtx};
+use crate::shape::Shape;
+use crate::tensor::Tensor;
+use std::marker::PhantomData;
+
+/// Reshape from `I` to `O` (equal element counts).
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Flatten<I, O> {
+    _s: PhantomData<(I, O)>,
+}
+no_params!(Flatten<I, O>);
+
+impl<E: Elem, D: Backend<E>, I: Shape, O: Shape> Layer<E, D> for Flatten<I, O> {
+    type In = I;
+    type Out = O;
+    type Cache = ();
+    const FLOPS: usize = 0;
+    fn cache(&self) -> Result<()> {
+        Ok(())
+    }
+    fn forward(&self, x: &Tensor<I, E, D>, y: &mut Tensor<O, E, D>, _: &mut ()) -> Result<()> {
+        debug_assert_eq!(I::NUMEL, O::NUMEL, "kiln internal error: flatten sizes");
+        fit(y, x.batch())?;
+        x.device().copy(&x.buf, &mut y.buf, x.numel())
+    }
+    fn forward_train(&mut self, x: &Tensor<I, E, D>, y: &mut Tensor<O, E, D>, _: &mut (), _: &mut TrainCtx) -> Result<()> {
+        self.forward(x, y, &mut ())
+    }
+    fn backward(
+        &self,
+        x: &Tensor<I, E, D>,
+        _: &Tensor<O, E, D>,
+        _: &mut (),
+        dy: &Tensor<O, E, D>,
+        dx: Option<(&mut Tensor<I, E, D>, Acc)>,
+        _: &mut (),
+        _: Acc,
+    ) -> Result<()> {
+        if let Some((dx, acc)) = dx {
+            if acc == Acc::Set {
+                fit(dx, x.batch())?;
+            }
+            x.device().axpy(E::one(), &dy.buf, &mut dx.buf, x.numel(), acc)?;
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::shape::{S1, S3};
+    use crate::testing::check_layer;
+    use crate::Cpu;
+
+    #[test]
+    fn keeps_row_major_order() {
+        let v: Vec<f64> = (0..24).map(|i| i as f64).collect();
+        let x = Tensor::<S3<2, 3, 2>, f64>::from_slice(&Cpu, &v).unwrap();
+        let mut y = Tensor::<S1<12>, f64>::empty(&Cpu).unwrap();
+        Flatten::<S3<2, 3, 2>, S1<12>>::default().forward(&x, &mut y, &mut ()).unwrap();
+        assert_eq!(y.batch(), 2);
+        assert_eq!(y.to_vec().unwrap(), v);
+    }
+
+    #[test]
+    fn gradcheck() {
+        assert!(check_layer(&mut Flatten::<S3<2, 3, 2>, S1<12>>::default(), 2, 1).unwrap() < 1e-6);
+    }
+}

@@ -1,0 +1,219 @@
+//! Fully connected layer, `y = x·Wᵀ + b` (PyTorch's `nn.Linear`).
+//!
+//! With `x` a batch `[B, I]`, `W` of shape `[O, I]` and `b` of shape `[O]`:
+//!
+//! * forward: `y = x·Wᵀ + b` — one GEMM plus a broadcast bias;
+//! * `∂L/∂x = ∂L/∂y · W` — `[B, O]·[O, I]`;
+//! * `∂L/∂W = (∂L/∂y)ᵀ · x` — `[O, B]·[B, I]`, summed over the batch by the product;
+//! * `∂L/∂b = Σ_batch ∂L/∂y`.
+//!
+//! Nothing is cached: the backward pass needs only the input `x`, which the
+//! tape already holds.
+//!
+//! # Shapes
+//! `Linear<E, D, I, O>`: input `S1<I>`, output `S1<O>`, weight `S2<O, I>`
+//! (PyTorch's layout, so `state_dict` weights exchange unchanged).
+//!
+//! ```
+//! use kiln_core::{layers::{Linear, LinearConfig}, Build, Cpu, Layer, Tensor, S1, rng};
+//! let mut l = Linear::<f64, Cpu, 3, 2>::build(&Cpu, &mut rng(0), LinearConfig::default()).unwrap();
+//! l.weight.copy_from_slice(&[1., 0., 0., 0., 1., 1.]).unwrap();
+//! let x = Tensor::<S1<3>, f64>::from_slice(&Cpu, &[1., 2., 3.]).unwrap();
+//! let mut y = Tensor::empty(&Cpu).unwrap();
+//! l.bias.as_mut().unwrap().copy_from_slice(&[0.5, -1.]).unwrap();
+//! l.forward(&x, &mut y, &mut ()).unwrap();
+//! assert_eq!(y.to_vec().unwrap(), vec![1.5, 4.0]);
+//! ```
+
+use super::fit;
+use crate::device::{Acc, Backend, Gemm};
+use crate::elem::Elem;
+use crate::error::Result;
+use crate::init::Init;
+use crate::module::{Build, Layer, Module, ParamMut, ParamRef, Path, Role, TrainCtx};
+use crate::shape::{S1, S2};
+use crate::tensor::Tensor;
+use crate::Rng;
+
+/// Options of a [`Linear`] layer.
+#[derive(Clone, Copy, Debug)]
+pub struct LinearConfig {
+    /// Whether the layer has a bias (default true).
+    pub bias: bool,
+    /// Weight initialiser (default: PyTorch's).
+    pub init: Init,
+}
+
+impl Default for LinearConfig {
+    fn default() -> Self {
+        LinearConfig {
+            bias: true,
+            init: Init::TorchDefault,
+        }
+    }
+}
+
+/// `y = x·Wᵀ + b` from `I` to `O` features.
+pub struct Linear<E: Elem, D: Backend<E>, const I: usize, const O: usize> {
+    /// `[O, I]`, PyTorch's layout.
+    pub weight: Tensor<S2<O, I>, E, D>,
+    /// `[O]`, absent with `bias = false`.
+    pub bias: Option<Tensor<S1<O>, E, D>>,
+}
+
+/// Gradients of a [`Linear`] layer.
+pub struct LinearGrads<E: Elem, D: Backend<E>, const I: usize, const O: usize> {
+    /// `∂L/∂W`, `[O, I]`.
+    pub weight: Tensor<S2<O, I>, E, D>,
+    /// `∂L/∂b`, `[O]`.
+    pub bias: Option<Tensor<S1<O>, E, D>>,
+}
+
+impl<E: Elem, D: Backend<E>, const I: usize, const O: usize> Build<E, D> for Linear<E, D, I, O> {
+    type Config = LinearConfig;
+    fn build(dev: &D, rng: &mut Rng, cfg: LinearConfig) -> Result<Self> {
+        let weight = cfg.init.tensor::<S2<O, I>, E, D>(dev, rng)?;
+        // PyTorch draws the bias from U(−1/√fan_in, 1/√fan_in) whatever the
+        // weight's initialiser; the course's initialisers set it to zero.
+        let bias = if !cfg.bias {
+            None
+        } else if cfg.init == Init::TorchDefault {
+            Some(Init::TorchDefault.tensor_with_fans::<S1<O>, E, D>(dev, rng, &[O, I])?)
+        } else {
+            Some(Tensor::zeros(dev, 1)?)
+        };
+        Ok(Linear { weight, bias })
+    }
+}
+
+impl<E: Elem, D: Backend<E>, const I: usize, const O: usize> Module<E, D> for Linear<E, D, I, O> {
+    type Grads = LinearGrads<E, D, I, O>;
+    fn grads(&self) -> Result<Self::Grads> {
+        let dev = self.weight.device();
+        Ok(LinearGrads {
+            weight: Tensor::zeros(dev, 1)?,
+            bias: match self.bias {
+                Some(_) => Some(Tensor::zeros(dev, 1)?),
+                None => None,
+            },
+        })
+    }
+    fn visit(&self, path: &Path<'_>, f: &mut dyn FnMut(&Path<'_>, ParamRef<'_, E, D>)) {
+        f(&path.child("weight"), ParamRef::of(&self.weight, Role::Param));
+        if let Some(b) = &self.bias {
+            f(&path.child("bias"), ParamRef::of(b, Role::Param));
+        }
+    }
+    fn visit_grads(
+        &mut self,
+        g: &Self::Grads,
+        path: &Path<'_>,
+        f: &mut dyn FnMut(&Path<'_>, ParamMut<'_, E, D>),
+    ) {
+        f(&path.child("weight"), ParamMut::of(&mut self.weight, Some(&g.weight)));
+        if let (Some(b), Some(gb)) = (&mut self.bias, &g.bias) {
+            f(&path.child("bias"), ParamMut::of(b, Some(gb)));
+        }
+    }
+    fn visit_mut(&mut self, path: &Path<'_>, f: &mut dyn FnMut(&Path<'_>, ParamMut<'_, E, D>, Role)) {
+        f(&path.child("weight"), ParamMut::of(&mut self.weight, None), Role::Param);
+        if let Some(b) = &mut self.bias {
+            f(&path.child("bias"), ParamMut::of(b, None), Role::Param);
+        }
+    }
+}
+
+impl<E: Elem, D: Backend<E>, const I: usize, const O: usize> Layer<E, D> for Linear<E, D, I, O> {
+    type In = S1<I>;
+    type Out = S1<O>;
+    type Cache = ();
+    const FLOPS: usize = I * O;
+    fn cache(&self) -> Result<()> {
+        Ok(())
+    }
+
+    fn forward(&self, x: &Tensor<S1<I>, E, D>, y: &mut Tensor<S1<O>, E, D>, _: &mut ()) -> Result<()> {
+        let b = x.batch();
+        fit(y, b)?;
+        let dev = x.device();
+        // y[B×O] = x[B×I] · Wᵀ  (W stored [O×I])
+        dev.gemm(&Gemm::dense(b, O, I, false, true), &x.buf, &self.weight.buf, &mut y.buf)?;
+        if let Some(bias) = &self.bias {
+            dev.add_bias(&mut y.buf, &bias.buf, b, O)?;
+        }
+        Ok(())
+    }
+
+    fn forward_train(
+        &mut self,
+        x: &Tensor<S1<I>, E, D>,
+        y: &mut Tensor<S1<O>, E, D>,
+        _cache: &mut (),
+        _ctx: &mut TrainCtx,
+    ) -> Result<()> {
+        self.forward(x, y, &mut ())
+    }
+
+    fn backward(
+        &self,
+        x: &Tensor<S1<I>, E, D>,
+        _y: &Tensor<S1<O>, E, D>,
+        _cache: &mut (),
+        dy: &Tensor<S1<O>, E, D>,
+        dx: Option<(&mut Tensor<S1<I>, E, D>, Acc)>,
+        grads: &mut Self::Grads,
+        gacc: Acc,
+    ) -> Result<()> {
+        let b = x.batch();
+        let dev = x.device();
+        // ∂L/∂W [O×I] = dyᵀ [O×B] · x [B×I]
+        dev.gemm(&Gemm::dense(O, I, b, true, false).acc(gacc), &dy.buf, &x.buf, &mut grads.weight.buf)?;
+        // ∂L/∂b [O] = Σ_rows dy
+        if let Some(gb) = &mut grads.bias {
+            dev.bias_grad(&dy.buf, &mut gb.buf, b, O, gacc)?;
+        }
+        // ∂L/∂x [B×I] = dy [B×O] · W [O×I]
+        if let Some((dx, acc)) = dx {
+            if acc == Acc::Set {
+                fit(dx, b)?;
+            }
+            dev.gemm(&Gemm::dense(b, I, O, false, false).acc(acc), &dy.buf, &self.weight.buf, &mut dx.buf)?;
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::testing::check_layer;
+    use crate::Cpu;
+
+    #[test]
+    fn forward_is_x_wt_plus_b() {
+        let mut l = Linear::<f64, Cpu, 2, 3>::build(&Cpu, &mut crate::rng(0), LinearConfig::default()).unwrap();
+        l.weight.copy_from_slice(&[1., 2., 3., 4., 5., 6.]).unwrap();
+        l.bias.as_mut().unwrap().copy_from_slice(&[0.1, 0.2, 0.3]).unwrap();
+        let x = Tensor::<S1<2>, f64>::from_slice(&Cpu, &[1., -1., 2., 0.5]).unwrap();
+        let mut y = Tensor::empty(&Cpu).unwrap();
+        l.forward(&x, &mut y, &mut ()).unwrap();
+        let want = [1. - 2. + 0.1, 3. - 4. + 0.2, 5. - 6. + 0.3, 2. + 1. + 0.1, 6. + 2. + 0.2, 10. + 3. + 0.3];
+        for (a, b) in y.to_vec().unwrap().iter().zip(want) {
+            assert!((a - b).abs() < 1e-12);
+        }
+    }
+
+    #[test]
+    fn gradcheck_with_and_without_bias() {
+        for bias in [true, false] {
+            let mut l = Linear::<f64, Cpu, 5, 4>::build(
+                &Cpu,
+                &mut crate::rng(3),
+                LinearConfig { bias, init: Init::XavierNormal },
+            )
+            .unwrap();
+            let err = check_layer(&mut l, 3, 11).unwrap();
+            assert!(err < 1e-6, "bias={bias}: {err}");
+        }
+    }
+}

@@ -1,0 +1,289 @@
+//! Losses. Each returns the loss averaged over the batch and, when given a
+//! buffer, writes its gradient with respect to the prediction.
+//!
+//! | function | per-sample loss | gradient `∂L/∂x` (before `1/N`) | PyTorch |
+//! |---|---|---|---|
+//! | [`cross_entropy`] | `log Σ_k e^{x_k} − x_y` (log-sum-exp after subtracting the max) | `softmax(x) − onehot(y)` | `F.cross_entropy` |
+//! | [`hinge`] | `Σ_{j≠y} max(0, x_j − x_y + Δ)` | `[margin_j > 0]` at `j`, `−#{margins > 0}` at `y` | `F.multi_margin_loss` ÷ C (see below) |
+//! | [`mse`] | `(x − t)²` per element | `2(x − t)` | `F.mse_loss` |
+//! | [`l1`] | `|x − t|` per element | `sign(x − t)` (0 at 0) | `F.l1_loss` |
+//! | [`bce_with_logits`] | `max(x,0) − x t + log(1 + e^{−|x|})` per element | `σ(x) − t` | `F.binary_cross_entropy_with_logits` |
+//!
+//! `N` is the number of samples for the class losses and the number of
+//! elements for the element-wise ones (PyTorch's `reduction='mean'`).
+//!
+//! The multiclass SVM loss follows the course (a sum over the wrong classes,
+//! so the cat example gives 2.9); PyTorch's `multi_margin_loss` also divides
+//! each sample's sum by the number of classes.
+//!
+//! A loss that comes out NaN or infinite is an [`Error::NonFinite`] naming the
+//! loss, so a diverging run stops with a message instead of training on NaNs.
+
+use crate::device::{Backend, LossKind, LossTarget};
+use crate::elem::Elem;
+use crate::error::{check_batch, Error, Result};
+use crate::shape::{Shape, S1};
+use crate::tensor::{Labels, Tensor};
+
+fn finish<E: Elem>(name: &'static str, v: E) -> Result<E> {
+    if v.is_finite() {
+        Ok(v)
+    } else {
+        Err(Error::NonFinite {
+            what: format!("{name} loss"),
+            value: v.f64(),
+        })
+    }
+}
+
+fn class_loss<const C: usize, E: Elem, D: Backend<E>>(
+    name: &'static str,
+    kind: LossKind,
+    logits: &Tensor<S1<C>, E, D>,
+    labels: &Labels<C, D>,
+    grad: Option<&mut Tensor<S1<C>, E, D>>,
+) -> Result<E> {
+    check_batch(name, "logits", logits.batch(), "labels", labels.len())?;
+    if logits.batch() == 0 {
+        return Err(Error::EmptyBatch { op: name });
+    }
+    let dx = match grad {
+        Some(g) => {
+            g.set_batch(logits.batch())?;
+            Some(&mut g.buf)
+        }
+        None => None,
+    };
+    let v = logits.device().loss(kind, &logits.buf, LossTarget::Classes(&labels.buf), dx, logits.batch(), C)?;
+    finish(name, v)
+}
+
+fn dense_loss<S: Shape, E: Elem, D: Backend<E>>(
+    name: &'static str,
+    kind: LossKind,
+    x: &Tensor<S, E, D>,
+    target: &Tensor<S, E, D>,
+    grad: Option<&mut Tensor<S, E, D>>,
+) -> Result<E> {
+    check_batch(name, "prediction", x.batch(), "target", target.batch())?;
+    if x.batch() == 0 {
+        return Err(Error::EmptyBatch { op: name });
+    }
+    let dx = match grad {
+        Some(g) => {
+            g.set_batch(x.batch())?;
+            Some(&mut g.buf)
+        }
+        None => None,
+    };
+    let v = x.device().loss(kind, &x.buf, LossTarget::Dense(&target.buf), dx, x.batch(), S::NUMEL)?;
+    finish(name, v)
+}
+
+/// Softmax cross-entropy of `C` logits per sample against class labels.
+pub fn cross_entropy<const C: usize, E: Elem, D: Backend<E>>(
+    logits: &Tensor<S1<C>, E, D>,
+    labels: &Labels<C, D>,
+    grad: Option<&mut Tensor<S1<C>, E, D>>,
+) -> Result<E> {
+    class_loss("cross_entropy", LossKind::SoftmaxCrossEntropy, logits, labels, grad)
+}
+
+/// Multiclass SVM (hinge) loss with margin `margin` (the course uses Δ = 1).
+pub fn hinge<const C: usize, E: Elem, D: Backend<E>>(
+    scores: &Tensor<S1<C>, E, D>,
+    labels: &Labels<C, D>,
+    margin: f64,
+    grad: Option<&mut Tensor<S1<C>, E, D>>,
+) -> Result<E> {
+    class_loss("hinge", LossKind::Hinge { margin }, scores, labels, grad)
+}
+
+/// Mean squared error.
+pub fn mse<S: Shape, E: Elem, D: Backend<E>>(
+    x: &Tensor<S, E, D>,
+    target: &Tensor<S, E, D>,
+    grad: Option<&mut Tensor<S, E, D>>,
+) -> Result<E> {
+    dense_loss("mse", LossKind::Mse, x, target, grad)
+}
+
+/// Mean absolute error.
+pub fn l1<S: Shape, E: Elem, D: Backend<E>>(
+    x: &Tensor<S, E, D>,
+    target: &Tensor<S, E, D>,
+    grad: Option<&mut Tensor<S, E, D>>,
+) -> Result<E> {
+    dense_loss("l1", LossKind::L1, x, target, grad)
+}
+
+/// Binary cross-entropy on logits (targets in `[0, 1]`).
+pub fn bce_with_logits<S: Shape, E: Elem, D: Backend<E>>(
+    logits: &Tensor<S, E, D>,
+    target: &Tensor<S, E, D>,
+    grad: Option<&mut Tensor<S, E, D>>,
+) -> Result<E> {
+    dense_loss("bce_with_logits", LossKind::BceWithLogits, logits, target, grad)
+}
+
+/// The CPU implementation of every loss (sequential sums: deterministic).
+pub(crate) fn cpu_loss<E: Elem>(
+    kind: LossKind,
+    x: &[E],
+    target: LossTarget<'_, E, crate::Cpu>,
+    mut dx: Option<&mut Vec<E>>,
+    rows: usize,
+    cols: usize,
+) -> Result<E> {
+    let mut total = E::zero();
+    match (kind, target) {
+        (LossKind::SoftmaxCrossEntropy, LossTarget::Classes(labels)) => {
+            let inv = E::one() / E::of(rows as f64);
+            for r in 0..rows {
+                let xr = &x[r * cols..][..cols];
+                let y = labels[r] as usize;
+                let m = xr.iter().copied().fold(E::neg_infinity(), E::max);
+                let s: E = xr.iter().map(|v| (*v - m).exp()).sum();
+                let lse = m + s.ln();
+                total = total + (lse - xr[y]);
+                if let Some(dx) = dx.as_deref_mut() {
+                    let dr = &mut dx[r * cols..][..cols];
+                    for j in 0..cols {
+                        let p = (xr[j] - lse).exp();
+                        dr[j] = (p - if j == y { E::one() } else { E::zero() }) * inv;
+                    }
+                }
+            }
+            Ok(total * inv)
+        }
+        (LossKind::Hinge { margin }, LossTarget::Classes(labels)) => {
+            let inv = E::one() / E::of(rows as f64);
+            let delta = E::of(margin);
+            for r in 0..rows {
+                let xr = &x[r * cols..][..cols];
+                let y = labels[r] as usize;
+                let mut count = E::zero();
+                for j in 0..cols {
+                    let mj = if j == y { E::zero() } else { (xr[j] - xr[y] + delta).max(E::zero()) };
+                    total = total + mj;
+                    let active = j != y && mj > E::zero();
+                    if active {
+                        count = count + E::one();
+                    }
+                    if let Some(dx) = dx.as_deref_mut() {
+                        dx[r * cols + j] = if active { inv } else { E::zero() };
+                    }
+                }
+                if let Some(dx) = dx.as_deref_mut() {
+                    dx[r * cols + y] = -count * inv;
+                }
+            }
+            Ok(total * inv)
+        }
+        (LossKind::Mse | LossKind::L1 | LossKind::BceWithLogits, LossTarget::Dense(t)) => {
+            let n = rows * cols;
+            let inv = E::one() / E::of(n as f64);
+            let two = E::of(2.0);
+            for i in 0..n {
+                let (xi, ti) = (x[i], t[i]);
+                let (l, g) = match kind {
+                    LossKind::Mse => ((xi - ti) * (xi - ti), two * (xi - ti)),
+                    LossKind::L1 => {
+                        let d = xi - ti;
+                        let s = if d > E::zero() { E::one() } else if d < E::zero() { -E::one() } else { E::zero() };
+                        (d.abs(), s)
+                    }
+                    _ => {
+                        let l = xi.max(E::zero()) - xi * ti + (-xi.abs()).exp().ln_1p();
+                        (l, crate::cpu::sigmoid(xi) - ti)
+                    }
+                };
+                total = total + l;
+                if let Some(dx) = dx.as_deref_mut() {
+                    dx[i] = g * inv;
+                }
+            }
+            Ok(total * inv)
+        }
+        (k, _) => Err(Error::invalid("loss", format!("kiln internal error: {k:?} given the wrong kind of target"))),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::testing::{numeric_grad, rel_err};
+    use crate::Cpu;
+
+    #[test]
+    fn svm_cat_example_is_2_9() {
+        // Scores for the cat image: cat 3.2, car 5.1, frog −1.7; label cat.
+        // max(0, 5.1 − 3.2 + 1) + max(0, −1.7 − 3.2 + 1) = 2.9 + 0 = 2.9.
+        let s = Tensor::<S1<3>, f64>::from_slice(&Cpu, &[3.2, 5.1, -1.7]).unwrap();
+        let y = Labels::<3>::new::<f64>(&Cpu, &[0]).unwrap();
+        let l = hinge(&s, &y, 1.0, None).unwrap();
+        assert!((l - 2.9).abs() < 1e-12, "{l}");
+        // The course's three examples (cat 2.9, car 0, frog 12.9) average to 5.27.
+        let s = Tensor::<S1<3>, f64>::from_slice(
+            &Cpu,
+            &[3.2, 5.1, -1.7, 1.3, 4.9, 2.0, 2.2, 2.5, -3.1],
+        )
+        .unwrap();
+        let y = Labels::<3>::new::<f64>(&Cpu, &[0, 1, 2]).unwrap();
+        let l = hinge(&s, &y, 1.0, None).unwrap();
+        assert!((l - (2.9 + 0.0 + 12.9) / 3.0).abs() < 1e-12, "{l}");
+    }
+
+    #[test]
+    fn cross_entropy_of_cat_scores() {
+        // −ln softmax(3.2, 5.1, −1.7)[cat] = −ln 0.12998… = 2.04036
+        let s = Tensor::<S1<3>, f64>::from_slice(&Cpu, &[3.2, 5.1, -1.7]).unwrap();
+        let y = Labels::<3>::new::<f64>(&Cpu, &[0]).unwrap();
+        let l = cross_entropy(&s, &y, None).unwrap();
+        assert!((l - 2.0403551528).abs() < 1e-9, "{l}");
+        // Stable for huge logits.
+        let s = Tensor::<S1<3>, f64>::from_slice(&Cpu, &[1000.0, 0.0, -1000.0]).unwrap();
+        assert!((cross_entropy(&s, &y, None).unwrap()).abs() < 1e-12);
+    }
+
+    #[test]
+    fn batch_mismatch_is_an_error() {
+        let s = Tensor::<S1<3>, f64>::from_slice(&Cpu, &[0.0; 6]).unwrap();
+        let y = Labels::<3>::new::<f64>(&Cpu, &[0]).unwrap();
+        let e = cross_entropy(&s, &y, None).unwrap_err();
+        assert_eq!(e.to_string(), "batch size mismatch in cross_entropy: logits has 2 samples but labels has 1");
+    }
+
+    #[test]
+    fn nan_is_an_error() {
+        let s = Tensor::<S1<2>, f64>::from_slice(&Cpu, &[f64::NAN, 0.0]).unwrap();
+        let t = Tensor::<S1<2>, f64>::from_slice(&Cpu, &[0.0, 0.0]).unwrap();
+        let e = mse(&s, &t, None).unwrap_err();
+        assert!(e.to_string().starts_with("non-finite value in mse loss"), "{e}");
+    }
+
+    /// Every loss's gradient against central differences in f64.
+    #[test]
+    fn gradchecks() {
+        let xs: Vec<f64> = (0..12).map(|i| ((i * 7 % 11) as f64 - 5.0) * 0.37).collect();
+        let ts: Vec<f64> = (0..12).map(|i| ((i * 5 % 7) as f64) / 7.0).collect();
+        let labels = Labels::<4>::new::<f64>(&Cpu, &[3, 0, 2]).unwrap();
+        let target = Tensor::<S1<4>, f64>::from_slice(&Cpu, &ts).unwrap();
+        type F = fn(&Tensor<S1<4>, f64>, Option<&mut Tensor<S1<4>, f64>>, &Labels<4>, &Tensor<S1<4>, f64>) -> f64;
+        let cases: [(&str, F); 5] = [
+            ("ce", |x, g, y, _| cross_entropy(x, y, g).unwrap()),
+            ("hinge", |x, g, y, _| hinge(x, y, 1.0, g).unwrap()),
+            ("mse", |x, g, _, t| mse(x, t, g).unwrap()),
+            ("l1", |x, g, _, t| l1(x, t, g).unwrap()),
+            ("bce", |x, g, _, t| bce_with_logits(x, t, g).unwrap()),
+        ];
+        for (name, f) in cases {
+            let x = Tensor::<S1<4>, f64>::from_slice(&Cpu, &xs).unwrap();
+            let mut g = Tensor::empty(&Cpu).unwrap();
+            f(&x, Some(&mut g), &labels, &target);
+            let num = numeric_grad(&xs, |v| f(&Tensor::from_slice(&Cpu, v).unwrap(), None, &labels, &target));
+            let err = rel_err(&g.to_vec().unwrap(), &num);
+            assert!(err < 1e-6, "{name}: {err}");
+        }
+    }
+}

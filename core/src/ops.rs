@@ -1,0 +1,163 @@
+//! Graph operations with several inputs, called by `network!`'s generated code:
+//! residual addition and concatenation.
+//!
+//! * **add** `y = a + b` (same shape); backward `∂L/∂a = ∂L/∂b = ∂L/∂y`.
+//! * **concat** along the first per-sample dimension (features of a vector,
+//!   channels of an image): part `i` occupies the `offset_i .. offset_i + numel_i`
+//!   slice of each output sample; backward hands each part its slice of `∂L/∂y`.
+//!
+//! Gradients go through [`Acc`], so a tensor consumed by several operations
+//! receives the sum of their gradients.
+
+use crate::device::{Acc, Backend};
+use crate::elem::Elem;
+use crate::error::{check_batch, Result};
+use crate::shape::Shape;
+use crate::tensor::Tensor;
+
+/// `y = a + b`.
+pub fn add_fwd<S: Shape, E: Elem, D: Backend<E>>(
+    a: &Tensor<S, E, D>,
+    b: &Tensor<S, E, D>,
+    y: &mut Tensor<S, E, D>,
+) -> Result<()> {
+    check_batch("add", "left operand", a.batch(), "right operand", b.batch())?;
+    y.set_batch(a.batch())?;
+    a.device().add(&a.buf, &b.buf, &mut y.buf, a.numel())
+}
+
+/// One operand's share of the backward of `add`: `∂L/∂a (acc)= ∂L/∂y`.
+pub fn add_bwd<S: Shape, E: Elem, D: Backend<E>>(
+    dy: &Tensor<S, E, D>,
+    da: &mut Tensor<S, E, D>,
+    acc: Acc,
+) -> Result<()> {
+    pass_grad(dy, da, acc)
+}
+
+/// `dx (acc)= dy` for a tensor that reaches its consumer unchanged (an
+/// identity edge, an output that is also read by a layer).
+pub fn pass_grad<S: Shape, E: Elem, D: Backend<E>>(
+    dy: &Tensor<S, E, D>,
+    dx: &mut Tensor<S, E, D>,
+    acc: Acc,
+) -> Result<()> {
+    if acc == Acc::Set {
+        dx.set_batch(dy.batch())?;
+    } else {
+        check_batch("gradient accumulation", "gradient", dy.batch(), "destination", dx.batch())?;
+    }
+    dy.device().axpy(E::one(), &dy.buf, &mut dx.buf, dy.numel(), acc)
+}
+
+/// Writes `part` into its slice of each sample of `y`, starting at `offset`
+/// values into the sample. The caller sizes `y` first ([`concat_begin`]).
+pub fn concat_fwd<P: Shape, S: Shape, E: Elem, D: Backend<E>>(
+    part: &Tensor<P, E, D>,
+    y: &mut Tensor<S, E, D>,
+    offset: usize,
+) -> Result<()> {
+    check_batch("concat", "part", part.batch(), "output", y.batch())?;
+    part.device().copy_block(
+        &part.buf,
+        P::NUMEL,
+        0,
+        &mut y.buf,
+        S::NUMEL,
+        offset,
+        part.batch(),
+        P::NUMEL,
+        Acc::Set,
+    )
+}
+
+/// Sizes the output of a concatenation for `batch` samples.
+pub fn concat_begin<S: Shape, E: Elem, D: Backend<E>>(y: &mut Tensor<S, E, D>, batch: usize) -> Result<()> {
+    y.set_batch(batch)
+}
+
+/// Backward of one part: `∂L/∂part (acc)=` its slice of `∂L/∂y`.
+pub fn concat_bwd<P: Shape, S: Shape, E: Elem, D: Backend<E>>(
+    dy: &Tensor<S, E, D>,
+    offset: usize,
+    dpart: &mut Tensor<P, E, D>,
+    acc: Acc,
+) -> Result<()> {
+    if acc == Acc::Set {
+        dpart.set_batch(dy.batch())?;
+    }
+    dy.device().copy_block(
+        &dy.buf,
+        S::NUMEL,
+        offset,
+        &mut dpart.buf,
+        P::NUMEL,
+        0,
+        dy.batch(),
+        P::NUMEL,
+        acc,
+    )
+}
+
+/// Reborrows an optional gradient destination; contributions after the first
+/// always add (`first` is false for them).
+pub fn reborrow<'a, S: Shape, E: Elem, D: Backend<E>>(
+    d: &'a mut Option<(&mut Tensor<S, E, D>, Acc)>,
+    first: bool,
+) -> Option<(&'a mut Tensor<S, E, D>, Acc)> {
+    d.as_mut().map(|(t, a)| (&mut **t, if first { *a } else { Acc::Add }))
+}
+
+/// [`pass_grad`] into an optional destination (skipped when `None`).
+pub fn pass_grad_to<S: Shape, E: Elem, D: Backend<E>>(
+    dy: &Tensor<S, E, D>,
+    dst: Option<(&mut Tensor<S, E, D>, Acc)>,
+) -> Result<()> {
+    match dst {
+        Some((dx, acc)) => pass_grad(dy, dx, acc),
+        None => Ok(()),
+    }
+}
+
+/// [`concat_bwd`] into an optional destination (skipped when `None`).
+pub fn concat_bwd_to<P: Shape, S: Shape, E: Elem, D: Backend<E>>(
+    dy: &Tensor<S, E, D>,
+    offset: usize,
+    dst: Option<(&mut Tensor<P, E, D>, Acc)>,
+) -> Result<()> {
+    match dst {
+        Some((dp, acc)) => concat_bwd(dy, offset, dp, acc),
+        None => Ok(()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::shape::S1;
+    use crate::Cpu;
+
+    #[test]
+    fn concat_and_split() {
+        let a = Tensor::<S1<2>, f64>::from_slice(&Cpu, &[1., 2., 3., 4.]).unwrap();
+        let b = Tensor::<S1<1>, f64>::from_slice(&Cpu, &[9., 8.]).unwrap();
+        let mut y = Tensor::<S1<3>, f64>::empty(&Cpu).unwrap();
+        concat_begin(&mut y, 2).unwrap();
+        concat_fwd(&a, &mut y, 0).unwrap();
+        concat_fwd(&b, &mut y, 2).unwrap();
+        assert_eq!(y.to_vec().unwrap(), vec![1., 2., 9., 3., 4., 8.]);
+        let mut db = Tensor::<S1<1>, f64>::empty(&Cpu).unwrap();
+        concat_bwd(&y, 2, &mut db, Acc::Set).unwrap();
+        concat_bwd(&y, 2, &mut db, Acc::Add).unwrap();
+        assert_eq!(db.to_vec().unwrap(), vec![18., 16.]);
+    }
+
+    #[test]
+    fn add_checks_batches() {
+        let a = Tensor::<S1<2>, f64>::from_slice(&Cpu, &[1., 2., 3., 4.]).unwrap();
+        let b = Tensor::<S1<2>, f64>::from_slice(&Cpu, &[1., 2.]).unwrap();
+        let mut y = Tensor::empty(&Cpu).unwrap();
+        let e = add_fwd(&a, &b, &mut y).unwrap_err();
+        assert!(e.to_string().contains("left operand has 2 samples but right operand has 1"), "{e}");
+    }
+}

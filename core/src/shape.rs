@@ -1,0 +1,72 @@
+//! Per-sample shapes as types.
+//!
+//! A tensor's type carries the shape of one sample (`S3<1, 28, 28>` for a
+//! grayscale image, `S1<10>` for ten logits); the batch dimension is a run-time
+//! number in front of it. All dimensions are concrete numbers, computed by the
+//! `network!` macro at expansion time, so compiler errors print them plainly:
+//! "expected `Tensor<S1<784>>`, found `Tensor<S1<400>>`".
+
+use std::fmt::Debug;
+
+/// The shape of one sample: rank, dimensions and element count as constants.
+#[diagnostic::on_unimplemented(
+    message = "`{Self}` is not a kiln shape",
+    label = "expected a shape such as `S1<10>` or `S3<1, 28, 28>`"
+)]
+pub trait Shape: Copy + Default + Debug + Send + Sync + 'static {
+    /// Number of per-sample dimensions.
+    const RANK: usize;
+    /// The dimensions, outermost first (row-major, PyTorch's order).
+    const DIMS: &'static [usize];
+    /// Number of elements of one sample.
+    const NUMEL: usize;
+}
+
+macro_rules! shape {
+    ($(#[$m:meta])* $name:ident, $rank:literal, $($d:ident),+) => {
+        $(#[$m])*
+        #[derive(Clone, Copy, Default, Debug, PartialEq, Eq, Hash)]
+        pub struct $name<$(const $d: usize),+>;
+        impl<$(const $d: usize),+> Shape for $name<$($d),+> {
+            const RANK: usize = $rank;
+            const DIMS: &'static [usize] = &[$($d),+];
+            const NUMEL: usize = 1 $(* $d)+;
+        }
+    };
+}
+
+shape!(
+    /// A vector of `A` features.
+    S1, 1, A
+);
+shape!(
+    /// An `A × B` matrix (a sequence of `A` steps of `B` features, or a weight).
+    S2, 2, A, B
+);
+shape!(
+    /// `A` channels of `B × C` (an image in CHW order).
+    S3, 3, A, B, C
+);
+shape!(
+    /// A rank-4 block (a convolution kernel in PyTorch's `[out, in, kh, kw]`).
+    S4, 4, A, B, C, D
+);
+
+/// Formats dimensions like `[16, 5, 5]`.
+pub fn fmt_dims(dims: &[usize]) -> String {
+    let inner: Vec<String> = dims.iter().map(|d| d.to_string()).collect();
+    format!("[{}]", inner.join(", "))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn constants() {
+        assert_eq!(S3::<1, 28, 28>::NUMEL, 784);
+        assert_eq!(S3::<1, 28, 28>::DIMS, &[1, 28, 28]);
+        assert_eq!(S2::<3, 4>::RANK, 2);
+        assert_eq!(fmt_dims(S4::<16, 6, 5, 5>::DIMS), "[16, 6, 5, 5]");
+    }
+}

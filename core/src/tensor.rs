@@ -1,0 +1,275 @@
+//! Tensors: a run-time batch of samples whose per-sample shape is a type.
+
+use crate::device::{Backend, Device};
+use crate::elem::Elem;
+use crate::error::{Error, Result};
+use crate::shape::{fmt_dims, Shape};
+use std::fmt;
+use std::marker::PhantomData;
+
+/// A batch of `batch` samples of shape `S`, stored row-major on device `D`
+/// (sample-major: sample `i` occupies elements `i·S::NUMEL .. (i+1)·S::NUMEL`,
+/// exactly PyTorch's contiguous `[batch, dims…]` layout).
+///
+/// Parameters are tensors too, with a batch of 1 and their PyTorch shape as `S`
+/// (a `Linear`'s weight is `Tensor<S2<out, in>>`).
+///
+/// Buffers keep their capacity: [`Tensor::set_batch`] to a smaller or an earlier
+/// size allocates nothing, so the tape of a training loop is allocated once.
+pub struct Tensor<S: Shape, E: Elem = f32, D: Device = crate::Cpu> {
+    pub(crate) buf: D::Buf<E>,
+    pub(crate) batch: usize,
+    pub(crate) dev: D,
+    _s: PhantomData<S>,
+}
+
+impl<S: Shape, E: Elem, D: Backend<E>> Tensor<S, E, D> {
+    /// A zero-filled batch of `batch` samples.
+    pub fn zeros(dev: &D, batch: usize) -> Result<Self> {
+        Ok(Tensor {
+            buf: dev.zeros(batch * S::NUMEL)?,
+            batch,
+            dev: dev.clone(),
+            _s: PhantomData,
+        })
+    }
+    /// An empty batch (0 samples) to be filled later; allocates nothing.
+    pub fn empty(dev: &D) -> Result<Self> {
+        Self::zeros(dev, 0)
+    }
+    /// A batch from host values in row-major order; `data.len()` must be a
+    /// multiple of `S::NUMEL`.
+    pub fn from_slice(dev: &D, data: &[E]) -> Result<Self> {
+        if S::NUMEL == 0 || data.len() % S::NUMEL != 0 {
+            return Err(Error::LengthMismatch {
+                what: format!("Tensor<{}>::from_slice", fmt_dims(S::DIMS)),
+                expected: (data.len() / S::NUMEL.max(1)) * S::NUMEL,
+                shape: format!("a multiple of {} = {}", S::NUMEL, fmt_dims(S::DIMS)),
+                got: data.len(),
+            });
+        }
+        let mut t = Self::zeros(dev, data.len() / S::NUMEL)?;
+        dev.upload(data, &mut t.buf)?;
+        Ok(t)
+    }
+    /// A batch of exactly `batch` samples from host values.
+    pub fn from_vec(dev: &D, batch: usize, data: Vec<E>) -> Result<Self> {
+        if data.len() != batch * S::NUMEL {
+            return Err(Error::LengthMismatch {
+                what: format!("Tensor<{}>::from_vec", fmt_dims(S::DIMS)),
+                expected: batch * S::NUMEL,
+                shape: format!("{batch} × {}", fmt_dims(S::DIMS)),
+                got: data.len(),
+            });
+        }
+        Self::from_slice(dev, &data)
+    }
+    /// Number of samples.
+    pub fn batch(&self) -> usize {
+        self.batch
+    }
+    /// Number of elements (`batch · S::NUMEL`).
+    pub fn numel(&self) -> usize {
+        self.batch * S::NUMEL
+    }
+    /// The full shape `[batch, dims…]`.
+    pub fn shape(&self) -> Vec<usize> {
+        let mut v = vec![self.batch];
+        v.extend_from_slice(S::DIMS);
+        v
+    }
+    /// The device holding the data.
+    pub fn device(&self) -> &D {
+        &self.dev
+    }
+    /// Changes the number of samples, keeping capacity. New elements are zero;
+    /// existing ones are unspecified after a change.
+    pub fn set_batch(&mut self, batch: usize) -> Result<()> {
+        if batch != self.batch {
+            self.dev.resize(&mut self.buf, batch * S::NUMEL)?;
+            self.batch = batch;
+        }
+        Ok(())
+    }
+    /// Copies the data to the host.
+    pub fn to_vec(&self) -> Result<Vec<E>> {
+        let mut v = vec![E::zero(); self.numel()];
+        self.dev.download(&self.buf, &mut v)?;
+        Ok(v)
+    }
+    /// Overwrites the data from host values (the length must match).
+    pub fn copy_from_slice(&mut self, data: &[E]) -> Result<()> {
+        if data.len() != self.numel() {
+            return Err(Error::LengthMismatch {
+                what: format!("Tensor<{}>::copy_from_slice", fmt_dims(S::DIMS)),
+                expected: self.numel(),
+                shape: format!("{} × {}", self.batch, fmt_dims(S::DIMS)),
+                got: data.len(),
+            });
+        }
+        self.dev.upload(data, &mut self.buf)
+    }
+    /// Makes `self` a copy of `src` (resizing the batch without reallocating
+    /// when capacity allows).
+    pub fn assign(&mut self, src: &Tensor<S, E, D>) -> Result<()> {
+        self.set_batch(src.batch)?;
+        self.dev.copy(&src.buf, &mut self.buf, src.numel())
+    }
+    /// Reinterprets the samples as another shape with the same element count
+    /// (flatten/reshape); free, no data moves. `T::NUMEL` must equal `S::NUMEL`:
+    /// the macro checks this at expansion time; called by hand a mismatch is an error.
+    pub fn reshape<T: Shape>(self) -> Result<Tensor<T, E, D>> {
+        if T::NUMEL != S::NUMEL {
+            return Err(Error::invalid(
+                "reshape",
+                format!(
+                    "cannot view {} ({} values) as {} ({} values)",
+                    fmt_dims(S::DIMS),
+                    S::NUMEL,
+                    fmt_dims(T::DIMS),
+                    T::NUMEL
+                ),
+            ));
+        }
+        Ok(Tensor {
+            buf: self.buf,
+            batch: self.batch,
+            dev: self.dev,
+            _s: PhantomData,
+        })
+    }
+    /// The device buffer (for device crates and custom kernels).
+    pub fn buf(&self) -> &D::Buf<E> {
+        &self.buf
+    }
+    /// The device buffer, mutable.
+    pub fn buf_mut(&mut self) -> &mut D::Buf<E> {
+        &mut self.buf
+    }
+    /// Largest absolute value, or `None` when some value is NaN or infinite.
+    pub fn max_abs(&self) -> Result<Option<E>> {
+        let v = self.to_vec()?;
+        let mut m = E::zero();
+        for x in v {
+            if !x.is_finite() {
+                return Ok(None);
+            }
+            m = m.max(x.abs());
+        }
+        Ok(Some(m))
+    }
+}
+
+impl<S: Shape, E: Elem, D: Backend<E>> Tensor<S, E, D> {
+    /// A copy in a new buffer.
+    pub fn try_clone(&self) -> Result<Self> {
+        let mut t = Self::zeros(&self.dev, self.batch)?;
+        self.dev.copy(&self.buf, &mut t.buf, self.numel())?;
+        Ok(t)
+    }
+}
+
+impl<S: Shape, E: Elem, D: Backend<E>> fmt::Debug for Tensor<S, E, D> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "Tensor<{}> {{ batch: {}, device: {} }}",
+            fmt_dims(S::DIMS),
+            self.batch,
+            self.dev.name()
+        )
+    }
+}
+
+/// Class labels for a batch: one index below `C` per sample.
+///
+/// The class count is part of the type, so pairing `Tensor<S1<10>>` logits with
+/// `Labels<5>` is a compile error.
+pub struct Labels<const C: usize, D: Device = crate::Cpu> {
+    pub(crate) buf: D::Buf<u32>,
+    pub(crate) host: Vec<u32>,
+    pub(crate) dev: D,
+}
+
+impl<const C: usize, D: Device> Labels<C, D> {
+    /// Labels from host values; every value must be below `C`.
+    pub fn new<E: Elem>(dev: &D, labels: &[u32]) -> Result<Self>
+    where
+        D: Backend<E>,
+    {
+        let mut l = Labels {
+            buf: <D as Backend<E>>::zeros::<u32>(dev, 0)?,
+            host: Vec::new(),
+            dev: dev.clone(),
+        };
+        l.set::<E>(labels)?;
+        Ok(l)
+    }
+    /// Replaces the labels, reusing the buffers (no allocation once large enough).
+    pub fn set<E: Elem>(&mut self, labels: &[u32]) -> Result<()>
+    where
+        D: Backend<E>,
+    {
+        for (i, &l) in labels.iter().enumerate() {
+            if l as usize >= C {
+                return Err(Error::LabelOutOfRange {
+                    index: i,
+                    label: l as usize,
+                    classes: C,
+                });
+            }
+        }
+        self.host.clear();
+        self.host.extend_from_slice(labels);
+        <D as Backend<E>>::resize(&self.dev, &mut self.buf, labels.len())?;
+        <D as Backend<E>>::upload(&self.dev, labels, &mut self.buf)
+    }
+    /// Number of samples.
+    pub fn len(&self) -> usize {
+        self.host.len()
+    }
+    /// True when there are no labels.
+    pub fn is_empty(&self) -> bool {
+        self.host.is_empty()
+    }
+    /// The labels on the host.
+    pub fn as_slice(&self) -> &[u32] {
+        &self.host
+    }
+    /// The device buffer.
+    pub fn buf(&self) -> &D::Buf<u32> {
+        &self.buf
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::shape::{S1, S2};
+    use crate::Cpu;
+
+    #[test]
+    fn from_slice_checks_length_and_keeps_batch() {
+        let t = Tensor::<S2<2, 3>, f32>::from_slice(&Cpu, &[0.0; 12]).unwrap();
+        assert_eq!(t.batch(), 2);
+        assert_eq!(t.shape(), vec![2, 2, 3]);
+        let e = Tensor::<S2<2, 3>, f32>::from_slice(&Cpu, &[0.0; 7]).unwrap_err();
+        assert!(e.to_string().contains("got 7"), "{e}");
+    }
+
+    #[test]
+    fn set_batch_reuses_capacity() {
+        let mut t = Tensor::<S1<4>, f32>::zeros(&Cpu, 8).unwrap();
+        let p = t.buf.as_ptr();
+        t.set_batch(3).unwrap();
+        t.set_batch(8).unwrap();
+        assert_eq!(t.buf.as_ptr(), p);
+        assert_eq!(t.numel(), 32);
+    }
+
+    #[test]
+    fn labels_reject_out_of_range() {
+        let e = Labels::<3>::new::<f32>(&Cpu, &[0, 2, 3]).err().unwrap();
+        assert_eq!(e.to_string(), "label 3 at sample 2 is out of range for 3 classes");
+    }
+}

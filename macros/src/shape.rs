@@ -1,0 +1,132 @@
+//! Shape inference: walks the nodes in order, one rule per operation, and
+//! reports every inconsistency at the span of the node at fault with the
+//! shapes written as numbers.
+
+use crate::diag::{dims, Diag};
+use crate::ir::{Net, Op, Val};
+
+/// Rule: every declared dimension is at least 1 and a shape has rank 1 to 4.
+fn check_declared(diag: &mut Diag, what: &str, d: &crate::parse::Dims) {
+    if d.dims.is_empty() || d.dims.len() > 4 {
+        diag.error(d.span, format!("{what} has rank {}; kiln shapes have 1 to 4 dimensions per sample", d.dims.len()));
+    }
+    for (v, s) in &d.dims {
+        if *v == 0 {
+            diag.error(*s, format!("{what} has a zero-sized dimension in {}; every dimension must be at least 1", dims(&d.values())));
+        }
+    }
+}
+
+/// Rule for `a + b`: both operands have the same shape.
+fn add_rule(net: &Net, args: &[Val]) -> Result<Vec<usize>, String> {
+    let (a, b) = (net.shape(args[0]), net.shape(args[1]));
+    if a != b {
+        return Err(format!(
+            "cannot add `{}` of shape {} and `{}` of shape {}: a residual addition needs equal shapes",
+            net.val_label(args[0]),
+            dims(a),
+            net.val_label(args[1]),
+            dims(b)
+        ));
+    }
+    Ok(a.to_vec())
+}
+
+/// Rule for `concat(a, b, …)`: joined along the first dimension (features of
+/// a vector, channels of an image); every other dimension must agree.
+fn concat_rule(net: &Net, args: &[Val]) -> Result<Vec<usize>, String> {
+    let first = net.shape(args[0]);
+    let mut out = first.to_vec();
+    for &v in &args[1..] {
+        let s = net.shape(v);
+        if s.len() != first.len() || s[1..] != first[1..] {
+            return Err(format!(
+                "cannot concatenate `{}` of shape {} with `{}` of shape {}: all dimensions but the first must agree",
+                net.val_label(args[0]),
+                dims(first),
+                net.val_label(v),
+                dims(s)
+            ));
+        }
+        out[0] += s[0];
+    }
+    Ok(out)
+}
+
+/// Infers every node's shape and every layer's type; all errors in one pass.
+pub fn infer(mut net: Net) -> syn::Result<Net> {
+    let mut diag = Diag::new();
+    for i in &net.inputs {
+        check_declared(&mut diag, &format!("input `{}`", i.name), &i.dims);
+    }
+    if !diag.is_clean() {
+        diag.finish()?;
+        return Ok(net);
+    }
+    let k = net.krate.clone();
+    for j in 0..net.nodes.len() {
+        let args = net.nodes[j].args.clone();
+        // A node after a failed one has no shape; skip it rather than cascade.
+        if args.iter().any(|v| matches!(v, Val::Node(m) if net.nodes[*m].shape.is_empty())) {
+            continue;
+        }
+        let res = match net.nodes[j].op {
+            Op::Add => add_rule(&net, &args),
+            Op::Concat => concat_rule(&net, &args),
+            Op::Layer(li) => {
+                let input = net.shape(args[0]).to_vec();
+                let from = net.val_label(args[0]);
+                let layer = &net.layers[li];
+                if layer.uses.first() == Some(&j) {
+                    let who = net.nodes[j].label.clone();
+                    layer.kind.out_shape(&who, &input, &from).and_then(|out| {
+                        if out.len() > 4 || out.contains(&0) {
+                            return Err(format!("`{who}` would produce shape {}; shapes have 1 to 4 non-zero dimensions", dims(&out)));
+                        }
+                        Ok(out)
+                    })
+                } else if layer.in_shape != input {
+                    Err(format!(
+                        "layer `{}` is shared: it was first applied to shape {} but here `{from}` gives {}",
+                        layer.field,
+                        dims(&layer.in_shape),
+                        dims(&input)
+                    ))
+                } else {
+                    Ok(layer.out_shape.clone())
+                }
+            }
+        };
+        match res {
+            Ok(shape) => {
+                if let Op::Layer(li) = net.nodes[j].op {
+                    let input = net.shape(args[0]).to_vec();
+                    let l = &mut net.layers[li];
+                    if l.ty.is_empty() {
+                        l.ty = l.kind.ty(&k, &input, &shape);
+                        l.in_shape = input;
+                        l.out_shape = shape.clone();
+                    }
+                }
+                if let Some((name, d)) = &net.nodes[j].declared {
+                    check_declared(&mut diag, &format!("`{name}`"), d);
+                    if d.values() != shape {
+                        diag.error(
+                            d.span,
+                            format!(
+                                "`{name}` is declared as {} but `{}` gives {}",
+                                dims(&d.values()),
+                                net.nodes[j].label,
+                                dims(&shape)
+                            ),
+                        );
+                    }
+                }
+                net.nodes[j].shape = shape;
+            }
+            Err(msg) => diag.error(net.nodes[j].span, msg),
+        }
+    }
+    diag.finish()?;
+    Ok(net)
+}

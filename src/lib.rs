@@ -1,0 +1,89 @@
+//! # kiln
+//!
+//! Deep learning in Rust where a model is written once, as layer declarations
+//! inside [`network!`], and becomes ordinary Rust: a struct whose tensor shapes
+//! are known at compile time, a generated forward pass and a generated
+//! backward pass built from hand-derived gradients (no runtime tape).
+//!
+//! ```
+//! use kiln::prelude::*;
+//!
+//! kiln::network! {
+//!     /// A small MLP.
+//!     pub struct Mlp {
+//!         input: [4],
+//!         fc1: Linear(8),
+//!         relu,
+//!         fc2: Linear(3),
+//!     }
+//! }
+//!
+//! # fn main() -> kiln::Result<()> {
+//! let dev = Cpu;
+//! let mut net = Mlp::<f32, Cpu>::init(&dev, &mut rng(0))?;
+//! let (mut tape, mut grads) = (net.tape()?, net.grads()?);
+//! let mut opt = Sgd::new(0.1);
+//! let x = Tensor::<S1<4>>::from_slice(&dev, &[0.5, -1.0, 0.25, 2.0])?;
+//! let y = Labels::<3>::new::<f32>(&dev, &[2])?;
+//! let mut dlogits = Tensor::empty(&dev)?;
+//! let mut first = 0.0;
+//! for step in 0..20 {
+//!     let logits = net.forward_train(&x, &mut tape)?;
+//!     let loss = cross_entropy(logits, &y, Some(&mut dlogits))?;
+//!     if step == 0 { first = loss; }
+//!     net.backward(&mut tape, &dlogits, &mut grads)?;
+//!     opt.step(&mut net, &grads)?;
+//! }
+//! assert!(cross_entropy(&net.forward(&x)?, &y, None)? < first);
+//! assert_eq!(Mlp::<f32>::PARAMS, 4 * 8 + 8 + 8 * 3 + 3);
+//! # Ok(()) }
+//! ```
+
+pub use kiln_core::*;
+
+#[doc(hidden)]
+pub mod __private {
+    pub use kiln_macros::network_impl;
+}
+
+/// Declares a network. See the README for the full grammar; in short:
+///
+/// ```text
+/// kiln::network! {
+///     pub struct Name {                       // a chain:
+///         input: [1, 28, 28],
+///         flatten,
+///         fc1: Linear(128),                   // named layers become fields
+///         relu,
+///         fc2: Linear(10),
+///     }
+/// }
+/// kiln::network! {
+///     pub struct Graph {                      // a graph:
+///         input a: [16],
+///         input b: [8],
+///         layer enc = Linear(16);             // applied twice: shared weights
+///         let h = a |> enc |> relu;
+///         let s = h + a;                      // residual addition
+///         output logits = concat(s, b) |> head: Linear(4);
+///         output s;
+///     }
+/// }
+/// ```
+#[macro_export]
+macro_rules! network {
+    ($($t:tt)*) => {
+        $crate::__private::network_impl! { $crate; $($t)* }
+    };
+}
+
+/// Everything a training script needs, in one import.
+pub mod prelude {
+    pub use kiln_core::data::{Dataset, Mnist};
+    pub use kiln_core::loss::{bce_with_logits, cross_entropy, hinge, l1, mse};
+    pub use kiln_core::optim::{Adam, Optimizer, Sgd};
+    pub use kiln_core::{
+        rng, Acc, Backend, Build, Cpu, Device, Elem, Error, Init, Labels, Layer, Module, Result, Rng, Shape, Tensor, S1,
+        S2, S3, S4,
+    };
+}
