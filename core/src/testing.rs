@@ -140,3 +140,62 @@ fn nudge<L: Layer<f64, Cpu>>(layer: &mut L, grads: &L::Grads, pi: usize, j: usiz
         }
     });
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::device::Backend;
+    use crate::layers::Relu;
+    use crate::module::{Module, ParamMut, ParamRef, Role};
+    use crate::shape::S1;
+
+    /// A ReLU whose backward forgets the mask: the checker must reject it.
+    #[derive(Default)]
+    struct BrokenRelu(Relu<S1<4>>);
+    impl Module<f64, Cpu> for BrokenRelu {
+        type Grads = ();
+        fn grads(&self) -> Result<()> {
+            Ok(())
+        }
+        fn visit(&self, _: &Path<'_>, _: &mut dyn FnMut(&Path<'_>, ParamRef<'_, f64, Cpu>)) {}
+        fn visit_grads(&mut self, _: &(), _: &Path<'_>, _: &mut dyn FnMut(&Path<'_>, ParamMut<'_, f64, Cpu>)) {}
+        fn visit_mut(&mut self, _: &Path<'_>, _: &mut dyn FnMut(&Path<'_>, ParamMut<'_, f64, Cpu>, Role)) {}
+    }
+    impl Layer<f64, Cpu> for BrokenRelu {
+        type In = S1<4>;
+        type Out = S1<4>;
+        type Cache = ();
+        const FLOPS: usize = 0;
+        fn cache(&self) -> Result<()> {
+            Ok(())
+        }
+        fn forward(&self, x: &Tensor<S1<4>, f64>, y: &mut Tensor<S1<4>, f64>, c: &mut ()) -> Result<()> {
+            self.0.forward(x, y, c)
+        }
+        fn forward_train(&mut self, x: &Tensor<S1<4>, f64>, y: &mut Tensor<S1<4>, f64>, c: &mut (), _: &mut TrainCtx) -> Result<()> {
+            self.0.forward(x, y, c)
+        }
+        fn backward(
+            &self,
+            x: &Tensor<S1<4>, f64>,
+            _: &Tensor<S1<4>, f64>,
+            _: &mut (),
+            dy: &Tensor<S1<4>, f64>,
+            dx: Option<(&mut Tensor<S1<4>, f64>, Acc)>,
+            _: &mut (),
+            _: Acc,
+        ) -> Result<()> {
+            let (dx, acc) = dx.unwrap();
+            dx.set_batch(x.batch())?;
+            Cpu.axpy(1.0, dy.buf(), dx.buf_mut(), x.numel(), acc)
+        }
+    }
+
+    #[test]
+    fn the_checker_rejects_a_wrong_backward() {
+        let err = check_layer(&mut BrokenRelu::default(), 3, 1).unwrap();
+        assert!(err > 0.5, "a backward without the ReLU mask passed with error {err}");
+        let ok = check_layer(&mut Relu::<S1<4>>::default(), 3, 1).unwrap();
+        assert!(ok < 1e-9, "{ok}");
+    }
+}

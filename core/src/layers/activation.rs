@@ -68,7 +68,7 @@ macro_rules! elementwise_layer {
         $(#[$m])*
         #[derive(Clone, Copy, Debug, Default)]
         pub struct $name<S> {
-            $($(pub $field: $fty,)*)?
+            $($(#[allow(missing_docs)] pub $field: $fty,)*)?
             _s: PhantomData<S>,
         }
         no_params!($name<S>);
@@ -135,7 +135,7 @@ mod tests {
     use crate::testing::check_layer;
     use crate::Cpu;
 
-    fn run<L: Layer<f64, Cpu, In = S2<1, 4>, Out = S2<1, 4>>>(l: &L, x: [f64; 4]) -> Vec<f64> {
+    fn run<L: Layer<f64, Cpu, In = S2<1, 4>, Out = S2<1, 4>, Cache = ()>>(l: &L, x: [f64; 4]) -> Vec<f64> {
         let x = Tensor::<S2<1, 4>, f64>::from_slice(&Cpu, &x).unwrap();
         let mut y = Tensor::empty(&Cpu).unwrap();
         l.forward(&x, &mut y, &mut ()).unwrap();

@@ -1,0 +1,208 @@
+//! Gradient checks of whole generated networks: for each network form the
+//! macro accepts (a chain, a residual graph, a two-input two-output concat
+//! graph, a nested network, a weight-shared layer), the generated backward
+//! pass is compared with central differences in f64 for every input element
+//! and every parameter. The criterion is a relative error below 1e-6.
+
+use kiln::prelude::*;
+use kiln::testing::{check_layer, numeric_grad, random_input, rel_err};
+use kiln::{ParamMut, Path};
+
+kiln::network! {
+    /// A chain with every activation and both kinds of Linear.
+    pub struct Chain {
+        input: [6],
+        fc1: Linear(8),
+        tanh,
+        fc2: Linear(8, 7, bias = false),
+        sigmoid,
+        fc3: Linear(5),
+        leaky_relu,
+        fc4: Linear(4),
+        relu,
+        LeakyRelu(0.2),
+        fc5: Linear(3),
+        softmax,
+    }
+}
+
+kiln::network! {
+    /// A residual block in graph form: the input is added back.
+    pub struct Residual {
+        input x: [6],
+        let h = x |> fc1: Linear(6) |> tanh |> fc2: Linear(6);
+        output relu(h + x) |> head: Linear(3);
+    }
+}
+
+kiln::network! {
+    /// Two inputs, two outputs, a concatenation and a value read three times.
+    pub struct TwoHeads {
+        input a: [4],
+        input b: [3],
+        let h = a |> enc: Linear(5) |> tanh;
+        let j = concat(h, b, h);
+        output logits = j |> head: Linear(2);
+        output aux = h + h |> sigmoid;
+    }
+}
+
+kiln::network! {
+    /// A network that uses `Residual` (another invocation) as a layer twice
+    /// over: once as a field and once through `Chain`'s shapes.
+    pub struct Nested {
+        input: [6],
+        block: Residual -> [3],
+        fc: Linear(6),
+        tanh,
+        again: Residual -> [3],
+    }
+}
+
+kiln::network! {
+    /// A siamese encoder: `enc` is applied to both inputs with the same weights.
+    pub struct Siamese {
+        input left: [5],
+        input right: [5],
+        layer enc = Linear(4);
+        let l = left |> enc |> tanh;
+        let r = right |> enc |> tanh;
+        output l + r |> out: Linear(2);
+    }
+}
+
+const TOL: f64 = 1e-6;
+
+fn t<S: Shape>(v: &[f64]) -> Tensor<S, f64> {
+    Tensor::from_slice(&Cpu, v).unwrap()
+}
+
+#[test]
+fn chain() {
+    let mut net = Chain::<f64, Cpu>::init(&Cpu, &mut rng(1)).unwrap();
+    let err = check_layer(&mut net, 3, 7).unwrap();
+    assert!(err < TOL, "{err}");
+}
+
+#[test]
+fn residual_graph() {
+    let mut net = Residual::<f64, Cpu>::init(&Cpu, &mut rng(2)).unwrap();
+    let err = check_layer(&mut net, 4, 8).unwrap();
+    assert!(err < TOL, "{err}");
+}
+
+#[test]
+fn nested_network() {
+    let mut net = Nested::<f64, Cpu>::init(&Cpu, &mut rng(3)).unwrap();
+    let err = check_layer(&mut net, 2, 9).unwrap();
+    assert!(err < TOL, "{err}");
+    assert_eq!(Nested::<f64>::PARAMS, 2 * Residual::<f64>::PARAMS + 3 * 6 + 6);
+}
+
+/// Flattens every parameter of a module (in visiting order).
+fn params<M: Module<f64, Cpu>>(m: &M) -> Vec<f64> {
+    let mut v = Vec::new();
+    m.visit(&Path::ROOT, &mut |_, p| v.extend_from_slice(&p.value[..p.numel]));
+    v
+}
+
+/// Writes back the values produced by `params`.
+fn set_params<M: Module<f64, Cpu>>(m: &mut M, v: &[f64]) {
+    let mut i = 0;
+    m.visit_mut(&Path::ROOT, &mut |_, p: ParamMut<'_, f64, Cpu>, _| {
+        p.value[..p.numel].copy_from_slice(&v[i..i + p.numel]);
+        i += p.numel;
+    });
+}
+
+/// Gradients flattened in the same order as `params`.
+fn grads<M: Module<f64, Cpu>>(m: &mut M, g: &M::Grads) -> Vec<f64> {
+    let mut v = Vec::new();
+    m.visit_grads(g, &Path::ROOT, &mut |_, p| v.extend_from_slice(&p.grad.unwrap()[..p.numel]));
+    v
+}
+
+#[test]
+fn two_inputs_two_outputs_with_concat_and_fan_out() {
+    let mut r = rng(4);
+    let n = 3;
+    let a = random_input(n * 4, &mut r);
+    let b = random_input(n * 3, &mut r);
+    let r1 = random_input(n * 2, &mut r);
+    let r2 = random_input(n * 5, &mut r);
+    let mut net = TwoHeads::<f64, Cpu>::init(&Cpu, &mut r).unwrap();
+    let dot = |x: &Tensor<S1<2>, f64>, y: &Tensor<S1<5>, f64>| -> f64 {
+        let (x, y) = (x.to_vec().unwrap(), y.to_vec().unwrap());
+        x.iter().zip(&r1).map(|(p, q)| p * q).sum::<f64>() + y.iter().zip(&r2).map(|(p, q)| p * q).sum::<f64>()
+    };
+
+    let mut tape = net.tape().unwrap();
+    tape.input_grads = true;
+    let mut g = net.grads().unwrap();
+    net.forward_train(&t(&a), &t(&b), &mut tape).unwrap();
+    net.backward(&mut tape, &t(&r1), &t(&r2), &mut g).unwrap();
+    let (da, db) = (tape.grad_a.to_vec().unwrap(), tape.grad_b.to_vec().unwrap());
+    let dp = grads(&mut net, &g);
+
+    let f = |net: &TwoHeads<f64, Cpu>, a: &[f64], b: &[f64]| {
+        let (o1, o2) = net.forward(&t(a), &t(b)).unwrap();
+        dot(&o1, &o2)
+    };
+    assert!(rel_err(&da, &numeric_grad(&a, |v| f(&net, v, &b))) < TOL);
+    assert!(rel_err(&db, &numeric_grad(&b, |v| f(&net, &a, v))) < TOL);
+    let p0 = params(&net);
+    let num = numeric_grad(&p0, |v| {
+        set_params(&mut net, v);
+        f(&net, &a, &b)
+    });
+    set_params(&mut net, &p0);
+    let err = rel_err(&dp, &num);
+    assert!(err < TOL, "{err}");
+}
+
+#[test]
+fn shared_weights_get_the_sum_of_both_uses() {
+    let mut r = rng(5);
+    let n = 2;
+    let a = random_input(n * 5, &mut r);
+    let b = random_input(n * 5, &mut r);
+    let r1 = random_input(n * 2, &mut r);
+    let mut net = Siamese::<f64, Cpu>::init(&Cpu, &mut r).unwrap();
+    // One weight matrix, not two.
+    assert_eq!(Siamese::<f64>::PARAMS, 5 * 4 + 4 + 4 * 2 + 2);
+    let mut tape = net.tape().unwrap();
+    tape.input_grads = true;
+    let mut g = net.grads().unwrap();
+    net.forward_train(&t(&a), &t(&b), &mut tape).unwrap();
+    net.backward(&mut tape, &t(&r1), &mut g).unwrap();
+    let dp = grads(&mut net, &g);
+    let da = tape.grad_left.to_vec().unwrap();
+
+    let f = |net: &Siamese<f64, Cpu>, a: &[f64]| -> f64 {
+        let o = net.forward(&t(a), &t(&b)).unwrap().to_vec().unwrap();
+        o.iter().zip(&r1).map(|(p, q)| p * q).sum()
+    };
+    assert!(rel_err(&da, &numeric_grad(&a, |v| f(&net, v))) < TOL);
+    let p0 = params(&net);
+    let num = numeric_grad(&p0, |v| {
+        set_params(&mut net, v);
+        f(&net, &a)
+    });
+    set_params(&mut net, &p0);
+    let err = rel_err(&dp, &num);
+    assert!(err < TOL, "{err}");
+
+    // A second backward overwrites (does not accumulate into) the gradients.
+    net.backward(&mut tape, &t(&r1), &mut g).unwrap();
+    assert_eq!(grads(&mut net, &g), dp);
+}
+
+#[test]
+fn summary_and_constants() {
+    assert_eq!(Chain::<f32>::INPUTS, &[&[6usize][..]]);
+    assert_eq!(TwoHeads::<f32>::OUTPUTS, &[&[2usize][..], &[5usize][..]]);
+    let s = Chain::<f32>::summary();
+    assert!(s.contains("fc2") && s.contains("Linear(8, 7, bias = false)"), "{s}");
+    assert!(s.contains(&format!("total parameters: {}", Chain::<f32>::PARAMS)), "{s}");
+    assert_eq!(Chain::<f32>::PARAMS, 6 * 8 + 8 + 8 * 7 + 7 * 5 + 5 + 5 * 4 + 4 + 4 * 3 + 3);
+}
