@@ -64,7 +64,7 @@ pub fn emit(net: &Net) -> TokenStream {
             crate::diag::dims(&l.out_shape),
             if l.uses.len() > 1 { format!(" (applied {} times, weights shared)", l.uses.len()) } else { String::new() }
         );
-        quote_spanned!(l.spec.span=> #[doc = #doc] pub #f: #ty,)
+        quote_spanned!(at(l.spec.span)=> #[doc = #doc] pub #f: #ty,)
     });
     let field_names: Vec<_> = fields.iter().map(|l| &l.field).collect();
     let field_strs: Vec<String> = fields.iter().map(|l| l.field.to_string()).collect();
@@ -122,22 +122,22 @@ pub fn emit(net: &Net) -> TokenStream {
                     let cj = format_ident!("c{}", j);
                     let inst = layer_ref(net, li, train);
                     if train {
-                        body.push(quote_spanned!(span=> #k::Layer::<E, D>::forward_train(#inst, #x, &mut c.#v, &mut c.#cj, ctx)?;));
+                        body.push(quote_spanned!(at(span)=> #k::Layer::<E, D>::forward_train(#inst, #x, &mut c.#v, &mut c.#cj, ctx)?;));
                     } else {
-                        body.push(quote_spanned!(span=> #k::Layer::<E, D>::forward(#inst, #x, &mut c.#v, &mut c.#cj)?;));
+                        body.push(quote_spanned!(at(span)=> #k::Layer::<E, D>::forward(#inst, #x, &mut c.#v, &mut c.#cj)?;));
                     }
                 }
                 Op::Add => {
                     let (a, b) = (val_ref(n.args[0]), val_ref(n.args[1]));
-                    body.push(quote_spanned!(span=> #k::ops::add_fwd(#a, #b, &mut c.#v)?;));
+                    body.push(quote_spanned!(at(span)=> #k::ops::add_fwd(#a, #b, &mut c.#v)?;));
                 }
                 Op::Concat => {
                     let first = val_ref(n.args[0]);
-                    body.push(quote_spanned!(span=> #k::ops::concat_begin(&mut c.#v, #k::Tensor::batch(#first))?;));
+                    body.push(quote_spanned!(at(span)=> #k::ops::concat_begin(&mut c.#v, #k::Tensor::batch(#first))?;));
                     let mut off = 0usize;
                     for &a in &n.args {
                         let r = val_ref(a);
-                        body.push(quote_spanned!(span=> #k::ops::concat_fwd(#r, &mut c.#v, #off)?;));
+                        body.push(quote_spanned!(at(span)=> #k::ops::concat_fwd(#r, &mut c.#v, #off)?;));
                         off += net.shape(a).iter().product::<usize>();
                     }
                 }
@@ -211,19 +211,19 @@ pub fn emit(net: &Net) -> TokenStream {
                 } else {
                     (quote!(&mut ()), quote!(#k::Acc::Set))
                 };
-                bwd.push(quote_spanned!(span=> #k::Layer::<E, D>::backward(#inst, #x, &c.#vj, &mut c.#cj, #dy, #dx, #grads, #gacc)?;));
+                bwd.push(quote_spanned!(at(span)=> #k::Layer::<E, D>::backward(#inst, #x, &c.#vj, &mut c.#cj, #dy, #dx, #grads, #gacc)?;));
             }
             Op::Add => {
                 for &a in &n.args {
                     let (dst, _) = dest(a, &mut seen);
-                    bwd.push(quote_spanned!(span=> #k::ops::pass_grad_to(#dy, #dst)?;));
+                    bwd.push(quote_spanned!(at(span)=> #k::ops::pass_grad_to(#dy, #dst)?;));
                 }
             }
             Op::Concat => {
                 let mut off = 0usize;
                 for &a in &n.args {
                     let (dst, _) = dest(a, &mut seen);
-                    bwd.push(quote_spanned!(span=> #k::ops::concat_bwd_to(#dy, #off, #dst)?;));
+                    bwd.push(quote_spanned!(at(span)=> #k::ops::concat_bwd_to(#dy, #off, #dst)?;));
                     off += net.shape(a).iter().product::<usize>();
                 }
             }
@@ -303,7 +303,8 @@ pub fn emit(net: &Net) -> TokenStream {
         let f = first_in.to_string();
         quote!(#k::error::check_batch("forward", #f, #k::Tensor::batch(#first_in), #s, #k::Tensor::batch(#u))?;)
     });
-    let batch_checks2 = batch_checks.clone().collect::<Vec<_>>();
+    let batch_checks: Vec<TokenStream> = batch_checks.collect();
+    let batch_checks2 = &batch_checks;
     let d_checks = user_d.iter().zip(&out_names).map(|(d, o)| {
         let ds = d.to_string();
         quote!(#k::error::check_batch("backward", #ds, #k::Tensor::batch(#d), "forward_train's output", #k::Tensor::batch(&tape.#o))?;)
@@ -455,13 +456,14 @@ pub fn emit(net: &Net) -> TokenStream {
             }
             /// Inference (evaluation mode) reusing `tape`'s buffers.
             pub fn forward_with<'t>(&self, #(#user_in: &#k::Tensor<#in_ty, E, D>,)* tape: &'t mut #tape_name<E, D>) -> #k::Result<#ret_ty> {
-                #(#batch_checks)*
+                #(#batch_checks2)*
                 self.__forward_eval(#(#user_in,)* #(&mut tape.#out_names,)* &mut tape.cache)?;
                 Ok(#ret_refs)
             }
             /// Training-mode forward pass: copies the inputs into `tape`, keeps
             /// every activation the backward pass needs, returns the outputs.
             pub fn forward_train<'t>(&mut self, #(#user_in: &#k::Tensor<#in_ty, E, D>,)* tape: &'t mut #tape_name<E, D>) -> #k::Result<#ret_ty> {
+                #(#batch_checks2)*
                 #( #k::Tensor::assign(&mut tape.#in_names, #user_in)?; )*
                 self.__forward_train(#(&tape.#in_names,)* #(&mut tape.#out_names,)* &mut tape.cache, &mut tape.ctx)?;
                 Ok(#ret_refs)
@@ -570,3 +572,10 @@ fn layer_ref(net: &Net, li: usize, mutable: bool) -> TokenStream {
     }
 }
 
+
+/// The user's location with the macro's name resolution: errors point at the
+/// layer the user wrote, while the generated locals still resolve (the user's
+/// tokens come through `kiln::network!`'s `macro_rules!` hygiene).
+fn at(span: proc_macro2::Span) -> proc_macro2::Span {
+    proc_macro2::Span::call_site().located_at(span)
+}
