@@ -67,6 +67,10 @@ pub enum Error {
         hint: &'static str,
     },
 
+    /// A checkpoint does not fit the model: every problem, by tensor name.
+    #[error("{}: checkpoint does not match the model ({} problem{}):\n  {}", path.display(), problems.len(), if problems.len() == 1 { "" } else { "s" }, problems.join("\n  "))]
+    Checkpoint { path: PathBuf, problems: Vec<String> },
+
     // ---- devices ---------------------------------------------------------------
     /// A device could not be opened or used (missing driver or library, no GPU).
     #[error("device {device}: {msg}")]

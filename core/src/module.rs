@@ -99,6 +99,8 @@ pub struct ParamRef<'a, E: Elem, D: Backend<E>> {
     pub value: &'a D::Buf<E>,
     /// Parameter or buffer.
     pub role: Role,
+    /// The device holding the values.
+    pub dev: &'a D,
 }
 
 impl<'a, E: Elem, D: Backend<E>> ParamRef<'a, E, D> {
@@ -109,6 +111,7 @@ impl<'a, E: Elem, D: Backend<E>> ParamRef<'a, E, D> {
             numel: t.numel(),
             value: &t.buf,
             role,
+            dev: &t.dev,
         }
     }
 }
