@@ -131,6 +131,72 @@ pub fn concat_bwd_to<P: Shape, S: Shape, E: Elem, D: Backend<E>>(
     }
 }
 
+/// Calls into a network declared by another `network!` invocation.
+///
+/// The outer macro knows the shapes it wires around the inner network (`I`
+/// in, the declared `O` out) but not the inner network's own `L::In`/`L::Out`.
+/// It emits one checking function that states `L::forward(&Tensor<I>, &mut
+/// Tensor<O>)` — so a mismatch is a single E0308 at the layer, with both
+/// shapes — and calls through these adapters, which see the tensors as the
+/// inner network's types. When the checking function compiles the types are
+/// equal and the downcasts cannot fail.
+pub mod subnet {
+    use super::*;
+    use crate::error::Error;
+    use crate::module::{Layer, TrainCtx};
+    use std::any::Any;
+
+    fn cast<'a, T: 'static, U: 'static>(t: &'a T) -> Result<&'a U> {
+        (t as &dyn Any).downcast_ref::<U>().ok_or_else(mismatch)
+    }
+    fn cast_mut<'a, T: 'static, U: 'static>(t: &'a mut T) -> Result<&'a mut U> {
+        (t as &mut dyn Any).downcast_mut::<U>().ok_or_else(mismatch)
+    }
+    fn mismatch() -> Error {
+        Error::invalid("nested network", "kiln internal error: shapes differ from the checked ones")
+    }
+
+    /// `L::forward` on tensors typed by the outer network.
+    pub fn forward<L: Layer<E, D>, I: Shape, O: Shape, E: Elem, D: Backend<E>>(
+        l: &L,
+        x: &Tensor<I, E, D>,
+        y: &mut Tensor<O, E, D>,
+        c: &mut L::Cache,
+    ) -> Result<()> {
+        l.forward(cast(x)?, cast_mut(y)?, c)
+    }
+
+    /// `L::forward_train` on tensors typed by the outer network.
+    pub fn forward_train<L: Layer<E, D>, I: Shape, O: Shape, E: Elem, D: Backend<E>>(
+        l: &mut L,
+        x: &Tensor<I, E, D>,
+        y: &mut Tensor<O, E, D>,
+        c: &mut L::Cache,
+        ctx: &mut TrainCtx,
+    ) -> Result<()> {
+        l.forward_train(cast(x)?, cast_mut(y)?, c, ctx)
+    }
+
+    /// `L::backward` on tensors typed by the outer network.
+    #[allow(clippy::too_many_arguments)]
+    pub fn backward<L: Layer<E, D>, I: Shape, O: Shape, E: Elem, D: Backend<E>>(
+        l: &L,
+        x: &Tensor<I, E, D>,
+        y: &Tensor<O, E, D>,
+        c: &mut L::Cache,
+        dy: &Tensor<O, E, D>,
+        dx: Option<(&mut Tensor<I, E, D>, Acc)>,
+        g: &mut L::Grads,
+        gacc: Acc,
+    ) -> Result<()> {
+        let dx = match dx {
+            Some((t, a)) => Some((cast_mut(t)?, a)),
+            None => None,
+        };
+        l.backward(cast(x)?, cast(y)?, c, cast(dy)?, dx, g, gacc)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

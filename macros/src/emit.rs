@@ -18,10 +18,17 @@
 //! first contribution the backward pass makes and `Acc::Add` from the others.
 
 use crate::ir::{Net, Op, Val};
-use crate::kinds::shape_ty;
+use crate::kinds::{shape_ty, Kind};
 use proc_macro2::TokenStream;
 use quote::{format_ident, quote, quote_spanned};
 use std::collections::HashSet;
+
+/// `quote!` whose every token carries the user's location (see [`respan`]).
+macro_rules! respan_q {
+    ($span:expr=> $($t:tt)*) => {
+        respan(quote!($($t)*), $span)
+    };
+}
 
 pub fn emit(net: &Net) -> TokenStream {
     let k = &net.krate;
@@ -95,10 +102,10 @@ pub fn emit(net: &Net) -> TokenStream {
     }
 
     // ---- forward (train and eval) ----
-    let in_args: Vec<_> = net.inputs.iter().map(|i| format_ident!("in_{}", i.name)).collect();
-    let out_args: Vec<_> = net.outputs.iter().map(|o| format_ident!("out_{}", o.name)).collect();
-    let d_args: Vec<_> = net.outputs.iter().map(|o| format_ident!("d_{}", o.name)).collect();
-    let din_args: Vec<_> = net.inputs.iter().map(|i| format_ident!("din_{}", i.name)).collect();
+    let in_args: Vec<_> = net.inputs.iter().map(|i| format_ident!("in_{}", i.name, span = proc_macro2::Span::call_site())).collect();
+    let out_args: Vec<_> = net.outputs.iter().map(|o| format_ident!("out_{}", o.name, span = proc_macro2::Span::call_site())).collect();
+    let d_args: Vec<_> = net.outputs.iter().map(|o| format_ident!("d_{}", o.name, span = proc_macro2::Span::call_site())).collect();
+    let din_args: Vec<_> = net.inputs.iter().map(|i| format_ident!("din_{}", i.name, span = proc_macro2::Span::call_site())).collect();
     let val_ref = |v: Val| -> TokenStream {
         match v {
             Val::In(i) => {
@@ -117,27 +124,39 @@ pub fn emit(net: &Net) -> TokenStream {
             let v = format_ident!("v{}", j);
             let span = n.span;
             match n.op {
+                Op::Layer(li) if matches!(net.layers[li].kind, Kind::Subnet { .. }) => {
+                    let x = val_ref(n.args[0]);
+                    let cj = format_ident!("c{}", j);
+                    let inst = layer_ref(net, li, train);
+                    let (si, so) = (shape_ty(k, net.shape(n.args[0])), &node_ty[j]);
+                    let lty = &net.layers[li].ty;
+                    if train {
+                        body.push(respan_q!(span=> #k::ops::subnet::forward_train::<#lty, #si, #so, E, D>(#inst, #x, &mut c.#v, &mut c.#cj, ctx)?;));
+                    } else {
+                        body.push(respan_q!(span=> #k::ops::subnet::forward::<#lty, #si, #so, E, D>(#inst, #x, &mut c.#v, &mut c.#cj)?;));
+                    }
+                }
                 Op::Layer(li) => {
                     let x = val_ref(n.args[0]);
                     let cj = format_ident!("c{}", j);
                     let inst = layer_ref(net, li, train);
                     if train {
-                        body.push(quote_spanned!(at(span)=> #k::Layer::<E, D>::forward_train(#inst, #x, &mut c.#v, &mut c.#cj, ctx)?;));
+                        body.push(respan_q!(span=> #k::Layer::<E, D>::forward_train(#inst, #x, &mut c.#v, &mut c.#cj, ctx)?;));
                     } else {
-                        body.push(quote_spanned!(at(span)=> #k::Layer::<E, D>::forward(#inst, #x, &mut c.#v, &mut c.#cj)?;));
+                        body.push(respan_q!(span=> #k::Layer::<E, D>::forward(#inst, #x, &mut c.#v, &mut c.#cj)?;));
                     }
                 }
                 Op::Add => {
                     let (a, b) = (val_ref(n.args[0]), val_ref(n.args[1]));
-                    body.push(quote_spanned!(at(span)=> #k::ops::add_fwd(#a, #b, &mut c.#v)?;));
+                    body.push(respan_q!(span=> #k::ops::add_fwd(#a, #b, &mut c.#v)?;));
                 }
                 Op::Concat => {
                     let first = val_ref(n.args[0]);
-                    body.push(quote_spanned!(at(span)=> #k::ops::concat_begin(&mut c.#v, #k::Tensor::batch(#first))?;));
+                    body.push(respan_q!(span=> #k::ops::concat_begin(&mut c.#v, #k::Tensor::batch(#first))?;));
                     let mut off = 0usize;
                     for &a in &n.args {
                         let r = val_ref(a);
-                        body.push(quote_spanned!(at(span)=> #k::ops::concat_fwd(#r, &mut c.#v, #off)?;));
+                        body.push(respan_q!(span=> #k::ops::concat_fwd(#r, &mut c.#v, #off)?;));
                         off += net.shape(a).iter().product::<usize>();
                     }
                 }
@@ -211,24 +230,59 @@ pub fn emit(net: &Net) -> TokenStream {
                 } else {
                     (quote!(&mut ()), quote!(#k::Acc::Set))
                 };
-                bwd.push(quote_spanned!(at(span)=> #k::Layer::<E, D>::backward(#inst, #x, &c.#vj, &mut c.#cj, #dy, #dx, #grads, #gacc)?;));
+                if let Kind::Subnet { .. } = l.kind {
+                    let (si, so) = (shape_ty(k, net.shape(n.args[0])), &node_ty[j]);
+                    let lty = &l.ty;
+                    bwd.push(respan_q!(span=> #k::ops::subnet::backward::<#lty, #si, #so, E, D>(#inst, #x, &c.#vj, &mut c.#cj, #dy, #dx, #grads, #gacc)?;));
+                } else {
+                    bwd.push(respan_q!(span=> #k::Layer::<E, D>::backward(#inst, #x, &c.#vj, &mut c.#cj, #dy, #dx, #grads, #gacc)?;));
+                }
             }
             Op::Add => {
                 for &a in &n.args {
                     let (dst, _) = dest(a, &mut seen);
-                    bwd.push(quote_spanned!(at(span)=> #k::ops::pass_grad_to(#dy, #dst)?;));
+                    bwd.push(respan_q!(span=> #k::ops::pass_grad_to(#dy, #dst)?;));
                 }
             }
             Op::Concat => {
                 let mut off = 0usize;
                 for &a in &n.args {
                     let (dst, _) = dest(a, &mut seen);
-                    bwd.push(quote_spanned!(at(span)=> #k::ops::concat_bwd_to(#dy, #off, #dst)?;));
+                    bwd.push(respan_q!(span=> #k::ops::concat_bwd_to(#dy, #off, #dst)?;));
                     off += net.shape(a).iter().product::<usize>();
                 }
             }
         }
     }
+
+    // ---- one shape check per use of a network from another invocation ----
+    // (E0308 at the layer, naming both shapes, if the wiring is wrong)
+    let subnet_checks: Vec<TokenStream> = net
+        .nodes
+        .iter()
+        .enumerate()
+        .filter_map(|(j, n)| match n.op {
+            Op::Layer(li) if matches!(net.layers[li].kind, Kind::Subnet { .. }) => {
+                let lty = &net.layers[li].ty;
+                let si = shape_ty(k, net.shape(n.args[0]));
+                let so = &node_ty[j];
+                Some(respan_q!(n.span=>
+                    const _: () = {
+                        #[allow(dead_code, clippy::all)]
+                        fn __kiln_shape_check<E: #k::Elem, D: #k::Backend<E>>(
+                            l: &#lty,
+                            x: &#k::Tensor<#si, E, D>,
+                            y: &mut #k::Tensor<#so, E, D>,
+                            c: &mut <#lty as #k::Layer<E, D>>::Cache,
+                        ) -> #k::Result<()> {
+                            #k::Layer::<E, D>::forward(l, x, y, c)
+                        }
+                    };
+                ))
+            }
+            _ => None,
+        })
+        .collect();
 
     // ---- constants ----
     let params: Vec<TokenStream> = fields
@@ -275,14 +329,14 @@ pub fn emit(net: &Net) -> TokenStream {
     let title = name.to_string();
 
     // ---- the user-facing API ----
-    let in_names: Vec<_> = net.inputs.iter().map(|i| format_ident!("in_{}", i.name)).collect();
-    let out_names: Vec<_> = net.outputs.iter().map(|o| format_ident!("out_{}", o.name)).collect();
-    let grad_names: Vec<_> = net.inputs.iter().map(|i| format_ident!("grad_{}", i.name)).collect();
+    let in_names: Vec<_> = net.inputs.iter().map(|i| format_ident!("in_{}", i.name, span = proc_macro2::Span::call_site())).collect();
+    let out_names: Vec<_> = net.outputs.iter().map(|o| format_ident!("out_{}", o.name, span = proc_macro2::Span::call_site())).collect();
+    let grad_names: Vec<_> = net.inputs.iter().map(|i| format_ident!("grad_{}", i.name, span = proc_macro2::Span::call_site())).collect();
     let in_docs: Vec<String> = net.inputs.iter().map(|i| format!("A copy of input `{}` ({}), kept for the backward pass.", i.name, crate::diag::dims(&i.shape))).collect();
     let out_docs: Vec<String> = net.outputs.iter().map(|o| format!("Output `{}` ({}).", o.name, crate::diag::dims(net.shape(o.val)))).collect();
     let grad_docs: Vec<String> = net.inputs.iter().map(|i| format!("∂L/∂`{}`, filled by `backward` when `input_grads` is set.", i.name)).collect();
-    let user_in: Vec<_> = net.inputs.iter().map(|i| format_ident!("{}", i.name)).collect();
-    let user_d: Vec<_> = net.outputs.iter().map(|o| format_ident!("d_{}", o.name)).collect();
+    let user_in: Vec<_> = net.inputs.iter().map(|i| format_ident!("{}", i.name, span = proc_macro2::Span::call_site())).collect();
+    let user_d: Vec<_> = net.outputs.iter().map(|o| format_ident!("d_{}", o.name, span = proc_macro2::Span::call_site())).collect();
     let (ret_ty, ret_refs, ret_owned, ret_owned_ty) = if net.outputs.len() == 1 {
         let t = tensor(&out_ty[0]);
         let o = &out_names[0];
@@ -548,6 +602,8 @@ pub fn emit(net: &Net) -> TokenStream {
         }
 
         #layer_impl
+
+        #(#subnet_checks)*
     }
 }
 
@@ -578,4 +634,24 @@ fn layer_ref(net: &Net, li: usize, mutable: bool) -> TokenStream {
 /// tokens come through `kiln::network!`'s `macro_rules!` hygiene).
 fn at(span: proc_macro2::Span) -> proc_macro2::Span {
     proc_macro2::Span::call_site().located_at(span)
+}
+
+/// Gives every token of `ts` (arguments included) the user's location, so
+/// rustc's type errors on a generated call underline the layer that is wrong.
+fn respan(ts: TokenStream, span: proc_macro2::Span) -> TokenStream {
+    use proc_macro2::{Group, TokenTree};
+    let span = at(span);
+    ts.into_iter()
+        .map(|tt| match tt {
+            TokenTree::Group(g) => {
+                let mut ng = Group::new(g.delimiter(), respan(g.stream(), span));
+                ng.set_span(span);
+                TokenTree::Group(ng)
+            }
+            mut other => {
+                other.set_span(span);
+                other
+            }
+        })
+        .collect()
 }
