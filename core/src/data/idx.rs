@@ -4,6 +4,9 @@
 //!
 //! The reader checks every part of that promise and names the file and the
 //! fault on any violation; it never panics on a corrupt or truncated file.
+//! Gzipped files (Fashion-MNIST's `*.gz`) are recognised by their magic bytes
+//! and decompressed first, with the same checks, and a limit on the
+//! decompressed size so a corrupt or hostile file cannot exhaust memory.
 
 use crate::error::{Error, Result};
 use std::path::Path;
@@ -23,10 +26,35 @@ pub fn read_idx(path: &Path, rank: usize) -> Result<Idx> {
         path: path.to_path_buf(),
         source,
     })?;
+    let bytes = maybe_gunzip(bytes).map_err(|msg| Error::Format {
+        path: path.to_path_buf(),
+        msg,
+    })?;
     parse_idx(&bytes, rank).map_err(|msg| Error::Format {
         path: path.to_path_buf(),
         msg,
     })
+}
+
+/// Largest decompressed IDX file accepted (the MNIST training images are 47 MB).
+pub const MAX_IDX_BYTES: u64 = 1 << 30;
+
+/// Decompresses gzip data (recognised by its magic bytes `1f 8b`); other
+/// data passes through unchanged.
+pub fn maybe_gunzip(bytes: Vec<u8>) -> std::result::Result<Vec<u8>, String> {
+    use std::io::Read;
+    if bytes.len() < 2 || bytes[0] != 0x1f || bytes[1] != 0x8b {
+        return Ok(bytes);
+    }
+    let mut out = Vec::new();
+    flate2::read::GzDecoder::new(&bytes[..])
+        .take(MAX_IDX_BYTES + 1)
+        .read_to_end(&mut out)
+        .map_err(|e| format!("corrupt gzip data: {e}"))?;
+    if out.len() as u64 > MAX_IDX_BYTES {
+        return Err(format!("decompresses to more than {MAX_IDX_BYTES} bytes"));
+    }
+    Ok(out)
 }
 
 /// Decodes IDX bytes; the error says what is wrong.
@@ -110,6 +138,20 @@ mod tests {
             huge.extend_from_slice(&u32::MAX.to_be_bytes());
         }
         assert!(e(&huge, 3).contains("overflow") || e(&huge, 3).contains("promise"));
+    }
+
+    #[test]
+    fn gzip_is_transparent_and_checked() {
+        use std::io::Write;
+        let raw = file(&[2, 3], 0);
+        let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+        gz.write_all(&raw).unwrap();
+        let gz = gz.finish().unwrap();
+        let back = maybe_gunzip(gz.clone()).unwrap();
+        assert_eq!(parse_idx(&back, 2).unwrap().dims, vec![2, 3]);
+        // A truncated gzip stream is an error, not a panic.
+        let e = maybe_gunzip(gz[..gz.len() - 6].to_vec()).unwrap_err();
+        assert!(e.contains("corrupt gzip"), "{e}");
     }
 
     #[test]

@@ -96,6 +96,33 @@ impl Mnist {
     }
 }
 
+/// Where `scripts/fetch-fashion-mnist` puts Fashion-MNIST.
+pub const FASHION_DIR: &str = "data/fashion-mnist";
+
+/// The ten Fashion-MNIST classes, by label.
+pub const FASHION_CLASSES: [&str; 10] =
+    ["T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot"];
+
+impl Mnist {
+    /// Loads Fashion-MNIST (same format, gzipped, from the Debian package
+    /// `dataset-fashion-mnist`) from `dir`.
+    pub fn load_fashion(dir: impl AsRef<Path>) -> Result<Mnist> {
+        let dir = dir.as_ref();
+        let f = |name: &str| -> PathBuf { dir.join(name) };
+        if !f("train-images-idx3-ubyte.gz").exists() {
+            return Err(Error::MissingData {
+                what: "Fashion-MNIST",
+                path: dir.to_path_buf(),
+                hint: "run `scripts/fetch-fashion-mnist` (it unpacks the Debian package dataset-fashion-mnist into data/fashion-mnist/)",
+            });
+        }
+        Ok(Mnist {
+            train: load_split(&f("train-images-idx3-ubyte.gz"), &f("train-labels-idx1-ubyte.gz"))?,
+            test: load_split(&f("t10k-images-idx3-ubyte.gz"), &f("t10k-labels-idx1-ubyte.gz"))?,
+        })
+    }
+}
+
 /// Loads one pair of image and label files and checks that they agree.
 pub fn load_split(images: &Path, labels: &Path) -> Result<Dataset> {
     let im = read_idx(images, 3)?;
