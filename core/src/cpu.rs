@@ -3,7 +3,11 @@
 //! products. Every reduction runs in a fixed order, so results depend only on
 //! the inputs and the thread count.
 
-use crate::device::{Acc, Act, AdamArgs, Backend, Device, Gemm, LossKind, LossTarget, SgdArgs};
+use crate::device::{
+    Acc, Act, AdagradArgs, AdamArgs, Backend, BatchNormDims, Device, Gemm, LossKind, LossTarget, Resize2d, RmspropArgs,
+    SgdArgs, Window2d,
+};
+use crate::layers::cpu_kernels as sk;
 use crate::elem::{Elem, Scalar};
 use crate::error::{Error, Result};
 use rayon::prelude::*;
@@ -452,6 +456,210 @@ impl<E: Elem> Backend<E> for Cpu {
                 }
             });
         Ok(())
+    }
+
+    // Training-toolkit kernels: optimizer bodies in `crate::optim`, loss bodies
+    // in `crate::loss::distribution`.
+    fn adagrad_step(&self, a: &AdagradArgs, p: &mut Vec<E>, g: &Vec<E>, sum: &mut Vec<E>, n: usize) -> Result<()> {
+        need("adagrad p", p, n)?;
+        need("adagrad g", g, n)?;
+        need("adagrad sum", sum, n)?;
+        crate::optim::cpu_adagrad(a, &mut p[..n], &g[..n], &mut sum[..n]);
+        Ok(())
+    }
+    fn rmsprop_step(
+        &self,
+        a: &RmspropArgs,
+        p: &mut Vec<E>,
+        g: &Vec<E>,
+        square_avg: &mut Vec<E>,
+        grad_avg: &mut Vec<E>,
+        buf: &mut Vec<E>,
+        n: usize,
+    ) -> Result<()> {
+        need("rmsprop p", p, n)?;
+        need("rmsprop g", g, n)?;
+        need("rmsprop square_avg", square_avg, n)?;
+        let ga = if a.centered {
+            need("rmsprop grad_avg", grad_avg, n)?;
+            Some(&mut grad_avg[..n])
+        } else {
+            None
+        };
+        let b = if a.momentum > 0.0 {
+            need("rmsprop momentum buffer", buf, n)?;
+            Some(&mut buf[..n])
+        } else {
+            None
+        };
+        crate::optim::cpu_rmsprop(a, &mut p[..n], &g[..n], &mut square_avg[..n], ga, b);
+        Ok(())
+    }
+    fn sum_sq(&self, x: &Vec<E>, n: usize) -> Result<f64> {
+        need("sum_sq x", x, n)?;
+        Ok(chunked_sum(&x[..n], |v| v.f64() * v.f64()))
+    }
+    fn sum_abs(&self, x: &Vec<E>, n: usize) -> Result<f64> {
+        need("sum_abs x", x, n)?;
+        Ok(chunked_sum(&x[..n], |v| v.f64().abs()))
+    }
+    fn penalty_grad(&self, l1: f64, l2: f64, theta: &Vec<E>, dst: &mut Vec<E>, n: usize, acc: Acc) -> Result<()> {
+        need("penalty_grad theta", theta, n)?;
+        need("penalty_grad dst", dst, n)?;
+        let (l1, two_l2) = (E::of(l1), E::of(2.0 * l2));
+        par_chunks(&mut dst[..n], |c, o| {
+            for (i, d) in c.iter_mut().enumerate() {
+                let t = theta[o + i];
+                let s = if t > E::zero() { E::one() } else if t < E::zero() { -E::one() } else { E::zero() };
+                acc.put(d, l1 * s + two_l2 * t);
+            }
+        });
+        Ok(())
+    }
+    fn soft_cross_entropy(
+        &self,
+        x: &Vec<E>,
+        target: LossTarget<'_, E, Self>,
+        smoothing: f64,
+        dx: Option<&mut Vec<E>>,
+        rows: usize,
+        cols: usize,
+    ) -> Result<E> {
+        let n = rows * cols;
+        need("soft_cross_entropy x", x, n)?;
+        match target {
+            LossTarget::Dense(t) => need("soft_cross_entropy target", t, n)?,
+            LossTarget::Classes(y) => need("soft_cross_entropy labels", y, rows)?,
+        }
+        if let Some(d) = &dx {
+            need("soft_cross_entropy dx", d, n)?;
+        }
+        crate::loss::distribution::cpu_soft_cross_entropy(&x[..n], target, smoothing, dx, rows, cols)
+    }
+    fn focal_loss(
+        &self,
+        x: &Vec<E>,
+        labels: &Vec<u32>,
+        alpha: Option<&Vec<E>>,
+        gamma: f64,
+        dx: Option<&mut Vec<E>>,
+        rows: usize,
+        cols: usize,
+    ) -> Result<E> {
+        let n = rows * cols;
+        need("focal_loss x", x, n)?;
+        need("focal_loss labels", labels, rows)?;
+        if let Some(a) = alpha {
+            need("focal_loss alpha", a, cols)?;
+        }
+        if let Some(d) = &dx {
+            need("focal_loss dx", d, n)?;
+        }
+        crate::loss::distribution::cpu_focal(&x[..n], labels, alpha.map(|a| &a[..]), gamma, dx, rows, cols)
+    }
+    fn kl_div(
+        &self,
+        x: &Vec<E>,
+        target: &Vec<E>,
+        log_target: bool,
+        dx: Option<&mut Vec<E>>,
+        rows: usize,
+        cols: usize,
+    ) -> Result<E> {
+        let n = rows * cols;
+        need("kl_div x", x, n)?;
+        need("kl_div target", target, n)?;
+        if let Some(d) = &dx {
+            need("kl_div dx", d, n)?;
+        }
+        crate::loss::distribution::cpu_kl_div(&x[..n], &target[..n], log_target, dx, rows, cols)
+    }
+
+    // Spatial kernels: bodies in `crate::layers::cpu_kernels`.
+    fn im2col(&self, g: &Window2d, x: &Vec<E>, first: usize, count: usize, cols: &mut Vec<E>) -> Result<()> {
+        sk::im2col(g, x, first, count, cols)
+    }
+    fn col2im(&self, g: &Window2d, cols: &Vec<E>, x: &mut Vec<E>, first: usize, count: usize, acc: Acc) -> Result<()> {
+        sk::col2im(g, cols, x, first, count, acc)
+    }
+    fn transpose01(&self, src: &Vec<E>, so: usize, dst: &mut Vec<E>, d_o: usize, a: usize, b: usize, n: usize, acc: Acc)
+        -> Result<()> {
+        sk::transpose01(src, so, dst, d_o, a, b, n, acc)
+    }
+    fn add_channel_bias(&self, y: &mut Vec<E>, bias: &Vec<E>, batch: usize, channels: usize, spatial: usize) -> Result<()> {
+        sk::add_channel_bias(y, bias, batch, channels, spatial)
+    }
+    fn channel_bias_grad(&self, dy: &Vec<E>, db: &mut Vec<E>, batch: usize, channels: usize, spatial: usize, acc: Acc)
+        -> Result<()> {
+        sk::channel_bias_grad(dy, db, batch, channels, spatial, acc)
+    }
+    fn max_pool2d_fwd(&self, g: &Window2d, x: &Vec<E>, y: &mut Vec<E>, indices: &mut Vec<u32>, batch: usize) -> Result<()> {
+        sk::max_pool2d_fwd(g, x, y, indices, batch)
+    }
+    fn max_unpool2d(&self, g: &Window2d, idx: &Vec<u32>, src: &Vec<E>, dst: &mut Vec<E>, batch: usize, acc: Acc)
+        -> Result<()> {
+        sk::max_unpool2d(g, idx, src, dst, batch, acc)
+    }
+    fn max_unpool2d_bwd(&self, g: &Window2d, idx: &Vec<u32>, src: &Vec<E>, dst: &mut Vec<E>, batch: usize, acc: Acc)
+        -> Result<()> {
+        sk::max_unpool2d_bwd(g, idx, src, dst, batch, acc)
+    }
+    fn avg_pool2d_fwd(&self, g: &Window2d, x: &Vec<E>, y: &mut Vec<E>, batch: usize) -> Result<()> {
+        sk::avg_pool2d_fwd(g, x, y, batch)
+    }
+    fn avg_pool2d_bwd(&self, g: &Window2d, dy: &Vec<E>, dx: &mut Vec<E>, batch: usize, acc: Acc) -> Result<()> {
+        sk::avg_pool2d_bwd(g, dy, dx, batch, acc)
+    }
+    fn upsample2d_fwd(&self, g: &Resize2d, x: &Vec<E>, y: &mut Vec<E>, batch: usize) -> Result<()> {
+        sk::upsample2d_fwd(g, x, y, batch)
+    }
+    fn upsample2d_bwd(&self, g: &Resize2d, dy: &Vec<E>, dx: &mut Vec<E>, batch: usize, acc: Acc) -> Result<()> {
+        sk::upsample2d_bwd(g, dy, dx, batch, acc)
+    }
+    fn batch_norm_stats(&self, d: &BatchNormDims, x: &Vec<E>, mean: &mut Vec<E>, var: &mut Vec<E>) -> Result<()> {
+        sk::batch_norm_stats(d, x, mean, var)
+    }
+    fn batch_norm_running(&self, d: &BatchNormDims, m: f64, mean: &Vec<E>, var: &Vec<E>, rm: &mut Vec<E>, rv: &mut Vec<E>, t: &mut Vec<E>)
+        -> Result<()> {
+        sk::batch_norm_running(d, m, mean, var, rm, rv, t)
+    }
+    fn batch_norm_fwd(&self, d: &BatchNormDims, x: &Vec<E>, mean: &Vec<E>, var: &Vec<E>, gamma: &Vec<E>, beta: &Vec<E>, y: &mut Vec<E>)
+        -> Result<()> {
+        sk::batch_norm_fwd(d, x, mean, var, gamma, beta, y)
+    }
+    fn batch_norm_bwd(
+        &self,
+        d: &BatchNormDims,
+        x: &Vec<E>,
+        mean: &Vec<E>,
+        var: &Vec<E>,
+        gamma: &Vec<E>,
+        dy: &Vec<E>,
+        dx: Option<(&mut Vec<E>, Acc)>,
+        dgamma: &mut Vec<E>,
+        dbeta: &mut Vec<E>,
+        gacc: Acc,
+        scratch: &mut Vec<E>,
+    ) -> Result<()> {
+        sk::batch_norm_bwd(d, x, mean, var, gamma, dy, dx, dgamma, dbeta, gacc, scratch)
+    }
+    fn dropout_fwd(&self, x: &Vec<E>, y: &mut Vec<E>, n: usize, p: f64, seed: u64) -> Result<()> {
+        sk::dropout_fwd(x, y, n, p, seed)
+    }
+    fn dropout_bwd(&self, dy: &Vec<E>, dx: &mut Vec<E>, n: usize, p: f64, seed: u64, acc: Acc) -> Result<()> {
+        sk::dropout_bwd(dy, dx, n, p, seed, acc)
+    }
+}
+
+/// `Σ f(x_i)` in `f64`: per-chunk sums (in parallel when large), then the
+/// chunk sums in order, so the result depends only on the length.
+fn chunked_sum<E: Elem>(x: &[E], f: impl Fn(E) -> f64 + Sync) -> f64 {
+    let part = |c: &[E]| c.iter().map(|v| f(*v)).sum::<f64>();
+    if x.len() < PAR_MIN {
+        x.chunks(CHUNK).map(part).sum()
+    } else {
+        let parts: Vec<f64> = x.par_chunks(CHUNK).map(part).collect();
+        parts.iter().sum()
     }
 }
 

@@ -12,7 +12,7 @@
 //! contribution comes first, so no buffer is ever zeroed just to be added to.
 
 use crate::elem::{Elem, Scalar};
-use crate::error::Result;
+use crate::error::{Error, Result};
 use std::fmt::Debug;
 
 /// Overwrite or accumulate into a gradient buffer.
@@ -149,6 +149,220 @@ pub struct AdamArgs {
     pub step: u64,
 }
 
+/// Hyper-parameters of one Adagrad step on one parameter (`torch.optim.Adagrad`).
+#[allow(missing_docs)] // torch.optim's names, documented in `crate::optim::Adagrad`
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct AdagradArgs {
+    pub lr: f64,
+    pub lr_decay: f64,
+    pub weight_decay: f64,
+    pub eps: f64,
+    /// This parameter's step number, starting at 1 (for `lr_decay`).
+    pub step: u64,
+}
+
+/// Hyper-parameters of one RMSprop step on one parameter (`torch.optim.RMSprop`).
+#[allow(missing_docs)] // torch.optim's names, documented in `crate::optim::RmsProp`
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct RmspropArgs {
+    pub lr: f64,
+    pub alpha: f64,
+    pub eps: f64,
+    pub weight_decay: f64,
+    pub momentum: f64,
+    pub centered: bool,
+}
+
+/// The geometry of a 2-D sliding window over a batch of NCHW images, shared by
+/// `im2col`/`col2im` (convolutions) and the pooling kernels.
+///
+/// The image has `channels` planes of `h × w`; the window is `kh × kw` with
+/// strides `(sh, sw)`, zero (or, for max pooling, ignored) padding `(ph, pw)`
+/// and dilation `(dh, dw)`; it takes `oh × ow` positions, with
+/// `oh = (h + 2·ph − dh·(kh − 1) − 1) / sh + 1` (floor) and likewise `ow`.
+/// Window position `(oy, ox)`, tap `(i, j)` reads image row
+/// `oy·sh − ph + i·dh` and column `ox·sw − pw + j·dw`.
+#[allow(missing_docs)] // PyTorch's names, documented above
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Window2d {
+    pub channels: usize,
+    pub h: usize,
+    pub w: usize,
+    pub kh: usize,
+    pub kw: usize,
+    pub sh: usize,
+    pub sw: usize,
+    pub ph: usize,
+    pub pw: usize,
+    pub dh: usize,
+    pub dw: usize,
+    pub oh: usize,
+    pub ow: usize,
+}
+
+/// `(input + 2·padding − dilation·(kernel − 1) − 1) / stride + 1`, PyTorch's
+/// output size of a convolution or pooling window, or `None` when the
+/// dilated kernel is larger than the padded input or an argument is zero.
+pub fn window_out_size(input: usize, kernel: usize, stride: usize, padding: usize, dilation: usize) -> Option<usize> {
+    if kernel == 0 || stride == 0 || dilation == 0 {
+        return None;
+    }
+    let span = dilation * (kernel - 1) + 1;
+    let padded = input + 2 * padding;
+    if padded < span {
+        return None;
+    }
+    Some((padded - span) / stride + 1)
+}
+
+/// Output size of a transposed convolution (PyTorch's `ConvTranspose2d`):
+/// `(input − 1)·stride − 2·padding + dilation·(kernel − 1) + output_padding + 1`,
+/// or `None` when that is not positive, an argument is zero, or
+/// `output_padding` is not smaller than the stride or the dilation.
+pub fn transposed_out_size(
+    input: usize,
+    kernel: usize,
+    stride: usize,
+    padding: usize,
+    output_padding: usize,
+    dilation: usize,
+) -> Option<usize> {
+    if input == 0 || kernel == 0 || stride == 0 || dilation == 0 {
+        return None;
+    }
+    if output_padding >= stride && output_padding >= dilation {
+        return None;
+    }
+    let full = (input - 1) * stride + dilation * (kernel - 1) + output_padding + 1;
+    full.checked_sub(2 * padding).filter(|&n| n > 0)
+}
+
+impl Window2d {
+    /// A window over `channels × h × w` images, with its output size computed
+    /// by [`window_out_size`]; `op` names the layer in the error.
+    #[allow(clippy::too_many_arguments)]
+    pub fn new(
+        op: &'static str,
+        channels: usize,
+        (h, w): (usize, usize),
+        (kh, kw): (usize, usize),
+        (sh, sw): (usize, usize),
+        (ph, pw): (usize, usize),
+        (dh, dw): (usize, usize),
+    ) -> crate::Result<Self> {
+        let size = |input, k, s, p, d, axis: &str| {
+            window_out_size(input, k, s, p, d).ok_or_else(|| {
+                Error::invalid(
+                    op,
+                    format!(
+                        "{axis}: kernel {k} (dilation {d}, stride {s}) does not fit an input of {input} with padding {p}"
+                    ),
+                )
+            })
+        };
+        let oh = size(h, kh, sh, ph, dh, "height")?;
+        let ow = size(w, kw, sw, pw, dw, "width")?;
+        Ok(Window2d { channels, h, w, kh, kw, sh, sw, ph, pw, dh, dw, oh, ow })
+    }
+    /// Fails unless the computed output size is `(oh, ow)` (the sizes the
+    /// macro put in the layer's type).
+    pub fn expect_out(&self, op: &'static str, oh: usize, ow: usize) -> crate::Result<()> {
+        if (self.oh, self.ow) == (oh, ow) {
+            Ok(())
+        } else {
+            Err(Error::invalid(
+                op,
+                format!(
+                    "kernel {}×{}, stride {}×{}, padding {}×{}, dilation {}×{} map {}×{} to {}×{}, but the layer's type says {oh}×{ow}",
+                    self.kh, self.kw, self.sh, self.sw, self.ph, self.pw, self.dh, self.dw, self.h, self.w, self.oh, self.ow
+                ),
+            ))
+        }
+    }
+    /// Rows of the `im2col` matrix: `channels · kh · kw`.
+    pub fn rows(&self) -> usize {
+        self.channels * self.kh * self.kw
+    }
+    /// Elements of one input plane, `h · w`.
+    pub fn in_plane(&self) -> usize {
+        self.h * self.w
+    }
+    /// Window positions per plane, `oh · ow`.
+    pub fn out_plane(&self) -> usize {
+        self.oh * self.ow
+    }
+}
+
+/// How [`Backend::upsample2d_fwd`] interpolates.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub enum UpsampleMode {
+    /// Each output pixel copies the input pixel it falls in (`mode='nearest'`).
+    #[default]
+    Nearest,
+    /// Bilinear interpolation with `align_corners=False` (PyTorch's default).
+    Bilinear,
+}
+
+/// The geometry of an upsampling of `channels × h × w` images to `oh × ow`
+/// (integer multiples of `h` and `w`).
+#[allow(missing_docs)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Resize2d {
+    pub mode: UpsampleMode,
+    pub channels: usize,
+    pub h: usize,
+    pub w: usize,
+    pub oh: usize,
+    pub ow: usize,
+}
+
+/// Sizes and ε of a batch-normalisation kernel: `x` is `[batch, channels,
+/// spatial]` row-major, statistics are per channel over `batch · spatial`
+/// values.
+#[allow(missing_docs)]
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct BatchNormDims {
+    pub batch: usize,
+    pub channels: usize,
+    pub spatial: usize,
+    pub eps: f64,
+}
+
+/// Whether dropout keeps element `i` of a call drawn with `seed`: the `i`-th
+/// output of the SplitMix64 generator started at `seed` (the state after
+/// `i + 1` steps of `+0x9E3779B97F4A7C15`, then the SplitMix64 finaliser),
+/// compared with `threshold = ⌊p·2⁶⁴⌋` (see [`dropout_threshold`]); kept
+/// when not below it. Counter-based, so every device computes the same mask
+/// for the same seed without moving it, and backward recomputes it.
+#[inline(always)]
+pub fn dropout_keep(seed: u64, i: u64, threshold: u64) -> bool {
+    let mut z = seed.wrapping_add(i.wrapping_add(1).wrapping_mul(0x9E37_79B9_7F4A_7C15));
+    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+    z ^= z >> 31;
+    z >= threshold
+}
+
+/// `⌊p·2⁶⁴⌋`, saturating at `u64::MAX` for `p = 1` (which keeps an element
+/// only when the hash is `u64::MAX`; the layer zeroes everything for `p = 1`).
+pub fn dropout_threshold(p: f64) -> u64 {
+    if p <= 0.0 {
+        0
+    } else if p >= 1.0 {
+        u64::MAX
+    } else {
+        (p * 18_446_744_073_709_551_616.0) as u64
+    }
+}
+
+/// The error a device returns for a kernel it does not implement yet.
+pub fn missing_kernel(device: String, kernel: &str) -> Error {
+    Error::Device {
+        device,
+        msg: format!("kernel {kernel} is not implemented on this device yet"),
+    }
+}
+
 /// The kernels of a device for element type `E`.
 ///
 /// Lengths are checked by the callers (layers know their shapes); kernels may
@@ -276,6 +490,322 @@ pub trait Backend<E: Elem>: Device {
         v: &mut Self::Buf<E>,
         n: usize,
     ) -> Result<()>;
+
+    // ---- training toolkit: more optimizers, reductions, penalties, losses ---------------
+    // Default bodies report the kernel missing, so a device can be brought up
+    // kernel by kernel; `Cpu` implements all.
+
+    /// One `torch.optim.Adagrad` step on `n` elements; `sum` is the accumulator
+    /// of squared gradients (see `crate::optim::Adagrad` for the formula).
+    fn adagrad_step(&self, a: &AdagradArgs, p: &mut Self::Buf<E>, g: &Self::Buf<E>, sum: &mut Self::Buf<E>, n: usize)
+        -> Result<()> {
+        let _ = (a, p, g, sum, n);
+        Err(missing_kernel(self.name(), "adagrad_step"))
+    }
+    /// One `torch.optim.RMSprop` step on `n` elements: `square_avg` always,
+    /// `grad_avg` when `a.centered`, `buf` (momentum) when `a.momentum > 0`;
+    /// unused buffers may be empty (see `crate::optim::RmsProp`).
+    #[allow(clippy::too_many_arguments)]
+    fn rmsprop_step(
+        &self,
+        a: &RmspropArgs,
+        p: &mut Self::Buf<E>,
+        g: &Self::Buf<E>,
+        square_avg: &mut Self::Buf<E>,
+        grad_avg: &mut Self::Buf<E>,
+        buf: &mut Self::Buf<E>,
+        n: usize,
+    ) -> Result<()> {
+        let _ = (a, p, g, square_avg, grad_avg, buf, n);
+        Err(missing_kernel(self.name(), "rmsprop_step"))
+    }
+    /// `Σ_{i<n} x_i²`, accumulated in `f64` in an order that depends only on
+    /// `n` (gradient norms for clipping, the L2 penalty).
+    fn sum_sq(&self, x: &Self::Buf<E>, n: usize) -> Result<f64> {
+        let _ = (x, n);
+        Err(missing_kernel(self.name(), "sum_sq"))
+    }
+    /// `Σ_{i<n} |x_i|`, accumulated like [`Backend::sum_sq`] (the L1 penalty).
+    fn sum_abs(&self, x: &Self::Buf<E>, n: usize) -> Result<f64> {
+        let _ = (x, n);
+        Err(missing_kernel(self.name(), "sum_abs"))
+    }
+    /// The gradient of the elastic-net penalty `l1·Σ|θ| + l2·Σθ²`:
+    /// `dst (acc)= l1·sign(θ) + 2·l2·θ` over `n` elements (`sign(0) = 0`, as
+    /// PyTorch differentiates `|θ|`).
+    fn penalty_grad(&self, l1: f64, l2: f64, theta: &Self::Buf<E>, dst: &mut Self::Buf<E>, n: usize, acc: Acc)
+        -> Result<()> {
+        let _ = (l1, l2, theta, dst, n, acc);
+        Err(missing_kernel(self.name(), "penalty_grad"))
+    }
+    /// Softmax cross-entropy against probability targets, mean over `rows`
+    /// samples of `cols` logits: `q = (1 − ε)·t + ε/cols` (label smoothing
+    /// `ε = smoothing`; `t` is the one-hot row for [`LossTarget::Classes`]),
+    /// loss `−Σ_k q_k log softmax(x)_k`, `dx = (softmax(x)·Σ_k q_k − q) / rows`.
+    #[allow(clippy::too_many_arguments)]
+    fn soft_cross_entropy(
+        &self,
+        x: &Self::Buf<E>,
+        target: LossTarget<'_, E, Self>,
+        smoothing: f64,
+        dx: Option<&mut Self::Buf<E>>,
+        rows: usize,
+        cols: usize,
+    ) -> Result<E> {
+        let _ = (x, target, smoothing, dx, rows, cols);
+        Err(missing_kernel(self.name(), "soft_cross_entropy"))
+    }
+    /// Multiclass focal loss, mean over `rows` samples:
+    /// `−α_y (1 − p_y)^γ log p_y` with `p = softmax(x)` and `α_y = alpha[y]`
+    /// (1 without `alpha`); gradient in `crate::loss::focal_loss`.
+    #[allow(clippy::too_many_arguments)]
+    fn focal_loss(
+        &self,
+        x: &Self::Buf<E>,
+        labels: &Self::Buf<u32>,
+        alpha: Option<&Self::Buf<E>>,
+        gamma: f64,
+        dx: Option<&mut Self::Buf<E>>,
+        rows: usize,
+        cols: usize,
+    ) -> Result<E> {
+        let _ = (x, labels, alpha, gamma, dx, rows, cols);
+        Err(missing_kernel(self.name(), "focal_loss"))
+    }
+    /// `F.kl_div(x, t, reduction='batchmean')`: `Σ t·(log t − x) / rows`
+    /// (`0` where `t = 0`), or with `log_target`, `Σ e^t·(t − x) / rows`;
+    /// `dx = −t / rows` (`−e^t / rows`).
+    #[allow(clippy::too_many_arguments)]
+    fn kl_div(
+        &self,
+        x: &Self::Buf<E>,
+        target: &Self::Buf<E>,
+        log_target: bool,
+        dx: Option<&mut Self::Buf<E>>,
+        rows: usize,
+        cols: usize,
+    ) -> Result<E> {
+        let _ = (x, target, log_target, dx, rows, cols);
+        Err(missing_kernel(self.name(), "kl_div"))
+    }
+
+    // ---- convolution, pooling, normalisation, dropout, upsampling -----------------
+    // Images are NCHW. Each kernel has a default body that reports it missing,
+    // so a device can be brought up kernel by kernel; `Cpu` implements all.
+
+    /// `im2col` of samples `first .. first + count` of the images `x` (geometry
+    /// `g`): `cols` becomes the `[g.rows(), count · oh · ow]` matrix whose row
+    /// `(c·kh + i)·kw + j`, column `b·oh·ow + oy·ow + ox` holds
+    /// `x[first + b, c, oy·sh − ph + i·dh, ox·sw − pw + j·dw]` (0 outside the
+    /// image). Samples sit side by side in the columns, so one GEMM serves the
+    /// whole chunk.
+    fn im2col(&self, g: &Window2d, x: &Self::Buf<E>, first: usize, count: usize, cols: &mut Self::Buf<E>)
+        -> Result<()> {
+        let _ = (g, x, first, count, cols);
+        Err(missing_kernel(self.name(), "im2col"))
+    }
+    /// The adjoint of [`Backend::im2col`]: every entry of `cols` is added to the
+    /// image pixel it was read from (overlapping windows sum; padding is
+    /// dropped), giving samples `first .. first + count` of `x` (acc).
+    #[allow(clippy::too_many_arguments)]
+    fn col2im(
+        &self,
+        g: &Window2d,
+        cols: &Self::Buf<E>,
+        x: &mut Self::Buf<E>,
+        first: usize,
+        count: usize,
+        acc: Acc,
+    ) -> Result<()> {
+        let _ = (g, cols, x, first, count, acc);
+        Err(missing_kernel(self.name(), "col2im"))
+    }
+    /// Swaps the first two axes of a `[a, b, n]` block:
+    /// `dst[dst_off + (j·a + i)·n + k] (acc)= src[src_off + (i·b + j)·n + k]`
+    /// (NCHW ↔ CNHW around the batched GEMMs of the convolutions).
+    #[allow(clippy::too_many_arguments)]
+    fn transpose01(
+        &self,
+        src: &Self::Buf<E>,
+        src_off: usize,
+        dst: &mut Self::Buf<E>,
+        dst_off: usize,
+        a: usize,
+        b: usize,
+        n: usize,
+        acc: Acc,
+    ) -> Result<()> {
+        let _ = (src, src_off, dst, dst_off, a, b, n, acc);
+        Err(missing_kernel(self.name(), "transpose01"))
+    }
+    /// `y[s, c, p] += bias[c]` for `y` of shape `[batch, channels, spatial]`.
+    fn add_channel_bias(&self, y: &mut Self::Buf<E>, bias: &Self::Buf<E>, batch: usize, channels: usize, spatial: usize)
+        -> Result<()> {
+        let _ = (y, bias, batch, channels, spatial);
+        Err(missing_kernel(self.name(), "add_channel_bias"))
+    }
+    /// `db[c] (acc)= Σ_{s,p} dy[s, c, p]` for `dy` of shape `[batch, channels, spatial]`.
+    #[allow(clippy::too_many_arguments)]
+    fn channel_bias_grad(
+        &self,
+        dy: &Self::Buf<E>,
+        db: &mut Self::Buf<E>,
+        batch: usize,
+        channels: usize,
+        spatial: usize,
+        acc: Acc,
+    ) -> Result<()> {
+        let _ = (dy, db, batch, channels, spatial, acc);
+        Err(missing_kernel(self.name(), "channel_bias_grad"))
+    }
+    /// Max pooling of `batch` images: `y[s, c, oy, ox]` is the largest value in
+    /// the window (padding never wins; the first maximum in row-major window
+    /// order wins ties; NaN propagates), and `indices` receives its flat
+    /// position `iy·w + ix` in the input plane (PyTorch's `return_indices`).
+    fn max_pool2d_fwd(
+        &self,
+        g: &Window2d,
+        x: &Self::Buf<E>,
+        y: &mut Self::Buf<E>,
+        indices: &mut Self::Buf<u32>,
+        batch: usize,
+    ) -> Result<()> {
+        let _ = (g, x, y, indices, batch);
+        Err(missing_kernel(self.name(), "max_pool2d_fwd"))
+    }
+    /// Routes each small-plane value to its recorded position in the large
+    /// plane: `dst[s, c, indices[s, c, o]] (acc)= Σ src[s, c, o]`, where `src`
+    /// and `indices` are `[batch, channels, oh·ow]` and `dst` is
+    /// `[batch, channels, h·w]`; positions that receive nothing are 0 (with
+    /// `Set`). Max pooling's backward and max unpooling's forward.
+    #[allow(clippy::too_many_arguments)]
+    fn max_unpool2d(
+        &self,
+        g: &Window2d,
+        indices: &Self::Buf<u32>,
+        src: &Self::Buf<E>,
+        dst: &mut Self::Buf<E>,
+        batch: usize,
+        acc: Acc,
+    ) -> Result<()> {
+        let _ = (g, indices, src, dst, batch, acc);
+        Err(missing_kernel(self.name(), "max_unpool2d"))
+    }
+    /// The adjoint of [`Backend::max_unpool2d`]: `dst[s, c, o] (acc)=
+    /// src[s, c, indices[s, c, o]]` (max unpooling's backward).
+    #[allow(clippy::too_many_arguments)]
+    fn max_unpool2d_bwd(
+        &self,
+        g: &Window2d,
+        indices: &Self::Buf<u32>,
+        src: &Self::Buf<E>,
+        dst: &mut Self::Buf<E>,
+        batch: usize,
+        acc: Acc,
+    ) -> Result<()> {
+        let _ = (g, indices, src, dst, batch, acc);
+        Err(missing_kernel(self.name(), "max_unpool2d_bwd"))
+    }
+    /// Average pooling with zero padding counted in the divisor (PyTorch's
+    /// `count_include_pad=True`): `y = Σ_window x / (kh·kw)`.
+    fn avg_pool2d_fwd(&self, g: &Window2d, x: &Self::Buf<E>, y: &mut Self::Buf<E>, batch: usize) -> Result<()> {
+        let _ = (g, x, y, batch);
+        Err(missing_kernel(self.name(), "avg_pool2d_fwd"))
+    }
+    /// `dx[p] (acc)= Σ_{windows ∋ p} dy / (kh·kw)`.
+    fn avg_pool2d_bwd(&self, g: &Window2d, dy: &Self::Buf<E>, dx: &mut Self::Buf<E>, batch: usize, acc: Acc)
+        -> Result<()> {
+        let _ = (g, dy, dx, batch, acc);
+        Err(missing_kernel(self.name(), "avg_pool2d_bwd"))
+    }
+    /// Upsampling of `batch` images (see [`UpsampleMode`] for the formulas).
+    fn upsample2d_fwd(&self, g: &Resize2d, x: &Self::Buf<E>, y: &mut Self::Buf<E>, batch: usize) -> Result<()> {
+        let _ = (g, x, y, batch);
+        Err(missing_kernel(self.name(), "upsample2d_fwd"))
+    }
+    /// The adjoint of [`Backend::upsample2d_fwd`]: each `dy` value goes back to
+    /// the input pixels it was interpolated from, with the same weights (acc).
+    fn upsample2d_bwd(&self, g: &Resize2d, dy: &Self::Buf<E>, dx: &mut Self::Buf<E>, batch: usize, acc: Acc)
+        -> Result<()> {
+        let _ = (g, dy, dx, batch, acc);
+        Err(missing_kernel(self.name(), "upsample2d_bwd"))
+    }
+    /// Per-channel batch statistics: `mean[c]` and the biased `var[c]` over the
+    /// `batch · spatial` values of channel `c` (two passes, for accuracy).
+    fn batch_norm_stats(&self, d: &BatchNormDims, x: &Self::Buf<E>, mean: &mut Self::Buf<E>, var: &mut Self::Buf<E>)
+        -> Result<()> {
+        let _ = (d, x, mean, var);
+        Err(missing_kernel(self.name(), "batch_norm_stats"))
+    }
+    /// PyTorch's running-statistics update with momentum `m` after a batch of
+    /// `count = batch · spatial` values per channel:
+    /// `rm = (1 − m)·rm + m·mean`, `rv = (1 − m)·rv + m·var·count/(count − 1)`
+    /// (unbiased), and `tracked[0] += 1` (`num_batches_tracked`).
+    #[allow(clippy::too_many_arguments)]
+    fn batch_norm_running(
+        &self,
+        d: &BatchNormDims,
+        momentum: f64,
+        mean: &Self::Buf<E>,
+        var: &Self::Buf<E>,
+        running_mean: &mut Self::Buf<E>,
+        running_var: &mut Self::Buf<E>,
+        tracked: &mut Self::Buf<E>,
+    ) -> Result<()> {
+        let _ = (d, momentum, mean, var, running_mean, running_var, tracked);
+        Err(missing_kernel(self.name(), "batch_norm_running"))
+    }
+    /// `y = (x − mean[c]) / √(var[c] + ε) · gamma[c] + beta[c]`.
+    #[allow(clippy::too_many_arguments)]
+    fn batch_norm_fwd(
+        &self,
+        d: &BatchNormDims,
+        x: &Self::Buf<E>,
+        mean: &Self::Buf<E>,
+        var: &Self::Buf<E>,
+        gamma: &Self::Buf<E>,
+        beta: &Self::Buf<E>,
+        y: &mut Self::Buf<E>,
+    ) -> Result<()> {
+        let _ = (d, x, mean, var, gamma, beta, y);
+        Err(missing_kernel(self.name(), "batch_norm_fwd"))
+    }
+    /// Backward of batch normalisation in training mode (batch statistics),
+    /// with `x̂ = (x − mean)/σ`, `σ = √(var + ε)` and `M = batch · spatial`:
+    /// `dbeta (gacc)= Σ dy`, `dgamma (gacc)= Σ dy·x̂`, and, when `dx` is given,
+    /// `dx (acc)= (γ/σ)·(dy − Σdy/M − x̂·Σ(dy·x̂)/M)`. `scratch` holds at least
+    /// `2·channels` values (the two sums).
+    #[allow(clippy::too_many_arguments)]
+    fn batch_norm_bwd(
+        &self,
+        d: &BatchNormDims,
+        x: &Self::Buf<E>,
+        mean: &Self::Buf<E>,
+        var: &Self::Buf<E>,
+        gamma: &Self::Buf<E>,
+        dy: &Self::Buf<E>,
+        dx: Option<(&mut Self::Buf<E>, Acc)>,
+        dgamma: &mut Self::Buf<E>,
+        dbeta: &mut Self::Buf<E>,
+        gacc: Acc,
+        scratch: &mut Self::Buf<E>,
+    ) -> Result<()> {
+        let _ = (d, x, mean, var, gamma, dy, dx, dgamma, dbeta, gacc, scratch);
+        Err(missing_kernel(self.name(), "batch_norm_bwd"))
+    }
+    /// Inverted dropout of `n` elements: `y_i = x_i · keep_i / (1 − p)` with
+    /// `keep_i = dropout_keep(seed, i, dropout_threshold(p))` (0 for `p = 1`).
+    fn dropout_fwd(&self, x: &Self::Buf<E>, y: &mut Self::Buf<E>, n: usize, p: f64, seed: u64) -> Result<()> {
+        let _ = (x, y, n, p, seed);
+        Err(missing_kernel(self.name(), "dropout_fwd"))
+    }
+    /// `dx_i (acc)= dy_i · keep_i / (1 − p)`, the same mask as the forward pass.
+    #[allow(clippy::too_many_arguments)]
+    fn dropout_bwd(&self, dy: &Self::Buf<E>, dx: &mut Self::Buf<E>, n: usize, p: f64, seed: u64, acc: Acc)
+        -> Result<()> {
+        let _ = (dy, dx, n, p, seed, acc);
+        Err(missing_kernel(self.name(), "dropout_bwd"))
+    }
 }
 
 /// Which loss [`Backend::loss`] computes; formulas in `crate::loss`.

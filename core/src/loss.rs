@@ -16,8 +16,16 @@
 //! so the cat example gives 2.9); PyTorch's `multi_margin_loss` also divides
 //! each sample's sum by the number of classes.
 //!
+//! Losses between distributions — cross-entropy with soft labels and label
+//! smoothing, focal loss, KL divergence — are in [`distribution`] (formulas
+//! there) and re-exported here.
+//!
 //! A loss that comes out NaN or infinite is an [`Error::NonFinite`] naming the
 //! loss, so a diverging run stops with a message instead of training on NaNs.
+
+pub mod distribution;
+
+pub use distribution::{cross_entropy_smoothed, focal_loss, kl_div, soft_cross_entropy};
 
 use crate::device::{Backend, LossKind, LossTarget};
 use crate::elem::Elem;

@@ -15,6 +15,22 @@ Everything is float64 so kiln's f64 path can be compared to ~1e-12.
 * losses: value and gradient (autograd) of each loss on fixed inputs.
 * init: empirical mean/std/max|.| of each torch.nn.init function on a
   [400, 300] weight (the streams differ from kiln's; the statistics must not).
+
+Training toolkit (tests/torch_reference_toolkit.rs), on the same loss:
+
+* optim_toolkit: Adagrad and RMSprop trajectories, as for optim.
+* clip: the parameter split in two tensors (4 + 2 values), with
+  clip_grad_norm_ over both between backward() and step(); the trajectory
+  and the returned total norms.
+* penalty: SGD/Adam on loss + l1*sum|p| + l2*sum p^2 (autograd of the penalty).
+* freeze: the second tensor with requires_grad=False (optionally with
+  clipping over the trainable tensor only); the first one's trajectory.
+* schedules: get_last_lr() at construction and after each of 30
+  scheduler.step() calls, for each lr_scheduler setting.
+* losses_toolkit: soft-label and label-smoothed cross-entropy, KL divergence
+  (F.kl_div, reduction='batchmean'), and the focal loss written from its
+  definition -alpha_y (1 - p_y)^gamma log p_y (torch has none), with
+  autograd gradients.
 """
 import json
 import math
@@ -118,6 +134,183 @@ def init_cases():
     return out
 
 
+TOOLKIT_OPTIMIZERS = [
+    ("adagrad", lambda p: torch.optim.Adagrad(p, lr=0.1)),
+    ("adagrad_all_options", lambda p: torch.optim.Adagrad(
+        p, lr=0.1, lr_decay=0.05, weight_decay=0.02, initial_accumulator_value=0.3, eps=1e-6)),
+    ("rmsprop", lambda p: torch.optim.RMSprop(p, lr=0.01)),
+    ("rmsprop_momentum", lambda p: torch.optim.RMSprop(p, lr=0.01, momentum=0.9)),
+    ("rmsprop_centered", lambda p: torch.optim.RMSprop(p, lr=0.005, centered=True)),
+    ("rmsprop_all_options", lambda p: torch.optim.RMSprop(
+        p, lr=0.01, alpha=0.9, eps=1e-6, weight_decay=0.05, momentum=0.8, centered=True)),
+    # alpha < 0.5 takes the other branch of torch's lerp in the centred average
+    ("rmsprop_low_alpha_centered", lambda p: torch.optim.RMSprop(p, lr=0.01, alpha=0.3, centered=True)),
+]
+
+
+def group_settings(opt):
+    d = dict(opt.param_groups[0])
+    d.pop("params")
+    return {k: v for k, v in d.items() if isinstance(v, (int, float, bool)) or k == "betas"}
+
+
+def toolkit_optim_cases():
+    out = {}
+    for name, make in TOOLKIT_OPTIMIZERS:
+        p = torch.tensor(P0, requires_grad=True)
+        opt = make([p])
+        traj = []
+        for _ in range(12):
+            opt.zero_grad()
+            loss_fn(p).backward()
+            opt.step()
+            traj.append(p.detach().tolist())
+        out[name] = {"kind": name.split("_")[0], **group_settings(opt), "trajectory": traj}
+    return out
+
+
+def split_params(requires_grad_second=True):
+    p1 = torch.tensor(P0[:4], requires_grad=True)
+    p2 = torch.tensor(P0[4:], requires_grad=requires_grad_second)
+    return p1, p2
+
+
+CLIPPED = [
+    ("sgd_momentum", 2.5, lambda ps: torch.optim.SGD(ps, lr=0.05, momentum=0.9)),
+    ("adam", 2.0, lambda ps: torch.optim.Adam(ps, lr=0.05)),
+]
+
+
+def clip_cases():
+    out = {}
+    for name, max_norm, make in CLIPPED:
+        p1, p2 = split_params()
+        opt = make([p1, p2])
+        traj, norms = [], []
+        for _ in range(12):
+            opt.zero_grad()
+            loss_fn(torch.cat([p1, p2])).backward()
+            norms.append(torch.nn.utils.clip_grad_norm_([p1, p2], max_norm).item())
+            opt.step()
+            traj.append(torch.cat([p1, p2]).detach().tolist())
+        out[name] = {"max_norm": max_norm, "trajectory": traj, "total_norms": norms}
+    return out
+
+
+PENALISED = [
+    ("sgd_l1", 0.1, 0.0, lambda ps: torch.optim.SGD(ps, lr=0.05, momentum=0.9)),
+    ("sgd_l2", 0.0, 0.2, lambda ps: torch.optim.SGD(ps, lr=0.05, momentum=0.9)),
+    ("sgd_elastic", 0.05, 0.1, lambda ps: torch.optim.SGD(ps, lr=0.05, momentum=0.9)),
+    ("adam_elastic", 0.05, 0.1, lambda ps: torch.optim.Adam(ps, lr=0.05)),
+]
+
+
+def penalty_cases():
+    out = {}
+    for name, l1, l2, make in PENALISED:
+        p = torch.tensor(P0, requires_grad=True)
+        opt = make([p])
+        value0 = (l1 * p.abs().sum() + l2 * (p**2).sum()).item()
+        traj = []
+        for _ in range(12):
+            opt.zero_grad()
+            (loss_fn(p) + l1 * p.abs().sum() + l2 * (p**2).sum()).backward()
+            opt.step()
+            traj.append(p.detach().tolist())
+        out[name] = {"l1": l1, "l2": l2, "value_at_p0": value0, "trajectory": traj}
+    return out
+
+
+def freeze_cases():
+    out = {}
+    for name, max_norm in [("adam", None), ("adam_clip", 0.5)]:
+        p1, p2 = split_params(requires_grad_second=False)
+        opt = torch.optim.Adam([p1, p2], lr=0.05)
+        traj = []
+        for _ in range(12):
+            opt.zero_grad()
+            loss_fn(torch.cat([p1, p2])).backward()
+            if max_norm is not None:
+                torch.nn.utils.clip_grad_norm_([p for p in (p1, p2) if p.requires_grad], max_norm)
+            opt.step()
+            traj.append(torch.cat([p1, p2]).detach().tolist())
+        out[name] = {"max_norm": max_norm, "trajectory": traj}
+    return out
+
+
+S = torch.optim.lr_scheduler
+SCHEDULES = [
+    ("step", {"step_size": 3, "gamma": 0.5}, lambda o: S.StepLR(o, step_size=3, gamma=0.5)),
+    ("exponential", {"gamma": 0.9}, lambda o: S.ExponentialLR(o, gamma=0.9)),
+    ("cosine", {"t_max": 10, "eta_min": 0.001}, lambda o: S.CosineAnnealingLR(o, T_max=10, eta_min=0.001)),
+    ("warm_restarts", {"t_0": 3, "t_mult": 2, "eta_min": 0.001},
+     lambda o: S.CosineAnnealingWarmRestarts(o, T_0=3, T_mult=2, eta_min=0.001)),
+    ("warm_restarts_equal", {"t_0": 4, "t_mult": 1, "eta_min": 0.0},
+     lambda o: S.CosineAnnealingWarmRestarts(o, T_0=4, T_mult=1)),
+    ("constant", {"factor": 0.25, "total_iters": 4}, lambda o: S.ConstantLR(o, factor=0.25, total_iters=4)),
+    ("linear", {"start_factor": 0.2, "end_factor": 1.0, "total_iters": 5},
+     lambda o: S.LinearLR(o, start_factor=0.2, end_factor=1.0, total_iters=5)),
+    ("constant_warmup_then_cosine", {"factor": 0.1, "warmup": 3, "t_max": 12, "eta_min": 0.0},
+     lambda o: S.SequentialLR(o, [S.ConstantLR(o, factor=0.1, total_iters=3), S.CosineAnnealingLR(o, T_max=12)],
+                              milestones=[3])),
+    ("linear_warmup_then_step", {"start_factor": 0.25, "warmup": 4, "step_size": 3, "gamma": 0.5},
+     lambda o: S.SequentialLR(o, [S.LinearLR(o, start_factor=0.25, total_iters=4), S.StepLR(o, step_size=3, gamma=0.5)],
+                              milestones=[4])),
+]
+
+
+def schedule_cases():
+    out = {}
+    for name, args, make in SCHEDULES:
+        p = torch.zeros(1, requires_grad=True)
+        opt = torch.optim.SGD([p], lr=0.1)
+        sched = make(opt)
+        lrs = [sched.get_last_lr()[0]]
+        for _ in range(30):
+            opt.step()
+            sched.step()
+            lrs.append(sched.get_last_lr()[0])
+        out[name] = {"base_lr": 0.1, **args, "lrs": lrs}
+    return out
+
+
+def focal(z, y, gamma, alpha=None):
+    """-alpha_y (1 - p_y)^gamma log p_y, averaged over the batch."""
+    lt = F.log_softmax(z, dim=1).gather(1, y[:, None]).squeeze(1)
+    w = (1 - lt.exp()) ** gamma
+    if alpha is not None:
+        w = w * alpha[y]
+    return -(w * lt).mean()
+
+
+def toolkit_loss_cases():
+    x = torch.tensor([[3.2, 5.1, -1.7, 0.4], [1.3, 4.9, 2.0, -0.2], [2.2, 2.5, -3.1, 0.0]])
+    y = torch.tensor([0, 1, 2])
+    # probability targets; the last row sums to 1.2 (torch does not normalise)
+    soft = torch.tensor([[0.1, 0.2, 0.3, 0.4], [0.7, 0.0, 0.3, 0.0], [0.25, 0.25, 0.3, 0.4]])
+    alpha = torch.tensor([0.1, 0.2, 0.3, 0.4])
+    log_in = F.log_softmax(x * 0.5, dim=1)
+    out = {"x": x.tolist(), "labels": y.tolist(), "soft_target": soft.tolist(), "alpha": alpha.tolist(),
+           "kl_input": log_in.tolist()}
+    cases = {
+        "soft_cross_entropy": (x, lambda z: F.cross_entropy(z, soft)),
+        "soft_cross_entropy_smoothed": (x, lambda z: F.cross_entropy(z, soft, label_smoothing=0.15)),
+        "cross_entropy_smoothed": (x, lambda z: F.cross_entropy(z, y, label_smoothing=0.1)),
+        "focal_gamma2": (x, lambda z: focal(z, y, 2.0)),
+        "focal_gamma0.5_alpha": (x, lambda z: focal(z, y, 0.5, alpha)),
+        "kl_div": (log_in, lambda z: F.kl_div(z, soft, reduction="batchmean")),
+        "kl_div_log_target": (log_in, lambda z: F.kl_div(z, soft.clamp_min(1e-3).log(), reduction="batchmean",
+                                                           log_target=True)),
+    }
+    out["kl_log_target"] = soft.clamp_min(1e-3).log().tolist()
+    for name, (inp, f) in cases.items():
+        z = inp.clone().requires_grad_(True)
+        v = f(z)
+        v.backward()
+        out[name] = {"value": v.item(), "grad": z.grad.tolist()}
+    return out
+
+
 json.dump(
     {
         "torch_version": torch.__version__,
@@ -125,6 +318,12 @@ json.dump(
         "optim": optim_cases(),
         "losses": loss_cases(),
         "init": init_cases(),
+        "optim_toolkit": toolkit_optim_cases(),
+        "clip": clip_cases(),
+        "penalty": penalty_cases(),
+        "freeze": freeze_cases(),
+        "schedules": schedule_cases(),
+        "losses_toolkit": toolkit_loss_cases(),
     },
     sys.stdout,
     indent=1,

@@ -2,14 +2,30 @@
 //! with the formulas in the file's doc comment and tests at the bottom.
 
 pub mod activation;
+pub mod batchnorm;
+pub mod conv2d;
+pub(crate) mod conv_common;
+pub mod conv_transpose2d;
+pub(crate) mod cpu_kernels;
+pub mod dropout;
 pub mod flatten;
 pub mod linear;
+pub mod pool;
 pub mod softmax;
+pub mod unpool;
+pub mod upsample;
 
 pub use activation::{LeakyRelu, Relu, Sigmoid, Tanh};
+pub use batchnorm::{BatchNorm, BatchNorm1d, BatchNorm2d, BatchNormCache, BatchNormConfig, BatchNormGrads};
+pub use conv2d::{Conv2d, Conv2dConfig, Conv2dGrads, ConvCache};
+pub use conv_transpose2d::{ConvTranspose2d, ConvTranspose2dConfig, ConvTranspose2dGrads};
+pub use dropout::{Dropout, DropoutCache, DropoutConfig};
 pub use flatten::Flatten;
 pub use linear::{Linear, LinearConfig, LinearGrads};
+pub use pool::{AvgPool2d, GlobalAvgPool, MaxPool2d, Pool2dConfig, PoolIndices};
 pub use softmax::Softmax;
+pub use unpool::MaxUnpool2d;
+pub use upsample::{Upsample, UpsampleConfig};
 
 /// Resizes `y` to `batch` samples (no allocation once capacity suffices).
 pub(crate) fn fit<S: crate::Shape, E: crate::Elem, D: crate::Backend<E>>(

@@ -1,0 +1,432 @@
+//! 2-D convolution (PyTorch's `nn.Conv2d`): a cross-correlation of the input
+//! with `COUT` learned kernels, plus a bias per output channel.
+//!
+//! With stride `s`, zero padding `p`, dilation `d` and `G` groups (input
+//! channel `c` of output channel `o` ranges over the `CG = CIN/G` channels of
+//! `o`'s group; `G = CIN` is a depthwise convolution):
+//!
+//! * forward (the course's cross-correlation, with stride, padding, dilation):
+//!   `y[o, r, c] = b[o] + Σ_{ci, a, b'} x[ci, r·s − p + a·d, c·s − p + b'·d] · W[o, ci, a, b']`
+//!   (the course's 3×3 patch `[[200,150,150],[100,50,100],[25,25,10]]` against
+//!   `[[1,0,−1],[2,0,−2],[1,0,−1]]` gives 65);
+//! * `∂L/∂W[o, ci, a, b'] = Σ_{r, c} ∂L/∂y[o, r, c] · x[ci, r·s − p + a·d, c·s − p + b'·d]`,
+//!   summed over the batch — a cross-correlation of the input with the
+//!   upstream gradient;
+//! * `∂L/∂x[ci, r', c'] = Σ_{o, a, b'} ∂L/∂y[o, (r' + p − a·d)/s, (c' + p − b'·d)/s] · W[o, ci, a, b']`
+//!   over the terms whose divisions are exact and in range — for stride 1 and
+//!   no padding the course's `Σ_{a,b} ∂L/∂y(r' − a, c' − b) · k(a, b)`, a
+//!   convolution of the upstream gradient with the kernel (the flipped
+//!   kernel's cross-correlation);
+//! * `∂L/∂b[o] = Σ_{batch, r, c} ∂L/∂y[o, r, c]`.
+//!
+//! Computed as the course vectorises it: `im2col` lays the receptive fields
+//! out as the columns of a `[CIN·KH·KW, n]` matrix (`n` = samples of a chunk ×
+//! `OH·OW`), so per group the forward pass is one GEMM `Y = W·cols`, the weight
+//! gradient `dW = dY·colsᵀ` and the input gradient `col2im(Wᵀ·dY)`, where
+//! `col2im` adds every column entry back to the pixel it came from
+//! (overlapping windows sum). The batch is cut into chunks whose `cols` fit in
+//! [`super::conv_common::COLS_BUDGET`] elements.
+//!
+//! Cached: the `cols` buffer (when the whole batch fits in one chunk it still
+//! holds `im2col(x)` at backward time, which then skips recomputing it) and a
+//! `[COUT, n]` scratch for `Y` and `dY` in channel-major order. Both keep their
+//! capacity, so steps after the first allocate nothing.
+//!
+//! # Shapes
+//! `Conv2d<E, D, CIN, COUT, CG, KH, KW, H, W, OH, OW>`: input `S3<CIN, H, W>`,
+//! output `S3<COUT, OH, OW>`, weight `S4<COUT, CG, KH, KW>` (PyTorch's layout,
+//! `CG = CIN / groups`), bias `S1<COUT>`, with
+//! `OH = (H + 2·p − d·(KH − 1) − 1)/s + 1` (floor) and likewise `OW`;
+//! [`Build::build`] checks the configuration against these sizes.
+//!
+//! ```
+//! use kiln_core::{layers::{Conv2d, Conv2dConfig}, Build, Cpu, Layer, Tensor, S3, rng};
+//! let cfg = Conv2dConfig { bias: false, ..Default::default() };
+//! let mut conv = Conv2d::<f64, Cpu, 1, 1, 1, 3, 3, 3, 3, 1, 1>::build(&Cpu, &mut rng(0), cfg).unwrap();
+//! conv.weight.copy_from_slice(&[1., 0., -1., 2., 0., -2., 1., 0., -1.]).unwrap();
+//! let x = Tensor::<S3<1, 3, 3>, f64>::from_slice(&Cpu, &[200., 150., 150., 100., 50., 100., 25., 25., 10.]).unwrap();
+//! let mut y = Tensor::empty(&Cpu).unwrap();
+//! conv.forward(&x, &mut y, &mut conv.cache().unwrap()).unwrap();
+//! assert_eq!(y.to_vec().unwrap(), vec![65.0]);
+//! ```
+
+use super::conv_common::{check_groups, chunk, gemm_cols, gemm_out, gemm_weight, init_bias, prepare_dx, same_batch, Grouped, COLS_BUDGET};
+use super::fit;
+use crate::device::{Acc, Backend, Window2d};
+use crate::elem::Elem;
+use crate::error::Result;
+use crate::init::Init;
+use crate::module::{Build, Layer, Module, ParamMut, ParamRef, Path, Role, TrainCtx};
+use crate::shape::{S1, S3, S4};
+use crate::tensor::Tensor;
+use crate::Rng;
+
+/// Options of a [`Conv2d`] (PyTorch's defaults).
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Conv2dConfig {
+    /// `(sh, sw)`, default `(1, 1)`.
+    pub stride: (usize, usize),
+    /// Zero padding `(ph, pw)` on each side, default `(0, 0)`.
+    pub padding: (usize, usize),
+    /// Spacing of the kernel taps `(dh, dw)`, default `(1, 1)`.
+    pub dilation: (usize, usize),
+    /// Channel groups, default 1; must equal `CIN / CG` and divide `COUT`.
+    pub groups: usize,
+    /// Whether the layer has a bias (default true).
+    pub bias: bool,
+    /// Weight initialiser (default: PyTorch's).
+    pub init: Init,
+}
+
+impl Default for Conv2dConfig {
+    fn default() -> Self {
+        Conv2dConfig { stride: (1, 1), padding: (0, 0), dilation: (1, 1), groups: 1, bias: true, init: Init::TorchDefault }
+    }
+}
+
+/// A 2-D convolution from `CIN × H × W` to `COUT × OH × OW` (see the module doc).
+pub struct Conv2d<
+    E: Elem,
+    D: Backend<E>,
+    const CIN: usize,
+    const COUT: usize,
+    const CG: usize,
+    const KH: usize,
+    const KW: usize,
+    const H: usize,
+    const W: usize,
+    const OH: usize,
+    const OW: usize,
+> {
+    /// `[COUT, CIN/groups, KH, KW]`, PyTorch's layout.
+    pub weight: Tensor<S4<COUT, CG, KH, KW>, E, D>,
+    /// `[COUT]`, absent with `bias = false`.
+    pub bias: Option<Tensor<S1<COUT>, E, D>>,
+    geom: Window2d,
+    groups: usize,
+}
+
+/// Gradients of a [`Conv2d`].
+pub struct Conv2dGrads<E: Elem, D: Backend<E>, const COUT: usize, const CG: usize, const KH: usize, const KW: usize> {
+    /// `∂L/∂W`, `[COUT, CG, KH, KW]`.
+    pub weight: Tensor<S4<COUT, CG, KH, KW>, E, D>,
+    /// `∂L/∂b`, `[COUT]`.
+    pub bias: Option<Tensor<S1<COUT>, E, D>>,
+}
+
+/// Scratch of a [`Conv2d`] or [`super::ConvTranspose2d`] (see the module doc).
+pub struct ConvCache<E: Elem, D: Backend<E>> {
+    /// The im2col matrix of the current chunk.
+    pub(crate) cols: D::Buf<E>,
+    /// Channel-major outputs or output gradients of the current chunk.
+    pub(crate) tmp: D::Buf<E>,
+    /// Channel-major input of the current chunk (transposed convolution only).
+    pub(crate) xt: D::Buf<E>,
+    /// `cols` (or `xt`) still holds the whole batch's data from the forward pass.
+    pub(crate) hold: bool,
+    /// Largest im2col buffer, in elements.
+    pub(crate) budget: usize,
+}
+
+impl<E: Elem, D: Backend<E>> ConvCache<E, D> {
+    pub(crate) fn new(dev: &D) -> Result<Self> {
+        Ok(ConvCache { cols: dev.zeros(0)?, tmp: dev.zeros(0)?, xt: dev.zeros(0)?, hold: false, budget: COLS_BUDGET })
+    }
+}
+
+impl<E: Elem, D: Backend<E>, const CIN: usize, const COUT: usize, const CG: usize, const KH: usize, const KW: usize, const H: usize, const W: usize, const OH: usize, const OW: usize>
+    Conv2d<E, D, CIN, COUT, CG, KH, KW, H, W, OH, OW>
+{
+    /// The window geometry (stride, padding, dilation, sizes).
+    pub fn geometry(&self) -> &Window2d {
+        &self.geom
+    }
+    /// The number of channel groups.
+    pub fn groups(&self) -> usize {
+        self.groups
+    }
+    fn grouped(&self) -> Grouped {
+        Grouped { groups: self.groups, co: COUT, kg: CG * KH * KW }
+    }
+}
+
+impl<E: Elem, D: Backend<E>, const CIN: usize, const COUT: usize, const CG: usize, const KH: usize, const KW: usize, const H: usize, const W: usize, const OH: usize, const OW: usize>
+    Build<E, D> for Conv2d<E, D, CIN, COUT, CG, KH, KW, H, W, OH, OW>
+{
+    type Config = Conv2dConfig;
+    fn build(dev: &D, rng: &mut Rng, cfg: Conv2dConfig) -> Result<Self> {
+        let geom = Window2d::new("Conv2d", CIN, (H, W), (KH, KW), cfg.stride, cfg.padding, cfg.dilation)?;
+        geom.expect_out("Conv2d", OH, OW)?;
+        check_groups("Conv2d", cfg.groups, CIN, CG, COUT)?;
+        let weight = cfg.init.tensor::<S4<COUT, CG, KH, KW>, E, D>(dev, rng)?;
+        let bias = if cfg.bias { Some(init_bias(dev, rng, cfg.init, &[COUT, CG, KH, KW])?) } else { None };
+        Ok(Conv2d { weight, bias, geom, groups: cfg.groups })
+    }
+}
+
+impl<E: Elem, D: Backend<E>, const CIN: usize, const COUT: usize, const CG: usize, const KH: usize, const KW: usize, const H: usize, const W: usize, const OH: usize, const OW: usize>
+    Module<E, D> for Conv2d<E, D, CIN, COUT, CG, KH, KW, H, W, OH, OW>
+{
+    type Grads = Conv2dGrads<E, D, COUT, CG, KH, KW>;
+    fn grads(&self) -> Result<Self::Grads> {
+        let dev = self.weight.device();
+        let bias = match self.bias {
+            Some(_) => Some(Tensor::zeros(dev, 1)?),
+            None => None,
+        };
+        Ok(Conv2dGrads { weight: Tensor::zeros(dev, 1)?, bias })
+    }
+    fn visit(&self, path: &Path<'_>, f: &mut dyn FnMut(&Path<'_>, ParamRef<'_, E, D>)) {
+        f(&path.child("weight"), ParamRef::of(&self.weight, Role::Param));
+        if let Some(b) = &self.bias {
+            f(&path.child("bias"), ParamRef::of(b, Role::Param));
+        }
+    }
+    fn visit_grads(&mut self, g: &Self::Grads, path: &Path<'_>, f: &mut dyn FnMut(&Path<'_>, ParamMut<'_, E, D>)) {
+        f(&path.child("weight"), ParamMut::of(&mut self.weight, Some(&g.weight)));
+        if let (Some(b), Some(gb)) = (&mut self.bias, &g.bias) {
+            f(&path.child("bias"), ParamMut::of(b, Some(gb)));
+        }
+    }
+    fn visit_mut(&mut self, path: &Path<'_>, f: &mut dyn FnMut(&Path<'_>, ParamMut<'_, E, D>, Role)) {
+        f(&path.child("weight"), ParamMut::of(&mut self.weight, None), Role::Param);
+        if let Some(b) = &mut self.bias {
+            f(&path.child("bias"), ParamMut::of(b, None), Role::Param);
+        }
+    }
+}
+
+impl<E: Elem, D: Backend<E>, const CIN: usize, const COUT: usize, const CG: usize, const KH: usize, const KW: usize, const H: usize, const W: usize, const OH: usize, const OW: usize>
+    Layer<E, D> for Conv2d<E, D, CIN, COUT, CG, KH, KW, H, W, OH, OW>
+{
+    type In = S3<CIN, H, W>;
+    type Out = S3<COUT, OH, OW>;
+    type Cache = ConvCache<E, D>;
+    const FLOPS: usize = COUT * OH * OW * CG * KH * KW;
+    fn cache(&self) -> Result<ConvCache<E, D>> {
+        ConvCache::new(self.weight.device())
+    }
+
+    /// Per chunk: `cols = im2col(x)`, `Y[COUT, n] = W·cols` per group, then
+    /// `Y` transposed into NCHW `y`; finally `y += b`.
+    fn forward(&self, x: &Tensor<S3<CIN, H, W>, E, D>, y: &mut Tensor<S3<COUT, OH, OW>, E, D>, cache: &mut ConvCache<E, D>) -> Result<()> {
+        let (b, dev, g, op) = (x.batch(), x.device(), &self.geom, OH * OW);
+        fit(y, b)?;
+        let nb = chunk(cache.budget, b, g.rows() * op);
+        dev.resize(&mut cache.cols, g.rows() * nb * op)?;
+        dev.resize(&mut cache.tmp, COUT * nb * op)?;
+        for b0 in (0..b).step_by(nb) {
+            let nc = nb.min(b - b0);
+            dev.im2col(g, &x.buf, b0, nc, &mut cache.cols)?;
+            gemm_out(dev, self.grouped(), nc * op, &self.weight.buf, &cache.cols, &mut cache.tmp)?;
+            dev.transpose01(&cache.tmp, 0, &mut y.buf, b0 * COUT * op, COUT, nc, op, Acc::Set)?;
+        }
+        if let Some(bias) = &self.bias {
+            dev.add_channel_bias(&mut y.buf, &bias.buf, b, COUT, op)?;
+        }
+        cache.hold = nb >= b;
+        Ok(())
+    }
+
+    fn forward_train(
+        &mut self,
+        x: &Tensor<S3<CIN, H, W>, E, D>,
+        y: &mut Tensor<S3<COUT, OH, OW>, E, D>,
+        cache: &mut ConvCache<E, D>,
+        _ctx: &mut TrainCtx,
+    ) -> Result<()> {
+        self.forward(x, y, cache)
+    }
+
+    /// Per chunk: `dY[COUT, n]` from NCHW `dy`, `dW (acc)= dY·colsᵀ`, and when
+    /// asked `dx (acc)= col2im(Wᵀ·dY)`; finally `db (acc)= Σ dy`.
+    fn backward(
+        &self,
+        x: &Tensor<S3<CIN, H, W>, E, D>,
+        _y: &Tensor<S3<COUT, OH, OW>, E, D>,
+        cache: &mut ConvCache<E, D>,
+        dy: &Tensor<S3<COUT, OH, OW>, E, D>,
+        mut dx: Option<(&mut Tensor<S3<CIN, H, W>, E, D>, Acc)>,
+        grads: &mut Self::Grads,
+        gacc: Acc,
+    ) -> Result<()> {
+        same_batch("Conv2d backward", x, dy)?;
+        let (b, dev, g, op) = (x.batch(), x.device(), &self.geom, OH * OW);
+        let nb = chunk(cache.budget, b, g.rows() * op);
+        let reuse = cache.hold && nb >= b;
+        dev.resize(&mut cache.cols, g.rows() * nb * op)?;
+        dev.resize(&mut cache.tmp, COUT * nb * op)?;
+        if let Some((dx, acc)) = &mut dx {
+            prepare_dx(dx, *acc, b)?;
+        }
+        for b0 in (0..b).step_by(nb) {
+            let nc = nb.min(b - b0);
+            let n = nc * op;
+            if !reuse {
+                dev.im2col(g, &x.buf, b0, nc, &mut cache.cols)?;
+            }
+            dev.transpose01(&dy.buf, b0 * COUT * op, &mut cache.tmp, 0, nc, COUT, op, Acc::Set)?;
+            let wacc = if b0 == 0 { gacc } else { Acc::Add };
+            gemm_weight(dev, self.grouped(), n, &cache.tmp, &cache.cols, &mut grads.weight.buf, wacc)?;
+            if let Some((dx, acc)) = &mut dx {
+                gemm_cols(dev, self.grouped(), n, &self.weight.buf, &cache.tmp, &mut cache.cols)?;
+                cache.hold = false;
+                dev.col2im(g, &cache.cols, &mut dx.buf, b0, nc, *acc)?;
+            }
+        }
+        if let Some(gb) = &mut grads.bias {
+            dev.channel_bias_grad(&dy.buf, &mut gb.buf, b, COUT, op, gacc)?;
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::testing::{check_layer, random_input};
+    use crate::Cpu;
+
+    /// The definition, loop by loop.
+    #[allow(clippy::too_many_arguments)]
+    fn naive(x: &[f64], w: &[f64], bias: Option<&[f64]>, batch: usize, cin: usize, cout: usize, groups: usize, g: &Window2d) -> Vec<f64> {
+        let (cg, og) = (cin / groups, cout / groups);
+        let mut y = vec![0.0; batch * cout * g.oh * g.ow];
+        for s in 0..batch {
+            for o in 0..cout {
+                for r in 0..g.oh {
+                    for c in 0..g.ow {
+                        let mut acc = bias.map_or(0.0, |b| b[o]);
+                        for ci in 0..cg {
+                            let xc = (o / og) * cg + ci;
+                            for a in 0..g.kh {
+                                for bb in 0..g.kw {
+                                    let iy = (r * g.sh + a * g.dh) as isize - g.ph as isize;
+                                    let ix = (c * g.sw + bb * g.dw) as isize - g.pw as isize;
+                                    if iy >= 0 && ix >= 0 && (iy as usize) < g.h && (ix as usize) < g.w {
+                                        acc += x[((s * cin + xc) * g.h + iy as usize) * g.w + ix as usize]
+                                            * w[((o * cg + ci) * g.kh + a) * g.kw + bb];
+                                    }
+                                }
+                            }
+                        }
+                        y[((s * cout + o) * g.oh + r) * g.ow + c] = acc;
+                    }
+                }
+            }
+        }
+        y
+    }
+
+    #[test]
+    fn course_patch_gives_65() {
+        let cfg = Conv2dConfig { bias: false, ..Default::default() };
+        let mut conv = Conv2d::<f64, Cpu, 1, 1, 1, 3, 3, 3, 3, 1, 1>::build(&Cpu, &mut crate::rng(0), cfg).unwrap();
+        conv.weight.copy_from_slice(&[1., 0., -1., 2., 0., -2., 1., 0., -1.]).unwrap();
+        let x = Tensor::<S3<1, 3, 3>, f64>::from_slice(&Cpu, &[200., 150., 150., 100., 50., 100., 25., 25., 10.]).unwrap();
+        let mut y = Tensor::empty(&Cpu).unwrap();
+        conv.forward(&x, &mut y, &mut conv.cache().unwrap()).unwrap();
+        assert_eq!(y.to_vec().unwrap(), vec![65.0]);
+        // With a bias and zero padding 1 the centre output is 65 + b.
+        let cfg = Conv2dConfig { padding: (1, 1), ..Default::default() };
+        let mut conv = Conv2d::<f64, Cpu, 1, 1, 1, 3, 3, 3, 3, 3, 3>::build(&Cpu, &mut crate::rng(0), cfg).unwrap();
+        conv.weight.copy_from_slice(&[1., 0., -1., 2., 0., -2., 1., 0., -1.]).unwrap();
+        conv.bias.as_mut().unwrap().copy_from_slice(&[0.5]).unwrap();
+        let mut y = Tensor::empty(&Cpu).unwrap();
+        conv.forward(&x, &mut y, &mut conv.cache().unwrap()).unwrap();
+        let y = y.to_vec().unwrap();
+        assert_eq!(y[4], 65.5);
+        // Top-left: only taps (1..3, 1..3) see the image: 0·200 − 2·150 + 0·100 − 1·50 = −350.
+        assert_eq!(y[0], -350.0 + 0.5);
+    }
+
+    fn matches_naive<const CIN: usize, const COUT: usize, const CG: usize, const K: usize, const HW: usize, const O: usize>(cfg: Conv2dConfig, budget: usize) {
+        let mut rng = crate::rng(9);
+        let conv = Conv2d::<f64, Cpu, CIN, COUT, CG, K, K, HW, HW, O, O>::build(&Cpu, &mut rng, cfg).unwrap();
+        let batch = 5;
+        let xv = random_input(batch * CIN * HW * HW, &mut rng);
+        let x = Tensor::<S3<CIN, HW, HW>, f64>::from_slice(&Cpu, &xv).unwrap();
+        let mut y = Tensor::empty(&Cpu).unwrap();
+        let mut cache = conv.cache().unwrap();
+        cache.budget = budget;
+        conv.forward(&x, &mut y, &mut cache).unwrap();
+        let w = conv.weight.to_vec().unwrap();
+        let b = conv.bias.as_ref().map(|b| b.to_vec().unwrap());
+        let want = naive(&xv, &w, b.as_deref(), batch, CIN, COUT, cfg.groups, conv.geometry());
+        for (a, b) in y.to_vec().unwrap().iter().zip(&want) {
+            assert!((a - b).abs() < 1e-12, "{cfg:?}: {a} vs {b}");
+        }
+    }
+
+    #[test]
+    fn forward_matches_the_definition() {
+        let d = Conv2dConfig::default();
+        matches_naive::<3, 4, 3, 3, 7, 5>(d, 1 << 20);
+        matches_naive::<3, 4, 3, 3, 7, 4>(Conv2dConfig { stride: (2, 2), padding: (1, 1), ..d }, 1 << 20);
+        matches_naive::<2, 2, 2, 3, 7, 3>(Conv2dConfig { dilation: (2, 2), ..d }, 1 << 20);
+        matches_naive::<4, 6, 2, 3, 6, 6>(Conv2dConfig { padding: (1, 1), groups: 2, ..d }, 1 << 20);
+        matches_naive::<3, 3, 1, 3, 6, 3>(Conv2dConfig { stride: (2, 2), padding: (1, 1), groups: 3, bias: false, ..d }, 1 << 20);
+        // Chunked: 2 samples per chunk, the last chunk short.
+        matches_naive::<3, 4, 3, 3, 7, 4>(Conv2dConfig { stride: (2, 2), padding: (1, 1), ..d }, 2 * 27 * 16);
+    }
+
+    #[test]
+    fn build_rejects_inconsistent_configurations() {
+        let d = Conv2dConfig::default();
+        let e = Conv2d::<f64, Cpu, 1, 1, 1, 3, 3, 5, 5, 5, 5>::build(&Cpu, &mut crate::rng(0), d).err().unwrap();
+        assert!(e.to_string().contains("map 5×5 to 3×3, but the layer's type says 5×5"), "{e}");
+        let e = Conv2d::<f64, Cpu, 4, 3, 2, 1, 1, 5, 5, 5, 5>::build(&Cpu, &mut crate::rng(0), Conv2dConfig { groups: 2, ..d }).err().unwrap();
+        assert!(e.to_string().contains("groups = 2 must divide"), "{e}");
+        assert!(Conv2d::<f64, Cpu, 1, 1, 1, 7, 7, 5, 5, 1, 1>::build(&Cpu, &mut crate::rng(0), d).is_err());
+    }
+
+    fn grad<const CIN: usize, const COUT: usize, const CG: usize, const KH: usize, const KW: usize, const H: usize, const W: usize, const OH: usize, const OW: usize>(
+        cfg: Conv2dConfig,
+    ) {
+        let mut conv = Conv2d::<f64, Cpu, CIN, COUT, CG, KH, KW, H, W, OH, OW>::build(&Cpu, &mut crate::rng(4), cfg).unwrap();
+        let err = check_layer(&mut conv, 3, 17).unwrap();
+        assert!(err < 1e-6, "{cfg:?}: {err}");
+    }
+
+    #[test]
+    fn gradchecks() {
+        let d = Conv2dConfig::default();
+        grad::<2, 3, 2, 3, 3, 5, 5, 5, 5>(Conv2dConfig { padding: (1, 1), ..d });
+        grad::<2, 3, 2, 2, 3, 6, 7, 3, 3>(Conv2dConfig { stride: (2, 2), ..d });
+        grad::<1, 2, 1, 3, 3, 7, 7, 4, 4>(Conv2dConfig { stride: (2, 2), padding: (1, 1), bias: false, ..d });
+        grad::<2, 2, 2, 3, 3, 7, 6, 3, 2>(Conv2dConfig { dilation: (2, 2), ..d });
+        grad::<4, 6, 2, 3, 3, 5, 5, 5, 5>(Conv2dConfig { padding: (1, 1), groups: 2, ..d });
+        grad::<3, 3, 1, 3, 3, 6, 6, 3, 3>(Conv2dConfig { stride: (2, 2), padding: (1, 1), groups: 3, ..d });
+        grad::<3, 2, 3, 1, 1, 4, 4, 4, 4>(d);
+    }
+
+    #[test]
+    fn chunked_backward_matches_one_chunk() {
+        let cfg = Conv2dConfig { stride: (2, 1), padding: (1, 2), groups: 2, ..Default::default() };
+        let conv = Conv2d::<f64, Cpu, 4, 6, 2, 3, 3, 6, 5, 3, 7>::build(&Cpu, &mut crate::rng(2), cfg).unwrap();
+        let mut rng = crate::rng(5);
+        let batch = 5;
+        let x = Tensor::<S3<4, 6, 5>, f64>::from_slice(&Cpu, &random_input(batch * 120, &mut rng)).unwrap();
+        let dy = Tensor::<S3<6, 3, 7>, f64>::from_slice(&Cpu, &random_input(batch * 126, &mut rng)).unwrap();
+        let run = |budget: usize| {
+            let mut cache = conv.cache().unwrap();
+            cache.budget = budget;
+            let mut y = Tensor::empty(&Cpu).unwrap();
+            conv.forward(&x, &mut y, &mut cache).unwrap();
+            let mut dx = Tensor::empty(&Cpu).unwrap();
+            let mut g = conv.grads().unwrap();
+            conv.backward(&x, &y, &mut cache, &dy, Some((&mut dx, Acc::Set)), &mut g, Acc::Set).unwrap();
+            // A second contribution adds.
+            conv.backward(&x, &y, &mut cache, &dy, Some((&mut dx, Acc::Add)), &mut g, Acc::Add).unwrap();
+            (y.to_vec().unwrap(), dx.to_vec().unwrap(), g.weight.to_vec().unwrap(), g.bias.unwrap().to_vec().unwrap())
+        };
+        let one = run(1 << 20);
+        let many = run(2 * 36 * 21);
+        for (a, b) in [(&one.0, &many.0), (&one.1, &many.1), (&one.2, &many.2), (&one.3, &many.3)] {
+            assert_eq!(a.len(), b.len());
+            for (u, v) in a.iter().zip(b.iter()) {
+                assert!((u - v).abs() < 1e-12, "{u} vs {v}");
+            }
+        }
+    }
+}

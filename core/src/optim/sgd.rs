@@ -1,0 +1,87 @@
+//! Stochastic gradient descent, `torch.optim.SGD` (formula in [`super`]).
+
+use super::{grad_of, Optimizer, Slots};
+use crate::device::{Backend, SgdArgs};
+use crate::elem::Elem;
+use crate::error::{Error, Result};
+use crate::module::{ParamMut, Path};
+use crate::Cpu;
+
+/// Stochastic gradient descent with optional momentum, Nesterov momentum and weight decay.
+pub struct Sgd<E: Elem = f32, D: Backend<E> = Cpu> {
+    /// Learning rate η.
+    pub lr: f64,
+    /// Momentum μ (0 = plain SGD).
+    pub momentum: f64,
+    /// Dampening τ.
+    pub dampening: f64,
+    /// L2 weight decay λ.
+    pub weight_decay: f64,
+    /// Nesterov momentum.
+    pub nesterov: bool,
+    state: Slots<E, D>,
+}
+
+impl<E: Elem, D: Backend<E>> Sgd<E, D> {
+    /// Plain SGD with learning rate `lr`.
+    pub fn new(lr: f64) -> Self {
+        Sgd {
+            lr,
+            momentum: 0.0,
+            dampening: 0.0,
+            weight_decay: 0.0,
+            nesterov: false,
+            state: Slots::new(),
+        }
+    }
+    /// Sets the momentum μ.
+    pub fn momentum(mut self, mu: f64) -> Self {
+        self.momentum = mu;
+        self
+    }
+    /// Nesterov momentum μ.
+    pub fn nesterov(mut self, mu: f64) -> Self {
+        self.momentum = mu;
+        self.nesterov = true;
+        self
+    }
+    /// Sets the weight decay λ.
+    pub fn weight_decay(mut self, wd: f64) -> Self {
+        self.weight_decay = wd;
+        self
+    }
+}
+
+impl<E: Elem, D: Backend<E>> Optimizer<E, D> for Sgd<E, D> {
+    fn begin_step(&mut self) -> Result<()> {
+        if self.nesterov && (self.momentum <= 0.0 || self.dampening != 0.0) {
+            return Err(Error::invalid("Sgd", "Nesterov momentum requires a momentum and zero dampening"));
+        }
+        Ok(())
+    }
+    fn update(&mut self, index: usize, path: &Path<'_>, p: ParamMut<'_, E, D>) -> Result<()> {
+        let g = grad_of("Sgd", path, &p)?;
+        let momentum = self.momentum;
+        // The momentum buffer is written before it is read on the first step.
+        let s = self.state.get("Sgd", index, path, &p, |dev, n| {
+            Ok(vec![dev.zeros(if momentum != 0.0 { n } else { 0 })?])
+        })?;
+        let args = SgdArgs {
+            lr: self.lr,
+            momentum: self.momentum,
+            dampening: self.dampening,
+            weight_decay: self.weight_decay,
+            nesterov: self.nesterov,
+            first: s.steps == 0,
+        };
+        p.dev.sgd_step(&args, p.value, g, &mut s.bufs[0], p.numel)?;
+        s.steps += 1;
+        Ok(())
+    }
+    fn lr(&self) -> f64 {
+        self.lr
+    }
+    fn set_lr(&mut self, lr: f64) {
+        self.lr = lr;
+    }
+}
