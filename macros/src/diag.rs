@@ -2,7 +2,7 @@
 //! Dropping it without calling [`Diag::finish`] is a bug in the macro and
 //! panics, so no error is ever lost.
 
-use proc_macro2::Span;
+use proc_macro2::{Punct, Spacing, Span, TokenStream, TokenTree};
 use std::fmt::Display;
 
 #[derive(Default)]
@@ -19,6 +19,18 @@ impl Diag {
     /// Records an error at `span`.
     pub fn error(&mut self, span: Span, msg: impl Display) {
         self.push(syn::Error::new(span, msg));
+    }
+    /// Records an error underlining everything from `start` to `end` (first
+    /// and last token of a layer or an expression). Stable Rust cannot join
+    /// two spans, but an error spanned by a token sequence covers the range.
+    pub fn error_range(&mut self, (start, end): (Span, Span), msg: impl Display) {
+        let punct = |span| {
+            let mut p = Punct::new('.', Spacing::Alone);
+            p.set_span(span);
+            TokenTree::Punct(p)
+        };
+        let tokens: TokenStream = [punct(start), punct(end)].into_iter().collect();
+        self.push(syn::Error::new_spanned(tokens, msg));
     }
     pub fn push(&mut self, e: syn::Error) {
         self.errors
@@ -54,20 +66,32 @@ impl Drop for Diag {
     }
 }
 
-/// Edit distance between two names (for "did you mean …?").
+/// Edit distance between two names, ignoring case (for "did you mean …?"):
+/// insertions, deletions, substitutions and swaps of two neighbouring letters
+/// (`rleu` → `relu`, `Lienar` → `Linear`) each count 1 (optimal string
+/// alignment distance).
 pub fn distance(a: &str, b: &str) -> usize {
     let a: Vec<char> = a.to_lowercase().chars().collect();
     let b: Vec<char> = b.to_lowercase().chars().collect();
-    let mut prev: Vec<usize> = (0..=b.len()).collect();
-    for i in 1..=a.len() {
-        let mut cur = vec![i; b.len() + 1];
-        for j in 1..=b.len() {
-            let sub = prev[j - 1] + usize::from(a[i - 1] != b[j - 1]);
-            cur[j] = sub.min(prev[j] + 1).min(cur[j - 1] + 1);
-        }
-        prev = cur;
+    // d[i][j]: distance between a[..i] and b[..j].
+    let mut d = vec![vec![0usize; b.len() + 1]; a.len() + 1];
+    for (i, row) in d.iter_mut().enumerate() {
+        row[0] = i;
     }
-    prev[b.len()]
+    for (j, cell) in d[0].iter_mut().enumerate() {
+        *cell = j;
+    }
+    for i in 1..=a.len() {
+        for j in 1..=b.len() {
+            let sub = d[i - 1][j - 1] + usize::from(a[i - 1] != b[j - 1]);
+            let mut best = sub.min(d[i - 1][j] + 1).min(d[i][j - 1] + 1);
+            if i > 1 && j > 1 && a[i - 1] == b[j - 2] && a[i - 2] == b[j - 1] {
+                best = best.min(d[i - 2][j - 2] + 1);
+            }
+            d[i][j] = best;
+        }
+    }
+    d[a.len()][b.len()]
 }
 
 /// The closest candidate within a distance of a third of the name's length.
@@ -95,5 +119,28 @@ pub fn numel_expl(d: &[usize]) -> String {
         format!("{n} = {}", v.join("×"))
     } else {
         n.to_string()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn swaps_count_once() {
+        assert_eq!(distance("rleu", "relu"), 1);
+        assert_eq!(distance("Lienar", "Linear"), 1);
+        assert_eq!(distance("flaten", "flatten"), 1);
+        assert_eq!(distance("abc", "abc"), 0);
+        assert_eq!(distance("", "relu"), 4);
+    }
+
+    #[test]
+    fn suggestions() {
+        let builtins = ["Linear", "relu", "flatten"];
+        assert_eq!(suggest("rleu", builtins), Some("relu"));
+        assert_eq!(suggest("Lienar", builtins), Some("Linear"));
+        assert_eq!(suggest("linear", builtins), Some("Linear"));
+        assert_eq!(suggest("conv", builtins), None);
     }
 }

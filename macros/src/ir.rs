@@ -18,7 +18,10 @@ pub enum Val {
 }
 
 pub struct Input {
+    /// The user's name, or `x` for a chain's unnamed input.
     pub name: Ident,
+    /// Named by the user (graph form), as opposed to a chain's `input: [..]`.
+    pub named: bool,
     pub dims: Dims,
     /// The dimensions as numbers.
     pub shape: Vec<usize>,
@@ -49,6 +52,9 @@ pub struct Node {
     pub op: Op,
     pub args: Vec<Val>,
     pub span: Span,
+    /// First and last token of what the user wrote for this node (`fc1` …
+    /// `)`, `h` … `x`), where messages about it point.
+    pub range: (Span, Span),
     /// How messages and the summary name this node (`fc1: Linear(256)`, `h + x`).
     pub label: String,
     /// The binding that names the node's value, if any, for summaries.
@@ -96,11 +102,14 @@ impl Net {
             Val::Node(j) => &self.nodes[j].shape,
         }
     }
-    /// A short name of the value for messages.
+    /// A short name of the value for messages: the input's or binding's
+    /// name, else how the node was written.
     pub fn val_label(&self, v: Val) -> String {
         match v {
+            // A chain's input is unnamed; call it by the keyword the user wrote.
+            Val::In(i) if !self.inputs[i].named => "input".to_string(),
             Val::In(i) => self.inputs[i].name.to_string(),
-            Val::Node(j) => self.nodes[j].label.clone(),
+            Val::Node(j) => self.nodes[j].binding.clone().unwrap_or_else(|| self.nodes[j].label.clone()),
         }
     }
 }
@@ -111,10 +120,14 @@ struct Lower {
     inputs: Vec<Input>,
     layers: Vec<LayerDecl>,
     nodes: Vec<Node>,
-    /// Binding name → (value, span, used).
-    env: HashMap<String, (Val, Span, bool)>,
+    /// Binding name → (value, span, used). The value is `None` when the
+    /// binding's expression had an error already reported: later uses of the
+    /// name then stay silent instead of cascading.
+    env: HashMap<String, (Option<Val>, Span, bool)>,
     /// Names bound by a later `let` (for "used before it is defined").
     later: HashMap<String, Span>,
+    /// Names read before their `let` (already reported; not "never used").
+    early: std::collections::HashSet<String>,
     /// Shared layer name → layer index, with its declaration span and use flag.
     shared: HashMap<String, usize>,
     auto: HashMap<String, usize>,
@@ -130,6 +143,7 @@ pub fn lower(inv: Invocation) -> syn::Result<Net> {
         nodes: Vec::new(),
         env: HashMap::new(),
         later: HashMap::new(),
+        early: Default::default(),
         shared: HashMap::new(),
         auto: HashMap::new(),
     };
@@ -175,6 +189,7 @@ impl Lower {
                     }
                     self.inputs.push(Input {
                         name: Ident::new("x", *span),
+                        named: false,
                         dims: dims.clone(),
                         shape: dims.values(),
                     });
@@ -210,6 +225,7 @@ impl Lower {
             }
         }
         let mut out_names: HashMap<String, Span> = HashMap::new();
+        let mut any_output = false;
         for item in &inv.items {
             match item {
                 Item::ChainInput { span, .. } => self
@@ -224,10 +240,11 @@ impl Lower {
                         let i = self.inputs.len();
                         self.inputs.push(Input {
                             name: name.clone(),
+                            named: true,
                             dims: dims.clone(),
                             shape: dims.values(),
                         });
-                        self.env.insert(name.to_string(), (Val::In(i), name.span(), false));
+                        self.env.insert(name.to_string(), (Some(Val::In(i)), name.span(), false));
                     }
                 }
                 Item::Shared { name, spec } => {
@@ -250,19 +267,23 @@ impl Lower {
                     }
                 }
                 Item::Let { name, declared, expr } => {
-                    self.later.remove(&name.to_string());
-                    let Some(v) = self.expr(expr) else { continue };
-                    if let Some(d) = declared {
+                    let key = name.to_string();
+                    self.later.remove(&key);
+                    let v = self.expr(expr);
+                    if let (Some(v), Some(d)) = (v, declared) {
                         self.declare(v, name, d);
                     }
-                    if let Val::Node(j) = v {
-                        self.nodes[j].binding.get_or_insert_with(|| name.to_string());
+                    if let Some(Val::Node(j)) = v {
+                        self.nodes[j].binding.get_or_insert_with(|| key.clone());
                     }
                     if self.check_new_name(name) {
-                        self.env.insert(name.to_string(), (v, name.span(), false));
+                        // A failed expression or an early use was reported already.
+                        let quiet = v.is_none() || self.early.contains(&key);
+                        self.env.insert(key, (v, name.span(), quiet));
                     }
                 }
                 Item::Output { name, expr, span } => {
+                    any_output = true;
                     let Some(v) = self.expr(expr) else { continue };
                     let oname = match (name, expr) {
                         (Some(n), _) => n.clone(),
@@ -284,7 +305,7 @@ impl Lower {
         if self.inputs.is_empty() {
             self.diag.error(inv.name.span(), "a graph needs at least one `input NAME: [..]`");
         }
-        if outputs.is_empty() {
+        if !any_output {
             self.diag.error(inv.name.span(), "a graph needs at least one `output …`");
         }
         let mut unused: Vec<(String, Span)> = self
@@ -331,10 +352,10 @@ impl Lower {
         let key = name.to_string();
         if let Some((v, _, used)) = self.env.get_mut(&key) {
             *used = true;
-            return Some(*v);
+            return *v;
         }
-        if let Some(def) = self.later.get(&key) {
-            let _ = def;
+        if self.later.contains_key(&key) {
+            self.early.insert(key);
             self.diag.error(
                 name.span(),
                 format!("`{name}` is used before it is defined; move its `let` above this line"),
@@ -351,12 +372,13 @@ impl Lower {
     fn expr(&mut self, e: &Expr) -> Option<Val> {
         match e {
             Expr::Var(i) => self.lookup(i),
-            Expr::Add(a, b, span) => {
-                let (a, b) = (self.expr(a), self.expr(b));
+            Expr::Add(ea, eb, span) => {
+                let (a, b) = (self.expr(ea), self.expr(eb));
                 let (a, b) = (a?, b?);
-                Some(self.node(Op::Add, vec![a, b], *span, format!("{} + {}", self.label(a), self.label(b))))
+                let label = format!("{} + {}", self.label(a), self.label(b));
+                Some(self.node(Op::Add, vec![a, b], *span, e.range(), label))
             }
-            Expr::Concat(parts, span) => {
+            Expr::Concat(parts, span, _) => {
                 let vals: Vec<Option<Val>> = parts.iter().map(|p| self.expr(p)).collect();
                 let vals: Vec<Val> = vals.into_iter().collect::<Option<_>>()?;
                 if vals.len() < 2 {
@@ -364,7 +386,8 @@ impl Lower {
                     return None;
                 }
                 let names: Vec<String> = vals.iter().map(|v| self.label(*v)).collect();
-                Some(self.node(Op::Concat, vals, *span, format!("concat({})", names.join(", "))))
+                let label = format!("concat({})", names.join(", "));
+                Some(self.node(Op::Concat, vals, *span, e.range(), label))
             }
             Expr::Apply(inner, step) => {
                 let v = self.expr(inner)?;
@@ -383,11 +406,12 @@ impl Lower {
         }
     }
 
-    fn node(&mut self, op: Op, args: Vec<Val>, span: Span, label: String) -> Val {
+    fn node(&mut self, op: Op, args: Vec<Val>, span: Span, range: (Span, Span), label: String) -> Val {
         self.nodes.push(Node {
             op,
             args,
             span,
+            range,
             label,
             binding: None,
             declared: None,
@@ -407,7 +431,7 @@ impl Lower {
             }
             let li = self.shared[&key];
             let label = format!("{key}: {}", self.layers[li].spec.text());
-            let node = self.node(Op::Layer(li), vec![v], spec.span, label);
+            let node = self.node(Op::Layer(li), vec![v], spec.span, step.range(), label);
             if let Val::Node(j) = node {
                 self.layers[li].uses.push(j);
             }
@@ -444,7 +468,7 @@ impl Lower {
             out_shape: Vec::new(),
             ty: TokenStream::new(),
         });
-        let node = self.node(Op::Layer(li), vec![v], step.span(), label);
+        let node = self.node(Op::Layer(li), vec![v], step.span(), step.range(), label);
         if let Val::Node(j) = node {
             self.layers[li].uses.push(j);
         }

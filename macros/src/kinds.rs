@@ -103,11 +103,27 @@ impl SpanOf for syn::ExprPath {
     }
 }
 
+/// A size argument: an integer literal of at least 1.
+fn lit_size(e: &syn::Expr, what: &str, diag: &mut Diag) -> Option<usize> {
+    let v = lit_usize(e, what, diag)?;
+    if v == 0 {
+        diag.error(
+            syn::spanned::Spanned::span(e),
+            format!("{what} is 0; a zero-sized dimension is not allowed, every dimension must be at least 1"),
+        );
+        return None;
+    }
+    Some(v)
+}
+
 /// Checks that a spec has no more than the allowed arguments.
 fn no_args(spec: &Spec, diag: &mut Diag) {
     if let Some(a) = &spec.args {
         if !a.positional.is_empty() || !a.named.is_empty() {
-            diag.error(a.span.unwrap_or(spec.span), format!("`{}` takes no arguments", spec.ident()));
+            match a.span {
+                Some(s) => diag.error(s, format!("`{}` takes no arguments", spec.ident())),
+                None => diag.error_range(spec.range(), format!("`{}` takes no arguments", spec.ident())),
+            }
         }
     }
 }
@@ -119,14 +135,15 @@ pub fn resolve(spec: &Spec, k: &TokenStream, diag: &mut Diag) -> Option<Kind> {
     let kind = match name.as_str() {
         "Linear" => {
             let (inp, out) = match args.positional.as_slice() {
-                [o] => (None, lit_usize(o, "`Linear`'s output size", diag)?),
-                [i, o] => (
-                    Some(lit_usize(i, "`Linear`'s input size", diag)?),
-                    lit_usize(o, "`Linear`'s output size", diag)?,
-                ),
+                [o] => (None, lit_size(o, "`Linear`'s output size", diag)?),
+                [i, o] => {
+                    let i = lit_size(i, "`Linear`'s input size", diag);
+                    let o = lit_size(o, "`Linear`'s output size", diag);
+                    (Some(i?), o?)
+                }
                 _ => {
-                    diag.error(
-                        spec.span,
+                    diag.error_range(
+                        spec.range(),
                         "`Linear` takes its number of output features, `Linear(256)`, or input and output features, `Linear(784, 256)`",
                     );
                     return None;
@@ -164,7 +181,7 @@ pub fn resolve(spec: &Spec, k: &TokenStream, diag: &mut Diag) -> Option<Kind> {
                 ([a], []) => a.to_token_stream(),
                 ([], [(n, a)]) if n == "alpha" => a.to_token_stream(),
                 _ => {
-                    diag.error(spec.span, "`LeakyRelu` takes its negative slope: `LeakyRelu(0.1)`");
+                    diag.error_range(spec.range(), "`LeakyRelu` takes its negative slope: `LeakyRelu(0.1)`");
                     return None;
                 }
             };
@@ -181,7 +198,7 @@ pub fn resolve(spec: &Spec, k: &TokenStream, diag: &mut Diag) -> Option<Kind> {
         _ => {
             if let Some(out) = &spec.out {
                 if spec.args.is_some() {
-                    diag.error(spec.span, format!("`{name}` is used as a network from another `network!`; such a layer takes no arguments"));
+                    diag.error_range(spec.range(), format!("`{name}` is used as a network from another `network!`; such a layer takes no arguments"));
                     return None;
                 }
                 return Some(Kind::Subnet {
@@ -201,7 +218,7 @@ pub fn resolve(spec: &Spec, k: &TokenStream, diag: &mut Diag) -> Option<Kind> {
         }
     };
     if spec.out.is_some() && !matches!(kind, Kind::Subnet { .. }) {
-        diag.error(spec.span, format!("`-> [..]` declares the output of a network from another `network!`; `{name}` is built in and its shape is inferred"));
+        diag.error_range(spec.range(), format!("`-> [..]` declares the output of a network from another `network!`; `{name}` is built in and its shape is inferred"));
     }
     Some(kind)
 }
@@ -213,8 +230,10 @@ impl Kind {
     }
 
     /// The output shape for an input of shape `input`, or a message saying
-    /// why the input does not fit (`who` names the layer).
-    pub fn out_shape(&self, who: &str, input: &[usize], from: &str) -> Result<Vec<usize>, String> {
+    /// why the input does not fit (`who` names the layer, `from` the value
+    /// feeding it, and `origin` the dimensions that value's features come
+    /// from, so that a flattened input reads `400 = 16×5×5`).
+    pub fn out_shape(&self, who: &str, input: &[usize], from: &str, origin: &[usize]) -> Result<Vec<usize>, String> {
         match self {
             Kind::Linear { inp, out, .. } => {
                 if *out == 0 || *inp == Some(0) {
@@ -231,7 +250,7 @@ impl Kind {
                     if *i != input[0] {
                         return Err(format!(
                             "`{who}` expects {i} input features but `{from}` gives {}",
-                            numel_expl(input)
+                            numel_expl(origin)
                         ));
                     }
                 }

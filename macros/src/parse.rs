@@ -60,6 +60,8 @@ impl Dims {
 pub struct Step {
     pub name: Option<Ident>,
     pub spec: Spec,
+    /// Written as a call, `relu(h)`: its tokens surround its input's.
+    pub call: bool,
 }
 
 impl Step {
@@ -67,6 +69,14 @@ impl Step {
         match &self.name {
             Some(n) => n.span().join(self.spec.span).unwrap_or(self.spec.span),
             None => self.spec.span,
+        }
+    }
+    /// First and last token (`fc1` … `)`), for messages that underline the
+    /// whole step on stable Rust, where spans cannot be joined.
+    pub fn range(&self) -> (Span, Span) {
+        match &self.name {
+            Some(n) => (n.span(), self.spec.end),
+            None => self.spec.range(),
         }
     }
 }
@@ -77,9 +87,19 @@ pub struct Spec {
     pub args: Option<Args>,
     pub out: Option<Dims>,
     pub span: Span,
+    /// The spec's last token: its `(..)` or `-> [..]` group, else its name.
+    pub end: Span,
 }
 
 impl Spec {
+    /// First and last token (`Linear` … `)`), for messages.
+    pub fn range(&self) -> (Span, Span) {
+        let start = match &self.path.leading_colon {
+            Some(c) => c.spans[0],
+            None => self.path.segments.first().map_or(self.span, |s| s.ident.span()),
+        };
+        (start, self.end)
+    }
     /// The last segment of the path (`Linear` in `kiln::Linear`).
     pub fn ident(&self) -> &Ident {
         &self.path.segments.last().expect("kiln-macros internal error: empty path").ident
@@ -113,8 +133,10 @@ pub struct Args {
 #[derive(Clone)]
 pub enum Expr {
     Var(Ident),
+    /// `a + b`, with the span of `+`.
     Add(Box<Expr>, Box<Expr>, Span),
-    Concat(Vec<Expr>, Span),
+    /// `concat(..)`, with the spans of `concat` and of its parentheses.
+    Concat(Vec<Expr>, Span, Span),
     /// `expr |> step`, or `relu(expr)` written as a call.
     Apply(Box<Expr>, Step),
 }
@@ -123,8 +145,18 @@ impl Expr {
     pub fn span(&self) -> Span {
         match self {
             Expr::Var(i) => i.span(),
-            Expr::Add(_, _, s) | Expr::Concat(_, s) => *s,
+            Expr::Add(_, _, s) | Expr::Concat(_, s, _) => *s,
             Expr::Apply(_, st) => st.span(),
+        }
+    }
+    /// First and last token of the expression, for messages.
+    pub fn range(&self) -> (Span, Span) {
+        match self {
+            Expr::Var(i) => (i.span(), i.span()),
+            Expr::Add(a, b, _) => (a.range().0, b.range().1),
+            Expr::Concat(_, s, e) => (*s, *e),
+            Expr::Apply(_, st) if st.call => st.range(),
+            Expr::Apply(a, st) => (a.range().0, st.range().1),
         }
     }
 }
@@ -241,6 +273,7 @@ impl Parse for Step {
         Ok(Step {
             name,
             spec: input.parse()?,
+            call: false,
         })
     }
 }
@@ -249,6 +282,7 @@ impl Parse for Spec {
     fn parse(input: ParseStream) -> syn::Result<Self> {
         let path = syn::Path::parse_mod_style(input)?;
         let mut span = path.span();
+        let mut end = path.segments.last().map_or(span, |s| s.ident.span());
         let args = if input.peek(syn::token::Paren) {
             let content;
             let p = parenthesized!(content in input);
@@ -269,6 +303,7 @@ impl Parse for Spec {
                 }
             }
             span = span.join(p.span.join()).unwrap_or(span);
+            end = p.span.join();
             Some(a)
         } else {
             None
@@ -277,6 +312,7 @@ impl Parse for Spec {
             input.parse::<Token![->]>()?;
             let d: Dims = input.parse()?;
             span = span.join(d.span).unwrap_or(span);
+            end = d.span;
             Some(d)
         } else {
             None
@@ -286,6 +322,7 @@ impl Parse for Spec {
             args,
             out,
             span,
+            end,
         })
     }
 }
@@ -343,7 +380,7 @@ fn parse_atom(input: ParseStream) -> syn::Result<Expr> {
         let args: Punctuated<Expr, Token![,]> = content.parse_terminated(Expr::parse, Token![,])?;
         let span = name.span().join(p.span.join()).unwrap_or(name.span());
         if name == "concat" {
-            return Ok(Expr::Concat(args.into_iter().collect(), span));
+            return Ok(Expr::Concat(args.into_iter().collect(), span, p.span.join()));
         }
         let mut args: Vec<Expr> = args.into_iter().collect();
         if args.len() != 1 {
@@ -357,8 +394,14 @@ fn parse_atom(input: ParseStream) -> syn::Result<Expr> {
             args: None,
             out: None,
             span: name.span(),
+            end: p.span.join(),
         };
-        return Ok(Expr::Apply(Box::new(args.remove(0)), Step { name: None, spec }));
+        let step = Step {
+            name: None,
+            spec,
+            call: true,
+        };
+        return Ok(Expr::Apply(Box::new(args.remove(0)), step));
     }
     Ok(Expr::Var(name))
 }

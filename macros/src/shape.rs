@@ -4,6 +4,7 @@
 
 use crate::diag::{dims, Diag};
 use crate::ir::{Net, Op, Val};
+use crate::kinds::Kind;
 
 /// Rule: every declared dimension is at least 1 and a shape has rank 1 to 4.
 fn check_declared(diag: &mut Diag, what: &str, d: &crate::parse::Dims) {
@@ -53,11 +54,25 @@ fn concat_rule(net: &Net, args: &[Val]) -> Result<Vec<usize>, String> {
     Ok(out)
 }
 
+/// The dimensions a value's features come from, for messages: a flattened
+/// value explains itself as `400 = 16×5×5` by the shape before `flatten`.
+fn origin_dims(net: &Net, v: Val) -> Vec<usize> {
+    if let Val::Node(m) = v {
+        if let Op::Layer(li) = net.nodes[m].op {
+            if matches!(net.layers[li].kind, Kind::Flatten) {
+                return net.shape(net.nodes[m].args[0]).to_vec();
+            }
+        }
+    }
+    net.shape(v).to_vec()
+}
+
 /// Infers every node's shape and every layer's type; all errors in one pass.
 pub fn infer(mut net: Net) -> syn::Result<Net> {
     let mut diag = Diag::new();
     for i in &net.inputs {
-        check_declared(&mut diag, &format!("input `{}`", i.name), &i.dims);
+        let what = if i.named { format!("input `{}`", i.name) } else { "the input".to_string() };
+        check_declared(&mut diag, &what, &i.dims);
     }
     if !diag.is_clean() {
         diag.finish()?;
@@ -76,10 +91,11 @@ pub fn infer(mut net: Net) -> syn::Result<Net> {
             Op::Layer(li) => {
                 let input = net.shape(args[0]).to_vec();
                 let from = net.val_label(args[0]);
+                let origin = origin_dims(&net, args[0]);
                 let layer = &net.layers[li];
                 if layer.uses.first() == Some(&j) {
                     let who = net.nodes[j].label.clone();
-                    layer.kind.out_shape(&who, &input, &from).and_then(|out| {
+                    layer.kind.out_shape(&who, &input, &from, &origin).and_then(|out| {
                         if out.len() > 4 || out.contains(&0) {
                             return Err(format!("`{who}` would produce shape {}; shapes have 1 to 4 non-zero dimensions", dims(&out)));
                         }
@@ -124,7 +140,7 @@ pub fn infer(mut net: Net) -> syn::Result<Net> {
                 }
                 net.nodes[j].shape = shape;
             }
-            Err(msg) => diag.error(net.nodes[j].span, msg),
+            Err(msg) => diag.error_range(net.nodes[j].range, msg),
         }
     }
     diag.finish()?;
