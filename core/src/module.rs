@@ -176,6 +176,11 @@ impl TrainCtx {
 }
 
 /// A layer with one input and one output.
+#[diagnostic::on_unimplemented(
+    message = "`{Self}` cannot be used as a layer: only a network with exactly one input and one output can be nested",
+    label = "not a one-input, one-output layer",
+    note = "call a network with several inputs or outputs through its own `forward`/`forward_train`"
+)]
 pub trait Layer<E: Elem, D: Backend<E>>: Module<E, D> {
     /// Per-sample input shape.
     type In: Shape;

@@ -87,7 +87,10 @@ pub fn emit(net: &Net) -> TokenStream {
         let t = tensor(&node_ty[j]);
         cache_defs.push(quote!(#v: #t,));
         cache_inits.push(quote!(#v: #k::Tensor::empty(&self.device)?,));
-        if let Op::Layer(li) = n.op {
+        if let Some(li) = match n.op {
+            Op::Layer(li) if unpool_pool(net, li).is_none() => Some(li),
+            _ => None,
+        } {
             let c = format_ident!("c{}", j);
             let lty = &net.layers[li].ty;
             cache_defs.push(quote!(#c: <#lty as #k::Layer<E, D>>::Cache,));
@@ -124,6 +127,12 @@ pub fn emit(net: &Net) -> TokenStream {
             let v = format_ident!("v{}", j);
             let span = n.span;
             match n.op {
+                Op::Layer(li) if unpool_pool(net, li).is_some() => {
+                    let x = val_ref(n.args[0]);
+                    let cp = format_ident!("c{}", unpool_pool(net, li).unwrap_or_default());
+                    let f = &net.layers[li].field;
+                    body.push(respan_q!(span=> self.#f.forward(#x, &c.#cp, &mut c.#v)?;));
+                }
                 Op::Layer(li) if matches!(net.layers[li].kind, Kind::Subnet { .. }) => {
                     let x = val_ref(n.args[0]);
                     let cj = format_ident!("c{}", j);
@@ -216,6 +225,12 @@ pub fn emit(net: &Net) -> TokenStream {
             }
         };
         match n.op {
+            Op::Layer(li) if unpool_pool(net, li).is_some() => {
+                let (dx, _) = dest(n.args[0], &mut seen);
+                let cp = format_ident!("c{}", unpool_pool(net, li).unwrap_or_default());
+                let f = &net.layers[li].field;
+                bwd.push(respan_q!(span=> if let ::core::option::Option::Some((dx, acc)) = #dx { self.#f.backward(&c.#cp, #dy, dx, acc)?; }));
+            }
             Op::Layer(li) => {
                 let x = val_ref(n.args[0]);
                 let (dx, _) = dest(n.args[0], &mut seen);
@@ -287,12 +302,16 @@ pub fn emit(net: &Net) -> TokenStream {
     // ---- constants ----
     let params: Vec<TokenStream> = fields
         .iter()
-        .map(|l| l.kind.params(&l.in_shape, &l.ty))
+        .map(|l| l.kind.params(&l.in_shape, &l.out_shape, &l.ty))
         .collect();
     let flops: Vec<TokenStream> = net
         .nodes
         .iter()
         .map(|n| match n.op {
+            Op::Layer(li) if unpool_pool(net, li).is_some() => {
+                let ty = &net.layers[li].ty;
+                quote!(<#ty>::FLOPS)
+            }
             Op::Layer(li) => {
                 let ty = &net.layers[li].ty;
                 quote!(<#ty as #k::Layer<E, D>>::FLOPS)
@@ -309,7 +328,7 @@ pub fn emit(net: &Net) -> TokenStream {
             Op::Layer(li) => {
                 let l = &net.layers[li];
                 let nm = if l.kind.has_state() { l.field.to_string() } else { n.binding.clone().unwrap_or_else(|| l.field.to_string()) };
-                let p = if l.kind.has_state() && l.uses.first() == Some(&j) { l.kind.params(&l.in_shape, &l.ty) } else { quote!(0usize) };
+                let p = if l.kind.has_state() && l.uses.first() == Some(&j) { l.kind.params(&l.in_shape, &l.out_shape, &l.ty) } else { quote!(0usize) };
                 (nm, l.spec.text(), p)
             }
             _ => (n.binding.clone().unwrap_or_default(), n.label.clone(), quote!(0usize)),
@@ -604,6 +623,16 @@ pub fn emit(net: &Net) -> TokenStream {
         #layer_impl
 
         #(#subnet_checks)*
+    }
+}
+
+/// For a `MaxUnpool2d` layer, the node of the `MaxPool2d` it is paired with.
+fn unpool_pool(net: &Net, li: usize) -> Option<usize> {
+    match &net.layers[li].kind {
+        Kind::Image(crate::image::ImageKind::MaxUnpool2d { pool }) => {
+            net.layers.iter().find(|l| l.field == *pool).and_then(|l| l.uses.first().copied())
+        }
+        _ => None,
     }
 }
 

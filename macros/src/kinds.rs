@@ -43,6 +43,8 @@ pub enum Kind {
     Act(Act),
     Softmax,
     Flatten,
+    /// Convolution, pooling, normalisation… (see `image.rs`).
+    Image(crate::image::ImageKind),
     /// A network from another invocation, with its declared output shape.
     Subnet { path: syn::Path, out: Vec<usize> },
 }
@@ -196,6 +198,11 @@ pub fn resolve(spec: &Spec, k: &TokenStream, diag: &mut Diag) -> Option<Kind> {
             Kind::Flatten
         }
         _ => {
+            match crate::image::resolve(spec, k, |e, d| init_arg(e, k, d), diag) {
+                Ok(Some(kind)) => return Some(Kind::Image(kind)),
+                Err(()) => return None,
+                Ok(None) => {}
+            }
             if let Some(out) = &spec.out {
                 if spec.args.is_some() {
                     diag.error_range(spec.range(), format!("`{name}` is used as a network from another `network!`; such a layer takes no arguments"));
@@ -206,7 +213,7 @@ pub fn resolve(spec: &Spec, k: &TokenStream, diag: &mut Diag) -> Option<Kind> {
                     out: out.values(),
                 });
             }
-            let hint = match suggest(&name, BUILTINS.iter().copied()) {
+            let hint = match suggest(&name, BUILTINS.iter().chain(crate::image::NAMES).copied()) {
                 Some(s) => format!("; did you mean `{s}`?"),
                 None if name.starts_with(char::is_uppercase) => format!(
                     "; to use a network declared by another `network!`, write its output shape: `{name} -> [..]`"
@@ -226,7 +233,7 @@ pub fn resolve(spec: &Spec, k: &TokenStream, diag: &mut Diag) -> Option<Kind> {
 impl Kind {
     /// Whether the layer owns parameters or buffers (and so becomes a field).
     pub fn has_state(&self) -> bool {
-        matches!(self, Kind::Linear { .. } | Kind::Subnet { .. })
+        matches!(self, Kind::Linear { .. } | Kind::Subnet { .. } | Kind::Image(_))
     }
 
     /// The output shape for an input of shape `input`, or a message saying
@@ -265,6 +272,7 @@ impl Kind {
             }
             Kind::Flatten => Ok(vec![input.iter().product()]),
             Kind::Subnet { out, .. } => Ok(out.clone()),
+            Kind::Image(i) => i.out_shape(who, input, from),
         }
     }
 
@@ -286,6 +294,7 @@ impl Kind {
                 quote!(#k::layers::Flatten<#si, #so>)
             }
             Kind::Subnet { path, .. } => quote!(#path<E, D>),
+            Kind::Image(i) => i.ty(k, input, out),
         }
     }
 
@@ -293,6 +302,7 @@ impl Kind {
     pub fn config(&self, k: &TokenStream) -> TokenStream {
         match self {
             Kind::Linear { bias, init, .. } => quote!(#k::layers::LinearConfig { bias: #bias, init: #init }),
+            Kind::Image(i) => i.config(k),
             _ => quote!(()),
         }
     }
@@ -306,7 +316,7 @@ impl Kind {
     }
 
     /// Trainable parameters, as a constant expression.
-    pub fn params(&self, input: &[usize], ty: &TokenStream) -> TokenStream {
+    pub fn params(&self, input: &[usize], out: &[usize], ty: &TokenStream) -> TokenStream {
         match self {
             Kind::Linear { out, bias, .. } => {
                 let i: usize = input.iter().product();
@@ -314,6 +324,10 @@ impl Kind {
                 quote!(#n)
             }
             Kind::Subnet { .. } => quote!(<#ty>::PARAMS),
+            Kind::Image(i) => {
+                let n = i.params(input, out);
+                quote!(#n)
+            }
             _ => quote!(0usize),
         }
     }

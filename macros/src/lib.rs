@@ -10,6 +10,7 @@
 
 mod diag;
 mod emit;
+mod image;
 mod ir;
 mod kinds;
 mod parse;

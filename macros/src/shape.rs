@@ -3,6 +3,7 @@
 //! shapes written as numbers.
 
 use crate::diag::{dims, Diag};
+use crate::image::ImageKind;
 use crate::ir::{Net, Op, Val};
 use crate::kinds::Kind;
 
@@ -67,6 +68,32 @@ fn origin_dims(net: &Net, v: Val) -> Vec<usize> {
     net.shape(v).to_vec()
 }
 
+/// Rule for `MaxUnpool2d(pool)`: `pool` names a `MaxPool2d` applied once,
+/// earlier in the graph; the unpooling's input has that pooling's output
+/// shape and its output the pooling's input shape.
+fn unpool_rule(net: &Net, j: usize, pool: &syn::Ident, input: &[usize], from: &str) -> Result<Vec<usize>, String> {
+    let who = &net.nodes[j].label;
+    let Some(pl) = net.layers.iter().find(|l| l.field == *pool) else {
+        return Err(format!("`{who}`: there is no layer named `{pool}`; name the `MaxPool2d` whose positions it restores (`{pool}: MaxPool2d(2)`)"));
+    };
+    if !matches!(pl.kind, Kind::Image(ImageKind::MaxPool2d { .. })) {
+        return Err(format!("`{who}`: `{pool}` is a `{}`, not a `MaxPool2d`", pl.spec.text()));
+    }
+    match pl.uses.as_slice() {
+        [p] if *p < j => {}
+        [_] => return Err(format!("`{who}` must come after `{pool}`, whose positions it restores")),
+        _ => return Err(format!("`{who}`: `{pool}` is applied {} times; unpooling needs exactly one application", pl.uses.len())),
+    }
+    if pl.out_shape != input {
+        return Err(format!(
+            "`{who}` restores the positions of `{pool}`, which gives {}, but `{from}` gives {}",
+            dims(&pl.out_shape),
+            dims(input)
+        ));
+    }
+    Ok(pl.in_shape.clone())
+}
+
 /// Infers every node's shape and every layer's type; all errors in one pass.
 pub fn infer(mut net: Net) -> syn::Result<Net> {
     let mut diag = Diag::new();
@@ -93,7 +120,9 @@ pub fn infer(mut net: Net) -> syn::Result<Net> {
                 let from = net.val_label(args[0]);
                 let origin = origin_dims(&net, args[0]);
                 let layer = &net.layers[li];
-                if layer.uses.first() == Some(&j) {
+                if let Kind::Image(ImageKind::MaxUnpool2d { pool }) = &layer.kind {
+                    unpool_rule(&net, j, pool, &input, &from)
+                } else if layer.uses.first() == Some(&j) {
                     let who = net.nodes[j].label.clone();
                     layer.kind.out_shape(&who, &input, &from, &origin).and_then(|out| {
                         if out.len() > 4 || out.contains(&0) {
