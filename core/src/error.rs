@@ -60,7 +60,7 @@ pub enum Error {
     #[error("{}: {msg}", path.display())]
     Format { path: PathBuf, msg: String },
     /// A data set that an example needs is not where it should be.
-    #[error("{what} not found at {}: {hint}", path.display())]
+    #[error("{what} not found: {} is missing; {hint}", path.display())]
     MissingData {
         what: &'static str,
         path: PathBuf,

@@ -97,6 +97,19 @@ impl<S: Shape, E: Elem, D: Backend<E>> Tensor<S, E, D> {
         self.dev.download(&self.buf, &mut v)?;
         Ok(v)
     }
+    /// Copies the data into a host slice of exactly `numel()` values, without
+    /// allocating (for reading predictions in a loop).
+    pub fn copy_to_slice(&self, dst: &mut [E]) -> Result<()> {
+        if dst.len() != self.numel() {
+            return Err(Error::LengthMismatch {
+                what: format!("Tensor<{}>::copy_to_slice", fmt_dims(S::DIMS)),
+                expected: self.numel(),
+                shape: format!("{} × {}", self.batch, fmt_dims(S::DIMS)),
+                got: dst.len(),
+            });
+        }
+        self.dev.download(&self.buf, dst)
+    }
     /// Overwrites the data from host values (the length must match).
     pub fn copy_from_slice(&mut self, data: &[E]) -> Result<()> {
         if data.len() != self.numel() {

