@@ -164,6 +164,12 @@ pub trait Module<E: Elem, D: Backend<E>> {
 pub struct TrainCtx {
     /// Seeded random numbers for stochastic layers.
     pub rng: Rng,
+    /// Check every activation (forward) and every gradient arriving at a
+    /// layer (backward) for NaN or infinity, and fail with an error naming the
+    /// layer and the pass where one first appears — PyTorch's
+    /// `detect_anomaly`. Off by default; when off it costs one predictable
+    /// branch per layer. When on, each check copies the tensor to the host.
+    pub detect_anomaly: bool,
 }
 
 impl TrainCtx {
@@ -171,6 +177,7 @@ impl TrainCtx {
     pub fn new(seed: u64) -> Self {
         TrainCtx {
             rng: crate::rng(seed),
+            detect_anomaly: false,
         }
     }
 }

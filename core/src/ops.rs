@@ -131,6 +131,19 @@ pub fn concat_bwd_to<P: Shape, S: Shape, E: Elem, D: Backend<E>>(
     }
 }
 
+/// Anomaly detection: fails with [`crate::Error::NonFinite`] naming `layer`
+/// and `pass` when `t` holds a NaN or an infinity (copies `t` to the host;
+/// called only when [`crate::TrainCtx::detect_anomaly`] is on).
+pub fn check_finite<S: Shape, E: Elem, D: Backend<E>>(t: &Tensor<S, E, D>, layer: &str, pass: &str) -> Result<()> {
+    match t.to_vec()?.into_iter().enumerate().find(|(_, v)| !v.is_finite()) {
+        None => Ok(()),
+        Some((i, v)) => Err(crate::Error::NonFinite {
+            what: format!("{pass} of `{layer}` (element {} of sample {})", i % S::NUMEL, i / S::NUMEL),
+            value: v.f64(),
+        }),
+    }
+}
+
 /// Calls into a network declared by another `network!` invocation.
 ///
 /// The outer macro knows the shapes it wires around the inner network (`I`

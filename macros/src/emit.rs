@@ -176,7 +176,24 @@ pub fn emit(net: &Net) -> TokenStream {
             let src = val_ref(out.val);
             body.push(quote!(#k::Tensor::assign(#dst, #src)?;));
         }
-        body
+        if train {
+            // Anomaly detection after each node, in order: the first failure
+            // names the layer where a non-finite value first appeared.
+            let mut checked = Vec::with_capacity(body.len() + n_nodes + 1);
+            checked.push(quote!(c.detect = ctx.detect_anomaly;));
+            let mut it = body.into_iter();
+            for (j, n) in net.nodes.iter().enumerate() {
+                let stmts = if let Op::Concat = n.op { 1 + n.args.len() } else { 1 };
+                checked.extend(it.by_ref().take(stmts));
+                let v = format_ident!("v{}", j);
+                let label = &n.label;
+                checked.push(quote!(if ctx.detect_anomaly { #k::ops::check_finite(&c.#v, #label, "forward output")?; }));
+            }
+            checked.extend(it);
+            checked
+        } else {
+            body
+        }
     };
     let fwd_train = fwd(true);
     let fwd_eval = fwd(false);
@@ -224,6 +241,8 @@ pub fn emit(net: &Net) -> TokenStream {
                 quote!(&c.#g)
             }
         };
+        let label = &n.label;
+        bwd.push(quote!(if c.detect { #k::ops::check_finite(#dy, #label, "backward: gradient arriving at the output")?; }));
         match n.op {
             Op::Layer(li) if unpool_pool(net, li).is_some() => {
                 let (dx, _) = dest(n.args[0], &mut seen);
@@ -455,6 +474,8 @@ pub fn emit(net: &Net) -> TokenStream {
         #[allow(non_snake_case)]
         #vis struct #cache_name<E: #k::Elem, D: #k::Backend<E>> {
             #(#cache_defs)*
+            /// Anomaly detection was on in the forward pass; check the backward too.
+            detect: bool,
             _p: ::core::marker::PhantomData<(E, D)>,
         }
 
@@ -559,7 +580,7 @@ pub fn emit(net: &Net) -> TokenStream {
             }
 
             fn __cache(&self) -> #k::Result<#cache_name<E, D>> {
-                Ok(#cache_name { #(#cache_inits)* _p: ::core::marker::PhantomData })
+                Ok(#cache_name { #(#cache_inits)* detect: false, _p: ::core::marker::PhantomData })
             }
             fn __forward_train(
                 &mut self,
