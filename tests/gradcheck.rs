@@ -197,6 +197,26 @@ fn shared_weights_get_the_sum_of_both_uses() {
     assert_eq!(grads(&mut net, &g), dp);
 }
 
+/// Shapes are readable without naming the element type or device: `<Chain>`
+/// is `Chain<f32, Cpu>`, a concrete type, so its constants work in const
+/// contexts, array lengths and const generic arguments of other code.
+const CHAIN_OUT: usize = <Chain>::OUTPUTS[0][0];
+struct UsesChainShape {
+    logits: [f32; <Chain>::OUTPUTS[0][0]],
+    layer: kiln::layers::Linear<f32, Cpu, { <Chain>::OUTPUTS[0][0] }, 2>,
+}
+
+#[test]
+fn shapes_are_non_generic_constants() {
+    assert_eq!(CHAIN_OUT, 3);
+    let u = UsesChainShape {
+        logits: [0.0; 3],
+        layer: kiln::layers::Linear::build(&Cpu, &mut rng(0), Default::default()).unwrap(),
+    };
+    assert_eq!(u.logits.len(), 3);
+    assert_eq!(u.layer.weight.shape(), vec![1, 2, 3]);
+}
+
 #[test]
 fn summary_and_constants() {
     assert_eq!(Chain::<f32>::INPUTS, &[&[6usize][..]]);
