@@ -41,6 +41,12 @@
 
 pub use kiln_core::*;
 
+/// The CUDA device (cargo feature `cuda`): `kiln::Cuda::new(0)?`.
+#[cfg(feature = "cuda")]
+pub use kiln_cuda as cuda;
+#[cfg(feature = "cuda")]
+pub use kiln_cuda::Cuda;
+
 #[doc(hidden)]
 pub mod __private {
     pub use kiln_macros::network_impl;
