@@ -68,7 +68,6 @@ pub struct Node {
 pub struct Output {
     pub name: Ident,
     pub val: Val,
-    pub span: Span,
 }
 
 pub struct Net {
@@ -212,7 +211,6 @@ impl Lower {
             Some(v @ Val::Node(_)) => outputs.push(Output {
                 name: Ident::new("y", inv.name.span()),
                 val: v,
-                span: inv.name.span(),
             }),
             _ => self.diag.error(inv.name.span(), "a network needs an `input: [..]` and at least one layer"),
         }
@@ -297,7 +295,6 @@ impl Lower {
                     outputs.push(Output {
                         name: oname,
                         val: v,
-                        span: *span,
                     });
                 }
             }
