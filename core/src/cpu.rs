@@ -10,6 +10,7 @@ use crate::device::{
 use crate::layers::cpu_kernels as sk;
 use crate::elem::{Elem, Scalar};
 use crate::error::{Error, Result};
+use crate::gemm::par::{self, SyncPtr};
 use rayon::prelude::*;
 
 /// The CPU. Zero-sized; buffers are `Vec`s.
@@ -23,24 +24,72 @@ impl Device for Cpu {
     }
 }
 
-/// Element counts below this run on one thread: a rayon hand-off costs a few µs.
+/// The number of threads the CPU kernels use (rayon's global pool: what
+/// [`crate::set_threads`] set, or `RAYON_NUM_THREADS`, or one per core).
+pub fn threads() -> usize {
+    rayon::current_num_threads()
+}
+
+/// Which matrix-product implementation [`Backend::gemm`] uses on the CPU.
+#[doc(hidden)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum GemmImpl {
+    /// kiln's own (`core/src/gemm`): packing buffers reused, no allocation.
+    Kiln,
+    /// The `gemm` crate (allocates its packing buffers on every call).
+    GemmCrate,
+}
+
+static GEMM_IMPL: std::sync::atomic::AtomicU8 = std::sync::atomic::AtomicU8::new(0);
+
+/// Chooses the CPU's matrix-product implementation (for benchmarks that
+/// compare them; the default, [`GemmImpl::Kiln`], is the one to use).
+#[doc(hidden)]
+pub fn set_gemm_impl(i: GemmImpl) {
+    GEMM_IMPL.store(i as u8, std::sync::atomic::Ordering::Relaxed);
+}
+
+/// The CPU's matrix-product implementation.
+#[doc(hidden)]
+pub fn gemm_impl() -> GemmImpl {
+    if GEMM_IMPL.load(std::sync::atomic::Ordering::Relaxed) == 0 {
+        GemmImpl::Kiln
+    } else {
+        GemmImpl::GemmCrate
+    }
+}
+
+/// The microkernel kiln's GEMM uses for `E` on this CPU (`AVX2+FMA 6×16`, …).
+pub fn gemm_kernel_name<E: Elem>() -> &'static str {
+    crate::gemm::kernel_name::<E>()
+}
+
+/// Element counts below this run on one thread: a hand-off to the pool costs a µs or so.
 const PAR_MIN: usize = 1 << 15;
 /// Chunk size for parallel element-wise loops.
 const CHUNK: usize = 1 << 13;
 
-/// Applies `f(dst_chunk, offset)` to `dst[..n]`, in parallel when large.
+/// Applies `f(dst_chunk, offset)` to the `CHUNK`-element chunks of `dst`, on
+/// kiln's pool (`crate::gemm::par`) when `dst` is large.
 #[inline]
 fn par_chunks<E: Send, F>(dst: &mut [E], f: F)
 where
     F: Fn(&mut [E], usize) + Send + Sync,
 {
-    if dst.len() < PAR_MIN {
-        f(dst, 0);
-    } else {
-        dst.par_chunks_mut(CHUNK)
-            .enumerate()
-            .for_each(|(i, c)| f(c, i * CHUNK));
-    }
+    let par = dst.len() >= PAR_MIN;
+    par::pieces(dst, CHUNK, par, |k, c| f(c, k * CHUNK));
+}
+
+/// Calls `f(offset, len)` for the `CHUNK`-element chunks of `0..n`, on the
+/// pool when `n` is large (for kernels that write several buffers).
+#[inline]
+fn par_offsets(n: usize, f: impl Fn(usize, usize) + Sync) {
+    par::ranges(n.div_ceil(CHUNK), n >= PAR_MIN, |r| {
+        for ci in r {
+            let o = ci * CHUNK;
+            f(o, CHUNK.min(n - o));
+        }
+    });
 }
 
 fn short(what: &'static str, need: usize, have: usize) -> Error {
@@ -92,35 +141,52 @@ impl Cpu {
             }
             return Ok(());
         }
-        let par = if rayon::current_num_threads() > 1 {
-            gemm::Parallelism::Rayon(0)
-        } else {
-            gemm::Parallelism::None
-        };
-        // SAFETY: every index the product touches lies inside the slices (checked
-        // above); `gemm` computes dst = α_g·dst + β_g·lhs·rhs, so BLAS's (α, β)
-        // map to (β, α) here.
+        if gemm_impl() == GemmImpl::GemmCrate {
+            let par = if rayon::current_num_threads() > 1 {
+                gemm::Parallelism::Rayon(0)
+            } else {
+                gemm::Parallelism::None
+            };
+            // SAFETY: every index the product touches lies inside the slices (checked
+            // above); `gemm` computes dst = α_g·dst + β_g·lhs·rhs, so BLAS's (α, β)
+            // map to (β, α) here.
+            unsafe {
+                gemm::gemm::<E>(
+                    m,
+                    n,
+                    k,
+                    c.as_mut_ptr().add(g.c_off),
+                    1,
+                    g.ldc as isize,
+                    g.beta != 0.0,
+                    a.as_ptr().add(g.a_off),
+                    a_cs,
+                    a_rs,
+                    b.as_ptr().add(g.b_off),
+                    b_cs,
+                    b_rs,
+                    E::of(g.beta),
+                    E::of(g.alpha),
+                    false,
+                    false,
+                    false,
+                    par,
+                );
+            }
+            return Ok(());
+        }
+        // SAFETY: every index the product touches lies inside the slices (checked above).
         unsafe {
-            gemm::gemm::<E>(
+            crate::gemm::gemm::<E>(
                 m,
                 n,
                 k,
-                c.as_mut_ptr().add(g.c_off),
-                1,
-                g.ldc as isize,
-                g.beta != 0.0,
-                a.as_ptr().add(g.a_off),
-                a_cs,
-                a_rs,
-                b.as_ptr().add(g.b_off),
-                b_cs,
-                b_rs,
-                E::of(g.beta),
                 E::of(g.alpha),
-                false,
-                false,
-                false,
-                par,
+                crate::gemm::Mat { ptr: a.as_ptr().add(g.a_off), rs: a_rs, cs: a_cs },
+                crate::gemm::Mat { ptr: b.as_ptr().add(g.b_off), rs: b_rs, cs: b_cs },
+                E::of(g.beta),
+                c.as_mut_ptr().add(g.c_off),
+                g.ldc,
             );
         }
         Ok(())
@@ -251,9 +317,13 @@ impl<E: Elem> Backend<E> for Cpu {
         need("act_fwd x", x, n)?;
         need("act_fwd y", y, n)?;
         let x = &x[..n];
+        // Zipped slices and the function matched outside the loop, so the
+        // loops vectorise.
         par_chunks(&mut y[..n], |c, o| {
-            for (i, v) in c.iter_mut().enumerate() {
-                *v = act_f(f, x[o + i]);
+            let xs = &x[o..o + c.len()];
+            match f {
+                Act::Relu => c.iter_mut().zip(xs).for_each(|(v, x)| *v = act_f(Act::Relu, *x)),
+                _ => c.iter_mut().zip(xs).for_each(|(v, x)| *v = act_f(f, *x)),
             }
         });
         Ok(())
@@ -273,9 +343,21 @@ impl<E: Elem> Backend<E> for Cpu {
         need("act_bwd dy", dy, n)?;
         need("act_bwd dx", dx, n)?;
         par_chunks(&mut dx[..n], |c, o| {
-            for (i, v) in c.iter_mut().enumerate() {
-                let j = o + i;
-                acc.put(v, dy[j] * act_df(f, x[j], y[j]));
+            let l = c.len();
+            let (xs, ys, gs) = (&x[o..o + l], &y[o..o + l], &dy[o..o + l]);
+            match (f, acc) {
+                (Act::Relu, Acc::Set) => {
+                    c.iter_mut().zip(xs.iter().zip(gs)).for_each(|(v, (x, g))| *v = *g * act_df(Act::Relu, *x, *x))
+                }
+                (Act::Relu, Acc::Add) => c
+                    .iter_mut()
+                    .zip(xs.iter().zip(gs))
+                    .for_each(|(v, (x, g))| *v = *v + *g * act_df(Act::Relu, *x, *x)),
+                _ => {
+                    for i in 0..l {
+                        acc.put(&mut c[i], gs[i] * act_df(f, xs[i], ys[i]));
+                    }
+                }
             }
         });
         Ok(())
@@ -285,9 +367,8 @@ impl<E: Elem> Backend<E> for Cpu {
         need("add b", b, n)?;
         need("add y", y, n)?;
         par_chunks(&mut y[..n], |c, o| {
-            for (i, v) in c.iter_mut().enumerate() {
-                *v = a[o + i] + b[o + i];
-            }
+            let (a, b) = (&a[o..o + c.len()], &b[o..o + c.len()]);
+            c.iter_mut().zip(a.iter().zip(b)).for_each(|(v, (a, b))| *v = *a + *b);
         });
         Ok(())
     }
@@ -295,8 +376,10 @@ impl<E: Elem> Backend<E> for Cpu {
         need("axpy src", src, n)?;
         need("axpy dst", dst, n)?;
         par_chunks(&mut dst[..n], |c, o| {
-            for (i, v) in c.iter_mut().enumerate() {
-                acc.put(v, alpha * src[o + i]);
+            let s = &src[o..o + c.len()];
+            match acc {
+                Acc::Set => c.iter_mut().zip(s).for_each(|(v, s)| *v = alpha * *s),
+                Acc::Add => c.iter_mut().zip(s).for_each(|(v, s)| *v = *v + alpha * *s),
             }
         });
         Ok(())
@@ -386,29 +469,29 @@ impl<E: Elem> Backend<E> for Cpu {
         let (lr, mom, damp, wd) = (E::of(a.lr), E::of(a.momentum), E::of(a.dampening), E::of(a.weight_decay));
         if a.momentum == 0.0 {
             par_chunks(&mut p[..n], |c, o| {
-                for (i, v) in c.iter_mut().enumerate() {
-                    let d = g[o + i] + wd * *v;
+                let gs = &g[o..o + c.len()];
+                c.iter_mut().zip(gs).for_each(|(v, g)| {
+                    let d = *g + wd * *v;
                     *v = *v - lr * d;
-                }
+                });
             });
             return Ok(());
         }
         need("sgd momentum buffer", buf, n)?;
         let (first, nesterov) = (a.first, a.nesterov);
-        p[..n]
-            .par_chunks_mut(CHUNK)
-            .zip(buf[..n].par_chunks_mut(CHUNK))
-            .enumerate()
-            .for_each(|(ci, (pc, bc))| {
-                let o = ci * CHUNK;
-                for i in 0..pc.len() {
-                    let d = g[o + i] + wd * pc[i];
-                    let b = if first { d } else { mom * bc[i] + (E::one() - damp) * d };
-                    bc[i] = b;
-                    let step = if nesterov { d + mom * b } else { b };
-                    pc[i] = pc[i] - lr * step;
-                }
-            });
+        let (pp, bp) = (SyncPtr(p.as_mut_ptr()), SyncPtr(buf.as_mut_ptr()));
+        par_offsets(n, |o, len| {
+            // SAFETY: chunks are disjoint and inside `p` and `buf` (checked above).
+            let (pc, bc) = unsafe { (pp.slice(o, len), bp.slice(o, len)) };
+            let gs = &g[o..o + len];
+            for i in 0..len {
+                let d = gs[i] + wd * pc[i];
+                let b = if first { d } else { mom * bc[i] + (E::one() - damp) * d };
+                bc[i] = b;
+                let step = if nesterov { d + mom * b } else { b };
+                pc[i] = pc[i] - lr * step;
+            }
+        });
         Ok(())
     }
     fn adam_step(
@@ -434,27 +517,25 @@ impl<E: Elem> Backend<E> for Cpu {
         let wd = E::of(a.weight_decay);
         let decay = E::of(1.0 - a.lr * a.weight_decay);
         let decoupled = a.decoupled;
-        p[..n]
-            .par_chunks_mut(CHUNK)
-            .zip(m[..n].par_chunks_mut(CHUNK))
-            .zip(v[..n].par_chunks_mut(CHUNK))
-            .enumerate()
-            .for_each(|(ci, ((pc, mc), vc))| {
-                let o = ci * CHUNK;
-                for i in 0..pc.len() {
-                    let mut gi = g[o + i];
-                    if decoupled {
-                        pc[i] = pc[i] * decay;
-                    } else {
-                        gi = gi + wd * pc[i];
-                    }
-                    // torch: exp_avg.lerp_(grad, 1 − β₁)
-                    mc[i] = mc[i] + (E::one() - b1) * (gi - mc[i]);
-                    vc[i] = b2 * vc[i] + (E::one() - b2) * gi * gi;
-                    let denom = vc[i].sqrt() / bc2_sqrt + eps;
-                    pc[i] = pc[i] - step_size * mc[i] / denom;
+        let (pp, mp, vp) = (SyncPtr(p.as_mut_ptr()), SyncPtr(m.as_mut_ptr()), SyncPtr(v.as_mut_ptr()));
+        par_offsets(n, |o, len| {
+            // SAFETY: chunks are disjoint and inside `p`, `m`, `v` (checked above).
+            let (pc, mc, vc) = unsafe { (pp.slice(o, len), mp.slice(o, len), vp.slice(o, len)) };
+            let gs = &g[o..o + len];
+            for i in 0..len {
+                let mut gi = gs[i];
+                if decoupled {
+                    pc[i] = pc[i] * decay;
+                } else {
+                    gi = gi + wd * pc[i];
                 }
-            });
+                // torch: exp_avg.lerp_(grad, 1 − β₁)
+                mc[i] = mc[i] + (E::one() - b1) * (gi - mc[i]);
+                vc[i] = b2 * vc[i] + (E::one() - b2) * gi * gi;
+                let denom = vc[i].sqrt() / bc2_sqrt + eps;
+                pc[i] = pc[i] - step_size * mc[i] / denom;
+            }
+        });
         Ok(())
     }
 

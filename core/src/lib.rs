@@ -15,6 +15,7 @@ pub mod data;
 pub mod device;
 pub mod elem;
 pub mod error;
+pub(crate) mod gemm;
 pub mod init;
 pub mod layers;
 pub mod loss;

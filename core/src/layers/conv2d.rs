@@ -25,7 +25,9 @@
 //! gradient `dW = dY·colsᵀ` and the input gradient `col2im(Wᵀ·dY)`, where
 //! `col2im` adds every column entry back to the pixel it came from
 //! (overlapping windows sum). The batch is cut into chunks whose `cols` fit in
-//! [`super::conv_common::COLS_BUDGET`] elements.
+//! [`super::conv_common::COLS_BUDGET`] elements (a cache-sized buffer); a
+//! chunk of one sample multiplies straight into and out of the NCHW tensors,
+//! a chunk of several goes through a channel-major scratch and a transpose.
 //!
 //! Cached: the `cols` buffer (when the whole batch fits in one chunk it still
 //! holds `im2col(x)` at backward time, which then skips recomputing it) and a
@@ -214,12 +216,19 @@ impl<E: Elem, D: Backend<E>, const CIN: usize, const COUT: usize, const CG: usiz
         fit(y, b)?;
         let nb = chunk(cache.budget, b, g.rows() * op);
         dev.resize(&mut cache.cols, g.rows() * nb * op)?;
-        dev.resize(&mut cache.tmp, COUT * nb * op)?;
+        if nb > 1 {
+            dev.resize(&mut cache.tmp, COUT * nb * op)?;
+        }
         for b0 in (0..b).step_by(nb) {
             let nc = nb.min(b - b0);
             dev.im2col(g, &x.buf, b0, nc, &mut cache.cols)?;
-            gemm_out(dev, self.grouped(), nc * op, &self.weight.buf, &cache.cols, &mut cache.tmp)?;
-            dev.transpose01(&cache.tmp, 0, &mut y.buf, b0 * COUT * op, COUT, nc, op, Acc::Set)?;
+            if nc == 1 {
+                // One sample: `Y[COUT, op]` is the sample's NCHW output.
+                gemm_out(dev, self.grouped(), op, &self.weight.buf, &cache.cols, &mut y.buf, b0 * COUT * op)?;
+            } else {
+                gemm_out(dev, self.grouped(), nc * op, &self.weight.buf, &cache.cols, &mut cache.tmp, 0)?;
+                dev.transpose01(&cache.tmp, 0, &mut y.buf, b0 * COUT * op, COUT, nc, op, Acc::Set)?;
+            }
         }
         if let Some(bias) = &self.bias {
             dev.add_channel_bias(&mut y.buf, &bias.buf, b, COUT, op)?;
@@ -255,7 +264,9 @@ impl<E: Elem, D: Backend<E>, const CIN: usize, const COUT: usize, const CG: usiz
         let nb = chunk(cache.budget, b, g.rows() * op);
         let reuse = cache.hold && nb >= b;
         dev.resize(&mut cache.cols, g.rows() * nb * op)?;
-        dev.resize(&mut cache.tmp, COUT * nb * op)?;
+        if nb > 1 {
+            dev.resize(&mut cache.tmp, COUT * nb * op)?;
+        }
         if let Some((dx, acc)) = &mut dx {
             prepare_dx(dx, *acc, b)?;
         }
@@ -265,11 +276,17 @@ impl<E: Elem, D: Backend<E>, const CIN: usize, const COUT: usize, const CG: usiz
             if !reuse {
                 dev.im2col(g, &x.buf, b0, nc, &mut cache.cols)?;
             }
-            dev.transpose01(&dy.buf, b0 * COUT * op, &mut cache.tmp, 0, nc, COUT, op, Acc::Set)?;
             let wacc = if b0 == 0 { gacc } else { Acc::Add };
-            gemm_weight(dev, self.grouped(), n, &cache.tmp, &cache.cols, &mut grads.weight.buf, wacc)?;
+            // One sample: its NCHW `dy` is `dY[COUT, op]` as it stands.
+            let (dout, off) = if nc == 1 {
+                (&dy.buf, b0 * COUT * op)
+            } else {
+                dev.transpose01(&dy.buf, b0 * COUT * op, &mut cache.tmp, 0, nc, COUT, op, Acc::Set)?;
+                (&cache.tmp, 0)
+            };
+            gemm_weight(dev, self.grouped(), n, dout, &cache.cols, &mut grads.weight.buf, wacc, off)?;
             if let Some((dx, acc)) = &mut dx {
-                gemm_cols(dev, self.grouped(), n, &self.weight.buf, &cache.tmp, &mut cache.cols)?;
+                gemm_cols(dev, self.grouped(), n, &self.weight.buf, dout, &mut cache.cols, off)?;
                 cache.hold = false;
                 dev.col2im(g, &cache.cols, &mut dx.buf, b0, nc, *acc)?;
             }
@@ -368,6 +385,8 @@ mod tests {
         matches_naive::<3, 3, 1, 3, 6, 3>(Conv2dConfig { stride: (2, 2), padding: (1, 1), groups: 3, bias: false, ..d }, 1 << 20);
         // Chunked: 2 samples per chunk, the last chunk short.
         matches_naive::<3, 4, 3, 3, 7, 4>(Conv2dConfig { stride: (2, 2), padding: (1, 1), ..d }, 2 * 27 * 16);
+        // One sample per chunk (multiplied in place), with groups.
+        matches_naive::<4, 6, 2, 3, 6, 6>(Conv2dConfig { padding: (1, 1), groups: 2, ..d }, 1);
     }
 
     #[test]
@@ -422,7 +441,18 @@ mod tests {
         };
         let one = run(1 << 20);
         let many = run(2 * 36 * 21);
-        for (a, b) in [(&one.0, &many.0), (&one.1, &many.1), (&one.2, &many.2), (&one.3, &many.3)] {
+        // A budget below one sample: per-sample chunks, read and written in place.
+        let single = run(1);
+        for (a, b) in [
+            (&one.0, &many.0),
+            (&one.1, &many.1),
+            (&one.2, &many.2),
+            (&one.3, &many.3),
+            (&one.0, &single.0),
+            (&one.1, &single.1),
+            (&one.2, &single.2),
+            (&one.3, &single.3),
+        ] {
             assert_eq!(a.len(), b.len());
             for (u, v) in a.iter().zip(b.iter()) {
                 assert!((u - v).abs() < 1e-12, "{u} vs {v}");

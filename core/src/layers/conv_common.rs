@@ -21,11 +21,21 @@ use crate::tensor::Tensor;
 use crate::Rng;
 
 /// Elements of the im2col buffer a convolution may use (16 MiB of f32): the
-/// batch is processed in chunks of samples whose columns fit.
+/// batch is processed in chunks of samples whose columns fit. When the whole
+/// batch fits, the backward pass reuses the forward pass's columns.
 pub(crate) const COLS_BUDGET: usize = 1 << 22;
+
+/// A sample with at least this many im2col elements (256 KiB of f32, half an
+/// L2 cache) is a chunk of its own: `im2col` writes its columns and the GEMM
+/// reads them while they are still in cache, and the GEMMs read and write
+/// the NCHW tensors in place (no transposes; see `Conv2d`).
+pub(crate) const IN_PLACE_MIN: usize = 1 << 16;
 
 /// Samples per chunk for `per_sample` im2col elements per sample.
 pub(crate) fn chunk(budget: usize, batch: usize, per_sample: usize) -> usize {
+    if per_sample >= IN_PLACE_MIN {
+        return 1;
+    }
     (budget / per_sample.max(1)).clamp(1, batch.max(1))
 }
 
@@ -45,7 +55,7 @@ impl Grouped {
     }
 }
 
-/// `out[co, n] = W[co, kg] · cols[g·kg.., n]` per group.
+/// `out[off.., co, n] = W[co, kg] · cols[g·kg.., n]` per group.
 pub(crate) fn gemm_out<E: Elem, D: Backend<E>>(
     dev: &D,
     s: Grouped,
@@ -53,19 +63,20 @@ pub(crate) fn gemm_out<E: Elem, D: Backend<E>>(
     w: &D::Buf<E>,
     cols: &D::Buf<E>,
     out: &mut D::Buf<E>,
+    off: usize,
 ) -> Result<()> {
     let cog = s.cog();
     for g in 0..s.groups {
         let mut p = Gemm::dense(cog, n, s.kg, false, false);
         p.a_off = g * cog * s.kg;
         p.b_off = g * s.kg * n;
-        p.c_off = g * cog * n;
+        p.c_off = off + g * cog * n;
         dev.gemm(&p, w, cols, out)?;
     }
     Ok(())
 }
 
-/// `cols[g·kg.., n] = W[co, kg]ᵀ · dout[co, n]` per group.
+/// `cols[g·kg.., n] = W[co, kg]ᵀ · dout[off.., co, n]` per group.
 pub(crate) fn gemm_cols<E: Elem, D: Backend<E>>(
     dev: &D,
     s: Grouped,
@@ -73,19 +84,21 @@ pub(crate) fn gemm_cols<E: Elem, D: Backend<E>>(
     w: &D::Buf<E>,
     dout: &D::Buf<E>,
     cols: &mut D::Buf<E>,
+    off: usize,
 ) -> Result<()> {
     let cog = s.cog();
     for g in 0..s.groups {
         let mut p = Gemm::dense(s.kg, n, cog, true, false);
         p.a_off = g * cog * s.kg;
-        p.b_off = g * cog * n;
+        p.b_off = off + g * cog * n;
         p.c_off = g * s.kg * n;
         dev.gemm(&p, w, dout, cols)?;
     }
     Ok(())
 }
 
-/// `dW[co, kg] (acc)= dout[co, n] · cols[g·kg.., n]ᵀ` per group.
+/// `dW[co, kg] (acc)= dout[off.., co, n] · cols[g·kg.., n]ᵀ` per group.
+#[allow(clippy::too_many_arguments)]
 pub(crate) fn gemm_weight<E: Elem, D: Backend<E>>(
     dev: &D,
     s: Grouped,
@@ -94,11 +107,12 @@ pub(crate) fn gemm_weight<E: Elem, D: Backend<E>>(
     cols: &D::Buf<E>,
     dw: &mut D::Buf<E>,
     acc: Acc,
+    off: usize,
 ) -> Result<()> {
     let cog = s.cog();
     for g in 0..s.groups {
         let mut p = Gemm::dense(cog, s.kg, n, false, true).acc(acc);
-        p.a_off = g * cog * n;
+        p.a_off = off + g * cog * n;
         p.b_off = g * s.kg * n;
         p.c_off = g * cog * s.kg;
         dev.gemm(&p, dout, cols, dw)?;

@@ -207,7 +207,7 @@ generics! { Layer<E, D> for ConvTranspose2d<E, D, CIN, COUT, OG, KH, KW, H, W, O
         for b0 in (0..b).step_by(nb) {
             let nc = nb.min(b - b0);
             dev.transpose01(&x.buf, b0 * CIN * hw, &mut cache.xt, 0, nc, CIN, hw, Acc::Set)?;
-            gemm_cols(dev, self.grouped(), nc * hw, &self.weight.buf, &cache.xt, &mut cache.cols)?;
+            gemm_cols(dev, self.grouped(), nc * hw, &self.weight.buf, &cache.xt, &mut cache.cols, 0)?;
             dev.col2im(g, &cache.cols, &mut y.buf, b0, nc, Acc::Set)?;
         }
         if let Some(bias) = &self.bias {
@@ -257,9 +257,9 @@ generics! { Layer<E, D> for ConvTranspose2d<E, D, CIN, COUT, OG, KH, KW, H, W, O
                 dev.transpose01(&x.buf, b0 * CIN * hw, &mut cache.xt, 0, nc, CIN, hw, Acc::Set)?;
             }
             let wacc = if b0 == 0 { gacc } else { Acc::Add };
-            gemm_weight(dev, self.grouped(), n, &cache.xt, &cache.cols, &mut grads.weight.buf, wacc)?;
+            gemm_weight(dev, self.grouped(), n, &cache.xt, &cache.cols, &mut grads.weight.buf, wacc, 0)?;
             if let Some((dx, acc)) = &mut dx {
-                gemm_out(dev, self.grouped(), n, &self.weight.buf, &cache.cols, &mut cache.tmp)?;
+                gemm_out(dev, self.grouped(), n, &self.weight.buf, &cache.cols, &mut cache.tmp, 0)?;
                 dev.transpose01(&cache.tmp, 0, &mut dx.buf, b0 * CIN * hw, CIN, nc, hw, *acc)?;
             }
         }

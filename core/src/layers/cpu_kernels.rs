@@ -4,14 +4,15 @@
 //! methods; this file only says how the loops are organised.
 //!
 //! Parallelism: every kernel splits its output into disjoint pieces (rows of
-//! the im2col matrix, image planes, channels) handed to rayon, so no two
+//! the im2col matrix, image planes, channels) handed to kiln's pool
+//! (`crate::gemm::par`, which allocates nothing per call), so no two
 //! tasks write the same element and results do not depend on the thread
 //! count. Small calls run on the calling thread. Nothing here allocates.
 
 use crate::device::{dropout_keep, dropout_threshold, Acc, BatchNormDims, Resize2d, UpsampleMode, Window2d};
 use crate::elem::Elem;
 use crate::error::{Error, Result};
-use rayon::prelude::*;
+use crate::gemm::par::{self, SyncPtr};
 
 /// Below this many touched elements a kernel runs on one thread.
 const PAR_MIN: usize = 1 << 14;
@@ -30,14 +31,29 @@ fn need<T>(what: &'static str, b: &[T], n: usize) -> Result<()> {
 /// Calls `f(k, piece)` for the consecutive pieces of length `len` of `dst`,
 /// in parallel when `dst` is large.
 fn pieces<T: Send>(dst: &mut [T], len: usize, f: impl Fn(usize, &mut [T]) + Send + Sync) {
-    if len == 0 || dst.is_empty() {
-        return;
-    }
-    if dst.len() < PAR_MIN {
-        dst.chunks_mut(len).enumerate().for_each(|(k, p)| f(k, p));
-    } else {
-        dst.par_chunks_mut(len).enumerate().for_each(|(k, p)| f(k, p));
-    }
+    let big = dst.len() >= PAR_MIN;
+    par::pieces(dst, len, big, f);
+}
+
+/// Like [`pieces`] over two buffers cut into pieces of `la` and `lb`
+/// elements (`count` pieces each); `big` says whether to go parallel.
+fn pieces2<A: Send, B: Send>(
+    a: &mut [A],
+    la: usize,
+    b: &mut [B],
+    lb: usize,
+    count: usize,
+    big: bool,
+    f: impl Fn(usize, &mut [A], &mut [B]) + Send + Sync,
+) {
+    assert!(a.len() >= count * la && b.len() >= count * lb);
+    let (pa, pb) = (SyncPtr(a.as_mut_ptr()), SyncPtr(b.as_mut_ptr()));
+    par::ranges(count, big, |r| {
+        for k in r {
+            // SAFETY: pieces are disjoint and inside `a` and `b` (asserted above).
+            f(k, unsafe { pa.slice(k * la, la) }, unsafe { pb.slice(k * lb, lb) });
+        }
+    });
 }
 
 /// The positions `o < on` whose tap `o·s + off` lands inside `0..n`, as a range.
@@ -86,6 +102,37 @@ pub(crate) fn im2col<E: Elem>(g: &Window2d, x: &[E], first: usize, count: usize,
         let (ylo, yhi) = valid(g.oh, g.h, g.sh, offy);
         let (xlo, xhi) = valid(g.ow, g.w, g.sw, offx);
         let src = &x[((first + b) * g.channels + c) * plane..][..plane];
+        if g.sh == 1 && g.sw == 1 && g.ow == g.w {
+            // "Same"-width, stride 1 (3×3 pad 1, 5×5 pad 2, …): the valid rows
+            // of this tap are one contiguous run of the plane shifted by
+            // `offy·w + offx`, copied at once; only the `|offx|` edge columns
+            // of each row (which the run fills from the neighbouring image
+            // row) and the rows outside the image are then zeroed.
+            let (lo, hi) = (ylo * g.ow, yhi * g.ow);
+            dst[..lo].fill(E::zero());
+            dst[hi..].fill(E::zero());
+            if lo < hi {
+                let s0 = (ylo as isize + offy) * g.w as isize + offx;
+                // Clip the run to the plane; what is clipped is edge columns.
+                let skip = (-s0).max(0) as usize;
+                let end = ((s0 + (hi - lo) as isize).min(plane as isize)) as isize;
+                let start = s0.max(0);
+                if end > start {
+                    let n = (end - start) as usize;
+                    dst[lo + skip..lo + skip + n].copy_from_slice(&src[start as usize..start as usize + n]);
+                }
+                for oy in ylo..yhi {
+                    let d = &mut dst[oy * g.ow..][..g.ow];
+                    for v in &mut d[..xlo] {
+                        *v = E::zero();
+                    }
+                    for v in &mut d[xhi..] {
+                        *v = E::zero();
+                    }
+                }
+            }
+            return;
+        }
         for oy in 0..g.oh {
             let d = &mut dst[oy * g.ow..][..g.ow];
             if oy < ylo || oy >= yhi {
@@ -93,8 +140,13 @@ pub(crate) fn im2col<E: Elem>(g: &Window2d, x: &[E], first: usize, count: usize,
                 continue;
             }
             let row = &src[((oy * g.sh) as isize + offy) as usize * g.w..][..g.w];
-            d[..xlo].fill(E::zero());
-            d[xhi..].fill(E::zero());
+            // Guarded: an empty `fill` is still a call to `memset`.
+            if xlo > 0 {
+                d[..xlo].fill(E::zero());
+            }
+            if xhi < g.ow {
+                d[xhi..].fill(E::zero());
+            }
             let ix0 = ((xlo * g.sw) as isize + offx) as usize;
             if g.sw == 1 {
                 d[xlo..xhi].copy_from_slice(&row[ix0..ix0 + (xhi - xlo)]);
@@ -200,12 +252,7 @@ pub(crate) fn channel_bias_grad<E: Elem>(
         }
         acc.put(d, s);
     };
-    let db = &mut db[..channels];
-    if batch * channels * spatial < PAR_MIN {
-        db.iter_mut().enumerate().for_each(|(c, d)| sum(c, d));
-    } else {
-        db.par_iter_mut().enumerate().for_each(|(c, d)| sum(c, d));
-    }
+    par::pieces(&mut db[..channels], 1, batch * channels * spatial >= PAR_MIN, |c, d| sum(c, &mut d[0]));
     Ok(())
 }
 
@@ -242,15 +289,62 @@ pub(crate) fn max_pool2d_fwd<E: Elem>(g: &Window2d, x: &[E], y: &mut [E], idx: &
             }
         }
     };
+    // The common case (no padding, no dilation: every window lies inside the
+    // image) without per-window bounds: the same taps in the same order, so
+    // the same results, ties and NaNs included.
+    let plain = |k: usize, (yp, ip): (&mut [E], &mut [u32])| {
+        let src = &x[k * plane..][..plane];
+        for oy in 0..g.oh {
+            let r0 = oy * g.sh * g.w;
+            let (yr, ir) = (&mut yp[oy * g.ow..][..g.ow], &mut ip[oy * g.ow..][..g.ow]);
+            for ox in 0..g.ow {
+                let p0 = r0 + ox * g.sw;
+                let (mut best, mut at) = (src[p0], p0);
+                for i in 0..g.kh {
+                    let row = &src[p0 + i * g.w..][..g.kw];
+                    for (j, &v) in row.iter().enumerate() {
+                        let take = v > best || v.is_nan();
+                        best = if take { v } else { best };
+                        at = if take { p0 + i * g.w + j } else { at };
+                    }
+                }
+                yr[ox] = best;
+                ir[ox] = at as u32;
+            }
+        }
+    };
     let (y, idx) = (&mut y[..planes * op], &mut idx[..planes * op]);
     if op == 0 {
         return Ok(());
     }
-    if planes * plane < PAR_MIN {
-        y.chunks_mut(op).zip(idx.chunks_mut(op)).enumerate().for_each(|(k, p)| work(k, p));
-    } else {
-        y.par_chunks_mut(op).zip(idx.par_chunks_mut(op)).enumerate().for_each(|(k, p)| work(k, p));
+    if g.ph == 0 && g.pw == 0 && g.dh == 1 && g.dw == 1 && (g.kh, g.kw, g.sh, g.sw) == (2, 2, 2, 2) {
+        // 2×2, stride 2 (LeNet's, VGG's): four taps in the same order.
+        pieces2(y, op, idx, op, planes, planes * plane >= PAR_MIN, |k, yp, ip| {
+            let src = &x[k * plane..][..plane];
+            for oy in 0..g.oh {
+                let (r0, r1) = (2 * oy * g.w, (2 * oy + 1) * g.w);
+                let (a, b) = (&src[r0..r0 + g.w], &src[r1..r1 + g.w]);
+                let (yr, ir) = (&mut yp[oy * g.ow..][..g.ow], &mut ip[oy * g.ow..][..g.ow]);
+                for ox in 0..g.ow {
+                    let x0 = 2 * ox;
+                    let (mut best, mut at) = (a[x0], r0 + x0);
+                    for (v, p) in [(a[x0 + 1], r0 + x0 + 1), (b[x0], r1 + x0), (b[x0 + 1], r1 + x0 + 1)] {
+                        let take = v > best || v.is_nan();
+                        best = if take { v } else { best };
+                        at = if take { p } else { at };
+                    }
+                    yr[ox] = best;
+                    ir[ox] = at as u32;
+                }
+            }
+        });
+        return Ok(());
     }
+    if g.ph == 0 && g.pw == 0 && g.dh == 1 && g.dw == 1 {
+        pieces2(y, op, idx, op, planes, planes * plane >= PAR_MIN, |k, yp, ip| plain(k, (yp, ip)));
+        return Ok(());
+    }
+    pieces2(y, op, idx, op, planes, planes * plane >= PAR_MIN, |k, yp, ip| work(k, (yp, ip)));
     Ok(())
 }
 
@@ -449,12 +543,8 @@ fn channel_sum<E: Elem>(d: &BatchNormDims, c: usize, a: &[E], b: &[E], f: impl F
 
 /// Runs `f(c, a_c, b_c)` over channels, in parallel when the tensor is large.
 fn per_channel<E: Elem>(d: &BatchNormDims, a: &mut [E], b: &mut [E], f: impl Fn(usize, &mut E, &mut E) + Send + Sync) {
-    let (a, b) = (&mut a[..d.channels], &mut b[..d.channels]);
-    if d.batch * d.channels * d.spatial < PAR_MIN {
-        a.iter_mut().zip(b.iter_mut()).enumerate().for_each(|(c, (x, y))| f(c, x, y));
-    } else {
-        a.par_iter_mut().zip(b.par_iter_mut()).enumerate().for_each(|(c, (x, y))| f(c, x, y));
-    }
+    let big = d.batch * d.channels * d.spatial >= PAR_MIN;
+    pieces2(a, 1, b, 1, d.channels, big, |c, x, y| f(c, &mut x[0], &mut y[0]));
 }
 
 pub(crate) fn batch_norm_stats<E: Elem>(d: &BatchNormDims, x: &[E], mean: &mut [E], var: &mut [E]) -> Result<()> {
