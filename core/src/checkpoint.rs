@@ -19,12 +19,41 @@
 //!
 //! Beyond the model, a [`Checkpoint`] holds any other named tensors (optimizer
 //! state) and string metadata (step counters, random-number state, the
-//! loader's position), so a run can resume exactly.
+//! loader's position), so a run can resume exactly — bitwise, with the same
+//! thread count (`tests/resume.rs`):
+//!
+//! | what | how | stored as |
+//! |---|---|---|
+//! | parameters, buffers | [`Checkpoint::add_module`] | `fc1.weight`, `bn.running_mean`, … |
+//! | optimizer state | [`Checkpoint::add_optimizer`] | `optim.state.fc1.weight.exp_avg`, `….step` (I64), metadata `optim.type`, `optim.lr` |
+//! | schedule position | [`Checkpoint::set_meta`]`("scheduler.last_epoch", sched.epoch())` | metadata |
+//! | random generators | [`Checkpoint::set_rng`]`("rng.dropout", &tape.ctx.rng)` | metadata `….seed`, `….stream`, `….word_pos` |
+//! | loader position | [`crate::data::Position::save`] | metadata `loader.epoch`, `loader.batch`, `loader.seed` |
+//!
+//! ```no_run
+//! # use kiln_core::{checkpoint::Checkpoint, data::{DataLoader, Position}, optim::{Adam, Optimizer}, Cpu, Module};
+//! # fn demo<M: Module<f32, Cpu>>(net: &mut M, opt: &mut Adam, rng: &mut kiln_core::Rng, pos: Position) -> kiln_core::Result<()> {
+//! let mut c = Checkpoint::new();
+//! c.add_module("", net)?;
+//! c.add_optimizer(net, opt)?;
+//! c.set_rng("rng.dropout", rng);
+//! pos.save(&mut c);
+//! c.save("run.safetensors")?;
+//! // … later, in a fresh process: read every piece first, then load the
+//! // model and the optimizer together (all or nothing).
+//! let path = std::path::Path::new("run.safetensors");
+//! let c = Checkpoint::read(path)?;
+//! let (r, pos) = (c.rng("rng.dropout")?, Position::load(&c)?);
+//! c.load_training(net, opt, path)?;
+//! # let _ = (r, pos); Ok(()) }
+//! ```
 
 use crate::device::Backend;
 use crate::elem::Elem;
 use crate::error::{Error, Result};
 use crate::module::{Module, Path as PPath, Role};
+use crate::optim::{OptimState, Optimizer, ParamState};
+use crate::Rng;
 use crate::shape::fmt_dims;
 use safetensors::tensor::{Dtype, TensorView};
 use std::collections::{BTreeMap, HashMap};
@@ -61,7 +90,7 @@ pub fn dtype_of<E: Elem>() -> Dtype {
 }
 
 fn to_bytes<E: Elem>(v: &[E]) -> Vec<u8> {
-    let mut out = Vec::with_capacity(v.len() * std::mem::size_of::<E>());
+    let mut out = Vec::with_capacity(std::mem::size_of_val(v));
     for x in v {
         if E::NAME == "f64" {
             out.extend_from_slice(&x.f64().to_le_bytes());
@@ -222,10 +251,9 @@ impl Checkpoint {
         Ok(c)
     }
 
-    /// Loads `m`'s parameters and buffers from the tensors under `prefix`,
-    /// after checking every name, dtype and shape; on any mismatch returns
-    /// [`Error::Checkpoint`] listing all of them and changes nothing.
-    pub fn load_module<E: Elem, D: Backend<E>, M: Module<E, D>>(&self, prefix: &str, m: &mut M, path: &Path) -> Result<()> {
+    /// Every way in which the tensors under `prefix` fail to fit `m`'s
+    /// parameters and buffers (names, dtypes, shapes); empty when they fit.
+    pub fn module_problems<E: Elem, D: Backend<E>, M: Module<E, D>>(&self, prefix: &str, m: &M) -> Vec<String> {
         let want = dtype_of::<E>();
         let mut problems = Vec::new();
         let mut expected: Vec<(String, Vec<usize>)> = Vec::new();
@@ -256,21 +284,288 @@ impl Checkpoint {
                 problems.push(format!("`{name}`: in the checkpoint but not in the model"));
             }
         }
+        problems
+    }
+
+    /// Copies the tensors under `prefix` into `m` (checked by [`Checkpoint::module_problems`] first).
+    fn apply_module<E: Elem, D: Backend<E>, M: Module<E, D>>(&self, prefix: &str, m: &mut M) -> Result<()> {
+        let root = PPath::ROOT;
+        let base = root.child(prefix);
+        let start = if prefix.is_empty() { &root } else { &base };
+        let mut res = Ok(());
+        m.visit_mut(start, &mut |path, p, _role: Role| {
+            if res.is_err() {
+                return;
+            }
+            res = match self.tensors.get(&path.to_string()) {
+                Some(t) => p.dev.upload(&from_bytes::<E>(&t.bytes), p.value),
+                None => Err(Error::invalid("Checkpoint::load_module", format!("kiln internal error: `{path}` vanished"))),
+            };
+        });
+        res
+    }
+
+    /// Loads `m`'s parameters and buffers from the tensors under `prefix`,
+    /// after checking every name, dtype and shape; on any mismatch returns
+    /// [`Error::Checkpoint`] listing all of them and changes nothing.
+    pub fn load_module<E: Elem, D: Backend<E>, M: Module<E, D>>(&self, prefix: &str, m: &mut M, path: &Path) -> Result<()> {
+        let problems = self.module_problems(prefix, m);
         if !problems.is_empty() {
             return Err(Error::Checkpoint {
                 path: path.to_path_buf(),
                 problems,
             });
         }
-        let mut res = Ok(());
-        m.visit_mut(start, &mut |path, p, _role: Role| {
-            if res.is_err() {
-                return;
+        self.apply_module(prefix, m)
+    }
+
+    // ---- optimizer state ------------------------------------------------------
+
+    /// Adds `opt`'s state (see [`crate::optim::state`]) for the parameters
+    /// of `m`: per parameter `optim.state.<path>.<buffer>` (`exp_avg`, …,
+    /// shaped like the parameter) and `optim.state.<path>.step` (an `I64`
+    /// scalar); metadata `optim.type` (PyTorch's class name) and
+    /// `optim.<scalar>` (`optim.lr`, Adam's `optim.steps`).
+    pub fn add_optimizer<E: Elem, D: Backend<E>, M: Module<E, D>, O: Optimizer<E, D> + ?Sized>(&mut self, m: &M, opt: &O) -> Result<()> {
+        let params = trainable(m);
+        let dev = device_of(m).ok_or_else(|| Error::invalid("Checkpoint::add_optimizer", "the model has no parameters"))?;
+        let state = opt.state(&dev)?;
+        for (&i, p) in &state.params {
+            let (name, dims) = params.get(i).ok_or_else(|| {
+                Error::invalid(
+                    "Checkpoint::add_optimizer",
+                    format!("the optimizer holds state for parameter {i} but the model has {}; one optimizer serves one network", params.len()),
+                )
+            })?;
+            for (buf, values) in &p.buffers {
+                self.add_values(&format!("{OPTIM_STATE}{name}.{buf}"), dims, values);
             }
-            let t = &self.tensors[&path.to_string()];
-            res = p.dev.upload(&from_bytes::<E>(&t.bytes), p.value);
-        });
-        res
+            self.tensors.insert(
+                format!("{OPTIM_STATE}{name}.step"),
+                Stored {
+                    dtype: Dtype::I64,
+                    shape: vec![],
+                    bytes: (p.step as i64).to_le_bytes().to_vec(),
+                },
+            );
+        }
+        self.metadata.insert("optim.type".into(), state.kind.clone());
+        for (k, v) in &state.scalars {
+            self.metadata.insert(format!("optim.{k}"), format!("{v:?}"));
+        }
+        Ok(())
+    }
+
+    /// The optimizer state stored for model `m`, or every way in which it
+    /// does not fit `m` (state for a parameter `m` lacks, shapes, dtypes,
+    /// missing step counts).
+    pub fn optimizer_state<E: Elem, D: Backend<E>, M: Module<E, D>>(&self, m: &M) -> std::result::Result<OptimState<E>, Vec<String>> {
+        let params = trainable(m);
+        let mut problems = Vec::new();
+        let Some(kind) = self.metadata.get("optim.type") else {
+            return Err(vec!["no optimizer state in the checkpoint (metadata `optim.type` is missing)".into()]);
+        };
+        let mut state = OptimState::new(kind.clone());
+        for (k, v) in &self.metadata {
+            let Some(key) = k.strip_prefix("optim.") else { continue };
+            if key == "type" {
+                continue;
+            }
+            match v.parse::<f64>() {
+                Ok(x) => {
+                    state.scalars.insert(key.to_string(), x);
+                }
+                Err(_) => problems.push(format!("metadata `{k}` = {v:?} is not a number")),
+            }
+        }
+        let want = dtype_of::<E>();
+        let mut by_param: BTreeMap<usize, ParamState<E>> = BTreeMap::new();
+        let mut has_step = std::collections::BTreeSet::new();
+        for (name, t) in &self.tensors {
+            let Some(rest) = name.strip_prefix(OPTIM_STATE) else { continue };
+            let Some((pname, buf)) = rest.rsplit_once('.') else {
+                problems.push(format!("`{name}`: not of the form optim.state.<parameter>.<buffer>"));
+                continue;
+            };
+            let Some(i) = params.iter().position(|(n, _)| n == pname) else {
+                problems.push(format!("`{name}`: state for parameter `{pname}`, which the model does not have"));
+                continue;
+            };
+            let dims = &params[i].1;
+            let numel: usize = dims.iter().product();
+            let entry = by_param.entry(i).or_insert_with(|| ParamState {
+                name: pname.to_string(),
+                numel,
+                step: 0,
+                buffers: Vec::new(),
+            });
+            if buf == "step" {
+                if t.dtype != Dtype::I64 || !t.shape.is_empty() || t.bytes.len() != 8 {
+                    problems.push(format!("`{name}`: expected an I64 scalar, found {:?} {}", t.dtype, fmt_dims(&t.shape)));
+                } else {
+                    let v = i64::from_le_bytes(t.bytes[..8].try_into().unwrap_or([0; 8]));
+                    entry.step = v.max(0) as u64;
+                    has_step.insert(i);
+                }
+                continue;
+            }
+            let mut ok = true;
+            if t.dtype != want {
+                problems.push(format!("`{name}`: dtype {:?} in the checkpoint, the model uses {:?}", t.dtype, want));
+                ok = false;
+            }
+            if t.shape != *dims {
+                problems.push(format!(
+                    "`{name}`: shape {} in the checkpoint, parameter `{pname}` is {} in the model",
+                    fmt_dims(&t.shape),
+                    fmt_dims(dims)
+                ));
+                ok = false;
+            }
+            if ok {
+                entry.buffers.push((buf.to_string(), from_bytes(&t.bytes)));
+            }
+        }
+        for (i, p) in &by_param {
+            if !has_step.contains(i) {
+                problems.push(format!("`{OPTIM_STATE}{}.step`: missing from the checkpoint", p.name));
+            }
+        }
+        state.params = by_param;
+        if problems.is_empty() {
+            Ok(state)
+        } else {
+            Err(problems)
+        }
+    }
+
+    /// Loads `opt`'s state for model `m`, all or nothing (every problem is
+    /// reported by name, and `opt` is unchanged on error).
+    pub fn load_optimizer<E: Elem, D: Backend<E>, M: Module<E, D>, O: Optimizer<E, D> + ?Sized>(
+        &self,
+        m: &M,
+        opt: &mut O,
+        path: &Path,
+    ) -> Result<()> {
+        let state = self.optimizer_state(m).map_err(|problems| Error::Checkpoint {
+            path: path.to_path_buf(),
+            problems,
+        })?;
+        let dev = device_of(m).ok_or_else(|| Error::invalid("Checkpoint::load_optimizer", "the model has no parameters"))?;
+        opt.load_state(&dev, &state).map_err(|e| at_path(e, path))
+    }
+
+    /// Loads the model `m` (parameters and buffers) and the state of its
+    /// optimizer `opt` together: every problem of both is checked first and
+    /// reported at once, and on any error neither is changed.
+    pub fn load_training<E: Elem, D: Backend<E>, M: Module<E, D>, O: Optimizer<E, D> + ?Sized>(
+        &self,
+        m: &mut M,
+        opt: &mut O,
+        path: &Path,
+    ) -> Result<()> {
+        let mut problems = self.module_problems("", m);
+        let state = match self.optimizer_state(m) {
+            Ok(s) => Some(s),
+            Err(p) => {
+                problems.extend(p);
+                None
+            }
+        };
+        let (Some(state), true) = (state, problems.is_empty()) else {
+            return Err(Error::Checkpoint {
+                path: path.to_path_buf(),
+                problems,
+            });
+        };
+        let dev = device_of(m).ok_or_else(|| Error::invalid("Checkpoint::load_training", "the model has no parameters"))?;
+        // The optimizer checks its own part (kind, buffer names) before
+        // changing anything; the model's part has been checked above.
+        opt.load_state(&dev, &state).map_err(|e| at_path(e, path))?;
+        self.apply_module("", m)
+    }
+
+    // ---- metadata ---------------------------------------------------------------
+
+    /// Sets metadata `key` to `value`'s text (`Display`; for `f64` the
+    /// shortest text that reads back to the same bits).
+    pub fn set_meta(&mut self, key: &str, value: impl std::fmt::Display) {
+        self.metadata.insert(key.to_string(), value.to_string());
+    }
+
+    /// Metadata `key` parsed as `T`; an error names the key when it is
+    /// missing or does not parse.
+    pub fn meta<T: std::str::FromStr>(&self, key: &str) -> Result<T> {
+        let v = self
+            .metadata
+            .get(key)
+            .ok_or_else(|| Error::invalid("checkpoint metadata", format!("`{key}` is missing")))?;
+        v.parse::<T>()
+            .map_err(|_| Error::invalid("checkpoint metadata", format!("`{key}` = {v:?} is not a valid {}", std::any::type_name::<T>())))
+    }
+
+    /// Stores a random-number generator's exact state under `key`
+    /// (`key.seed` as 64 hex digits, `key.stream`, `key.word_pos`), so that a
+    /// resumed run draws the same numbers as the uninterrupted one.
+    pub fn set_rng(&mut self, key: &str, rng: &Rng) {
+        let seed: String = rng.get_seed().iter().map(|b| format!("{b:02x}")).collect();
+        self.set_meta(&format!("{key}.seed"), seed);
+        self.set_meta(&format!("{key}.stream"), rng.get_stream());
+        self.set_meta(&format!("{key}.word_pos"), rng.get_word_pos());
+    }
+
+    /// The generator stored by [`Checkpoint::set_rng`] under `key`.
+    pub fn rng(&self, key: &str) -> Result<Rng> {
+        use rand::SeedableRng;
+        let hex: String = self.meta(&format!("{key}.seed"))?;
+        let bad = || Error::invalid("checkpoint metadata", format!("`{key}.seed` is not 64 hex digits"));
+        if hex.len() != 64 || !hex.is_ascii() {
+            return Err(bad());
+        }
+        let mut seed = [0u8; 32];
+        for (i, b) in seed.iter_mut().enumerate() {
+            *b = u8::from_str_radix(&hex[2 * i..2 * i + 2], 16).map_err(|_| bad())?;
+        }
+        let mut r = Rng::from_seed(seed);
+        r.set_stream(self.meta(&format!("{key}.stream"))?);
+        r.set_word_pos(self.meta(&format!("{key}.word_pos"))?);
+        Ok(r)
+    }
+}
+
+/// Prefix of the optimizer-state tensors.
+pub const OPTIM_STATE: &str = "optim.state.";
+
+/// `m`'s trainable parameters in visiting order (the optimizer's indices): path and dims.
+fn trainable<E: Elem, D: Backend<E>, M: Module<E, D>>(m: &M) -> Vec<(String, Vec<usize>)> {
+    let mut v = Vec::new();
+    m.visit(&PPath::ROOT, &mut |path, p| {
+        if p.role == Role::Param {
+            v.push((path.to_string(), p.dims.to_vec()))
+        }
+    });
+    v
+}
+
+/// The device holding `m`'s parameters.
+fn device_of<E: Elem, D: Backend<E>, M: Module<E, D>>(m: &M) -> Option<D> {
+    let mut dev = None;
+    m.visit(&PPath::ROOT, &mut |_, p| {
+        if dev.is_none() {
+            dev = Some(p.dev.clone());
+        }
+    });
+    dev
+}
+
+/// An optimizer's own [`Error::Checkpoint`] re-addressed to the file.
+fn at_path(e: Error, path: &Path) -> Error {
+    match e {
+        Error::Checkpoint { problems, .. } => Error::Checkpoint {
+            path: path.to_path_buf(),
+            problems,
+        },
+        e => e,
     }
 }
 

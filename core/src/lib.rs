@@ -15,6 +15,8 @@ pub mod data;
 pub mod device;
 pub mod elem;
 pub mod error;
+#[doc(hidden)]
+pub mod fuzzing;
 pub(crate) mod gemm;
 pub mod init;
 pub mod layers;
@@ -29,6 +31,7 @@ pub mod shape;
 pub mod summary;
 pub mod tensor;
 pub mod testing;
+pub mod train;
 
 pub use cpu::Cpu;
 pub use device::{Acc, Act, Backend, Device, Gemm};

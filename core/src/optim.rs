@@ -53,6 +53,7 @@ mod clip;
 mod only;
 mod rmsprop;
 mod sgd;
+pub mod state;
 
 pub use adagrad::Adagrad;
 pub(crate) use adagrad::cpu_adagrad;
@@ -62,6 +63,7 @@ pub use only::Only;
 pub use rmsprop::RmsProp;
 pub(crate) use rmsprop::cpu_rmsprop;
 pub use sgd::Sgd;
+pub use state::{OptimState, ParamState};
 
 use crate::device::Backend;
 use crate::elem::Elem;
@@ -109,6 +111,23 @@ pub trait Optimizer<E: Elem, D: Backend<E>> {
             for_each_grad(m, grads, |i, path, p| self.observe(i, path, GradRef::of("step", path, &p)?))?;
         }
         for_each_grad(m, grads, |i, path, p| self.update(i, path, p))
+    }
+
+    /// The optimizer's state on the host (per-parameter buffers and step
+    /// counts, the learning rate; see [`state`]), for checkpoints. `dev` is the
+    /// device holding the parameters. Optimizers that do not implement it
+    /// return an error.
+    fn state(&self, dev: &D) -> Result<OptimState<E>> {
+        let _ = dev;
+        Err(Error::invalid("Optimizer::state", "this optimizer cannot export its state"))
+    }
+    /// Replaces the optimizer's state with `state` (as [`Optimizer::state`]
+    /// returned it), after checking that it fits: the optimizer's kind, every
+    /// buffer's name and size. On any problem it returns
+    /// [`Error::Checkpoint`] listing all of them and changes nothing.
+    fn load_state(&mut self, dev: &D, state: &OptimState<E>) -> Result<()> {
+        let _ = (dev, state);
+        Err(Error::invalid("Optimizer::load_state", "this optimizer cannot import a state"))
     }
 
     /// Updates only the parameters whose dotted path (`fc3.weight`) satisfies
@@ -164,6 +183,12 @@ impl<E: Elem, D: Backend<E>, O: Optimizer<E, D> + ?Sized> Optimizer<E, D> for Bo
     }
     fn observe(&mut self, index: usize, path: &Path<'_>, p: GradRef<'_, E, D>) -> Result<()> {
         (**self).observe(index, path, p)
+    }
+    fn state(&self, dev: &D) -> Result<OptimState<E>> {
+        (**self).state(dev)
+    }
+    fn load_state(&mut self, dev: &D, state: &OptimState<E>) -> Result<()> {
+        (**self).load_state(dev, state)
     }
 }
 

@@ -1,7 +1,15 @@
-//! Data: readers for the course's data sets and seeded mini-batches.
+//! Data: readers for the course's data sets (IDX, CSV), seeded mini-batches
+//! ([`DataLoader`]), image augmentation and train/validation splits.
 
+pub mod augment;
+pub mod csv;
 pub mod idx;
+pub mod loader;
 pub mod mnist;
+pub mod split;
 
+pub use augment::ImageShape;
+pub use csv::{read_csv, CsvOptions, Table};
 pub use idx::{read_idx, Idx};
+pub use loader::{Batch, Batches, DataLoader, Position, Source};
 pub use mnist::{Dataset, Mnist};

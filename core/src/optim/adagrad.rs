@@ -1,12 +1,18 @@
 //! Adagrad, `torch.optim.Adagrad`.
 
-use super::{grad_of, Optimizer, Slots};
+use super::state::{take_scalar, Layout};
+use super::{grad_of, OptimState, Optimizer, Slots};
 use crate::device::{AdagradArgs, Backend};
 use crate::elem::Elem;
 use crate::error::Result;
 use crate::module::{ParamMut, Path};
 use crate::Cpu;
 use rayon::prelude::*;
+
+const LAYOUT: Layout<'static> = Layout {
+    kind: "Adagrad",
+    buffers: &[("sum", true)],
+};
 
 /// Adagrad: per-element learning rates from the sum of squared gradients.
 ///
@@ -94,6 +100,17 @@ impl<E: Elem, D: Backend<E>> Optimizer<E, D> for Adagrad<E, D> {
     }
     fn set_lr(&mut self, lr: f64) {
         self.lr = lr;
+    }
+    fn state(&self, dev: &D) -> Result<OptimState<E>> {
+        let mut s = OptimState::new("Adagrad");
+        s.scalars.insert("lr".into(), self.lr);
+        s.params = self.state.export(dev, &LAYOUT)?;
+        Ok(s)
+    }
+    fn load_state(&mut self, dev: &D, state: &OptimState<E>) -> Result<()> {
+        self.state = Slots::import(dev, state, &LAYOUT)?;
+        take_scalar(state, "lr", &mut self.lr);
+        Ok(())
     }
 }
 

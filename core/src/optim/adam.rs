@@ -1,6 +1,7 @@
 //! Adam and AdamW, `torch.optim.Adam` / `torch.optim.AdamW` (formula in [`super`]).
 
-use super::{grad_of, Optimizer, Slots};
+use super::state::{take_scalar, Layout};
+use super::{grad_of, OptimState, Optimizer, Slots};
 use crate::device::{AdamArgs, Backend};
 use crate::elem::Elem;
 use crate::error::{Error, Result};
@@ -66,6 +67,19 @@ impl<E: Elem, D: Backend<E>> Adam<E, D> {
     pub fn steps(&self) -> u64 {
         self.steps
     }
+    fn kind(&self) -> &'static str {
+        if self.decoupled {
+            "AdamW"
+        } else {
+            "Adam"
+        }
+    }
+    fn layout(&self) -> Layout<'static> {
+        Layout {
+            kind: self.kind(),
+            buffers: &[("exp_avg", true), ("exp_avg_sq", true)],
+        }
+    }
 }
 
 impl<E: Elem, D: Backend<E>> Optimizer<E, D> for Adam<E, D> {
@@ -96,5 +110,20 @@ impl<E: Elem, D: Backend<E>> Optimizer<E, D> for Adam<E, D> {
     }
     fn set_lr(&mut self, lr: f64) {
         self.lr = lr;
+    }
+    fn state(&self, dev: &D) -> Result<OptimState<E>> {
+        let mut s = OptimState::new(self.kind());
+        s.scalars.insert("lr".into(), self.lr);
+        s.scalars.insert("steps".into(), self.steps as f64);
+        s.params = self.state.export(dev, &self.layout())?;
+        Ok(s)
+    }
+    fn load_state(&mut self, dev: &D, state: &OptimState<E>) -> Result<()> {
+        self.state = Slots::import(dev, state, &self.layout())?;
+        take_scalar(state, "lr", &mut self.lr);
+        if let Some(t) = state.scalar("steps") {
+            self.steps = t as u64;
+        }
+        Ok(())
     }
 }

@@ -133,4 +133,10 @@ impl<E: Elem, D: Backend<E>, O: Optimizer<E, D>> Optimizer<E, D> for ClipGradNor
     fn set_lr(&mut self, lr: f64) {
         self.inner.set_lr(lr)
     }
+    fn state(&self, dev: &D) -> Result<crate::optim::OptimState<E>> {
+        self.inner.state(dev)
+    }
+    fn load_state(&mut self, dev: &D, state: &crate::optim::OptimState<E>) -> Result<()> {
+        self.inner.load_state(dev, state)
+    }
 }

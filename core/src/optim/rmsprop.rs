@@ -1,11 +1,17 @@
 //! RMSprop, `torch.optim.RMSprop`.
 
-use super::{grad_of, Optimizer, Slots};
+use super::state::{take_scalar, Layout};
+use super::{grad_of, OptimState, Optimizer, Slots};
 use crate::device::{Backend, RmspropArgs};
 use crate::elem::Elem;
 use crate::error::{Error, Result};
 use crate::module::{ParamMut, Path};
 use crate::Cpu;
+
+const LAYOUT: Layout<'static> = Layout {
+    kind: "RMSprop",
+    buffers: &[("square_avg", true), ("grad_avg", false), ("momentum_buffer", false)],
+};
 
 /// RMSprop: divide by a moving root mean square of the gradients.
 ///
@@ -128,6 +134,17 @@ impl<E: Elem, D: Backend<E>> Optimizer<E, D> for RmsProp<E, D> {
     }
     fn set_lr(&mut self, lr: f64) {
         self.lr = lr;
+    }
+    fn state(&self, dev: &D) -> Result<OptimState<E>> {
+        let mut s = OptimState::new("RMSprop");
+        s.scalars.insert("lr".into(), self.lr);
+        s.params = self.state.export(dev, &LAYOUT)?;
+        Ok(s)
+    }
+    fn load_state(&mut self, dev: &D, state: &OptimState<E>) -> Result<()> {
+        self.state = Slots::import(dev, state, &LAYOUT)?;
+        take_scalar(state, "lr", &mut self.lr);
+        Ok(())
     }
 }
 

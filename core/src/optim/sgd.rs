@@ -1,6 +1,7 @@
 //! Stochastic gradient descent, `torch.optim.SGD` (formula in [`super`]).
 
-use super::{grad_of, Optimizer, Slots};
+use super::state::{take_scalar, Layout};
+use super::{grad_of, OptimState, Optimizer, Slots};
 use crate::device::{Backend, SgdArgs};
 use crate::elem::Elem;
 use crate::error::{Error, Result};
@@ -50,6 +51,12 @@ impl<E: Elem, D: Backend<E>> Sgd<E, D> {
         self.weight_decay = wd;
         self
     }
+    fn layout(&self) -> Layout<'static> {
+        Layout {
+            kind: "SGD",
+            buffers: if self.momentum != 0.0 { &[("momentum_buffer", true)] } else { &[("momentum_buffer", false)] },
+        }
+    }
 }
 
 impl<E: Elem, D: Backend<E>> Optimizer<E, D> for Sgd<E, D> {
@@ -83,5 +90,16 @@ impl<E: Elem, D: Backend<E>> Optimizer<E, D> for Sgd<E, D> {
     }
     fn set_lr(&mut self, lr: f64) {
         self.lr = lr;
+    }
+    fn state(&self, dev: &D) -> Result<OptimState<E>> {
+        let mut s = OptimState::new("SGD");
+        s.scalars.insert("lr".into(), self.lr);
+        s.params = self.state.export(dev, &self.layout())?;
+        Ok(s)
+    }
+    fn load_state(&mut self, dev: &D, state: &OptimState<E>) -> Result<()> {
+        self.state = Slots::import(dev, state, &self.layout())?;
+        take_scalar(state, "lr", &mut self.lr);
+        Ok(())
     }
 }

@@ -1,0 +1,783 @@
+//! [`DataLoader`]: mini-batches as an iterator, shuffled by a seed, with
+//! optional per-channel normalisation, image augmentation ([`super::augment`])
+//! and loading in a background thread.
+//!
+//! ```
+//! use kiln_core::data::{Dataset, DataLoader};
+//! let data = Dataset { x: (0..20).map(|v| v as f32).collect(), y: vec![0, 1, 0, 1, 1], dim: 4 };
+//! let loader = DataLoader::new(data, 2).shuffle(7).drop_last(true).prefetch(2);
+//! for epoch in 0..2 {
+//!     for batch in loader.epoch(epoch)? {
+//!         assert_eq!((batch.len(), batch.x.len()), (2, 8));   // the short last batch is dropped
+//!     }
+//! }
+//! # Ok::<(), kiln_core::Error>(())
+//! ```
+//!
+//! * **Order.** Epoch `e` visits the samples in a permutation drawn from
+//!   ChaCha8 seeded with the loader's seed, stream `2e`: the same seed gives
+//!   the same batches on every machine, and epoch `e`'s order does not depend
+//!   on whether epochs before it were run (so a run resumes mid-epoch with
+//!   [`DataLoader::resume`] and a saved [`Position`]).
+//! * **Randomness of augmentation** comes from stream `2e + 1`, at word
+//!   position `batch << 32`: batch `b` of epoch `e` is transformed the same
+//!   way whichever thread builds it and whether or not the run was resumed.
+//! * **Buffers are reused**: a [`Batch`] owns its vectors and hands them back
+//!   to its loader when dropped, so after the first few batches no batch
+//!   allocates.
+//! * **Background loading** ([`DataLoader::prefetch`]`(k)`): a thread builds
+//!   up to `k` batches ahead and sends them through a bounded channel; the
+//!   thread stops when the iterator is dropped. With `prefetch(0)` (the
+//!   default) batches are built on `next()`.
+//!
+//! Measured on the 2-core machine (`cargo run --release --example mnist_mlp
+//! -- --bench-loader`, MNIST, batches of 128, others' jobs running): the
+//! loader alone gives 470,000–950,000 samples/s (shuffled gather of 784
+//! floats per sample), 110,000–230,000 samples/s with random crop (padding
+//! 2), flip, brightness/contrast jitter and normalisation; the MLP example
+//! trains at 24,000 samples/s on a quiet machine (6,000 under that load). So
+//! a batch is ready 5–40× faster than a step consumes it, and with
+//! `prefetch(2)` its preparation overlaps the step instead of adding to it.
+
+use super::augment::{self, ImageShape};
+use super::Dataset;
+use crate::checkpoint::Checkpoint;
+use crate::error::{Error, Result};
+use crate::Rng;
+use rand::seq::SliceRandom;
+use rand::{Rng as _, SeedableRng};
+use rand_distr::Distribution;
+use std::sync::mpsc::{self, Receiver, Sender, SyncSender};
+use std::sync::Arc;
+use std::thread::JoinHandle;
+
+/// A data set a [`DataLoader`] can draw samples from: `len()` samples of
+/// `dim()` `f32` values, each with a class label. Implemented by the
+/// in-memory [`Dataset`]; implement it to read samples lazily.
+pub trait Source: Send + Sync {
+    /// Number of samples.
+    fn len(&self) -> usize;
+    /// True when there are no samples.
+    fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+    /// Values per sample.
+    fn dim(&self) -> usize;
+    /// Label of sample `i` (`i < len()`).
+    fn label(&self, i: usize) -> u32;
+    /// Writes sample `i`'s `dim()` values into `x`.
+    fn read(&self, i: usize, x: &mut [f32]);
+}
+
+impl Source for Dataset {
+    fn len(&self) -> usize {
+        self.y.len()
+    }
+    fn dim(&self) -> usize {
+        self.dim
+    }
+    fn label(&self, i: usize) -> u32 {
+        self.y[i]
+    }
+    fn read(&self, i: usize, x: &mut [f32]) {
+        x.copy_from_slice(&self.x[i * self.dim..(i + 1) * self.dim]);
+    }
+}
+
+/// Where a loader is: the next batch to load is batch `batch` of epoch
+/// `epoch`, in the order drawn from `seed`. Saved in a checkpoint as the
+/// metadata `loader.epoch`, `loader.batch` and `loader.seed`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub struct Position {
+    /// Epoch (from 0).
+    pub epoch: u64,
+    /// Index of the next batch within the epoch.
+    pub batch: usize,
+    /// The shuffling seed.
+    pub seed: u64,
+}
+
+impl Position {
+    /// Writes the position into `c`'s metadata.
+    pub fn save(&self, c: &mut Checkpoint) {
+        c.set_meta("loader.epoch", self.epoch);
+        c.set_meta("loader.batch", self.batch);
+        c.set_meta("loader.seed", self.seed);
+    }
+    /// Reads a position written by [`Position::save`].
+    pub fn load(c: &Checkpoint) -> Result<Position> {
+        Ok(Position {
+            epoch: c.meta("loader.epoch")?,
+            batch: c.meta("loader.batch")?,
+            seed: c.meta("loader.seed")?,
+        })
+    }
+}
+
+/// The reusable vectors of one batch.
+type Bufs = (Vec<f32>, Vec<u32>, Vec<f32>);
+
+/// One mini-batch: `len()` samples of `dim` values in `x`, their labels in
+/// `y`, and, with CutMix, soft labels in `soft` (`len() · classes` values,
+/// rows summing to 1; empty otherwise). Dropping it returns its buffers to
+/// the loader.
+pub struct Batch {
+    /// Sample values, row-major (`len() · dim`).
+    pub x: Vec<f32>,
+    /// Class labels (with CutMix, the label of the sample the box was pasted into).
+    pub y: Vec<u32>,
+    /// Soft labels (CutMix), row-major `len() · classes`; empty without CutMix.
+    pub soft: Vec<f32>,
+    /// The epoch this batch belongs to.
+    pub epoch: u64,
+    /// Its index within the epoch.
+    pub index: usize,
+    pool: Option<Sender<Bufs>>,
+}
+
+impl Batch {
+    /// Number of samples.
+    pub fn len(&self) -> usize {
+        self.y.len()
+    }
+    /// True for a batch of no samples (never yielded by a loader).
+    pub fn is_empty(&self) -> bool {
+        self.y.is_empty()
+    }
+}
+
+impl Drop for Batch {
+    fn drop(&mut self) {
+        if let Some(pool) = self.pool.take() {
+            let bufs = (std::mem::take(&mut self.x), std::mem::take(&mut self.y), std::mem::take(&mut self.soft));
+            let _ = pool.send(bufs);
+        }
+    }
+}
+
+impl std::fmt::Debug for Batch {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Batch")
+            .field("epoch", &self.epoch)
+            .field("index", &self.index)
+            .field("len", &self.len())
+            .finish()
+    }
+}
+
+#[derive(Clone, Debug)]
+struct Config {
+    batch: usize,
+    shuffle: bool,
+    seed: u64,
+    drop_last: bool,
+    image: Option<ImageShape>,
+    mean: Vec<f32>,
+    std: Vec<f32>,
+    flip: f64,
+    pad: usize,
+    brightness: f64,
+    contrast: f64,
+    cutmix: Option<(f64, f64, usize)>,
+    prefetch: usize,
+}
+
+/// Mini-batches over a [`Source`] (see the [module docs](self)).
+pub struct DataLoader<S: Source + 'static = Dataset> {
+    data: Arc<S>,
+    cfg: Config,
+}
+
+impl<S: Source + 'static> Clone for DataLoader<S> {
+    fn clone(&self) -> Self {
+        DataLoader {
+            data: self.data.clone(),
+            cfg: self.cfg.clone(),
+        }
+    }
+}
+
+impl<S: Source + 'static> DataLoader<S> {
+    /// Batches of `batch_size` samples in order, the last one shorter when
+    /// the data set is not a multiple; no transforms, no background thread.
+    pub fn new(data: impl Into<Arc<S>>, batch_size: usize) -> Self {
+        DataLoader {
+            data: data.into(),
+            cfg: Config {
+                batch: batch_size,
+                shuffle: false,
+                seed: 0,
+                drop_last: false,
+                image: None,
+                mean: Vec::new(),
+                std: Vec::new(),
+                flip: 0.0,
+                pad: 0,
+                brightness: 0.0,
+                contrast: 0.0,
+                cutmix: None,
+                prefetch: 0,
+            },
+        }
+    }
+    /// Shuffles every epoch, with a permutation drawn from `seed` and the epoch.
+    pub fn shuffle(mut self, seed: u64) -> Self {
+        self.cfg.shuffle = true;
+        self.cfg.seed = seed;
+        self
+    }
+    /// Seeds the augmentations without shuffling.
+    pub fn seed(mut self, seed: u64) -> Self {
+        self.cfg.seed = seed;
+        self
+    }
+    /// Drops the last batch of an epoch when it is short (`drop_last=True`).
+    pub fn drop_last(mut self, drop: bool) -> Self {
+        self.cfg.drop_last = drop;
+        self
+    }
+    /// Declares the samples to be images of shape `[c, h, w]` (needed by the
+    /// augmentations and by normalisation with several channels).
+    pub fn image(mut self, c: usize, h: usize, w: usize) -> Self {
+        self.cfg.image = Some(ImageShape::new(c, h, w));
+        self
+    }
+    /// Normalises each channel: `x ← (x − mean[c]) / std[c]`, after the augmentations.
+    pub fn normalize(mut self, mean: &[f32], std: &[f32]) -> Self {
+        self.cfg.mean = mean.to_vec();
+        self.cfg.std = std.to_vec();
+        self
+    }
+    /// Mirrors each image with probability `p` (`RandomHorizontalFlip(p)`).
+    pub fn random_flip(mut self, p: f64) -> Self {
+        self.cfg.flip = p;
+        self
+    }
+    /// Pads each image with `padding` zeros and cuts the original size at a
+    /// random offset (`RandomCrop(size, padding)`).
+    pub fn random_crop(mut self, padding: usize) -> Self {
+        self.cfg.pad = padding;
+        self
+    }
+    /// Colour jitter: brightness and contrast factors drawn uniformly from
+    /// `[max(0, 1 − b), 1 + b]` and `[max(0, 1 − c), 1 + c]` (`ColorJitter(b, c)`).
+    pub fn color_jitter(mut self, brightness: f64, contrast: f64) -> Self {
+        self.cfg.brightness = brightness;
+        self.cfg.contrast = contrast;
+        self
+    }
+    /// CutMix with `λ ~ Beta(alpha, alpha)` applied to a batch with
+    /// probability `p`, filling [`Batch::soft`] with soft labels over
+    /// `classes` classes (one-hot for batches left unmixed).
+    pub fn cutmix(mut self, alpha: f64, p: f64, classes: usize) -> Self {
+        self.cfg.cutmix = Some((alpha, p, classes));
+        self
+    }
+    /// Builds up to `depth` batches ahead in a background thread (0: none).
+    pub fn prefetch(mut self, depth: usize) -> Self {
+        self.cfg.prefetch = depth;
+        self
+    }
+
+    /// The data set.
+    pub fn source(&self) -> &S {
+        &self.data
+    }
+    /// The shuffling seed.
+    pub fn seed_value(&self) -> u64 {
+        self.cfg.seed
+    }
+    /// Samples per batch.
+    pub fn batch_size(&self) -> usize {
+        self.cfg.batch
+    }
+    /// Batches in one epoch.
+    pub fn batches_per_epoch(&self) -> usize {
+        let (n, b) = (self.data.len(), self.cfg.batch.max(1));
+        if self.cfg.drop_last {
+            n / b
+        } else {
+            n.div_ceil(b)
+        }
+    }
+    /// Samples in one epoch (fewer than the data set with `drop_last`).
+    pub fn samples_per_epoch(&self) -> usize {
+        if self.cfg.drop_last {
+            self.batches_per_epoch() * self.cfg.batch
+        } else {
+            self.data.len()
+        }
+    }
+    /// The position after `batch` has been consumed (for checkpoints).
+    pub fn position_after(&self, batch: &Batch) -> Position {
+        let next = batch.index + 1;
+        if next >= self.batches_per_epoch() {
+            Position {
+                epoch: batch.epoch + 1,
+                batch: 0,
+                seed: self.cfg.seed,
+            }
+        } else {
+            Position {
+                epoch: batch.epoch,
+                batch: next,
+                seed: self.cfg.seed,
+            }
+        }
+    }
+    /// The order in which epoch `epoch` visits the samples.
+    pub fn order(&self, epoch: u64) -> Vec<usize> {
+        let mut idx: Vec<usize> = (0..self.data.len()).collect();
+        if self.cfg.shuffle {
+            let mut r = crate::rng(self.cfg.seed);
+            r.set_stream(epoch.wrapping_mul(2));
+            idx.shuffle(&mut r);
+        }
+        idx
+    }
+
+    fn check(&self) -> Result<ImageShape> {
+        const OP: &str = "DataLoader";
+        let c = &self.cfg;
+        let dim = self.data.dim();
+        if c.batch == 0 {
+            return Err(Error::invalid(OP, "batch size must be at least 1"));
+        }
+        let augments = c.flip > 0.0 || c.pad > 0 || c.brightness > 0.0 || c.contrast > 0.0 || c.cutmix.is_some();
+        let shape = match c.image {
+            Some(s) => {
+                if s.numel() != dim {
+                    return Err(Error::invalid(
+                        OP,
+                        format!("image shape [{}, {}, {}] has {} values, the samples {dim}", s.c, s.h, s.w, s.numel()),
+                    ));
+                }
+                s
+            }
+            None if augments => return Err(Error::invalid(OP, "image augmentations need the image shape: call `.image(c, h, w)`")),
+            None => {
+                let ch = c.mean.len().max(1);
+                if dim % ch != 0 {
+                    return Err(Error::invalid(OP, format!("{ch} normalisation channels do not divide {dim} values; call `.image(c, h, w)`")));
+                }
+                ImageShape::new(ch, 1, dim / ch)
+            }
+        };
+        if c.mean.len() != c.std.len() || (!c.mean.is_empty() && c.mean.len() != shape.c) {
+            return Err(Error::invalid(
+                OP,
+                format!("normalisation needs one mean and one std per channel ({}), got {} and {}", shape.c, c.mean.len(), c.std.len()),
+            ));
+        }
+        if let Some(s) = c.std.iter().find(|s| !(**s > 0.0 && s.is_finite())) {
+            return Err(Error::invalid(OP, format!("std must be positive and finite, got {s}")));
+        }
+        if c.mean.iter().any(|m| !m.is_finite()) {
+            return Err(Error::invalid(OP, "mean must be finite"));
+        }
+        if !(0.0..=1.0).contains(&c.flip) {
+            return Err(Error::invalid(OP, format!("flip probability must lie in [0, 1], got {}", c.flip)));
+        }
+        if !(c.brightness >= 0.0 && c.brightness.is_finite() && c.contrast >= 0.0 && c.contrast.is_finite()) {
+            return Err(Error::invalid(OP, format!("jitter strengths must be ≥ 0, got {} and {}", c.brightness, c.contrast)));
+        }
+        if let Some((alpha, p, classes)) = c.cutmix {
+            if alpha <= 0.0 || !alpha.is_finite() || !(0.0..=1.0).contains(&p) || classes == 0 {
+                return Err(Error::invalid(OP, format!("CutMix needs alpha > 0, p in [0, 1] and classes ≥ 1, got {alpha}, {p}, {classes}")));
+            }
+            if let Some(i) = (0..self.data.len()).find(|&i| self.data.label(i) as usize >= classes) {
+                return Err(Error::LabelOutOfRange {
+                    index: i,
+                    label: self.data.label(i) as usize,
+                    classes,
+                });
+            }
+        }
+        Ok(shape)
+    }
+
+    /// The batches of epoch `epoch` (from 0).
+    pub fn epoch(&self, epoch: u64) -> Result<Batches> {
+        self.epoch_from(epoch, 0)
+    }
+    /// The batches of epoch `epoch` from batch `first` on (resuming mid-epoch).
+    pub fn epoch_from(&self, epoch: u64, first: usize) -> Result<Batches> {
+        let shape = self.check()?;
+        let (pool_tx, pool_rx) = mpsc::channel();
+        let mut p = Producer {
+            data: self.data.clone(),
+            cfg: self.cfg.clone(),
+            shape,
+            order: self.order(epoch),
+            epoch,
+            next: first,
+            end: self.batches_per_epoch(),
+            pool_tx,
+            pool_rx,
+            scratch: Vec::new(),
+        };
+        if self.cfg.prefetch == 0 {
+            return Ok(Batches {
+                inner: Inner::Here(Box::new(p)),
+                remaining: p_remaining(first, self.batches_per_epoch()),
+            });
+        }
+        let (tx, rx): (SyncSender<Batch>, Receiver<Batch>) = mpsc::sync_channel(self.cfg.prefetch);
+        let handle = std::thread::Builder::new()
+            .name("kiln-loader".into())
+            .spawn(move || {
+                while let Some(b) = p.produce() {
+                    if tx.send(b).is_err() {
+                        break;
+                    }
+                }
+            })
+            .map_err(|e| Error::invalid("DataLoader", format!("cannot start the loading thread: {e}")))?;
+        Ok(Batches {
+            inner: Inner::Thread {
+                rx: Some(rx),
+                handle: Some(handle),
+            },
+            remaining: p_remaining(first, self.batches_per_epoch()),
+        })
+    }
+    /// The rest of the epoch at `pos` (as saved with [`Position::save`]); an
+    /// error when `pos` was saved by a loader with another seed.
+    pub fn resume(&self, pos: Position) -> Result<Batches> {
+        if pos.seed != self.cfg.seed {
+            return Err(Error::invalid(
+                "DataLoader::resume",
+                format!("the position was saved with seed {}, this loader has seed {}", pos.seed, self.cfg.seed),
+            ));
+        }
+        self.epoch_from(pos.epoch, pos.batch)
+    }
+}
+
+fn p_remaining(first: usize, end: usize) -> usize {
+    end.saturating_sub(first)
+}
+
+/// Builds batches (in the caller's thread or the loading thread).
+struct Producer<S: Source> {
+    data: Arc<S>,
+    cfg: Config,
+    shape: ImageShape,
+    order: Vec<usize>,
+    epoch: u64,
+    next: usize,
+    end: usize,
+    pool_tx: Sender<Bufs>,
+    pool_rx: Receiver<Bufs>,
+    scratch: Vec<f32>,
+}
+
+impl<S: Source> Producer<S> {
+    fn produce(&mut self) -> Option<Batch> {
+        if self.next >= self.end {
+            return None;
+        }
+        let b = self.cfg.batch;
+        let start = self.next * b;
+        let stop = (start + b).min(self.order.len());
+        let index = self.next;
+        self.next += 1;
+        let (mut x, mut y, mut soft) = self.pool_rx.try_recv().unwrap_or_default();
+        let d = self.data.dim();
+        let n = stop - start;
+        x.clear();
+        x.resize(n * d, 0.0);
+        y.clear();
+        soft.clear();
+        let mut r = batch_rng(self.cfg.seed, self.epoch, index);
+        let c = &self.cfg;
+        let s = self.shape;
+        for (k, &i) in self.order[start..stop].iter().enumerate() {
+            let xs = &mut x[k * d..(k + 1) * d];
+            self.data.read(i, xs);
+            y.push(self.data.label(i));
+            if c.pad > 0 {
+                let dy = r.random_range(0..=2 * c.pad);
+                let dx = r.random_range(0..=2 * c.pad);
+                augment::shift_crop(xs, s, c.pad, dy, dx, &mut self.scratch);
+            }
+            if c.flip > 0.0 && r.random::<f64>() < c.flip {
+                augment::hflip(xs, s);
+            }
+            if c.brightness > 0.0 {
+                let f = r.random_range((1.0 - c.brightness).max(0.0)..=1.0 + c.brightness);
+                augment::brightness(xs, f as f32);
+            }
+            if c.contrast > 0.0 {
+                let f = r.random_range((1.0 - c.contrast).max(0.0)..=1.0 + c.contrast);
+                augment::contrast(xs, s, f as f32);
+            }
+            if !c.mean.is_empty() {
+                augment::normalize(xs, s, &c.mean, &c.std);
+            }
+        }
+        if let Some((alpha, p, classes)) = c.cutmix {
+            if r.random::<f64>() < p {
+                let lam = rand_distr::Beta::new(alpha, alpha).map(|beta| beta.sample(&mut r)).unwrap_or(1.0);
+                let cy = r.random_range(0..s.h.max(1));
+                let cx = r.random_range(0..s.w.max(1));
+                let bx = augment::cutmix_box(s, lam, cy, cx);
+                augment::cutmix(&mut x, &y, s, bx, classes, &mut soft);
+            } else {
+                soft.resize(n * classes, 0.0);
+                for (k, &l) in y.iter().enumerate() {
+                    soft[k * classes + l as usize] = 1.0;
+                }
+            }
+        }
+        Some(Batch {
+            x,
+            y,
+            soft,
+            epoch: self.epoch,
+            index,
+            pool: Some(self.pool_tx.clone()),
+        })
+    }
+}
+
+enum Inner {
+    Here(Box<dyn ProduceDyn>),
+    Thread {
+        rx: Option<Receiver<Batch>>,
+        handle: Option<JoinHandle<()>>,
+    },
+}
+
+trait ProduceDyn: Send {
+    fn produce(&mut self) -> Option<Batch>;
+}
+
+impl<S: Source + 'static> ProduceDyn for Producer<S> {
+    fn produce(&mut self) -> Option<Batch> {
+        Producer::produce(self)
+    }
+}
+
+/// The batches of one epoch, an iterator of [`Batch`]es (see [`DataLoader::epoch`]).
+pub struct Batches {
+    inner: Inner,
+    remaining: usize,
+}
+
+impl Iterator for Batches {
+    type Item = Batch;
+    fn next(&mut self) -> Option<Batch> {
+        let b = match &mut self.inner {
+            Inner::Here(p) => p.produce(),
+            Inner::Thread { rx, .. } => rx.as_ref().and_then(|rx| rx.recv().ok()),
+        };
+        if b.is_some() {
+            self.remaining = self.remaining.saturating_sub(1);
+        }
+        b
+    }
+    fn size_hint(&self) -> (usize, Option<usize>) {
+        (self.remaining, Some(self.remaining))
+    }
+}
+
+impl ExactSizeIterator for Batches {}
+
+impl Drop for Batches {
+    fn drop(&mut self) {
+        if let Inner::Thread { rx, handle } = &mut self.inner {
+            // Closing the channel makes the thread's next send fail, so it stops.
+            drop(rx.take());
+            if let Some(h) = handle.take() {
+                let _ = h.join();
+            }
+        }
+    }
+}
+
+/// A generator for one batch's augmentations (exposed for tests and custom loaders).
+pub fn batch_rng(seed: u64, epoch: u64, batch: usize) -> Rng {
+    let mut r = Rng::seed_from_u64(seed);
+    r.set_stream(epoch.wrapping_mul(2).wrapping_add(1));
+    r.set_word_pos((batch as u128) << 32);
+    r
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// `n` samples of `dim` values; sample `i` is all `i`, label `i % classes`.
+    fn ramp(n: usize, dim: usize, classes: u32) -> Dataset {
+        Dataset {
+            x: (0..n).flat_map(|i| vec![i as f32; dim]).collect(),
+            y: (0..n as u32).map(|i| i % classes).collect(),
+            dim,
+        }
+    }
+
+    fn firsts(b: &Batch, dim: usize) -> Vec<usize> {
+        b.x.chunks(dim).map(|s| s[0] as usize).collect()
+    }
+
+    #[test]
+    fn batches_in_order_with_and_without_the_short_last_one() {
+        let l = DataLoader::new(ramp(10, 2, 3), 3);
+        let got: Vec<Vec<usize>> = l.epoch(0).unwrap().map(|b| firsts(&b, 2)).collect();
+        assert_eq!(got, [vec![0, 1, 2], vec![3, 4, 5], vec![6, 7, 8], vec![9]]);
+        let b = l.epoch(0).unwrap().nth(1).unwrap();
+        assert_eq!((b.y.clone(), b.index, b.epoch), (vec![0, 1, 2], 1, 0));
+        let l = l.drop_last(true);
+        assert_eq!(l.epoch(0).unwrap().len(), 3);
+        assert_eq!((l.batches_per_epoch(), l.samples_per_epoch()), (3, 9));
+        assert_eq!(l.epoch(0).unwrap().map(|b| b.len()).collect::<Vec<_>>(), [3, 3, 3]);
+    }
+
+    #[test]
+    fn shuffling_is_a_seeded_permutation_per_epoch() {
+        let l = DataLoader::new(ramp(20, 1, 2), 6).shuffle(9);
+        let epoch = |l: &DataLoader, e| -> Vec<usize> { l.epoch(e).unwrap().flat_map(|b| firsts(&b, 1)).collect() };
+        let (a, b) = (epoch(&l, 0), epoch(&l, 1));
+        let mut s = a.clone();
+        s.sort();
+        assert_eq!(s, (0..20).collect::<Vec<_>>());
+        assert_ne!(a, b);
+        assert_eq!(a, epoch(&DataLoader::new(ramp(20, 1, 2), 6).shuffle(9), 0));
+        assert_ne!(a, epoch(&DataLoader::new(ramp(20, 1, 2), 6).shuffle(10), 0));
+        assert_eq!(a, l.order(0));
+        // Labels travel with their samples.
+        for b in l.epoch(3).unwrap() {
+            for (v, y) in firsts(&b, 1).iter().zip(&b.y) {
+                assert_eq!(*v as u32 % 2, *y);
+            }
+        }
+    }
+
+    #[test]
+    fn background_loading_and_resuming_give_the_same_batches() {
+        let make = |prefetch| {
+            DataLoader::new(ramp(30, 16, 3), 4)
+                .shuffle(1)
+                .image(1, 4, 4)
+                .random_crop(1)
+                .random_flip(0.5)
+                .color_jitter(0.3, 0.3)
+                .normalize(&[0.5], &[2.0])
+                .cutmix(1.0, 0.7, 3)
+                .prefetch(prefetch)
+        };
+        let all = |l: &DataLoader, e| -> Vec<(Vec<f32>, Vec<u32>, Vec<f32>)> {
+            l.epoch(e).unwrap().map(|b| (b.x.clone(), b.y.clone(), b.soft.clone())).collect()
+        };
+        let (here, there) = (make(0), make(3));
+        assert_eq!(all(&here, 2), all(&there, 2));
+        // Resuming at batch 5 of epoch 2 gives the rest of that epoch.
+        let rest: Vec<_> = there
+            .resume(Position { epoch: 2, batch: 5, seed: 1 })
+            .unwrap()
+            .map(|b| (b.x.clone(), b.y.clone(), b.soft.clone()))
+            .collect();
+        assert_eq!(rest, all(&here, 2)[5..]);
+        assert!(here.resume(Position { epoch: 2, batch: 5, seed: 2 }).is_err());
+        // The position after the last batch is the next epoch's start.
+        let last = here.epoch(2).unwrap().last().unwrap();
+        assert_eq!(here.position_after(&last), Position { epoch: 3, batch: 0, seed: 1 });
+        // Stopping early stops the thread (the test would hang otherwise).
+        let mut it = there.epoch(0).unwrap();
+        assert!(it.next().is_some());
+        drop(it);
+    }
+
+    #[test]
+    fn buffers_are_reused() {
+        let l = DataLoader::new(ramp(12, 8, 2), 4);
+        let mut it = l.epoch(0).unwrap();
+        let b = it.next().unwrap();
+        let p = (b.x.as_ptr(), b.y.as_ptr());
+        drop(b);
+        let b = it.next().unwrap();
+        assert_eq!((b.x.as_ptr(), b.y.as_ptr()), p);
+    }
+
+    #[test]
+    fn normalisation_by_hand() {
+        // Two channels of 1×2: sample 0 = [0, 1 | 2, 3]; mean (1, 2), std (0.5, 4).
+        let d = Dataset { x: vec![0.0, 1.0, 2.0, 3.0], y: vec![0], dim: 4 };
+        let l = DataLoader::new(d, 1).image(2, 1, 2).normalize(&[1.0, 2.0], &[0.5, 4.0]);
+        let b = l.epoch(0).unwrap().next().unwrap();
+        assert_eq!(b.x, [-2.0, 0.0, 0.0, 0.25]);
+        // Without an image shape, one mean and std for all values.
+        let d = Dataset { x: vec![0.0, 1.0], y: vec![0], dim: 2 };
+        let b = DataLoader::new(d, 1).normalize(&[0.5], &[0.5]).epoch(0).unwrap().next().unwrap();
+        assert_eq!(b.x, [-1.0, 1.0]);
+    }
+
+    #[test]
+    fn augmentations_happen_at_their_rates() {
+        // 2000 images [0, 1] (1×1×2): a flip gives [1, 0].
+        let d = Dataset { x: [0.0, 1.0].repeat(2000), y: vec![0; 2000], dim: 2 };
+        let count = |p: f64| -> usize {
+            let l = DataLoader::new(d.clone(), 100).seed(4).image(1, 1, 2).random_flip(p);
+            l.epoch(0).unwrap().map(|b| b.x.chunks(2).filter(|s| s[0] == 1.0).count()).sum()
+        };
+        assert_eq!((count(0.0), count(1.0)), (0, 2000));
+        let half = count(0.5);
+        assert!((900..1100).contains(&half), "{half}");
+        // Crop of a 1×1 image with padding 1: 9 offsets, only the centre keeps the pixel.
+        let d = Dataset { x: vec![1.0; 1800], y: vec![0; 1800], dim: 1 };
+        let l = DataLoader::new(d, 100).image(1, 1, 1).random_crop(1);
+        let kept: f32 = l.epoch(0).unwrap().map(|b| b.x.iter().sum::<f32>()).sum();
+        assert!((150.0..250.0).contains(&kept), "{kept}");
+        // Brightness only: values stay in [0, 1] and vary around the original.
+        let d = Dataset { x: vec![0.5; 1000], y: vec![0; 1000], dim: 1 };
+        let l = DataLoader::new(d, 100).image(1, 1, 1).color_jitter(0.4, 0.0);
+        let v: Vec<f32> = l.epoch(0).unwrap().flat_map(|b| b.x.clone()).collect();
+        let mean = v.iter().sum::<f32>() / v.len() as f32;
+        assert!(v.iter().all(|&x| (0.3..=0.7).contains(&x)) && (mean - 0.5).abs() < 0.02, "{mean}");
+    }
+
+    #[test]
+    fn cutmix_soft_labels_match_the_pasted_area() {
+        // Sample i is a 4×4 image of value y_i + 1, 3 classes.
+        let n = 60;
+        let y: Vec<u32> = (0..n as u32).map(|i| i % 3).collect();
+        let x: Vec<f32> = y.iter().flat_map(|&c| vec![(c + 1) as f32; 16]).collect();
+        let l = DataLoader::new(Dataset { x, y, dim: 16 }, 6).shuffle(2).image(1, 4, 4).cutmix(1.0, 1.0, 3);
+        let mut mixed = 0;
+        for b in l.epoch(0).unwrap() {
+            for (k, row) in b.soft.chunks(3).enumerate() {
+                assert!((row.iter().sum::<f32>() - 1.0).abs() < 1e-6);
+                // The soft label is the share of each class's pixels.
+                let img = &b.x[k * 16..(k + 1) * 16];
+                for c in 0..3 {
+                    let share = img.iter().filter(|&&v| v == (c + 1) as f32).count() as f32 / 16.0;
+                    assert!((row[c] - share).abs() < 1e-6, "{row:?} {img:?}");
+                }
+                mixed += (row.iter().filter(|&&v| v > 0.0).count() > 1) as usize;
+            }
+        }
+        assert!(mixed > 10, "{mixed}");
+    }
+
+    #[test]
+    fn bad_configurations_are_errors() {
+        let d = ramp(4, 4, 2);
+        assert!(DataLoader::new(d.clone(), 0).epoch(0).is_err());
+        assert!(DataLoader::new(d.clone(), 2).image(1, 3, 3).epoch(0).is_err());
+        assert!(DataLoader::new(d.clone(), 2).random_flip(0.5).epoch(0).is_err());
+        assert!(DataLoader::new(d.clone(), 2).image(1, 2, 2).normalize(&[0.0, 1.0], &[1.0, 1.0]).epoch(0).is_err());
+        assert!(DataLoader::new(d.clone(), 2).image(1, 2, 2).normalize(&[0.0], &[0.0]).epoch(0).is_err());
+        let e = DataLoader::new(d, 2).image(1, 2, 2).cutmix(1.0, 1.0, 1).epoch(0).err().unwrap();
+        assert_eq!(e.to_string(), "label 1 at sample 1 is out of range for 1 classes");
+    }
+
+    #[test]
+    fn positions_round_trip_through_a_checkpoint() {
+        let mut c = Checkpoint::new();
+        let p = Position { epoch: 3, batch: 17, seed: u64::MAX };
+        p.save(&mut c);
+        assert_eq!(Position::load(&c).unwrap(), p);
+        assert!(Position::load(&Checkpoint::new()).is_err());
+    }
+}

@@ -1,0 +1,239 @@
+//! Loss and accuracy curves as PNG and SVG (plotters, feature `plot`).
+//!
+//! Text is drawn with the font embedded in kiln
+//! (`core/assets/DejaVuSans-subset.ttf`, printable ASCII of DejaVu Sans), so
+//! plotting needs no system fonts and no fontconfig; the PNG is encoded here
+//! (8-bit RGB, zlib by `flate2`).
+
+use super::History;
+use crate::error::{Error, Result};
+use plotters::prelude::*;
+use std::path::{Path, PathBuf};
+
+static FONT: &[u8] = include_bytes!("../../assets/DejaVuSans-subset.ttf");
+const FAMILY: &str = "sans-serif";
+
+fn register_font() -> Result<()> {
+    static ONCE: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    let ok = *ONCE.get_or_init(|| {
+        plotters::style::register_font(FAMILY, FontStyle::Normal, FONT).is_ok()
+    });
+    if ok {
+        Ok(())
+    } else {
+        Err(Error::invalid("plot", "kiln internal error: the embedded font does not load"))
+    }
+}
+
+/// One chart: a title, the y axis's name, and named series of `(epoch, value)` points.
+#[derive(Clone, Debug)]
+pub struct Panel {
+    /// Title above the chart.
+    pub title: String,
+    /// Name of the y axis.
+    pub y_label: String,
+    /// Named curves.
+    pub series: Vec<(String, Vec<(f64, f64)>)>,
+}
+
+const COLORS: [RGBColor; 6] = [
+    RGBColor(31, 119, 180),
+    RGBColor(255, 127, 14),
+    RGBColor(44, 160, 44),
+    RGBColor(214, 39, 40),
+    RGBColor(148, 103, 189),
+    RGBColor(140, 86, 75),
+];
+
+fn range(vals: impl Iterator<Item = f64>, pad: f64) -> (f64, f64) {
+    let (mut lo, mut hi) = (f64::INFINITY, f64::NEG_INFINITY);
+    for v in vals.filter(|v| v.is_finite()) {
+        lo = lo.min(v);
+        hi = hi.max(v);
+    }
+    if !lo.is_finite() {
+        return (0.0, 1.0);
+    }
+    if hi - lo < 1e-12 {
+        return (lo - 0.5, hi + 0.5);
+    }
+    let m = (hi - lo) * pad;
+    (lo - m, hi + m)
+}
+
+fn draw<DB: DrawingBackend>(root: DrawingArea<DB, plotters::coord::Shift>, panels: &[Panel]) -> std::result::Result<(), String> {
+    let e = |e: DrawingAreaErrorKind<DB::ErrorType>| e.to_string();
+    root.fill(&WHITE).map_err(e)?;
+    let areas = root.split_evenly((1, panels.len().max(1)));
+    for (area, p) in areas.iter().zip(panels) {
+        let xs = range(p.series.iter().flat_map(|s| s.1.iter().map(|q| q.0)), 0.02);
+        let ys = range(p.series.iter().flat_map(|s| s.1.iter().map(|q| q.1)), 0.05);
+        let mut chart = ChartBuilder::on(area)
+            .caption(&p.title, (FAMILY, 22))
+            .margin(14)
+            .x_label_area_size(40)
+            .y_label_area_size(64)
+            .build_cartesian_2d(xs.0..xs.1, ys.0..ys.1)
+            .map_err(e)?;
+        chart
+            .configure_mesh()
+            .x_desc("epoch")
+            .y_desc(p.y_label.as_str())
+            .label_style((FAMILY, 14))
+            .axis_desc_style((FAMILY, 16))
+            .light_line_style(RGBColor(235, 235, 235))
+            .draw()
+            .map_err(e)?;
+        for (k, (name, pts)) in p.series.iter().enumerate() {
+            let c = COLORS[k % COLORS.len()];
+            chart
+                .draw_series(LineSeries::new(pts.iter().copied(), c.stroke_width(2)))
+                .map_err(e)?
+                .label(name.as_str())
+                .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], c.stroke_width(2)));
+            chart.draw_series(pts.iter().map(|&q| Circle::new(q, 3, c.filled()))).map_err(e)?;
+        }
+        if !p.series.is_empty() {
+            chart
+                .configure_series_labels()
+                .position(legend_corner(p, ys))
+                .background_style(WHITE.mix(0.85))
+                .border_style(RGBColor(160, 160, 160))
+                .label_font((FAMILY, 14))
+                .draw()
+                .map_err(e)?;
+        }
+    }
+    root.present().map_err(e)
+}
+
+/// Upper right, unless the curves end in the upper half (accuracy): then lower right.
+fn legend_corner(p: &Panel, ys: (f64, f64)) -> SeriesLabelPosition {
+    let mid = (ys.0 + ys.1) / 2.0;
+    let ends: Vec<f64> = p.series.iter().filter_map(|s| s.1.last().map(|q| q.1)).collect();
+    if !ends.is_empty() && ends.iter().all(|&v| v > mid) {
+        SeriesLabelPosition::LowerRight
+    } else {
+        SeriesLabelPosition::UpperRight
+    }
+}
+
+/// Encodes 8-bit RGB pixels (`w·h·3` bytes, row-major) as a PNG file's bytes.
+pub fn encode_png(w: u32, h: u32, rgb: &[u8]) -> Vec<u8> {
+    use std::io::Write;
+    let stride = w as usize * 3;
+    let mut raw = Vec::with_capacity((stride + 1) * h as usize);
+    for row in rgb.chunks(stride.max(1)).take(h as usize) {
+        raw.push(0); // filter: none
+        raw.extend_from_slice(row);
+    }
+    let mut z = flate2::write::ZlibEncoder::new(Vec::new(), flate2::Compression::default());
+    // Writing into a Vec cannot fail.
+    let _ = z.write_all(&raw);
+    let data = z.finish().unwrap_or_default();
+    let mut out = b"\x89PNG\r\n\x1a\n".to_vec();
+    let mut ihdr = Vec::with_capacity(13);
+    ihdr.extend_from_slice(&w.to_be_bytes());
+    ihdr.extend_from_slice(&h.to_be_bytes());
+    ihdr.extend_from_slice(&[8, 2, 0, 0, 0]); // 8 bits, RGB, deflate, no filter, no interlace
+    for (ty, body) in [(b"IHDR", &ihdr[..]), (b"IDAT", &data[..]), (b"IEND", &[][..])] {
+        out.extend_from_slice(&(body.len() as u32).to_be_bytes());
+        out.extend_from_slice(ty);
+        out.extend_from_slice(body);
+        let mut crc = flate2::Crc::new();
+        crc.update(ty);
+        crc.update(body);
+        out.extend_from_slice(&crc.sum().to_be_bytes());
+    }
+    out
+}
+
+fn with_ext(prefix: &Path, ext: &str) -> PathBuf {
+    let mut s = prefix.as_os_str().to_owned();
+    s.push(".");
+    s.push(ext);
+    PathBuf::from(s)
+}
+
+/// Draws `panels` side by side into `PREFIX.png` and `PREFIX.svg`
+/// (`width` × `height` pixels); returns both paths.
+pub fn plot_panels(panels: &[Panel], prefix: impl AsRef<Path>, width: u32, height: u32) -> Result<(PathBuf, PathBuf)> {
+    register_font()?;
+    let prefix = prefix.as_ref();
+    let (png, svg) = (with_ext(prefix, "png"), with_ext(prefix, "svg"));
+    let fail = |msg: String| Error::invalid("plot", msg);
+    let mut rgb = vec![255u8; width as usize * height as usize * 3];
+    draw(BitMapBackend::with_buffer(&mut rgb, (width, height)).into_drawing_area(), panels).map_err(fail)?;
+    let mut text = String::new();
+    draw(SVGBackend::with_string(&mut text, (width, height)).into_drawing_area(), panels).map_err(fail)?;
+    let io = |path: &Path| {
+        let path = path.to_path_buf();
+        move |source| Error::Io { path, source }
+    };
+    std::fs::write(&png, encode_png(width, height, &rgb)).map_err(io(&png))?;
+    std::fs::write(&svg, text).map_err(io(&svg))?;
+    Ok((png, svg))
+}
+
+/// The usual two charts from a [`History`]: loss (`train_loss`, `val_loss`,
+/// `test_loss`) and accuracy (`train_acc`, `val_acc`, `test_acc`) per epoch,
+/// written to `PREFIX.png` and `PREFIX.svg` (1000 × 420). Series absent from
+/// the history are left out.
+pub fn training_curves(h: &History, prefix: impl AsRef<Path>) -> Result<(PathBuf, PathBuf)> {
+    let panel = |title: &str, y: &str, keys: &[(&str, &str)]| Panel {
+        title: title.into(),
+        y_label: y.into(),
+        series: keys
+            .iter()
+            .map(|(k, name)| (name.to_string(), h.series(k)))
+            .filter(|(_, s)| !s.is_empty())
+            .collect(),
+    };
+    let panels = [
+        panel("loss", "cross-entropy", &[("train_loss", "train"), ("val_loss", "validation"), ("test_loss", "test")]),
+        panel("accuracy", "accuracy", &[("train_acc", "train"), ("val_acc", "validation"), ("test_acc", "test")]),
+    ];
+    plot_panels(&panels, prefix, 1000, 420)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::train::Record;
+
+    #[test]
+    fn png_encoding_by_hand() {
+        // A 1×1 red image: signature, IHDR (13 bytes), IDAT, IEND with its known CRC.
+        let png = encode_png(1, 1, &[255, 0, 0]);
+        assert_eq!(&png[..8], b"\x89PNG\r\n\x1a\n");
+        assert_eq!(&png[8..16], b"\0\0\0\x0dIHDR");
+        assert_eq!(&png[16..29], &[0, 0, 0, 1, 0, 0, 0, 1, 8, 2, 0, 0, 0]);
+        assert_eq!(&png[png.len() - 12..], b"\0\0\0\0IEND\xae\x42\x60\x82");
+        // The pixel data decompresses to one filter byte and the pixel.
+        let idat_len = u32::from_be_bytes(png[33..37].try_into().unwrap()) as usize;
+        assert_eq!(&png[37..41], b"IDAT");
+        let mut raw = Vec::new();
+        use std::io::Read;
+        flate2::read::ZlibDecoder::new(&png[41..41 + idat_len]).read_to_end(&mut raw).unwrap();
+        assert_eq!(raw, [0, 255, 0, 0]);
+    }
+
+    #[test]
+    fn curves_are_written() {
+        let mut h = History::default();
+        for e in 1..=5u64 {
+            let f = e as f64;
+            h.push(Record::new(e).with("train_loss", 1.0 / f).with("test_loss", 1.2 / f).with("train_acc", 1.0 - 0.1 / f).with("test_acc", 0.95 - 0.1 / f));
+        }
+        let dir = std::env::temp_dir().join(format!("kiln-plot-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let (png, svg) = training_curves(&h, dir.join("run.v1")).unwrap();
+        assert!(png.ends_with("run.v1.png") && svg.ends_with("run.v1.svg"));
+        let bytes = std::fs::read(&png).unwrap();
+        assert_eq!(&bytes[..8], b"\x89PNG\r\n\x1a\n");
+        let text = std::fs::read_to_string(&svg).unwrap();
+        assert!(text.starts_with("<svg") && text.contains("\naccuracy\n") && text.contains("\nepoch\n"), "{}", &text[..200]);
+        // An empty history still gives (empty) charts, not an error.
+        training_curves(&History::default(), dir.join("empty")).unwrap();
+    }
+}
