@@ -1,0 +1,123 @@
+//! After the first step, a training step performs no heap allocation: the
+//! tape, the gradients, the optimizer state, the loss gradient, the GEMM
+//! packing buffers (one per thread, reserved once) and the CPU thread pool
+//! (which hands work to its helpers without a queue) are all created once and
+//! reused. A counting global allocator proves it, counting every thread of
+//! the process — the pool's helpers included — for the benchmark workloads
+//! W1 (an MLP) and W2 (LeNet-5), with SGD+momentum and with Adam.
+//!
+//! One `#[test]` runs everything in sequence: the test harness allocates when
+//! it starts a test's thread, and with two tests in this file that could
+//! happen while the other one counts.
+
+use kiln::prelude::*;
+use std::alloc::{GlobalAlloc, Layout, System};
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+struct Counting;
+static ALLOCS: AtomicUsize = AtomicUsize::new(0);
+
+unsafe impl GlobalAlloc for Counting {
+    unsafe fn alloc(&self, l: Layout) -> *mut u8 {
+        ALLOCS.fetch_add(1, Ordering::Relaxed);
+        unsafe { System.alloc(l) }
+    }
+    unsafe fn alloc_zeroed(&self, l: Layout) -> *mut u8 {
+        ALLOCS.fetch_add(1, Ordering::Relaxed);
+        unsafe { System.alloc_zeroed(l) }
+    }
+    unsafe fn dealloc(&self, p: *mut u8, l: Layout) {
+        unsafe { System.dealloc(p, l) }
+    }
+    unsafe fn realloc(&self, p: *mut u8, l: Layout, n: usize) -> *mut u8 {
+        ALLOCS.fetch_add(1, Ordering::Relaxed);
+        unsafe { System.realloc(p, l, n) }
+    }
+}
+
+#[global_allocator]
+static A: Counting = Counting;
+
+kiln::network! {
+    /// Workload W1 of the benchmarks.
+    pub struct W1 {
+        input: [784],
+        fc1: Linear(256),
+        relu,
+        fc2: Linear(128),
+        relu,
+        fc3: Linear(10),
+    }
+}
+
+kiln::network! {
+    /// Workload W2 of the benchmarks: LeNet-5.
+    pub struct W2 {
+        input: [1, 28, 28],
+        conv1: Conv2d(6, kernel = 5, padding = 2),
+        relu,
+        pool1: MaxPool2d(2),
+        conv2: Conv2d(16, kernel = 5),
+        relu,
+        pool2: MaxPool2d(2),
+        flatten,
+        fc1: Linear(120),
+        relu,
+        fc2: Linear(84),
+        relu,
+        fc3: Linear(10),
+    }
+}
+
+/// Steps counted after the warm-up.
+const STEPS: usize = 30;
+
+/// Trains `$net` on a fixed batch; returns the allocations of `STEPS` steps
+/// after two warm-up steps (which allocate the tape, gradients, state).
+macro_rules! count {
+    ($net:ident, $shape:ty, $batch:expr, $opt:expr) => {{
+        let dev = Cpu;
+        let mut net = $net::<f32, Cpu>::init(&dev, &mut rng(0)).unwrap();
+        let (mut tape, mut grads) = (net.tape().unwrap(), net.grads().unwrap());
+        let mut opt = $opt;
+        let mut dlogits = Tensor::empty(&dev).unwrap();
+        let n = <$shape as Shape>::NUMEL;
+        let host: Vec<f32> = (0..$batch * n).map(|i| ((i * 7919) % 255) as f32 / 255.0).collect();
+        let labels: Vec<u32> = (0..$batch as u32).map(|i| i % 10).collect();
+        let mut x = Tensor::<$shape>::from_slice(&dev, &host).unwrap();
+        let mut y = Labels::<10>::new::<f32>(&dev, &labels).unwrap();
+        let mut step = |x: &Tensor<$shape>, y: &Labels<10>| {
+            let logits = net.forward_train(x, &mut tape).unwrap();
+            let loss = cross_entropy(logits, y, Some(&mut dlogits)).unwrap();
+            net.backward(&mut tape, &dlogits, &mut grads).unwrap();
+            opt.step(&mut net, &grads).unwrap();
+            loss
+        };
+        step(&x, &y);
+        step(&x, &y);
+        let before = ALLOCS.load(Ordering::SeqCst);
+        let mut last = 0.0;
+        for _ in 0..STEPS {
+            // What a loop over a data set does: new data into the same buffers.
+            x.copy_from_slice(&host).unwrap();
+            y.set::<f32>(&labels).unwrap();
+            last = step(&x, &y);
+        }
+        let n = ALLOCS.load(Ordering::SeqCst) - before;
+        assert!(last.is_finite());
+        n
+    }};
+}
+
+#[test]
+fn training_steps_allocate_nothing_after_the_first() {
+    let mut report = Vec::new();
+    report.push(("W1 MLP, batch 128, Adam", count!(W1, S1<784>, 128, Adam::new(1e-3))));
+    report.push(("W1 MLP, batch 128, SGD+momentum", count!(W1, S1<784>, 128, Sgd::new(0.01).momentum(0.9))));
+    report.push(("W1 MLP, batch 1, SGD", count!(W1, S1<784>, 1, Sgd::new(0.01))));
+    report.push(("W2 LeNet-5, batch 64, SGD+Nesterov", count!(W2, S3<1, 28, 28>, 64, Sgd::new(0.01).nesterov(0.9))));
+    report.push(("W2 LeNet-5, batch 64, Adam", count!(W2, S3<1, 28, 28>, 64, Adam::new(1e-3))));
+    report.push(("W2 LeNet-5, batch 256, SGD", count!(W2, S3<1, 28, 28>, 256, Sgd::new(0.01))));
+    let bad: Vec<String> = report.iter().filter(|(_, n)| *n > 0).map(|(w, n)| format!("{w}: {n}")).collect();
+    assert!(bad.is_empty(), "heap allocations in {STEPS} training steps after the first two: {}", bad.join("; "));
+}
