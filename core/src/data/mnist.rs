@@ -79,9 +79,18 @@ impl Mnist {
     /// Loads the four IDX files from `dir`. A missing directory is an
     /// [`Error::MissingData`] that says how to fetch it; a damaged file is an
     /// error naming the file.
+    /// Each file may also be gzipped (`train-images-idx3-ubyte.gz`).
     pub fn load(dir: impl AsRef<Path>) -> Result<Mnist> {
         let dir = dir.as_ref();
-        let f = |name: &str| -> PathBuf { dir.join(name) };
+        let f = |name: &str| -> PathBuf {
+            let plain = dir.join(name);
+            let gz = dir.join(format!("{name}.gz"));
+            if !plain.exists() && gz.exists() {
+                gz
+            } else {
+                plain
+            }
+        };
         let names = ["train-images-idx3-ubyte", "train-labels-idx1-ubyte", "t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte"];
         if let Some(missing) = names.iter().map(|n| f(n)).find(|p| !p.exists()) {
             return Err(Error::MissingData {
@@ -148,4 +157,47 @@ pub fn load_split(images: &Path, labels: &Path) -> Result<Dataset> {
         y: lb.data.iter().map(|&l| l as u32).collect(),
         dim,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::Write;
+
+    fn idx(magic: u8, dims: &[u32], data: &[u8]) -> Vec<u8> {
+        let mut b = vec![0, 0, 8, magic];
+        for d in dims {
+            b.extend_from_slice(&d.to_be_bytes());
+        }
+        b.extend_from_slice(data);
+        b
+    }
+
+    fn gz(bytes: &[u8]) -> Vec<u8> {
+        let mut e = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+        e.write_all(bytes).unwrap();
+        e.finish().unwrap()
+    }
+
+    #[test]
+    fn load_reads_plain_and_gzipped_files_alike() {
+        let dir = std::env::temp_dir().join(format!("kiln-mnist-gz-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        // Training files plain, test files gzipped: 2 images of 2×2, then 1.
+        std::fs::write(dir.join("train-images-idx3-ubyte"), idx(3, &[2, 2, 2], &[0, 51, 102, 255, 255, 0, 0, 0])).unwrap();
+        std::fs::write(dir.join("train-labels-idx1-ubyte"), idx(1, &[2], &[7, 3])).unwrap();
+        std::fs::write(dir.join("t10k-images-idx3-ubyte.gz"), gz(&idx(3, &[1, 2, 2], &[255, 255, 0, 51]))).unwrap();
+        std::fs::write(dir.join("t10k-labels-idx1-ubyte.gz"), gz(&idx(1, &[1], &[9]))).unwrap();
+        let m = Mnist::load(&dir).unwrap();
+        assert_eq!((m.train.len(), m.train.dim, m.train.y.clone()), (2, 4, vec![7, 3]));
+        assert_eq!(m.train.x, [0.0, 0.2, 0.4, 1.0, 1.0, 0.0, 0.0, 0.0]);
+        assert_eq!((m.test.len(), m.test.y.clone()), (1, vec![9]));
+        assert_eq!(m.test.x, [1.0, 1.0, 0.0, 0.2]);
+        // A truncated gzipped file is an error naming it, not a panic.
+        let bytes = gz(&idx(1, &[1], &[9]));
+        std::fs::write(dir.join("t10k-labels-idx1-ubyte.gz"), &bytes[..bytes.len() / 2]).unwrap();
+        let err = Mnist::load(&dir).unwrap_err().to_string();
+        assert!(err.contains("t10k-labels-idx1-ubyte.gz"), "{err}");
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
 }
