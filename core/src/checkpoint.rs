@@ -55,7 +55,8 @@ use crate::module::{Module, Path as PPath, Role};
 use crate::optim::{OptimState, Optimizer, ParamState};
 use crate::Rng;
 use crate::shape::fmt_dims;
-use safetensors::tensor::{Dtype, TensorView};
+pub use safetensors::tensor::Dtype;
+use safetensors::tensor::TensorView;
 use std::collections::{BTreeMap, HashMap};
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -132,14 +133,13 @@ impl Checkpoint {
             }
             let mut host = vec![E::zero(); p.numel];
             res = p.dev.download(p.value, &mut host);
-            self.tensors.insert(
-                path.to_string(),
-                Stored {
-                    dtype: dtype_of::<E>(),
-                    shape: p.dims.to_vec(),
-                    bytes: to_bytes(&host),
-                },
-            );
+            let (dtype, bytes) = if p.role == Role::Counter {
+                // PyTorch's counters (num_batches_tracked) are int64.
+                (Dtype::I64, host.iter().flat_map(|v| (v.f64().round() as i64).to_le_bytes()).collect())
+            } else {
+                (dtype_of::<E>(), to_bytes(&host))
+            };
+            self.tensors.insert(path.to_string(), Stored { dtype, shape: p.dims.to_vec(), bytes });
         });
         res
     }
@@ -256,16 +256,18 @@ impl Checkpoint {
     pub fn module_problems<E: Elem, D: Backend<E>, M: Module<E, D>>(&self, prefix: &str, m: &M) -> Vec<String> {
         let want = dtype_of::<E>();
         let mut problems = Vec::new();
-        let mut expected: Vec<(String, Vec<usize>)> = Vec::new();
+        let mut expected: Vec<(String, Vec<usize>, Role)> = Vec::new();
         let root = PPath::ROOT;
         let base = root.child(prefix);
         let start = if prefix.is_empty() { &root } else { &base };
-        m.visit(start, &mut |path, p| expected.push((path.to_string(), p.dims.to_vec())));
-        for (name, dims) in &expected {
+        m.visit(start, &mut |path, p| expected.push((path.to_string(), p.dims.to_vec(), p.role)));
+        for (name, dims, role) in &expected {
             match self.tensors.get(name) {
                 None => problems.push(format!("`{name}` {}: missing from the checkpoint", fmt_dims(dims))),
                 Some(t) => {
-                    if t.dtype != want {
+                    // A counter is int64 as PyTorch writes it (the element type is accepted too).
+                    let counter_ok = *role == Role::Counter && t.dtype == Dtype::I64;
+                    if t.dtype != want && !counter_ok {
                         problems.push(format!("`{name}`: dtype {:?} in the checkpoint, the model uses {:?}", t.dtype, want));
                     }
                     if t.shape != *dims {
@@ -280,7 +282,7 @@ impl Checkpoint {
         }
         let pre = if prefix.is_empty() { String::new() } else { format!("{prefix}.") };
         for name in self.tensors.keys() {
-            if name.starts_with(&pre) && !expected.iter().any(|(n, _)| n == name) && !name.starts_with("optim.") && !name.starts_with("__") {
+            if name.starts_with(&pre) && !expected.iter().any(|(n, _, _)| n == name) && !name.starts_with("optim.") && !name.starts_with("__") {
                 problems.push(format!("`{name}`: in the checkpoint but not in the model"));
             }
         }
@@ -298,6 +300,10 @@ impl Checkpoint {
                 return;
             }
             res = match self.tensors.get(&path.to_string()) {
+                Some(t) if t.dtype == Dtype::I64 => {
+                    let v: Vec<E> = t.bytes.chunks_exact(8).map(|c| E::of(i64::from_le_bytes(c.try_into().unwrap_or([0; 8])) as f64)).collect();
+                    p.dev.upload(&v, p.value)
+                }
                 Some(t) => p.dev.upload(&from_bytes::<E>(&t.bytes), p.value),
                 None => Err(Error::invalid("Checkpoint::load_module", format!("kiln internal error: `{path}` vanished"))),
             };

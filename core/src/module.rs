@@ -72,6 +72,9 @@ pub enum Role {
     Param,
     /// A buffer saved with the model but not trained (running statistics).
     Buffer,
+    /// A count kept in a one-element buffer of the element type and saved,
+    /// like PyTorch's `num_batches_tracked`, as an `int64` scalar.
+    Counter,
 }
 
 /// A type-erased view of one parameter for visitors: its per-sample dims, its

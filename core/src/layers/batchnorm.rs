@@ -26,7 +26,8 @@
 //! `running_var = 1`. Parameters `weight` (γ) and `bias` (β); buffers
 //! (`Role::Buffer`) `running_mean`, `running_var` and `num_batches_tracked`
 //! (a one-element tensor of the element type, visited as a scalar of shape
-//! `[]` like PyTorch's, whose dtype is `int64`).
+//! `[]` with [`Role::Counter`], so checkpoints store it as PyTorch does: an
+//! `int64`).
 //!
 //! # Shapes
 //! `BatchNorm<E, D, S, C>` normalises input `S` (output `S`) whose first
@@ -140,7 +141,7 @@ impl<E: Elem, D: Backend<E>, S: Shape, const C: usize> Module<E, D> for BatchNor
         f(&path.child("running_mean"), ParamRef::of(&self.running_mean, Role::Buffer));
         f(&path.child("running_var"), ParamRef::of(&self.running_var, Role::Buffer));
         let t = &self.num_batches_tracked;
-        f(&path.child("num_batches_tracked"), ParamRef { dims: &[], numel: 1, value: &t.buf, role: Role::Buffer, dev: &t.dev });
+        f(&path.child("num_batches_tracked"), ParamRef { dims: &[], numel: 1, value: &t.buf, role: Role::Counter, dev: &t.dev });
     }
     fn visit_grads(&mut self, g: &Self::Grads, path: &Path<'_>, f: &mut dyn FnMut(&Path<'_>, ParamMut<'_, E, D>)) {
         f(&path.child("weight"), ParamMut::of(&mut self.weight, Some(&g.weight)));
@@ -153,7 +154,7 @@ impl<E: Elem, D: Backend<E>, S: Shape, const C: usize> Module<E, D> for BatchNor
         f(&path.child("running_var"), ParamMut::of(&mut self.running_var, None), Role::Buffer);
         let t = &mut self.num_batches_tracked;
         let view = ParamMut { dims: &[], numel: 1, value: &mut t.buf, grad: None, dev: &t.dev };
-        f(&path.child("num_batches_tracked"), view, Role::Buffer);
+        f(&path.child("num_batches_tracked"), view, Role::Counter);
     }
 }
 
@@ -300,7 +301,7 @@ mod tests {
             ("bn1.bias", vec![3], Role::Param),
             ("bn1.running_mean", vec![3], Role::Buffer),
             ("bn1.running_var", vec![3], Role::Buffer),
-            ("bn1.num_batches_tracked", vec![], Role::Buffer),
+            ("bn1.num_batches_tracked", vec![], Role::Counter),
         ];
         assert_eq!(seen, want.map(|(n, d, r)| (n.to_string(), d, r)));
         assert_eq!(Module::<f32, Cpu>::num_params(&bn), 6);
