@@ -2,7 +2,8 @@
 //! cross-entropy into a reused gradient, backward, SGD) for the workloads of
 //! `examples/bench.rs` that take milliseconds: W1 (MLP 784-256-128-10, batch
 //! 128), W2 (LeNet-5, batch 64), W5 (small ResNet, batch 32), and W3's
-//! inference at batch 1. W4 (seconds per step) is in the bench example only.
+//! inference at batch 1, and W1 with `detect_anomaly` on. W4 (seconds per
+//! step) is in the bench example only.
 //!
 //! `cargo bench --bench steps`. The comparison with PyTorch is
 //! `cargo run --release --example bench -- --torch-python PYTHON`.
@@ -63,10 +64,14 @@ fn uniform(n: usize, seed: u64) -> Vec<f32> {
 }
 
 macro_rules! train_step {
-    ($c:expr, $name:expr, $net:ident, $shape:ty, $batch:expr) => {{
+    ($c:expr, $name:expr, $net:ident, $shape:ty, $batch:expr) => {
+        train_step!($c, $name, $net, $shape, $batch, false)
+    };
+    ($c:expr, $name:expr, $net:ident, $shape:ty, $batch:expr, $anomaly:expr) => {{
         let dev = Cpu;
         let mut net = $net::<f32, Cpu>::init(&dev, &mut rng(1)).unwrap();
         let (mut tape, mut grads) = (net.tape().unwrap(), net.grads().unwrap());
+        tape.ctx.detect_anomaly = $anomaly;
         let mut opt = Sgd::new(1e-3);
         let x = Tensor::<$shape>::from_vec(&dev, $batch, uniform($batch * <$shape as Shape>::NUMEL, 2)).unwrap();
         let y = Labels::<10>::new::<f32>(&dev, &(0..$batch as u32).map(|i| (i * 7) % 10).collect::<Vec<_>>()).unwrap();
@@ -85,6 +90,9 @@ macro_rules! train_step {
 
 fn steps(c: &mut Criterion) {
     train_step!(c, "W1 mlp train step b128", Mlp, S1<784>, 128);
+    // What NaN/Inf detection costs when it is switched on (off, it is one
+    // branch per node of the generated code: the row above).
+    train_step!(c, "W1 mlp train step b128, detect_anomaly on", Mlp, S1<784>, 128, true);
     train_step!(c, "W2 lenet5 train step b64", LeNet, S3<1, 28, 28>, 64);
     train_step!(c, "W5 resnet train step b32", ResNet, S3<3, 32, 32>, 32);
     let net = Mlp::<f32, Cpu>::init(&Cpu, &mut rng(1)).unwrap();
