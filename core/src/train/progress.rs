@@ -11,6 +11,9 @@ pub struct Meter {
     seen: usize,
     timed: usize,
     start: Instant,
+    /// When the last batch was added: samples/s stops there, so an
+    /// evaluation run after the epoch does not count as training time.
+    last: Instant,
 }
 
 impl Default for Meter {
@@ -28,6 +31,7 @@ impl Meter {
             seen: 0,
             timed: 0,
             start: Instant::now(),
+            last: Instant::now(),
         }
     }
     /// Adds a batch of `n` samples with mean loss `loss` and `correct` right predictions.
@@ -36,6 +40,7 @@ impl Meter {
         self.correct += correct;
         self.seen += n;
         self.timed += n;
+        self.last = Instant::now();
     }
     /// The running sums `(Σ loss·n, correct, seen)`, to save mid-epoch.
     pub fn sums(&self) -> (f64, usize, usize) {
@@ -49,6 +54,7 @@ impl Meter {
             seen,
             timed: 0,
             start: Instant::now(),
+            last: Instant::now(),
         }
     }
     /// Samples so far.
@@ -67,9 +73,11 @@ impl Meter {
     pub fn secs(&self) -> f64 {
         self.start.elapsed().as_secs_f64()
     }
-    /// Samples per second since [`Meter::new`] (or [`Meter::resume`]).
+    /// Samples per second from [`Meter::new`] (or [`Meter::resume`]) to the
+    /// last [`Meter::add`]: what happens after the last batch (an evaluation)
+    /// does not lower it.
     pub fn samples_per_sec(&self) -> f64 {
-        self.timed as f64 / self.secs().max(1e-9)
+        self.timed as f64 / (self.last - self.start).as_secs_f64().max(1e-9)
     }
 }
 
@@ -153,6 +161,10 @@ mod tests {
         m.add(0.5, 6, 6);
         assert_eq!((m.loss(), m.accuracy(), m.seen()), (0.625, 0.875, 8));
         assert!(m.samples_per_sec() > 0.0);
+        // Time after the last batch (an evaluation) does not count.
+        let rate = m.samples_per_sec();
+        std::thread::sleep(std::time::Duration::from_millis(20));
+        assert_eq!(m.samples_per_sec(), rate);
         // Under `cargo test` standard error is captured: the bar stays hidden.
         let bar = EpochBar::new(1, 2, 8);
         bar.update(&m);
