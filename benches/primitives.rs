@@ -50,14 +50,21 @@ macro_rules! fwd_bwd {
     ($c:expr, $name:expr, $net:ident, $in:ty, $out:ty, $batch:expr) => {{
         let dev = Cpu;
         let mut net = $net::<f32, Cpu>::init(&dev, &mut rng(0)).unwrap();
-        let x = Tensor::<$in>::from_vec(&dev, $batch, uniform($batch * <$in as Shape>::NUMEL, 1)).unwrap();
-        let dy = Tensor::<$out>::from_vec(&dev, $batch, uniform($batch * <$out as Shape>::NUMEL, 2)).unwrap();
+        let x = Tensor::<$in>::from_vec(&dev, $batch, uniform($batch * <$in as Shape>::NUMEL, 1))
+            .unwrap();
+        let dy =
+            Tensor::<$out>::from_vec(&dev, $batch, uniform($batch * <$out as Shape>::NUMEL, 2))
+                .unwrap();
         let (mut tape, mut grads) = (net.tape().unwrap(), net.grads().unwrap());
         let mut g = $c.benchmark_group($name);
-        g.bench_function("forward", |b| b.iter(|| black_box(net.forward_with(&x, &mut tape).unwrap().buf()[0])));
+        g.bench_function("forward", |b| {
+            b.iter(|| black_box(net.forward_with(&x, &mut tape).unwrap().buf()[0]))
+        });
         net.forward_train(&x, &mut tape).unwrap();
         tape.input_grads = true;
-        g.bench_function("backward", |b| b.iter(|| net.backward(&mut tape, &dy, &mut grads).unwrap()));
+        g.bench_function("backward", |b| {
+            b.iter(|| net.backward(&mut tape, &dy, &mut grads).unwrap())
+        });
         g.finish();
     }};
 }
@@ -76,8 +83,12 @@ fn primitives(c: &mut Criterion) {
         let (mut tape, mut grads) = (net.tape().unwrap(), net.grads().unwrap());
         tape.input_grads = true;
         let mut g = c.benchmark_group("batchnorm2d 16x32x32 b32");
-        g.bench_function("forward_train", |b| b.iter(|| black_box(net.forward_train(&x, &mut tape).unwrap().buf()[0])));
-        g.bench_function("backward", |b| b.iter(|| net.backward(&mut tape, &dy, &mut grads).unwrap()));
+        g.bench_function("forward_train", |b| {
+            b.iter(|| black_box(net.forward_train(&x, &mut tape).unwrap().buf()[0]))
+        });
+        g.bench_function("backward", |b| {
+            b.iter(|| net.backward(&mut tape, &dy, &mut grads).unwrap())
+        });
         g.finish();
     }
     {
@@ -95,21 +106,26 @@ fn primitives(c: &mut Criterion) {
         let mut net = Mlp::<f32, Cpu>::init(&dev, &mut rng(0)).unwrap();
         let mut grads = net.grads().unwrap();
         let x = Tensor::<S1<784>>::from_vec(&dev, 128, uniform(128 * 784, 1)).unwrap();
-        let y = Labels::<10>::new::<f32>(&dev, &(0..128).map(|i| i % 10).collect::<Vec<u32>>()).unwrap();
+        let y = Labels::<10>::new::<f32>(&dev, &(0..128).map(|i| i % 10).collect::<Vec<u32>>())
+            .unwrap();
         let mut tape = net.tape().unwrap();
         let mut d = Tensor::<S1<10>>::zeros(&dev, 128).unwrap();
         let logits = net.forward_train(&x, &mut tape).unwrap();
         cross_entropy(logits, &y, Some(&mut d)).unwrap();
         net.backward(&mut tape, &d, &mut grads).unwrap();
         let mut opt = Adam::new(1e-4);
-        c.bench_function("adam step 235k params", |b| b.iter(|| opt.step(&mut net, &grads).unwrap()));
+        c.bench_function("adam step 235k params", |b| {
+            b.iter(|| opt.step(&mut net, &grads).unwrap())
+        });
     }
     {
         let n = 512;
         let (a, bm) = (uniform(n * n, 1), uniform(n * n, 2));
         let mut cm = vec![0.0f32; n * n];
         let g = kiln::Gemm::dense(n, n, n, false, false);
-        c.bench_function("sgemm 512^3", |b| b.iter(|| Backend::<f32>::gemm(&Cpu, &g, &a, &bm, &mut cm).unwrap()));
+        c.bench_function("sgemm 512^3", |b| {
+            b.iter(|| Backend::<f32>::gemm(&Cpu, &g, &a, &bm, &mut cm).unwrap())
+        });
     }
 }
 

@@ -73,8 +73,14 @@ macro_rules! train_step {
         let (mut tape, mut grads) = (net.tape().unwrap(), net.grads().unwrap());
         tape.ctx.detect_anomaly = $anomaly;
         let mut opt = Sgd::new(1e-3);
-        let x = Tensor::<$shape>::from_vec(&dev, $batch, uniform($batch * <$shape as Shape>::NUMEL, 2)).unwrap();
-        let y = Labels::<10>::new::<f32>(&dev, &(0..$batch as u32).map(|i| (i * 7) % 10).collect::<Vec<_>>()).unwrap();
+        let x =
+            Tensor::<$shape>::from_vec(&dev, $batch, uniform($batch * <$shape as Shape>::NUMEL, 2))
+                .unwrap();
+        let y = Labels::<10>::new::<f32>(
+            &dev,
+            &(0..$batch as u32).map(|i| (i * 7) % 10).collect::<Vec<_>>(),
+        )
+        .unwrap();
         let mut d = Tensor::<S1<10>>::zeros(&dev, $batch).unwrap();
         $c.bench_function($name, |b| {
             b.iter(|| {
@@ -92,13 +98,22 @@ fn steps(c: &mut Criterion) {
     train_step!(c, "W1 mlp train step b128", Mlp, S1<784>, 128);
     // What NaN/Inf detection costs when it is switched on (off, it is one
     // branch per node of the generated code: the row above).
-    train_step!(c, "W1 mlp train step b128, detect_anomaly on", Mlp, S1<784>, 128, true);
+    train_step!(
+        c,
+        "W1 mlp train step b128, detect_anomaly on",
+        Mlp,
+        S1<784>,
+        128,
+        true
+    );
     train_step!(c, "W2 lenet5 train step b64", LeNet, S3<1, 28, 28>, 64);
     train_step!(c, "W5 resnet train step b32", ResNet, S3<3, 32, 32>, 32);
     let net = Mlp::<f32, Cpu>::init(&Cpu, &mut rng(1)).unwrap();
     let mut tape = net.tape().unwrap();
     let x = Tensor::<S1<784>>::from_vec(&Cpu, 1, uniform(784, 3)).unwrap();
-    c.bench_function("W3 mlp inference b1", |b| b.iter(|| black_box(net.forward_with(&x, &mut tape).unwrap().buf()[0])));
+    c.bench_function("W3 mlp inference b1", |b| {
+        b.iter(|| black_box(net.forward_with(&x, &mut tape).unwrap().buf()[0]))
+    });
 }
 
 fn config() -> Criterion {

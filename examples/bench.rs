@@ -167,14 +167,23 @@ fn batch_of(w: &str) -> usize {
 
 /// Multiply–adds of a training step of an MLP (no input gradient for the first layer).
 fn mlp_train_macs(sizes: &[usize]) -> usize {
-    sizes.windows(2).enumerate().map(|(i, w)| w[0] * w[1] * if i == 0 { 2 } else { 3 }).sum()
+    sizes
+        .windows(2)
+        .enumerate()
+        .map(|(i, w)| w[0] * w[1] * if i == 0 { 2 } else { 3 })
+        .sum()
 }
 
 /// FLOPs of one step (see the module doc for what is counted).
 fn flops(w: &str) -> f64 {
     let f = match w {
         "W1" => 2 * 128 * mlp_train_macs(&[784, 256, 128, 10]),
-        "W2" => 2 * 64 * (2 * 6 * 28 * 28 * 25 + 3 * 16 * 10 * 10 * 6 * 25 + 3 * (400 * 120 + 120 * 84 + 84 * 10)),
+        "W2" => {
+            2 * 64
+                * (2 * 6 * 28 * 28 * 25
+                    + 3 * 16 * 10 * 10 * 6 * 25
+                    + 3 * (400 * 120 + 120 * 84 + 84 * 10))
+        }
         "W3" => 2 * (784 * 256 + 256 * 128 + 128 * 10),
         "W4" => 2 * 512 * mlp_train_macs(&[4096, 4096, 4096, 10]),
         "W5" => 2 * 32 * (2 * 16 * 32 * 32 * 3 * 9 + 3 * 6 * 16 * 32 * 32 * 16 * 9 + 3 * 16 * 10),
@@ -184,7 +193,11 @@ fn flops(w: &str) -> f64 {
 }
 
 /// Times `step`: warm-up, then single steps until the plan is met. Seconds per step.
-fn timed(w: &str, quick: bool, mut step: impl FnMut() -> kiln::Result<()>) -> kiln::Result<Vec<f64>> {
+fn timed(
+    w: &str,
+    quick: bool,
+    mut step: impl FnMut() -> kiln::Result<()>,
+) -> kiln::Result<Vec<f64>> {
     let (warm, mut min_steps, mut min_s, max_steps) = plan(w);
     if quick {
         min_s /= 10.0;
@@ -195,7 +208,9 @@ fn timed(w: &str, quick: bool, mut step: impl FnMut() -> kiln::Result<()>) -> ki
     }
     let mut times = Vec::with_capacity(max_steps);
     let start = Instant::now();
-    while times.len() < max_steps && (times.len() < min_steps || start.elapsed().as_secs_f64() < min_s) {
+    while times.len() < max_steps
+        && (times.len() < min_steps || start.elapsed().as_secs_f64() < min_s)
+    {
         let t = Instant::now();
         step()?;
         times.push(t.elapsed().as_secs_f64());
@@ -231,7 +246,11 @@ macro_rules! train {
         let mut net = $net::<f32, Cpu>::init(&dev, &mut r)?;
         let (mut tape, mut grads) = (net.tape()?, net.grads()?);
         let mut opt = Sgd::new(1e-3);
-        let x = Tensor::<$shape>::from_vec(&dev, $batch, uniform(&mut r, $batch * <$shape as Shape>::NUMEL))?;
+        let x = Tensor::<$shape>::from_vec(
+            &dev,
+            $batch,
+            uniform(&mut r, $batch * <$shape as Shape>::NUMEL),
+        )?;
         let y = Labels::<10>::new::<f32>(&dev, &classes(&mut r, $batch))?;
         let mut dlogits = Tensor::<S1<10>>::zeros(&dev, $batch)?;
         timed($w, $quick, || {
@@ -283,31 +302,60 @@ struct TorchRow {
     median_s: f64,
 }
 
-fn read_torch(path: &PathBuf, device: &str) -> Result<(HashMap<String, TorchRow>, serde_json::Value), String> {
+fn read_torch(
+    path: &PathBuf,
+    device: &str,
+) -> Result<(HashMap<String, TorchRow>, serde_json::Value), String> {
     let text = std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?;
-    let v: serde_json::Value = serde_json::from_str(&text).map_err(|e| format!("{}: {e}", path.display()))?;
+    let v: serde_json::Value =
+        serde_json::from_str(&text).map_err(|e| format!("{}: {e}", path.display()))?;
     let mut out = HashMap::new();
     for r in v["results"].as_array().ok_or("no `results` array")? {
         if r["device"].as_str() == Some(device) {
-            let w = r["workload"].as_str().ok_or("a result without `workload`")?;
-            let m = r["median_s"].as_f64().ok_or("a result without `median_s`")?;
+            let w = r["workload"]
+                .as_str()
+                .ok_or("a result without `workload`")?;
+            let m = r["median_s"]
+                .as_f64()
+                .ok_or("a result without `median_s`")?;
             out.insert(w.to_string(), TorchRow { median_s: m });
         }
     }
     Ok((out, v["meta"].clone()))
 }
 
-fn run_torch(python: &PathBuf, w: &str, threads: usize, quick: bool) -> Result<(HashMap<String, TorchRow>, serde_json::Value), String> {
+fn run_torch(
+    python: &PathBuf,
+    w: &str,
+    threads: usize,
+    quick: bool,
+) -> Result<(HashMap<String, TorchRow>, serde_json::Value), String> {
     let script = concat!(env!("CARGO_MANIFEST_DIR"), "/bench/pytorch_reference.py");
-    let out = std::env::temp_dir().join(format!("kiln-bench-torch-{}-{w}.json", std::process::id()));
+    let out =
+        std::env::temp_dir().join(format!("kiln-bench-torch-{}-{w}.json", std::process::id()));
     let mut cmd = Command::new(python);
-    cmd.arg(script).args(["--device", "cpu", "--only", w, "--threads", &threads.to_string(), "--json"]).arg(&out);
+    cmd.arg(script)
+        .args([
+            "--device",
+            "cpu",
+            "--only",
+            w,
+            "--threads",
+            &threads.to_string(),
+            "--json",
+        ])
+        .arg(&out);
     if quick {
         cmd.arg("--quick");
     }
-    let o = cmd.output().map_err(|e| format!("{}: {e}", python.display()))?;
+    let o = cmd
+        .output()
+        .map_err(|e| format!("{}: {e}", python.display()))?;
     if !o.status.success() {
-        return Err(format!("{script} failed: {}", String::from_utf8_lossy(&o.stderr)));
+        return Err(format!(
+            "{script} failed: {}",
+            String::from_utf8_lossy(&o.stderr)
+        ));
     }
     let r = read_torch(&out, "cpu");
     let _ = std::fs::remove_file(&out);
@@ -359,11 +407,18 @@ fn run() -> Result<(), String> {
     let names: Vec<String> = if args.only.trim().is_empty() {
         ALL.iter().map(|s| s.to_string()).collect()
     } else {
-        args.only.split(',').map(|s| s.trim().to_uppercase()).filter(|s| !s.is_empty()).collect()
+        args.only
+            .split(',')
+            .map(|s| s.trim().to_uppercase())
+            .filter(|s| !s.is_empty())
+            .collect()
     };
     for n in &names {
         if !ALL.contains(&n.as_str()) {
-            return Err(format!("unknown workload {n}; choose from {}", ALL.join(", ")));
+            return Err(format!(
+                "unknown workload {n}; choose from {}",
+                ALL.join(", ")
+            ));
         }
     }
     let (mut torch, mut torch_meta) = match &args.torch {
@@ -373,8 +428,15 @@ fn run() -> Result<(), String> {
     let load = std::fs::read_to_string("/proc/loadavg").unwrap_or_default();
     eprintln!(
         "kiln bench: {threads} threads; GEMM: {}; load average {}",
-        if args.gemm == "crate" { "the gemm crate".to_string() } else { format!("kiln's ({})", kiln::cpu::gemm_kernel_name::<f32>()) },
-        load.split_whitespace().take(3).collect::<Vec<_>>().join(" ")
+        if args.gemm == "crate" {
+            "the gemm crate".to_string()
+        } else {
+            format!("kiln's ({})", kiln::cpu::gemm_kernel_name::<f32>())
+        },
+        load.split_whitespace()
+            .take(3)
+            .collect::<Vec<_>>()
+            .join(" ")
     );
 
     let mut kiln_med: HashMap<String, f64> = HashMap::new();
@@ -400,7 +462,11 @@ fn run() -> Result<(), String> {
     for w in &names {
         let k = kiln_med[w];
         let b = batch_of(w);
-        let sps = if b > 0 { format!("{:.0}", b as f64 / k) } else { "-".into() };
+        let sps = if b > 0 {
+            format!("{:.0}", b as f64 / k)
+        } else {
+            "-".into()
+        };
         let (tt, ratio) = match torch.get(w) {
             Some(t) => (fmt_time(t.median_s), format!("{:.2}×", k / t.median_s)),
             None => ("-".into(), "-".into()),
@@ -417,7 +483,13 @@ fn run() -> Result<(), String> {
         );
     }
     if let Some(t) = torch.get("SGEMM") {
-        println!("{:<36} {:>12} {:>12} {:>9.1}", "  torch.mm 4096³", fmt_time(t.median_s), "-", flops("SGEMM") / t.median_s / 1e9);
+        println!(
+            "{:<36} {:>12} {:>12} {:>9.1}",
+            "  torch.mm 4096³",
+            fmt_time(t.median_s),
+            "-",
+            flops("SGEMM") / t.median_s / 1e9
+        );
     }
     if let Some(k4) = kiln_med.get("W4") {
         let mut best = (0.0, "");
@@ -457,7 +529,8 @@ fn run() -> Result<(), String> {
             })
             .collect();
         let v = serde_json::json!({ "threads": threads, "load": load.trim(), "results": rows, "torch_meta": torch_meta });
-        std::fs::write(p, serde_json::to_string_pretty(&v).unwrap()).map_err(|e| format!("{}: {e}", p.display()))?;
+        std::fs::write(p, serde_json::to_string_pretty(&v).unwrap())
+            .map_err(|e| format!("{}: {e}", p.display()))?;
     }
     Ok(())
 }

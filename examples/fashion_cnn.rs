@@ -94,7 +94,11 @@ struct Args {
 
 /// Number of rows of `logits` (`rows × 10`) whose largest entry is at the label.
 fn count_correct(logits: &[f32], labels: &[u32]) -> usize {
-    logits.chunks_exact(10).zip(labels).filter(|(row, &y)| argmax(row) == y as usize).count()
+    logits
+        .chunks_exact(10)
+        .zip(labels)
+        .filter(|(row, &y)| argmax(row) == y as usize)
+        .count()
 }
 
 fn argmax(row: &[f32]) -> usize {
@@ -116,7 +120,11 @@ struct EvalBufs {
 }
 
 /// Test loss and accuracy of `net` in evaluation mode.
-fn evaluate(net: &FashionResNet<f32, Cpu>, data: &DataLoader, bufs: &mut EvalBufs) -> kiln::Result<(f64, f64)> {
+fn evaluate(
+    net: &FashionResNet<f32, Cpu>,
+    data: &DataLoader,
+    bufs: &mut EvalBufs,
+) -> kiln::Result<(f64, f64)> {
     let mut m = Meter::new();
     for b in data.epoch(0)? {
         let n = b.len();
@@ -152,16 +160,25 @@ fn run(args: &Args) -> kiln::Result<(f64, usize)> {
         return Err(kiln::Error::invalid("--batch-size", "must be at least 1"));
     }
     if !(args.lr.is_finite() && args.lr > 0.0) {
-        return Err(kiln::Error::invalid("--lr", format!("must be a positive number, got {}", args.lr)));
+        return Err(kiln::Error::invalid(
+            "--lr",
+            format!("must be a positive number, got {}", args.lr),
+        ));
     }
     if !(0.0..=1.0).contains(&args.flip) {
-        return Err(kiln::Error::invalid("--flip", format!("must be a probability, got {}", args.flip)));
+        return Err(kiln::Error::invalid(
+            "--flip",
+            format!("must be a probability, got {}", args.flip),
+        ));
     }
     let data = Mnist::load_fashion(&args.data_dir)?;
     if data.train.dim != 784 || data.test.dim != 784 {
         return Err(kiln::Error::invalid(
             "Mnist::load_fashion",
-            format!("expected 28×28 images, got {} and {} values per sample", data.train.dim, data.test.dim),
+            format!(
+                "expected 28×28 images, got {} and {} values per sample",
+                data.train.dim, data.test.dim
+            ),
         ));
     }
     let n_test = data.test.len();
@@ -178,7 +195,9 @@ fn run(args: &Args) -> kiln::Result<(f64, usize)> {
         .random_crop(args.crop_padding)
         .normalize(&mean, &std)
         .prefetch(2);
-    let test = DataLoader::new(data.test, 1000).image(1, 28, 28).normalize(&mean, &std);
+    let test = DataLoader::new(data.test, 1000)
+        .image(1, 28, 28)
+        .normalize(&mean, &std);
 
     let dev = Cpu;
     let mut net = FashionResNet::<f32, Cpu>::init(&dev, &mut rng(args.seed))?;
@@ -198,7 +217,9 @@ fn run(args: &Args) -> kiln::Result<(f64, usize)> {
         }
     );
 
-    let mut opt = Sgd::new(args.lr).nesterov(0.9).weight_decay(args.weight_decay);
+    let mut opt = Sgd::new(args.lr)
+        .nesterov(0.9)
+        .weight_decay(args.weight_decay);
     // Everything the loop touches is allocated here, once.
     let mut tape = net.tape_seeded(args.seed)?;
     let mut grads = net.grads()?;
@@ -206,7 +227,12 @@ fn run(args: &Args) -> kiln::Result<(f64, usize)> {
     let mut y = Labels::<10>::new::<f32>(&dev, &[])?;
     let mut dlogits = Tensor::<S1<10>>::zeros(&dev, args.batch_size)?;
     let mut host_logits: Vec<f32> = vec![0.0; args.batch_size * 10];
-    let mut eval = EvalBufs { x: Tensor::zeros(&dev, 1000)?, y: Labels::new::<f32>(&dev, &[])?, tape: net.tape()?, host: Vec::with_capacity(10_000) };
+    let mut eval = EvalBufs {
+        x: Tensor::zeros(&dev, 1000)?,
+        y: Labels::new::<f32>(&dev, &[])?,
+        tape: net.tape()?,
+        host: Vec::with_capacity(10_000),
+    };
 
     let steps_per_epoch = train.batches_per_epoch() as u64;
     let total = (steps_per_epoch * args.epochs).max(1);
@@ -260,7 +286,10 @@ fn run(args: &Args) -> kiln::Result<(f64, usize)> {
     println!("total {:.1} s", t_all.elapsed().as_secs_f64());
     if let Some(path) = &args.save {
         kiln::checkpoint::save(&net, path)?;
-        println!("saved the weights and batch-norm statistics to {}", path.display());
+        println!(
+            "saved the weights and batch-norm statistics to {}",
+            path.display()
+        );
     }
     Ok((test_acc, n_test))
 }

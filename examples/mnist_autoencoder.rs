@@ -94,7 +94,8 @@ fn evaluate(net: &AutoEncoder<f32, Cpu>, data: &Dataset, bufs: &mut EvalBufs) ->
     for start in (0..data.len()).step_by(1000) {
         let end = (start + 1000).min(data.len());
         bufs.x.set_batch(end - start)?;
-        bufs.x.copy_from_slice(&data.x[start * data.dim..end * data.dim])?;
+        bufs.x
+            .copy_from_slice(&data.x[start * data.dim..end * data.dim])?;
         let recon = net.forward_with(&bufs.x, &mut bufs.tape)?;
         sum += mse(recon, &bufs.x, None)? as f64 * (end - start) as f64;
     }
@@ -103,19 +104,34 @@ fn evaluate(net: &AutoEncoder<f32, Cpu>, data: &Dataset, bufs: &mut EvalBufs) ->
 
 /// Writes a grey-level PNG; `pixels` are in `[0, 1]`, row-major.
 fn write_png(path: &Path, width: usize, height: usize, pixels: &[f32]) -> kiln::Result<()> {
-    let io = |e: std::io::Error| kiln::Error::Io { path: path.to_path_buf(), source: e };
+    let io = |e: std::io::Error| kiln::Error::Io {
+        path: path.to_path_buf(),
+        source: e,
+    };
     let enc = |e: png::EncodingError| io(std::io::Error::other(e));
     let file = std::fs::File::create(path).map_err(io)?;
     let mut encoder = png::Encoder::new(std::io::BufWriter::new(file), width as u32, height as u32);
     encoder.set_color(png::ColorType::Grayscale);
     encoder.set_depth(png::BitDepth::Eight);
-    let bytes: Vec<u8> = pixels.iter().map(|v| (v.clamp(0.0, 1.0) * 255.0).round() as u8).collect();
-    encoder.write_header().map_err(enc)?.write_image_data(&bytes).map_err(enc)
+    let bytes: Vec<u8> = pixels
+        .iter()
+        .map(|v| (v.clamp(0.0, 1.0) * 255.0).round() as u8)
+        .collect();
+    encoder
+        .write_header()
+        .map_err(enc)?
+        .write_image_data(&bytes)
+        .map_err(enc)
 }
 
 /// A grid of the first `n` test images (rows of 16, each above its
 /// reconstruction), scaled ×3 with grey borders.
-fn write_grid(net: &AutoEncoder<f32, Cpu>, test: &Dataset, n: usize, path: &Path) -> kiln::Result<()> {
+fn write_grid(
+    net: &AutoEncoder<f32, Cpu>,
+    test: &Dataset,
+    n: usize,
+    path: &Path,
+) -> kiln::Result<()> {
     let n = n.clamp(1, test.len());
     let x = Tensor::<S3<1, 28, 28>>::from_slice(&Cpu, &test.x[..n * 784])?;
     let recon = net.forward(&x)?.to_vec()?;
@@ -128,11 +144,18 @@ fn write_grid(net: &AutoEncoder<f32, Cpu>, test: &Dataset, n: usize, path: &Path
     let (w, h) = (cols * cell + GAP, rows * cell + GAP);
     let mut img = vec![0.5f32; w * h];
     for i in 0..n {
-        for (k, src) in [&test.x[i * 784..(i + 1) * 784], &recon[i * 784..(i + 1) * 784]].into_iter().enumerate() {
+        for (k, src) in [
+            &test.x[i * 784..(i + 1) * 784],
+            &recon[i * 784..(i + 1) * 784],
+        ]
+        .into_iter()
+        .enumerate()
+        {
             let (gr, gc) = (2 * (i / COLS) + k, i % COLS);
             for r in 0..28 * SCALE {
                 for c in 0..28 * SCALE {
-                    img[(GAP + gr * cell + r) * w + GAP + gc * cell + c] = src[(r / SCALE) * 28 + c / SCALE];
+                    img[(GAP + gr * cell + r) * w + GAP + gc * cell + c] =
+                        src[(r / SCALE) * 28 + c / SCALE];
                 }
             }
         }
@@ -149,7 +172,10 @@ fn run(args: &Args) -> kiln::Result<(f64, f64)> {
         return Err(kiln::Error::invalid("--batch-size", "must be at least 1"));
     }
     if !(args.lr.is_finite() && args.lr > 0.0) {
-        return Err(kiln::Error::invalid("--lr", format!("must be a positive number, got {}", args.lr)));
+        return Err(kiln::Error::invalid(
+            "--lr",
+            format!("must be a positive number, got {}", args.lr),
+        ));
     }
     check_parent("--out", &args.out)?;
     if let Some(path) = &args.save {
@@ -160,7 +186,10 @@ fn run(args: &Args) -> kiln::Result<(f64, f64)> {
     if train.dim != 784 || test.dim != 784 || train.is_empty() || test.is_empty() {
         return Err(kiln::Error::invalid(
             "Mnist::load",
-            format!("expected non-empty sets of 28×28 images, got {} and {} values per sample", train.dim, test.dim),
+            format!(
+                "expected non-empty sets of 28×28 images, got {} and {} values per sample",
+                train.dim, test.dim
+            ),
         ));
     }
 
@@ -175,7 +204,12 @@ fn run(args: &Args) -> kiln::Result<(f64, f64)> {
     let baseline = test
         .x
         .chunks_exact(784)
-        .map(|img| img.iter().zip(&mean).map(|(v, m)| (*v as f64 - m).powi(2)).sum::<f64>())
+        .map(|img| {
+            img.iter()
+                .zip(&mean)
+                .map(|(v, m)| (*v as f64 - m).powi(2))
+                .sum::<f64>()
+        })
         .sum::<f64>()
         / (test.len() * 784) as f64;
 
@@ -203,7 +237,10 @@ fn run(args: &Args) -> kiln::Result<(f64, f64)> {
     let mut host_x: Vec<f32> = Vec::with_capacity(args.batch_size * 784);
     let mut host_y: Vec<u32> = Vec::with_capacity(args.batch_size);
     let mut order: Vec<usize> = (0..train.len()).collect();
-    let mut eval = EvalBufs { x: Tensor::zeros(&dev, 1000)?, tape: net.tape()? };
+    let mut eval = EvalBufs {
+        x: Tensor::zeros(&dev, 1000)?,
+        tape: net.tape()?,
+    };
 
     let steps_per_epoch = train.len().div_ceil(args.batch_size);
     let total_steps = (steps_per_epoch * args.epochs).max(1);
@@ -249,7 +286,10 @@ fn run(args: &Args) -> kiln::Result<(f64, f64)> {
     };
     println!("total {:.1} s", t_all.elapsed().as_secs_f64());
     write_grid(&net, test, args.show, &args.out)?;
-    println!("wrote {} (test inputs above their reconstructions)", args.out.display());
+    println!(
+        "wrote {} (test inputs above their reconstructions)",
+        args.out.display()
+    );
     if let Some(path) = &args.save {
         kiln::checkpoint::save(&net, path)?;
         println!("saved the weights to {}", path.display());
@@ -261,9 +301,10 @@ fn run(args: &Args) -> kiln::Result<(f64, f64)> {
 /// typo in `flag` does not cost a whole run.
 fn check_parent(flag: &'static str, path: &std::path::Path) -> kiln::Result<()> {
     match path.parent() {
-        Some(dir) if !dir.as_os_str().is_empty() && !dir.is_dir() => {
-            Err(kiln::Error::invalid(flag, format!("directory {} does not exist", dir.display())))
-        }
+        Some(dir) if !dir.as_os_str().is_empty() && !dir.is_dir() => Err(kiln::Error::invalid(
+            flag,
+            format!("directory {} does not exist", dir.display()),
+        )),
         _ => Ok(()),
     }
 }

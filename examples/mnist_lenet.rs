@@ -53,8 +53,8 @@ use kiln::data::{DataLoader, Position};
 use kiln::optim::{Adagrad, Optimizer, RmsProp};
 use kiln::prelude::*;
 use kiln::schedule::{
-    ConstantLr, CosineAnnealingLr, CosineAnnealingWarmRestarts, ExponentialLr, LinearLr, LrScheduler, Schedule,
-    Sequential, StepLr,
+    ConstantLr, CosineAnnealingLr, CosineAnnealingWarmRestarts, ExponentialLr, LinearLr,
+    LrScheduler, Schedule, Sequential, StepLr,
 };
 use kiln::train::{EpochBar, History, Meter, Record, RunLog};
 use std::path::PathBuf;
@@ -135,7 +135,9 @@ impl FromStr for DeviceArg {
             "cuda" => Ok(DeviceArg::Cuda(0)),
             _ => match s.strip_prefix("cuda:").map(str::parse::<usize>) {
                 Some(Ok(n)) => Ok(DeviceArg::Cuda(n)),
-                _ => Err("expected `cpu`, `cuda` or `cuda:N` (N: the GPU's ordinal, from 0)".into()),
+                _ => {
+                    Err("expected `cpu`, `cuda` or `cuda:N` (N: the GPU's ordinal, from 0)".into())
+                }
             },
         }
     }
@@ -244,16 +246,23 @@ fn make_optimizer<D: Backend<f32>>(args: &Args) -> Box<dyn Optimizer<f32, D>> {
 }
 
 /// The schedule, counted in steps.
-fn make_schedule(args: &Args, steps_per_epoch: u64) -> kiln::Result<Box<dyn Schedule + Send + Sync>> {
+fn make_schedule(
+    args: &Args,
+    steps_per_epoch: u64,
+) -> kiln::Result<Box<dyn Schedule + Send + Sync>> {
     let (lr, spe) = (args.lr, steps_per_epoch.max(1));
     let total = (spe * args.epochs).max(1);
     let warm = (spe * args.warmup_epochs).clamp(1, total);
     Ok(match args.schedule {
         ScheduleKind::Constant => Box::new(ConstantLr::new(lr, 1.0, 0)?),
         ScheduleKind::Cosine => Box::new(CosineAnnealingLr::new(lr, total, 0.0)?),
-        ScheduleKind::CosineRestarts => Box::new(CosineAnnealingWarmRestarts::new(lr, spe, 2, 0.0)?),
+        ScheduleKind::CosineRestarts => {
+            Box::new(CosineAnnealingWarmRestarts::new(lr, spe, 2, 0.0)?)
+        }
         ScheduleKind::Step => Box::new(StepLr::new(lr, spe * args.step_epochs.max(1), args.gamma)?),
-        ScheduleKind::Exponential => Box::new(ExponentialLr::new(lr, args.gamma.powf(1.0 / spe as f64))),
+        ScheduleKind::Exponential => {
+            Box::new(ExponentialLr::new(lr, args.gamma.powf(1.0 / spe as f64)))
+        }
         ScheduleKind::WarmupCosine => Box::new(Sequential::warmup(
             LinearLr::new(lr, 0.1, 1.0, warm)?,
             warm,
@@ -265,7 +274,11 @@ fn make_schedule(args: &Args, steps_per_epoch: u64) -> kiln::Result<Box<dyn Sche
 
 /// Number of rows of `logits` (`rows × 10`) whose largest entry is at the label.
 fn count_correct(logits: &[f32], labels: &[u32]) -> usize {
-    logits.chunks_exact(10).zip(labels).filter(|(row, &y)| argmax(row) == y as usize).count()
+    logits
+        .chunks_exact(10)
+        .zip(labels)
+        .filter(|(row, &y)| argmax(row) == y as usize)
+        .count()
 }
 
 fn argmax(row: &[f32]) -> usize {
@@ -287,7 +300,11 @@ struct EvalBufs<D: Backend<f32>> {
 }
 
 /// Mean loss and accuracy of `net` on `data`, in evaluation mode, 1000 samples at a time.
-fn evaluate<D: Backend<f32>>(net: &LeNet<f32, D>, data: &DataLoader, bufs: &mut EvalBufs<D>) -> kiln::Result<(f64, f64)> {
+fn evaluate<D: Backend<f32>>(
+    net: &LeNet<f32, D>,
+    data: &DataLoader,
+    bufs: &mut EvalBufs<D>,
+) -> kiln::Result<(f64, f64)> {
     let mut m = Meter::new();
     for b in data.epoch(0)? {
         let n = b.len();
@@ -353,7 +370,10 @@ fn resume<D: Backend<f32>>(
     for (k, want) in args.fingerprint() {
         let got = c.metadata.get(k).map(String::as_str).unwrap_or("(missing)");
         if got != want && k != "run.epochs" {
-            problems.push(format!("--{}: {got} in the checkpoint, {want} now", &k[4..].replace('_', "-")));
+            problems.push(format!(
+                "--{}: {got} in the checkpoint, {want} now",
+                &k[4..].replace('_', "-")
+            ));
         }
     }
     if !problems.is_empty() {
@@ -363,17 +383,31 @@ fn resume<D: Backend<f32>>(
         });
     }
     if c.metadata.get("run.epochs").map(String::as_str) != Some(&args.epochs.to_string()) {
-        eprintln!("note: --epochs differs from the saved run's; the schedule follows the new total");
+        eprintln!(
+            "note: --epochs differs from the saved run's; the schedule follows the new total"
+        );
     }
     let step: u64 = c.meta("scheduler.last_epoch")?;
     let rng = c.rng("rng.dropout")?;
     let pos = Position::load(&c)?;
-    let meter = Meter::resume(c.meta("meter.loss_sum")?, c.meta("meter.correct")?, c.meta("meter.seen")?);
+    let meter = Meter::resume(
+        c.meta("meter.loss_sum")?,
+        c.meta("meter.correct")?,
+        c.meta("meter.seen")?,
+    );
     let history = History::from_jsonl(c.metadata.get("history").map(String::as_str).unwrap_or(""))
-        .map_err(|msg| kiln::Error::Format { path: path.to_path_buf(), msg: format!("metadata `history`: {msg}") })?;
+        .map_err(|msg| kiln::Error::Format {
+            path: path.to_path_buf(),
+            msg: format!("metadata `history`: {msg}"),
+        })?;
     c.load_training(net, opt, path)?;
     tape.ctx.rng = rng;
-    Ok(RunState { step, pos, meter, history })
+    Ok(RunState {
+        step,
+        pos,
+        meter,
+        history,
+    })
 }
 
 /// Trains on `dev` and returns the final test accuracy and the number of test
@@ -386,9 +420,16 @@ fn run<D: Backend<f32>>(args: &Args, dev: &D) -> kiln::Result<Option<(f64, usize
         return Err(kiln::Error::invalid("--batch-size", "must be at least 1"));
     }
     if !(args.lr.is_finite() && args.lr > 0.0) {
-        return Err(kiln::Error::invalid("--lr", format!("must be a positive number, got {}", args.lr)));
+        return Err(kiln::Error::invalid(
+            "--lr",
+            format!("must be a positive number, got {}", args.lr),
+        ));
     }
-    for (flag, path) in [("--save", &args.save), ("--log", &args.log), ("--plot", &args.plot)] {
+    for (flag, path) in [
+        ("--save", &args.save),
+        ("--log", &args.log),
+        ("--plot", &args.plot),
+    ] {
         if let Some(path) = path {
             check_parent(flag, path)?;
         }
@@ -397,11 +438,17 @@ fn run<D: Backend<f32>>(args: &Args, dev: &D) -> kiln::Result<Option<(f64, usize
     if data.train.dim != 784 || data.test.dim != 784 {
         return Err(kiln::Error::invalid(
             "Mnist::load",
-            format!("expected 28×28 images, got {} and {} values per sample", data.train.dim, data.test.dim),
+            format!(
+                "expected 28×28 images, got {} and {} values per sample",
+                data.train.dim, data.test.dim
+            ),
         ));
     }
     let n_test = data.test.len();
-    let mut train = DataLoader::new(data.train, args.batch_size).shuffle(args.seed).image(1, 28, 28).prefetch(args.prefetch);
+    let mut train = DataLoader::new(data.train, args.batch_size)
+        .shuffle(args.seed)
+        .image(1, 28, 28)
+        .prefetch(args.prefetch);
     let mut test = DataLoader::new(data.test, 1000).image(1, 28, 28);
     if args.normalize {
         train = train.normalize(&[0.1307], &[0.3081]);
@@ -445,14 +492,24 @@ fn run<D: Backend<f32>>(args: &Args, dev: &D) -> kiln::Result<Option<(f64, usize
 
     let mut st = RunState {
         step: 0,
-        pos: Position { epoch: 0, batch: 0, seed: args.seed },
+        pos: Position {
+            epoch: 0,
+            batch: 0,
+            seed: args.seed,
+        },
         meter: Meter::new(),
         history: History::default(),
     };
     if let Some(path) = &args.resume {
         st = resume(path, args, &mut net, &mut opt, &mut tape)?;
         sched.set_epoch(&mut opt, st.step);
-        println!("resumed {} at epoch {}, batch {} (step {})", path.display(), st.pos.epoch + 1, st.pos.batch, st.step);
+        println!(
+            "resumed {} at epoch {}, batch {} (step {})",
+            path.display(),
+            st.pos.epoch + 1,
+            st.pos.batch,
+            st.step
+        );
     }
     let mut log = match &args.log {
         Some(p) if args.resume.is_some() => Some(RunLog::append(p)?),
@@ -489,13 +546,19 @@ fn run<D: Backend<f32>>(args: &Args, dev: &D) -> kiln::Result<Option<(f64, usize
             st.pos = train.position_after(&batch);
             bar.update(&st.meter);
             let stop = args.stop_after == Some(st.step);
-            let periodic = args.save_every > 0 && st.step % args.save_every == 0 && st.pos.batch != 0;
+            let periodic =
+                args.save_every > 0 && st.step % args.save_every == 0 && st.pos.batch != 0;
             if let Some(path) = args.save.as_ref().filter(|_| stop || periodic) {
                 save(path, args, &net, &*opt, &tape, &st)?;
             }
             if stop {
                 bar.finish(&st.meter);
-                println!("stopped after step {} (next: epoch {}, batch {}); continue with --resume", st.step, st.pos.epoch + 1, st.pos.batch);
+                println!(
+                    "stopped after step {} (next: epoch {}, batch {}); continue with --resume",
+                    st.step,
+                    st.pos.epoch + 1,
+                    st.pos.batch
+                );
                 return Ok(None);
             }
         }
@@ -553,9 +616,10 @@ fn run<D: Backend<f32>>(args: &Args, dev: &D) -> kiln::Result<Option<(f64, usize
 /// typo in `flag` does not cost a whole run.
 fn check_parent(flag: &'static str, path: &std::path::Path) -> kiln::Result<()> {
     match path.parent() {
-        Some(dir) if !dir.as_os_str().is_empty() && !dir.is_dir() => {
-            Err(kiln::Error::invalid(flag, format!("directory {} does not exist", dir.display())))
-        }
+        Some(dir) if !dir.as_os_str().is_empty() && !dir.is_dir() => Err(kiln::Error::invalid(
+            flag,
+            format!("directory {} does not exist", dir.display()),
+        )),
         _ => Ok(()),
     }
 }

@@ -97,7 +97,13 @@ fn argmax(row: &[f32]) -> usize {
 }
 
 /// Accuracy of `net` on `data` (evaluation mode), 1000 samples at a time.
-fn evaluate(net: &LeNet<f32, Cpu>, data: &Dataset, x: &mut Tensor<S3<1, 28, 28>>, tape: &mut LeNetTape<f32, Cpu>, host: &mut Vec<f32>) -> kiln::Result<f64> {
+fn evaluate(
+    net: &LeNet<f32, Cpu>,
+    data: &Dataset,
+    x: &mut Tensor<S3<1, 28, 28>>,
+    tape: &mut LeNetTape<f32, Cpu>,
+    host: &mut Vec<f32>,
+) -> kiln::Result<f64> {
     let mut correct = 0;
     for start in (0..data.len()).step_by(1000) {
         let end = (start + 1000).min(data.len());
@@ -106,13 +112,23 @@ fn evaluate(net: &LeNet<f32, Cpu>, data: &Dataset, x: &mut Tensor<S3<1, 28, 28>>
         let logits = net.forward_with(x, tape)?;
         host.resize((end - start) * 10, 0.0);
         Backend::<f32>::download(logits.device(), logits.buf(), host)?;
-        correct += host.chunks_exact(10).zip(&data.y[start..end]).filter(|(r, &y)| argmax(r) == y as usize).count();
+        correct += host
+            .chunks_exact(10)
+            .zip(&data.y[start..end])
+            .filter(|(r, &y)| argmax(r) == y as usize)
+            .count();
     }
     Ok(correct as f64 / data.len().max(1) as f64)
 }
 
 /// A few epochs of Adam with a cosine decay, printing progress per epoch.
-fn train(net: &mut LeNet<f32, Cpu>, args: &Args, train: &Dataset, test: &Dataset, rng: &mut Rng) -> kiln::Result<()> {
+fn train(
+    net: &mut LeNet<f32, Cpu>,
+    args: &Args,
+    train: &Dataset,
+    test: &Dataset,
+    rng: &mut Rng,
+) -> kiln::Result<()> {
     let dev = Cpu;
     let mut opt = Adam::new(args.lr);
     let mut tape = net.tape_seeded(args.seed)?;
@@ -124,7 +140,11 @@ fn train(net: &mut LeNet<f32, Cpu>, args: &Args, train: &Dataset, test: &Dataset
     let mut host_y: Vec<u32> = Vec::with_capacity(args.batch_size);
     let mut host_logits: Vec<f32> = vec![0.0; args.batch_size * 10];
     let mut order: Vec<usize> = (0..train.len()).collect();
-    let (mut ex, mut etape, mut ehost) = (Tensor::zeros(&dev, 1000)?, net.tape()?, Vec::with_capacity(10_000));
+    let (mut ex, mut etape, mut ehost) = (
+        Tensor::zeros(&dev, 1000)?,
+        net.tape()?,
+        Vec::with_capacity(10_000),
+    );
     let total_steps = (train.len().div_ceil(args.batch_size) * args.epochs).max(1);
     let mut step = 0usize;
     for epoch in 1..=args.epochs {
@@ -143,7 +163,11 @@ fn train(net: &mut LeNet<f32, Cpu>, args: &Args, train: &Dataset, test: &Dataset
             let loss = cross_entropy(logits, &y, Some(&mut dlogits))?;
             host_logits.resize(n * 10, 0.0);
             Backend::<f32>::download(&dev, logits.buf(), &mut host_logits)?;
-            correct += host_logits.chunks_exact(10).zip(&host_y).filter(|(r, &l)| argmax(r) == l as usize).count();
+            correct += host_logits
+                .chunks_exact(10)
+                .zip(&host_y)
+                .filter(|(r, &l)| argmax(r) == l as usize)
+                .count();
             net.backward(&mut tape, &dlogits, &mut grads)?;
             opt.step(net, &grads)?;
             loss_sum += loss as f64 * n as f64;
@@ -179,7 +203,11 @@ fn write_pair(path: &Path, image: &[f32], saliency: &[f32]) -> kiln::Result<()> 
     let side = 28 * SCALE;
     let (w, h) = (2 * side + GAP, side);
     let mut rgb = vec![255u8; w * h * 3];
-    let top = saliency.iter().cloned().fold(0.0f32, f32::max).max(f32::MIN_POSITIVE);
+    let top = saliency
+        .iter()
+        .cloned()
+        .fold(0.0f32, f32::max)
+        .max(f32::MIN_POSITIVE);
     for r in 0..h {
         for c in 0..side {
             let i = (r / SCALE) * 28 + c / SCALE;
@@ -188,13 +216,20 @@ fn write_pair(path: &Path, image: &[f32], saliency: &[f32]) -> kiln::Result<()> 
             rgb[(r * w + side + GAP + c) * 3..][..3].copy_from_slice(&heat(saliency[i] / top));
         }
     }
-    let io = |e: std::io::Error| kiln::Error::Io { path: path.to_path_buf(), source: e };
+    let io = |e: std::io::Error| kiln::Error::Io {
+        path: path.to_path_buf(),
+        source: e,
+    };
     let enc = |e: png::EncodingError| io(std::io::Error::other(e));
     let file = std::fs::File::create(path).map_err(io)?;
     let mut encoder = png::Encoder::new(std::io::BufWriter::new(file), w as u32, h as u32);
     encoder.set_color(png::ColorType::Rgb);
     encoder.set_depth(png::BitDepth::Eight);
-    encoder.write_header().map_err(enc)?.write_image_data(&rgb).map_err(enc)
+    encoder
+        .write_header()
+        .map_err(enc)?
+        .write_image_data(&rgb)
+        .map_err(enc)
 }
 
 fn run(args: &Args) -> kiln::Result<()> {
@@ -205,7 +240,10 @@ fn run(args: &Args) -> kiln::Result<()> {
         return Err(kiln::Error::invalid("--batch-size", "must be at least 1"));
     }
     if !(args.lr.is_finite() && args.lr > 0.0) {
-        return Err(kiln::Error::invalid("--lr", format!("must be a positive number, got {}", args.lr)));
+        return Err(kiln::Error::invalid(
+            "--lr",
+            format!("must be a positive number, got {}", args.lr),
+        ));
     }
     if let Some(path) = &args.save {
         check_parent("--save", path)?;
@@ -215,11 +253,17 @@ fn run(args: &Args) -> kiln::Result<()> {
     if train_set.dim != 784 || test.dim != 784 {
         return Err(kiln::Error::invalid(
             "Mnist::load",
-            format!("expected 28×28 images, got {} and {} values per sample", train_set.dim, test.dim),
+            format!(
+                "expected 28×28 images, got {} and {} values per sample",
+                train_set.dim, test.dim
+            ),
         ));
     }
     if args.count == 0 || args.count > test.len() {
-        return Err(kiln::Error::invalid("--count", format!("must be between 1 and {}", test.len())));
+        return Err(kiln::Error::invalid(
+            "--count",
+            format!("must be between 1 and {}", test.len()),
+        ));
     }
 
     let dev = Cpu;
@@ -231,7 +275,10 @@ fn run(args: &Args) -> kiln::Result<()> {
             println!("loaded the weights from {}", path.display());
         }
         None => {
-            println!("training LeNet-5 for {} epochs (Adam, lr {}, batch {}, seed {})", args.epochs, args.lr, args.batch_size, args.seed);
+            println!(
+                "training LeNet-5 for {} epochs (Adam, lr {}, batch {}, seed {})",
+                args.epochs, args.lr, args.batch_size, args.seed
+            );
             train(&mut net, args, train_set, test, &mut rng)?;
         }
     }
@@ -239,8 +286,17 @@ fn run(args: &Args) -> kiln::Result<()> {
         kiln::checkpoint::save(&net, path)?;
         println!("saved the weights to {}", path.display());
     }
-    let acc = evaluate(&net, test, &mut Tensor::zeros(&dev, 1000)?, &mut net.tape()?, &mut Vec::new())?;
-    println!("test accuracy (MNIST t10k, {} images): {acc:.4}", test.len());
+    let acc = evaluate(
+        &net,
+        test,
+        &mut Tensor::zeros(&dev, 1000)?,
+        &mut net.tape()?,
+        &mut Vec::new(),
+    )?;
+    println!(
+        "test accuracy (MNIST t10k, {} images): {acc:.4}",
+        test.len()
+    );
 
     // One batched forward and backward for all `count` images: ∂Σᵢ s_{cᵢ}(xᵢ)/∂xᵢ = ∂s_{cᵢ}/∂xᵢ.
     let n = args.count;
@@ -258,16 +314,29 @@ fn run(args: &Args) -> kiln::Result<()> {
     net.backward(&mut tape, &dscore, &mut grads)?;
     let saliency: Vec<f32> = tape.grad_x.to_vec()?.iter().map(|g| g.abs()).collect();
 
-    std::fs::create_dir_all(&args.out_dir).map_err(|e| kiln::Error::Io { path: args.out_dir.clone(), source: e })?;
+    std::fs::create_dir_all(&args.out_dir).map_err(|e| kiln::Error::Io {
+        path: args.out_dir.clone(),
+        source: e,
+    })?;
     println!("image  label  predicted  score   max |∂s/∂x|  saliency on ink");
     for i in 0..n {
-        let (img, sal) = (&test.x[i * 784..(i + 1) * 784], &saliency[i * 784..(i + 1) * 784]);
-        let path = args.out_dir.join(format!("{i:03}_label{}_pred{}.png", test.y[i], pred[i]));
+        let (img, sal) = (
+            &test.x[i * 784..(i + 1) * 784],
+            &saliency[i * 784..(i + 1) * 784],
+        );
+        let path = args
+            .out_dir
+            .join(format!("{i:03}_label{}_pred{}.png", test.y[i], pred[i]));
         write_pair(&path, img, sal)?;
         // Share of the saliency on pixels with ink (> 0.25): how much of the
         // sensitivity sits on the stroke itself.
         let total: f32 = sal.iter().sum();
-        let ink: f32 = sal.iter().zip(img).filter(|(_, &p)| p > 0.25).map(|(s, _)| s).sum();
+        let ink: f32 = sal
+            .iter()
+            .zip(img)
+            .filter(|(_, &p)| p > 0.25)
+            .map(|(s, _)| s)
+            .sum();
         println!(
             "{i:>5}  {:>5}  {:>9}  {:>6.2}  {:>11.4}  {:>14.0}%   {}",
             test.y[i],
@@ -278,7 +347,10 @@ fn run(args: &Args) -> kiln::Result<()> {
             path.display()
         );
     }
-    println!("wrote {n} PNGs (image | saliency) to {}", args.out_dir.display());
+    println!(
+        "wrote {n} PNGs (image | saliency) to {}",
+        args.out_dir.display()
+    );
     Ok(())
 }
 
@@ -286,9 +358,10 @@ fn run(args: &Args) -> kiln::Result<()> {
 /// typo in `flag` does not cost a whole run.
 fn check_parent(flag: &'static str, path: &std::path::Path) -> kiln::Result<()> {
     match path.parent() {
-        Some(dir) if !dir.as_os_str().is_empty() && !dir.is_dir() => {
-            Err(kiln::Error::invalid(flag, format!("directory {} does not exist", dir.display())))
-        }
+        Some(dir) if !dir.as_os_str().is_empty() && !dir.is_dir() => Err(kiln::Error::invalid(
+            flag,
+            format!("directory {} does not exist", dir.display()),
+        )),
         _ => Ok(()),
     }
 }

@@ -90,7 +90,11 @@ fn argmax(row: &[f32]) -> usize {
 }
 
 /// Accuracy of `net` on every sample of `data`.
-fn accuracy(net: &Net<f32, Cpu>, data: &DataLoader, tape: &mut NetTape<f32, Cpu>) -> kiln::Result<f64> {
+fn accuracy(
+    net: &Net<f32, Cpu>,
+    data: &DataLoader,
+    tape: &mut NetTape<f32, Cpu>,
+) -> kiln::Result<f64> {
     let mut x = Tensor::<S1<784>>::zeros(&Cpu, data.batch_size())?;
     let mut host = Vec::new();
     let (mut correct, mut n) = (0, 0);
@@ -100,7 +104,11 @@ fn accuracy(net: &Net<f32, Cpu>, data: &DataLoader, tape: &mut NetTape<f32, Cpu>
         let logits = net.forward_with(&x, tape)?;
         host.resize(b.len() * 10, 0.0);
         logits.copy_to_slice(&mut host)?;
-        correct += host.chunks_exact(10).zip(&b.y).filter(|(r, &y)| argmax(r) == y as usize).count();
+        correct += host
+            .chunks_exact(10)
+            .zip(&b.y)
+            .filter(|(r, &y)| argmax(r) == y as usize)
+            .count();
         n += b.len();
     }
     Ok(correct as f64 / n.max(1) as f64)
@@ -131,7 +139,11 @@ fn train<O: Optimizer<f32, Cpu>>(
             let loss = cross_entropy(logits, &y, Some(&mut dlogits))?;
             host.resize(b.len() * 10, 0.0);
             logits.copy_to_slice(&mut host)?;
-            let correct = host.chunks_exact(10).zip(&b.y).filter(|(r, &y)| argmax(r) == y as usize).count();
+            let correct = host
+                .chunks_exact(10)
+                .zip(&b.y)
+                .filter(|(r, &y)| argmax(r) == y as usize)
+                .count();
             net.backward(&mut tape, &dlogits, &mut grads)?;
             opt.step(net, &grads)?;
             m.add(loss as f64, correct, b.len());
@@ -152,7 +164,9 @@ fn train<O: Optimizer<f32, Cpu>>(
 /// Every parameter by dotted path.
 fn params(net: &Net<f32, Cpu>) -> Vec<(String, Vec<f32>)> {
     let mut v = Vec::new();
-    net.visit(&PPath::ROOT, &mut |p, t| v.push((p.to_string(), t.value[..t.numel].to_vec())));
+    net.visit(&PPath::ROOT, &mut |p, t| {
+        v.push((p.to_string(), t.value[..t.numel].to_vec()))
+    });
     v
 }
 
@@ -178,11 +192,20 @@ fn run(args: &Args) -> kiln::Result<()> {
     match &args.load {
         Some(path) => {
             checkpoint::load(&mut net, path)?;
-            println!("stage 1: loaded the pre-trained network from {}", path.display());
+            println!(
+                "stage 1: loaded the pre-trained network from {}",
+                path.display()
+            );
         }
         None => {
             println!("stage 1: training all layers on MNIST digits");
-            train("MNIST", &mut net, &mut Adam::new(args.lr), &mnist_train, args.pretrain_epochs)?;
+            train(
+                "MNIST",
+                &mut net,
+                &mut Adam::new(args.lr),
+                &mnist_train,
+                args.pretrain_epochs,
+            )?;
         }
     }
     if let Some(path) = &args.save_pretrained {
@@ -200,7 +223,13 @@ fn run(args: &Args) -> kiln::Result<()> {
 
     if args.unfreeze {
         println!("stage 2: fine-tuning every layer on Fashion-MNIST");
-        train("Fashion", &mut net, &mut Adam::new(args.lr), &fashion_train, args.epochs)?;
+        train(
+            "Fashion",
+            &mut net,
+            &mut Adam::new(args.lr),
+            &fashion_train,
+            args.epochs,
+        )?;
     } else {
         println!("stage 2: fc1, fc2 frozen; retraining the head fc3 on Fashion-MNIST");
         let mut opt = Adam::new(args.lr).freeze(|p| p.starts_with("fc1.") || p.starts_with("fc2."));
@@ -210,19 +239,34 @@ fn run(args: &Args) -> kiln::Result<()> {
 
     println!("\nparameters:");
     for ((path, a), (_, b)) in before.iter().zip(params(&net)) {
-        let changed = a.iter().zip(&b).filter(|(x, y)| x.to_bits() != y.to_bits()).count();
-        let max = a.iter().zip(&b).map(|(x, y)| (x - y).abs()).fold(0.0f32, f32::max);
+        let changed = a
+            .iter()
+            .zip(&b)
+            .filter(|(x, y)| x.to_bits() != y.to_bits())
+            .count();
+        let max = a
+            .iter()
+            .zip(&b)
+            .map(|(x, y)| (x - y).abs())
+            .fold(0.0f32, f32::max);
         if changed == 0 {
             println!("  {path:<12} unchanged (every bit)");
         } else {
-            println!("  {path:<12} changed: {changed} of {} values, max |Δ| = {max:.4}", a.len());
+            println!(
+                "  {path:<12} changed: {changed} of {} values, max |Δ| = {max:.4}",
+                a.len()
+            );
         }
     }
     println!("\naccuracy (test sets, 10000 images each):");
     println!("  MNIST digits, after stage 1:                 {mnist_before:.4}");
     println!("  Fashion-MNIST with the digit head:           {fashion_before:.4}  (chance: 0.1)");
     println!("  Fashion-MNIST with a fresh head:             {fashion_new_head:.4}");
-    let what = if args.unfreeze { "Fashion-MNIST after fine-tuning everything:" } else { "Fashion-MNIST after retraining the head:" };
+    let what = if args.unfreeze {
+        "Fashion-MNIST after fine-tuning everything:"
+    } else {
+        "Fashion-MNIST after retraining the head:"
+    };
     println!("  {what:<44} {fashion_after:.4}");
     println!("total {:.1} s", t0.elapsed().as_secs_f64());
     Ok(())

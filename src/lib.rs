@@ -89,7 +89,7 @@ pub mod prelude {
     pub use kiln_core::loss::{bce_with_logits, cross_entropy, hinge, l1, mse};
     pub use kiln_core::optim::{Adam, Optimizer, Sgd};
     pub use kiln_core::{
-        rng, Acc, Backend, Build, Cpu, Device, Elem, Error, Init, Labels, Layer, Module, Result, Rng, Shape, Tensor, S1,
-        S2, S3, S4,
+        rng, Acc, Backend, Build, Cpu, Device, Elem, Error, Init, Labels, Layer, Module, Result,
+        Rng, Shape, Tensor, S1, S2, S3, S4,
     };
 }

@@ -28,7 +28,9 @@ kiln::network! {
 
 fn values<M: Module<f32, Cpu>>(m: &M) -> Vec<f32> {
     let mut v = Vec::new();
-    m.visit(&PPath::ROOT, &mut |_, p| v.extend_from_slice(&p.value[..p.numel]));
+    m.visit(&PPath::ROOT, &mut |_, p| {
+        v.extend_from_slice(&p.value[..p.numel])
+    });
     v
 }
 
@@ -60,18 +62,43 @@ fn mismatched_load_names_every_problem_and_changes_nothing() {
     let mut w = Wider::<f32, Cpu>::init(&Cpu, &mut rng(3)).unwrap();
     let before = values(&w);
     let e = load(&mut w, &p).unwrap_err().to_string();
-    assert!(e.contains("checkpoint does not match the model (5 problems)"), "{e}");
-    assert!(e.contains("`fc1.weight`: shape [5, 6] in the checkpoint, [7, 6] in the model"), "{e}");
-    assert!(e.contains("`fc1.bias`: shape [5] in the checkpoint, [7] in the model"), "{e}");
-    assert!(e.contains("`fc2.weight`: shape [3, 5] in the checkpoint, [3, 7] in the model"), "{e}");
-    assert!(e.contains("`fc3.weight` [2, 3]: missing from the checkpoint"), "{e}");
-    assert!(e.contains("`fc3.bias` [2]: missing from the checkpoint"), "{e}");
-    assert_eq!(values(&w), before, "a failed load must not change the model");
+    assert!(
+        e.contains("checkpoint does not match the model (5 problems)"),
+        "{e}"
+    );
+    assert!(
+        e.contains("`fc1.weight`: shape [5, 6] in the checkpoint, [7, 6] in the model"),
+        "{e}"
+    );
+    assert!(
+        e.contains("`fc1.bias`: shape [5] in the checkpoint, [7] in the model"),
+        "{e}"
+    );
+    assert!(
+        e.contains("`fc2.weight`: shape [3, 5] in the checkpoint, [3, 7] in the model"),
+        "{e}"
+    );
+    assert!(
+        e.contains("`fc3.weight` [2, 3]: missing from the checkpoint"),
+        "{e}"
+    );
+    assert!(
+        e.contains("`fc3.bias` [2]: missing from the checkpoint"),
+        "{e}"
+    );
+    assert_eq!(
+        values(&w),
+        before,
+        "a failed load must not change the model"
+    );
 
     // dtype: an f64 model cannot silently load f32 weights.
     let mut d = Net::<f64, Cpu>::init(&Cpu, &mut rng(1)).unwrap();
     let e = load(&mut d, &p).unwrap_err().to_string();
-    assert!(e.contains("`fc1.weight`: dtype F32 in the checkpoint, the model uses F64"), "{e}");
+    assert!(
+        e.contains("`fc1.weight`: dtype F32 in the checkpoint, the model uses F64"),
+        "{e}"
+    );
 }
 
 #[test]
@@ -81,7 +108,8 @@ fn an_interrupted_save_leaves_the_previous_file_intact() {
     save(&a, &p).unwrap();
     let good = std::fs::read(&p).unwrap();
     let mut c = Checkpoint::new();
-    c.add_module("", &Net::<f32, Cpu>::init(&Cpu, &mut rng(9)).unwrap()).unwrap();
+    c.add_module("", &Net::<f32, Cpu>::init(&Cpu, &mut rng(9)).unwrap())
+        .unwrap();
     c.save_interrupted(&p).unwrap();
     assert_eq!(std::fs::read(&p).unwrap(), good);
     let mut b = Net::<f32, Cpu>::init(&Cpu, &mut rng(2)).unwrap();
@@ -109,6 +137,8 @@ fn damaged_files_are_errors_not_panics() {
         assert!(load(&mut m, &p).is_err());
     }
     assert_eq!(values(&m), before);
-    let e = load(&mut m, "/nonexistent/kiln.safetensors").unwrap_err().to_string();
+    let e = load(&mut m, "/nonexistent/kiln.safetensors")
+        .unwrap_err()
+        .to_string();
     assert!(e.starts_with("/nonexistent/kiln.safetensors: "), "{e}");
 }

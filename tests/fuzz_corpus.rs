@@ -5,7 +5,9 @@
 use std::path::Path;
 
 fn replay(target: &str, f: fn(&[u8])) {
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("fuzz/corpus").join(target);
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("fuzz/corpus")
+        .join(target);
     let mut n = 0;
     for entry in std::fs::read_dir(&dir).unwrap_or_else(|e| panic!("{}: {e}", dir.display())) {
         let path = entry.unwrap().path();
@@ -36,13 +38,25 @@ fn csv_corpus() {
 
 #[test]
 fn crashes_found_while_fuzzing_stay_fixed() {
-    for (target, f) in [("checkpoint", kiln::fuzzing::checkpoint as fn(&[u8])), ("idx", kiln::fuzzing::idx), ("csv", kiln::fuzzing::csv)] {
-        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("fuzz/regressions").join(target);
-        let Ok(entries) = std::fs::read_dir(&dir) else { continue };
+    for (target, f) in [
+        ("checkpoint", kiln::fuzzing::checkpoint as fn(&[u8])),
+        ("idx", kiln::fuzzing::idx),
+        ("csv", kiln::fuzzing::csv),
+    ] {
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("fuzz/regressions")
+            .join(target);
+        let Ok(entries) = std::fs::read_dir(&dir) else {
+            continue;
+        };
         for entry in entries {
             let path = entry.unwrap().path();
             let bytes = std::fs::read(&path).unwrap();
-            assert!(std::panic::catch_unwind(|| f(&bytes)).is_ok(), "{target} panicked on {}", path.display());
+            assert!(
+                std::panic::catch_unwind(|| f(&bytes)).is_ok(),
+                "{target} panicked on {}",
+                path.display()
+            );
         }
     }
 }
@@ -53,7 +67,12 @@ fn the_corpus_holds_a_checkpoint_that_loads() {
     use kiln::prelude::*;
     let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("fuzz/corpus/checkpoint/adam-linear-3x2");
     let c = kiln::checkpoint::Checkpoint::read(&path).unwrap();
-    let mut lin = <kiln::layers::linear::Linear<f32, Cpu, 3, 2> as Build<f32, Cpu>>::build(&Cpu, &mut rng(0), Default::default()).unwrap();
+    let mut lin = <kiln::layers::linear::Linear<f32, Cpu, 3, 2> as Build<f32, Cpu>>::build(
+        &Cpu,
+        &mut rng(0),
+        Default::default(),
+    )
+    .unwrap();
     let mut opt = Adam::new(0.1);
     c.load_training(&mut lin, &mut opt, &path).unwrap();
     assert_eq!(lin.weight.to_vec().unwrap(), [0.0, 1.0, 2.0, 3.0, 4.0, 5.0]);

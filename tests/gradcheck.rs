@@ -96,13 +96,18 @@ fn nested_network() {
     let mut net = Nested::<f64, Cpu>::init(&Cpu, &mut rng(3)).unwrap();
     let err = check_layer(&mut net, 2, 9).unwrap();
     assert!(err < TOL, "{err}");
-    assert_eq!(Nested::<f64>::PARAMS, 2 * Residual::<f64>::PARAMS + 3 * 6 + 6);
+    assert_eq!(
+        Nested::<f64>::PARAMS,
+        2 * Residual::<f64>::PARAMS + 3 * 6 + 6
+    );
 }
 
 /// Flattens every parameter of a module (in visiting order).
 fn params<M: Module<f64, Cpu>>(m: &M) -> Vec<f64> {
     let mut v = Vec::new();
-    m.visit(&Path::ROOT, &mut |_, p| v.extend_from_slice(&p.value[..p.numel]));
+    m.visit(&Path::ROOT, &mut |_, p| {
+        v.extend_from_slice(&p.value[..p.numel])
+    });
     v
 }
 
@@ -118,7 +123,9 @@ fn set_params<M: Module<f64, Cpu>>(m: &mut M, v: &[f64]) {
 /// Gradients flattened in the same order as `params`.
 fn grads<M: Module<f64, Cpu>>(m: &mut M, g: &M::Grads) -> Vec<f64> {
     let mut v = Vec::new();
-    m.visit_grads(g, &Path::ROOT, &mut |_, p| v.extend_from_slice(&p.grad.unwrap()[..p.numel]));
+    m.visit_grads(g, &Path::ROOT, &mut |_, p| {
+        v.extend_from_slice(&p.grad.unwrap()[..p.numel])
+    });
     v
 }
 
@@ -133,7 +140,8 @@ fn two_inputs_two_outputs_with_concat_and_fan_out() {
     let mut net = TwoHeads::<f64, Cpu>::init(&Cpu, &mut r).unwrap();
     let dot = |x: &Tensor<S1<2>, f64>, y: &Tensor<S1<5>, f64>| -> f64 {
         let (x, y) = (x.to_vec().unwrap(), y.to_vec().unwrap());
-        x.iter().zip(&r1).map(|(p, q)| p * q).sum::<f64>() + y.iter().zip(&r2).map(|(p, q)| p * q).sum::<f64>()
+        x.iter().zip(&r1).map(|(p, q)| p * q).sum::<f64>()
+            + y.iter().zip(&r2).map(|(p, q)| p * q).sum::<f64>()
     };
 
     let mut tape = net.tape().unwrap();
@@ -222,7 +230,16 @@ fn summary_and_constants() {
     assert_eq!(Chain::<f32>::INPUTS, &[&[6usize][..]]);
     assert_eq!(TwoHeads::<f32>::OUTPUTS, &[&[2usize][..], &[5usize][..]]);
     let s = Chain::<f32>::summary();
-    assert!(s.contains("fc2") && s.contains("Linear(8, 7, bias = false)"), "{s}");
-    assert!(s.contains(&format!("total parameters: {}", Chain::<f32>::PARAMS)), "{s}");
-    assert_eq!(Chain::<f32>::PARAMS, 6 * 8 + 8 + 8 * 7 + 7 * 5 + 5 + 5 * 4 + 4 + 4 * 3 + 3);
+    assert!(
+        s.contains("fc2") && s.contains("Linear(8, 7, bias = false)"),
+        "{s}"
+    );
+    assert!(
+        s.contains(&format!("total parameters: {}", Chain::<f32>::PARAMS)),
+        "{s}"
+    );
+    assert_eq!(
+        Chain::<f32>::PARAMS,
+        6 * 8 + 8 + 8 * 7 + 7 * 5 + 5 + 5 * 4 + 4 + 4 * 3 + 3
+    );
 }

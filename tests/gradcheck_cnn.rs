@@ -81,7 +81,12 @@ fn encoder_decoder_with_unpooling_and_skip() {
 #[test]
 fn batch_norm_eval_uses_running_statistics() {
     let mut net = ResBlock::<f64, Cpu>::init(&Cpu, &mut rng(4)).unwrap();
-    let x = Tensor::<S3<4, 5, 5>, f64>::from_vec(&Cpu, 2, (0..200).map(|i| (i as f64 * 0.37).sin()).collect()).unwrap();
+    let x = Tensor::<S3<4, 5, 5>, f64>::from_vec(
+        &Cpu,
+        2,
+        (0..200).map(|i| (i as f64 * 0.37).sin()).collect(),
+    )
+    .unwrap();
     // Fresh running statistics (mean 0, var 1): eval differs from train mode.
     let eval0 = net.forward(&x).unwrap().to_vec().unwrap();
     let mut tape = net.tape().unwrap();

@@ -27,7 +27,10 @@ fn python_ok() -> bool {
 #[test]
 fn python_safetensors_reads_what_kiln_writes() {
     if !python_ok() {
-        assert!(std::env::var("CI").as_deref() != Ok("true"), "CI=true but python3 cannot import safetensors and numpy");
+        assert!(
+            std::env::var("CI").as_deref() != Ok("true"),
+            "CI=true but python3 cannot import safetensors and numpy"
+        );
         eprintln!("skipped: python3 with safetensors and numpy not found (python3 -m pip install safetensors numpy)");
         return;
     }
@@ -37,20 +40,37 @@ fn python_safetensors_reads_what_kiln_writes() {
     let net = Net::<f32, Cpu>::init(&Cpu, &mut rng(5)).unwrap();
     save(&net, &p).unwrap();
     let out = Command::new("python3")
-        .arg(concat!(env!("CARGO_MANIFEST_DIR"), "/scripts/read_checkpoint.py"))
+        .arg(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/scripts/read_checkpoint.py"
+        ))
         .arg(&p)
         .output()
         .unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     let ours = Checkpoint::read(&p).unwrap();
     let theirs = v["tensors"].as_object().unwrap();
     assert_eq!(theirs.len(), 3);
     for (name, t) in theirs {
         assert_eq!(t["dtype"], "float32", "{name}");
-        let shape: Vec<usize> = t["shape"].as_array().unwrap().iter().map(|x| x.as_u64().unwrap() as usize).collect();
+        let shape: Vec<usize> = t["shape"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|x| x.as_u64().unwrap() as usize)
+            .collect();
         assert_eq!(shape, ours.tensors[name].shape, "{name}");
-        let vals: Vec<f32> = t["values"].as_array().unwrap().iter().map(|x| x.as_f64().unwrap() as f32).collect();
+        let vals: Vec<f32> = t["values"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|x| x.as_f64().unwrap() as f32)
+            .collect();
         assert_eq!(vals, ours.values::<f32>(name).unwrap(), "{name}");
     }
     assert_eq!(theirs["fc1.weight"]["shape"], serde_json::json!([3, 4]));

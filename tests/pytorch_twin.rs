@@ -13,8 +13,8 @@
 //!   loads with `load_state_dict(strict=True)` and compares.
 
 use kiln::checkpoint::Checkpoint;
-use kiln::prelude::*;
 use kiln::checkpoint::Dtype;
+use kiln::prelude::*;
 
 kiln::network! {
     /// The MNIST MLP of examples/mnist_mlp.rs.
@@ -60,7 +60,8 @@ kiln::network! {
 }
 
 fn fixture(name: &str) -> std::path::PathBuf {
-    std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join(format!("tests/fixtures/torch_twin_{name}.safetensors"))
+    std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join(format!("tests/fixtures/torch_twin_{name}.safetensors"))
 }
 
 macro_rules! twin {
@@ -71,7 +72,8 @@ macro_rules! twin {
             let ck = Checkpoint::read(&path).unwrap();
             let mut net = $net::<f32, Cpu>::init(&Cpu, &mut rng(0)).unwrap();
             ck.load_module("", &mut net, &path).unwrap();
-            let x = Tensor::<$shape>::from_slice(&Cpu, &ck.values::<f32>("__input").unwrap()).unwrap();
+            let x =
+                Tensor::<$shape>::from_slice(&Cpu, &ck.values::<f32>("__input").unwrap()).unwrap();
             let want = ck.values::<f32>("__output").unwrap();
             let got = net.forward(&x).unwrap().to_vec().unwrap();
             assert_eq!(got.len(), want.len());
@@ -84,7 +86,9 @@ macro_rules! twin {
         fn $to_torch() {
             let mut net = $net::<f32, Cpu>::init(&Cpu, &mut rng(3)).unwrap();
             let n = <$shape as Shape>::NUMEL;
-            let xs: Vec<f32> = (0..4 * n).map(|i| ((i * 37) % 101) as f32 / 101.0).collect();
+            let xs: Vec<f32> = (0..4 * n)
+                .map(|i| ((i * 37) % 101) as f32 / 101.0)
+                .collect();
             let x = Tensor::<$shape>::from_slice(&Cpu, &xs).unwrap();
             // Two training passes: the running statistics move off their defaults.
             let mut tape = net.tape().unwrap();
@@ -113,7 +117,13 @@ macro_rules! twin {
     };
 }
 
-twin!(mlp_pytorch_weights_reproduce_pytorch_outputs, mlp_kiln_writes_what_pytorch_loads, "mlp", Mlp, S1<784>);
+twin!(
+    mlp_pytorch_weights_reproduce_pytorch_outputs,
+    mlp_kiln_writes_what_pytorch_loads,
+    "mlp",
+    Mlp,
+    S1<784>
+);
 twin!(lenet_pytorch_weights_reproduce_pytorch_outputs, lenet_kiln_writes_what_pytorch_loads, "lenet", LeNet, S3<1, 28, 28>);
 twin!(rescnn_pytorch_weights_reproduce_pytorch_outputs, rescnn_kiln_writes_what_pytorch_loads, "rescnn", ResCnn, S3<1, 12, 12>);
 
@@ -122,12 +132,20 @@ fn num_batches_tracked_is_int64_both_ways() {
     // PyTorch writes it as an int64 scalar; kiln reads it so and writes it so.
     let path = fixture("rescnn");
     let ck = Checkpoint::read(&path).unwrap();
-    assert_eq!(ck.tensors.get("bn0.num_batches_tracked").map(|t| (t.dtype, t.shape.clone())), Some((Dtype::I64, vec![])));
+    assert_eq!(
+        ck.tensors
+            .get("bn0.num_batches_tracked")
+            .map(|t| (t.dtype, t.shape.clone())),
+        Some((Dtype::I64, vec![]))
+    );
     let mut net = ResCnn::<f32, Cpu>::init(&Cpu, &mut rng(0)).unwrap();
     ck.load_module("", &mut net, &path).unwrap();
     assert_eq!(net.bn0.num_batches_tracked.to_vec().unwrap(), vec![3.0]);
     let mut out = Checkpoint::new();
     out.add_module("", &net).unwrap();
     let t = &out.tensors["bn0.num_batches_tracked"];
-    assert_eq!((t.dtype, t.shape.clone(), t.bytes.clone()), (Dtype::I64, vec![], 3i64.to_le_bytes().to_vec()));
+    assert_eq!(
+        (t.dtype, t.shape.clone(), t.bytes.clone()),
+        (Dtype::I64, vec![], 3i64.to_le_bytes().to_vec())
+    );
 }

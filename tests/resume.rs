@@ -69,7 +69,12 @@ fn loader(prefetch: usize) -> DataLoader {
 
 fn bits<M: Module<f32, Cpu>>(m: &M) -> Vec<(String, Vec<u32>)> {
     let mut v = Vec::new();
-    m.visit(&PPath::ROOT, &mut |p, t| v.push((p.to_string(), t.value[..t.numel].iter().map(|x| x.to_bits()).collect())));
+    m.visit(&PPath::ROOT, &mut |p, t| {
+        v.push((
+            p.to_string(),
+            t.value[..t.numel].iter().map(|x| x.to_bits()).collect(),
+        ))
+    });
     v
 }
 
@@ -90,7 +95,14 @@ struct Run {
 
 /// Trains `steps` steps from `run.pos`, scheduling per step; saves after
 /// `save_at` steps when asked.
-fn train<O: Optimizer<f32, Cpu>>(net: &mut Net<f32, Cpu>, opt: &mut O, run: &mut Run, loader: &DataLoader, steps: usize, save_at: Option<(usize, &Path)>) {
+fn train<O: Optimizer<f32, Cpu>>(
+    net: &mut Net<f32, Cpu>,
+    opt: &mut O,
+    run: &mut Run,
+    loader: &DataLoader,
+    steps: usize,
+    save_at: Option<(usize, &Path)>,
+) {
     let mut grads = net.grads().unwrap();
     let mut x = Tensor::<S3<1, 6, 6>>::zeros(&Cpu, 8).unwrap();
     let mut t = Tensor::<S1<3>>::zeros(&Cpu, 8).unwrap();
@@ -130,8 +142,15 @@ fn train<O: Optimizer<f32, Cpu>>(net: &mut Net<f32, Cpu>, opt: &mut O, run: &mut
 fn fresh_run(net: &Net<f32, Cpu>, opt: &mut impl Optimizer<f32, Cpu>, seed: u64) -> Run {
     Run {
         tape: net.tape_seeded(seed).unwrap(),
-        sched: LrScheduler::new(CosineAnnealingLr::new(0.05, 2 * N as u64, 0.0).unwrap(), opt),
-        pos: Position { epoch: 0, batch: 0, seed: 5 },
+        sched: LrScheduler::new(
+            CosineAnnealingLr::new(0.05, 2 * N as u64, 0.0).unwrap(),
+            opt,
+        ),
+        pos: Position {
+            epoch: 0,
+            batch: 0,
+            seed: 5,
+        },
     }
 }
 
@@ -142,7 +161,14 @@ fn resume_is_bitwise<O: Optimizer<f32, Cpu>>(name: &str, make: impl Fn() -> O) {
     let mut net = Net::<f32, Cpu>::init(&Cpu, &mut rng(1)).unwrap();
     let mut opt = make();
     let mut run = fresh_run(&net, &mut opt, 11);
-    train(&mut net, &mut opt, &mut run, &loader(0), 2 * N, Some((N, &path)));
+    train(
+        &mut net,
+        &mut opt,
+        &mut run,
+        &loader(0),
+        2 * N,
+        Some((N, &path)),
+    );
     let straight = bits(&net);
 
     let mut net2 = Net::<f32, Cpu>::init(&Cpu, &mut rng(99)).unwrap();
@@ -154,7 +180,17 @@ fn resume_is_bitwise<O: Optimizer<f32, Cpu>>(name: &str, make: impl Fn() -> O) {
     let last_epoch: u64 = c.meta("scheduler.last_epoch").unwrap();
     let r = c.rng("rng.train").unwrap();
     let pos = Position::load(&c).unwrap();
-    assert_eq!((last_epoch, pos), (N as u64, Position { epoch: 1, batch: 3, seed: 5 }));
+    assert_eq!(
+        (last_epoch, pos),
+        (
+            N as u64,
+            Position {
+                epoch: 1,
+                batch: 3,
+                seed: 5
+            }
+        )
+    );
     c.load_training(&mut net2, &mut opt2, &path).unwrap();
     run2.sched.set_epoch(&mut opt2, last_epoch);
     run2.tape.ctx.rng = r;
@@ -162,7 +198,11 @@ fn resume_is_bitwise<O: Optimizer<f32, Cpu>>(name: &str, make: impl Fn() -> O) {
     // The resumed half loads in a background thread: same batches.
     train(&mut net2, &mut opt2, &mut run2, &loader(3), N, None);
     assert_eq!(bits(&net2), straight, "{name}: resumed run differs");
-    assert_eq!(opt2.state(&Cpu).unwrap(), opt.state(&Cpu).unwrap(), "{name}: optimizer state differs");
+    assert_eq!(
+        opt2.state(&Cpu).unwrap(),
+        opt.state(&Cpu).unwrap(),
+        "{name}: optimizer state differs"
+    );
 }
 
 #[test]
@@ -173,10 +213,18 @@ fn resume_adam_is_bitwise_identical() {
 #[test]
 fn resume_every_optimizer_is_bitwise_identical() {
     resume_is_bitwise("adamw-clip", || Adam::adamw(0.05).clip_grad_norm(1.0));
-    resume_is_bitwise("nesterov-frozen", || Sgd::new(0.05).nesterov(0.9).freeze(|p| p.starts_with("fc1.")));
+    resume_is_bitwise("nesterov-frozen", || {
+        Sgd::new(0.05)
+            .nesterov(0.9)
+            .freeze(|p| p.starts_with("fc1."))
+    });
     resume_is_bitwise("sgd", || Sgd::new(0.05));
-    resume_is_bitwise("rmsprop", || RmsProp::new(0.01).momentum(0.5).centered(true));
-    resume_is_bitwise("adagrad-l2", || Adagrad::new(0.05).penalty(Penalty::l2(1e-3)));
+    resume_is_bitwise("rmsprop", || {
+        RmsProp::new(0.01).momentum(0.5).centered(true)
+    });
+    resume_is_bitwise("adagrad-l2", || {
+        Adagrad::new(0.05).penalty(Penalty::l2(1e-3))
+    });
 }
 
 #[test]
@@ -185,9 +233,21 @@ fn optimizer_state_is_named_like_pytorch() {
     let mut net = Net::<f32, Cpu>::init(&Cpu, &mut rng(1)).unwrap();
     let mut opt = Adam::new(0.05).only(|p| p.starts_with("fc2."));
     let mut run = fresh_run(&net, &mut opt, 1);
-    train(&mut net, &mut opt, &mut run, &loader(0), 3, Some((3, &path)));
+    train(
+        &mut net,
+        &mut opt,
+        &mut run,
+        &loader(0),
+        3,
+        Some((3, &path)),
+    );
     let c = Checkpoint::read(&path).unwrap();
-    let optim: Vec<&str> = c.tensors.keys().filter(|k| k.starts_with("optim.")).map(|s| s.as_str()).collect();
+    let optim: Vec<&str> = c
+        .tensors
+        .keys()
+        .filter(|k| k.starts_with("optim."))
+        .map(|s| s.as_str())
+        .collect();
     assert_eq!(
         optim,
         [
@@ -199,12 +259,22 @@ fn optimizer_state_is_named_like_pytorch() {
             "optim.state.fc2.weight.step",
         ]
     );
-    assert_eq!(c.tensors["optim.state.fc2.weight.exp_avg"].shape, vec![3, 16]);
-    assert_eq!(c.tensors["optim.state.fc2.weight.step"].bytes, 3i64.to_le_bytes());
+    assert_eq!(
+        c.tensors["optim.state.fc2.weight.exp_avg"].shape,
+        vec![3, 16]
+    );
+    assert_eq!(
+        c.tensors["optim.state.fc2.weight.step"].bytes,
+        3i64.to_le_bytes()
+    );
     assert_eq!(c.metadata["optim.type"], "Adam");
     assert_eq!(c.metadata["optim.steps"], "3.0");
     // The model part of the checkpoint still loads on its own (optimizer tensors are not "unexpected").
-    kiln::checkpoint::load(&mut Net::<f32, Cpu>::init(&Cpu, &mut rng(2)).unwrap(), &path).unwrap();
+    kiln::checkpoint::load(
+        &mut Net::<f32, Cpu>::init(&Cpu, &mut rng(2)).unwrap(),
+        &path,
+    )
+    .unwrap();
 }
 
 #[test]
@@ -227,7 +297,17 @@ fn optimizer_indices_follow_the_trainable_parameters() {
         }
     });
     assert_eq!(a, b);
-    assert_eq!(a, ["fc1.weight", "fc1.bias", "bn.weight", "bn.bias", "fc2.weight", "fc2.bias"]);
+    assert_eq!(
+        a,
+        [
+            "fc1.weight",
+            "fc1.bias",
+            "bn.weight",
+            "bn.bias",
+            "fc2.weight",
+            "fc2.bias"
+        ]
+    );
 }
 
 #[test]
@@ -236,7 +316,14 @@ fn a_mismatched_checkpoint_names_every_problem_and_changes_nothing() {
     let mut net = Net::<f32, Cpu>::init(&Cpu, &mut rng(1)).unwrap();
     let mut opt = Adam::new(0.05);
     let mut run = fresh_run(&net, &mut opt, 1);
-    train(&mut net, &mut opt, &mut run, &loader(0), 2, Some((2, &path)));
+    train(
+        &mut net,
+        &mut opt,
+        &mut run,
+        &loader(0),
+        2,
+        Some((2, &path)),
+    );
     let c = Checkpoint::read(&path).unwrap();
 
     // Another network: the model's and the optimizer's mismatches, all named.
@@ -252,7 +339,10 @@ fn a_mismatched_checkpoint_names_every_problem_and_changes_nothing() {
     w.backward(&mut wrun_tape, &d, &mut g).unwrap();
     wopt.step(&mut w, &g).unwrap();
     let (before, state_before) = (bits_w(&w), wopt.state(&Cpu).unwrap());
-    let e = c.load_training(&mut w, &mut wopt, &path).unwrap_err().to_string();
+    let e = c
+        .load_training(&mut w, &mut wopt, &path)
+        .unwrap_err()
+        .to_string();
     for want in [
         "`fc1.weight`: shape [16, 36] in the checkpoint, [20, 36] in the model",
         "`bn.running_mean`: shape [16] in the checkpoint, [20] in the model",
@@ -264,15 +354,29 @@ fn a_mismatched_checkpoint_names_every_problem_and_changes_nothing() {
     ] {
         assert!(e.contains(want), "missing {want:?} in\n{e}");
     }
-    assert!(e.contains("run.safetensors: checkpoint does not match the model (17 problems)"), "{e}");
-    assert_eq!(bits_w(&w), before, "a failed load must not change the model");
-    assert_eq!(wopt.state(&Cpu).unwrap(), state_before, "a failed load must not change the optimizer");
+    assert!(
+        e.contains("run.safetensors: checkpoint does not match the model (17 problems)"),
+        "{e}"
+    );
+    assert_eq!(
+        bits_w(&w),
+        before,
+        "a failed load must not change the model"
+    );
+    assert_eq!(
+        wopt.state(&Cpu).unwrap(),
+        state_before,
+        "a failed load must not change the optimizer"
+    );
 
     // Same network, another optimizer: the kind is named, nothing changes.
     let mut net2 = Net::<f32, Cpu>::init(&Cpu, &mut rng(2)).unwrap();
     let before = bits(&net2);
     let mut sgd = Sgd::new(0.1).momentum(0.9);
-    let e = c.load_training(&mut net2, &mut sgd, &path).unwrap_err().to_string();
+    let e = c
+        .load_training(&mut net2, &mut sgd, &path)
+        .unwrap_err()
+        .to_string();
     assert!(e.contains("run.safetensors: checkpoint does not match the model (1 problem):\n  the state was written by Adam, this optimizer is SGD"), "{e}");
     assert_eq!(bits(&net2), before);
     assert!(sgd.state(&Cpu).unwrap().params.is_empty());
@@ -280,7 +384,11 @@ fn a_mismatched_checkpoint_names_every_problem_and_changes_nothing() {
     // A checkpoint without optimizer state.
     let p2 = tmp("model-only");
     kiln::checkpoint::save(&net, &p2).unwrap();
-    let e = Checkpoint::read(&p2).unwrap().load_training(&mut net2, &mut Adam::new(0.1), &p2).unwrap_err().to_string();
+    let e = Checkpoint::read(&p2)
+        .unwrap()
+        .load_training(&mut net2, &mut Adam::new(0.1), &p2)
+        .unwrap_err()
+        .to_string();
     assert!(e.contains("no optimizer state in the checkpoint"), "{e}");
     assert_eq!(bits(&net2), before);
 }
@@ -305,5 +413,9 @@ fn rng_state_round_trips_mid_stream() {
     let want: Vec<u64> = (0..5).map(|_| r.next_u64()).collect();
     let got: Vec<u64> = (0..5).map(|_| back.next_u64()).collect();
     assert_eq!(got, want);
-    assert!(Checkpoint::new().rng("r").unwrap_err().to_string().contains("`r.seed` is missing"));
+    assert!(Checkpoint::new()
+        .rng("r")
+        .unwrap_err()
+        .to_string()
+        .contains("`r.seed` is missing"));
 }

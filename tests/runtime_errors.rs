@@ -25,7 +25,10 @@ fn inputs_with_different_batch_sizes() {
     let b = Tensor::<S1<3>>::from_slice(&Cpu, &[0.0; 9]).unwrap();
     let mut tape = net.tape().unwrap();
     let e = net.forward_train(&a, &b, &mut tape).unwrap_err();
-    assert_eq!(e.to_string(), "batch size mismatch in forward: a has 2 samples but b has 3");
+    assert_eq!(
+        e.to_string(),
+        "batch size mismatch in forward: a has 2 samples but b has 3"
+    );
     let e = net.forward(&a, &b).unwrap_err();
     assert!(e.to_string().contains("a has 2 samples but b has 3"));
 }
@@ -37,7 +40,10 @@ fn logits_and_labels_of_different_batch_sizes() {
     let logits = net.forward(&x).unwrap();
     let y = Labels::<2>::new::<f32>(&Cpu, &[0; 64]).unwrap();
     let e = cross_entropy(&logits, &y, None).unwrap_err();
-    assert_eq!(e.to_string(), "batch size mismatch in cross_entropy: logits has 128 samples but labels has 64");
+    assert_eq!(
+        e.to_string(),
+        "batch size mismatch in cross_entropy: logits has 128 samples but labels has 64"
+    );
 }
 
 #[test]
@@ -48,7 +54,10 @@ fn backward_with_a_gradient_of_another_batch() {
     net.forward_train(&x, &mut tape).unwrap();
     let dy = Tensor::<S1<2>>::from_slice(&Cpu, &[1.0; 6]).unwrap();
     let e = net.backward(&mut tape, &dy, &mut grads).unwrap_err();
-    assert_eq!(e.to_string(), "batch size mismatch in backward: d_y has 3 samples but forward_train's output has 4");
+    assert_eq!(
+        e.to_string(),
+        "batch size mismatch in backward: d_y has 3 samples but forward_train's output has 4"
+    );
     // Still usable with the right gradient.
     let dy = Tensor::<S1<2>>::from_slice(&Cpu, &[1.0; 8]).unwrap();
     net.backward(&mut tape, &dy, &mut grads).unwrap();
@@ -61,7 +70,11 @@ fn a_nan_loss_is_an_error() {
     let logits = net.forward(&x).unwrap();
     let y = Labels::<2>::new::<f32>(&Cpu, &[1]).unwrap();
     let e = cross_entropy(&logits, &y, None).unwrap_err();
-    assert!(e.to_string().starts_with("non-finite value in cross_entropy loss"), "{e}");
+    assert!(
+        e.to_string()
+            .starts_with("non-finite value in cross_entropy loss"),
+        "{e}"
+    );
 }
 
 #[test]

@@ -29,7 +29,11 @@ kiln::network! {
 fn score(net: &LeNet<f64, Cpu>, xv: &[f64], classes: &[usize]) -> f64 {
     let x = Tensor::<S3<1, 28, 28>, f64>::from_slice(&Cpu, xv).unwrap();
     let logits = net.forward(&x).unwrap().to_vec().unwrap();
-    classes.iter().enumerate().map(|(i, &c)| logits[i * 10 + c]).sum()
+    classes
+        .iter()
+        .enumerate()
+        .map(|(i, &c)| logits[i * 10 + c])
+        .sum()
 }
 
 #[test]
@@ -56,7 +60,10 @@ fn saliency_is_the_gradient_of_the_class_score() {
     let n4 = numeric_grad(&xv, |v| score(&net, v, &classes));
     let n2 = numeric_grad_small(&xv, |v| score(&net, v, &classes));
     let err = rel_err2(&analytic, &n4, &n2);
-    assert!(err < 1e-6, "input gradient vs central differences: max relative error {err}");
+    assert!(
+        err < 1e-6,
+        "input gradient vs central differences: max relative error {err}"
+    );
 
     // A saliency map that is zero everywhere would pass the comparison
     // vacuously: every image's map must have substance.
@@ -64,7 +71,10 @@ fn saliency_is_the_gradient_of_the_class_score() {
         let max = g.iter().fold(0.0f64, |m, v| m.max(v.abs()));
         let nonzero = g.iter().filter(|v| v.abs() > 1e-12).count();
         assert!(max > 1e-4, "sample {i}: largest |∂s/∂x| is {max}");
-        assert!(nonzero > 392, "sample {i}: only {nonzero} of 784 pixels have a non-zero gradient");
+        assert!(
+            nonzero > 392,
+            "sample {i}: only {nonzero} of 784 pixels have a non-zero gradient"
+        );
     }
 }
 
@@ -90,6 +100,12 @@ fn saliency_of_one_sample_does_not_depend_on_the_others() {
     };
     let alone = grad(&mut net, &xv, 1);
     let batched = grad(&mut net, &xv, 3);
-    let diff = alone.iter().zip(&batched[..784]).fold(0.0f64, |m, (a, b)| m.max((a - b).abs()));
-    assert!(diff < 1e-12, "sample 0's saliency changes with the batch: {diff}");
+    let diff = alone
+        .iter()
+        .zip(&batched[..784])
+        .fold(0.0f64, |m, (a, b)| m.max((a - b).abs()));
+    assert!(
+        diff < 1e-12,
+        "sample 0's saliency changes with the batch: {diff}"
+    );
 }

@@ -22,7 +22,9 @@ kiln::network! {
 /// Every parameter by dotted path.
 fn params(net: &Net<f64, Cpu>) -> Vec<(String, Vec<f64>)> {
     let mut v = Vec::new();
-    net.visit(&Path::ROOT, &mut |p, t| v.push((p.to_string(), t.value[..t.numel].to_vec())));
+    net.visit(&Path::ROOT, &mut |p, t| {
+        v.push((p.to_string(), t.value[..t.numel].to_vec()))
+    });
     v
 }
 
@@ -67,8 +69,15 @@ fn fine_tuning_after_freezing_trains_everything() {
     let mut net = Net::<f64, Cpu>::init(&Cpu, &mut rng(4)).unwrap();
     let start = params(&net);
     let pen = Penalty::l2(1e-3).only(|p| p.ends_with("weight"));
-    let mut opt = Adam::new(0.01).clip_grad_norm(1.0).penalty(pen).freeze(|p| !p.starts_with("fc3."));
-    let s = Sequential::warmup(LinearLr::new(0.01, 0.1, 1.0, 5).unwrap(), 5, CosineAnnealingLr::new(0.01, 20, 1e-4).unwrap());
+    let mut opt = Adam::new(0.01)
+        .clip_grad_norm(1.0)
+        .penalty(pen)
+        .freeze(|p| !p.starts_with("fc3."));
+    let s = Sequential::warmup(
+        LinearLr::new(0.01, 0.1, 1.0, 5).unwrap(),
+        5,
+        CosineAnnealingLr::new(0.01, 20, 1e-4).unwrap(),
+    );
     let mut sched = LrScheduler::new(s, &mut opt);
     let mut first = Vec::new();
     for _ in 0..25 {

@@ -82,7 +82,9 @@ macro_rules! count {
         let mut opt = $opt;
         let mut dlogits = Tensor::empty(&dev).unwrap();
         let n = <$shape as Shape>::NUMEL;
-        let host: Vec<f32> = (0..$batch * n).map(|i| ((i * 7919) % 255) as f32 / 255.0).collect();
+        let host: Vec<f32> = (0..$batch * n)
+            .map(|i| ((i * 7919) % 255) as f32 / 255.0)
+            .collect();
         let labels: Vec<u32> = (0..$batch as u32).map(|i| i % 10).collect();
         let mut x = Tensor::<$shape>::from_slice(&dev, &host).unwrap();
         let mut y = Labels::<10>::new::<f32>(&dev, &labels).unwrap();
@@ -112,12 +114,38 @@ macro_rules! count {
 #[test]
 fn training_steps_allocate_nothing_after_the_first() {
     let mut report = Vec::new();
-    report.push(("W1 MLP, batch 128, Adam", count!(W1, S1<784>, 128, Adam::new(1e-3))));
-    report.push(("W1 MLP, batch 128, SGD+momentum", count!(W1, S1<784>, 128, Sgd::new(0.01).momentum(0.9))));
-    report.push(("W1 MLP, batch 1, SGD", count!(W1, S1<784>, 1, Sgd::new(0.01))));
-    report.push(("W2 LeNet-5, batch 64, SGD+Nesterov", count!(W2, S3<1, 28, 28>, 64, Sgd::new(0.01).nesterov(0.9))));
-    report.push(("W2 LeNet-5, batch 64, Adam", count!(W2, S3<1, 28, 28>, 64, Adam::new(1e-3))));
-    report.push(("W2 LeNet-5, batch 256, SGD", count!(W2, S3<1, 28, 28>, 256, Sgd::new(0.01))));
-    let bad: Vec<String> = report.iter().filter(|(_, n)| *n > 0).map(|(w, n)| format!("{w}: {n}")).collect();
-    assert!(bad.is_empty(), "heap allocations in {STEPS} training steps after the first two: {}", bad.join("; "));
+    report.push((
+        "W1 MLP, batch 128, Adam",
+        count!(W1, S1<784>, 128, Adam::new(1e-3)),
+    ));
+    report.push((
+        "W1 MLP, batch 128, SGD+momentum",
+        count!(W1, S1<784>, 128, Sgd::new(0.01).momentum(0.9)),
+    ));
+    report.push((
+        "W1 MLP, batch 1, SGD",
+        count!(W1, S1<784>, 1, Sgd::new(0.01)),
+    ));
+    report.push((
+        "W2 LeNet-5, batch 64, SGD+Nesterov",
+        count!(W2, S3<1, 28, 28>, 64, Sgd::new(0.01).nesterov(0.9)),
+    ));
+    report.push((
+        "W2 LeNet-5, batch 64, Adam",
+        count!(W2, S3<1, 28, 28>, 64, Adam::new(1e-3)),
+    ));
+    report.push((
+        "W2 LeNet-5, batch 256, SGD",
+        count!(W2, S3<1, 28, 28>, 256, Sgd::new(0.01)),
+    ));
+    let bad: Vec<String> = report
+        .iter()
+        .filter(|(_, n)| *n > 0)
+        .map(|(w, n)| format!("{w}: {n}"))
+        .collect();
+    assert!(
+        bad.is_empty(),
+        "heap allocations in {STEPS} training steps after the first two: {}",
+        bad.join("; ")
+    );
 }

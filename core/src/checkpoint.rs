@@ -53,8 +53,8 @@ use crate::elem::Elem;
 use crate::error::{Error, Result};
 use crate::module::{Module, Path as PPath, Role};
 use crate::optim::{OptimState, Optimizer, ParamState};
-use crate::Rng;
 use crate::shape::fmt_dims;
+use crate::Rng;
 pub use safetensors::tensor::Dtype;
 use safetensors::tensor::TensorView;
 use std::collections::{BTreeMap, HashMap};
@@ -105,11 +105,20 @@ fn to_bytes<E: Elem>(v: &[E]) -> Vec<u8> {
 fn from_bytes<E: Elem>(b: &[u8]) -> Vec<E> {
     if E::NAME == "f64" {
         b.chunks_exact(8)
-            .map(|c| E::of(f64::from_le_bytes(c.try_into().expect("kiln internal error: chunk of 8"))))
+            .map(|c| {
+                E::of(f64::from_le_bytes(
+                    c.try_into().expect("kiln internal error: chunk of 8"),
+                ))
+            })
             .collect()
     } else {
         b.chunks_exact(4)
-            .map(|c| E::of(f32::from_le_bytes(c.try_into().expect("kiln internal error: chunk of 4")) as f64))
+            .map(|c| {
+                E::of(
+                    f32::from_le_bytes(c.try_into().expect("kiln internal error: chunk of 4"))
+                        as f64,
+                )
+            })
             .collect()
     }
 }
@@ -122,7 +131,11 @@ impl Checkpoint {
 
     /// Adds every parameter and buffer of `m`, named by path under `prefix`
     /// (empty for the model itself).
-    pub fn add_module<E: Elem, D: Backend<E>, M: Module<E, D>>(&mut self, prefix: &str, m: &M) -> Result<()> {
+    pub fn add_module<E: Elem, D: Backend<E>, M: Module<E, D>>(
+        &mut self,
+        prefix: &str,
+        m: &M,
+    ) -> Result<()> {
         let mut res = Ok(());
         let root = PPath::ROOT;
         let base = root.child(prefix);
@@ -135,11 +148,23 @@ impl Checkpoint {
             res = p.dev.download(p.value, &mut host);
             let (dtype, bytes) = if p.role == Role::Counter {
                 // PyTorch's counters (num_batches_tracked) are int64.
-                (Dtype::I64, host.iter().flat_map(|v| (v.f64().round() as i64).to_le_bytes()).collect())
+                (
+                    Dtype::I64,
+                    host.iter()
+                        .flat_map(|v| (v.f64().round() as i64).to_le_bytes())
+                        .collect(),
+                )
             } else {
                 (dtype_of::<E>(), to_bytes(&host))
             };
-            self.tensors.insert(path.to_string(), Stored { dtype, shape: p.dims.to_vec(), bytes });
+            self.tensors.insert(
+                path.to_string(),
+                Stored {
+                    dtype,
+                    shape: p.dims.to_vec(),
+                    bytes,
+                },
+            );
         });
         res
     }
@@ -200,7 +225,10 @@ impl Checkpoint {
             Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
             _ => PathBuf::from("."),
         };
-        let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+        let name = path
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
         let tmp = dir.join(format!(".{name}.tmp-{}", std::process::id()));
         {
             let mut f = std::fs::File::create(&tmp).map_err(io)?;
@@ -232,8 +260,10 @@ impl Checkpoint {
 
     /// Decodes safetensors bytes.
     pub fn parse(bytes: &[u8]) -> std::result::Result<Checkpoint, String> {
-        let st = safetensors::SafeTensors::deserialize(bytes).map_err(|e| format!("not a valid safetensors file: {e}"))?;
-        let (_, meta) = safetensors::SafeTensors::read_metadata(bytes).map_err(|e| format!("bad safetensors header: {e}"))?;
+        let st = safetensors::SafeTensors::deserialize(bytes)
+            .map_err(|e| format!("not a valid safetensors file: {e}"))?;
+        let (_, meta) = safetensors::SafeTensors::read_metadata(bytes)
+            .map_err(|e| format!("bad safetensors header: {e}"))?;
         let mut c = Checkpoint::new();
         for (name, v) in st.tensors() {
             c.tensors.insert(
@@ -253,22 +283,34 @@ impl Checkpoint {
 
     /// Every way in which the tensors under `prefix` fail to fit `m`'s
     /// parameters and buffers (names, dtypes, shapes); empty when they fit.
-    pub fn module_problems<E: Elem, D: Backend<E>, M: Module<E, D>>(&self, prefix: &str, m: &M) -> Vec<String> {
+    pub fn module_problems<E: Elem, D: Backend<E>, M: Module<E, D>>(
+        &self,
+        prefix: &str,
+        m: &M,
+    ) -> Vec<String> {
         let want = dtype_of::<E>();
         let mut problems = Vec::new();
         let mut expected: Vec<(String, Vec<usize>, Role)> = Vec::new();
         let root = PPath::ROOT;
         let base = root.child(prefix);
         let start = if prefix.is_empty() { &root } else { &base };
-        m.visit(start, &mut |path, p| expected.push((path.to_string(), p.dims.to_vec(), p.role)));
+        m.visit(start, &mut |path, p| {
+            expected.push((path.to_string(), p.dims.to_vec(), p.role))
+        });
         for (name, dims, role) in &expected {
             match self.tensors.get(name) {
-                None => problems.push(format!("`{name}` {}: missing from the checkpoint", fmt_dims(dims))),
+                None => problems.push(format!(
+                    "`{name}` {}: missing from the checkpoint",
+                    fmt_dims(dims)
+                )),
                 Some(t) => {
                     // A counter is int64 as PyTorch writes it (the element type is accepted too).
                     let counter_ok = *role == Role::Counter && t.dtype == Dtype::I64;
                     if t.dtype != want && !counter_ok {
-                        problems.push(format!("`{name}`: dtype {:?} in the checkpoint, the model uses {:?}", t.dtype, want));
+                        problems.push(format!(
+                            "`{name}`: dtype {:?} in the checkpoint, the model uses {:?}",
+                            t.dtype, want
+                        ));
                     }
                     if t.shape != *dims {
                         problems.push(format!(
@@ -280,9 +322,17 @@ impl Checkpoint {
                 }
             }
         }
-        let pre = if prefix.is_empty() { String::new() } else { format!("{prefix}.") };
+        let pre = if prefix.is_empty() {
+            String::new()
+        } else {
+            format!("{prefix}.")
+        };
         for name in self.tensors.keys() {
-            if name.starts_with(&pre) && !expected.iter().any(|(n, _, _)| n == name) && !name.starts_with("optim.") && !name.starts_with("__") {
+            if name.starts_with(&pre)
+                && !expected.iter().any(|(n, _, _)| n == name)
+                && !name.starts_with("optim.")
+                && !name.starts_with("__")
+            {
                 problems.push(format!("`{name}`: in the checkpoint but not in the model"));
             }
         }
@@ -290,7 +340,11 @@ impl Checkpoint {
     }
 
     /// Copies the tensors under `prefix` into `m` (checked by [`Checkpoint::module_problems`] first).
-    fn apply_module<E: Elem, D: Backend<E>, M: Module<E, D>>(&self, prefix: &str, m: &mut M) -> Result<()> {
+    fn apply_module<E: Elem, D: Backend<E>, M: Module<E, D>>(
+        &self,
+        prefix: &str,
+        m: &mut M,
+    ) -> Result<()> {
         let root = PPath::ROOT;
         let base = root.child(prefix);
         let start = if prefix.is_empty() { &root } else { &base };
@@ -301,11 +355,18 @@ impl Checkpoint {
             }
             res = match self.tensors.get(&path.to_string()) {
                 Some(t) if t.dtype == Dtype::I64 => {
-                    let v: Vec<E> = t.bytes.chunks_exact(8).map(|c| E::of(i64::from_le_bytes(c.try_into().unwrap_or([0; 8])) as f64)).collect();
+                    let v: Vec<E> = t
+                        .bytes
+                        .chunks_exact(8)
+                        .map(|c| E::of(i64::from_le_bytes(c.try_into().unwrap_or([0; 8])) as f64))
+                        .collect();
                     p.dev.upload(&v, p.value)
                 }
                 Some(t) => p.dev.upload(&from_bytes::<E>(&t.bytes), p.value),
-                None => Err(Error::invalid("Checkpoint::load_module", format!("kiln internal error: `{path}` vanished"))),
+                None => Err(Error::invalid(
+                    "Checkpoint::load_module",
+                    format!("kiln internal error: `{path}` vanished"),
+                )),
             };
         });
         res
@@ -314,7 +375,12 @@ impl Checkpoint {
     /// Loads `m`'s parameters and buffers from the tensors under `prefix`,
     /// after checking every name, dtype and shape; on any mismatch returns
     /// [`Error::Checkpoint`] listing all of them and changes nothing.
-    pub fn load_module<E: Elem, D: Backend<E>, M: Module<E, D>>(&self, prefix: &str, m: &mut M, path: &Path) -> Result<()> {
+    pub fn load_module<E: Elem, D: Backend<E>, M: Module<E, D>>(
+        &self,
+        prefix: &str,
+        m: &mut M,
+        path: &Path,
+    ) -> Result<()> {
         let problems = self.module_problems(prefix, m);
         if !problems.is_empty() {
             return Err(Error::Checkpoint {
@@ -332,9 +398,15 @@ impl Checkpoint {
     /// shaped like the parameter) and `optim.state.<path>.step` (an `I64`
     /// scalar); metadata `optim.type` (PyTorch's class name) and
     /// `optim.<scalar>` (`optim.lr`, Adam's `optim.steps`).
-    pub fn add_optimizer<E: Elem, D: Backend<E>, M: Module<E, D>, O: Optimizer<E, D> + ?Sized>(&mut self, m: &M, opt: &O) -> Result<()> {
+    pub fn add_optimizer<E: Elem, D: Backend<E>, M: Module<E, D>, O: Optimizer<E, D> + ?Sized>(
+        &mut self,
+        m: &M,
+        opt: &O,
+    ) -> Result<()> {
         let params = trainable(m);
-        let dev = device_of(m).ok_or_else(|| Error::invalid("Checkpoint::add_optimizer", "the model has no parameters"))?;
+        let dev = device_of(m).ok_or_else(|| {
+            Error::invalid("Checkpoint::add_optimizer", "the model has no parameters")
+        })?;
         let state = opt.state(&dev)?;
         for (&i, p) in &state.params {
             let (name, dims) = params.get(i).ok_or_else(|| {
@@ -355,7 +427,8 @@ impl Checkpoint {
                 },
             );
         }
-        self.metadata.insert("optim.type".into(), state.kind.clone());
+        self.metadata
+            .insert("optim.type".into(), state.kind.clone());
         for (k, v) in &state.scalars {
             self.metadata.insert(format!("optim.{k}"), format!("{v:?}"));
         }
@@ -365,15 +438,22 @@ impl Checkpoint {
     /// The optimizer state stored for model `m`, or every way in which it
     /// does not fit `m` (state for a parameter `m` lacks, shapes, dtypes,
     /// missing step counts).
-    pub fn optimizer_state<E: Elem, D: Backend<E>, M: Module<E, D>>(&self, m: &M) -> std::result::Result<OptimState<E>, Vec<String>> {
+    pub fn optimizer_state<E: Elem, D: Backend<E>, M: Module<E, D>>(
+        &self,
+        m: &M,
+    ) -> std::result::Result<OptimState<E>, Vec<String>> {
         let params = trainable(m);
         let mut problems = Vec::new();
         let Some(kind) = self.metadata.get("optim.type") else {
-            return Err(vec!["no optimizer state in the checkpoint (metadata `optim.type` is missing)".into()]);
+            return Err(vec![
+                "no optimizer state in the checkpoint (metadata `optim.type` is missing)".into(),
+            ]);
         };
         let mut state = OptimState::new(kind.clone());
         for (k, v) in &self.metadata {
-            let Some(key) = k.strip_prefix("optim.") else { continue };
+            let Some(key) = k.strip_prefix("optim.") else {
+                continue;
+            };
             if key == "type" {
                 continue;
             }
@@ -388,13 +468,19 @@ impl Checkpoint {
         let mut by_param: BTreeMap<usize, ParamState<E>> = BTreeMap::new();
         let mut has_step = std::collections::BTreeSet::new();
         for (name, t) in &self.tensors {
-            let Some(rest) = name.strip_prefix(OPTIM_STATE) else { continue };
+            let Some(rest) = name.strip_prefix(OPTIM_STATE) else {
+                continue;
+            };
             let Some((pname, buf)) = rest.rsplit_once('.') else {
-                problems.push(format!("`{name}`: not of the form optim.state.<parameter>.<buffer>"));
+                problems.push(format!(
+                    "`{name}`: not of the form optim.state.<parameter>.<buffer>"
+                ));
                 continue;
             };
             let Some(i) = params.iter().position(|(n, _)| n == pname) else {
-                problems.push(format!("`{name}`: state for parameter `{pname}`, which the model does not have"));
+                problems.push(format!(
+                    "`{name}`: state for parameter `{pname}`, which the model does not have"
+                ));
                 continue;
             };
             let dims = &params[i].1;
@@ -407,7 +493,11 @@ impl Checkpoint {
             });
             if buf == "step" {
                 if t.dtype != Dtype::I64 || !t.shape.is_empty() || t.bytes.len() != 8 {
-                    problems.push(format!("`{name}`: expected an I64 scalar, found {:?} {}", t.dtype, fmt_dims(&t.shape)));
+                    problems.push(format!(
+                        "`{name}`: expected an I64 scalar, found {:?} {}",
+                        t.dtype,
+                        fmt_dims(&t.shape)
+                    ));
                 } else {
                     let v = i64::from_le_bytes(t.bytes[..8].try_into().unwrap_or([0; 8]));
                     entry.step = v.max(0) as u64;
@@ -417,7 +507,10 @@ impl Checkpoint {
             }
             let mut ok = true;
             if t.dtype != want {
-                problems.push(format!("`{name}`: dtype {:?} in the checkpoint, the model uses {:?}", t.dtype, want));
+                problems.push(format!(
+                    "`{name}`: dtype {:?} in the checkpoint, the model uses {:?}",
+                    t.dtype, want
+                ));
                 ok = false;
             }
             if t.shape != *dims {
@@ -434,7 +527,10 @@ impl Checkpoint {
         }
         for (i, p) in &by_param {
             if !has_step.contains(i) {
-                problems.push(format!("`{OPTIM_STATE}{}.step`: missing from the checkpoint", p.name));
+                problems.push(format!(
+                    "`{OPTIM_STATE}{}.step`: missing from the checkpoint",
+                    p.name
+                ));
             }
         }
         state.params = by_param;
@@ -453,11 +549,15 @@ impl Checkpoint {
         opt: &mut O,
         path: &Path,
     ) -> Result<()> {
-        let state = self.optimizer_state(m).map_err(|problems| Error::Checkpoint {
-            path: path.to_path_buf(),
-            problems,
+        let state = self
+            .optimizer_state(m)
+            .map_err(|problems| Error::Checkpoint {
+                path: path.to_path_buf(),
+                problems,
+            })?;
+        let dev = device_of(m).ok_or_else(|| {
+            Error::invalid("Checkpoint::load_optimizer", "the model has no parameters")
         })?;
-        let dev = device_of(m).ok_or_else(|| Error::invalid("Checkpoint::load_optimizer", "the model has no parameters"))?;
         opt.load_state(&dev, &state).map_err(|e| at_path(e, path))
     }
 
@@ -484,7 +584,9 @@ impl Checkpoint {
                 problems,
             });
         };
-        let dev = device_of(m).ok_or_else(|| Error::invalid("Checkpoint::load_training", "the model has no parameters"))?;
+        let dev = device_of(m).ok_or_else(|| {
+            Error::invalid("Checkpoint::load_training", "the model has no parameters")
+        })?;
         // The optimizer checks its own part (kind, buffer names) before
         // changing anything; the model's part has been checked above.
         opt.load_state(&dev, &state).map_err(|e| at_path(e, path))?;
@@ -506,8 +608,15 @@ impl Checkpoint {
             .metadata
             .get(key)
             .ok_or_else(|| Error::invalid("checkpoint metadata", format!("`{key}` is missing")))?;
-        v.parse::<T>()
-            .map_err(|_| Error::invalid("checkpoint metadata", format!("`{key}` = {v:?} is not a valid {}", std::any::type_name::<T>())))
+        v.parse::<T>().map_err(|_| {
+            Error::invalid(
+                "checkpoint metadata",
+                format!(
+                    "`{key}` = {v:?} is not a valid {}",
+                    std::any::type_name::<T>()
+                ),
+            )
+        })
     }
 
     /// Stores a random-number generator's exact state under `key`
@@ -524,7 +633,12 @@ impl Checkpoint {
     pub fn rng(&self, key: &str) -> Result<Rng> {
         use rand::SeedableRng;
         let hex: String = self.meta(&format!("{key}.seed"))?;
-        let bad = || Error::invalid("checkpoint metadata", format!("`{key}.seed` is not 64 hex digits"));
+        let bad = || {
+            Error::invalid(
+                "checkpoint metadata",
+                format!("`{key}.seed` is not 64 hex digits"),
+            )
+        };
         if hex.len() != 64 || !hex.is_ascii() {
             return Err(bad());
         }
@@ -583,7 +697,10 @@ pub fn save<E: Elem, D: Backend<E>, M: Module<E, D>>(m: &M, path: impl AsRef<Pat
 }
 
 /// Loads a model's parameters and buffers from `path`, all or nothing.
-pub fn load<E: Elem, D: Backend<E>, M: Module<E, D>>(m: &mut M, path: impl AsRef<Path>) -> Result<()> {
+pub fn load<E: Elem, D: Backend<E>, M: Module<E, D>>(
+    m: &mut M,
+    path: impl AsRef<Path>,
+) -> Result<()> {
     let path = path.as_ref();
     Checkpoint::read(path)?.load_module("", m, path)
 }

@@ -4,13 +4,13 @@
 //! the inputs and the thread count.
 
 use crate::device::{
-    Acc, Act, AdagradArgs, AdamArgs, Backend, BatchNormDims, Device, Gemm, LossKind, LossTarget, Resize2d, RmspropArgs,
-    SgdArgs, Window2d,
+    Acc, Act, AdagradArgs, AdamArgs, Backend, BatchNormDims, Device, Gemm, LossKind, LossTarget,
+    Resize2d, RmspropArgs, SgdArgs, Window2d,
 };
-use crate::layers::cpu_kernels as sk;
 use crate::elem::{Elem, Scalar};
 use crate::error::{Error, Result};
 use crate::gemm::par::{self, SyncPtr};
+use crate::layers::cpu_kernels as sk;
 use rayon::prelude::*;
 
 /// The CPU. Zero-sized; buffers are `Vec`s.
@@ -129,14 +129,26 @@ impl Cpu {
         need("gemm A", a, end(g.a_off, a_rows, g.lda, a_cols))?;
         need("gemm B", b, end(g.b_off, b_rows, g.ldb, b_cols))?;
         need("gemm C", c, end(g.c_off, m, g.ldc, n))?;
-        let (a_rs, a_cs) = if g.trans_a { (1, g.lda as isize) } else { (g.lda as isize, 1) };
-        let (b_rs, b_cs) = if g.trans_b { (1, g.ldb as isize) } else { (g.ldb as isize, 1) };
+        let (a_rs, a_cs) = if g.trans_a {
+            (1, g.lda as isize)
+        } else {
+            (g.lda as isize, 1)
+        };
+        let (b_rs, b_cs) = if g.trans_b {
+            (1, g.ldb as isize)
+        } else {
+            (g.ldb as isize, 1)
+        };
         if k == 0 {
             // C = β·C.
             for i in 0..m {
                 for j in 0..n {
                     let x = &mut c[g.c_off + i * g.ldc + j];
-                    *x = if g.beta == 0.0 { E::zero() } else { *x * E::of(g.beta) };
+                    *x = if g.beta == 0.0 {
+                        E::zero()
+                    } else {
+                        *x * E::of(g.beta)
+                    };
                 }
             }
             return Ok(());
@@ -182,8 +194,16 @@ impl Cpu {
                 n,
                 k,
                 E::of(g.alpha),
-                crate::gemm::Mat { ptr: a.as_ptr().add(g.a_off), rs: a_rs, cs: a_cs },
-                crate::gemm::Mat { ptr: b.as_ptr().add(g.b_off), rs: b_rs, cs: b_cs },
+                crate::gemm::Mat {
+                    ptr: a.as_ptr().add(g.a_off),
+                    rs: a_rs,
+                    cs: a_cs,
+                },
+                crate::gemm::Mat {
+                    ptr: b.as_ptr().add(g.b_off),
+                    rs: b_rs,
+                    cs: b_cs,
+                },
                 E::of(g.beta),
                 c.as_mut_ptr().add(g.c_off),
                 g.ldc,
@@ -297,8 +317,14 @@ impl<E: Elem> Backend<E> for Cpu {
         }
         Ok(())
     }
-    fn bias_grad(&self, dy: &Vec<E>, db: &mut Vec<E>, rows: usize, cols: usize, acc: Acc)
-        -> Result<()> {
+    fn bias_grad(
+        &self,
+        dy: &Vec<E>,
+        db: &mut Vec<E>,
+        rows: usize,
+        cols: usize,
+        acc: Acc,
+    ) -> Result<()> {
         need("bias_grad dy", dy, rows * cols)?;
         need("bias_grad db", db, cols)?;
         let db = &mut db[..cols];
@@ -322,7 +348,10 @@ impl<E: Elem> Backend<E> for Cpu {
         par_chunks(&mut y[..n], |c, o| {
             let xs = &x[o..o + c.len()];
             match f {
-                Act::Relu => c.iter_mut().zip(xs).for_each(|(v, x)| *v = act_f(Act::Relu, *x)),
+                Act::Relu => c
+                    .iter_mut()
+                    .zip(xs)
+                    .for_each(|(v, x)| *v = act_f(Act::Relu, *x)),
                 _ => c.iter_mut().zip(xs).for_each(|(v, x)| *v = act_f(f, *x)),
             }
         });
@@ -346,9 +375,10 @@ impl<E: Elem> Backend<E> for Cpu {
             let l = c.len();
             let (xs, ys, gs) = (&x[o..o + l], &y[o..o + l], &dy[o..o + l]);
             match (f, acc) {
-                (Act::Relu, Acc::Set) => {
-                    c.iter_mut().zip(xs.iter().zip(gs)).for_each(|(v, (x, g))| *v = *g * act_df(Act::Relu, *x, *x))
-                }
+                (Act::Relu, Acc::Set) => c
+                    .iter_mut()
+                    .zip(xs.iter().zip(gs))
+                    .for_each(|(v, (x, g))| *v = *g * act_df(Act::Relu, *x, *x)),
                 (Act::Relu, Acc::Add) => c
                     .iter_mut()
                     .zip(xs.iter().zip(gs))
@@ -368,7 +398,9 @@ impl<E: Elem> Backend<E> for Cpu {
         need("add y", y, n)?;
         par_chunks(&mut y[..n], |c, o| {
             let (a, b) = (&a[o..o + c.len()], &b[o..o + c.len()]);
-            c.iter_mut().zip(a.iter().zip(b)).for_each(|(v, (a, b))| *v = *a + *b);
+            c.iter_mut()
+                .zip(a.iter().zip(b))
+                .for_each(|(v, (a, b))| *v = *a + *b);
         });
         Ok(())
     }
@@ -462,11 +494,22 @@ impl<E: Elem> Backend<E> for Cpu {
         crate::loss::cpu_loss(kind, &x[..rows * cols], target, dx, rows, cols)
     }
 
-    fn sgd_step(&self, a: &SgdArgs, p: &mut Vec<E>, g: &Vec<E>, buf: &mut Vec<E>, n: usize)
-        -> Result<()> {
+    fn sgd_step(
+        &self,
+        a: &SgdArgs,
+        p: &mut Vec<E>,
+        g: &Vec<E>,
+        buf: &mut Vec<E>,
+        n: usize,
+    ) -> Result<()> {
         need("sgd p", p, n)?;
         need("sgd g", g, n)?;
-        let (lr, mom, damp, wd) = (E::of(a.lr), E::of(a.momentum), E::of(a.dampening), E::of(a.weight_decay));
+        let (lr, mom, damp, wd) = (
+            E::of(a.lr),
+            E::of(a.momentum),
+            E::of(a.dampening),
+            E::of(a.weight_decay),
+        );
         if a.momentum == 0.0 {
             par_chunks(&mut p[..n], |c, o| {
                 let gs = &g[o..o + c.len()];
@@ -486,7 +529,11 @@ impl<E: Elem> Backend<E> for Cpu {
             let gs = &g[o..o + len];
             for i in 0..len {
                 let d = gs[i] + wd * pc[i];
-                let b = if first { d } else { mom * bc[i] + (E::one() - damp) * d };
+                let b = if first {
+                    d
+                } else {
+                    mom * bc[i] + (E::one() - damp) * d
+                };
                 bc[i] = b;
                 let step = if nesterov { d + mom * b } else { b };
                 pc[i] = pc[i] - lr * step;
@@ -517,7 +564,11 @@ impl<E: Elem> Backend<E> for Cpu {
         let wd = E::of(a.weight_decay);
         let decay = E::of(1.0 - a.lr * a.weight_decay);
         let decoupled = a.decoupled;
-        let (pp, mp, vp) = (SyncPtr(p.as_mut_ptr()), SyncPtr(m.as_mut_ptr()), SyncPtr(v.as_mut_ptr()));
+        let (pp, mp, vp) = (
+            SyncPtr(p.as_mut_ptr()),
+            SyncPtr(m.as_mut_ptr()),
+            SyncPtr(v.as_mut_ptr()),
+        );
         par_offsets(n, |o, len| {
             // SAFETY: chunks are disjoint and inside `p`, `m`, `v` (checked above).
             let (pc, mc, vc) = unsafe { (pp.slice(o, len), mp.slice(o, len), vp.slice(o, len)) };
@@ -541,7 +592,14 @@ impl<E: Elem> Backend<E> for Cpu {
 
     // Training-toolkit kernels: optimizer bodies in `crate::optim`, loss bodies
     // in `crate::loss::distribution`.
-    fn adagrad_step(&self, a: &AdagradArgs, p: &mut Vec<E>, g: &Vec<E>, sum: &mut Vec<E>, n: usize) -> Result<()> {
+    fn adagrad_step(
+        &self,
+        a: &AdagradArgs,
+        p: &mut Vec<E>,
+        g: &Vec<E>,
+        sum: &mut Vec<E>,
+        n: usize,
+    ) -> Result<()> {
         need("adagrad p", p, n)?;
         need("adagrad g", g, n)?;
         need("adagrad sum", sum, n)?;
@@ -584,14 +642,28 @@ impl<E: Elem> Backend<E> for Cpu {
         need("sum_abs x", x, n)?;
         Ok(chunked_sum(&x[..n], |v| v.f64().abs()))
     }
-    fn penalty_grad(&self, l1: f64, l2: f64, theta: &Vec<E>, dst: &mut Vec<E>, n: usize, acc: Acc) -> Result<()> {
+    fn penalty_grad(
+        &self,
+        l1: f64,
+        l2: f64,
+        theta: &Vec<E>,
+        dst: &mut Vec<E>,
+        n: usize,
+        acc: Acc,
+    ) -> Result<()> {
         need("penalty_grad theta", theta, n)?;
         need("penalty_grad dst", dst, n)?;
         let (l1, two_l2) = (E::of(l1), E::of(2.0 * l2));
         par_chunks(&mut dst[..n], |c, o| {
             for (i, d) in c.iter_mut().enumerate() {
                 let t = theta[o + i];
-                let s = if t > E::zero() { E::one() } else if t < E::zero() { -E::one() } else { E::zero() };
+                let s = if t > E::zero() {
+                    E::one()
+                } else if t < E::zero() {
+                    -E::one()
+                } else {
+                    E::zero()
+                };
                 acc.put(d, l1 * s + two_l2 * t);
             }
         });
@@ -615,7 +687,14 @@ impl<E: Elem> Backend<E> for Cpu {
         if let Some(d) = &dx {
             need("soft_cross_entropy dx", d, n)?;
         }
-        crate::loss::distribution::cpu_soft_cross_entropy(&x[..n], target, smoothing, dx, rows, cols)
+        crate::loss::distribution::cpu_soft_cross_entropy(
+            &x[..n],
+            target,
+            smoothing,
+            dx,
+            rows,
+            cols,
+        )
     }
     fn focal_loss(
         &self,
@@ -636,7 +715,15 @@ impl<E: Elem> Backend<E> for Cpu {
         if let Some(d) = &dx {
             need("focal_loss dx", d, n)?;
         }
-        crate::loss::distribution::cpu_focal(&x[..n], labels, alpha.map(|a| &a[..]), gamma, dx, rows, cols)
+        crate::loss::distribution::cpu_focal(
+            &x[..n],
+            labels,
+            alpha.map(|a| &a[..]),
+            gamma,
+            dx,
+            rows,
+            cols,
+        )
     }
     fn kl_div(
         &self,
@@ -657,55 +744,150 @@ impl<E: Elem> Backend<E> for Cpu {
     }
 
     // Spatial kernels: bodies in `crate::layers::cpu_kernels`.
-    fn im2col(&self, g: &Window2d, x: &Vec<E>, first: usize, count: usize, cols: &mut Vec<E>) -> Result<()> {
+    fn im2col(
+        &self,
+        g: &Window2d,
+        x: &Vec<E>,
+        first: usize,
+        count: usize,
+        cols: &mut Vec<E>,
+    ) -> Result<()> {
         sk::im2col(g, x, first, count, cols)
     }
-    fn col2im(&self, g: &Window2d, cols: &Vec<E>, x: &mut Vec<E>, first: usize, count: usize, acc: Acc) -> Result<()> {
+    fn col2im(
+        &self,
+        g: &Window2d,
+        cols: &Vec<E>,
+        x: &mut Vec<E>,
+        first: usize,
+        count: usize,
+        acc: Acc,
+    ) -> Result<()> {
         sk::col2im(g, cols, x, first, count, acc)
     }
-    fn transpose01(&self, src: &Vec<E>, so: usize, dst: &mut Vec<E>, d_o: usize, a: usize, b: usize, n: usize, acc: Acc)
-        -> Result<()> {
+    fn transpose01(
+        &self,
+        src: &Vec<E>,
+        so: usize,
+        dst: &mut Vec<E>,
+        d_o: usize,
+        a: usize,
+        b: usize,
+        n: usize,
+        acc: Acc,
+    ) -> Result<()> {
         sk::transpose01(src, so, dst, d_o, a, b, n, acc)
     }
-    fn add_channel_bias(&self, y: &mut Vec<E>, bias: &Vec<E>, batch: usize, channels: usize, spatial: usize) -> Result<()> {
+    fn add_channel_bias(
+        &self,
+        y: &mut Vec<E>,
+        bias: &Vec<E>,
+        batch: usize,
+        channels: usize,
+        spatial: usize,
+    ) -> Result<()> {
         sk::add_channel_bias(y, bias, batch, channels, spatial)
     }
-    fn channel_bias_grad(&self, dy: &Vec<E>, db: &mut Vec<E>, batch: usize, channels: usize, spatial: usize, acc: Acc)
-        -> Result<()> {
+    fn channel_bias_grad(
+        &self,
+        dy: &Vec<E>,
+        db: &mut Vec<E>,
+        batch: usize,
+        channels: usize,
+        spatial: usize,
+        acc: Acc,
+    ) -> Result<()> {
         sk::channel_bias_grad(dy, db, batch, channels, spatial, acc)
     }
-    fn max_pool2d_fwd(&self, g: &Window2d, x: &Vec<E>, y: &mut Vec<E>, indices: &mut Vec<u32>, batch: usize) -> Result<()> {
+    fn max_pool2d_fwd(
+        &self,
+        g: &Window2d,
+        x: &Vec<E>,
+        y: &mut Vec<E>,
+        indices: &mut Vec<u32>,
+        batch: usize,
+    ) -> Result<()> {
         sk::max_pool2d_fwd(g, x, y, indices, batch)
     }
-    fn max_unpool2d(&self, g: &Window2d, idx: &Vec<u32>, src: &Vec<E>, dst: &mut Vec<E>, batch: usize, acc: Acc)
-        -> Result<()> {
+    fn max_unpool2d(
+        &self,
+        g: &Window2d,
+        idx: &Vec<u32>,
+        src: &Vec<E>,
+        dst: &mut Vec<E>,
+        batch: usize,
+        acc: Acc,
+    ) -> Result<()> {
         sk::max_unpool2d(g, idx, src, dst, batch, acc)
     }
-    fn max_unpool2d_bwd(&self, g: &Window2d, idx: &Vec<u32>, src: &Vec<E>, dst: &mut Vec<E>, batch: usize, acc: Acc)
-        -> Result<()> {
+    fn max_unpool2d_bwd(
+        &self,
+        g: &Window2d,
+        idx: &Vec<u32>,
+        src: &Vec<E>,
+        dst: &mut Vec<E>,
+        batch: usize,
+        acc: Acc,
+    ) -> Result<()> {
         sk::max_unpool2d_bwd(g, idx, src, dst, batch, acc)
     }
     fn avg_pool2d_fwd(&self, g: &Window2d, x: &Vec<E>, y: &mut Vec<E>, batch: usize) -> Result<()> {
         sk::avg_pool2d_fwd(g, x, y, batch)
     }
-    fn avg_pool2d_bwd(&self, g: &Window2d, dy: &Vec<E>, dx: &mut Vec<E>, batch: usize, acc: Acc) -> Result<()> {
+    fn avg_pool2d_bwd(
+        &self,
+        g: &Window2d,
+        dy: &Vec<E>,
+        dx: &mut Vec<E>,
+        batch: usize,
+        acc: Acc,
+    ) -> Result<()> {
         sk::avg_pool2d_bwd(g, dy, dx, batch, acc)
     }
     fn upsample2d_fwd(&self, g: &Resize2d, x: &Vec<E>, y: &mut Vec<E>, batch: usize) -> Result<()> {
         sk::upsample2d_fwd(g, x, y, batch)
     }
-    fn upsample2d_bwd(&self, g: &Resize2d, dy: &Vec<E>, dx: &mut Vec<E>, batch: usize, acc: Acc) -> Result<()> {
+    fn upsample2d_bwd(
+        &self,
+        g: &Resize2d,
+        dy: &Vec<E>,
+        dx: &mut Vec<E>,
+        batch: usize,
+        acc: Acc,
+    ) -> Result<()> {
         sk::upsample2d_bwd(g, dy, dx, batch, acc)
     }
-    fn batch_norm_stats(&self, d: &BatchNormDims, x: &Vec<E>, mean: &mut Vec<E>, var: &mut Vec<E>) -> Result<()> {
+    fn batch_norm_stats(
+        &self,
+        d: &BatchNormDims,
+        x: &Vec<E>,
+        mean: &mut Vec<E>,
+        var: &mut Vec<E>,
+    ) -> Result<()> {
         sk::batch_norm_stats(d, x, mean, var)
     }
-    fn batch_norm_running(&self, d: &BatchNormDims, m: f64, mean: &Vec<E>, var: &Vec<E>, rm: &mut Vec<E>, rv: &mut Vec<E>, t: &mut Vec<E>)
-        -> Result<()> {
+    fn batch_norm_running(
+        &self,
+        d: &BatchNormDims,
+        m: f64,
+        mean: &Vec<E>,
+        var: &Vec<E>,
+        rm: &mut Vec<E>,
+        rv: &mut Vec<E>,
+        t: &mut Vec<E>,
+    ) -> Result<()> {
         sk::batch_norm_running(d, m, mean, var, rm, rv, t)
     }
-    fn batch_norm_fwd(&self, d: &BatchNormDims, x: &Vec<E>, mean: &Vec<E>, var: &Vec<E>, gamma: &Vec<E>, beta: &Vec<E>, y: &mut Vec<E>)
-        -> Result<()> {
+    fn batch_norm_fwd(
+        &self,
+        d: &BatchNormDims,
+        x: &Vec<E>,
+        mean: &Vec<E>,
+        var: &Vec<E>,
+        gamma: &Vec<E>,
+        beta: &Vec<E>,
+        y: &mut Vec<E>,
+    ) -> Result<()> {
         sk::batch_norm_fwd(d, x, mean, var, gamma, beta, y)
     }
     fn batch_norm_bwd(
@@ -727,7 +909,15 @@ impl<E: Elem> Backend<E> for Cpu {
     fn dropout_fwd(&self, x: &Vec<E>, y: &mut Vec<E>, n: usize, p: f64, seed: u64) -> Result<()> {
         sk::dropout_fwd(x, y, n, p, seed)
     }
-    fn dropout_bwd(&self, dy: &Vec<E>, dx: &mut Vec<E>, n: usize, p: f64, seed: u64, acc: Acc) -> Result<()> {
+    fn dropout_bwd(
+        &self,
+        dy: &Vec<E>,
+        dx: &mut Vec<E>,
+        n: usize,
+        p: f64,
+        seed: u64,
+        acc: Acc,
+    ) -> Result<()> {
         sk::dropout_bwd(dy, dx, n, p, seed, acc)
     }
 }
@@ -768,8 +958,16 @@ mod tests {
             for j in 0..g.n {
                 let mut s = 0.0;
                 for p in 0..g.k {
-                    let av = if g.trans_a { a[g.a_off + p * g.lda + i] } else { a[g.a_off + i * g.lda + p] };
-                    let bv = if g.trans_b { b[g.b_off + j * g.ldb + p] } else { b[g.b_off + p * g.ldb + j] };
+                    let av = if g.trans_a {
+                        a[g.a_off + p * g.lda + i]
+                    } else {
+                        a[g.a_off + i * g.lda + p]
+                    };
+                    let bv = if g.trans_b {
+                        b[g.b_off + j * g.ldb + p]
+                    } else {
+                        b[g.b_off + p * g.ldb + j]
+                    };
                     s += av * bv;
                 }
                 let cv = &mut c[g.c_off + i * g.ldc + j];
@@ -782,7 +980,9 @@ mod tests {
     fn gemm_matches_naive_for_all_transposes_and_offsets() {
         let mut seed = 1u64;
         let mut r = || {
-            seed = seed.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+            seed = seed
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
             ((seed >> 33) as f64 / (1u64 << 31) as f64) - 0.5
         };
         for &(ta, tb) in &[(false, false), (true, false), (false, true), (true, true)] {

@@ -203,7 +203,13 @@ pub struct Window2d {
 /// `(input + 2·padding − dilation·(kernel − 1) − 1) / stride + 1`, PyTorch's
 /// output size of a convolution or pooling window, or `None` when the
 /// dilated kernel is larger than the padded input or an argument is zero.
-pub fn window_out_size(input: usize, kernel: usize, stride: usize, padding: usize, dilation: usize) -> Option<usize> {
+pub fn window_out_size(
+    input: usize,
+    kernel: usize,
+    stride: usize,
+    padding: usize,
+    dilation: usize,
+) -> Option<usize> {
     if kernel == 0 || stride == 0 || dilation == 0 {
         return None;
     }
@@ -262,7 +268,21 @@ impl Window2d {
         };
         let oh = size(h, kh, sh, ph, dh, "height")?;
         let ow = size(w, kw, sw, pw, dw, "width")?;
-        Ok(Window2d { channels, h, w, kh, kw, sh, sw, ph, pw, dh, dw, oh, ow })
+        Ok(Window2d {
+            channels,
+            h,
+            w,
+            kh,
+            kw,
+            sh,
+            sw,
+            ph,
+            pw,
+            dh,
+            dw,
+            oh,
+            ow,
+        })
     }
     /// Fails unless the computed output size is `(oh, ow)` (the sizes the
     /// macro put in the layer's type).
@@ -387,11 +407,21 @@ pub trait Backend<E: Elem>: Device {
 
     // ---- linear algebra ---------------------------------------------------------
     /// See [`Gemm`].
-    fn gemm(&self, g: &Gemm, a: &Self::Buf<E>, b: &Self::Buf<E>, c: &mut Self::Buf<E>)
-        -> Result<()>;
+    fn gemm(
+        &self,
+        g: &Gemm,
+        a: &Self::Buf<E>,
+        b: &Self::Buf<E>,
+        c: &mut Self::Buf<E>,
+    ) -> Result<()>;
     /// `y[r, c] += b[c]` for a `rows × cols` matrix `y`.
-    fn add_bias(&self, y: &mut Self::Buf<E>, b: &Self::Buf<E>, rows: usize, cols: usize)
-        -> Result<()>;
+    fn add_bias(
+        &self,
+        y: &mut Self::Buf<E>,
+        b: &Self::Buf<E>,
+        rows: usize,
+        cols: usize,
+    ) -> Result<()>;
     /// `db[c] (acc)= Σ_r dy[r, c]`, summed in row order.
     fn bias_grad(
         &self,
@@ -421,8 +451,14 @@ pub trait Backend<E: Elem>: Device {
     fn add(&self, a: &Self::Buf<E>, b: &Self::Buf<E>, y: &mut Self::Buf<E>, n: usize)
         -> Result<()>;
     /// `dst (acc)= α · src` over `n` elements.
-    fn axpy(&self, alpha: E, src: &Self::Buf<E>, dst: &mut Self::Buf<E>, n: usize, acc: Acc)
-        -> Result<()>;
+    fn axpy(
+        &self,
+        alpha: E,
+        src: &Self::Buf<E>,
+        dst: &mut Self::Buf<E>,
+        n: usize,
+        acc: Acc,
+    ) -> Result<()>;
     /// Strided block copy: for each of `rows` rows, `dst[r·dst_ld + dst_off + j] (acc)=
     /// src[r·src_ld + src_off + j]` for `j < cols` (concatenation and its backward).
     #[allow(clippy::too_many_arguments)]
@@ -441,8 +477,13 @@ pub trait Backend<E: Elem>: Device {
 
     // ---- softmax and losses -----------------------------------------------------------
     /// Row-wise softmax of a `rows × cols` matrix: `y_j = e^{x_j − m} / Σ_k e^{x_k − m}`.
-    fn softmax_fwd(&self, x: &Self::Buf<E>, y: &mut Self::Buf<E>, rows: usize, cols: usize)
-        -> Result<()>;
+    fn softmax_fwd(
+        &self,
+        x: &Self::Buf<E>,
+        y: &mut Self::Buf<E>,
+        rows: usize,
+        cols: usize,
+    ) -> Result<()>;
     /// `dx_j (acc)= y_j (dy_j − Σ_k dy_k y_k)` per row.
     #[allow(clippy::too_many_arguments)]
     fn softmax_bwd(
@@ -497,8 +538,14 @@ pub trait Backend<E: Elem>: Device {
 
     /// One `torch.optim.Adagrad` step on `n` elements; `sum` is the accumulator
     /// of squared gradients (see `crate::optim::Adagrad` for the formula).
-    fn adagrad_step(&self, a: &AdagradArgs, p: &mut Self::Buf<E>, g: &Self::Buf<E>, sum: &mut Self::Buf<E>, n: usize)
-        -> Result<()> {
+    fn adagrad_step(
+        &self,
+        a: &AdagradArgs,
+        p: &mut Self::Buf<E>,
+        g: &Self::Buf<E>,
+        sum: &mut Self::Buf<E>,
+        n: usize,
+    ) -> Result<()> {
         let _ = (a, p, g, sum, n);
         Err(missing_kernel(self.name(), "adagrad_step"))
     }
@@ -533,8 +580,15 @@ pub trait Backend<E: Elem>: Device {
     /// The gradient of the elastic-net penalty `l1·Σ|θ| + l2·Σθ²`:
     /// `dst (acc)= l1·sign(θ) + 2·l2·θ` over `n` elements (`sign(0) = 0`, as
     /// PyTorch differentiates `|θ|`).
-    fn penalty_grad(&self, l1: f64, l2: f64, theta: &Self::Buf<E>, dst: &mut Self::Buf<E>, n: usize, acc: Acc)
-        -> Result<()> {
+    fn penalty_grad(
+        &self,
+        l1: f64,
+        l2: f64,
+        theta: &Self::Buf<E>,
+        dst: &mut Self::Buf<E>,
+        n: usize,
+        acc: Acc,
+    ) -> Result<()> {
         let _ = (l1, l2, theta, dst, n, acc);
         Err(missing_kernel(self.name(), "penalty_grad"))
     }
@@ -599,8 +653,14 @@ pub trait Backend<E: Elem>: Device {
     /// `x[first + b, c, oy·sh − ph + i·dh, ox·sw − pw + j·dw]` (0 outside the
     /// image). Samples sit side by side in the columns, so one GEMM serves the
     /// whole chunk.
-    fn im2col(&self, g: &Window2d, x: &Self::Buf<E>, first: usize, count: usize, cols: &mut Self::Buf<E>)
-        -> Result<()> {
+    fn im2col(
+        &self,
+        g: &Window2d,
+        x: &Self::Buf<E>,
+        first: usize,
+        count: usize,
+        cols: &mut Self::Buf<E>,
+    ) -> Result<()> {
         let _ = (g, x, first, count, cols);
         Err(missing_kernel(self.name(), "im2col"))
     }
@@ -639,8 +699,14 @@ pub trait Backend<E: Elem>: Device {
         Err(missing_kernel(self.name(), "transpose01"))
     }
     /// `y[s, c, p] += bias[c]` for `y` of shape `[batch, channels, spatial]`.
-    fn add_channel_bias(&self, y: &mut Self::Buf<E>, bias: &Self::Buf<E>, batch: usize, channels: usize, spatial: usize)
-        -> Result<()> {
+    fn add_channel_bias(
+        &self,
+        y: &mut Self::Buf<E>,
+        bias: &Self::Buf<E>,
+        batch: usize,
+        channels: usize,
+        spatial: usize,
+    ) -> Result<()> {
         let _ = (y, bias, batch, channels, spatial);
         Err(missing_kernel(self.name(), "add_channel_bias"))
     }
@@ -708,32 +774,61 @@ pub trait Backend<E: Elem>: Device {
     }
     /// Average pooling with zero padding counted in the divisor (PyTorch's
     /// `count_include_pad=True`): `y = Σ_window x / (kh·kw)`.
-    fn avg_pool2d_fwd(&self, g: &Window2d, x: &Self::Buf<E>, y: &mut Self::Buf<E>, batch: usize) -> Result<()> {
+    fn avg_pool2d_fwd(
+        &self,
+        g: &Window2d,
+        x: &Self::Buf<E>,
+        y: &mut Self::Buf<E>,
+        batch: usize,
+    ) -> Result<()> {
         let _ = (g, x, y, batch);
         Err(missing_kernel(self.name(), "avg_pool2d_fwd"))
     }
     /// `dx[p] (acc)= Σ_{windows ∋ p} dy / (kh·kw)`.
-    fn avg_pool2d_bwd(&self, g: &Window2d, dy: &Self::Buf<E>, dx: &mut Self::Buf<E>, batch: usize, acc: Acc)
-        -> Result<()> {
+    fn avg_pool2d_bwd(
+        &self,
+        g: &Window2d,
+        dy: &Self::Buf<E>,
+        dx: &mut Self::Buf<E>,
+        batch: usize,
+        acc: Acc,
+    ) -> Result<()> {
         let _ = (g, dy, dx, batch, acc);
         Err(missing_kernel(self.name(), "avg_pool2d_bwd"))
     }
     /// Upsampling of `batch` images (see [`UpsampleMode`] for the formulas).
-    fn upsample2d_fwd(&self, g: &Resize2d, x: &Self::Buf<E>, y: &mut Self::Buf<E>, batch: usize) -> Result<()> {
+    fn upsample2d_fwd(
+        &self,
+        g: &Resize2d,
+        x: &Self::Buf<E>,
+        y: &mut Self::Buf<E>,
+        batch: usize,
+    ) -> Result<()> {
         let _ = (g, x, y, batch);
         Err(missing_kernel(self.name(), "upsample2d_fwd"))
     }
     /// The adjoint of [`Backend::upsample2d_fwd`]: each `dy` value goes back to
     /// the input pixels it was interpolated from, with the same weights (acc).
-    fn upsample2d_bwd(&self, g: &Resize2d, dy: &Self::Buf<E>, dx: &mut Self::Buf<E>, batch: usize, acc: Acc)
-        -> Result<()> {
+    fn upsample2d_bwd(
+        &self,
+        g: &Resize2d,
+        dy: &Self::Buf<E>,
+        dx: &mut Self::Buf<E>,
+        batch: usize,
+        acc: Acc,
+    ) -> Result<()> {
         let _ = (g, dy, dx, batch, acc);
         Err(missing_kernel(self.name(), "upsample2d_bwd"))
     }
     /// Per-channel batch statistics: `mean[c]` and the biased `var[c]` over the
     /// `batch · spatial` values of channel `c` (two passes, for accuracy).
-    fn batch_norm_stats(&self, d: &BatchNormDims, x: &Self::Buf<E>, mean: &mut Self::Buf<E>, var: &mut Self::Buf<E>)
-        -> Result<()> {
+    fn batch_norm_stats(
+        &self,
+        d: &BatchNormDims,
+        x: &Self::Buf<E>,
+        mean: &mut Self::Buf<E>,
+        var: &mut Self::Buf<E>,
+    ) -> Result<()> {
         let _ = (d, x, mean, var);
         Err(missing_kernel(self.name(), "batch_norm_stats"))
     }
@@ -795,14 +890,28 @@ pub trait Backend<E: Elem>: Device {
     }
     /// Inverted dropout of `n` elements: `y_i = x_i · keep_i / (1 − p)` with
     /// `keep_i = dropout_keep(seed, i, dropout_threshold(p))` (0 for `p = 1`).
-    fn dropout_fwd(&self, x: &Self::Buf<E>, y: &mut Self::Buf<E>, n: usize, p: f64, seed: u64) -> Result<()> {
+    fn dropout_fwd(
+        &self,
+        x: &Self::Buf<E>,
+        y: &mut Self::Buf<E>,
+        n: usize,
+        p: f64,
+        seed: u64,
+    ) -> Result<()> {
         let _ = (x, y, n, p, seed);
         Err(missing_kernel(self.name(), "dropout_fwd"))
     }
     /// `dx_i (acc)= dy_i · keep_i / (1 − p)`, the same mask as the forward pass.
     #[allow(clippy::too_many_arguments)]
-    fn dropout_bwd(&self, dy: &Self::Buf<E>, dx: &mut Self::Buf<E>, n: usize, p: f64, seed: u64, acc: Acc)
-        -> Result<()> {
+    fn dropout_bwd(
+        &self,
+        dy: &Self::Buf<E>,
+        dx: &mut Self::Buf<E>,
+        n: usize,
+        p: f64,
+        seed: u64,
+        acc: Acc,
+    ) -> Result<()> {
         let _ = (dy, dx, n, p, seed, acc);
         Err(missing_kernel(self.name(), "dropout_bwd"))
     }

@@ -15,7 +15,9 @@ pub type Result<T, E = Error> = std::result::Result<T, E>;
 pub enum Error {
     // ---- shapes and batches -------------------------------------------------
     /// Two tensors that must describe the same samples disagree on how many.
-    #[error("batch size mismatch in {op}: {left_name} has {left} samples but {right_name} has {right}")]
+    #[error(
+        "batch size mismatch in {op}: {left_name} has {left} samples but {right_name} has {right}"
+    )]
     BatchMismatch {
         op: &'static str,
         left_name: &'static str,
@@ -69,7 +71,10 @@ pub enum Error {
 
     /// A checkpoint does not fit the model: every problem, by tensor name.
     #[error("{}: checkpoint does not match the model ({} problem{}):\n  {}", path.display(), problems.len(), if problems.len() == 1 { "" } else { "s" }, problems.join("\n  "))]
-    Checkpoint { path: PathBuf, problems: Vec<String> },
+    Checkpoint {
+        path: PathBuf,
+        problems: Vec<String>,
+    },
 
     // ---- devices ---------------------------------------------------------------
     /// A device could not be opened or used (missing driver or library, no GPU).

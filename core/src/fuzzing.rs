@@ -18,8 +18,13 @@ use crate::Cpu;
 /// parsed checkpoint (model and optimizer state checked and loaded into a
 /// 3→2 `Linear`, the generator, the loader position, the history).
 pub fn checkpoint(data: &[u8]) {
-    let Ok(c) = Checkpoint::parse(data) else { return };
-    let Ok(mut lin) = Linear::<f32, Cpu, 3, 2>::build(&Cpu, &mut crate::rng(0), Default::default()) else { return };
+    let Ok(c) = Checkpoint::parse(data) else {
+        return;
+    };
+    let Ok(mut lin) = Linear::<f32, Cpu, 3, 2>::build(&Cpu, &mut crate::rng(0), Default::default())
+    else {
+        return;
+    };
     let _ = c.module_problems("", &lin);
     let mut opt = Adam::<f32, Cpu>::new(1e-3);
     let _ = c.load_training(&mut lin, &mut opt, std::path::Path::new("fuzz"));
@@ -40,7 +45,9 @@ pub fn checkpoint(data: &[u8]) {
 
 /// The IDX reader: gunzip when gzipped, then parse at ranks 1 to 4.
 pub fn idx(data: &[u8]) {
-    let Ok(bytes) = maybe_gunzip(data.to_vec()) else { return };
+    let Ok(bytes) = maybe_gunzip(data.to_vec()) else {
+        return;
+    };
     for rank in 1..=4 {
         let _ = parse_idx(&bytes, rank);
     }
@@ -50,12 +57,16 @@ pub fn idx(data: &[u8]) {
 /// five delimiters), the rest is the file; a table read is then turned into
 /// data sets with the label in its first and last column.
 pub fn csv(data: &[u8]) {
-    let Some((&sel, rest)) = data.split_first() else { return };
+    let Some((&sel, rest)) = data.split_first() else {
+        return;
+    };
     let opts = CsvOptions {
         header: sel & 1 == 0,
         delimiter: [b',', b';', b'\t', b' ', b'|'][(sel as usize >> 1) % 5],
     };
-    let Ok(t) = parse_csv(rest, &opts) else { return };
+    let Ok(t) = parse_csv(rest, &opts) else {
+        return;
+    };
     let _ = t.dataset(0, 10);
     let _ = t.dataset(t.columns.saturating_sub(1), 3);
     if let Some(name) = t.header.first() {

@@ -153,8 +153,14 @@ mod tests {
         for (init, want) in cases {
             let v = init.sample(&dims, n, &mut rng);
             let (m, s, _) = stats(&v);
-            assert!((s / want - 1.0).abs() < 0.01, "{init:?}: std {s} want {want}");
-            assert!(m.abs() < 4.0 * want / (n as f64).sqrt(), "{init:?}: mean {m}");
+            assert!(
+                (s / want - 1.0).abs() < 0.01,
+                "{init:?}: std {s} want {want}"
+            );
+            assert!(
+                m.abs() < 4.0 * want / (n as f64).sqrt(),
+                "{init:?}: mean {m}"
+            );
         }
         let v = Init::HeUniform.sample(&dims, n, &mut rng);
         assert!(stats(&v).2 <= (6.0 / 300f64).sqrt());

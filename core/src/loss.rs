@@ -62,7 +62,14 @@ fn class_loss<const C: usize, E: Elem, D: Backend<E>>(
         }
         None => None,
     };
-    let v = logits.device().loss(kind, &logits.buf, LossTarget::Classes(&labels.buf), dx, logits.batch(), C)?;
+    let v = logits.device().loss(
+        kind,
+        &logits.buf,
+        LossTarget::Classes(&labels.buf),
+        dx,
+        logits.batch(),
+        C,
+    )?;
     finish(name, v)
 }
 
@@ -84,7 +91,14 @@ fn dense_loss<S: Shape, E: Elem, D: Backend<E>>(
         }
         None => None,
     };
-    let v = x.device().loss(kind, &x.buf, LossTarget::Dense(&target.buf), dx, x.batch(), S::NUMEL)?;
+    let v = x.device().loss(
+        kind,
+        &x.buf,
+        LossTarget::Dense(&target.buf),
+        dx,
+        x.batch(),
+        S::NUMEL,
+    )?;
     finish(name, v)
 }
 
@@ -94,7 +108,13 @@ pub fn cross_entropy<const C: usize, E: Elem, D: Backend<E>>(
     labels: &Labels<C, D>,
     grad: Option<&mut Tensor<S1<C>, E, D>>,
 ) -> Result<E> {
-    class_loss("cross_entropy", LossKind::SoftmaxCrossEntropy, logits, labels, grad)
+    class_loss(
+        "cross_entropy",
+        LossKind::SoftmaxCrossEntropy,
+        logits,
+        labels,
+        grad,
+    )
 }
 
 /// Multiclass SVM (hinge) loss with margin `margin` (the course uses Δ = 1).
@@ -131,7 +151,13 @@ pub fn bce_with_logits<S: Shape, E: Elem, D: Backend<E>>(
     target: &Tensor<S, E, D>,
     grad: Option<&mut Tensor<S, E, D>>,
 ) -> Result<E> {
-    dense_loss("bce_with_logits", LossKind::BceWithLogits, logits, target, grad)
+    dense_loss(
+        "bce_with_logits",
+        LossKind::BceWithLogits,
+        logits,
+        target,
+        grad,
+    )
 }
 
 /// The CPU implementation of every loss (sequential sums: deterministic).
@@ -172,7 +198,11 @@ pub(crate) fn cpu_loss<E: Elem>(
                 let y = labels[r] as usize;
                 let mut count = E::zero();
                 for j in 0..cols {
-                    let mj = if j == y { E::zero() } else { (xr[j] - xr[y] + delta).max(E::zero()) };
+                    let mj = if j == y {
+                        E::zero()
+                    } else {
+                        (xr[j] - xr[y] + delta).max(E::zero())
+                    };
                     total = total + mj;
                     let active = j != y && mj > E::zero();
                     if active {
@@ -198,7 +228,13 @@ pub(crate) fn cpu_loss<E: Elem>(
                     LossKind::Mse => ((xi - ti) * (xi - ti), two * (xi - ti)),
                     LossKind::L1 => {
                         let d = xi - ti;
-                        let s = if d > E::zero() { E::one() } else if d < E::zero() { -E::one() } else { E::zero() };
+                        let s = if d > E::zero() {
+                            E::one()
+                        } else if d < E::zero() {
+                            -E::one()
+                        } else {
+                            E::zero()
+                        };
                         (d.abs(), s)
                     }
                     _ => {
@@ -213,7 +249,10 @@ pub(crate) fn cpu_loss<E: Elem>(
             }
             Ok(total * inv)
         }
-        (k, _) => Err(Error::invalid("loss", format!("kiln internal error: {k:?} given the wrong kind of target"))),
+        (k, _) => Err(Error::invalid(
+            "loss",
+            format!("kiln internal error: {k:?} given the wrong kind of target"),
+        )),
     }
 }
 
@@ -259,7 +298,10 @@ mod tests {
         let s = Tensor::<S1<3>, f64>::from_slice(&Cpu, &[0.0; 6]).unwrap();
         let y = Labels::<3>::new::<f64>(&Cpu, &[0]).unwrap();
         let e = cross_entropy(&s, &y, None).unwrap_err();
-        assert_eq!(e.to_string(), "batch size mismatch in cross_entropy: logits has 2 samples but labels has 1");
+        assert_eq!(
+            e.to_string(),
+            "batch size mismatch in cross_entropy: logits has 2 samples but labels has 1"
+        );
     }
 
     #[test]
@@ -267,17 +309,27 @@ mod tests {
         let s = Tensor::<S1<2>, f64>::from_slice(&Cpu, &[f64::NAN, 0.0]).unwrap();
         let t = Tensor::<S1<2>, f64>::from_slice(&Cpu, &[0.0, 0.0]).unwrap();
         let e = mse(&s, &t, None).unwrap_err();
-        assert!(e.to_string().starts_with("non-finite value in mse loss"), "{e}");
+        assert!(
+            e.to_string().starts_with("non-finite value in mse loss"),
+            "{e}"
+        );
     }
 
     /// Every loss's gradient against central differences in f64.
     #[test]
     fn gradchecks() {
-        let xs: Vec<f64> = (0..12).map(|i| ((i * 7 % 11) as f64 - 5.0) * 0.37).collect();
+        let xs: Vec<f64> = (0..12)
+            .map(|i| ((i * 7 % 11) as f64 - 5.0) * 0.37)
+            .collect();
         let ts: Vec<f64> = (0..12).map(|i| ((i * 5 % 7) as f64) / 7.0).collect();
         let labels = Labels::<4>::new::<f64>(&Cpu, &[3, 0, 2]).unwrap();
         let target = Tensor::<S1<4>, f64>::from_slice(&Cpu, &ts).unwrap();
-        type F = fn(&Tensor<S1<4>, f64>, Option<&mut Tensor<S1<4>, f64>>, &Labels<4>, &Tensor<S1<4>, f64>) -> f64;
+        type F = fn(
+            &Tensor<S1<4>, f64>,
+            Option<&mut Tensor<S1<4>, f64>>,
+            &Labels<4>,
+            &Tensor<S1<4>, f64>,
+        ) -> f64;
         let cases: [(&str, F); 5] = [
             ("ce", |x, g, y, _| cross_entropy(x, y, g).unwrap()),
             ("hinge", |x, g, y, _| hinge(x, y, 1.0, g).unwrap()),
@@ -289,7 +341,14 @@ mod tests {
             let x = Tensor::<S1<4>, f64>::from_slice(&Cpu, &xs).unwrap();
             let mut g = Tensor::empty(&Cpu).unwrap();
             f(&x, Some(&mut g), &labels, &target);
-            let num = numeric_grad(&xs, |v| f(&Tensor::from_slice(&Cpu, v).unwrap(), None, &labels, &target));
+            let num = numeric_grad(&xs, |v| {
+                f(
+                    &Tensor::from_slice(&Cpu, v).unwrap(),
+                    None,
+                    &labels,
+                    &target,
+                )
+            });
             let err = rel_err(&g.to_vec().unwrap(), &num);
             assert!(err < 1e-6, "{name}: {err}");
         }

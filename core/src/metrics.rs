@@ -63,7 +63,10 @@ fn host_batch<const C: usize, E: Elem, D: Backend<E>>(
 }
 
 /// The fraction of samples whose largest logit is at the label.
-pub fn accuracy<const C: usize, E: Elem, D: Backend<E>>(logits: &Tensor<S1<C>, E, D>, labels: &Labels<C, D>) -> Result<f64> {
+pub fn accuracy<const C: usize, E: Elem, D: Backend<E>>(
+    logits: &Tensor<S1<C>, E, D>,
+    labels: &Labels<C, D>,
+) -> Result<f64> {
     top_k_accuracy(logits, labels, 1)
 }
 
@@ -276,7 +279,10 @@ pub fn roc_curve(scores: &[f64], positive: &[bool], drop_intermediate: bool) -> 
     let pos = positive.iter().filter(|&&p| p).count() as u64;
     let neg = positive.len() as u64 - pos;
     if pos == 0 || neg == 0 {
-        return Err(Error::invalid(OP, "only one class present in the labels; the ROC curve needs both"));
+        return Err(Error::invalid(
+            OP,
+            "only one class present in the labels; the ROC curve needs both",
+        ));
     }
     let mut order: Vec<usize> = (0..scores.len()).collect();
     order.sort_by(|&a, &b| scores[b].total_cmp(&scores[a]));
@@ -364,9 +370,18 @@ mod tests {
         // Class 0: tp 2, fp 0, fn 1 → P = 1, R = 2/3, F1 = 4/5.
         // Class 1: tp 1, fp 1, fn 1 → P = R = F1 = 1/2.
         // Class 2: tp 1, fp 1, fn 0 → P = 1/2, R = 1, F1 = 2/3.
-        let want = [(1.0, 2.0 / 3.0, 0.8), (0.5, 0.5, 0.5), (0.5, 1.0, 2.0 / 3.0)];
+        let want = [
+            (1.0, 2.0 / 3.0, 0.8),
+            (0.5, 0.5, 0.5),
+            (0.5, 1.0, 2.0 / 3.0),
+        ];
         for (c, (p, r, f)) in want.iter().enumerate() {
-            assert!((m.precision(c) - p).abs() < 1e-15 && (m.recall(c) - r).abs() < 1e-15 && (m.f1(c) - f).abs() < 1e-15, "class {c}");
+            assert!(
+                (m.precision(c) - p).abs() < 1e-15
+                    && (m.recall(c) - r).abs() < 1e-15
+                    && (m.f1(c) - f).abs() < 1e-15,
+                "class {c}"
+            );
         }
         // Class 3 never occurs: 0 everywhere, and left out of the macro means:
         // P = (1 + ½ + ½)/3 = 2/3, R = (2/3 + ½ + 1)/3 = 13/18, F1 = (0.8 + ½ + 2/3)/3 = 59/90.
@@ -378,8 +393,12 @@ mod tests {
         // From logits: argmax (1, 0, 2) against labels (1, 1, 2) adds (1,1), (1,0), (2,2).
         let mut m = ConfusionMatrix::new(3);
         let x = logits(&[0.0, 1.0, 0.0, 2.0, 1.0, 0.0, 0.0, 0.0, 3.0]);
-        m.add_logits(&x, &Labels::<3>::new::<f64>(&Cpu, &[1, 1, 2]).unwrap()).unwrap();
-        assert_eq!((m.get(1, 1), m.get(1, 0), m.get(2, 2), m.total()), (1, 1, 1, 3));
+        m.add_logits(&x, &Labels::<3>::new::<f64>(&Cpu, &[1, 1, 2]).unwrap())
+            .unwrap();
+        assert_eq!(
+            (m.get(1, 1), m.get(1, 0), m.get(2, 2), m.total()),
+            (1, 1, 1, 3)
+        );
     }
 
     #[test]

@@ -149,7 +149,11 @@ pub trait Module<E: Elem, D: Backend<E>> {
         f: &mut dyn FnMut(&Path<'_>, ParamMut<'_, E, D>),
     );
     /// Visits every parameter and buffer mutably (for loading checkpoints).
-    fn visit_mut(&mut self, path: &Path<'_>, f: &mut dyn FnMut(&Path<'_>, ParamMut<'_, E, D>, Role));
+    fn visit_mut(
+        &mut self,
+        path: &Path<'_>,
+        f: &mut dyn FnMut(&Path<'_>, ParamMut<'_, E, D>, Role),
+    );
     /// Number of trainable scalars.
     fn num_params(&self) -> usize {
         let mut n = 0;

@@ -45,9 +45,16 @@ pub fn pass_grad<S: Shape, E: Elem, D: Backend<E>>(
     if acc == Acc::Set {
         dx.set_batch(dy.batch())?;
     } else {
-        check_batch("gradient accumulation", "gradient", dy.batch(), "destination", dx.batch())?;
+        check_batch(
+            "gradient accumulation",
+            "gradient",
+            dy.batch(),
+            "destination",
+            dx.batch(),
+        )?;
     }
-    dy.device().axpy(E::one(), &dy.buf, &mut dx.buf, dy.numel(), acc)
+    dy.device()
+        .axpy(E::one(), &dy.buf, &mut dx.buf, dy.numel(), acc)
 }
 
 /// Writes `part` into its slice of each sample of `y`, starting at `offset`
@@ -72,7 +79,10 @@ pub fn concat_fwd<P: Shape, S: Shape, E: Elem, D: Backend<E>>(
 }
 
 /// Sizes the output of a concatenation for `batch` samples.
-pub fn concat_begin<S: Shape, E: Elem, D: Backend<E>>(y: &mut Tensor<S, E, D>, batch: usize) -> Result<()> {
+pub fn concat_begin<S: Shape, E: Elem, D: Backend<E>>(
+    y: &mut Tensor<S, E, D>,
+    batch: usize,
+) -> Result<()> {
     y.set_batch(batch)
 }
 
@@ -105,7 +115,8 @@ pub fn reborrow<'a, S: Shape, E: Elem, D: Backend<E>>(
     d: &'a mut Option<(&mut Tensor<S, E, D>, Acc)>,
     first: bool,
 ) -> Option<(&'a mut Tensor<S, E, D>, Acc)> {
-    d.as_mut().map(|(t, a)| (&mut **t, if first { *a } else { Acc::Add }))
+    d.as_mut()
+        .map(|(t, a)| (&mut **t, if first { *a } else { Acc::Add }))
 }
 
 /// [`pass_grad`] into an optional destination (skipped when `None`).
@@ -134,11 +145,24 @@ pub fn concat_bwd_to<P: Shape, S: Shape, E: Elem, D: Backend<E>>(
 /// Anomaly detection: fails with [`crate::Error::NonFinite`] naming `layer`
 /// and `pass` when `t` holds a NaN or an infinity (copies `t` to the host;
 /// called only when [`crate::TrainCtx::detect_anomaly`] is on).
-pub fn check_finite<S: Shape, E: Elem, D: Backend<E>>(t: &Tensor<S, E, D>, layer: &str, pass: &str) -> Result<()> {
-    match t.to_vec()?.into_iter().enumerate().find(|(_, v)| !v.is_finite()) {
+pub fn check_finite<S: Shape, E: Elem, D: Backend<E>>(
+    t: &Tensor<S, E, D>,
+    layer: &str,
+    pass: &str,
+) -> Result<()> {
+    match t
+        .to_vec()?
+        .into_iter()
+        .enumerate()
+        .find(|(_, v)| !v.is_finite())
+    {
         None => Ok(()),
         Some((i, v)) => Err(crate::Error::NonFinite {
-            what: format!("{pass} of `{layer}` (element {} of sample {})", i % S::NUMEL, i / S::NUMEL),
+            what: format!(
+                "{pass} of `{layer}` (element {} of sample {})",
+                i % S::NUMEL,
+                i / S::NUMEL
+            ),
             value: v.f64(),
         }),
     }
@@ -166,7 +190,10 @@ pub mod subnet {
         (t as &mut dyn Any).downcast_mut::<U>().ok_or_else(mismatch)
     }
     fn mismatch() -> Error {
-        Error::invalid("nested network", "kiln internal error: shapes differ from the checked ones")
+        Error::invalid(
+            "nested network",
+            "kiln internal error: shapes differ from the checked ones",
+        )
     }
 
     /// `L::forward` on tensors typed by the outer network.
@@ -237,6 +264,10 @@ mod tests {
         let b = Tensor::<S1<2>, f64>::from_slice(&Cpu, &[1., 2.]).unwrap();
         let mut y = Tensor::empty(&Cpu).unwrap();
         let e = add_fwd(&a, &b, &mut y).unwrap_err();
-        assert!(e.to_string().contains("left operand has 2 samples but right operand has 1"), "{e}");
+        assert!(
+            e.to_string()
+                .contains("left operand has 2 samples but right operand has 1"),
+            "{e}"
+        );
     }
 }

@@ -55,13 +55,13 @@ mod rmsprop;
 mod sgd;
 pub mod state;
 
-pub use adagrad::Adagrad;
 pub(crate) use adagrad::cpu_adagrad;
+pub use adagrad::Adagrad;
 pub use adam::Adam;
 pub use clip::{grad_norm, ClipGradNorm};
 pub use only::Only;
-pub use rmsprop::RmsProp;
 pub(crate) use rmsprop::cpu_rmsprop;
+pub use rmsprop::RmsProp;
 pub use sgd::Sgd;
 pub use state::{OptimState, ParamState};
 
@@ -108,7 +108,9 @@ pub trait Optimizer<E: Elem, D: Backend<E>> {
     {
         self.begin_step()?;
         if self.observes() {
-            for_each_grad(m, grads, |i, path, p| self.observe(i, path, GradRef::of("step", path, &p)?))?;
+            for_each_grad(m, grads, |i, path, p| {
+                self.observe(i, path, GradRef::of("step", path, &p)?)
+            })?;
         }
         for_each_grad(m, grads, |i, path, p| self.update(i, path, p))
     }
@@ -119,7 +121,10 @@ pub trait Optimizer<E: Elem, D: Backend<E>> {
     /// return an error.
     fn state(&self, dev: &D) -> Result<OptimState<E>> {
         let _ = dev;
-        Err(Error::invalid("Optimizer::state", "this optimizer cannot export its state"))
+        Err(Error::invalid(
+            "Optimizer::state",
+            "this optimizer cannot export its state",
+        ))
     }
     /// Replaces the optimizer's state with `state` (as [`Optimizer::state`]
     /// returned it), after checking that it fits: the optimizer's kind, every
@@ -127,7 +132,10 @@ pub trait Optimizer<E: Elem, D: Backend<E>> {
     /// [`Error::Checkpoint`] listing all of them and changes nothing.
     fn load_state(&mut self, dev: &D, state: &OptimState<E>) -> Result<()> {
         let _ = (dev, state);
-        Err(Error::invalid("Optimizer::load_state", "this optimizer cannot import a state"))
+        Err(Error::invalid(
+            "Optimizer::load_state",
+            "this optimizer cannot import a state",
+        ))
     }
 
     /// Updates only the parameters whose dotted path (`fc3.weight`) satisfies
@@ -251,8 +259,12 @@ pub(crate) fn grad_of<'a, E: Elem, D: Backend<E>>(
     path: &Path<'_>,
     p: &ParamMut<'a, E, D>,
 ) -> Result<&'a D::Buf<E>> {
-    p.grad
-        .ok_or_else(|| Error::invalid(op, format!("kiln internal error: parameter `{path}` was updated without a gradient")))
+    p.grad.ok_or_else(|| {
+        Error::invalid(
+            op,
+            format!("kiln internal error: parameter `{path}` was updated without a gradient"),
+        )
+    })
 }
 
 /// Parameter `index`'s buffer of `n` values in a wrapper's per-parameter
@@ -313,7 +325,9 @@ impl<E: Elem, D: Backend<E>> Slots<E, D> {
                 steps: 0,
             });
         }
-        let s = slot.as_mut().ok_or_else(|| Error::invalid(op, "kiln internal error: slot vanished"))?;
+        let s = slot
+            .as_mut()
+            .ok_or_else(|| Error::invalid(op, "kiln internal error: slot vanished"))?;
         if s.numel != p.numel {
             return Err(Error::invalid(
                 op,
@@ -357,13 +371,30 @@ pub(crate) mod tests {
             f(&path.child("a"), ParamRef::of(&self.a, Role::Param));
             f(&path.child("b"), ParamRef::of(&self.b, Role::Param));
         }
-        fn visit_grads(&mut self, g: &NetGrads, path: &Path<'_>, f: &mut dyn FnMut(&Path<'_>, ParamMut<'_, f64, Cpu>)) {
+        fn visit_grads(
+            &mut self,
+            g: &NetGrads,
+            path: &Path<'_>,
+            f: &mut dyn FnMut(&Path<'_>, ParamMut<'_, f64, Cpu>),
+        ) {
             f(&path.child("a"), ParamMut::of(&mut self.a, Some(&g.a)));
             f(&path.child("b"), ParamMut::of(&mut self.b, Some(&g.b)));
         }
-        fn visit_mut(&mut self, path: &Path<'_>, f: &mut dyn FnMut(&Path<'_>, ParamMut<'_, f64, Cpu>, Role)) {
-            f(&path.child("a"), ParamMut::of(&mut self.a, None), Role::Param);
-            f(&path.child("b"), ParamMut::of(&mut self.b, None), Role::Param);
+        fn visit_mut(
+            &mut self,
+            path: &Path<'_>,
+            f: &mut dyn FnMut(&Path<'_>, ParamMut<'_, f64, Cpu>, Role),
+        ) {
+            f(
+                &path.child("a"),
+                ParamMut::of(&mut self.a, None),
+                Role::Param,
+            );
+            f(
+                &path.child("b"),
+                ParamMut::of(&mut self.b, None),
+                Role::Param,
+            );
         }
     }
     impl Net {
@@ -384,7 +415,12 @@ pub(crate) mod tests {
     pub(crate) struct Quad;
 
     /// `steps` steps of `opt` on [`Quad`] from `theta0`; the values after each step.
-    pub(crate) fn run<O: Optimizer<f64, Cpu>>(mut opt: O, _: Quad, theta0: &[f64; 3], steps: usize) -> Vec<Vec<f64>> {
+    pub(crate) fn run<O: Optimizer<f64, Cpu>>(
+        mut opt: O,
+        _: Quad,
+        theta0: &[f64; 3],
+        steps: usize,
+    ) -> Vec<Vec<f64>> {
         let mut m = Net::new(theta0);
         let mut g = m.grads().unwrap();
         (0..steps)
@@ -417,10 +453,20 @@ pub(crate) mod tests {
         let t = run(Sgd::new(0.5).only(|p| p == "b"), Quad, &[1.0, 2.0, 4.0], 1);
         assert_eq!(t[0], [1.0, 1.0, 2.0]);
         // Freezing `b` is the complement.
-        let t = run(Sgd::new(0.5).freeze(|p| p.starts_with('b')), Quad, &[1.0, 2.0, 4.0], 2);
+        let t = run(
+            Sgd::new(0.5).freeze(|p| p.starts_with('b')),
+            Quad,
+            &[1.0, 2.0, 4.0],
+            2,
+        );
         assert_eq!(t[1], [0.25, 2.0, 4.0]);
         // With momentum (state), the trained parameter follows the unwrapped trajectory.
-        let a = run(Sgd::new(0.1).momentum(0.9).only(|p| p == "a"), Quad, &[1.0, 2.0, 4.0], 5);
+        let a = run(
+            Sgd::new(0.1).momentum(0.9).only(|p| p == "a"),
+            Quad,
+            &[1.0, 2.0, 4.0],
+            5,
+        );
         let full = run(Sgd::new(0.1).momentum(0.9), Quad, &[1.0, 2.0, 4.0], 5);
         for (x, y) in a.iter().zip(&full) {
             assert_eq!((x[0], x[1], x[2]), (y[0], 2.0, 4.0));
@@ -443,16 +489,33 @@ pub(crate) mod tests {
         // The network's gradients are not modified.
         assert_eq!(g.b.to_vec().unwrap(), [3.0, 4.0]);
         // Below the limit nothing changes: max_norm 10 → plain SGD.
-        let t = run(Sgd::new(0.5).clip_grad_norm(10.0), Quad, &[0.0, 3.0, 4.0], 1);
+        let t = run(
+            Sgd::new(0.5).clip_grad_norm(10.0),
+            Quad,
+            &[0.0, 3.0, 4.0],
+            1,
+        );
         assert_eq!(t[0], [0.0, 1.5, 2.0]);
         // Inside `only`, the frozen parameter's gradient is left out of the norm:
         // only a (= 3) counts → ‖g‖ = 3, c = 1/(3 + 1e-6).
-        let t = run(Sgd::new(1.0).clip_grad_norm(1.0).only(|p| p == "a"), Quad, &[3.0, 4.0, 0.0], 1);
-        assert!(rel(&t[0], &[3.0 - 3.0 / (3.0 + 1e-6), 4.0, 0.0]) < 1e-15, "{t:?}");
+        let t = run(
+            Sgd::new(1.0).clip_grad_norm(1.0).only(|p| p == "a"),
+            Quad,
+            &[3.0, 4.0, 0.0],
+            1,
+        );
+        assert!(
+            rel(&t[0], &[3.0 - 3.0 / (3.0 + 1e-6), 4.0, 0.0]) < 1e-15,
+            "{t:?}"
+        );
         // Two clips cannot be nested; a negative limit is an error.
         let mut m = Net::new(&[1.0; 3]);
         let g = m.grads().unwrap();
-        assert!(Sgd::new(1.0).clip_grad_norm(1.0).clip_grad_norm(1.0).step(&mut m, &g).is_err());
+        assert!(Sgd::new(1.0)
+            .clip_grad_norm(1.0)
+            .clip_grad_norm(1.0)
+            .step(&mut m, &g)
+            .is_err());
         assert!(Sgd::new(1.0).clip_grad_norm(-1.0).step(&mut m, &g).is_err());
     }
 
@@ -467,21 +530,47 @@ pub(crate) mod tests {
         assert_eq!(Penalty::l1(1.0).only(|p| p == "b").value(&m).unwrap(), 2.0);
         // Gradient on Quad from θ = (1, −2, 0), SGD η = 0.1, L1 λ = 0.5:
         // g = θ + 0.5·sign(θ) = (1.5, −2.5, 0) → θ = (0.85, −1.75, 0).
-        let t = run(Sgd::new(0.1).penalty(Penalty::l1(0.5)), Quad, &[1.0, -2.0, 0.0], 1);
+        let t = run(
+            Sgd::new(0.1).penalty(Penalty::l1(0.5)),
+            Quad,
+            &[1.0, -2.0, 0.0],
+            1,
+        );
         assert!(rel(&t[0], &[0.85, -1.75, 0.0]) < 1e-15, "{t:?}");
         // An L2 penalty λ is SGD's weight decay 2λ, exactly.
-        let p = run(Sgd::new(0.1).momentum(0.9).penalty(Penalty::l2(0.05)), Quad, &[1.0, -2.0, 3.0], 6);
-        let w = run(Sgd::new(0.1).momentum(0.9).weight_decay(0.1), Quad, &[1.0, -2.0, 3.0], 6);
+        let p = run(
+            Sgd::new(0.1).momentum(0.9).penalty(Penalty::l2(0.05)),
+            Quad,
+            &[1.0, -2.0, 3.0],
+            6,
+        );
+        let w = run(
+            Sgd::new(0.1).momentum(0.9).weight_decay(0.1),
+            Quad,
+            &[1.0, -2.0, 3.0],
+            6,
+        );
         assert_eq!(p, w);
         // Penalised gradients are what a clip inside sees: θ = (3, 0, 0), L2 λ = 0.5 →
         // g = θ + θ = (6, 0, 0), ‖g‖ = 6, c = 1/(6 + 1e-6), θ = 3 − 6c.
-        let t = run(Sgd::new(1.0).clip_grad_norm(1.0).penalty(Penalty::l2(0.5)), Quad, &[3.0, 0.0, 0.0], 1);
-        assert!(rel(&t[0], &[3.0 - 6.0 / (6.0 + 1e-6), 0.0, 0.0]) < 1e-15, "{t:?}");
+        let t = run(
+            Sgd::new(1.0).clip_grad_norm(1.0).penalty(Penalty::l2(0.5)),
+            Quad,
+            &[3.0, 0.0, 0.0],
+            1,
+        );
+        assert!(
+            rel(&t[0], &[3.0 - 6.0 / (6.0 + 1e-6), 0.0, 0.0]) < 1e-15,
+            "{t:?}"
+        );
     }
 
     #[test]
     fn boxed_optimizers_step() {
-        let opts: Vec<Box<dyn Optimizer<f64, Cpu>>> = vec![Box::new(Sgd::new(0.5)), Box::new(Sgd::new(0.5).only(|p| p == "a"))];
+        let opts: Vec<Box<dyn Optimizer<f64, Cpu>>> = vec![
+            Box::new(Sgd::new(0.5)),
+            Box::new(Sgd::new(0.5).only(|p| p == "a")),
+        ];
         let mut out = Vec::new();
         for o in opts {
             out.push(run(o, Quad, &[2.0, 2.0, 2.0], 1).remove(0));

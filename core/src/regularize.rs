@@ -83,7 +83,13 @@ impl Penalty {
         if self.l1.is_finite() && self.l2.is_finite() {
             Ok(())
         } else {
-            Err(Error::invalid("Penalty", format!("coefficients must be finite, got l1 = {}, l2 = {}", self.l1, self.l2)))
+            Err(Error::invalid(
+                "Penalty",
+                format!(
+                    "coefficients must be finite, got l1 = {}, l2 = {}",
+                    self.l1, self.l2
+                ),
+            ))
         }
     }
     /// `R(θ)` over `m`'s trainable parameters (buffers such as running
@@ -109,8 +115,14 @@ impl Penalty {
         res.map(|()| total)
     }
     /// `dst (acc)= ∂R/∂θ` for one parameter `theta` of `n` values (ignores [`Penalty::only`]).
-    pub fn grad<E: Elem, D: Backend<E>>(&self, dev: &D, theta: &D::Buf<E>, dst: &mut D::Buf<E>, n: usize, acc: Acc)
-        -> Result<()> {
+    pub fn grad<E: Elem, D: Backend<E>>(
+        &self,
+        dev: &D,
+        theta: &D::Buf<E>,
+        dst: &mut D::Buf<E>,
+        n: usize,
+        acc: Acc,
+    ) -> Result<()> {
         dev.penalty_grad(self.l1, self.l2, theta, dst, n, acc)
     }
 }
@@ -155,7 +167,14 @@ impl<E: Elem, D: Backend<E>, O> Regularized<E, D, O> {
         *self.decided[index].get_or_insert_with(|| self.penalty.applies(path))
     }
     /// Writes `∇ + ∂R/∂θ` into parameter `index`'s own buffer.
-    fn penalised(&mut self, index: usize, theta: &D::Buf<E>, g: &D::Buf<E>, n: usize, dev: &D) -> Result<()> {
+    fn penalised(
+        &mut self,
+        index: usize,
+        theta: &D::Buf<E>,
+        g: &D::Buf<E>,
+        n: usize,
+        dev: &D,
+    ) -> Result<()> {
         let s = scratch(&mut self.scratch, index, n, dev)?;
         dev.copy(g, s, n)?;
         self.penalty.grad(dev, theta, s, n, Acc::Add)
@@ -179,7 +198,10 @@ impl<E: Elem, D: Backend<E>, O: Optimizer<E, D>> Optimizer<E, D> for Regularized
         self.penalised(index, p.value, p.grad, p.numel, p.dev)?;
         match &self.scratch[index] {
             Some(s) => self.inner.observe(index, path, GradRef { grad: s, ..p }),
-            None => Err(Error::invalid("Regularized", "kiln internal error: penalised gradient missing")),
+            None => Err(Error::invalid(
+                "Regularized",
+                "kiln internal error: penalised gradient missing",
+            )),
         }
     }
     fn update(&mut self, index: usize, path: &Path<'_>, p: ParamMut<'_, E, D>) -> Result<()> {
@@ -191,8 +213,13 @@ impl<E: Elem, D: Backend<E>, O: Optimizer<E, D>> Optimizer<E, D> for Regularized
             self.penalised(index, p.value, g, p.numel, p.dev)?;
         }
         match &self.scratch[index] {
-            Some(s) => self.inner.update(index, path, ParamMut { grad: Some(s), ..p }),
-            None => Err(Error::invalid("Regularized", "kiln internal error: penalised gradient missing")),
+            Some(s) => self
+                .inner
+                .update(index, path, ParamMut { grad: Some(s), ..p }),
+            None => Err(Error::invalid(
+                "Regularized",
+                "kiln internal error: penalised gradient missing",
+            )),
         }
     }
     fn lr(&self) -> f64 {

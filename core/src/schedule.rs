@@ -237,7 +237,10 @@ impl ConstantLr {
     /// A constant warm-up; `factor` must lie in `[0, 1]`.
     pub fn new(base_lr: f64, factor: f64, total_iters: u64) -> Result<Self> {
         if !(0.0..=1.0).contains(&factor) {
-            return Err(Error::invalid("ConstantLr", format!("factor must lie in [0, 1], got {factor}")));
+            return Err(Error::invalid(
+                "ConstantLr",
+                format!("factor must lie in [0, 1], got {factor}"),
+            ));
         }
         Ok(ConstantLr {
             base_lr,
@@ -309,17 +312,31 @@ pub struct Sequential {
 
 impl Sequential {
     /// `schedules.len()` must be `milestones.len() + 1`, milestones strictly increasing.
-    pub fn new(schedules: Vec<Box<dyn Schedule + Send + Sync>>, milestones: Vec<u64>) -> Result<Self> {
+    pub fn new(
+        schedules: Vec<Box<dyn Schedule + Send + Sync>>,
+        milestones: Vec<u64>,
+    ) -> Result<Self> {
         if schedules.len() != milestones.len() + 1 {
             return Err(Error::invalid(
                 "Sequential",
-                format!("{} schedules need {} milestones, got {}", schedules.len(), schedules.len().saturating_sub(1), milestones.len()),
+                format!(
+                    "{} schedules need {} milestones, got {}",
+                    schedules.len(),
+                    schedules.len().saturating_sub(1),
+                    milestones.len()
+                ),
             ));
         }
         if milestones.windows(2).any(|w| w[0] >= w[1]) {
-            return Err(Error::invalid("Sequential", format!("milestones must increase strictly, got {milestones:?}")));
+            return Err(Error::invalid(
+                "Sequential",
+                format!("milestones must increase strictly, got {milestones:?}"),
+            ));
         }
-        Ok(Sequential { schedules, milestones })
+        Ok(Sequential {
+            schedules,
+            milestones,
+        })
     }
     /// `warmup` for the first `epochs` epochs, then `main` from its own epoch 0.
     pub fn warmup(
@@ -362,7 +379,11 @@ impl<S: Schedule> LrScheduler<S> {
         self.set_epoch(opt, self.epoch + 1)
     }
     /// Jumps to `epoch` (resuming a run) and sets its rate.
-    pub fn set_epoch<E: Elem, D: Backend<E>, O: Optimizer<E, D>>(&mut self, opt: &mut O, epoch: u64) {
+    pub fn set_epoch<E: Elem, D: Backend<E>, O: Optimizer<E, D>>(
+        &mut self,
+        opt: &mut O,
+        epoch: u64,
+    ) {
         self.epoch = epoch;
         opt.set_lr(self.schedule.lr_at(epoch));
     }
@@ -397,7 +418,10 @@ mod tests {
         assert_eq!(got, [1.0, 1.0, 1.0, 0.5, 0.5, 0.5, 0.25]);
         // η = 2, γ = 0.5: 2, 1, 0.5, 0.25.
         let e = ExponentialLr::new(2.0, 0.5);
-        assert_eq!((0..4).map(|t| e.lr_at(t)).collect::<Vec<_>>(), [2.0, 1.0, 0.5, 0.25]);
+        assert_eq!(
+            (0..4).map(|t| e.lr_at(t)).collect::<Vec<_>>(),
+            [2.0, 1.0, 0.5, 0.25]
+        );
         assert!(StepLr::new(1.0, 0, 0.5).is_err());
     }
 
@@ -406,12 +430,22 @@ mod tests {
         // η = 1, η_min = 0, T = 4: (1 + cos(πt/4))/2 = 1, (2+√2)/4, 1/2, (2−√2)/4, 0, then up again.
         let c = CosineAnnealingLr::new(1.0, 4, 0.0).unwrap();
         let r2 = 2f64.sqrt();
-        let want = [1.0, (2.0 + r2) / 4.0, 0.5, (2.0 - r2) / 4.0, 0.0, (2.0 - r2) / 4.0];
+        let want = [
+            1.0,
+            (2.0 + r2) / 4.0,
+            0.5,
+            (2.0 - r2) / 4.0,
+            0.0,
+            (2.0 - r2) / 4.0,
+        ];
         for (t, w) in want.iter().enumerate() {
             assert!((c.lr_at(t as u64) - w).abs() < 1e-15, "t={t}");
         }
         // With η_min = 0.1: half way is (1 + 0.1)/2 = 0.55.
-        assert!(close(CosineAnnealingLr::new(1.0, 4, 0.1).unwrap().lr_at(2), 0.55));
+        assert!(close(
+            CosineAnnealingLr::new(1.0, 4, 0.1).unwrap().lr_at(2),
+            0.55
+        ));
     }
 
     #[test]
@@ -420,7 +454,19 @@ mod tests {
         // 0/2, 1/2, 0/4, 1/4, 2/4, 3/4, 0/8, 1/8.
         let w = CosineAnnealingWarmRestarts::new(1.0, 2, 2, 0.0).unwrap();
         let pos: Vec<(u64, u64)> = (0..8).map(|t| w.position(t)).collect();
-        assert_eq!(pos, [(0, 2), (1, 2), (0, 4), (1, 4), (2, 4), (3, 4), (0, 8), (1, 8)]);
+        assert_eq!(
+            pos,
+            [
+                (0, 2),
+                (1, 2),
+                (0, 4),
+                (1, 4),
+                (2, 4),
+                (3, 4),
+                (0, 8),
+                (1, 8)
+            ]
+        );
         // lr at t = 1: (1 + cos(π/2))/2 = 0.5; restart at t = 2 → 1; t = 4: cos(π/2) → 0.5.
         assert!(close(w.lr_at(1), 0.5) && w.lr_at(2) == 1.0 && close(w.lr_at(4), 0.5));
         // T_mult = 1: period 3 repeats.
@@ -432,10 +478,16 @@ mod tests {
     fn warmups_and_sequential_by_hand() {
         // ConstantLR(η = 0.1, factor 0.5, 2 iters): 0.05, 0.05, 0.1, 0.1.
         let c = ConstantLr::new(0.1, 0.5, 2).unwrap();
-        assert_eq!((0..4).map(|t| c.lr_at(t)).collect::<Vec<_>>(), [0.05, 0.05, 0.1, 0.1]);
+        assert_eq!(
+            (0..4).map(|t| c.lr_at(t)).collect::<Vec<_>>(),
+            [0.05, 0.05, 0.1, 0.1]
+        );
         // LinearLR(η = 1, 0.25 → 1 over 3): 0.25, 0.5, 0.75, 1, 1.
         let l = LinearLr::new(1.0, 0.25, 1.0, 3).unwrap();
-        assert_eq!((0..5).map(|t| l.lr_at(t)).collect::<Vec<_>>(), [0.25, 0.5, 0.75, 1.0, 1.0]);
+        assert_eq!(
+            (0..5).map(|t| l.lr_at(t)).collect::<Vec<_>>(),
+            [0.25, 0.5, 0.75, 1.0, 1.0]
+        );
         // Linear warm-up for 3 epochs, then StepLR(η = 1, 2, 0.5) from its epoch 0:
         // 0.25, 0.5, 0.75 | 1, 1, 0.5, 0.5, 0.25.
         let s = Sequential::warmup(l, 3, StepLr::new(1.0, 2, 0.5).unwrap());

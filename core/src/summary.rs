@@ -21,9 +21,24 @@ pub struct Row {
 /// Formats the table.
 pub fn table(title: &str, input: &[&[usize]], rows: &[Row]) -> String {
     let shape = |d: &[usize]| crate::shape::fmt_dims(d);
-    let w_name = rows.iter().map(|r| r.name.chars().count()).max().unwrap_or(0).max(5);
-    let w_layer = rows.iter().map(|r| r.layer.chars().count()).max().unwrap_or(0).max(5);
-    let w_out = rows.iter().map(|r| shape(r.out).len()).max().unwrap_or(0).max(12);
+    let w_name = rows
+        .iter()
+        .map(|r| r.name.chars().count())
+        .max()
+        .unwrap_or(0)
+        .max(5);
+    let w_layer = rows
+        .iter()
+        .map(|r| r.layer.chars().count())
+        .max()
+        .unwrap_or(0)
+        .max(5);
+    let w_out = rows
+        .iter()
+        .map(|r| shape(r.out).len())
+        .max()
+        .unwrap_or(0)
+        .max(12);
     let mut s = String::new();
     let total: usize = rows.iter().map(|r| r.params).sum();
     let flops: usize = rows.iter().map(|r| r.flops).sum();
@@ -32,12 +47,27 @@ pub fn table(title: &str, input: &[&[usize]], rows: &[Row]) -> String {
     let _ = writeln!(s, "input: {}", ins.join(", "));
     let line = "─".repeat(w_name + w_layer + w_out + 28);
     let _ = writeln!(s, "{line}");
-    let _ = writeln!(s, "{:<w_name$}  {:<w_layer$}  {:<w_out$}  {:>10}  {:>10}", "node", "layer", "output", "params", "MACs");
+    let _ = writeln!(
+        s,
+        "{:<w_name$}  {:<w_layer$}  {:<w_out$}  {:>10}  {:>10}",
+        "node", "layer", "output", "params", "MACs"
+    );
     let _ = writeln!(s, "{line}");
     for r in rows {
-        let _ = writeln!(s, "{:<w_name$}  {:<w_layer$}  {:<w_out$}  {:>10}  {:>10}", r.name, r.layer, shape(r.out), r.params, r.flops);
+        let _ = writeln!(
+            s,
+            "{:<w_name$}  {:<w_layer$}  {:<w_out$}  {:>10}  {:>10}",
+            r.name,
+            r.layer,
+            shape(r.out),
+            r.params,
+            r.flops
+        );
     }
     let _ = writeln!(s, "{line}");
-    let _ = writeln!(s, "total parameters: {total}   multiply–adds per sample: {flops}");
+    let _ = writeln!(
+        s,
+        "total parameters: {total}   multiply–adds per sample: {flops}"
+    );
     s
 }

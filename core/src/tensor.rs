@@ -283,6 +283,9 @@ mod tests {
     #[test]
     fn labels_reject_out_of_range() {
         let e = Labels::<3>::new::<f32>(&Cpu, &[0, 2, 3]).err().unwrap();
-        assert_eq!(e.to_string(), "label 3 at sample 2 is out of range for 3 classes");
+        assert_eq!(
+            e.to_string(),
+            "label 3 at sample 2 is out of range for 3 classes"
+        );
     }
 }

@@ -42,7 +42,11 @@ fn stencil(fp: f64, fm: f64, fp2: f64, fm2: f64) -> f64 {
 /// `max_i |a_i − b_i| / max(|a_i|, |b_i|, 1e-3)`: relative where values are
 /// large, absolute (scaled by 1e3) where both are tiny.
 pub fn rel_err(a: &[f64], b: &[f64]) -> f64 {
-    assert_eq!(a.len(), b.len(), "kiln internal error: gradient lengths differ");
+    assert_eq!(
+        a.len(),
+        b.len(),
+        "kiln internal error: gradient lengths differ"
+    );
     a.iter()
         .zip(b)
         .map(|(x, y)| (x - y).abs() / x.abs().max(y.abs()).max(1e-3))
@@ -52,7 +56,11 @@ pub fn rel_err(a: &[f64], b: &[f64]) -> f64 {
 /// Per element, the smaller of the relative errors of `a` against the two
 /// estimates `n1`, `n2` (see the module doc); the maximum over elements.
 pub fn rel_err2(a: &[f64], n1: &[f64], n2: &[f64]) -> f64 {
-    let e1: Vec<f64> = a.iter().zip(n1).map(|(x, y)| (x - y).abs() / x.abs().max(y.abs()).max(1e-3)).collect();
+    let e1: Vec<f64> = a
+        .iter()
+        .zip(n1)
+        .map(|(x, y)| (x - y).abs() / x.abs().max(y.abs()).max(1e-3))
+        .collect();
     a.iter()
         .zip(n2)
         .zip(e1)
@@ -128,7 +136,15 @@ pub fn check_layer<L: Layer<f64, Cpu>>(layer: &mut L, batch: usize, seed: u64) -
     layer.forward_train(&x, &mut y, &mut cache, &mut TrainCtx::new(seed))?;
     let mut dx = Tensor::empty(&Cpu)?;
     let mut grads = layer.grads()?;
-    layer.backward(&x, &y, &mut cache, &r, Some((&mut dx, Acc::Set)), &mut grads, Acc::Set)?;
+    layer.backward(
+        &x,
+        &y,
+        &mut cache,
+        &r,
+        Some((&mut dx, Acc::Set)),
+        &mut grads,
+        Acc::Set,
+    )?;
     let dx = dx.to_vec()?;
     let mut analytic_params: Vec<Vec<f64>> = Vec::new();
     layer.visit_grads(&grads, &Path::ROOT, &mut |_, p| {
@@ -169,7 +185,10 @@ pub fn check_layer<L: Layer<f64, Cpu>>(layer: &mut L, batch: usize, seed: u64) -
         let mut numeric_small = Vec::with_capacity(analytic.len());
         for j in 0..analytic.len() {
             let mut vals = [0.0; 6];
-            for (k, delta) in [H, -H, 2.0 * H, -2.0 * H, H_SMALL, -H_SMALL].into_iter().enumerate() {
+            for (k, delta) in [H, -H, 2.0 * H, -2.0 * H, H_SMALL, -H_SMALL]
+                .into_iter()
+                .enumerate()
+            {
                 nudge(layer, &grads, pi, j, delta);
                 vals[k] = loss(layer, &xv);
                 nudge(layer, &grads, pi, j, -delta);
@@ -213,8 +232,19 @@ mod tests {
             Ok(())
         }
         fn visit(&self, _: &Path<'_>, _: &mut dyn FnMut(&Path<'_>, ParamRef<'_, f64, Cpu>)) {}
-        fn visit_grads(&mut self, _: &(), _: &Path<'_>, _: &mut dyn FnMut(&Path<'_>, ParamMut<'_, f64, Cpu>)) {}
-        fn visit_mut(&mut self, _: &Path<'_>, _: &mut dyn FnMut(&Path<'_>, ParamMut<'_, f64, Cpu>, Role)) {}
+        fn visit_grads(
+            &mut self,
+            _: &(),
+            _: &Path<'_>,
+            _: &mut dyn FnMut(&Path<'_>, ParamMut<'_, f64, Cpu>),
+        ) {
+        }
+        fn visit_mut(
+            &mut self,
+            _: &Path<'_>,
+            _: &mut dyn FnMut(&Path<'_>, ParamMut<'_, f64, Cpu>, Role),
+        ) {
+        }
     }
     impl Layer<f64, Cpu> for BrokenRelu {
         type In = S1<4>;
@@ -224,10 +254,21 @@ mod tests {
         fn cache(&self) -> Result<()> {
             Ok(())
         }
-        fn forward(&self, x: &Tensor<S1<4>, f64>, y: &mut Tensor<S1<4>, f64>, c: &mut ()) -> Result<()> {
+        fn forward(
+            &self,
+            x: &Tensor<S1<4>, f64>,
+            y: &mut Tensor<S1<4>, f64>,
+            c: &mut (),
+        ) -> Result<()> {
             self.0.forward(x, y, c)
         }
-        fn forward_train(&mut self, x: &Tensor<S1<4>, f64>, y: &mut Tensor<S1<4>, f64>, c: &mut (), _: &mut TrainCtx) -> Result<()> {
+        fn forward_train(
+            &mut self,
+            x: &Tensor<S1<4>, f64>,
+            y: &mut Tensor<S1<4>, f64>,
+            c: &mut (),
+            _: &mut TrainCtx,
+        ) -> Result<()> {
             self.0.forward(x, y, c)
         }
         fn backward(
@@ -249,7 +290,10 @@ mod tests {
     #[test]
     fn the_checker_rejects_a_wrong_backward() {
         let err = check_layer(&mut BrokenRelu::default(), 3, 1).unwrap();
-        assert!(err > 0.5, "a backward without the ReLU mask passed with error {err}");
+        assert!(
+            err > 0.5,
+            "a backward without the ReLU mask passed with error {err}"
+        );
         let ok = check_layer(&mut Relu::<S1<4>>::default(), 3, 1).unwrap();
         assert!(ok < 1e-9, "{ok}");
     }

@@ -5,9 +5,11 @@ use crate::device::{need, Opnd};
 use crate::kernels::Dtype;
 use crate::plan::{self, loss_operands};
 use crate::Cuda;
+use kiln_core::device::{
+    AdagradArgs, AdamArgs, BatchNormDims, Resize2d, RmspropArgs, SgdArgs, Window2d,
+};
 use kiln_core::device::{LossKind, LossTarget};
 use kiln_core::{Acc, Act, Backend, Elem, Error, Gemm, Result, Scalar};
-use kiln_core::device::{AdagradArgs, AdamArgs, BatchNormDims, Resize2d, RmspropArgs, SgdArgs, Window2d};
 
 type Buf<T> = crate::CudaBuf<T>;
 
@@ -16,7 +18,13 @@ fn dtype<E: Elem>() -> Result<Dtype> {
     match (E::NAME, std::mem::size_of::<E>()) {
         ("f32", 4) => Ok(Dtype::F32),
         ("f64", 8) => Ok(Dtype::F64),
-        _ => Err(Error::invalid("cuda", format!("element type {} has no CUDA kernels (f32 and f64 do)", E::NAME))),
+        _ => Err(Error::invalid(
+            "cuda",
+            format!(
+                "element type {} has no CUDA kernels (f32 and f64 do)",
+                E::NAME
+            ),
+        )),
     }
 }
 
@@ -78,7 +86,14 @@ impl<E: Elem> Backend<E> for Cuda {
         let (pb, py) = (self.opnd(b)?, self.opnd_mut(y)?);
         self.go::<E>(&plan::bias_fwd(rows, cols), &[py, pb])
     }
-    fn bias_grad(&self, dy: &Buf<E>, db: &mut Buf<E>, rows: usize, cols: usize, acc: Acc) -> Result<()> {
+    fn bias_grad(
+        &self,
+        dy: &Buf<E>,
+        db: &mut Buf<E>,
+        rows: usize,
+        cols: usize,
+        acc: Acc,
+    ) -> Result<()> {
         need("bias_grad dy", dy.len(), rows * cols)?;
         need("bias_grad db", db.len(), cols)?;
         let (pdy, pdb) = (self.opnd(dy)?, self.opnd_mut(db)?);
@@ -91,12 +106,26 @@ impl<E: Elem> Backend<E> for Cuda {
         let (px, py) = (self.opnd(x)?, self.opnd_mut(y)?);
         self.go::<E>(&plan::act_fwd(f, n), &[px, py])
     }
-    fn act_bwd(&self, f: Act, x: &Buf<E>, y: &Buf<E>, dy: &Buf<E>, dx: &mut Buf<E>, n: usize, acc: Acc) -> Result<()> {
+    fn act_bwd(
+        &self,
+        f: Act,
+        x: &Buf<E>,
+        y: &Buf<E>,
+        dy: &Buf<E>,
+        dx: &mut Buf<E>,
+        n: usize,
+        acc: Acc,
+    ) -> Result<()> {
         need("act_bwd x", x.len(), n)?;
         need("act_bwd y", y.len(), n)?;
         need("act_bwd dy", dy.len(), n)?;
         need("act_bwd dx", dx.len(), n)?;
-        let ops = [self.opnd(x)?, self.opnd(y)?, self.opnd(dy)?, self.opnd_mut(dx)?];
+        let ops = [
+            self.opnd(x)?,
+            self.opnd(y)?,
+            self.opnd(dy)?,
+            self.opnd_mut(dx)?,
+        ];
         self.go::<E>(&plan::act_bwd(f, n, acc), &ops)
     }
     fn add(&self, a: &Buf<E>, b: &Buf<E>, y: &mut Buf<E>, n: usize) -> Result<()> {
@@ -127,10 +156,21 @@ impl<E: Elem> Backend<E> for Cuda {
         if rows == 0 || cols == 0 {
             return Ok(());
         }
-        need("copy_block src", src.len(), (rows - 1) * src_ld + src_off + cols)?;
-        need("copy_block dst", dst.len(), (rows - 1) * dst_ld + dst_off + cols)?;
+        need(
+            "copy_block src",
+            src.len(),
+            (rows - 1) * src_ld + src_off + cols,
+        )?;
+        need(
+            "copy_block dst",
+            dst.len(),
+            (rows - 1) * dst_ld + dst_off + cols,
+        )?;
         let ops = [self.opnd(src)?, self.opnd_mut(dst)?];
-        self.go::<E>(&plan::copy_block(src_ld, src_off, dst_ld, dst_off, rows, cols, acc), &ops)
+        self.go::<E>(
+            &plan::copy_block(src_ld, src_off, dst_ld, dst_off, rows, cols, acc),
+            &ops,
+        )
     }
 
     fn softmax_fwd(&self, x: &Buf<E>, y: &mut Buf<E>, rows: usize, cols: usize) -> Result<()> {
@@ -142,7 +182,15 @@ impl<E: Elem> Backend<E> for Cuda {
         let ops = [self.opnd(x)?, self.opnd_mut(y)?];
         self.go::<E>(&plan::softmax_fwd(rows, cols), &ops)
     }
-    fn softmax_bwd(&self, y: &Buf<E>, dy: &Buf<E>, dx: &mut Buf<E>, rows: usize, cols: usize, acc: Acc) -> Result<()> {
+    fn softmax_bwd(
+        &self,
+        y: &Buf<E>,
+        dy: &Buf<E>,
+        dx: &mut Buf<E>,
+        rows: usize,
+        cols: usize,
+        acc: Acc,
+    ) -> Result<()> {
         let n = rows * cols;
         need("softmax_bwd y", y.len(), n)?;
         need("softmax_bwd dy", dy.len(), n)?;
@@ -173,7 +221,10 @@ impl<E: Elem> Backend<E> for Cuda {
                 self.opnd(t)?
             }
             (k, _) => {
-                return Err(Error::invalid("loss", format!("kiln internal error: {k:?} given the wrong kind of target")))
+                return Err(Error::invalid(
+                    "loss",
+                    format!("kiln internal error: {k:?} given the wrong kind of target"),
+                ))
             }
         };
         if rows * cols == 0 {
@@ -193,11 +244,22 @@ impl<E: Elem> Backend<E> for Cuda {
         ops[loss_operands::DX as usize] = pdx;
         let p = plan::loss(kind, rows, cols, with_grad);
         let v = self.run(dtype::<E>()?, &p, &ops)?;
-        v.map(E::of)
-            .ok_or_else(|| Error::invalid("loss", "kiln internal error: the loss plan produced no value"))
+        v.map(E::of).ok_or_else(|| {
+            Error::invalid(
+                "loss",
+                "kiln internal error: the loss plan produced no value",
+            )
+        })
     }
 
-    fn sgd_step(&self, a: &SgdArgs, p: &mut Buf<E>, g: &Buf<E>, buf: &mut Buf<E>, n: usize) -> Result<()> {
+    fn sgd_step(
+        &self,
+        a: &SgdArgs,
+        p: &mut Buf<E>,
+        g: &Buf<E>,
+        buf: &mut Buf<E>,
+        n: usize,
+    ) -> Result<()> {
         need("sgd p", p.len(), n)?;
         need("sgd g", g.len(), n)?;
         if a.momentum != 0.0 {
@@ -206,17 +268,37 @@ impl<E: Elem> Backend<E> for Cuda {
         let ops = [self.opnd_mut(p)?, self.opnd(g)?, self.opnd_mut(buf)?];
         self.go::<E>(&plan::sgd(a, n), &ops)
     }
-    fn adam_step(&self, a: &AdamArgs, p: &mut Buf<E>, g: &Buf<E>, m: &mut Buf<E>, v: &mut Buf<E>, n: usize) -> Result<()> {
+    fn adam_step(
+        &self,
+        a: &AdamArgs,
+        p: &mut Buf<E>,
+        g: &Buf<E>,
+        m: &mut Buf<E>,
+        v: &mut Buf<E>,
+        n: usize,
+    ) -> Result<()> {
         need("adam p", p.len(), n)?;
         need("adam g", g.len(), n)?;
         need("adam m", m.len(), n)?;
         need("adam v", v.len(), n)?;
-        let ops = [self.opnd_mut(p)?, self.opnd(g)?, self.opnd_mut(m)?, self.opnd_mut(v)?];
+        let ops = [
+            self.opnd_mut(p)?,
+            self.opnd(g)?,
+            self.opnd_mut(m)?,
+            self.opnd_mut(v)?,
+        ];
         self.go::<E>(&plan::adam(a, n), &ops)
     }
 
     // ---- training toolkit ------------------------------------------------------------
-    fn adagrad_step(&self, a: &AdagradArgs, p: &mut Buf<E>, g: &Buf<E>, sum: &mut Buf<E>, n: usize) -> Result<()> {
+    fn adagrad_step(
+        &self,
+        a: &AdagradArgs,
+        p: &mut Buf<E>,
+        g: &Buf<E>,
+        sum: &mut Buf<E>,
+        n: usize,
+    ) -> Result<()> {
         need("adagrad p", p.len(), n)?;
         need("adagrad g", g.len(), n)?;
         need("adagrad sum", sum.len(), n)?;
@@ -242,7 +324,13 @@ impl<E: Elem> Backend<E> for Cuda {
         if a.momentum > 0.0 {
             need("rmsprop momentum buffer", buf.len(), n)?;
         }
-        let ops = [self.opnd_mut(p)?, self.opnd(g)?, self.opnd_mut(square_avg)?, self.opnd_mut(grad_avg)?, self.opnd_mut(buf)?];
+        let ops = [
+            self.opnd_mut(p)?,
+            self.opnd(g)?,
+            self.opnd_mut(square_avg)?,
+            self.opnd_mut(grad_avg)?,
+            self.opnd_mut(buf)?,
+        ];
         self.go::<E>(&plan::rmsprop(a, n), &ops)
     }
     fn sum_sq(&self, x: &Buf<E>, n: usize) -> Result<f64> {
@@ -253,7 +341,15 @@ impl<E: Elem> Backend<E> for Cuda {
         need("sum_abs x", x.len(), n)?;
         self.sum_f64(x, n, true)
     }
-    fn penalty_grad(&self, l1: f64, l2: f64, theta: &Buf<E>, dst: &mut Buf<E>, n: usize, acc: Acc) -> Result<()> {
+    fn penalty_grad(
+        &self,
+        l1: f64,
+        l2: f64,
+        theta: &Buf<E>,
+        dst: &mut Buf<E>,
+        n: usize,
+        acc: Acc,
+    ) -> Result<()> {
         need("penalty_grad theta", theta.len(), n)?;
         need("penalty_grad dst", dst.len(), n)?;
         let ops = [self.opnd(theta)?, self.opnd_mut(dst)?];
@@ -306,7 +402,11 @@ impl<E: Elem> Backend<E> for Cuda {
         };
         let p = plan::focal(rows, cols, gamma, dx.is_some());
         let pdx = self.loss_dx(dx, rows * cols)?;
-        self.scalar::<E>(&p, &[self.opnd(x)?, self.opnd(labels)?, a, pdx], rows * cols)
+        self.scalar::<E>(
+            &p,
+            &[self.opnd(x)?, self.opnd(labels)?, a, pdx],
+            rows * cols,
+        )
     }
     fn kl_div(
         &self,
@@ -325,15 +425,38 @@ impl<E: Elem> Backend<E> for Cuda {
     }
 
     // ---- convolution, pooling, dropout ---------------------------------------------------
-    fn im2col(&self, g: &Window2d, x: &Buf<E>, first: usize, count: usize, cols: &mut Buf<E>) -> Result<()> {
-        need("im2col x", x.len(), (first + count) * g.channels * g.in_plane())?;
+    fn im2col(
+        &self,
+        g: &Window2d,
+        x: &Buf<E>,
+        first: usize,
+        count: usize,
+        cols: &mut Buf<E>,
+    ) -> Result<()> {
+        need(
+            "im2col x",
+            x.len(),
+            (first + count) * g.channels * g.in_plane(),
+        )?;
         need("im2col cols", cols.len(), g.rows() * count * g.out_plane())?;
         let ops = [self.opnd(x)?, self.opnd_mut(cols)?];
         self.go::<E>(&plan::im2col(g, first, count), &ops)
     }
-    fn col2im(&self, g: &Window2d, cols: &Buf<E>, x: &mut Buf<E>, first: usize, count: usize, acc: Acc) -> Result<()> {
+    fn col2im(
+        &self,
+        g: &Window2d,
+        cols: &Buf<E>,
+        x: &mut Buf<E>,
+        first: usize,
+        count: usize,
+        acc: Acc,
+    ) -> Result<()> {
         need("col2im cols", cols.len(), g.rows() * count * g.out_plane())?;
-        need("col2im x", x.len(), (first + count) * g.channels * g.in_plane())?;
+        need(
+            "col2im x",
+            x.len(),
+            (first + count) * g.channels * g.in_plane(),
+        )?;
         let ops = [self.opnd(cols)?, self.opnd_mut(x)?];
         self.go::<E>(&plan::col2im(g, first, count, acc), &ops)
     }
@@ -353,7 +476,14 @@ impl<E: Elem> Backend<E> for Cuda {
         let ops = [self.opnd(src)?, self.opnd_mut(dst)?];
         self.go::<E>(&plan::transpose01(src_off, dst_off, a, b, n, acc), &ops)
     }
-    fn add_channel_bias(&self, y: &mut Buf<E>, bias: &Buf<E>, batch: usize, channels: usize, spatial: usize) -> Result<()> {
+    fn add_channel_bias(
+        &self,
+        y: &mut Buf<E>,
+        bias: &Buf<E>,
+        batch: usize,
+        channels: usize,
+        spatial: usize,
+    ) -> Result<()> {
         need("add_channel_bias y", y.len(), batch * channels * spatial)?;
         need("add_channel_bias bias", bias.len(), channels)?;
         let (pb, py) = (self.opnd(bias)?, self.opnd_mut(y)?);
@@ -376,7 +506,14 @@ impl<E: Elem> Backend<E> for Cuda {
         let ops = [self.opnd(dy)?, self.opnd_mut(db)?];
         self.go::<E>(&plan::channel_bias_bwd(batch, channels, spatial, acc), &ops)
     }
-    fn max_pool2d_fwd(&self, g: &Window2d, x: &Buf<E>, y: &mut Buf<E>, indices: &mut Buf<u32>, batch: usize) -> Result<()> {
+    fn max_pool2d_fwd(
+        &self,
+        g: &Window2d,
+        x: &Buf<E>,
+        y: &mut Buf<E>,
+        indices: &mut Buf<u32>,
+        batch: usize,
+    ) -> Result<()> {
         let planes = batch * g.channels;
         need("max_pool2d x", x.len(), planes * g.in_plane())?;
         need("max_pool2d y", y.len(), planes * g.out_plane())?;
@@ -384,19 +521,41 @@ impl<E: Elem> Backend<E> for Cuda {
         let ops = [self.opnd(x)?, self.opnd_mut(y)?, self.opnd_mut(indices)?];
         self.go::<E>(&plan::max_pool2d_fwd(g, batch), &ops)
     }
-    fn max_unpool2d(&self, g: &Window2d, indices: &Buf<u32>, src: &Buf<E>, dst: &mut Buf<E>, batch: usize, acc: Acc)
-        -> Result<()> {
+    fn max_unpool2d(
+        &self,
+        g: &Window2d,
+        indices: &Buf<u32>,
+        src: &Buf<E>,
+        dst: &mut Buf<E>,
+        batch: usize,
+        acc: Acc,
+    ) -> Result<()> {
         let planes = batch * g.channels;
-        need("max_unpool2d indices", indices.len(), planes * g.out_plane())?;
+        need(
+            "max_unpool2d indices",
+            indices.len(),
+            planes * g.out_plane(),
+        )?;
         need("max_unpool2d src", src.len(), planes * g.out_plane())?;
         need("max_unpool2d dst", dst.len(), planes * g.in_plane())?;
         let ops = [self.opnd(indices)?, self.opnd(src)?, self.opnd_mut(dst)?];
         self.go::<E>(&plan::max_unpool2d(g, batch, acc), &ops)
     }
-    fn max_unpool2d_bwd(&self, g: &Window2d, indices: &Buf<u32>, src: &Buf<E>, dst: &mut Buf<E>, batch: usize, acc: Acc)
-        -> Result<()> {
+    fn max_unpool2d_bwd(
+        &self,
+        g: &Window2d,
+        indices: &Buf<u32>,
+        src: &Buf<E>,
+        dst: &mut Buf<E>,
+        batch: usize,
+        acc: Acc,
+    ) -> Result<()> {
         let planes = batch * g.channels;
-        need("max_unpool2d_bwd indices", indices.len(), planes * g.out_plane())?;
+        need(
+            "max_unpool2d_bwd indices",
+            indices.len(),
+            planes * g.out_plane(),
+        )?;
         need("max_unpool2d_bwd src", src.len(), planes * g.in_plane())?;
         need("max_unpool2d_bwd dst", dst.len(), planes * g.out_plane())?;
         let ops = [self.opnd(indices)?, self.opnd(src)?, self.opnd_mut(dst)?];
@@ -409,7 +568,14 @@ impl<E: Elem> Backend<E> for Cuda {
         let ops = [self.opnd(x)?, self.opnd_mut(y)?];
         self.go::<E>(&plan::avg_pool2d_fwd(g, batch), &ops)
     }
-    fn avg_pool2d_bwd(&self, g: &Window2d, dy: &Buf<E>, dx: &mut Buf<E>, batch: usize, acc: Acc) -> Result<()> {
+    fn avg_pool2d_bwd(
+        &self,
+        g: &Window2d,
+        dy: &Buf<E>,
+        dx: &mut Buf<E>,
+        batch: usize,
+        acc: Acc,
+    ) -> Result<()> {
         let planes = batch * g.channels;
         need("avg_pool2d_bwd dy", dy.len(), planes * g.out_plane())?;
         need("avg_pool2d_bwd dx", dx.len(), planes * g.in_plane())?;
@@ -423,15 +589,32 @@ impl<E: Elem> Backend<E> for Cuda {
         let ops = [self.opnd(x)?, self.opnd_mut(y)?];
         self.go::<E>(&plan::upsample2d_fwd(g, batch), &ops)
     }
-    fn upsample2d_bwd(&self, g: &Resize2d, dy: &Buf<E>, dx: &mut Buf<E>, batch: usize, acc: Acc) -> Result<()> {
+    fn upsample2d_bwd(
+        &self,
+        g: &Resize2d,
+        dy: &Buf<E>,
+        dx: &mut Buf<E>,
+        batch: usize,
+        acc: Acc,
+    ) -> Result<()> {
         let planes = batch * g.channels;
         need("upsample2d_bwd dy", dy.len(), planes * g.oh * g.ow)?;
         need("upsample2d_bwd dx", dx.len(), planes * g.h * g.w)?;
         let ops = [self.opnd(dy)?, self.opnd_mut(dx)?];
         self.go::<E>(&plan::upsample2d_bwd(g, batch, acc), &ops)
     }
-    fn batch_norm_stats(&self, d: &BatchNormDims, x: &Buf<E>, mean: &mut Buf<E>, var: &mut Buf<E>) -> Result<()> {
-        need("batch_norm_stats x", x.len(), d.batch * d.channels * d.spatial)?;
+    fn batch_norm_stats(
+        &self,
+        d: &BatchNormDims,
+        x: &Buf<E>,
+        mean: &mut Buf<E>,
+        var: &mut Buf<E>,
+    ) -> Result<()> {
+        need(
+            "batch_norm_stats x",
+            x.len(),
+            d.batch * d.channels * d.spatial,
+        )?;
         need("batch_norm_stats mean", mean.len(), d.channels)?;
         need("batch_norm_stats var", var.len(), d.channels)?;
         if d.channels == 0 {
@@ -450,11 +633,22 @@ impl<E: Elem> Backend<E> for Cuda {
         running_var: &mut Buf<E>,
         tracked: &mut Buf<E>,
     ) -> Result<()> {
-        for (what, b) in [("batch_norm_running mean", mean.len()), ("batch_norm_running var", var.len())] {
+        for (what, b) in [
+            ("batch_norm_running mean", mean.len()),
+            ("batch_norm_running var", var.len()),
+        ] {
             need(what, b, d.channels)?;
         }
-        need("batch_norm_running running_mean", running_mean.len(), d.channels)?;
-        need("batch_norm_running running_var", running_var.len(), d.channels)?;
+        need(
+            "batch_norm_running running_mean",
+            running_mean.len(),
+            d.channels,
+        )?;
+        need(
+            "batch_norm_running running_var",
+            running_var.len(),
+            d.channels,
+        )?;
         need("batch_norm_running num_batches_tracked", tracked.len(), 1)?;
         let ops = [
             self.opnd(mean)?,
@@ -486,7 +680,14 @@ impl<E: Elem> Backend<E> for Cuda {
         ] {
             need(what, b, d.channels)?;
         }
-        let ops = [self.opnd(x)?, self.opnd(mean)?, self.opnd(var)?, self.opnd(gamma)?, self.opnd(beta)?, self.opnd_mut(y)?];
+        let ops = [
+            self.opnd(x)?,
+            self.opnd(mean)?,
+            self.opnd(var)?,
+            self.opnd(gamma)?,
+            self.opnd(beta)?,
+            self.opnd_mut(y)?,
+        ];
         self.go::<E>(&plan::batch_norm_fwd(d), &ops)
     }
     fn batch_norm_bwd(
@@ -507,7 +708,11 @@ impl<E: Elem> Backend<E> for Cuda {
         need("batch_norm_bwd x", x.len(), n)?;
         need("batch_norm_bwd dy", dy.len(), n)?;
         need("batch_norm_bwd scratch", scratch.len(), 2 * ch)?;
-        for (what, b) in [("batch_norm_bwd mean", mean.len()), ("batch_norm_bwd var", var.len()), ("batch_norm_bwd gamma", gamma.len())] {
+        for (what, b) in [
+            ("batch_norm_bwd mean", mean.len()),
+            ("batch_norm_bwd var", var.len()),
+            ("batch_norm_bwd gamma", gamma.len()),
+        ] {
             need(what, b, ch)?;
         }
         need("batch_norm_bwd dgamma", dgamma.len(), ch)?;
@@ -541,7 +746,15 @@ impl<E: Elem> Backend<E> for Cuda {
         let ops = [self.opnd(x)?, self.opnd_mut(y)?];
         self.go::<E>(&plan::dropout_fwd(n, p, seed), &ops)
     }
-    fn dropout_bwd(&self, dy: &Buf<E>, dx: &mut Buf<E>, n: usize, p: f64, seed: u64, acc: Acc) -> Result<()> {
+    fn dropout_bwd(
+        &self,
+        dy: &Buf<E>,
+        dx: &mut Buf<E>,
+        n: usize,
+        p: f64,
+        seed: u64,
+        acc: Acc,
+    ) -> Result<()> {
         need("dropout_bwd dy", dy.len(), n)?;
         need("dropout_bwd dx", dx.len(), n)?;
         let ops = [self.opnd(dy)?, self.opnd_mut(dx)?];
@@ -566,7 +779,12 @@ impl Cuda {
             return Err(Error::EmptyBatch { op: "loss" });
         }
         let v = self.run(dtype::<E>()?, p, ops)?;
-        v.map(E::of).ok_or_else(|| Error::invalid("loss", "kiln internal error: the loss plan produced no value"))
+        v.map(E::of).ok_or_else(|| {
+            Error::invalid(
+                "loss",
+                "kiln internal error: the loss plan produced no value",
+            )
+        })
     }
     fn sum_f64<E: Elem>(&self, x: &Buf<E>, n: usize, abs: bool) -> Result<f64> {
         if n == 0 {

@@ -111,12 +111,24 @@ pub fn reference_gemm<T: Float>(x: &CublasArgs, a: &[T], b: &[T], c: &mut [T]) {
         for i in 0..x.m {
             let mut s = T::zero();
             for p in 0..x.k {
-                let av = if x.transa { a[x.a_off + p + i * x.lda] } else { a[x.a_off + i + p * x.lda] };
-                let bv = if x.transb { b[x.b_off + j + p * x.ldb] } else { b[x.b_off + p + j * x.ldb] };
+                let av = if x.transa {
+                    a[x.a_off + p + i * x.lda]
+                } else {
+                    a[x.a_off + i + p * x.lda]
+                };
+                let bv = if x.transb {
+                    b[x.b_off + j + p * x.ldb]
+                } else {
+                    b[x.b_off + p + j * x.ldb]
+                };
                 s = s + av * bv;
             }
             let cv = &mut c[x.c_off + i + j * x.ldc];
-            *cv = if x.beta == 0.0 { alpha * s } else { alpha * s + beta * *cv };
+            *cv = if x.beta == 0.0 {
+                alpha * s
+            } else {
+                alpha * s + beta * *cv
+            };
         }
     }
 }

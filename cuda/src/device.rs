@@ -76,7 +76,13 @@ impl<T: Scalar> fmt::Debug for CudaBuf<T> {
             Mem::Dev(_) => "device",
             Mem::Host(_) => "host-emulated",
         };
-        write!(f, "CudaBuf<{}> {{ len: {}, cap: {}, {place} }}", T::NAME, self.len, self.cap)
+        write!(
+            f,
+            "CudaBuf<{}> {{ len: {}, cap: {}, {place} }}",
+            T::NAME,
+            self.len,
+            self.cap
+        )
     }
 }
 
@@ -123,7 +129,13 @@ fn esize<T: Scalar>() -> Result<usize> {
     let s = std::mem::size_of::<T>();
     match (T::NAME, s) {
         ("f32", 4) | ("u32", 4) | ("f64", 8) => Ok(s),
-        _ => Err(Error::invalid("cuda buffer", format!("element type {} is not supported by the CUDA device", T::NAME))),
+        _ => Err(Error::invalid(
+            "cuda buffer",
+            format!(
+                "element type {} is not supported by the CUDA device",
+                T::NAME
+            ),
+        )),
     }
 }
 
@@ -152,7 +164,10 @@ fn guarded<R>(what: &str, device: &str, f: impl FnOnce() -> R) -> Result<R> {
             .cloned()
             .or_else(|| p.downcast_ref::<&str>().map(|s| s.to_string()))
             .unwrap_or_else(|| "panic".into());
-        Error::Device { device: device.into(), msg: format!("{what}: {msg}") }
+        Error::Device {
+            device: device.into(),
+            msg: format!("{what}: {msg}"),
+        }
     })
 }
 
@@ -180,9 +195,14 @@ impl Cuda {
         // The driver first: no driver or no GPU is the most basic failure.
         libs::require(Lib::Driver, &label)?;
         libs::driver_init(&label)?;
-        let err = |what: &str, msg: String| Error::Device { device: label.clone(), msg: format!("{what}: {msg}") };
-        let ctx = guarded("creating the CUDA context", &label, || CudaContext::new(ordinal))?
-            .map_err(|e| err("creating the CUDA context", driver_msg(&e)))?;
+        let err = |what: &str, msg: String| Error::Device {
+            device: label.clone(),
+            msg: format!("{what}: {msg}"),
+        };
+        let ctx = guarded("creating the CUDA context", &label, || {
+            CudaContext::new(ordinal)
+        })?
+        .map_err(|e| err("creating the CUDA context", driver_msg(&e)))?;
         libs::require(Lib::Nvrtc, &label)?;
         libs::require(Lib::Cublas, &label)?;
         // One stream does everything, so cudarc's per-buffer events are not needed.
@@ -190,9 +210,13 @@ impl Cuda {
         unsafe { ctx.disable_event_tracking() };
         let stream = guarded("creating the stream", &label, || ctx.new_stream())?
             .map_err(|e| err("creating the stream", driver_msg(&e)))?;
-        let blas = guarded("creating the cuBLAS handle", &label, || cudarc::cublas::CudaBlas::new(stream.clone()))?
-            .map_err(|e| err("creating the cuBLAS handle", format!("{:?}", e.0)))?;
-        let (major, minor) = ctx.compute_capability().map_err(|e| err("reading the compute capability", driver_msg(&e)))?;
+        let blas = guarded("creating the cuBLAS handle", &label, || {
+            cudarc::cublas::CudaBlas::new(stream.clone())
+        })?
+        .map_err(|e| err("creating the cuBLAS handle", format!("{:?}", e.0)))?;
+        let (major, minor) = ctx
+            .compute_capability()
+            .map_err(|e| err("reading the compute capability", driver_msg(&e)))?;
         let arch: &'static str = Box::leak(format!("compute_{major}{minor}").into_boxed_str());
         Ok(Cuda {
             inner: Arc::new(Inner::Gpu(Gpu {
@@ -217,7 +241,9 @@ impl Cuda {
     /// exactly the arguments cuBLAS would get. Everything else (checks, launch
     /// plans, scratch memory) is the code the GPU runs.
     pub fn emulated(shim_lib: &Path) -> Result<Cuda> {
-        Ok(Cuda { inner: Arc::new(Inner::Host(HostShim::open(shim_lib)?)) })
+        Ok(Cuda {
+            inner: Arc::new(Inner::Host(HostShim::open(shim_lib)?)),
+        })
     }
 
     /// The kernels launched so far by an emulated device (symbols), to check
@@ -232,7 +258,10 @@ impl Cuda {
     /// Waits for all queued work.
     pub fn synchronize(&self) -> Result<()> {
         match &*self.inner {
-            Inner::Gpu(g) => g.stream.synchronize().map_err(|e| g.err("synchronize", driver_msg(&e))),
+            Inner::Gpu(g) => g
+                .stream
+                .synchronize()
+                .map_err(|e| g.err("synchronize", driver_msg(&e))),
             Inner::Host(_) => Ok(()),
         }
     }
@@ -240,7 +269,11 @@ impl Cuda {
     /// The GPU's name and compute capability, e.g. `NVIDIA H100 80GB HBM3 (sm_90)`.
     pub fn describe(&self) -> String {
         match &*self.inner {
-            Inner::Gpu(g) => format!("{} ({})", g.ctx.name().unwrap_or_else(|_| "?".into()), g.arch.replace("compute_", "sm_")),
+            Inner::Gpu(g) => format!(
+                "{} ({})",
+                g.ctx.name().unwrap_or_else(|_| "?".into()),
+                g.arch.replace("compute_", "sm_")
+            ),
             Inner::Host(_) => "host emulation of kiln's CUDA kernels".into(),
         }
     }
@@ -266,11 +299,20 @@ impl Cuda {
             Mem::Empty
         } else {
             match &*self.inner {
-                Inner::Gpu(g) => Mem::Dev(g.stream.alloc_zeros::<u8>(n * es).map_err(|e| g.err("alloc", driver_msg(&e)))?),
+                Inner::Gpu(g) => Mem::Dev(
+                    g.stream
+                        .alloc_zeros::<u8>(n * es)
+                        .map_err(|e| g.err("alloc", driver_msg(&e)))?,
+                ),
                 Inner::Host(_) => Mem::Host(vec![0u64; (n * es).div_ceil(8)]),
             }
         };
-        Ok(CudaBuf { mem, len: n, cap: n, _t: PhantomData })
+        Ok(CudaBuf {
+            mem,
+            len: n,
+            cap: n,
+            _t: PhantomData,
+        })
     }
 
     /// Zeroes bytes `from..to` of `mem`.
@@ -279,9 +321,10 @@ impl Cuda {
             return Ok(());
         }
         match (&*self.inner, mem) {
-            (Inner::Gpu(g), Mem::Dev(s)) => {
-                g.stream.memset_zeros(&mut s.slice_mut(from..to)).map_err(|e| g.err("memset", driver_msg(&e)))
-            }
+            (Inner::Gpu(g), Mem::Dev(s)) => g
+                .stream
+                .memset_zeros(&mut s.slice_mut(from..to))
+                .map_err(|e| g.err("memset", driver_msg(&e))),
             (_, Mem::Host(v)) => {
                 host_bytes_mut(v)[from..to].fill(0);
                 Ok(())
@@ -345,8 +388,12 @@ impl Cuda {
         let n = b.len();
         match (&*self.inner, &src.mem) {
             (Inner::Gpu(g), Mem::Dev(s)) => {
-                g.stream.memcpy_dtoh(&s.slice(0..n), b).map_err(|e| g.err("download", driver_msg(&e)))?;
-                g.stream.synchronize().map_err(|e| g.err("download", driver_msg(&e)))
+                g.stream
+                    .memcpy_dtoh(&s.slice(0..n), b)
+                    .map_err(|e| g.err("download", driver_msg(&e)))?;
+                g.stream
+                    .synchronize()
+                    .map_err(|e| g.err("download", driver_msg(&e)))
             }
             (_, Mem::Host(v)) => {
                 b.copy_from_slice(&host_bytes(v)[..n]);
@@ -357,7 +404,12 @@ impl Cuda {
     }
 
     /// `dst[..n] = src[..n]` (a device-to-device copy).
-    pub(crate) fn copy_elems<T: Scalar>(&self, src: &CudaBuf<T>, dst: &mut CudaBuf<T>, n: usize) -> Result<()> {
+    pub(crate) fn copy_elems<T: Scalar>(
+        &self,
+        src: &CudaBuf<T>,
+        dst: &mut CudaBuf<T>,
+        n: usize,
+    ) -> Result<()> {
         need("copy src", src.len, n)?;
         need("copy dst", dst.len, n)?;
         let nb = n * esize::<T>()?;
@@ -380,7 +432,8 @@ impl Cuda {
     fn foreign(&self) -> Error {
         Error::Device {
             device: self.name(),
-            msg: "kiln internal error: a buffer of another device (GPU vs emulated) was passed".into(),
+            msg: "kiln internal error: a buffer of another device (GPU vs emulated) was passed"
+                .into(),
         }
     }
 
@@ -424,10 +477,19 @@ impl Cuda {
                 if plan.scratch > 0 {
                     let bytes = plan.scratch * dt.size();
                     if scratch.as_ref().is_none_or(|s| s.len() < bytes) {
-                        *scratch = Some(g.stream.alloc_zeros::<u8>(bytes).map_err(|e| g.err("scratch", driver_msg(&e)))?);
+                        *scratch = Some(
+                            g.stream
+                                .alloc_zeros::<u8>(bytes)
+                                .map_err(|e| g.err("scratch", driver_msg(&e)))?,
+                        );
                     }
-                    let s = scratch.as_ref().expect("kiln internal error: scratch just allocated");
-                    all[ops.len()] = Opnd { addr: s.device_ptr(&g.stream).0, esize: dt.size() };
+                    let s = scratch
+                        .as_ref()
+                        .expect("kiln internal error: scratch just allocated");
+                    all[ops.len()] = Opnd {
+                        addr: s.device_ptr(&g.stream).0,
+                        esize: dt.size(),
+                    };
                 }
                 for l in plan.launches() {
                     g.launch(dt, l, &all[..nops])?;
@@ -439,7 +501,9 @@ impl Cuda {
                         g.stream
                             .memcpy_dtoh(&s.slice(at..at + rt.size()), &mut host[..rt.size()])
                             .map_err(|e| g.err("result download", driver_msg(&e)))?;
-                        g.stream.synchronize().map_err(|e| g.err("result download", driver_msg(&e)))?;
+                        g.stream
+                            .synchronize()
+                            .map_err(|e| g.err("result download", driver_msg(&e)))?;
                         Ok(Some(scalar_from_bytes(rt, &host)))
                     }
                     _ => Ok(None),
@@ -452,20 +516,49 @@ impl Cuda {
                     if scratch.len() < words {
                         scratch.resize(words, 0);
                     }
-                    all[ops.len()] = Opnd { addr: scratch.as_mut_ptr() as u64, esize: dt.size() };
+                    all[ops.len()] = Opnd {
+                        addr: scratch.as_mut_ptr() as u64,
+                        esize: dt.size(),
+                    };
                 }
                 for l in plan.launches() {
-                    l.check().map_err(|m| Error::Device { device: self.name(), msg: m })?;
+                    l.check().map_err(|m| Error::Device {
+                        device: self.name(),
+                        msg: m,
+                    })?;
                     let mut args = [KArg::default(); crate::plan::MAX_ARGS];
                     fill_args(l.args(), &all[..nops], |i, a| {
                         args[i] = match a {
-                            Val::U64(u) => KArg { kind: 0, pad: 0, u, f: 0.0 },
-                            Val::I32(v) => KArg { kind: 1, pad: 0, u: v as i64 as u64, f: 0.0 },
-                            Val::Real(f) => KArg { kind: 2, pad: 0, u: 0, f },
+                            Val::U64(u) => KArg {
+                                kind: 0,
+                                pad: 0,
+                                u,
+                                f: 0.0,
+                            },
+                            Val::I32(v) => KArg {
+                                kind: 1,
+                                pad: 0,
+                                u: v as i64 as u64,
+                                f: 0.0,
+                            },
+                            Val::Real(f) => KArg {
+                                kind: 2,
+                                pad: 0,
+                                u: 0,
+                                f,
+                            },
                         }
                     })?;
-                    h.launch(l.kernel.symbol(l.dtype.unwrap_or(dt)), l.grid, l.block, &args[..l.args().len()])
-                        .map_err(|m| Error::Device { device: self.name(), msg: m })?;
+                    h.launch(
+                        l.kernel.symbol(l.dtype.unwrap_or(dt)),
+                        l.grid,
+                        l.block,
+                        &args[..l.args().len()],
+                    )
+                    .map_err(|m| Error::Device {
+                        device: self.name(),
+                        msg: m,
+                    })?;
                 }
                 Ok(plan.result.map(|r| {
                     let (at, rt) = (r * dt.size(), plan.result_dtype.unwrap_or(dt));
@@ -477,7 +570,15 @@ impl Cuda {
 
     /// `Backend::gemm` for element type `dt`: cuBLAS on a GPU, the column-major
     /// reference in emulation, both on [`blas::cublas_args`].
-    pub(crate) fn gemm_raw(&self, dt: Dtype, g: &Gemm, a: Opnd, b: Opnd, c: Opnd, lens: [usize; 3]) -> Result<()> {
+    pub(crate) fn gemm_raw(
+        &self,
+        dt: Dtype,
+        g: &Gemm,
+        a: Opnd,
+        b: Opnd,
+        c: Opnd,
+        lens: [usize; 3],
+    ) -> Result<()> {
         let x = blas::cublas_args(g);
         let pick = |o: Operand| if o == Operand::A { a } else { b };
         let (pa, pb) = (pick(x.a), pick(x.b));
@@ -523,9 +624,16 @@ fn fill_args(args: &[Arg], ops: &[Opnd], mut put: impl FnMut(usize, Val)) -> Res
         let v = match *a {
             Arg::Buf(o, off) => {
                 let op = ops.get(o as usize).ok_or_else(|| {
-                    Error::invalid("cuda launch", format!("kiln internal error: operand {o} of {} given", ops.len()))
+                    Error::invalid(
+                        "cuda launch",
+                        format!("kiln internal error: operand {o} of {} given", ops.len()),
+                    )
                 })?;
-                Val::U64(if op.addr == 0 { 0 } else { op.addr + off * op.esize as u64 })
+                Val::U64(if op.addr == 0 {
+                    0
+                } else {
+                    op.addr + off * op.esize as u64
+                })
             }
             Arg::U64(u) => Val::U64(u),
             Arg::I32(v) => Val::I32(v),
@@ -555,7 +663,10 @@ fn host_bytes_mut(v: &mut [u64]) -> &mut [u8] {
 /// The CPU device's length check, with its message.
 pub(crate) fn need(what: &'static str, have: usize, n: usize) -> Result<()> {
     if have < n {
-        Err(Error::invalid(what, format!("kiln internal error: buffer holds {have} elements, kernel needs {n}")))
+        Err(Error::invalid(
+            what,
+            format!("kiln internal error: buffer holds {have} elements, kernel needs {n}"),
+        ))
     } else {
         Ok(())
     }
@@ -563,7 +674,10 @@ pub(crate) fn need(what: &'static str, have: usize, n: usize) -> Result<()> {
 
 impl Gpu {
     fn err(&self, what: &str, msg: String) -> Error {
-        Error::Device { device: self.label.clone(), msg: format!("{what}: {msg}") }
+        Error::Device {
+            device: self.label.clone(),
+            msg: format!("{what}: {msg}"),
+        }
     }
 
     /// The compiled module `name`, compiling it with NVRTC on first use.
@@ -572,9 +686,14 @@ impl Gpu {
         if let Some(m) = mods.get(name) {
             return Ok(m.clone());
         }
-        let module = kernels::module(name)
-            .ok_or_else(|| self.err("kernel lookup", format!("kiln internal error: no module {name}")))?;
-        let ptx = compile_ptx(module, Some(self.arch)).map_err(|m| self.err(&format!("NVRTC compiling {name}.cu"), m))?;
+        let module = kernels::module(name).ok_or_else(|| {
+            self.err(
+                "kernel lookup",
+                format!("kiln internal error: no module {name}"),
+            )
+        })?;
+        let ptx = compile_ptx(module, Some(self.arch))
+            .map_err(|m| self.err(&format!("NVRTC compiling {name}.cu"), m))?;
         let m = self
             .ctx
             .load_module(ptx)
@@ -630,7 +749,9 @@ impl Gpu {
                 (_, Dtype::F64) => &mut d[j] as *mut f64 as *mut std::ffi::c_void,
             };
         }
-        self.ctx.bind_to_thread().map_err(|e| self.err("launch", driver_msg(&e)))?;
+        self.ctx
+            .bind_to_thread()
+            .map_err(|e| self.err("launch", driver_msg(&e)))?;
         // SAFETY: the arguments match the kernel's parameters in number and type
         // (checked above against the registry, and the registry against the
         // sources by the NVRTC and shim tests); every pointer addresses a live
@@ -646,7 +767,12 @@ impl Gpu {
                 &mut params[..l.args().len()],
             )
         }
-        .map_err(|e| self.err(&format!("launching {}", l.kernel.symbol(dt)), driver_msg(&e)))?;
+        .map_err(|e| {
+            self.err(
+                &format!("launching {}", l.kernel.symbol(dt)),
+                driver_msg(&e),
+            )
+        })?;
         Ok(())
     }
 
@@ -654,13 +780,31 @@ impl Gpu {
         use cudarc::cublas::sys::cublasOperation_t::{CUBLAS_OP_N, CUBLAS_OP_T};
         let op = |t: bool| if t { CUBLAS_OP_T } else { CUBLAS_OP_N };
         let int = |v: usize| {
-            i32::try_from(v).map_err(|_| self.err("gemm", format!("dimension {v} exceeds cuBLAS's 32-bit limit")))
+            i32::try_from(v).map_err(|_| {
+                self.err(
+                    "gemm",
+                    format!("dimension {v} exceeds cuBLAS's 32-bit limit"),
+                )
+            })
         };
-        let (m, n, k, lda, ldb, ldc) = (int(x.m)?, int(x.n)?, int(x.k)?, int(x.lda)?, int(x.ldb)?, int(x.ldc)?);
+        let (m, n, k, lda, ldb, ldc) = (
+            int(x.m)?,
+            int(x.n)?,
+            int(x.k)?,
+            int(x.lda)?,
+            int(x.ldb)?,
+            int(x.ldc)?,
+        );
         let h = *self.blas.handle();
-        self.ctx.bind_to_thread().map_err(|e| self.err("gemm", driver_msg(&e)))?;
+        self.ctx
+            .bind_to_thread()
+            .map_err(|e| self.err("gemm", driver_msg(&e)))?;
         let es = dt.size() as u64;
-        let (pa, pb, pc) = (a.addr + x.a_off as u64 * es, b.addr + x.b_off as u64 * es, c.addr + x.c_off as u64 * es);
+        let (pa, pb, pc) = (
+            a.addr + x.a_off as u64 * es,
+            b.addr + x.b_off as u64 * es,
+            c.addr + x.c_off as u64 * es,
+        );
         // SAFETY: the pointers address live device buffers long enough for the
         // product (checked by the caller); the handle is bound to our stream.
         let r = unsafe {
@@ -668,15 +812,39 @@ impl Gpu {
                 Dtype::F32 => {
                     let (al, be) = (x.alpha as f32, x.beta as f32);
                     cudarc::cublas::result::sgemm(
-                        h, op(x.transa), op(x.transb), m, n, k, &al, pa as *const f32, lda, pb as *const f32, ldb, &be,
-                        pc as *mut f32, ldc,
+                        h,
+                        op(x.transa),
+                        op(x.transb),
+                        m,
+                        n,
+                        k,
+                        &al,
+                        pa as *const f32,
+                        lda,
+                        pb as *const f32,
+                        ldb,
+                        &be,
+                        pc as *mut f32,
+                        ldc,
                     )
                 }
                 Dtype::F64 => {
                     let (al, be) = (x.alpha, x.beta);
                     cudarc::cublas::result::dgemm(
-                        h, op(x.transa), op(x.transb), m, n, k, &al, pa as *const f64, lda, pb as *const f64, ldb, &be,
-                        pc as *mut f64, ldc,
+                        h,
+                        op(x.transa),
+                        op(x.transb),
+                        m,
+                        n,
+                        k,
+                        &al,
+                        pa as *const f64,
+                        lda,
+                        pb as *const f64,
+                        ldb,
+                        &be,
+                        pc as *mut f64,
+                        ldc,
                     )
                 }
             }
@@ -687,9 +855,16 @@ impl Gpu {
 
 /// Compiles one module with NVRTC (for `arch`, e.g. `compute_90`, or NVRTC's
 /// default). The error carries NVRTC's log.
-pub fn compile_ptx(module: &kernels::Module, arch: Option<&'static str>) -> std::result::Result<cudarc::nvrtc::Ptx, String> {
+pub fn compile_ptx(
+    module: &kernels::Module,
+    arch: Option<&'static str>,
+) -> std::result::Result<cudarc::nvrtc::Ptx, String> {
     use cudarc::nvrtc::{compile_ptx_with_opts, CompileError, CompileOptions};
-    let opts = CompileOptions { arch, name: Some(format!("{}.cu", module.name)), ..Default::default() };
+    let opts = CompileOptions {
+        arch,
+        name: Some(format!("{}.cu", module.name)),
+        ..Default::default()
+    };
     let src = module.full_source();
     let r = catch_unwind(AssertUnwindSafe(|| compile_ptx_with_opts(src, opts)))
         .map_err(|_| "NVRTC panicked (is libnvrtc.so.13 loadable?)".to_string())?;

@@ -106,7 +106,11 @@ pub fn preload_from(lib: Lib, dir: &Path) -> bool {
 
 fn extra_dirs() -> Vec<PathBuf> {
     std::env::var_os("KILN_CUDA_LIB_PATH")
-        .map(|v| std::env::split_paths(&v).filter(|p| !p.as_os_str().is_empty()).collect())
+        .map(|v| {
+            std::env::split_paths(&v)
+                .filter(|p| !p.as_os_str().is_empty())
+                .collect()
+        })
         .unwrap_or_default()
 }
 
@@ -145,19 +149,34 @@ pub fn driver_init(device: &str) -> Result<(), Error> {
     type Init = unsafe extern "C" fn(u32) -> i32;
     type Version = unsafe extern "C" fn(*mut i32) -> i32;
     type Name = unsafe extern "C" fn(i32, *mut *const std::ffi::c_char) -> i32;
-    let err = |msg: String| Error::Device { device: device.into(), msg };
+    let err = |msg: String| Error::Device {
+        device: device.into(),
+        msg,
+    };
     // SAFETY: opening the driver runs its initialisers, as cudarc would.
     let lib = ["libcuda.so.1", "libcuda.so"]
         .iter()
         .find_map(|n| unsafe { libloading::Library::new(*n) }.ok())
-        .ok_or_else(|| err(format!("cannot load {} ({})", Lib::Driver.soname(), Lib::Driver.hint())))?;
+        .ok_or_else(|| {
+            err(format!(
+                "cannot load {} ({})",
+                Lib::Driver.soname(),
+                Lib::Driver.hint()
+            ))
+        })?;
     let name_of = |code: i32| -> String {
         // SAFETY: cuGetErrorName's signature; it writes a static string or nothing.
-        let looked_up = unsafe { lib.get::<Name>(b"cuGetErrorName\0") }.ok().and_then(|f| {
-            let mut p: *const std::ffi::c_char = std::ptr::null();
-            let ok = unsafe { f(code, &mut p) } == 0 && !p.is_null();
-            ok.then(|| unsafe { std::ffi::CStr::from_ptr(p) }.to_string_lossy().into_owned())
-        });
+        let looked_up = unsafe { lib.get::<Name>(b"cuGetErrorName\0") }
+            .ok()
+            .and_then(|f| {
+                let mut p: *const std::ffi::c_char = std::ptr::null();
+                let ok = unsafe { f(code, &mut p) } == 0 && !p.is_null();
+                ok.then(|| {
+                    unsafe { std::ffi::CStr::from_ptr(p) }
+                        .to_string_lossy()
+                        .into_owned()
+                })
+            });
         looked_up.unwrap_or_else(|| match code {
             3 => "CUDA_ERROR_NOT_INITIALIZED".into(),
             34 => "CUDA_ERROR_STUB_LIBRARY".into(),
@@ -169,13 +188,16 @@ pub fn driver_init(device: &str) -> Result<(), Error> {
         })
     };
     // SAFETY: cuInit's signature.
-    let init = unsafe { lib.get::<Init>(b"cuInit\0") }.map_err(|e| err(format!("libcuda has no cuInit: {e}")))?;
+    let init = unsafe { lib.get::<Init>(b"cuInit\0") }
+        .map_err(|e| err(format!("libcuda has no cuInit: {e}")))?;
     let code = unsafe { init(0) };
     if code != 0 {
         let hint = match code {
             35 => " (the NVIDIA driver is too old for CUDA 13: kiln needs driver ≥ 580)",
             100 => " (no CUDA-capable GPU is visible)",
-            34 => " (libcuda is the CUDA toolkit's stub, not a driver: no NVIDIA driver is installed)",
+            34 => {
+                " (libcuda is the CUDA toolkit's stub, not a driver: no NVIDIA driver is installed)"
+            }
             _ => "",
         };
         return Err(err(format!("cuInit failed: {}{hint}", name_of(code))));

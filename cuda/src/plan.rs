@@ -10,7 +10,10 @@
 //! Plans live on the stack (fixed-size arrays): running one allocates nothing.
 
 use crate::kernels::{self, Dtype, Kernel, Param};
-use kiln_core::device::{AdagradArgs, AdamArgs, BatchNormDims, LossKind, Resize2d, RmspropArgs, SgdArgs, UpsampleMode, Window2d};
+use kiln_core::device::{
+    AdagradArgs, AdamArgs, BatchNormDims, LossKind, Resize2d, RmspropArgs, SgdArgs, UpsampleMode,
+    Window2d,
+};
 use kiln_core::{Acc, Act};
 
 /// Most arguments of any kernel.
@@ -45,8 +48,10 @@ impl Arg {
     fn fits(&self, p: Param) -> bool {
         matches!(
             (self, p),
-            (Arg::Buf(..), Param::In | Param::Out | Param::Labels | Param::OutU32 | Param::OutF64)
-                | (Arg::U64(_), Param::U64)
+            (
+                Arg::Buf(..),
+                Param::In | Param::Out | Param::Labels | Param::OutU32 | Param::OutF64
+            ) | (Arg::U64(_), Param::U64)
                 | (Arg::I32(_), Param::I32)
                 | (Arg::Real(_), Param::Real)
         )
@@ -73,7 +78,14 @@ impl Launch {
     fn new(kernel: &'static Kernel, grid: u32, block: u32, list: &[Arg]) -> Self {
         let mut args = [Arg::U64(0); MAX_ARGS];
         args[..list.len()].copy_from_slice(list);
-        Launch { kernel, grid: grid.max(1), block, dtype: None, args, nargs: list.len() }
+        Launch {
+            kernel,
+            grid: grid.max(1),
+            block,
+            dtype: None,
+            args,
+            nargs: list.len(),
+        }
     }
     fn with_dtype(mut self, dt: Dtype) -> Self {
         self.dtype = Some(dt);
@@ -114,7 +126,12 @@ pub struct Plan {
 
 impl Plan {
     fn one(l: Launch) -> Self {
-        Plan { launches: [Some(l), None, None, None], scratch: 0, result: None, result_dtype: None }
+        Plan {
+            launches: [Some(l), None, None, None],
+            scratch: 0,
+            result: None,
+            result_dtype: None,
+        }
     }
     fn push(&mut self, l: Launch) {
         let slot = self.launches.iter_mut().find(|s| s.is_none());
@@ -149,12 +166,25 @@ fn elementwise(k: &'static Kernel, n: usize, args: &[Arg]) -> Plan {
 
 /// `y[..n] = v`. Operands: `[y]`.
 pub fn fill(n: usize, v: f64) -> Plan {
-    elementwise(&kernels::FILL_FWD, n, &[Arg::Buf(0, 0), Arg::U64(n as u64), Arg::Real(v)])
+    elementwise(
+        &kernels::FILL_FWD,
+        n,
+        &[Arg::Buf(0, 0), Arg::U64(n as u64), Arg::Real(v)],
+    )
 }
 
 /// `y = a + b`. Operands: `[a, b, y]`.
 pub fn add(n: usize) -> Plan {
-    elementwise(&kernels::ADD_FWD, n, &[Arg::Buf(0, 0), Arg::Buf(1, 0), Arg::Buf(2, 0), Arg::U64(n as u64)])
+    elementwise(
+        &kernels::ADD_FWD,
+        n,
+        &[
+            Arg::Buf(0, 0),
+            Arg::Buf(1, 0),
+            Arg::Buf(2, 0),
+            Arg::U64(n as u64),
+        ],
+    )
 }
 
 /// `dst (acc)= α · src`. Operands: `[src, dst]`.
@@ -162,7 +192,13 @@ pub fn axpy(alpha: f64, n: usize, acc: Acc) -> Plan {
     elementwise(
         &kernels::AXPY_FWD,
         n,
-        &[Arg::Real(alpha), Arg::Buf(0, 0), Arg::Buf(1, 0), Arg::U64(n as u64), Arg::I32(acc_flag(acc))],
+        &[
+            Arg::Real(alpha),
+            Arg::Buf(0, 0),
+            Arg::Buf(1, 0),
+            Arg::U64(n as u64),
+            Arg::I32(acc_flag(acc)),
+        ],
     )
 }
 
@@ -194,7 +230,16 @@ pub fn copy_block(
 
 /// `y[r, c] += b[c]`. Operands: `[y, b]`.
 pub fn bias_fwd(rows: usize, cols: usize) -> Plan {
-    elementwise(&kernels::BIAS_FWD, rows * cols, &[Arg::Buf(0, 0), Arg::Buf(1, 0), Arg::U64(rows as u64), Arg::U64(cols as u64)])
+    elementwise(
+        &kernels::BIAS_FWD,
+        rows * cols,
+        &[
+            Arg::Buf(0, 0),
+            Arg::Buf(1, 0),
+            Arg::U64(rows as u64),
+            Arg::U64(cols as u64),
+        ],
+    )
 }
 
 /// `db (acc)= Σ_r dy[r, ·]`. Operands: `[dy, db]`.
@@ -204,7 +249,13 @@ pub fn bias_bwd(rows: usize, cols: usize, acc: Acc) -> Plan {
         &kernels::BIAS_BWD,
         grid,
         REDUCE_BLOCK,
-        &[Arg::Buf(0, 0), Arg::Buf(1, 0), Arg::U64(rows as u64), Arg::U64(cols as u64), Arg::I32(acc_flag(acc))],
+        &[
+            Arg::Buf(0, 0),
+            Arg::Buf(1, 0),
+            Arg::U64(rows as u64),
+            Arg::U64(cols as u64),
+            Arg::I32(acc_flag(acc)),
+        ],
     ))
 }
 
@@ -221,11 +272,20 @@ pub fn act_fwd(f: Act, n: usize) -> Plan {
 
 /// `dx (acc)= dy · f'(x or y)`. Operands: `[x, y, dy, dx]`.
 pub fn act_bwd(f: Act, n: usize, acc: Acc) -> Plan {
-    let (x, y, dy, dx) = (Arg::Buf(0, 0), Arg::Buf(1, 0), Arg::Buf(2, 0), Arg::Buf(3, 0));
+    let (x, y, dy, dx) = (
+        Arg::Buf(0, 0),
+        Arg::Buf(1, 0),
+        Arg::Buf(2, 0),
+        Arg::Buf(3, 0),
+    );
     let (nn, a) = (Arg::U64(n as u64), Arg::I32(acc_flag(acc)));
     match f {
         Act::Relu => elementwise(&kernels::RELU_BWD, n, &[x, dy, dx, nn, a]),
-        Act::LeakyRelu(al) => elementwise(&kernels::LEAKY_RELU_BWD, n, &[x, dy, dx, nn, Arg::Real(al), a]),
+        Act::LeakyRelu(al) => elementwise(
+            &kernels::LEAKY_RELU_BWD,
+            n,
+            &[x, dy, dx, nn, Arg::Real(al), a],
+        ),
         Act::Sigmoid => elementwise(&kernels::SIGMOID_BWD, n, &[y, dy, dx, nn, a]),
         Act::Tanh => elementwise(&kernels::TANH_BWD, n, &[y, dy, dx, nn, a]),
     }
@@ -237,7 +297,12 @@ pub fn softmax_fwd(rows: usize, cols: usize) -> Plan {
         &kernels::SOFTMAX_FWD,
         rows_grid(rows as u64),
         ROW_BLOCK,
-        &[Arg::Buf(0, 0), Arg::Buf(1, 0), Arg::U64(rows as u64), Arg::U64(cols as u64)],
+        &[
+            Arg::Buf(0, 0),
+            Arg::Buf(1, 0),
+            Arg::U64(rows as u64),
+            Arg::U64(cols as u64),
+        ],
     ))
 }
 
@@ -275,7 +340,12 @@ pub mod loss_operands {
 /// gradient when `with_grad`. Operands: see [`loss_operands`].
 pub fn loss(kind: LossKind, rows: usize, cols: usize, with_grad: bool) -> Plan {
     use loss_operands::*;
-    let (x, t, dx, s) = (Arg::Buf(X, 0), Arg::Buf(TARGET, 0), Arg::Buf(DX, 0), Arg::Buf(SCRATCH, 0));
+    let (x, t, dx, s) = (
+        Arg::Buf(X, 0),
+        Arg::Buf(TARGET, 0),
+        Arg::Buf(DX, 0),
+        Arg::Buf(SCRATCH, 0),
+    );
     let (r, c) = (Arg::U64(rows as u64), Arg::U64(cols as u64));
     let n = rows * cols;
     let nn = Arg::U64(n as u64);
@@ -284,19 +354,39 @@ pub fn loss(kind: LossKind, rows: usize, cols: usize, with_grad: bool) -> Plan {
         LossKind::SoftmaxCrossEntropy => {
             let sc = 1.0 / rows as f64;
             (
-                Launch::new(&kernels::CROSS_ENTROPY_FWD, rows_grid(rows as u64), ROW_BLOCK, &[x, t, s, r, c]),
+                Launch::new(
+                    &kernels::CROSS_ENTROPY_FWD,
+                    rows_grid(rows as u64),
+                    ROW_BLOCK,
+                    &[x, t, s, r, c],
+                ),
                 rows,
                 sc,
-                Launch::new(&kernels::CROSS_ENTROPY_BWD, rows_grid(rows as u64), ROW_BLOCK, &[x, t, dx, r, c, Arg::Real(sc)]),
+                Launch::new(
+                    &kernels::CROSS_ENTROPY_BWD,
+                    rows_grid(rows as u64),
+                    ROW_BLOCK,
+                    &[x, t, dx, r, c, Arg::Real(sc)],
+                ),
             )
         }
         LossKind::Hinge { margin } => {
             let (sc, m) = (1.0 / rows as f64, Arg::Real(margin));
             (
-                Launch::new(&kernels::HINGE_FWD, rows_grid(rows as u64), ROW_BLOCK, &[x, t, s, r, c, m]),
+                Launch::new(
+                    &kernels::HINGE_FWD,
+                    rows_grid(rows as u64),
+                    ROW_BLOCK,
+                    &[x, t, s, r, c, m],
+                ),
                 rows,
                 sc,
-                Launch::new(&kernels::HINGE_BWD, rows_grid(rows as u64), ROW_BLOCK, &[x, t, dx, r, c, m, Arg::Real(sc)]),
+                Launch::new(
+                    &kernels::HINGE_BWD,
+                    rows_grid(rows as u64),
+                    ROW_BLOCK,
+                    &[x, t, dx, r, c, m, Arg::Real(sc)],
+                ),
             )
         }
         LossKind::Mse | LossKind::L1 | LossKind::BceWithLogits => {
@@ -307,7 +397,12 @@ pub fn loss(kind: LossKind, rows: usize, cols: usize, with_grad: bool) -> Plan {
             };
             let sc = 1.0 / n as f64;
             let g = grid_for(n as u64);
-            (Launch::new(kf, g, BLOCK, &[x, t, s, nn]), n, sc, Launch::new(kb, g, BLOCK, &[x, t, dx, nn, Arg::Real(sc)]))
+            (
+                Launch::new(kf, g, BLOCK, &[x, t, s, nn]),
+                n,
+                sc,
+                Launch::new(kb, g, BLOCK, &[x, t, dx, nn, Arg::Real(sc)]),
+            )
         }
     };
     mean_of(fwd, with_grad.then_some(bwd), count, scale, SCRATCH)
@@ -318,7 +413,9 @@ pub fn loss(kind: LossKind, rows: usize, cols: usize, with_grad: bool) -> Plan {
 /// `scale · Σ` at `scratch[result]`; then `bwd` (the gradient), if any.
 fn mean_of(fwd: Launch, bwd: Option<Launch>, count: usize, scale: f64, s: u8) -> Plan {
     // scratch: [per-value losses (count)] [partial sums (grid)] [result (1)]
-    let grid = (count as u64).div_ceil(REDUCE_BLOCK as u64).clamp(1, REDUCE_GRID as u64) as u32;
+    let grid = (count as u64)
+        .div_ceil(REDUCE_BLOCK as u64)
+        .clamp(1, REDUCE_GRID as u64) as u32;
     let partial = count as u64;
     let result = partial + grid as u64;
     let mut plan = Plan::one(fwd);
@@ -326,13 +423,23 @@ fn mean_of(fwd: Launch, bwd: Option<Launch>, count: usize, scale: f64, s: u8) ->
         &kernels::SUM_FWD,
         grid,
         REDUCE_BLOCK,
-        &[Arg::Buf(s, 0), Arg::Buf(s, partial), Arg::U64(count as u64), Arg::Real(1.0)],
+        &[
+            Arg::Buf(s, 0),
+            Arg::Buf(s, partial),
+            Arg::U64(count as u64),
+            Arg::Real(1.0),
+        ],
     ));
     plan.push(Launch::new(
         &kernels::SUM_FWD,
         1,
         REDUCE_BLOCK,
-        &[Arg::Buf(s, partial), Arg::Buf(s, result), Arg::U64(grid as u64), Arg::Real(scale)],
+        &[
+            Arg::Buf(s, partial),
+            Arg::Buf(s, result),
+            Arg::U64(grid as u64),
+            Arg::Real(scale),
+        ],
     ));
     if let Some(b) = bwd {
         plan.push(b);
@@ -345,35 +452,95 @@ fn mean_of(fwd: Launch, bwd: Option<Launch>, count: usize, scale: f64, s: u8) ->
 /// Soft-target cross-entropy with label smoothing. Operands: `[x, labels, t,
 /// dx]` (exactly one of `labels`, `t` non-empty), scratch 4.
 pub fn soft_cross_entropy(rows: usize, cols: usize, smoothing: f64, with_grad: bool) -> Plan {
-    let (keep, spread, scale) = (Arg::Real(1.0 - smoothing), Arg::Real(smoothing / cols as f64), 1.0 / rows as f64);
-    let (x, l, t, dx, s) = (Arg::Buf(0, 0), Arg::Buf(1, 0), Arg::Buf(2, 0), Arg::Buf(3, 0), Arg::Buf(4, 0));
-    let (r, c, g) = (Arg::U64(rows as u64), Arg::U64(cols as u64), rows_grid(rows as u64));
-    let fwd = Launch::new(&kernels::SOFT_CROSS_ENTROPY_FWD, g, ROW_BLOCK, &[x, l, t, s, r, c, keep, spread]);
-    let bwd = Launch::new(&kernels::SOFT_CROSS_ENTROPY_BWD, g, ROW_BLOCK, &[x, l, t, dx, r, c, keep, spread, Arg::Real(scale)]);
+    let (keep, spread, scale) = (
+        Arg::Real(1.0 - smoothing),
+        Arg::Real(smoothing / cols as f64),
+        1.0 / rows as f64,
+    );
+    let (x, l, t, dx, s) = (
+        Arg::Buf(0, 0),
+        Arg::Buf(1, 0),
+        Arg::Buf(2, 0),
+        Arg::Buf(3, 0),
+        Arg::Buf(4, 0),
+    );
+    let (r, c, g) = (
+        Arg::U64(rows as u64),
+        Arg::U64(cols as u64),
+        rows_grid(rows as u64),
+    );
+    let fwd = Launch::new(
+        &kernels::SOFT_CROSS_ENTROPY_FWD,
+        g,
+        ROW_BLOCK,
+        &[x, l, t, s, r, c, keep, spread],
+    );
+    let bwd = Launch::new(
+        &kernels::SOFT_CROSS_ENTROPY_BWD,
+        g,
+        ROW_BLOCK,
+        &[x, l, t, dx, r, c, keep, spread, Arg::Real(scale)],
+    );
     mean_of(fwd, with_grad.then_some(bwd), rows, scale, 4)
 }
 
 /// Focal loss. Operands: `[x, labels, alpha, dx]` (`alpha` may be empty), scratch 4.
 pub fn focal(rows: usize, cols: usize, gamma: f64, with_grad: bool) -> Plan {
     let scale = 1.0 / rows as f64;
-    let (x, l, a, dx, s) = (Arg::Buf(0, 0), Arg::Buf(1, 0), Arg::Buf(2, 0), Arg::Buf(3, 0), Arg::Buf(4, 0));
-    let (r, c, g) = (Arg::U64(rows as u64), Arg::U64(cols as u64), rows_grid(rows as u64));
-    let fwd = Launch::new(&kernels::FOCAL_FWD, g, ROW_BLOCK, &[x, l, a, s, r, c, Arg::Real(gamma)]);
-    let bwd = Launch::new(&kernels::FOCAL_BWD, g, ROW_BLOCK, &[x, l, a, dx, r, c, Arg::Real(gamma), Arg::Real(scale)]);
+    let (x, l, a, dx, s) = (
+        Arg::Buf(0, 0),
+        Arg::Buf(1, 0),
+        Arg::Buf(2, 0),
+        Arg::Buf(3, 0),
+        Arg::Buf(4, 0),
+    );
+    let (r, c, g) = (
+        Arg::U64(rows as u64),
+        Arg::U64(cols as u64),
+        rows_grid(rows as u64),
+    );
+    let fwd = Launch::new(
+        &kernels::FOCAL_FWD,
+        g,
+        ROW_BLOCK,
+        &[x, l, a, s, r, c, Arg::Real(gamma)],
+    );
+    let bwd = Launch::new(
+        &kernels::FOCAL_BWD,
+        g,
+        ROW_BLOCK,
+        &[x, l, a, dx, r, c, Arg::Real(gamma), Arg::Real(scale)],
+    );
     mean_of(fwd, with_grad.then_some(bwd), rows, scale, 4)
 }
 
 /// KL divergence (`reduction='batchmean'`). Operands: `[x, t, dx]`, scratch 3.
 pub fn kl_div(rows: usize, cols: usize, log_target: bool, with_grad: bool) -> Plan {
     let (n, scale, lt) = (rows * cols, 1.0 / rows as f64, Arg::I32(log_target as i32));
-    let (x, t, dx, s, nn, g) = (Arg::Buf(0, 0), Arg::Buf(1, 0), Arg::Buf(2, 0), Arg::Buf(3, 0), Arg::U64(n as u64), grid_for(n as u64));
+    let (x, t, dx, s, nn, g) = (
+        Arg::Buf(0, 0),
+        Arg::Buf(1, 0),
+        Arg::Buf(2, 0),
+        Arg::Buf(3, 0),
+        Arg::U64(n as u64),
+        grid_for(n as u64),
+    );
     let fwd = Launch::new(&kernels::KL_DIV_FWD, g, BLOCK, &[x, t, s, nn, lt]);
-    let bwd = Launch::new(&kernels::KL_DIV_BWD, g, BLOCK, &[x, t, dx, nn, lt, Arg::Real(scale)]);
+    let bwd = Launch::new(
+        &kernels::KL_DIV_BWD,
+        g,
+        BLOCK,
+        &[x, t, dx, nn, lt, Arg::Real(scale)],
+    );
     mean_of(fwd, with_grad.then_some(bwd), n, scale, 3)
 }
 
 fn bn_sizes(d: &BatchNormDims) -> [Arg; 3] {
-    [Arg::U64(d.batch as u64), Arg::U64(d.channels as u64), Arg::U64(d.spatial as u64)]
+    [
+        Arg::U64(d.batch as u64),
+        Arg::U64(d.channels as u64),
+        Arg::U64(d.spatial as u64),
+    ]
 }
 
 /// Per-channel mean and biased variance, one block per channel. Operands: `[x, mean, var]`.
@@ -413,7 +580,18 @@ pub fn batch_norm_fwd(d: &BatchNormDims) -> Plan {
     elementwise(
         &kernels::BATCH_NORM_FWD,
         d.batch * d.channels * d.spatial,
-        &[Arg::Buf(0, 0), Arg::Buf(1, 0), Arg::Buf(2, 0), Arg::Buf(3, 0), Arg::Buf(4, 0), Arg::Buf(5, 0), b, c, s, Arg::Real(d.eps)],
+        &[
+            Arg::Buf(0, 0),
+            Arg::Buf(1, 0),
+            Arg::Buf(2, 0),
+            Arg::Buf(3, 0),
+            Arg::Buf(4, 0),
+            Arg::Buf(5, 0),
+            b,
+            c,
+            s,
+            Arg::Real(d.eps),
+        ],
     )
 }
 
@@ -427,7 +605,20 @@ pub fn batch_norm_bwd(d: &BatchNormDims, gacc: Acc, dx: Option<Acc>) -> Plan {
         &kernels::BATCH_NORM_BWD,
         d.channels.max(1) as u32,
         REDUCE_BLOCK,
-        &[Arg::Buf(0, 0), Arg::Buf(1, 0), Arg::Buf(2, 0), Arg::Buf(4, 0), Arg::Buf(5, 0), Arg::Buf(6, 0), Arg::Buf(7, 0), b, c, s, eps, Arg::I32(acc_flag(gacc))],
+        &[
+            Arg::Buf(0, 0),
+            Arg::Buf(1, 0),
+            Arg::Buf(2, 0),
+            Arg::Buf(4, 0),
+            Arg::Buf(5, 0),
+            Arg::Buf(6, 0),
+            Arg::Buf(7, 0),
+            b,
+            c,
+            s,
+            eps,
+            Arg::I32(acc_flag(gacc)),
+        ],
     ));
     if let Some(acc) = dx {
         let n = d.batch * d.channels * d.spatial;
@@ -468,7 +659,11 @@ fn resize_args(g: &Resize2d, batch: usize) -> [Arg; 6] {
 /// Upsampling. Operands: `[x, y]`.
 pub fn upsample2d_fwd(g: &Resize2d, batch: usize) -> Plan {
     let [p, h, w, oh, ow, m] = resize_args(g, batch);
-    elementwise(&kernels::UPSAMPLE2D_FWD, batch * g.channels * g.oh * g.ow, &[Arg::Buf(0, 0), Arg::Buf(1, 0), p, h, w, oh, ow, m])
+    elementwise(
+        &kernels::UPSAMPLE2D_FWD,
+        batch * g.channels * g.oh * g.ow,
+        &[Arg::Buf(0, 0), Arg::Buf(1, 0), p, h, w, oh, ow, m],
+    )
 }
 
 /// Upsampling's backward. Operands: `[dy, dx]`.
@@ -477,7 +672,17 @@ pub fn upsample2d_bwd(g: &Resize2d, batch: usize, acc: Acc) -> Plan {
     elementwise(
         &kernels::UPSAMPLE2D_BWD,
         batch * g.channels * g.h * g.w,
-        &[Arg::Buf(0, 0), Arg::Buf(1, 0), p, h, w, oh, ow, m, Arg::I32(acc_flag(acc))],
+        &[
+            Arg::Buf(0, 0),
+            Arg::Buf(1, 0),
+            p,
+            h,
+            w,
+            oh,
+            ow,
+            m,
+            Arg::I32(acc_flag(acc)),
+        ],
     )
 }
 
@@ -533,16 +738,32 @@ pub fn adam(a: &AdamArgs, n: usize) -> Plan {
 /// `sum_fwd_f64` over them; the result is an `f64` in scratch. Operands: `[x]`.
 pub fn sum_sq(n: usize, abs: bool, dt: Dtype) -> Plan {
     let unit = (8 / dt.size()) as u64; // elements of `dt` per f64
-    let grid = (n as u64).div_ceil(REDUCE_BLOCK as u64).clamp(1, REDUCE_GRID as u64) as u32;
+    let grid = (n as u64)
+        .div_ceil(REDUCE_BLOCK as u64)
+        .clamp(1, REDUCE_GRID as u64) as u32;
     let (partial, result) = (0u64, grid as u64 * unit);
-    let k = if abs { &kernels::SUM_ABS_FWD } else { &kernels::SUM_SQ_FWD };
-    let mut plan = Plan::one(Launch::new(k, grid, REDUCE_BLOCK, &[Arg::Buf(0, 0), Arg::Buf(1, partial), Arg::U64(n as u64)]));
+    let k = if abs {
+        &kernels::SUM_ABS_FWD
+    } else {
+        &kernels::SUM_SQ_FWD
+    };
+    let mut plan = Plan::one(Launch::new(
+        k,
+        grid,
+        REDUCE_BLOCK,
+        &[Arg::Buf(0, 0), Arg::Buf(1, partial), Arg::U64(n as u64)],
+    ));
     plan.push(
         Launch::new(
             &kernels::SUM_FWD,
             1,
             REDUCE_BLOCK,
-            &[Arg::Buf(1, partial), Arg::Buf(1, result), Arg::U64(grid as u64), Arg::Real(1.0)],
+            &[
+                Arg::Buf(1, partial),
+                Arg::Buf(1, result),
+                Arg::U64(grid as u64),
+                Arg::Real(1.0),
+            ],
         )
         .with_dtype(Dtype::F64),
     );
@@ -557,7 +778,14 @@ pub fn penalty_grad(l1: f64, l2: f64, n: usize, acc: Acc) -> Plan {
     elementwise(
         &kernels::PENALTY_BWD,
         n,
-        &[Arg::Buf(0, 0), Arg::Buf(1, 0), Arg::U64(n as u64), Arg::Real(l1), Arg::Real(2.0 * l2), Arg::I32(acc_flag(acc))],
+        &[
+            Arg::Buf(0, 0),
+            Arg::Buf(1, 0),
+            Arg::U64(n as u64),
+            Arg::Real(l1),
+            Arg::Real(2.0 * l2),
+            Arg::I32(acc_flag(acc)),
+        ],
     )
 }
 
@@ -575,7 +803,14 @@ pub fn dropout_fwd(n: usize, p: f64, seed: u64) -> Plan {
     elementwise(
         &kernels::DROPOUT_FWD,
         n,
-        &[Arg::Buf(0, 0), Arg::Buf(1, 0), Arg::U64(n as u64), Arg::U64(seed), Arg::U64(thr), Arg::Real(keep_scale(p))],
+        &[
+            Arg::Buf(0, 0),
+            Arg::Buf(1, 0),
+            Arg::U64(n as u64),
+            Arg::U64(seed),
+            Arg::U64(thr),
+            Arg::Real(keep_scale(p)),
+        ],
     )
 }
 
@@ -641,7 +876,10 @@ pub fn rmsprop(a: &RmspropArgs, n: usize) -> Plan {
 
 /// The 13 window sizes, in the kernels' `KILN_WINDOW_PARAMS` order.
 fn window(g: &Window2d) -> [Arg; 13] {
-    [g.channels, g.h, g.w, g.kh, g.kw, g.sh, g.sw, g.ph, g.pw, g.dh, g.dw, g.oh, g.ow].map(|v| Arg::U64(v as u64))
+    [
+        g.channels, g.h, g.w, g.kh, g.kw, g.sh, g.sw, g.ph, g.pw, g.dh, g.dw, g.oh, g.ow,
+    ]
+    .map(|v| Arg::U64(v as u64))
 }
 
 fn with_window<const N: usize>(head: [Arg; N], g: &Window2d) -> ([Arg; MAX_ARGS], usize) {
@@ -651,21 +889,47 @@ fn with_window<const N: usize>(head: [Arg; N], g: &Window2d) -> ([Arg; MAX_ARGS]
     (a, N + 13)
 }
 
-fn windowed<const N: usize>(k: &'static Kernel, threads: usize, head: [Arg; N], g: &Window2d) -> Plan {
+fn windowed<const N: usize>(
+    k: &'static Kernel,
+    threads: usize,
+    head: [Arg; N],
+    g: &Window2d,
+) -> Plan {
     let (a, n) = with_window(head, g);
     elementwise(k, threads, &a[..n])
 }
 
 /// `im2col` of samples `first .. first + count`. Operands: `[x, cols]`.
 pub fn im2col(g: &Window2d, first: usize, count: usize) -> Plan {
-    let head = [Arg::Buf(0, 0), Arg::Buf(1, 0), Arg::U64(first as u64), Arg::U64(count as u64)];
-    windowed(&kernels::IM2COL_FWD, g.rows() * count * g.out_plane(), head, g)
+    let head = [
+        Arg::Buf(0, 0),
+        Arg::Buf(1, 0),
+        Arg::U64(first as u64),
+        Arg::U64(count as u64),
+    ];
+    windowed(
+        &kernels::IM2COL_FWD,
+        g.rows() * count * g.out_plane(),
+        head,
+        g,
+    )
 }
 
 /// `col2im` (acc) into samples `first .. first + count`. Operands: `[cols, x]`.
 pub fn col2im(g: &Window2d, first: usize, count: usize, acc: Acc) -> Plan {
-    let head = [Arg::Buf(0, 0), Arg::Buf(1, 0), Arg::U64(first as u64), Arg::U64(count as u64), Arg::I32(acc_flag(acc))];
-    windowed(&kernels::IM2COL_BWD, count * g.channels * g.in_plane(), head, g)
+    let head = [
+        Arg::Buf(0, 0),
+        Arg::Buf(1, 0),
+        Arg::U64(first as u64),
+        Arg::U64(count as u64),
+        Arg::I32(acc_flag(acc)),
+    ];
+    windowed(
+        &kernels::IM2COL_BWD,
+        count * g.channels * g.in_plane(),
+        head,
+        g,
+    )
 }
 
 /// Swap of the first two axes of `[a, b, n]`. Operands: `[src, dst]`.
@@ -689,7 +953,13 @@ pub fn channel_bias_fwd(batch: usize, channels: usize, spatial: usize) -> Plan {
     elementwise(
         &kernels::CHANNEL_BIAS_FWD,
         batch * channels * spatial,
-        &[Arg::Buf(0, 0), Arg::Buf(1, 0), Arg::U64(batch as u64), Arg::U64(channels as u64), Arg::U64(spatial as u64)],
+        &[
+            Arg::Buf(0, 0),
+            Arg::Buf(1, 0),
+            Arg::U64(batch as u64),
+            Arg::U64(channels as u64),
+            Arg::U64(spatial as u64),
+        ],
     )
 }
 
@@ -713,21 +983,38 @@ pub fn channel_bias_bwd(batch: usize, channels: usize, spatial: usize, acc: Acc)
 /// Max pooling of `batch` images. Operands: `[x, y, indices]`.
 pub fn max_pool2d_fwd(g: &Window2d, batch: usize) -> Plan {
     let planes = batch * g.channels;
-    let head = [Arg::Buf(0, 0), Arg::Buf(1, 0), Arg::Buf(2, 0), Arg::U64(planes as u64)];
+    let head = [
+        Arg::Buf(0, 0),
+        Arg::Buf(1, 0),
+        Arg::Buf(2, 0),
+        Arg::U64(planes as u64),
+    ];
     windowed(&kernels::MAX_POOL2D_FWD, planes * g.out_plane(), head, g)
 }
 
 /// Max unpooling (max pooling's backward). Operands: `[indices, src, dst]`.
 pub fn max_unpool2d(g: &Window2d, batch: usize, acc: Acc) -> Plan {
     let planes = batch * g.channels;
-    let head = [Arg::Buf(0, 0), Arg::Buf(1, 0), Arg::Buf(2, 0), Arg::U64(planes as u64), Arg::I32(acc_flag(acc))];
+    let head = [
+        Arg::Buf(0, 0),
+        Arg::Buf(1, 0),
+        Arg::Buf(2, 0),
+        Arg::U64(planes as u64),
+        Arg::I32(acc_flag(acc)),
+    ];
     windowed(&kernels::MAX_UNPOOL2D_FWD, planes * g.in_plane(), head, g)
 }
 
 /// Max unpooling's backward. Operands: `[indices, src, dst]`.
 pub fn max_unpool2d_bwd(g: &Window2d, batch: usize, acc: Acc) -> Plan {
     let planes = batch * g.channels;
-    let head = [Arg::Buf(0, 0), Arg::Buf(1, 0), Arg::Buf(2, 0), Arg::U64(planes as u64), Arg::I32(acc_flag(acc))];
+    let head = [
+        Arg::Buf(0, 0),
+        Arg::Buf(1, 0),
+        Arg::Buf(2, 0),
+        Arg::U64(planes as u64),
+        Arg::I32(acc_flag(acc)),
+    ];
     windowed(&kernels::MAX_UNPOOL2D_BWD, planes * g.out_plane(), head, g)
 }
 
@@ -735,7 +1022,12 @@ pub fn max_unpool2d_bwd(g: &Window2d, batch: usize, acc: Acc) -> Plan {
 pub fn avg_pool2d_fwd(g: &Window2d, batch: usize) -> Plan {
     let planes = batch * g.channels;
     let inv = 1.0 / (g.kh * g.kw) as f64;
-    let head = [Arg::Buf(0, 0), Arg::Buf(1, 0), Arg::U64(planes as u64), Arg::Real(inv)];
+    let head = [
+        Arg::Buf(0, 0),
+        Arg::Buf(1, 0),
+        Arg::U64(planes as u64),
+        Arg::Real(inv),
+    ];
     windowed(&kernels::AVG_POOL2D_FWD, planes * g.out_plane(), head, g)
 }
 
@@ -743,7 +1035,13 @@ pub fn avg_pool2d_fwd(g: &Window2d, batch: usize) -> Plan {
 pub fn avg_pool2d_bwd(g: &Window2d, batch: usize, acc: Acc) -> Plan {
     let planes = batch * g.channels;
     let inv = 1.0 / (g.kh * g.kw) as f64;
-    let head = [Arg::Buf(0, 0), Arg::Buf(1, 0), Arg::U64(planes as u64), Arg::Real(inv), Arg::I32(acc_flag(acc))];
+    let head = [
+        Arg::Buf(0, 0),
+        Arg::Buf(1, 0),
+        Arg::U64(planes as u64),
+        Arg::Real(inv),
+        Arg::I32(acc_flag(acc)),
+    ];
     windowed(&kernels::AVG_POOL2D_BWD, planes * g.in_plane(), head, g)
 }
 
@@ -753,9 +1051,23 @@ mod tests {
 
     #[test]
     fn every_plan_matches_its_kernels_signature() {
-        let sgd_args = SgdArgs { lr: 0.1, momentum: 0.9, dampening: 0.0, weight_decay: 0.0, nesterov: false, first: true };
-        let adam_args =
-            AdamArgs { lr: 0.1, beta1: 0.9, beta2: 0.999, eps: 1e-8, weight_decay: 0.0, decoupled: false, step: 1 };
+        let sgd_args = SgdArgs {
+            lr: 0.1,
+            momentum: 0.9,
+            dampening: 0.0,
+            weight_decay: 0.0,
+            nesterov: false,
+            first: true,
+        };
+        let adam_args = AdamArgs {
+            lr: 0.1,
+            beta1: 0.9,
+            beta2: 0.999,
+            eps: 1e-8,
+            weight_decay: 0.0,
+            decoupled: false,
+            step: 1,
+        };
         let mut plans = vec![
             fill(10, 1.0),
             add(10),
@@ -772,12 +1084,31 @@ mod tests {
             plans.push(act_fwd(f, 10));
             plans.push(act_bwd(f, 10, Acc::Set));
         }
-        for k in [LossKind::SoftmaxCrossEntropy, LossKind::Hinge { margin: 1.0 }, LossKind::Mse, LossKind::L1, LossKind::BceWithLogits] {
+        for k in [
+            LossKind::SoftmaxCrossEntropy,
+            LossKind::Hinge { margin: 1.0 },
+            LossKind::Mse,
+            LossKind::L1,
+            LossKind::BceWithLogits,
+        ] {
             plans.push(loss(k, 3, 4, true));
         }
         let g = Window2d::new("test", 2, (6, 5), (3, 2), (2, 1), (1, 0), (1, 2)).unwrap();
-        let ada = AdagradArgs { lr: 0.1, lr_decay: 0.0, weight_decay: 0.0, eps: 1e-10, step: 1 };
-        let rms = RmspropArgs { lr: 0.1, alpha: 0.99, eps: 1e-8, weight_decay: 0.0, momentum: 0.0, centered: false };
+        let ada = AdagradArgs {
+            lr: 0.1,
+            lr_decay: 0.0,
+            weight_decay: 0.0,
+            eps: 1e-10,
+            step: 1,
+        };
+        let rms = RmspropArgs {
+            lr: 0.1,
+            alpha: 0.99,
+            eps: 1e-8,
+            weight_decay: 0.0,
+            momentum: 0.0,
+            centered: false,
+        };
         plans.extend([
             sum_sq(10, false, Dtype::F32),
             sum_sq(10, true, Dtype::F64),
@@ -800,8 +1131,20 @@ mod tests {
             focal(3, 4, 2.0, true),
             kl_div(3, 4, false, true),
         ]);
-        let bn = BatchNormDims { batch: 2, channels: 3, spatial: 4, eps: 1e-5 };
-        let rs = Resize2d { mode: UpsampleMode::Bilinear, channels: 2, h: 3, w: 4, oh: 6, ow: 8 };
+        let bn = BatchNormDims {
+            batch: 2,
+            channels: 3,
+            spatial: 4,
+            eps: 1e-5,
+        };
+        let rs = Resize2d {
+            mode: UpsampleMode::Bilinear,
+            channels: 2,
+            h: 3,
+            w: 4,
+            oh: 6,
+            ow: 8,
+        };
         plans.extend([
             batch_norm_stats(&bn),
             batch_norm_running(&bn, 0.1),
@@ -818,6 +1161,10 @@ mod tests {
                 seen.insert(l.kernel.name);
             }
         }
-        assert_eq!(seen.len(), kernels::KERNEL_COUNT, "some kernel is in no plan");
+        assert_eq!(
+            seen.len(),
+            kernels::KERNEL_COUNT,
+            "some kernel is in no plan"
+        );
     }
 }

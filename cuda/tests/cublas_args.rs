@@ -26,7 +26,16 @@ fn valid_for_cublas(x: &CublasArgs) -> bool {
 fn reference_on_cublas_args_matches_the_cpu() {
     let mut r = rng(11);
     let mut cases = 0;
-    for &(m, n, k) in &[(1, 1, 1), (1, 7, 3), (7, 1, 3), (4, 4, 1), (5, 3, 8), (16, 9, 33), (2, 2, 0), (31, 17, 64)] {
+    for &(m, n, k) in &[
+        (1, 1, 1),
+        (1, 7, 3),
+        (7, 1, 3),
+        (4, 4, 1),
+        (5, 3, 8),
+        (16, 9, 33),
+        (2, 2, 0),
+        (31, 17, 64),
+    ] {
         for ta in [false, true] {
             for tb in [false, true] {
                 for beta in [0.0, 1.0, 0.5] {
@@ -44,22 +53,38 @@ fn reference_on_cublas_args_matches_the_cpu() {
                         }
                         let (ar, ac) = if ta { (k, m) } else { (m, k) };
                         let (br, bc) = if tb { (n, k) } else { (k, n) };
-                        let a: Vec<f64> = (0..span(g.a_off, ar, g.lda, ac) + 2).map(|_| r.random_range(-1.0..1.0)).collect();
-                        let b: Vec<f64> = (0..span(g.b_off, br, g.ldb, bc) + 2).map(|_| r.random_range(-1.0..1.0)).collect();
-                        let c: Vec<f64> = (0..span(g.c_off, m, g.ldc, n) + 2).map(|_| r.random_range(-1.0..1.0)).collect();
+                        let a: Vec<f64> = (0..span(g.a_off, ar, g.lda, ac) + 2)
+                            .map(|_| r.random_range(-1.0..1.0))
+                            .collect();
+                        let b: Vec<f64> = (0..span(g.b_off, br, g.ldb, bc) + 2)
+                            .map(|_| r.random_range(-1.0..1.0))
+                            .collect();
+                        let c: Vec<f64> = (0..span(g.c_off, m, g.ldc, n) + 2)
+                            .map(|_| r.random_range(-1.0..1.0))
+                            .collect();
 
                         let mut want = c.clone();
                         <Cpu as Backend<f64>>::gemm(&Cpu, &g, &a, &b, &mut want).unwrap();
 
                         let x = cublas_args(&g);
-                        assert!(valid_for_cublas(&x), "{g:?} → {x:?} breaks cuBLAS's leading-dimension rules");
-                        assert_eq!((x.a, x.b), (Operand::B, Operand::A), "operands swap: Cᵀ = op(B)ᵀ·op(A)ᵀ");
+                        assert!(
+                            valid_for_cublas(&x),
+                            "{g:?} → {x:?} breaks cuBLAS's leading-dimension rules"
+                        );
+                        assert_eq!(
+                            (x.a, x.b),
+                            (Operand::B, Operand::A),
+                            "operands swap: Cᵀ = op(B)ᵀ·op(A)ᵀ"
+                        );
                         let pick = |o: Operand| if o == Operand::A { &a } else { &b };
                         let mut got = c.clone();
                         reference_gemm(&x, pick(x.a), pick(x.b), &mut got);
 
                         for (i, (u, v)) in got.iter().zip(&want).enumerate() {
-                            assert!((u - v).abs() <= 1e-12 * (1.0 + v.abs()), "{g:?} → {x:?}: C[{i}] = {u} vs CPU {v}");
+                            assert!(
+                                (u - v).abs() <= 1e-12 * (1.0 + v.abs()),
+                                "{g:?} → {x:?}: C[{i}] = {u} vs CPU {v}"
+                            );
                         }
                         cases += 1;
                     }

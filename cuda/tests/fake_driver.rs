@@ -42,7 +42,11 @@ fn fake_driver(name: &str, c_source: &str) -> PathBuf {
         .arg(&src)
         .output()
         .expect("running cc");
-    assert!(out.status.success(), "cc failed: {}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "cc failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     std::fs::copy(&lib, dir.join("libcuda.so")).unwrap();
     dir
 }
@@ -50,7 +54,12 @@ fn fake_driver(name: &str, c_source: &str) -> PathBuf {
 /// Runs the child with LD_LIBRARY_PATH = `dir`; returns its RESULT line.
 fn run_child(dir: &Path) -> String {
     let out = Command::new(std::env::current_exe().unwrap())
-        .args(["--exact", "child_open_device", "--nocapture", "--test-threads=1"])
+        .args([
+            "--exact",
+            "child_open_device",
+            "--nocapture",
+            "--test-threads=1",
+        ])
         .env(CHILD_ENV, "1")
         .env("LD_LIBRARY_PATH", dir)
         .env_remove("KILN_CUDA_LIB_PATH")
@@ -58,7 +67,10 @@ fn run_child(dir: &Path) -> String {
         .unwrap();
     let stdout = String::from_utf8_lossy(&out.stdout);
     let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(out.status.success(), "the child failed (a panic escaped?):\n{stdout}\n{stderr}");
+    assert!(
+        out.status.success(),
+        "the child failed (a panic escaped?):\n{stdout}\n{stderr}"
+    );
     stdout
         .lines()
         .find_map(|l| l.find("RESULT: ").map(|i| &l[i + "RESULT: ".len()..]))
@@ -79,15 +91,25 @@ fn no_driver_library() {
     }
     let r = run_child(&fake_driver("none", ""));
     println!("{r}");
-    assert!(r.starts_with("Err(device cuda:0: cannot load libcuda.so.1"), "{r}");
+    assert!(
+        r.starts_with("Err(device cuda:0: cannot load libcuda.so.1"),
+        "{r}"
+    );
     assert!(r.contains("NVIDIA driver"), "{r}");
 }
 
 #[test]
 fn cuinit_fails() {
     // 35 is missing from cudarc's CUresult enum: kiln must read it raw.
-    for (code, name) in [(100, "CUDA_ERROR_NO_DEVICE"), (35, "CUDA_ERROR_INSUFFICIENT_DRIVER"), (3, "CUDA_ERROR_NOT_INITIALIZED")] {
-        let dir = fake_driver(&format!("cuinit-{code}"), &format!("int cuInit(unsigned int flags) {{ (void)flags; return {code}; }}\n"));
+    for (code, name) in [
+        (100, "CUDA_ERROR_NO_DEVICE"),
+        (35, "CUDA_ERROR_INSUFFICIENT_DRIVER"),
+        (3, "CUDA_ERROR_NOT_INITIALIZED"),
+    ] {
+        let dir = fake_driver(
+            &format!("cuinit-{code}"),
+            &format!("int cuInit(unsigned int flags) {{ (void)flags; return {code}; }}\n"),
+        );
         let r = run_child(&dir);
         println!("{r}");
         assert!(r.starts_with("Err(device cuda:0: cuInit failed: "), "{r}");
@@ -97,10 +119,16 @@ fn cuinit_fails() {
 
 #[test]
 fn driver_without_symbols() {
-    let dir = fake_driver("bare", "int cuInit(unsigned int flags) { (void)flags; return 0; }\n");
+    let dir = fake_driver(
+        "bare",
+        "int cuInit(unsigned int flags) { (void)flags; return 0; }\n",
+    );
     let r = run_child(&dir);
     println!("{r}");
-    assert!(r.starts_with("Err(device cuda:0: creating the CUDA context: "), "{r}");
+    assert!(
+        r.starts_with("Err(device cuda:0: creating the CUDA context: "),
+        "{r}"
+    );
     assert!(r.contains("cuDeviceGet"), "{r}");
 }
 

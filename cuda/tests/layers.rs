@@ -7,11 +7,11 @@
 
 mod common;
 
-use kiln_core::layers::{
-    AvgPool2d, BatchNorm1d, BatchNorm2d, BatchNormConfig, BatchNormGrads, Conv2d, Conv2dConfig, Conv2dGrads, Dropout,
-    DropoutConfig, MaxPool2d, Pool2dConfig, Upsample, UpsampleConfig,
-};
 use kiln_core::device::UpsampleMode;
+use kiln_core::layers::{
+    AvgPool2d, BatchNorm1d, BatchNorm2d, BatchNormConfig, BatchNormGrads, Conv2d, Conv2dConfig,
+    Conv2dGrads, Dropout, DropoutConfig, MaxPool2d, Pool2dConfig, Upsample, UpsampleConfig,
+};
 use kiln_core::{rng, Acc, Backend, Build, Cpu, Elem, Layer, Shape, Tensor, TrainCtx, S3};
 use kiln_cuda::Cuda;
 
@@ -39,25 +39,56 @@ fn run<E: Elem, D: Backend<E>, L: Layer<E, D> + Build<E, D>>(
     let dy = Tensor::<L::Out, E, D>::from_slice(dev, &dyv).unwrap();
     let mut y = Tensor::empty(dev).unwrap();
     let mut cache = layer.cache().unwrap();
-    layer.forward_train(&x, &mut y, &mut cache, &mut TrainCtx::new(13)).unwrap();
+    layer
+        .forward_train(&x, &mut y, &mut cache, &mut TrainCtx::new(13))
+        .unwrap();
     let mut dx = Tensor::empty(dev).unwrap();
     let mut grads = layer.grads().unwrap();
-    layer.backward(&x, &y, &mut cache, &dy, Some((&mut dx, Acc::Set)), &mut grads, Acc::Set).unwrap();
+    layer
+        .backward(
+            &x,
+            &y,
+            &mut cache,
+            &dy,
+            Some((&mut dx, Acc::Set)),
+            &mut grads,
+            Acc::Set,
+        )
+        .unwrap();
     (y.to_vec().unwrap(), dx.to_vec().unwrap(), grads_of(&grads))
 }
 
-fn compare<E: Elem>(name: &str, cpu: (Vec<E>, Vec<E>, Vec<Vec<E>>), cuda: (Vec<E>, Vec<E>, Vec<Vec<E>>)) {
-    let tol = if std::mem::size_of::<E>() == 4 { 1e-4 } else { 1e-10 };
+fn compare<E: Elem>(
+    name: &str,
+    cpu: (Vec<E>, Vec<E>, Vec<Vec<E>>),
+    cuda: (Vec<E>, Vec<E>, Vec<Vec<E>>),
+) {
+    let tol = if std::mem::size_of::<E>() == 4 {
+        1e-4
+    } else {
+        1e-10
+    };
     common::check(&format!("{name} y"), &cuda.0, &cpu.0, tol);
     common::check(&format!("{name} dx"), &cuda.1, &cpu.1, tol);
     assert_eq!(cpu.2.len(), cuda.2.len());
     for (i, (a, b)) in cuda.2.iter().zip(&cpu.2).enumerate() {
         common::check(&format!("{name} parameter gradient {i}"), a, b, tol);
     }
-    println!("{name} ({}): y, dx and {} parameter gradients agree", E::NAME, cpu.2.len());
+    println!(
+        "{name} ({}): y, dx and {} parameter gradients agree",
+        E::NAME,
+        cpu.2.len()
+    );
 }
 
-fn conv_grads<E: Elem, D: Backend<E>, const CO: usize, const CG: usize, const KH: usize, const KW: usize>(
+fn conv_grads<
+    E: Elem,
+    D: Backend<E>,
+    const CO: usize,
+    const CG: usize,
+    const KH: usize,
+    const KW: usize,
+>(
     g: &Conv2dGrads<E, D, CO, CG, KH, KW>,
 ) -> Vec<Vec<E>> {
     let mut v = vec![g.weight.to_vec().unwrap()];
@@ -73,19 +104,67 @@ fn no_grads<G, E>(_: &G) -> Vec<Vec<E>> {
 
 macro_rules! conv {
     ($e:ty, $name:expr, $cfg:expr, [$ci:literal, $co:literal, $cg:literal, $kh:literal, $kw:literal, $h:literal, $w:literal, $oh:literal, $ow:literal]) => {{
-        let cpu = run::<$e, Cpu, Conv2d<$e, Cpu, $ci, $co, $cg, $kh, $kw, $h, $w, $oh, $ow>>(&Cpu, $cfg, conv_grads);
-        let cuda = run::<$e, Cuda, Conv2d<$e, Cuda, $ci, $co, $cg, $kh, $kw, $h, $w, $oh, $ow>>(&device(), $cfg, conv_grads);
+        let cpu = run::<$e, Cpu, Conv2d<$e, Cpu, $ci, $co, $cg, $kh, $kw, $h, $w, $oh, $ow>>(
+            &Cpu, $cfg, conv_grads,
+        );
+        let cuda = run::<$e, Cuda, Conv2d<$e, Cuda, $ci, $co, $cg, $kh, $kw, $h, $w, $oh, $ow>>(
+            &device(),
+            $cfg,
+            conv_grads,
+        );
         compare::<$e>($name, cpu, cuda);
     }};
 }
 
 fn convs<E: Elem>() {
     let d = Conv2dConfig::default();
-    conv!(E, "conv 3x3 pad 1", Conv2dConfig { padding: (1, 1), ..d }, [2, 3, 2, 3, 3, 5, 5, 5, 5]);
-    conv!(E, "conv 2x3 stride 2", Conv2dConfig { stride: (2, 2), ..d }, [2, 3, 2, 2, 3, 6, 7, 3, 3]);
-    conv!(E, "conv dilation 2, no bias", Conv2dConfig { dilation: (2, 2), bias: false, ..d }, [2, 2, 2, 3, 3, 7, 6, 3, 2]);
-    conv!(E, "conv groups 2", Conv2dConfig { padding: (1, 1), groups: 2, ..d }, [4, 6, 2, 3, 3, 5, 5, 5, 5]);
-    conv!(E, "conv LeNet-like 5x5", Conv2dConfig { padding: (2, 2), ..d }, [1, 6, 1, 5, 5, 12, 12, 12, 12]);
+    conv!(
+        E,
+        "conv 3x3 pad 1",
+        Conv2dConfig {
+            padding: (1, 1),
+            ..d
+        },
+        [2, 3, 2, 3, 3, 5, 5, 5, 5]
+    );
+    conv!(
+        E,
+        "conv 2x3 stride 2",
+        Conv2dConfig {
+            stride: (2, 2),
+            ..d
+        },
+        [2, 3, 2, 2, 3, 6, 7, 3, 3]
+    );
+    conv!(
+        E,
+        "conv dilation 2, no bias",
+        Conv2dConfig {
+            dilation: (2, 2),
+            bias: false,
+            ..d
+        },
+        [2, 2, 2, 3, 3, 7, 6, 3, 2]
+    );
+    conv!(
+        E,
+        "conv groups 2",
+        Conv2dConfig {
+            padding: (1, 1),
+            groups: 2,
+            ..d
+        },
+        [4, 6, 2, 3, 3, 5, 5, 5, 5]
+    );
+    conv!(
+        E,
+        "conv LeNet-like 5x5",
+        Conv2dConfig {
+            padding: (2, 2),
+            ..d
+        },
+        [1, 6, 1, 5, 5, 12, 12, 12, 12]
+    );
 }
 
 fn pools<E: Elem>() {
@@ -93,7 +172,12 @@ fn pools<E: Elem>() {
     let cpu = run::<E, Cpu, MaxPool2d<3, 6, 7, 3, 3>>(&Cpu, p, no_grads);
     let cuda = run::<E, Cuda, MaxPool2d<3, 6, 7, 3, 3>>(&device(), p, no_grads);
     compare("max_pool 2x2", cpu, cuda);
-    let p = Pool2dConfig { kernel: (3, 3), stride: (2, 2), padding: (1, 1), dilation: (1, 1) };
+    let p = Pool2dConfig {
+        kernel: (3, 3),
+        stride: (2, 2),
+        padding: (1, 1),
+        dilation: (1, 1),
+    };
     let cpu = run::<E, Cpu, MaxPool2d<2, 7, 6, 4, 3>>(&Cpu, p, no_grads);
     let cuda = run::<E, Cuda, MaxPool2d<2, 7, 6, 4, 3>>(&device(), p, no_grads);
     compare("max_pool 3x3 stride 2 pad 1", cpu, cuda);
@@ -119,7 +203,10 @@ fn norms_and_upsampling<E: Elem>() {
     let cuda = run::<E, Cuda, BatchNorm1d<E, Cuda, 7>>(&device(), c, bn_grads);
     compare("batch_norm 1d", cpu, cuda);
     for mode in [UpsampleMode::Nearest, UpsampleMode::Bilinear] {
-        let u = UpsampleConfig { mode, ..Default::default() };
+        let u = UpsampleConfig {
+            mode,
+            ..Default::default()
+        };
         let cpu = run::<E, Cpu, Upsample<2, 3, 4, 6, 8>>(&Cpu, u, no_grads);
         let cuda = run::<E, Cuda, Upsample<2, 3, 4, 6, 8>>(&device(), u, no_grads);
         compare(&format!("upsample {mode:?}"), cpu, cuda);

@@ -35,7 +35,9 @@ fn train<E: Elem, D: Backend<E>>(dev: &D, steps: usize) -> (Vec<f64>, Vec<E>, Ve
     let (mut tape, mut grads) = (net.tape().unwrap(), net.grads().unwrap());
     let mut opt = Adam::new(1e-2);
     let batch = 37;
-    let xs: Vec<E> = (0..batch * 12).map(|i| E::of(((i * 7919 % 101) as f64 / 50.0) - 1.0)).collect();
+    let xs: Vec<E> = (0..batch * 12)
+        .map(|i| E::of(((i * 7919 % 101) as f64 / 50.0) - 1.0))
+        .collect();
     let ys: Vec<u32> = (0..batch).map(|i| (i * 13 % 5) as u32).collect();
     let x = Tensor::<S1<12>, E, D>::from_slice(dev, &xs).unwrap();
     let y = Labels::<5, D>::new::<E>(dev, &ys).unwrap();

@@ -29,7 +29,9 @@ fn nvrtc_available() -> bool {
             if let Ok(out) = std::process::Command::new(&script).output() {
                 eprint!("{}", String::from_utf8_lossy(&out.stderr));
                 let dir = String::from_utf8_lossy(&out.stdout).trim().to_string();
-                return out.status.success() && libs::preload_from(Lib::Nvrtc, Path::new(&dir)) && libs::present(Lib::Nvrtc);
+                return out.status.success()
+                    && libs::preload_from(Lib::Nvrtc, Path::new(&dir))
+                    && libs::present(Lib::Nvrtc);
             }
         }
         false
@@ -46,7 +48,8 @@ fn entry_params(ptx: &str, sym: &str) -> Option<Vec<String>> {
             .lines()
             .filter_map(|l| {
                 let l = l.trim();
-                l.strip_prefix(".param ").map(|p| p.split_whitespace().next().unwrap_or("").to_string())
+                l.strip_prefix(".param ")
+                    .map(|p| p.split_whitespace().next().unwrap_or("").to_string())
             })
             .collect(),
     )
@@ -54,7 +57,9 @@ fn entry_params(ptx: &str, sym: &str) -> Option<Vec<String>> {
 
 fn ptx_type(p: Param, dt: Dtype) -> &'static str {
     match p {
-        Param::In | Param::Out | Param::Labels | Param::OutU32 | Param::OutF64 | Param::U64 => ".u64",
+        Param::In | Param::Out | Param::Labels | Param::OutU32 | Param::OutF64 | Param::U64 => {
+            ".u64"
+        }
         Param::I32 => ".u32",
         Param::Real => match dt {
             Dtype::F32 => ".f32",
@@ -106,7 +111,9 @@ fn every_kernel_compiles_with_nvrtc() {
                 };
                 let want: Vec<&str> = k.params.iter().map(|p| ptx_type(*p, dt)).collect();
                 if got != want {
-                    failures.push(format!("{sym}: PTX parameters {got:?}, registry says {want:?}"));
+                    failures.push(format!(
+                        "{sym}: PTX parameters {got:?}, registry says {want:?}"
+                    ));
                 }
                 entries += 1;
             }
@@ -124,12 +131,21 @@ fn every_kernel_compiles_with_nvrtc() {
 fn kernel_names_follow_the_scheme() {
     let mut seen = std::collections::HashSet::new();
     for k in kernels::all() {
-        assert!(k.name.ends_with("_fwd") || k.name.ends_with("_bwd"), "{}", k.name);
+        assert!(
+            k.name.ends_with("_fwd") || k.name.ends_with("_bwd"),
+            "{}",
+            k.name
+        );
         assert_eq!(k.f32, format!("{}_f32", k.name));
         assert_eq!(k.f64, format!("{}_f64", k.name));
         assert!(seen.insert(k.name), "{} registered twice", k.name);
         let m = kernels::module(k.module).unwrap();
-        assert!(m.source.contains(&format!("void {}_##S(", k.name)), "{} not in {}.cu", k.name, k.module);
+        assert!(
+            m.source.contains(&format!("void {}_##S(", k.name)),
+            "{} not in {}.cu",
+            k.name,
+            k.module
+        );
     }
     assert_eq!(seen.len(), kernels::KERNEL_COUNT);
 }
@@ -137,17 +153,23 @@ fn kernel_names_follow_the_scheme() {
 #[test]
 fn a_broken_kernel_fails_with_the_nvrtc_log() {
     if !nvrtc_available() {
-        eprintln!("SKIPPED: NVRTC not available (every_kernel_compiles_with_nvrtc fails under CI=true)");
+        eprintln!(
+            "SKIPPED: NVRTC not available (every_kernel_compiles_with_nvrtc fails under CI=true)"
+        );
         return;
     }
     let broken = kernels::Module {
         name: "broken",
-        source: "extern \"C\" __global__ void broken_fwd_f32(float* y) { y[0] = undefined_name; }\n",
+        source:
+            "extern \"C\" __global__ void broken_fwd_f32(float* y) { y[0] = undefined_name; }\n",
         kernels: &[],
     };
     let Err(log) = kiln_cuda::compile_ptx(&broken, None) else {
         panic!("NVRTC accepted a broken kernel");
     };
     assert!(log.contains("NVRTC_ERROR_COMPILATION"), "{log}");
-    assert!(log.contains("undefined_name"), "the log should name the error: {log}");
+    assert!(
+        log.contains("undefined_name"),
+        "the log should name the error: {log}"
+    );
 }

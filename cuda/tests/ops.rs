@@ -13,7 +13,8 @@ mod common;
 
 use common::*;
 use kiln_core::device::{
-    AdagradArgs, AdamArgs, BatchNormDims, LossKind, LossTarget, Resize2d, RmspropArgs, SgdArgs, UpsampleMode, Window2d,
+    AdagradArgs, AdamArgs, BatchNormDims, LossKind, LossTarget, Resize2d, RmspropArgs, SgdArgs,
+    UpsampleMode, Window2d,
 };
 use kiln_core::{rng, Acc, Act, Backend, Cpu, Device, Elem, Gemm, Rng};
 use kiln_cuda::Cuda;
@@ -163,7 +164,13 @@ fn bias<E: Elem>(d: &Cuda, r: &mut Rng, rep: &mut Report) {
 }
 
 fn acts<E: Elem>(d: &Cuda, r: &mut Rng, rep: &mut Report) {
-    for f in [Act::Relu, Act::LeakyRelu(0.01), Act::LeakyRelu(0.3), Act::Sigmoid, Act::Tanh] {
+    for f in [
+        Act::Relu,
+        Act::LeakyRelu(0.01),
+        Act::LeakyRelu(0.3),
+        Act::Sigmoid,
+        Act::Tanh,
+    ] {
         for &n in &SIZES {
             let x: Vec<E> = rand_nonzero(r, n, 4.0);
             let mut y = vec![E::zero(); n];
@@ -177,7 +184,8 @@ fn acts<E: Elem>(d: &Cuda, r: &mut Rng, rep: &mut Report) {
                 let mut want = dx0.clone();
                 <Cpu as Backend<E>>::act_bwd(&Cpu, f, &x, &y, &g, &mut want, n, acc).unwrap();
                 let mut ddx = up(d, &dx0);
-                <Cuda as Backend<E>>::act_bwd(d, f, &dx_, &up(d, &y), &up(d, &g), &mut ddx, n, acc).unwrap();
+                <Cuda as Backend<E>>::act_bwd(d, f, &dx_, &up(d, &y), &up(d, &g), &mut ddx, n, acc)
+                    .unwrap();
                 rep.add::<E>("act_bwd", &down(d, &ddx), &want);
             }
         }
@@ -207,18 +215,34 @@ fn elementwise<E: Elem>(d: &Cuda, r: &mut Rng, rep: &mut Report) {
             rep.add::<E>("axpy", &down(d, &db), &want);
         }
     }
-    for &(rows, cols, src_ld, src_off, dst_ld, dst_off) in
-        &[(1, 1, 1, 0, 1, 0), (3, 4, 10, 2, 9, 5), (37, 5, 5, 0, 12, 7), (300, 3, 8, 4, 3, 0)]
-    {
+    for &(rows, cols, src_ld, src_off, dst_ld, dst_off) in &[
+        (1, 1, 1, 0, 1, 0),
+        (3, 4, 10, 2, 9, 5),
+        (37, 5, 5, 0, 12, 7),
+        (300, 3, 8, 4, 3, 0),
+    ] {
         for acc in [Acc::Set, Acc::Add] {
             let src: Vec<E> = rand_vec(r, (rows - 1) * src_ld + src_off + cols + 1, 2.0);
             let dst: Vec<E> = rand_vec(r, (rows - 1) * dst_ld + dst_off + cols + 3, 2.0);
             let mut want = dst.clone();
-            <Cpu as Backend<E>>::copy_block(&Cpu, &src, src_ld, src_off, &mut want, dst_ld, dst_off, rows, cols, acc)
-                .unwrap();
+            <Cpu as Backend<E>>::copy_block(
+                &Cpu, &src, src_ld, src_off, &mut want, dst_ld, dst_off, rows, cols, acc,
+            )
+            .unwrap();
             let mut dd = up(d, &dst);
-            <Cuda as Backend<E>>::copy_block(d, &up(d, &src), src_ld, src_off, &mut dd, dst_ld, dst_off, rows, cols, acc)
-                .unwrap();
+            <Cuda as Backend<E>>::copy_block(
+                d,
+                &up(d, &src),
+                src_ld,
+                src_off,
+                &mut dd,
+                dst_ld,
+                dst_off,
+                rows,
+                cols,
+                acc,
+            )
+            .unwrap();
             rep.add::<E>("copy_block", &down(d, &dd), &want);
         }
     }
@@ -238,7 +262,8 @@ fn softmax<E: Elem>(d: &Cuda, r: &mut Rng, rep: &mut Report) {
             let mut want = dx0.clone();
             <Cpu as Backend<E>>::softmax_bwd(&Cpu, &y, &g, &mut want, rows, cols, acc).unwrap();
             let mut ddx = up(d, &dx0);
-            <Cuda as Backend<E>>::softmax_bwd(d, &up(d, &y), &up(d, &g), &mut ddx, rows, cols, acc).unwrap();
+            <Cuda as Backend<E>>::softmax_bwd(d, &up(d, &y), &up(d, &g), &mut ddx, rows, cols, acc)
+                .unwrap();
             rep.add::<E>("softmax_bwd", &down(d, &ddx), &want);
         }
     }
@@ -263,24 +288,39 @@ fn losses<E: Elem>(d: &Cuda, r: &mut Rng, rep: &mut Report) {
     for &(rows, cols) in &shapes {
         let x: Vec<E> = rand_vec(r, rows * cols, 4.0);
         let labels: Vec<u32> = (0..rows).map(|_| r.random_range(0..cols as u32)).collect();
-        let dense: Vec<E> = (0..rows * cols).map(|_| E::of(r.random_range(0.0..=1.0))).collect();
+        let dense: Vec<E> = (0..rows * cols)
+            .map(|_| E::of(r.random_range(0.0..=1.0)))
+            .collect();
         let (dxb, dl, dt) = (up(d, &x), up_u32::<E>(d, &labels), up(d, &dense));
         for (name, kind) in kinds {
             let classes = matches!(kind, LossKind::SoftmaxCrossEntropy | LossKind::Hinge { .. });
             let mut want_dx = vec![E::zero(); rows * cols];
             let want = {
-                let t = if classes { LossTarget::Classes(&labels) } else { LossTarget::Dense(&dense) };
-                <Cpu as Backend<E>>::loss(&Cpu, kind, &x, t, Some(&mut want_dx), rows, cols).unwrap()
+                let t = if classes {
+                    LossTarget::Classes(&labels)
+                } else {
+                    LossTarget::Dense(&dense)
+                };
+                <Cpu as Backend<E>>::loss(&Cpu, kind, &x, t, Some(&mut want_dx), rows, cols)
+                    .unwrap()
             };
             let mut ddx = up(d, &rand_vec::<E>(r, rows * cols, 1.0));
             let got = {
-                let t = if classes { LossTarget::Classes(&dl) } else { LossTarget::Dense(&dt) };
+                let t = if classes {
+                    LossTarget::Classes(&dl)
+                } else {
+                    LossTarget::Dense(&dt)
+                };
                 <Cuda as Backend<E>>::loss(d, kind, &dxb, t, Some(&mut ddx), rows, cols).unwrap()
             };
             rep.add::<E>(&format!("loss {name}"), &[got], &[want]);
             rep.add::<E>(&format!("loss {name} grad"), &down(d, &ddx), &want_dx);
             let got_no_grad = {
-                let t = if classes { LossTarget::Classes(&dl) } else { LossTarget::Dense(&dt) };
+                let t = if classes {
+                    LossTarget::Classes(&dl)
+                } else {
+                    LossTarget::Dense(&dt)
+                };
                 <Cuda as Backend<E>>::loss(d, kind, &dxb, t, None, rows, cols).unwrap()
             };
             rep.add::<E>(&format!("loss {name}"), &[got_no_grad], &[want]);
@@ -297,11 +337,22 @@ fn optimizers<E: Elem>(d: &Cuda, r: &mut Rng, rep: &mut Report) {
         ];
         for (lr, momentum, dampening, weight_decay, nesterov) in sgds {
             let mut p: Vec<E> = rand_vec(r, n, 1.0);
-            let mut buf = if momentum != 0.0 { vec![E::zero(); n] } else { Vec::new() };
+            let mut buf = if momentum != 0.0 {
+                vec![E::zero(); n]
+            } else {
+                Vec::new()
+            };
             let (mut dp, mut dbuf) = (up(d, &p), up(d, &buf));
             for step in 0..3 {
                 let g: Vec<E> = rand_vec(r, n, 1.0);
-                let a = SgdArgs { lr, momentum, dampening, weight_decay, nesterov, first: step == 0 };
+                let a = SgdArgs {
+                    lr,
+                    momentum,
+                    dampening,
+                    weight_decay,
+                    nesterov,
+                    first: step == 0,
+                };
                 <Cpu as Backend<E>>::sgd_step(&Cpu, &a, &mut p, &g, &mut buf, n).unwrap();
                 <Cuda as Backend<E>>::sgd_step(d, &a, &mut dp, &up(d, &g), &mut dbuf, n).unwrap();
             }
@@ -314,9 +365,18 @@ fn optimizers<E: Elem>(d: &Cuda, r: &mut Rng, rep: &mut Report) {
             let (mut dp, mut dm, mut dv) = (up(d, &p), up(d, &m), up(d, &v));
             for step in 1..=4 {
                 let g: Vec<E> = rand_vec(r, n, 1.0);
-                let a = AdamArgs { lr: 1e-2, beta1: 0.9, beta2: 0.999, eps: 1e-8, weight_decay, decoupled, step };
+                let a = AdamArgs {
+                    lr: 1e-2,
+                    beta1: 0.9,
+                    beta2: 0.999,
+                    eps: 1e-8,
+                    weight_decay,
+                    decoupled,
+                    step,
+                };
                 <Cpu as Backend<E>>::adam_step(&Cpu, &a, &mut p, &g, &mut m, &mut v, n).unwrap();
-                <Cuda as Backend<E>>::adam_step(d, &a, &mut dp, &up(d, &g), &mut dm, &mut dv, n).unwrap();
+                <Cuda as Backend<E>>::adam_step(d, &a, &mut dp, &up(d, &g), &mut dm, &mut dv, n)
+                    .unwrap();
             }
             rep.add::<E>("adam_step", &down(d, &dp), &p);
             rep.add::<E>("adam_step m", &down(d, &dm), &m);
@@ -328,16 +388,26 @@ fn optimizers<E: Elem>(d: &Cuda, r: &mut Rng, rep: &mut Report) {
 fn toolkit<E: Elem>(d: &Cuda, r: &mut Rng, rep: &mut Report) {
     // 70000 > REDUCE_GRID · REDUCE_BLOCK: the reduction's grid-stride loop (f32
     // only in emulation, where large reduction grids are slow).
-    let big = if on_gpu() || std::mem::size_of::<E>() == 4 { 70000 } else { 1 };
+    let big = if on_gpu() || std::mem::size_of::<E>() == 4 {
+        70000
+    } else {
+        1
+    };
     for &n in &[1usize, 257, 1000, big] {
         let x: Vec<E> = rand_vec(r, n, 2.0);
         let dx = up(d, &x);
-        let (a, b) = (<Cpu as Backend<E>>::sum_sq(&Cpu, &x, n).unwrap(), <Cuda as Backend<E>>::sum_sq(d, &dx, n).unwrap());
+        let (a, b) = (
+            <Cpu as Backend<E>>::sum_sq(&Cpu, &x, n).unwrap(),
+            <Cuda as Backend<E>>::sum_sq(d, &dx, n).unwrap(),
+        );
         rep.add::<f64>("sum_sq (f64 result)", &[b], &[a]);
         if n == 70000 {
             continue;
         }
-        let (a, b) = (<Cpu as Backend<E>>::sum_abs(&Cpu, &x, n).unwrap(), <Cuda as Backend<E>>::sum_abs(d, &dx, n).unwrap());
+        let (a, b) = (
+            <Cpu as Backend<E>>::sum_abs(&Cpu, &x, n).unwrap(),
+            <Cuda as Backend<E>>::sum_abs(d, &dx, n).unwrap(),
+        );
         rep.add::<f64>("sum_abs (f64 result)", &[b], &[a]);
         let mut x0 = x.clone();
         x0[0] = E::zero(); // sign(0) = 0
@@ -370,24 +440,60 @@ fn toolkit<E: Elem>(d: &Cuda, r: &mut Rng, rep: &mut Report) {
         let (mut dp, mut ds) = (up(d, &p), up(d, &sum));
         for step in 1..=3 {
             let g: Vec<E> = rand_vec(r, n, 1.0);
-            let a = AdagradArgs { lr: 0.1, lr_decay: 0.01, weight_decay: 0.01, eps: 1e-10, step };
+            let a = AdagradArgs {
+                lr: 0.1,
+                lr_decay: 0.01,
+                weight_decay: 0.01,
+                eps: 1e-10,
+                step,
+            };
             <Cpu as Backend<E>>::adagrad_step(&Cpu, &a, &mut p, &g, &mut sum, n).unwrap();
             <Cuda as Backend<E>>::adagrad_step(d, &a, &mut dp, &up(d, &g), &mut ds, n).unwrap();
         }
         rep.add::<E>("adagrad_step", &down(d, &dp), &p);
         rep.add::<E>("adagrad_step sum", &down(d, &ds), &sum);
         // RMSprop: plain, centred (both lerp forms), with momentum
-        for (alpha, momentum, centered) in [(0.99, 0.0, false), (0.9, 0.9, true), (0.3, 0.0, true)] {
+        for (alpha, momentum, centered) in [(0.99, 0.0, false), (0.9, 0.9, true), (0.3, 0.0, true)]
+        {
             let mut p: Vec<E> = rand_vec(r, n, 1.0);
             let mut sq = vec![E::zero(); n];
-            let mut ga = if centered { vec![E::zero(); n] } else { Vec::new() };
-            let mut buf = if momentum > 0.0 { vec![E::zero(); n] } else { Vec::new() };
-            let (mut dp, mut dsq, mut dga, mut dbuf) = (up(d, &p), up(d, &sq), up(d, &ga), up(d, &buf));
+            let mut ga = if centered {
+                vec![E::zero(); n]
+            } else {
+                Vec::new()
+            };
+            let mut buf = if momentum > 0.0 {
+                vec![E::zero(); n]
+            } else {
+                Vec::new()
+            };
+            let (mut dp, mut dsq, mut dga, mut dbuf) =
+                (up(d, &p), up(d, &sq), up(d, &ga), up(d, &buf));
             for _ in 0..3 {
                 let g: Vec<E> = rand_vec(r, n, 1.0);
-                let a = RmspropArgs { lr: 0.01, alpha, eps: 1e-8, weight_decay: 0.01, momentum, centered };
-                <Cpu as Backend<E>>::rmsprop_step(&Cpu, &a, &mut p, &g, &mut sq, &mut ga, &mut buf, n).unwrap();
-                <Cuda as Backend<E>>::rmsprop_step(d, &a, &mut dp, &up(d, &g), &mut dsq, &mut dga, &mut dbuf, n).unwrap();
+                let a = RmspropArgs {
+                    lr: 0.01,
+                    alpha,
+                    eps: 1e-8,
+                    weight_decay: 0.01,
+                    momentum,
+                    centered,
+                };
+                <Cpu as Backend<E>>::rmsprop_step(
+                    &Cpu, &a, &mut p, &g, &mut sq, &mut ga, &mut buf, n,
+                )
+                .unwrap();
+                <Cuda as Backend<E>>::rmsprop_step(
+                    d,
+                    &a,
+                    &mut dp,
+                    &up(d, &g),
+                    &mut dsq,
+                    &mut dga,
+                    &mut dbuf,
+                    n,
+                )
+                .unwrap();
             }
             rep.add::<E>("rmsprop_step", &down(d, &dp), &p);
             rep.add::<E>("rmsprop_step square_avg", &down(d, &dsq), &sq);
@@ -422,7 +528,8 @@ fn conv<E: Elem>(d: &Cuda, r: &mut Rng, rep: &mut Report) {
                 let mut want = x.clone();
                 <Cpu as Backend<E>>::col2im(&Cpu, &g, &cols, &mut want, first, count, acc).unwrap();
                 let mut dd = up(d, &x);
-                <Cuda as Backend<E>>::col2im(d, &g, &up(d, &cols), &mut dd, first, count, acc).unwrap();
+                <Cuda as Backend<E>>::col2im(d, &g, &up(d, &cols), &mut dd, first, count, acc)
+                    .unwrap();
                 rep.add::<E>("col2im", &down(d, &dd), &want);
             }
         }
@@ -444,14 +551,17 @@ fn conv<E: Elem>(d: &Cuda, r: &mut Rng, rep: &mut Report) {
             let mut want = dst0.clone();
             <Cpu as Backend<E>>::max_unpool2d(&Cpu, &g, &idx, &src, &mut want, batch, acc).unwrap();
             let mut dd = up(d, &dst0);
-            <Cuda as Backend<E>>::max_unpool2d(d, &g, &didx, &up(d, &src), &mut dd, batch, acc).unwrap();
+            <Cuda as Backend<E>>::max_unpool2d(d, &g, &didx, &up(d, &src), &mut dd, batch, acc)
+                .unwrap();
             rep.add::<E>("max_unpool2d", &down(d, &dd), &want);
             let big: Vec<E> = rand_vec(r, planes * ip, 1.0);
             let small0: Vec<E> = rand_vec(r, planes * op, 1.0);
             let mut want = small0.clone();
-            <Cpu as Backend<E>>::max_unpool2d_bwd(&Cpu, &g, &idx, &big, &mut want, batch, acc).unwrap();
+            <Cpu as Backend<E>>::max_unpool2d_bwd(&Cpu, &g, &idx, &big, &mut want, batch, acc)
+                .unwrap();
             let mut dd = up(d, &small0);
-            <Cuda as Backend<E>>::max_unpool2d_bwd(d, &g, &didx, &up(d, &big), &mut dd, batch, acc).unwrap();
+            <Cuda as Backend<E>>::max_unpool2d_bwd(d, &g, &didx, &up(d, &big), &mut dd, batch, acc)
+                .unwrap();
             rep.add::<E>("max_unpool2d_bwd", &down(d, &dd), &want);
         }
         // average pooling
@@ -477,23 +587,45 @@ fn conv<E: Elem>(d: &Cuda, r: &mut Rng, rep: &mut Report) {
             let mut want = dst.clone();
             <Cpu as Backend<E>>::transpose01(&Cpu, &src, 4, &mut want, 3, a, b, n, acc).unwrap();
             let mut dd = up(d, &dst);
-            <Cuda as Backend<E>>::transpose01(d, &up(d, &src), 4, &mut dd, 3, a, b, n, acc).unwrap();
+            <Cuda as Backend<E>>::transpose01(d, &up(d, &src), 4, &mut dd, 3, a, b, n, acc)
+                .unwrap();
             rep.add::<E>("transpose01", &down(d, &dd), &want);
         }
         let (batch, channels, spatial) = (a, b, n);
         let y: Vec<E> = rand_vec(r, batch * channels * spatial, 1.0);
         let bias: Vec<E> = rand_vec(r, channels, 1.0);
         let mut want = y.clone();
-        <Cpu as Backend<E>>::add_channel_bias(&Cpu, &mut want, &bias, batch, channels, spatial).unwrap();
+        <Cpu as Backend<E>>::add_channel_bias(&Cpu, &mut want, &bias, batch, channels, spatial)
+            .unwrap();
         let mut dyb = up(d, &y);
-        <Cuda as Backend<E>>::add_channel_bias(d, &mut dyb, &up(d, &bias), batch, channels, spatial).unwrap();
+        <Cuda as Backend<E>>::add_channel_bias(
+            d,
+            &mut dyb,
+            &up(d, &bias),
+            batch,
+            channels,
+            spatial,
+        )
+        .unwrap();
         rep.add::<E>("add_channel_bias", &down(d, &dyb), &want);
         for acc in [Acc::Set, Acc::Add] {
             let db0: Vec<E> = rand_vec(r, channels, 1.0);
             let mut want = db0.clone();
-            <Cpu as Backend<E>>::channel_bias_grad(&Cpu, &y, &mut want, batch, channels, spatial, acc).unwrap();
+            <Cpu as Backend<E>>::channel_bias_grad(
+                &Cpu, &y, &mut want, batch, channels, spatial, acc,
+            )
+            .unwrap();
             let mut ddb = up(d, &db0);
-            <Cuda as Backend<E>>::channel_bias_grad(d, &up(d, &y), &mut ddb, batch, channels, spatial, acc).unwrap();
+            <Cuda as Backend<E>>::channel_bias_grad(
+                d,
+                &up(d, &y),
+                &mut ddb,
+                batch,
+                channels,
+                spatial,
+                acc,
+            )
+            .unwrap();
             rep.add::<E>("channel_bias_grad", &down(d, &ddb), &want);
         }
     }
@@ -516,11 +648,37 @@ fn distribution_losses<E: Elem>(d: &Cuda, r: &mut Rng, rep: &mut Report) {
         for smoothing in [0.0, 0.1] {
             for classes in [true, false] {
                 let mut want_dx = dx0.clone();
-                let tgt = if classes { LossTarget::Classes(&labels) } else { LossTarget::Dense(&t) };
-                let want = <Cpu as Backend<E>>::soft_cross_entropy(&Cpu, &x, tgt, smoothing, Some(&mut want_dx), rows, cols).unwrap();
+                let tgt = if classes {
+                    LossTarget::Classes(&labels)
+                } else {
+                    LossTarget::Dense(&t)
+                };
+                let want = <Cpu as Backend<E>>::soft_cross_entropy(
+                    &Cpu,
+                    &x,
+                    tgt,
+                    smoothing,
+                    Some(&mut want_dx),
+                    rows,
+                    cols,
+                )
+                .unwrap();
                 let mut ddx = up(d, &dx0);
-                let tgt = if classes { LossTarget::Classes(&dl) } else { LossTarget::Dense(&dt) };
-                let got = <Cuda as Backend<E>>::soft_cross_entropy(d, &dxb, tgt, smoothing, Some(&mut ddx), rows, cols).unwrap();
+                let tgt = if classes {
+                    LossTarget::Classes(&dl)
+                } else {
+                    LossTarget::Dense(&dt)
+                };
+                let got = <Cuda as Backend<E>>::soft_cross_entropy(
+                    d,
+                    &dxb,
+                    tgt,
+                    smoothing,
+                    Some(&mut ddx),
+                    rows,
+                    cols,
+                )
+                .unwrap();
                 rep.add::<E>("soft_cross_entropy", &[got], &[want]);
                 rep.add::<E>("soft_cross_entropy grad", &down(d, &ddx), &want_dx);
             }
@@ -531,23 +689,67 @@ fn distribution_losses<E: Elem>(d: &Cuda, r: &mut Rng, rep: &mut Report) {
             for with_alpha in [false, true] {
                 let mut want_dx = dx0.clone();
                 let a = with_alpha.then_some(&alpha);
-                let want = <Cpu as Backend<E>>::focal_loss(&Cpu, &x, &labels, a, gamma, Some(&mut want_dx), rows, cols).unwrap();
+                let want = <Cpu as Backend<E>>::focal_loss(
+                    &Cpu,
+                    &x,
+                    &labels,
+                    a,
+                    gamma,
+                    Some(&mut want_dx),
+                    rows,
+                    cols,
+                )
+                .unwrap();
                 let mut ddx = up(d, &dx0);
                 let a = with_alpha.then_some(&da);
-                let got = <Cuda as Backend<E>>::focal_loss(d, &dxb, &dl, a, gamma, Some(&mut ddx), rows, cols).unwrap();
+                let got = <Cuda as Backend<E>>::focal_loss(
+                    d,
+                    &dxb,
+                    &dl,
+                    a,
+                    gamma,
+                    Some(&mut ddx),
+                    rows,
+                    cols,
+                )
+                .unwrap();
                 rep.add::<E>("focal_loss", &[got], &[want]);
                 rep.add::<E>("focal_loss grad", &down(d, &ddx), &want_dx);
             }
         }
         for log_target in [false, true] {
-            let tt: Vec<E> = if log_target { t.iter().map(|v| E::of((v.f64() + 1e-3).ln())).collect() } else { t.clone() };
+            let tt: Vec<E> = if log_target {
+                t.iter().map(|v| E::of((v.f64() + 1e-3).ln())).collect()
+            } else {
+                t.clone()
+            };
             let mut want_dx = dx0.clone();
-            let want = <Cpu as Backend<E>>::kl_div(&Cpu, &x, &tt, log_target, Some(&mut want_dx), rows, cols).unwrap();
+            let want = <Cpu as Backend<E>>::kl_div(
+                &Cpu,
+                &x,
+                &tt,
+                log_target,
+                Some(&mut want_dx),
+                rows,
+                cols,
+            )
+            .unwrap();
             let mut ddx = up(d, &dx0);
-            let got = <Cuda as Backend<E>>::kl_div(d, &dxb, &up(d, &tt), log_target, Some(&mut ddx), rows, cols).unwrap();
+            let got = <Cuda as Backend<E>>::kl_div(
+                d,
+                &dxb,
+                &up(d, &tt),
+                log_target,
+                Some(&mut ddx),
+                rows,
+                cols,
+            )
+            .unwrap();
             rep.add::<E>("kl_div", &[got], &[want]);
             rep.add::<E>("kl_div grad", &down(d, &ddx), &want_dx);
-            let got = <Cuda as Backend<E>>::kl_div(d, &dxb, &up(d, &tt), log_target, None, rows, cols).unwrap();
+            let got =
+                <Cuda as Backend<E>>::kl_div(d, &dxb, &up(d, &tt), log_target, None, rows, cols)
+                    .unwrap();
             rep.add::<E>("kl_div", &[got], &[want]);
         }
     }
@@ -555,9 +757,16 @@ fn distribution_losses<E: Elem>(d: &Cuda, r: &mut Rng, rep: &mut Report) {
 
 fn norm_and_upsample<E: Elem>(d: &Cuda, r: &mut Rng, rep: &mut Report) {
     for &(batch, channels, spatial) in &[(1, 1, 2), (3, 5, 7), (4, 2, 300), (16, 3, 1)] {
-        let dims = BatchNormDims { batch, channels, spatial, eps: 1e-5 };
+        let dims = BatchNormDims {
+            batch,
+            channels,
+            spatial,
+            eps: 1e-5,
+        };
         let n = batch * channels * spatial;
-        let x: Vec<E> = (0..n).map(|i| E::of(r.random_range(-1.0..1.0) + (i % 3) as f64)).collect();
+        let x: Vec<E> = (0..n)
+            .map(|i| E::of(r.random_range(-1.0..1.0) + (i % 3) as f64))
+            .collect();
         let dx_ = up(d, &x);
         let (mut mean, mut var) = (vec![E::zero(); channels], vec![E::zero(); channels]);
         <Cpu as Backend<E>>::batch_norm_stats(&Cpu, &dims, &x, &mut mean, &mut var).unwrap();
@@ -566,11 +775,28 @@ fn norm_and_upsample<E: Elem>(d: &Cuda, r: &mut Rng, rep: &mut Report) {
         rep.add::<E>("batch_norm_stats mean", &down(d, &dm), &mean);
         rep.add::<E>("batch_norm_stats var", &down(d, &dv), &var);
         // running statistics
-        let (mut rm, mut rv, mut tr): (Vec<E>, Vec<E>, Vec<E>) = (rand_vec(r, channels, 1.0), vec![E::one(); channels], vec![E::of(3.0)]);
+        let (mut rm, mut rv, mut tr): (Vec<E>, Vec<E>, Vec<E>) = (
+            rand_vec(r, channels, 1.0),
+            vec![E::one(); channels],
+            vec![E::of(3.0)],
+        );
         let (mut drm, mut drv, mut dtr) = (up(d, &rm), up(d, &rv), up(d, &tr));
         if batch * spatial > 1 {
-            <Cpu as Backend<E>>::batch_norm_running(&Cpu, &dims, 0.1, &mean, &var, &mut rm, &mut rv, &mut tr).unwrap();
-            <Cuda as Backend<E>>::batch_norm_running(d, &dims, 0.1, &up(d, &mean), &up(d, &var), &mut drm, &mut drv, &mut dtr).unwrap();
+            <Cpu as Backend<E>>::batch_norm_running(
+                &Cpu, &dims, 0.1, &mean, &var, &mut rm, &mut rv, &mut tr,
+            )
+            .unwrap();
+            <Cuda as Backend<E>>::batch_norm_running(
+                d,
+                &dims,
+                0.1,
+                &up(d, &mean),
+                &up(d, &var),
+                &mut drm,
+                &mut drv,
+                &mut dtr,
+            )
+            .unwrap();
             rep.add::<E>("batch_norm_running", &down(d, &drm), &rm);
             rep.add::<E>("batch_norm_running", &down(d, &drv), &rv);
             rep.add::<E>("batch_norm_running tracked", &down(d, &dtr), &tr);
@@ -578,20 +804,75 @@ fn norm_and_upsample<E: Elem>(d: &Cuda, r: &mut Rng, rep: &mut Report) {
         let gamma: Vec<E> = rand_vec(r, channels, 2.0);
         let beta: Vec<E> = rand_vec(r, channels, 1.0);
         let mut y = vec![E::zero(); n];
-        <Cpu as Backend<E>>::batch_norm_fwd(&Cpu, &dims, &x, &mean, &var, &gamma, &beta, &mut y).unwrap();
+        <Cpu as Backend<E>>::batch_norm_fwd(&Cpu, &dims, &x, &mean, &var, &gamma, &beta, &mut y)
+            .unwrap();
         let (dmean, dvar, dg) = (up(d, &mean), up(d, &var), up(d, &gamma));
         let mut dy_ = up(d, &vec![E::zero(); n]);
-        <Cuda as Backend<E>>::batch_norm_fwd(d, &dims, &dx_, &dmean, &dvar, &dg, &up(d, &beta), &mut dy_).unwrap();
+        <Cuda as Backend<E>>::batch_norm_fwd(
+            d,
+            &dims,
+            &dx_,
+            &dmean,
+            &dvar,
+            &dg,
+            &up(d, &beta),
+            &mut dy_,
+        )
+        .unwrap();
         rep.add::<E>("batch_norm_fwd", &down(d, &dy_), &y);
-        for (gacc, acc) in [(Acc::Set, Some(Acc::Set)), (Acc::Add, Some(Acc::Add)), (Acc::Set, None)] {
+        for (gacc, acc) in [
+            (Acc::Set, Some(Acc::Set)),
+            (Acc::Add, Some(Acc::Add)),
+            (Acc::Set, None),
+        ] {
             let g: Vec<E> = rand_vec(r, n, 1.0);
-            let (dx0, dg0, db0): (Vec<E>, Vec<E>, Vec<E>) = (rand_vec(r, n, 1.0), rand_vec(r, channels, 1.0), rand_vec(r, channels, 1.0));
-            let (mut wdx, mut wdg, mut wdb, mut ws) = (dx0.clone(), dg0.clone(), db0.clone(), vec![E::zero(); 2 * channels]);
-            <Cpu as Backend<E>>::batch_norm_bwd(&Cpu, &dims, &x, &mean, &var, &gamma, &g, acc.map(|a| (&mut wdx, a)), &mut wdg, &mut wdb, gacc, &mut ws)
-                .unwrap();
-            let (mut ddx, mut ddg, mut ddb, mut dsc) = (up(d, &dx0), up(d, &dg0), up(d, &db0), up(d, &vec![E::zero(); 2 * channels]));
-            <Cuda as Backend<E>>::batch_norm_bwd(d, &dims, &dx_, &dmean, &dvar, &dg, &up(d, &g), acc.map(|a| (&mut ddx, a)), &mut ddg, &mut ddb, gacc, &mut dsc)
-                .unwrap();
+            let (dx0, dg0, db0): (Vec<E>, Vec<E>, Vec<E>) = (
+                rand_vec(r, n, 1.0),
+                rand_vec(r, channels, 1.0),
+                rand_vec(r, channels, 1.0),
+            );
+            let (mut wdx, mut wdg, mut wdb, mut ws) = (
+                dx0.clone(),
+                dg0.clone(),
+                db0.clone(),
+                vec![E::zero(); 2 * channels],
+            );
+            <Cpu as Backend<E>>::batch_norm_bwd(
+                &Cpu,
+                &dims,
+                &x,
+                &mean,
+                &var,
+                &gamma,
+                &g,
+                acc.map(|a| (&mut wdx, a)),
+                &mut wdg,
+                &mut wdb,
+                gacc,
+                &mut ws,
+            )
+            .unwrap();
+            let (mut ddx, mut ddg, mut ddb, mut dsc) = (
+                up(d, &dx0),
+                up(d, &dg0),
+                up(d, &db0),
+                up(d, &vec![E::zero(); 2 * channels]),
+            );
+            <Cuda as Backend<E>>::batch_norm_bwd(
+                d,
+                &dims,
+                &dx_,
+                &dmean,
+                &dvar,
+                &dg,
+                &up(d, &g),
+                acc.map(|a| (&mut ddx, a)),
+                &mut ddg,
+                &mut ddb,
+                gacc,
+                &mut dsc,
+            )
+            .unwrap();
             rep.add::<E>("batch_norm_bwd dx", &down(d, &ddx), &wdx);
             rep.add::<E>("batch_norm_bwd dgamma", &down(d, &ddg), &wdg);
             rep.add::<E>("batch_norm_bwd dbeta", &down(d, &ddb), &wdb);
@@ -599,7 +880,14 @@ fn norm_and_upsample<E: Elem>(d: &Cuda, r: &mut Rng, rep: &mut Report) {
     }
     for mode in [UpsampleMode::Nearest, UpsampleMode::Bilinear] {
         for &(channels, h, w, k) in &[(1, 1, 1, 2), (2, 3, 4, 2), (3, 5, 2, 3)] {
-            let g = Resize2d { mode, channels, h, w, oh: h * k, ow: w * (k + 1) };
+            let g = Resize2d {
+                mode,
+                channels,
+                h,
+                w,
+                oh: h * k,
+                ow: w * (k + 1),
+            };
             let batch = 2;
             let x: Vec<E> = rand_vec(r, batch * channels * h * w, 1.0);
             let mut want = vec![E::zero(); batch * channels * g.oh * g.ow];
@@ -612,7 +900,8 @@ fn norm_and_upsample<E: Elem>(d: &Cuda, r: &mut Rng, rep: &mut Report) {
                 let mut want = x.clone();
                 <Cpu as Backend<E>>::upsample2d_bwd(&Cpu, &g, &gy, &mut want, batch, acc).unwrap();
                 let mut dd = up(d, &x);
-                <Cuda as Backend<E>>::upsample2d_bwd(d, &g, &up(d, &gy), &mut dd, batch, acc).unwrap();
+                <Cuda as Backend<E>>::upsample2d_bwd(d, &g, &up(d, &gy), &mut dd, batch, acc)
+                    .unwrap();
                 rep.add::<E>("upsample2d_bwd", &down(d, &dd), &want);
             }
         }
@@ -650,11 +939,22 @@ fn every_backend_method_matches_the_cpu() {
     let mut rep = Report { rows: Vec::new() };
     all_ops::<f32>(&d, &mut rep);
     all_ops::<f64>(&d, &mut rep);
-    println!("{:<28} {:>5} {:>12}   (device {}, tolerance {:e} / {:e})", "op", "dtype", "max err", d.name(), tolerance::<f32>(), tolerance::<f64>());
+    println!(
+        "{:<28} {:>5} {:>12}   (device {}, tolerance {:e} / {:e})",
+        "op",
+        "dtype",
+        "max err",
+        d.name(),
+        tolerance::<f32>(),
+        tolerance::<f64>()
+    );
     for (op, dt, e) in &rep.rows {
         println!("{op:<28} {dt:>5} {e:>12.3e}");
     }
-    println!("{} passed, 0 failed: op × dtype comparisons", rep.rows.len());
+    println!(
+        "{} passed, 0 failed: op × dtype comparisons",
+        rep.rows.len()
+    );
     if !on_gpu() {
         // Every kernel of the registry, in both dtypes, ran through the shim.
         let ran = d.executed_kernels();
@@ -673,10 +973,21 @@ fn loss_scratch_is_allocated_once_and_labels_out_of_range_give_nan() {
     // A label ≥ the class count (which `Labels` prevents) gives NaN, not a wild read.
     let x = up::<f32>(&d, &[1.0, 2.0, 3.0, 4.0]);
     let l = up_u32::<f32>(&d, &[0, 7]);
-    let v = <Cuda as Backend<f32>>::loss(&d, LossKind::SoftmaxCrossEntropy, &x, LossTarget::Classes(&l), None, 2, 2).unwrap();
+    let v = <Cuda as Backend<f32>>::loss(
+        &d,
+        LossKind::SoftmaxCrossEntropy,
+        &x,
+        LossTarget::Classes(&l),
+        None,
+        2,
+        2,
+    )
+    .unwrap();
     assert!(v.is_nan());
     // The wrong kind of target is an error, not a panic.
-    let e = <Cuda as Backend<f32>>::loss(&d, LossKind::Mse, &x, LossTarget::Classes(&l), None, 2, 2).unwrap_err();
+    let e =
+        <Cuda as Backend<f32>>::loss(&d, LossKind::Mse, &x, LossTarget::Classes(&l), None, 2, 2)
+            .unwrap_err();
     assert!(e.to_string().contains("wrong kind of target"), "{e}");
     // Short buffers are errors.
     let mut y = up::<f32>(&d, &[0.0; 3]);

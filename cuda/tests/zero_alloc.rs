@@ -73,5 +73,10 @@ fn cuda_training_step_allocates_nothing_after_the_first() {
         step(&x, &y);
     }
     let n = ALLOCS.load(Ordering::Relaxed) - before;
-    assert_eq!(n, 0, "{n} heap allocations in 3 training steps on {}", dev.describe());
+    assert_eq!(
+        n,
+        0,
+        "{n} heap allocations in 3 training steps on {}",
+        dev.describe()
+    );
 }

@@ -44,7 +44,13 @@ pub fn emit(net: &Net) -> TokenStream {
     let direct: Vec<Option<usize>> = (0..n_nodes)
         .map(|j| {
             let v = Val::Node(j);
-            let outs: Vec<usize> = net.outputs.iter().enumerate().filter(|(_, o)| o.val == v).map(|(k, _)| k).collect();
+            let outs: Vec<usize> = net
+                .outputs
+                .iter()
+                .enumerate()
+                .filter(|(_, o)| o.val == v)
+                .map(|(k, _)| k)
+                .collect();
             if net.consumers(v).is_empty() && outs.len() == 1 {
                 Some(outs[0])
             } else {
@@ -55,7 +61,11 @@ pub fn emit(net: &Net) -> TokenStream {
 
     // ---- types ----
     let in_ty: Vec<TokenStream> = net.inputs.iter().map(|i| shape_ty(k, &i.shape)).collect();
-    let out_ty: Vec<TokenStream> = net.outputs.iter().map(|o| shape_ty(k, net.shape(o.val))).collect();
+    let out_ty: Vec<TokenStream> = net
+        .outputs
+        .iter()
+        .map(|o| shape_ty(k, net.shape(o.val)))
+        .collect();
     let node_ty: Vec<TokenStream> = net.nodes.iter().map(|n| shape_ty(k, &n.shape)).collect();
     let tensor = |s: &TokenStream| quote!(#k::Tensor<#s, E, D>);
 
@@ -69,7 +79,11 @@ pub fn emit(net: &Net) -> TokenStream {
             l.spec.text(),
             crate::diag::dims(&l.in_shape),
             crate::diag::dims(&l.out_shape),
-            if l.uses.len() > 1 { format!(" (applied {} times, weights shared)", l.uses.len()) } else { String::new() }
+            if l.uses.len() > 1 {
+                format!(" (applied {} times, weights shared)", l.uses.len())
+            } else {
+                String::new()
+            }
         );
         quote_spanned!(at(l.spec.span)=> #[doc = #doc] pub #f: #ty,)
     });
@@ -105,10 +119,26 @@ pub fn emit(net: &Net) -> TokenStream {
     }
 
     // ---- forward (train and eval) ----
-    let in_args: Vec<_> = net.inputs.iter().map(|i| format_ident!("in_{}", i.name, span = proc_macro2::Span::call_site())).collect();
-    let out_args: Vec<_> = net.outputs.iter().map(|o| format_ident!("out_{}", o.name, span = proc_macro2::Span::call_site())).collect();
-    let d_args: Vec<_> = net.outputs.iter().map(|o| format_ident!("d_{}", o.name, span = proc_macro2::Span::call_site())).collect();
-    let din_args: Vec<_> = net.inputs.iter().map(|i| format_ident!("din_{}", i.name, span = proc_macro2::Span::call_site())).collect();
+    let in_args: Vec<_> = net
+        .inputs
+        .iter()
+        .map(|i| format_ident!("in_{}", i.name, span = proc_macro2::Span::call_site()))
+        .collect();
+    let out_args: Vec<_> = net
+        .outputs
+        .iter()
+        .map(|o| format_ident!("out_{}", o.name, span = proc_macro2::Span::call_site()))
+        .collect();
+    let d_args: Vec<_> = net
+        .outputs
+        .iter()
+        .map(|o| format_ident!("d_{}", o.name, span = proc_macro2::Span::call_site()))
+        .collect();
+    let din_args: Vec<_> = net
+        .inputs
+        .iter()
+        .map(|i| format_ident!("din_{}", i.name, span = proc_macro2::Span::call_site()))
+        .collect();
     let val_ref = |v: Val| -> TokenStream {
         match v {
             Val::In(i) => {
@@ -183,7 +213,11 @@ pub fn emit(net: &Net) -> TokenStream {
             checked.push(quote!(c.detect = ctx.detect_anomaly;));
             let mut it = body.into_iter();
             for (j, n) in net.nodes.iter().enumerate() {
-                let stmts = if let Op::Concat = n.op { 1 + n.args.len() } else { 1 };
+                let stmts = if let Op::Concat = n.op {
+                    1 + n.args.len()
+                } else {
+                    1
+                };
                 checked.extend(it.by_ref().take(stmts));
                 let v = format_ident!("v{}", j);
                 let label = &n.label;
@@ -212,8 +246,15 @@ pub fn emit(net: &Net) -> TokenStream {
             }
             Val::Node(j) => {
                 let g = format_ident!("g{}", j);
-                let acc = if first { quote!(#k::Acc::Set) } else { quote!(#k::Acc::Add) };
-                (quote!(::core::option::Option::Some((&mut c.#g, #acc))), first)
+                let acc = if first {
+                    quote!(#k::Acc::Set)
+                } else {
+                    quote!(#k::Acc::Add)
+                };
+                (
+                    quote!(::core::option::Option::Some((&mut c.#g, #acc))),
+                    first,
+                )
             }
         }
     };
@@ -259,7 +300,11 @@ pub fn emit(net: &Net) -> TokenStream {
                 let (grads, gacc) = if l.kind.has_state() {
                     let f = &l.field;
                     let first = layer_seen.insert(li);
-                    let acc = if first { quote!(gacc) } else { quote!(#k::Acc::Add) };
+                    let acc = if first {
+                        quote!(gacc)
+                    } else {
+                        quote!(#k::Acc::Add)
+                    };
                     (quote!(&mut g.#f), acc)
                 } else {
                     (quote!(&mut ()), quote!(#k::Acc::Set))
@@ -367,14 +412,63 @@ pub fn emit(net: &Net) -> TokenStream {
     let title = name.to_string();
 
     // ---- the user-facing API ----
-    let in_names: Vec<_> = net.inputs.iter().map(|i| format_ident!("in_{}", i.name, span = proc_macro2::Span::call_site())).collect();
-    let out_names: Vec<_> = net.outputs.iter().map(|o| format_ident!("out_{}", o.name, span = proc_macro2::Span::call_site())).collect();
-    let grad_names: Vec<_> = net.inputs.iter().map(|i| format_ident!("grad_{}", i.name, span = proc_macro2::Span::call_site())).collect();
-    let in_docs: Vec<String> = net.inputs.iter().map(|i| format!("A copy of input `{}` ({}), kept for the backward pass.", i.name, crate::diag::dims(&i.shape))).collect();
-    let out_docs: Vec<String> = net.outputs.iter().map(|o| format!("Output `{}` ({}).", o.name, crate::diag::dims(net.shape(o.val)))).collect();
-    let grad_docs: Vec<String> = net.inputs.iter().map(|i| format!("∂L/∂`{}`, filled by `backward` when `input_grads` is set.", i.name)).collect();
-    let user_in: Vec<_> = net.inputs.iter().map(|i| format_ident!("{}", i.name, span = proc_macro2::Span::call_site())).collect();
-    let user_d: Vec<_> = net.outputs.iter().map(|o| format_ident!("d_{}", o.name, span = proc_macro2::Span::call_site())).collect();
+    let in_names: Vec<_> = net
+        .inputs
+        .iter()
+        .map(|i| format_ident!("in_{}", i.name, span = proc_macro2::Span::call_site()))
+        .collect();
+    let out_names: Vec<_> = net
+        .outputs
+        .iter()
+        .map(|o| format_ident!("out_{}", o.name, span = proc_macro2::Span::call_site()))
+        .collect();
+    let grad_names: Vec<_> = net
+        .inputs
+        .iter()
+        .map(|i| format_ident!("grad_{}", i.name, span = proc_macro2::Span::call_site()))
+        .collect();
+    let in_docs: Vec<String> = net
+        .inputs
+        .iter()
+        .map(|i| {
+            format!(
+                "A copy of input `{}` ({}), kept for the backward pass.",
+                i.name,
+                crate::diag::dims(&i.shape)
+            )
+        })
+        .collect();
+    let out_docs: Vec<String> = net
+        .outputs
+        .iter()
+        .map(|o| {
+            format!(
+                "Output `{}` ({}).",
+                o.name,
+                crate::diag::dims(net.shape(o.val))
+            )
+        })
+        .collect();
+    let grad_docs: Vec<String> = net
+        .inputs
+        .iter()
+        .map(|i| {
+            format!(
+                "∂L/∂`{}`, filled by `backward` when `input_grads` is set.",
+                i.name
+            )
+        })
+        .collect();
+    let user_in: Vec<_> = net
+        .inputs
+        .iter()
+        .map(|i| format_ident!("{}", i.name, span = proc_macro2::Span::call_site()))
+        .collect();
+    let user_d: Vec<_> = net
+        .outputs
+        .iter()
+        .map(|o| format_ident!("d_{}", o.name, span = proc_macro2::Span::call_site()))
+        .collect();
     let (ret_ty, ret_refs, ret_owned, ret_owned_ty) = if net.outputs.len() == 1 {
         let t = tensor(&out_ty[0]);
         let o = &out_names[0];
@@ -401,7 +495,9 @@ pub fn emit(net: &Net) -> TokenStream {
         let ds = d.to_string();
         quote!(#k::error::check_batch("backward", #ds, #k::Tensor::batch(#d), "forward_train's output", #k::Tensor::batch(&tape.#o))?;)
     });
-    let empty_outs = out_ty.iter().map(|_| quote!(#k::Tensor::empty(&self.device)?));
+    let empty_outs = out_ty
+        .iter()
+        .map(|_| quote!(#k::Tensor::empty(&self.device)?));
     let outs_tuple_idx: Vec<_> = (0..net.outputs.len()).map(syn::Index::from).collect();
 
     let layer_impl = if net.inputs.len() == 1 && net.outputs.len() == 1 {
@@ -650,9 +746,11 @@ pub fn emit(net: &Net) -> TokenStream {
 /// For a `MaxUnpool2d` layer, the node of the `MaxPool2d` it is paired with.
 fn unpool_pool(net: &Net, li: usize) -> Option<usize> {
     match &net.layers[li].kind {
-        Kind::Image(crate::image::ImageKind::MaxUnpool2d { pool }) => {
-            net.layers.iter().find(|l| l.field == *pool).and_then(|l| l.uses.first().copied())
-        }
+        Kind::Image(crate::image::ImageKind::MaxUnpool2d { pool }) => net
+            .layers
+            .iter()
+            .find(|l| l.field == *pool)
+            .and_then(|l| l.uses.first().copied()),
         _ => None,
     }
 }
@@ -677,7 +775,6 @@ fn layer_ref(net: &Net, li: usize, mutable: bool) -> TokenStream {
         }
     }
 }
-
 
 /// The user's location with the macro's name resolution: errors point at the
 /// layer the user wrote, while the generated locals still resolve (the user's

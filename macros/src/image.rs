@@ -46,22 +46,47 @@ pub struct Conv {
 pub enum ImageKind {
     Conv2d(Conv),
     ConvTranspose2d(Conv),
-    MaxPool2d { kernel: Pair, stride: Pair, padding: Pair, dilation: Pair },
-    AvgPool2d { kernel: Pair, stride: Pair, padding: Pair },
+    MaxPool2d {
+        kernel: Pair,
+        stride: Pair,
+        padding: Pair,
+        dilation: Pair,
+    },
+    AvgPool2d {
+        kernel: Pair,
+        stride: Pair,
+        padding: Pair,
+    },
     GlobalAvgPool,
     /// `BatchNorm1d` (rank 1 or 2 input) or `BatchNorm2d` (rank 3), with an
     /// optional declared channel count.
-    BatchNorm { two_d: bool, channels: Option<usize>, eps: TokenStream, momentum: TokenStream },
-    Dropout { p: TokenStream },
-    Upsample { scale: Pair, bilinear: bool },
+    BatchNorm {
+        two_d: bool,
+        channels: Option<usize>,
+        eps: TokenStream,
+        momentum: TokenStream,
+    },
+    Dropout {
+        p: TokenStream,
+    },
+    Upsample {
+        scale: Pair,
+        bilinear: bool,
+    },
     /// Paired with the `MaxPool2d` field named `pool`.
-    MaxUnpool2d { pool: Ident },
+    MaxUnpool2d {
+        pool: Ident,
+    },
 }
 
 /// Reads `5` or `(5, 3)` as a pair.
 fn pair(e: &syn::Expr, what: &str, diag: &mut Diag) -> Option<Pair> {
     let int = |e: &syn::Expr| -> Option<usize> {
-        if let syn::Expr::Lit(syn::ExprLit { lit: syn::Lit::Int(i), .. }) = e {
+        if let syn::Expr::Lit(syn::ExprLit {
+            lit: syn::Lit::Int(i),
+            ..
+        }) = e
+        {
             i.base10_parse::<usize>().ok()
         } else {
             None
@@ -85,7 +110,11 @@ fn pair(e: &syn::Expr, what: &str, diag: &mut Diag) -> Option<Pair> {
 }
 
 fn int(e: &syn::Expr, what: &str, diag: &mut Diag) -> Option<usize> {
-    if let syn::Expr::Lit(syn::ExprLit { lit: syn::Lit::Int(i), .. }) = e {
+    if let syn::Expr::Lit(syn::ExprLit {
+        lit: syn::Lit::Int(i),
+        ..
+    }) = e
+    {
         if let Ok(v) = i.base10_parse::<usize>() {
             return Some(v);
         }
@@ -95,7 +124,11 @@ fn int(e: &syn::Expr, what: &str, diag: &mut Diag) -> Option<usize> {
 }
 
 fn boolean(e: &syn::Expr, what: &str, diag: &mut Diag) -> Option<bool> {
-    if let syn::Expr::Lit(syn::ExprLit { lit: syn::Lit::Bool(b), .. }) = e {
+    if let syn::Expr::Lit(syn::ExprLit {
+        lit: syn::Lit::Bool(b),
+        ..
+    }) = e
+    {
         return Some(b.value);
     }
     diag.error(e.span(), format!("{what} must be `true` or `false`"));
@@ -108,7 +141,14 @@ fn check_names(spec: &Spec, args: &Args, allowed: &[&str], diag: &mut Diag) -> b
     for (n, _) in &args.named {
         if !allowed.contains(&n.to_string().as_str()) {
             let list: Vec<String> = allowed.iter().map(|a| format!("`{a}`")).collect();
-            diag.error(n.span(), format!("`{}` has no option `{n}` (options: {})", spec.ident(), list.join(", ")));
+            diag.error(
+                n.span(),
+                format!(
+                    "`{}` has no option `{n}` (options: {})",
+                    spec.ident(),
+                    list.join(", ")
+                ),
+            );
             ok = false;
         }
     }
@@ -119,9 +159,18 @@ fn named<'a>(args: &'a Args, name: &str) -> Option<&'a syn::Expr> {
     args.named.iter().find(|(n, _)| n == name).map(|(_, e)| e)
 }
 
-fn conv_args(spec: &Spec, args: &Args, transpose: bool, k: &TokenStream, init: impl Fn(&syn::Expr, &mut Diag) -> Option<TokenStream>, diag: &mut Diag) -> Option<Conv> {
+fn conv_args(
+    spec: &Spec,
+    args: &Args,
+    transpose: bool,
+    k: &TokenStream,
+    init: impl Fn(&syn::Expr, &mut Diag) -> Option<TokenStream>,
+    diag: &mut Diag,
+) -> Option<Conv> {
     let name = spec.ident().to_string();
-    let mut allowed = vec!["kernel", "stride", "padding", "dilation", "groups", "bias", "init"];
+    let mut allowed = vec![
+        "kernel", "stride", "padding", "dilation", "groups", "bias", "init",
+    ];
     if transpose {
         allowed.push("output_padding");
     }
@@ -130,18 +179,26 @@ fn conv_args(spec: &Spec, args: &Args, transpose: bool, k: &TokenStream, init: i
     }
     let (cin, cout) = match args.positional.as_slice() {
         [o] => (None, int(o, &format!("`{name}`'s output channels"), diag)?),
-        [i, o] => (Some(int(i, &format!("`{name}`'s input channels"), diag)?), int(o, &format!("`{name}`'s output channels"), diag)?),
+        [i, o] => (
+            Some(int(i, &format!("`{name}`'s input channels"), diag)?),
+            int(o, &format!("`{name}`'s output channels"), diag)?,
+        ),
         _ => {
             diag.error(spec.span, format!("`{name}` takes its output channels and a kernel: `{name}(16, kernel = 3)`, or input and output channels: `{name}(6, 16, kernel = 5)`"));
             return None;
         }
     };
     let Some(ke) = named(args, "kernel") else {
-        diag.error(spec.span, format!("`{name}` needs a kernel size: `{name}({cout}, kernel = 3)`"));
+        diag.error(
+            spec.span,
+            format!("`{name}` needs a kernel size: `{name}({cout}, kernel = 3)`"),
+        );
         return None;
     };
     let kernel = pair(ke, "`kernel`", diag)?;
-    let p = |n: &str, d: Pair, diag: &mut Diag| -> Option<Pair> { named(args, n).map_or(Some(d), |e| pair(e, &format!("`{n}`"), diag)) };
+    let p = |n: &str, d: Pair, diag: &mut Diag| -> Option<Pair> {
+        named(args, n).map_or(Some(d), |e| pair(e, &format!("`{n}`"), diag))
+    };
     let stride = p("stride", (1, 1), diag)?;
     let padding = p("padding", (0, 0), diag)?;
     let dilation = p("dilation", (1, 1), diag)?;
@@ -152,7 +209,18 @@ fn conv_args(spec: &Spec, args: &Args, transpose: bool, k: &TokenStream, init: i
         Some(e) => init(e, diag)?,
         None => quote!(#k::Init::TorchDefault),
     };
-    Some(Conv { cin, cout, kernel, stride, padding, dilation, output_padding, groups, bias, init })
+    Some(Conv {
+        cin,
+        cout,
+        kernel,
+        stride,
+        padding,
+        dilation,
+        output_padding,
+        groups,
+        bias,
+        init,
+    })
 }
 
 /// Reads an image layer, or `None` (with an error reported) if the name is
@@ -168,9 +236,15 @@ pub fn resolve(
     let none = |o: Option<ImageKind>| o.map(Some).ok_or(());
     match name.as_str() {
         "Conv2d" => none(conv_args(spec, &args, false, k, init, diag).map(ImageKind::Conv2d)),
-        "ConvTranspose2d" => none(conv_args(spec, &args, true, k, init, diag).map(ImageKind::ConvTranspose2d)),
+        "ConvTranspose2d" => {
+            none(conv_args(spec, &args, true, k, init, diag).map(ImageKind::ConvTranspose2d))
+        }
         "MaxPool2d" | "AvgPool2d" => {
-            let allowed: &[&str] = if name == "MaxPool2d" { &["kernel", "stride", "padding", "dilation"] } else { &["kernel", "stride", "padding"] };
+            let allowed: &[&str] = if name == "MaxPool2d" {
+                &["kernel", "stride", "padding", "dilation"]
+            } else {
+                &["kernel", "stride", "padding"]
+            };
             if !check_names(spec, &args, allowed, diag) {
                 return Err(());
             }
@@ -181,18 +255,33 @@ pub fn resolve(
                     return Err(());
                 }
             };
-            let p = |n: &str, d: Pair, diag: &mut Diag| named(&args, n).map_or(Some(d), |e| pair(e, &format!("`{n}`"), diag));
+            let p = |n: &str, d: Pair, diag: &mut Diag| {
+                named(&args, n).map_or(Some(d), |e| pair(e, &format!("`{n}`"), diag))
+            };
             let stride = p("stride", kernel, diag).ok_or(())?;
             let padding = p("padding", (0, 0), diag).ok_or(())?;
             if name == "MaxPool2d" {
                 let dilation = p("dilation", (1, 1), diag).ok_or(())?;
-                Ok(Some(ImageKind::MaxPool2d { kernel, stride, padding, dilation }))
+                Ok(Some(ImageKind::MaxPool2d {
+                    kernel,
+                    stride,
+                    padding,
+                    dilation,
+                }))
             } else {
-                Ok(Some(ImageKind::AvgPool2d { kernel, stride, padding }))
+                Ok(Some(ImageKind::AvgPool2d {
+                    kernel,
+                    stride,
+                    padding,
+                }))
             }
         }
         "GlobalAvgPool" | "global_avg_pool" => {
-            if spec.args.as_ref().is_some_and(|a| !a.positional.is_empty() || !a.named.is_empty()) {
+            if spec
+                .args
+                .as_ref()
+                .is_some_and(|a| !a.positional.is_empty() || !a.named.is_empty())
+            {
                 diag.error(spec.span, format!("`{name}` takes no arguments"));
                 return Err(());
             }
@@ -206,13 +295,21 @@ pub fn resolve(
                 [] => None,
                 [c] => Some(int(c, "the number of channels", diag).ok_or(())?),
                 _ => {
-                    diag.error(spec.span, format!("`{name}` takes at most its number of channels: `{name}(16)`"));
+                    diag.error(
+                        spec.span,
+                        format!("`{name}` takes at most its number of channels: `{name}(16)`"),
+                    );
                     return Err(());
                 }
             };
             let eps = named(&args, "eps").map_or(quote!(1e-5), |e| quote!(#e));
             let momentum = named(&args, "momentum").map_or(quote!(0.1), |e| quote!(#e));
-            Ok(Some(ImageKind::BatchNorm { two_d: name == "BatchNorm2d", channels, eps, momentum }))
+            Ok(Some(ImageKind::BatchNorm {
+                two_d: name == "BatchNorm2d",
+                channels,
+                eps,
+                momentum,
+            }))
         }
         "Dropout" | "dropout" => {
             if !check_names(spec, &args, &["p"], diag) {
@@ -222,7 +319,10 @@ pub fn resolve(
                 ([e], None) | ([], Some(e)) => quote!(#e),
                 ([], None) => quote!(0.5),
                 _ => {
-                    diag.error(spec.span, "`Dropout` takes its drop probability: `Dropout(0.5)`");
+                    diag.error(
+                        spec.span,
+                        "`Dropout` takes its drop probability: `Dropout(0.5)`",
+                    );
                     return Err(());
                 }
             };
@@ -236,7 +336,10 @@ pub fn resolve(
                 ([e], None) | ([], Some(e)) => pair(e, "the scale factor", diag).ok_or(())?,
                 ([], None) => (2, 2),
                 _ => {
-                    diag.error(spec.span, "`Upsample` takes its integer scale factor: `Upsample(2, mode = bilinear)`");
+                    diag.error(
+                        spec.span,
+                        "`Upsample` takes its integer scale factor: `Upsample(2, mode = bilinear)`",
+                    );
                     return Err(());
                 }
             };
@@ -253,7 +356,9 @@ pub fn resolve(
         }
         "MaxUnpool2d" => match (args.positional.as_slice(), args.named.is_empty()) {
             ([syn::Expr::Path(p)], true) if p.path.get_ident().is_some() => {
-                Ok(Some(ImageKind::MaxUnpool2d { pool: p.path.get_ident().cloned().ok_or(())? }))
+                Ok(Some(ImageKind::MaxUnpool2d {
+                    pool: p.path.get_ident().cloned().ok_or(())?,
+                }))
             }
             _ => {
                 diag.error(spec.span, "`MaxUnpool2d` names the `MaxPool2d` whose positions it restores: `MaxUnpool2d(pool1)`");
@@ -270,15 +375,29 @@ fn need_image(who: &str, input: &[usize], from: &str) -> Result<(usize, usize, u
         _ => Err(format!(
             "`{who}` needs an image [C, H, W] but `{from}` gives {}{}",
             dims(input),
-            if input.len() == 1 { "; it must come before `flatten`" } else { "" }
+            if input.len() == 1 {
+                "; it must come before `flatten`"
+            } else {
+                ""
+            }
         )),
     }
 }
 
 /// `(H + 2p − d·(k − 1) − 1)/s + 1`, or why the window does not fit.
-fn window_out(who: &str, n: usize, k: usize, s: usize, p: usize, d: usize, axis: &str) -> Result<usize, String> {
+fn window_out(
+    who: &str,
+    n: usize,
+    k: usize,
+    s: usize,
+    p: usize,
+    d: usize,
+    axis: &str,
+) -> Result<usize, String> {
     if k == 0 || s == 0 || d == 0 {
-        return Err(format!("`{who}`: kernel, stride and dilation must be at least 1"));
+        return Err(format!(
+            "`{who}`: kernel, stride and dilation must be at least 1"
+        ));
     }
     let span = d * (k - 1) + 1;
     if n + 2 * p < span {
@@ -304,10 +423,28 @@ impl ImageKind {
                     ));
                 }
                 if c.cout == 0 {
-                    return Err(format!("`{who}` has zero output channels; every dimension must be at least 1"));
+                    return Err(format!(
+                        "`{who}` has zero output channels; every dimension must be at least 1"
+                    ));
                 }
-                let oh = window_out(who, h, c.kernel.0, c.stride.0, c.padding.0, c.dilation.0, "rows")?;
-                let ow = window_out(who, w, c.kernel.1, c.stride.1, c.padding.1, c.dilation.1, "columns")?;
+                let oh = window_out(
+                    who,
+                    h,
+                    c.kernel.0,
+                    c.stride.0,
+                    c.padding.0,
+                    c.dilation.0,
+                    "rows",
+                )?;
+                let ow = window_out(
+                    who,
+                    w,
+                    c.kernel.1,
+                    c.stride.1,
+                    c.padding.1,
+                    c.dilation.1,
+                    "columns",
+                )?;
                 Ok(vec![c.cout, oh, ow])
             }
             ImageKind::ConvTranspose2d(c) => {
@@ -319,18 +456,43 @@ impl ImageKind {
                         c.groups, c.cout
                     ));
                 }
-                let out = |n: usize, k: usize, s: usize, p: usize, d: usize, op: usize| -> Result<usize, String> {
+                let out = |n: usize,
+                           k: usize,
+                           s: usize,
+                           p: usize,
+                           d: usize,
+                           op: usize|
+                 -> Result<usize, String> {
                     let full = (n - 1) * s + d * (k - 1) + op + 1;
                     if s == 0 || k == 0 || d == 0 || full <= 2 * p || (op >= s && op >= d) {
                         return Err(format!("`{who}`: stride {s}, kernel {k}, padding {p}, output_padding {op} give no valid output size for input size {n}"));
                     }
                     Ok(full - 2 * p)
                 };
-                let oh = out(h, c.kernel.0, c.stride.0, c.padding.0, c.dilation.0, c.output_padding.0)?;
-                let ow = out(w, c.kernel.1, c.stride.1, c.padding.1, c.dilation.1, c.output_padding.1)?;
+                let oh = out(
+                    h,
+                    c.kernel.0,
+                    c.stride.0,
+                    c.padding.0,
+                    c.dilation.0,
+                    c.output_padding.0,
+                )?;
+                let ow = out(
+                    w,
+                    c.kernel.1,
+                    c.stride.1,
+                    c.padding.1,
+                    c.dilation.1,
+                    c.output_padding.1,
+                )?;
                 Ok(vec![c.cout, oh, ow])
             }
-            ImageKind::MaxPool2d { kernel, stride, padding, dilation } => {
+            ImageKind::MaxPool2d {
+                kernel,
+                stride,
+                padding,
+                dilation,
+            } => {
                 let (c, h, w) = need_image(who, input, from)?;
                 Ok(vec![
                     c,
@@ -338,16 +500,30 @@ impl ImageKind {
                     window_out(who, w, kernel.1, stride.1, padding.1, dilation.1, "columns")?,
                 ])
             }
-            ImageKind::AvgPool2d { kernel, stride, padding } => {
+            ImageKind::AvgPool2d {
+                kernel,
+                stride,
+                padding,
+            } => {
                 let (c, h, w) = need_image(who, input, from)?;
-                Ok(vec![c, window_out(who, h, kernel.0, stride.0, padding.0, 1, "rows")?, window_out(who, w, kernel.1, stride.1, padding.1, 1, "columns")?])
+                Ok(vec![
+                    c,
+                    window_out(who, h, kernel.0, stride.0, padding.0, 1, "rows")?,
+                    window_out(who, w, kernel.1, stride.1, padding.1, 1, "columns")?,
+                ])
             }
             ImageKind::GlobalAvgPool => {
                 let (c, _, _) = need_image(who, input, from)?;
                 Ok(vec![c])
             }
-            ImageKind::BatchNorm { two_d, channels, .. } => {
-                let ok = if *two_d { input.len() == 3 } else { input.len() == 1 || input.len() == 2 };
+            ImageKind::BatchNorm {
+                two_d, channels, ..
+            } => {
+                let ok = if *two_d {
+                    input.len() == 3
+                } else {
+                    input.len() == 1 || input.len() == 2
+                };
                 if !ok {
                     return Err(if *two_d {
                         format!(
@@ -378,8 +554,16 @@ impl ImageKind {
     /// The Rust type for input shape `i` and output shape `o`.
     pub fn ty(&self, k: &TokenStream, i: &[usize], o: &[usize]) -> TokenStream {
         let s = crate::kinds::shape_ty(k, i);
-        let (c, h, w) = (i.first().copied().unwrap_or(0), i.get(1).copied().unwrap_or(0), i.get(2).copied().unwrap_or(0));
-        let (oc, oh, ow) = (o.first().copied().unwrap_or(0), o.get(1).copied().unwrap_or(0), o.get(2).copied().unwrap_or(0));
+        let (c, h, w) = (
+            i.first().copied().unwrap_or(0),
+            i.get(1).copied().unwrap_or(0),
+            i.get(2).copied().unwrap_or(0),
+        );
+        let (oc, oh, ow) = (
+            o.first().copied().unwrap_or(0),
+            o.get(1).copied().unwrap_or(0),
+            o.get(2).copied().unwrap_or(0),
+        );
         match self {
             ImageKind::Conv2d(cv) => {
                 let (cg, (kh, kw)) = (c / cv.groups.max(1), cv.kernel);
@@ -407,18 +591,42 @@ impl ImageKind {
         };
         match self {
             ImageKind::Conv2d(c) => {
-                let (s, p, d, g, b, i) = (pr(&c.stride), pr(&c.padding), pr(&c.dilation), c.groups, c.bias, &c.init);
+                let (s, p, d, g, b, i) = (
+                    pr(&c.stride),
+                    pr(&c.padding),
+                    pr(&c.dilation),
+                    c.groups,
+                    c.bias,
+                    &c.init,
+                );
                 quote!(#k::layers::Conv2dConfig { stride: #s, padding: #p, dilation: #d, groups: #g, bias: #b, init: #i })
             }
             ImageKind::ConvTranspose2d(c) => {
-                let (s, p, op, d, g, b, i) = (pr(&c.stride), pr(&c.padding), pr(&c.output_padding), pr(&c.dilation), c.groups, c.bias, &c.init);
+                let (s, p, op, d, g, b, i) = (
+                    pr(&c.stride),
+                    pr(&c.padding),
+                    pr(&c.output_padding),
+                    pr(&c.dilation),
+                    c.groups,
+                    c.bias,
+                    &c.init,
+                );
                 quote!(#k::layers::ConvTranspose2dConfig { stride: #s, padding: #p, output_padding: #op, dilation: #d, groups: #g, bias: #b, init: #i })
             }
-            ImageKind::MaxPool2d { kernel, stride, padding, dilation } => {
+            ImageKind::MaxPool2d {
+                kernel,
+                stride,
+                padding,
+                dilation,
+            } => {
                 let (kk, s, p, d) = (pr(kernel), pr(stride), pr(padding), pr(dilation));
                 quote!(#k::layers::Pool2dConfig { kernel: #kk, stride: #s, padding: #p, dilation: #d })
             }
-            ImageKind::AvgPool2d { kernel, stride, padding } => {
+            ImageKind::AvgPool2d {
+                kernel,
+                stride,
+                padding,
+            } => {
                 let (kk, s, p) = (pr(kernel), pr(stride), pr(padding));
                 quote!(#k::layers::Pool2dConfig { kernel: #kk, stride: #s, padding: #p, dilation: (1, 1) })
             }
@@ -428,7 +636,11 @@ impl ImageKind {
             ImageKind::Dropout { p } => quote!(#k::layers::DropoutConfig { p: (#p) as f64 }),
             ImageKind::Upsample { scale, bilinear } => {
                 let s = pr(scale);
-                let m = if *bilinear { quote!(Bilinear) } else { quote!(Nearest) };
+                let m = if *bilinear {
+                    quote!(Bilinear)
+                } else {
+                    quote!(Nearest)
+                };
                 quote!(#k::layers::UpsampleConfig { scale: #s, mode: #k::device::UpsampleMode::#m })
             }
             ImageKind::GlobalAvgPool | ImageKind::MaxUnpool2d { .. } => quote!(()),
@@ -438,18 +650,35 @@ impl ImageKind {
     /// Trainable parameters for input shape `i` and output shape `o`.
     pub fn params(&self, i: &[usize], o: &[usize]) -> usize {
         match self {
-            ImageKind::Conv2d(c) => c.cout * (i[0] / c.groups.max(1)) * c.kernel.0 * c.kernel.1 + if c.bias { c.cout } else { 0 },
-            ImageKind::ConvTranspose2d(c) => i[0] * (o[0] / c.groups.max(1)) * c.kernel.0 * c.kernel.1 + if c.bias { c.cout } else { 0 },
+            ImageKind::Conv2d(c) => {
+                c.cout * (i[0] / c.groups.max(1)) * c.kernel.0 * c.kernel.1
+                    + if c.bias { c.cout } else { 0 }
+            }
+            ImageKind::ConvTranspose2d(c) => {
+                i[0] * (o[0] / c.groups.max(1)) * c.kernel.0 * c.kernel.1
+                    + if c.bias { c.cout } else { 0 }
+            }
             ImageKind::BatchNorm { .. } => 2 * i[0],
             _ => 0,
         }
     }
 }
 
-fn check_channels(who: &str, declared: Option<usize>, got: usize, input: &[usize], from: &str) -> Result<(), String> {
+fn check_channels(
+    who: &str,
+    declared: Option<usize>,
+    got: usize,
+    input: &[usize],
+    from: &str,
+) -> Result<(), String> {
     match declared {
-        Some(d) if d != got => Err(format!("`{who}` expects {d} input channels but `{from}` gives {got} (shape {})", dims(input))),
-        Some(0) => Err(format!("`{who}` has zero channels; every dimension must be at least 1")),
+        Some(d) if d != got => Err(format!(
+            "`{who}` expects {d} input channels but `{from}` gives {got} (shape {})",
+            dims(input)
+        )),
+        Some(0) => Err(format!(
+            "`{who}` has zero channels; every dimension must be at least 1"
+        )),
         _ => Ok(()),
     }
 }

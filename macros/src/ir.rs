@@ -108,7 +108,10 @@ impl Net {
             // A chain's input is unnamed; call it by the keyword the user wrote.
             Val::In(i) if !self.inputs[i].named => "input".to_string(),
             Val::In(i) => self.inputs[i].name.to_string(),
-            Val::Node(j) => self.nodes[j].binding.clone().unwrap_or_else(|| self.nodes[j].label.clone()),
+            Val::Node(j) => self.nodes[j]
+                .binding
+                .clone()
+                .unwrap_or_else(|| self.nodes[j].label.clone()),
         }
     }
 }
@@ -146,10 +149,12 @@ pub fn lower(inv: Invocation) -> syn::Result<Net> {
         shared: HashMap::new(),
         auto: HashMap::new(),
     };
-    let graph = inv
-        .items
-        .iter()
-        .any(|i| matches!(i, Item::Input { .. } | Item::Let { .. } | Item::Output { .. } | Item::Shared { .. }));
+    let graph = inv.items.iter().any(|i| {
+        matches!(
+            i,
+            Item::Input { .. } | Item::Let { .. } | Item::Output { .. } | Item::Shared { .. }
+        )
+    });
     let mut outputs = Vec::new();
     if graph {
         l.graph(&inv, &mut outputs);
@@ -183,7 +188,8 @@ impl Lower {
             match item {
                 Item::ChainInput { span, dims } => {
                     if cur.is_some() {
-                        self.diag.error(*span, "a chain has one `input`, and it comes first");
+                        self.diag
+                            .error(*span, "a chain has one `input`, and it comes first");
                         continue;
                     }
                     self.inputs.push(Input {
@@ -196,7 +202,10 @@ impl Lower {
                 }
                 Item::Step(step) => {
                     let Some(v) = cur else {
-                        self.diag.error(step.span(), "declare the input shape first: `input: [784],`");
+                        self.diag.error(
+                            step.span(),
+                            "declare the input shape first: `input: [784],`",
+                        );
                         return;
                     };
                     cur = self.apply(v, step, None);
@@ -212,7 +221,10 @@ impl Lower {
                 name: Ident::new("y", inv.name.span()),
                 val: v,
             }),
-            _ => self.diag.error(inv.name.span(), "a network needs an `input: [..]` and at least one layer"),
+            _ => self.diag.error(
+                inv.name.span(),
+                "a network needs an `input: [..]` and at least one layer",
+            ),
         }
     }
 
@@ -300,10 +312,14 @@ impl Lower {
             }
         }
         if self.inputs.is_empty() {
-            self.diag.error(inv.name.span(), "a graph needs at least one `input NAME: [..]`");
+            self.diag.error(
+                inv.name.span(),
+                "a graph needs at least one `input NAME: [..]`",
+            );
         }
         if !any_output {
-            self.diag.error(inv.name.span(), "a graph needs at least one `output …`");
+            self.diag
+                .error(inv.name.span(), "a graph needs at least one `output …`");
         }
         let mut unused: Vec<(String, Span)> = self
             .env
@@ -313,7 +329,11 @@ impl Lower {
             .collect();
         unused.sort_by(|a, b| a.0.cmp(&b.0));
         for (n, s) in unused {
-            let what = if self.inputs.iter().any(|i| i.name == n) { "input" } else { "binding" };
+            let what = if self.inputs.iter().any(|i| i.name == n) {
+                "input"
+            } else {
+                "binding"
+            };
             self.diag.error(
                 s,
                 format!("{what} `{n}` is never used; every value must reach an output (remove it or use it)"),
@@ -321,7 +341,10 @@ impl Lower {
         }
         for l in &self.layers {
             if l.shared && l.uses.is_empty() {
-                self.diag.error(l.field.span(), format!("layer `{}` is declared but never applied", l.field));
+                self.diag.error(
+                    l.field.span(),
+                    format!("layer `{}` is declared but never applied", l.field),
+                );
             }
         }
     }
@@ -329,7 +352,10 @@ impl Lower {
     fn check_new_name(&mut self, name: &Ident) -> bool {
         if let Some((_, s, _)) = self.env.get(&name.to_string()) {
             let _ = s;
-            self.diag.error(name.span(), format!("`{name}` is already bound; bindings cannot be rebound"));
+            self.diag.error(
+                name.span(),
+                format!("`{name}` is already bound; bindings cannot be rebound"),
+            );
             return false;
         }
         true
@@ -340,7 +366,10 @@ impl Lower {
             Val::Node(j) => self.nodes[j].declared = Some((name.to_string(), d.clone())),
             Val::In(_) => {
                 // An alias of an input: record as an identity check on a node-less value.
-                self.diag.error(name.span(), format!("`{name}` only renames an input; declare the shape on the input"));
+                self.diag.error(
+                    name.span(),
+                    format!("`{name}` only renames an input; declare the shape on the input"),
+                );
             }
         }
     }
@@ -362,7 +391,10 @@ impl Lower {
         let hint = suggest(&key, self.env.keys().map(|s| s.as_str()))
             .map(|s| format!("; did you mean `{s}`?"))
             .unwrap_or_default();
-        self.diag.error(name.span(), format!("cannot find input or binding `{name}`{hint}"));
+        self.diag.error(
+            name.span(),
+            format!("cannot find input or binding `{name}`{hint}"),
+        );
         None
     }
 
@@ -379,7 +411,8 @@ impl Lower {
                 let vals: Vec<Option<Val>> = parts.iter().map(|p| self.expr(p)).collect();
                 let vals: Vec<Val> = vals.into_iter().collect::<Option<_>>()?;
                 if vals.len() < 2 {
-                    self.diag.error(*span, "`concat` joins at least two tensors");
+                    self.diag
+                        .error(*span, "`concat` joins at least two tensors");
                     return None;
                 }
                 let names: Vec<String> = vals.iter().map(|v| self.label(*v)).collect();
@@ -403,7 +436,14 @@ impl Lower {
         }
     }
 
-    fn node(&mut self, op: Op, args: Vec<Val>, span: Span, range: (Span, Span), label: String) -> Val {
+    fn node(
+        &mut self,
+        op: Op,
+        args: Vec<Val>,
+        span: Span,
+        range: (Span, Span),
+        label: String,
+    ) -> Val {
         self.nodes.push(Node {
             op,
             args,
@@ -424,7 +464,10 @@ impl Lower {
         let key = spec.ident().to_string();
         if bare && self.shared.contains_key(&key) {
             if let Some(n) = &step.name {
-                self.diag.error(n.span(), format!("`{key}` is a declared layer; apply it without a new name"));
+                self.diag.error(
+                    n.span(),
+                    format!("`{key}` is a declared layer; apply it without a new name"),
+                );
             }
             let li = self.shared[&key];
             let label = format!("{key}: {}", self.layers[li].spec.text());

@@ -10,8 +10,19 @@ use syn::Ident;
 
 /// Every name a layer can be written with (for suggestions).
 pub const BUILTINS: &[&str] = &[
-    "Linear", "relu", "Relu", "sigmoid", "Sigmoid", "tanh", "Tanh", "leaky_relu", "LeakyRelu", "softmax", "Softmax",
-    "flatten", "Flatten",
+    "Linear",
+    "relu",
+    "Relu",
+    "sigmoid",
+    "Sigmoid",
+    "tanh",
+    "Tanh",
+    "leaky_relu",
+    "LeakyRelu",
+    "softmax",
+    "Softmax",
+    "flatten",
+    "Flatten",
 ];
 
 /// Initialiser names accepted by `init = …`.
@@ -39,18 +50,30 @@ pub enum Act {
 pub enum Kind {
     /// `Linear(out)` or `Linear(in, out)` (PyTorch's argument order); `inp`
     /// is the declared input width, checked against the inferred one.
-    Linear { inp: Option<usize>, out: usize, bias: bool, init: TokenStream },
+    Linear {
+        inp: Option<usize>,
+        out: usize,
+        bias: bool,
+        init: TokenStream,
+    },
     Act(Act),
     Softmax,
     Flatten,
     /// Convolution, pooling, normalisation… (see `image.rs`).
     Image(crate::image::ImageKind),
     /// A network from another invocation, with its declared output shape.
-    Subnet { path: syn::Path, out: Vec<usize> },
+    Subnet {
+        path: syn::Path,
+        out: Vec<usize>,
+    },
 }
 
 fn lit_usize(e: &syn::Expr, what: &str, diag: &mut Diag) -> Option<usize> {
-    if let syn::Expr::Lit(syn::ExprLit { lit: syn::Lit::Int(i), .. }) = e {
+    if let syn::Expr::Lit(syn::ExprLit {
+        lit: syn::Lit::Int(i),
+        ..
+    }) = e
+    {
         if let Ok(v) = i.base10_parse::<usize>() {
             return Some(v);
         }
@@ -63,10 +86,17 @@ fn lit_usize(e: &syn::Expr, what: &str, diag: &mut Diag) -> Option<usize> {
 }
 
 fn lit_bool(e: &syn::Expr, what: &str, diag: &mut Diag) -> Option<bool> {
-    if let syn::Expr::Lit(syn::ExprLit { lit: syn::Lit::Bool(b), .. }) = e {
+    if let syn::Expr::Lit(syn::ExprLit {
+        lit: syn::Lit::Bool(b),
+        ..
+    }) = e
+    {
         return Some(b.value);
     }
-    diag.error(syn::spanned::Spanned::span(e), format!("{what} must be `true` or `false`"));
+    diag.error(
+        syn::spanned::Spanned::span(e),
+        format!("{what} must be `true` or `false`"),
+    );
     None
 }
 
@@ -85,12 +115,18 @@ fn init_arg(e: &syn::Expr, k: &TokenStream, diag: &mut Diag) -> Option<TokenStre
             diag.error(p.span_of(), format!("unknown initialiser `{name}`{hint}"));
             None
         }
-        syn::Expr::Call(c) if matches!(&*c.func, syn::Expr::Path(p) if p.path.is_ident("normal")) && c.args.len() == 1 => {
+        syn::Expr::Call(c)
+            if matches!(&*c.func, syn::Expr::Path(p) if p.path.is_ident("normal"))
+                && c.args.len() == 1 =>
+        {
             let a = &c.args[0];
             Some(quote!(#k::Init::Normal((#a) as f64)))
         }
         _ => {
-            diag.error(syn::spanned::Spanned::span(e), "expected an initialiser such as `he_normal` or `normal(0.01)`");
+            diag.error(
+                syn::spanned::Spanned::span(e),
+                "expected an initialiser such as `he_normal` or `normal(0.01)`",
+            );
             None
         }
     }
@@ -124,7 +160,10 @@ fn no_args(spec: &Spec, diag: &mut Diag) {
         if !a.positional.is_empty() || !a.named.is_empty() {
             match a.span {
                 Some(s) => diag.error(s, format!("`{}` takes no arguments", spec.ident())),
-                None => diag.error_range(spec.range(), format!("`{}` takes no arguments", spec.ident())),
+                None => diag.error_range(
+                    spec.range(),
+                    format!("`{}` takes no arguments", spec.ident()),
+                ),
             }
         }
     }
@@ -158,12 +197,20 @@ pub fn resolve(spec: &Spec, k: &TokenStream, diag: &mut Diag) -> Option<Kind> {
                     "bias" => bias = lit_bool(e, "`bias`", diag)?,
                     "init" => init = init_arg(e, k, diag)?,
                     other => {
-                        diag.error(n.span(), format!("`Linear` has no option `{other}` (options: `bias`, `init`)"));
+                        diag.error(
+                            n.span(),
+                            format!("`Linear` has no option `{other}` (options: `bias`, `init`)"),
+                        );
                         return None;
                     }
                 }
             }
-            Kind::Linear { inp, out, bias, init }
+            Kind::Linear {
+                inp,
+                out,
+                bias,
+                init,
+            }
         }
         "relu" | "Relu" => {
             no_args(spec, diag);
@@ -183,7 +230,10 @@ pub fn resolve(spec: &Spec, k: &TokenStream, diag: &mut Diag) -> Option<Kind> {
                 ([a], []) => a.to_token_stream(),
                 ([], [(n, a)]) if n == "alpha" => a.to_token_stream(),
                 _ => {
-                    diag.error_range(spec.range(), "`LeakyRelu` takes its negative slope: `LeakyRelu(0.1)`");
+                    diag.error_range(
+                        spec.range(),
+                        "`LeakyRelu` takes its negative slope: `LeakyRelu(0.1)`",
+                    );
                     return None;
                 }
             };
@@ -233,18 +283,29 @@ pub fn resolve(spec: &Spec, k: &TokenStream, diag: &mut Diag) -> Option<Kind> {
 impl Kind {
     /// Whether the layer owns parameters or buffers (and so becomes a field).
     pub fn has_state(&self) -> bool {
-        matches!(self, Kind::Linear { .. } | Kind::Subnet { .. } | Kind::Image(_))
+        matches!(
+            self,
+            Kind::Linear { .. } | Kind::Subnet { .. } | Kind::Image(_)
+        )
     }
 
     /// The output shape for an input of shape `input`, or a message saying
     /// why the input does not fit (`who` names the layer, `from` the value
     /// feeding it, and `origin` the dimensions that value's features come
     /// from, so that a flattened input reads `400 = 16×5×5`).
-    pub fn out_shape(&self, who: &str, input: &[usize], from: &str, origin: &[usize]) -> Result<Vec<usize>, String> {
+    pub fn out_shape(
+        &self,
+        who: &str,
+        input: &[usize],
+        from: &str,
+        origin: &[usize],
+    ) -> Result<Vec<usize>, String> {
         match self {
             Kind::Linear { inp, out, .. } => {
                 if *out == 0 || *inp == Some(0) {
-                    return Err(format!("`{who}` has a zero-sized dimension; every dimension must be at least 1"));
+                    return Err(format!(
+                        "`{who}` has a zero-sized dimension; every dimension must be at least 1"
+                    ));
                 }
                 if input.len() != 1 {
                     return Err(format!(
@@ -266,7 +327,10 @@ impl Kind {
             Kind::Act(_) => Ok(input.to_vec()),
             Kind::Softmax => {
                 if input.len() != 1 {
-                    return Err(format!("`{who}` normalises a vector of scores but `{from}` gives shape {}", dims(input)));
+                    return Err(format!(
+                        "`{who}` normalises a vector of scores but `{from}` gives shape {}",
+                        dims(input)
+                    ));
                 }
                 Ok(input.to_vec())
             }
@@ -301,7 +365,9 @@ impl Kind {
     /// The configuration passed to `Build::build` (layers with state).
     pub fn config(&self, k: &TokenStream) -> TokenStream {
         match self {
-            Kind::Linear { bias, init, .. } => quote!(#k::layers::LinearConfig { bias: #bias, init: #init }),
+            Kind::Linear { bias, init, .. } => {
+                quote!(#k::layers::LinearConfig { bias: #bias, init: #init })
+            }
             Kind::Image(i) => i.config(k),
             _ => quote!(()),
         }

@@ -36,11 +36,28 @@ pub struct Invocation {
 }
 
 pub enum Item {
-    ChainInput { span: Span, dims: Dims },
-    Input { name: Ident, dims: Dims },
-    Shared { name: Ident, spec: Spec },
-    Let { name: Ident, declared: Option<Dims>, expr: Expr },
-    Output { name: Option<Ident>, expr: Expr, span: Span },
+    ChainInput {
+        span: Span,
+        dims: Dims,
+    },
+    Input {
+        name: Ident,
+        dims: Dims,
+    },
+    Shared {
+        name: Ident,
+        spec: Spec,
+    },
+    Let {
+        name: Ident,
+        declared: Option<Dims>,
+        expr: Expr,
+    },
+    Output {
+        name: Option<Ident>,
+        expr: Expr,
+        span: Span,
+    },
     Step(Step),
 }
 
@@ -96,22 +113,40 @@ impl Spec {
     pub fn range(&self) -> (Span, Span) {
         let start = match &self.path.leading_colon {
             Some(c) => c.spans[0],
-            None => self.path.segments.first().map_or(self.span, |s| s.ident.span()),
+            None => self
+                .path
+                .segments
+                .first()
+                .map_or(self.span, |s| s.ident.span()),
         };
         (start, self.end)
     }
     /// The last segment of the path (`Linear` in `kiln::Linear`).
     pub fn ident(&self) -> &Ident {
-        &self.path.segments.last().expect("kiln-macros internal error: empty path").ident
+        &self
+            .path
+            .segments
+            .last()
+            .expect("kiln-macros internal error: empty path")
+            .ident
     }
     /// The spec as the user wrote it, for messages and summaries.
     pub fn text(&self) -> String {
-        let p: Vec<String> = self.path.segments.iter().map(|s| s.ident.to_string()).collect();
+        let p: Vec<String> = self
+            .path
+            .segments
+            .iter()
+            .map(|s| s.ident.to_string())
+            .collect();
         let mut s = p.join("::");
         if let Some(a) = &self.args {
             s.push('(');
             let mut parts: Vec<String> = a.positional.iter().map(expr_text).collect();
-            parts.extend(a.named.iter().map(|(n, e)| format!("{n} = {}", expr_text(e))));
+            parts.extend(
+                a.named
+                    .iter()
+                    .map(|(n, e)| format!("{n} = {}", expr_text(e))),
+            );
             s.push_str(&parts.join(", "));
             s.push(')');
         }
@@ -120,7 +155,10 @@ impl Spec {
 }
 
 fn expr_text(e: &syn::Expr) -> String {
-    quote::quote!(#e).to_string().replace(" . ", ".").replace("- ", "-")
+    quote::quote!(#e)
+        .to_string()
+        .replace(" . ", ".")
+        .replace("- ", "-")
 }
 
 #[derive(Clone, Default)]
@@ -203,7 +241,9 @@ fn peek_kw(input: ParseStream, kw: &str) -> bool {
 
 impl Parse for Item {
     fn parse(input: ParseStream) -> syn::Result<Self> {
-        if peek_kw(input, "input") && (input.peek2(Token![:]) && !input.peek2(Token![::]) || input.peek2(Ident)) {
+        if peek_kw(input, "input")
+            && (input.peek2(Token![:]) && !input.peek2(Token![::]) || input.peek2(Ident))
+        {
             let kw: Ident = input.parse()?;
             if input.peek(Token![:]) {
                 input.parse::<Token![:]>()?;
@@ -244,7 +284,11 @@ impl Parse for Item {
                 expr: input.parse()?,
             });
         }
-        if peek_kw(input, "output") && !input.peek2(Token![:]) && !input.peek2(Token![,]) && !input.peek2(Token![;]) {
+        if peek_kw(input, "output")
+            && !input.peek2(Token![:])
+            && !input.peek2(Token![,])
+            && !input.peek2(Token![;])
+        {
             let kw: Ident = input.parse()?;
             let name = if input.peek(Ident) && input.peek2(Token![=]) && !input.peek2(Token![==]) {
                 let n: Ident = input.parse()?;
@@ -331,7 +375,8 @@ impl Parse for Dims {
     fn parse(input: ParseStream) -> syn::Result<Self> {
         let content;
         let b = bracketed!(content in input);
-        let lits: Punctuated<LitInt, Token![,]> = content.parse_terminated(LitInt::parse, Token![,])?;
+        let lits: Punctuated<LitInt, Token![,]> =
+            content.parse_terminated(LitInt::parse, Token![,])?;
         let dims = lits
             .iter()
             .map(|l| Ok((l.base10_parse::<usize>()?, l.span())))
@@ -380,13 +425,19 @@ fn parse_atom(input: ParseStream) -> syn::Result<Expr> {
         let args: Punctuated<Expr, Token![,]> = content.parse_terminated(Expr::parse, Token![,])?;
         let span = name.span().join(p.span.join()).unwrap_or(name.span());
         if name == "concat" {
-            return Ok(Expr::Concat(args.into_iter().collect(), span, p.span.join()));
+            return Ok(Expr::Concat(
+                args.into_iter().collect(),
+                span,
+                p.span.join(),
+            ));
         }
         let mut args: Vec<Expr> = args.into_iter().collect();
         if args.len() != 1 {
             return Err(syn::Error::new(
                 span,
-                format!("`{name}(…)` applies a layer to one tensor; write `x |> {name}` or `{name}(x)`"),
+                format!(
+                    "`{name}(…)` applies a layer to one tensor; write `x |> {name}` or `{name}(x)`"
+                ),
             ));
         }
         let spec = Spec {

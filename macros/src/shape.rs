@@ -10,11 +10,23 @@ use crate::kinds::Kind;
 /// Rule: every declared dimension is at least 1 and a shape has rank 1 to 4.
 fn check_declared(diag: &mut Diag, what: &str, d: &crate::parse::Dims) {
     if d.dims.is_empty() || d.dims.len() > 4 {
-        diag.error(d.span, format!("{what} has rank {}; kiln shapes have 1 to 4 dimensions per sample", d.dims.len()));
+        diag.error(
+            d.span,
+            format!(
+                "{what} has rank {}; kiln shapes have 1 to 4 dimensions per sample",
+                d.dims.len()
+            ),
+        );
     }
     for (v, s) in &d.dims {
         if *v == 0 {
-            diag.error(*s, format!("{what} has a zero-sized dimension in {}; every dimension must be at least 1", dims(&d.values())));
+            diag.error(
+                *s,
+                format!(
+                    "{what} has a zero-sized dimension in {}; every dimension must be at least 1",
+                    dims(&d.values())
+                ),
+            );
         }
     }
 }
@@ -71,18 +83,36 @@ fn origin_dims(net: &Net, v: Val) -> Vec<usize> {
 /// Rule for `MaxUnpool2d(pool)`: `pool` names a `MaxPool2d` applied once,
 /// earlier in the graph; the unpooling's input has that pooling's output
 /// shape and its output the pooling's input shape.
-fn unpool_rule(net: &Net, j: usize, pool: &syn::Ident, input: &[usize], from: &str) -> Result<Vec<usize>, String> {
+fn unpool_rule(
+    net: &Net,
+    j: usize,
+    pool: &syn::Ident,
+    input: &[usize],
+    from: &str,
+) -> Result<Vec<usize>, String> {
     let who = &net.nodes[j].label;
     let Some(pl) = net.layers.iter().find(|l| l.field == *pool) else {
         return Err(format!("`{who}`: there is no layer named `{pool}`; name the `MaxPool2d` whose positions it restores (`{pool}: MaxPool2d(2)`)"));
     };
     if !matches!(pl.kind, Kind::Image(ImageKind::MaxPool2d { .. })) {
-        return Err(format!("`{who}`: `{pool}` is a `{}`, not a `MaxPool2d`", pl.spec.text()));
+        return Err(format!(
+            "`{who}`: `{pool}` is a `{}`, not a `MaxPool2d`",
+            pl.spec.text()
+        ));
     }
     match pl.uses.as_slice() {
         [p] if *p < j => {}
-        [_] => return Err(format!("`{who}` must come after `{pool}`, whose positions it restores")),
-        _ => return Err(format!("`{who}`: `{pool}` is applied {} times; unpooling needs exactly one application", pl.uses.len())),
+        [_] => {
+            return Err(format!(
+                "`{who}` must come after `{pool}`, whose positions it restores"
+            ))
+        }
+        _ => {
+            return Err(format!(
+                "`{who}`: `{pool}` is applied {} times; unpooling needs exactly one application",
+                pl.uses.len()
+            ))
+        }
     }
     if pl.out_shape != input {
         return Err(format!(
@@ -98,7 +128,11 @@ fn unpool_rule(net: &Net, j: usize, pool: &syn::Ident, input: &[usize], from: &s
 pub fn infer(mut net: Net) -> syn::Result<Net> {
     let mut diag = Diag::new();
     for i in &net.inputs {
-        let what = if i.named { format!("input `{}`", i.name) } else { "the input".to_string() };
+        let what = if i.named {
+            format!("input `{}`", i.name)
+        } else {
+            "the input".to_string()
+        };
         check_declared(&mut diag, &what, &i.dims);
     }
     if !diag.is_clean() {
@@ -109,7 +143,10 @@ pub fn infer(mut net: Net) -> syn::Result<Net> {
     for j in 0..net.nodes.len() {
         let args = net.nodes[j].args.clone();
         // A node after a failed one has no shape; skip it rather than cascade.
-        if args.iter().any(|v| matches!(v, Val::Node(m) if net.nodes[*m].shape.is_empty())) {
+        if args
+            .iter()
+            .any(|v| matches!(v, Val::Node(m) if net.nodes[*m].shape.is_empty()))
+        {
             continue;
         }
         let res = match net.nodes[j].op {

@@ -51,7 +51,14 @@ pub fn hflip(img: &mut [f32], s: ImageShape) {
 /// (each in `0..=2·pad`) given: output pixel `(i, j)` is input pixel
 /// `(i + dy − pad, j + dx − pad)`, or 0 outside the image. `scratch` is
 /// resized to one sample and reused.
-pub fn shift_crop(img: &mut [f32], s: ImageShape, pad: usize, dy: usize, dx: usize, scratch: &mut Vec<f32>) {
+pub fn shift_crop(
+    img: &mut [f32],
+    s: ImageShape,
+    pad: usize,
+    dy: usize,
+    dx: usize,
+    scratch: &mut Vec<f32>,
+) {
     if dy == pad && dx == pad {
         return;
     }
@@ -70,7 +77,11 @@ pub fn shift_crop(img: &mut [f32], s: ImageShape, pad: usize, dy: usize, dx: usi
             let src = &scratch[plane + si as usize * s.w..plane + (si as usize + 1) * s.w];
             for (j, v) in row.iter_mut().enumerate() {
                 let sj = j as isize + ox;
-                *v = if sj < 0 || sj >= s.w as isize { 0.0 } else { src[sj as usize] };
+                *v = if sj < 0 || sj >= s.w as isize {
+                    0.0
+                } else {
+                    src[sj as usize]
+                };
             }
         }
     }
@@ -91,7 +102,9 @@ pub fn grey_mean(img: &[f32], s: ImageShape) -> f32 {
     if s.c == 3 {
         let (r, rest) = img.split_at(n);
         let (g, b) = rest.split_at(n);
-        let sum: f64 = (0..n).map(|i| 0.2989 * r[i] as f64 + 0.587 * g[i] as f64 + 0.114 * b[i] as f64).sum();
+        let sum: f64 = (0..n)
+            .map(|i| 0.2989 * r[i] as f64 + 0.587 * g[i] as f64 + 0.114 * b[i] as f64)
+            .sum();
         (sum / n as f64) as f32
     } else {
         let all = &img[..s.numel()];
@@ -123,10 +136,20 @@ pub fn normalize(img: &mut [f32], s: ImageShape, mean: &[f32], std: &[f32]) {
 /// Beta(α, α) and a centre `(cy, cx)` (`cy < H`, `cx < W`): half-sides
 /// `⌊½√(1−λ)·H⌋`, `⌊½√(1−λ)·W⌋`, clipped to the image. Returns
 /// `(y1, y2, x1, x2)`, rows `y1..y2` and columns `x1..x2`.
-pub fn cutmix_box(s: ImageShape, lambda: f64, cy: usize, cx: usize) -> (usize, usize, usize, usize) {
+pub fn cutmix_box(
+    s: ImageShape,
+    lambda: f64,
+    cy: usize,
+    cx: usize,
+) -> (usize, usize, usize, usize) {
     let r = 0.5 * (1.0 - lambda).max(0.0).sqrt();
     let (rh, rw) = ((r * s.h as f64) as usize, (r * s.w as f64) as usize);
-    (cy.saturating_sub(rh), (cy + rh).min(s.h), cx.saturating_sub(rw), (cx + rw).min(s.w))
+    (
+        cy.saturating_sub(rh),
+        (cy + rh).min(s.h),
+        cx.saturating_sub(rw),
+        (cx + rw).min(s.w),
+    )
 }
 
 /// CutMix on a batch of `n` samples (`x`: `n·C·H·W` values, `y`: labels):
@@ -268,8 +291,12 @@ mod tests {
         let lam = cutmix(&mut x, &[0, 1, 2], s, bx, 3, &mut soft);
         assert_eq!(lam, 0.75);
         // Image 0 gets image 2's box (3s), image 1 image 0's (1s), image 2 image 1's (2s).
-        let boxed = |k: usize| -> Vec<f32> { [1, 2, 5, 6].iter().map(|&p| x[k * 16 + p]).collect() };
-        assert_eq!((boxed(0), boxed(1), boxed(2)), (vec![3.0; 4], vec![1.0; 4], vec![2.0; 4]));
+        let boxed =
+            |k: usize| -> Vec<f32> { [1, 2, 5, 6].iter().map(|&p| x[k * 16 + p]).collect() };
+        assert_eq!(
+            (boxed(0), boxed(1), boxed(2)),
+            (vec![3.0; 4], vec![1.0; 4], vec![2.0; 4])
+        );
         assert_eq!(x[0], 1.0);
         assert_eq!(x[16 + 15], 2.0);
         assert_eq!(soft, [0.75, 0.0, 0.25, 0.25, 0.75, 0.0, 0.0, 0.25, 0.75]);

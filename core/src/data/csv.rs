@@ -82,7 +82,11 @@ impl Table {
     /// An error names the line and column of the first bad label.
     pub fn dataset(&self, label: usize, classes: usize) -> std::result::Result<Dataset, String> {
         if label >= self.columns {
-            return Err(format!("label column {} does not exist: the table has {} columns", label + 1, self.columns));
+            return Err(format!(
+                "label column {} does not exist: the table has {} columns",
+                label + 1,
+                self.columns
+            ));
         }
         let mut x = Vec::with_capacity(self.rows() * (self.columns - 1));
         let mut y = Vec::with_capacity(self.rows());
@@ -90,10 +94,18 @@ impl Table {
             let row = self.row(r);
             let l = row[label];
             if !(l >= 0.0 && l.fract() == 0.0 && (l as usize) < classes) {
-                return Err(format!("{}: label {l} is not a class index in 0..{classes}", self.where_(r, label)));
+                return Err(format!(
+                    "{}: label {l} is not a class index in 0..{classes}",
+                    self.where_(r, label)
+                ));
             }
             y.push(l as u32);
-            x.extend(row.iter().enumerate().filter(|(c, _)| *c != label).map(|(_, v)| *v));
+            x.extend(
+                row.iter()
+                    .enumerate()
+                    .filter(|(c, _)| *c != label)
+                    .map(|(_, v)| *v),
+            );
         }
         Ok(Dataset {
             x,
@@ -118,19 +130,34 @@ pub fn read_csv(path: impl AsRef<Path>, opts: &CsvOptions) -> Result<Table> {
 
 /// Reads a CSV table as a classification data set with the class index in
 /// column `label` (by header name) and `classes` classes.
-pub fn read_csv_dataset(path: impl AsRef<Path>, opts: &CsvOptions, label: &str, classes: usize) -> Result<Dataset> {
+pub fn read_csv_dataset(
+    path: impl AsRef<Path>,
+    opts: &CsvOptions,
+    label: &str,
+    classes: usize,
+) -> Result<Dataset> {
     let path = path.as_ref();
     let t = read_csv(path, opts)?;
     let fmt = |msg| Error::Format {
         path: path.to_path_buf(),
         msg,
     };
-    let col = t.column(label).ok_or_else(|| fmt(format!("no column named `{label}` (columns: {})", t.header.join(", "))))?;
+    let col = t.column(label).ok_or_else(|| {
+        fmt(format!(
+            "no column named `{label}` (columns: {})",
+            t.header.join(", ")
+        ))
+    })?;
     t.dataset(col, classes).map_err(fmt)
 }
 
 /// Splits one line into fields (unquoting), or says what is wrong and where.
-fn fields(line: &str, lno: usize, delim: char, out: &mut Vec<String>) -> std::result::Result<(), String> {
+fn fields(
+    line: &str,
+    lno: usize,
+    delim: char,
+    out: &mut Vec<String>,
+) -> std::result::Result<(), String> {
     out.clear();
     let mut chars = line.chars().peekable();
     let mut col = 1;
@@ -173,8 +200,16 @@ fn fields(line: &str, lno: usize, delim: char, out: &mut Vec<String>) -> std::re
                         return Ok(());
                     }
                     Some(c) if c == delim => break,
-                    Some('"') => return Err(format!("line {lno}, column {col}: a quote inside an unquoted field")),
-                    Some('\r') => return Err(format!("line {lno}, column {col}: a carriage return inside a line")),
+                    Some('"') => {
+                        return Err(format!(
+                            "line {lno}, column {col}: a quote inside an unquoted field"
+                        ))
+                    }
+                    Some('\r') => {
+                        return Err(format!(
+                            "line {lno}, column {col}: a carriage return inside a line"
+                        ))
+                    }
                     Some(c) => f.push(c),
                 }
             }
@@ -187,7 +222,10 @@ fn fields(line: &str, lno: usize, delim: char, out: &mut Vec<String>) -> std::re
 /// Decodes CSV bytes; the error names the line and column.
 pub fn parse_csv(bytes: &[u8], opts: &CsvOptions) -> std::result::Result<Table, String> {
     if matches!(opts.delimiter, b'"' | b'\r' | b'\n') || !opts.delimiter.is_ascii() {
-        return Err(format!("delimiter {:?} is not allowed", opts.delimiter as char));
+        return Err(format!(
+            "delimiter {:?} is not allowed",
+            opts.delimiter as char
+        ));
     }
     let delim = opts.delimiter as char;
     let bytes = bytes.strip_prefix(b"\xef\xbb\xbf").unwrap_or(bytes);
@@ -195,7 +233,12 @@ pub fn parse_csv(bytes: &[u8], opts: &CsvOptions) -> std::result::Result<Table, 
         let at = e.valid_up_to();
         let before = &bytes[..at];
         let line = before.iter().filter(|&&b| b == b'\n').count() + 1;
-        let col = at - before.iter().rposition(|&b| b == b'\n').map_or(0, |p| p + 1) + 1;
+        let col = at
+            - before
+                .iter()
+                .rposition(|&b| b == b'\n')
+                .map_or(0, |p| p + 1)
+            + 1;
         format!("line {line}, byte {col}: not valid UTF-8")
     })?;
     let mut lines: Vec<&str> = text.split('\n').collect();
@@ -228,7 +271,11 @@ pub fn parse_csv(bytes: &[u8], opts: &CsvOptions) -> std::result::Result<Table, 
                         return Err(format!("line {lno}, column {}: empty column name", c + 1));
                     }
                     if let Some(p) = t.header.iter().position(|h| h == name) {
-                        return Err(format!("line {lno}, column {}: column name `{name}` repeats column {}", c + 1, p + 1));
+                        return Err(format!(
+                            "line {lno}, column {}: column name `{name}` repeats column {}",
+                            c + 1,
+                            p + 1
+                        ));
                     }
                     t.header.push(name.to_string());
                 }
@@ -255,13 +302,23 @@ pub fn parse_csv(bytes: &[u8], opts: &CsvOptions) -> std::result::Result<Table, 
             match s.parse::<f32>() {
                 Ok(v) if v.is_finite() => t.values.push(v),
                 Ok(v) => return Err(format!("{}: {v} is not a finite number", at())),
-                Err(_) => return Err(format!("{}: `{}` is not a number", at(), s.chars().take(40).collect::<String>())),
+                Err(_) => {
+                    return Err(format!(
+                        "{}: `{}` is not a number",
+                        at(),
+                        s.chars().take(40).collect::<String>()
+                    ))
+                }
             }
         }
         t.lines.push(lno);
     }
     if t.lines.is_empty() {
-        return Err(if lines.is_empty() { "empty file: no rows".to_string() } else { "no data rows after the header".to_string() });
+        return Err(if lines.is_empty() {
+            "empty file: no rows".to_string()
+        } else {
+            "no data rows after the header".to_string()
+        });
     }
     Ok(t)
 }
@@ -278,12 +335,25 @@ mod tests {
     fn reads_a_good_table() {
         let t = p("\u{feff}x, \"y\" ,label\r\n 1.5 ,\"-2\",0\r\n3,4e0,1\n\n").unwrap();
         assert_eq!(t.header, ["x", "y", "label"]);
-        assert_eq!((t.values.clone(), t.lines.clone()), (vec![1.5, -2.0, 0.0, 3.0, 4.0, 1.0], vec![2, 3]));
+        assert_eq!(
+            (t.values.clone(), t.lines.clone()),
+            (vec![1.5, -2.0, 0.0, 3.0, 4.0, 1.0], vec![2, 3])
+        );
         let d = t.dataset(2, 2).unwrap();
         assert_eq!((d.x, d.y), (vec![1.5, -2.0, 3.0, 4.0], vec![0, 1]));
         // No header, semicolons.
-        let t = parse_csv(b"1;2\n3;4", &CsvOptions { header: false, delimiter: b';' }).unwrap();
-        assert_eq!((t.rows(), t.columns, t.values), (2, 2, vec![1.0, 2.0, 3.0, 4.0]));
+        let t = parse_csv(
+            b"1;2\n3;4",
+            &CsvOptions {
+                header: false,
+                delimiter: b';',
+            },
+        )
+        .unwrap();
+        assert_eq!(
+            (t.rows(), t.columns, t.values),
+            (2, 2, vec![1.0, 2.0, 3.0, 4.0])
+        );
         // A quoted name with a comma and an escaped quote.
         let t = p("\"a,b\",\"say \"\"hi\"\"\"\n1,2\n").unwrap();
         assert_eq!(t.header, ["a,b", "say \"hi\""]);
@@ -292,24 +362,60 @@ mod tests {
     #[test]
     fn names_line_and_column_of_every_fault() {
         let e = |s: &str| p(s).unwrap_err();
-        assert_eq!(e("a,b\n1,2\n3\n"), "line 3: 1 field, expected 2 (as on line 1)");
-        assert_eq!(e("a,b\n1,2,3\n"), "line 2: 3 fields, expected 2 (as on line 1)");
+        assert_eq!(
+            e("a,b\n1,2\n3\n"),
+            "line 3: 1 field, expected 2 (as on line 1)"
+        );
+        assert_eq!(
+            e("a,b\n1,2,3\n"),
+            "line 2: 3 fields, expected 2 (as on line 1)"
+        );
         assert_eq!(e("a,b\n1,\n"), "line 2, column 2 (`b`): empty field");
-        assert_eq!(e("a,b\n1,NaN\n"), "line 2, column 2 (`b`): NaN is not a finite number");
-        assert_eq!(e("a,b\n1,1e39\n"), "line 2, column 2 (`b`): inf is not a finite number");
+        assert_eq!(
+            e("a,b\n1,NaN\n"),
+            "line 2, column 2 (`b`): NaN is not a finite number"
+        );
+        assert_eq!(
+            e("a,b\n1,1e39\n"),
+            "line 2, column 2 (`b`): inf is not a finite number"
+        );
         assert_eq!(e("a,b\n\n1,2\n"), "line 2: empty line");
-        assert_eq!(e("a,b\n1,\"2\n"), "line 2, column 2: unterminated quoted field (a quoted field must end on its line)");
-        assert_eq!(e("a,b\n1,\"2\"x\n"), "line 2, column 2: 'x' after the closing quote (expected ',' or the end of the line)");
-        assert_eq!(e("a,b\n1,2\"\n"), "line 2, column 2: a quote inside an unquoted field");
-        assert_eq!(e("a,a\n1,2\n"), "line 1, column 2: column name `a` repeats column 1");
+        assert_eq!(
+            e("a,b\n1,\"2\n"),
+            "line 2, column 2: unterminated quoted field (a quoted field must end on its line)"
+        );
+        assert_eq!(
+            e("a,b\n1,\"2\"x\n"),
+            "line 2, column 2: 'x' after the closing quote (expected ',' or the end of the line)"
+        );
+        assert_eq!(
+            e("a,b\n1,2\"\n"),
+            "line 2, column 2: a quote inside an unquoted field"
+        );
+        assert_eq!(
+            e("a,a\n1,2\n"),
+            "line 1, column 2: column name `a` repeats column 1"
+        );
         assert_eq!(e("a,\n1,2\n"), "line 1, column 2: empty column name");
         assert_eq!(e(""), "empty file: no rows");
         assert_eq!(e("a,b\n"), "no data rows after the header");
-        assert_eq!(e("a,b\n1\r2,3\n"), "line 2, column 1: a carriage return inside a line");
-        assert_eq!(parse_csv(b"a\n1\n\xff\n", &CsvOptions::default()).unwrap_err(), "line 3, byte 1: not valid UTF-8");
+        assert_eq!(
+            e("a,b\n1\r2,3\n"),
+            "line 2, column 1: a carriage return inside a line"
+        );
+        assert_eq!(
+            parse_csv(b"a\n1\n\xff\n", &CsvOptions::default()).unwrap_err(),
+            "line 3, byte 1: not valid UTF-8"
+        );
         let t = p("a,label\n1,0\n2,1.5\n").unwrap();
-        assert_eq!(t.dataset(1, 3).unwrap_err(), "line 3, column 2 (`label`): label 1.5 is not a class index in 0..3");
-        assert_eq!(t.dataset(1, 1).unwrap_err(), "line 3, column 2 (`label`): label 1.5 is not a class index in 0..1");
+        assert_eq!(
+            t.dataset(1, 3).unwrap_err(),
+            "line 3, column 2 (`label`): label 1.5 is not a class index in 0..3"
+        );
+        assert_eq!(
+            t.dataset(1, 1).unwrap_err(),
+            "line 3, column 2 (`label`): label 1.5 is not a class index in 0..1"
+        );
         assert!(t.dataset(2, 3).unwrap_err().contains("does not exist"));
     }
 
@@ -319,15 +425,35 @@ mod tests {
         std::fs::create_dir_all(&dir).unwrap();
         let f = dir.join("bad.csv");
         std::fs::write(&f, "a,label\n1,0\n2,x\n").unwrap();
-        let e = read_csv(&f, &CsvOptions::default()).unwrap_err().to_string();
-        assert!(e.ends_with("bad.csv: line 3, column 2 (`label`): `x` is not a number"), "{e}");
+        let e = read_csv(&f, &CsvOptions::default())
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.ends_with("bad.csv: line 3, column 2 (`label`): `x` is not a number"),
+            "{e}"
+        );
         std::fs::write(&f, "a,label\n1,0\n2,7\n").unwrap();
-        let e = read_csv_dataset(&f, &CsvOptions::default(), "label", 3).unwrap_err().to_string();
-        assert!(e.ends_with("bad.csv: line 3, column 2 (`label`): label 7 is not a class index in 0..3"), "{e}");
-        let e = read_csv_dataset(&f, &CsvOptions::default(), "class", 3).unwrap_err().to_string();
-        assert!(e.contains("no column named `class` (columns: a, label)"), "{e}");
+        let e = read_csv_dataset(&f, &CsvOptions::default(), "label", 3)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.ends_with(
+                "bad.csv: line 3, column 2 (`label`): label 7 is not a class index in 0..3"
+            ),
+            "{e}"
+        );
+        let e = read_csv_dataset(&f, &CsvOptions::default(), "class", 3)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("no column named `class` (columns: a, label)"),
+            "{e}"
+        );
         let d = read_csv_dataset(&f, &CsvOptions::default(), "a", 3).unwrap();
         assert_eq!((d.x, d.y), (vec![0.0, 7.0], vec![1, 2]));
-        assert!(read_csv(dir.join("missing.csv"), &CsvOptions::default()).unwrap_err().to_string().contains("missing.csv"));
+        assert!(read_csv(dir.join("missing.csv"), &CsvOptions::default())
+            .unwrap_err()
+            .to_string()
+            .contains("missing.csv"));
     }
 }

@@ -60,7 +60,10 @@ pub fn maybe_gunzip(bytes: Vec<u8>) -> std::result::Result<Vec<u8>, String> {
 /// Decodes IDX bytes; the error says what is wrong.
 pub fn parse_idx(bytes: &[u8], rank: usize) -> std::result::Result<Idx, String> {
     if bytes.len() < 4 {
-        return Err(format!("truncated IDX header: {} bytes, need at least 4", bytes.len()));
+        return Err(format!(
+            "truncated IDX header: {} bytes, need at least 4",
+            bytes.len()
+        ));
     }
     if bytes[0] != 0 || bytes[1] != 0 {
         return Err(format!(
@@ -69,15 +72,24 @@ pub fn parse_idx(bytes: &[u8], rank: usize) -> std::result::Result<Idx, String> 
         ));
     }
     if bytes[2] != 0x08 {
-        return Err(format!("IDX value type {:#04x} is not 0x08 (unsigned byte)", bytes[2]));
+        return Err(format!(
+            "IDX value type {:#04x} is not 0x08 (unsigned byte)",
+            bytes[2]
+        ));
     }
     let got_rank = bytes[3] as usize;
     if got_rank != rank {
-        return Err(format!("IDX file has {got_rank} dimensions, expected {rank} (magic {:#010x})", u32::from_be_bytes([bytes[0], bytes[1], bytes[2], bytes[3]])));
+        return Err(format!(
+            "IDX file has {got_rank} dimensions, expected {rank} (magic {:#010x})",
+            u32::from_be_bytes([bytes[0], bytes[1], bytes[2], bytes[3]])
+        ));
     }
     let header = 4 + 4 * rank;
     if bytes.len() < header {
-        return Err(format!("truncated IDX header: {} bytes, need {header}", bytes.len()));
+        return Err(format!(
+            "truncated IDX header: {} bytes, need {header}",
+            bytes.len()
+        ));
     }
     let dims: Vec<usize> = (0..rank)
         .map(|i| {
@@ -93,7 +105,11 @@ pub fn parse_idx(bytes: &[u8], rank: usize) -> std::result::Result<Idx, String> 
     if have != n {
         return Err(format!(
             "IDX dimensions {dims:?} promise {n} values but the file holds {have} ({})",
-            if have < n { "truncated" } else { "trailing bytes" }
+            if have < n {
+                "truncated"
+            } else {
+                "trailing bytes"
+            }
         ));
     }
     Ok(Idx {
@@ -157,6 +173,10 @@ mod tests {
     #[test]
     fn missing_file_names_the_path() {
         let e = read_idx(Path::new("/nonexistent/kiln/train-images"), 3).unwrap_err();
-        assert!(e.to_string().starts_with("/nonexistent/kiln/train-images: "), "{e}");
+        assert!(
+            e.to_string()
+                .starts_with("/nonexistent/kiln/train-images: "),
+            "{e}"
+        );
     }
 }

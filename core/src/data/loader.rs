@@ -149,7 +149,11 @@ impl Batch {
 impl Drop for Batch {
     fn drop(&mut self) {
         if let Some(pool) = self.pool.take() {
-            let bufs = (std::mem::take(&mut self.x), std::mem::take(&mut self.y), std::mem::take(&mut self.soft));
+            let bufs = (
+                std::mem::take(&mut self.x),
+                std::mem::take(&mut self.y),
+                std::mem::take(&mut self.soft),
+            );
             let _ = pool.send(bufs);
         }
     }
@@ -343,18 +347,33 @@ impl<S: Source + 'static> DataLoader<S> {
         if c.batch == 0 {
             return Err(Error::invalid(OP, "batch size must be at least 1"));
         }
-        let augments = c.flip > 0.0 || c.pad > 0 || c.brightness > 0.0 || c.contrast > 0.0 || c.cutmix.is_some();
+        let augments = c.flip > 0.0
+            || c.pad > 0
+            || c.brightness > 0.0
+            || c.contrast > 0.0
+            || c.cutmix.is_some();
         let shape = match c.image {
             Some(s) => {
                 if s.numel() != dim {
                     return Err(Error::invalid(
                         OP,
-                        format!("image shape [{}, {}, {}] has {} values, the samples {dim}", s.c, s.h, s.w, s.numel()),
+                        format!(
+                            "image shape [{}, {}, {}] has {} values, the samples {dim}",
+                            s.c,
+                            s.h,
+                            s.w,
+                            s.numel()
+                        ),
                     ));
                 }
                 s
             }
-            None if augments => return Err(Error::invalid(OP, "image augmentations need the image shape: call `.image(c, h, w)`")),
+            None if augments => {
+                return Err(Error::invalid(
+                    OP,
+                    "image augmentations need the image shape: call `.image(c, h, w)`",
+                ))
+            }
             None => {
                 let ch = c.mean.len().max(1);
                 if dim % ch != 0 {
@@ -366,26 +385,48 @@ impl<S: Source + 'static> DataLoader<S> {
         if c.mean.len() != c.std.len() || (!c.mean.is_empty() && c.mean.len() != shape.c) {
             return Err(Error::invalid(
                 OP,
-                format!("normalisation needs one mean and one std per channel ({}), got {} and {}", shape.c, c.mean.len(), c.std.len()),
+                format!(
+                    "normalisation needs one mean and one std per channel ({}), got {} and {}",
+                    shape.c,
+                    c.mean.len(),
+                    c.std.len()
+                ),
             ));
         }
         if let Some(s) = c.std.iter().find(|s| !(**s > 0.0 && s.is_finite())) {
-            return Err(Error::invalid(OP, format!("std must be positive and finite, got {s}")));
+            return Err(Error::invalid(
+                OP,
+                format!("std must be positive and finite, got {s}"),
+            ));
         }
         if c.mean.iter().any(|m| !m.is_finite()) {
             return Err(Error::invalid(OP, "mean must be finite"));
         }
         if !(0.0..=1.0).contains(&c.flip) {
-            return Err(Error::invalid(OP, format!("flip probability must lie in [0, 1], got {}", c.flip)));
+            return Err(Error::invalid(
+                OP,
+                format!("flip probability must lie in [0, 1], got {}", c.flip),
+            ));
         }
-        if !(c.brightness >= 0.0 && c.brightness.is_finite() && c.contrast >= 0.0 && c.contrast.is_finite()) {
-            return Err(Error::invalid(OP, format!("jitter strengths must be ≥ 0, got {} and {}", c.brightness, c.contrast)));
+        if !(c.brightness >= 0.0
+            && c.brightness.is_finite()
+            && c.contrast >= 0.0
+            && c.contrast.is_finite())
+        {
+            return Err(Error::invalid(
+                OP,
+                format!(
+                    "jitter strengths must be ≥ 0, got {} and {}",
+                    c.brightness, c.contrast
+                ),
+            ));
         }
         if let Some((alpha, p, classes)) = c.cutmix {
             if alpha <= 0.0 || !alpha.is_finite() || !(0.0..=1.0).contains(&p) || classes == 0 {
                 return Err(Error::invalid(OP, format!("CutMix needs alpha > 0, p in [0, 1] and classes ≥ 1, got {alpha}, {p}, {classes}")));
             }
-            if let Some(i) = (0..self.data.len()).find(|&i| self.data.label(i) as usize >= classes) {
+            if let Some(i) = (0..self.data.len()).find(|&i| self.data.label(i) as usize >= classes)
+            {
                 return Err(Error::LabelOutOfRange {
                     index: i,
                     label: self.data.label(i) as usize,
@@ -432,7 +473,12 @@ impl<S: Source + 'static> DataLoader<S> {
                     }
                 }
             })
-            .map_err(|e| Error::invalid("DataLoader", format!("cannot start the loading thread: {e}")))?;
+            .map_err(|e| {
+                Error::invalid(
+                    "DataLoader",
+                    format!("cannot start the loading thread: {e}"),
+                )
+            })?;
         Ok(Batches {
             inner: Inner::Thread {
                 rx: Some(rx),
@@ -447,7 +493,10 @@ impl<S: Source + 'static> DataLoader<S> {
         if pos.seed != self.cfg.seed {
             return Err(Error::invalid(
                 "DataLoader::resume",
-                format!("the position was saved with seed {}, this loader has seed {}", pos.seed, self.cfg.seed),
+                format!(
+                    "the position was saved with seed {}, this loader has seed {}",
+                    pos.seed, self.cfg.seed
+                ),
             ));
         }
         self.epoch_from(pos.epoch, pos.batch)
@@ -518,7 +567,9 @@ impl<S: Source> Producer<S> {
         }
         if let Some((alpha, p, classes)) = c.cutmix {
             if r.random::<f64>() < p {
-                let lam = rand_distr::Beta::new(alpha, alpha).map(|beta| beta.sample(&mut r)).unwrap_or(1.0);
+                let lam = rand_distr::Beta::new(alpha, alpha)
+                    .map(|beta| beta.sample(&mut r))
+                    .unwrap_or(1.0);
                 let cy = r.random_range(0..s.h.max(1));
                 let cx = r.random_range(0..s.w.max(1));
                 let bx = augment::cutmix_box(s, lam, cy, cx);
@@ -631,13 +682,18 @@ mod tests {
         let l = l.drop_last(true);
         assert_eq!(l.epoch(0).unwrap().len(), 3);
         assert_eq!((l.batches_per_epoch(), l.samples_per_epoch()), (3, 9));
-        assert_eq!(l.epoch(0).unwrap().map(|b| b.len()).collect::<Vec<_>>(), [3, 3, 3]);
+        assert_eq!(
+            l.epoch(0).unwrap().map(|b| b.len()).collect::<Vec<_>>(),
+            [3, 3, 3]
+        );
     }
 
     #[test]
     fn shuffling_is_a_seeded_permutation_per_epoch() {
         let l = DataLoader::new(ramp(20, 1, 2), 6).shuffle(9);
-        let epoch = |l: &DataLoader, e| -> Vec<usize> { l.epoch(e).unwrap().flat_map(|b| firsts(&b, 1)).collect() };
+        let epoch = |l: &DataLoader, e| -> Vec<usize> {
+            l.epoch(e).unwrap().flat_map(|b| firsts(&b, 1)).collect()
+        };
         let (a, b) = (epoch(&l, 0), epoch(&l, 1));
         let mut s = a.clone();
         s.sort();
@@ -668,21 +724,41 @@ mod tests {
                 .prefetch(prefetch)
         };
         let all = |l: &DataLoader, e| -> Vec<(Vec<f32>, Vec<u32>, Vec<f32>)> {
-            l.epoch(e).unwrap().map(|b| (b.x.clone(), b.y.clone(), b.soft.clone())).collect()
+            l.epoch(e)
+                .unwrap()
+                .map(|b| (b.x.clone(), b.y.clone(), b.soft.clone()))
+                .collect()
         };
         let (here, there) = (make(0), make(3));
         assert_eq!(all(&here, 2), all(&there, 2));
         // Resuming at batch 5 of epoch 2 gives the rest of that epoch.
         let rest: Vec<_> = there
-            .resume(Position { epoch: 2, batch: 5, seed: 1 })
+            .resume(Position {
+                epoch: 2,
+                batch: 5,
+                seed: 1,
+            })
             .unwrap()
             .map(|b| (b.x.clone(), b.y.clone(), b.soft.clone()))
             .collect();
         assert_eq!(rest, all(&here, 2)[5..]);
-        assert!(here.resume(Position { epoch: 2, batch: 5, seed: 2 }).is_err());
+        assert!(here
+            .resume(Position {
+                epoch: 2,
+                batch: 5,
+                seed: 2
+            })
+            .is_err());
         // The position after the last batch is the next epoch's start.
         let last = here.epoch(2).unwrap().last().unwrap();
-        assert_eq!(here.position_after(&last), Position { epoch: 3, batch: 0, seed: 1 });
+        assert_eq!(
+            here.position_after(&last),
+            Position {
+                epoch: 3,
+                batch: 0,
+                seed: 1
+            }
+        );
         // Stopping early stops the thread (the test would hang otherwise).
         let mut it = there.epoch(0).unwrap();
         assert!(it.next().is_some());
@@ -703,38 +779,76 @@ mod tests {
     #[test]
     fn normalisation_by_hand() {
         // Two channels of 1×2: sample 0 = [0, 1 | 2, 3]; mean (1, 2), std (0.5, 4).
-        let d = Dataset { x: vec![0.0, 1.0, 2.0, 3.0], y: vec![0], dim: 4 };
-        let l = DataLoader::new(d, 1).image(2, 1, 2).normalize(&[1.0, 2.0], &[0.5, 4.0]);
+        let d = Dataset {
+            x: vec![0.0, 1.0, 2.0, 3.0],
+            y: vec![0],
+            dim: 4,
+        };
+        let l = DataLoader::new(d, 1)
+            .image(2, 1, 2)
+            .normalize(&[1.0, 2.0], &[0.5, 4.0]);
         let b = l.epoch(0).unwrap().next().unwrap();
         assert_eq!(b.x, [-2.0, 0.0, 0.0, 0.25]);
         // Without an image shape, one mean and std for all values.
-        let d = Dataset { x: vec![0.0, 1.0], y: vec![0], dim: 2 };
-        let b = DataLoader::new(d, 1).normalize(&[0.5], &[0.5]).epoch(0).unwrap().next().unwrap();
+        let d = Dataset {
+            x: vec![0.0, 1.0],
+            y: vec![0],
+            dim: 2,
+        };
+        let b = DataLoader::new(d, 1)
+            .normalize(&[0.5], &[0.5])
+            .epoch(0)
+            .unwrap()
+            .next()
+            .unwrap();
         assert_eq!(b.x, [-1.0, 1.0]);
     }
 
     #[test]
     fn augmentations_happen_at_their_rates() {
         // 2000 images [0, 1] (1×1×2): a flip gives [1, 0].
-        let d = Dataset { x: [0.0, 1.0].repeat(2000), y: vec![0; 2000], dim: 2 };
+        let d = Dataset {
+            x: [0.0, 1.0].repeat(2000),
+            y: vec![0; 2000],
+            dim: 2,
+        };
         let count = |p: f64| -> usize {
-            let l = DataLoader::new(d.clone(), 100).seed(4).image(1, 1, 2).random_flip(p);
-            l.epoch(0).unwrap().map(|b| b.x.chunks(2).filter(|s| s[0] == 1.0).count()).sum()
+            let l = DataLoader::new(d.clone(), 100)
+                .seed(4)
+                .image(1, 1, 2)
+                .random_flip(p);
+            l.epoch(0)
+                .unwrap()
+                .map(|b| b.x.chunks(2).filter(|s| s[0] == 1.0).count())
+                .sum()
         };
         assert_eq!((count(0.0), count(1.0)), (0, 2000));
         let half = count(0.5);
         assert!((900..1100).contains(&half), "{half}");
         // Crop of a 1×1 image with padding 1: 9 offsets, only the centre keeps the pixel.
-        let d = Dataset { x: vec![1.0; 1800], y: vec![0; 1800], dim: 1 };
+        let d = Dataset {
+            x: vec![1.0; 1800],
+            y: vec![0; 1800],
+            dim: 1,
+        };
         let l = DataLoader::new(d, 100).image(1, 1, 1).random_crop(1);
         let kept: f32 = l.epoch(0).unwrap().map(|b| b.x.iter().sum::<f32>()).sum();
         assert!((150.0..250.0).contains(&kept), "{kept}");
         // Brightness only: values stay in [0, 1] and vary around the original.
-        let d = Dataset { x: vec![0.5; 1000], y: vec![0; 1000], dim: 1 };
-        let l = DataLoader::new(d, 100).image(1, 1, 1).color_jitter(0.4, 0.0);
+        let d = Dataset {
+            x: vec![0.5; 1000],
+            y: vec![0; 1000],
+            dim: 1,
+        };
+        let l = DataLoader::new(d, 100)
+            .image(1, 1, 1)
+            .color_jitter(0.4, 0.0);
         let v: Vec<f32> = l.epoch(0).unwrap().flat_map(|b| b.x.clone()).collect();
         let mean = v.iter().sum::<f32>() / v.len() as f32;
-        assert!(v.iter().all(|&x| (0.3..=0.7).contains(&x)) && (mean - 0.5).abs() < 0.02, "{mean}");
+        assert!(
+            v.iter().all(|&x| (0.3..=0.7).contains(&x)) && (mean - 0.5).abs() < 0.02,
+            "{mean}"
+        );
     }
 
     #[test]
@@ -743,7 +857,10 @@ mod tests {
         let n = 60;
         let y: Vec<u32> = (0..n as u32).map(|i| i % 3).collect();
         let x: Vec<f32> = y.iter().flat_map(|&c| vec![(c + 1) as f32; 16]).collect();
-        let l = DataLoader::new(Dataset { x, y, dim: 16 }, 6).shuffle(2).image(1, 4, 4).cutmix(1.0, 1.0, 3);
+        let l = DataLoader::new(Dataset { x, y, dim: 16 }, 6)
+            .shuffle(2)
+            .image(1, 4, 4)
+            .cutmix(1.0, 1.0, 3);
         let mut mixed = 0;
         for b in l.epoch(0).unwrap() {
             for (k, row) in b.soft.chunks(3).enumerate() {
@@ -764,18 +881,44 @@ mod tests {
     fn bad_configurations_are_errors() {
         let d = ramp(4, 4, 2);
         assert!(DataLoader::new(d.clone(), 0).epoch(0).is_err());
-        assert!(DataLoader::new(d.clone(), 2).image(1, 3, 3).epoch(0).is_err());
-        assert!(DataLoader::new(d.clone(), 2).random_flip(0.5).epoch(0).is_err());
-        assert!(DataLoader::new(d.clone(), 2).image(1, 2, 2).normalize(&[0.0, 1.0], &[1.0, 1.0]).epoch(0).is_err());
-        assert!(DataLoader::new(d.clone(), 2).image(1, 2, 2).normalize(&[0.0], &[0.0]).epoch(0).is_err());
-        let e = DataLoader::new(d, 2).image(1, 2, 2).cutmix(1.0, 1.0, 1).epoch(0).err().unwrap();
-        assert_eq!(e.to_string(), "label 1 at sample 1 is out of range for 1 classes");
+        assert!(DataLoader::new(d.clone(), 2)
+            .image(1, 3, 3)
+            .epoch(0)
+            .is_err());
+        assert!(DataLoader::new(d.clone(), 2)
+            .random_flip(0.5)
+            .epoch(0)
+            .is_err());
+        assert!(DataLoader::new(d.clone(), 2)
+            .image(1, 2, 2)
+            .normalize(&[0.0, 1.0], &[1.0, 1.0])
+            .epoch(0)
+            .is_err());
+        assert!(DataLoader::new(d.clone(), 2)
+            .image(1, 2, 2)
+            .normalize(&[0.0], &[0.0])
+            .epoch(0)
+            .is_err());
+        let e = DataLoader::new(d, 2)
+            .image(1, 2, 2)
+            .cutmix(1.0, 1.0, 1)
+            .epoch(0)
+            .err()
+            .unwrap();
+        assert_eq!(
+            e.to_string(),
+            "label 1 at sample 1 is out of range for 1 classes"
+        );
     }
 
     #[test]
     fn positions_round_trip_through_a_checkpoint() {
         let mut c = Checkpoint::new();
-        let p = Position { epoch: 3, batch: 17, seed: u64::MAX };
+        let p = Position {
+            epoch: 3,
+            batch: 17,
+            seed: u64::MAX,
+        };
         p.save(&mut c);
         assert_eq!(Position::load(&c).unwrap(), p);
         assert!(Position::load(&Checkpoint::new()).is_err());

@@ -57,7 +57,11 @@ impl Dataset {
         x.clear();
         y.clear();
         for &i in idx {
-            x.extend(self.x[i * self.dim..(i + 1) * self.dim].iter().map(|v| E::of(*v as f64)));
+            x.extend(
+                self.x[i * self.dim..(i + 1) * self.dim]
+                    .iter()
+                    .map(|v| E::of(*v as f64)),
+            );
             y.push(self.y[i]);
         }
     }
@@ -91,7 +95,12 @@ impl Mnist {
                 plain
             }
         };
-        let names = ["train-images-idx3-ubyte", "train-labels-idx1-ubyte", "t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte"];
+        let names = [
+            "train-images-idx3-ubyte",
+            "train-labels-idx1-ubyte",
+            "t10k-images-idx3-ubyte",
+            "t10k-labels-idx1-ubyte",
+        ];
         if let Some(missing) = names.iter().map(|n| f(n)).find(|p| !p.exists()) {
             return Err(Error::MissingData {
                 what: "MNIST",
@@ -110,8 +119,18 @@ impl Mnist {
 pub const FASHION_DIR: &str = "data/fashion-mnist";
 
 /// The ten Fashion-MNIST classes, by label.
-pub const FASHION_CLASSES: [&str; 10] =
-    ["T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot"];
+pub const FASHION_CLASSES: [&str; 10] = [
+    "T-shirt/top",
+    "Trouser",
+    "Pullover",
+    "Dress",
+    "Coat",
+    "Sandal",
+    "Shirt",
+    "Sneaker",
+    "Bag",
+    "Ankle boot",
+];
 
 impl Mnist {
     /// Loads Fashion-MNIST (same format, gzipped, from the Debian package
@@ -119,7 +138,12 @@ impl Mnist {
     pub fn load_fashion(dir: impl AsRef<Path>) -> Result<Mnist> {
         let dir = dir.as_ref();
         let f = |name: &str| -> PathBuf { dir.join(name) };
-        let names = ["train-images-idx3-ubyte.gz", "train-labels-idx1-ubyte.gz", "t10k-images-idx3-ubyte.gz", "t10k-labels-idx1-ubyte.gz"];
+        let names = [
+            "train-images-idx3-ubyte.gz",
+            "train-labels-idx1-ubyte.gz",
+            "t10k-images-idx3-ubyte.gz",
+            "t10k-labels-idx1-ubyte.gz",
+        ];
         if let Some(missing) = names.iter().map(|n| f(n)).find(|p| !p.exists()) {
             return Err(Error::MissingData {
                 what: "Fashion-MNIST",
@@ -128,8 +152,14 @@ impl Mnist {
             });
         }
         Ok(Mnist {
-            train: load_split(&f("train-images-idx3-ubyte.gz"), &f("train-labels-idx1-ubyte.gz"))?,
-            test: load_split(&f("t10k-images-idx3-ubyte.gz"), &f("t10k-labels-idx1-ubyte.gz"))?,
+            train: load_split(
+                &f("train-images-idx3-ubyte.gz"),
+                &f("train-labels-idx1-ubyte.gz"),
+            )?,
+            test: load_split(
+                &f("t10k-images-idx3-ubyte.gz"),
+                &f("t10k-labels-idx1-ubyte.gz"),
+            )?,
         })
     }
 }
@@ -145,11 +175,19 @@ pub fn load_split(images: &Path, labels: &Path) -> Result<Dataset> {
     if im.dims[0] != lb.dims[0] {
         return Err(fmt(
             labels,
-            format!("{} labels for {} images in {}", lb.dims[0], im.dims[0], images.display()),
+            format!(
+                "{} labels for {} images in {}",
+                lb.dims[0],
+                im.dims[0],
+                images.display()
+            ),
         ));
     }
     if let Some((i, &l)) = lb.data.iter().enumerate().find(|(_, &l)| l > 9) {
-        return Err(fmt(labels, format!("label {l} at index {i} is not a digit 0–9")));
+        return Err(fmt(
+            labels,
+            format!("label {l} at index {i} is not a digit 0–9"),
+        ));
     }
     let dim = im.dims[1] * im.dims[2];
     Ok(Dataset {
@@ -184,18 +222,37 @@ mod tests {
         let dir = std::env::temp_dir().join(format!("kiln-mnist-gz-{}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
         // Training files plain, test files gzipped: 2 images of 2×2, then 1.
-        std::fs::write(dir.join("train-images-idx3-ubyte"), idx(3, &[2, 2, 2], &[0, 51, 102, 255, 255, 0, 0, 0])).unwrap();
+        std::fs::write(
+            dir.join("train-images-idx3-ubyte"),
+            idx(3, &[2, 2, 2], &[0, 51, 102, 255, 255, 0, 0, 0]),
+        )
+        .unwrap();
         std::fs::write(dir.join("train-labels-idx1-ubyte"), idx(1, &[2], &[7, 3])).unwrap();
-        std::fs::write(dir.join("t10k-images-idx3-ubyte.gz"), gz(&idx(3, &[1, 2, 2], &[255, 255, 0, 51]))).unwrap();
-        std::fs::write(dir.join("t10k-labels-idx1-ubyte.gz"), gz(&idx(1, &[1], &[9]))).unwrap();
+        std::fs::write(
+            dir.join("t10k-images-idx3-ubyte.gz"),
+            gz(&idx(3, &[1, 2, 2], &[255, 255, 0, 51])),
+        )
+        .unwrap();
+        std::fs::write(
+            dir.join("t10k-labels-idx1-ubyte.gz"),
+            gz(&idx(1, &[1], &[9])),
+        )
+        .unwrap();
         let m = Mnist::load(&dir).unwrap();
-        assert_eq!((m.train.len(), m.train.dim, m.train.y.clone()), (2, 4, vec![7, 3]));
+        assert_eq!(
+            (m.train.len(), m.train.dim, m.train.y.clone()),
+            (2, 4, vec![7, 3])
+        );
         assert_eq!(m.train.x, [0.0, 0.2, 0.4, 1.0, 1.0, 0.0, 0.0, 0.0]);
         assert_eq!((m.test.len(), m.test.y.clone()), (1, vec![9]));
         assert_eq!(m.test.x, [1.0, 1.0, 0.0, 0.2]);
         // A truncated gzipped file is an error naming it, not a panic.
         let bytes = gz(&idx(1, &[1], &[9]));
-        std::fs::write(dir.join("t10k-labels-idx1-ubyte.gz"), &bytes[..bytes.len() / 2]).unwrap();
+        std::fs::write(
+            dir.join("t10k-labels-idx1-ubyte.gz"),
+            &bytes[..bytes.len() / 2],
+        )
+        .unwrap();
         let err = Mnist::load(&dir).unwrap_err().to_string();
         assert!(err.contains("t10k-labels-idx1-ubyte.gz"), "{err}");
         std::fs::remove_dir_all(&dir).unwrap();

@@ -8,7 +8,10 @@ impl Dataset {
     /// The samples at `idx`, in that order (an index out of range is an error).
     pub fn subset(&self, idx: &[usize]) -> Result<Dataset> {
         if let Some(&i) = idx.iter().find(|&&i| i >= self.len()) {
-            return Err(Error::invalid("Dataset::subset", format!("index {i} out of range for {} samples", self.len())));
+            return Err(Error::invalid(
+                "Dataset::subset",
+                format!("index {i} out of range for {} samples", self.len()),
+            ));
         }
         let mut x = Vec::with_capacity(idx.len() * self.dim);
         for &i in idx {
@@ -46,9 +49,16 @@ impl Dataset {
     }
 
     /// The indices of [`Dataset::stratified_split`]: `(train, validation)`, each sorted.
-    pub fn stratified_indices(&self, val_fraction: f64, seed: u64) -> Result<(Vec<usize>, Vec<usize>)> {
+    pub fn stratified_indices(
+        &self,
+        val_fraction: f64,
+        seed: u64,
+    ) -> Result<(Vec<usize>, Vec<usize>)> {
         if !(0.0..=1.0).contains(&val_fraction) {
-            return Err(Error::invalid("Dataset::stratified_split", format!("val_fraction must lie in [0, 1], got {val_fraction}")));
+            return Err(Error::invalid(
+                "Dataset::stratified_split",
+                format!("val_fraction must lie in [0, 1], got {val_fraction}"),
+            ));
         }
         let counts = self.class_counts();
         let mut by_class: Vec<Vec<usize>> = counts.iter().map(|&n| Vec::with_capacity(n)).collect();
@@ -76,8 +86,22 @@ mod tests {
     #[test]
     fn stratified_split_keeps_proportions() {
         // 10 samples of class 0, 4 of class 1, 6 of class 2; sample i has value i.
-        let y: Vec<u32> = (0..20).map(|i| if i < 10 { 0 } else if i < 14 { 1 } else { 2 }).collect();
-        let d = Dataset { x: (0..20).map(|i| i as f32).collect(), y, dim: 1 };
+        let y: Vec<u32> = (0..20)
+            .map(|i| {
+                if i < 10 {
+                    0
+                } else if i < 14 {
+                    1
+                } else {
+                    2
+                }
+            })
+            .collect();
+        let d = Dataset {
+            x: (0..20).map(|i| i as f32).collect(),
+            y,
+            dim: 1,
+        };
         let (tr, va) = d.stratified_split(0.25, 3).unwrap();
         // round(2.5) = 3, round(1) = 1, round(1.5) = 2 → 6 validation samples.
         assert_eq!(va.class_counts(), [3, 1, 2]);
@@ -91,17 +115,30 @@ mod tests {
             assert_eq!(*l, d.y[*v as usize]);
         }
         // Same seed, same split; another seed, another one.
-        assert_eq!(d.stratified_indices(0.25, 3).unwrap(), d.stratified_indices(0.25, 3).unwrap());
-        assert_ne!(d.stratified_indices(0.25, 3).unwrap(), d.stratified_indices(0.25, 4).unwrap());
+        assert_eq!(
+            d.stratified_indices(0.25, 3).unwrap(),
+            d.stratified_indices(0.25, 3).unwrap()
+        );
+        assert_ne!(
+            d.stratified_indices(0.25, 3).unwrap(),
+            d.stratified_indices(0.25, 4).unwrap()
+        );
         assert!(d.stratified_split(1.5, 0).is_err());
         assert_eq!(d.stratified_split(0.0, 0).unwrap().1.len(), 0);
     }
 
     #[test]
     fn subset_checks_indices() {
-        let d = Dataset { x: vec![1.0, 2.0, 3.0, 4.0], y: vec![0, 1], dim: 2 };
+        let d = Dataset {
+            x: vec![1.0, 2.0, 3.0, 4.0],
+            y: vec![0, 1],
+            dim: 2,
+        };
         let s = d.subset(&[1, 0, 1]).unwrap();
-        assert_eq!((s.x, s.y), (vec![3.0, 4.0, 1.0, 2.0, 3.0, 4.0], vec![1, 0, 1]));
+        assert_eq!(
+            (s.x, s.y),
+            (vec![3.0, 4.0, 1.0, 2.0, 3.0, 4.0], vec![1, 0, 1])
+        );
         assert!(d.subset(&[2]).is_err());
     }
 }

@@ -10,8 +10,18 @@ use crate::elem::Elem;
 
 /// A microkernel for element type `E`, type-erased so that the driver picks
 /// one at run time.
-pub(crate) type KernelFn<E> =
-    unsafe fn(kc: usize, a: *const E, b: *const E, ldb: usize, c: *mut E, ldc: usize, mr: usize, nr: usize, alpha: E, beta: E);
+pub(crate) type KernelFn<E> = unsafe fn(
+    kc: usize,
+    a: *const E,
+    b: *const E,
+    ldb: usize,
+    c: *mut E,
+    ldc: usize,
+    mr: usize,
+    nr: usize,
+    alpha: E,
+    beta: E,
+);
 
 /// Blocking parameters and the microkernel of one instruction set.
 #[derive(Clone, Copy)]
@@ -31,7 +41,15 @@ pub(crate) struct Kernel<E> {
 /// Writes `α·acc + β·C` for the valid `mr × nr` part of a tile held in
 /// `acc` (row-major, `NR` per row).
 #[inline(always)]
-unsafe fn store_tile<E: Elem, const NR: usize>(acc: &[E], c: *mut E, ldc: usize, mr: usize, nr: usize, alpha: E, beta: E) {
+unsafe fn store_tile<E: Elem, const NR: usize>(
+    acc: &[E],
+    c: *mut E,
+    ldc: usize,
+    mr: usize,
+    nr: usize,
+    alpha: E,
+    beta: E,
+) {
     for r in 0..mr {
         for j in 0..nr {
             let v = alpha * acc[r * NR + j];
@@ -59,7 +77,12 @@ pub(crate) unsafe fn generic<E: Elem, const MR: usize, const NR: usize>(
 ) {
     let mut acc = [[E::zero(); NR]; MR];
     for p in 0..kc {
-        let (ap, bp) = unsafe { (std::slice::from_raw_parts(a.add(p * MR), MR), std::slice::from_raw_parts(b.add(p * ldb), NR)) };
+        let (ap, bp) = unsafe {
+            (
+                std::slice::from_raw_parts(a.add(p * MR), MR),
+                std::slice::from_raw_parts(b.add(p * ldb), NR),
+            )
+        };
         for r in 0..MR {
             for j in 0..NR {
                 acc[r][j] = acc[r][j] + ap[r] * bp[j];
@@ -71,7 +94,15 @@ pub(crate) unsafe fn generic<E: Elem, const MR: usize, const NR: usize>(
 }
 
 pub(crate) fn generic_kernel<E: Elem>() -> Kernel<E> {
-    Kernel { mr: 4, nr: 8, mc: 128, kc: 256, nc: 4096, f: generic::<E, 4, 8>, name: "portable 4×8" }
+    Kernel {
+        mr: 4,
+        nr: 8,
+        mc: 128,
+        kc: 256,
+        nc: 4096,
+        f: generic::<E, 4, 8>,
+        name: "portable 4×8",
+    }
 }
 
 #[cfg(target_arch = "x86_64")]
@@ -87,11 +118,27 @@ pub(crate) mod avx2 {
     }
 
     pub(crate) fn f32_kernel() -> Kernel<f32> {
-        Kernel { mr: 6, nr: 16, mc: 144, kc: 256, nc: 4080, f: sgemm_6x16, name: "AVX2+FMA 6×16" }
+        Kernel {
+            mr: 6,
+            nr: 16,
+            mc: 144,
+            kc: 256,
+            nc: 4080,
+            f: sgemm_6x16,
+            name: "AVX2+FMA 6×16",
+        }
     }
 
     pub(crate) fn f64_kernel() -> Kernel<f64> {
-        Kernel { mr: 6, nr: 8, mc: 72, kc: 256, nc: 4080, f: dgemm_6x8, name: "AVX2+FMA 6×8" }
+        Kernel {
+            mr: 6,
+            nr: 8,
+            mc: 72,
+            kc: 256,
+            nc: 4080,
+            f: dgemm_6x8,
+            name: "AVX2+FMA 6×8",
+        }
     }
 
     macro_rules! kernel {
@@ -99,7 +146,18 @@ pub(crate) mod avx2 {
             /// # Safety
             /// AVX2 and FMA present; `a`, `b` hold `kc` packed slivers; `c` the tile.
             #[target_feature(enable = "avx2,fma")]
-            pub(crate) unsafe fn $name(kc: usize, mut a: *const $t, mut b: *const $t, ldb: usize, c: *mut $t, ldc: usize, mr: usize, nr: usize, alpha: $t, beta: $t) {
+            pub(crate) unsafe fn $name(
+                kc: usize,
+                mut a: *const $t,
+                mut b: *const $t,
+                ldb: usize,
+                c: *mut $t,
+                ldc: usize,
+                mr: usize,
+                nr: usize,
+                alpha: $t,
+                beta: $t,
+            ) {
                 const L: usize = $lanes;
                 // Start fetching the C tile now: its rows are far apart (a
                 // row of C each), and it is needed only after the loop.
@@ -110,7 +168,9 @@ pub(crate) mod avx2 {
                 if kc >= 64 {
                     for r in 0..mr {
                         _mm_prefetch::<_MM_HINT_T0>(c.wrapping_add(r * ldc) as *const i8);
-                        _mm_prefetch::<_MM_HINT_T0>(c.wrapping_add(r * ldc + 2 * L - 1) as *const i8);
+                        _mm_prefetch::<_MM_HINT_T0>(
+                            c.wrapping_add(r * ldc + 2 * L - 1) as *const i8
+                        );
                     }
                 }
                 let mut acc = [[$zero(); 2]; 6];
@@ -170,8 +230,32 @@ pub(crate) mod avx2 {
         };
     }
 
-    kernel!(sgemm_6x16, f32, 8, __m256, _mm256_setzero_ps, _mm256_loadu_ps, _mm256_storeu_ps, _mm256_broadcast_ss, _mm256_fmadd_ps, _mm256_mul_ps, _mm256_set1_ps);
-    kernel!(dgemm_6x8, f64, 4, __m256d, _mm256_setzero_pd, _mm256_loadu_pd, _mm256_storeu_pd, _mm256_broadcast_sd, _mm256_fmadd_pd, _mm256_mul_pd, _mm256_set1_pd);
+    kernel!(
+        sgemm_6x16,
+        f32,
+        8,
+        __m256,
+        _mm256_setzero_ps,
+        _mm256_loadu_ps,
+        _mm256_storeu_ps,
+        _mm256_broadcast_ss,
+        _mm256_fmadd_ps,
+        _mm256_mul_ps,
+        _mm256_set1_ps
+    );
+    kernel!(
+        dgemm_6x8,
+        f64,
+        4,
+        __m256d,
+        _mm256_setzero_pd,
+        _mm256_loadu_pd,
+        _mm256_storeu_pd,
+        _mm256_broadcast_sd,
+        _mm256_fmadd_pd,
+        _mm256_mul_pd,
+        _mm256_set1_pd
+    );
 
     /// Dot products of 4 rows of A with 3 rows of B over `len` values (a
     /// multiple of 8), accumulated into `acc`: twelve partial-sum vectors of
@@ -180,7 +264,12 @@ pub(crate) mod avx2 {
     /// # Safety
     /// AVX2 and FMA present; every pointer holds `len` values; `acc` 96.
     #[target_feature(enable = "avx2,fma")]
-    pub(crate) unsafe fn sdot_4x3_acc(len: usize, a: [*const f32; 4], b: [*const f32; 3], acc: *mut f32) {
+    pub(crate) unsafe fn sdot_4x3_acc(
+        len: usize,
+        a: [*const f32; 4],
+        b: [*const f32; 3],
+        acc: *mut f32,
+    ) {
         let mut v = [[_mm256_setzero_ps(); 3]; 4];
         for i in 0..4 {
             for j in 0..3 {

@@ -69,11 +69,15 @@ pub(crate) fn kernel<E: Elem>() -> Kernel<E> {
     if kernels::avx2::available() {
         if TypeId::of::<E>() == TypeId::of::<f32>() {
             // SAFETY: E is f32.
-            return unsafe { std::mem::transmute_copy::<Kernel<f32>, Kernel<E>>(&kernels::avx2::f32_kernel()) };
+            return unsafe {
+                std::mem::transmute_copy::<Kernel<f32>, Kernel<E>>(&kernels::avx2::f32_kernel())
+            };
         }
         if TypeId::of::<E>() == TypeId::of::<f64>() {
             // SAFETY: E is f64.
-            return unsafe { std::mem::transmute_copy::<Kernel<f64>, Kernel<E>>(&kernels::avx2::f64_kernel()) };
+            return unsafe {
+                std::mem::transmute_copy::<Kernel<f64>, Kernel<E>>(&kernels::avx2::f64_kernel())
+            };
         }
     }
     kernels::generic_kernel::<E>()
@@ -91,8 +95,32 @@ pub fn kernel_name<E: Elem>() -> &'static str {
 /// Every element the operands address lies inside live allocations; `C`
 /// does not overlap `A` or `B`.
 #[allow(clippy::too_many_arguments)]
-pub(crate) unsafe fn gemm<E: Elem>(m: usize, n: usize, k: usize, alpha: E, a: Mat<E>, b: Mat<E>, beta: E, c: *mut E, ldc: usize) {
-    unsafe { gemm_with(kernel::<E>(), par::threads(), m, n, k, alpha, a, b, beta, c, ldc) }
+pub(crate) unsafe fn gemm<E: Elem>(
+    m: usize,
+    n: usize,
+    k: usize,
+    alpha: E,
+    a: Mat<E>,
+    b: Mat<E>,
+    beta: E,
+    c: *mut E,
+    ldc: usize,
+) {
+    unsafe {
+        gemm_with(
+            kernel::<E>(),
+            par::threads(),
+            m,
+            n,
+            k,
+            alpha,
+            a,
+            b,
+            beta,
+            c,
+            ldc,
+        )
+    }
 }
 
 /// [`gemm`] with a given kernel and thread count (tests run every kernel).
@@ -118,7 +146,11 @@ pub(crate) unsafe fn gemm_with<E: Elem>(
             for j in 0..n {
                 unsafe {
                     let d = c.add(i * ldc + j);
-                    *d = if beta == E::zero() { E::zero() } else { beta * *d };
+                    *d = if beta == E::zero() {
+                        E::zero()
+                    } else {
+                        beta * *d
+                    };
                 }
             }
         }
@@ -126,7 +158,18 @@ pub(crate) unsafe fn gemm_with<E: Elem>(
     }
     let par = threads > 1 && m * n * k >= PAR_MIN_MACS;
     if m == 1 && a.cs == 1 && b.rs == 1 {
-        unsafe { gemv_dot(n, k, alpha, a.ptr, b, beta, c, if par { threads } else { 1 }) };
+        unsafe {
+            gemv_dot(
+                n,
+                k,
+                alpha,
+                a.ptr,
+                b,
+                beta,
+                c,
+                if par { threads } else { 1 },
+            )
+        };
         return;
     }
     #[cfg(target_arch = "x86_64")]
@@ -139,8 +182,22 @@ pub(crate) unsafe fn gemm_with<E: Elem>(
     {
         // SAFETY: E is f32.
         unsafe {
-            let (a, b) = (std::mem::transmute_copy::<Mat<E>, Mat<f32>>(&a), std::mem::transmute_copy::<Mat<E>, Mat<f32>>(&b));
-            dot_small(m, n, k, alpha.f64() as f32, a, b, beta.f64() as f32, c as *mut f32, ldc, if par { threads } else { 1 });
+            let (a, b) = (
+                std::mem::transmute_copy::<Mat<E>, Mat<f32>>(&a),
+                std::mem::transmute_copy::<Mat<E>, Mat<f32>>(&b),
+            );
+            dot_small(
+                m,
+                n,
+                k,
+                alpha.f64() as f32,
+                a,
+                b,
+                beta.f64() as f32,
+                c as *mut f32,
+                ldc,
+                if par { threads } else { 1 },
+            );
         }
         return;
     }
@@ -150,7 +207,11 @@ pub(crate) unsafe fn gemm_with<E: Elem>(
     }
     // One block of C per thread: columns when C is wide enough (each thread
     // packs only its part of B), rows otherwise.
-    let (by_cols, unit, dim) = if n >= kern.nr * threads { (true, kern.nr, n) } else { (false, kern.mr, m) };
+    let (by_cols, unit, dim) = if n >= kern.nr * threads {
+        (true, kern.nr, n)
+    } else {
+        (false, kern.mr, m)
+    };
     let units = dim.div_ceil(unit);
     let parts = threads.min(units);
     let (cp, ap, bp) = (par::SyncPtr(c), a, b);
@@ -165,11 +226,39 @@ pub(crate) unsafe fn gemm_with<E: Elem>(
         // SAFETY: the blocks of C are disjoint.
         unsafe {
             if by_cols {
-                let b = Mat { ptr: b.at(0, lo), ..b };
-                blocked(&kern, m, hi - lo, k, alpha, a, b, beta, cp.get().add(lo), ldc);
+                let b = Mat {
+                    ptr: b.at(0, lo),
+                    ..b
+                };
+                blocked(
+                    &kern,
+                    m,
+                    hi - lo,
+                    k,
+                    alpha,
+                    a,
+                    b,
+                    beta,
+                    cp.get().add(lo),
+                    ldc,
+                );
             } else {
-                let a = Mat { ptr: a.at(lo, 0), ..a };
-                blocked(&kern, hi - lo, n, k, alpha, a, b, beta, cp.get().add(lo * ldc), ldc);
+                let a = Mat {
+                    ptr: a.at(lo, 0),
+                    ..a
+                };
+                blocked(
+                    &kern,
+                    hi - lo,
+                    n,
+                    k,
+                    alpha,
+                    a,
+                    b,
+                    beta,
+                    cp.get().add(lo * ldc),
+                    ldc,
+                );
             }
         }
     });
@@ -233,7 +322,18 @@ fn with_pack<E: Copy, R>(len: usize, f: impl FnOnce(*mut E) -> R) -> R {
 
 /// The single-threaded blocked product (see the module doc).
 #[allow(clippy::too_many_arguments)]
-unsafe fn blocked<E: Elem>(kern: &Kernel<E>, m: usize, n: usize, k: usize, alpha: E, a: Mat<E>, b: Mat<E>, beta: E, c: *mut E, ldc: usize) {
+unsafe fn blocked<E: Elem>(
+    kern: &Kernel<E>,
+    m: usize,
+    n: usize,
+    k: usize,
+    alpha: E,
+    a: Mat<E>,
+    b: Mat<E>,
+    beta: E,
+    c: *mut E,
+    ldc: usize,
+) {
     let (mr, nr) = (kern.mr, kern.nr);
     let mc = kern.mc.min(m.div_ceil(mr) * mr);
     let nc = kern.nc.min(n.div_ceil(nr) * nr);
@@ -246,12 +346,30 @@ unsafe fn blocked<E: Elem>(kern: &Kernel<E>, m: usize, n: usize, k: usize, alpha
             for pc in (0..k).step_by(kc) {
                 let kb = kc.min(k - pc);
                 if !direct_b {
-                    pack_b(kb, nb, Mat { ptr: b.at(pc, jc), ..b }, bp, nr);
+                    pack_b(
+                        kb,
+                        nb,
+                        Mat {
+                            ptr: b.at(pc, jc),
+                            ..b
+                        },
+                        bp,
+                        nr,
+                    );
                 }
                 let beta = if pc == 0 { beta } else { E::one() };
                 for ic in (0..m).step_by(mc) {
                     let mb = mc.min(m - ic);
-                    pack_a(mb, kb, Mat { ptr: a.at(ic, pc), ..a }, ap, mr);
+                    pack_a(
+                        mb,
+                        kb,
+                        Mat {
+                            ptr: a.at(ic, pc),
+                            ..a
+                        },
+                        ap,
+                        mr,
+                    );
                     for jr in (0..nb).step_by(nr) {
                         let cols = nr.min(nb - jr);
                         let (bs, ldb) = if !direct_b {
@@ -260,7 +378,16 @@ unsafe fn blocked<E: Elem>(kern: &Kernel<E>, m: usize, n: usize, k: usize, alpha
                             (b.at(pc, jc + jr), b.rs as usize)
                         } else {
                             // The last, narrow sliver: packed (zero-padded).
-                            pack_b(kb, cols, Mat { ptr: b.at(pc, jc + jr), ..b }, bp, nr);
+                            pack_b(
+                                kb,
+                                cols,
+                                Mat {
+                                    ptr: b.at(pc, jc + jr),
+                                    ..b
+                                },
+                                bp,
+                                nr,
+                            );
                             (bp as *const E, nr)
                         };
                         for ir in (0..mb).step_by(mr) {
@@ -372,7 +499,18 @@ unsafe fn pack_b<E: Elem>(kb: usize, nb: usize, b: Mat<E>, dst: *mut E, nr: usiz
 /// depend on the chunking or the threads (split by tiles of columns).
 #[cfg(target_arch = "x86_64")]
 #[allow(clippy::too_many_arguments)]
-unsafe fn dot_small(m: usize, n: usize, k: usize, alpha: f32, a: Mat<f32>, b: Mat<f32>, beta: f32, c: *mut f32, ldc: usize, threads: usize) {
+unsafe fn dot_small(
+    m: usize,
+    n: usize,
+    k: usize,
+    alpha: f32,
+    a: Mat<f32>,
+    b: Mat<f32>,
+    beta: f32,
+    c: *mut f32,
+    ldc: usize,
+    threads: usize,
+) {
     use kernels::avx2::{hsum8, sdot_4x3_acc};
     const KCH: usize = 512;
     let (ib, jb) = (m.div_ceil(4), n.div_ceil(3));
@@ -425,7 +563,16 @@ unsafe fn dot_small(m: usize, n: usize, k: usize, alpha: f32, a: Mat<f32>, b: Ma
 /// each column of `b` contiguous (`b.rs = 1`): `n` dot products, eight at a
 /// time, split over `threads` by column.
 #[allow(clippy::too_many_arguments)]
-unsafe fn gemv_dot<E: Elem>(n: usize, k: usize, alpha: E, a: *const E, b: Mat<E>, beta: E, c: *mut E, threads: usize) {
+unsafe fn gemv_dot<E: Elem>(
+    n: usize,
+    k: usize,
+    alpha: E,
+    a: *const E,
+    b: Mat<E>,
+    beta: E,
+    c: *mut E,
+    threads: usize,
+) {
     let (ap, bp, cp) = (par::SyncPtr(a as *mut E), SendMat(b), par::SyncPtr(c));
     let run = |lo: usize, hi: usize| unsafe {
         let (a, b, c) = (ap.get() as *const E, bp.get(), cp.get());
@@ -479,7 +626,12 @@ unsafe fn gemv_dot<E: Elem>(n: usize, k: usize, alpha: E, a: *const E, b: Mat<E>
         run(0, n);
     } else {
         let units = n.div_ceil(8);
-        par::for_each(parts, &|t| run((units * t / parts * 8).min(n), (units * (t + 1) / parts * 8).min(n)));
+        par::for_each(parts, &|t| {
+            run(
+                (units * t / parts * 8).min(n),
+                (units * (t + 1) / parts * 8).min(n),
+            )
+        });
     }
 }
 
@@ -488,7 +640,9 @@ mod tests {
     use super::*;
 
     fn lcg(seed: &mut u64) -> f64 {
-        *seed = seed.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+        *seed = seed
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
         ((*seed >> 33) as f64 / (1u64 << 31) as f64) - 0.5
     }
 
@@ -498,18 +652,64 @@ mod tests {
         let mut seed = (m * 131 + n * 7 + k) as u64;
         for (ta, tb) in [(false, false), (true, false), (false, true), (true, true)] {
             for beta in [0.0, 1.0, 0.5] {
-                let (lda, ldb, ldc) = (if ta { m } else { k } + 1, if tb { k } else { n } + 2, n + 3);
-                let a: Vec<E> = (0..(if ta { k } else { m }) * lda + 1).map(|_| E::of(lcg(&mut seed))).collect();
-                let b: Vec<E> = (0..(if tb { n } else { k }) * ldb + 1).map(|_| E::of(lcg(&mut seed))).collect();
+                let (lda, ldb, ldc) = (
+                    if ta { m } else { k } + 1,
+                    if tb { k } else { n } + 2,
+                    n + 3,
+                );
+                let a: Vec<E> = (0..(if ta { k } else { m }) * lda + 1)
+                    .map(|_| E::of(lcg(&mut seed)))
+                    .collect();
+                let b: Vec<E> = (0..(if tb { n } else { k }) * ldb + 1)
+                    .map(|_| E::of(lcg(&mut seed)))
+                    .collect();
                 let mut c: Vec<E> = (0..m * ldc).map(|_| E::of(lcg(&mut seed))).collect();
                 if beta == 0.0 {
                     c.iter_mut().for_each(|v| *v = E::nan()); // β = 0 must not read C
                 }
                 let c0 = c.clone();
-                let am = if ta { Mat { ptr: a.as_ptr(), rs: 1, cs: lda as isize } } else { Mat { ptr: a.as_ptr(), rs: lda as isize, cs: 1 } };
-                let bm = if tb { Mat { ptr: b.as_ptr(), rs: 1, cs: ldb as isize } } else { Mat { ptr: b.as_ptr(), rs: ldb as isize, cs: 1 } };
+                let am = if ta {
+                    Mat {
+                        ptr: a.as_ptr(),
+                        rs: 1,
+                        cs: lda as isize,
+                    }
+                } else {
+                    Mat {
+                        ptr: a.as_ptr(),
+                        rs: lda as isize,
+                        cs: 1,
+                    }
+                };
+                let bm = if tb {
+                    Mat {
+                        ptr: b.as_ptr(),
+                        rs: 1,
+                        cs: ldb as isize,
+                    }
+                } else {
+                    Mat {
+                        ptr: b.as_ptr(),
+                        rs: ldb as isize,
+                        cs: 1,
+                    }
+                };
                 let alpha = 1.25;
-                unsafe { gemm_with(kern, threads, m, n, k, E::of(alpha), am, bm, E::of(beta), c.as_mut_ptr(), ldc) };
+                unsafe {
+                    gemm_with(
+                        kern,
+                        threads,
+                        m,
+                        n,
+                        k,
+                        E::of(alpha),
+                        am,
+                        bm,
+                        E::of(beta),
+                        c.as_mut_ptr(),
+                        ldc,
+                    )
+                };
                 for i in 0..m {
                     for j in 0..n {
                         let mut s = 0.0;
@@ -518,7 +718,11 @@ mod tests {
                             let bv = unsafe { *bm.at(p, j) }.f64();
                             s += av * bv;
                         }
-                        let old = if beta == 0.0 { 0.0 } else { c0[i * ldc + j].f64() * beta };
+                        let old = if beta == 0.0 {
+                            0.0
+                        } else {
+                            c0[i * ldc + j].f64() * beta
+                        };
                         let want = alpha * s + old;
                         let got = c[i * ldc + j].f64();
                         assert!(
@@ -604,9 +808,31 @@ mod tests {
         let b: Vec<f32> = (0..k * n).map(|_| lcg(&mut seed) as f32).collect();
         let run = |t: usize| {
             let mut c = vec![0.0f32; m * n];
-            let am = Mat { ptr: a.as_ptr(), rs: k as isize, cs: 1 };
-            let bm = Mat { ptr: b.as_ptr(), rs: n as isize, cs: 1 };
-            unsafe { gemm_with(kernel::<f32>(), t, m, n, k, 1.0, am, bm, 0.0, c.as_mut_ptr(), n) };
+            let am = Mat {
+                ptr: a.as_ptr(),
+                rs: k as isize,
+                cs: 1,
+            };
+            let bm = Mat {
+                ptr: b.as_ptr(),
+                rs: n as isize,
+                cs: 1,
+            };
+            unsafe {
+                gemm_with(
+                    kernel::<f32>(),
+                    t,
+                    m,
+                    n,
+                    k,
+                    1.0,
+                    am,
+                    bm,
+                    0.0,
+                    c.as_mut_ptr(),
+                    n,
+                )
+            };
             c
         };
         let one = run(1);

@@ -182,14 +182,22 @@ pub(crate) fn for_each(tasks: usize, f: &(dyn Fn(usize) + Sync)) {
     let sequential = tasks == 1 || IN_TASK.with(|t| t.get());
     let p = if sequential { None } else { Some(pool()) };
     let p = match p {
-        Some(p) if p.helpers > 0 && p.busy.compare_exchange(false, true, Acquire, Relaxed).is_ok() => p,
+        Some(p)
+            if p.helpers > 0
+                && p.busy
+                    .compare_exchange(false, true, Acquire, Relaxed)
+                    .is_ok() =>
+        {
+            p
+        }
         _ => {
             (0..tasks).for_each(f);
             return;
         }
     };
     // SAFETY (lifetime erasure): `f` outlives every use, see `helper`.
-    let fref: &'static Task = unsafe { std::mem::transmute::<&(dyn Fn(usize) + Sync + '_), &'static Task>(f) };
+    let fref: &'static Task =
+        unsafe { std::mem::transmute::<&(dyn Fn(usize) + Sync + '_), &'static Task>(f) };
     let slot: *const &'static Task = &fref;
     p.task.store(slot as *mut _, Release);
     p.tasks.store(tasks, Release);
@@ -263,7 +271,12 @@ pub(crate) fn ranges(n: usize, par: bool, f: impl Fn(std::ops::Range<usize>) + S
 
 /// `f(k, piece)` for the consecutive pieces of length `len` of `dst` (the
 /// last may be shorter), in parallel when `par`.
-pub(crate) fn pieces<T: Send>(dst: &mut [T], len: usize, par: bool, f: impl Fn(usize, &mut [T]) + Sync) {
+pub(crate) fn pieces<T: Send>(
+    dst: &mut [T],
+    len: usize,
+    par: bool,
+    f: impl Fn(usize, &mut [T]) + Sync,
+) {
     if len == 0 || dst.is_empty() {
         return;
     }
@@ -320,7 +333,9 @@ mod tests {
     #[test]
     fn pieces_cover_the_slice() {
         let mut v = vec![0u32; 10_001];
-        pieces(&mut v, 100, true, |k, p| p.iter_mut().for_each(|x| *x = k as u32 + 1));
+        pieces(&mut v, 100, true, |k, p| {
+            p.iter_mut().for_each(|x| *x = k as u32 + 1)
+        });
         for (i, x) in v.iter().enumerate() {
             assert_eq!(*x as usize, i / 100 + 1);
         }

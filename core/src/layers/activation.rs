@@ -41,7 +41,11 @@ macro_rules! no_params {
 pub(crate) use no_params;
 
 /// Shared forward/backward of all element-wise activations.
-fn act_forward<S: Shape, E: Elem, D: Backend<E>>(f: Act, x: &Tensor<S, E, D>, y: &mut Tensor<S, E, D>) -> Result<()> {
+fn act_forward<S: Shape, E: Elem, D: Backend<E>>(
+    f: Act,
+    x: &Tensor<S, E, D>,
+    y: &mut Tensor<S, E, D>,
+) -> Result<()> {
     fit(y, x.batch())?;
     x.device().act_fwd(f, &x.buf, &mut y.buf, x.numel())
 }
@@ -57,7 +61,8 @@ fn act_backward<S: Shape, E: Elem, D: Backend<E>>(
         if acc == Acc::Set {
             fit(dx, x.batch())?;
         }
-        x.device().act_bwd(f, &x.buf, &y.buf, &dy.buf, &mut dx.buf, x.numel(), acc)?;
+        x.device()
+            .act_bwd(f, &x.buf, &y.buf, &dy.buf, &mut dx.buf, x.numel(), acc)?;
     }
     Ok(())
 }
@@ -124,7 +129,10 @@ elementwise_layer!(
 impl<S> LeakyRelu<S> {
     /// A leaky ReLU with negative slope `alpha`.
     pub fn new(alpha: f64) -> Self {
-        LeakyRelu { alpha, _s: PhantomData }
+        LeakyRelu {
+            alpha,
+            _s: PhantomData,
+        }
     }
 }
 
@@ -135,7 +143,10 @@ mod tests {
     use crate::testing::check_layer;
     use crate::Cpu;
 
-    fn run<L: Layer<f64, Cpu, In = S2<1, 4>, Out = S2<1, 4>, Cache = ()>>(l: &L, x: [f64; 4]) -> Vec<f64> {
+    fn run<L: Layer<f64, Cpu, In = S2<1, 4>, Out = S2<1, 4>, Cache = ()>>(
+        l: &L,
+        x: [f64; 4],
+    ) -> Vec<f64> {
         let x = Tensor::<S2<1, 4>, f64>::from_slice(&Cpu, &x).unwrap();
         let mut y = Tensor::empty(&Cpu).unwrap();
         l.forward(&x, &mut y, &mut ()).unwrap();
@@ -145,14 +156,23 @@ mod tests {
     #[test]
     fn values() {
         let x = [-2.0, -0.5, 0.0, 3.0];
-        assert_eq!(run(&Relu::<S2<1, 4>>::default(), x), vec![0.0, 0.0, 0.0, 3.0]);
-        assert_eq!(run(&LeakyRelu::<S2<1, 4>>::new(0.1), x), vec![-0.2, -0.05, 0.0, 3.0]);
+        assert_eq!(
+            run(&Relu::<S2<1, 4>>::default(), x),
+            vec![0.0, 0.0, 0.0, 3.0]
+        );
+        assert_eq!(
+            run(&LeakyRelu::<S2<1, 4>>::new(0.1), x),
+            vec![-0.2, -0.05, 0.0, 3.0]
+        );
         let s = run(&Sigmoid::<S2<1, 4>>::default(), x);
         assert!((s[2] - 0.5).abs() < 1e-15 && (s[3] - 0.9525741268224334).abs() < 1e-15);
         let t = run(&Tanh::<S2<1, 4>>::default(), x);
         assert!((t[0] + 0.9640275800758169).abs() < 1e-15);
         // No overflow far out.
-        let s = run(&Sigmoid::<S2<1, 4>>::default(), [-800.0, 800.0, -40.0, 40.0]);
+        let s = run(
+            &Sigmoid::<S2<1, 4>>::default(),
+            [-800.0, 800.0, -40.0, 40.0],
+        );
         assert!(s.iter().all(|v| v.is_finite()) && s[0] == 0.0 && s[1] == 1.0);
     }
 

@@ -57,7 +57,10 @@ pub struct BatchNormConfig {
 
 impl Default for BatchNormConfig {
     fn default() -> Self {
-        BatchNormConfig { eps: 1e-5, momentum: 0.1 }
+        BatchNormConfig {
+            eps: 1e-5,
+            momentum: 0.1,
+        }
     }
 }
 
@@ -83,7 +86,8 @@ pub struct BatchNorm<E: Elem, D: Backend<E>, S: Shape, const C: usize> {
 /// `nn.BatchNorm1d` over `C` features.
 pub type BatchNorm1d<E, D, const C: usize> = BatchNorm<E, D, S1<C>, C>;
 /// `nn.BatchNorm2d` over `C` channels of `H × W`.
-pub type BatchNorm2d<E, D, const C: usize, const H: usize, const W: usize> = BatchNorm<E, D, S3<C, H, W>, C>;
+pub type BatchNorm2d<E, D, const C: usize, const H: usize, const W: usize> =
+    BatchNorm<E, D, S3<C, H, W>, C>;
 
 /// Gradients of a [`BatchNorm`].
 pub struct BatchNormGrads<E: Elem, D: Backend<E>, const C: usize> {
@@ -102,7 +106,12 @@ pub struct BatchNormCache<E: Elem, D: Backend<E>> {
 
 impl<E: Elem, D: Backend<E>, S: Shape, const C: usize> BatchNorm<E, D, S, C> {
     fn dims(&self, batch: usize) -> BatchNormDims {
-        BatchNormDims { batch, channels: C, spatial: S::NUMEL / C, eps: self.eps }
+        BatchNormDims {
+            batch,
+            channels: C,
+            spatial: S::NUMEL / C,
+            eps: self.eps,
+        }
     }
 }
 
@@ -110,10 +119,19 @@ impl<E: Elem, D: Backend<E>, S: Shape, const C: usize> Build<E, D> for BatchNorm
     type Config = BatchNormConfig;
     fn build(dev: &D, _: &mut Rng, cfg: BatchNormConfig) -> Result<Self> {
         if S::DIMS.first() != Some(&C) {
-            return Err(Error::invalid("BatchNorm", format!("input shape {:?} does not start with its {C} channels", S::DIMS)));
+            return Err(Error::invalid(
+                "BatchNorm",
+                format!(
+                    "input shape {:?} does not start with its {C} channels",
+                    S::DIMS
+                ),
+            ));
         }
         if !(cfg.eps > 0.0 && (0.0..=1.0).contains(&cfg.momentum)) {
-            return Err(Error::invalid("BatchNorm", format!("need eps > 0 and momentum in [0, 1], got {cfg:?}")));
+            return Err(Error::invalid(
+                "BatchNorm",
+                format!("need eps > 0 and momentum in [0, 1], got {cfg:?}"),
+            ));
         }
         let ones = Tensor::from_vec(dev, 1, vec![E::one(); C])?;
         Ok(BatchNorm {
@@ -133,27 +151,85 @@ impl<E: Elem, D: Backend<E>, S: Shape, const C: usize> Module<E, D> for BatchNor
     type Grads = BatchNormGrads<E, D, C>;
     fn grads(&self) -> Result<Self::Grads> {
         let dev = self.weight.device();
-        Ok(BatchNormGrads { weight: Tensor::zeros(dev, 1)?, bias: Tensor::zeros(dev, 1)? })
+        Ok(BatchNormGrads {
+            weight: Tensor::zeros(dev, 1)?,
+            bias: Tensor::zeros(dev, 1)?,
+        })
     }
     fn visit(&self, path: &Path<'_>, f: &mut dyn FnMut(&Path<'_>, ParamRef<'_, E, D>)) {
-        f(&path.child("weight"), ParamRef::of(&self.weight, Role::Param));
+        f(
+            &path.child("weight"),
+            ParamRef::of(&self.weight, Role::Param),
+        );
         f(&path.child("bias"), ParamRef::of(&self.bias, Role::Param));
-        f(&path.child("running_mean"), ParamRef::of(&self.running_mean, Role::Buffer));
-        f(&path.child("running_var"), ParamRef::of(&self.running_var, Role::Buffer));
+        f(
+            &path.child("running_mean"),
+            ParamRef::of(&self.running_mean, Role::Buffer),
+        );
+        f(
+            &path.child("running_var"),
+            ParamRef::of(&self.running_var, Role::Buffer),
+        );
         let t = &self.num_batches_tracked;
-        f(&path.child("num_batches_tracked"), ParamRef { dims: &[], numel: 1, value: &t.buf, role: Role::Counter, dev: &t.dev });
+        f(
+            &path.child("num_batches_tracked"),
+            ParamRef {
+                dims: &[],
+                numel: 1,
+                value: &t.buf,
+                role: Role::Counter,
+                dev: &t.dev,
+            },
+        );
     }
-    fn visit_grads(&mut self, g: &Self::Grads, path: &Path<'_>, f: &mut dyn FnMut(&Path<'_>, ParamMut<'_, E, D>)) {
-        f(&path.child("weight"), ParamMut::of(&mut self.weight, Some(&g.weight)));
-        f(&path.child("bias"), ParamMut::of(&mut self.bias, Some(&g.bias)));
+    fn visit_grads(
+        &mut self,
+        g: &Self::Grads,
+        path: &Path<'_>,
+        f: &mut dyn FnMut(&Path<'_>, ParamMut<'_, E, D>),
+    ) {
+        f(
+            &path.child("weight"),
+            ParamMut::of(&mut self.weight, Some(&g.weight)),
+        );
+        f(
+            &path.child("bias"),
+            ParamMut::of(&mut self.bias, Some(&g.bias)),
+        );
     }
-    fn visit_mut(&mut self, path: &Path<'_>, f: &mut dyn FnMut(&Path<'_>, ParamMut<'_, E, D>, Role)) {
-        f(&path.child("weight"), ParamMut::of(&mut self.weight, None), Role::Param);
-        f(&path.child("bias"), ParamMut::of(&mut self.bias, None), Role::Param);
-        f(&path.child("running_mean"), ParamMut::of(&mut self.running_mean, None), Role::Buffer);
-        f(&path.child("running_var"), ParamMut::of(&mut self.running_var, None), Role::Buffer);
+    fn visit_mut(
+        &mut self,
+        path: &Path<'_>,
+        f: &mut dyn FnMut(&Path<'_>, ParamMut<'_, E, D>, Role),
+    ) {
+        f(
+            &path.child("weight"),
+            ParamMut::of(&mut self.weight, None),
+            Role::Param,
+        );
+        f(
+            &path.child("bias"),
+            ParamMut::of(&mut self.bias, None),
+            Role::Param,
+        );
+        f(
+            &path.child("running_mean"),
+            ParamMut::of(&mut self.running_mean, None),
+            Role::Buffer,
+        );
+        f(
+            &path.child("running_var"),
+            ParamMut::of(&mut self.running_var, None),
+            Role::Buffer,
+        );
         let t = &mut self.num_batches_tracked;
-        let view = ParamMut { dims: &[], numel: 1, value: &mut t.buf, grad: None, dev: &t.dev };
+        let view = ParamMut {
+            dims: &[],
+            numel: 1,
+            value: &mut t.buf,
+            grad: None,
+            dev: &t.dev,
+        };
         f(&path.child("num_batches_tracked"), view, Role::Counter);
     }
 }
@@ -165,32 +241,70 @@ impl<E: Elem, D: Backend<E>, S: Shape, const C: usize> Layer<E, D> for BatchNorm
     const FLOPS: usize = 2 * S::NUMEL;
     fn cache(&self) -> Result<Self::Cache> {
         let dev = self.weight.device();
-        Ok(BatchNormCache { mean: dev.zeros(C)?, var: dev.zeros(C)?, scratch: dev.zeros(2 * C)? })
+        Ok(BatchNormCache {
+            mean: dev.zeros(C)?,
+            var: dev.zeros(C)?,
+            scratch: dev.zeros(2 * C)?,
+        })
     }
 
     /// Evaluation: `y = (x − running_mean)/√(running_var + ε)·γ + β`.
-    fn forward(&self, x: &Tensor<S, E, D>, y: &mut Tensor<S, E, D>, _: &mut Self::Cache) -> Result<()> {
+    fn forward(
+        &self,
+        x: &Tensor<S, E, D>,
+        y: &mut Tensor<S, E, D>,
+        _: &mut Self::Cache,
+    ) -> Result<()> {
         fit(y, x.batch())?;
         let d = self.dims(x.batch());
         let (rm, rv) = (&self.running_mean.buf, &self.running_var.buf);
-        x.device().batch_norm_fwd(&d, &x.buf, rm, rv, &self.weight.buf, &self.bias.buf, &mut y.buf)
+        x.device().batch_norm_fwd(
+            &d,
+            &x.buf,
+            rm,
+            rv,
+            &self.weight.buf,
+            &self.bias.buf,
+            &mut y.buf,
+        )
     }
 
     /// Training: batch statistics (cached), running-statistics update, `y = γ·x̂ + β`.
-    fn forward_train(&mut self, x: &Tensor<S, E, D>, y: &mut Tensor<S, E, D>, cache: &mut Self::Cache, _: &mut TrainCtx) -> Result<()> {
+    fn forward_train(
+        &mut self,
+        x: &Tensor<S, E, D>,
+        y: &mut Tensor<S, E, D>,
+        cache: &mut Self::Cache,
+        _: &mut TrainCtx,
+    ) -> Result<()> {
         let d = self.dims(x.batch());
         if d.batch * d.spatial < 2 {
             return Err(Error::invalid(
                 "BatchNorm",
-                format!("training needs more than 1 value per channel, got a batch of {} × {}", d.batch, d.spatial),
+                format!(
+                    "training needs more than 1 value per channel, got a batch of {} × {}",
+                    d.batch, d.spatial
+                ),
             ));
         }
         fit(y, x.batch())?;
         let dev = x.device();
         dev.batch_norm_stats(&d, &x.buf, &mut cache.mean, &mut cache.var)?;
-        let (rm, rv, nbt) = (&mut self.running_mean.buf, &mut self.running_var.buf, &mut self.num_batches_tracked.buf);
+        let (rm, rv, nbt) = (
+            &mut self.running_mean.buf,
+            &mut self.running_var.buf,
+            &mut self.num_batches_tracked.buf,
+        );
         dev.batch_norm_running(&d, self.momentum, &cache.mean, &cache.var, rm, rv, nbt)?;
-        dev.batch_norm_fwd(&d, &x.buf, &cache.mean, &cache.var, &self.weight.buf, &self.bias.buf, &mut y.buf)
+        dev.batch_norm_fwd(
+            &d,
+            &x.buf,
+            &cache.mean,
+            &cache.var,
+            &self.weight.buf,
+            &self.bias.buf,
+            &mut y.buf,
+        )
     }
 
     /// `dβ (gacc)= Σdy`, `dγ (gacc)= Σdy·x̂`, `dx (acc)= (γ/σ)(dy − mean(dy) − x̂·mean(dy·x̂))`.
@@ -204,7 +318,13 @@ impl<E: Elem, D: Backend<E>, S: Shape, const C: usize> Layer<E, D> for BatchNorm
         grads: &mut Self::Grads,
         gacc: Acc,
     ) -> Result<()> {
-        crate::error::check_batch("BatchNorm backward", "input", x.batch(), "output gradient", dy.batch())?;
+        crate::error::check_batch(
+            "BatchNorm backward",
+            "input",
+            x.batch(),
+            "output gradient",
+            dy.batch(),
+        )?;
         let d = self.dims(x.batch());
         let dx = match dx {
             Some((t, acc)) => {
@@ -215,7 +335,19 @@ impl<E: Elem, D: Backend<E>, S: Shape, const C: usize> Layer<E, D> for BatchNorm
         };
         let (dg, db) = (&mut grads.weight.buf, &mut grads.bias.buf);
         let c = &mut *cache;
-        x.device().batch_norm_bwd(&d, &x.buf, &c.mean, &c.var, &self.weight.buf, &dy.buf, dx, dg, db, gacc, &mut c.scratch)
+        x.device().batch_norm_bwd(
+            &d,
+            &x.buf,
+            &c.mean,
+            &c.var,
+            &self.weight.buf,
+            &dy.buf,
+            dx,
+            dg,
+            db,
+            gacc,
+            &mut c.scratch,
+        )
     }
 }
 
@@ -234,7 +366,9 @@ mod tests {
 
     #[test]
     fn train_and_eval_outputs_and_running_statistics() {
-        let mut bn = BatchNorm1d::<f64, Cpu, 2>::build(&Cpu, &mut crate::rng(0), BatchNormConfig::default()).unwrap();
+        let mut bn =
+            BatchNorm1d::<f64, Cpu, 2>::build(&Cpu, &mut crate::rng(0), BatchNormConfig::default())
+                .unwrap();
         bn.weight.copy_from_slice(&[2.0, 1.0]).unwrap();
         bn.bias.copy_from_slice(&[0.5, -1.0]).unwrap();
         let mut cache = bn.cache().unwrap();
@@ -244,46 +378,83 @@ mod tests {
         let x1 = Tensor::<S1<2>, f64>::from_slice(&Cpu, &[1., 2., 3., 6.]).unwrap();
         bn.forward(&x1, &mut y, &mut cache).unwrap();
         let s = 1.0 / (1.0 + eps).sqrt();
-        close(&y.to_vec().unwrap(), &[2. * s + 0.5, 2. * s - 1., 6. * s + 0.5, 6. * s - 1.], 1e-12);
+        close(
+            &y.to_vec().unwrap(),
+            &[2. * s + 0.5, 2. * s - 1., 6. * s + 0.5, 6. * s - 1.],
+            1e-12,
+        );
         // Training on batch 1: means (2, 4), biased variances (1, 4), so x̂ = ∓1·(σ/√(σ²+ε)).
-        bn.forward_train(&x1, &mut y, &mut cache, &mut TrainCtx::new(0)).unwrap();
+        bn.forward_train(&x1, &mut y, &mut cache, &mut TrainCtx::new(0))
+            .unwrap();
         let (a, b) = (1.0 / (1.0 + eps).sqrt(), 2.0 / (4.0 + eps).sqrt());
-        close(&y.to_vec().unwrap(), &[-2. * a + 0.5, -b - 1., 2. * a + 0.5, b - 1.], 1e-12);
+        close(
+            &y.to_vec().unwrap(),
+            &[-2. * a + 0.5, -b - 1., 2. * a + 0.5, b - 1.],
+            1e-12,
+        );
         // Running: mean 0.1·(2, 4); var 0.9·1 + 0.1·(2, 8) (unbiased: ×2/1).
         close(&bn.running_mean.to_vec().unwrap(), &[0.2, 0.4], 1e-15);
         close(&bn.running_var.to_vec().unwrap(), &[1.1, 1.7], 1e-15);
         // Batch 2 of three samples: means (2, 0), unbiased variances (4, 4).
         let x2 = Tensor::<S1<2>, f64>::from_slice(&Cpu, &[0., 0., 2., -2., 4., 2.]).unwrap();
-        bn.forward_train(&x2, &mut y, &mut cache, &mut TrainCtx::new(0)).unwrap();
-        close(&bn.running_mean.to_vec().unwrap(), &[0.9 * 0.2 + 0.2, 0.9 * 0.4], 1e-15);
-        close(&bn.running_var.to_vec().unwrap(), &[0.9 * 1.1 + 0.4, 0.9 * 1.7 + 0.4], 1e-15);
+        bn.forward_train(&x2, &mut y, &mut cache, &mut TrainCtx::new(0))
+            .unwrap();
+        close(
+            &bn.running_mean.to_vec().unwrap(),
+            &[0.9 * 0.2 + 0.2, 0.9 * 0.4],
+            1e-15,
+        );
+        close(
+            &bn.running_var.to_vec().unwrap(),
+            &[0.9 * 1.1 + 0.4, 0.9 * 1.7 + 0.4],
+            1e-15,
+        );
         assert_eq!(bn.num_batches_tracked.to_vec().unwrap(), vec![2.0]);
         // Evaluation now uses the running statistics.
         let v = Tensor::<S1<2>, f64>::from_slice(&Cpu, &[1.0, 1.0]).unwrap();
         bn.forward(&v, &mut y, &mut cache).unwrap();
-        let want = [2.0 * (1.0 - 0.38) / (1.39f64 + eps).sqrt() + 0.5, (1.0 - 0.36) / (1.93f64 + eps).sqrt() - 1.0];
+        let want = [
+            2.0 * (1.0 - 0.38) / (1.39f64 + eps).sqrt() + 0.5,
+            (1.0 - 0.36) / (1.93f64 + eps).sqrt() - 1.0,
+        ];
         close(&y.to_vec().unwrap(), &want, 1e-12);
         // One value per channel cannot be normalised in training.
         let one = Tensor::<S1<2>, f64>::from_slice(&Cpu, &[1.0, 2.0]).unwrap();
-        assert!(bn.forward_train(&one, &mut y, &mut cache, &mut TrainCtx::new(0)).is_err());
+        assert!(bn
+            .forward_train(&one, &mut y, &mut cache, &mut TrainCtx::new(0))
+            .is_err());
     }
 
     #[test]
     fn batchnorm2d_statistics_over_batch_and_pixels() {
-        let mut bn = BatchNorm2d::<f64, Cpu, 3, 2, 4>::build(&Cpu, &mut crate::rng(0), BatchNormConfig { momentum: 0.3, ..Default::default() }).unwrap();
+        let mut bn = BatchNorm2d::<f64, Cpu, 3, 2, 4>::build(
+            &Cpu,
+            &mut crate::rng(0),
+            BatchNormConfig {
+                momentum: 0.3,
+                ..Default::default()
+            },
+        )
+        .unwrap();
         let batch = 5;
         let xv = random_input(batch * 24, &mut crate::rng(1));
         let x = Tensor::<S3<3, 2, 4>, f64>::from_slice(&Cpu, &xv).unwrap();
         let mut y = Tensor::empty(&Cpu).unwrap();
-        bn.forward_train(&x, &mut y, &mut bn.cache().unwrap(), &mut TrainCtx::new(0)).unwrap();
+        bn.forward_train(&x, &mut y, &mut bn.cache().unwrap(), &mut TrainCtx::new(0))
+            .unwrap();
         let y = y.to_vec().unwrap();
         let m = (batch * 8) as f64;
         for c in 0..3 {
-            let vals: Vec<usize> = (0..batch).flat_map(|s| (0..8).map(move |p| s * 24 + c * 8 + p)).collect();
+            let vals: Vec<usize> = (0..batch)
+                .flat_map(|s| (0..8).map(move |p| s * 24 + c * 8 + p))
+                .collect();
             let mean = vals.iter().map(|&i| xv[i]).sum::<f64>() / m;
             let var = vals.iter().map(|&i| (xv[i] - mean).powi(2)).sum::<f64>() / m;
             assert!((bn.running_mean.to_vec().unwrap()[c] - 0.3 * mean).abs() < 1e-14);
-            assert!((bn.running_var.to_vec().unwrap()[c] - (0.7 + 0.3 * var * m / (m - 1.0))).abs() < 1e-14);
+            assert!(
+                (bn.running_var.to_vec().unwrap()[c] - (0.7 + 0.3 * var * m / (m - 1.0))).abs()
+                    < 1e-14
+            );
             // The output of each channel has mean 0 and variance σ²/(σ² + ε).
             let ym = vals.iter().map(|&i| y[i]).sum::<f64>() / m;
             let yv = vals.iter().map(|&i| (y[i] - ym).powi(2)).sum::<f64>() / m;
@@ -293,9 +464,16 @@ mod tests {
 
     #[test]
     fn visits_pytorch_names_and_roles() {
-        let bn = BatchNorm2d::<f32, Cpu, 3, 4, 4>::build(&Cpu, &mut crate::rng(0), BatchNormConfig::default()).unwrap();
+        let bn = BatchNorm2d::<f32, Cpu, 3, 4, 4>::build(
+            &Cpu,
+            &mut crate::rng(0),
+            BatchNormConfig::default(),
+        )
+        .unwrap();
         let mut seen = Vec::new();
-        bn.visit(&Path::ROOT.child("bn1"), &mut |p, r| seen.push((p.to_string(), r.dims.to_vec(), r.role)));
+        bn.visit(&Path::ROOT.child("bn1"), &mut |p, r| {
+            seen.push((p.to_string(), r.dims.to_vec(), r.role))
+        });
         let want = [
             ("bn1.weight", vec![3], Role::Param),
             ("bn1.bias", vec![3], Role::Param),
@@ -310,15 +488,24 @@ mod tests {
     #[test]
     fn gradchecks() {
         let mut rng = crate::rng(3);
-        let mut b1 = BatchNorm1d::<f64, Cpu, 4>::build(&Cpu, &mut rng, BatchNormConfig::default()).unwrap();
-        b1.weight.copy_from_slice(&random_input(4, &mut rng)).unwrap();
+        let mut b1 =
+            BatchNorm1d::<f64, Cpu, 4>::build(&Cpu, &mut rng, BatchNormConfig::default()).unwrap();
+        b1.weight
+            .copy_from_slice(&random_input(4, &mut rng))
+            .unwrap();
         b1.bias.copy_from_slice(&random_input(4, &mut rng)).unwrap();
         assert!(check_layer(&mut b1, 5, 1).unwrap() < 1e-6);
-        let mut b2 = BatchNorm2d::<f64, Cpu, 3, 2, 3>::build(&Cpu, &mut rng, BatchNormConfig::default()).unwrap();
-        b2.weight.copy_from_slice(&random_input(3, &mut rng)).unwrap();
+        let mut b2 =
+            BatchNorm2d::<f64, Cpu, 3, 2, 3>::build(&Cpu, &mut rng, BatchNormConfig::default())
+                .unwrap();
+        b2.weight
+            .copy_from_slice(&random_input(3, &mut rng))
+            .unwrap();
         b2.bias.copy_from_slice(&random_input(3, &mut rng)).unwrap();
         assert!(check_layer(&mut b2, 2, 2).unwrap() < 1e-6);
-        let mut b3 = BatchNorm2d::<f64, Cpu, 2, 3, 3>::build(&Cpu, &mut rng, BatchNormConfig::default()).unwrap();
+        let mut b3 =
+            BatchNorm2d::<f64, Cpu, 2, 3, 3>::build(&Cpu, &mut rng, BatchNormConfig::default())
+                .unwrap();
         assert!(check_layer(&mut b3, 1, 3).unwrap() < 1e-6);
     }
 }

@@ -52,7 +52,10 @@
 //! assert_eq!(y.to_vec().unwrap(), vec![65.0]);
 //! ```
 
-use super::conv_common::{check_groups, chunk, gemm_cols, gemm_out, gemm_weight, init_bias, prepare_dx, same_batch, Grouped, COLS_BUDGET};
+use super::conv_common::{
+    check_groups, chunk, gemm_cols, gemm_out, gemm_weight, init_bias, prepare_dx, same_batch,
+    Grouped, COLS_BUDGET,
+};
 use super::fit;
 use crate::device::{Acc, Backend, Window2d};
 use crate::elem::Elem;
@@ -82,7 +85,14 @@ pub struct Conv2dConfig {
 
 impl Default for Conv2dConfig {
     fn default() -> Self {
-        Conv2dConfig { stride: (1, 1), padding: (0, 0), dilation: (1, 1), groups: 1, bias: true, init: Init::TorchDefault }
+        Conv2dConfig {
+            stride: (1, 1),
+            padding: (0, 0),
+            dilation: (1, 1),
+            groups: 1,
+            bias: true,
+            init: Init::TorchDefault,
+        }
     }
 }
 
@@ -109,7 +119,14 @@ pub struct Conv2d<
 }
 
 /// Gradients of a [`Conv2d`].
-pub struct Conv2dGrads<E: Elem, D: Backend<E>, const COUT: usize, const CG: usize, const KH: usize, const KW: usize> {
+pub struct Conv2dGrads<
+    E: Elem,
+    D: Backend<E>,
+    const COUT: usize,
+    const CG: usize,
+    const KH: usize,
+    const KW: usize,
+> {
     /// `∂L/∂W`, `[COUT, CG, KH, KW]`.
     pub weight: Tensor<S4<COUT, CG, KH, KW>, E, D>,
     /// `∂L/∂b`, `[COUT]`.
@@ -132,12 +149,29 @@ pub struct ConvCache<E: Elem, D: Backend<E>> {
 
 impl<E: Elem, D: Backend<E>> ConvCache<E, D> {
     pub(crate) fn new(dev: &D) -> Result<Self> {
-        Ok(ConvCache { cols: dev.zeros(0)?, tmp: dev.zeros(0)?, xt: dev.zeros(0)?, hold: false, budget: COLS_BUDGET })
+        Ok(ConvCache {
+            cols: dev.zeros(0)?,
+            tmp: dev.zeros(0)?,
+            xt: dev.zeros(0)?,
+            hold: false,
+            budget: COLS_BUDGET,
+        })
     }
 }
 
-impl<E: Elem, D: Backend<E>, const CIN: usize, const COUT: usize, const CG: usize, const KH: usize, const KW: usize, const H: usize, const W: usize, const OH: usize, const OW: usize>
-    Conv2d<E, D, CIN, COUT, CG, KH, KW, H, W, OH, OW>
+impl<
+        E: Elem,
+        D: Backend<E>,
+        const CIN: usize,
+        const COUT: usize,
+        const CG: usize,
+        const KH: usize,
+        const KW: usize,
+        const H: usize,
+        const W: usize,
+        const OH: usize,
+        const OW: usize,
+    > Conv2d<E, D, CIN, COUT, CG, KH, KW, H, W, OH, OW>
 {
     /// The window geometry (stride, padding, dilation, sizes).
     pub fn geometry(&self) -> &Window2d {
@@ -148,26 +182,69 @@ impl<E: Elem, D: Backend<E>, const CIN: usize, const COUT: usize, const CG: usiz
         self.groups
     }
     fn grouped(&self) -> Grouped {
-        Grouped { groups: self.groups, co: COUT, kg: CG * KH * KW }
+        Grouped {
+            groups: self.groups,
+            co: COUT,
+            kg: CG * KH * KW,
+        }
     }
 }
 
-impl<E: Elem, D: Backend<E>, const CIN: usize, const COUT: usize, const CG: usize, const KH: usize, const KW: usize, const H: usize, const W: usize, const OH: usize, const OW: usize>
-    Build<E, D> for Conv2d<E, D, CIN, COUT, CG, KH, KW, H, W, OH, OW>
+impl<
+        E: Elem,
+        D: Backend<E>,
+        const CIN: usize,
+        const COUT: usize,
+        const CG: usize,
+        const KH: usize,
+        const KW: usize,
+        const H: usize,
+        const W: usize,
+        const OH: usize,
+        const OW: usize,
+    > Build<E, D> for Conv2d<E, D, CIN, COUT, CG, KH, KW, H, W, OH, OW>
 {
     type Config = Conv2dConfig;
     fn build(dev: &D, rng: &mut Rng, cfg: Conv2dConfig) -> Result<Self> {
-        let geom = Window2d::new("Conv2d", CIN, (H, W), (KH, KW), cfg.stride, cfg.padding, cfg.dilation)?;
+        let geom = Window2d::new(
+            "Conv2d",
+            CIN,
+            (H, W),
+            (KH, KW),
+            cfg.stride,
+            cfg.padding,
+            cfg.dilation,
+        )?;
         geom.expect_out("Conv2d", OH, OW)?;
         check_groups("Conv2d", cfg.groups, CIN, CG, COUT)?;
         let weight = cfg.init.tensor::<S4<COUT, CG, KH, KW>, E, D>(dev, rng)?;
-        let bias = if cfg.bias { Some(init_bias(dev, rng, cfg.init, &[COUT, CG, KH, KW])?) } else { None };
-        Ok(Conv2d { weight, bias, geom, groups: cfg.groups })
+        let bias = if cfg.bias {
+            Some(init_bias(dev, rng, cfg.init, &[COUT, CG, KH, KW])?)
+        } else {
+            None
+        };
+        Ok(Conv2d {
+            weight,
+            bias,
+            geom,
+            groups: cfg.groups,
+        })
     }
 }
 
-impl<E: Elem, D: Backend<E>, const CIN: usize, const COUT: usize, const CG: usize, const KH: usize, const KW: usize, const H: usize, const W: usize, const OH: usize, const OW: usize>
-    Module<E, D> for Conv2d<E, D, CIN, COUT, CG, KH, KW, H, W, OH, OW>
+impl<
+        E: Elem,
+        D: Backend<E>,
+        const CIN: usize,
+        const COUT: usize,
+        const CG: usize,
+        const KH: usize,
+        const KW: usize,
+        const H: usize,
+        const W: usize,
+        const OH: usize,
+        const OW: usize,
+    > Module<E, D> for Conv2d<E, D, CIN, COUT, CG, KH, KW, H, W, OH, OW>
 {
     type Grads = Conv2dGrads<E, D, COUT, CG, KH, KW>;
     fn grads(&self) -> Result<Self::Grads> {
@@ -176,30 +253,63 @@ impl<E: Elem, D: Backend<E>, const CIN: usize, const COUT: usize, const CG: usiz
             Some(_) => Some(Tensor::zeros(dev, 1)?),
             None => None,
         };
-        Ok(Conv2dGrads { weight: Tensor::zeros(dev, 1)?, bias })
+        Ok(Conv2dGrads {
+            weight: Tensor::zeros(dev, 1)?,
+            bias,
+        })
     }
     fn visit(&self, path: &Path<'_>, f: &mut dyn FnMut(&Path<'_>, ParamRef<'_, E, D>)) {
-        f(&path.child("weight"), ParamRef::of(&self.weight, Role::Param));
+        f(
+            &path.child("weight"),
+            ParamRef::of(&self.weight, Role::Param),
+        );
         if let Some(b) = &self.bias {
             f(&path.child("bias"), ParamRef::of(b, Role::Param));
         }
     }
-    fn visit_grads(&mut self, g: &Self::Grads, path: &Path<'_>, f: &mut dyn FnMut(&Path<'_>, ParamMut<'_, E, D>)) {
-        f(&path.child("weight"), ParamMut::of(&mut self.weight, Some(&g.weight)));
+    fn visit_grads(
+        &mut self,
+        g: &Self::Grads,
+        path: &Path<'_>,
+        f: &mut dyn FnMut(&Path<'_>, ParamMut<'_, E, D>),
+    ) {
+        f(
+            &path.child("weight"),
+            ParamMut::of(&mut self.weight, Some(&g.weight)),
+        );
         if let (Some(b), Some(gb)) = (&mut self.bias, &g.bias) {
             f(&path.child("bias"), ParamMut::of(b, Some(gb)));
         }
     }
-    fn visit_mut(&mut self, path: &Path<'_>, f: &mut dyn FnMut(&Path<'_>, ParamMut<'_, E, D>, Role)) {
-        f(&path.child("weight"), ParamMut::of(&mut self.weight, None), Role::Param);
+    fn visit_mut(
+        &mut self,
+        path: &Path<'_>,
+        f: &mut dyn FnMut(&Path<'_>, ParamMut<'_, E, D>, Role),
+    ) {
+        f(
+            &path.child("weight"),
+            ParamMut::of(&mut self.weight, None),
+            Role::Param,
+        );
         if let Some(b) = &mut self.bias {
             f(&path.child("bias"), ParamMut::of(b, None), Role::Param);
         }
     }
 }
 
-impl<E: Elem, D: Backend<E>, const CIN: usize, const COUT: usize, const CG: usize, const KH: usize, const KW: usize, const H: usize, const W: usize, const OH: usize, const OW: usize>
-    Layer<E, D> for Conv2d<E, D, CIN, COUT, CG, KH, KW, H, W, OH, OW>
+impl<
+        E: Elem,
+        D: Backend<E>,
+        const CIN: usize,
+        const COUT: usize,
+        const CG: usize,
+        const KH: usize,
+        const KW: usize,
+        const H: usize,
+        const W: usize,
+        const OH: usize,
+        const OW: usize,
+    > Layer<E, D> for Conv2d<E, D, CIN, COUT, CG, KH, KW, H, W, OH, OW>
 {
     type In = S3<CIN, H, W>;
     type Out = S3<COUT, OH, OW>;
@@ -211,7 +321,12 @@ impl<E: Elem, D: Backend<E>, const CIN: usize, const COUT: usize, const CG: usiz
 
     /// Per chunk: `cols = im2col(x)`, `Y[COUT, n] = W·cols` per group, then
     /// `Y` transposed into NCHW `y`; finally `y += b`.
-    fn forward(&self, x: &Tensor<S3<CIN, H, W>, E, D>, y: &mut Tensor<S3<COUT, OH, OW>, E, D>, cache: &mut ConvCache<E, D>) -> Result<()> {
+    fn forward(
+        &self,
+        x: &Tensor<S3<CIN, H, W>, E, D>,
+        y: &mut Tensor<S3<COUT, OH, OW>, E, D>,
+        cache: &mut ConvCache<E, D>,
+    ) -> Result<()> {
         let (b, dev, g, op) = (x.batch(), x.device(), &self.geom, OH * OW);
         fit(y, b)?;
         let nb = chunk(cache.budget, b, g.rows() * op);
@@ -224,10 +339,35 @@ impl<E: Elem, D: Backend<E>, const CIN: usize, const COUT: usize, const CG: usiz
             dev.im2col(g, &x.buf, b0, nc, &mut cache.cols)?;
             if nc == 1 {
                 // One sample: `Y[COUT, op]` is the sample's NCHW output.
-                gemm_out(dev, self.grouped(), op, &self.weight.buf, &cache.cols, &mut y.buf, b0 * COUT * op)?;
+                gemm_out(
+                    dev,
+                    self.grouped(),
+                    op,
+                    &self.weight.buf,
+                    &cache.cols,
+                    &mut y.buf,
+                    b0 * COUT * op,
+                )?;
             } else {
-                gemm_out(dev, self.grouped(), nc * op, &self.weight.buf, &cache.cols, &mut cache.tmp, 0)?;
-                dev.transpose01(&cache.tmp, 0, &mut y.buf, b0 * COUT * op, COUT, nc, op, Acc::Set)?;
+                gemm_out(
+                    dev,
+                    self.grouped(),
+                    nc * op,
+                    &self.weight.buf,
+                    &cache.cols,
+                    &mut cache.tmp,
+                    0,
+                )?;
+                dev.transpose01(
+                    &cache.tmp,
+                    0,
+                    &mut y.buf,
+                    b0 * COUT * op,
+                    COUT,
+                    nc,
+                    op,
+                    Acc::Set,
+                )?;
             }
         }
         if let Some(bias) = &self.bias {
@@ -281,12 +421,38 @@ impl<E: Elem, D: Backend<E>, const CIN: usize, const COUT: usize, const CG: usiz
             let (dout, off) = if nc == 1 {
                 (&dy.buf, b0 * COUT * op)
             } else {
-                dev.transpose01(&dy.buf, b0 * COUT * op, &mut cache.tmp, 0, nc, COUT, op, Acc::Set)?;
+                dev.transpose01(
+                    &dy.buf,
+                    b0 * COUT * op,
+                    &mut cache.tmp,
+                    0,
+                    nc,
+                    COUT,
+                    op,
+                    Acc::Set,
+                )?;
                 (&cache.tmp, 0)
             };
-            gemm_weight(dev, self.grouped(), n, dout, &cache.cols, &mut grads.weight.buf, wacc, off)?;
+            gemm_weight(
+                dev,
+                self.grouped(),
+                n,
+                dout,
+                &cache.cols,
+                &mut grads.weight.buf,
+                wacc,
+                off,
+            )?;
             if let Some((dx, acc)) = &mut dx {
-                gemm_cols(dev, self.grouped(), n, &self.weight.buf, dout, &mut cache.cols, off)?;
+                gemm_cols(
+                    dev,
+                    self.grouped(),
+                    n,
+                    &self.weight.buf,
+                    dout,
+                    &mut cache.cols,
+                    off,
+                )?;
                 cache.hold = false;
                 dev.col2im(g, &cache.cols, &mut dx.buf, b0, nc, *acc)?;
             }
@@ -306,7 +472,16 @@ mod tests {
 
     /// The definition, loop by loop.
     #[allow(clippy::too_many_arguments)]
-    fn naive(x: &[f64], w: &[f64], bias: Option<&[f64]>, batch: usize, cin: usize, cout: usize, groups: usize, g: &Window2d) -> Vec<f64> {
+    fn naive(
+        x: &[f64],
+        w: &[f64],
+        bias: Option<&[f64]>,
+        batch: usize,
+        cin: usize,
+        cout: usize,
+        groups: usize,
+        g: &Window2d,
+    ) -> Vec<f64> {
         let (cg, og) = (cin / groups, cout / groups);
         let mut y = vec![0.0; batch * cout * g.oh * g.ow];
         for s in 0..batch {
@@ -320,8 +495,13 @@ mod tests {
                                 for bb in 0..g.kw {
                                     let iy = (r * g.sh + a * g.dh) as isize - g.ph as isize;
                                     let ix = (c * g.sw + bb * g.dw) as isize - g.pw as isize;
-                                    if iy >= 0 && ix >= 0 && (iy as usize) < g.h && (ix as usize) < g.w {
-                                        acc += x[((s * cin + xc) * g.h + iy as usize) * g.w + ix as usize]
+                                    if iy >= 0
+                                        && ix >= 0
+                                        && (iy as usize) < g.h
+                                        && (ix as usize) < g.w
+                                    {
+                                        acc += x[((s * cin + xc) * g.h + iy as usize) * g.w
+                                            + ix as usize]
                                             * w[((o * cg + ci) * g.kh + a) * g.kw + bb];
                                     }
                                 }
@@ -337,29 +517,61 @@ mod tests {
 
     #[test]
     fn course_patch_gives_65() {
-        let cfg = Conv2dConfig { bias: false, ..Default::default() };
-        let mut conv = Conv2d::<f64, Cpu, 1, 1, 1, 3, 3, 3, 3, 1, 1>::build(&Cpu, &mut crate::rng(0), cfg).unwrap();
-        conv.weight.copy_from_slice(&[1., 0., -1., 2., 0., -2., 1., 0., -1.]).unwrap();
-        let x = Tensor::<S3<1, 3, 3>, f64>::from_slice(&Cpu, &[200., 150., 150., 100., 50., 100., 25., 25., 10.]).unwrap();
+        let cfg = Conv2dConfig {
+            bias: false,
+            ..Default::default()
+        };
+        let mut conv =
+            Conv2d::<f64, Cpu, 1, 1, 1, 3, 3, 3, 3, 1, 1>::build(&Cpu, &mut crate::rng(0), cfg)
+                .unwrap();
+        conv.weight
+            .copy_from_slice(&[1., 0., -1., 2., 0., -2., 1., 0., -1.])
+            .unwrap();
+        let x = Tensor::<S3<1, 3, 3>, f64>::from_slice(
+            &Cpu,
+            &[200., 150., 150., 100., 50., 100., 25., 25., 10.],
+        )
+        .unwrap();
         let mut y = Tensor::empty(&Cpu).unwrap();
-        conv.forward(&x, &mut y, &mut conv.cache().unwrap()).unwrap();
+        conv.forward(&x, &mut y, &mut conv.cache().unwrap())
+            .unwrap();
         assert_eq!(y.to_vec().unwrap(), vec![65.0]);
         // With a bias and zero padding 1 the centre output is 65 + b.
-        let cfg = Conv2dConfig { padding: (1, 1), ..Default::default() };
-        let mut conv = Conv2d::<f64, Cpu, 1, 1, 1, 3, 3, 3, 3, 3, 3>::build(&Cpu, &mut crate::rng(0), cfg).unwrap();
-        conv.weight.copy_from_slice(&[1., 0., -1., 2., 0., -2., 1., 0., -1.]).unwrap();
+        let cfg = Conv2dConfig {
+            padding: (1, 1),
+            ..Default::default()
+        };
+        let mut conv =
+            Conv2d::<f64, Cpu, 1, 1, 1, 3, 3, 3, 3, 3, 3>::build(&Cpu, &mut crate::rng(0), cfg)
+                .unwrap();
+        conv.weight
+            .copy_from_slice(&[1., 0., -1., 2., 0., -2., 1., 0., -1.])
+            .unwrap();
         conv.bias.as_mut().unwrap().copy_from_slice(&[0.5]).unwrap();
         let mut y = Tensor::empty(&Cpu).unwrap();
-        conv.forward(&x, &mut y, &mut conv.cache().unwrap()).unwrap();
+        conv.forward(&x, &mut y, &mut conv.cache().unwrap())
+            .unwrap();
         let y = y.to_vec().unwrap();
         assert_eq!(y[4], 65.5);
         // Top-left: only taps (1..3, 1..3) see the image: 0·200 − 2·150 + 0·100 − 1·50 = −350.
         assert_eq!(y[0], -350.0 + 0.5);
     }
 
-    fn matches_naive<const CIN: usize, const COUT: usize, const CG: usize, const K: usize, const HW: usize, const O: usize>(cfg: Conv2dConfig, budget: usize) {
+    fn matches_naive<
+        const CIN: usize,
+        const COUT: usize,
+        const CG: usize,
+        const K: usize,
+        const HW: usize,
+        const O: usize,
+    >(
+        cfg: Conv2dConfig,
+        budget: usize,
+    ) {
         let mut rng = crate::rng(9);
-        let conv = Conv2d::<f64, Cpu, CIN, COUT, CG, K, K, HW, HW, O, O>::build(&Cpu, &mut rng, cfg).unwrap();
+        let conv =
+            Conv2d::<f64, Cpu, CIN, COUT, CG, K, K, HW, HW, O, O>::build(&Cpu, &mut rng, cfg)
+                .unwrap();
         let batch = 5;
         let xv = random_input(batch * CIN * HW * HW, &mut rng);
         let x = Tensor::<S3<CIN, HW, HW>, f64>::from_slice(&Cpu, &xv).unwrap();
@@ -369,7 +581,16 @@ mod tests {
         conv.forward(&x, &mut y, &mut cache).unwrap();
         let w = conv.weight.to_vec().unwrap();
         let b = conv.bias.as_ref().map(|b| b.to_vec().unwrap());
-        let want = naive(&xv, &w, b.as_deref(), batch, CIN, COUT, cfg.groups, conv.geometry());
+        let want = naive(
+            &xv,
+            &w,
+            b.as_deref(),
+            batch,
+            CIN,
+            COUT,
+            cfg.groups,
+            conv.geometry(),
+        );
         for (a, b) in y.to_vec().unwrap().iter().zip(&want) {
             assert!((a - b).abs() < 1e-12, "{cfg:?}: {a} vs {b}");
         }
@@ -379,30 +600,103 @@ mod tests {
     fn forward_matches_the_definition() {
         let d = Conv2dConfig::default();
         matches_naive::<3, 4, 3, 3, 7, 5>(d, 1 << 20);
-        matches_naive::<3, 4, 3, 3, 7, 4>(Conv2dConfig { stride: (2, 2), padding: (1, 1), ..d }, 1 << 20);
-        matches_naive::<2, 2, 2, 3, 7, 3>(Conv2dConfig { dilation: (2, 2), ..d }, 1 << 20);
-        matches_naive::<4, 6, 2, 3, 6, 6>(Conv2dConfig { padding: (1, 1), groups: 2, ..d }, 1 << 20);
-        matches_naive::<3, 3, 1, 3, 6, 3>(Conv2dConfig { stride: (2, 2), padding: (1, 1), groups: 3, bias: false, ..d }, 1 << 20);
+        matches_naive::<3, 4, 3, 3, 7, 4>(
+            Conv2dConfig {
+                stride: (2, 2),
+                padding: (1, 1),
+                ..d
+            },
+            1 << 20,
+        );
+        matches_naive::<2, 2, 2, 3, 7, 3>(
+            Conv2dConfig {
+                dilation: (2, 2),
+                ..d
+            },
+            1 << 20,
+        );
+        matches_naive::<4, 6, 2, 3, 6, 6>(
+            Conv2dConfig {
+                padding: (1, 1),
+                groups: 2,
+                ..d
+            },
+            1 << 20,
+        );
+        matches_naive::<3, 3, 1, 3, 6, 3>(
+            Conv2dConfig {
+                stride: (2, 2),
+                padding: (1, 1),
+                groups: 3,
+                bias: false,
+                ..d
+            },
+            1 << 20,
+        );
         // Chunked: 2 samples per chunk, the last chunk short.
-        matches_naive::<3, 4, 3, 3, 7, 4>(Conv2dConfig { stride: (2, 2), padding: (1, 1), ..d }, 2 * 27 * 16);
+        matches_naive::<3, 4, 3, 3, 7, 4>(
+            Conv2dConfig {
+                stride: (2, 2),
+                padding: (1, 1),
+                ..d
+            },
+            2 * 27 * 16,
+        );
         // One sample per chunk (multiplied in place), with groups.
-        matches_naive::<4, 6, 2, 3, 6, 6>(Conv2dConfig { padding: (1, 1), groups: 2, ..d }, 1);
+        matches_naive::<4, 6, 2, 3, 6, 6>(
+            Conv2dConfig {
+                padding: (1, 1),
+                groups: 2,
+                ..d
+            },
+            1,
+        );
     }
 
     #[test]
     fn build_rejects_inconsistent_configurations() {
         let d = Conv2dConfig::default();
-        let e = Conv2d::<f64, Cpu, 1, 1, 1, 3, 3, 5, 5, 5, 5>::build(&Cpu, &mut crate::rng(0), d).err().unwrap();
-        assert!(e.to_string().contains("map 5×5 to 3×3, but the layer's type says 5×5"), "{e}");
-        let e = Conv2d::<f64, Cpu, 4, 3, 2, 1, 1, 5, 5, 5, 5>::build(&Cpu, &mut crate::rng(0), Conv2dConfig { groups: 2, ..d }).err().unwrap();
+        let e = Conv2d::<f64, Cpu, 1, 1, 1, 3, 3, 5, 5, 5, 5>::build(&Cpu, &mut crate::rng(0), d)
+            .err()
+            .unwrap();
+        assert!(
+            e.to_string()
+                .contains("map 5×5 to 3×3, but the layer's type says 5×5"),
+            "{e}"
+        );
+        let e = Conv2d::<f64, Cpu, 4, 3, 2, 1, 1, 5, 5, 5, 5>::build(
+            &Cpu,
+            &mut crate::rng(0),
+            Conv2dConfig { groups: 2, ..d },
+        )
+        .err()
+        .unwrap();
         assert!(e.to_string().contains("groups = 2 must divide"), "{e}");
-        assert!(Conv2d::<f64, Cpu, 1, 1, 1, 7, 7, 5, 5, 1, 1>::build(&Cpu, &mut crate::rng(0), d).is_err());
+        assert!(
+            Conv2d::<f64, Cpu, 1, 1, 1, 7, 7, 5, 5, 1, 1>::build(&Cpu, &mut crate::rng(0), d)
+                .is_err()
+        );
     }
 
-    fn grad<const CIN: usize, const COUT: usize, const CG: usize, const KH: usize, const KW: usize, const H: usize, const W: usize, const OH: usize, const OW: usize>(
+    fn grad<
+        const CIN: usize,
+        const COUT: usize,
+        const CG: usize,
+        const KH: usize,
+        const KW: usize,
+        const H: usize,
+        const W: usize,
+        const OH: usize,
+        const OW: usize,
+    >(
         cfg: Conv2dConfig,
     ) {
-        let mut conv = Conv2d::<f64, Cpu, CIN, COUT, CG, KH, KW, H, W, OH, OW>::build(&Cpu, &mut crate::rng(4), cfg).unwrap();
+        let mut conv = Conv2d::<f64, Cpu, CIN, COUT, CG, KH, KW, H, W, OH, OW>::build(
+            &Cpu,
+            &mut crate::rng(4),
+            cfg,
+        )
+        .unwrap();
         let err = check_layer(&mut conv, 3, 17).unwrap();
         assert!(err < 1e-6, "{cfg:?}: {err}");
     }
@@ -410,23 +704,55 @@ mod tests {
     #[test]
     fn gradchecks() {
         let d = Conv2dConfig::default();
-        grad::<2, 3, 2, 3, 3, 5, 5, 5, 5>(Conv2dConfig { padding: (1, 1), ..d });
-        grad::<2, 3, 2, 2, 3, 6, 7, 3, 3>(Conv2dConfig { stride: (2, 2), ..d });
-        grad::<1, 2, 1, 3, 3, 7, 7, 4, 4>(Conv2dConfig { stride: (2, 2), padding: (1, 1), bias: false, ..d });
-        grad::<2, 2, 2, 3, 3, 7, 6, 3, 2>(Conv2dConfig { dilation: (2, 2), ..d });
-        grad::<4, 6, 2, 3, 3, 5, 5, 5, 5>(Conv2dConfig { padding: (1, 1), groups: 2, ..d });
-        grad::<3, 3, 1, 3, 3, 6, 6, 3, 3>(Conv2dConfig { stride: (2, 2), padding: (1, 1), groups: 3, ..d });
+        grad::<2, 3, 2, 3, 3, 5, 5, 5, 5>(Conv2dConfig {
+            padding: (1, 1),
+            ..d
+        });
+        grad::<2, 3, 2, 2, 3, 6, 7, 3, 3>(Conv2dConfig {
+            stride: (2, 2),
+            ..d
+        });
+        grad::<1, 2, 1, 3, 3, 7, 7, 4, 4>(Conv2dConfig {
+            stride: (2, 2),
+            padding: (1, 1),
+            bias: false,
+            ..d
+        });
+        grad::<2, 2, 2, 3, 3, 7, 6, 3, 2>(Conv2dConfig {
+            dilation: (2, 2),
+            ..d
+        });
+        grad::<4, 6, 2, 3, 3, 5, 5, 5, 5>(Conv2dConfig {
+            padding: (1, 1),
+            groups: 2,
+            ..d
+        });
+        grad::<3, 3, 1, 3, 3, 6, 6, 3, 3>(Conv2dConfig {
+            stride: (2, 2),
+            padding: (1, 1),
+            groups: 3,
+            ..d
+        });
         grad::<3, 2, 3, 1, 1, 4, 4, 4, 4>(d);
     }
 
     #[test]
     fn chunked_backward_matches_one_chunk() {
-        let cfg = Conv2dConfig { stride: (2, 1), padding: (1, 2), groups: 2, ..Default::default() };
-        let conv = Conv2d::<f64, Cpu, 4, 6, 2, 3, 3, 6, 5, 3, 7>::build(&Cpu, &mut crate::rng(2), cfg).unwrap();
+        let cfg = Conv2dConfig {
+            stride: (2, 1),
+            padding: (1, 2),
+            groups: 2,
+            ..Default::default()
+        };
+        let conv =
+            Conv2d::<f64, Cpu, 4, 6, 2, 3, 3, 6, 5, 3, 7>::build(&Cpu, &mut crate::rng(2), cfg)
+                .unwrap();
         let mut rng = crate::rng(5);
         let batch = 5;
-        let x = Tensor::<S3<4, 6, 5>, f64>::from_slice(&Cpu, &random_input(batch * 120, &mut rng)).unwrap();
-        let dy = Tensor::<S3<6, 3, 7>, f64>::from_slice(&Cpu, &random_input(batch * 126, &mut rng)).unwrap();
+        let x = Tensor::<S3<4, 6, 5>, f64>::from_slice(&Cpu, &random_input(batch * 120, &mut rng))
+            .unwrap();
+        let dy = Tensor::<S3<6, 3, 7>, f64>::from_slice(&Cpu, &random_input(batch * 126, &mut rng))
+            .unwrap();
         let run = |budget: usize| {
             let mut cache = conv.cache().unwrap();
             cache.budget = budget;
@@ -434,10 +760,33 @@ mod tests {
             conv.forward(&x, &mut y, &mut cache).unwrap();
             let mut dx = Tensor::empty(&Cpu).unwrap();
             let mut g = conv.grads().unwrap();
-            conv.backward(&x, &y, &mut cache, &dy, Some((&mut dx, Acc::Set)), &mut g, Acc::Set).unwrap();
+            conv.backward(
+                &x,
+                &y,
+                &mut cache,
+                &dy,
+                Some((&mut dx, Acc::Set)),
+                &mut g,
+                Acc::Set,
+            )
+            .unwrap();
             // A second contribution adds.
-            conv.backward(&x, &y, &mut cache, &dy, Some((&mut dx, Acc::Add)), &mut g, Acc::Add).unwrap();
-            (y.to_vec().unwrap(), dx.to_vec().unwrap(), g.weight.to_vec().unwrap(), g.bias.unwrap().to_vec().unwrap())
+            conv.backward(
+                &x,
+                &y,
+                &mut cache,
+                &dy,
+                Some((&mut dx, Acc::Add)),
+                &mut g,
+                Acc::Add,
+            )
+            .unwrap();
+            (
+                y.to_vec().unwrap(),
+                dx.to_vec().unwrap(),
+                g.weight.to_vec().unwrap(),
+                g.bias.unwrap().to_vec().unwrap(),
+            )
         };
         let one = run(1 << 20);
         let many = run(2 * 36 * 21);

@@ -122,7 +122,13 @@ pub(crate) fn gemm_weight<E: Elem, D: Backend<E>>(
 
 /// Checks `groups` against the channel counts: `ci = groups · cig` (the
 /// per-group count in the weight's type) and `groups` divides `co`.
-pub(crate) fn check_groups(op: &'static str, groups: usize, ci: usize, cig: usize, co: usize) -> Result<()> {
+pub(crate) fn check_groups(
+    op: &'static str,
+    groups: usize,
+    ci: usize,
+    cig: usize,
+    co: usize,
+) -> Result<()> {
     if groups == 0 || ci != groups * cig || co % groups != 0 {
         return Err(Error::invalid(
             op,
@@ -152,10 +158,20 @@ pub(crate) fn init_bias<E: Elem, D: Backend<E>, const C: usize>(
 
 /// Readies an input-gradient buffer for `batch` samples: sized for `Set`,
 /// checked for `Add` (accumulating into a gradient of another batch is an error).
-pub(crate) fn prepare_dx<S: Shape, E: Elem, D: Backend<E>>(dx: &mut Tensor<S, E, D>, acc: Acc, batch: usize) -> Result<()> {
+pub(crate) fn prepare_dx<S: Shape, E: Elem, D: Backend<E>>(
+    dx: &mut Tensor<S, E, D>,
+    acc: Acc,
+    batch: usize,
+) -> Result<()> {
     match acc {
         Acc::Set => dx.set_batch(batch),
-        Acc::Add => crate::error::check_batch("gradient accumulation", "gradient", batch, "destination", dx.batch()),
+        Acc::Add => crate::error::check_batch(
+            "gradient accumulation",
+            "gradient",
+            batch,
+            "destination",
+            dx.batch(),
+        ),
     }
 }
 

@@ -36,7 +36,10 @@
 //! `OH = (H − 1)·s − 2p + d·(KH − 1) + op + 1` and likewise `OW`.
 
 use super::conv2d::ConvCache;
-use super::conv_common::{check_groups, chunk, gemm_cols, gemm_out, gemm_weight, init_bias, prepare_dx, same_batch, Grouped};
+use super::conv_common::{
+    check_groups, chunk, gemm_cols, gemm_out, gemm_weight, init_bias, prepare_dx, same_batch,
+    Grouped,
+};
 use super::fit;
 use crate::device::{transposed_out_size, Acc, Backend, Window2d};
 use crate::elem::Elem;
@@ -105,7 +108,15 @@ pub struct ConvTranspose2d<
 }
 
 /// Gradients of a [`ConvTranspose2d`].
-pub struct ConvTranspose2dGrads<E: Elem, D: Backend<E>, const CIN: usize, const COUT: usize, const OG: usize, const KH: usize, const KW: usize> {
+pub struct ConvTranspose2dGrads<
+    E: Elem,
+    D: Backend<E>,
+    const CIN: usize,
+    const COUT: usize,
+    const OG: usize,
+    const KH: usize,
+    const KW: usize,
+> {
     /// `∂L/∂W`, `[CIN, OG, KH, KW]`.
     pub weight: Tensor<S4<CIN, OG, KH, KW>, E, D>,
     /// `∂L/∂bias`, `[COUT]`.
@@ -279,10 +290,22 @@ mod tests {
 
     #[test]
     fn course_stamp_example() {
-        let cfg = ConvTranspose2dConfig { bias: false, ..Default::default() };
-        let mut t = ConvTranspose2d::<f64, Cpu, 1, 1, 1, 2, 2, 3, 3, 4, 4>::build(&Cpu, &mut crate::rng(0), cfg).unwrap();
+        let cfg = ConvTranspose2dConfig {
+            bias: false,
+            ..Default::default()
+        };
+        let mut t = ConvTranspose2d::<f64, Cpu, 1, 1, 1, 2, 2, 3, 3, 4, 4>::build(
+            &Cpu,
+            &mut crate::rng(0),
+            cfg,
+        )
+        .unwrap();
         t.weight.copy_from_slice(&[1., -1., 2., -2.]).unwrap();
-        let x = Tensor::<S3<1, 3, 3>, f64>::from_slice(&Cpu, &[120., 150., 120., 100., 50., 110., 25., 25., 10.]).unwrap();
+        let x = Tensor::<S3<1, 3, 3>, f64>::from_slice(
+            &Cpu,
+            &[120., 150., 120., 100., 50., 110., 25., 25., 10.],
+        )
+        .unwrap();
         let mut y = Tensor::empty(&Cpu).unwrap();
         t.forward(&x, &mut y, &mut t.cache().unwrap()).unwrap();
         // Stamps x(i,j)·K at (i,j). Rows of x against [1, −1] give
@@ -297,45 +320,116 @@ mod tests {
         ];
         assert_eq!(y.to_vec().unwrap(), want);
         // The first stamp alone is 120·K in the top-left corner.
-        let one = Tensor::<S3<1, 3, 3>, f64>::from_slice(&Cpu, &[120., 0., 0., 0., 0., 0., 0., 0., 0.]).unwrap();
+        let one =
+            Tensor::<S3<1, 3, 3>, f64>::from_slice(&Cpu, &[120., 0., 0., 0., 0., 0., 0., 0., 0.])
+                .unwrap();
         t.forward(&one, &mut y, &mut t.cache().unwrap()).unwrap();
-        assert_eq!(&y.to_vec().unwrap()[..6], &[120., -120., 0., 0., 240., -240.]);
+        assert_eq!(
+            &y.to_vec().unwrap()[..6],
+            &[120., -120., 0., 0., 240., -240.]
+        );
     }
 
     /// `⟨convT(x), z⟩ = ⟨x, conv(z)⟩` for the same weight: the transposed
     /// convolution is the adjoint of the convolution.
-    fn adjoint<const CIN: usize, const COUT: usize, const OG: usize, const CG: usize, const K: usize, const H: usize, const OH: usize>(
+    fn adjoint<
+        const CIN: usize,
+        const COUT: usize,
+        const OG: usize,
+        const CG: usize,
+        const K: usize,
+        const H: usize,
+        const OH: usize,
+    >(
         t: ConvTranspose2dConfig,
     ) {
         let mut rng = crate::rng(11);
-        let tc = ConvTranspose2d::<f64, Cpu, CIN, COUT, OG, K, K, H, H, OH, OH>::build(&Cpu, &mut rng, ConvTranspose2dConfig { bias: false, ..t }).unwrap();
-        let c = Conv2dConfig { stride: t.stride, padding: t.padding, dilation: t.dilation, groups: t.groups, bias: false, init: Init::Zeros };
-        let mut conv = Conv2d::<f64, Cpu, COUT, CIN, CG, K, K, OH, OH, H, H>::build(&Cpu, &mut rng, c).unwrap();
-        conv.weight.copy_from_slice(&tc.weight.to_vec().unwrap()).unwrap();
+        let tc = ConvTranspose2d::<f64, Cpu, CIN, COUT, OG, K, K, H, H, OH, OH>::build(
+            &Cpu,
+            &mut rng,
+            ConvTranspose2dConfig { bias: false, ..t },
+        )
+        .unwrap();
+        let c = Conv2dConfig {
+            stride: t.stride,
+            padding: t.padding,
+            dilation: t.dilation,
+            groups: t.groups,
+            bias: false,
+            init: Init::Zeros,
+        };
+        let mut conv =
+            Conv2d::<f64, Cpu, COUT, CIN, CG, K, K, OH, OH, H, H>::build(&Cpu, &mut rng, c)
+                .unwrap();
+        conv.weight
+            .copy_from_slice(&tc.weight.to_vec().unwrap())
+            .unwrap();
         let batch = 3;
-        let x = Tensor::<S3<CIN, H, H>, f64>::from_slice(&Cpu, &random_input(batch * CIN * H * H, &mut rng)).unwrap();
-        let z = Tensor::<S3<COUT, OH, OH>, f64>::from_slice(&Cpu, &random_input(batch * COUT * OH * OH, &mut rng)).unwrap();
+        let x = Tensor::<S3<CIN, H, H>, f64>::from_slice(
+            &Cpu,
+            &random_input(batch * CIN * H * H, &mut rng),
+        )
+        .unwrap();
+        let z = Tensor::<S3<COUT, OH, OH>, f64>::from_slice(
+            &Cpu,
+            &random_input(batch * COUT * OH * OH, &mut rng),
+        )
+        .unwrap();
         let (mut tx, mut cz) = (Tensor::empty(&Cpu).unwrap(), Tensor::empty(&Cpu).unwrap());
         tc.forward(&x, &mut tx, &mut tc.cache().unwrap()).unwrap();
-        conv.forward(&z, &mut cz, &mut conv.cache().unwrap()).unwrap();
+        conv.forward(&z, &mut cz, &mut conv.cache().unwrap())
+            .unwrap();
         let dot = |a: Vec<f64>, b: Vec<f64>| a.iter().zip(&b).map(|(u, v)| u * v).sum::<f64>();
-        let (l, r) = (dot(tx.to_vec().unwrap(), z.to_vec().unwrap()), dot(x.to_vec().unwrap(), cz.to_vec().unwrap()));
-        assert!((l - r).abs() < 1e-10 * l.abs().max(1.0), "{t:?}: {l} vs {r}");
+        let (l, r) = (
+            dot(tx.to_vec().unwrap(), z.to_vec().unwrap()),
+            dot(x.to_vec().unwrap(), cz.to_vec().unwrap()),
+        );
+        assert!(
+            (l - r).abs() < 1e-10 * l.abs().max(1.0),
+            "{t:?}: {l} vs {r}"
+        );
     }
 
     #[test]
     fn is_the_adjoint_of_conv2d() {
         let d = ConvTranspose2dConfig::default();
         adjoint::<2, 3, 3, 3, 3, 4, 6>(d);
-        adjoint::<2, 3, 3, 3, 3, 4, 9>(ConvTranspose2dConfig { stride: (2, 2), ..d });
-        adjoint::<2, 3, 3, 3, 3, 4, 8>(ConvTranspose2dConfig { stride: (2, 2), padding: (1, 1), output_padding: (1, 1), ..d });
-        adjoint::<4, 2, 1, 1, 3, 4, 8>(ConvTranspose2dConfig { dilation: (2, 2), groups: 2, ..d });
+        adjoint::<2, 3, 3, 3, 3, 4, 9>(ConvTranspose2dConfig {
+            stride: (2, 2),
+            ..d
+        });
+        adjoint::<2, 3, 3, 3, 3, 4, 8>(ConvTranspose2dConfig {
+            stride: (2, 2),
+            padding: (1, 1),
+            output_padding: (1, 1),
+            ..d
+        });
+        adjoint::<4, 2, 1, 1, 3, 4, 8>(ConvTranspose2dConfig {
+            dilation: (2, 2),
+            groups: 2,
+            ..d
+        });
     }
 
-    fn grad<const CIN: usize, const COUT: usize, const OG: usize, const KH: usize, const KW: usize, const H: usize, const W: usize, const OH: usize, const OW: usize>(
+    fn grad<
+        const CIN: usize,
+        const COUT: usize,
+        const OG: usize,
+        const KH: usize,
+        const KW: usize,
+        const H: usize,
+        const W: usize,
+        const OH: usize,
+        const OW: usize,
+    >(
         cfg: ConvTranspose2dConfig,
     ) {
-        let mut t = ConvTranspose2d::<f64, Cpu, CIN, COUT, OG, KH, KW, H, W, OH, OW>::build(&Cpu, &mut crate::rng(6), cfg).unwrap();
+        let mut t = ConvTranspose2d::<f64, Cpu, CIN, COUT, OG, KH, KW, H, W, OH, OW>::build(
+            &Cpu,
+            &mut crate::rng(6),
+            cfg,
+        )
+        .unwrap();
         let err = check_layer(&mut t, 3, 21).unwrap();
         assert!(err < 1e-6, "{cfg:?}: {err}");
     }
@@ -344,20 +438,49 @@ mod tests {
     fn gradchecks() {
         let d = ConvTranspose2dConfig::default();
         grad::<2, 3, 3, 2, 2, 3, 3, 4, 4>(d);
-        grad::<2, 3, 3, 3, 3, 3, 4, 7, 9>(ConvTranspose2dConfig { stride: (2, 2), ..d });
-        grad::<3, 2, 2, 3, 2, 3, 3, 6, 6>(ConvTranspose2dConfig { stride: (2, 2), padding: (1, 0), output_padding: (1, 0), bias: false, ..d });
-        grad::<4, 6, 3, 3, 3, 3, 3, 7, 7>(ConvTranspose2dConfig { dilation: (2, 2), groups: 2, ..d });
-        grad::<2, 2, 1, 2, 2, 3, 3, 6, 6>(ConvTranspose2dConfig { stride: (2, 2), groups: 2, ..d });
+        grad::<2, 3, 3, 3, 3, 3, 4, 7, 9>(ConvTranspose2dConfig {
+            stride: (2, 2),
+            ..d
+        });
+        grad::<3, 2, 2, 3, 2, 3, 3, 6, 6>(ConvTranspose2dConfig {
+            stride: (2, 2),
+            padding: (1, 0),
+            output_padding: (1, 0),
+            bias: false,
+            ..d
+        });
+        grad::<4, 6, 3, 3, 3, 3, 3, 7, 7>(ConvTranspose2dConfig {
+            dilation: (2, 2),
+            groups: 2,
+            ..d
+        });
+        grad::<2, 2, 1, 2, 2, 3, 3, 6, 6>(ConvTranspose2dConfig {
+            stride: (2, 2),
+            groups: 2,
+            ..d
+        });
     }
 
     #[test]
     fn chunked_matches_one_chunk() {
-        let cfg = ConvTranspose2dConfig { stride: (2, 2), padding: (1, 1), output_padding: (1, 1), ..Default::default() };
-        let t = ConvTranspose2d::<f64, Cpu, 3, 2, 2, 3, 3, 4, 4, 8, 8>::build(&Cpu, &mut crate::rng(8), cfg).unwrap();
+        let cfg = ConvTranspose2dConfig {
+            stride: (2, 2),
+            padding: (1, 1),
+            output_padding: (1, 1),
+            ..Default::default()
+        };
+        let t = ConvTranspose2d::<f64, Cpu, 3, 2, 2, 3, 3, 4, 4, 8, 8>::build(
+            &Cpu,
+            &mut crate::rng(8),
+            cfg,
+        )
+        .unwrap();
         let mut rng = crate::rng(12);
         let batch = 5;
-        let x = Tensor::<S3<3, 4, 4>, f64>::from_slice(&Cpu, &random_input(batch * 48, &mut rng)).unwrap();
-        let dy = Tensor::<S3<2, 8, 8>, f64>::from_slice(&Cpu, &random_input(batch * 128, &mut rng)).unwrap();
+        let x = Tensor::<S3<3, 4, 4>, f64>::from_slice(&Cpu, &random_input(batch * 48, &mut rng))
+            .unwrap();
+        let dy = Tensor::<S3<2, 8, 8>, f64>::from_slice(&Cpu, &random_input(batch * 128, &mut rng))
+            .unwrap();
         let run = |budget: usize| {
             let mut cache = t.cache().unwrap();
             cache.budget = budget;
@@ -365,8 +488,22 @@ mod tests {
             t.forward(&x, &mut y, &mut cache).unwrap();
             let mut dx = Tensor::empty(&Cpu).unwrap();
             let mut g = t.grads().unwrap();
-            t.backward(&x, &y, &mut cache, &dy, Some((&mut dx, Acc::Set)), &mut g, Acc::Set).unwrap();
-            [y.to_vec().unwrap(), dx.to_vec().unwrap(), g.weight.to_vec().unwrap(), g.bias.unwrap().to_vec().unwrap()]
+            t.backward(
+                &x,
+                &y,
+                &mut cache,
+                &dy,
+                Some((&mut dx, Acc::Set)),
+                &mut g,
+                Acc::Set,
+            )
+            .unwrap();
+            [
+                y.to_vec().unwrap(),
+                dx.to_vec().unwrap(),
+                g.weight.to_vec().unwrap(),
+                g.bias.unwrap().to_vec().unwrap(),
+            ]
         };
         let (one, many) = (run(1 << 20), run(2 * 18 * 16));
         for (a, b) in one.iter().zip(&many) {

@@ -9,7 +9,9 @@
 //! tasks write the same element and results do not depend on the thread
 //! count. Small calls run on the calling thread. Nothing here allocates.
 
-use crate::device::{dropout_keep, dropout_threshold, Acc, BatchNormDims, Resize2d, UpsampleMode, Window2d};
+use crate::device::{
+    dropout_keep, dropout_threshold, Acc, BatchNormDims, Resize2d, UpsampleMode, Window2d,
+};
 use crate::elem::Elem;
 use crate::error::{Error, Result};
 use crate::gemm::par::{self, SyncPtr};
@@ -21,7 +23,10 @@ fn need<T>(what: &'static str, b: &[T], n: usize) -> Result<()> {
     if b.len() < n {
         Err(Error::invalid(
             what,
-            format!("kiln internal error: buffer holds {} elements, kernel needs {n}", b.len()),
+            format!(
+                "kiln internal error: buffer holds {} elements, kernel needs {n}",
+                b.len()
+            ),
         ))
     } else {
         Ok(())
@@ -51,7 +56,9 @@ fn pieces2<A: Send, B: Send>(
     par::ranges(count, big, |r| {
         for k in r {
             // SAFETY: pieces are disjoint and inside `a` and `b` (asserted above).
-            f(k, unsafe { pa.slice(k * la, la) }, unsafe { pb.slice(k * lb, lb) });
+            f(k, unsafe { pa.slice(k * la, la) }, unsafe {
+                pb.slice(k * lb, lb)
+            });
         }
     });
 }
@@ -68,7 +75,12 @@ fn valid(on: usize, n: usize, s: usize, off: isize) -> (usize, usize) {
     let s = s as isize;
     let lo = if off >= 0 { 0 } else { (-off + s - 1) / s } as usize;
     let lim = n as isize - off;
-    let hi = if lim <= 0 { 0 } else { ((lim + s - 1) / s) as usize }.min(on);
+    let hi = if lim <= 0 {
+        0
+    } else {
+        ((lim + s - 1) / s) as usize
+    }
+    .min(on);
     (lo.min(hi), hi)
 }
 
@@ -76,7 +88,14 @@ fn valid(on: usize, n: usize, s: usize, off: isize) -> (usize, usize) {
 /// `d`, `k` taps, input length `n`): its first tap's coordinate `o·s − p`
 /// and the range of taps that land inside the input.
 #[inline]
-fn window_taps(o: usize, s: usize, p: usize, d: usize, k: usize, n: usize) -> (isize, usize, usize) {
+fn window_taps(
+    o: usize,
+    s: usize,
+    p: usize,
+    d: usize,
+    k: usize,
+    n: usize,
+) -> (isize, usize, usize) {
     let base = (o * s) as isize - p as isize;
     let (lo, hi) = valid(k, n, d, base);
     (base, lo, hi)
@@ -85,10 +104,19 @@ fn window_taps(o: usize, s: usize, p: usize, d: usize, k: usize, n: usize) -> (i
 /// Tap offsets of row `i`, column `j` of the window.
 #[inline]
 fn offsets(g: &Window2d, i: usize, j: usize) -> (isize, isize) {
-    ((i * g.dh) as isize - g.ph as isize, (j * g.dw) as isize - g.pw as isize)
+    (
+        (i * g.dh) as isize - g.ph as isize,
+        (j * g.dw) as isize - g.pw as isize,
+    )
 }
 
-pub(crate) fn im2col<E: Elem>(g: &Window2d, x: &[E], first: usize, count: usize, cols: &mut [E]) -> Result<()> {
+pub(crate) fn im2col<E: Elem>(
+    g: &Window2d,
+    x: &[E],
+    first: usize,
+    count: usize,
+    cols: &mut [E],
+) -> Result<()> {
     let (plane, op) = (g.in_plane(), g.out_plane());
     let n = count * op;
     need("im2col x", x, (first + count) * g.channels * plane)?;
@@ -119,7 +147,8 @@ pub(crate) fn im2col<E: Elem>(g: &Window2d, x: &[E], first: usize, count: usize,
                 let start = s0.max(0);
                 if end > start {
                     let n = (end - start) as usize;
-                    dst[lo + skip..lo + skip + n].copy_from_slice(&src[start as usize..start as usize + n]);
+                    dst[lo + skip..lo + skip + n]
+                        .copy_from_slice(&src[start as usize..start as usize + n]);
                 }
                 for oy in ylo..yhi {
                     let d = &mut dst[oy * g.ow..][..g.ow];
@@ -160,7 +189,14 @@ pub(crate) fn im2col<E: Elem>(g: &Window2d, x: &[E], first: usize, count: usize,
     Ok(())
 }
 
-pub(crate) fn col2im<E: Elem>(g: &Window2d, cols: &[E], x: &mut [E], first: usize, count: usize, acc: Acc) -> Result<()> {
+pub(crate) fn col2im<E: Elem>(
+    g: &Window2d,
+    cols: &[E],
+    x: &mut [E],
+    first: usize,
+    count: usize,
+    acc: Acc,
+) -> Result<()> {
     let (plane, op) = (g.in_plane(), g.out_plane());
     let n = count * op;
     need("col2im cols", cols, g.rows() * n)?;
@@ -225,7 +261,13 @@ pub(crate) fn transpose01<E: Elem>(
     Ok(())
 }
 
-pub(crate) fn add_channel_bias<E: Elem>(y: &mut [E], bias: &[E], batch: usize, channels: usize, spatial: usize) -> Result<()> {
+pub(crate) fn add_channel_bias<E: Elem>(
+    y: &mut [E],
+    bias: &[E],
+    batch: usize,
+    channels: usize,
+    spatial: usize,
+) -> Result<()> {
     need("add_channel_bias y", y, batch * channels * spatial)?;
     need("add_channel_bias bias", bias, channels)?;
     pieces(&mut y[..batch * channels * spatial], spatial, |k, row| {
@@ -248,15 +290,29 @@ pub(crate) fn channel_bias_grad<E: Elem>(
     let sum = |c: usize, d: &mut E| {
         let mut s = E::zero();
         for b in 0..batch {
-            s = s + dy[(b * channels + c) * spatial..][..spatial].iter().copied().sum::<E>();
+            s = s + dy[(b * channels + c) * spatial..][..spatial]
+                .iter()
+                .copied()
+                .sum::<E>();
         }
         acc.put(d, s);
     };
-    par::pieces(&mut db[..channels], 1, batch * channels * spatial >= PAR_MIN, |c, d| sum(c, &mut d[0]));
+    par::pieces(
+        &mut db[..channels],
+        1,
+        batch * channels * spatial >= PAR_MIN,
+        |c, d| sum(c, &mut d[0]),
+    );
     Ok(())
 }
 
-pub(crate) fn max_pool2d_fwd<E: Elem>(g: &Window2d, x: &[E], y: &mut [E], idx: &mut [u32], batch: usize) -> Result<()> {
+pub(crate) fn max_pool2d_fwd<E: Elem>(
+    g: &Window2d,
+    x: &[E],
+    y: &mut [E],
+    idx: &mut [u32],
+    batch: usize,
+) -> Result<()> {
     let (planes, plane, op) = (batch * g.channels, g.in_plane(), g.out_plane());
     need("max_pool2d x", x, planes * plane)?;
     need("max_pool2d y", y, planes * op)?;
@@ -270,7 +326,8 @@ pub(crate) fn max_pool2d_fwd<E: Elem>(g: &Window2d, x: &[E], y: &mut [E], idx: &
                 // Start from the first tap inside the image (none: −∞ at no position).
                 let (mut best, mut at) = (E::neg_infinity(), u32::MAX);
                 if ilo < ihi && jlo < jhi {
-                    at = ((by + (ilo * g.dh) as isize) as usize * g.w + (bx + (jlo * g.dw) as isize) as usize) as u32;
+                    at = ((by + (ilo * g.dh) as isize) as usize * g.w
+                        + (bx + (jlo * g.dw) as isize) as usize) as u32;
                     best = src[at as usize];
                 }
                 for i in ilo..ihi {
@@ -317,39 +374,75 @@ pub(crate) fn max_pool2d_fwd<E: Elem>(g: &Window2d, x: &[E], y: &mut [E], idx: &
     if op == 0 {
         return Ok(());
     }
-    if g.ph == 0 && g.pw == 0 && g.dh == 1 && g.dw == 1 && (g.kh, g.kw, g.sh, g.sw) == (2, 2, 2, 2) {
+    if g.ph == 0 && g.pw == 0 && g.dh == 1 && g.dw == 1 && (g.kh, g.kw, g.sh, g.sw) == (2, 2, 2, 2)
+    {
         // 2×2, stride 2 (LeNet's, VGG's): four taps in the same order.
-        pieces2(y, op, idx, op, planes, planes * plane >= PAR_MIN, |k, yp, ip| {
-            let src = &x[k * plane..][..plane];
-            for oy in 0..g.oh {
-                let (r0, r1) = (2 * oy * g.w, (2 * oy + 1) * g.w);
-                let (a, b) = (&src[r0..r0 + g.w], &src[r1..r1 + g.w]);
-                let (yr, ir) = (&mut yp[oy * g.ow..][..g.ow], &mut ip[oy * g.ow..][..g.ow]);
-                for ox in 0..g.ow {
-                    let x0 = 2 * ox;
-                    let (mut best, mut at) = (a[x0], r0 + x0);
-                    for (v, p) in [(a[x0 + 1], r0 + x0 + 1), (b[x0], r1 + x0), (b[x0 + 1], r1 + x0 + 1)] {
-                        let take = v > best || v.is_nan();
-                        best = if take { v } else { best };
-                        at = if take { p } else { at };
+        pieces2(
+            y,
+            op,
+            idx,
+            op,
+            planes,
+            planes * plane >= PAR_MIN,
+            |k, yp, ip| {
+                let src = &x[k * plane..][..plane];
+                for oy in 0..g.oh {
+                    let (r0, r1) = (2 * oy * g.w, (2 * oy + 1) * g.w);
+                    let (a, b) = (&src[r0..r0 + g.w], &src[r1..r1 + g.w]);
+                    let (yr, ir) = (&mut yp[oy * g.ow..][..g.ow], &mut ip[oy * g.ow..][..g.ow]);
+                    for ox in 0..g.ow {
+                        let x0 = 2 * ox;
+                        let (mut best, mut at) = (a[x0], r0 + x0);
+                        for (v, p) in [
+                            (a[x0 + 1], r0 + x0 + 1),
+                            (b[x0], r1 + x0),
+                            (b[x0 + 1], r1 + x0 + 1),
+                        ] {
+                            let take = v > best || v.is_nan();
+                            best = if take { v } else { best };
+                            at = if take { p } else { at };
+                        }
+                        yr[ox] = best;
+                        ir[ox] = at as u32;
                     }
-                    yr[ox] = best;
-                    ir[ox] = at as u32;
                 }
-            }
-        });
+            },
+        );
         return Ok(());
     }
     if g.ph == 0 && g.pw == 0 && g.dh == 1 && g.dw == 1 {
-        pieces2(y, op, idx, op, planes, planes * plane >= PAR_MIN, |k, yp, ip| plain(k, (yp, ip)));
+        pieces2(
+            y,
+            op,
+            idx,
+            op,
+            planes,
+            planes * plane >= PAR_MIN,
+            |k, yp, ip| plain(k, (yp, ip)),
+        );
         return Ok(());
     }
-    pieces2(y, op, idx, op, planes, planes * plane >= PAR_MIN, |k, yp, ip| work(k, (yp, ip)));
+    pieces2(
+        y,
+        op,
+        idx,
+        op,
+        planes,
+        planes * plane >= PAR_MIN,
+        |k, yp, ip| work(k, (yp, ip)),
+    );
     Ok(())
 }
 
 #[allow(clippy::too_many_arguments)]
-pub(crate) fn max_unpool2d<E: Elem>(g: &Window2d, idx: &[u32], src: &[E], dst: &mut [E], batch: usize, acc: Acc) -> Result<()> {
+pub(crate) fn max_unpool2d<E: Elem>(
+    g: &Window2d,
+    idx: &[u32],
+    src: &[E],
+    dst: &mut [E],
+    batch: usize,
+    acc: Acc,
+) -> Result<()> {
     let (planes, plane, op) = (batch * g.channels, g.in_plane(), g.out_plane());
     need("max_unpool2d indices", idx, planes * op)?;
     need("max_unpool2d src", src, planes * op)?;
@@ -369,7 +462,14 @@ pub(crate) fn max_unpool2d<E: Elem>(g: &Window2d, idx: &[u32], src: &[E], dst: &
 }
 
 #[allow(clippy::too_many_arguments)]
-pub(crate) fn max_unpool2d_bwd<E: Elem>(g: &Window2d, idx: &[u32], src: &[E], dst: &mut [E], batch: usize, acc: Acc) -> Result<()> {
+pub(crate) fn max_unpool2d_bwd<E: Elem>(
+    g: &Window2d,
+    idx: &[u32],
+    src: &[E],
+    dst: &mut [E],
+    batch: usize,
+    acc: Acc,
+) -> Result<()> {
     let (planes, plane, op) = (batch * g.channels, g.in_plane(), g.out_plane());
     need("max_unpool2d_bwd indices", idx, planes * op)?;
     need("max_unpool2d_bwd src", src, planes * plane)?;
@@ -383,7 +483,12 @@ pub(crate) fn max_unpool2d_bwd<E: Elem>(g: &Window2d, idx: &[u32], src: &[E], ds
     Ok(())
 }
 
-pub(crate) fn avg_pool2d_fwd<E: Elem>(g: &Window2d, x: &[E], y: &mut [E], batch: usize) -> Result<()> {
+pub(crate) fn avg_pool2d_fwd<E: Elem>(
+    g: &Window2d,
+    x: &[E],
+    y: &mut [E],
+    batch: usize,
+) -> Result<()> {
     let (planes, plane, op) = (batch * g.channels, g.in_plane(), g.out_plane());
     need("avg_pool2d x", x, planes * plane)?;
     need("avg_pool2d y", y, planes * op)?;
@@ -408,7 +513,13 @@ pub(crate) fn avg_pool2d_fwd<E: Elem>(g: &Window2d, x: &[E], y: &mut [E], batch:
     Ok(())
 }
 
-pub(crate) fn avg_pool2d_bwd<E: Elem>(g: &Window2d, dy: &[E], dx: &mut [E], batch: usize, acc: Acc) -> Result<()> {
+pub(crate) fn avg_pool2d_bwd<E: Elem>(
+    g: &Window2d,
+    dy: &[E],
+    dx: &mut [E],
+    batch: usize,
+    acc: Acc,
+) -> Result<()> {
     let (planes, plane, op) = (batch * g.channels, g.in_plane(), g.out_plane());
     need("avg_pool2d_bwd dy", dy, planes * op)?;
     need("avg_pool2d_bwd dx", dx, planes * plane)?;
@@ -448,7 +559,12 @@ pub(crate) fn bilinear_src(o: usize, n: usize, on: usize) -> (usize, usize, f64,
     (i0, i1, 1.0 - w1, w1)
 }
 
-pub(crate) fn upsample2d_fwd<E: Elem>(g: &Resize2d, x: &[E], y: &mut [E], batch: usize) -> Result<()> {
+pub(crate) fn upsample2d_fwd<E: Elem>(
+    g: &Resize2d,
+    x: &[E],
+    y: &mut [E],
+    batch: usize,
+) -> Result<()> {
     let planes = batch * g.channels;
     let (plane, op) = (g.h * g.w, g.oh * g.ow);
     need("upsample2d x", x, planes * plane)?;
@@ -480,7 +596,13 @@ pub(crate) fn upsample2d_fwd<E: Elem>(g: &Resize2d, x: &[E], y: &mut [E], batch:
     Ok(())
 }
 
-pub(crate) fn upsample2d_bwd<E: Elem>(g: &Resize2d, dy: &[E], dx: &mut [E], batch: usize, acc: Acc) -> Result<()> {
+pub(crate) fn upsample2d_bwd<E: Elem>(
+    g: &Resize2d,
+    dy: &[E],
+    dx: &mut [E],
+    batch: usize,
+    acc: Acc,
+) -> Result<()> {
     let planes = batch * g.channels;
     let (plane, op) = (g.h * g.w, g.oh * g.ow);
     need("upsample2d_bwd dy", dy, planes * op)?;
@@ -524,11 +646,20 @@ pub(crate) fn upsample2d_bwd<E: Elem>(g: &Resize2d, dy: &[E], dx: &mut [E], batc
 /// `[batch, channels, spatial]` buffers `a` and `b`), in f64 with eight
 /// interleaved partial sums (so the loop vectorises), in a fixed order.
 #[inline]
-fn channel_sum<E: Elem>(d: &BatchNormDims, c: usize, a: &[E], b: &[E], f: impl Fn(E, E) -> f64) -> f64 {
+fn channel_sum<E: Elem>(
+    d: &BatchNormDims,
+    c: usize,
+    a: &[E],
+    b: &[E],
+    f: impl Fn(E, E) -> f64,
+) -> f64 {
     let (mut lanes, mut tail) = ([0.0f64; 8], 0.0);
     for s in 0..d.batch {
         let o = (s * d.channels + c) * d.spatial;
-        let (mut ca, mut cb) = (a[o..o + d.spatial].chunks_exact(8), b[o..o + d.spatial].chunks_exact(8));
+        let (mut ca, mut cb) = (
+            a[o..o + d.spatial].chunks_exact(8),
+            b[o..o + d.spatial].chunks_exact(8),
+        );
         for (xa, xb) in (&mut ca).zip(&mut cb) {
             for k in 0..8 {
                 lanes[k] += f(xa[k], xb[k]);
@@ -542,12 +673,24 @@ fn channel_sum<E: Elem>(d: &BatchNormDims, c: usize, a: &[E], b: &[E], f: impl F
 }
 
 /// Runs `f(c, a_c, b_c)` over channels, in parallel when the tensor is large.
-fn per_channel<E: Elem>(d: &BatchNormDims, a: &mut [E], b: &mut [E], f: impl Fn(usize, &mut E, &mut E) + Send + Sync) {
+fn per_channel<E: Elem>(
+    d: &BatchNormDims,
+    a: &mut [E],
+    b: &mut [E],
+    f: impl Fn(usize, &mut E, &mut E) + Send + Sync,
+) {
     let big = d.batch * d.channels * d.spatial >= PAR_MIN;
-    pieces2(a, 1, b, 1, d.channels, big, |c, x, y| f(c, &mut x[0], &mut y[0]));
+    pieces2(a, 1, b, 1, d.channels, big, |c, x, y| {
+        f(c, &mut x[0], &mut y[0])
+    });
 }
 
-pub(crate) fn batch_norm_stats<E: Elem>(d: &BatchNormDims, x: &[E], mean: &mut [E], var: &mut [E]) -> Result<()> {
+pub(crate) fn batch_norm_stats<E: Elem>(
+    d: &BatchNormDims,
+    x: &[E],
+    mean: &mut [E],
+    var: &mut [E],
+) -> Result<()> {
     need("batch_norm_stats x", x, d.batch * d.channels * d.spatial)?;
     need("batch_norm_stats mean", mean, d.channels)?;
     need("batch_norm_stats var", var, d.channels)?;
@@ -604,7 +747,12 @@ pub(crate) fn batch_norm_fwd<E: Elem>(
     let n = d.batch * d.channels * d.spatial;
     need("batch_norm_fwd x", x, n)?;
     need("batch_norm_fwd y", y, n)?;
-    for (what, b) in [("batch_norm_fwd mean", mean), ("batch_norm_fwd var", var), ("batch_norm_fwd gamma", gamma), ("batch_norm_fwd beta", beta)] {
+    for (what, b) in [
+        ("batch_norm_fwd mean", mean),
+        ("batch_norm_fwd var", var),
+        ("batch_norm_fwd gamma", gamma),
+        ("batch_norm_fwd beta", beta),
+    ] {
         need(what, b, d.channels)?;
     }
     let eps = E::of(d.eps);
@@ -637,7 +785,11 @@ pub(crate) fn batch_norm_bwd<E: Elem>(
     need("batch_norm_bwd x", x, n)?;
     need("batch_norm_bwd dy", dy, n)?;
     need("batch_norm_bwd scratch", scratch, 2 * ch)?;
-    for (what, b) in [("batch_norm_bwd mean", mean), ("batch_norm_bwd var", var), ("batch_norm_bwd gamma", gamma)] {
+    for (what, b) in [
+        ("batch_norm_bwd mean", mean),
+        ("batch_norm_bwd var", var),
+        ("batch_norm_bwd gamma", gamma),
+    ] {
         need(what, b, ch)?;
     }
     need("batch_norm_bwd dgamma", dgamma, ch)?;
@@ -665,7 +817,10 @@ pub(crate) fn batch_norm_bwd<E: Elem>(
             let is = E::of(inv(c));
             let (mu, scale) = (mean[c], gamma[c] * is);
             let (a, b) = (sdy[c] / m, sdyx[c] / m);
-            let (xr, gr) = (&x[k * d.spatial..][..d.spatial], &dy[k * d.spatial..][..d.spatial]);
+            let (xr, gr) = (
+                &x[k * d.spatial..][..d.spatial],
+                &dy[k * d.spatial..][..d.spatial],
+            );
             for ((v, xv), g) in row.iter_mut().zip(xr).zip(gr) {
                 let xh = (*xv - mu) * is;
                 acc.put(v, scale * (*g - a - xh * b));
@@ -684,7 +839,13 @@ fn keep_scale(p: f64) -> f64 {
     }
 }
 
-pub(crate) fn dropout_fwd<E: Elem>(x: &[E], y: &mut [E], n: usize, p: f64, seed: u64) -> Result<()> {
+pub(crate) fn dropout_fwd<E: Elem>(
+    x: &[E],
+    y: &mut [E],
+    n: usize,
+    p: f64,
+    seed: u64,
+) -> Result<()> {
     need("dropout x", x, n)?;
     need("dropout y", y, n)?;
     let (thr, scale) = (dropout_threshold(p), E::of(keep_scale(p)));
@@ -692,13 +853,24 @@ pub(crate) fn dropout_fwd<E: Elem>(x: &[E], y: &mut [E], n: usize, p: f64, seed:
         let o = k << 12;
         for (t, v) in c.iter_mut().enumerate() {
             let i = o + t;
-            *v = if dropout_keep(seed, i as u64, thr) { x[i] * scale } else { E::zero() };
+            *v = if dropout_keep(seed, i as u64, thr) {
+                x[i] * scale
+            } else {
+                E::zero()
+            };
         }
     });
     Ok(())
 }
 
-pub(crate) fn dropout_bwd<E: Elem>(dy: &[E], dx: &mut [E], n: usize, p: f64, seed: u64, acc: Acc) -> Result<()> {
+pub(crate) fn dropout_bwd<E: Elem>(
+    dy: &[E],
+    dx: &mut [E],
+    n: usize,
+    p: f64,
+    seed: u64,
+    acc: Acc,
+) -> Result<()> {
     need("dropout_bwd dy", dy, n)?;
     need("dropout_bwd dx", dx, n)?;
     let (thr, scale) = (dropout_threshold(p), E::of(keep_scale(p)));
@@ -706,7 +878,11 @@ pub(crate) fn dropout_bwd<E: Elem>(dy: &[E], dx: &mut [E], n: usize, p: f64, see
         let o = k << 12;
         for (t, v) in c.iter_mut().enumerate() {
             let i = o + t;
-            let g = if dropout_keep(seed, i as u64, thr) { dy[i] * scale } else { E::zero() };
+            let g = if dropout_keep(seed, i as u64, thr) {
+                dy[i] * scale
+            } else {
+                E::zero()
+            };
             acc.put(v, g);
         }
     });

@@ -61,7 +61,10 @@ impl<S> Dropout<S> {
     /// Dropout with drop probability `p` (checked to lie in `[0, 1]`).
     pub fn new(p: f64) -> Result<Self> {
         if !(0.0..=1.0).contains(&p) {
-            return Err(Error::invalid("Dropout", format!("p must be in [0, 1], got {p}")));
+            return Err(Error::invalid(
+                "Dropout",
+                format!("p must be in [0, 1], got {p}"),
+            ));
         }
         Ok(Dropout { p, _s: PhantomData })
     }
@@ -77,7 +80,13 @@ impl<E: Elem, D: Backend<E>, S: Shape> Module<E, D> for Dropout<S> {
         Ok(())
     }
     fn visit(&self, _: &Path<'_>, _: &mut dyn FnMut(&Path<'_>, ParamRef<'_, E, D>)) {}
-    fn visit_grads(&mut self, _: &(), _: &Path<'_>, _: &mut dyn FnMut(&Path<'_>, ParamMut<'_, E, D>)) {}
+    fn visit_grads(
+        &mut self,
+        _: &(),
+        _: &Path<'_>,
+        _: &mut dyn FnMut(&Path<'_>, ParamMut<'_, E, D>),
+    ) {
+    }
     fn visit_mut(&mut self, _: &Path<'_>, _: &mut dyn FnMut(&Path<'_>, ParamMut<'_, E, D>, Role)) {}
 }
 
@@ -98,16 +107,28 @@ impl<E: Elem, D: Backend<E>, S: Shape> Layer<E, D> for Dropout<S> {
     }
 
     /// Evaluation: `y = x`.
-    fn forward(&self, x: &Tensor<S, E, D>, y: &mut Tensor<S, E, D>, _: &mut DropoutCache) -> Result<()> {
+    fn forward(
+        &self,
+        x: &Tensor<S, E, D>,
+        y: &mut Tensor<S, E, D>,
+        _: &mut DropoutCache,
+    ) -> Result<()> {
         fit(y, x.batch())?;
         x.device().copy(&x.buf, &mut y.buf, x.numel())
     }
 
     /// Training: `y = x·m/(1 − p)` with a fresh seed from `ctx`.
-    fn forward_train(&mut self, x: &Tensor<S, E, D>, y: &mut Tensor<S, E, D>, cache: &mut DropoutCache, ctx: &mut TrainCtx) -> Result<()> {
+    fn forward_train(
+        &mut self,
+        x: &Tensor<S, E, D>,
+        y: &mut Tensor<S, E, D>,
+        cache: &mut DropoutCache,
+        ctx: &mut TrainCtx,
+    ) -> Result<()> {
         cache.seed = ctx.rng.next_u64();
         fit(y, x.batch())?;
-        x.device().dropout_fwd(&x.buf, &mut y.buf, x.numel(), self.p, cache.seed)
+        x.device()
+            .dropout_fwd(&x.buf, &mut y.buf, x.numel(), self.p, cache.seed)
     }
 
     /// `dx (acc)= dy·m/(1 − p)`, the mask recomputed from the cached seed.
@@ -121,10 +142,17 @@ impl<E: Elem, D: Backend<E>, S: Shape> Layer<E, D> for Dropout<S> {
         _: &mut (),
         _: Acc,
     ) -> Result<()> {
-        crate::error::check_batch("Dropout backward", "input", x.batch(), "output gradient", dy.batch())?;
+        crate::error::check_batch(
+            "Dropout backward",
+            "input",
+            x.batch(),
+            "output gradient",
+            dy.batch(),
+        )?;
         let Some((dx, acc)) = dx else { return Ok(()) };
         prepare_dx(dx, acc, x.batch())?;
-        x.device().dropout_bwd(&dy.buf, &mut dx.buf, x.numel(), self.p, cache.seed, acc)
+        x.device()
+            .dropout_bwd(&dy.buf, &mut dx.buf, x.numel(), self.p, cache.seed, acc)
     }
 }
 
@@ -156,10 +184,13 @@ mod tests {
         let mut c = DropoutCache::default();
         d.forward(&x, &mut y, &mut c).unwrap();
         assert!(y.to_vec().unwrap().iter().all(|&v| v == 2.0));
-        d.forward_train(&x, &mut y, &mut c, &mut TrainCtx::new(7)).unwrap();
+        d.forward_train(&x, &mut y, &mut c, &mut TrainCtx::new(7))
+            .unwrap();
         let y1 = y.to_vec().unwrap();
         let kept = y1.iter().filter(|&&v| v != 0.0).count();
-        assert!(y1.iter().all(|&v| v == 0.0 || (v - 2.0 / 0.7).abs() < 1e-12));
+        assert!(y1
+            .iter()
+            .all(|&v| v == 0.0 || (v - 2.0 / 0.7).abs() < 1e-12));
         // 14 000 expected kept, standard deviation √(N·0.3·0.7) ≈ 65.
         assert!((kept as f64 - 14_000.0).abs() < 400.0, "{kept}");
         // Same seed, same mask; the next call draws another.
@@ -171,12 +202,27 @@ mod tests {
         // Backward uses the same mask as the last forward.
         let y2 = y.to_vec().unwrap();
         let mut dx = Tensor::empty(&Cpu).unwrap();
-        d.backward(&x, &y, &mut c, &x, Some((&mut dx, Acc::Set)), &mut (), Acc::Set).unwrap();
+        d.backward(
+            &x,
+            &y,
+            &mut c,
+            &x,
+            Some((&mut dx, Acc::Set)),
+            &mut (),
+            Acc::Set,
+        )
+        .unwrap();
         assert_eq!(dx.to_vec().unwrap(), y2);
         // p = 1 drops everything; p = 0 keeps everything.
-        Dropout::<S1<N>>::new(1.0).unwrap().forward_train(&x, &mut y, &mut c, &mut ctx).unwrap();
+        Dropout::<S1<N>>::new(1.0)
+            .unwrap()
+            .forward_train(&x, &mut y, &mut c, &mut ctx)
+            .unwrap();
         assert!(y.to_vec().unwrap().iter().all(|&v| v == 0.0));
-        Dropout::<S1<N>>::new(0.0).unwrap().forward_train(&x, &mut y, &mut c, &mut ctx).unwrap();
+        Dropout::<S1<N>>::new(0.0)
+            .unwrap()
+            .forward_train(&x, &mut y, &mut c, &mut ctx)
+            .unwrap();
         assert!(y.to_vec().unwrap().iter().all(|&v| v == 2.0));
         assert!(Dropout::<S1<N>>::new(1.5).is_err());
     }

@@ -40,7 +40,13 @@ impl<E: Elem, D: Backend<E>, I: Shape, O: Shape> Layer<E, D> for Flatten<I, O> {
         fit(y, x.batch())?;
         x.device().copy(&x.buf, &mut y.buf, x.numel())
     }
-    fn forward_train(&mut self, x: &Tensor<I, E, D>, y: &mut Tensor<O, E, D>, _: &mut (), _: &mut TrainCtx) -> Result<()> {
+    fn forward_train(
+        &mut self,
+        x: &Tensor<I, E, D>,
+        y: &mut Tensor<O, E, D>,
+        _: &mut (),
+        _: &mut TrainCtx,
+    ) -> Result<()> {
         self.forward(x, y, &mut ())
     }
     fn backward(
@@ -57,7 +63,8 @@ impl<E: Elem, D: Backend<E>, I: Shape, O: Shape> Layer<E, D> for Flatten<I, O> {
             if acc == Acc::Set {
                 fit(dx, x.batch())?;
             }
-            x.device().axpy(E::one(), &dy.buf, &mut dx.buf, x.numel(), acc)?;
+            x.device()
+                .axpy(E::one(), &dy.buf, &mut dx.buf, x.numel(), acc)?;
         }
         Ok(())
     }
@@ -75,7 +82,9 @@ mod tests {
         let v: Vec<f64> = (0..24).map(|i| i as f64).collect();
         let x = Tensor::<S3<2, 3, 2>, f64>::from_slice(&Cpu, &v).unwrap();
         let mut y = Tensor::<S1<12>, f64>::empty(&Cpu).unwrap();
-        Flatten::<S3<2, 3, 2>, S1<12>>::default().forward(&x, &mut y, &mut ()).unwrap();
+        Flatten::<S3<2, 3, 2>, S1<12>>::default()
+            .forward(&x, &mut y, &mut ())
+            .unwrap();
         assert_eq!(y.batch(), 2);
         assert_eq!(y.to_vec().unwrap(), v);
     }

@@ -99,7 +99,10 @@ impl<E: Elem, D: Backend<E>, const I: usize, const O: usize> Module<E, D> for Li
         })
     }
     fn visit(&self, path: &Path<'_>, f: &mut dyn FnMut(&Path<'_>, ParamRef<'_, E, D>)) {
-        f(&path.child("weight"), ParamRef::of(&self.weight, Role::Param));
+        f(
+            &path.child("weight"),
+            ParamRef::of(&self.weight, Role::Param),
+        );
         if let Some(b) = &self.bias {
             f(&path.child("bias"), ParamRef::of(b, Role::Param));
         }
@@ -110,13 +113,24 @@ impl<E: Elem, D: Backend<E>, const I: usize, const O: usize> Module<E, D> for Li
         path: &Path<'_>,
         f: &mut dyn FnMut(&Path<'_>, ParamMut<'_, E, D>),
     ) {
-        f(&path.child("weight"), ParamMut::of(&mut self.weight, Some(&g.weight)));
+        f(
+            &path.child("weight"),
+            ParamMut::of(&mut self.weight, Some(&g.weight)),
+        );
         if let (Some(b), Some(gb)) = (&mut self.bias, &g.bias) {
             f(&path.child("bias"), ParamMut::of(b, Some(gb)));
         }
     }
-    fn visit_mut(&mut self, path: &Path<'_>, f: &mut dyn FnMut(&Path<'_>, ParamMut<'_, E, D>, Role)) {
-        f(&path.child("weight"), ParamMut::of(&mut self.weight, None), Role::Param);
+    fn visit_mut(
+        &mut self,
+        path: &Path<'_>,
+        f: &mut dyn FnMut(&Path<'_>, ParamMut<'_, E, D>, Role),
+    ) {
+        f(
+            &path.child("weight"),
+            ParamMut::of(&mut self.weight, None),
+            Role::Param,
+        );
         if let Some(b) = &mut self.bias {
             f(&path.child("bias"), ParamMut::of(b, None), Role::Param);
         }
@@ -132,12 +146,22 @@ impl<E: Elem, D: Backend<E>, const I: usize, const O: usize> Layer<E, D> for Lin
         Ok(())
     }
 
-    fn forward(&self, x: &Tensor<S1<I>, E, D>, y: &mut Tensor<S1<O>, E, D>, _: &mut ()) -> Result<()> {
+    fn forward(
+        &self,
+        x: &Tensor<S1<I>, E, D>,
+        y: &mut Tensor<S1<O>, E, D>,
+        _: &mut (),
+    ) -> Result<()> {
         let b = x.batch();
         fit(y, b)?;
         let dev = x.device();
         // y[B×O] = x[B×I] · Wᵀ  (W stored [O×I])
-        dev.gemm(&Gemm::dense(b, O, I, false, true), &x.buf, &self.weight.buf, &mut y.buf)?;
+        dev.gemm(
+            &Gemm::dense(b, O, I, false, true),
+            &x.buf,
+            &self.weight.buf,
+            &mut y.buf,
+        )?;
         if let Some(bias) = &self.bias {
             dev.add_bias(&mut y.buf, &bias.buf, b, O)?;
         }
@@ -167,7 +191,12 @@ impl<E: Elem, D: Backend<E>, const I: usize, const O: usize> Layer<E, D> for Lin
         let b = x.batch();
         let dev = x.device();
         // ∂L/∂W [O×I] = dyᵀ [O×B] · x [B×I]
-        dev.gemm(&Gemm::dense(O, I, b, true, false).acc(gacc), &dy.buf, &x.buf, &mut grads.weight.buf)?;
+        dev.gemm(
+            &Gemm::dense(O, I, b, true, false).acc(gacc),
+            &dy.buf,
+            &x.buf,
+            &mut grads.weight.buf,
+        )?;
         // ∂L/∂b [O] = Σ_rows dy
         if let Some(gb) = &mut grads.bias {
             dev.bias_grad(&dy.buf, &mut gb.buf, b, O, gacc)?;
@@ -177,7 +206,12 @@ impl<E: Elem, D: Backend<E>, const I: usize, const O: usize> Layer<E, D> for Lin
             if acc == Acc::Set {
                 fit(dx, b)?;
             }
-            dev.gemm(&Gemm::dense(b, I, O, false, false).acc(acc), &dy.buf, &self.weight.buf, &mut dx.buf)?;
+            dev.gemm(
+                &Gemm::dense(b, I, O, false, false).acc(acc),
+                &dy.buf,
+                &self.weight.buf,
+                &mut dx.buf,
+            )?;
         }
         Ok(())
     }
@@ -191,13 +225,26 @@ mod tests {
 
     #[test]
     fn forward_is_x_wt_plus_b() {
-        let mut l = Linear::<f64, Cpu, 2, 3>::build(&Cpu, &mut crate::rng(0), LinearConfig::default()).unwrap();
+        let mut l =
+            Linear::<f64, Cpu, 2, 3>::build(&Cpu, &mut crate::rng(0), LinearConfig::default())
+                .unwrap();
         l.weight.copy_from_slice(&[1., 2., 3., 4., 5., 6.]).unwrap();
-        l.bias.as_mut().unwrap().copy_from_slice(&[0.1, 0.2, 0.3]).unwrap();
+        l.bias
+            .as_mut()
+            .unwrap()
+            .copy_from_slice(&[0.1, 0.2, 0.3])
+            .unwrap();
         let x = Tensor::<S1<2>, f64>::from_slice(&Cpu, &[1., -1., 2., 0.5]).unwrap();
         let mut y = Tensor::empty(&Cpu).unwrap();
         l.forward(&x, &mut y, &mut ()).unwrap();
-        let want = [1. - 2. + 0.1, 3. - 4. + 0.2, 5. - 6. + 0.3, 2. + 1. + 0.1, 6. + 2. + 0.2, 10. + 3. + 0.3];
+        let want = [
+            1. - 2. + 0.1,
+            3. - 4. + 0.2,
+            5. - 6. + 0.3,
+            2. + 1. + 0.1,
+            6. + 2. + 0.2,
+            10. + 3. + 0.3,
+        ];
         for (a, b) in y.to_vec().unwrap().iter().zip(want) {
             assert!((a - b).abs() < 1e-12);
         }
@@ -209,7 +256,10 @@ mod tests {
             let mut l = Linear::<f64, Cpu, 5, 4>::build(
                 &Cpu,
                 &mut crate::rng(3),
-                LinearConfig { bias, init: Init::XavierNormal },
+                LinearConfig {
+                    bias,
+                    init: Init::XavierNormal,
+                },
             )
             .unwrap();
             let err = check_layer(&mut l, 3, 11).unwrap();

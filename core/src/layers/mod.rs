@@ -16,7 +16,9 @@ pub mod unpool;
 pub mod upsample;
 
 pub use activation::{LeakyRelu, Relu, Sigmoid, Tanh};
-pub use batchnorm::{BatchNorm, BatchNorm1d, BatchNorm2d, BatchNormCache, BatchNormConfig, BatchNormGrads};
+pub use batchnorm::{
+    BatchNorm, BatchNorm1d, BatchNorm2d, BatchNormCache, BatchNormConfig, BatchNormGrads,
+};
 pub use conv2d::{Conv2d, Conv2dConfig, Conv2dGrads, ConvCache};
 pub use conv_transpose2d::{ConvTranspose2d, ConvTranspose2dConfig, ConvTranspose2dGrads};
 pub use dropout::{Dropout, DropoutCache, DropoutConfig};

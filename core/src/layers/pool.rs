@@ -56,20 +56,42 @@ pub struct Pool2dConfig {
 impl Pool2dConfig {
     /// PyTorch's defaults for `kernel`: stride = kernel, no padding, no dilation.
     pub fn new(kernel: (usize, usize)) -> Self {
-        Pool2dConfig { kernel, stride: kernel, padding: (0, 0), dilation: (1, 1) }
+        Pool2dConfig {
+            kernel,
+            stride: kernel,
+            padding: (0, 0),
+            dilation: (1, 1),
+        }
     }
 
     /// The window over `C × H × W`, checked against the type's `OH × OW` and
     /// PyTorch's padding limit.
-    fn window(&self, op: &'static str, c: usize, hw: (usize, usize), out: (usize, usize)) -> Result<Window2d> {
-        let g = Window2d::new(op, c, hw, self.kernel, self.stride, self.padding, self.dilation)?;
+    fn window(
+        &self,
+        op: &'static str,
+        c: usize,
+        hw: (usize, usize),
+        out: (usize, usize),
+    ) -> Result<Window2d> {
+        let g = Window2d::new(
+            op,
+            c,
+            hw,
+            self.kernel,
+            self.stride,
+            self.padding,
+            self.dilation,
+        )?;
         g.expect_out(op, out.0, out.1)?;
         // PyTorch: ((k − 1)·d + 1) / 2 ≥ p.
         let half = |k: usize, d: usize| (d * (k - 1)).div_ceil(2);
         if self.padding.0 > half(g.kh, g.dh) || self.padding.1 > half(g.kw, g.dw) {
             return Err(Error::invalid(
                 op,
-                format!("padding {:?} must be at most half the (dilated) kernel {:?}", self.padding, self.kernel),
+                format!(
+                    "padding {:?} must be at most half the (dilated) kernel {:?}",
+                    self.padding, self.kernel
+                ),
             ));
         }
         Ok(g)
@@ -78,7 +100,14 @@ impl Pool2dConfig {
 
 /// The argmax positions a [`MaxPool2d`] records (its cache), to be reused by
 /// its backward pass and by a [`super::MaxUnpool2d`].
-pub struct PoolIndices<D: Device, const C: usize, const H: usize, const W: usize, const OH: usize, const OW: usize> {
+pub struct PoolIndices<
+    D: Device,
+    const C: usize,
+    const H: usize,
+    const W: usize,
+    const OH: usize,
+    const OW: usize,
+> {
     /// `[batch, C, OH·OW]` flat positions in the `H × W` input planes;
     /// allocated on the first forward pass.
     pub(crate) buf: Option<D::Buf<u32>>,
@@ -86,10 +115,21 @@ pub struct PoolIndices<D: Device, const C: usize, const H: usize, const W: usize
     pub(crate) batch: usize,
 }
 
-impl<D: Device, const C: usize, const H: usize, const W: usize, const OH: usize, const OW: usize> PoolIndices<D, C, H, W, OH, OW> {
+impl<
+        D: Device,
+        const C: usize,
+        const H: usize,
+        const W: usize,
+        const OH: usize,
+        const OW: usize,
+    > PoolIndices<D, C, H, W, OH, OW>
+{
     /// Nothing recorded yet.
     pub fn new() -> Self {
-        PoolIndices { buf: None, batch: 0 }
+        PoolIndices {
+            buf: None,
+            batch: 0,
+        }
     }
     /// Samples recorded by the last forward pass.
     pub fn batch(&self) -> usize {
@@ -101,7 +141,15 @@ impl<D: Device, const C: usize, const H: usize, const W: usize, const OH: usize,
     }
 }
 
-impl<D: Device, const C: usize, const H: usize, const W: usize, const OH: usize, const OW: usize> Default for PoolIndices<D, C, H, W, OH, OW> {
+impl<
+        D: Device,
+        const C: usize,
+        const H: usize,
+        const W: usize,
+        const OH: usize,
+        const OW: usize,
+    > Default for PoolIndices<D, C, H, W, OH, OW>
+{
     fn default() -> Self {
         Self::new()
     }
@@ -145,8 +193,15 @@ pool_type!(
     AvgPool2d
 );
 
-impl<E: Elem, D: Backend<E>, const C: usize, const H: usize, const W: usize, const OH: usize, const OW: usize> Layer<E, D>
-    for MaxPool2d<C, H, W, OH, OW>
+impl<
+        E: Elem,
+        D: Backend<E>,
+        const C: usize,
+        const H: usize,
+        const W: usize,
+        const OH: usize,
+        const OW: usize,
+    > Layer<E, D> for MaxPool2d<C, H, W, OH, OW>
 {
     type In = S3<C, H, W>;
     type Out = S3<C, OH, OW>;
@@ -158,7 +213,12 @@ impl<E: Elem, D: Backend<E>, const C: usize, const H: usize, const W: usize, con
     }
 
     /// `y = max_window x`, recording the argmax positions in `cache`.
-    fn forward(&self, x: &Tensor<S3<C, H, W>, E, D>, y: &mut Tensor<S3<C, OH, OW>, E, D>, cache: &mut Self::Cache) -> Result<()> {
+    fn forward(
+        &self,
+        x: &Tensor<S3<C, H, W>, E, D>,
+        y: &mut Tensor<S3<C, OH, OW>, E, D>,
+        cache: &mut Self::Cache,
+    ) -> Result<()> {
         let (b, dev) = (x.batch(), x.device());
         fit(y, b)?;
         let n = b * C * OH * OW;
@@ -167,7 +227,10 @@ impl<E: Elem, D: Backend<E>, const C: usize, const H: usize, const W: usize, con
             None => cache.buf = Some(dev.zeros(n)?),
         }
         cache.batch = b;
-        let idx = cache.buf.as_mut().expect("kiln internal error: indices just allocated");
+        let idx = cache
+            .buf
+            .as_mut()
+            .expect("kiln internal error: indices just allocated");
         dev.max_pool2d_fwd(&self.geom, &x.buf, &mut y.buf, idx, b)
     }
 
@@ -196,12 +259,21 @@ impl<E: Elem, D: Backend<E>, const C: usize, const H: usize, const W: usize, con
         let Some((dx, acc)) = dx else { return Ok(()) };
         let idx = recorded(cache, x.batch(), "MaxPool2d backward")?;
         prepare_dx(dx, acc, x.batch())?;
-        x.device().max_unpool2d(&self.geom, idx, &dy.buf, &mut dx.buf, x.batch(), acc)
+        x.device()
+            .max_unpool2d(&self.geom, idx, &dy.buf, &mut dx.buf, x.batch(), acc)
     }
 }
 
 /// The recorded indices, checked to be for `batch` samples.
-pub(crate) fn recorded<'a, D: Device, const C: usize, const H: usize, const W: usize, const OH: usize, const OW: usize>(
+pub(crate) fn recorded<
+    'a,
+    D: Device,
+    const C: usize,
+    const H: usize,
+    const W: usize,
+    const OH: usize,
+    const OW: usize,
+>(
     p: &'a PoolIndices<D, C, H, W, OH, OW>,
     batch: usize,
     op: &'static str,
@@ -218,8 +290,15 @@ pub(crate) fn recorded<'a, D: Device, const C: usize, const H: usize, const W: u
     }
 }
 
-impl<E: Elem, D: Backend<E>, const C: usize, const H: usize, const W: usize, const OH: usize, const OW: usize> Layer<E, D>
-    for AvgPool2d<C, H, W, OH, OW>
+impl<
+        E: Elem,
+        D: Backend<E>,
+        const C: usize,
+        const H: usize,
+        const W: usize,
+        const OH: usize,
+        const OW: usize,
+    > Layer<E, D> for AvgPool2d<C, H, W, OH, OW>
 {
     type In = S3<C, H, W>;
     type Out = S3<C, OH, OW>;
@@ -231,12 +310,24 @@ impl<E: Elem, D: Backend<E>, const C: usize, const H: usize, const W: usize, con
     }
 
     /// `y = Σ_window x / (kh·kw)`.
-    fn forward(&self, x: &Tensor<S3<C, H, W>, E, D>, y: &mut Tensor<S3<C, OH, OW>, E, D>, _: &mut ()) -> Result<()> {
+    fn forward(
+        &self,
+        x: &Tensor<S3<C, H, W>, E, D>,
+        y: &mut Tensor<S3<C, OH, OW>, E, D>,
+        _: &mut (),
+    ) -> Result<()> {
         fit(y, x.batch())?;
-        x.device().avg_pool2d_fwd(&self.geom, &x.buf, &mut y.buf, x.batch())
+        x.device()
+            .avg_pool2d_fwd(&self.geom, &x.buf, &mut y.buf, x.batch())
     }
 
-    fn forward_train(&mut self, x: &Tensor<S3<C, H, W>, E, D>, y: &mut Tensor<S3<C, OH, OW>, E, D>, _: &mut (), _: &mut TrainCtx) -> Result<()> {
+    fn forward_train(
+        &mut self,
+        x: &Tensor<S3<C, H, W>, E, D>,
+        y: &mut Tensor<S3<C, OH, OW>, E, D>,
+        _: &mut (),
+        _: &mut TrainCtx,
+    ) -> Result<()> {
         self.forward(x, y, &mut ())
     }
 
@@ -254,7 +345,8 @@ impl<E: Elem, D: Backend<E>, const C: usize, const H: usize, const W: usize, con
         same_batch("AvgPool2d backward", x, dy)?;
         let Some((dx, acc)) = dx else { return Ok(()) };
         prepare_dx(dx, acc, x.batch())?;
-        x.device().avg_pool2d_bwd(&self.geom, &dy.buf, &mut dx.buf, x.batch(), acc)
+        x.device()
+            .avg_pool2d_bwd(&self.geom, &dy.buf, &mut dx.buf, x.batch(), acc)
     }
 }
 
@@ -265,17 +357,35 @@ no_params_const!(GlobalAvgPool<C, H, W>);
 
 impl<const C: usize, const H: usize, const W: usize> GlobalAvgPool<C, H, W> {
     /// The whole plane as one window.
-    const GEOM: Window2d = Window2d { channels: C, h: H, w: W, kh: H, kw: W, sh: 1, sw: 1, ph: 0, pw: 0, dh: 1, dw: 1, oh: 1, ow: 1 };
+    const GEOM: Window2d = Window2d {
+        channels: C,
+        h: H,
+        w: W,
+        kh: H,
+        kw: W,
+        sh: 1,
+        sw: 1,
+        ph: 0,
+        pw: 0,
+        dh: 1,
+        dw: 1,
+        oh: 1,
+        ow: 1,
+    };
 }
 
-impl<E: Elem, D: Backend<E>, const C: usize, const H: usize, const W: usize> Build<E, D> for GlobalAvgPool<C, H, W> {
+impl<E: Elem, D: Backend<E>, const C: usize, const H: usize, const W: usize> Build<E, D>
+    for GlobalAvgPool<C, H, W>
+{
     type Config = ();
     fn build(_: &D, _: &mut Rng, _: ()) -> Result<Self> {
         Ok(GlobalAvgPool)
     }
 }
 
-impl<E: Elem, D: Backend<E>, const C: usize, const H: usize, const W: usize> Layer<E, D> for GlobalAvgPool<C, H, W> {
+impl<E: Elem, D: Backend<E>, const C: usize, const H: usize, const W: usize> Layer<E, D>
+    for GlobalAvgPool<C, H, W>
+{
     type In = S3<C, H, W>;
     type Out = S1<C>;
     type Cache = ();
@@ -285,12 +395,24 @@ impl<E: Elem, D: Backend<E>, const C: usize, const H: usize, const W: usize> Lay
     }
 
     /// `y[c] = mean of plane c`.
-    fn forward(&self, x: &Tensor<S3<C, H, W>, E, D>, y: &mut Tensor<S1<C>, E, D>, _: &mut ()) -> Result<()> {
+    fn forward(
+        &self,
+        x: &Tensor<S3<C, H, W>, E, D>,
+        y: &mut Tensor<S1<C>, E, D>,
+        _: &mut (),
+    ) -> Result<()> {
         fit(y, x.batch())?;
-        x.device().avg_pool2d_fwd(&Self::GEOM, &x.buf, &mut y.buf, x.batch())
+        x.device()
+            .avg_pool2d_fwd(&Self::GEOM, &x.buf, &mut y.buf, x.batch())
     }
 
-    fn forward_train(&mut self, x: &Tensor<S3<C, H, W>, E, D>, y: &mut Tensor<S1<C>, E, D>, _: &mut (), _: &mut TrainCtx) -> Result<()> {
+    fn forward_train(
+        &mut self,
+        x: &Tensor<S3<C, H, W>, E, D>,
+        y: &mut Tensor<S1<C>, E, D>,
+        _: &mut (),
+        _: &mut TrainCtx,
+    ) -> Result<()> {
         self.forward(x, y, &mut ())
     }
 
@@ -308,7 +430,8 @@ impl<E: Elem, D: Backend<E>, const C: usize, const H: usize, const W: usize> Lay
         same_batch("GlobalAvgPool backward", x, dy)?;
         let Some((dx, acc)) = dx else { return Ok(()) };
         prepare_dx(dx, acc, x.batch())?;
-        x.device().avg_pool2d_bwd(&Self::GEOM, &dy.buf, &mut dx.buf, x.batch(), acc)
+        x.device()
+            .avg_pool2d_bwd(&Self::GEOM, &dy.buf, &mut dx.buf, x.batch(), acc)
     }
 }
 
@@ -332,13 +455,19 @@ mod tests {
         avg.forward(&x, &mut y, &mut ()).unwrap();
         assert_eq!(y.to_vec().unwrap(), vec![90.0]);
         let mut g = Tensor::<S1<1>, f64>::empty(&Cpu).unwrap();
-        GlobalAvgPool::<1, 3, 3>.forward(&x, &mut g, &mut ()).unwrap();
+        GlobalAvgPool::<1, 3, 3>
+            .forward(&x, &mut g, &mut ())
+            .unwrap();
         assert_eq!(g.to_vec().unwrap(), vec![90.0]);
 
         // 2×2 max pooling, stride 1: [[150, 150], [100, 110]], argmaxes
         // x(0,1), x(0,1), x(1,0), x(1,2).
         let x = Tensor::<S3<1, 3, 3>, f64>::from_slice(&Cpu, &IMAGE).unwrap();
-        let pool = MaxPool2d::<1, 3, 3, 2, 2>::new(Pool2dConfig { stride: (1, 1), ..Pool2dConfig::new((2, 2)) }).unwrap();
+        let pool = MaxPool2d::<1, 3, 3, 2, 2>::new(Pool2dConfig {
+            stride: (1, 1),
+            ..Pool2dConfig::new((2, 2))
+        })
+        .unwrap();
         let mut y = Tensor::empty(&Cpu).unwrap();
         let mut idx = Layer::<f64, Cpu>::cache(&pool).unwrap();
         pool.forward(&x, &mut y, &mut idx).unwrap();
@@ -347,38 +476,87 @@ mod tests {
         // Backward routes to the argmaxes; the two windows sharing x(0,1) add.
         let dy = Tensor::<S3<1, 2, 2>, f64>::from_slice(&Cpu, &[1., 2., 3., 4.]).unwrap();
         let mut dx = Tensor::empty(&Cpu).unwrap();
-        pool.backward(&x, &y, &mut idx, &dy, Some((&mut dx, Acc::Set)), &mut (), Acc::Set).unwrap();
-        assert_eq!(dx.to_vec().unwrap(), vec![0., 3., 0., 3., 0., 4., 0., 0., 0.]);
+        pool.backward(
+            &x,
+            &y,
+            &mut idx,
+            &dy,
+            Some((&mut dx, Acc::Set)),
+            &mut (),
+            Acc::Set,
+        )
+        .unwrap();
+        assert_eq!(
+            dx.to_vec().unwrap(),
+            vec![0., 3., 0., 3., 0., 4., 0., 0., 0.]
+        );
     }
 
     #[test]
     fn padding_never_wins_and_averages_count_it() {
         // All-negative image, 2×2 windows, stride 2, padding 1.
         let x = Tensor::<S3<1, 2, 2>, f64>::from_slice(&Cpu, &[-1., -2., -3., -4.]).unwrap();
-        let cfg = Pool2dConfig { padding: (1, 1), ..Pool2dConfig::new((2, 2)) };
+        let cfg = Pool2dConfig {
+            padding: (1, 1),
+            ..Pool2dConfig::new((2, 2))
+        };
         let mut y = Tensor::empty(&Cpu).unwrap();
         let max = MaxPool2d::<1, 2, 2, 2, 2>::new(cfg).unwrap();
         Layer::<f64, Cpu>::forward(&max, &x, &mut y, &mut PoolIndices::new()).unwrap();
         assert_eq!(y.to_vec().unwrap(), vec![-1., -2., -3., -4.]);
-        AvgPool2d::<1, 2, 2, 2, 2>::new(cfg).unwrap().forward(&x, &mut y, &mut ()).unwrap();
+        AvgPool2d::<1, 2, 2, 2, 2>::new(cfg)
+            .unwrap()
+            .forward(&x, &mut y, &mut ())
+            .unwrap();
         assert_eq!(y.to_vec().unwrap(), vec![-0.25, -0.5, -0.75, -1.0]);
-        assert!(MaxPool2d::<1, 2, 2, 3, 3>::new(Pool2dConfig { padding: (2, 2), ..Pool2dConfig::new((2, 2)) }).is_err());
+        assert!(MaxPool2d::<1, 2, 2, 3, 3>::new(Pool2dConfig {
+            padding: (2, 2),
+            ..Pool2dConfig::new((2, 2))
+        })
+        .is_err());
         assert!(MaxPool2d::<1, 4, 4, 3, 3>::new(Pool2dConfig::new((2, 2))).is_err());
     }
 
     #[test]
     fn gradchecks() {
         let k2 = Pool2dConfig::new((2, 2));
-        let k3s2p1 = Pool2dConfig { stride: (2, 2), padding: (1, 1), ..Pool2dConfig::new((3, 3)) };
-        let k2s1 = Pool2dConfig { stride: (1, 1), ..k2 };
-        let dil = Pool2dConfig { dilation: (2, 1), stride: (1, 2), ..k2 };
-        assert!(check_layer(&mut MaxPool2d::<2, 4, 6, 2, 3>::new(k2).unwrap(), 3, 1).unwrap() < 1e-6);
-        assert!(check_layer(&mut MaxPool2d::<3, 5, 5, 3, 3>::new(k3s2p1).unwrap(), 2, 2).unwrap() < 1e-6);
-        assert!(check_layer(&mut MaxPool2d::<1, 4, 4, 3, 3>::new(k2s1).unwrap(), 2, 3).unwrap() < 1e-6);
-        assert!(check_layer(&mut MaxPool2d::<2, 5, 5, 3, 2>::new(dil).unwrap(), 2, 4).unwrap() < 1e-6);
-        assert!(check_layer(&mut AvgPool2d::<2, 4, 6, 2, 3>::new(k2).unwrap(), 3, 5).unwrap() < 1e-6);
-        assert!(check_layer(&mut AvgPool2d::<3, 5, 5, 3, 3>::new(k3s2p1).unwrap(), 2, 6).unwrap() < 1e-6);
-        assert!(check_layer(&mut AvgPool2d::<2, 5, 5, 3, 2>::new(dil).unwrap(), 2, 7).unwrap() < 1e-6);
+        let k3s2p1 = Pool2dConfig {
+            stride: (2, 2),
+            padding: (1, 1),
+            ..Pool2dConfig::new((3, 3))
+        };
+        let k2s1 = Pool2dConfig {
+            stride: (1, 1),
+            ..k2
+        };
+        let dil = Pool2dConfig {
+            dilation: (2, 1),
+            stride: (1, 2),
+            ..k2
+        };
+        assert!(
+            check_layer(&mut MaxPool2d::<2, 4, 6, 2, 3>::new(k2).unwrap(), 3, 1).unwrap() < 1e-6
+        );
+        assert!(
+            check_layer(&mut MaxPool2d::<3, 5, 5, 3, 3>::new(k3s2p1).unwrap(), 2, 2).unwrap()
+                < 1e-6
+        );
+        assert!(
+            check_layer(&mut MaxPool2d::<1, 4, 4, 3, 3>::new(k2s1).unwrap(), 2, 3).unwrap() < 1e-6
+        );
+        assert!(
+            check_layer(&mut MaxPool2d::<2, 5, 5, 3, 2>::new(dil).unwrap(), 2, 4).unwrap() < 1e-6
+        );
+        assert!(
+            check_layer(&mut AvgPool2d::<2, 4, 6, 2, 3>::new(k2).unwrap(), 3, 5).unwrap() < 1e-6
+        );
+        assert!(
+            check_layer(&mut AvgPool2d::<3, 5, 5, 3, 3>::new(k3s2p1).unwrap(), 2, 6).unwrap()
+                < 1e-6
+        );
+        assert!(
+            check_layer(&mut AvgPool2d::<2, 5, 5, 3, 2>::new(dil).unwrap(), 2, 7).unwrap() < 1e-6
+        );
         assert!(check_layer(&mut GlobalAvgPool::<3, 4, 5>, 3, 8).unwrap() < 1e-6);
     }
 }

@@ -39,11 +39,22 @@ impl<E: Elem, D: Backend<E>, const N: usize> Layer<E, D> for Softmax<S1<N>> {
     fn cache(&self) -> Result<()> {
         Ok(())
     }
-    fn forward(&self, x: &Tensor<S1<N>, E, D>, y: &mut Tensor<S1<N>, E, D>, _: &mut ()) -> Result<()> {
+    fn forward(
+        &self,
+        x: &Tensor<S1<N>, E, D>,
+        y: &mut Tensor<S1<N>, E, D>,
+        _: &mut (),
+    ) -> Result<()> {
         fit(y, x.batch())?;
         x.device().softmax_fwd(&x.buf, &mut y.buf, x.batch(), N)
     }
-    fn forward_train(&mut self, x: &Tensor<S1<N>, E, D>, y: &mut Tensor<S1<N>, E, D>, _: &mut (), _: &mut TrainCtx) -> Result<()> {
+    fn forward_train(
+        &mut self,
+        x: &Tensor<S1<N>, E, D>,
+        y: &mut Tensor<S1<N>, E, D>,
+        _: &mut (),
+        _: &mut TrainCtx,
+    ) -> Result<()> {
         self.forward(x, y, &mut ())
     }
     fn backward(
@@ -60,7 +71,8 @@ impl<E: Elem, D: Backend<E>, const N: usize> Layer<E, D> for Softmax<S1<N>> {
             if acc == Acc::Set {
                 fit(dx, x.batch())?;
             }
-            x.device().softmax_bwd(&y.buf, &dy.buf, &mut dx.buf, x.batch(), N, acc)?;
+            x.device()
+                .softmax_bwd(&y.buf, &dy.buf, &mut dx.buf, x.batch(), N, acc)?;
         }
         Ok(())
     }
@@ -77,14 +89,23 @@ mod tests {
         // Softmax of the cat scores (3.2, 5.1, −1.7) is (0.13, 0.87, 0.00).
         let x = Tensor::<S1<3>, f64>::from_slice(&Cpu, &[3.2, 5.1, -1.7]).unwrap();
         let mut y = Tensor::empty(&Cpu).unwrap();
-        Softmax::<S1<3>>::default().forward(&x, &mut y, &mut ()).unwrap();
+        Softmax::<S1<3>>::default()
+            .forward(&x, &mut y, &mut ())
+            .unwrap();
         let y = y.to_vec().unwrap();
-        assert_eq!(y.iter().map(|v| (v * 100.0).round() / 100.0).collect::<Vec<_>>(), vec![0.13, 0.87, 0.0]);
+        assert_eq!(
+            y.iter()
+                .map(|v| (v * 100.0).round() / 100.0)
+                .collect::<Vec<_>>(),
+            vec![0.13, 0.87, 0.0]
+        );
         assert!((y.iter().sum::<f64>() - 1.0).abs() < 1e-15);
         // Large logits do not overflow.
         let x = Tensor::<S1<3>, f64>::from_slice(&Cpu, &[1000.0, 1000.0, -1000.0]).unwrap();
         let mut y = Tensor::empty(&Cpu).unwrap();
-        Softmax::<S1<3>>::default().forward(&x, &mut y, &mut ()).unwrap();
+        Softmax::<S1<3>>::default()
+            .forward(&x, &mut y, &mut ())
+            .unwrap();
         assert_eq!(y.to_vec().unwrap(), vec![0.5, 0.5, 0.0]);
     }
 

@@ -39,36 +39,65 @@ pub struct UpsampleConfig {
 
 impl Default for UpsampleConfig {
     fn default() -> Self {
-        UpsampleConfig { scale: (2, 2), mode: UpsampleMode::Nearest }
+        UpsampleConfig {
+            scale: (2, 2),
+            mode: UpsampleMode::Nearest,
+        }
     }
 }
 
 /// Upsampling from `C × H × W` to `C × OH × OW` (see the module doc).
 #[derive(Clone, Copy, Debug)]
-pub struct Upsample<const C: usize, const H: usize, const W: usize, const OH: usize, const OW: usize> {
+pub struct Upsample<
+    const C: usize,
+    const H: usize,
+    const W: usize,
+    const OH: usize,
+    const OW: usize,
+> {
     mode: UpsampleMode,
 }
 no_params_const!(Upsample<C, H, W, OH, OW>);
 
-impl<const C: usize, const H: usize, const W: usize, const OH: usize, const OW: usize> Upsample<C, H, W, OH, OW> {
+impl<const C: usize, const H: usize, const W: usize, const OH: usize, const OW: usize>
+    Upsample<C, H, W, OH, OW>
+{
     /// The layer, with the scale checked against the sizes in the type.
     pub fn new(cfg: UpsampleConfig) -> Result<Self> {
         let (sh, sw) = cfg.scale;
         if sh == 0 || sw == 0 || H * sh != OH || W * sw != OW {
             return Err(Error::invalid(
                 "Upsample",
-                format!("scale {sh}×{sw} maps {H}×{W} to {}×{}, but the layer's type says {OH}×{OW}", H * sh, W * sw),
+                format!(
+                    "scale {sh}×{sw} maps {H}×{W} to {}×{}, but the layer's type says {OH}×{OW}",
+                    H * sh,
+                    W * sw
+                ),
             ));
         }
         Ok(Upsample { mode: cfg.mode })
     }
     fn geom(&self) -> Resize2d {
-        Resize2d { mode: self.mode, channels: C, h: H, w: W, oh: OH, ow: OW }
+        Resize2d {
+            mode: self.mode,
+            channels: C,
+            h: H,
+            w: W,
+            oh: OH,
+            ow: OW,
+        }
     }
 }
 
-impl<E: Elem, D: Backend<E>, const C: usize, const H: usize, const W: usize, const OH: usize, const OW: usize> Build<E, D>
-    for Upsample<C, H, W, OH, OW>
+impl<
+        E: Elem,
+        D: Backend<E>,
+        const C: usize,
+        const H: usize,
+        const W: usize,
+        const OH: usize,
+        const OW: usize,
+    > Build<E, D> for Upsample<C, H, W, OH, OW>
 {
     type Config = UpsampleConfig;
     fn build(_: &D, _: &mut Rng, cfg: UpsampleConfig) -> Result<Self> {
@@ -76,8 +105,15 @@ impl<E: Elem, D: Backend<E>, const C: usize, const H: usize, const W: usize, con
     }
 }
 
-impl<E: Elem, D: Backend<E>, const C: usize, const H: usize, const W: usize, const OH: usize, const OW: usize> Layer<E, D>
-    for Upsample<C, H, W, OH, OW>
+impl<
+        E: Elem,
+        D: Backend<E>,
+        const C: usize,
+        const H: usize,
+        const W: usize,
+        const OH: usize,
+        const OW: usize,
+    > Layer<E, D> for Upsample<C, H, W, OH, OW>
 {
     type In = S3<C, H, W>;
     type Out = S3<C, OH, OW>;
@@ -88,12 +124,24 @@ impl<E: Elem, D: Backend<E>, const C: usize, const H: usize, const W: usize, con
     }
 
     /// `y = upsample(x)`.
-    fn forward(&self, x: &Tensor<S3<C, H, W>, E, D>, y: &mut Tensor<S3<C, OH, OW>, E, D>, _: &mut ()) -> Result<()> {
+    fn forward(
+        &self,
+        x: &Tensor<S3<C, H, W>, E, D>,
+        y: &mut Tensor<S3<C, OH, OW>, E, D>,
+        _: &mut (),
+    ) -> Result<()> {
         fit(y, x.batch())?;
-        x.device().upsample2d_fwd(&self.geom(), &x.buf, &mut y.buf, x.batch())
+        x.device()
+            .upsample2d_fwd(&self.geom(), &x.buf, &mut y.buf, x.batch())
     }
 
-    fn forward_train(&mut self, x: &Tensor<S3<C, H, W>, E, D>, y: &mut Tensor<S3<C, OH, OW>, E, D>, _: &mut (), _: &mut TrainCtx) -> Result<()> {
+    fn forward_train(
+        &mut self,
+        x: &Tensor<S3<C, H, W>, E, D>,
+        y: &mut Tensor<S3<C, OH, OW>, E, D>,
+        _: &mut (),
+        _: &mut TrainCtx,
+    ) -> Result<()> {
         self.forward(x, y, &mut ())
     }
 
@@ -111,7 +159,8 @@ impl<E: Elem, D: Backend<E>, const C: usize, const H: usize, const W: usize, con
         same_batch("Upsample backward", x, dy)?;
         let Some((dx, acc)) = dx else { return Ok(()) };
         prepare_dx(dx, acc, x.batch())?;
-        x.device().upsample2d_bwd(&self.geom(), &dy.buf, &mut dx.buf, x.batch(), acc)
+        x.device()
+            .upsample2d_bwd(&self.geom(), &dy.buf, &mut dx.buf, x.batch(), acc)
     }
 }
 
@@ -124,7 +173,13 @@ mod tests {
     fn up(mode: UpsampleMode) -> Vec<f64> {
         let x = Tensor::<S3<1, 2, 2>, f64>::from_slice(&Cpu, &[1., 2., 3., 4.]).unwrap();
         let mut y = Tensor::empty(&Cpu).unwrap();
-        Upsample::<1, 2, 2, 4, 4>::new(UpsampleConfig { mode, ..Default::default() }).unwrap().forward(&x, &mut y, &mut ()).unwrap();
+        Upsample::<1, 2, 2, 4, 4>::new(UpsampleConfig {
+            mode,
+            ..Default::default()
+        })
+        .unwrap()
+        .forward(&x, &mut y, &mut ())
+        .unwrap();
         y.to_vec().unwrap()
     }
 
@@ -151,12 +206,30 @@ mod tests {
     #[test]
     fn gradchecks() {
         for mode in [UpsampleMode::Nearest, UpsampleMode::Bilinear] {
-            let cfg = UpsampleConfig { mode, ..Default::default() };
-            assert!(check_layer(&mut Upsample::<2, 3, 4, 6, 8>::new(cfg).unwrap(), 2, 1).unwrap() < 1e-6);
-            let cfg = UpsampleConfig { mode, scale: (3, 1) };
-            assert!(check_layer(&mut Upsample::<1, 2, 3, 6, 3>::new(cfg).unwrap(), 2, 2).unwrap() < 1e-6);
-            let cfg = UpsampleConfig { mode, scale: (1, 4) };
-            assert!(check_layer(&mut Upsample::<3, 3, 2, 3, 8>::new(cfg).unwrap(), 2, 3).unwrap() < 1e-6);
+            let cfg = UpsampleConfig {
+                mode,
+                ..Default::default()
+            };
+            assert!(
+                check_layer(&mut Upsample::<2, 3, 4, 6, 8>::new(cfg).unwrap(), 2, 1).unwrap()
+                    < 1e-6
+            );
+            let cfg = UpsampleConfig {
+                mode,
+                scale: (3, 1),
+            };
+            assert!(
+                check_layer(&mut Upsample::<1, 2, 3, 6, 3>::new(cfg).unwrap(), 2, 2).unwrap()
+                    < 1e-6
+            );
+            let cfg = UpsampleConfig {
+                mode,
+                scale: (1, 4),
+            };
+            assert!(
+                check_layer(&mut Upsample::<3, 3, 2, 3, 8>::new(cfg).unwrap(), 2, 3).unwrap()
+                    < 1e-6
+            );
         }
     }
 }

@@ -44,7 +44,10 @@ use crate::tensor::{Labels, Tensor};
 
 use super::finish;
 
-fn grad_buf<S: Shape, E: Elem, D: Backend<E>>(grad: Option<&mut Tensor<S, E, D>>, batch: usize) -> Result<Option<&mut D::Buf<E>>> {
+fn grad_buf<S: Shape, E: Elem, D: Backend<E>>(
+    grad: Option<&mut Tensor<S, E, D>>,
+    batch: usize,
+) -> Result<Option<&mut D::Buf<E>>> {
     match grad {
         Some(g) => {
             g.set_batch(batch)?;
@@ -58,7 +61,10 @@ fn check_smoothing(op: &'static str, eps: f64) -> Result<()> {
     if (0.0..=1.0).contains(&eps) {
         Ok(())
     } else {
-        Err(Error::invalid(op, format!("label_smoothing must lie in [0, 1], got {eps}")))
+        Err(Error::invalid(
+            op,
+            format!("label_smoothing must lie in [0, 1], got {eps}"),
+        ))
     }
 }
 
@@ -78,7 +84,14 @@ pub fn soft_cross_entropy<const C: usize, E: Elem, D: Backend<E>>(
         return Err(Error::EmptyBatch { op: OP });
     }
     let dx = grad_buf(grad, n)?;
-    let v = logits.device().soft_cross_entropy(&logits.buf, LossTarget::Dense(&target.buf), label_smoothing, dx, n, C)?;
+    let v = logits.device().soft_cross_entropy(
+        &logits.buf,
+        LossTarget::Dense(&target.buf),
+        label_smoothing,
+        dx,
+        n,
+        C,
+    )?;
     finish(OP, v)
 }
 
@@ -97,7 +110,14 @@ pub fn cross_entropy_smoothed<const C: usize, E: Elem, D: Backend<E>>(
         return Err(Error::EmptyBatch { op: OP });
     }
     let dx = grad_buf(grad, n)?;
-    let v = logits.device().soft_cross_entropy(&logits.buf, LossTarget::Classes(&labels.buf), label_smoothing, dx, n, C)?;
+    let v = logits.device().soft_cross_entropy(
+        &logits.buf,
+        LossTarget::Classes(&labels.buf),
+        label_smoothing,
+        dx,
+        n,
+        C,
+    )?;
     finish(OP, v)
 }
 
@@ -113,7 +133,10 @@ pub fn focal_loss<const C: usize, E: Elem, D: Backend<E>>(
     const OP: &str = "focal_loss";
     check_batch(OP, "logits", logits.batch(), "labels", labels.len())?;
     if !(gamma >= 0.0 && gamma.is_finite()) {
-        return Err(Error::invalid(OP, format!("gamma must be finite and ≥ 0, got {gamma}")));
+        return Err(Error::invalid(
+            OP,
+            format!("gamma must be finite and ≥ 0, got {gamma}"),
+        ));
     }
     if let Some(a) = alpha {
         check_batch(OP, "alpha", a.batch(), "one row of class weights", 1)?;
@@ -123,7 +146,15 @@ pub fn focal_loss<const C: usize, E: Elem, D: Backend<E>>(
         return Err(Error::EmptyBatch { op: OP });
     }
     let dx = grad_buf(grad, n)?;
-    let v = logits.device().focal_loss(&logits.buf, &labels.buf, alpha.map(|a| &a.buf), gamma, dx, n, C)?;
+    let v = logits.device().focal_loss(
+        &logits.buf,
+        &labels.buf,
+        alpha.map(|a| &a.buf),
+        gamma,
+        dx,
+        n,
+        C,
+    )?;
     finish(OP, v)
 }
 
@@ -143,7 +174,9 @@ pub fn kl_div<S: Shape, E: Elem, D: Backend<E>>(
         return Err(Error::EmptyBatch { op: OP });
     }
     let dx = grad_buf(grad, n)?;
-    let v = input.device().kl_div(&input.buf, &target.buf, log_target, dx, n, S::NUMEL)?;
+    let v = input
+        .device()
+        .kl_div(&input.buf, &target.buf, log_target, dx, n, S::NUMEL)?;
     finish(OP, v)
 }
 
@@ -175,7 +208,11 @@ pub(crate) fn cpu_soft_cross_entropy<E: Elem>(
                 LossTarget::Classes(y) => {
                     let y = y[r] as usize;
                     if y >= cols {
-                        return Err(Error::LabelOutOfRange { index: r, label: y, classes: cols });
+                        return Err(Error::LabelOutOfRange {
+                            index: r,
+                            label: y,
+                            classes: cols,
+                        });
                     }
                     if k == y {
                         E::one()
@@ -218,7 +255,11 @@ pub(crate) fn cpu_focal<E: Elem>(
         let xr = &x[r * cols..][..cols];
         let y = labels[r] as usize;
         if y >= cols {
-            return Err(Error::LabelOutOfRange { index: r, label: y, classes: cols });
+            return Err(Error::LabelOutOfRange {
+                index: r,
+                label: y,
+                classes: cols,
+            });
         }
         let a = alpha.map_or(E::one(), |a| a[y]);
         let lt = xr[y] - log_sum_exp(xr);
@@ -227,7 +268,11 @@ pub(crate) fn cpu_focal<E: Elem>(
         let ug = u.powf(g);
         total = total - a * ug * lt;
         if let Some(dx) = dx.as_deref_mut() {
-            let focus = if gamma == 0.0 || u == E::zero() { E::zero() } else { g * (ug / u) * pt * lt };
+            let focus = if gamma == 0.0 || u == E::zero() {
+                E::zero()
+            } else {
+                g * (ug / u) * pt * lt
+            };
             let k = a * (focus - ug) * inv;
             for j in 0..cols {
                 let pj = (xr[j] - xr[y]).exp() * pt;
@@ -256,7 +301,11 @@ pub(crate) fn cpu_kl_div<E: Elem>(
             (e * (t[i] - x[i]), e)
         } else {
             // PyTorch's xlogy(t, t) − t·x: 0·log 0 = 0, NaN for t < 0.
-            let tlogt = if t[i] == E::zero() { E::zero() } else { t[i] * t[i].ln() };
+            let tlogt = if t[i] == E::zero() {
+                E::zero()
+            } else {
+                t[i] * t[i].ln()
+            };
             (tlogt - t[i] * x[i], t[i])
         };
         total = total + l;
@@ -290,7 +339,10 @@ mod tests {
         // ∂ = (0.25 − 0.1, 0.75 − 0.9) = (0.15, −0.15).
         let y = Labels::<2>::new::<f64>(&Cpu, &[1]).unwrap();
         let l = cross_entropy_smoothed(&x, &y, 0.2, Some(&mut g)).unwrap();
-        assert!((l - (0.1 * 4f64.ln() + 0.9 * (4.0f64 / 3.0).ln())).abs() < 1e-15, "{l}");
+        assert!(
+            (l - (0.1 * 4f64.ln() + 0.9 * (4.0f64 / 3.0).ln())).abs() < 1e-15,
+            "{l}"
+        );
         assert!(rel_err(&g.to_vec().unwrap(), &[0.15, -0.15]) < 1e-14);
         // The same through soft labels.
         let l2 = soft_cross_entropy(&x, &t2(&[0.0, 1.0]), 0.2, None).unwrap();
@@ -339,7 +391,9 @@ mod tests {
     /// Every new loss's gradient against central differences.
     #[test]
     fn gradchecks() {
-        let xs: Vec<f64> = (0..12).map(|i| ((i * 7 % 11) as f64 - 5.0) * 0.37).collect();
+        let xs: Vec<f64> = (0..12)
+            .map(|i| ((i * 7 % 11) as f64 - 5.0) * 0.37)
+            .collect();
         // Soft targets: rows of positive values summing to 1 (and one that does not).
         let ts = [0.1, 0.2, 0.3, 0.4, 0.7, 0.0, 0.3, 0.0, 0.25, 0.25, 0.3, 0.4];
         let y = Labels::<4>::new::<f64>(&Cpu, &[3, 0, 2]).unwrap();
@@ -348,13 +402,31 @@ mod tests {
         type X = Tensor<S1<4>, f64>;
         type F<'a> = Box<dyn Fn(&X, Option<&mut X>) -> f64 + 'a>;
         let cases: Vec<(&str, F)> = vec![
-            ("soft_ce", Box::new(|x, g| soft_cross_entropy(x, &t, 0.0, g).unwrap())),
-            ("soft_ce_smoothed", Box::new(|x, g| soft_cross_entropy(x, &t, 0.15, g).unwrap())),
-            ("ce_smoothed", Box::new(|x, g| cross_entropy_smoothed(x, &y, 0.1, g).unwrap())),
-            ("focal_2", Box::new(|x, g| focal_loss(x, &y, 2.0, None, g).unwrap())),
-            ("focal_half_alpha", Box::new(|x, g| focal_loss(x, &y, 0.5, Some(&a), g).unwrap())),
+            (
+                "soft_ce",
+                Box::new(|x, g| soft_cross_entropy(x, &t, 0.0, g).unwrap()),
+            ),
+            (
+                "soft_ce_smoothed",
+                Box::new(|x, g| soft_cross_entropy(x, &t, 0.15, g).unwrap()),
+            ),
+            (
+                "ce_smoothed",
+                Box::new(|x, g| cross_entropy_smoothed(x, &y, 0.1, g).unwrap()),
+            ),
+            (
+                "focal_2",
+                Box::new(|x, g| focal_loss(x, &y, 2.0, None, g).unwrap()),
+            ),
+            (
+                "focal_half_alpha",
+                Box::new(|x, g| focal_loss(x, &y, 0.5, Some(&a), g).unwrap()),
+            ),
             ("kl", Box::new(|x, g| kl_div(x, &t, false, g).unwrap())),
-            ("kl_log_target", Box::new(|x, g| kl_div(x, &t, true, g).unwrap())),
+            (
+                "kl_log_target",
+                Box::new(|x, g| kl_div(x, &t, true, g).unwrap()),
+            ),
         ];
         for (name, f) in cases {
             let x = X::from_slice(&Cpu, &xs).unwrap();

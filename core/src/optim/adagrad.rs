@@ -93,7 +93,8 @@ impl<E: Elem, D: Backend<E>> Optimizer<E, D> for Adagrad<E, D> {
             eps: self.eps,
             step: s.steps,
         };
-        p.dev.adagrad_step(&args, p.value, g, &mut s.bufs[0], p.numel)
+        p.dev
+            .adagrad_step(&args, p.value, g, &mut s.bufs[0], p.numel)
     }
     fn lr(&self) -> f64 {
         self.lr
@@ -119,14 +120,17 @@ pub(crate) fn cpu_adagrad<E: Elem>(a: &AdagradArgs, p: &mut [E], g: &[E], sum: &
     let clr = E::of(a.lr / (1.0 + (a.step as f64 - 1.0) * a.lr_decay));
     let (wd, eps) = (E::of(a.weight_decay), E::of(a.eps));
     const CHUNK: usize = 1 << 13;
-    p.par_chunks_mut(CHUNK).zip(sum.par_chunks_mut(CHUNK)).enumerate().for_each(|(ci, (pc, sc))| {
-        let o = ci * CHUNK;
-        for i in 0..pc.len() {
-            let gi = g[o + i] + wd * pc[i];
-            sc[i] = sc[i] + gi * gi;
-            pc[i] = pc[i] - clr * gi / (sc[i].sqrt() + eps);
-        }
-    });
+    p.par_chunks_mut(CHUNK)
+        .zip(sum.par_chunks_mut(CHUNK))
+        .enumerate()
+        .for_each(|(ci, (pc, sc))| {
+            let o = ci * CHUNK;
+            for i in 0..pc.len() {
+                let gi = g[o + i] + wd * pc[i];
+                sc[i] = sc[i] + gi * gi;
+                pc[i] = pc[i] - clr * gi / (sc[i].sqrt() + eps);
+            }
+        });
 }
 
 #[cfg(test)]
@@ -140,7 +144,10 @@ mod tests {
     /// step 2: g = θ, η₂ = 0.5/1.5 = 1/3, G = 5 + θ², θ ← θ − θ/(3√G).
     #[test]
     fn two_steps_by_hand() {
-        let opt = Adagrad::new(0.5).lr_decay(0.5).initial_accumulator_value(1.0).eps(0.0);
+        let opt = Adagrad::new(0.5)
+            .lr_decay(0.5)
+            .initial_accumulator_value(1.0)
+            .eps(0.0);
         let traj = run(opt, Quad, &[2.0; 3], 2);
         let t1 = 2.0 - 0.5 * 2.0 / 5f64.sqrt();
         assert!((traj[0][0] - t1).abs() < 1e-15, "{traj:?}");
@@ -153,7 +160,12 @@ mod tests {
     /// g = 2, G = 4, θ = 1 − 0.1·2/(2 + 0) = 0.9.
     #[test]
     fn weight_decay_adds_to_the_gradient() {
-        let traj = run(Adagrad::new(0.1).weight_decay(1.0).eps(0.0), Quad, &[1.0; 3], 1);
+        let traj = run(
+            Adagrad::new(0.1).weight_decay(1.0).eps(0.0),
+            Quad,
+            &[1.0; 3],
+            1,
+        );
         assert!((traj[0][0] - 0.9).abs() < 1e-15, "{traj:?}");
     }
 }

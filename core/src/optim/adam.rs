@@ -89,7 +89,9 @@ impl<E: Elem, D: Backend<E>> Optimizer<E, D> for Adam<E, D> {
     }
     fn update(&mut self, index: usize, path: &Path<'_>, p: ParamMut<'_, E, D>) -> Result<()> {
         let g = grad_of("Adam", path, &p)?;
-        let s = self.state.get("Adam", index, path, &p, |dev, n| Ok(vec![dev.zeros(n)?, dev.zeros(n)?]))?;
+        let s = self.state.get("Adam", index, path, &p, |dev, n| {
+            Ok(vec![dev.zeros(n)?, dev.zeros(n)?])
+        })?;
         s.steps += 1;
         let args = AdamArgs {
             lr: self.lr,
@@ -101,7 +103,10 @@ impl<E: Elem, D: Backend<E>> Optimizer<E, D> for Adam<E, D> {
             step: s.steps,
         };
         let [m, v] = &mut s.bufs[..] else {
-            return Err(Error::invalid("Adam", "kiln internal error: Adam keeps two buffers per parameter"));
+            return Err(Error::invalid(
+                "Adam",
+                "kiln internal error: Adam keeps two buffers per parameter",
+            ));
         };
         p.dev.adam_step(&args, p.value, g, m, v, p.numel)
     }

@@ -8,7 +8,10 @@ use crate::module::{Module, ParamMut, Path};
 
 /// The global L2 norm of all gradients, `√(Σ_params Σ_i g_i²)` (what
 /// `clip_grad_norm_` returns), summed in `f64` in visiting order.
-pub fn grad_norm<E: Elem, D: Backend<E>, M: Module<E, D>>(m: &mut M, grads: &M::Grads) -> Result<f64> {
+pub fn grad_norm<E: Elem, D: Backend<E>, M: Module<E, D>>(
+    m: &mut M,
+    grads: &M::Grads,
+) -> Result<f64> {
     let mut ss = 0.0;
     for_each_grad(m, grads, |_, path, p| {
         ss += p.dev.sum_sq(grad_of("grad_norm", path, &p)?, p.numel)?;
@@ -98,7 +101,10 @@ impl<E: Elem, D: Backend<E>, O> ClipGradNorm<E, D, O> {
 impl<E: Elem, D: Backend<E>, O: Optimizer<E, D>> Optimizer<E, D> for ClipGradNorm<E, D, O> {
     fn begin_step(&mut self) -> Result<()> {
         if self.max_norm.is_nan() || self.max_norm < 0.0 {
-            return Err(Error::invalid("clip_grad_norm", format!("max_norm must be ≥ 0, got {}", self.max_norm)));
+            return Err(Error::invalid(
+                "clip_grad_norm",
+                format!("max_norm must be ≥ 0, got {}", self.max_norm),
+            ));
         }
         if self.inner.observes() {
             return Err(Error::invalid(
@@ -125,7 +131,14 @@ impl<E: Elem, D: Backend<E>, O: Optimizer<E, D>> Optimizer<E, D> for ClipGradNor
         let g = grad_of("clip_grad_norm", path, &p)?;
         let s = scratch(&mut self.scratch, index, p.numel, p.dev)?;
         p.dev.axpy(E::of(c), g, s, p.numel, Acc::Set)?;
-        self.inner.update(index, path, ParamMut { grad: Some(&*s), ..p })
+        self.inner.update(
+            index,
+            path,
+            ParamMut {
+                grad: Some(&*s),
+                ..p
+            },
+        )
     }
     fn lr(&self) -> f64 {
         self.inner.lr()

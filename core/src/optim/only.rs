@@ -69,7 +69,9 @@ impl<O, F: FnMut(&str) -> bool> Only<O, F> {
     }
 }
 
-impl<E: Elem, D: Backend<E>, O: Optimizer<E, D>, F: FnMut(&str) -> bool> Optimizer<E, D> for Only<O, F> {
+impl<E: Elem, D: Backend<E>, O: Optimizer<E, D>, F: FnMut(&str) -> bool> Optimizer<E, D>
+    for Only<O, F>
+{
     fn update(&mut self, index: usize, path: &Path<'_>, p: ParamMut<'_, E, D>) -> Result<()> {
         if self.selected(index, path) {
             self.inner.update(index, path, p)

@@ -10,7 +10,11 @@ use crate::Cpu;
 
 const LAYOUT: Layout<'static> = Layout {
     kind: "RMSprop",
-    buffers: &[("square_avg", true), ("grad_avg", false), ("momentum_buffer", false)],
+    buffers: &[
+        ("square_avg", true),
+        ("grad_avg", false),
+        ("momentum_buffer", false),
+    ],
 };
 
 /// RMSprop: divide by a moving root mean square of the gradients.
@@ -92,7 +96,10 @@ impl<E: Elem, D: Backend<E>> Optimizer<E, D> for RmsProp<E, D> {
         if self.momentum < 0.0 || !(0.0..=1.0).contains(&self.alpha) {
             return Err(Error::invalid(
                 "RmsProp",
-                format!("momentum must be ≥ 0 and alpha in [0, 1]; got momentum {} and alpha {}", self.momentum, self.alpha),
+                format!(
+                    "momentum must be ≥ 0 and alpha in [0, 1]; got momentum {} and alpha {}",
+                    self.momentum, self.alpha
+                ),
             ));
         }
         Ok(())
@@ -108,7 +115,10 @@ impl<E: Elem, D: Backend<E>> Optimizer<E, D> for RmsProp<E, D> {
             ])
         })?;
         let [sq, ga, buf] = &mut s.bufs[..] else {
-            return Err(Error::invalid("RmsProp", "kiln internal error: RmsProp keeps three buffers per parameter"));
+            return Err(Error::invalid(
+                "RmsProp",
+                "kiln internal error: RmsProp keeps three buffers per parameter",
+            ));
         };
         // Switching `centered` or `momentum` on after the first step gives the
         // new buffers zeros, as PyTorch does when its state lacks them.
@@ -158,7 +168,13 @@ pub(crate) fn cpu_rmsprop<E: Elem>(
     mut grad_avg: Option<&mut [E]>,
     mut buf: Option<&mut [E]>,
 ) {
-    let (alpha, eps, wd, lr, mu) = (E::of(a.alpha), E::of(a.eps), E::of(a.weight_decay), E::of(a.lr), E::of(a.momentum));
+    let (alpha, eps, wd, lr, mu) = (
+        E::of(a.alpha),
+        E::of(a.eps),
+        E::of(a.weight_decay),
+        E::of(a.lr),
+        E::of(a.momentum),
+    );
     let one_m = E::one() - alpha;
     for i in 0..p.len() {
         let gi = g[i] + wd * p[i];
@@ -166,7 +182,11 @@ pub(crate) fn cpu_rmsprop<E: Elem>(
         let d = match grad_avg.as_deref_mut() {
             Some(ga) => {
                 // torch's lerp(ḡ, g, w = 1 − α), which switches form at w = 0.5.
-                ga[i] = if one_m < E::of(0.5) { ga[i] + one_m * (gi - ga[i]) } else { gi - (gi - ga[i]) * alpha };
+                ga[i] = if one_m < E::of(0.5) {
+                    ga[i] + one_m * (gi - ga[i])
+                } else {
+                    gi - (gi - ga[i]) * alpha
+                };
                 (sq[i] - ga[i] * ga[i]).sqrt() + eps
             }
             None => sq[i].sqrt() + eps,
@@ -193,7 +213,10 @@ mod tests {
     fn plain_by_hand() {
         let traj = run(RmsProp::new(0.1).alpha(0.5).eps(0.0), Quad, &[1.0; 3], 2);
         let t1 = 1.0 - 0.1 / 0.5f64.sqrt();
-        assert!((traj[0][0] - t1).abs() < 1e-15 && (t1 - 0.8585786438).abs() < 1e-10, "{traj:?}");
+        assert!(
+            (traj[0][0] - t1).abs() < 1e-15 && (t1 - 0.8585786438).abs() < 1e-10,
+            "{traj:?}"
+        );
         let t2 = t1 - 0.1 * t1 / (0.25 + 0.5 * t1 * t1).sqrt();
         assert!((traj[1][0] - t2).abs() < 1e-15, "{traj:?}");
     }
@@ -204,7 +227,11 @@ mod tests {
     /// d = √(0.57 − 0.4225) = √0.1475, b = 1.8 + 0.8/d, θ = 0.8 − 0.1·b.
     #[test]
     fn centered_momentum_by_hand() {
-        let opt = RmsProp::new(0.1).alpha(0.5).eps(0.0).momentum(0.9).centered(true);
+        let opt = RmsProp::new(0.1)
+            .alpha(0.5)
+            .eps(0.0)
+            .momentum(0.9)
+            .centered(true);
         let traj = run(opt, Quad, &[1.0; 3], 2);
         assert!((traj[0][0] - 0.8).abs() < 1e-15, "{traj:?}");
         let b = 1.8 + 0.8 / 0.1475f64.sqrt();

@@ -54,7 +54,11 @@ impl<E: Elem, D: Backend<E>> Sgd<E, D> {
     fn layout(&self) -> Layout<'static> {
         Layout {
             kind: "SGD",
-            buffers: if self.momentum != 0.0 { &[("momentum_buffer", true)] } else { &[("momentum_buffer", false)] },
+            buffers: if self.momentum != 0.0 {
+                &[("momentum_buffer", true)]
+            } else {
+                &[("momentum_buffer", false)]
+            },
         }
     }
 }
@@ -62,7 +66,10 @@ impl<E: Elem, D: Backend<E>> Sgd<E, D> {
 impl<E: Elem, D: Backend<E>> Optimizer<E, D> for Sgd<E, D> {
     fn begin_step(&mut self) -> Result<()> {
         if self.nesterov && (self.momentum <= 0.0 || self.dampening != 0.0) {
-            return Err(Error::invalid("Sgd", "Nesterov momentum requires a momentum and zero dampening"));
+            return Err(Error::invalid(
+                "Sgd",
+                "Nesterov momentum requires a momentum and zero dampening",
+            ));
         }
         Ok(())
     }

@@ -84,7 +84,11 @@ pub(crate) fn problems(kind: &str, problems: Vec<String>) -> Error {
 impl<E: Elem, D: Backend<E>> Slots<E, D> {
     /// The per-parameter state on the host; empty buffers (features switched
     /// off) are left out.
-    pub(crate) fn export(&self, dev: &D, layout: &Layout<'_>) -> Result<BTreeMap<usize, ParamState<E>>> {
+    pub(crate) fn export(
+        &self,
+        dev: &D,
+        layout: &Layout<'_>,
+    ) -> Result<BTreeMap<usize, ParamState<E>>> {
         let mut out = BTreeMap::new();
         for (i, slot) in self.slots.iter().enumerate() {
             let Some(s) = slot else { continue };
@@ -95,7 +99,13 @@ impl<E: Elem, D: Backend<E>> Slots<E, D> {
                     continue;
                 }
                 let name = layout.buffers.get(k).map(|b| b.0).ok_or_else(|| {
-                    Error::invalid("optimizer state", format!("kiln internal error: {} has no name for buffer {k}", layout.kind))
+                    Error::invalid(
+                        "optimizer state",
+                        format!(
+                            "kiln internal error: {} has no name for buffer {k}",
+                            layout.kind
+                        ),
+                    )
                 })?;
                 let mut host = vec![E::zero(); s.numel];
                 dev.download(buf, &mut host)?;
@@ -119,16 +129,27 @@ impl<E: Elem, D: Backend<E>> Slots<E, D> {
     pub(crate) fn import(dev: &D, state: &OptimState<E>, layout: &Layout<'_>) -> Result<Self> {
         let mut bad = Vec::new();
         if state.kind != layout.kind {
-            bad.push(format!("the state was written by {}, this optimizer is {}", state.kind, layout.kind));
+            bad.push(format!(
+                "the state was written by {}, this optimizer is {}",
+                state.kind, layout.kind
+            ));
             return Err(problems(layout.kind, bad));
         }
         for (i, p) in &state.params {
-            let who = if p.name.is_empty() { format!("parameter {i}") } else { format!("`{}`", p.name) };
+            let who = if p.name.is_empty() {
+                format!("parameter {i}")
+            } else {
+                format!("`{}`", p.name)
+            };
             for (name, values) in &p.buffers {
                 if !layout.buffers.iter().any(|b| b.0 == name) {
                     bad.push(format!("{who}: {} keeps no buffer `{name}`", layout.kind));
                 } else if values.len() != p.numel {
-                    bad.push(format!("{who}: buffer `{name}` has {} values, the parameter {}", values.len(), p.numel));
+                    bad.push(format!(
+                        "{who}: buffer `{name}` has {} values, the parameter {}",
+                        values.len(),
+                        p.numel
+                    ));
                 }
             }
             for (name, required) in layout.buffers {

@@ -17,7 +17,10 @@ pub struct Record {
 impl Record {
     /// An empty record for `epoch`.
     pub fn new(epoch: u64) -> Self {
-        Record { epoch, values: Vec::new() }
+        Record {
+            epoch,
+            values: Vec::new(),
+        }
     }
     /// Adds (or replaces) `key`.
     pub fn with(mut self, key: &str, v: f64) -> Self {
@@ -54,7 +57,10 @@ impl Record {
     /// Reads a line written by [`Record::to_json`]: a flat JSON object whose
     /// values are numbers (or `null`, read as NaN); `epoch` is required.
     pub fn from_json(line: &str) -> std::result::Result<Record, String> {
-        let mut p = Parser { s: line.as_bytes(), i: 0 };
+        let mut p = Parser {
+            s: line.as_bytes(),
+            i: 0,
+        };
         p.ws();
         p.eat(b'{')?;
         let mut rec = Record::new(0);
@@ -148,8 +154,14 @@ impl Parser<'_> {
                     Some(b'n') => out.push(b'\n'),
                     Some(b't') => out.push(b'\t'),
                     Some(b'u') => {
-                        let hex = self.s.get(self.i..self.i + 4).ok_or("truncated \\u escape")?;
-                        let code = std::str::from_utf8(hex).ok().and_then(|h| u32::from_str_radix(h, 16).ok()).ok_or("bad \\u escape")?;
+                        let hex = self
+                            .s
+                            .get(self.i..self.i + 4)
+                            .ok_or("truncated \\u escape")?;
+                        let code = std::str::from_utf8(hex)
+                            .ok()
+                            .and_then(|h| u32::from_str_radix(h, 16).ok())
+                            .ok_or("bad \\u escape")?;
                         let ch = char::from_u32(code).ok_or("bad \\u escape")?;
                         let mut b = [0; 4];
                         out.extend_from_slice(ch.encode_utf8(&mut b).as_bytes());
@@ -168,11 +180,15 @@ impl Parser<'_> {
             return Ok(f64::NAN);
         }
         let start = self.i;
-        while matches!(self.peek(), Some(b'0'..=b'9' | b'-' | b'+' | b'.' | b'e' | b'E')) {
+        while matches!(
+            self.peek(),
+            Some(b'0'..=b'9' | b'-' | b'+' | b'.' | b'e' | b'E')
+        ) {
             self.i += 1;
         }
         let t = std::str::from_utf8(&self.s[start..self.i]).unwrap_or("");
-        t.parse::<f64>().map_err(|_| format!("expected a number at byte {}", start + 1))
+        t.parse::<f64>()
+            .map_err(|_| format!("expected a number at byte {}", start + 1))
     }
 }
 
@@ -193,7 +209,11 @@ impl History {
     pub fn series(&self, key: &str) -> Vec<(f64, f64)> {
         self.records
             .iter()
-            .filter_map(|r| r.get(key).filter(|v| v.is_finite()).map(|v| (r.epoch as f64, v)))
+            .filter_map(|r| {
+                r.get(key)
+                    .filter(|v| v.is_finite())
+                    .map(|v| (r.epoch as f64, v))
+            })
             .collect()
     }
     /// JSON lines, one record per line.
@@ -276,10 +296,20 @@ mod tests {
 
     #[test]
     fn records_round_trip_as_json_lines() {
-        let r = Record::new(3).with("train_loss", 0.25).with("lr", 1e-3).with("bad", f64::NAN).with("we\"ird", -2.0);
-        assert_eq!(r.to_json(), r#"{"epoch":3,"train_loss":0.25,"lr":0.001,"bad":null,"we\"ird":-2.0}"#);
+        let r = Record::new(3)
+            .with("train_loss", 0.25)
+            .with("lr", 1e-3)
+            .with("bad", f64::NAN)
+            .with("we\"ird", -2.0);
+        assert_eq!(
+            r.to_json(),
+            r#"{"epoch":3,"train_loss":0.25,"lr":0.001,"bad":null,"we\"ird":-2.0}"#
+        );
         let back = Record::from_json(&r.to_json()).unwrap();
-        assert_eq!((back.epoch, back.get("lr"), back.get("we\"ird")), (3, Some(1e-3), Some(-2.0)));
+        assert_eq!(
+            (back.epoch, back.get("lr"), back.get("we\"ird")),
+            (3, Some(1e-3), Some(-2.0))
+        );
         assert!(back.get("bad").unwrap().is_nan());
         let mut h = History::default();
         h.push(Record::new(1).with("a", 1.0));
@@ -288,10 +318,22 @@ mod tests {
         assert_eq!(h2, h);
         assert_eq!(h.series("a"), [(1.0, 1.0), (2.0, 0.5)]);
         assert_eq!(h.series("b"), [(2.0, 7.0)]);
-        for bad in ["", "{", "{\"a\":1}", "{\"epoch\":1.5}", "{\"epoch\":1,}", "{\"epoch\":1} x", "{\"epoch\":\"1\"}", "{\"e\\q\":1}"] {
+        for bad in [
+            "",
+            "{",
+            "{\"a\":1}",
+            "{\"epoch\":1.5}",
+            "{\"epoch\":1,}",
+            "{\"epoch\":1} x",
+            "{\"epoch\":\"1\"}",
+            "{\"e\\q\":1}",
+        ] {
             assert!(Record::from_json(bad).is_err(), "{bad}");
         }
-        assert_eq!(History::from_jsonl("{\"epoch\":1}\nnope\n").unwrap_err(), "line 2: expected `{` at byte 1");
+        assert_eq!(
+            History::from_jsonl("{\"epoch\":1}\nnope\n").unwrap_err(),
+            "line 2: expected `{` at byte 1"
+        );
     }
 
     #[test]
@@ -304,7 +346,13 @@ mod tests {
         drop(log);
         let mut log = RunLog::append(&p).unwrap();
         log.write(&Record::new(2).with("loss", 0.25)).unwrap();
-        assert_eq!(std::fs::read_to_string(&p).unwrap(), "{\"epoch\":1,\"loss\":0.5}\n{\"epoch\":2,\"loss\":0.25}\n");
-        assert_eq!(History::read(&p).unwrap().series("loss"), [(1.0, 0.5), (2.0, 0.25)]);
+        assert_eq!(
+            std::fs::read_to_string(&p).unwrap(),
+            "{\"epoch\":1,\"loss\":0.5}\n{\"epoch\":2,\"loss\":0.25}\n"
+        );
+        assert_eq!(
+            History::read(&p).unwrap().series("loss"),
+            [(1.0, 0.5), (2.0, 0.25)]
+        );
     }
 }

@@ -15,13 +15,15 @@ const FAMILY: &str = "sans-serif";
 
 fn register_font() -> Result<()> {
     static ONCE: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
-    let ok = *ONCE.get_or_init(|| {
-        plotters::style::register_font(FAMILY, FontStyle::Normal, FONT).is_ok()
-    });
+    let ok = *ONCE
+        .get_or_init(|| plotters::style::register_font(FAMILY, FontStyle::Normal, FONT).is_ok());
     if ok {
         Ok(())
     } else {
-        Err(Error::invalid("plot", "kiln internal error: the embedded font does not load"))
+        Err(Error::invalid(
+            "plot",
+            "kiln internal error: the embedded font does not load",
+        ))
     }
 }
 
@@ -61,7 +63,10 @@ fn range(vals: impl Iterator<Item = f64>, pad: f64) -> (f64, f64) {
     (lo - m, hi + m)
 }
 
-fn draw<DB: DrawingBackend>(root: DrawingArea<DB, plotters::coord::Shift>, panels: &[Panel]) -> std::result::Result<(), String> {
+fn draw<DB: DrawingBackend>(
+    root: DrawingArea<DB, plotters::coord::Shift>,
+    panels: &[Panel],
+) -> std::result::Result<(), String> {
     let e = |e: DrawingAreaErrorKind<DB::ErrorType>| e.to_string();
     root.fill(&WHITE).map_err(e)?;
     let areas = root.split_evenly((1, panels.len().max(1)));
@@ -90,8 +95,12 @@ fn draw<DB: DrawingBackend>(root: DrawingArea<DB, plotters::coord::Shift>, panel
                 .draw_series(LineSeries::new(pts.iter().copied(), c.stroke_width(2)))
                 .map_err(e)?
                 .label(name.as_str())
-                .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], c.stroke_width(2)));
-            chart.draw_series(pts.iter().map(|&q| Circle::new(q, 3, c.filled()))).map_err(e)?;
+                .legend(move |(x, y)| {
+                    PathElement::new(vec![(x, y), (x + 20, y)], c.stroke_width(2))
+                });
+            chart
+                .draw_series(pts.iter().map(|&q| Circle::new(q, 3, c.filled())))
+                .map_err(e)?;
         }
         if !p.series.is_empty() {
             chart
@@ -110,7 +119,11 @@ fn draw<DB: DrawingBackend>(root: DrawingArea<DB, plotters::coord::Shift>, panel
 /// Upper right, unless the curves end in the upper half (accuracy): then lower right.
 fn legend_corner(p: &Panel, ys: (f64, f64)) -> SeriesLabelPosition {
     let mid = (ys.0 + ys.1) / 2.0;
-    let ends: Vec<f64> = p.series.iter().filter_map(|s| s.1.last().map(|q| q.1)).collect();
+    let ends: Vec<f64> = p
+        .series
+        .iter()
+        .filter_map(|s| s.1.last().map(|q| q.1))
+        .collect();
     if !ends.is_empty() && ends.iter().all(|&v| v > mid) {
         SeriesLabelPosition::LowerRight
     } else {
@@ -136,7 +149,11 @@ pub fn encode_png(w: u32, h: u32, rgb: &[u8]) -> Vec<u8> {
     ihdr.extend_from_slice(&w.to_be_bytes());
     ihdr.extend_from_slice(&h.to_be_bytes());
     ihdr.extend_from_slice(&[8, 2, 0, 0, 0]); // 8 bits, RGB, deflate, no filter, no interlace
-    for (ty, body) in [(b"IHDR", &ihdr[..]), (b"IDAT", &data[..]), (b"IEND", &[][..])] {
+    for (ty, body) in [
+        (b"IHDR", &ihdr[..]),
+        (b"IDAT", &data[..]),
+        (b"IEND", &[][..]),
+    ] {
         out.extend_from_slice(&(body.len() as u32).to_be_bytes());
         out.extend_from_slice(ty);
         out.extend_from_slice(body);
@@ -157,15 +174,28 @@ fn with_ext(prefix: &Path, ext: &str) -> PathBuf {
 
 /// Draws `panels` side by side into `PREFIX.png` and `PREFIX.svg`
 /// (`width` × `height` pixels); returns both paths.
-pub fn plot_panels(panels: &[Panel], prefix: impl AsRef<Path>, width: u32, height: u32) -> Result<(PathBuf, PathBuf)> {
+pub fn plot_panels(
+    panels: &[Panel],
+    prefix: impl AsRef<Path>,
+    width: u32,
+    height: u32,
+) -> Result<(PathBuf, PathBuf)> {
     register_font()?;
     let prefix = prefix.as_ref();
     let (png, svg) = (with_ext(prefix, "png"), with_ext(prefix, "svg"));
     let fail = |msg: String| Error::invalid("plot", msg);
     let mut rgb = vec![255u8; width as usize * height as usize * 3];
-    draw(BitMapBackend::with_buffer(&mut rgb, (width, height)).into_drawing_area(), panels).map_err(fail)?;
+    draw(
+        BitMapBackend::with_buffer(&mut rgb, (width, height)).into_drawing_area(),
+        panels,
+    )
+    .map_err(fail)?;
     let mut text = String::new();
-    draw(SVGBackend::with_string(&mut text, (width, height)).into_drawing_area(), panels).map_err(fail)?;
+    draw(
+        SVGBackend::with_string(&mut text, (width, height)).into_drawing_area(),
+        panels,
+    )
+    .map_err(fail)?;
     let io = |path: &Path| {
         let path = path.to_path_buf();
         move |source| Error::Io { path, source }
@@ -190,8 +220,24 @@ pub fn training_curves(h: &History, prefix: impl AsRef<Path>) -> Result<(PathBuf
             .collect(),
     };
     let panels = [
-        panel("loss", "cross-entropy", &[("train_loss", "train"), ("val_loss", "validation"), ("test_loss", "test")]),
-        panel("accuracy", "accuracy", &[("train_acc", "train"), ("val_acc", "validation"), ("test_acc", "test")]),
+        panel(
+            "loss",
+            "cross-entropy",
+            &[
+                ("train_loss", "train"),
+                ("val_loss", "validation"),
+                ("test_loss", "test"),
+            ],
+        ),
+        panel(
+            "accuracy",
+            "accuracy",
+            &[
+                ("train_acc", "train"),
+                ("val_acc", "validation"),
+                ("test_acc", "test"),
+            ],
+        ),
     ];
     plot_panels(&panels, prefix, 1000, 420)
 }
@@ -214,7 +260,9 @@ mod tests {
         assert_eq!(&png[37..41], b"IDAT");
         let mut raw = Vec::new();
         use std::io::Read;
-        flate2::read::ZlibDecoder::new(&png[41..41 + idat_len]).read_to_end(&mut raw).unwrap();
+        flate2::read::ZlibDecoder::new(&png[41..41 + idat_len])
+            .read_to_end(&mut raw)
+            .unwrap();
         assert_eq!(raw, [0, 255, 0, 0]);
     }
 
@@ -223,7 +271,13 @@ mod tests {
         let mut h = History::default();
         for e in 1..=5u64 {
             let f = e as f64;
-            h.push(Record::new(e).with("train_loss", 1.0 / f).with("test_loss", 1.2 / f).with("train_acc", 1.0 - 0.1 / f).with("test_acc", 0.95 - 0.1 / f));
+            h.push(
+                Record::new(e)
+                    .with("train_loss", 1.0 / f)
+                    .with("test_loss", 1.2 / f)
+                    .with("train_acc", 1.0 - 0.1 / f)
+                    .with("test_acc", 0.95 - 0.1 / f),
+            );
         }
         let dir = std::env::temp_dir().join(format!("kiln-plot-{}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
@@ -232,7 +286,11 @@ mod tests {
         let bytes = std::fs::read(&png).unwrap();
         assert_eq!(&bytes[..8], b"\x89PNG\r\n\x1a\n");
         let text = std::fs::read_to_string(&svg).unwrap();
-        assert!(text.starts_with("<svg") && text.contains("\naccuracy\n") && text.contains("\nepoch\n"), "{}", &text[..200]);
+        assert!(
+            text.starts_with("<svg") && text.contains("\naccuracy\n") && text.contains("\nepoch\n"),
+            "{}",
+            &text[..200]
+        );
         // An empty history still gives (empty) charts, not an error.
         training_curves(&History::default(), dir.join("empty")).unwrap();
     }

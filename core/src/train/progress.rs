@@ -96,11 +96,17 @@ impl EpochBar {
         {
             use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
             use std::io::IsTerminal;
-            let target = if std::io::stderr().is_terminal() { ProgressDrawTarget::stderr_with_hz(10) } else { ProgressDrawTarget::hidden() };
+            let target = if std::io::stderr().is_terminal() {
+                ProgressDrawTarget::stderr_with_hz(10)
+            } else {
+                ProgressDrawTarget::hidden()
+            };
             let bar = ProgressBar::with_draw_target(Some(samples as u64), target);
-            let style = ProgressStyle::with_template("epoch {prefix} [{bar:30}] {pos:>6}/{len:6} {msg} ({elapsed})")
-                .unwrap_or_else(|_| ProgressStyle::default_bar())
-                .progress_chars("=> ");
+            let style = ProgressStyle::with_template(
+                "epoch {prefix} [{bar:30}] {pos:>6}/{len:6} {msg} ({elapsed})",
+            )
+            .unwrap_or_else(|_| ProgressStyle::default_bar())
+            .progress_chars("=> ");
             bar.set_style(style);
             bar.set_prefix(format!("{epoch:>2}/{epochs}"));
             EpochBar { bar }
@@ -130,8 +136,12 @@ impl EpochBar {
                 return;
             }
             self.bar.set_position(m.seen() as u64);
-            self.bar
-                .set_message(format!("loss {:.4}  acc {:.4}  {:>6.0} samples/s", m.loss(), m.accuracy(), m.samples_per_sec()));
+            self.bar.set_message(format!(
+                "loss {:.4}  acc {:.4}  {:>6.0} samples/s",
+                m.loss(),
+                m.accuracy(),
+                m.samples_per_sec()
+            ));
         }
         #[cfg(not(feature = "progress"))]
         let _ = m;

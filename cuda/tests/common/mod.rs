@@ -16,7 +16,8 @@ pub fn emulated() -> Cuda {
         // kernels or the shim change.
         let out = Path::new(env!("CARGO_TARGET_TMPDIR")).join("kiln-cuda-shim");
         let shim = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/shim");
-        kiln_cuda::emulate::build(&out, &shim, None).unwrap_or_else(|e| panic!("building the shim library: {e}"))
+        kiln_cuda::emulate::build(&out, &shim, None)
+            .unwrap_or_else(|e| panic!("building the shim library: {e}"))
     });
     Cuda::emulated(lib).unwrap()
 }
@@ -67,7 +68,10 @@ pub fn max_err<E: Elem>(got: &[E], want: &[E]) -> f64 {
                 (a - b).abs() / (1.0 + b.abs())
             }
         })
-        .fold(0.0, |m: f64, e| if e.is_nan() { f64::INFINITY } else { m.max(e) })
+        .fold(
+            0.0,
+            |m: f64, e| if e.is_nan() { f64::INFINITY } else { m.max(e) },
+        )
 }
 
 /// Tolerance of the emulated device (same formulas, other summation orders).
@@ -82,7 +86,11 @@ pub fn tol<E: Elem>() -> f64 {
 /// Asserts `max_err(got, want) ≤ tol` and returns the error.
 pub fn check<E: Elem>(what: &str, got: &[E], want: &[E], tol: f64) -> f64 {
     let e = max_err(got, want);
-    assert!(e <= tol, "{what} ({}): max |a − b|/(1 + |b|) = {e:e} > {tol:e}", E::NAME);
+    assert!(
+        e <= tol,
+        "{what} ({}): max |a − b|/(1 + |b|) = {e:e} > {tol:e}",
+        E::NAME
+    );
     e
 }
 

@@ -8,7 +8,11 @@ use kiln_downstream::{Classifier, Residual, Stacked};
 /// A synthetic 3-class problem: 4 features uniform in [-1, 1], the class is
 /// the arg-max of a fixed linear teacher (`W x`), so it is learnable.
 fn problem(n: usize) -> (Vec<f32>, Vec<u32>) {
-    const W: [[f32; 4]; 3] = [[1.0, -0.5, 0.3, 0.0], [-0.7, 1.0, 0.0, 0.4], [0.0, 0.2, -1.0, 0.8]];
+    const W: [[f32; 4]; 3] = [
+        [1.0, -0.5, 0.3, 0.0],
+        [-0.7, 1.0, 0.0, 0.4],
+        [0.0, 0.2, -1.0, 0.8],
+    ];
     let mut state = 0x2545_f491_u64;
     let mut next = move || {
         // xorshift64*: a fixed stream, no extra dependency.
@@ -23,7 +27,9 @@ fn problem(n: usize) -> (Vec<f32>, Vec<u32>) {
     for _ in 0..n {
         let x: [f32; 4] = [next(), next(), next(), next()];
         let scores = W.map(|w| w.iter().zip(&x).map(|(a, b)| a * b).sum::<f32>());
-        let y = (0..3).max_by(|&a, &b| scores[a].total_cmp(&scores[b])).unwrap_or(0);
+        let y = (0..3)
+            .max_by(|&a, &b| scores[a].total_cmp(&scores[b]))
+            .unwrap_or(0);
         xs.extend_from_slice(&x);
         ys.push(y as u32);
     }
@@ -52,7 +58,10 @@ macro_rules! train {
         }
         let eval = cross_entropy(&net.forward(&x)?, &y, None)?;
         let first = first.unwrap_or(f32::NAN);
-        eprintln!("{}: loss {first:.4} -> {last:.4} (eval {eval:.4})", stringify!($net));
+        eprintln!(
+            "{}: loss {first:.4} -> {last:.4} (eval {eval:.4})",
+            stringify!($net)
+        );
         (first, last, eval)
     }};
 }
@@ -102,7 +111,10 @@ fn gradients_match_finite_differences() -> deep::Result<()> {
 
 #[test]
 fn constants_come_from_the_macro() {
-    assert_eq!(Classifier::<f32>::PARAMS, 4 * 16 + 16 + 16 * 16 + 16 + 16 * 3 + 3);
+    assert_eq!(
+        Classifier::<f32>::PARAMS,
+        4 * 16 + 16 + 16 * 16 + 16 + 16 * 3 + 3
+    );
     assert_eq!(Residual::<f32>::PARAMS, 2 * (4 * 4 + 4) + 4 * 3 + 3);
     assert_eq!(Stacked::<f32>::PARAMS, Residual::<f32>::PARAMS + 3 * 3 + 3);
     assert_eq!(Residual::<f32>::INPUTS, &[&[4usize][..]]);
