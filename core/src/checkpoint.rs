@@ -105,20 +105,11 @@ fn to_bytes<E: Elem>(v: &[E]) -> Vec<u8> {
 fn from_bytes<E: Elem>(b: &[u8]) -> Vec<E> {
     if E::NAME == "f64" {
         b.chunks_exact(8)
-            .map(|c| {
-                E::of(f64::from_le_bytes(
-                    c.try_into().expect("kiln internal error: chunk of 8"),
-                ))
-            })
+            .map(|c| E::of(f64::from_le_bytes(c.try_into().unwrap_or([0; 8]))))
             .collect()
     } else {
         b.chunks_exact(4)
-            .map(|c| {
-                E::of(
-                    f32::from_le_bytes(c.try_into().expect("kiln internal error: chunk of 4"))
-                        as f64,
-                )
-            })
+            .map(|c| E::of(f32::from_le_bytes(c.try_into().unwrap_or([0; 4])) as f64))
             .collect()
     }
 }

@@ -153,20 +153,21 @@ pub fn check_layer<L: Layer<f64, Cpu>>(layer: &mut L, batch: usize, seed: u64) -
         }
     });
 
-    // L(x) = Σ forward_train(x) ⊙ r.
+    // L(x) = Σ forward_train(x) ⊙ r. The difference quotients need a plain
+    // f64: an error inside is kept (the first one) and returned below.
+    let failed: std::cell::RefCell<Option<crate::Error>> = std::cell::RefCell::new(None);
+    let eval = |layer: &mut L, xv: &[f64]| -> Result<f64> {
+        let x = Tensor::<L::In, f64>::from_slice(&Cpu, xv)?;
+        let mut y = Tensor::empty(&Cpu)?;
+        let mut cache = layer.cache()?;
+        layer.forward_train(&x, &mut y, &mut cache, &mut TrainCtx::new(seed))?;
+        Ok(y.to_vec()?.iter().zip(&rv).map(|(a, b)| a * b).sum())
+    };
     let loss = |layer: &mut L, xv: &[f64]| -> f64 {
-        let x = Tensor::<L::In, f64>::from_slice(&Cpu, xv).expect("kiln internal error");
-        let mut y = Tensor::empty(&Cpu).expect("kiln internal error");
-        let mut cache = layer.cache().expect("kiln internal error");
-        layer
-            .forward_train(&x, &mut y, &mut cache, &mut TrainCtx::new(seed))
-            .expect("kiln internal error: forward failed during gradcheck");
-        y.to_vec()
-            .expect("kiln internal error")
-            .iter()
-            .zip(&rv)
-            .map(|(a, b)| a * b)
-            .sum()
+        eval(layer, xv).unwrap_or_else(|e| {
+            failed.borrow_mut().get_or_insert(e);
+            f64::NAN
+        })
     };
 
     let num_dx = numeric_grad(&xv, |v| loss(layer, v));
@@ -199,6 +200,9 @@ pub fn check_layer<L: Layer<f64, Cpu>>(layer: &mut L, batch: usize, seed: u64) -
         worst = worst.max(rel_err2(analytic, &numeric, &numeric_small));
     }
     debug_assert_eq!(n_params, analytic_params.len());
+    if let Some(e) = failed.into_inner() {
+        return Err(e);
+    }
     Ok(worst)
 }
 

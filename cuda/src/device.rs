@@ -483,9 +483,12 @@ impl Cuda {
                                 .map_err(|e| g.err("scratch", driver_msg(&e)))?,
                         );
                     }
-                    let s = scratch
-                        .as_ref()
-                        .expect("kiln internal error: scratch just allocated");
+                    let Some(s) = scratch.as_ref() else {
+                        return Err(g.err(
+                            "scratch",
+                            "kiln internal error: no scratch buffer after allocating it".into(),
+                        ));
+                    };
                     all[ops.len()] = Opnd {
                         addr: s.device_ptr(&g.stream).0,
                         esize: dt.size(),

@@ -41,7 +41,8 @@ const YIELD: Duration = Duration::from_micros(200);
 type Task = dyn Fn(usize) + Sync;
 
 struct Pool {
-    helpers: usize,
+    /// Helper threads actually started (fewer than asked when the OS refuses one).
+    helpers: AtomicUsize,
     /// A caller owns the pool.
     busy: AtomicBool,
     /// Bumped for every job; helpers wait for it to change.
@@ -72,7 +73,7 @@ fn pool() -> &'static Pool {
     POOL.get_or_init(|| {
         let helpers = rayon::current_num_threads().saturating_sub(1);
         let p: &'static Pool = Box::leak(Box::new(Pool {
-            helpers,
+            helpers: AtomicUsize::new(0),
             busy: AtomicBool::new(false),
             generation: AtomicUsize::new(0),
             state: AtomicUsize::new(0),
@@ -86,11 +87,16 @@ fn pool() -> &'static Pool {
             done_lock: Mutex::new(()),
             done: Condvar::new(),
         }));
+        // A helper the OS will not start is not an error: the caller runs
+        // every task a missing helper would have taken (fewer threads, same results).
         for i in 0..helpers {
-            std::thread::Builder::new()
+            let started = std::thread::Builder::new()
                 .name(format!("kiln-cpu-{}", i + 1))
-                .spawn(move || helper(p))
-                .expect("kiln: cannot start a CPU helper thread");
+                .spawn(move || helper(p));
+            if started.is_err() {
+                break;
+            }
+            p.helpers.fetch_add(1, AcqRel);
         }
         p
     })
@@ -98,7 +104,7 @@ fn pool() -> &'static Pool {
 
 /// Threads that share a parallel call (the caller and the helpers).
 pub(crate) fn threads() -> usize {
-    pool().helpers + 1
+    pool().helpers.load(Acquire) + 1
 }
 
 /// Runs the tasks of the job in flight until none is left.
@@ -183,7 +189,7 @@ pub(crate) fn for_each(tasks: usize, f: &(dyn Fn(usize) + Sync)) {
     let p = if sequential { None } else { Some(pool()) };
     let p = match p {
         Some(p)
-            if p.helpers > 0
+            if p.helpers.load(Acquire) > 0
                 && p.busy
                     .compare_exchange(false, true, Acquire, Relaxed)
                     .is_ok() =>

@@ -222,15 +222,14 @@ impl<
         let (b, dev) = (x.batch(), x.device());
         fit(y, b)?;
         let n = b * C * OH * OW;
-        match &mut cache.buf {
-            Some(buf) => dev.resize(buf, n)?,
-            None => cache.buf = Some(dev.zeros(n)?),
-        }
         cache.batch = b;
-        let idx = cache
-            .buf
-            .as_mut()
-            .expect("kiln internal error: indices just allocated");
+        let idx = match &mut cache.buf {
+            Some(buf) => {
+                dev.resize(buf, n)?;
+                buf
+            }
+            None => cache.buf.insert(dev.zeros(n)?),
+        };
         dev.max_pool2d_fwd(&self.geom, &x.buf, &mut y.buf, idx, b)
     }
 
