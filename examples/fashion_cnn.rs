@@ -28,6 +28,7 @@
 
 use clap::Parser;
 use kiln::data::DataLoader;
+use kiln::metrics::count_correct;
 use kiln::optim::Optimizer;
 use kiln::prelude::*;
 use kiln::train::{EpochBar, Meter};
@@ -92,25 +93,6 @@ struct Args {
     train_subset: Option<usize>,
 }
 
-/// Number of rows of `logits` (`rows × 10`) whose largest entry is at the label.
-fn count_correct(logits: &[f32], labels: &[u32]) -> usize {
-    logits
-        .chunks_exact(10)
-        .zip(labels)
-        .filter(|(row, &y)| argmax(row) == y as usize)
-        .count()
-}
-
-fn argmax(row: &[f32]) -> usize {
-    let mut best = 0;
-    for (j, &v) in row.iter().enumerate() {
-        if v > row[best] {
-            best = j;
-        }
-    }
-    best
-}
-
 /// Buffers reused by every evaluation.
 struct EvalBufs {
     x: Tensor<S3<1, 28, 28>>,
@@ -135,7 +117,7 @@ fn evaluate(
         let loss = cross_entropy(logits, &bufs.y, None)?;
         bufs.host.resize(n * 10, 0.0);
         logits.copy_to_slice(&mut bufs.host)?;
-        m.add(loss as f64, count_correct(&bufs.host, &b.y), n);
+        m.add(loss as f64, count_correct(&bufs.host, 10, &b.y), n);
     }
     Ok((m.loss(), m.accuracy()))
 }
@@ -255,7 +237,7 @@ fn run(args: &Args) -> kiln::Result<(f64, usize)> {
             let loss = cross_entropy(logits, &y, Some(&mut dlogits))?;
             host_logits.resize(n * 10, 0.0);
             logits.copy_to_slice(&mut host_logits)?;
-            let correct = count_correct(&host_logits, &batch.y);
+            let correct = count_correct(&host_logits, 10, &batch.y);
             net.backward(&mut tape, &dlogits, &mut grads)?;
             opt.step(&mut net, &grads)?;
 

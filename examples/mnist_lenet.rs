@@ -50,6 +50,7 @@
 use clap::{Parser, ValueEnum};
 use kiln::checkpoint::Checkpoint;
 use kiln::data::{DataLoader, Position};
+use kiln::metrics::count_correct;
 use kiln::optim::{Adagrad, Optimizer, RmsProp};
 use kiln::prelude::*;
 use kiln::schedule::{
@@ -272,25 +273,6 @@ fn make_schedule(
     })
 }
 
-/// Number of rows of `logits` (`rows × 10`) whose largest entry is at the label.
-fn count_correct(logits: &[f32], labels: &[u32]) -> usize {
-    logits
-        .chunks_exact(10)
-        .zip(labels)
-        .filter(|(row, &y)| argmax(row) == y as usize)
-        .count()
-}
-
-fn argmax(row: &[f32]) -> usize {
-    let mut best = 0;
-    for (j, &v) in row.iter().enumerate() {
-        if v > row[best] {
-            best = j;
-        }
-    }
-    best
-}
-
 /// Buffers reused by every evaluation.
 struct EvalBufs<D: Backend<f32>> {
     x: Tensor<S3<1, 28, 28>, f32, D>,
@@ -315,7 +297,7 @@ fn evaluate<D: Backend<f32>>(
         let loss = cross_entropy(logits, &bufs.y, None)?;
         bufs.host.resize(n * 10, 0.0);
         logits.copy_to_slice(&mut bufs.host)?;
-        m.add(loss as f64, count_correct(&bufs.host, &b.y), n);
+        m.add(loss as f64, count_correct(&bufs.host, 10, &b.y), n);
     }
     Ok((m.loss(), m.accuracy()))
 }
@@ -536,7 +518,7 @@ fn run<D: Backend<f32>>(args: &Args, dev: &D) -> kiln::Result<Option<(f64, usize
             let loss = cross_entropy(logits, &y, Some(&mut dlogits))?;
             host_logits.resize(n * 10, 0.0);
             logits.copy_to_slice(&mut host_logits)?;
-            let correct = count_correct(&host_logits, &batch.y);
+            let correct = count_correct(&host_logits, 10, &batch.y);
             net.backward(&mut tape, &dlogits, &mut grads)?;
             opt.step(&mut net, &grads)?;
             sched.step(&mut opt);

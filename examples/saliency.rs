@@ -25,6 +25,7 @@
 //! names, so `--load` reads the checkpoint that `mnist_lenet --save` writes.
 
 use clap::Parser;
+use kiln::metrics::argmax;
 use kiln::prelude::*;
 use rand::seq::SliceRandom;
 use std::path::{Path, PathBuf};
@@ -84,16 +85,6 @@ struct Args {
     /// Directory for the PNGs (created if missing).
     #[arg(long, default_value = "saliency")]
     out_dir: PathBuf,
-}
-
-fn argmax(row: &[f32]) -> usize {
-    let mut best = 0;
-    for (j, &v) in row.iter().enumerate() {
-        if v > row[best] {
-            best = j;
-        }
-    }
-    best
 }
 
 /// Accuracy of `net` on `data` (evaluation mode), 1000 samples at a time.

@@ -20,6 +20,7 @@
 use clap::Parser;
 use kiln::checkpoint;
 use kiln::data::{DataLoader, Mnist};
+use kiln::metrics::argmax;
 use kiln::optim::{Adam, Optimizer};
 use kiln::prelude::*;
 use kiln::train::{EpochBar, Meter};
@@ -77,16 +78,6 @@ struct Args {
     /// Fashion-MNIST directory.
     #[arg(long, default_value = kiln::data::mnist::FASHION_DIR)]
     fashion_dir: PathBuf,
-}
-
-fn argmax(row: &[f32]) -> usize {
-    let mut best = 0;
-    for (j, &v) in row.iter().enumerate() {
-        if v > row[best] {
-            best = j;
-        }
-    }
-    best
 }
 
 /// Accuracy of `net` on every sample of `data`.

@@ -32,21 +32,35 @@ use crate::error::{check_batch, Error, Result};
 use crate::shape::S1;
 use crate::tensor::{Labels, Tensor};
 
-/// The index of the largest of each row of `cols` scores (first on ties; a
-/// NaN is never the largest unless the row is all NaN).
+/// The index of the largest score of `row` (first on ties; a NaN is never
+/// the largest unless the row is all NaN; 0 for an empty row).
+pub fn argmax<E: Elem>(row: &[E]) -> usize {
+    let mut best = 0;
+    for j in 1..row.len() {
+        if row[j] > row[best] || (row[best].is_nan() && !row[j].is_nan()) {
+            best = j;
+        }
+    }
+    best
+}
+
+/// The index of the largest of each row of `cols` scores ([`argmax`] per row).
 pub fn argmax_rows<E: Elem>(scores: &[E], cols: usize) -> Vec<u32> {
     scores
         .chunks_exact(cols.max(1))
-        .map(|r| {
-            let mut best = 0;
-            for j in 1..r.len() {
-                if r[j] > r[best] || (r[best].is_nan() && !r[j].is_nan()) {
-                    best = j;
-                }
-            }
-            best as u32
-        })
+        .map(|r| argmax(r) as u32)
         .collect()
+}
+
+/// How many rows of `cols` host scores have their [`argmax`] at the label:
+/// the per-batch count a training loop adds up, without allocating (rows
+/// beyond `labels.len()` are not counted).
+pub fn count_correct<E: Elem>(scores: &[E], cols: usize, labels: &[u32]) -> usize {
+    scores
+        .chunks_exact(cols.max(1))
+        .zip(labels)
+        .filter(|(r, &y)| argmax(r) == y as usize)
+        .count()
 }
 
 /// Downloads a batch of logits with its labels, checking the batch sizes.
@@ -449,5 +463,14 @@ mod tests {
         assert!((perplexity(6f64.ln()) - 6.0).abs() < 1e-12);
         // A coin: H = ln 2 → 2.
         assert!((perplexity(2f64.ln()) - 2.0).abs() < 1e-15);
+    }
+
+    #[test]
+    fn count_correct_by_hand() {
+        // Rows: argmax 2, 0 (tie 0/1 → first), 1 (NaN never wins); labels 2, 1, 1.
+        let scores = [0.1f32, 0.2, 0.9, 0.5, 0.5, 0.0, f32::NAN, 0.3, 0.1];
+        assert_eq!(argmax_rows(&scores, 3), [2, 0, 1]);
+        assert_eq!(count_correct(&scores, 3, &[2, 1, 1]), 2);
+        assert_eq!(count_correct(&scores, 3, &[2]), 1);
     }
 }
