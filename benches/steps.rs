@@ -17,23 +17,8 @@ kiln::network! {
     pub struct Mlp { input: [784], fc1: Linear(256), relu, fc2: Linear(128), relu, fc3: Linear(10) }
 }
 
-kiln::network! {
-    pub struct LeNet {
-        input: [1, 28, 28],
-        conv1: Conv2d(6, kernel = 5, padding = 2),
-        relu,
-        pool1: MaxPool2d(2),
-        conv2: Conv2d(16, kernel = 5),
-        relu,
-        pool2: MaxPool2d(2),
-        flatten,
-        fc1: Linear(120),
-        relu,
-        fc2: Linear(84),
-        relu,
-        fc3: Linear(10),
-    }
-}
+/// LeNet-5, declared once in `kiln::models` (see there).
+use kiln::models::LeNet5 as LeNet;
 
 kiln::network! {
     pub struct BasicBlock {

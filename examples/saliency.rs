@@ -21,8 +21,8 @@
 //! yellow → white, scaled to the image's largest value) side by side; the
 //! file name carries the label and the prediction.
 //!
-//! The network is the one of `examples/mnist_lenet.rs`, with the same field
-//! names, so `--load` reads the checkpoint that `mnist_lenet --save` writes.
+//! The network is `kiln::models::LeNet5`, the type `examples/mnist_lenet.rs`
+//! trains, so `--load` reads the checkpoint that `mnist_lenet --save` writes.
 
 use clap::Parser;
 use kiln::metrics::argmax;
@@ -32,24 +32,8 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::Instant;
 
-kiln::network! {
-    /// LeNet-5 (ReLU, max pooling), as in `examples/mnist_lenet.rs`.
-    pub struct LeNet {
-        input: [1, 28, 28],
-        conv1: Conv2d(6, kernel = 5, padding = 2),
-        relu,
-        pool1: MaxPool2d(2),
-        conv2: Conv2d(16, kernel = 5),
-        relu,
-        pool2: MaxPool2d(2),
-        flatten,
-        fc1: Linear(120),
-        relu,
-        fc2: Linear(84),
-        relu,
-        fc3: Linear(10),
-    }
-}
+/// LeNet-5, declared once in `kiln::models` (see there).
+use kiln::models::{LeNet5 as LeNet, LeNet5Tape as LeNetTape};
 
 /// Train (or load) LeNet-5 and write saliency maps of test images.
 #[derive(Parser, Debug)]

@@ -93,3 +93,32 @@ pub mod prelude {
         Rng, Shape, Tensor, S1, S2, S3, S4,
     };
 }
+
+/// The course's reference networks, declared once with [`network!`] and used
+/// by the examples, tests and benchmarks (a checkpoint that `mnist_lenet`
+/// saves is what `saliency` loads, because both use this declaration).
+pub mod models {
+    use crate as kiln;
+
+    kiln::network! {
+        /// LeNet-5 as the course draws it, with ReLU and max pooling, for
+        /// 1×28×28 images: conv 6@5×5 (padding 2) → pool 2 → conv 16@5×5 →
+        /// pool 2 → 400 → 120 → 84 → 10. PyTorch `state_dict` names:
+        /// `conv1.weight`, …, `fc3.bias`.
+        pub struct LeNet5 {
+            input: [1, 28, 28],
+            conv1: Conv2d(6, kernel = 5, padding = 2),
+            relu,
+            pool1: MaxPool2d(2),
+            conv2: Conv2d(16, kernel = 5),
+            relu,
+            pool2: MaxPool2d(2),
+            flatten,
+            fc1: Linear(120),
+            relu,
+            fc2: Linear(84),
+            relu,
+            fc3: Linear(10),
+        }
+    }
+}

@@ -6,24 +6,8 @@
 use kiln::prelude::*;
 use kiln::testing::{numeric_grad, numeric_grad_small, random_input, rel_err2};
 
-kiln::network! {
-    /// LeNet-5 exactly as in the saliency and mnist_lenet examples.
-    pub struct LeNet {
-        input: [1, 28, 28],
-        conv1: Conv2d(6, kernel = 5, padding = 2),
-        relu,
-        pool1: MaxPool2d(2),
-        conv2: Conv2d(16, kernel = 5),
-        relu,
-        pool2: MaxPool2d(2),
-        flatten,
-        fc1: Linear(120),
-        relu,
-        fc2: Linear(84),
-        relu,
-        fc3: Linear(10),
-    }
-}
+/// LeNet-5, declared once in `kiln::models` (see there).
+use kiln::models::LeNet5 as LeNet;
 
 /// `Σᵢ s_{cᵢ}(xᵢ)` evaluated at `xv` (two samples).
 fn score(net: &LeNet<f64, Cpu>, xv: &[f64], classes: &[usize]) -> f64 {
