@@ -109,26 +109,14 @@ fn need<T>(what: &'static str, b: &[T], n: usize) -> Result<()> {
 }
 
 impl Cpu {
-    /// Runs the product on slices (checked), through the `gemm` crate.
+    /// Runs the product on slices (checked by [`Gemm::check`]) through kiln's
+    /// GEMM, or the `gemm` crate when that is selected for comparison.
     fn gemm_slices<E: Elem>(g: &Gemm, a: &[E], b: &[E], c: &mut [E]) -> Result<()> {
         let (m, n, k) = (g.m, g.n, g.k);
+        g.check(a.len(), b.len(), c.len())?;
         if m == 0 || n == 0 {
             return Ok(());
         }
-        let a_rows = if g.trans_a { k } else { m };
-        let b_rows = if g.trans_b { n } else { k };
-        let a_cols = if g.trans_a { m } else { k };
-        let b_cols = if g.trans_b { k } else { n };
-        let end = |off: usize, rows: usize, ld: usize, cols: usize| {
-            if rows == 0 || cols == 0 {
-                off
-            } else {
-                off + (rows - 1) * ld + cols
-            }
-        };
-        need("gemm A", a, end(g.a_off, a_rows, g.lda, a_cols))?;
-        need("gemm B", b, end(g.b_off, b_rows, g.ldb, b_cols))?;
-        need("gemm C", c, end(g.c_off, m, g.ldc, n))?;
         let (a_rs, a_cs) = if g.trans_a {
             (1, g.lda as isize)
         } else {
@@ -1016,5 +1004,86 @@ mod tests {
         let b = vec![0.0f32; 16];
         let mut c = vec![0.0f32; 16];
         assert!(Cpu::gemm_slices(&g, &a, &b, &mut c).is_err());
+    }
+
+    /// A leading dimension below the row length would make rows overlap (for
+    /// `C`, two threads of the parallel split would then write one element):
+    /// rejected for each operand, through the safe `Backend::gemm`, with the
+    /// buffers left as they were.
+    #[test]
+    fn gemm_rejects_leading_dimensions_below_the_row_length() {
+        let dev = Cpu::default();
+        let (m, n, k) = (64, 64, 64);
+        let a = vec![1.0f32; m * k];
+        let b = vec![1.0f32; k * n];
+        let cases = [
+            (
+                "gemm A",
+                "lda",
+                Gemm {
+                    lda: k - 1,
+                    ..Gemm::dense(m, n, k, false, false)
+                },
+            ),
+            (
+                "gemm A",
+                "lda",
+                Gemm {
+                    lda: m - 1,
+                    ..Gemm::dense(m, n, k, true, false)
+                },
+            ),
+            (
+                "gemm B",
+                "ldb",
+                Gemm {
+                    ldb: n - 1,
+                    ..Gemm::dense(m, n, k, false, false)
+                },
+            ),
+            (
+                "gemm B",
+                "ldb",
+                Gemm {
+                    ldb: k - 1,
+                    ..Gemm::dense(m, n, k, false, true)
+                },
+            ),
+            (
+                "gemm C",
+                "ldc",
+                Gemm {
+                    ldc: n - 1,
+                    ..Gemm::dense(m, n, k, false, false)
+                },
+            ),
+            (
+                "gemm C",
+                "ldc",
+                Gemm {
+                    ldc: 1,
+                    ..Gemm::dense(m, n, k, false, false)
+                },
+            ),
+        ];
+        for (what, ld, g) in cases {
+            let mut c = vec![7.0f32; m * n];
+            let err = dev.gemm(&g, &a, &b, &mut c).unwrap_err().to_string();
+            assert!(err.contains(what) && err.contains(ld), "{err}");
+            assert!(err.contains("smaller than the row length"), "{err}");
+            assert!(
+                c.iter().all(|&v| v == 7.0),
+                "C was written before the check"
+            );
+        }
+        // Equal leading dimensions and larger ones (sub-matrices) still work.
+        let g = Gemm {
+            ldc: n + 3,
+            ..Gemm::dense(m, n, k, false, false)
+        };
+        let mut c = vec![0.0f32; (m - 1) * (n + 3) + n];
+        dev.gemm(&g, &a, &b, &mut c).unwrap();
+        assert_eq!(c[(m - 1) * (n + 3) + n - 1], k as f32);
+        assert_eq!(c[n], 0.0, "the gap between rows of C is not written");
     }
 }

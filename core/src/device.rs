@@ -119,6 +119,52 @@ impl Gemm {
         self.beta = if acc == Acc::Add { 1.0 } else { 0.0 };
         self
     }
+
+    /// Checks the product against buffers of `a_len`, `b_len` and `c_len`
+    /// elements: every leading dimension must be at least its stored matrix's
+    /// row length (as BLAS's `lda ≥ cols`; a smaller `ldc` would make rows
+    /// of `C` overlap, and the parallel split would then write one element from
+    /// two threads), and every element the product reads or writes must lie
+    /// inside its buffer. Each device calls this before launching, so the
+    /// checks are written once.
+    pub fn check(&self, a_len: usize, b_len: usize, c_len: usize) -> Result<()> {
+        let (m, n, k) = (self.m, self.n, self.k);
+        let (a_rows, a_cols) = if self.trans_a { (k, m) } else { (m, k) };
+        let (b_rows, b_cols) = if self.trans_b { (n, k) } else { (k, n) };
+        let operands = [
+            ("gemm A", "lda", a_rows, a_cols, self.a_off, self.lda, a_len),
+            ("gemm B", "ldb", b_rows, b_cols, self.b_off, self.ldb, b_len),
+            ("gemm C", "ldc", m, n, self.c_off, self.ldc, c_len),
+        ];
+        for (what, ld_name, rows, cols, off, ld, len) in operands {
+            if rows > 0 && cols > 0 && ld < cols {
+                return Err(Error::invalid(
+                    what,
+                    format!(
+                        "{ld_name} = {ld} is smaller than the row length {cols} of the stored {rows}×{cols} matrix (rows would overlap)"
+                    ),
+                ));
+            }
+            let end = if rows == 0 || cols == 0 {
+                off
+            } else {
+                (rows - 1)
+                    .checked_mul(ld)
+                    .and_then(|v| v.checked_add(off))
+                    .and_then(|v| v.checked_add(cols))
+                    .unwrap_or(usize::MAX)
+            };
+            if len < end {
+                return Err(Error::invalid(
+                    what,
+                    format!(
+                        "kiln internal error: buffer holds {len} elements, the {rows}×{cols} matrix at offset {off} with {ld_name} = {ld} needs {end}"
+                    ),
+                ));
+            }
+        }
+        Ok(())
+    }
 }
 
 /// Hyper-parameters of one SGD step on one parameter (PyTorch's `torch.optim.SGD`).

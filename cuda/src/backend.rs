@@ -60,22 +60,10 @@ impl<E: Elem> Backend<E> for Cuda {
     }
 
     fn gemm(&self, g: &Gemm, a: &Buf<E>, b: &Buf<E>, c: &mut Buf<E>) -> Result<()> {
-        let (m, n, k) = (g.m, g.n, g.k);
-        if m == 0 || n == 0 {
+        g.check(a.len(), b.len(), c.len())?;
+        if g.m == 0 || g.n == 0 {
             return Ok(());
         }
-        let end = |off: usize, rows: usize, ld: usize, cols: usize| {
-            if rows == 0 || cols == 0 {
-                off
-            } else {
-                off + (rows - 1) * ld + cols
-            }
-        };
-        let (a_rows, a_cols) = if g.trans_a { (k, m) } else { (m, k) };
-        let (b_rows, b_cols) = if g.trans_b { (n, k) } else { (k, n) };
-        need("gemm A", a.len(), end(g.a_off, a_rows, g.lda, a_cols))?;
-        need("gemm B", b.len(), end(g.b_off, b_rows, g.ldb, b_cols))?;
-        need("gemm C", c.len(), end(g.c_off, m, g.ldc, n))?;
         let lens = [a.len(), b.len(), c.len()];
         let (pa, pb, pc) = (self.opnd(a)?, self.opnd(b)?, self.opnd_mut(c)?);
         self.gemm_raw(dtype::<E>()?, g, pa, pb, pc, lens)
