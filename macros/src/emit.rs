@@ -348,7 +348,7 @@ pub fn emit(net: &Net) -> TokenStream {
                 Some(respan_q!(n.span=>
                     const _: () = {
                         #[allow(dead_code, clippy::all)]
-                        fn __kiln_shape_check<E: #k::Elem, D: #k::Backend<E>>(
+                        fn __kiln_shape_check<E: #k::Elem, D: #k::Kernels<E>>(
                             l: &#lty,
                             x: &#k::Tensor<#si, E, D>,
                             y: &mut #k::Tensor<#so, E, D>,
@@ -503,7 +503,7 @@ pub fn emit(net: &Net) -> TokenStream {
     let layer_impl = if net.inputs.len() == 1 && net.outputs.len() == 1 {
         let (it, ot) = (&in_ty[0], &out_ty[0]);
         quote! {
-            impl<E: #k::Elem, D: #k::Backend<E>> #k::Layer<E, D> for #name<E, D> {
+            impl<E: #k::Elem, D: #k::Kernels<E>> #k::Layer<E, D> for #name<E, D> {
                 type In = #it;
                 type Out = #ot;
                 type Cache = #cache_name<E, D>;
@@ -554,21 +554,21 @@ pub fn emit(net: &Net) -> TokenStream {
     quote! {
         #(#attrs)*
         #[doc = #struct_doc]
-        #vis struct #name<E: #k::Elem = f32, D: #k::Backend<E> = #k::Cpu> {
+        #vis struct #name<E: #k::Elem = f32, D: #k::Kernels<E> = #k::Cpu> {
             #(#field_defs)*
             device: D,
             _elem: ::core::marker::PhantomData<E>,
         }
 
         #[doc = #grads_doc]
-        #vis struct #grads_name<E: #k::Elem, D: #k::Backend<E>> {
+        #vis struct #grads_name<E: #k::Elem, D: #k::Kernels<E>> {
             #( #[allow(missing_docs)] pub #field_names: <#field_tys as #k::Module<E, D>>::Grads, )*
             _p: ::core::marker::PhantomData<(E, D)>,
         }
 
         #[doc = #cache_doc]
         #[allow(non_snake_case)]
-        #vis struct #cache_name<E: #k::Elem, D: #k::Backend<E>> {
+        #vis struct #cache_name<E: #k::Elem, D: #k::Kernels<E>> {
             #(#cache_defs)*
             /// Anomaly detection was on in the forward pass; check the backward too.
             detect: bool,
@@ -576,7 +576,7 @@ pub fn emit(net: &Net) -> TokenStream {
         }
 
         #[doc = #tape_doc]
-        #vis struct #tape_name<E: #k::Elem, D: #k::Backend<E>> {
+        #vis struct #tape_name<E: #k::Elem, D: #k::Kernels<E>> {
             /// The random source of stochastic layers (dropout), seeded.
             pub ctx: #k::TrainCtx,
             #( #[doc = #in_docs] pub #in_names: #k::Tensor<#in_ty, E, D>, )*
@@ -588,7 +588,7 @@ pub fn emit(net: &Net) -> TokenStream {
         }
 
         #[allow(clippy::too_many_arguments, clippy::needless_question_mark, unused_mut, unused_variables)]
-        impl<E: #k::Elem, D: #k::Backend<E>> #name<E, D> {
+        impl<E: #k::Elem, D: #k::Kernels<E>> #name<E, D> {
             /// Trainable parameters.
             pub const PARAMS: usize = 0 #(+ #params)*;
             /// Multiply–adds per sample of the forward pass.
@@ -711,7 +711,7 @@ pub fn emit(net: &Net) -> TokenStream {
             }
         }
 
-        impl<E: #k::Elem, D: #k::Backend<E>> #k::Module<E, D> for #name<E, D> {
+        impl<E: #k::Elem, D: #k::Kernels<E>> #k::Module<E, D> for #name<E, D> {
             type Grads = #grads_name<E, D>;
             fn grads(&self) -> #k::Result<Self::Grads> {
                 Ok(#grads_name {
@@ -730,7 +730,7 @@ pub fn emit(net: &Net) -> TokenStream {
             }
         }
 
-        impl<E: #k::Elem, D: #k::Backend<E>> #k::Build<E, D> for #name<E, D> {
+        impl<E: #k::Elem, D: #k::Kernels<E>> #k::Build<E, D> for #name<E, D> {
             type Config = ();
             fn build(dev: &D, rng: &mut #k::Rng, _: ()) -> #k::Result<Self> {
                 Self::init(dev, rng)
