@@ -138,6 +138,14 @@ impl Cpu {
             }
             return Ok(());
         }
+        #[cfg(not(feature = "gemm-crate"))]
+        if gemm_impl() == GemmImpl::GemmCrate {
+            return Err(Error::invalid(
+                "gemm",
+                "GemmImpl::GemmCrate needs kiln's `gemm-crate` feature (build with `--features gemm-crate`)",
+            ));
+        }
+        #[cfg(feature = "gemm-crate")]
         if gemm_impl() == GemmImpl::GemmCrate {
             let par = if rayon::current_num_threads() > 1 {
                 gemm::Parallelism::Rayon(0)

@@ -26,15 +26,6 @@ pub fn add_fwd<S: Shape, E: Elem, D: Backend<E>>(
     a.device().add(&a.buf, &b.buf, &mut y.buf, a.numel())
 }
 
-/// One operand's share of the backward of `add`: `∂L/∂a (acc)= ∂L/∂y`.
-pub fn add_bwd<S: Shape, E: Elem, D: Backend<E>>(
-    dy: &Tensor<S, E, D>,
-    da: &mut Tensor<S, E, D>,
-    acc: Acc,
-) -> Result<()> {
-    pass_grad(dy, da, acc)
-}
-
 /// `dx (acc)= dy` for a tensor that reaches its consumer unchanged (an
 /// identity edge, an output that is also read by a layer).
 pub fn pass_grad<S: Shape, E: Elem, D: Backend<E>>(
