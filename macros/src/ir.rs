@@ -7,7 +7,7 @@ use crate::kinds::{self, Kind};
 use crate::parse::{Dims, Expr, Invocation, Item, Spec, Step};
 use proc_macro2::{Span, TokenStream};
 use quote::format_ident;
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use syn::{Attribute, Ident, Visibility};
 
 /// A value in the graph: a network input or a node's output.
@@ -116,9 +116,9 @@ impl Net {
     }
 }
 
-struct Lower {
+struct Lower<'d> {
     krate: TokenStream,
-    diag: Diag,
+    diag: &'d mut Diag,
     inputs: Vec<Input>,
     layers: Vec<LayerDecl>,
     nodes: Vec<Node>,
@@ -129,23 +129,26 @@ struct Lower {
     /// Names bound by a later `let` (for "used before it is defined").
     later: HashMap<String, Span>,
     /// Names read before their `let` (already reported; not "never used").
-    early: std::collections::HashSet<String>,
+    early: HashSet<String>,
     /// Shared layer name → layer index, with its declaration span and use flag.
     shared: HashMap<String, usize>,
     auto: HashMap<String, usize>,
 }
 
-/// Builds the IR from the parsed invocation.
-pub fn lower(inv: Invocation) -> syn::Result<Net> {
+/// Builds the IR from the parsed invocation, reporting name errors to `diag`.
+/// The graph returned holds every part that could be built (a failed step
+/// ends its chain; a failed binding is silently absent where it is read), so
+/// that shape inference can still check those parts in the same build.
+pub fn lower(inv: Invocation, diag: &mut Diag) -> Net {
     let mut l = Lower {
         krate: inv.krate.clone(),
-        diag: Diag::new(),
+        diag,
         inputs: Vec::new(),
         layers: Vec::new(),
         nodes: Vec::new(),
         env: HashMap::new(),
         later: HashMap::new(),
-        early: Default::default(),
+        early: HashSet::new(),
         shared: HashMap::new(),
         auto: HashMap::new(),
     };
@@ -162,14 +165,12 @@ pub fn lower(inv: Invocation) -> syn::Result<Net> {
         l.chain(&inv, &mut outputs);
     }
     let Lower {
-        diag,
         inputs,
         layers,
         nodes,
         ..
     } = l;
-    diag.finish()?;
-    Ok(Net {
+    Net {
         krate: inv.krate,
         attrs: inv.attrs,
         vis: inv.vis,
@@ -178,10 +179,10 @@ pub fn lower(inv: Invocation) -> syn::Result<Net> {
         layers,
         nodes,
         outputs,
-    })
+    }
 }
 
-impl Lower {
+impl Lower<'_> {
     fn chain(&mut self, inv: &Invocation, outputs: &mut Vec<Output>) {
         let mut cur: Option<Val> = None;
         for item in &inv.items {
@@ -234,7 +235,7 @@ impl Lower {
                 self.later.insert(name.to_string(), name.span());
             }
         }
-        let mut out_names: HashMap<String, Span> = HashMap::new();
+        let mut out_names: HashSet<String> = HashSet::new();
         let mut any_output = false;
         for item in &inv.items {
             match item {
@@ -300,8 +301,7 @@ impl Lower {
                         (None, Expr::Var(i)) => i.clone(),
                         (None, _) => format_ident!("out{}", outputs.len(), span = *span),
                     };
-                    if let Some(prev) = out_names.insert(oname.to_string(), oname.span()) {
-                        let _ = prev;
+                    if !out_names.insert(oname.to_string()) {
                         self.diag.error(oname.span(), format!("two outputs are named `{oname}`; name them: `output {oname}2 = …`"));
                     }
                     outputs.push(Output {
@@ -350,8 +350,7 @@ impl Lower {
     }
 
     fn check_new_name(&mut self, name: &Ident) -> bool {
-        if let Some((_, s, _)) = self.env.get(&name.to_string()) {
-            let _ = s;
+        if self.env.contains_key(&name.to_string()) {
             self.diag.error(
                 name.span(),
                 format!("`{name}` is already bound; bindings cannot be rebound"),

@@ -124,20 +124,22 @@ fn unpool_rule(
     Ok(pl.in_shape.clone())
 }
 
-/// Infers every node's shape and every layer's type; all errors in one pass.
-pub fn infer(mut net: Net) -> syn::Result<Net> {
-    let mut diag = Diag::new();
+/// Infers every node's shape and every layer's type, reporting every
+/// inconsistency to `diag` (which may already hold the name errors of the
+/// same invocation: both are reported in one build).
+pub fn infer(net: &mut Net, diag: &mut Diag) {
+    let before = diag.count();
     for i in &net.inputs {
         let what = if i.named {
             format!("input `{}`", i.name)
         } else {
             "the input".to_string()
         };
-        check_declared(&mut diag, &what, &i.dims);
+        check_declared(diag, &what, &i.dims);
     }
-    if !diag.is_clean() {
-        diag.finish()?;
-        return Ok(net);
+    // A malformed input shape would make every node after it wrong.
+    if diag.count() > before {
+        return;
     }
     let k = net.krate.clone();
     for j in 0..net.nodes.len() {
@@ -191,7 +193,7 @@ pub fn infer(mut net: Net) -> syn::Result<Net> {
                     }
                 }
                 if let Some((name, d)) = &net.nodes[j].declared {
-                    check_declared(&mut diag, &format!("`{name}`"), d);
+                    check_declared(diag, &format!("`{name}`"), d);
                     if d.values() != shape {
                         diag.error(
                             d.span,
@@ -209,6 +211,4 @@ pub fn infer(mut net: Net) -> syn::Result<Net> {
             Err(msg) => diag.error_range(net.nodes[j].range, msg),
         }
     }
-    diag.finish()?;
-    Ok(net)
 }
