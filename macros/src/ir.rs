@@ -3,7 +3,7 @@
 //! the graph's names (undefined, defined later, unused, duplicated).
 
 use crate::diag::{suggest, Diag};
-use crate::kinds::{self, Kind};
+use crate::kinds::{self, Rule};
 use crate::parse::{Dims, Expr, Invocation, Item, Spec, Step};
 use proc_macro2::{Span, TokenStream};
 use quote::format_ident;
@@ -31,7 +31,8 @@ pub struct LayerDecl {
     /// Field name (the user's, or generated like `linear1`).
     pub field: Ident,
     pub spec: Spec,
-    pub kind: Kind,
+    /// What the layer's kind knows (see `kinds/mod.rs`).
+    pub kind: Box<dyn Rule>,
     /// Declared with `layer NAME = …` (may be applied several times).
     pub shared: bool,
     /// Nodes applying this layer, in forward order.
@@ -263,7 +264,7 @@ impl Lower<'_> {
                         self.diag.error(name.span(), format!("layer `{name}` is declared twice"));
                         continue;
                     }
-                    if let Some(kind) = kinds::resolve(spec, &self.krate, &mut self.diag) {
+                    if let Some(kind) = kinds::resolve(spec, &self.krate, self.diag) {
                         self.shared.insert(name.to_string(), self.layers.len());
                         self.layers.push(LayerDecl {
                             field: name.clone(),
@@ -476,7 +477,7 @@ impl Lower<'_> {
             }
             return Some(node);
         }
-        let kind = kinds::resolve(spec, &self.krate, &mut self.diag)?;
+        let kind = kinds::resolve(spec, &self.krate, self.diag)?;
         let field = match &step.name {
             Some(n) => {
                 if self.layers.iter().any(|l| l.field == *n) {

@@ -1,8 +1,9 @@
 //! The `network!` procedural macro of kiln: a thin translator.
 //!
-//! parse (`parse.rs`) → graph IR with spans (`ir.rs`) → shape inference with
-//! one rule per layer kind (`kinds.rs`, `shape.rs`) → diagnostics collected in
-//! one pass (`diag.rs`) → code generation (`emit.rs`).
+//! parse (`parse.rs`) → graph IR with spans (`ir.rs`) → shape inference
+//! (`shape.rs`), asking each layer's kind for its rule (`kinds/`, one file per
+//! kind) → diagnostics collected in one pass (`diag.rs`) → code generation
+//! (`emit.rs`), one function per generated item.
 //!
 //! It is invoked through `kiln::network!`, a `macro_rules!` wrapper that
 //! passes `$crate` first, so generated paths resolve from any crate, under any
@@ -10,7 +11,6 @@
 
 mod diag;
 mod emit;
-mod image;
 mod ir;
 mod kinds;
 mod parse;
