@@ -15,6 +15,8 @@ mod ir;
 mod kinds;
 mod parse;
 mod shape;
+#[cfg(test)]
+mod tests;
 
 /// Expands a network declaration; see `kiln::network!` for the grammar.
 #[proc_macro]
