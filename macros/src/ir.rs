@@ -210,7 +210,7 @@ impl Lower<'_> {
                         );
                         return;
                     };
-                    cur = self.apply(v, step, None);
+                    cur = self.apply(v, step);
                     if cur.is_none() {
                         return;
                     }
@@ -365,7 +365,7 @@ impl Lower<'_> {
         match v {
             Val::Node(j) => self.nodes[j].declared = Some((name.to_string(), d.clone())),
             Val::In(_) => {
-                // An alias of an input: record as an identity check on a node-less value.
+                // `let h: [..] = x;` names no node: the shape belongs on the input.
                 self.diag.error(
                     name.span(),
                     format!("`{name}` only renames an input; declare the shape on the input"),
@@ -421,7 +421,7 @@ impl Lower<'_> {
             }
             Expr::Apply(inner, step) => {
                 let v = self.expr(inner)?;
-                self.apply(v, step, None)
+                self.apply(v, step)
             }
         }
     }
@@ -458,7 +458,7 @@ impl Lower<'_> {
     }
 
     /// Applies a step (a new layer, or a shared one by name) to `v`.
-    fn apply(&mut self, v: Val, step: &Step, _declared: Option<&Dims>) -> Option<Val> {
+    fn apply(&mut self, v: Val, step: &Step) -> Option<Val> {
         let spec = &step.spec;
         let bare = spec.args.is_none() && spec.out.is_none() && spec.path.get_ident().is_some();
         let key = spec.ident().to_string();
