@@ -79,3 +79,64 @@ fn expansion() {
         );
     }
 }
+
+/// The fields of the generated cache struct, in order.
+fn cache_fields(src: &str) -> Vec<String> {
+    let out = crate::expand(src.parse().expect("tokens"));
+    let file: syn::File = syn::parse2(out).expect("an expansion");
+    file.items
+        .iter()
+        .find_map(|i| match i {
+            syn::Item::Struct(s) if s.ident.to_string().ends_with("Cache") => Some(
+                s.fields
+                    .iter()
+                    .filter_map(|f| f.ident.as_ref().map(|i| i.to_string()))
+                    .collect(),
+            ),
+            _ => None,
+        })
+        .expect("a cache struct")
+}
+
+#[test]
+fn cache_fields_are_named_after_the_layers() {
+    // A shared layer's uses are numbered, an unnamed addition and in-place
+    // layers are counted, a concatenation takes its binding's name; an
+    // output's last node gets no gradient buffer (d_y arrives directly).
+    let fields = cache_fields(
+        "::kiln; pub struct Two {
+            input a: [5],
+            input b: [5],
+            layer enc = Linear(4);
+            let l = a |> enc |> tanh;
+            let r = b |> enc |> tanh;
+            let j = concat(l, r);
+            output l + r |> out: Linear(2);
+            output j;
+        }",
+    );
+    assert_eq!(
+        fields,
+        [
+            "enc_1_out",
+            "enc_1_cache",
+            "enc_1_grad",
+            "tanh1_out",
+            "tanh1_cache",
+            "tanh1_grad",
+            "enc_2_out",
+            "enc_2_cache",
+            "enc_2_grad",
+            "tanh2_out",
+            "tanh2_cache",
+            "tanh2_grad",
+            "j_out",
+            "add1_out",
+            "add1_grad",
+            "out_out",
+            "out_cache",
+            "detect",
+            "_p",
+        ]
+    );
+}
