@@ -5,7 +5,6 @@
 use proc_macro2::{Punct, Spacing, Span, TokenStream, TokenTree};
 use std::fmt::Display;
 
-#[derive(Default)]
 pub struct Diag {
     errors: Option<Vec<syn::Error>>,
 }
@@ -38,9 +37,10 @@ impl Diag {
             .expect("kiln-macros internal error: Diag used after finish")
             .push(e);
     }
-    /// Whether nothing has been reported yet.
-    pub fn is_clean(&self) -> bool {
-        self.errors.as_ref().is_none_or(|e| e.is_empty())
+    /// How many errors have been reported so far (a stage compares counts to
+    /// know whether its own checks failed).
+    pub fn count(&self) -> usize {
+        self.errors.as_ref().map_or(0, Vec::len)
     }
     /// All errors combined into one, or `Ok`.
     pub fn finish(mut self) -> syn::Result<()> {

@@ -3,11 +3,11 @@
 //! the graph's names (undefined, defined later, unused, duplicated).
 
 use crate::diag::{suggest, Diag};
-use crate::kinds::{self, Kind};
+use crate::kinds::{self, Rule};
 use crate::parse::{Dims, Expr, Invocation, Item, Spec, Step};
 use proc_macro2::{Span, TokenStream};
 use quote::format_ident;
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use syn::{Attribute, Ident, Visibility};
 
 /// A value in the graph: a network input or a node's output.
@@ -31,7 +31,8 @@ pub struct LayerDecl {
     /// Field name (the user's, or generated like `linear1`).
     pub field: Ident,
     pub spec: Spec,
-    pub kind: Kind,
+    /// What the layer's kind knows (see `kinds/mod.rs`).
+    pub kind: Box<dyn Rule>,
     /// Declared with `layer NAME = …` (may be applied several times).
     pub shared: bool,
     /// Nodes applying this layer, in forward order.
@@ -116,9 +117,9 @@ impl Net {
     }
 }
 
-struct Lower {
+struct Lower<'d> {
     krate: TokenStream,
-    diag: Diag,
+    diag: &'d mut Diag,
     inputs: Vec<Input>,
     layers: Vec<LayerDecl>,
     nodes: Vec<Node>,
@@ -129,23 +130,26 @@ struct Lower {
     /// Names bound by a later `let` (for "used before it is defined").
     later: HashMap<String, Span>,
     /// Names read before their `let` (already reported; not "never used").
-    early: std::collections::HashSet<String>,
+    early: HashSet<String>,
     /// Shared layer name → layer index, with its declaration span and use flag.
     shared: HashMap<String, usize>,
     auto: HashMap<String, usize>,
 }
 
-/// Builds the IR from the parsed invocation.
-pub fn lower(inv: Invocation) -> syn::Result<Net> {
+/// Builds the IR from the parsed invocation, reporting name errors to `diag`.
+/// The graph returned holds every part that could be built (a failed step
+/// ends its chain; a failed binding is silently absent where it is read), so
+/// that shape inference can still check those parts in the same build.
+pub fn lower(inv: Invocation, diag: &mut Diag) -> Net {
     let mut l = Lower {
         krate: inv.krate.clone(),
-        diag: Diag::new(),
+        diag,
         inputs: Vec::new(),
         layers: Vec::new(),
         nodes: Vec::new(),
         env: HashMap::new(),
         later: HashMap::new(),
-        early: Default::default(),
+        early: HashSet::new(),
         shared: HashMap::new(),
         auto: HashMap::new(),
     };
@@ -162,14 +166,12 @@ pub fn lower(inv: Invocation) -> syn::Result<Net> {
         l.chain(&inv, &mut outputs);
     }
     let Lower {
-        diag,
         inputs,
         layers,
         nodes,
         ..
     } = l;
-    diag.finish()?;
-    Ok(Net {
+    Net {
         krate: inv.krate,
         attrs: inv.attrs,
         vis: inv.vis,
@@ -178,10 +180,10 @@ pub fn lower(inv: Invocation) -> syn::Result<Net> {
         layers,
         nodes,
         outputs,
-    })
+    }
 }
 
-impl Lower {
+impl Lower<'_> {
     fn chain(&mut self, inv: &Invocation, outputs: &mut Vec<Output>) {
         let mut cur: Option<Val> = None;
         for item in &inv.items {
@@ -208,7 +210,7 @@ impl Lower {
                         );
                         return;
                     };
-                    cur = self.apply(v, step, None);
+                    cur = self.apply(v, step);
                     if cur.is_none() {
                         return;
                     }
@@ -234,7 +236,7 @@ impl Lower {
                 self.later.insert(name.to_string(), name.span());
             }
         }
-        let mut out_names: HashMap<String, Span> = HashMap::new();
+        let mut out_names: HashSet<String> = HashSet::new();
         let mut any_output = false;
         for item in &inv.items {
             match item {
@@ -262,7 +264,7 @@ impl Lower {
                         self.diag.error(name.span(), format!("layer `{name}` is declared twice"));
                         continue;
                     }
-                    if let Some(kind) = kinds::resolve(spec, &self.krate, &mut self.diag) {
+                    if let Some(kind) = kinds::resolve(spec, &self.krate, self.diag) {
                         self.shared.insert(name.to_string(), self.layers.len());
                         self.layers.push(LayerDecl {
                             field: name.clone(),
@@ -300,8 +302,7 @@ impl Lower {
                         (None, Expr::Var(i)) => i.clone(),
                         (None, _) => format_ident!("out{}", outputs.len(), span = *span),
                     };
-                    if let Some(prev) = out_names.insert(oname.to_string(), oname.span()) {
-                        let _ = prev;
+                    if !out_names.insert(oname.to_string()) {
                         self.diag.error(oname.span(), format!("two outputs are named `{oname}`; name them: `output {oname}2 = …`"));
                     }
                     outputs.push(Output {
@@ -350,8 +351,7 @@ impl Lower {
     }
 
     fn check_new_name(&mut self, name: &Ident) -> bool {
-        if let Some((_, s, _)) = self.env.get(&name.to_string()) {
-            let _ = s;
+        if self.env.contains_key(&name.to_string()) {
             self.diag.error(
                 name.span(),
                 format!("`{name}` is already bound; bindings cannot be rebound"),
@@ -365,7 +365,7 @@ impl Lower {
         match v {
             Val::Node(j) => self.nodes[j].declared = Some((name.to_string(), d.clone())),
             Val::In(_) => {
-                // An alias of an input: record as an identity check on a node-less value.
+                // `let h: [..] = x;` names no node: the shape belongs on the input.
                 self.diag.error(
                     name.span(),
                     format!("`{name}` only renames an input; declare the shape on the input"),
@@ -421,7 +421,7 @@ impl Lower {
             }
             Expr::Apply(inner, step) => {
                 let v = self.expr(inner)?;
-                self.apply(v, step, None)
+                self.apply(v, step)
             }
         }
     }
@@ -458,7 +458,7 @@ impl Lower {
     }
 
     /// Applies a step (a new layer, or a shared one by name) to `v`.
-    fn apply(&mut self, v: Val, step: &Step, _declared: Option<&Dims>) -> Option<Val> {
+    fn apply(&mut self, v: Val, step: &Step) -> Option<Val> {
         let spec = &step.spec;
         let bare = spec.args.is_none() && spec.out.is_none() && spec.path.get_ident().is_some();
         let key = spec.ident().to_string();
@@ -477,7 +477,7 @@ impl Lower {
             }
             return Some(node);
         }
-        let kind = kinds::resolve(spec, &self.krate, &mut self.diag)?;
+        let kind = kinds::resolve(spec, &self.krate, self.diag)?;
         let field = match &step.name {
             Some(n) => {
                 if self.layers.iter().any(|l| l.field == *n) {

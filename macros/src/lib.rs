@@ -1,8 +1,9 @@
 //! The `network!` procedural macro of kiln: a thin translator.
 //!
-//! parse (`parse.rs`) → graph IR with spans (`ir.rs`) → shape inference with
-//! one rule per layer kind (`kinds.rs`, `shape.rs`) → diagnostics collected in
-//! one pass (`diag.rs`) → code generation (`emit.rs`).
+//! parse (`parse.rs`) → graph IR with spans (`ir.rs`) → shape inference
+//! (`shape.rs`), asking each layer's kind for its rule (`kinds/`, one file per
+//! kind) → diagnostics collected in one pass (`diag.rs`) → code generation
+//! (`emit.rs`), one function per generated item.
 //!
 //! It is invoked through `kiln::network!`, a `macro_rules!` wrapper that
 //! passes `$crate` first, so generated paths resolve from any crate, under any
@@ -10,20 +11,33 @@
 
 mod diag;
 mod emit;
-mod image;
 mod ir;
 mod kinds;
 mod parse;
 mod shape;
-
-use proc_macro::TokenStream;
+#[cfg(test)]
+mod tests;
 
 /// Expands a network declaration; see `kiln::network!` for the grammar.
 #[proc_macro]
-pub fn network_impl(input: TokenStream) -> TokenStream {
-    let def = syn::parse_macro_input!(input as parse::Invocation);
-    match ir::lower(def).and_then(|net| shape::infer(net)) {
-        Ok(net) => emit::emit(&net).into(),
-        Err(e) => e.to_compile_error().into(),
+pub fn network_impl(input: proc_macro::TokenStream) -> proc_macro::TokenStream {
+    expand(input.into()).into()
+}
+
+/// The whole pipeline on `proc_macro2` tokens, so that it also runs outside
+/// the compiler (the expansion test in `tests.rs`). Name errors (lowering)
+/// and shape errors (inference) go to one collector and are reported
+/// together; code is emitted only when there are none.
+fn expand(input: proc_macro2::TokenStream) -> proc_macro2::TokenStream {
+    let inv = match syn::parse2::<parse::Invocation>(input) {
+        Ok(inv) => inv,
+        Err(e) => return e.to_compile_error(),
+    };
+    let mut diag = diag::Diag::new();
+    let mut net = ir::lower(inv, &mut diag);
+    shape::infer(&mut net, &mut diag);
+    match diag.finish() {
+        Ok(()) => emit::emit(&net),
+        Err(e) => e.to_compile_error(),
     }
 }

@@ -3,9 +3,8 @@
 //! shapes written as numbers.
 
 use crate::diag::{dims, Diag};
-use crate::image::ImageKind;
 use crate::ir::{Net, Op, Val};
-use crate::kinds::Kind;
+use crate::kinds::ShapeIn;
 
 /// Rule: every declared dimension is at least 1 and a shape has rank 1 to 4.
 fn check_declared(diag: &mut Diag, what: &str, d: &crate::parse::Dims) {
@@ -72,7 +71,7 @@ fn concat_rule(net: &Net, args: &[Val]) -> Result<Vec<usize>, String> {
 fn origin_dims(net: &Net, v: Val) -> Vec<usize> {
     if let Val::Node(m) = v {
         if let Op::Layer(li) = net.nodes[m].op {
-            if matches!(net.layers[li].kind, Kind::Flatten) {
+            if net.layers[li].kind.explains_features() {
                 return net.shape(net.nodes[m].args[0]).to_vec();
             }
         }
@@ -80,64 +79,59 @@ fn origin_dims(net: &Net, v: Val) -> Vec<usize> {
     net.shape(v).to_vec()
 }
 
-/// Rule for `MaxUnpool2d(pool)`: `pool` names a `MaxPool2d` applied once,
-/// earlier in the graph; the unpooling's input has that pooling's output
-/// shape and its output the pooling's input shape.
-fn unpool_rule(
-    net: &Net,
-    j: usize,
-    pool: &syn::Ident,
-    input: &[usize],
-    from: &str,
-) -> Result<Vec<usize>, String> {
+/// Rule for a layer: its kind's rule at its first application (see
+/// `kinds/`), and the same input shape at every later one (a shared layer).
+fn layer_rule(net: &Net, j: usize, li: usize) -> Result<Vec<usize>, String> {
+    let arg = net.nodes[j].args[0];
+    let input = net.shape(arg);
+    let from = net.val_label(arg);
+    let layer = &net.layers[li];
+    if layer.uses.first() != Some(&j) {
+        if layer.in_shape != input {
+            return Err(format!(
+                "layer `{}` is shared: it was first applied to shape {} but here `{from}` gives {}",
+                layer.field,
+                dims(&layer.in_shape),
+                dims(input)
+            ));
+        }
+        return Ok(layer.out_shape.clone());
+    }
     let who = &net.nodes[j].label;
-    let Some(pl) = net.layers.iter().find(|l| l.field == *pool) else {
-        return Err(format!("`{who}`: there is no layer named `{pool}`; name the `MaxPool2d` whose positions it restores (`{pool}: MaxPool2d(2)`)"));
-    };
-    if !matches!(pl.kind, Kind::Image(ImageKind::MaxPool2d { .. })) {
+    let origin = origin_dims(net, arg);
+    let out = layer.kind.out_shape(&ShapeIn {
+        who,
+        input,
+        from: &from,
+        origin: &origin,
+        net,
+        node: j,
+    })?;
+    if out.len() > 4 || out.contains(&0) {
         return Err(format!(
-            "`{who}`: `{pool}` is a `{}`, not a `MaxPool2d`",
-            pl.spec.text()
+            "`{who}` would produce shape {}; shapes have 1 to 4 non-zero dimensions",
+            dims(&out)
         ));
     }
-    match pl.uses.as_slice() {
-        [p] if *p < j => {}
-        [_] => {
-            return Err(format!(
-                "`{who}` must come after `{pool}`, whose positions it restores"
-            ))
-        }
-        _ => {
-            return Err(format!(
-                "`{who}`: `{pool}` is applied {} times; unpooling needs exactly one application",
-                pl.uses.len()
-            ))
-        }
-    }
-    if pl.out_shape != input {
-        return Err(format!(
-            "`{who}` restores the positions of `{pool}`, which gives {}, but `{from}` gives {}",
-            dims(&pl.out_shape),
-            dims(input)
-        ));
-    }
-    Ok(pl.in_shape.clone())
+    Ok(out)
 }
 
-/// Infers every node's shape and every layer's type; all errors in one pass.
-pub fn infer(mut net: Net) -> syn::Result<Net> {
-    let mut diag = Diag::new();
+/// Infers every node's shape and every layer's type, reporting every
+/// inconsistency to `diag` (which may already hold the name errors of the
+/// same invocation: both are reported in one build).
+pub fn infer(net: &mut Net, diag: &mut Diag) {
+    let before = diag.count();
     for i in &net.inputs {
         let what = if i.named {
             format!("input `{}`", i.name)
         } else {
             "the input".to_string()
         };
-        check_declared(&mut diag, &what, &i.dims);
+        check_declared(diag, &what, &i.dims);
     }
-    if !diag.is_clean() {
-        diag.finish()?;
-        return Ok(net);
+    // A malformed input shape would make every node after it wrong.
+    if diag.count() > before {
+        return;
     }
     let k = net.krate.clone();
     for j in 0..net.nodes.len() {
@@ -150,34 +144,9 @@ pub fn infer(mut net: Net) -> syn::Result<Net> {
             continue;
         }
         let res = match net.nodes[j].op {
-            Op::Add => add_rule(&net, &args),
-            Op::Concat => concat_rule(&net, &args),
-            Op::Layer(li) => {
-                let input = net.shape(args[0]).to_vec();
-                let from = net.val_label(args[0]);
-                let origin = origin_dims(&net, args[0]);
-                let layer = &net.layers[li];
-                if let Kind::Image(ImageKind::MaxUnpool2d { pool }) = &layer.kind {
-                    unpool_rule(&net, j, pool, &input, &from)
-                } else if layer.uses.first() == Some(&j) {
-                    let who = net.nodes[j].label.clone();
-                    layer.kind.out_shape(&who, &input, &from, &origin).and_then(|out| {
-                        if out.len() > 4 || out.contains(&0) {
-                            return Err(format!("`{who}` would produce shape {}; shapes have 1 to 4 non-zero dimensions", dims(&out)));
-                        }
-                        Ok(out)
-                    })
-                } else if layer.in_shape != input {
-                    Err(format!(
-                        "layer `{}` is shared: it was first applied to shape {} but here `{from}` gives {}",
-                        layer.field,
-                        dims(&layer.in_shape),
-                        dims(&input)
-                    ))
-                } else {
-                    Ok(layer.out_shape.clone())
-                }
-            }
+            Op::Add => add_rule(net, &args),
+            Op::Concat => concat_rule(net, &args),
+            Op::Layer(li) => layer_rule(net, j, li),
         };
         match res {
             Ok(shape) => {
@@ -191,7 +160,7 @@ pub fn infer(mut net: Net) -> syn::Result<Net> {
                     }
                 }
                 if let Some((name, d)) = &net.nodes[j].declared {
-                    check_declared(&mut diag, &format!("`{name}`"), d);
+                    check_declared(diag, &format!("`{name}`"), d);
                     if d.values() != shape {
                         diag.error(
                             d.span,
@@ -209,6 +178,4 @@ pub fn infer(mut net: Net) -> syn::Result<Net> {
             Err(msg) => diag.error_range(net.nodes[j].range, msg),
         }
     }
-    diag.finish()?;
-    Ok(net)
 }

@@ -1,0 +1,268 @@
+//! The built-in layer kinds, one file per kind, and the registry of their
+//! names.
+//!
+//! Everything the macro knows about a kind lives in its file: how it reads
+//! its arguments (with their diagnostics), the rule that gives its output
+//! shape (with its diagnostics), its Rust type, its config and constructor,
+//! its parameter count, and, where the default does not fit, how it is
+//! called and what the generated code must know about it. The rest of the
+//! macro asks through [`Rule`] and never names a kind.
+//!
+//! **Adding a kind** means:
+//! 1. a new file here, `kinds/my_layer.rs`, with a `pub const KIND: Entry`
+//!    (its names and its parser) and a type implementing [`Rule`] (the
+//!    trait's defaults fit a one-input, one-output layer of core called
+//!    through `kiln::Layer`: only `is_field`, `out_shape` and `ty` are
+//!    required);
+//! 2. one line, `my_layer,`, in the `registry!` list below;
+//! 3. the layer itself in `core/src/layers/` (forward, backward, tests).
+//!
+//! Nothing in `ir.rs`, `shape.rs` or `emit.rs` changes.
+
+use crate::diag::{suggest, Diag};
+use crate::ir::Net;
+use crate::parse::Spec;
+use proc_macro2::{Ident, TokenStream};
+use quote::quote;
+
+mod args;
+mod image;
+mod subnet;
+
+/// Declares the kinds' modules and lists them in lookup order (which is also
+/// the order of the names offered as suggestions).
+macro_rules! registry {
+    ($($kind:ident,)*) => {
+        $(mod $kind;)*
+        /// Every built-in kind.
+        const KINDS: &[&Entry] = &[$(&$kind::KIND),*];
+    };
+}
+
+registry! {
+    linear,
+    activation,
+    softmax,
+    flatten,
+    conv2d,
+    pool,
+    batchnorm,
+    dropout,
+    conv_transpose2d,
+    unpool,
+    upsample,
+}
+
+/// A kind in the registry: the names it is written with and its parser.
+pub struct Entry {
+    /// Every spelling of the kind (`relu`, `Relu`).
+    pub names: &'static [&'static str],
+    /// Reads the arguments of a layer written with one of `names`; `None`
+    /// once the mistakes are reported to the collector.
+    pub parse: fn(&Spec, &TokenStream, &mut Diag) -> Option<Box<dyn Rule>>,
+}
+
+/// What shape inference tells a kind about the layer's first application.
+pub struct ShapeIn<'a> {
+    /// How messages name the layer (`fc1: Linear(256)`).
+    pub who: &'a str,
+    /// The input's per-sample shape.
+    pub input: &'a [usize],
+    /// How messages name the value feeding the layer.
+    pub from: &'a str,
+    /// The dimensions the input's features come from (`[16, 5, 5]` after
+    /// `flatten`), so that a message reads `400 = 16×5×5`.
+    pub origin: &'a [usize],
+    /// The whole graph and the node being inferred (for kinds that refer to
+    /// another layer, such as `MaxUnpool2d(pool)`).
+    pub net: &'a Net,
+    pub node: usize,
+}
+
+/// What code generation tells a kind about one application of its layer.
+/// Every piece is a ready expression of the generated function it goes into
+/// (`c` is the network's cache, `self` the network).
+pub struct Call<'a> {
+    /// The path of the `kiln` facade.
+    pub k: &'a TokenStream,
+    /// The layer's Rust type, and its input and output shape types.
+    pub ty: &'a TokenStream,
+    pub si: TokenStream,
+    pub so: TokenStream,
+    /// The same shapes as numbers.
+    pub input: &'a [usize],
+    pub out: &'a [usize],
+    /// The field holding the layer (or the in-place layer's generated name).
+    pub field: &'a Ident,
+    /// `&self.fc1`, `&mut self.fc1` (training forward), or an in-place
+    /// stateless layer `&<Relu<S1<256>> as Default>::default()`.
+    pub inst: TokenStream,
+    /// The input, a `&Tensor` expression (`in_x`, `&c.conv1_out`).
+    pub x: TokenStream,
+    /// The output tensor, a place (`c.fc1_out`).
+    pub y: TokenStream,
+    /// The layer's cache, a place (`c.fc1_cache`), for kinds with one.
+    pub cache: TokenStream,
+    /// Backward only: the gradient arriving at the output (`&c.fc1_grad`),
+    /// where the input's gradient goes (an `Option<(&mut Tensor, Acc)>`), the
+    /// parameter gradients and how to accumulate them.
+    pub dy: TokenStream,
+    pub dx: TokenStream,
+    pub grads: TokenStream,
+    pub gacc: TokenStream,
+    /// The graph, and each node's cache field (for kinds that read another
+    /// layer's cache: see [`Call::cache_of`]).
+    pub net: &'a Net,
+    pub cache_fields: &'a [Option<Ident>],
+}
+
+impl Call<'_> {
+    /// The cache place (`c.pool1_cache`) of the first application of the
+    /// layer named `field`.
+    pub fn cache_of(&self, field: &Ident) -> Option<TokenStream> {
+        let l = self.net.layers.iter().find(|l| l.field == *field)?;
+        let f = self.cache_fields.get(*l.uses.first()?)?.as_ref()?;
+        Some(quote!(c.#f))
+    }
+}
+
+/// Everything kind-specific that the later stages ask of a layer. The
+/// defaults describe a layer of core called through `kiln::Layer`.
+pub trait Rule {
+    /// Whether the layer is a field of the network (it owns parameters,
+    /// buffers, a window geometry or a nested network), built once by
+    /// `init`; otherwise it is built in place where it is called.
+    fn is_field(&self) -> bool;
+
+    /// The output shape of the first application, or a message saying why
+    /// the input does not fit.
+    fn out_shape(&self, s: &ShapeIn) -> Result<Vec<usize>, String>;
+
+    /// The layer's Rust type for input shape `input` and output shape `out`.
+    fn ty(&self, k: &TokenStream, input: &[usize], out: &[usize]) -> TokenStream;
+
+    /// The configuration passed to `Build::build` (fields only), and its type.
+    fn config(&self, _k: &TokenStream) -> TokenStream {
+        quote!(())
+    }
+    fn config_ty(&self, _k: &TokenStream) -> TokenStream {
+        quote!(())
+    }
+
+    /// An expression building the layer in place (in-place layers only).
+    fn inline(&self, ty: &TokenStream) -> TokenStream {
+        quote!(<#ty as ::core::default::Default>::default())
+    }
+
+    /// Trainable parameters, as a constant expression.
+    fn params(&self, _input: &[usize], _out: &[usize], _ty: &TokenStream) -> TokenStream {
+        quote!(0usize)
+    }
+
+    /// Multiply–adds per sample, as a constant expression.
+    fn flops(&self, k: &TokenStream, ty: &TokenStream) -> TokenStream {
+        quote!(<#ty as #k::Layer<E, D>>::FLOPS)
+    }
+
+    /// Whether a value this layer makes explains its feature count by the
+    /// layer's input shape in messages (`flatten`: `400 = 16×5×5`).
+    fn explains_features(&self) -> bool {
+        false
+    }
+
+    /// Whether each application keeps a cache of its own in the network's
+    /// cache struct (`<T as Layer>::Cache`).
+    fn has_cache(&self) -> bool {
+        true
+    }
+
+    /// The trait the generated passes use on the layer's type, as a bound
+    /// (the emitter adds `Build` for fields and `Module<Grads = ()>` for
+    /// in-place layers; see `emit::layer_bounds`). Associated types the
+    /// generated code relies on must be named: under a `where` clause rustc
+    /// no longer looks them up in the layer's impl.
+    fn bounds(&self, c: &Call) -> TokenStream {
+        let Call { k, si, so, .. } = c;
+        quote!(#k::Layer<E, D, In = #si, Out = #so>)
+    }
+
+    /// The forward call, training mode (`ctx` in scope) or evaluation mode.
+    fn forward(&self, c: &Call, train: bool) -> TokenStream {
+        let Call {
+            k,
+            inst,
+            x,
+            y,
+            cache,
+            ..
+        } = c;
+        if train {
+            quote!(#k::Layer::<E, D>::forward_train(#inst, #x, &mut #y, &mut #cache, ctx)?;)
+        } else {
+            quote!(#k::Layer::<E, D>::forward(#inst, #x, &mut #y, &mut #cache)?;)
+        }
+    }
+
+    /// The backward call.
+    fn backward(&self, c: &Call) -> TokenStream {
+        let Call {
+            k,
+            inst,
+            x,
+            y,
+            cache,
+            dy,
+            dx,
+            grads,
+            gacc,
+            ..
+        } = c;
+        quote!(#k::Layer::<E, D>::backward(#inst, #x, &#y, &mut #cache, #dy, #dx, #grads, #gacc)?;)
+    }
+
+    /// Items emitted next to the network for each application (none by
+    /// default).
+    fn items(&self, _c: &Call) -> TokenStream {
+        TokenStream::new()
+    }
+}
+
+/// Turns a written layer into its rule, reporting unknown names and bad
+/// arguments.
+pub fn resolve(spec: &Spec, k: &TokenStream, diag: &mut Diag) -> Option<Box<dyn Rule>> {
+    let name = spec.ident().to_string();
+    let Some(entry) = KINDS.iter().find(|e| e.names.contains(&name.as_str())) else {
+        if spec.out.is_some() {
+            return subnet::parse(spec, diag);
+        }
+        let all = || KINDS.iter().flat_map(|e| e.names.iter().copied());
+        let hint = match suggest(&name, all()) {
+            Some(s) => format!("; did you mean `{s}`?"),
+            None if name.starts_with(char::is_uppercase) => format!(
+                "; to use a network declared by another `network!`, write its output shape: `{name} -> [..]`"
+            ),
+            None => format!(
+                "; built-in layers are: {}",
+                all().collect::<Vec<_>>().join(", ")
+            ),
+        };
+        diag.error(spec.ident().span(), format!("unknown layer `{name}`{hint}"));
+        return None;
+    };
+    let rule = (entry.parse)(spec, k, diag)?;
+    if spec.out.is_some() {
+        diag.error_range(spec.range(), format!("`-> [..]` declares the output of a network from another `network!`; `{name}` is built in and its shape is inferred"));
+    }
+    Some(rule)
+}
+
+/// `S1<…>`…`S4<…>` for a shape.
+pub fn shape_ty(k: &TokenStream, d: &[usize]) -> TokenStream {
+    match d {
+        [a] => quote!(#k::S1<#a>),
+        [a, b] => quote!(#k::S2<#a, #b>),
+        [a, b, c] => quote!(#k::S3<#a, #b, #c>),
+        [a, b, c, e] => quote!(#k::S4<#a, #b, #c, #e>),
+        _ => quote!(()),
+    }
+}
