@@ -115,7 +115,7 @@ struct Args {
     /// A tenth of the timed time (smoke test; numbers are noisier).
     #[arg(long)]
     quick: bool,
-    /// Matrix products through kiln's own GEMM (`kiln`, the default) or the `gemm` crate (`crate`), for comparison.
+    /// Matrix products through kiln's own GEMM (`kiln`, the default) or the `gemm` crate (`crate`, for comparison; needs `--features gemm-crate`).
     #[arg(long, default_value = "kiln")]
     gemm: String,
     /// Also write kiln's results (and the PyTorch ones it used) to this JSON file.
@@ -384,7 +384,15 @@ fn run() -> Result<(), String> {
     }
     match args.gemm.as_str() {
         "kiln" => {}
+        #[cfg(feature = "gemm-crate")]
         "crate" => kiln::cpu::set_gemm_impl(kiln::cpu::GemmImpl::GemmCrate),
+        #[cfg(not(feature = "gemm-crate"))]
+        "crate" => {
+            return Err("--gemm crate: the `gemm` crate is optional; rebuild with \
+                 `--features gemm-crate` (cargo run --release --example bench \
+                 --features gemm-crate -- --gemm crate)"
+                .into())
+        }
         o => return Err(format!("--gemm {o}: expected `kiln` or `crate`")),
     }
     let threads = rayon_threads();

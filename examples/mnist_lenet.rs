@@ -50,6 +50,7 @@
 use clap::{Parser, ValueEnum};
 use kiln::checkpoint::Checkpoint;
 use kiln::data::{DataLoader, Position};
+use kiln::kernels::Kernels;
 use kiln::metrics::count_correct;
 use kiln::optim::{Adagrad, Optimizer, RmsProp};
 use kiln::prelude::*;
@@ -216,7 +217,7 @@ impl Args {
     }
 }
 
-fn make_optimizer<D: Backend<f32>>(args: &Args) -> Box<dyn Optimizer<f32, D>> {
+fn make_optimizer<D: Kernels<f32>>(args: &Args) -> Box<dyn Optimizer<f32, D>> {
     let lr = args.lr;
     let wd = args.weight_decay.unwrap_or(0.0);
     match args.optimizer {
@@ -258,7 +259,7 @@ fn make_schedule(
 }
 
 /// Buffers reused by every evaluation.
-struct EvalBufs<D: Backend<f32>> {
+struct EvalBufs<D: Kernels<f32>> {
     x: Tensor<S3<1, 28, 28>, f32, D>,
     y: Labels<10, D>,
     tape: LeNetTape<f32, D>,
@@ -266,7 +267,7 @@ struct EvalBufs<D: Backend<f32>> {
 }
 
 /// Mean loss and accuracy of `net` on `data`, in evaluation mode, 1000 samples at a time.
-fn evaluate<D: Backend<f32>>(
+fn evaluate<D: Kernels<f32>>(
     net: &LeNet<f32, D>,
     data: &DataLoader,
     bufs: &mut EvalBufs<D>,
@@ -297,7 +298,7 @@ struct RunState {
     history: History,
 }
 
-fn save<D: Backend<f32>>(
+fn save<D: Kernels<f32>>(
     path: &std::path::Path,
     args: &Args,
     net: &LeNet<f32, D>,
@@ -324,7 +325,7 @@ fn save<D: Backend<f32>>(
 
 /// Reads every piece of a saved run, checks the flags, then loads the network
 /// and the optimizer together (all or nothing).
-fn resume<D: Backend<f32>>(
+fn resume<D: Kernels<f32>>(
     path: &std::path::Path,
     args: &Args,
     net: &mut LeNet<f32, D>,
@@ -378,7 +379,7 @@ fn resume<D: Backend<f32>>(
 
 /// Trains on `dev` and returns the final test accuracy and the number of test
 /// images (`None` when it stopped early with `--stop-after`).
-fn run<D: Backend<f32>>(args: &Args, dev: &D) -> kiln::Result<Option<(f64, usize)>> {
+fn run<D: Kernels<f32>>(args: &Args, dev: &D) -> kiln::Result<Option<(f64, usize)>> {
     if args.threads > 0 {
         kiln::set_threads(args.threads)?;
     }

@@ -25,6 +25,9 @@ fn mat(v: &Value) -> Vec<f64> {
     v.as_array().unwrap().iter().flat_map(vec).collect()
 }
 
+/// One optimizer step on [`One`], whichever optimizer a case names.
+type OptStep = Box<dyn FnMut(&mut One, &OneGrad)>;
+
 /// One trainable vector, to drive the optimizers directly.
 struct One {
     p: Tensor<S1<6>, f64>,
@@ -79,7 +82,7 @@ fn optimizers_follow_torch_trajectories() {
     for (name, case) in cases {
         let lr = case["lr"].as_f64().unwrap();
         let wd = case["weight_decay"].as_f64().unwrap();
-        let mut opt: Box<dyn FnMut(&mut One, &OneGrad)> = if case["kind"] == "sgd" {
+        let mut opt: OptStep = if case["kind"] == "sgd" {
             let mut o = Sgd::<f64, Cpu>::new(lr).weight_decay(wd);
             o.momentum = case["momentum"].as_f64().unwrap();
             o.dampening = case["dampening"].as_f64().unwrap();

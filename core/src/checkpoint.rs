@@ -389,7 +389,12 @@ impl Checkpoint {
     /// shaped like the parameter) and `optim.state.<path>.step` (an `I64`
     /// scalar); metadata `optim.type` (PyTorch's class name) and
     /// `optim.<scalar>` (`optim.lr`, Adam's `optim.steps`).
-    pub fn add_optimizer<E: Elem, D: Backend<E>, M: Module<E, D>, O: Optimizer<E, D> + ?Sized>(
+    pub fn add_optimizer<
+        E: Elem,
+        D: crate::kernels::OptimKernels<E>,
+        M: Module<E, D>,
+        O: Optimizer<E, D> + ?Sized,
+    >(
         &mut self,
         m: &M,
         opt: &O,
@@ -534,7 +539,12 @@ impl Checkpoint {
 
     /// Loads `opt`'s state for model `m`, all or nothing (every problem is
     /// reported by name, and `opt` is unchanged on error).
-    pub fn load_optimizer<E: Elem, D: Backend<E>, M: Module<E, D>, O: Optimizer<E, D> + ?Sized>(
+    pub fn load_optimizer<
+        E: Elem,
+        D: crate::kernels::OptimKernels<E>,
+        M: Module<E, D>,
+        O: Optimizer<E, D> + ?Sized,
+    >(
         &self,
         m: &M,
         opt: &mut O,
@@ -555,7 +565,12 @@ impl Checkpoint {
     /// Loads the model `m` (parameters and buffers) and the state of its
     /// optimizer `opt` together: every problem of both is checked first and
     /// reported at once, and on any error neither is changed.
-    pub fn load_training<E: Elem, D: Backend<E>, M: Module<E, D>, O: Optimizer<E, D> + ?Sized>(
+    pub fn load_training<
+        E: Elem,
+        D: crate::kernels::OptimKernels<E>,
+        M: Module<E, D>,
+        O: Optimizer<E, D> + ?Sized,
+    >(
         &self,
         m: &mut M,
         opt: &mut O,

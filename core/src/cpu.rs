@@ -1,16 +1,13 @@
-//! The CPU device: plain loops for element-wise work, rayon across cores where
-//! a buffer is large enough to pay for it, and the `gemm` crate for matrix
-//! products. Every reduction runs in a fixed order, so results depend only on
+//! The CPU device's core ([`Backend`]): memory, kiln's own GEMM
+//! (`crate::gemm`), element-wise maps and reductions, on kiln's pool where a
+//! buffer is large enough to pay for it. The kernel families' CPU bodies are in
+//! `crate::kernels`. Every reduction runs in a fixed order, so results depend only on
 //! the inputs and the thread count.
 
-use crate::device::{
-    Acc, Act, AdagradArgs, AdamArgs, Backend, BatchNormDims, Device, Gemm, LossKind, LossTarget,
-    Resize2d, RmspropArgs, SgdArgs, Window2d,
-};
+use crate::device::{Acc, Act, Backend, Block, Device, Gemm};
 use crate::elem::{Elem, Scalar};
 use crate::error::{Error, Result};
-use crate::gemm::par::{self, SyncPtr};
-use crate::layers::cpu_kernels as sk;
+use crate::gemm::par::{self};
 use rayon::prelude::*;
 
 /// The CPU. Zero-sized; buffers are `Vec`s.
@@ -72,7 +69,7 @@ const CHUNK: usize = 1 << 13;
 /// Applies `f(dst_chunk, offset)` to the `CHUNK`-element chunks of `dst`, on
 /// kiln's pool (`crate::gemm::par`) when `dst` is large.
 #[inline]
-fn par_chunks<E: Send, F>(dst: &mut [E], f: F)
+pub(crate) fn par_chunks<E: Send, F>(dst: &mut [E], f: F)
 where
     F: Fn(&mut [E], usize) + Send + Sync,
 {
@@ -83,7 +80,7 @@ where
 /// Calls `f(offset, len)` for the `CHUNK`-element chunks of `0..n`, on the
 /// pool when `n` is large (for kernels that write several buffers).
 #[inline]
-fn par_offsets(n: usize, f: impl Fn(usize, usize) + Sync) {
+pub(crate) fn par_offsets(n: usize, f: impl Fn(usize, usize) + Sync) {
     par::ranges(n.div_ceil(CHUNK), n >= PAR_MIN, |r| {
         for ci in r {
             let o = ci * CHUNK;
@@ -141,6 +138,14 @@ impl Cpu {
             }
             return Ok(());
         }
+        #[cfg(not(feature = "gemm-crate"))]
+        if gemm_impl() == GemmImpl::GemmCrate {
+            return Err(Error::invalid(
+                "gemm",
+                "GemmImpl::GemmCrate needs kiln's `gemm-crate` feature (build with `--features gemm-crate`)",
+            ));
+        }
+        #[cfg(feature = "gemm-crate")]
         if gemm_impl() == GemmImpl::GemmCrate {
             let par = if rayon::current_num_threads() > 1 {
                 gemm::Parallelism::Rayon(0)
@@ -201,63 +206,6 @@ impl Cpu {
     }
 }
 
-/// `f(x)` for one element.
-#[inline(always)]
-pub(crate) fn act_f<E: Elem>(f: Act, x: E) -> E {
-    match f {
-        Act::Relu => {
-            if x > E::zero() {
-                x
-            } else {
-                E::zero()
-            }
-        }
-        Act::LeakyRelu(a) => {
-            if x > E::zero() {
-                x
-            } else {
-                x * E::of(a)
-            }
-        }
-        Act::Sigmoid => sigmoid(x),
-        Act::Tanh => x.tanh(),
-    }
-}
-
-/// `f'` for one element, from the input `x` and the output `y`.
-#[inline(always)]
-pub(crate) fn act_df<E: Elem>(f: Act, x: E, y: E) -> E {
-    match f {
-        Act::Relu => {
-            if x > E::zero() {
-                E::one()
-            } else {
-                E::zero()
-            }
-        }
-        Act::LeakyRelu(a) => {
-            if x > E::zero() {
-                E::one()
-            } else {
-                E::of(a)
-            }
-        }
-        Act::Sigmoid => y * (E::one() - y),
-        Act::Tanh => E::one() - y * y,
-    }
-}
-
-/// Numerically stable logistic function.
-#[inline(always)]
-pub(crate) fn sigmoid<E: Elem>(x: E) -> E {
-    if x >= E::zero() {
-        E::one() / (E::one() + (-x).exp())
-    } else {
-        let e = x.exp();
-        e / (E::one() + e)
-    }
-}
-
 impl<E: Elem> Backend<E> for Cpu {
     fn zeros<T: Scalar>(&self, n: usize) -> Result<Vec<T>> {
         Ok(vec![T::default(); n])
@@ -279,24 +227,19 @@ impl<E: Elem> Backend<E> for Cpu {
         dst.copy_from_slice(&src[..dst.len()]);
         Ok(())
     }
-    fn copy(&self, src: &Vec<E>, dst: &mut Vec<E>, n: usize) -> Result<()> {
-        need("copy src", src, n)?;
-        need("copy dst", dst, n)?;
+    fn raw_copy(&self, src: &Vec<E>, dst: &mut Vec<E>, n: usize) -> Result<()> {
         dst[..n].copy_from_slice(&src[..n]);
         Ok(())
     }
-    fn fill(&self, dst: &mut Vec<E>, n: usize, v: E) -> Result<()> {
-        need("fill", dst, n)?;
+    fn raw_fill(&self, dst: &mut Vec<E>, n: usize, v: E) -> Result<()> {
         dst[..n].fill(v);
         Ok(())
     }
 
-    fn gemm(&self, g: &Gemm, a: &Vec<E>, b: &Vec<E>, c: &mut Vec<E>) -> Result<()> {
+    fn raw_gemm(&self, g: &Gemm, a: &Vec<E>, b: &Vec<E>, c: &mut Vec<E>) -> Result<()> {
         Cpu::gemm_slices(g, a, b, c)
     }
-    fn add_bias(&self, y: &mut Vec<E>, b: &Vec<E>, rows: usize, cols: usize) -> Result<()> {
-        need("add_bias y", y, rows * cols)?;
-        need("add_bias b", b, cols)?;
+    fn raw_add_bias(&self, y: &mut Vec<E>, b: &Vec<E>, rows: usize, cols: usize) -> Result<()> {
         let b = &b[..cols];
         for row in y[..rows * cols].chunks_exact_mut(cols) {
             for (v, bb) in row.iter_mut().zip(b) {
@@ -305,7 +248,7 @@ impl<E: Elem> Backend<E> for Cpu {
         }
         Ok(())
     }
-    fn bias_grad(
+    fn raw_bias_grad(
         &self,
         dy: &Vec<E>,
         db: &mut Vec<E>,
@@ -313,8 +256,6 @@ impl<E: Elem> Backend<E> for Cpu {
         cols: usize,
         acc: Acc,
     ) -> Result<()> {
-        need("bias_grad dy", dy, rows * cols)?;
-        need("bias_grad db", db, cols)?;
         let db = &mut db[..cols];
         if acc == Acc::Set {
             db.fill(E::zero());
@@ -327,25 +268,14 @@ impl<E: Elem> Backend<E> for Cpu {
         Ok(())
     }
 
-    fn act_fwd(&self, f: Act, x: &Vec<E>, y: &mut Vec<E>, n: usize) -> Result<()> {
-        need("act_fwd x", x, n)?;
-        need("act_fwd y", y, n)?;
+    fn raw_act_fwd(&self, f: Act, x: &Vec<E>, y: &mut Vec<E>, n: usize) -> Result<()> {
         let x = &x[..n];
-        // Zipped slices and the function matched outside the loop, so the
-        // loops vectorise.
-        par_chunks(&mut y[..n], |c, o| {
-            let xs = &x[o..o + c.len()];
-            match f {
-                Act::Relu => c
-                    .iter_mut()
-                    .zip(xs)
-                    .for_each(|(v, x)| *v = act_f(Act::Relu, *x)),
-                _ => c.iter_mut().zip(xs).for_each(|(v, x)| *v = act_f(f, *x)),
-            }
-        });
+        // The function is matched once per chunk, outside the loop (`Act::map`),
+        // so each loop vectorises.
+        par_chunks(&mut y[..n], |c, o| f.map(&x[o..o + c.len()], c));
         Ok(())
     }
-    fn act_bwd(
+    fn raw_act_bwd(
         &self,
         f: Act,
         x: &Vec<E>,
@@ -355,35 +285,13 @@ impl<E: Elem> Backend<E> for Cpu {
         n: usize,
         acc: Acc,
     ) -> Result<()> {
-        need("act_bwd x", x, n)?;
-        need("act_bwd y", y, n)?;
-        need("act_bwd dy", dy, n)?;
-        need("act_bwd dx", dx, n)?;
         par_chunks(&mut dx[..n], |c, o| {
             let l = c.len();
-            let (xs, ys, gs) = (&x[o..o + l], &y[o..o + l], &dy[o..o + l]);
-            match (f, acc) {
-                (Act::Relu, Acc::Set) => c
-                    .iter_mut()
-                    .zip(xs.iter().zip(gs))
-                    .for_each(|(v, (x, g))| *v = *g * act_df(Act::Relu, *x, *x)),
-                (Act::Relu, Acc::Add) => c
-                    .iter_mut()
-                    .zip(xs.iter().zip(gs))
-                    .for_each(|(v, (x, g))| *v = *v + *g * act_df(Act::Relu, *x, *x)),
-                _ => {
-                    for i in 0..l {
-                        acc.put(&mut c[i], gs[i] * act_df(f, xs[i], ys[i]));
-                    }
-                }
-            }
+            f.map_grad(&x[o..o + l], &y[o..o + l], &dy[o..o + l], c, acc);
         });
         Ok(())
     }
-    fn add(&self, a: &Vec<E>, b: &Vec<E>, y: &mut Vec<E>, n: usize) -> Result<()> {
-        need("add a", a, n)?;
-        need("add b", b, n)?;
-        need("add y", y, n)?;
+    fn raw_add(&self, a: &Vec<E>, b: &Vec<E>, y: &mut Vec<E>, n: usize) -> Result<()> {
         par_chunks(&mut y[..n], |c, o| {
             let (a, b) = (&a[o..o + c.len()], &b[o..o + c.len()]);
             c.iter_mut()
@@ -392,9 +300,7 @@ impl<E: Elem> Backend<E> for Cpu {
         });
         Ok(())
     }
-    fn axpy(&self, alpha: E, src: &Vec<E>, dst: &mut Vec<E>, n: usize, acc: Acc) -> Result<()> {
-        need("axpy src", src, n)?;
-        need("axpy dst", dst, n)?;
+    fn raw_axpy(&self, alpha: E, src: &Vec<E>, dst: &mut Vec<E>, n: usize, acc: Acc) -> Result<()> {
         par_chunks(&mut dst[..n], |c, o| {
             let s = &src[o..o + c.len()];
             match acc {
@@ -404,26 +310,10 @@ impl<E: Elem> Backend<E> for Cpu {
         });
         Ok(())
     }
-    fn copy_block(
-        &self,
-        src: &Vec<E>,
-        src_ld: usize,
-        src_off: usize,
-        dst: &mut Vec<E>,
-        dst_ld: usize,
-        dst_off: usize,
-        rows: usize,
-        cols: usize,
-        acc: Acc,
-    ) -> Result<()> {
-        if rows == 0 || cols == 0 {
-            return Ok(());
-        }
-        need("copy_block src", src, (rows - 1) * src_ld + src_off + cols)?;
-        need("copy_block dst", dst, (rows - 1) * dst_ld + dst_off + cols)?;
-        for r in 0..rows {
-            let s = &src[r * src_ld + src_off..][..cols];
-            let d = &mut dst[r * dst_ld + dst_off..][..cols];
+    fn raw_copy_block(&self, b: &Block, src: &Vec<E>, dst: &mut Vec<E>, acc: Acc) -> Result<()> {
+        for r in 0..b.rows {
+            let s = &src[r * b.src_ld + b.src_off..][..b.cols];
+            let d = &mut dst[r * b.dst_ld + b.dst_off..][..b.cols];
             match acc {
                 Acc::Set => d.copy_from_slice(s),
                 Acc::Add => d.iter_mut().zip(s).for_each(|(d, s)| *d = *d + *s),
@@ -432,481 +322,14 @@ impl<E: Elem> Backend<E> for Cpu {
         Ok(())
     }
 
-    fn softmax_fwd(&self, x: &Vec<E>, y: &mut Vec<E>, rows: usize, cols: usize) -> Result<()> {
-        need("softmax x", x, rows * cols)?;
-        need("softmax y", y, rows * cols)?;
-        for (xr, yr) in x[..rows * cols]
-            .chunks_exact(cols)
-            .zip(y[..rows * cols].chunks_exact_mut(cols))
-        {
-            softmax_row(xr, yr);
-        }
-        Ok(())
-    }
-    fn softmax_bwd(
-        &self,
-        y: &Vec<E>,
-        dy: &Vec<E>,
-        dx: &mut Vec<E>,
-        rows: usize,
-        cols: usize,
-        acc: Acc,
-    ) -> Result<()> {
-        let n = rows * cols;
-        need("softmax_bwd y", y, n)?;
-        need("softmax_bwd dy", dy, n)?;
-        need("softmax_bwd dx", dx, n)?;
-        for r in 0..rows {
-            let yr = &y[r * cols..][..cols];
-            let dyr = &dy[r * cols..][..cols];
-            let dot: E = yr.iter().zip(dyr).map(|(a, b)| *a * *b).sum();
-            for j in 0..cols {
-                acc.put(&mut dx[r * cols + j], yr[j] * (dyr[j] - dot));
-            }
-        }
-        Ok(())
-    }
-    fn loss(
-        &self,
-        kind: LossKind,
-        x: &Vec<E>,
-        target: LossTarget<'_, E, Self>,
-        dx: Option<&mut Vec<E>>,
-        rows: usize,
-        cols: usize,
-    ) -> Result<E> {
-        need("loss x", x, rows * cols)?;
-        if let Some(d) = &dx {
-            need("loss dx", d, rows * cols)?;
-        }
-        crate::loss::cpu_loss(kind, &x[..rows * cols], target, dx, rows, cols)
-    }
-
-    fn sgd_step(
-        &self,
-        a: &SgdArgs,
-        p: &mut Vec<E>,
-        g: &Vec<E>,
-        buf: &mut Vec<E>,
-        n: usize,
-    ) -> Result<()> {
-        need("sgd p", p, n)?;
-        need("sgd g", g, n)?;
-        let (lr, mom, damp, wd) = (
-            E::of(a.lr),
-            E::of(a.momentum),
-            E::of(a.dampening),
-            E::of(a.weight_decay),
-        );
-        if a.momentum == 0.0 {
-            par_chunks(&mut p[..n], |c, o| {
-                let gs = &g[o..o + c.len()];
-                c.iter_mut().zip(gs).for_each(|(v, g)| {
-                    let d = *g + wd * *v;
-                    *v = *v - lr * d;
-                });
-            });
-            return Ok(());
-        }
-        need("sgd momentum buffer", buf, n)?;
-        let (first, nesterov) = (a.first, a.nesterov);
-        let (pp, bp) = (SyncPtr(p.as_mut_ptr()), SyncPtr(buf.as_mut_ptr()));
-        par_offsets(n, |o, len| {
-            // SAFETY: chunks are disjoint and inside `p` and `buf` (checked above).
-            let (pc, bc) = unsafe { (pp.slice(o, len), bp.slice(o, len)) };
-            let gs = &g[o..o + len];
-            for i in 0..len {
-                let d = gs[i] + wd * pc[i];
-                let b = if first {
-                    d
-                } else {
-                    mom * bc[i] + (E::one() - damp) * d
-                };
-                bc[i] = b;
-                let step = if nesterov { d + mom * b } else { b };
-                pc[i] = pc[i] - lr * step;
-            }
-        });
-        Ok(())
-    }
-    fn adam_step(
-        &self,
-        a: &AdamArgs,
-        p: &mut Vec<E>,
-        g: &Vec<E>,
-        m: &mut Vec<E>,
-        v: &mut Vec<E>,
-        n: usize,
-    ) -> Result<()> {
-        need("adam p", p, n)?;
-        need("adam g", g, n)?;
-        need("adam m", m, n)?;
-        need("adam v", v, n)?;
-        let t = a.step as i32;
-        let bc1 = 1.0 - a.beta1.powi(t);
-        let bc2 = 1.0 - a.beta2.powi(t);
-        let (b1, b2) = (E::of(a.beta1), E::of(a.beta2));
-        let step_size = E::of(a.lr / bc1);
-        let bc2_sqrt = E::of(bc2.sqrt());
-        let eps = E::of(a.eps);
-        let wd = E::of(a.weight_decay);
-        let decay = E::of(1.0 - a.lr * a.weight_decay);
-        let decoupled = a.decoupled;
-        let (pp, mp, vp) = (
-            SyncPtr(p.as_mut_ptr()),
-            SyncPtr(m.as_mut_ptr()),
-            SyncPtr(v.as_mut_ptr()),
-        );
-        par_offsets(n, |o, len| {
-            // SAFETY: chunks are disjoint and inside `p`, `m`, `v` (checked above).
-            let (pc, mc, vc) = unsafe { (pp.slice(o, len), mp.slice(o, len), vp.slice(o, len)) };
-            let gs = &g[o..o + len];
-            for i in 0..len {
-                let mut gi = gs[i];
-                if decoupled {
-                    pc[i] = pc[i] * decay;
-                } else {
-                    gi = gi + wd * pc[i];
-                }
-                // torch: exp_avg.lerp_(grad, 1 − β₁)
-                mc[i] = mc[i] + (E::one() - b1) * (gi - mc[i]);
-                vc[i] = b2 * vc[i] + (E::one() - b2) * gi * gi;
-                let denom = vc[i].sqrt() / bc2_sqrt + eps;
-                pc[i] = pc[i] - step_size * mc[i] / denom;
-            }
-        });
-        Ok(())
-    }
-
     // Training-toolkit kernels: optimizer bodies in `crate::optim`, loss bodies
     // in `crate::loss::distribution`.
-    fn adagrad_step(
-        &self,
-        a: &AdagradArgs,
-        p: &mut Vec<E>,
-        g: &Vec<E>,
-        sum: &mut Vec<E>,
-        n: usize,
-    ) -> Result<()> {
-        need("adagrad p", p, n)?;
-        need("adagrad g", g, n)?;
-        need("adagrad sum", sum, n)?;
-        crate::optim::cpu_adagrad(a, &mut p[..n], &g[..n], &mut sum[..n]);
-        Ok(())
-    }
-    fn rmsprop_step(
-        &self,
-        a: &RmspropArgs,
-        p: &mut Vec<E>,
-        g: &Vec<E>,
-        square_avg: &mut Vec<E>,
-        grad_avg: &mut Vec<E>,
-        buf: &mut Vec<E>,
-        n: usize,
-    ) -> Result<()> {
-        need("rmsprop p", p, n)?;
-        need("rmsprop g", g, n)?;
-        need("rmsprop square_avg", square_avg, n)?;
-        let ga = if a.centered {
-            need("rmsprop grad_avg", grad_avg, n)?;
-            Some(&mut grad_avg[..n])
-        } else {
-            None
-        };
-        let b = if a.momentum > 0.0 {
-            need("rmsprop momentum buffer", buf, n)?;
-            Some(&mut buf[..n])
-        } else {
-            None
-        };
-        crate::optim::cpu_rmsprop(a, &mut p[..n], &g[..n], &mut square_avg[..n], ga, b);
-        Ok(())
-    }
-    fn sum_sq(&self, x: &Vec<E>, n: usize) -> Result<f64> {
-        need("sum_sq x", x, n)?;
+
+    fn raw_sum_sq(&self, x: &Vec<E>, n: usize) -> Result<f64> {
         Ok(chunked_sum(&x[..n], |v| v.f64() * v.f64()))
     }
-    fn sum_abs(&self, x: &Vec<E>, n: usize) -> Result<f64> {
-        need("sum_abs x", x, n)?;
+    fn raw_sum_abs(&self, x: &Vec<E>, n: usize) -> Result<f64> {
         Ok(chunked_sum(&x[..n], |v| v.f64().abs()))
-    }
-    fn penalty_grad(
-        &self,
-        l1: f64,
-        l2: f64,
-        theta: &Vec<E>,
-        dst: &mut Vec<E>,
-        n: usize,
-        acc: Acc,
-    ) -> Result<()> {
-        need("penalty_grad theta", theta, n)?;
-        need("penalty_grad dst", dst, n)?;
-        let (l1, two_l2) = (E::of(l1), E::of(2.0 * l2));
-        par_chunks(&mut dst[..n], |c, o| {
-            for (i, d) in c.iter_mut().enumerate() {
-                let t = theta[o + i];
-                let s = if t > E::zero() {
-                    E::one()
-                } else if t < E::zero() {
-                    -E::one()
-                } else {
-                    E::zero()
-                };
-                acc.put(d, l1 * s + two_l2 * t);
-            }
-        });
-        Ok(())
-    }
-    fn soft_cross_entropy(
-        &self,
-        x: &Vec<E>,
-        target: LossTarget<'_, E, Self>,
-        smoothing: f64,
-        dx: Option<&mut Vec<E>>,
-        rows: usize,
-        cols: usize,
-    ) -> Result<E> {
-        let n = rows * cols;
-        need("soft_cross_entropy x", x, n)?;
-        match target {
-            LossTarget::Dense(t) => need("soft_cross_entropy target", t, n)?,
-            LossTarget::Classes(y) => need("soft_cross_entropy labels", y, rows)?,
-        }
-        if let Some(d) = &dx {
-            need("soft_cross_entropy dx", d, n)?;
-        }
-        crate::loss::distribution::cpu_soft_cross_entropy(
-            &x[..n],
-            target,
-            smoothing,
-            dx,
-            rows,
-            cols,
-        )
-    }
-    fn focal_loss(
-        &self,
-        x: &Vec<E>,
-        labels: &Vec<u32>,
-        alpha: Option<&Vec<E>>,
-        gamma: f64,
-        dx: Option<&mut Vec<E>>,
-        rows: usize,
-        cols: usize,
-    ) -> Result<E> {
-        let n = rows * cols;
-        need("focal_loss x", x, n)?;
-        need("focal_loss labels", labels, rows)?;
-        if let Some(a) = alpha {
-            need("focal_loss alpha", a, cols)?;
-        }
-        if let Some(d) = &dx {
-            need("focal_loss dx", d, n)?;
-        }
-        crate::loss::distribution::cpu_focal(
-            &x[..n],
-            labels,
-            alpha.map(|a| &a[..]),
-            gamma,
-            dx,
-            rows,
-            cols,
-        )
-    }
-    fn kl_div(
-        &self,
-        x: &Vec<E>,
-        target: &Vec<E>,
-        log_target: bool,
-        dx: Option<&mut Vec<E>>,
-        rows: usize,
-        cols: usize,
-    ) -> Result<E> {
-        let n = rows * cols;
-        need("kl_div x", x, n)?;
-        need("kl_div target", target, n)?;
-        if let Some(d) = &dx {
-            need("kl_div dx", d, n)?;
-        }
-        crate::loss::distribution::cpu_kl_div(&x[..n], &target[..n], log_target, dx, rows, cols)
-    }
-
-    // Spatial kernels: bodies in `crate::layers::cpu_kernels`.
-    fn im2col(
-        &self,
-        g: &Window2d,
-        x: &Vec<E>,
-        first: usize,
-        count: usize,
-        cols: &mut Vec<E>,
-    ) -> Result<()> {
-        sk::im2col(g, x, first, count, cols)
-    }
-    fn col2im(
-        &self,
-        g: &Window2d,
-        cols: &Vec<E>,
-        x: &mut Vec<E>,
-        first: usize,
-        count: usize,
-        acc: Acc,
-    ) -> Result<()> {
-        sk::col2im(g, cols, x, first, count, acc)
-    }
-    fn transpose01(
-        &self,
-        src: &Vec<E>,
-        so: usize,
-        dst: &mut Vec<E>,
-        d_o: usize,
-        a: usize,
-        b: usize,
-        n: usize,
-        acc: Acc,
-    ) -> Result<()> {
-        sk::transpose01(src, so, dst, d_o, a, b, n, acc)
-    }
-    fn add_channel_bias(
-        &self,
-        y: &mut Vec<E>,
-        bias: &Vec<E>,
-        batch: usize,
-        channels: usize,
-        spatial: usize,
-    ) -> Result<()> {
-        sk::add_channel_bias(y, bias, batch, channels, spatial)
-    }
-    fn channel_bias_grad(
-        &self,
-        dy: &Vec<E>,
-        db: &mut Vec<E>,
-        batch: usize,
-        channels: usize,
-        spatial: usize,
-        acc: Acc,
-    ) -> Result<()> {
-        sk::channel_bias_grad(dy, db, batch, channels, spatial, acc)
-    }
-    fn max_pool2d_fwd(
-        &self,
-        g: &Window2d,
-        x: &Vec<E>,
-        y: &mut Vec<E>,
-        indices: &mut Vec<u32>,
-        batch: usize,
-    ) -> Result<()> {
-        sk::max_pool2d_fwd(g, x, y, indices, batch)
-    }
-    fn max_unpool2d(
-        &self,
-        g: &Window2d,
-        idx: &Vec<u32>,
-        src: &Vec<E>,
-        dst: &mut Vec<E>,
-        batch: usize,
-        acc: Acc,
-    ) -> Result<()> {
-        sk::max_unpool2d(g, idx, src, dst, batch, acc)
-    }
-    fn max_unpool2d_bwd(
-        &self,
-        g: &Window2d,
-        idx: &Vec<u32>,
-        src: &Vec<E>,
-        dst: &mut Vec<E>,
-        batch: usize,
-        acc: Acc,
-    ) -> Result<()> {
-        sk::max_unpool2d_bwd(g, idx, src, dst, batch, acc)
-    }
-    fn avg_pool2d_fwd(&self, g: &Window2d, x: &Vec<E>, y: &mut Vec<E>, batch: usize) -> Result<()> {
-        sk::avg_pool2d_fwd(g, x, y, batch)
-    }
-    fn avg_pool2d_bwd(
-        &self,
-        g: &Window2d,
-        dy: &Vec<E>,
-        dx: &mut Vec<E>,
-        batch: usize,
-        acc: Acc,
-    ) -> Result<()> {
-        sk::avg_pool2d_bwd(g, dy, dx, batch, acc)
-    }
-    fn upsample2d_fwd(&self, g: &Resize2d, x: &Vec<E>, y: &mut Vec<E>, batch: usize) -> Result<()> {
-        sk::upsample2d_fwd(g, x, y, batch)
-    }
-    fn upsample2d_bwd(
-        &self,
-        g: &Resize2d,
-        dy: &Vec<E>,
-        dx: &mut Vec<E>,
-        batch: usize,
-        acc: Acc,
-    ) -> Result<()> {
-        sk::upsample2d_bwd(g, dy, dx, batch, acc)
-    }
-    fn batch_norm_stats(
-        &self,
-        d: &BatchNormDims,
-        x: &Vec<E>,
-        mean: &mut Vec<E>,
-        var: &mut Vec<E>,
-    ) -> Result<()> {
-        sk::batch_norm_stats(d, x, mean, var)
-    }
-    fn batch_norm_running(
-        &self,
-        d: &BatchNormDims,
-        m: f64,
-        mean: &Vec<E>,
-        var: &Vec<E>,
-        rm: &mut Vec<E>,
-        rv: &mut Vec<E>,
-        t: &mut Vec<E>,
-    ) -> Result<()> {
-        sk::batch_norm_running(d, m, mean, var, rm, rv, t)
-    }
-    fn batch_norm_fwd(
-        &self,
-        d: &BatchNormDims,
-        x: &Vec<E>,
-        mean: &Vec<E>,
-        var: &Vec<E>,
-        gamma: &Vec<E>,
-        beta: &Vec<E>,
-        y: &mut Vec<E>,
-    ) -> Result<()> {
-        sk::batch_norm_fwd(d, x, mean, var, gamma, beta, y)
-    }
-    fn batch_norm_bwd(
-        &self,
-        d: &BatchNormDims,
-        x: &Vec<E>,
-        mean: &Vec<E>,
-        var: &Vec<E>,
-        gamma: &Vec<E>,
-        dy: &Vec<E>,
-        dx: Option<(&mut Vec<E>, Acc)>,
-        dgamma: &mut Vec<E>,
-        dbeta: &mut Vec<E>,
-        gacc: Acc,
-        scratch: &mut Vec<E>,
-    ) -> Result<()> {
-        sk::batch_norm_bwd(d, x, mean, var, gamma, dy, dx, dgamma, dbeta, gacc, scratch)
-    }
-    fn dropout_fwd(&self, x: &Vec<E>, y: &mut Vec<E>, n: usize, p: f64, seed: u64) -> Result<()> {
-        sk::dropout_fwd(x, y, n, p, seed)
-    }
-    fn dropout_bwd(
-        &self,
-        dy: &Vec<E>,
-        dx: &mut Vec<E>,
-        n: usize,
-        p: f64,
-        seed: u64,
-        acc: Acc,
-    ) -> Result<()> {
-        sk::dropout_bwd(dy, dx, n, p, seed, acc)
     }
 }
 
@@ -919,20 +342,6 @@ fn chunked_sum<E: Elem>(x: &[E], f: impl Fn(E) -> f64 + Sync) -> f64 {
     } else {
         let parts: Vec<f64> = x.par_chunks(CHUNK).map(part).collect();
         parts.iter().sum()
-    }
-}
-
-/// Stable softmax of one row: subtract the maximum before exponentiating.
-pub(crate) fn softmax_row<E: Elem>(x: &[E], y: &mut [E]) {
-    let m = x.iter().copied().fold(E::neg_infinity(), E::max);
-    let mut s = E::zero();
-    for (yi, xi) in y.iter_mut().zip(x) {
-        *yi = (*xi - m).exp();
-        s = s + *yi;
-    }
-    let inv = E::one() / s;
-    for yi in y.iter_mut() {
-        *yi = *yi * inv;
     }
 }
 

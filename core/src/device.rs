@@ -25,14 +25,6 @@ pub enum Acc {
 }
 
 impl Acc {
-    /// `Set` for the first contribution, `Add` after it.
-    pub fn first(is_first: bool) -> Self {
-        if is_first {
-            Acc::Set
-        } else {
-            Acc::Add
-        }
-    }
     /// Writes `v` into `dst` according to the mode (the CPU's one accumulate helper).
     #[inline(always)]
     pub fn put<E: Elem>(self, dst: &mut E, v: E) {
@@ -58,19 +50,7 @@ pub trait Device: Clone + Debug + Send + Sync + 'static {
     fn name(&self) -> String;
 }
 
-/// Element-wise activation functions. One enum shared by every device, so
-/// each function's formula is declared once.
-#[derive(Clone, Copy, Debug, PartialEq)]
-pub enum Act {
-    /// `max(x, 0)`; backward `dy · [x > 0]`.
-    Relu,
-    /// `x` if `x > 0` else `αx`; backward `dy · (1 if x > 0 else α)`.
-    LeakyRelu(f64),
-    /// `σ(x) = 1/(1+e^{−x})`; backward `dy · y(1 − y)` (uses the output).
-    Sigmoid,
-    /// `tanh x`; backward `dy · (1 − y²)` (uses the output).
-    Tanh,
-}
+pub use crate::kernels::unary::Act;
 
 /// A matrix product on sub-matrices of row-major buffers:
 /// `C = α · op(A) · op(B) + β · C` with `op(A)` of size `m × k`, `op(B)` of size
@@ -359,7 +339,7 @@ impl Window2d {
     }
 }
 
-/// How [`Backend::upsample2d_fwd`] interpolates.
+/// How [`crate::kernels::UpsampleKernels::upsample2d_fwd`] interpolates.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
 pub enum UpsampleMode {
     /// Each output pixel copies the input pixel it falls in (`mode='nearest'`).
@@ -421,18 +401,43 @@ pub fn dropout_threshold(p: f64) -> u64 {
     }
 }
 
-/// The error a device returns for a kernel it does not implement yet.
-pub fn missing_kernel(device: String, kernel: &str) -> Error {
-    Error::Device {
-        device,
-        msg: format!("kernel {kernel} is not implemented on this device yet"),
+/// Fails unless `buf` holds at least `n` elements: the length check that every
+/// kernel's entry point makes, once for all devices, before the device's
+/// `raw_` body runs.
+#[inline]
+pub fn need<E: Elem, D: Backend<E> + ?Sized, T: Scalar>(
+    dev: &D,
+    what: &'static str,
+    buf: &D::Buf<T>,
+    n: usize,
+) -> Result<()> {
+    let have = Backend::<E>::len(dev, buf);
+    if have < n {
+        Err(Error::invalid(
+            what,
+            format!("kiln internal error: buffer holds {have} elements, kernel needs {n}"),
+        ))
+    } else {
+        Ok(())
     }
 }
 
-/// The kernels of a device for element type `E`.
+/// The core of a device for element type `E`: memory, transfers, matrix
+/// products, element-wise maps and reductions. What only some layers need
+/// (convolution, pooling, normalisation, losses, optimizer updates) lives in
+/// the kernel families of [`crate::kernels`], each a trait of its own that the
+/// layers using it state as a bound, so a device that lacks a kernel a network
+/// needs is a compile error, never a run-time failure.
 ///
-/// Lengths are checked by the callers (layers know their shapes); kernels may
-/// assume that buffers are at least as long as the sizes they are given.
+/// Each kernel comes in two halves. The provided method (`gemm`, `act_fwd`, …)
+/// is what layers call: it checks arguments and buffer lengths, once for every
+/// device, then calls the required `raw_` method, which a device implements and
+/// which may assume those checks passed. Devices do not override the provided
+/// methods.
+#[diagnostic::on_unimplemented(
+    message = "`{Self}` is not a kiln device for element type `{E}`",
+    label = "a network's device must implement `kiln::Backend<{E}>`"
+)]
 pub trait Backend<E: Elem>: Device {
     // ---- memory ---------------------------------------------------------------
     /// A zero-filled buffer of `n` elements.
@@ -442,24 +447,38 @@ pub trait Backend<E: Elem>: Device {
     /// Sets `buf`'s length to `n`, keeping capacity (no allocation when shrinking
     /// or regrowing within what was allocated before). New elements are zero.
     fn resize<T: Scalar>(&self, buf: &mut Self::Buf<T>, n: usize) -> Result<()>;
-    /// Copies host data into `dst` (whose length must equal `src.len()`).
+    /// Copies host data into `dst` (whose length must be at least `src.len()`).
     fn upload<T: Scalar>(&self, src: &[T], dst: &mut Self::Buf<T>) -> Result<()>;
-    /// Copies `src` to the host.
+    /// Copies the first `dst.len()` elements of `src` to the host.
     fn download<T: Scalar>(&self, src: &Self::Buf<T>, dst: &mut [T]) -> Result<()>;
-    /// `dst[..n] = src[..n]`.
-    fn copy(&self, src: &Self::Buf<E>, dst: &mut Self::Buf<E>, n: usize) -> Result<()>;
-    /// `dst[..n] = v`.
-    fn fill(&self, dst: &mut Self::Buf<E>, n: usize, v: E) -> Result<()>;
 
-    // ---- linear algebra ---------------------------------------------------------
-    /// See [`Gemm`].
+    // ---- checked entry points (provided; layers call these) ---------------------
+    /// `dst[..n] = src[..n]`.
+    fn copy(&self, src: &Self::Buf<E>, dst: &mut Self::Buf<E>, n: usize) -> Result<()> {
+        need(self, "copy src", src, n)?;
+        need(self, "copy dst", dst, n)?;
+        self.raw_copy(src, dst, n)
+    }
+    /// `dst[..n] = v`.
+    fn fill(&self, dst: &mut Self::Buf<E>, n: usize, v: E) -> Result<()> {
+        need(self, "fill", dst, n)?;
+        self.raw_fill(dst, n, v)
+    }
+    /// `C = α·op(A)·op(B) + β·C` on sub-matrices (see [`Gemm`]); leading
+    /// dimensions and lengths are checked by [`Gemm::check`].
     fn gemm(
         &self,
         g: &Gemm,
         a: &Self::Buf<E>,
         b: &Self::Buf<E>,
         c: &mut Self::Buf<E>,
-    ) -> Result<()>;
+    ) -> Result<()> {
+        g.check(self.len(a), self.len(b), self.len(c))?;
+        if g.m == 0 || g.n == 0 {
+            return Ok(());
+        }
+        self.raw_gemm(g, a, b, c)
+    }
     /// `y[r, c] += b[c]` for a `rows × cols` matrix `y`.
     fn add_bias(
         &self,
@@ -467,7 +486,11 @@ pub trait Backend<E: Elem>: Device {
         b: &Self::Buf<E>,
         rows: usize,
         cols: usize,
-    ) -> Result<()>;
+    ) -> Result<()> {
+        need(self, "add_bias y", y, rows * cols)?;
+        need(self, "add_bias b", b, cols)?;
+        self.raw_add_bias(y, b, rows, cols)
+    }
     /// `db[c] (acc)= Σ_r dy[r, c]`, summed in row order.
     fn bias_grad(
         &self,
@@ -476,13 +499,20 @@ pub trait Backend<E: Elem>: Device {
         rows: usize,
         cols: usize,
         acc: Acc,
-    ) -> Result<()>;
-
-    // ---- element-wise -------------------------------------------------------------
-    /// `y = f(x)` over `n` elements.
-    fn act_fwd(&self, f: Act, x: &Self::Buf<E>, y: &mut Self::Buf<E>, n: usize) -> Result<()>;
-    /// `dx (acc)= dy · f'(x)` (using `x` or `y` as the formula needs).
-    #[allow(clippy::too_many_arguments)]
+    ) -> Result<()> {
+        need(self, "bias_grad dy", dy, rows * cols)?;
+        need(self, "bias_grad db", db, cols)?;
+        self.raw_bias_grad(dy, db, rows, cols, acc)
+    }
+    /// `y = f(x)` over `n` elements (`f` from the table in
+    /// [`crate::kernels::unary`]).
+    fn act_fwd(&self, f: Act, x: &Self::Buf<E>, y: &mut Self::Buf<E>, n: usize) -> Result<()> {
+        need(self, "act_fwd x", x, n)?;
+        need(self, "act_fwd y", y, n)?;
+        self.raw_act_fwd(f, x, y, n)
+    }
+    /// `dx (acc)= dy · f'(x)`, `f'` reading `x` or `y` as its table entry says.
+    #[allow(clippy::too_many_arguments)] // x, y, dy, dx: the four tensors of the formula
     fn act_bwd(
         &self,
         f: Act,
@@ -492,10 +522,26 @@ pub trait Backend<E: Elem>: Device {
         dx: &mut Self::Buf<E>,
         n: usize,
         acc: Acc,
-    ) -> Result<()>;
+    ) -> Result<()> {
+        need(self, "act_bwd x", x, n)?;
+        need(self, "act_bwd y", y, n)?;
+        need(self, "act_bwd dy", dy, n)?;
+        need(self, "act_bwd dx", dx, n)?;
+        self.raw_act_bwd(f, x, y, dy, dx, n, acc)
+    }
     /// `y = a + b` over `n` elements.
-    fn add(&self, a: &Self::Buf<E>, b: &Self::Buf<E>, y: &mut Self::Buf<E>, n: usize)
-        -> Result<()>;
+    fn add(
+        &self,
+        a: &Self::Buf<E>,
+        b: &Self::Buf<E>,
+        y: &mut Self::Buf<E>,
+        n: usize,
+    ) -> Result<()> {
+        need(self, "add a", a, n)?;
+        need(self, "add b", b, n)?;
+        need(self, "add y", y, n)?;
+        self.raw_add(a, b, y, n)
+    }
     /// `dst (acc)= α · src` over `n` elements.
     fn axpy(
         &self,
@@ -504,466 +550,139 @@ pub trait Backend<E: Elem>: Device {
         dst: &mut Self::Buf<E>,
         n: usize,
         acc: Acc,
-    ) -> Result<()>;
-    /// Strided block copy: for each of `rows` rows, `dst[r·dst_ld + dst_off + j] (acc)=
-    /// src[r·src_ld + src_off + j]` for `j < cols` (concatenation and its backward).
-    #[allow(clippy::too_many_arguments)]
+    ) -> Result<()> {
+        need(self, "axpy src", src, n)?;
+        need(self, "axpy dst", dst, n)?;
+        self.raw_axpy(alpha, src, dst, n, acc)
+    }
+    /// Strided block copy: for each of `b.rows` rows, `dst[r·dst_ld + dst_off + j]
+    /// (acc)= src[r·src_ld + src_off + j]` for `j < b.cols` (concatenation and
+    /// its backward).
     fn copy_block(
         &self,
+        b: &Block,
         src: &Self::Buf<E>,
-        src_ld: usize,
-        src_off: usize,
         dst: &mut Self::Buf<E>,
-        dst_ld: usize,
-        dst_off: usize,
-        rows: usize,
-        cols: usize,
         acc: Acc,
-    ) -> Result<()>;
-
-    // ---- softmax and losses -----------------------------------------------------------
-    /// Row-wise softmax of a `rows × cols` matrix: `y_j = e^{x_j − m} / Σ_k e^{x_k − m}`.
-    fn softmax_fwd(
-        &self,
-        x: &Self::Buf<E>,
-        y: &mut Self::Buf<E>,
-        rows: usize,
-        cols: usize,
-    ) -> Result<()>;
-    /// `dx_j (acc)= y_j (dy_j − Σ_k dy_k y_k)` per row.
-    #[allow(clippy::too_many_arguments)]
-    fn softmax_bwd(
-        &self,
-        y: &Self::Buf<E>,
-        dy: &Self::Buf<E>,
-        dx: &mut Self::Buf<E>,
-        rows: usize,
-        cols: usize,
-        acc: Acc,
-    ) -> Result<()>;
-    /// Computes a per-sample loss and its gradient for `rows` samples of `cols`
-    /// values; returns the mean over samples (see [`LossKind`]). `dx` receives
-    /// `∂mean/∂x` when given.
-    #[allow(clippy::too_many_arguments)]
-    fn loss(
-        &self,
-        kind: LossKind,
-        x: &Self::Buf<E>,
-        target: LossTarget<'_, E, Self>,
-        dx: Option<&mut Self::Buf<E>>,
-        rows: usize,
-        cols: usize,
-    ) -> Result<E>;
-
-    // ---- optimizers -----------------------------------------------------------------
-    /// One `torch.optim.SGD` step on `n` elements; `buf` is the momentum buffer
-    /// (unused when momentum is 0).
-    fn sgd_step(
-        &self,
-        a: &SgdArgs,
-        p: &mut Self::Buf<E>,
-        g: &Self::Buf<E>,
-        buf: &mut Self::Buf<E>,
-        n: usize,
-    ) -> Result<()>;
-    /// One `torch.optim.Adam`/`AdamW` step on `n` elements.
-    #[allow(clippy::too_many_arguments)]
-    fn adam_step(
-        &self,
-        a: &AdamArgs,
-        p: &mut Self::Buf<E>,
-        g: &Self::Buf<E>,
-        m: &mut Self::Buf<E>,
-        v: &mut Self::Buf<E>,
-        n: usize,
-    ) -> Result<()>;
-
-    // ---- training toolkit: more optimizers, reductions, penalties, losses ---------------
-    // Default bodies report the kernel missing, so a device can be brought up
-    // kernel by kernel; `Cpu` implements all.
-
-    /// One `torch.optim.Adagrad` step on `n` elements; `sum` is the accumulator
-    /// of squared gradients (see `crate::optim::Adagrad` for the formula).
-    fn adagrad_step(
-        &self,
-        a: &AdagradArgs,
-        p: &mut Self::Buf<E>,
-        g: &Self::Buf<E>,
-        sum: &mut Self::Buf<E>,
-        n: usize,
     ) -> Result<()> {
-        let _ = (a, p, g, sum, n);
-        Err(missing_kernel(self.name(), "adagrad_step"))
-    }
-    /// One `torch.optim.RMSprop` step on `n` elements: `square_avg` always,
-    /// `grad_avg` when `a.centered`, `buf` (momentum) when `a.momentum > 0`;
-    /// unused buffers may be empty (see `crate::optim::RmsProp`).
-    #[allow(clippy::too_many_arguments)]
-    fn rmsprop_step(
-        &self,
-        a: &RmspropArgs,
-        p: &mut Self::Buf<E>,
-        g: &Self::Buf<E>,
-        square_avg: &mut Self::Buf<E>,
-        grad_avg: &mut Self::Buf<E>,
-        buf: &mut Self::Buf<E>,
-        n: usize,
-    ) -> Result<()> {
-        let _ = (a, p, g, square_avg, grad_avg, buf, n);
-        Err(missing_kernel(self.name(), "rmsprop_step"))
+        if b.rows == 0 || b.cols == 0 {
+            return Ok(());
+        }
+        need(
+            self,
+            "copy_block src",
+            src,
+            (b.rows - 1) * b.src_ld + b.src_off + b.cols,
+        )?;
+        need(
+            self,
+            "copy_block dst",
+            dst,
+            (b.rows - 1) * b.dst_ld + b.dst_off + b.cols,
+        )?;
+        self.raw_copy_block(b, src, dst, acc)
     }
     /// `Σ_{i<n} x_i²`, accumulated in `f64` in an order that depends only on
     /// `n` (gradient norms for clipping, the L2 penalty).
     fn sum_sq(&self, x: &Self::Buf<E>, n: usize) -> Result<f64> {
-        let _ = (x, n);
-        Err(missing_kernel(self.name(), "sum_sq"))
+        need(self, "sum_sq x", x, n)?;
+        self.raw_sum_sq(x, n)
     }
     /// `Σ_{i<n} |x_i|`, accumulated like [`Backend::sum_sq`] (the L1 penalty).
     fn sum_abs(&self, x: &Self::Buf<E>, n: usize) -> Result<f64> {
-        let _ = (x, n);
-        Err(missing_kernel(self.name(), "sum_abs"))
-    }
-    /// The gradient of the elastic-net penalty `l1·Σ|θ| + l2·Σθ²`:
-    /// `dst (acc)= l1·sign(θ) + 2·l2·θ` over `n` elements (`sign(0) = 0`, as
-    /// PyTorch differentiates `|θ|`).
-    fn penalty_grad(
-        &self,
-        l1: f64,
-        l2: f64,
-        theta: &Self::Buf<E>,
-        dst: &mut Self::Buf<E>,
-        n: usize,
-        acc: Acc,
-    ) -> Result<()> {
-        let _ = (l1, l2, theta, dst, n, acc);
-        Err(missing_kernel(self.name(), "penalty_grad"))
-    }
-    /// Softmax cross-entropy against probability targets, mean over `rows`
-    /// samples of `cols` logits: `q = (1 − ε)·t + ε/cols` (label smoothing
-    /// `ε = smoothing`; `t` is the one-hot row for [`LossTarget::Classes`]),
-    /// loss `−Σ_k q_k log softmax(x)_k`, `dx = (softmax(x)·Σ_k q_k − q) / rows`.
-    #[allow(clippy::too_many_arguments)]
-    fn soft_cross_entropy(
-        &self,
-        x: &Self::Buf<E>,
-        target: LossTarget<'_, E, Self>,
-        smoothing: f64,
-        dx: Option<&mut Self::Buf<E>>,
-        rows: usize,
-        cols: usize,
-    ) -> Result<E> {
-        let _ = (x, target, smoothing, dx, rows, cols);
-        Err(missing_kernel(self.name(), "soft_cross_entropy"))
-    }
-    /// Multiclass focal loss, mean over `rows` samples:
-    /// `−α_y (1 − p_y)^γ log p_y` with `p = softmax(x)` and `α_y = alpha[y]`
-    /// (1 without `alpha`); gradient in `crate::loss::focal_loss`.
-    #[allow(clippy::too_many_arguments)]
-    fn focal_loss(
-        &self,
-        x: &Self::Buf<E>,
-        labels: &Self::Buf<u32>,
-        alpha: Option<&Self::Buf<E>>,
-        gamma: f64,
-        dx: Option<&mut Self::Buf<E>>,
-        rows: usize,
-        cols: usize,
-    ) -> Result<E> {
-        let _ = (x, labels, alpha, gamma, dx, rows, cols);
-        Err(missing_kernel(self.name(), "focal_loss"))
-    }
-    /// `F.kl_div(x, t, reduction='batchmean')`: `Σ t·(log t − x) / rows`
-    /// (`0` where `t = 0`), or with `log_target`, `Σ e^t·(t − x) / rows`;
-    /// `dx = −t / rows` (`−e^t / rows`).
-    #[allow(clippy::too_many_arguments)]
-    fn kl_div(
-        &self,
-        x: &Self::Buf<E>,
-        target: &Self::Buf<E>,
-        log_target: bool,
-        dx: Option<&mut Self::Buf<E>>,
-        rows: usize,
-        cols: usize,
-    ) -> Result<E> {
-        let _ = (x, target, log_target, dx, rows, cols);
-        Err(missing_kernel(self.name(), "kl_div"))
+        need(self, "sum_abs x", x, n)?;
+        self.raw_sum_abs(x, n)
     }
 
-    // ---- convolution, pooling, normalisation, dropout, upsampling -----------------
-    // Images are NCHW. Each kernel has a default body that reports it missing,
-    // so a device can be brought up kernel by kernel; `Cpu` implements all.
-
-    /// `im2col` of samples `first .. first + count` of the images `x` (geometry
-    /// `g`): `cols` becomes the `[g.rows(), count · oh · ow]` matrix whose row
-    /// `(c·kh + i)·kw + j`, column `b·oh·ow + oy·ow + ox` holds
-    /// `x[first + b, c, oy·sh − ph + i·dh, ox·sw − pw + j·dw]` (0 outside the
-    /// image). Samples sit side by side in the columns, so one GEMM serves the
-    /// whole chunk.
-    fn im2col(
+    // ---- the device's bodies (required; called only by the methods above) -------
+    /// Body of [`Backend::copy`].
+    fn raw_copy(&self, src: &Self::Buf<E>, dst: &mut Self::Buf<E>, n: usize) -> Result<()>;
+    /// Body of [`Backend::fill`].
+    fn raw_fill(&self, dst: &mut Self::Buf<E>, n: usize, v: E) -> Result<()>;
+    /// Body of [`Backend::gemm`] (`m, n > 0`, checked by [`Gemm::check`]).
+    fn raw_gemm(
         &self,
-        g: &Window2d,
-        x: &Self::Buf<E>,
-        first: usize,
-        count: usize,
-        cols: &mut Self::Buf<E>,
-    ) -> Result<()> {
-        let _ = (g, x, first, count, cols);
-        Err(missing_kernel(self.name(), "im2col"))
-    }
-    /// The adjoint of [`Backend::im2col`]: every entry of `cols` is added to the
-    /// image pixel it was read from (overlapping windows sum; padding is
-    /// dropped), giving samples `first .. first + count` of `x` (acc).
-    #[allow(clippy::too_many_arguments)]
-    fn col2im(
-        &self,
-        g: &Window2d,
-        cols: &Self::Buf<E>,
-        x: &mut Self::Buf<E>,
-        first: usize,
-        count: usize,
-        acc: Acc,
-    ) -> Result<()> {
-        let _ = (g, cols, x, first, count, acc);
-        Err(missing_kernel(self.name(), "col2im"))
-    }
-    /// Swaps the first two axes of a `[a, b, n]` block:
-    /// `dst[dst_off + (j·a + i)·n + k] (acc)= src[src_off + (i·b + j)·n + k]`
-    /// (NCHW ↔ CNHW around the batched GEMMs of the convolutions).
-    #[allow(clippy::too_many_arguments)]
-    fn transpose01(
-        &self,
-        src: &Self::Buf<E>,
-        src_off: usize,
-        dst: &mut Self::Buf<E>,
-        dst_off: usize,
-        a: usize,
-        b: usize,
-        n: usize,
-        acc: Acc,
-    ) -> Result<()> {
-        let _ = (src, src_off, dst, dst_off, a, b, n, acc);
-        Err(missing_kernel(self.name(), "transpose01"))
-    }
-    /// `y[s, c, p] += bias[c]` for `y` of shape `[batch, channels, spatial]`.
-    fn add_channel_bias(
+        g: &Gemm,
+        a: &Self::Buf<E>,
+        b: &Self::Buf<E>,
+        c: &mut Self::Buf<E>,
+    ) -> Result<()>;
+    /// Body of [`Backend::add_bias`].
+    fn raw_add_bias(
         &self,
         y: &mut Self::Buf<E>,
-        bias: &Self::Buf<E>,
-        batch: usize,
-        channels: usize,
-        spatial: usize,
-    ) -> Result<()> {
-        let _ = (y, bias, batch, channels, spatial);
-        Err(missing_kernel(self.name(), "add_channel_bias"))
-    }
-    /// `db[c] (acc)= Σ_{s,p} dy[s, c, p]` for `dy` of shape `[batch, channels, spatial]`.
-    #[allow(clippy::too_many_arguments)]
-    fn channel_bias_grad(
+        b: &Self::Buf<E>,
+        rows: usize,
+        cols: usize,
+    ) -> Result<()>;
+    /// Body of [`Backend::bias_grad`].
+    fn raw_bias_grad(
         &self,
         dy: &Self::Buf<E>,
         db: &mut Self::Buf<E>,
-        batch: usize,
-        channels: usize,
-        spatial: usize,
+        rows: usize,
+        cols: usize,
         acc: Acc,
-    ) -> Result<()> {
-        let _ = (dy, db, batch, channels, spatial, acc);
-        Err(missing_kernel(self.name(), "channel_bias_grad"))
-    }
-    /// Max pooling of `batch` images: `y[s, c, oy, ox]` is the largest value in
-    /// the window (padding never wins; the first maximum in row-major window
-    /// order wins ties; NaN propagates), and `indices` receives its flat
-    /// position `iy·w + ix` in the input plane (PyTorch's `return_indices`).
-    fn max_pool2d_fwd(
+    ) -> Result<()>;
+    /// Body of [`Backend::act_fwd`].
+    fn raw_act_fwd(&self, f: Act, x: &Self::Buf<E>, y: &mut Self::Buf<E>, n: usize) -> Result<()>;
+    /// Body of [`Backend::act_bwd`].
+    #[allow(clippy::too_many_arguments)] // x, y, dy, dx: the four tensors of the formula
+    fn raw_act_bwd(
         &self,
-        g: &Window2d,
+        f: Act,
         x: &Self::Buf<E>,
-        y: &mut Self::Buf<E>,
-        indices: &mut Self::Buf<u32>,
-        batch: usize,
-    ) -> Result<()> {
-        let _ = (g, x, y, indices, batch);
-        Err(missing_kernel(self.name(), "max_pool2d_fwd"))
-    }
-    /// Routes each small-plane value to its recorded position in the large
-    /// plane: `dst[s, c, indices[s, c, o]] (acc)= Σ src[s, c, o]`, where `src`
-    /// and `indices` are `[batch, channels, oh·ow]` and `dst` is
-    /// `[batch, channels, h·w]`; positions that receive nothing are 0 (with
-    /// `Set`). Max pooling's backward and max unpooling's forward.
-    #[allow(clippy::too_many_arguments)]
-    fn max_unpool2d(
-        &self,
-        g: &Window2d,
-        indices: &Self::Buf<u32>,
-        src: &Self::Buf<E>,
-        dst: &mut Self::Buf<E>,
-        batch: usize,
-        acc: Acc,
-    ) -> Result<()> {
-        let _ = (g, indices, src, dst, batch, acc);
-        Err(missing_kernel(self.name(), "max_unpool2d"))
-    }
-    /// The adjoint of [`Backend::max_unpool2d`]: `dst[s, c, o] (acc)=
-    /// src[s, c, indices[s, c, o]]` (max unpooling's backward).
-    #[allow(clippy::too_many_arguments)]
-    fn max_unpool2d_bwd(
-        &self,
-        g: &Window2d,
-        indices: &Self::Buf<u32>,
-        src: &Self::Buf<E>,
-        dst: &mut Self::Buf<E>,
-        batch: usize,
-        acc: Acc,
-    ) -> Result<()> {
-        let _ = (g, indices, src, dst, batch, acc);
-        Err(missing_kernel(self.name(), "max_unpool2d_bwd"))
-    }
-    /// Average pooling with zero padding counted in the divisor (PyTorch's
-    /// `count_include_pad=True`): `y = Σ_window x / (kh·kw)`.
-    fn avg_pool2d_fwd(
-        &self,
-        g: &Window2d,
-        x: &Self::Buf<E>,
-        y: &mut Self::Buf<E>,
-        batch: usize,
-    ) -> Result<()> {
-        let _ = (g, x, y, batch);
-        Err(missing_kernel(self.name(), "avg_pool2d_fwd"))
-    }
-    /// `dx[p] (acc)= Σ_{windows ∋ p} dy / (kh·kw)`.
-    fn avg_pool2d_bwd(
-        &self,
-        g: &Window2d,
-        dy: &Self::Buf<E>,
-        dx: &mut Self::Buf<E>,
-        batch: usize,
-        acc: Acc,
-    ) -> Result<()> {
-        let _ = (g, dy, dx, batch, acc);
-        Err(missing_kernel(self.name(), "avg_pool2d_bwd"))
-    }
-    /// Upsampling of `batch` images (see [`UpsampleMode`] for the formulas).
-    fn upsample2d_fwd(
-        &self,
-        g: &Resize2d,
-        x: &Self::Buf<E>,
-        y: &mut Self::Buf<E>,
-        batch: usize,
-    ) -> Result<()> {
-        let _ = (g, x, y, batch);
-        Err(missing_kernel(self.name(), "upsample2d_fwd"))
-    }
-    /// The adjoint of [`Backend::upsample2d_fwd`]: each `dy` value goes back to
-    /// the input pixels it was interpolated from, with the same weights (acc).
-    fn upsample2d_bwd(
-        &self,
-        g: &Resize2d,
-        dy: &Self::Buf<E>,
-        dx: &mut Self::Buf<E>,
-        batch: usize,
-        acc: Acc,
-    ) -> Result<()> {
-        let _ = (g, dy, dx, batch, acc);
-        Err(missing_kernel(self.name(), "upsample2d_bwd"))
-    }
-    /// Per-channel batch statistics: `mean[c]` and the biased `var[c]` over the
-    /// `batch · spatial` values of channel `c` (two passes, for accuracy).
-    fn batch_norm_stats(
-        &self,
-        d: &BatchNormDims,
-        x: &Self::Buf<E>,
-        mean: &mut Self::Buf<E>,
-        var: &mut Self::Buf<E>,
-    ) -> Result<()> {
-        let _ = (d, x, mean, var);
-        Err(missing_kernel(self.name(), "batch_norm_stats"))
-    }
-    /// PyTorch's running-statistics update with momentum `m` after a batch of
-    /// `count = batch · spatial` values per channel:
-    /// `rm = (1 − m)·rm + m·mean`, `rv = (1 − m)·rv + m·var·count/(count − 1)`
-    /// (unbiased), and `tracked[0] += 1` (`num_batches_tracked`).
-    #[allow(clippy::too_many_arguments)]
-    fn batch_norm_running(
-        &self,
-        d: &BatchNormDims,
-        momentum: f64,
-        mean: &Self::Buf<E>,
-        var: &Self::Buf<E>,
-        running_mean: &mut Self::Buf<E>,
-        running_var: &mut Self::Buf<E>,
-        tracked: &mut Self::Buf<E>,
-    ) -> Result<()> {
-        let _ = (d, momentum, mean, var, running_mean, running_var, tracked);
-        Err(missing_kernel(self.name(), "batch_norm_running"))
-    }
-    /// `y = (x − mean[c]) / √(var[c] + ε) · gamma[c] + beta[c]`.
-    #[allow(clippy::too_many_arguments)]
-    fn batch_norm_fwd(
-        &self,
-        d: &BatchNormDims,
-        x: &Self::Buf<E>,
-        mean: &Self::Buf<E>,
-        var: &Self::Buf<E>,
-        gamma: &Self::Buf<E>,
-        beta: &Self::Buf<E>,
-        y: &mut Self::Buf<E>,
-    ) -> Result<()> {
-        let _ = (d, x, mean, var, gamma, beta, y);
-        Err(missing_kernel(self.name(), "batch_norm_fwd"))
-    }
-    /// Backward of batch normalisation in training mode (batch statistics),
-    /// with `x̂ = (x − mean)/σ`, `σ = √(var + ε)` and `M = batch · spatial`:
-    /// `dbeta (gacc)= Σ dy`, `dgamma (gacc)= Σ dy·x̂`, and, when `dx` is given,
-    /// `dx (acc)= (γ/σ)·(dy − Σdy/M − x̂·Σ(dy·x̂)/M)`. `scratch` holds at least
-    /// `2·channels` values (the two sums).
-    #[allow(clippy::too_many_arguments)]
-    fn batch_norm_bwd(
-        &self,
-        d: &BatchNormDims,
-        x: &Self::Buf<E>,
-        mean: &Self::Buf<E>,
-        var: &Self::Buf<E>,
-        gamma: &Self::Buf<E>,
-        dy: &Self::Buf<E>,
-        dx: Option<(&mut Self::Buf<E>, Acc)>,
-        dgamma: &mut Self::Buf<E>,
-        dbeta: &mut Self::Buf<E>,
-        gacc: Acc,
-        scratch: &mut Self::Buf<E>,
-    ) -> Result<()> {
-        let _ = (d, x, mean, var, gamma, dy, dx, dgamma, dbeta, gacc, scratch);
-        Err(missing_kernel(self.name(), "batch_norm_bwd"))
-    }
-    /// Inverted dropout of `n` elements: `y_i = x_i · keep_i / (1 − p)` with
-    /// `keep_i = dropout_keep(seed, i, dropout_threshold(p))` (0 for `p = 1`).
-    fn dropout_fwd(
-        &self,
-        x: &Self::Buf<E>,
-        y: &mut Self::Buf<E>,
-        n: usize,
-        p: f64,
-        seed: u64,
-    ) -> Result<()> {
-        let _ = (x, y, n, p, seed);
-        Err(missing_kernel(self.name(), "dropout_fwd"))
-    }
-    /// `dx_i (acc)= dy_i · keep_i / (1 − p)`, the same mask as the forward pass.
-    #[allow(clippy::too_many_arguments)]
-    fn dropout_bwd(
-        &self,
+        y: &Self::Buf<E>,
         dy: &Self::Buf<E>,
         dx: &mut Self::Buf<E>,
         n: usize,
-        p: f64,
-        seed: u64,
         acc: Acc,
-    ) -> Result<()> {
-        let _ = (dy, dx, n, p, seed, acc);
-        Err(missing_kernel(self.name(), "dropout_bwd"))
-    }
+    ) -> Result<()>;
+    /// Body of [`Backend::add`].
+    fn raw_add(
+        &self,
+        a: &Self::Buf<E>,
+        b: &Self::Buf<E>,
+        y: &mut Self::Buf<E>,
+        n: usize,
+    ) -> Result<()>;
+    /// Body of [`Backend::axpy`].
+    fn raw_axpy(
+        &self,
+        alpha: E,
+        src: &Self::Buf<E>,
+        dst: &mut Self::Buf<E>,
+        n: usize,
+        acc: Acc,
+    ) -> Result<()>;
+    /// Body of [`Backend::copy_block`] (non-empty block).
+    fn raw_copy_block(
+        &self,
+        b: &Block,
+        src: &Self::Buf<E>,
+        dst: &mut Self::Buf<E>,
+        acc: Acc,
+    ) -> Result<()>;
+    /// Body of [`Backend::sum_sq`].
+    fn raw_sum_sq(&self, x: &Self::Buf<E>, n: usize) -> Result<f64>;
+    /// Body of [`Backend::sum_abs`].
+    fn raw_sum_abs(&self, x: &Self::Buf<E>, n: usize) -> Result<f64>;
 }
 
-/// Which loss [`Backend::loss`] computes; formulas in `crate::loss`.
+/// A strided block of `rows × cols` elements copied between two row-major
+/// buffers (see [`Backend::copy_block`]).
+#[allow(missing_docs)] // documented on `Backend::copy_block`
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Block {
+    pub rows: usize,
+    pub cols: usize,
+    pub src_ld: usize,
+    pub src_off: usize,
+    pub dst_ld: usize,
+    pub dst_off: usize,
+}
+
+/// Which loss [`crate::kernels::LossKernels::loss`] computes; formulas in `crate::loss`.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub enum LossKind {
     /// Softmax cross-entropy against class indices.

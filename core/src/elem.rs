@@ -26,6 +26,9 @@ pub trait Elem: Scalar + Float + FromPrimitive + ToPrimitive + Display + Sum {
     fn of(x: f64) -> Self;
     /// Converts to `f64` exactly.
     fn f64(self) -> f64;
+    /// The error function `erf(x) = 2/√π ∫₀ˣ e^{−t²} dt` in this precision
+    /// (`libm`'s `erff`/`erf`; `num_traits::Float` has none).
+    fn erf(self) -> Self;
 }
 
 impl Elem for f32 {
@@ -37,6 +40,10 @@ impl Elem for f32 {
     fn f64(self) -> f64 {
         self as f64
     }
+    #[inline(always)]
+    fn erf(self) -> Self {
+        libm::erff(self)
+    }
 }
 impl Elem for f64 {
     #[inline(always)]
@@ -46,5 +53,9 @@ impl Elem for f64 {
     #[inline(always)]
     fn f64(self) -> f64 {
         self
+    }
+    #[inline(always)]
+    fn erf(self) -> Self {
+        libm::erf(self)
     }
 }

@@ -19,6 +19,7 @@ pub mod error;
 pub mod fuzzing;
 pub(crate) mod gemm;
 pub mod init;
+pub mod kernels;
 pub mod layers;
 pub mod loss;
 pub mod metrics;
@@ -38,6 +39,10 @@ pub use device::{Acc, Act, Backend, Device, Gemm};
 pub use elem::{Elem, Scalar};
 pub use error::{Error, Result};
 pub use init::Init;
+pub use kernels::{
+    BatchNormKernels, ConvKernels, DropoutKernels, Kernels, LossKernels, OptimKernels, PoolKernels,
+    SoftmaxKernels, UpsampleKernels,
+};
 pub use module::{Build, Layer, Module, ParamMut, ParamRef, Path, Role, TrainCtx};
 pub use shape::{Shape, S1, S2, S3, S4};
 pub use tensor::{Labels, Tensor};

@@ -27,9 +27,10 @@ pub mod distribution;
 
 pub use distribution::{cross_entropy_smoothed, focal_loss, kl_div, soft_cross_entropy};
 
-use crate::device::{Backend, LossKind, LossTarget};
+use crate::device::{LossKind, LossTarget};
 use crate::elem::Elem;
 use crate::error::{check_batch, Error, Result};
+use crate::kernels::LossKernels;
 use crate::shape::{Shape, S1};
 use crate::tensor::{Labels, Tensor};
 
@@ -44,7 +45,7 @@ fn finish<E: Elem>(name: &'static str, v: E) -> Result<E> {
     }
 }
 
-fn class_loss<const C: usize, E: Elem, D: Backend<E>>(
+fn class_loss<const C: usize, E: Elem, D: LossKernels<E>>(
     name: &'static str,
     kind: LossKind,
     logits: &Tensor<S1<C>, E, D>,
@@ -73,7 +74,7 @@ fn class_loss<const C: usize, E: Elem, D: Backend<E>>(
     finish(name, v)
 }
 
-fn dense_loss<S: Shape, E: Elem, D: Backend<E>>(
+fn dense_loss<S: Shape, E: Elem, D: LossKernels<E>>(
     name: &'static str,
     kind: LossKind,
     x: &Tensor<S, E, D>,
@@ -103,7 +104,7 @@ fn dense_loss<S: Shape, E: Elem, D: Backend<E>>(
 }
 
 /// Softmax cross-entropy of `C` logits per sample against class labels.
-pub fn cross_entropy<const C: usize, E: Elem, D: Backend<E>>(
+pub fn cross_entropy<const C: usize, E: Elem, D: LossKernels<E>>(
     logits: &Tensor<S1<C>, E, D>,
     labels: &Labels<C, D>,
     grad: Option<&mut Tensor<S1<C>, E, D>>,
@@ -118,7 +119,7 @@ pub fn cross_entropy<const C: usize, E: Elem, D: Backend<E>>(
 }
 
 /// Multiclass SVM (hinge) loss with margin `margin` (the course uses Δ = 1).
-pub fn hinge<const C: usize, E: Elem, D: Backend<E>>(
+pub fn hinge<const C: usize, E: Elem, D: LossKernels<E>>(
     scores: &Tensor<S1<C>, E, D>,
     labels: &Labels<C, D>,
     margin: f64,
@@ -128,7 +129,7 @@ pub fn hinge<const C: usize, E: Elem, D: Backend<E>>(
 }
 
 /// Mean squared error.
-pub fn mse<S: Shape, E: Elem, D: Backend<E>>(
+pub fn mse<S: Shape, E: Elem, D: LossKernels<E>>(
     x: &Tensor<S, E, D>,
     target: &Tensor<S, E, D>,
     grad: Option<&mut Tensor<S, E, D>>,
@@ -137,7 +138,7 @@ pub fn mse<S: Shape, E: Elem, D: Backend<E>>(
 }
 
 /// Mean absolute error.
-pub fn l1<S: Shape, E: Elem, D: Backend<E>>(
+pub fn l1<S: Shape, E: Elem, D: LossKernels<E>>(
     x: &Tensor<S, E, D>,
     target: &Tensor<S, E, D>,
     grad: Option<&mut Tensor<S, E, D>>,
@@ -146,7 +147,7 @@ pub fn l1<S: Shape, E: Elem, D: Backend<E>>(
 }
 
 /// Binary cross-entropy on logits (targets in `[0, 1]`).
-pub fn bce_with_logits<S: Shape, E: Elem, D: Backend<E>>(
+pub fn bce_with_logits<S: Shape, E: Elem, D: LossKernels<E>>(
     logits: &Tensor<S, E, D>,
     target: &Tensor<S, E, D>,
     grad: Option<&mut Tensor<S, E, D>>,
@@ -239,7 +240,7 @@ pub(crate) fn cpu_loss<E: Elem>(
                     }
                     _ => {
                         let l = xi.max(E::zero()) - xi * ti + (-xi.abs()).exp().ln_1p();
-                        (l, crate::cpu::sigmoid(xi) - ti)
+                        (l, crate::kernels::unary::sigmoid(xi) - ti)
                     }
                 };
                 total = total + l;

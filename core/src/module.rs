@@ -149,6 +149,7 @@ pub trait Module<E: Elem, D: Backend<E>> {
         f: &mut dyn FnMut(&Path<'_>, ParamMut<'_, E, D>),
     );
     /// Visits every parameter and buffer mutably (for loading checkpoints).
+    #[allow(clippy::type_complexity)] // the visitor's signature, spelled out for implementors
     fn visit_mut(
         &mut self,
         path: &Path<'_>,
@@ -227,7 +228,7 @@ pub trait Layer<E: Elem, D: Backend<E>>: Module<E, D> {
         ctx: &mut TrainCtx,
     ) -> Result<()>;
     /// The hand-derived backward pass (see the module docs for the contract).
-    #[allow(clippy::too_many_arguments)]
+    #[allow(clippy::too_many_arguments, clippy::type_complexity)] // the contract's signature, spelled out for implementors
     fn backward(
         &self,
         x: &Tensor<Self::In, E, D>,

@@ -9,7 +9,7 @@
 //! Gradients go through [`Acc`], so a tensor consumed by several operations
 //! receives the sum of their gradients.
 
-use crate::device::{Acc, Backend};
+use crate::device::{Acc, Backend, Block};
 use crate::elem::Elem;
 use crate::error::{check_batch, Result};
 use crate::shape::Shape;
@@ -24,15 +24,6 @@ pub fn add_fwd<S: Shape, E: Elem, D: Backend<E>>(
     check_batch("add", "left operand", a.batch(), "right operand", b.batch())?;
     y.set_batch(a.batch())?;
     a.device().add(&a.buf, &b.buf, &mut y.buf, a.numel())
-}
-
-/// One operand's share of the backward of `add`: `∂L/∂a (acc)= ∂L/∂y`.
-pub fn add_bwd<S: Shape, E: Elem, D: Backend<E>>(
-    dy: &Tensor<S, E, D>,
-    da: &mut Tensor<S, E, D>,
-    acc: Acc,
-) -> Result<()> {
-    pass_grad(dy, da, acc)
 }
 
 /// `dx (acc)= dy` for a tensor that reaches its consumer unchanged (an
@@ -65,17 +56,16 @@ pub fn concat_fwd<P: Shape, S: Shape, E: Elem, D: Backend<E>>(
     offset: usize,
 ) -> Result<()> {
     check_batch("concat", "part", part.batch(), "output", y.batch())?;
-    part.device().copy_block(
-        &part.buf,
-        P::NUMEL,
-        0,
-        &mut y.buf,
-        S::NUMEL,
-        offset,
-        part.batch(),
-        P::NUMEL,
-        Acc::Set,
-    )
+    let block = Block {
+        rows: part.batch(),
+        cols: P::NUMEL,
+        src_ld: P::NUMEL,
+        src_off: 0,
+        dst_ld: S::NUMEL,
+        dst_off: offset,
+    };
+    part.device()
+        .copy_block(&block, &part.buf, &mut y.buf, Acc::Set)
 }
 
 /// Sizes the output of a concatenation for `batch` samples.
@@ -96,17 +86,15 @@ pub fn concat_bwd<P: Shape, S: Shape, E: Elem, D: Backend<E>>(
     if acc == Acc::Set {
         dpart.set_batch(dy.batch())?;
     }
-    dy.device().copy_block(
-        &dy.buf,
-        S::NUMEL,
-        offset,
-        &mut dpart.buf,
-        P::NUMEL,
-        0,
-        dy.batch(),
-        P::NUMEL,
-        acc,
-    )
+    let block = Block {
+        rows: dy.batch(),
+        cols: P::NUMEL,
+        src_ld: S::NUMEL,
+        src_off: offset,
+        dst_ld: P::NUMEL,
+        dst_off: 0,
+    };
+    dy.device().copy_block(&block, &dy.buf, &mut dpart.buf, acc)
 }
 
 /// Reborrows an optional gradient destination; contributions after the first

@@ -68,6 +68,7 @@ pub use state::{OptimState, ParamState};
 use crate::device::Backend;
 use crate::elem::Elem;
 use crate::error::{Error, Result};
+use crate::kernels::OptimKernels;
 use crate::module::{Module, ParamMut, Path};
 use crate::regularize::{Penalty, Regularized};
 
@@ -75,7 +76,7 @@ use crate::regularize::{Penalty, Regularized};
 ///
 /// An implementation provides [`Optimizer::update`] (one parameter) and the
 /// learning rate; [`Optimizer::step`] drives it over a whole network.
-pub trait Optimizer<E: Elem, D: Backend<E>> {
+pub trait Optimizer<E: Elem, D: OptimKernels<E>> {
     /// Updates one trainable parameter from `p.grad` (always `Some` here):
     /// the `index`-th parameter with a gradient in the network's visiting
     /// order, at `path`. State is keyed by `index`.
@@ -173,7 +174,7 @@ pub trait Optimizer<E: Elem, D: Backend<E>> {
 
 /// A boxed optimizer is an optimizer, so a run can choose one at run time:
 /// `let opt: Box<dyn Optimizer<f32, Cpu>> = if adam { Box::new(Adam::new(1e-3)) } else { … }`.
-impl<E: Elem, D: Backend<E>, O: Optimizer<E, D> + ?Sized> Optimizer<E, D> for Box<O> {
+impl<E: Elem, D: OptimKernels<E>, O: Optimizer<E, D> + ?Sized> Optimizer<E, D> for Box<O> {
     fn update(&mut self, index: usize, path: &Path<'_>, p: ParamMut<'_, E, D>) -> Result<()> {
         (**self).update(index, path, p)
     }

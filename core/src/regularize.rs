@@ -32,6 +32,7 @@
 use crate::device::{Acc, Backend};
 use crate::elem::Elem;
 use crate::error::{Error, Result};
+use crate::kernels::OptimKernels;
 use crate::module::{Module, ParamMut, Path, Role};
 use crate::optim::{grad_of, scratch, GradRef, Optimizer};
 
@@ -115,7 +116,7 @@ impl Penalty {
         res.map(|()| total)
     }
     /// `dst (acc)= ∂R/∂θ` for one parameter `theta` of `n` values (ignores [`Penalty::only`]).
-    pub fn grad<E: Elem, D: Backend<E>>(
+    pub fn grad<E: Elem, D: OptimKernels<E>>(
         &self,
         dev: &D,
         theta: &D::Buf<E>,
@@ -141,7 +142,7 @@ pub struct Regularized<E: Elem, D: Backend<E>, O> {
     scratch: Vec<Option<D::Buf<E>>>,
 }
 
-impl<E: Elem, D: Backend<E>, O> Regularized<E, D, O> {
+impl<E: Elem, D: OptimKernels<E>, O> Regularized<E, D, O> {
     /// Wraps `inner` with `penalty`.
     pub fn new(inner: O, penalty: Penalty) -> Self {
         Regularized {
@@ -181,7 +182,7 @@ impl<E: Elem, D: Backend<E>, O> Regularized<E, D, O> {
     }
 }
 
-impl<E: Elem, D: Backend<E>, O: Optimizer<E, D>> Optimizer<E, D> for Regularized<E, D, O> {
+impl<E: Elem, D: OptimKernels<E>, O: Optimizer<E, D>> Optimizer<E, D> for Regularized<E, D, O> {
     fn begin_step(&mut self) -> Result<()> {
         self.penalty.check()?;
         self.inner.begin_step()

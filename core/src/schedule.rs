@@ -46,7 +46,6 @@
 //! "popping the model out of a local minimum"); it gives no formulas, so
 //! PyTorch's are the definition here.
 
-use crate::device::Backend;
 use crate::elem::Elem;
 use crate::error::{Error, Result};
 use crate::optim::Optimizer;
@@ -57,8 +56,11 @@ pub trait Schedule {
     /// The learning rate for epoch `t` (`t = 0` before the first scheduler step).
     fn lr_at(&self, t: u64) -> f64;
     /// Sets `opt`'s learning rate to `lr_at(t)`.
-    fn apply<E: Elem, D: Backend<E>, O: Optimizer<E, D>>(&self, opt: &mut O, t: u64)
-    where
+    fn apply<E: Elem, D: crate::kernels::OptimKernels<E>, O: Optimizer<E, D>>(
+        &self,
+        opt: &mut O,
+        t: u64,
+    ) where
         Self: Sized,
     {
         opt.set_lr(self.lr_at(t))
@@ -370,16 +372,22 @@ pub struct LrScheduler<S> {
 
 impl<S: Schedule> LrScheduler<S> {
     /// Starts at epoch 0, setting `opt`'s rate to `schedule.lr_at(0)`.
-    pub fn new<E: Elem, D: Backend<E>, O: Optimizer<E, D>>(schedule: S, opt: &mut O) -> Self {
+    pub fn new<E: Elem, D: crate::kernels::OptimKernels<E>, O: Optimizer<E, D>>(
+        schedule: S,
+        opt: &mut O,
+    ) -> Self {
         opt.set_lr(schedule.lr_at(0));
         LrScheduler { schedule, epoch: 0 }
     }
     /// Advances one epoch and sets its rate.
-    pub fn step<E: Elem, D: Backend<E>, O: Optimizer<E, D>>(&mut self, opt: &mut O) {
+    pub fn step<E: Elem, D: crate::kernels::OptimKernels<E>, O: Optimizer<E, D>>(
+        &mut self,
+        opt: &mut O,
+    ) {
         self.set_epoch(opt, self.epoch + 1)
     }
     /// Jumps to `epoch` (resuming a run) and sets its rate.
-    pub fn set_epoch<E: Elem, D: Backend<E>, O: Optimizer<E, D>>(
+    pub fn set_epoch<E: Elem, D: crate::kernels::OptimKernels<E>, O: Optimizer<E, D>>(
         &mut self,
         opt: &mut O,
         epoch: u64,

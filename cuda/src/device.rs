@@ -589,8 +589,12 @@ impl Cuda {
             Inner::Gpu(gpu) => gpu.gemm(dt, &x, pa, pb, c),
             Inner::Host(_) => {
                 let len = |o: Operand| if o == Operand::A { lens[0] } else { lens[1] };
-                // SAFETY: the addresses are host buffers of at least these lengths
-                // (checked by the caller), and C does not alias A or B (&mut).
+                // SAFETY: in emulation every operand address is a host `Vec` of
+                // `dt`'s element type and of the length in `lens` (taken from the
+                // buffers by `Backend::gemm` in backend.rs, which borrows them for
+                // this whole call after `Gemm::check` has bounded every index
+                // the product touches by those lengths); C came from a `&mut`
+                // buffer and A, B from `&` ones, so C aliases neither.
                 unsafe {
                     match dt {
                         Dtype::F32 => blas::reference_gemm::<f32>(

@@ -62,7 +62,9 @@ impl Lib {
         }
     }
     fn present_via_cudarc(self) -> bool {
-        // SAFETY: these only try to open the library (and close it again).
+        // SAFETY: `is_culib_present` only tries to open the library by its
+        // soname and closes it again; the only code it runs is the library's
+        // initialisers, NVIDIA's, which cudarc would run anyway on first use.
         unsafe {
             match self {
                 Lib::Driver => cudarc::driver::sys::is_culib_present(),
@@ -153,9 +155,10 @@ pub fn driver_init(device: &str) -> Result<(), Error> {
         device: device.into(),
         msg,
     };
-    // SAFETY: opening the driver runs its initialisers, as cudarc would.
     let lib = ["libcuda.so.1", "libcuda.so"]
         .iter()
+        // SAFETY: opening the driver runs only its initialisers, as cudarc's
+        // own open of the same soname would.
         .find_map(|n| unsafe { libloading::Library::new(*n) }.ok())
         .ok_or_else(|| {
             err(format!(
@@ -165,13 +168,21 @@ pub fn driver_init(device: &str) -> Result<(), Error> {
             ))
         })?;
     let name_of = |code: i32| -> String {
-        // SAFETY: cuGetErrorName's signature; it writes a static string or nothing.
+        // SAFETY: `Name` is cuGetErrorName's C signature in the driver API
+        // (`CUresult cuGetErrorName(CUresult, const char**)`), and the symbol
+        // cannot outlive `lib`, which is alive for this whole function.
         let looked_up = unsafe { lib.get::<Name>(b"cuGetErrorName\0") }
             .ok()
             .and_then(|f| {
                 let mut p: *const std::ffi::c_char = std::ptr::null();
+                // SAFETY: the signature is right (above) and `&mut p` is a
+                // valid `const char**` for the call; any `code` is accepted
+                // (an unknown one returns an error and leaves `p` alone).
                 let ok = unsafe { f(code, &mut p) } == 0 && !p.is_null();
                 ok.then(|| {
+                    // SAFETY: on success cuGetErrorName sets `p` (checked
+                    // non-null) to a static NUL-terminated string inside the
+                    // driver, copied out (`into_owned`) while `lib` is loaded.
                     unsafe { std::ffi::CStr::from_ptr(p) }
                         .to_string_lossy()
                         .into_owned()
@@ -187,9 +198,13 @@ pub fn driver_init(device: &str) -> Result<(), Error> {
             c => format!("CUresult {c}"),
         })
     };
-    // SAFETY: cuInit's signature.
+    // SAFETY: `Init` is cuInit's C signature (`CUresult cuInit(unsigned int)`);
+    // the symbol is used only while `lib` is alive.
     let init = unsafe { lib.get::<Init>(b"cuInit\0") }
         .map_err(|e| err(format!("libcuda has no cuInit: {e}")))?;
+    // SAFETY: cuInit takes flags by value (0 is the only valid value) and may
+    // be called any number of times; the result is read as a plain `i32`, so
+    // codes Rust's `CUresult` enum lacks are not undefined behaviour here.
     let code = unsafe { init(0) };
     if code != 0 {
         let hint = match code {
@@ -202,9 +217,11 @@ pub fn driver_init(device: &str) -> Result<(), Error> {
         };
         return Err(err(format!("cuInit failed: {}{hint}", name_of(code))));
     }
-    // SAFETY: cuDriverGetVersion's signature.
+    // SAFETY: `Version` is cuDriverGetVersion's C signature
+    // (`CUresult cuDriverGetVersion(int*)`); used only while `lib` is alive.
     if let Ok(version) = unsafe { lib.get::<Version>(b"cuDriverGetVersion\0") } {
         let mut v = 0i32;
+        // SAFETY: `&mut v` is a valid `int*` for the one write the call makes.
         if unsafe { version(&mut v) } == 0 && v > 0 && v < 13000 {
             return Err(err(format!(
                 "the NVIDIA driver supports CUDA {}.{}, kiln's CUDA device needs 13.0 (driver ≥ 580)",

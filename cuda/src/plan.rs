@@ -10,6 +10,7 @@
 //! Plans live on the stack (fixed-size arrays): running one allocates nothing.
 
 use crate::kernels::{self, Dtype, Kernel, Param};
+use kiln_core::device::Block;
 use kiln_core::device::{
     AdagradArgs, AdamArgs, BatchNormDims, LossKind, Resize2d, RmspropArgs, SgdArgs, UpsampleMode,
     Window2d,
@@ -204,25 +205,17 @@ pub fn axpy(alpha: f64, n: usize, acc: Acc) -> Plan {
 
 /// Strided block copy (see `Backend::copy_block`). Operands: `[src, dst]`.
 #[allow(clippy::too_many_arguments)]
-pub fn copy_block(
-    src_ld: usize,
-    src_off: usize,
-    dst_ld: usize,
-    dst_off: usize,
-    rows: usize,
-    cols: usize,
-    acc: Acc,
-) -> Plan {
+pub fn copy_block(b: &Block, acc: Acc) -> Plan {
     elementwise(
         &kernels::COPY_BLOCK_FWD,
-        rows * cols,
+        b.rows * b.cols,
         &[
-            Arg::Buf(0, src_off as u64),
-            Arg::U64(src_ld as u64),
-            Arg::Buf(1, dst_off as u64),
-            Arg::U64(dst_ld as u64),
-            Arg::U64(rows as u64),
-            Arg::U64(cols as u64),
+            Arg::Buf(0, b.src_off as u64),
+            Arg::U64(b.src_ld as u64),
+            Arg::Buf(1, b.dst_off as u64),
+            Arg::U64(b.dst_ld as u64),
+            Arg::U64(b.rows as u64),
+            Arg::U64(b.cols as u64),
             Arg::I32(acc_flag(acc)),
         ],
     )
@@ -259,36 +252,32 @@ pub fn bias_bwd(rows: usize, cols: usize, acc: Acc) -> Plan {
     ))
 }
 
-/// `y = f(x)`. Operands: `[x, y]`.
+/// `y = f(x)` (kernels generated from kiln-core's table). Operands: `[x, y]`.
 pub fn act_fwd(f: Act, n: usize) -> Plan {
-    let (x, y, nn) = (Arg::Buf(0, 0), Arg::Buf(1, 0), Arg::U64(n as u64));
-    match f {
-        Act::Relu => elementwise(&kernels::RELU_FWD, n, &[x, y, nn]),
-        Act::LeakyRelu(a) => elementwise(&kernels::LEAKY_RELU_FWD, n, &[x, y, nn, Arg::Real(a)]),
-        Act::Sigmoid => elementwise(&kernels::SIGMOID_FWD, n, &[x, y, nn]),
-        Act::Tanh => elementwise(&kernels::TANH_FWD, n, &[x, y, nn]),
-    }
+    let (fwd, _) = kernels::unary_kernels(f);
+    let args = [
+        Arg::Buf(0, 0),
+        Arg::Buf(1, 0),
+        Arg::U64(n as u64),
+        Arg::Real(f.param()),
+    ];
+    elementwise(fwd, n, &args)
 }
 
-/// `dx (acc)= dy · f'(x or y)`. Operands: `[x, y, dy, dx]`.
+/// `dx (acc)= dy · f'(x or y)`; both `x` and `y` are passed and the kernel
+/// reads the one its table entry names. Operands: `[x, y, dy, dx]`.
 pub fn act_bwd(f: Act, n: usize, acc: Acc) -> Plan {
-    let (x, y, dy, dx) = (
+    let (_, bwd) = kernels::unary_kernels(f);
+    let args = [
         Arg::Buf(0, 0),
         Arg::Buf(1, 0),
         Arg::Buf(2, 0),
         Arg::Buf(3, 0),
-    );
-    let (nn, a) = (Arg::U64(n as u64), Arg::I32(acc_flag(acc)));
-    match f {
-        Act::Relu => elementwise(&kernels::RELU_BWD, n, &[x, dy, dx, nn, a]),
-        Act::LeakyRelu(al) => elementwise(
-            &kernels::LEAKY_RELU_BWD,
-            n,
-            &[x, dy, dx, nn, Arg::Real(al), a],
-        ),
-        Act::Sigmoid => elementwise(&kernels::SIGMOID_BWD, n, &[y, dy, dx, nn, a]),
-        Act::Tanh => elementwise(&kernels::TANH_BWD, n, &[y, dy, dx, nn, a]),
-    }
+        Arg::U64(n as u64),
+        Arg::Real(f.param()),
+        Arg::I32(acc_flag(acc)),
+    ];
+    elementwise(bwd, n, &args)
 }
 
 /// Row-wise softmax. Operands: `[x, y]`.
@@ -1072,7 +1061,17 @@ mod tests {
             fill(10, 1.0),
             add(10),
             axpy(2.0, 10, Acc::Add),
-            copy_block(4, 1, 5, 2, 3, 2, Acc::Set),
+            copy_block(
+                &Block {
+                    src_ld: 4,
+                    src_off: 1,
+                    dst_ld: 5,
+                    dst_off: 2,
+                    rows: 3,
+                    cols: 2,
+                },
+                Acc::Set,
+            ),
             bias_fwd(3, 4),
             bias_bwd(3, 4, Acc::Set),
             softmax_fwd(3, 4),
@@ -1080,7 +1079,7 @@ mod tests {
             sgd(&sgd_args, 10),
             adam(&adam_args, 10),
         ];
-        for f in [Act::Relu, Act::LeakyRelu(0.1), Act::Sigmoid, Act::Tanh] {
+        for &f in Act::ALL {
             plans.push(act_fwd(f, 10));
             plans.push(act_bwd(f, 10, Acc::Set));
         }

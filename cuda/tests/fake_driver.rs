@@ -79,7 +79,8 @@ fn run_child(dir: &Path) -> String {
 }
 
 fn system_has_a_driver() -> bool {
-    // SAFETY: only tries to open the library.
+    // SAFETY: only tries to open libcuda by its soname and closes it again;
+    // the only foreign code that runs is the library's initialisers.
     unsafe { cudarc::driver::sys::is_culib_present() }
 }
 

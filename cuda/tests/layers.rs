@@ -8,11 +8,12 @@
 mod common;
 
 use kiln_core::device::UpsampleMode;
+use kiln_core::kernels::Kernels;
 use kiln_core::layers::{
     AvgPool2d, BatchNorm1d, BatchNorm2d, BatchNormConfig, BatchNormGrads, Conv2d, Conv2dConfig,
     Conv2dGrads, Dropout, DropoutConfig, MaxPool2d, Pool2dConfig, Upsample, UpsampleConfig,
 };
-use kiln_core::{rng, Acc, Backend, Build, Cpu, Elem, Layer, Shape, Tensor, TrainCtx, S3};
+use kiln_core::{rng, Acc, Build, Cpu, Elem, Layer, Shape, Tensor, TrainCtx, S3};
 use kiln_cuda::Cuda;
 
 fn device() -> Cuda {
@@ -25,7 +26,7 @@ fn device() -> Cuda {
 
 /// Forward (train mode) and backward of `L` on device `D`: y, dx and the
 /// parameter gradients that `grads_of` extracts.
-fn run<E: Elem, D: Backend<E>, L: Layer<E, D> + Build<E, D>>(
+fn run<E: Elem, D: Kernels<E>, L: Layer<E, D> + Build<E, D>>(
     dev: &D,
     cfg: L::Config,
     grads_of: fn(&L::Grads) -> Vec<Vec<E>>,
@@ -83,7 +84,7 @@ fn compare<E: Elem>(
 
 fn conv_grads<
     E: Elem,
-    D: Backend<E>,
+    D: Kernels<E>,
     const CO: usize,
     const CG: usize,
     const KH: usize,
@@ -190,7 +191,7 @@ fn pools<E: Elem>() {
     compare("dropout p = 0.3", cpu, cuda);
 }
 
-fn bn_grads<E: Elem, D: Backend<E>, const C: usize>(g: &BatchNormGrads<E, D, C>) -> Vec<Vec<E>> {
+fn bn_grads<E: Elem, D: Kernels<E>, const C: usize>(g: &BatchNormGrads<E, D, C>) -> Vec<Vec<E>> {
     vec![g.weight.to_vec().unwrap(), g.bias.to_vec().unwrap()]
 }
 

@@ -7,6 +7,7 @@
 mod common;
 
 use kiln::prelude::*;
+use kiln_core::kernels::Kernels;
 use kiln_cuda::Cuda;
 
 kiln::network! {
@@ -30,7 +31,7 @@ fn device() -> Cuda {
 }
 
 /// (loss per step, fc1 weight gradient of the last step, final logits)
-fn train<E: Elem, D: Backend<E>>(dev: &D, steps: usize) -> (Vec<f64>, Vec<E>, Vec<E>) {
+fn train<E: Elem, D: Kernels<E>>(dev: &D, steps: usize) -> (Vec<f64>, Vec<E>, Vec<E>) {
     let mut net = Mlp::<E, D>::init(dev, &mut rng(3)).unwrap();
     let (mut tape, mut grads) = (net.tape().unwrap(), net.grads().unwrap());
     let mut opt = Adam::new(1e-2);

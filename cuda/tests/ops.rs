@@ -12,9 +12,14 @@
 mod common;
 
 use common::*;
+use kiln_core::device::Block;
 use kiln_core::device::{
     AdagradArgs, AdamArgs, BatchNormDims, LossKind, LossTarget, Resize2d, RmspropArgs, SgdArgs,
     UpsampleMode, Window2d,
+};
+use kiln_core::kernels::{
+    BatchNormKernels, ConvKernels, DropoutKernels, LossKernels, OptimKernels, PoolKernels,
+    SoftmaxKernels, UpsampleKernels,
 };
 use kiln_core::{rng, Acc, Act, Backend, Cpu, Device, Elem, Gemm, Rng};
 use kiln_cuda::Cuda;
@@ -164,13 +169,8 @@ fn bias<E: Elem>(d: &Cuda, r: &mut Rng, rep: &mut Report) {
 }
 
 fn acts<E: Elem>(d: &Cuda, r: &mut Rng, rep: &mut Report) {
-    for f in [
-        Act::Relu,
-        Act::LeakyRelu(0.01),
-        Act::LeakyRelu(0.3),
-        Act::Sigmoid,
-        Act::Tanh,
-    ] {
+    // Every function of kiln-core's element-wise table, and a second slope.
+    for &f in Act::ALL.iter().chain(&[Act::LeakyRelu(0.3)]) {
         for &n in &SIZES {
             let x: Vec<E> = rand_nonzero(r, n, 4.0);
             let mut y = vec![E::zero(); n];
@@ -225,24 +225,17 @@ fn elementwise<E: Elem>(d: &Cuda, r: &mut Rng, rep: &mut Report) {
             let src: Vec<E> = rand_vec(r, (rows - 1) * src_ld + src_off + cols + 1, 2.0);
             let dst: Vec<E> = rand_vec(r, (rows - 1) * dst_ld + dst_off + cols + 3, 2.0);
             let mut want = dst.clone();
-            <Cpu as Backend<E>>::copy_block(
-                &Cpu, &src, src_ld, src_off, &mut want, dst_ld, dst_off, rows, cols, acc,
-            )
-            .unwrap();
-            let mut dd = up(d, &dst);
-            <Cuda as Backend<E>>::copy_block(
-                d,
-                &up(d, &src),
-                src_ld,
-                src_off,
-                &mut dd,
-                dst_ld,
-                dst_off,
+            let blk = Block {
                 rows,
                 cols,
-                acc,
-            )
-            .unwrap();
+                src_ld,
+                src_off,
+                dst_ld,
+                dst_off,
+            };
+            <Cpu as Backend<E>>::copy_block(&Cpu, &blk, &src, &mut want, acc).unwrap();
+            let mut dd = up(d, &dst);
+            <Cuda as Backend<E>>::copy_block(d, &blk, &up(d, &src), &mut dd, acc).unwrap();
             rep.add::<E>("copy_block", &down(d, &dd), &want);
         }
     }
@@ -252,18 +245,27 @@ fn softmax<E: Elem>(d: &Cuda, r: &mut Rng, rep: &mut Report) {
     for &(rows, cols) in &[(1, 1), (1, 3), (5, 31), (7, 33), (9, 100), (130, 10)] {
         let x: Vec<E> = rand_vec(r, rows * cols, 6.0);
         let mut y = vec![E::zero(); rows * cols];
-        <Cpu as Backend<E>>::softmax_fwd(&Cpu, &x, &mut y, rows, cols).unwrap();
+        <Cpu as SoftmaxKernels<E>>::softmax_fwd(&Cpu, &x, &mut y, rows, cols).unwrap();
         let mut dy_ = up(d, &vec![E::zero(); rows * cols]);
-        <Cuda as Backend<E>>::softmax_fwd(d, &up(d, &x), &mut dy_, rows, cols).unwrap();
+        <Cuda as SoftmaxKernels<E>>::softmax_fwd(d, &up(d, &x), &mut dy_, rows, cols).unwrap();
         rep.add::<E>("softmax_fwd", &down(d, &dy_), &y);
         for acc in [Acc::Set, Acc::Add] {
             let g: Vec<E> = rand_vec(r, rows * cols, 1.0);
             let dx0: Vec<E> = rand_vec(r, rows * cols, 1.0);
             let mut want = dx0.clone();
-            <Cpu as Backend<E>>::softmax_bwd(&Cpu, &y, &g, &mut want, rows, cols, acc).unwrap();
-            let mut ddx = up(d, &dx0);
-            <Cuda as Backend<E>>::softmax_bwd(d, &up(d, &y), &up(d, &g), &mut ddx, rows, cols, acc)
+            <Cpu as SoftmaxKernels<E>>::softmax_bwd(&Cpu, &y, &g, &mut want, rows, cols, acc)
                 .unwrap();
+            let mut ddx = up(d, &dx0);
+            <Cuda as SoftmaxKernels<E>>::softmax_bwd(
+                d,
+                &up(d, &y),
+                &up(d, &g),
+                &mut ddx,
+                rows,
+                cols,
+                acc,
+            )
+            .unwrap();
             rep.add::<E>("softmax_bwd", &down(d, &ddx), &want);
         }
     }
@@ -301,7 +303,7 @@ fn losses<E: Elem>(d: &Cuda, r: &mut Rng, rep: &mut Report) {
                 } else {
                     LossTarget::Dense(&dense)
                 };
-                <Cpu as Backend<E>>::loss(&Cpu, kind, &x, t, Some(&mut want_dx), rows, cols)
+                <Cpu as LossKernels<E>>::loss(&Cpu, kind, &x, t, Some(&mut want_dx), rows, cols)
                     .unwrap()
             };
             let mut ddx = up(d, &rand_vec::<E>(r, rows * cols, 1.0));
@@ -311,7 +313,8 @@ fn losses<E: Elem>(d: &Cuda, r: &mut Rng, rep: &mut Report) {
                 } else {
                     LossTarget::Dense(&dt)
                 };
-                <Cuda as Backend<E>>::loss(d, kind, &dxb, t, Some(&mut ddx), rows, cols).unwrap()
+                <Cuda as LossKernels<E>>::loss(d, kind, &dxb, t, Some(&mut ddx), rows, cols)
+                    .unwrap()
             };
             rep.add::<E>(&format!("loss {name}"), &[got], &[want]);
             rep.add::<E>(&format!("loss {name} grad"), &down(d, &ddx), &want_dx);
@@ -321,7 +324,7 @@ fn losses<E: Elem>(d: &Cuda, r: &mut Rng, rep: &mut Report) {
                 } else {
                     LossTarget::Dense(&dt)
                 };
-                <Cuda as Backend<E>>::loss(d, kind, &dxb, t, None, rows, cols).unwrap()
+                <Cuda as LossKernels<E>>::loss(d, kind, &dxb, t, None, rows, cols).unwrap()
             };
             rep.add::<E>(&format!("loss {name}"), &[got_no_grad], &[want]);
         }
@@ -353,8 +356,9 @@ fn optimizers<E: Elem>(d: &Cuda, r: &mut Rng, rep: &mut Report) {
                     nesterov,
                     first: step == 0,
                 };
-                <Cpu as Backend<E>>::sgd_step(&Cpu, &a, &mut p, &g, &mut buf, n).unwrap();
-                <Cuda as Backend<E>>::sgd_step(d, &a, &mut dp, &up(d, &g), &mut dbuf, n).unwrap();
+                <Cpu as OptimKernels<E>>::sgd_step(&Cpu, &a, &mut p, &g, &mut buf, n).unwrap();
+                <Cuda as OptimKernels<E>>::sgd_step(d, &a, &mut dp, &up(d, &g), &mut dbuf, n)
+                    .unwrap();
             }
             rep.add::<E>("sgd_step", &down(d, &dp), &p);
             rep.add::<E>("sgd_step momentum", &down(d, &dbuf), &buf);
@@ -374,9 +378,18 @@ fn optimizers<E: Elem>(d: &Cuda, r: &mut Rng, rep: &mut Report) {
                     decoupled,
                     step,
                 };
-                <Cpu as Backend<E>>::adam_step(&Cpu, &a, &mut p, &g, &mut m, &mut v, n).unwrap();
-                <Cuda as Backend<E>>::adam_step(d, &a, &mut dp, &up(d, &g), &mut dm, &mut dv, n)
+                <Cpu as OptimKernels<E>>::adam_step(&Cpu, &a, &mut p, &g, &mut m, &mut v, n)
                     .unwrap();
+                <Cuda as OptimKernels<E>>::adam_step(
+                    d,
+                    &a,
+                    &mut dp,
+                    &up(d, &g),
+                    &mut dm,
+                    &mut dv,
+                    n,
+                )
+                .unwrap();
             }
             rep.add::<E>("adam_step", &down(d, &dp), &p);
             rep.add::<E>("adam_step m", &down(d, &dm), &m);
@@ -414,23 +427,26 @@ fn toolkit<E: Elem>(d: &Cuda, r: &mut Rng, rep: &mut Report) {
         for acc in [Acc::Set, Acc::Add] {
             let dst: Vec<E> = rand_vec(r, n, 1.0);
             let mut want = dst.clone();
-            <Cpu as Backend<E>>::penalty_grad(&Cpu, 0.3, 0.05, &x0, &mut want, n, acc).unwrap();
+            <Cpu as OptimKernels<E>>::penalty_grad(&Cpu, 0.3, 0.05, &x0, &mut want, n, acc)
+                .unwrap();
             let mut dd = up(d, &dst);
-            <Cuda as Backend<E>>::penalty_grad(d, 0.3, 0.05, &up(d, &x0), &mut dd, n, acc).unwrap();
+            <Cuda as OptimKernels<E>>::penalty_grad(d, 0.3, 0.05, &up(d, &x0), &mut dd, n, acc)
+                .unwrap();
             rep.add::<E>("penalty_grad", &down(d, &dd), &want);
         }
         for p in [0.0, 0.3, 1.0] {
             let mut want = vec![E::zero(); n];
-            <Cpu as Backend<E>>::dropout_fwd(&Cpu, &x, &mut want, n, p, 42).unwrap();
+            <Cpu as DropoutKernels<E>>::dropout_fwd(&Cpu, &x, &mut want, n, p, 42).unwrap();
             let mut dy = up(d, &vec![E::zero(); n]);
-            <Cuda as Backend<E>>::dropout_fwd(d, &dx, &mut dy, n, p, 42).unwrap();
+            <Cuda as DropoutKernels<E>>::dropout_fwd(d, &dx, &mut dy, n, p, 42).unwrap();
             rep.add::<E>("dropout_fwd", &down(d, &dy), &want);
             for acc in [Acc::Set, Acc::Add] {
                 let g0: Vec<E> = rand_vec(r, n, 1.0);
                 let mut want = g0.clone();
-                <Cpu as Backend<E>>::dropout_bwd(&Cpu, &x, &mut want, n, p, 42, acc).unwrap();
+                <Cpu as DropoutKernels<E>>::dropout_bwd(&Cpu, &x, &mut want, n, p, 42, acc)
+                    .unwrap();
                 let mut dg = up(d, &g0);
-                <Cuda as Backend<E>>::dropout_bwd(d, &dx, &mut dg, n, p, 42, acc).unwrap();
+                <Cuda as DropoutKernels<E>>::dropout_bwd(d, &dx, &mut dg, n, p, 42, acc).unwrap();
                 rep.add::<E>("dropout_bwd", &down(d, &dg), &want);
             }
         }
@@ -447,8 +463,9 @@ fn toolkit<E: Elem>(d: &Cuda, r: &mut Rng, rep: &mut Report) {
                 eps: 1e-10,
                 step,
             };
-            <Cpu as Backend<E>>::adagrad_step(&Cpu, &a, &mut p, &g, &mut sum, n).unwrap();
-            <Cuda as Backend<E>>::adagrad_step(d, &a, &mut dp, &up(d, &g), &mut ds, n).unwrap();
+            <Cpu as OptimKernels<E>>::adagrad_step(&Cpu, &a, &mut p, &g, &mut sum, n).unwrap();
+            <Cuda as OptimKernels<E>>::adagrad_step(d, &a, &mut dp, &up(d, &g), &mut ds, n)
+                .unwrap();
         }
         rep.add::<E>("adagrad_step", &down(d, &dp), &p);
         rep.add::<E>("adagrad_step sum", &down(d, &ds), &sum);
@@ -479,11 +496,11 @@ fn toolkit<E: Elem>(d: &Cuda, r: &mut Rng, rep: &mut Report) {
                     momentum,
                     centered,
                 };
-                <Cpu as Backend<E>>::rmsprop_step(
+                <Cpu as OptimKernels<E>>::rmsprop_step(
                     &Cpu, &a, &mut p, &g, &mut sq, &mut ga, &mut buf, n,
                 )
                 .unwrap();
-                <Cuda as Backend<E>>::rmsprop_step(
+                <Cuda as OptimKernels<E>>::rmsprop_step(
                     d,
                     &a,
                     &mut dp,
@@ -519,16 +536,17 @@ fn conv<E: Elem>(d: &Cuda, r: &mut Rng, rep: &mut Report) {
         for (first, count) in [(0, 3), (1, 2)] {
             let n = g.rows() * count * g.out_plane();
             let mut want = vec![E::zero(); n];
-            <Cpu as Backend<E>>::im2col(&Cpu, &g, &x, first, count, &mut want).unwrap();
+            <Cpu as ConvKernels<E>>::im2col(&Cpu, &g, &x, first, count, &mut want).unwrap();
             let mut dc = up(d, &vec![E::zero(); n]);
-            <Cuda as Backend<E>>::im2col(d, &g, &dx, first, count, &mut dc).unwrap();
+            <Cuda as ConvKernels<E>>::im2col(d, &g, &dx, first, count, &mut dc).unwrap();
             rep.add::<E>("im2col", &down(d, &dc), &want);
             let cols: Vec<E> = rand_vec(r, n, 1.0);
             for acc in [Acc::Set, Acc::Add] {
                 let mut want = x.clone();
-                <Cpu as Backend<E>>::col2im(&Cpu, &g, &cols, &mut want, first, count, acc).unwrap();
+                <Cpu as ConvKernels<E>>::col2im(&Cpu, &g, &cols, &mut want, first, count, acc)
+                    .unwrap();
                 let mut dd = up(d, &x);
-                <Cuda as Backend<E>>::col2im(d, &g, &up(d, &cols), &mut dd, first, count, acc)
+                <Cuda as ConvKernels<E>>::col2im(d, &g, &up(d, &cols), &mut dd, first, count, acc)
                     .unwrap();
                 rep.add::<E>("col2im", &down(d, &dd), &want);
             }
@@ -538,9 +556,9 @@ fn conv<E: Elem>(d: &Cuda, r: &mut Rng, rep: &mut Report) {
         let (op, ip) = (g.out_plane(), g.in_plane());
         let mut y = vec![E::zero(); planes * op];
         let mut idx = vec![0u32; planes * op];
-        <Cpu as Backend<E>>::max_pool2d_fwd(&Cpu, &g, &x, &mut y, &mut idx, batch).unwrap();
+        <Cpu as PoolKernels<E>>::max_pool2d_fwd(&Cpu, &g, &x, &mut y, &mut idx, batch).unwrap();
         let (mut dy, mut didx) = (up(d, &y), up_u32::<E>(d, &idx));
-        <Cuda as Backend<E>>::max_pool2d_fwd(d, &g, &dx, &mut dy, &mut didx, batch).unwrap();
+        <Cuda as PoolKernels<E>>::max_pool2d_fwd(d, &g, &dx, &mut dy, &mut didx, batch).unwrap();
         rep.add::<E>("max_pool2d_fwd", &down(d, &dy), &y);
         let mut got_idx = vec![0u32; planes * op];
         <Cuda as Backend<E>>::download(d, &didx, &mut got_idx).unwrap();
@@ -549,33 +567,43 @@ fn conv<E: Elem>(d: &Cuda, r: &mut Rng, rep: &mut Report) {
             let src: Vec<E> = rand_vec(r, planes * op, 1.0);
             let dst0: Vec<E> = rand_vec(r, planes * ip, 1.0);
             let mut want = dst0.clone();
-            <Cpu as Backend<E>>::max_unpool2d(&Cpu, &g, &idx, &src, &mut want, batch, acc).unwrap();
+            <Cpu as PoolKernels<E>>::max_unpool2d(&Cpu, &g, &idx, &src, &mut want, batch, acc)
+                .unwrap();
             let mut dd = up(d, &dst0);
-            <Cuda as Backend<E>>::max_unpool2d(d, &g, &didx, &up(d, &src), &mut dd, batch, acc)
+            <Cuda as PoolKernels<E>>::max_unpool2d(d, &g, &didx, &up(d, &src), &mut dd, batch, acc)
                 .unwrap();
             rep.add::<E>("max_unpool2d", &down(d, &dd), &want);
             let big: Vec<E> = rand_vec(r, planes * ip, 1.0);
             let small0: Vec<E> = rand_vec(r, planes * op, 1.0);
             let mut want = small0.clone();
-            <Cpu as Backend<E>>::max_unpool2d_bwd(&Cpu, &g, &idx, &big, &mut want, batch, acc)
+            <Cpu as PoolKernels<E>>::max_unpool2d_bwd(&Cpu, &g, &idx, &big, &mut want, batch, acc)
                 .unwrap();
             let mut dd = up(d, &small0);
-            <Cuda as Backend<E>>::max_unpool2d_bwd(d, &g, &didx, &up(d, &big), &mut dd, batch, acc)
-                .unwrap();
+            <Cuda as PoolKernels<E>>::max_unpool2d_bwd(
+                d,
+                &g,
+                &didx,
+                &up(d, &big),
+                &mut dd,
+                batch,
+                acc,
+            )
+            .unwrap();
             rep.add::<E>("max_unpool2d_bwd", &down(d, &dd), &want);
         }
         // average pooling
         let mut want = vec![E::zero(); planes * op];
-        <Cpu as Backend<E>>::avg_pool2d_fwd(&Cpu, &g, &x, &mut want, batch).unwrap();
+        <Cpu as PoolKernels<E>>::avg_pool2d_fwd(&Cpu, &g, &x, &mut want, batch).unwrap();
         let mut dy = up(d, &vec![E::zero(); planes * op]);
-        <Cuda as Backend<E>>::avg_pool2d_fwd(d, &g, &dx, &mut dy, batch).unwrap();
+        <Cuda as PoolKernels<E>>::avg_pool2d_fwd(d, &g, &dx, &mut dy, batch).unwrap();
         rep.add::<E>("avg_pool2d_fwd", &down(d, &dy), &want);
         for acc in [Acc::Set, Acc::Add] {
             let gy: Vec<E> = rand_vec(r, planes * op, 1.0);
             let mut want = x.clone();
-            <Cpu as Backend<E>>::avg_pool2d_bwd(&Cpu, &g, &gy, &mut want, batch, acc).unwrap();
+            <Cpu as PoolKernels<E>>::avg_pool2d_bwd(&Cpu, &g, &gy, &mut want, batch, acc).unwrap();
             let mut dd = up(d, &x);
-            <Cuda as Backend<E>>::avg_pool2d_bwd(d, &g, &up(d, &gy), &mut dd, batch, acc).unwrap();
+            <Cuda as PoolKernels<E>>::avg_pool2d_bwd(d, &g, &up(d, &gy), &mut dd, batch, acc)
+                .unwrap();
             rep.add::<E>("avg_pool2d_bwd", &down(d, &dd), &want);
         }
     }
@@ -585,9 +613,10 @@ fn conv<E: Elem>(d: &Cuda, r: &mut Rng, rep: &mut Report) {
             let src: Vec<E> = rand_vec(r, a * b * n + 4, 1.0);
             let dst: Vec<E> = rand_vec(r, a * b * n + 3, 1.0);
             let mut want = dst.clone();
-            <Cpu as Backend<E>>::transpose01(&Cpu, &src, 4, &mut want, 3, a, b, n, acc).unwrap();
+            <Cpu as ConvKernels<E>>::transpose01(&Cpu, &src, 4, &mut want, 3, a, b, n, acc)
+                .unwrap();
             let mut dd = up(d, &dst);
-            <Cuda as Backend<E>>::transpose01(d, &up(d, &src), 4, &mut dd, 3, a, b, n, acc)
+            <Cuda as ConvKernels<E>>::transpose01(d, &up(d, &src), 4, &mut dd, 3, a, b, n, acc)
                 .unwrap();
             rep.add::<E>("transpose01", &down(d, &dd), &want);
         }
@@ -595,10 +624,10 @@ fn conv<E: Elem>(d: &Cuda, r: &mut Rng, rep: &mut Report) {
         let y: Vec<E> = rand_vec(r, batch * channels * spatial, 1.0);
         let bias: Vec<E> = rand_vec(r, channels, 1.0);
         let mut want = y.clone();
-        <Cpu as Backend<E>>::add_channel_bias(&Cpu, &mut want, &bias, batch, channels, spatial)
+        <Cpu as ConvKernels<E>>::add_channel_bias(&Cpu, &mut want, &bias, batch, channels, spatial)
             .unwrap();
         let mut dyb = up(d, &y);
-        <Cuda as Backend<E>>::add_channel_bias(
+        <Cuda as ConvKernels<E>>::add_channel_bias(
             d,
             &mut dyb,
             &up(d, &bias),
@@ -611,12 +640,12 @@ fn conv<E: Elem>(d: &Cuda, r: &mut Rng, rep: &mut Report) {
         for acc in [Acc::Set, Acc::Add] {
             let db0: Vec<E> = rand_vec(r, channels, 1.0);
             let mut want = db0.clone();
-            <Cpu as Backend<E>>::channel_bias_grad(
+            <Cpu as ConvKernels<E>>::channel_bias_grad(
                 &Cpu, &y, &mut want, batch, channels, spatial, acc,
             )
             .unwrap();
             let mut ddb = up(d, &db0);
-            <Cuda as Backend<E>>::channel_bias_grad(
+            <Cuda as ConvKernels<E>>::channel_bias_grad(
                 d,
                 &up(d, &y),
                 &mut ddb,
@@ -653,7 +682,7 @@ fn distribution_losses<E: Elem>(d: &Cuda, r: &mut Rng, rep: &mut Report) {
                 } else {
                     LossTarget::Dense(&t)
                 };
-                let want = <Cpu as Backend<E>>::soft_cross_entropy(
+                let want = <Cpu as LossKernels<E>>::soft_cross_entropy(
                     &Cpu,
                     &x,
                     tgt,
@@ -669,7 +698,7 @@ fn distribution_losses<E: Elem>(d: &Cuda, r: &mut Rng, rep: &mut Report) {
                 } else {
                     LossTarget::Dense(&dt)
                 };
-                let got = <Cuda as Backend<E>>::soft_cross_entropy(
+                let got = <Cuda as LossKernels<E>>::soft_cross_entropy(
                     d,
                     &dxb,
                     tgt,
@@ -689,7 +718,7 @@ fn distribution_losses<E: Elem>(d: &Cuda, r: &mut Rng, rep: &mut Report) {
             for with_alpha in [false, true] {
                 let mut want_dx = dx0.clone();
                 let a = with_alpha.then_some(&alpha);
-                let want = <Cpu as Backend<E>>::focal_loss(
+                let want = <Cpu as LossKernels<E>>::focal_loss(
                     &Cpu,
                     &x,
                     &labels,
@@ -702,7 +731,7 @@ fn distribution_losses<E: Elem>(d: &Cuda, r: &mut Rng, rep: &mut Report) {
                 .unwrap();
                 let mut ddx = up(d, &dx0);
                 let a = with_alpha.then_some(&da);
-                let got = <Cuda as Backend<E>>::focal_loss(
+                let got = <Cuda as LossKernels<E>>::focal_loss(
                     d,
                     &dxb,
                     &dl,
@@ -724,7 +753,7 @@ fn distribution_losses<E: Elem>(d: &Cuda, r: &mut Rng, rep: &mut Report) {
                 t.clone()
             };
             let mut want_dx = dx0.clone();
-            let want = <Cpu as Backend<E>>::kl_div(
+            let want = <Cpu as LossKernels<E>>::kl_div(
                 &Cpu,
                 &x,
                 &tt,
@@ -735,7 +764,7 @@ fn distribution_losses<E: Elem>(d: &Cuda, r: &mut Rng, rep: &mut Report) {
             )
             .unwrap();
             let mut ddx = up(d, &dx0);
-            let got = <Cuda as Backend<E>>::kl_div(
+            let got = <Cuda as LossKernels<E>>::kl_div(
                 d,
                 &dxb,
                 &up(d, &tt),
@@ -747,9 +776,16 @@ fn distribution_losses<E: Elem>(d: &Cuda, r: &mut Rng, rep: &mut Report) {
             .unwrap();
             rep.add::<E>("kl_div", &[got], &[want]);
             rep.add::<E>("kl_div grad", &down(d, &ddx), &want_dx);
-            let got =
-                <Cuda as Backend<E>>::kl_div(d, &dxb, &up(d, &tt), log_target, None, rows, cols)
-                    .unwrap();
+            let got = <Cuda as LossKernels<E>>::kl_div(
+                d,
+                &dxb,
+                &up(d, &tt),
+                log_target,
+                None,
+                rows,
+                cols,
+            )
+            .unwrap();
             rep.add::<E>("kl_div", &[got], &[want]);
         }
     }
@@ -769,9 +805,10 @@ fn norm_and_upsample<E: Elem>(d: &Cuda, r: &mut Rng, rep: &mut Report) {
             .collect();
         let dx_ = up(d, &x);
         let (mut mean, mut var) = (vec![E::zero(); channels], vec![E::zero(); channels]);
-        <Cpu as Backend<E>>::batch_norm_stats(&Cpu, &dims, &x, &mut mean, &mut var).unwrap();
+        <Cpu as BatchNormKernels<E>>::batch_norm_stats(&Cpu, &dims, &x, &mut mean, &mut var)
+            .unwrap();
         let (mut dm, mut dv) = (up(d, &mean), up(d, &var));
-        <Cuda as Backend<E>>::batch_norm_stats(d, &dims, &dx_, &mut dm, &mut dv).unwrap();
+        <Cuda as BatchNormKernels<E>>::batch_norm_stats(d, &dims, &dx_, &mut dm, &mut dv).unwrap();
         rep.add::<E>("batch_norm_stats mean", &down(d, &dm), &mean);
         rep.add::<E>("batch_norm_stats var", &down(d, &dv), &var);
         // running statistics
@@ -782,11 +819,11 @@ fn norm_and_upsample<E: Elem>(d: &Cuda, r: &mut Rng, rep: &mut Report) {
         );
         let (mut drm, mut drv, mut dtr) = (up(d, &rm), up(d, &rv), up(d, &tr));
         if batch * spatial > 1 {
-            <Cpu as Backend<E>>::batch_norm_running(
+            <Cpu as BatchNormKernels<E>>::batch_norm_running(
                 &Cpu, &dims, 0.1, &mean, &var, &mut rm, &mut rv, &mut tr,
             )
             .unwrap();
-            <Cuda as Backend<E>>::batch_norm_running(
+            <Cuda as BatchNormKernels<E>>::batch_norm_running(
                 d,
                 &dims,
                 0.1,
@@ -804,11 +841,13 @@ fn norm_and_upsample<E: Elem>(d: &Cuda, r: &mut Rng, rep: &mut Report) {
         let gamma: Vec<E> = rand_vec(r, channels, 2.0);
         let beta: Vec<E> = rand_vec(r, channels, 1.0);
         let mut y = vec![E::zero(); n];
-        <Cpu as Backend<E>>::batch_norm_fwd(&Cpu, &dims, &x, &mean, &var, &gamma, &beta, &mut y)
-            .unwrap();
+        <Cpu as BatchNormKernels<E>>::batch_norm_fwd(
+            &Cpu, &dims, &x, &mean, &var, &gamma, &beta, &mut y,
+        )
+        .unwrap();
         let (dmean, dvar, dg) = (up(d, &mean), up(d, &var), up(d, &gamma));
         let mut dy_ = up(d, &vec![E::zero(); n]);
-        <Cuda as Backend<E>>::batch_norm_fwd(
+        <Cuda as BatchNormKernels<E>>::batch_norm_fwd(
             d,
             &dims,
             &dx_,
@@ -837,7 +876,7 @@ fn norm_and_upsample<E: Elem>(d: &Cuda, r: &mut Rng, rep: &mut Report) {
                 db0.clone(),
                 vec![E::zero(); 2 * channels],
             );
-            <Cpu as Backend<E>>::batch_norm_bwd(
+            <Cpu as BatchNormKernels<E>>::batch_norm_bwd(
                 &Cpu,
                 &dims,
                 &x,
@@ -858,7 +897,7 @@ fn norm_and_upsample<E: Elem>(d: &Cuda, r: &mut Rng, rep: &mut Report) {
                 up(d, &db0),
                 up(d, &vec![E::zero(); 2 * channels]),
             );
-            <Cuda as Backend<E>>::batch_norm_bwd(
+            <Cuda as BatchNormKernels<E>>::batch_norm_bwd(
                 d,
                 &dims,
                 &dx_,
@@ -891,17 +930,26 @@ fn norm_and_upsample<E: Elem>(d: &Cuda, r: &mut Rng, rep: &mut Report) {
             let batch = 2;
             let x: Vec<E> = rand_vec(r, batch * channels * h * w, 1.0);
             let mut want = vec![E::zero(); batch * channels * g.oh * g.ow];
-            <Cpu as Backend<E>>::upsample2d_fwd(&Cpu, &g, &x, &mut want, batch).unwrap();
+            <Cpu as UpsampleKernels<E>>::upsample2d_fwd(&Cpu, &g, &x, &mut want, batch).unwrap();
             let mut dy = up(d, &want);
-            <Cuda as Backend<E>>::upsample2d_fwd(d, &g, &up(d, &x), &mut dy, batch).unwrap();
+            <Cuda as UpsampleKernels<E>>::upsample2d_fwd(d, &g, &up(d, &x), &mut dy, batch)
+                .unwrap();
             rep.add::<E>("upsample2d_fwd", &down(d, &dy), &want);
             for acc in [Acc::Set, Acc::Add] {
                 let gy: Vec<E> = rand_vec(r, batch * channels * g.oh * g.ow, 1.0);
                 let mut want = x.clone();
-                <Cpu as Backend<E>>::upsample2d_bwd(&Cpu, &g, &gy, &mut want, batch, acc).unwrap();
-                let mut dd = up(d, &x);
-                <Cuda as Backend<E>>::upsample2d_bwd(d, &g, &up(d, &gy), &mut dd, batch, acc)
+                <Cpu as UpsampleKernels<E>>::upsample2d_bwd(&Cpu, &g, &gy, &mut want, batch, acc)
                     .unwrap();
+                let mut dd = up(d, &x);
+                <Cuda as UpsampleKernels<E>>::upsample2d_bwd(
+                    d,
+                    &g,
+                    &up(d, &gy),
+                    &mut dd,
+                    batch,
+                    acc,
+                )
+                .unwrap();
                 rep.add::<E>("upsample2d_bwd", &down(d, &dd), &want);
             }
         }
@@ -973,7 +1021,7 @@ fn loss_scratch_is_allocated_once_and_labels_out_of_range_give_nan() {
     // A label ≥ the class count (which `Labels` prevents) gives NaN, not a wild read.
     let x = up::<f32>(&d, &[1.0, 2.0, 3.0, 4.0]);
     let l = up_u32::<f32>(&d, &[0, 7]);
-    let v = <Cuda as Backend<f32>>::loss(
+    let v = <Cuda as LossKernels<f32>>::loss(
         &d,
         LossKind::SoftmaxCrossEntropy,
         &x,
@@ -985,9 +1033,16 @@ fn loss_scratch_is_allocated_once_and_labels_out_of_range_give_nan() {
     .unwrap();
     assert!(v.is_nan());
     // The wrong kind of target is an error, not a panic.
-    let e =
-        <Cuda as Backend<f32>>::loss(&d, LossKind::Mse, &x, LossTarget::Classes(&l), None, 2, 2)
-            .unwrap_err();
+    let e = <Cuda as LossKernels<f32>>::loss(
+        &d,
+        LossKind::Mse,
+        &x,
+        LossTarget::Classes(&l),
+        None,
+        2,
+        2,
+    )
+    .unwrap_err();
     assert!(e.to_string().contains("wrong kind of target"), "{e}");
     // Short buffers are errors.
     let mut y = up::<f32>(&d, &[0.0; 3]);

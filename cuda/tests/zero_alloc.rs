@@ -16,16 +16,33 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 struct Counting;
 static ALLOCS: AtomicUsize = AtomicUsize::new(0);
 
+// SAFETY: every method forwards its arguments unchanged to `System`, a
+// correct allocator, so the returned blocks meet `GlobalAlloc`'s contract as
+// `System`'s do; the only other work is an atomic increment, which neither
+// allocates nor unwinds.
 unsafe impl GlobalAlloc for Counting {
+    /// # Safety
+    /// `GlobalAlloc::alloc`'s: `l` has a non-zero size.
     unsafe fn alloc(&self, l: Layout) -> *mut u8 {
         ALLOCS.fetch_add(1, Ordering::Relaxed);
+        // SAFETY: the caller meets `GlobalAlloc::alloc`'s obligations (a
+        // non-zero size), which are `System.alloc`'s.
         unsafe { System.alloc(l) }
     }
+    /// # Safety
+    /// `GlobalAlloc::dealloc`'s: `p` was allocated by this allocator with layout `l`.
     unsafe fn dealloc(&self, p: *mut u8, l: Layout) {
+        // SAFETY: `p` was returned by this allocator with layout `l` (the
+        // caller's obligation), i.e. by `System`, since every block comes from it.
         unsafe { System.dealloc(p, l) }
     }
+    /// # Safety
+    /// `GlobalAlloc::realloc`'s: `p` was allocated by this allocator with layout
+    /// `l`; `n` is non-zero and, rounded up to `l.align()`, fits in `isize`.
     unsafe fn realloc(&self, p: *mut u8, l: Layout, n: usize) -> *mut u8 {
         ALLOCS.fetch_add(1, Ordering::Relaxed);
+        // SAFETY: `p` came from `System` with layout `l` (as for `dealloc`),
+        // and the caller guarantees `n` is a valid non-zero size for `l`'s alignment.
         unsafe { System.realloc(p, l, n) }
     }
 }

@@ -10,6 +10,19 @@ use crate::elem::Elem;
 
 /// A microkernel for element type `E`, type-erased so that the driver picks
 /// one at run time.
+///
+/// # Safety
+/// The contract every kernel of this file shares (the driver, `blocked` in
+/// `mod.rs`, upholds it):
+/// * `mr ≤ MR` and `nr ≤ NR` for the kernel's tile `MR × NR`;
+/// * `a` is readable for `kc · MR` values (`kc` packed slivers);
+/// * `b` is readable for `NR` values at `b + p·ldb` for every `p < kc`
+///   (all `NR` columns, even when `nr < NR`: a narrow sliver must be packed
+///   and zero-padded first);
+/// * `c` is writable, and readable when `β ≠ 0`, at `c + r·ldc + j` for
+///   `r < mr`, `j < nr`, and overlaps neither `a` nor `b`;
+/// * the instruction set the kernel was compiled for is present on this CPU
+///   (`avx2::available()` for the AVX2 kernels).
 pub(crate) type KernelFn<E> = unsafe fn(
     kc: usize,
     a: *const E,
@@ -40,6 +53,10 @@ pub(crate) struct Kernel<E> {
 
 /// Writes `α·acc + β·C` for the valid `mr × nr` part of a tile held in
 /// `acc` (row-major, `NR` per row).
+///
+/// # Safety
+/// `c + r·ldc + j` is writable (and readable when `β ≠ 0`) for `r < mr`,
+/// `j < nr`, and does not overlap `acc`; `nr ≤ NR` (`acc` is indexed safely).
 #[inline(always)]
 unsafe fn store_tile<E: Elem, const NR: usize>(
     acc: &[E],
@@ -53,6 +70,8 @@ unsafe fn store_tile<E: Elem, const NR: usize>(
     for r in 0..mr {
         for j in 0..nr {
             let v = alpha * acc[r * NR + j];
+            // SAFETY: `r < mr` and `j < nr`, so `c + r·ldc + j` is one of the
+            // elements the caller vouched for (writable; read only when β ≠ 0).
             unsafe {
                 let d = c.add(r * ldc + j);
                 *d = if beta == E::zero() { v } else { v + beta * *d };
@@ -63,6 +82,10 @@ unsafe fn store_tile<E: Elem, const NR: usize>(
 
 /// The portable kernel (any `Elem`, any target): `MR × NR` accumulators in
 /// an array the compiler keeps in vector registers where it can.
+///
+/// # Safety
+/// The [`KernelFn`] contract (any CPU will do).
+#[allow(clippy::too_many_arguments)] // a BLAS microkernel's argument list, shared with the AVX2 kernels through `KernelFn`
 pub(crate) unsafe fn generic<E: Elem, const MR: usize, const NR: usize>(
     kc: usize,
     a: *const E,
@@ -77,6 +100,8 @@ pub(crate) unsafe fn generic<E: Elem, const MR: usize, const NR: usize>(
 ) {
     let mut acc = [[E::zero(); NR]; MR];
     for p in 0..kc {
+        // SAFETY: by the `KernelFn` contract, `a` holds `kc` slivers of `MR`
+        // values (`p < kc`) and every row `b + p·ldb` holds `NR` readable values.
         let (ap, bp) = unsafe {
             (
                 std::slice::from_raw_parts(a.add(p * MR), MR),
@@ -89,7 +114,11 @@ pub(crate) unsafe fn generic<E: Elem, const MR: usize, const NR: usize>(
             }
         }
     }
+    // SAFETY: `[[E; NR]; MR]` is `MR · NR` values of `E` laid out contiguously
+    // (arrays have no padding between elements), in a live local.
     let flat: &[E] = unsafe { std::slice::from_raw_parts(acc.as_ptr() as *const E, MR * NR) };
+    // SAFETY: the caller's `KernelFn` contract is exactly `store_tile`'s for
+    // `c`, `ldc`, `mr`, `nr`; `flat` is a local, so it cannot overlap `c`.
     unsafe { store_tile::<E, NR>(flat, c, ldc, mr, nr, alpha, beta) };
 }
 
@@ -144,8 +173,11 @@ pub(crate) mod avx2 {
     macro_rules! kernel {
         ($name:ident, $t:ty, $lanes:expr, $v:ty, $zero:ident, $load:ident, $store:ident, $bcast:ident, $fma:ident, $mul:ident, $set1:ident) => {
             /// # Safety
-            /// AVX2 and FMA present; `a`, `b` hold `kc` packed slivers; `c` the tile.
+            /// The [`KernelFn`](super::KernelFn) contract with `MR = 6`,
+            /// `NR = 2 × lanes`, on a CPU with AVX2 and FMA
+            /// ([`available`] returned true).
             #[target_feature(enable = "avx2,fma")]
+            #[allow(clippy::too_many_arguments)] // the `KernelFn` signature
             pub(crate) unsafe fn $name(
                 kc: usize,
                 mut a: *const $t,
@@ -262,7 +294,9 @@ pub(crate) mod avx2 {
     /// eight lanes, `acc[(i·3 + j)·8 ..]`.
     ///
     /// # Safety
-    /// AVX2 and FMA present; every pointer holds `len` values; `acc` 96.
+    /// AVX2 and FMA present; every pointer of `a` and `b` is readable for
+    /// `len` values (only the first `len / 8 · 8` are read); `acc` is readable
+    /// and writable for 96 values and overlaps none of them.
     #[target_feature(enable = "avx2,fma")]
     pub(crate) unsafe fn sdot_4x3_acc(
         len: usize,
@@ -299,13 +333,18 @@ pub(crate) mod avx2 {
     /// The eight lanes at `p` summed in a fixed order.
     ///
     /// # Safety
-    /// AVX present; `p` holds 8 values.
+    /// AVX2 and FMA present (the function is compiled with them); `p` is
+    /// readable for 8 values.
     #[target_feature(enable = "avx2,fma")]
     pub(crate) unsafe fn hsum8(p: *const f32) -> f32 {
         hsum(_mm256_loadu_ps(p))
     }
 
     /// The eight lanes of `v` summed in a fixed order.
+    ///
+    /// # Safety
+    /// AVX present (its callers are compiled with AVX2 and checked by
+    /// [`available`]).
     #[inline(always)]
     unsafe fn hsum(v: __m256) -> f32 {
         let lo = _mm256_castps256_ps128(v);
@@ -347,7 +386,7 @@ pub(crate) mod avx2 {
     /// `Σ x_i·y_i` over `n` elements, eight lanes × four accumulators.
     ///
     /// # Safety
-    /// AVX2 and FMA present; `x`, `y` hold `n` values.
+    /// AVX2 and FMA present; `x` and every `w[r]` are readable for `n` values.
     #[target_feature(enable = "avx2,fma")]
     pub(crate) unsafe fn sdot4(n: usize, x: *const f32, w: [*const f32; 4]) -> [f32; 4] {
         let mut acc = [_mm256_setzero_ps(); 4];

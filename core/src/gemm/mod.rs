@@ -39,8 +39,16 @@ pub(crate) struct Mat<E> {
 }
 
 impl<E> Mat<E> {
+    /// The address of element `(i, j)`.
+    ///
+    /// # Safety
+    /// `ptr + i·rs + j·cs` lies inside (or one past the end of) the allocation
+    /// `ptr` points into, as `pointer::offset` requires; in practice `(i, j)`
+    /// is an element of the operand (or the row/column just past it).
     #[inline(always)]
     unsafe fn at(&self, i: usize, j: usize) -> *const E {
+        // SAFETY: the offset stays inside the operand's allocation (the
+        // caller's obligation above), so it cannot overflow `isize` either.
         unsafe { self.ptr.offset(i as isize * self.rs + j as isize * self.cs) }
     }
 }
@@ -68,13 +76,14 @@ pub(crate) fn kernel<E: Elem>() -> Kernel<E> {
     #[cfg(target_arch = "x86_64")]
     if kernels::avx2::available() {
         if TypeId::of::<E>() == TypeId::of::<f32>() {
-            // SAFETY: E is f32.
+            // SAFETY: the `TypeId`s are equal, so `E` is `f32` and both sides
+            // are the same type: `transmute_copy` is a plain copy of a `Copy` value.
             return unsafe {
                 std::mem::transmute_copy::<Kernel<f32>, Kernel<E>>(&kernels::avx2::f32_kernel())
             };
         }
         if TypeId::of::<E>() == TypeId::of::<f64>() {
-            // SAFETY: E is f64.
+            // SAFETY: as above, `E` is `f64` (equal `TypeId`s).
             return unsafe {
                 std::mem::transmute_copy::<Kernel<f64>, Kernel<E>>(&kernels::avx2::f64_kernel())
             };
@@ -92,9 +101,12 @@ pub fn kernel_name<E: Elem>() -> &'static str {
 /// row stride `ldc`. With `β = 0`, `C` is not read.
 ///
 /// # Safety
-/// Every element the operands address lies inside live allocations; `C`
-/// does not overlap `A` or `B`.
-#[allow(clippy::too_many_arguments)]
+/// Every element `A(i, p)`, `B(p, j)` and `C[i·ldc + j]` (`i < m`, `j < n`,
+/// `p < k`) lies inside a live allocation; `C` is valid for writes (and for
+/// reads when `β ≠ 0`); `ldc ≥ n`, so the rows of `C` do not overlap (threads
+/// write different rows or columns); `C` does not overlap `A` or `B`. The CPU
+/// device establishes all of this with `Gemm::check` before calling.
+#[allow(clippy::too_many_arguments)] // BLAS's argument list
 pub(crate) unsafe fn gemm<E: Elem>(
     m: usize,
     n: usize,
@@ -106,6 +118,8 @@ pub(crate) unsafe fn gemm<E: Elem>(
     c: *mut E,
     ldc: usize,
 ) {
+    // SAFETY: the caller's obligations are `gemm_with`'s; `kernel` returns a
+    // kernel that runs on this CPU (AVX2 only when `avx2::available()`).
     unsafe {
         gemm_with(
             kernel::<E>(),
@@ -124,7 +138,12 @@ pub(crate) unsafe fn gemm<E: Elem>(
 }
 
 /// [`gemm`] with a given kernel and thread count (tests run every kernel).
-#[allow(clippy::too_many_arguments)]
+///
+/// # Safety
+/// Those of [`gemm`], and `kern` runs on this CPU (the AVX2 kernels only
+/// where `kernels::avx2::available()`): its name selects the AVX2-only
+/// `dot_small` path too.
+#[allow(clippy::too_many_arguments)] // BLAS's argument list plus kernel and threads
 pub(crate) unsafe fn gemm_with<E: Elem>(
     kern: Kernel<E>,
     threads: usize,
@@ -144,6 +163,8 @@ pub(crate) unsafe fn gemm_with<E: Elem>(
     if k == 0 || alpha == E::zero() {
         for i in 0..m {
             for j in 0..n {
+                // SAFETY: `i < m`, `j < n`: an element of C (caller's
+                // obligation), read only when β ≠ 0.
                 unsafe {
                     let d = c.add(i * ldc + j);
                     *d = if beta == E::zero() {
@@ -158,6 +179,9 @@ pub(crate) unsafe fn gemm_with<E: Elem>(
     }
     let par = threads > 1 && m * n * k >= PAR_MIN_MACS;
     if m == 1 && a.cs == 1 && b.rs == 1 {
+        // SAFETY: `m = 1` and `a.cs = 1`: A's only row is `k` contiguous values
+        // at `a.ptr`; `b.rs = 1`: each column of B is `k` contiguous values;
+        // C's only row holds `n` values. All inside the caller's operands.
         unsafe {
             gemv_dot(
                 n,
@@ -180,7 +204,12 @@ pub(crate) unsafe fn gemm_with<E: Elem>(
         && m * n <= DOT_MAX_MN
         && k >= DOT_MIN_K
     {
-        // SAFETY: E is f32.
+        // SAFETY: equal `TypeId`s make `E` `f32`, so the transmutes are
+        // copies between identical types and `c` really points to `f32`s.
+        // `dot_small`'s conditions: the kernel is the AVX2 one, which the caller
+        // only passes where AVX2 and FMA exist; `a.cs = 1` and `b.rs = 1` are
+        // checked just above; `m, n ≥ 1` (returned early otherwise); the
+        // operands are the caller's, valid for the whole product.
         unsafe {
             let (a, b) = (
                 std::mem::transmute_copy::<Mat<E>, Mat<f32>>(&a),
@@ -202,6 +231,8 @@ pub(crate) unsafe fn gemm_with<E: Elem>(
         return;
     }
     if !par {
+        // SAFETY: `m, n, k ≥ 1` (returned early above); the operands and the
+        // kernel are the caller's, valid for this product.
         unsafe { blocked(&kern, m, n, k, alpha, a, b, beta, c, ldc) };
         return;
     }
@@ -223,7 +254,14 @@ pub(crate) unsafe fn gemm_with<E: Elem>(
             return;
         }
         let (a, b) = (ap.get(), bp.get());
-        // SAFETY: the blocks of C are disjoint.
+        // SAFETY: task `t` gets `lo..hi`, and these ranges do not overlap
+        // between tasks, so each task writes its own columns (or rows) of C:
+        // with `ldc ≥ n` (caller's obligation) no element of C is written by
+        // two threads. `lo < hi ≤ n` (or `≤ m`), so `b.at(0, lo)`, `a.at(lo, 0)`
+        // and `c + lo` (`c + lo·ldc`) address elements of the operands, and the
+        // sub-product stays inside them. A and B are only read. `par::for_each`
+        // returns only after every task has, so the caller's pointers outlive
+        // the tasks; `m, n, k ≥ 1` as `blocked` needs.
         unsafe {
             if by_cols {
                 let b = Mat {
@@ -267,7 +305,13 @@ pub(crate) unsafe fn gemm_with<E: Elem>(
 /// An operand shared by the tasks of one product (read-only).
 #[derive(Clone, Copy)]
 struct SendMat<E>(Mat<E>);
+// SAFETY: a `Mat` is a raw pointer plus strides; the tasks of one product only
+// read through it (never write), while the caller's `gemm` contract keeps the
+// operand alive and unmodified until `par::for_each` has joined every task.
+// Reading `E` values from other threads needs `E: Send` (and `Elem`s are
+// plain numbers).
 unsafe impl<E: Send> Send for SendMat<E> {}
+// SAFETY: as for `Send`: shared access is read-only.
 unsafe impl<E: Send> Sync for SendMat<E> {}
 
 impl<E: Copy> SendMat<E> {
@@ -321,7 +365,13 @@ fn with_pack<E: Copy, R>(len: usize, f: impl FnOnce(*mut E) -> R) -> R {
 }
 
 /// The single-threaded blocked product (see the module doc).
-#[allow(clippy::too_many_arguments)]
+///
+/// # Safety
+/// Those of [`gemm_with`] (operands valid for the `m × n × k` product, `kern`
+/// runnable on this CPU), and `m, n, k ≥ 1`. `kern.mc` is a multiple of
+/// `kern.mr` and `kern.nc` of `kern.nr` (true of every kernel in
+/// `kernels.rs`), so the zero-padded slivers fit in the packing buffer.
+#[allow(clippy::too_many_arguments)] // BLAS's argument list plus the kernel
 unsafe fn blocked<E: Elem>(
     kern: &Kernel<E>,
     m: usize,
@@ -339,6 +389,18 @@ unsafe fn blocked<E: Elem>(
     let nc = kern.nc.min(n.div_ceil(nr) * nr);
     let kc = kern.kc.min(k);
     let direct_b = b.cs == 1 && b.rs > 0 && m <= DIRECT_B_MAX_M;
+    // SAFETY: `buf` holds `mc·kc + kc·nc` values of `E` (`with_pack`), 64-byte
+    // aligned: A's block packs into the first `mc·kc` (`mb ≤ mc` rows padded to
+    // a multiple of `mr`, still `≤ mc` as `mc` is one), B's panel into the next
+    // `kc·nc` (`nb ≤ nc` columns padded to a multiple of `nr`, `≤ nc`; the
+    // narrow direct-B sliver needs only `kb·nr`). Every `a.at`/`b.at` is at
+    // `ic < m`, `pc < k`, `jc + jr < n`: elements of the caller's operands.
+    // Each kernel call gets `mr.min(mb − ir) ≤ mr` rows and `cols ≤ nr`
+    // columns of C starting at row `ic + ir`, column `jc + jr`: inside C. Its B
+    // is either a packed sliver (`nr` values per step) or, for direct B, `nr`
+    // contiguous values (`b.cs = 1`, `cols = nr`) of each of `kb` rows,
+    // `b.rs` apart: inside B. The buffer is this thread's own, so C, A and B
+    // do not overlap it, and the kernel runs on this CPU (caller's obligation).
     with_pack::<E, _>(mc * kc + kc * nc, |buf| unsafe {
         let (ap, bp) = (buf, buf.add(mc * kc));
         for jc in (0..n).step_by(nc) {
@@ -413,9 +475,18 @@ unsafe fn blocked<E: Elem>(
 
 /// Packs the `mb × kb` block `a` into slivers of `mr` rows: sliver `s`,
 /// step `p`, row `r` at `dst[s·mr·kb + p·mr + r]`; rows past `mb` are zero.
+///
+/// # Safety
+/// `a(i, p)` is readable for `i < mb`, `p < kb`; `dst` is writable for
+/// `⌈mb / mr⌉ · mr · kb` values and does not overlap `a`.
 unsafe fn pack_a<E: Elem>(mb: usize, kb: usize, a: Mat<E>, dst: *mut E, mr: usize) {
     for i0 in (0..mb).step_by(mr) {
         let rows = mr.min(mb - i0);
+        // SAFETY: `i0 + r < mb` and `p < kb`, so every `a.at` read is an element
+        // of the block; `d + p·mr + r` with `p < kb`, `r < mr` lies in sliver
+        // `i0 / mr`, inside `dst`'s `⌈mb / mr⌉ · mr · kb` values. With
+        // `a.rs = 1` a column's `rows` values are contiguous, and `dst` does
+        // not overlap `a` (caller), as `copy_nonoverlapping` needs.
         unsafe {
             let d = dst.add(i0 * kb);
             if a.cs == 1 {
@@ -452,9 +523,17 @@ unsafe fn pack_a<E: Elem>(mb: usize, kb: usize, a: Mat<E>, dst: *mut E, mr: usiz
 
 /// Packs the `kb × nb` block `b` into slivers of `nr` columns: sliver `s`,
 /// step `p`, column `j` at `dst[s·nr·kb + p·nr + j]`; columns past `nb` are zero.
+///
+/// # Safety
+/// `b(p, j)` is readable for `p < kb`, `j < nb`; `dst` is writable for
+/// `⌈nb / nr⌉ · nr · kb` values and does not overlap `b`.
 unsafe fn pack_b<E: Elem>(kb: usize, nb: usize, b: Mat<E>, dst: *mut E, nr: usize) {
     for j0 in (0..nb).step_by(nr) {
         let cols = nr.min(nb - j0);
+        // SAFETY: `p < kb`, `j0 + j < nb`: every `b.at` read is an element of
+        // the block; `d + p·nr + j` with `p < kb`, `j < nr` lies in sliver
+        // `j0 / nr`, inside `dst`. With `b.cs = 1` a row's `cols` values are
+        // contiguous, and `dst` does not overlap `b` (caller).
         unsafe {
             let d = dst.add(j0 * kb);
             if b.rs == 1 && b.cs != 1 {
@@ -497,8 +576,14 @@ unsafe fn pack_b<E: Elem>(kb: usize, nb: usize, b: Mat<E>, dst: *mut E, nr: usiz
 /// this thread's buffer between chunks. Every output's lanes run over `p` in
 /// order and are summed in a fixed order at the end, so the result does not
 /// depend on the chunking or the threads (split by tiles of columns).
+///
+/// # Safety
+/// AVX2 and FMA present; `m, n ≥ 1`; `a` is `m × k` with `a.cs = 1` and `b`
+/// is `k × n` with `b.rs = 1`, every element readable; `c + i·ldc + j` is
+/// writable (readable when `β ≠ 0`) for `i < m`, `j < n`, with `ldc ≥ n`, and
+/// overlaps neither operand.
 #[cfg(target_arch = "x86_64")]
-#[allow(clippy::too_many_arguments)]
+#[allow(clippy::too_many_arguments)] // BLAS's argument list plus threads
 unsafe fn dot_small(
     m: usize,
     n: usize,
@@ -515,6 +600,15 @@ unsafe fn dot_small(
     const KCH: usize = 512;
     let (ib, jb) = (m.div_ceil(4), n.div_ceil(3));
     let (ap, bp, cp) = (SendMat(a), SendMat(b), par::SyncPtr(c));
+    // SAFETY: the caller's obligations, and: rows `(ti·4 + i).min(m − 1)` and
+    // columns `(tj·3 + j).min(n − 1)` are clamped into the operands (the
+    // duplicate rows of an edge tile are computed and dropped), each read
+    // `len` or `k` contiguous values from `p0` or 0, with `p0 + len ≤ k`; the
+    // partial sums use `tiles · 96` values of this thread's packing buffer, 96
+    // per tile at `((tj − j0)·ib + ti)·96`; only `row < m`, `col < n` are
+    // stored into C. A call `run(j0, j1)` writes columns `3·j0 .. 3·j1` of C
+    // only, and the tasks below get disjoint `j0..j1`, so no element of C is
+    // written twice; `par::for_each` joins them before this function returns.
     let run = |j0: usize, j1: usize| unsafe {
         let (a, b, c) = (ap.get(), bp.get(), cp.get());
         let tiles = ib * (j1 - j0);
@@ -562,7 +656,12 @@ unsafe fn dot_small(
 /// `c[j] = α·Σ_p a[p]·b(p, j) + β·c[j]` for `j < n`, with `a` contiguous and
 /// each column of `b` contiguous (`b.rs = 1`): `n` dot products, eight at a
 /// time, split over `threads` by column.
-#[allow(clippy::too_many_arguments)]
+///
+/// # Safety
+/// `a` is readable for `k` values; `b(0, j)` for `j < n` starts `k` readable
+/// contiguous values (`b.rs = 1`); `c` is writable (readable when `β ≠ 0`)
+/// for `n` values and overlaps neither `a` nor `b`.
+#[allow(clippy::too_many_arguments)] // BLAS's argument list plus threads
 unsafe fn gemv_dot<E: Elem>(
     n: usize,
     k: usize,
@@ -574,6 +673,14 @@ unsafe fn gemv_dot<E: Elem>(
     threads: usize,
 ) {
     let (ap, bp, cp) = (par::SyncPtr(a as *mut E), SendMat(b), par::SyncPtr(c));
+    // SAFETY: `lo ≤ j < hi ≤ n`, so every column `b.at(0, j)` and output
+    // `c + j` is one the caller vouched for, and dot products read `k` values
+    // of `a` and of a column. The AVX2 path runs only where
+    // `avx2::available()`, and only for `E = f32` (equal `TypeId`s), so the
+    // pointer casts are identities. A is only read (the `*mut` in `SyncPtr`
+    // is never written through). The tasks below get disjoint `lo..hi`, so each
+    // element of C is written by one thread, and `par::for_each` joins them
+    // before this function returns.
     let run = |lo: usize, hi: usize| unsafe {
         let (a, b, c) = (ap.get() as *const E, bp.get(), cp.get());
         let mut j = lo;
@@ -695,6 +802,10 @@ mod tests {
                     }
                 };
                 let alpha = 1.25;
+                // SAFETY: `a`, `b` and `c` are vectors sized for the strides
+                // (`lda`, `ldb`, `ldc ≥ n`) of `m × k`, `k × n` and `m × n`
+                // operands, distinct allocations; `kern` comes from
+                // `all_kernels_*`, which lists AVX2 only where available.
                 unsafe {
                     gemm_with(
                         kern,
@@ -714,7 +825,10 @@ mod tests {
                     for j in 0..n {
                         let mut s = 0.0;
                         for p in 0..k {
+                            // SAFETY: `(i, p)` and `(p, j)` are elements of
+                            // the operands, inside `a` and `b`.
                             let av = unsafe { *am.at(i, p) }.f64();
+                            // SAFETY: as above.
                             let bv = unsafe { *bm.at(p, j) }.f64();
                             s += av * bv;
                         }
@@ -818,6 +932,8 @@ mod tests {
                 rs: n as isize,
                 cs: 1,
             };
+            // SAFETY: `a` is `m × k`, `b` `k × n` and `c` `m × n`, all
+            // row-major and separate; `kernel()` picks a kernel this CPU runs.
             unsafe {
                 gemm_with(
                     kernel::<f32>(),

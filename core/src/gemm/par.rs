@@ -162,8 +162,13 @@ fn helper(p: &'static Pool) {
         if !joined {
             continue;
         }
-        // SAFETY: the caller keeps the task alive until every helper that
-        // joined has left (it waits for the count to reach zero).
+        // SAFETY: `task` points to `fref` on the stack of the `for_each` call
+        // that opened this job, which stored it before setting `OPEN` (Release;
+        // our CAS above acquired it). The CAS counted this helper in `state`
+        // while `OPEN` was set, and `for_each` does not return (nor unwind:
+        // its own tasks run under `catch_unwind`) before that count is back to
+        // zero, so neither `fref` nor the closure it borrows can die, nor can a
+        // next job replace `task`, while this helper uses `f`.
         let f: &Task = unsafe { *p.task.load(Acquire) };
         if std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| drain(p, f))).is_err() {
             p.panicked.store(true, Release);
@@ -201,7 +206,14 @@ pub(crate) fn for_each(tasks: usize, f: &(dyn Fn(usize) + Sync)) {
             return;
         }
     };
-    // SAFETY (lifetime erasure): `f` outlives every use, see `helper`.
+    // SAFETY: only the lifetime is changed. The `'static` reference is reached
+    // by helpers only through `p.task` while they are counted in `state`, and
+    // below this function closes the job and waits for that count to reach
+    // zero before it returns; a panic in our own tasks is caught first
+    // (`catch_unwind`), so unwinding cannot skip the wait. No use of `fref`
+    // outlives the borrow of `f`. (`p.task` keeps a stale pointer afterwards,
+    // but it is read only after joining an open job, and the next job stores
+    // its own pointer before it opens.)
     let fref: &'static Task =
         unsafe { std::mem::transmute::<&(dyn Fn(usize) + Sync + '_), &'static Task>(f) };
     let slot: *const &'static Task = &fref;
@@ -243,7 +255,13 @@ pub(crate) fn for_each(tasks: usize, f: &(dyn Fn(usize) + Sync)) {
 /// A raw pointer that tasks may share: each task touches a disjoint part.
 #[derive(Clone, Copy)]
 pub(crate) struct SyncPtr<T>(pub *mut T);
+// SAFETY: sharing the pointer itself is harmless; every dereference is in an
+// `unsafe` block of a task (`slice` below, or raw writes in the GEMM) whose
+// justification is that tasks touch disjoint elements, and `for_each` joins
+// the tasks before the buffer's borrow ends. Elements are moved across
+// threads, hence `T: Send`.
 unsafe impl<T: Send> Send for SyncPtr<T> {}
+// SAFETY: as for `Send`: `&SyncPtr` only hands out the pointer.
 unsafe impl<T: Send> Sync for SyncPtr<T> {}
 
 impl<T> SyncPtr<T> {
@@ -255,10 +273,14 @@ impl<T> SyncPtr<T> {
     /// `len` elements from `start`.
     ///
     /// # Safety
-    /// In range of the original slice, and disjoint from every other live slice.
+    /// `start + len` is within the slice the pointer was taken from, which is
+    /// still borrowed (alive, and not otherwise accessed) for as long as the
+    /// result lives; the range is disjoint from every other live slice made
+    /// from this pointer.
     #[inline(always)]
-    #[allow(clippy::mut_from_ref)]
+    #[allow(clippy::mut_from_ref)] // a deliberate split of one `&mut` buffer across tasks
     pub unsafe fn slice(&self, start: usize, len: usize) -> &mut [T] {
+        // SAFETY: in range and exclusive, by the caller's obligations above.
         unsafe { std::slice::from_raw_parts_mut(self.0.add(start), len) }
     }
 }
@@ -293,7 +315,11 @@ pub(crate) fn pieces<T: Send>(
         for k in r {
             let start = k * len;
             let l = len.min(total - start);
-            // SAFETY: pieces are disjoint and inside `dst`.
+            // SAFETY: piece `k` is `start .. start + l` with `start = k·len` and
+            // `l = len.min(total − start)`, inside `dst`; `ranges` calls each
+            // `k < count` once, so the pieces of live calls are disjoint; `dst`
+            // stays mutably borrowed by this function, which returns only after
+            // every task (`for_each` joins them), so no piece outlives it.
             f(k, unsafe { ptr.slice(start, l) });
         }
     });

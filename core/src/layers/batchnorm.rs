@@ -40,6 +40,7 @@ use super::fit;
 use crate::device::{Acc, Backend, BatchNormDims};
 use crate::elem::Elem;
 use crate::error::{Error, Result};
+use crate::kernels::BatchNormKernels;
 use crate::module::{Build, Layer, Module, ParamMut, ParamRef, Path, Role, TrainCtx};
 use crate::shape::{Shape, S1, S3};
 use crate::tensor::Tensor;
@@ -234,7 +235,9 @@ impl<E: Elem, D: Backend<E>, S: Shape, const C: usize> Module<E, D> for BatchNor
     }
 }
 
-impl<E: Elem, D: Backend<E>, S: Shape, const C: usize> Layer<E, D> for BatchNorm<E, D, S, C> {
+impl<E: Elem, D: BatchNormKernels<E>, S: Shape, const C: usize> Layer<E, D>
+    for BatchNorm<E, D, S, C>
+{
     type In = S;
     type Out = S;
     type Cache = BatchNormCache<E, D>;

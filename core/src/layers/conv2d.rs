@@ -61,6 +61,7 @@ use crate::device::{Acc, Backend, Window2d};
 use crate::elem::Elem;
 use crate::error::Result;
 use crate::init::Init;
+use crate::kernels::ConvKernels;
 use crate::module::{Build, Layer, Module, ParamMut, ParamRef, Path, Role, TrainCtx};
 use crate::shape::{S1, S3, S4};
 use crate::tensor::Tensor;
@@ -299,7 +300,7 @@ impl<
 
 impl<
         E: Elem,
-        D: Backend<E>,
+        D: ConvKernels<E>,
         const CIN: usize,
         const COUT: usize,
         const CG: usize,

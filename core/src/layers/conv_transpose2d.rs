@@ -45,6 +45,7 @@ use crate::device::{transposed_out_size, Acc, Backend, Window2d};
 use crate::elem::Elem;
 use crate::error::{Error, Result};
 use crate::init::Init;
+use crate::kernels::ConvKernels;
 use crate::module::{Build, Layer, Module, ParamMut, ParamRef, Path, Role, TrainCtx};
 use crate::shape::{S1, S3, S4};
 use crate::tensor::Tensor;
@@ -125,7 +126,7 @@ pub struct ConvTranspose2dGrads<
 
 macro_rules! generics {
     ($($t:tt)*) => {
-        impl<E: Elem, D: Backend<E>, const CIN: usize, const COUT: usize, const OG: usize, const KH: usize, const KW: usize, const H: usize, const W: usize, const OH: usize, const OW: usize>
+        impl<E: Elem, D: ConvKernels<E>, const CIN: usize, const COUT: usize, const OG: usize, const KH: usize, const KW: usize, const H: usize, const W: usize, const OH: usize, const OW: usize>
             $($t)*
     };
 }

@@ -23,6 +23,7 @@ use super::fit;
 use crate::device::{Acc, Backend};
 use crate::elem::Elem;
 use crate::error::{Error, Result};
+use crate::kernels::DropoutKernels;
 use crate::module::{Build, Layer, Module, ParamMut, ParamRef, Path, Role, TrainCtx};
 use crate::shape::Shape;
 use crate::tensor::Tensor;
@@ -97,7 +98,7 @@ impl<E: Elem, D: Backend<E>, S: Shape> Build<E, D> for Dropout<S> {
     }
 }
 
-impl<E: Elem, D: Backend<E>, S: Shape> Layer<E, D> for Dropout<S> {
+impl<E: Elem, D: DropoutKernels<E>, S: Shape> Layer<E, D> for Dropout<S> {
     type In = S;
     type Out = S;
     type Cache = DropoutCache;

@@ -6,7 +6,6 @@ pub mod batchnorm;
 pub mod conv2d;
 pub(crate) mod conv_common;
 pub mod conv_transpose2d;
-pub(crate) mod cpu_kernels;
 pub mod dropout;
 pub mod flatten;
 pub mod linear;

@@ -35,6 +35,7 @@ use super::fit;
 use crate::device::{Acc, Backend, Device, Window2d};
 use crate::elem::Elem;
 use crate::error::{Error, Result};
+use crate::kernels::PoolKernels;
 use crate::module::{Build, Layer, TrainCtx};
 use crate::shape::{S1, S3};
 use crate::tensor::Tensor;
@@ -195,7 +196,7 @@ pool_type!(
 
 impl<
         E: Elem,
-        D: Backend<E>,
+        D: PoolKernels<E>,
         const C: usize,
         const H: usize,
         const W: usize,
@@ -291,7 +292,7 @@ pub(crate) fn recorded<
 
 impl<
         E: Elem,
-        D: Backend<E>,
+        D: PoolKernels<E>,
         const C: usize,
         const H: usize,
         const W: usize,
@@ -382,7 +383,7 @@ impl<E: Elem, D: Backend<E>, const C: usize, const H: usize, const W: usize> Bui
     }
 }
 
-impl<E: Elem, D: Backend<E>, const C: usize, const H: usize, const W: usize> Layer<E, D>
+impl<E: Elem, D: PoolKernels<E>, const C: usize, const H: usize, const W: usize> Layer<E, D>
     for GlobalAvgPool<C, H, W>
 {
     type In = S3<C, H, W>;

@@ -19,6 +19,7 @@ use super::fit;
 use crate::device::{Acc, Backend};
 use crate::elem::Elem;
 use crate::error::Result;
+use crate::kernels::SoftmaxKernels;
 use crate::module::{Layer, Module, ParamMut, ParamRef, Path, Role, TrainCtx};
 use crate::shape::S1;
 use crate::tensor::Tensor;
@@ -31,7 +32,7 @@ pub struct Softmax<S> {
 }
 no_params!(Softmax<S>);
 
-impl<E: Elem, D: Backend<E>, const N: usize> Layer<E, D> for Softmax<S1<N>> {
+impl<E: Elem, D: SoftmaxKernels<E>, const N: usize> Layer<E, D> for Softmax<S1<N>> {
     type In = S1<N>;
     type Out = S1<N>;
     type Cache = ();

@@ -31,6 +31,7 @@ use super::MaxPool2d;
 use crate::device::{Acc, Backend, Window2d};
 use crate::elem::Elem;
 use crate::error::Result;
+use crate::kernels::PoolKernels;
 use crate::module::Build;
 use crate::shape::S3;
 use crate::tensor::Tensor;
@@ -86,7 +87,7 @@ impl<const C: usize, const H: usize, const W: usize, const OH: usize, const OW: 
     pub const FLOPS: usize = C * H * W;
 
     /// `y[t] = Σ_{q: idx[q] = t} x[q]` with the indices `pool` recorded.
-    pub fn forward<E: Elem, D: Backend<E>>(
+    pub fn forward<E: Elem, D: PoolKernels<E>>(
         &self,
         x: &Tensor<S3<C, H, W>, E, D>,
         pool: &PoolIndices<D, C, OH, OW, H, W>,
@@ -99,7 +100,7 @@ impl<const C: usize, const H: usize, const W: usize, const OH: usize, const OW: 
     }
 
     /// `dx[q] (acc)= dy[idx[q]]`.
-    pub fn backward<E: Elem, D: Backend<E>>(
+    pub fn backward<E: Elem, D: PoolKernels<E>>(
         &self,
         pool: &PoolIndices<D, C, OH, OW, H, W>,
         dy: &Tensor<S3<C, OH, OW>, E, D>,

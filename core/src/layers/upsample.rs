@@ -23,6 +23,7 @@ use super::fit;
 use crate::device::{Acc, Backend, Resize2d, UpsampleMode};
 use crate::elem::Elem;
 use crate::error::{Error, Result};
+use crate::kernels::UpsampleKernels;
 use crate::module::{Build, Layer, TrainCtx};
 use crate::shape::S3;
 use crate::tensor::Tensor;
@@ -107,7 +108,7 @@ impl<
 
 impl<
         E: Elem,
-        D: Backend<E>,
+        D: UpsampleKernels<E>,
         const C: usize,
         const H: usize,
         const W: usize,

@@ -36,15 +36,16 @@
 //! the target is given as log-probabilities and the loss is
 //! `Σ e^t (t − x)`, gradient `−e^t`. Only the input's gradient is computed.
 
-use crate::device::{Backend, LossTarget};
+use crate::device::LossTarget;
 use crate::elem::Elem;
 use crate::error::{check_batch, Error, Result};
+use crate::kernels::LossKernels;
 use crate::shape::{Shape, S1};
 use crate::tensor::{Labels, Tensor};
 
 use super::finish;
 
-fn grad_buf<S: Shape, E: Elem, D: Backend<E>>(
+fn grad_buf<S: Shape, E: Elem, D: LossKernels<E>>(
     grad: Option<&mut Tensor<S, E, D>>,
     batch: usize,
 ) -> Result<Option<&mut D::Buf<E>>> {
@@ -70,7 +71,7 @@ fn check_smoothing(op: &'static str, eps: f64) -> Result<()> {
 
 /// Cross-entropy of `C` logits per sample against probability targets, with
 /// label smoothing `label_smoothing` (0 for none).
-pub fn soft_cross_entropy<const C: usize, E: Elem, D: Backend<E>>(
+pub fn soft_cross_entropy<const C: usize, E: Elem, D: LossKernels<E>>(
     logits: &Tensor<S1<C>, E, D>,
     target: &Tensor<S1<C>, E, D>,
     label_smoothing: f64,
@@ -96,7 +97,7 @@ pub fn soft_cross_entropy<const C: usize, E: Elem, D: Backend<E>>(
 }
 
 /// Cross-entropy against class labels with label smoothing `label_smoothing`.
-pub fn cross_entropy_smoothed<const C: usize, E: Elem, D: Backend<E>>(
+pub fn cross_entropy_smoothed<const C: usize, E: Elem, D: LossKernels<E>>(
     logits: &Tensor<S1<C>, E, D>,
     labels: &Labels<C, D>,
     label_smoothing: f64,
@@ -123,7 +124,7 @@ pub fn cross_entropy_smoothed<const C: usize, E: Elem, D: Backend<E>>(
 
 /// Multiclass focal loss with focusing parameter `gamma ≥ 0` and optional
 /// per-class weights `alpha` (one row of `C` values).
-pub fn focal_loss<const C: usize, E: Elem, D: Backend<E>>(
+pub fn focal_loss<const C: usize, E: Elem, D: LossKernels<E>>(
     logits: &Tensor<S1<C>, E, D>,
     labels: &Labels<C, D>,
     gamma: f64,
@@ -161,7 +162,7 @@ pub fn focal_loss<const C: usize, E: Elem, D: Backend<E>>(
 /// KL divergence `KL(target ‖ e^input)` averaged over the batch; `input`
 /// holds log-probabilities, `target` probabilities (or log-probabilities
 /// with `log_target`).
-pub fn kl_div<S: Shape, E: Elem, D: Backend<E>>(
+pub fn kl_div<S: Shape, E: Elem, D: LossKernels<E>>(
     input: &Tensor<S, E, D>,
     target: &Tensor<S, E, D>,
     log_target: bool,

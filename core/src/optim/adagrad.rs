@@ -5,6 +5,7 @@ use super::{grad_of, OptimState, Optimizer, Slots};
 use crate::device::{AdagradArgs, Backend};
 use crate::elem::Elem;
 use crate::error::Result;
+use crate::kernels::OptimKernels;
 use crate::module::{ParamMut, Path};
 use crate::Cpu;
 use rayon::prelude::*;
@@ -76,7 +77,7 @@ impl<E: Elem, D: Backend<E>> Adagrad<E, D> {
     }
 }
 
-impl<E: Elem, D: Backend<E>> Optimizer<E, D> for Adagrad<E, D> {
+impl<E: Elem, D: OptimKernels<E>> Optimizer<E, D> for Adagrad<E, D> {
     fn update(&mut self, index: usize, path: &Path<'_>, p: ParamMut<'_, E, D>) -> Result<()> {
         let g = grad_of("Adagrad", path, &p)?;
         let g0 = E::of(self.initial_accumulator_value);
@@ -115,7 +116,7 @@ impl<E: Elem, D: Backend<E>> Optimizer<E, D> for Adagrad<E, D> {
     }
 }
 
-/// The CPU body of [`Backend::adagrad_step`] (slices of equal length).
+/// The CPU body of [`crate::kernels::OptimKernels::adagrad_step`] (slices of equal length).
 pub(crate) fn cpu_adagrad<E: Elem>(a: &AdagradArgs, p: &mut [E], g: &[E], sum: &mut [E]) {
     let clr = E::of(a.lr / (1.0 + (a.step as f64 - 1.0) * a.lr_decay));
     let (wd, eps) = (E::of(a.weight_decay), E::of(a.eps));

@@ -5,6 +5,7 @@ use super::{grad_of, OptimState, Optimizer, Slots};
 use crate::device::{AdamArgs, Backend};
 use crate::elem::Elem;
 use crate::error::{Error, Result};
+use crate::kernels::OptimKernels;
 use crate::module::{ParamMut, Path};
 use crate::Cpu;
 
@@ -82,7 +83,7 @@ impl<E: Elem, D: Backend<E>> Adam<E, D> {
     }
 }
 
-impl<E: Elem, D: Backend<E>> Optimizer<E, D> for Adam<E, D> {
+impl<E: Elem, D: OptimKernels<E>> Optimizer<E, D> for Adam<E, D> {
     fn begin_step(&mut self) -> Result<()> {
         self.steps += 1;
         Ok(())

@@ -4,6 +4,7 @@ use super::{for_each_grad, grad_of, scratch, GradRef, Optimizer};
 use crate::device::{Acc, Backend};
 use crate::elem::Elem;
 use crate::error::{Error, Result};
+use crate::kernels::OptimKernels;
 use crate::module::{Module, ParamMut, Path};
 
 /// The global L2 norm of all gradients, `√(Σ_params Σ_i g_i²)` (what
@@ -98,7 +99,7 @@ impl<E: Elem, D: Backend<E>, O> ClipGradNorm<E, D, O> {
     }
 }
 
-impl<E: Elem, D: Backend<E>, O: Optimizer<E, D>> Optimizer<E, D> for ClipGradNorm<E, D, O> {
+impl<E: Elem, D: OptimKernels<E>, O: Optimizer<E, D>> Optimizer<E, D> for ClipGradNorm<E, D, O> {
     fn begin_step(&mut self) -> Result<()> {
         if self.max_norm.is_nan() || self.max_norm < 0.0 {
             return Err(Error::invalid(

@@ -1,9 +1,9 @@
 //! Updating only chosen parameters (freezing the others).
 
 use super::{GradRef, Optimizer};
-use crate::device::Backend;
 use crate::elem::Elem;
 use crate::error::Result;
+use crate::kernels::OptimKernels;
 use crate::module::{ParamMut, Path};
 
 /// An optimizer that updates only the parameters whose dotted path
@@ -69,7 +69,7 @@ impl<O, F: FnMut(&str) -> bool> Only<O, F> {
     }
 }
 
-impl<E: Elem, D: Backend<E>, O: Optimizer<E, D>, F: FnMut(&str) -> bool> Optimizer<E, D>
+impl<E: Elem, D: OptimKernels<E>, O: Optimizer<E, D>, F: FnMut(&str) -> bool> Optimizer<E, D>
     for Only<O, F>
 {
     fn update(&mut self, index: usize, path: &Path<'_>, p: ParamMut<'_, E, D>) -> Result<()> {

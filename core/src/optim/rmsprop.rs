@@ -5,6 +5,7 @@ use super::{grad_of, OptimState, Optimizer, Slots};
 use crate::device::{Backend, RmspropArgs};
 use crate::elem::Elem;
 use crate::error::{Error, Result};
+use crate::kernels::OptimKernels;
 use crate::module::{ParamMut, Path};
 use crate::Cpu;
 
@@ -91,7 +92,7 @@ impl<E: Elem, D: Backend<E>> RmsProp<E, D> {
     }
 }
 
-impl<E: Elem, D: Backend<E>> Optimizer<E, D> for RmsProp<E, D> {
+impl<E: Elem, D: OptimKernels<E>> Optimizer<E, D> for RmsProp<E, D> {
     fn begin_step(&mut self) -> Result<()> {
         if self.momentum < 0.0 || !(0.0..=1.0).contains(&self.alpha) {
             return Err(Error::invalid(
@@ -158,7 +159,7 @@ impl<E: Elem, D: Backend<E>> Optimizer<E, D> for RmsProp<E, D> {
     }
 }
 
-/// The CPU body of [`Backend::rmsprop_step`] (slices of equal length;
+/// The CPU body of [`crate::kernels::OptimKernels::rmsprop_step`] (slices of equal length;
 /// `grad_avg` given when centred, `buf` when there is momentum).
 pub(crate) fn cpu_rmsprop<E: Elem>(
     a: &RmspropArgs,

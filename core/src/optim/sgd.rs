@@ -5,6 +5,7 @@ use super::{grad_of, OptimState, Optimizer, Slots};
 use crate::device::{Backend, SgdArgs};
 use crate::elem::Elem;
 use crate::error::{Error, Result};
+use crate::kernels::OptimKernels;
 use crate::module::{ParamMut, Path};
 use crate::Cpu;
 
@@ -63,7 +64,7 @@ impl<E: Elem, D: Backend<E>> Sgd<E, D> {
     }
 }
 
-impl<E: Elem, D: Backend<E>> Optimizer<E, D> for Sgd<E, D> {
+impl<E: Elem, D: OptimKernels<E>> Optimizer<E, D> for Sgd<E, D> {
     fn begin_step(&mut self) -> Result<()> {
         if self.nesterov && (self.momentum <= 0.0 || self.dampening != 0.0) {
             return Err(Error::invalid(

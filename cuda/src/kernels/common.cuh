@@ -21,6 +21,8 @@ __device__ __forceinline__ float k_log1p(float x) { return log1pf(x); }
 __device__ __forceinline__ double k_log1p(double x) { return log1p(x); }
 __device__ __forceinline__ float k_tanh(float x) { return tanhf(x); }
 __device__ __forceinline__ double k_tanh(double x) { return tanh(x); }
+__device__ __forceinline__ float k_erf(float x) { return erff(x); }
+__device__ __forceinline__ double k_erf(double x) { return erf(x); }
 __device__ __forceinline__ float k_sqrt(float x) { return sqrtf(x); }
 __device__ __forceinline__ double k_sqrt(double x) { return sqrt(x); }
 __device__ __forceinline__ float k_expm1(float x) { return expm1f(x); }

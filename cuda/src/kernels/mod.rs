@@ -109,7 +109,7 @@ impl Dtype {
 }
 
 macro_rules! registry {
-    ($( $module:ident { $( $konst:ident = $name:ident ( $($p:ident),* ); )* } )*) => {
+    ($( $module:ident ($source:expr) { $( $konst:ident = $name:ident ( $($p:ident),* ); )* } )*) => {
         $( $(
             #[doc = concat!("`", stringify!($name), "_{f32,f64}` in `", stringify!($module), ".cu`.")]
             pub const $konst: Kernel = Kernel {
@@ -124,7 +124,7 @@ macro_rules! registry {
         pub const MODULES: &[Module] = &[$(
             Module {
                 name: stringify!($module),
-                source: include_str!(concat!(stringify!($module), ".cu")),
+                source: $source,
                 kernels: &[$(&$konst),*],
             },
         )*];
@@ -132,7 +132,7 @@ macro_rules! registry {
 }
 
 registry! {
-    elementwise {
+    elementwise (include_str!("elementwise.cu")) {
         FILL_FWD = fill_fwd(Out, U64, Real);
         ADD_FWD = add_fwd(In, In, Out, U64);
         AXPY_FWD = axpy_fwd(Real, In, Out, U64, I32);
@@ -141,25 +141,31 @@ registry! {
         DROPOUT_BWD = dropout_bwd(In, Out, U64, U64, U64, Real, I32);
         PENALTY_BWD = penalty_bwd(In, Out, U64, Real, Real, I32);
     }
-    bias {
+    bias (include_str!("bias.cu")) {
         BIAS_FWD = bias_fwd(Out, In, U64, U64);
         BIAS_BWD = bias_bwd(In, Out, U64, U64, I32);
     }
-    act {
-        RELU_FWD = relu_fwd(In, Out, U64);
-        RELU_BWD = relu_bwd(In, In, Out, U64, I32);
+    // Generated from the table of element-wise functions in kiln-core
+    // (`kernels/unary.rs`); `unary_kernels` maps each `Act` to its pair.
+    unary (kiln_core::kernels::unary::CUDA_SOURCE) {
+        RELU_FWD = relu_fwd(In, Out, U64, Real);
+        RELU_BWD = relu_bwd(In, In, In, Out, U64, Real, I32);
         LEAKY_RELU_FWD = leaky_relu_fwd(In, Out, U64, Real);
-        LEAKY_RELU_BWD = leaky_relu_bwd(In, In, Out, U64, Real, I32);
-        SIGMOID_FWD = sigmoid_fwd(In, Out, U64);
-        SIGMOID_BWD = sigmoid_bwd(In, In, Out, U64, I32);
-        TANH_FWD = tanh_fwd(In, Out, U64);
-        TANH_BWD = tanh_bwd(In, In, Out, U64, I32);
+        LEAKY_RELU_BWD = leaky_relu_bwd(In, In, In, Out, U64, Real, I32);
+        SIGMOID_FWD = sigmoid_fwd(In, Out, U64, Real);
+        SIGMOID_BWD = sigmoid_bwd(In, In, In, Out, U64, Real, I32);
+        TANH_FWD = tanh_fwd(In, Out, U64, Real);
+        TANH_BWD = tanh_bwd(In, In, In, Out, U64, Real, I32);
+        GELU_FWD = gelu_fwd(In, Out, U64, Real);
+        GELU_BWD = gelu_bwd(In, In, In, Out, U64, Real, I32);
+        GELU_TANH_FWD = gelu_tanh_fwd(In, Out, U64, Real);
+        GELU_TANH_BWD = gelu_tanh_bwd(In, In, In, Out, U64, Real, I32);
     }
-    softmax {
+    softmax (include_str!("softmax.cu")) {
         SOFTMAX_FWD = softmax_fwd(In, Out, U64, U64);
         SOFTMAX_BWD = softmax_bwd(In, In, Out, U64, U64, I32);
     }
-    loss {
+    loss (include_str!("loss.cu")) {
         CROSS_ENTROPY_FWD = cross_entropy_fwd(In, Labels, Out, U64, U64);
         CROSS_ENTROPY_BWD = cross_entropy_bwd(In, Labels, Out, U64, U64, Real);
         HINGE_FWD = hinge_fwd(In, Labels, Out, U64, U64, Real);
@@ -180,41 +186,65 @@ registry! {
         SUM_SQ_FWD = sum_sq_fwd(In, OutF64, U64);
         SUM_ABS_FWD = sum_abs_fwd(In, OutF64, U64);
     }
-    optim {
+    optim (include_str!("optim.cu")) {
         SGD_FWD = sgd_fwd(Out, In, Out, U64, Real, Real, Real, Real, I32, I32, I32);
         ADAM_FWD = adam_fwd(Out, In, Out, Out, U64, Real, Real, Real, Real, Real, Real, Real, I32);
         ADAGRAD_FWD = adagrad_fwd(Out, In, Out, U64, Real, Real, Real);
         RMSPROP_FWD = rmsprop_fwd(Out, In, Out, Out, Out, U64, Real, Real, Real, Real, Real, I32, I32);
     }
-    conv {
+    conv (include_str!("conv.cu")) {
         IM2COL_FWD = im2col_fwd(In, Out, U64, U64, U64, U64, U64, U64, U64, U64, U64, U64, U64, U64, U64, U64, U64);
         IM2COL_BWD = im2col_bwd(In, Out, U64, U64, I32, U64, U64, U64, U64, U64, U64, U64, U64, U64, U64, U64, U64, U64);
         TRANSPOSE01_FWD = transpose01_fwd(In, Out, U64, U64, U64, I32);
         CHANNEL_BIAS_FWD = channel_bias_fwd(Out, In, U64, U64, U64);
         CHANNEL_BIAS_BWD = channel_bias_bwd(In, Out, U64, U64, U64, I32);
     }
-    pool {
+    pool (include_str!("pool.cu")) {
         MAX_POOL2D_FWD = max_pool2d_fwd(In, Out, OutU32, U64, U64, U64, U64, U64, U64, U64, U64, U64, U64, U64, U64, U64, U64);
         MAX_UNPOOL2D_FWD = max_unpool2d_fwd(Labels, In, Out, U64, I32, U64, U64, U64, U64, U64, U64, U64, U64, U64, U64, U64, U64, U64);
         MAX_UNPOOL2D_BWD = max_unpool2d_bwd(Labels, In, Out, U64, I32, U64, U64, U64, U64, U64, U64, U64, U64, U64, U64, U64, U64, U64);
         AVG_POOL2D_FWD = avg_pool2d_fwd(In, Out, U64, Real, U64, U64, U64, U64, U64, U64, U64, U64, U64, U64, U64, U64, U64);
         AVG_POOL2D_BWD = avg_pool2d_bwd(In, Out, U64, Real, I32, U64, U64, U64, U64, U64, U64, U64, U64, U64, U64, U64, U64, U64);
     }
-    norm {
+    norm (include_str!("norm.cu")) {
         BATCH_NORM_STATS_FWD = batch_norm_stats_fwd(In, Out, Out, U64, U64, U64);
         BATCH_NORM_RUNNING_FWD = batch_norm_running_fwd(In, In, Out, Out, Out, U64, Real, Real, Real);
         BATCH_NORM_FWD = batch_norm_fwd(In, In, In, In, In, Out, U64, U64, U64, Real);
         BATCH_NORM_BWD = batch_norm_bwd(In, In, In, In, Out, Out, Out, U64, U64, U64, Real, I32);
         BATCH_NORM_INPUT_BWD = batch_norm_input_bwd(In, In, In, In, In, In, Out, U64, U64, U64, Real, I32);
     }
-    upsample {
+    upsample (include_str!("upsample.cu")) {
         UPSAMPLE2D_FWD = upsample2d_fwd(In, Out, U64, U64, U64, U64, U64, I32);
         UPSAMPLE2D_BWD = upsample2d_bwd(In, Out, U64, U64, U64, U64, U64, I32, I32);
     }
 }
 
-/// Number of kernels per dtype (the NVRTC and shim tests assert it).
-pub const KERNEL_COUNT: usize = 59;
+/// Number of kernels per dtype (the NVRTC and shim tests assert it),
+/// counted from the registry.
+pub const KERNEL_COUNT: usize = {
+    let mut n = 0;
+    let mut i = 0;
+    while i < MODULES.len() {
+        n += MODULES[i].kernels.len();
+        i += 1;
+    }
+    n
+};
+
+/// The forward and backward kernels of an element-wise function. The match
+/// is exhaustive, so a function added to kiln-core's table without kernels
+/// here does not compile; `tests` check that the names agree with the table.
+pub fn unary_kernels(f: kiln_core::Act) -> (&'static Kernel, &'static Kernel) {
+    use kiln_core::Act;
+    match f {
+        Act::Relu => (&RELU_FWD, &RELU_BWD),
+        Act::LeakyRelu(_) => (&LEAKY_RELU_FWD, &LEAKY_RELU_BWD),
+        Act::Sigmoid => (&SIGMOID_FWD, &SIGMOID_BWD),
+        Act::Tanh => (&TANH_FWD, &TANH_BWD),
+        Act::Gelu => (&GELU_FWD, &GELU_BWD),
+        Act::GeluTanh => (&GELU_TANH_FWD, &GELU_TANH_BWD),
+    }
+}
 
 /// Every kernel, module by module.
 pub fn all() -> impl Iterator<Item = &'static Kernel> {
@@ -224,4 +254,33 @@ pub fn all() -> impl Iterator<Item = &'static Kernel> {
 /// The module called `name`.
 pub fn module(name: &str) -> Option<&'static Module> {
     MODULES.iter().find(|m| m.name == name)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Every function of kiln-core's element-wise table has its two kernels
+    /// here under the table's name, and the `unary` module has no others.
+    #[test]
+    fn unary_kernels_follow_the_table() {
+        for &f in kiln_core::Act::ALL {
+            let (fwd, bwd) = unary_kernels(f);
+            assert_eq!(fwd.name, format!("{}_fwd", f.name()));
+            assert_eq!(bwd.name, format!("{}_bwd", f.name()));
+            assert_eq!((fwd.module, bwd.module), ("unary", "unary"));
+        }
+        let m = module("unary").unwrap();
+        assert_eq!(m.kernels.len(), 2 * kiln_core::Act::ALL.len());
+        for k in m.kernels {
+            assert!(
+                m.source.contains(&format!(
+                    "KILN_UNARY({}, ",
+                    k.name.rsplit_once('_').unwrap().0
+                )),
+                "{}",
+                k.name
+            );
+        }
+    }
 }

@@ -99,6 +99,11 @@ impl Rule for MaxUnpool2d {
         quote!(#k::Module<E, D>)
     }
 
+    /// Its methods (not a `Layer`'s) use the pooling kernels.
+    fn device_bounds(&self, k: &TokenStream) -> Vec<TokenStream> {
+        vec![quote!(D: #k::PoolKernels<E>)]
+    }
+
     /// `self.unpool.forward(x, &c.pool1_cache, &mut y)`.
     fn forward(&self, c: &Call, _train: bool) -> TokenStream {
         let Call { field, x, y, .. } = c;

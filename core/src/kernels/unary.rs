@@ -1,0 +1,445 @@
+//! Element-wise functions `y = f(x)` and their derivatives, declared once.
+//!
+//! Each function is one entry of the [`unary_functions!`] table below: its
+//! forward `f(x)`, its derivative `df` written in terms of the input `x` or of
+//! the output `y` (whichever is cheaper and more accurate; the entry says
+//! which), and an optional parameter `a` (LeakyReLU's slope). From that one
+//! entry the macro generates
+//!
+//! * the [`Act`] variant and its doc,
+//! * [`Act::f`] and [`Act::df`], which the CPU device's loops call (matched
+//!   once per chunk, outside the loop, so each loop vectorises),
+//! * [`Act::reads_output`], and
+//! * the CUDA source of the forward and backward kernels ([`CUDA_SOURCE`]),
+//!   from the very same expression tokens (`stringify!`), so the two devices
+//!   cannot drift apart.
+//!
+//! The expressions use a tiny vocabulary that both Rust and CUDA C++
+//! understand: `zero()`, `one()`, `c(0.5)` (a constant of the element type),
+//! `sel(cond, a, b)` (`cond ? a : b`), `exp`, `tanh`, `erf`, `sqrt`,
+//! `sigmoid`, arithmetic and comparisons. The parameter, when there is one, is
+//! always named `a`.
+//!
+//! | function | forward | backward `∂L/∂x` | reads |
+//! |---|---|---|---|
+//! | `Relu` | `max(x, 0)` | `∂L/∂y · [x > 0]` (0 at `x = 0`, as PyTorch) | input |
+//! | `LeakyRelu(α)` | `x` if `x > 0` else `αx` | `∂L/∂y · (1 if x > 0 else α)` | input |
+//! | `Sigmoid` | `σ(x) = 1/(1 + e^{−x})` | `∂L/∂y · y(1 − y)` | output |
+//! | `Tanh` | `tanh x` | `∂L/∂y · (1 − y²)` | output |
+//! | `Gelu` | `x·Φ(x) = ½x(1 + erf(x/√2))` | `∂L/∂y · (Φ(x) + x·φ(x))`, `φ(x) = e^{−x²/2}/√(2π)` | input |
+//! | `GeluTanh` | `½x(1 + tanh u)`, `u = √(2/π)(x + 0.044715x³)` | `∂L/∂y · (½(1 + tanh u) + ½x(1 − tanh²u)·√(2/π)(1 + 3·0.044715x²))` | input |
+//!
+//! `Gelu` is PyTorch's `nn.GELU()` (`approximate='none'`), `GeluTanh` its
+//! `nn.GELU(approximate='tanh')` (the form GPT-2 used).
+
+use crate::elem::Elem;
+
+// ---- the vocabulary of the expressions (Rust side; CUDA side in `CUDA_PRELUDE`) ----
+
+#[inline(always)]
+fn sel<E: Elem>(cond: bool, a: E, b: E) -> E {
+    if cond {
+        a
+    } else {
+        b
+    }
+}
+#[inline(always)]
+fn exp<E: Elem>(x: E) -> E {
+    x.exp()
+}
+#[inline(always)]
+fn tanh<E: Elem>(x: E) -> E {
+    x.tanh()
+}
+#[allow(dead_code)] // part of the vocabulary; no entry uses it yet
+#[inline(always)]
+fn sqrt<E: Elem>(x: E) -> E {
+    x.sqrt()
+}
+/// The error function, through `libm` in the element's precision.
+#[inline(always)]
+fn erf<E: Elem>(x: E) -> E {
+    E::erf(x)
+}
+/// Numerically stable logistic function: `e^x/(1+e^x)` for negative `x`, so
+/// it never overflows.
+#[inline(always)]
+pub(crate) fn sigmoid<E: Elem>(x: E) -> E {
+    if x >= E::zero() {
+        E::one() / (E::one() + (-x).exp())
+    } else {
+        let e = x.exp();
+        e / (E::one() + e)
+    }
+}
+
+/// Picks the argument `df` is written in: `input` → `x`, `output` → `y`.
+macro_rules! df_arg {
+    (input, $x:expr, $y:expr) => {
+        $x
+    };
+    (output, $x:expr, $y:expr) => {
+        $y
+    };
+}
+macro_rules! df_reads_output {
+    (input) => {
+        false
+    };
+    (output) => {
+        true
+    };
+}
+macro_rules! df_arg_c {
+    (input) => {
+        "x"
+    };
+    (output) => {
+        "y"
+    };
+}
+
+/// The table macro: see the module documentation.
+macro_rules! unary_functions {
+    (vocabulary($zero:ident, $one:ident, $c:ident);
+    $(
+        $(#[$doc:meta])*
+        $variant:ident $(($p:ident))? = $cname:literal {
+            f($fx:ident) = $f:expr;
+            df($reads:ident $dx:ident) = $df:expr;
+        }
+    )*) => {
+        /// An element-wise function, declared once in
+        /// [`crate::kernels::unary`] for every device.
+        #[derive(Clone, Copy, Debug, PartialEq)]
+        pub enum Act {
+            $( $(#[$doc])* $variant $((
+                #[doc = concat!("`", stringify!($p), "`")] f64
+            ))?, )*
+        }
+
+        impl Act {
+            /// The name of the function (and of its CUDA kernels, `<name>_fwd_f32`…).
+            pub fn name(self) -> &'static str {
+                match self {
+                    $( Act::$variant { .. } => $cname, )*
+                }
+            }
+            /// The parameter `a` (0 for functions without one).
+            pub fn param(self) -> f64 {
+                #[allow(unused_variables)]
+                match self {
+                    $( Act::$variant $(($p))? => { 0.0 $(+ $p)? } )*
+                }
+            }
+            /// Whether [`Act::df`] needs the output `y` (otherwise the input `x`).
+            pub fn reads_output(self) -> bool {
+                match self {
+                    $( Act::$variant { .. } => df_reads_output!($reads), )*
+                }
+            }
+            /// `f(x)`.
+            #[inline(always)]
+            pub fn f<E: Elem>(self, x: E) -> E {
+                match self {
+                    $( Act::$variant $(($p))? => {
+                        $(let $p: E = E::of($p);)?
+                        vocab!($zero, $one, $c, E);
+                        let $fx = x;
+                        $f
+                    } )*
+                }
+            }
+            /// `f'` at the element whose input is `x` and output `y`.
+            #[inline(always)]
+            pub fn df<E: Elem>(self, x: E, y: E) -> E {
+                #[allow(unused_variables)]
+                match self {
+                    $( Act::$variant $(($p))? => {
+                        $(let $p: E = E::of($p);)?
+                        vocab!($zero, $one, $c, E);
+                        let $dx = df_arg!($reads, x, y);
+                        $df
+                    } )*
+                }
+            }
+            /// Applies `f` over `y[i] = f(x[i])`, with the function matched
+            /// once outside the loop so the loop vectorises.
+            #[inline]
+            pub fn map<E: Elem>(self, x: &[E], y: &mut [E]) {
+                match self {
+                    $( Act::$variant $(($p))? => {
+                        $(let $p: E = E::of($p);)?
+                        vocab!($zero, $one, $c, E);
+                        y.iter_mut().zip(x).for_each(|(v, &$fx)| *v = $f);
+                    } )*
+                }
+            }
+            /// `dx[i] (acc)= dy[i] · f'(…)` over a chunk, the function matched
+            /// once outside the loop.
+            #[inline]
+            pub fn map_grad<E: Elem>(self, x: &[E], y: &[E], dy: &[E], dx: &mut [E], acc: crate::device::Acc) {
+                use crate::device::Acc;
+                #[allow(unused_variables)]
+                match self {
+                    $( Act::$variant $(($p))? => {
+                        $(let $p: E = E::of($p);)?
+                        vocab!($zero, $one, $c, E);
+                        let src = df_arg!($reads, x, y);
+                        match acc {
+                            Acc::Set => dx.iter_mut().zip(src.iter().zip(dy))
+                                .for_each(|(v, (&$dx, &g))| *v = g * ($df)),
+                            Acc::Add => dx.iter_mut().zip(src.iter().zip(dy))
+                                .for_each(|(v, (&$dx, &g))| *v = *v + g * ($df)),
+                        }
+                    } )*
+                }
+            }
+            /// Every function, each with a sample parameter (for tests that
+            /// walk the table).
+            pub const ALL: &'static [Act] = &[ $( Act::$variant $((unary_sample_param!($p)))?, )* ];
+        }
+
+        /// The CUDA source of every element-wise function: for each, device
+        /// functions `<name>_f(x, a)` and `<name>_df(x or y, a)` written from
+        /// the table's expressions, and the kernels `<name>_fwd_<dtype>(x, y,
+        /// n, a)` and `<name>_bwd_<dtype>(x, y, dy, dx, n, a, acc)` (both
+        /// `x` and `y` are passed, `df` reads the one its entry names).
+        pub const CUDA_SOURCE: &str = concat!(
+            cuda_prelude!(),
+            $(
+                "template <typename T> __device__ __forceinline__ T ", $cname, "_f(T ",
+                stringify!($fx), ", T a) { (void)a; return ", stringify!($f), "; }\n",
+                "template <typename T> __device__ __forceinline__ T ", $cname, "_df(T ",
+                stringify!($dx), ", T a) { (void)a; return ", stringify!($df), "; }\n",
+                "KILN_UNARY(", $cname, ", ", df_arg_c!($reads), ", f32, float)\n",
+                "KILN_UNARY(", $cname, ", ", df_arg_c!($reads), ", f64, double)\n",
+            )*
+            cuda_epilogue!(),
+        );
+
+        /// The names of the functions, in table order (the CUDA kernels are
+        /// `<name>_fwd_<dtype>` and `<name>_bwd_<dtype>`).
+        pub const NAMES: &[&str] = &[ $( $cname, )* ];
+    };
+}
+
+/// Binds the table's constants for element type `E` (the names come from the
+/// table, so its expressions can see them).
+macro_rules! vocab {
+    ($zero:ident, $one:ident, $c:ident, $e:ty) => {
+        #[allow(unused_variables)]
+        let $zero = || <$e as num_traits::Zero>::zero();
+        #[allow(unused_variables)]
+        let $one = || <$e as num_traits::One>::one();
+        #[allow(unused_variables)]
+        let $c = |v: f64| -> $e { <$e as Elem>::of(v) };
+    };
+}
+
+macro_rules! unary_sample_param {
+    ($p:ident) => {
+        0.1
+    };
+}
+
+/// Definitions that make the table's vocabulary valid CUDA C++ (after
+/// `common.cuh`); undone by `cuda_epilogue!`. (Macros, not consts, because
+/// `concat!` takes only literals.)
+macro_rules! cuda_prelude {
+    () => {
+        r#"// ---- generated from kiln-core's kernels/unary.rs (the table of element-wise functions)
+#define zero() T(0)
+#define one() T(1)
+#define c(v) T(v)
+#define exp k_exp
+#define tanh k_tanh
+#define erf k_erf
+#define sqrt k_sqrt
+#define sigmoid k_sigmoid
+template <typename T> __device__ __forceinline__ T sel(bool p, T a, T b) { return p ? a : b; }
+// One function's kernels for one element type: y = f(x); dx (acc)= dy · f'(x or y).
+// (NAME is only ever pasted with ##, so `tanh` is not replaced by the
+// vocabulary's #define.)
+#define KILN_UNARY(NAME, ARG, S, T)                                                          \
+    extern "C" __global__ void NAME##_fwd_##S(const T* x, T* y, u64 n, T a) {                 \
+        KILN_FOR_EACH(i, n) y[i] = NAME##_f<T>(x[i], a);                                        \
+    }                                                                                           \
+    extern "C" __global__ void NAME##_bwd_##S(const T* x, const T* y, const T* dy, T* dx,      \
+                                              u64 n, T a, int acc) {                            \
+        KILN_FOR_EACH(i, n) k_put(&dx[i], dy[i] * NAME##_df<T>(ARG[i], a), acc);               \
+    }
+"#
+    };
+}
+
+macro_rules! cuda_epilogue {
+    () => {
+        r#"#undef zero
+#undef one
+#undef c
+#undef exp
+#undef tanh
+#undef erf
+#undef sqrt
+#undef sigmoid
+#undef KILN_UNARY
+"#
+    };
+}
+
+unary_functions! {
+    vocabulary(zero, one, c);
+    /// `max(x, 0)`; backward `dy · [x > 0]`.
+    Relu = "relu" {
+        f(x) = sel(x > zero(), x, zero());
+        df(input x) = sel(x > zero(), one(), zero());
+    }
+    /// `x` if `x > 0` else `a·x`; backward `dy · (1 if x > 0 else a)`.
+    LeakyRelu(a) = "leaky_relu" {
+        f(x) = sel(x > zero(), x, x * a);
+        df(input x) = sel(x > zero(), one(), a);
+    }
+    /// `σ(x) = 1/(1+e^{−x})`; backward `dy · y(1 − y)` (uses the output).
+    Sigmoid = "sigmoid" {
+        f(x) = sigmoid(x);
+        df(output y) = y * (one() - y);
+    }
+    /// `tanh x`; backward `dy · (1 − y²)` (uses the output).
+    Tanh = "tanh" {
+        f(x) = tanh(x);
+        df(output y) = one() - y * y;
+    }
+    /// `x·Φ(x) = ½x(1 + erf(x/√2))` (PyTorch's exact GELU); backward
+    /// `dy · (Φ(x) + x·φ(x))` with `φ(x) = e^{−x²/2}/√(2π)`.
+    Gelu = "gelu" {
+        f(x) = c(0.5) * x * (one() + erf(x * c(0.7071067811865476)));
+        df(input x) = c(0.5) * (one() + erf(x * c(0.7071067811865476)))
+            + x * c(0.3989422804014327) * exp(c(-0.5) * x * x);
+    }
+    /// `½x(1 + tanh(√(2/π)(x + 0.044715x³)))` (`approximate='tanh'`); backward
+    /// `dy · (½(1 + t) + ½x(1 − t²)·√(2/π)(1 + 0.134145x²))`, `t` the tanh.
+    GeluTanh = "gelu_tanh" {
+        f(x) = c(0.5) * x * (one() + tanh(c(0.7978845608028654) * (x + c(0.044715) * x * x * x)));
+        df(input x) = c(0.5) * (one() + tanh(c(0.7978845608028654) * (x + c(0.044715) * x * x * x)))
+            + c(0.5) * x
+                * (one() - tanh(c(0.7978845608028654) * (x + c(0.044715) * x * x * x))
+                    * tanh(c(0.7978845608028654) * (x + c(0.044715) * x * x * x)))
+                * c(0.7978845608028654) * (one() + c(0.134145) * x * x);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Literal values of `f` and `f'` at three points, computed in f64 with
+    /// Python's `math` module (`erf`, `tanh`, `exp`) from PyTorch's documented
+    /// formulas (`nn.GELU`, `nn.GELU(approximate='tanh')`, …), independently
+    /// of this table.
+    #[test]
+    fn literal_values_of_f_and_df() {
+        let close = |a: f64, b: f64| (a - b).abs() < 1e-12 * (1.0 + b.abs());
+        let xs = [-1.5f64, 0.3, 2.0];
+        // (function, f at xs, f' at xs)
+        let table: [(Act, [f64; 3], [f64; 3]); 6] = [
+            (Act::Relu, [0.0, 0.3, 2.0], [0.0, 1.0, 1.0]),
+            (Act::LeakyRelu(0.1), [-0.15, 0.3, 2.0], [0.1, 1.0, 1.0]),
+            (
+                Act::Sigmoid,
+                [0.18242552380635635, 0.574442516811659, 0.8807970779778823],
+                [
+                    0.14914645207033286,
+                    0.24445831169074586,
+                    0.10499358540350662,
+                ],
+            ),
+            (
+                Act::Tanh,
+                [-0.9051482536448664, 0.2913126124515909, 0.9640275800758169],
+                [0.18070663892364858, 0.9151369618266292, 0.07065082485316443],
+            ),
+            (
+                Act::Gelu,
+                [
+                    -0.10021080190328713,
+                    0.18537342665668577,
+                    1.9544997361036416,
+                ],
+                [-0.12746919222997954, 0.7323277668271098, 1.085231801078197],
+            ),
+            (
+                Act::GeluTanh,
+                [-0.10042842301976707, 0.18537092354275922, 1.954597694087775],
+                [-0.1277107931514331, 0.7322954516388018, 1.0860992566236183],
+            ),
+        ];
+        for (f, ys, ds) in table {
+            for i in 0..3 {
+                let y = f.f(xs[i]);
+                assert!(
+                    close(y, ys[i]),
+                    "{f:?}({}) = {y}, expected {}",
+                    xs[i],
+                    ys[i]
+                );
+                let d = f.df(xs[i], y);
+                assert!(
+                    close(d, ds[i]),
+                    "{f:?}'({}) = {d}, expected {}",
+                    xs[i],
+                    ds[i]
+                );
+            }
+        }
+    }
+
+    /// `df` agrees with central differences of `f` in f64 for every entry of
+    /// the table (away from ReLU's kink), so a wrong derivative cannot be
+    /// declared.
+    #[test]
+    fn df_matches_finite_differences() {
+        for &f in Act::ALL {
+            for i in -40..=40 {
+                let x = i as f64 * 0.1 + 0.013;
+                let h = 1e-5;
+                let num = (f.f(x + h) - f.f(x - h)) / (2.0 * h);
+                let d = f.df(x, f.f(x));
+                assert!(
+                    (d - num).abs() < 1e-8,
+                    "{f:?} at {x}: df {d}, numeric {num}"
+                );
+            }
+        }
+    }
+
+    /// The vectorised loops compute exactly what the scalar formulas do.
+    #[test]
+    fn loops_match_the_scalar_formulas() {
+        use crate::device::Acc;
+        let x: Vec<f32> = (0..37).map(|i| (i as f32 - 18.0) * 0.21).collect();
+        for &f in Act::ALL {
+            let mut y = vec![0.0f32; x.len()];
+            f.map(&x, &mut y);
+            let dy: Vec<f32> = (0..37).map(|i| 1.0 + i as f32 * 0.01).collect();
+            let mut dx = vec![0.5f32; x.len()];
+            f.map_grad(&x, &y, &dy, &mut dx, Acc::Add);
+            for i in 0..x.len() {
+                assert_eq!(y[i], f.f(x[i]));
+                assert_eq!(dx[i], 0.5 + dy[i] * f.df(x[i], y[i]));
+            }
+        }
+    }
+
+    #[test]
+    fn cuda_source_is_generated_from_the_table() {
+        assert!(CUDA_SOURCE.contains("KILN_UNARY(relu, x, f32, float)"));
+        assert!(CUDA_SOURCE.contains("KILN_UNARY(sigmoid, y, f64, double)"));
+        assert!(CUDA_SOURCE.contains("gelu_tanh_f(T x, T a)"));
+        assert_eq!(NAMES.len(), Act::ALL.len());
+        for (n, f) in NAMES.iter().zip(Act::ALL) {
+            assert_eq!(*n, f.name());
+        }
+    }
+}
