@@ -328,7 +328,9 @@ enum Need {
 /// `D: Backend<E>`, which stays the base bound. Associated types the
 /// generated code relies on are named in the bound (`In`, `Out`, a pool's
 /// `Cache`; see `Rule::bounds`), because under a `where` clause rustc no
-/// longer looks them up in the layer's impl. Identical predicates (two
+/// longer looks them up in the layer's impl. A layer called through
+/// inherent methods adds what they ask of the device (`MaxUnpool2d`:
+/// `D: PoolKernels<E>`; `Rule::device_bounds`). Identical predicates (two
 /// `relu`s of one shape) are written once.
 fn layer_bounds(net: &Net, need: Need) -> TokenStream {
     let k = &net.krate;
@@ -370,9 +372,14 @@ fn layer_bounds(net: &Net, need: Need) -> TokenStream {
             Need::Caches if l.kind.has_cache() => quote!(#k::Layer<E, D>),
             _ => continue,
         };
-        let pred = quote!(#ty: #bound);
-        if seen.insert(pred.to_string()) {
-            preds.push(respan(pred, net.nodes[j].span));
+        let mut mine = vec![quote!(#ty: #bound)];
+        if need == Need::All {
+            mine.extend(l.kind.device_bounds(k));
+        }
+        for pred in mine {
+            if seen.insert(pred.to_string()) {
+                preds.push(respan(pred, net.nodes[j].span));
+            }
         }
     }
     quote!(where #(#preds,)*)

@@ -25,7 +25,7 @@ pub use flatten::Flatten;
 pub use linear::{Linear, LinearConfig, LinearGrads};
 pub use pool::{AvgPool2d, GlobalAvgPool, MaxPool2d, Pool2dConfig, PoolIndices};
 pub use softmax::Softmax;
-pub use unpool::{MaxUnpool2d, Unpool};
+pub use unpool::MaxUnpool2d;
 pub use upsample::{Upsample, UpsampleConfig};
 
 /// Resizes `y` to `batch` samples (no allocation once capacity suffices).

@@ -85,49 +85,9 @@ impl<const C: usize, const H: usize, const W: usize, const OH: usize, const OW: 
     };
     /// Copies per sample, for summaries.
     pub const FLOPS: usize = C * H * W;
-}
 
-/// Max unpooling's passes on device `D`, as a trait so that a generated
-/// network can state them as a bound on the layer (`MaxUnpool2d<…>: Unpool<E,
-/// D>`), which holds when `D` has the pooling kernels.
-pub trait Unpool<E: Elem, D: Backend<E>> {
-    /// The input: the pooled planes.
-    type In: crate::shape::Shape;
-    /// The output: the large planes.
-    type Out: crate::shape::Shape;
-    /// The indices recorded by the paired max pooling.
-    type Indices;
     /// `y[t] = Σ_{q: idx[q] = t} x[q]` with the indices `pool` recorded.
-    fn forward(
-        &self,
-        x: &Tensor<Self::In, E, D>,
-        pool: &Self::Indices,
-        y: &mut Tensor<Self::Out, E, D>,
-    ) -> Result<()>;
-    /// `dx[q] (acc)= dy[idx[q]]`.
-    fn backward(
-        &self,
-        pool: &Self::Indices,
-        dy: &Tensor<Self::Out, E, D>,
-        dx: &mut Tensor<Self::In, E, D>,
-        acc: Acc,
-    ) -> Result<()>;
-}
-
-impl<
-        E: Elem,
-        D: PoolKernels<E>,
-        const C: usize,
-        const H: usize,
-        const W: usize,
-        const OH: usize,
-        const OW: usize,
-    > Unpool<E, D> for MaxUnpool2d<C, H, W, OH, OW>
-{
-    type In = S3<C, H, W>;
-    type Out = S3<C, OH, OW>;
-    type Indices = PoolIndices<D, C, OH, OW, H, W>;
-    fn forward(
+    pub fn forward<E: Elem, D: PoolKernels<E>>(
         &self,
         x: &Tensor<S3<C, H, W>, E, D>,
         pool: &PoolIndices<D, C, OH, OW, H, W>,
@@ -138,7 +98,9 @@ impl<
         x.device()
             .max_unpool2d(&Self::GEOM, idx, &x.buf, &mut y.buf, x.batch(), Acc::Set)
     }
-    fn backward(
+
+    /// `dx[q] (acc)= dy[idx[q]]`.
+    pub fn backward<E: Elem, D: PoolKernels<E>>(
         &self,
         pool: &PoolIndices<D, C, OH, OW, H, W>,
         dy: &Tensor<S3<C, OH, OW>, E, D>,

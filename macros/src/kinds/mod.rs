@@ -186,6 +186,13 @@ pub trait Rule {
         quote!(#k::Layer<E, D, In = #si, Out = #so>)
     }
 
+    /// Predicates the generated calls need besides the traits of the layer's
+    /// type: a layer called through inherent methods states the kernel
+    /// family those methods ask of the device (`D: PoolKernels<E>`).
+    fn device_bounds(&self, _k: &TokenStream) -> Vec<TokenStream> {
+        Vec::new()
+    }
+
     /// The forward call, training mode (`ctx` in scope) or evaluation mode.
     fn forward(&self, c: &Call, train: bool) -> TokenStream {
         let Call {

@@ -100,7 +100,10 @@ impl Rule for Subnet {
     /// One shape check per use: E0308 at the layer, naming both shapes, if
     /// the wiring is wrong. It states no `where` clause on the nested
     /// network: under one, rustc would no longer see the network's `In` and
-    /// `Out` through its impl, and the check could not compare them.
+    /// `Out` through its impl, and the check could not compare them. Instead
+    /// its device has every kernel family (`Kernels<E>`), which proves the
+    /// nested network's own per-layer bounds whatever its layers are; the
+    /// function is never called, so this asks nothing of the user's device.
     fn items(&self, c: &Call) -> TokenStream {
         let Call { k, ty, si, so, .. } = c;
         quote! {

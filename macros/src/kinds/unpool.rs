@@ -94,29 +94,30 @@ impl Rule for MaxUnpool2d {
         false
     }
 
-    /// `Module` and [`Unpool`](kiln::layers::Unpool) with its types named
-    /// (the indices are the paired pool's cache, `PoolIndices`).
     fn bounds(&self, c: &Call) -> TokenStream {
-        let Call { k, si, so, .. } = c;
-        let (ch, h, w) = (c.input[0], c.input[1], c.input[2]);
-        let (oh, ow) = (c.out[1], c.out[2]);
-        quote!(#k::Module<E, D> + #k::layers::Unpool<E, D, In = #si, Out = #so, Indices = #k::layers::PoolIndices<D, #ch, #oh, #ow, #h, #w>>)
+        let k = c.k;
+        quote!(#k::Module<E, D>)
     }
 
-    /// `Unpool::forward(&self.unpool, x, &c.pool1_cache, &mut y)`.
+    /// Its methods (not a `Layer`'s) use the pooling kernels.
+    fn device_bounds(&self, k: &TokenStream) -> Vec<TokenStream> {
+        vec![quote!(D: #k::PoolKernels<E>)]
+    }
+
+    /// `self.unpool.forward(x, &c.pool1_cache, &mut y)`.
     fn forward(&self, c: &Call, _train: bool) -> TokenStream {
-        let Call { k, field, x, y, .. } = c;
+        let Call { field, x, y, .. } = c;
         let cp = c.cache_of(&self.pool);
-        quote!(#k::layers::Unpool::<E, D>::forward(&self.#field, #x, &#cp, &mut #y)?;)
+        quote!(self.#field.forward(#x, &#cp, &mut #y)?;)
     }
 
     /// `self.unpool.backward(&c.pool1_cache, dy, dx, acc)`, when the input
     /// wants a gradient.
     fn backward(&self, c: &Call) -> TokenStream {
         let Call {
-            k, field, dy, dx, ..
+            field, dy, dx, ..
         } = c;
         let cp = c.cache_of(&self.pool);
-        quote!(if let ::core::option::Option::Some((dx, acc)) = #dx { #k::layers::Unpool::<E, D>::backward(&self.#field, &#cp, #dy, dx, acc)?; })
+        quote!(if let ::core::option::Option::Some((dx, acc)) = #dx { self.#field.backward(&#cp, #dy, dx, acc)?; })
     }
 }
