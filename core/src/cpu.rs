@@ -421,7 +421,7 @@ mod tests {
     /// buffers left as they were.
     #[test]
     fn gemm_rejects_leading_dimensions_below_the_row_length() {
-        let dev = Cpu::default();
+        let dev = Cpu;
         let (m, n, k) = (64, 64, 64);
         let a = vec![1.0f32; m * k];
         let b = vec![1.0f32; k * n];

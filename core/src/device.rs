@@ -405,7 +405,7 @@ pub fn dropout_threshold(p: f64) -> u64 {
 /// kernel's entry point makes, once for all devices, before the device's
 /// `raw_` body runs.
 #[inline]
-pub fn need<E: Elem, D: Backend<E> + ?Sized, T: Scalar>(
+pub fn need<E: Elem, D: Backend<E>, T: Scalar>(
     dev: &D,
     what: &'static str,
     buf: &D::Buf<T>,
@@ -701,7 +701,7 @@ pub enum LossKind {
 }
 
 /// The target a loss compares with: class indices or a dense tensor.
-pub enum LossTarget<'a, E: Elem, D: Device + ?Sized> {
+pub enum LossTarget<'a, E: Elem, D: Device> {
     /// One class index per sample.
     Classes(&'a D::Buf<u32>),
     /// One target value per element.

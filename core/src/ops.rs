@@ -171,10 +171,10 @@ pub mod subnet {
     use crate::module::{Layer, TrainCtx};
     use std::any::Any;
 
-    fn cast<'a, T: 'static, U: 'static>(t: &'a T) -> Result<&'a U> {
+    fn cast<T: 'static, U: 'static>(t: &T) -> Result<&U> {
         (t as &dyn Any).downcast_ref::<U>().ok_or_else(mismatch)
     }
-    fn cast_mut<'a, T: 'static, U: 'static>(t: &'a mut T) -> Result<&'a mut U> {
+    fn cast_mut<T: 'static, U: 'static>(t: &mut T) -> Result<&mut U> {
         (t as &mut dyn Any).downcast_mut::<U>().ok_or_else(mismatch)
     }
     fn mismatch() -> Error {

@@ -263,7 +263,7 @@ pub(crate) fn im2col<E: Elem>(
                 let s0 = (ylo as isize + offy) * g.w as isize + offx;
                 // Clip the run to the plane; what is clipped is edge columns.
                 let skip = (-s0).max(0) as usize;
-                let end = ((s0 + (hi - lo) as isize).min(plane as isize)) as isize;
+                let end = (s0 + (hi - lo) as isize).min(plane as isize);
                 let start = s0.max(0);
                 if end > start {
                     let n = (end - start) as usize;
