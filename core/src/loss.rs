@@ -45,12 +45,24 @@ fn finish<E: Elem>(name: &'static str, v: E) -> Result<E> {
     }
 }
 
-fn class_loss<const C: usize, E: Elem, D: LossKernels<E>>(
+/// The per-sample shape a classification loss accepts for labels of `C`
+/// classes: class scores `[C]` (`S1<C>`), nothing else. A trait rather than
+/// `S1<C>` in the signature so that an image, a sequence or scores of another
+/// class count fed to a loss is an error that says so in words.
+#[diagnostic::on_unimplemented(
+    message = "a classification loss needs class scores `[C]` per sample, one per class of the labels, but the scores tensor has per-sample shape `{Self}`",
+    label = "these are not class scores for the labels' class count",
+    note = "scores and labels must agree: `Tensor<S1<C>>` with `Labels<C>`; end the network with `flatten` and a `Linear(C)` to get class scores"
+)]
+pub trait ClassScores<const C: usize>: Shape {}
+impl<const C: usize> ClassScores<C> for S1<C> {}
+
+fn class_loss<S: ClassScores<C>, const C: usize, E: Elem, D: LossKernels<E>>(
     name: &'static str,
     kind: LossKind,
-    logits: &Tensor<S1<C>, E, D>,
+    logits: &Tensor<S, E, D>,
     labels: &Labels<C, D>,
-    grad: Option<&mut Tensor<S1<C>, E, D>>,
+    grad: Option<&mut Tensor<S, E, D>>,
 ) -> Result<E> {
     check_batch(name, "logits", logits.batch(), "labels", labels.len())?;
     if logits.batch() == 0 {
@@ -104,10 +116,10 @@ fn dense_loss<S: Shape, E: Elem, D: LossKernels<E>>(
 }
 
 /// Softmax cross-entropy of `C` logits per sample against class labels.
-pub fn cross_entropy<const C: usize, E: Elem, D: LossKernels<E>>(
-    logits: &Tensor<S1<C>, E, D>,
+pub fn cross_entropy<S: ClassScores<C>, const C: usize, E: Elem, D: LossKernels<E>>(
+    logits: &Tensor<S, E, D>,
     labels: &Labels<C, D>,
-    grad: Option<&mut Tensor<S1<C>, E, D>>,
+    grad: Option<&mut Tensor<S, E, D>>,
 ) -> Result<E> {
     class_loss(
         "cross_entropy",
@@ -119,11 +131,11 @@ pub fn cross_entropy<const C: usize, E: Elem, D: LossKernels<E>>(
 }
 
 /// Multiclass SVM (hinge) loss with margin `margin` (the course uses Δ = 1).
-pub fn hinge<const C: usize, E: Elem, D: LossKernels<E>>(
-    scores: &Tensor<S1<C>, E, D>,
+pub fn hinge<S: ClassScores<C>, const C: usize, E: Elem, D: LossKernels<E>>(
+    scores: &Tensor<S, E, D>,
     labels: &Labels<C, D>,
     margin: f64,
-    grad: Option<&mut Tensor<S1<C>, E, D>>,
+    grad: Option<&mut Tensor<S, E, D>>,
 ) -> Result<E> {
     class_loss("hinge", LossKind::Hinge { margin }, scores, labels, grad)
 }
