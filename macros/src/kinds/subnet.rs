@@ -6,7 +6,7 @@
 //! network's `In`/`Out` are the shapes wired around it.
 
 use super::{Call, Rule, ShapeIn};
-use crate::diag::Diag;
+use crate::diag::{dims, Diag};
 use crate::parse::Spec;
 use proc_macro2::TokenStream;
 use quote::quote;
@@ -97,27 +97,75 @@ impl Rule for Subnet {
         quote!(#k::ops::subnet::backward::<#ty, #si, #so, E, D>(#inst, #x, &#y, &mut #cache, #dy, #dx, #grads, #gacc)?;)
     }
 
-    /// One shape check per use: E0308 at the layer, naming both shapes, if
-    /// the wiring is wrong. It states no `where` clause on the nested
-    /// network: under one, rustc would no longer see the network's `In` and
-    /// `Out` through its impl, and the check could not compare them. Instead
-    /// its device has every kernel family (`Kernels<E>`), which proves the
-    /// nested network's own per-layer bounds whatever its layers are; the
-    /// function is never called, so this asks nothing of the user's device.
+    /// One shape check per use, at the layer, that says which side is wrong
+    /// and names both shapes: the nested network's `In` must be the shape
+    /// that feeds it and its `Out` the declared `-> [..]`. Each comparison is
+    /// a trait bound whose `on_unimplemented` message this macro writes, and
+    /// the traits live in the generated code, so no note points into kiln's
+    /// sources. No `where` clause is stated on the nested network (under one,
+    /// rustc would no longer see its `In`/`Out` through its impl); its device
+    /// has every kernel family (`Kernels<E>`), which proves the nested
+    /// network's own per-layer bounds; the function is never called, so this
+    /// asks nothing of the user's device.
     fn items(&self, c: &Call) -> TokenStream {
-        let Call { k, ty, si, so, .. } = c;
+        let Call {
+            k,
+            ty,
+            si,
+            so,
+            field,
+            input,
+            out,
+            ..
+        } = c;
+        let name = self
+            .path
+            .segments
+            .last()
+            .map(|s| s.ident.to_string())
+            .unwrap_or_default();
+        let in_msg = format!(
+            "`{field}: {name}` is fed {} (`{}`), but the network `{name}` takes `{{Self}}`",
+            dims(input),
+            shape_ty_text(input)
+        );
+        let out_msg = format!(
+            "`{field}: {name} -> {}` declares the output `{}`, but the network `{name}` gives `{{Self}}`",
+            dims(out),
+            shape_ty_text(out)
+        );
         quote! {
             const _: () = {
+                #[diagnostic::on_unimplemented(
+                    message = #in_msg,
+                    label = "the input wired here is not what this network takes"
+                )]
+                trait __KilnNestedInput<Given> {}
+                impl<S> __KilnNestedInput<S> for S {}
+                #[diagnostic::on_unimplemented(
+                    message = #out_msg,
+                    label = "the declared output is not what this network gives"
+                )]
+                trait __KilnNestedOutput<Declared> {}
+                impl<S> __KilnNestedOutput<S> for S {}
+                fn __kiln_input<Takes: __KilnNestedInput<Given>, Given>() {}
+                fn __kiln_output<Gives: __KilnNestedOutput<Declared>, Declared>() {}
                 #[allow(dead_code, clippy::all)]
-                fn __kiln_shape_check<E: #k::Elem, D: #k::Kernels<E>>(
-                    l: &#ty,
-                    x: &#k::Tensor<#si, E, D>,
-                    y: &mut #k::Tensor<#so, E, D>,
-                    c: &mut <#ty as #k::Layer<E, D>>::Cache,
-                ) -> #k::Result<()> {
-                    #k::Layer::<E, D>::forward(l, x, y, c)
+                fn __kiln_shape_check<E: #k::Elem, D: #k::Kernels<E>>() {
+                    __kiln_input::<<#ty as #k::Layer<E, D>>::In, #si>();
+                    __kiln_output::<<#ty as #k::Layer<E, D>>::Out, #so>();
                 }
             };
         }
     }
+}
+
+/// `S1<64>`, `S3<16, 8, 8>`: how rustc prints the shape type of `d`.
+fn shape_ty_text(d: &[usize]) -> String {
+    let list = d
+        .iter()
+        .map(|v| v.to_string())
+        .collect::<Vec<_>>()
+        .join(", ");
+    format!("S{}<{list}>", d.len())
 }
