@@ -44,8 +44,14 @@ impl Rule for Subnet {
         quote!(#path<E, D>)
     }
 
-    fn params(&self, _input: &[usize], _out: &[usize], ty: &TokenStream) -> TokenStream {
-        quote!(<#ty>::PARAMS)
+    /// The nested network's own count, read from its non-generic instance
+    /// (`<Block>::PARAMS`, i.e. `Block<f32, Cpu>`'s, the same for every
+    /// element type and device): `<Block<E, D>>::PARAMS` would need the
+    /// nested network's per-layer bounds, which this network's `where`
+    /// clause does not state.
+    fn params(&self, _input: &[usize], _out: &[usize], _ty: &TokenStream) -> TokenStream {
+        let path = &self.path;
+        quote!(<#path>::PARAMS)
     }
 
     /// The nested network's own shapes must stay unnamed here: the calls go
