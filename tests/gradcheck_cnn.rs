@@ -1,7 +1,8 @@
 //! Gradient checks of generated convolutional networks (f64, central
 //! differences, max relative error < 1e-6): a LeNet-style chain, a residual
 //! CNN with batch norm written in the graph form, and an encoder–decoder with
-//! max-unpooling, a transposed convolution, upsampling and a U-Net skip.
+//! max-unpooling, a transposed convolution, upsampling and a U-Net skip;
+//! and the residual CNN nested in another network.
 
 use kiln::prelude::*;
 use kiln::testing::check_layer;
@@ -48,6 +49,18 @@ kiln::network! {
         // gradient (exactly 0) leaves only rounding noise to compare against.
         let d = concat(u, e1) |> dec: ConvTranspose2d(2, kernel = 2, stride = 2, padding = 4, bias = false);
         output d |> bnd: BatchNorm2d |> Upsample(scale = (1, 1), mode = bilinear);
+    }
+}
+
+kiln::network! {
+    /// `ResBlock` nested in another network. Its convolutions need the
+    /// convolution kernels; the outer network's `where` clause names the
+    /// block, not its layers, so its constants and calls must not need them.
+    pub struct NestedResBlock {
+        input: [4, 5, 5],
+        stem: Conv2d(4, kernel = 1),
+        block: ResBlock -> [2],
+        tanh,
     }
 }
 
@@ -100,4 +113,13 @@ fn batch_norm_eval_uses_running_statistics() {
     let eval1 = net.forward(&x).unwrap().to_vec().unwrap();
     assert_eq!(eval1, net.forward(&x).unwrap().to_vec().unwrap());
     assert_eq!(net.bn1.running_mean.to_vec().unwrap(), rm);
+}
+
+#[test]
+fn nested_convolutional_network() {
+    let mut net = NestedResBlock::<f64, Cpu>::init(&Cpu, &mut rng(4)).unwrap();
+    let err = check_layer(&mut net, 4, 9).unwrap();
+    assert!(err < TOL, "{err}");
+    // stem 4·4·1·1 + 4, then the block's own parameters.
+    assert_eq!(NestedResBlock::<f64>::PARAMS, 20 + ResBlock::<f64>::PARAMS);
 }

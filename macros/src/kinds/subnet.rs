@@ -44,9 +44,11 @@ impl Rule for Subnet {
         quote!(#path<E, D>)
     }
 
-    /// The nested network's count at its default types (`<Block>::PARAMS` is
-    /// `Block<f32, Cpu>`'s; the count does not depend on them), so the
-    /// outer constant needs no bound on its own `D`.
+    /// The nested network's own count, read from its non-generic instance
+    /// (`<Block>::PARAMS`, i.e. `Block<f32, Cpu>`'s, the same for every
+    /// element type and device): `<Block<E, D>>::PARAMS` would need the
+    /// nested network's per-layer bounds, which this network's `where`
+    /// clause does not state.
     fn params(&self, _input: &[usize], _out: &[usize], _ty: &TokenStream) -> TokenStream {
         let path = &self.path;
         quote!(<#path>::PARAMS)
