@@ -186,6 +186,7 @@ pub fn lower(inv: Invocation, diag: &mut Diag) -> Net {
 impl Lower<'_> {
     fn chain(&mut self, inv: &Invocation, outputs: &mut Vec<Output>) {
         let mut cur: Option<Val> = None;
+        let mut broken = false;
         for item in &inv.items {
             match item {
                 Item::ChainInput { span, dims } => {
@@ -203,6 +204,13 @@ impl Lower<'_> {
                     cur = Some(Val::In(0));
                 }
                 Item::Step(step) => {
+                    if broken {
+                        // An earlier layer failed: the chain has no value to
+                        // feed this one, but its name and arguments are still
+                        // checked, so every unknown layer shows in one build.
+                        self.check_step(step);
+                        continue;
+                    }
                     let Some(v) = cur else {
                         self.diag.error(
                             step.span(),
@@ -211,12 +219,13 @@ impl Lower<'_> {
                         return;
                     };
                     cur = self.apply(v, step);
-                    if cur.is_none() {
-                        return;
-                    }
+                    broken = cur.is_none();
                 }
                 _ => unreachable!("kiln-macros internal error: graph item in chain"),
             }
+        }
+        if broken {
+            return;
         }
         match cur {
             Some(v @ Val::Node(_)) => outputs.push(Output {
@@ -455,6 +464,16 @@ impl Lower<'_> {
             shape: Vec::new(),
         });
         Val::Node(self.nodes.len() - 1)
+    }
+
+    /// Reports what can be known of a step without its input: an unknown
+    /// layer name or bad arguments (a shared layer's name is known).
+    fn check_step(&mut self, step: &Step) {
+        let spec = &step.spec;
+        let bare = spec.args.is_none() && spec.out.is_none() && spec.path.get_ident().is_some();
+        if !(bare && self.shared.contains_key(&spec.ident().to_string())) {
+            let _ = kinds::resolve(spec, &self.krate, self.diag);
+        }
     }
 
     /// Applies a step (a new layer, or a shared one by name) to `v`.

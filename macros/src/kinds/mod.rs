@@ -243,15 +243,20 @@ pub fn resolve(spec: &Spec, k: &TokenStream, diag: &mut Diag) -> Option<Box<dyn 
             return subnet::parse(spec, diag);
         }
         let all = || KINDS.iter().flat_map(|e| e.names.iter().copied());
+        let list = || all().collect::<Vec<_>>().join(", ");
         let hint = match suggest(&name, all()) {
             Some(s) => format!("; did you mean `{s}`?"),
+            // Written with arguments, it cannot be a network from another
+            // `network!` (those take none): point at the nearest built-in.
+            None if spec.args.is_some() => format!(
+                "; the closest built-in layer is `{}` (built-in layers are: {})",
+                closest(&name, all()),
+                list()
+            ),
             None if name.starts_with(char::is_uppercase) => format!(
                 "; to use a network declared by another `network!`, write its output shape: `{name} -> [..]`"
             ),
-            None => format!(
-                "; built-in layers are: {}",
-                all().collect::<Vec<_>>().join(", ")
-            ),
+            None => format!("; built-in layers are: {}", list()),
         };
         diag.error(spec.ident().span(), format!("unknown layer `{name}`{hint}"));
         return None;
@@ -261,6 +266,15 @@ pub fn resolve(spec: &Spec, k: &TokenStream, diag: &mut Diag) -> Option<Box<dyn 
         diag.error_range(spec.range(), format!("`-> [..]` declares the output of a network from another `network!`; `{name}` is built in and its shape is inferred"));
     }
     Some(rule)
+}
+
+/// The candidate nearest to `name` by edit distance, ignoring case (ties:
+/// the first in registry order).
+fn closest<'a>(name: &str, candidates: impl Iterator<Item = &'a str>) -> &'a str {
+    let lower = name.to_lowercase();
+    candidates
+        .min_by_key(|c| crate::diag::distance(&lower, &c.to_lowercase()))
+        .unwrap_or("Linear")
 }
 
 /// `S1<…>`…`S4<…>` for a shape.
