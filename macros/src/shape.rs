@@ -30,16 +30,40 @@ fn check_declared(diag: &mut Diag, what: &str, d: &crate::parse::Dims) {
     }
 }
 
+/// How the operands of an addition or concatenation got their sizes, for
+/// the message when they disagree: the layers that made them say so (a
+/// strided window that rounds down, a transposed convolution and the
+/// `output_padding` that would add a row), each as `; \`label\`: …`.
+fn explain_operands(net: &Net, args: &[Val]) -> String {
+    let mut out = String::new();
+    for &v in args {
+        if let Val::Node(m) = v {
+            if let Op::Layer(li) = net.nodes[m].op {
+                let input = net.shape(net.nodes[m].args[0]);
+                if let Some(why) = net.layers[li].kind.explain_out(input, net.shape(v)) {
+                    out.push_str(&format!(
+                        "; `{}` gives {}: {why}",
+                        net.nodes[m].label,
+                        dims(net.shape(v))
+                    ));
+                }
+            }
+        }
+    }
+    out
+}
+
 /// Rule for `a + b`: both operands have the same shape.
 fn add_rule(net: &Net, args: &[Val]) -> Result<Vec<usize>, String> {
     let (a, b) = (net.shape(args[0]), net.shape(args[1]));
     if a != b {
         return Err(format!(
-            "cannot add `{}` of shape {} and `{}` of shape {}: a residual addition needs equal shapes",
+            "cannot add `{}` of shape {} and `{}` of shape {}: a residual addition needs equal shapes{}",
             net.val_label(args[0]),
             dims(a),
             net.val_label(args[1]),
-            dims(b)
+            dims(b),
+            explain_operands(net, args)
         ));
     }
     Ok(a.to_vec())
@@ -54,11 +78,12 @@ fn concat_rule(net: &Net, args: &[Val]) -> Result<Vec<usize>, String> {
         let s = net.shape(v);
         if s.len() != first.len() || s[1..] != first[1..] {
             return Err(format!(
-                "cannot concatenate `{}` of shape {} with `{}` of shape {}: all dimensions but the first must agree",
+                "cannot concatenate `{}` of shape {} with `{}` of shape {}: all dimensions but the first must agree{}",
                 net.val_label(args[0]),
                 dims(first),
                 net.val_label(v),
-                dims(s)
+                dims(s),
+                explain_operands(net, &[args[0], v])
             ));
         }
         out[0] += s[0];

@@ -112,6 +112,12 @@ impl Rule for Conv2d {
         true
     }
 
+    fn explain_out(&self, input: &[usize], _out: &[usize]) -> Option<String> {
+        let c = &self.0;
+        let (_, h, w) = (input.first()?, *input.get(1)?, *input.get(2)?);
+        super::image::explain_windows((h, w), c.kernel, c.stride, c.padding, c.dilation)
+    }
+
     /// Rule: the input is an image with the declared channels (if written),
     /// the groups divide the channels, and each output side is
     /// `(H + 2P − D(K−1) − 1)/S + 1`.

@@ -26,6 +26,23 @@ impl Rule for ConvTranspose2d {
         true
     }
 
+    /// The size formula with its numbers, and the `output_padding` that
+    /// would give one more row or column (a stride-`s` transposed
+    /// convolution has `s` inputs' worth of sizes that map to one output).
+    fn explain_out(&self, input: &[usize], out: &[usize]) -> Option<String> {
+        let c = &self.0;
+        let (h, oh, ow) = (*input.get(1)?, *out.get(1)?, *out.get(2)?);
+        let (k, s, p, d, op) = (c.kernel.0, c.stride.0, c.padding.0, c.dilation.0, c.output_padding.0);
+        let more = if op + 1 < s.max(d) {
+            format!("; `output_padding = {}` gives {}×{}", op + 1, oh + 1, ow + 1)
+        } else {
+            String::new()
+        };
+        Some(format!(
+            "rows: ({h} − 1)×{s} − 2×{p} + {d}×({k} − 1) + {op} + 1 = {oh}{more}"
+        ))
+    }
+
     /// Rule: as `Conv2d` for channels and groups; each output side is
     /// `(N − 1)·S + D(K − 1) + OP + 1 − 2P`, which must be positive, with
     /// `OP` below the stride or the dilation.

@@ -44,6 +44,50 @@ pub fn window_out(
     Ok((n + 2 * p - span) / s + 1)
 }
 
+/// The rounding of a strided window along one axis, when its windows do
+/// not tile the padded input: `rows: ⌊(15 + 2×1 − 3)/2⌋ + 1 = 8 (15 + 2×1 − 3 = 14 …)`.
+pub fn window_rounding(
+    n: usize,
+    k: usize,
+    s: usize,
+    p: usize,
+    d: usize,
+    axis: &str,
+) -> Option<String> {
+    let span = d * (k - 1) + 1;
+    let room = (n + 2 * p).checked_sub(span)?;
+    if s <= 1 || room % s == 0 {
+        return None;
+    }
+    Some(format!(
+        "{axis}: ⌊({n} + 2×{p} − {span})/{s}⌋ + 1 = {}, rounded down (the windows do not tile the {n} input {axis}: the last {} not covered)",
+        room / s + 1,
+        room % s
+    ))
+}
+
+/// The explanation of a window layer's output size for messages: the axes
+/// that round down, or `None`.
+pub fn explain_windows(
+    n: (usize, usize),
+    k: (usize, usize),
+    s: (usize, usize),
+    p: (usize, usize),
+    d: (usize, usize),
+) -> Option<String> {
+    if (n.0, k.0, s.0, p.0, d.0) == (n.1, k.1, s.1, p.1, d.1) {
+        return window_rounding(n.0, k.0, s.0, p.0, d.0, "rows and columns");
+    }
+    let parts: Vec<String> = [
+        window_rounding(n.0, k.0, s.0, p.0, d.0, "rows"),
+        window_rounding(n.1, k.1, s.1, p.1, d.1, "columns"),
+    ]
+    .into_iter()
+    .flatten()
+    .collect();
+    (!parts.is_empty()).then(|| parts.join("; "))
+}
+
 /// A declared channel count against the inferred one.
 pub fn check_channels(
     who: &str,

@@ -164,6 +164,14 @@ pub trait Rule {
         quote!(<#ty as #k::Layer<E, D>>::FLOPS)
     }
 
+    /// How the layer got its output size from its input, when that needs
+    /// saying in a message about the value it makes (a strided window that
+    /// rounds down, a transposed convolution one pixel short); `None` when
+    /// the size is unremarkable.
+    fn explain_out(&self, _input: &[usize], _out: &[usize]) -> Option<String> {
+        None
+    }
+
     /// Whether a value this layer makes explains its feature count by the
     /// layer's input shape in messages (`flatten`: `400 = 16×5×5`).
     fn explains_features(&self) -> bool {

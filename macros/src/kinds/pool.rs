@@ -87,6 +87,24 @@ impl Rule for Pool {
         true
     }
 
+    fn explain_out(&self, input: &[usize], _out: &[usize]) -> Option<String> {
+        let (h, w) = (*input.get(1)?, *input.get(2)?);
+        match self {
+            Pool::Max {
+                kernel,
+                stride,
+                padding,
+                dilation,
+            } => super::image::explain_windows((h, w), *kernel, *stride, *padding, *dilation),
+            Pool::Avg {
+                kernel,
+                stride,
+                padding,
+            } => super::image::explain_windows((h, w), *kernel, *stride, *padding, (1, 1)),
+            Pool::Global => None,
+        }
+    }
+
     /// Rule: the input is an image; each output side is
     /// `(H + 2P − D(K−1) − 1)/S + 1` (global pooling keeps the channels).
     fn out_shape(&self, s: &ShapeIn) -> Result<Vec<usize>, String> {
