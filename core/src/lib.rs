@@ -35,7 +35,7 @@ pub mod testing;
 pub mod train;
 
 pub use cpu::Cpu;
-pub use device::{Acc, Act, Backend, Device, Gemm};
+pub use device::{Acc, Act, Backend, Device, Gemm, GemmBatched};
 pub use elem::{Elem, Scalar};
 pub use error::{Error, Result};
 pub use init::Init;

@@ -16,7 +16,7 @@ use kiln_core::kernels::{
     BatchNormKernels, ConvKernels, DropoutKernels, LossKernels, OptimKernels, PoolKernels,
     SoftmaxKernels, UpsampleKernels,
 };
-use kiln_core::{Acc, Act, Backend, Elem, Error, Gemm, Result, Scalar};
+use kiln_core::{Acc, Act, Backend, Elem, Error, Gemm, GemmBatched, Result, Scalar};
 
 type Buf<T> = crate::CudaBuf<T>;
 
@@ -69,6 +69,17 @@ impl<E: Elem> Backend<E> for Cuda {
         let lens = [a.len(), b.len(), c.len()];
         let (pa, pb, pc) = (self.opnd(a)?, self.opnd(b)?, self.opnd_mut(c)?);
         self.gemm_raw(dtype::<E>()?, g, pa, pb, pc, lens)
+    }
+    fn raw_gemm_batched(
+        &self,
+        g: &GemmBatched,
+        a: &Buf<E>,
+        b: &Buf<E>,
+        c: &mut Buf<E>,
+    ) -> Result<()> {
+        let lens = [a.len(), b.len(), c.len()];
+        let (pa, pb, pc) = (self.opnd(a)?, self.opnd(b)?, self.opnd_mut(c)?);
+        self.gemm_batched_raw(dtype::<E>()?, g, pa, pb, pc, lens)
     }
     fn raw_add_bias(&self, y: &mut Buf<E>, b: &Buf<E>, rows: usize, cols: usize) -> Result<()> {
         let (pb, py) = (self.opnd(b)?, self.opnd_mut(y)?);

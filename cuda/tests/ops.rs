@@ -21,7 +21,7 @@ use kiln_core::kernels::{
     BatchNormKernels, ConvKernels, DropoutKernels, LossKernels, OptimKernels, PoolKernels,
     SoftmaxKernels, UpsampleKernels,
 };
-use kiln_core::{rng, Acc, Act, Backend, Cpu, Device, Elem, Gemm, Rng};
+use kiln_core::{rng, Acc, Act, Backend, Cpu, Device, Elem, Gemm, GemmBatched, Rng};
 use kiln_cuda::Cuda;
 use rand::Rng as _;
 
@@ -141,6 +141,36 @@ fn gemm<E: Elem>(d: &Cuda, r: &mut Rng, rep: &mut Report) {
         let (da, db, mut dc) = (up(d, &a), up(d, &b), up(d, &c));
         <Cuda as Backend<E>>::gemm(d, &g, &da, &db, &mut dc).unwrap();
         rep.add::<E>("gemm", &down(d, &dc), &want);
+    }
+}
+
+fn gemm_batched<E: Elem>(d: &Cuda, r: &mut Rng, rep: &mut Report) {
+    for g in gemms(r) {
+        let (ar, ac) = if g.trans_a { (g.k, g.m) } else { (g.m, g.k) };
+        let (br, bc) = if g.trans_b { (g.n, g.k) } else { (g.k, g.n) };
+        for (sa0, sb0) in [(false, false), (true, false), (false, true)] {
+            let batch = 3;
+            let (fa, fb, fc) = (
+                span(0, ar, g.lda, ac),
+                span(0, br, g.ldb, bc),
+                span(0, g.m, g.ldc, g.n),
+            );
+            let gb = GemmBatched {
+                gemm: g,
+                batch,
+                stride_a: if sa0 { 0 } else { fa },
+                stride_b: if sb0 { 0 } else { fb },
+                stride_c: fc,
+            };
+            let a: Vec<E> = rand_vec(r, g.a_off + (batch - 1) * gb.stride_a + fa, 1.0);
+            let b: Vec<E> = rand_vec(r, g.b_off + (batch - 1) * gb.stride_b + fb, 1.0);
+            let c: Vec<E> = rand_vec(r, g.c_off + (batch - 1) * gb.stride_c + fc, 1.0);
+            let mut want = c.clone();
+            <Cpu as Backend<E>>::gemm_batched(&Cpu, &gb, &a, &b, &mut want).unwrap();
+            let (da, db, mut dc) = (up(d, &a), up(d, &b), up(d, &c));
+            <Cuda as Backend<E>>::gemm_batched(d, &gb, &da, &db, &mut dc).unwrap();
+            rep.add::<E>("gemm_batched", &down(d, &dc), &want);
+        }
     }
 }
 
@@ -959,13 +989,14 @@ fn norm_and_upsample<E: Elem>(d: &Cuda, r: &mut Rng, rep: &mut Report) {
 fn all_ops<E: Elem>(d: &Cuda, rep: &mut Report) {
     let mut r = rng(7);
     type Part = fn(&Cuda, &mut Rng, &mut Report);
-    let parts: [(&str, Part); 12] = [
+    let parts: [(&str, Part); 13] = [
         ("distribution losses", distribution_losses::<E>),
         ("batch norm and upsampling", norm_and_upsample::<E>),
         ("toolkit", toolkit::<E>),
         ("conv and pooling", conv::<E>),
         ("memory", memory::<E>),
         ("gemm", gemm::<E>),
+        ("gemm_batched", gemm_batched::<E>),
         ("bias", bias::<E>),
         ("activations", acts::<E>),
         ("element-wise", elementwise::<E>),
