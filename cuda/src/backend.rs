@@ -13,8 +13,8 @@ use kiln_core::device::{
 };
 use kiln_core::device::{LossKind, LossTarget};
 use kiln_core::kernels::{
-    BatchNormKernels, ConvKernels, DropoutKernels, LossKernels, OptimKernels, PoolKernels,
-    SoftmaxKernels, UpsampleKernels,
+    BatchNormKernels, ConvKernels, DropoutKernels, EmbeddingKernels, LossKernels, OptimKernels,
+    PoolKernels, SoftmaxKernels, UpsampleKernels,
 };
 use kiln_core::{Acc, Act, Backend, Elem, Error, Gemm, GemmBatched, Result, Scalar};
 
@@ -483,6 +483,36 @@ impl<E: Elem> SoftmaxKernels<E> for Cuda {
         }
         let ops = [self.opnd(y)?, self.opnd(dy)?, self.opnd_mut(dx)?];
         self.go::<E>(&plan::softmax_bwd(rows, cols, acc), &ops)
+    }
+}
+
+// ---- embedding ----
+impl<E: Elem> EmbeddingKernels<E> for Cuda {
+    fn raw_embedding_fwd(
+        &self,
+        w: &Buf<E>,
+        ids: &Buf<u32>,
+        y: &mut Buf<E>,
+        n: usize,
+        vocab: usize,
+        dim: usize,
+    ) -> Result<()> {
+        let ops = [self.opnd(w)?, self.opnd(ids)?, self.opnd_mut(y)?];
+        self.go::<E>(&plan::embedding_fwd(n, vocab, dim), &ops)
+    }
+    fn raw_embedding_bwd(
+        &self,
+        ids: &Buf<u32>,
+        dy: &Buf<E>,
+        dw: &mut Buf<E>,
+        n: usize,
+        vocab: usize,
+        dim: usize,
+        padding: Option<usize>,
+        acc: Acc,
+    ) -> Result<()> {
+        let ops = [self.opnd(ids)?, self.opnd(dy)?, self.opnd_mut(dw)?];
+        self.go::<E>(&plan::embedding_bwd(n, vocab, dim, padding, acc), &ops)
     }
 }
 

@@ -18,8 +18,8 @@ use kiln_core::device::{
     UpsampleMode, Window2d,
 };
 use kiln_core::kernels::{
-    BatchNormKernels, ConvKernels, DropoutKernels, LossKernels, OptimKernels, PoolKernels,
-    SoftmaxKernels, UpsampleKernels,
+    BatchNormKernels, ConvKernels, DropoutKernels, EmbeddingKernels, LossKernels, OptimKernels,
+    PoolKernels, SoftmaxKernels, UpsampleKernels,
 };
 use kiln_core::{rng, Acc, Act, Backend, Cpu, Device, Elem, Gemm, GemmBatched, Rng};
 use kiln_cuda::Cuda;
@@ -170,6 +170,42 @@ fn gemm_batched<E: Elem>(d: &Cuda, r: &mut Rng, rep: &mut Report) {
             let (da, db, mut dc) = (up(d, &a), up(d, &b), up(d, &c));
             <Cuda as Backend<E>>::gemm_batched(d, &gb, &da, &db, &mut dc).unwrap();
             rep.add::<E>("gemm_batched", &down(d, &dc), &want);
+        }
+    }
+}
+
+fn embedding<E: Elem>(d: &Cuda, r: &mut Rng, rep: &mut Report) {
+    for &(n, vocab, dim) in &[(1, 1, 1), (7, 5, 3), (300, 65, 33), (64, 1000, 8)] {
+        let w: Vec<E> = rand_vec(r, vocab * dim, 1.0);
+        // ids with repeats (more positions than rows, or a skewed draw)
+        let ids: Vec<u32> = (0..n)
+            .map(|_| r.random_range(0..vocab.min(n / 2 + 1)) as u32)
+            .collect();
+        let (dw_, dids) = (up(d, &w), up_u32::<E>(d, &ids));
+        let mut want = vec![E::zero(); n * dim];
+        <Cpu as EmbeddingKernels<E>>::embedding_fwd(&Cpu, &w, &ids, &mut want, n, vocab, dim)
+            .unwrap();
+        let mut dy_ = up(d, &vec![E::zero(); n * dim]);
+        <Cuda as EmbeddingKernels<E>>::embedding_fwd(d, &dw_, &dids, &mut dy_, n, vocab, dim)
+            .unwrap();
+        rep.add::<E>("embedding_fwd", &down(d, &dy_), &want);
+        let g: Vec<E> = rand_vec(r, n * dim, 1.0);
+        let dg = up(d, &g);
+        for padding in [None, Some(ids[0] as usize)] {
+            for acc in [Acc::Set, Acc::Add] {
+                let start: Vec<E> = rand_vec(r, vocab * dim, 1.0);
+                let mut want = start.clone();
+                <Cpu as EmbeddingKernels<E>>::embedding_bwd(
+                    &Cpu, &ids, &g, &mut want, n, vocab, dim, padding, acc,
+                )
+                .unwrap();
+                let mut dd = up(d, &start);
+                <Cuda as EmbeddingKernels<E>>::embedding_bwd(
+                    d, &dids, &dg, &mut dd, n, vocab, dim, padding, acc,
+                )
+                .unwrap();
+                rep.add::<E>("embedding_bwd", &down(d, &dd), &want);
+            }
         }
     }
 }
@@ -989,7 +1025,7 @@ fn norm_and_upsample<E: Elem>(d: &Cuda, r: &mut Rng, rep: &mut Report) {
 fn all_ops<E: Elem>(d: &Cuda, rep: &mut Report) {
     let mut r = rng(7);
     type Part = fn(&Cuda, &mut Rng, &mut Report);
-    let parts: [(&str, Part); 13] = [
+    let parts: [(&str, Part); 14] = [
         ("distribution losses", distribution_losses::<E>),
         ("batch norm and upsampling", norm_and_upsample::<E>),
         ("toolkit", toolkit::<E>),
@@ -997,6 +1033,7 @@ fn all_ops<E: Elem>(d: &Cuda, rep: &mut Report) {
         ("memory", memory::<E>),
         ("gemm", gemm::<E>),
         ("gemm_batched", gemm_batched::<E>),
+        ("embedding", embedding::<E>),
         ("bias", bias::<E>),
         ("activations", acts::<E>),
         ("element-wise", elementwise::<E>),

@@ -161,6 +161,10 @@ registry! {
         GELU_TANH_FWD = gelu_tanh_fwd(In, Out, U64, Real);
         GELU_TANH_BWD = gelu_tanh_bwd(In, In, In, Out, U64, Real, I32);
     }
+    embedding (include_str!("embedding.cu")) {
+        EMBEDDING_FWD = embedding_fwd(In, Labels, Out, U64, U64, U64);
+        EMBEDDING_BWD = embedding_bwd(Labels, In, Out, U64, U64, U64, U64, I32);
+    }
     softmax (include_str!("softmax.cu")) {
         SOFTMAX_FWD = softmax_fwd(In, Out, U64, U64);
         SOFTMAX_BWD = softmax_bwd(In, In, Out, U64, U64, I32);

@@ -1,0 +1,65 @@
+//! Token-id layers and losses against values recorded from PyTorch by
+//! `scripts/pytorch/record_fixtures.py` (`tokens` in
+//! `tests/fixtures/torch_reference.json`), compared in f64 to 1e-10.
+
+use kiln::layers::{Embedding, EmbeddingConfig, TokenLayer};
+use kiln::prelude::*;
+use serde_json::Value;
+
+fn fixture() -> Value {
+    let s = include_str!("fixtures/torch_reference.json");
+    let v: Value = serde_json::from_str(s).expect("fixture is valid JSON");
+    v["tokens"].clone()
+}
+
+/// Every number of a nested JSON array, row-major.
+fn flat(v: &Value) -> Vec<f64> {
+    match v {
+        Value::Array(a) => a.iter().flat_map(flat).collect(),
+        x => vec![x.as_f64().unwrap()],
+    }
+}
+
+fn close(what: &str, got: &[f64], want: &[f64]) {
+    assert_eq!(got.len(), want.len(), "{what}: lengths");
+    for (i, (g, w)) in got.iter().zip(want).enumerate() {
+        assert!(
+            (g - w).abs() <= 1e-10 * (1.0 + w.abs()),
+            "{what}[{i}]: kiln {g} vs torch {w}"
+        );
+    }
+}
+
+#[test]
+fn embedding_forward_and_weight_gradient_match_torch() {
+    let f = &fixture()["embedding"];
+    assert_eq!((f["vocab"].as_u64(), f["dim"].as_u64()), (Some(5), Some(3)));
+    let mut e = Embedding::<f64, Cpu, 5, 3>::build(
+        &Cpu,
+        &mut rng(0),
+        EmbeddingConfig {
+            padding_idx: Some(f["padding_idx"].as_u64().unwrap() as usize),
+            ..Default::default()
+        },
+    )
+    .unwrap();
+    e.weight.copy_from_slice(&flat(&f["weight"])).unwrap();
+    let ids: Vec<u32> = flat(&f["ids"]).iter().map(|&v| v as u32).collect();
+    assert_eq!(ids, [4, 1, 0, 4, 2, 4], "a repeated id and the padding id");
+    let x = Tokens::<S1<3>, 5>::new::<f64>(&Cpu, &ids).unwrap();
+    let mut y = Tensor::<S2<3, 3>, f64>::empty(&Cpu).unwrap();
+    e.forward(&x, &mut y, &mut ()).unwrap();
+    let yv = y.to_vec().unwrap();
+    close("y", &yv, &flat(&f["y"]));
+    // L = Σ y·r + ½ Σ y²: ∂L/∂y = r + y
+    let dy: Vec<f64> = flat(&f["r"]).iter().zip(&yv).map(|(r, y)| r + y).collect();
+    let dy = Tensor::<S2<3, 3>, f64>::from_slice(&Cpu, &dy).unwrap();
+    let mut g = e.grads().unwrap();
+    e.backward(&x, &y, &mut (), &dy, &mut g, Acc::Set).unwrap();
+    let want = flat(&f["weight_grad"]);
+    close("weight_grad", &g.weight.to_vec().unwrap(), &want);
+    assert!(
+        want[3..6].iter().all(|&v| v == 0.0),
+        "torch: no gradient at padding_idx"
+    );
+}
