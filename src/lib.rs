@@ -87,7 +87,9 @@ macro_rules! network {
 pub mod prelude {
     pub use kiln_core::data::{Dataset, Mnist};
     pub use kiln_core::layers::TokenLayer;
-    pub use kiln_core::loss::{bce_with_logits, cross_entropy, hinge, l1, mse};
+    pub use kiln_core::loss::{
+        bce_with_logits, cross_entropy, cross_entropy_tokens, hinge, l1, mse,
+    };
     pub use kiln_core::optim::{Adam, Optimizer, Sgd};
     pub use kiln_core::{
         rng, Acc, Backend, Build, Cpu, Device, Elem, Error, Init, Labels, Layer, Module, Result,

@@ -63,3 +63,30 @@ fn embedding_forward_and_weight_gradient_match_torch() {
         "torch: no gradient at padding_idx"
     );
 }
+
+#[test]
+fn per_position_cross_entropy_matches_torch_with_and_without_ignore_index() {
+    let f = &fixture()["token_cross_entropy"];
+    let logits = Tensor::<S2<3, 4>, f64>::from_slice(&Cpu, &flat(&f["logits"])).unwrap();
+    let ids: Vec<u32> = flat(&f["targets"]).iter().map(|&v| v as u32).collect();
+    assert_eq!(ids, [0, 3, 1, 2, 1, 1]);
+    let targets = Tokens::<S1<3>, 4>::new::<f64>(&Cpu, &ids).unwrap();
+    for (case, ignore) in [("ignore_1", Some(1)), ("no_ignore", None)] {
+        let mut g = Tensor::empty(&Cpu).unwrap();
+        let v = cross_entropy_tokens(&logits, &targets, ignore, Some(&mut g)).unwrap();
+        close(case, &[v], &[f[case]["value"].as_f64().unwrap()]);
+        close(case, &g.to_vec().unwrap(), &flat(&f[case]["grad"]));
+        let v2 = cross_entropy_tokens(&logits, &targets, ignore, None).unwrap();
+        assert_eq!(
+            v, v2,
+            "{case}: the value does not depend on asking for the gradient"
+        );
+    }
+    // every position ignored: torch gives NaN, kiln an error that says why
+    let all_one = Tokens::<S1<3>, 4>::new::<f64>(&Cpu, &[1; 6]).unwrap();
+    let e = cross_entropy_tokens(&logits, &all_one, Some(1), None).unwrap_err();
+    assert_eq!(
+        e.to_string(),
+        "invalid argument to cross_entropy_tokens: all 6 positions of the batch have the target ignore_index = 1: the mean over no positions is undefined (PyTorch returns NaN)"
+    );
+}

@@ -803,6 +803,16 @@ pub struct Block {
 pub enum LossKind {
     /// Softmax cross-entropy against class indices.
     SoftmaxCrossEntropy,
+    /// Softmax cross-entropy of each row against a token id, skipping the
+    /// rows whose id is `ignore_index` (their gradient is 0) and dividing the
+    /// sum by `positions`, the number of rows that are not skipped (PyTorch's
+    /// `F.cross_entropy(…, ignore_index, reduction='mean')`); `positions > 0`.
+    TokenCrossEntropy {
+        /// The id whose rows do not count (`None`: every row counts).
+        ignore_index: Option<u32>,
+        /// Rows that count: the divisor of the mean.
+        positions: usize,
+    },
     /// Multiclass SVM hinge `Σ_{j≠y} max(0, x_j − x_y + margin)` against class indices.
     Hinge {
         /// Δ, 1 in the course.

@@ -528,9 +528,12 @@ impl<E: Elem> LossKernels<E> for Cuda {
         cols: usize,
     ) -> Result<E> {
         let t = match (kind, target) {
-            (LossKind::SoftmaxCrossEntropy | LossKind::Hinge { .. }, LossTarget::Classes(l)) => {
-                self.opnd(l)?
-            }
+            (
+                LossKind::SoftmaxCrossEntropy
+                | LossKind::Hinge { .. }
+                | LossKind::TokenCrossEntropy { .. },
+                LossTarget::Classes(l),
+            ) => self.opnd(l)?,
             (LossKind::Mse | LossKind::L1 | LossKind::BceWithLogits, LossTarget::Dense(t)) => {
                 self.opnd(t)?
             }

@@ -376,14 +376,23 @@ pub fn loss(kind: LossKind, rows: usize, cols: usize, with_grad: bool) -> Plan {
     let nn = Arg::U64(n as u64);
     // (per-value losses, how many, 1/N, gradient)
     let (fwd, count, scale, bwd) = match kind {
-        LossKind::SoftmaxCrossEntropy => {
-            let sc = 1.0 / rows as f64;
+        LossKind::SoftmaxCrossEntropy | LossKind::TokenCrossEntropy { .. } => {
+            // per-position cross-entropy: ignored rows write 0, the mean is
+            // over the counted positions; u64::MAX matches no u32 label.
+            let (ignore, counted) = match kind {
+                LossKind::TokenCrossEntropy {
+                    ignore_index,
+                    positions,
+                } => (ignore_index.map_or(u64::MAX, u64::from), positions),
+                _ => (u64::MAX, rows),
+            };
+            let (sc, ig) = (1.0 / counted as f64, Arg::U64(ignore));
             (
                 Launch::new(
                     &kernels::CROSS_ENTROPY_FWD,
                     rows_grid(rows as u64),
                     ROW_BLOCK,
-                    &[x, t, s, r, c],
+                    &[x, t, s, r, c, ig],
                 ),
                 rows,
                 sc,
@@ -391,7 +400,7 @@ pub fn loss(kind: LossKind, rows: usize, cols: usize, with_grad: bool) -> Plan {
                     &kernels::CROSS_ENTROPY_BWD,
                     rows_grid(rows as u64),
                     ROW_BLOCK,
-                    &[x, t, dx, r, c, Arg::Real(sc)],
+                    &[x, t, dx, r, c, ig, Arg::Real(sc)],
                 ),
             )
         }

@@ -360,8 +360,32 @@ fn losses<E: Elem>(d: &Cuda, r: &mut Rng, rep: &mut Report) {
             .map(|_| E::of(r.random_range(0.0..=1.0)))
             .collect();
         let (dxb, dl, dt) = (up(d, &x), up_u32::<E>(d, &labels), up(d, &dense));
-        for (name, kind) in kinds {
-            let classes = matches!(kind, LossKind::SoftmaxCrossEntropy | LossKind::Hinge { .. });
+        // per-position cross-entropy: every row, and ignoring the first row's label
+        let mut all = kinds.to_vec();
+        all.push((
+            "token_cross_entropy",
+            LossKind::TokenCrossEntropy {
+                ignore_index: None,
+                positions: rows,
+            },
+        ));
+        let positions = labels.iter().filter(|&&l| l != labels[0]).count();
+        if positions > 0 {
+            all.push((
+                "token_cross_entropy ignore",
+                LossKind::TokenCrossEntropy {
+                    ignore_index: Some(labels[0]),
+                    positions,
+                },
+            ));
+        }
+        for (name, kind) in all {
+            let classes = matches!(
+                kind,
+                LossKind::SoftmaxCrossEntropy
+                    | LossKind::Hinge { .. }
+                    | LossKind::TokenCrossEntropy { .. }
+            );
             let mut want_dx = vec![E::zero(); rows * cols];
             let want = {
                 let t = if classes {

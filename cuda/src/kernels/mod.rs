@@ -170,8 +170,8 @@ registry! {
         SOFTMAX_BWD = softmax_bwd(In, In, Out, U64, U64, I32);
     }
     loss (include_str!("loss.cu")) {
-        CROSS_ENTROPY_FWD = cross_entropy_fwd(In, Labels, Out, U64, U64);
-        CROSS_ENTROPY_BWD = cross_entropy_bwd(In, Labels, Out, U64, U64, Real);
+        CROSS_ENTROPY_FWD = cross_entropy_fwd(In, Labels, Out, U64, U64, U64);
+        CROSS_ENTROPY_BWD = cross_entropy_bwd(In, Labels, Out, U64, U64, U64, Real);
         HINGE_FWD = hinge_fwd(In, Labels, Out, U64, U64, Real);
         HINGE_BWD = hinge_bwd(In, Labels, Out, U64, U64, Real, Real);
         MSE_FWD = mse_fwd(In, In, Out, U64);
