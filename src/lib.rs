@@ -86,11 +86,14 @@ macro_rules! network {
 /// Everything a training script needs, in one import.
 pub mod prelude {
     pub use kiln_core::data::{Dataset, Mnist};
-    pub use kiln_core::loss::{bce_with_logits, cross_entropy, hinge, l1, mse};
+    pub use kiln_core::layers::TokenLayer;
+    pub use kiln_core::loss::{
+        bce_with_logits, cross_entropy, cross_entropy_tokens, hinge, l1, mse,
+    };
     pub use kiln_core::optim::{Adam, Optimizer, Sgd};
     pub use kiln_core::{
         rng, Acc, Backend, Build, Cpu, Device, Elem, Error, Init, Labels, Layer, Module, Result,
-        Rng, Shape, Tensor, S1, S2, S3, S4,
+        Rng, Shape, Tensor, Tokens, S1, S2, S3, S4,
     };
 }
 

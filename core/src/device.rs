@@ -147,6 +147,98 @@ impl Gemm {
     }
 }
 
+/// `batch` matrix products of one shape at strided offsets (cuBLAS's
+/// `gemmStridedBatched`): product `i` is [`Gemm`] `gemm` with its offsets
+/// moved to `a_off + i·stride_a`, `b_off + i·stride_b`, `c_off + i·stride_c`.
+/// A stride of 0 for `A` or `B` broadcasts that operand to every product
+/// (one weight matrix against a batch of inputs). Attention's per-head
+/// products use it.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct GemmBatched {
+    /// The shape, transposes, leading dimensions, α, β and the first product's offsets.
+    pub gemm: Gemm,
+    /// Number of products.
+    pub batch: usize,
+    /// Elements between consecutive `A` operands (0: the same `A` for all).
+    pub stride_a: usize,
+    /// Elements between consecutive `B` operands (0: the same `B` for all).
+    pub stride_b: usize,
+    /// Elements between consecutive `C` operands (products must not overlap).
+    pub stride_c: usize,
+}
+
+impl GemmBatched {
+    /// Product `i` as a plain [`Gemm`], or `None` when an offset overflows.
+    pub fn product(&self, i: usize) -> Option<Gemm> {
+        let mut g = self.gemm;
+        g.a_off = i.checked_mul(self.stride_a)?.checked_add(g.a_off)?;
+        g.b_off = i.checked_mul(self.stride_b)?.checked_add(g.b_off)?;
+        g.c_off = i.checked_mul(self.stride_c)?.checked_add(g.c_off)?;
+        Some(g)
+    }
+
+    /// Checks the batch against buffers of `a_len`, `b_len` and `c_len`
+    /// elements, once for all products: the leading dimensions and lengths
+    /// as [`Gemm::check`] on the last product (offsets only grow, so it
+    /// reaches furthest), and no two products of `C` sharing an element:
+    /// either `stride_c ≥ (m − 1)·ldc + n` (products one after another) or
+    /// `stride_c ≥ n` with all products side by side inside one row stride,
+    /// `(batch − 1)·stride_c + n ≤ ldc` (heads interleaved in a `[T, H·d]`
+    /// output). Overlapping products would make the result depend on the
+    /// order of the products, and the devices run them in parallel.
+    pub fn check(&self, a_len: usize, b_len: usize, c_len: usize) -> Result<()> {
+        if self.batch == 0 {
+            return self.gemm.check(a_len, b_len, c_len);
+        }
+        let last = self.product(self.batch - 1).ok_or_else(|| {
+            Error::invalid(
+                "gemm_batched",
+                format!(
+                    "offsets of product {} overflow (strides A {}, B {}, C {})",
+                    self.batch - 1,
+                    self.stride_a,
+                    self.stride_b,
+                    self.stride_c
+                ),
+            )
+        })?;
+        last.check(a_len, b_len, c_len).map_err(|e| match e {
+            Error::InvalidArgument { op, msg } => Error::invalid(
+                op,
+                format!(
+                    "{msg} (product {} of a batch of {}, strides A {}, B {}, C {})",
+                    self.batch - 1,
+                    self.batch,
+                    self.stride_a,
+                    self.stride_b,
+                    self.stride_c
+                ),
+            ),
+            other => other,
+        })?;
+        let g = &self.gemm;
+        if self.batch > 1 && g.m > 0 && g.n > 0 {
+            let footprint = (g.m - 1) * g.ldc + g.n;
+            let after = self.stride_c >= footprint;
+            let side_by_side = self.stride_c >= g.n
+                && (self.batch - 1)
+                    .checked_mul(self.stride_c)
+                    .and_then(|v| v.checked_add(g.n))
+                    .is_some_and(|end| end <= g.ldc);
+            if !after && !side_by_side {
+                return Err(Error::invalid(
+                    "gemm_batched C",
+                    format!(
+                        "stride_c = {} makes the {} products of {}×{} (ldc = {}) overlap: it must be at least their footprint {footprint}, or at least {} with all products side by side within ldc",
+                        self.stride_c, self.batch, g.m, g.n, g.ldc, g.n
+                    ),
+                ));
+            }
+        }
+        Ok(())
+    }
+}
+
 /// Hyper-parameters of one SGD step on one parameter (PyTorch's `torch.optim.SGD`).
 #[allow(missing_docs)] // BLAS's and torch.optim's names, documented above
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -479,6 +571,21 @@ pub trait Backend<E: Elem>: Device {
         }
         self.raw_gemm(g, a, b, c)
     }
+    /// `batch` products `C_i = α·op(A_i)·op(B_i) + β·C_i` at strided offsets
+    /// (see [`GemmBatched`]); checked once by [`GemmBatched::check`].
+    fn gemm_batched(
+        &self,
+        g: &GemmBatched,
+        a: &Self::Buf<E>,
+        b: &Self::Buf<E>,
+        c: &mut Self::Buf<E>,
+    ) -> Result<()> {
+        g.check(self.len(a), self.len(b), self.len(c))?;
+        if g.batch == 0 || g.gemm.m == 0 || g.gemm.n == 0 {
+            return Ok(());
+        }
+        self.raw_gemm_batched(g, a, b, c)
+    }
     /// `y[r, c] += b[c]` for a `rows × cols` matrix `y`.
     fn add_bias(
         &self,
@@ -607,6 +714,15 @@ pub trait Backend<E: Elem>: Device {
         b: &Self::Buf<E>,
         c: &mut Self::Buf<E>,
     ) -> Result<()>;
+    /// Body of [`Backend::gemm_batched`] (`batch, m, n > 0`, checked by
+    /// [`GemmBatched::check`]).
+    fn raw_gemm_batched(
+        &self,
+        g: &GemmBatched,
+        a: &Self::Buf<E>,
+        b: &Self::Buf<E>,
+        c: &mut Self::Buf<E>,
+    ) -> Result<()>;
     /// Body of [`Backend::add_bias`].
     fn raw_add_bias(
         &self,
@@ -687,6 +803,16 @@ pub struct Block {
 pub enum LossKind {
     /// Softmax cross-entropy against class indices.
     SoftmaxCrossEntropy,
+    /// Softmax cross-entropy of each row against a token id, skipping the
+    /// rows whose id is `ignore_index` (their gradient is 0) and dividing the
+    /// sum by `positions`, the number of rows that are not skipped (PyTorch's
+    /// `F.cross_entropy(…, ignore_index, reduction='mean')`); `positions > 0`.
+    TokenCrossEntropy {
+        /// The id whose rows do not count (`None`: every row counts).
+        ignore_index: Option<u32>,
+        /// Rows that count: the divisor of the mean.
+        positions: usize,
+    },
     /// Multiclass SVM hinge `Σ_{j≠y} max(0, x_j − x_y + margin)` against class indices.
     Hinge {
         /// Δ, 1 in the course.

@@ -40,6 +40,14 @@ pub enum Error {
         label: usize,
         classes: usize,
     },
+    /// A token id is not below the vocabulary size of the [`crate::Tokens`] it is put in.
+    #[error("token id {id} at sample {sample}, position {position} is out of range for a vocabulary of {vocab}")]
+    TokenOutOfRange {
+        sample: usize,
+        position: usize,
+        id: u32,
+        vocab: usize,
+    },
     /// A batch of zero samples reached an operation that needs at least one.
     #[error("{op}: empty batch (0 samples)")]
     EmptyBatch { op: &'static str },

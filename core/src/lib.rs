@@ -35,17 +35,17 @@ pub mod testing;
 pub mod train;
 
 pub use cpu::Cpu;
-pub use device::{Acc, Act, Backend, Device, Gemm};
+pub use device::{Acc, Act, Backend, Device, Gemm, GemmBatched};
 pub use elem::{Elem, Scalar};
 pub use error::{Error, Result};
 pub use init::Init;
 pub use kernels::{
-    BatchNormKernels, ConvKernels, DropoutKernels, Kernels, LossKernels, OptimKernels, PoolKernels,
-    SoftmaxKernels, UpsampleKernels,
+    BatchNormKernels, ConvKernels, DropoutKernels, EmbeddingKernels, Kernels, LossKernels,
+    OptimKernels, PoolKernels, SoftmaxKernels, UpsampleKernels,
 };
 pub use module::{Build, Layer, Module, ParamMut, ParamRef, Path, Role, TrainCtx};
 pub use shape::{Shape, S1, S2, S3, S4};
-pub use tensor::{Labels, Tensor};
+pub use tensor::{Labels, Tensor, Tokens};
 
 /// kiln's seeded random-number generator (ChaCha8: the same stream on every
 /// platform and version of `rand`).

@@ -4,6 +4,7 @@
 //! | function | per-sample loss | gradient `∂L/∂x` (before `1/N`) | PyTorch |
 //! |---|---|---|---|
 //! | [`cross_entropy`] | `log Σ_k e^{x_k} − x_y` (log-sum-exp after subtracting the max) | `softmax(x) − onehot(y)` | `F.cross_entropy` |
+//! | [`cross_entropy_tokens`] | the same at every position of `[T, V]` logits, ignored positions skipped | the same, 0 where ignored; `N` = counted positions | `F.cross_entropy(x.view(-1, V), y.view(-1), ignore_index=…)` |
 //! | [`hinge`] | `Σ_{j≠y} max(0, x_j − x_y + Δ)` | `[margin_j > 0]` at `j`, `−#{margins > 0}` at `y` | `F.multi_margin_loss` ÷ C (see below) |
 //! | [`mse`] | `(x − t)²` per element | `2(x − t)` | `F.mse_loss` |
 //! | [`l1`] | `|x − t|` per element | `sign(x − t)` (0 at 0) | `F.l1_loss` |
@@ -31,8 +32,8 @@ use crate::device::{LossKind, LossTarget};
 use crate::elem::Elem;
 use crate::error::{check_batch, Error, Result};
 use crate::kernels::LossKernels;
-use crate::shape::{Shape, S1};
-use crate::tensor::{Labels, Tensor};
+use crate::shape::{Shape, S1, S2};
+use crate::tensor::{Labels, Tensor, Tokens};
 
 fn finish<E: Elem>(name: &'static str, v: E) -> Result<E> {
     if v.is_finite() {
@@ -130,6 +131,68 @@ pub fn cross_entropy<S: ClassScores<C>, const C: usize, E: Elem, D: LossKernels<
     )
 }
 
+/// Per-position softmax cross-entropy of a batch of sequences: `[T, V]`
+/// logits per sample against `Tokens<S1<T>, V>` targets (the same `V`, so a
+/// vocabulary mismatch does not compile), exactly PyTorch's
+/// `F.cross_entropy(logits.view(-1, V), targets.view(-1), ignore_index=i,
+/// reduction='mean')`:
+///
+/// `L = (1/N) Σ_{(b,t) : y[b,t] ≠ i} (log Σ_k e^{x[b,t,k]} − x[b,t,y[b,t]])`,
+/// `N` = the number of positions of the whole batch whose target is not
+/// `ignore_index`; `∂L/∂x[b,t,:] = (softmax(x[b,t,:]) − onehot(y[b,t])) / N`
+/// at counted positions and `0` at ignored ones.
+///
+/// `ignore_index = None` counts every position. When every position is
+/// ignored the mean is over nothing: PyTorch returns NaN; kiln returns
+/// [`Error::InvalidArgument`] saying so, because a NaN loss would otherwise
+/// reach the optimizer or stop the run later with a less helpful message (a
+/// caller that wants to skip such batches checks for the error).
+pub fn cross_entropy_tokens<const T: usize, const V: usize, E: Elem, D: LossKernels<E>>(
+    logits: &Tensor<S2<T, V>, E, D>,
+    targets: &Tokens<S1<T>, V, D>,
+    ignore_index: Option<u32>,
+    grad: Option<&mut Tensor<S2<T, V>, E, D>>,
+) -> Result<E> {
+    const NAME: &str = "cross_entropy_tokens";
+    check_batch(NAME, "logits", logits.batch(), "targets", targets.batch())?;
+    if logits.batch() == 0 || T == 0 {
+        return Err(Error::EmptyBatch { op: NAME });
+    }
+    let positions = match ignore_index {
+        Some(i) => targets.as_slice().iter().filter(|&&y| y != i).count(),
+        None => targets.numel(),
+    };
+    if positions == 0 {
+        return Err(Error::invalid(
+            NAME,
+            format!(
+                "all {} positions of the batch have the target ignore_index = {}: the mean over no positions is undefined (PyTorch returns NaN)",
+                targets.numel(),
+                ignore_index.unwrap_or(0)
+            ),
+        ));
+    }
+    let dx = match grad {
+        Some(g) => {
+            g.set_batch(logits.batch())?;
+            Some(&mut g.buf)
+        }
+        None => None,
+    };
+    let v = logits.device().loss(
+        LossKind::TokenCrossEntropy {
+            ignore_index,
+            positions,
+        },
+        &logits.buf,
+        LossTarget::Classes(&targets.buf),
+        dx,
+        logits.batch() * T,
+        V,
+    )?;
+    finish(NAME, v)
+}
+
 /// Multiclass SVM (hinge) loss with margin `margin` (the course uses Δ = 1).
 pub fn hinge<S: ClassScores<C>, const C: usize, E: Elem, D: LossKernels<E>>(
     scores: &Tensor<S, E, D>,
@@ -184,10 +247,26 @@ pub(crate) fn cpu_loss<E: Elem>(
 ) -> Result<E> {
     let mut total = E::zero();
     match (kind, target) {
-        (LossKind::SoftmaxCrossEntropy, LossTarget::Classes(labels)) => {
-            let inv = E::one() / E::of(rows as f64);
+        (
+            LossKind::SoftmaxCrossEntropy | LossKind::TokenCrossEntropy { .. },
+            LossTarget::Classes(labels),
+        ) => {
+            let (ignore, count) = match kind {
+                LossKind::TokenCrossEntropy {
+                    ignore_index,
+                    positions,
+                } => (ignore_index, positions),
+                _ => (None, rows),
+            };
+            let inv = E::one() / E::of(count as f64);
             for r in 0..rows {
                 let xr = &x[r * cols..][..cols];
+                if Some(labels[r]) == ignore {
+                    if let Some(dx) = dx.as_deref_mut() {
+                        dx[r * cols..][..cols].fill(E::zero());
+                    }
+                    continue;
+                }
                 let y = labels[r] as usize;
                 let m = xr.iter().copied().fold(E::neg_infinity(), E::max);
                 let s: E = xr.iter().map(|v| (*v - m).exp()).sum();
@@ -365,5 +444,52 @@ mod tests {
             let err = rel_err(&g.to_vec().unwrap(), &num);
             assert!(err < 1e-6, "{name}: {err}");
         }
+    }
+
+    #[test]
+    fn cross_entropy_tokens_gradient_matches_finite_differences() {
+        // 2 sequences of T = 4 over V = 5; id 2 ignored (three positions)
+        let ids = [2, 0, 4, 2, 1, 2, 3, 3];
+        let t = Tokens::<S1<4>, 5>::new::<f64>(&Cpu, &ids).unwrap();
+        let mut r = crate::rng(4);
+        let xs = crate::testing::random_input(2 * 4 * 5, &mut r);
+        let x = Tensor::<S2<4, 5>, f64>::from_slice(&Cpu, &xs).unwrap();
+        for ignore in [None, Some(2)] {
+            let mut g = Tensor::empty(&Cpu).unwrap();
+            cross_entropy_tokens(&x, &t, ignore, Some(&mut g)).unwrap();
+            let num = numeric_grad(&xs, |v| {
+                let xv = Tensor::<S2<4, 5>, f64>::from_slice(&Cpu, v).unwrap();
+                cross_entropy_tokens(&xv, &t, ignore, None).unwrap()
+            });
+            let gv = g.to_vec().unwrap();
+            let err = rel_err(&gv, &num);
+            assert!(err < 1e-6, "{ignore:?}: {err}");
+            if ignore.is_some() {
+                // ignored positions 0, 3, 5 get exactly zero gradient
+                for p in [0, 3, 5] {
+                    assert!(
+                        gv[p * 5..p * 5 + 5].iter().all(|&v| v == 0.0),
+                        "position {p}"
+                    );
+                }
+            }
+        }
+        // the mean is over counted positions only: with one counted position
+        // (sample 0, t = 1, id 0) the loss is that position's cross-entropy
+        let mut one = [2u32; 8];
+        one[1] = 0;
+        let t1 = Tokens::<S1<4>, 5>::new::<f64>(&Cpu, &one).unwrap();
+        let row = &xs[5..10];
+        let lse = row.iter().map(|v| v.exp()).sum::<f64>().ln();
+        let v = cross_entropy_tokens(&x, &t1, Some(2), None).unwrap();
+        assert!((v - (lse - row[0])).abs() < 1e-12, "{v}");
+        let e = cross_entropy_tokens(
+            &x,
+            &Tokens::new::<f64>(&Cpu, &[2; 4]).unwrap(),
+            Some(2),
+            None,
+        )
+        .unwrap_err();
+        assert!(e.to_string().contains("batch size mismatch"), "{e}");
     }
 }

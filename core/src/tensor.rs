@@ -255,6 +255,128 @@ impl<const C: usize, D: Device> Labels<C, D> {
     }
 }
 
+/// Token ids for a batch: one `u32` id below `V` per position of the
+/// per-sample shape `S` (`S1<T>` for a sequence of `T` tokens), stored
+/// row-major `[batch, dims…]` like [`Tensor`].
+///
+/// The vocabulary size is part of the type, so an `Embedding` over another
+/// vocabulary, or per-position cross-entropy against logits of another width,
+/// is a compile error. Ids are checked on the host when they are put in (an
+/// id `≥ V` is [`Error::TokenOutOfRange`] naming the sample, the position
+/// and the value), so kernels can index with them unchecked. The buffers keep
+/// their capacity: [`Tokens::set`] and [`Tokens::set_batch`] allocate nothing
+/// once the largest batch has been seen.
+pub struct Tokens<S: Shape, const V: usize, D: Device = crate::Cpu> {
+    pub(crate) buf: D::Buf<u32>,
+    pub(crate) host: Vec<u32>,
+    pub(crate) batch: usize,
+    pub(crate) dev: D,
+    _s: PhantomData<S>,
+}
+
+impl<S: Shape, const V: usize, D: Device> Tokens<S, V, D> {
+    /// The vocabulary size `V`.
+    pub const VOCAB: usize = V;
+
+    /// Tokens from host ids in row-major order: `ids.len()` must be a
+    /// multiple of `S::NUMEL` (the batch is `ids.len() / S::NUMEL`) and every
+    /// id below `V`.
+    pub fn new<E: Elem>(dev: &D, ids: &[u32]) -> Result<Self>
+    where
+        D: Backend<E>,
+    {
+        let mut t = Self::zeros::<E>(dev, 0)?;
+        t.set::<E>(ids)?;
+        Ok(t)
+    }
+    /// A batch of `batch` samples of id 0.
+    pub fn zeros<E: Elem>(dev: &D, batch: usize) -> Result<Self>
+    where
+        D: Backend<E>,
+    {
+        Ok(Tokens {
+            buf: <D as Backend<E>>::zeros::<u32>(dev, batch * S::NUMEL)?,
+            host: vec![0; batch * S::NUMEL],
+            batch,
+            dev: dev.clone(),
+            _s: PhantomData,
+        })
+    }
+    /// Replaces the ids (and the batch size), reusing the buffers.
+    pub fn set<E: Elem>(&mut self, ids: &[u32]) -> Result<()>
+    where
+        D: Backend<E>,
+    {
+        if S::NUMEL == 0 || ids.len() % S::NUMEL != 0 {
+            return Err(Error::LengthMismatch {
+                what: format!("Tokens<{}, {V}>::set", fmt_dims(S::DIMS)),
+                expected: (ids.len() / S::NUMEL.max(1)) * S::NUMEL,
+                shape: format!("a multiple of {} = {}", S::NUMEL, fmt_dims(S::DIMS)),
+                got: ids.len(),
+            });
+        }
+        for (i, &id) in ids.iter().enumerate() {
+            if id as usize >= V {
+                return Err(Error::TokenOutOfRange {
+                    sample: i / S::NUMEL,
+                    position: i % S::NUMEL,
+                    id,
+                    vocab: V,
+                });
+            }
+        }
+        self.host.clear();
+        self.host.extend_from_slice(ids);
+        self.batch = ids.len() / S::NUMEL;
+        <D as Backend<E>>::resize(&self.dev, &mut self.buf, ids.len())?;
+        <D as Backend<E>>::upload(&self.dev, ids, &mut self.buf)
+    }
+    /// Changes the number of samples, keeping capacity; new positions hold id 0.
+    pub fn set_batch<E: Elem>(&mut self, batch: usize) -> Result<()>
+    where
+        D: Backend<E>,
+    {
+        if batch != self.batch {
+            self.host.resize(batch * S::NUMEL, 0);
+            <D as Backend<E>>::resize(&self.dev, &mut self.buf, batch * S::NUMEL)?;
+            self.batch = batch;
+        }
+        Ok(())
+    }
+    /// Number of samples.
+    pub fn batch(&self) -> usize {
+        self.batch
+    }
+    /// Number of ids (`batch · S::NUMEL`).
+    pub fn numel(&self) -> usize {
+        self.batch * S::NUMEL
+    }
+    /// The ids on the host, row-major.
+    pub fn as_slice(&self) -> &[u32] {
+        &self.host
+    }
+    /// The device buffer.
+    pub fn buf(&self) -> &D::Buf<u32> {
+        &self.buf
+    }
+    /// The device holding the ids.
+    pub fn device(&self) -> &D {
+        &self.dev
+    }
+}
+
+impl<S: Shape, const V: usize, D: Device> fmt::Debug for Tokens<S, V, D> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "Tokens<{}, {V}> {{ batch: {}, device: {} }}",
+            fmt_dims(S::DIMS),
+            self.batch,
+            self.dev.name()
+        )
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -287,5 +409,33 @@ mod tests {
             e.to_string(),
             "label 3 at sample 2 is out of range for 3 classes"
         );
+    }
+
+    #[test]
+    fn tokens_name_sample_position_and_value() {
+        let t = Tokens::<S1<3>, 5>::new::<f32>(&Cpu, &[0, 4, 1, 2, 3, 4]).unwrap();
+        assert_eq!((t.batch(), t.numel()), (2, 6));
+        assert_eq!(t.as_slice(), &[0, 4, 1, 2, 3, 4]);
+        assert_eq!(t.buf, vec![0, 4, 1, 2, 3, 4]);
+        let e = Tokens::<S1<3>, 5>::new::<f32>(&Cpu, &[0, 1, 2, 3, 5, 1])
+            .err()
+            .unwrap();
+        assert_eq!(
+            e.to_string(),
+            "token id 5 at sample 1, position 1 is out of range for a vocabulary of 5"
+        );
+        let e = Tokens::<S1<3>, 5>::new::<f32>(&Cpu, &[0, 1]).err().unwrap();
+        assert!(e.to_string().contains("got 2"), "{e}");
+    }
+
+    #[test]
+    fn tokens_set_batch_reuses_capacity() {
+        let mut t = Tokens::<S1<4>, 9>::zeros::<f32>(&Cpu, 8).unwrap();
+        let p = t.buf.as_ptr();
+        t.set_batch::<f32>(3).unwrap();
+        t.set::<f32>(&[1; 20]).unwrap();
+        t.set_batch::<f32>(8).unwrap();
+        assert_eq!(t.buf.as_ptr(), p);
+        assert_eq!((t.batch(), t.numel()), (8, 32));
     }
 }

@@ -13,10 +13,10 @@ use kiln_core::device::{
 };
 use kiln_core::device::{LossKind, LossTarget};
 use kiln_core::kernels::{
-    BatchNormKernels, ConvKernels, DropoutKernels, LossKernels, OptimKernels, PoolKernels,
-    SoftmaxKernels, UpsampleKernels,
+    BatchNormKernels, ConvKernels, DropoutKernels, EmbeddingKernels, LossKernels, OptimKernels,
+    PoolKernels, SoftmaxKernels, UpsampleKernels,
 };
-use kiln_core::{Acc, Act, Backend, Elem, Error, Gemm, Result, Scalar};
+use kiln_core::{Acc, Act, Backend, Elem, Error, Gemm, GemmBatched, Result, Scalar};
 
 type Buf<T> = crate::CudaBuf<T>;
 
@@ -69,6 +69,17 @@ impl<E: Elem> Backend<E> for Cuda {
         let lens = [a.len(), b.len(), c.len()];
         let (pa, pb, pc) = (self.opnd(a)?, self.opnd(b)?, self.opnd_mut(c)?);
         self.gemm_raw(dtype::<E>()?, g, pa, pb, pc, lens)
+    }
+    fn raw_gemm_batched(
+        &self,
+        g: &GemmBatched,
+        a: &Buf<E>,
+        b: &Buf<E>,
+        c: &mut Buf<E>,
+    ) -> Result<()> {
+        let lens = [a.len(), b.len(), c.len()];
+        let (pa, pb, pc) = (self.opnd(a)?, self.opnd(b)?, self.opnd_mut(c)?);
+        self.gemm_batched_raw(dtype::<E>()?, g, pa, pb, pc, lens)
     }
     fn raw_add_bias(&self, y: &mut Buf<E>, b: &Buf<E>, rows: usize, cols: usize) -> Result<()> {
         let (pb, py) = (self.opnd(b)?, self.opnd_mut(y)?);
@@ -475,6 +486,36 @@ impl<E: Elem> SoftmaxKernels<E> for Cuda {
     }
 }
 
+// ---- embedding ----
+impl<E: Elem> EmbeddingKernels<E> for Cuda {
+    fn raw_embedding_fwd(
+        &self,
+        w: &Buf<E>,
+        ids: &Buf<u32>,
+        y: &mut Buf<E>,
+        n: usize,
+        vocab: usize,
+        dim: usize,
+    ) -> Result<()> {
+        let ops = [self.opnd(w)?, self.opnd(ids)?, self.opnd_mut(y)?];
+        self.go::<E>(&plan::embedding_fwd(n, vocab, dim), &ops)
+    }
+    fn raw_embedding_bwd(
+        &self,
+        ids: &Buf<u32>,
+        dy: &Buf<E>,
+        dw: &mut Buf<E>,
+        n: usize,
+        vocab: usize,
+        dim: usize,
+        padding: Option<usize>,
+        acc: Acc,
+    ) -> Result<()> {
+        let ops = [self.opnd(ids)?, self.opnd(dy)?, self.opnd_mut(dw)?];
+        self.go::<E>(&plan::embedding_bwd(n, vocab, dim, padding, acc), &ops)
+    }
+}
+
 // ---- loss ----
 impl<E: Elem> LossKernels<E> for Cuda {
     fn raw_loss(
@@ -487,9 +528,12 @@ impl<E: Elem> LossKernels<E> for Cuda {
         cols: usize,
     ) -> Result<E> {
         let t = match (kind, target) {
-            (LossKind::SoftmaxCrossEntropy | LossKind::Hinge { .. }, LossTarget::Classes(l)) => {
-                self.opnd(l)?
-            }
+            (
+                LossKind::SoftmaxCrossEntropy
+                | LossKind::Hinge { .. }
+                | LossKind::TokenCrossEntropy { .. },
+                LossTarget::Classes(l),
+            ) => self.opnd(l)?,
             (LossKind::Mse | LossKind::L1 | LossKind::BceWithLogits, LossTarget::Dense(t)) => {
                 self.opnd(t)?
             }

@@ -15,7 +15,7 @@
 //! reference product ([`reference_gemm`]) on exactly those arguments and
 //! compare with the CPU device, so layout bugs surface without a GPU.
 
-use kiln_core::Gemm;
+use kiln_core::{Gemm, GemmBatched};
 use num_traits::Float;
 
 /// Which of `Backend::gemm`'s operands a cuBLAS operand is.
@@ -130,5 +130,54 @@ pub fn reference_gemm<T: Float>(x: &CublasArgs, a: &[T], b: &[T], c: &mut [T]) {
                 alpha * s + beta * *cv
             };
         }
+    }
+}
+
+/// The arguments of one `cublas{S,D}gemmStridedBatched` call: product `i`
+/// is [`CublasArgs`] `args` with cuBLAS's operands moved by `i·stride_a`,
+/// `i·stride_b`, `i·stride_c` elements. As in [`cublas_args`], cuBLAS's first
+/// operand is kiln's `B`, so the strides swap with the operands.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct CublasBatchedArgs {
+    /// The arguments of product 0.
+    pub args: CublasArgs,
+    /// Stride of cuBLAS's first operand (kiln's `stride_b`).
+    pub stride_a: usize,
+    /// Stride of cuBLAS's second operand (kiln's `stride_a`).
+    pub stride_b: usize,
+    /// Stride of `C`.
+    pub stride_c: usize,
+    /// Number of products.
+    pub batch: usize,
+}
+
+/// The cuBLAS call computing the row-major batch `g` (see the module doc).
+pub fn cublas_batched_args(g: &GemmBatched) -> CublasBatchedArgs {
+    let args = cublas_args(&g.gemm);
+    let stride = |o: Operand| {
+        if o == Operand::A {
+            g.stride_a
+        } else {
+            g.stride_b
+        }
+    };
+    CublasBatchedArgs {
+        args,
+        stride_a: stride(args.a),
+        stride_b: stride(args.b),
+        stride_c: g.stride_c,
+        batch: g.batch,
+    }
+}
+
+/// [`reference_gemm`] on every product of a strided batch, in order
+/// (cuBLAS's semantics of `gemmStridedBatched`).
+pub fn reference_gemm_batched<T: Float>(x: &CublasBatchedArgs, a: &[T], b: &[T], c: &mut [T]) {
+    for i in 0..x.batch {
+        let mut p = x.args;
+        p.a_off += i * x.stride_a;
+        p.b_off += i * x.stride_b;
+        p.c_off += i * x.stride_c;
+        reference_gemm(&p, a, b, c);
     }
 }

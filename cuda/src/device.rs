@@ -1,13 +1,13 @@
 //! The [`Cuda`] device: context, stream, cuBLAS handle and the kernel cache
 //! behind one `Arc`; buffers; running launch plans.
 
-use crate::blas::{self, CublasArgs, Operand};
+use crate::blas::{self, CublasArgs, CublasBatchedArgs, Operand};
 use crate::emulate::{HostShim, KArg};
 use crate::kernels::{self, Dtype, Kernel};
 use crate::libs::{self, Lib};
 use crate::plan::{Arg, Plan};
 use cudarc::driver::{CudaContext, CudaFunction, CudaModule, CudaSlice, CudaStream, DevicePtr};
-use kiln_core::{Device, Error, Gemm, Result, Scalar};
+use kiln_core::{Device, Error, Gemm, GemmBatched, Result, Scalar};
 use std::collections::HashMap;
 use std::fmt;
 use std::marker::PhantomData;
@@ -617,6 +617,54 @@ impl Cuda {
     }
 }
 
+impl Cuda {
+    /// `Backend::gemm_batched` for element type `dt`: cuBLAS's strided
+    /// batched GEMM on a GPU, the column-major reference per product in
+    /// emulation, both on [`blas::cublas_batched_args`].
+    pub(crate) fn gemm_batched_raw(
+        &self,
+        dt: Dtype,
+        g: &GemmBatched,
+        a: Opnd,
+        b: Opnd,
+        c: Opnd,
+        lens: [usize; 3],
+    ) -> Result<()> {
+        let x = blas::cublas_batched_args(g);
+        let pick = |o: Operand| if o == Operand::A { a } else { b };
+        let (pa, pb) = (pick(x.args.a), pick(x.args.b));
+        match &*self.inner {
+            Inner::Gpu(gpu) => gpu.gemm_batched(dt, &x, pa, pb, c),
+            Inner::Host(_) => {
+                let len = |o: Operand| if o == Operand::A { lens[0] } else { lens[1] };
+                // SAFETY: in emulation every operand address is a host `Vec` of
+                // `dt`'s element type and of the length in `lens` (taken from the
+                // buffers by `Backend::gemm_batched` in backend.rs, which borrows
+                // them for this whole call after `GemmBatched::check` has bounded
+                // every index of every product by those lengths); C came from a
+                // `&mut` buffer and A, B from `&` ones, so C aliases neither.
+                unsafe {
+                    match dt {
+                        Dtype::F32 => blas::reference_gemm_batched::<f32>(
+                            &x,
+                            std::slice::from_raw_parts(pa.addr as *const f32, len(x.args.a)),
+                            std::slice::from_raw_parts(pb.addr as *const f32, len(x.args.b)),
+                            std::slice::from_raw_parts_mut(c.addr as *mut f32, lens[2]),
+                        ),
+                        Dtype::F64 => blas::reference_gemm_batched::<f64>(
+                            &x,
+                            std::slice::from_raw_parts(pa.addr as *const f64, len(x.args.a)),
+                            std::slice::from_raw_parts(pb.addr as *const f64, len(x.args.b)),
+                            std::slice::from_raw_parts_mut(c.addr as *mut f64, lens[2]),
+                        ),
+                    }
+                }
+                Ok(())
+            }
+        }
+    }
+}
+
 /// A kernel argument's value, ready for the ABI.
 #[derive(Clone, Copy)]
 enum Val {
@@ -857,6 +905,112 @@ impl Gpu {
             }
         };
         r.map_err(|e| self.err("cuBLAS gemm", format!("{:?}", e.0)))
+    }
+}
+
+impl Gpu {
+    fn gemm_batched(
+        &self,
+        dt: Dtype,
+        x: &CublasBatchedArgs,
+        a: Opnd,
+        b: Opnd,
+        c: Opnd,
+    ) -> Result<()> {
+        use cudarc::cublas::sys::cublasOperation_t::{CUBLAS_OP_N, CUBLAS_OP_T};
+        let op = |t: bool| if t { CUBLAS_OP_T } else { CUBLAS_OP_N };
+        let int = |v: usize| {
+            i32::try_from(v).map_err(|_| {
+                self.err(
+                    "gemm_batched",
+                    format!("size {v} exceeds cuBLAS's 32-bit limit"),
+                )
+            })
+        };
+        let long = |v: usize| {
+            i64::try_from(v).map_err(|_| {
+                self.err(
+                    "gemm_batched",
+                    format!("stride {v} exceeds cuBLAS's 64-bit limit"),
+                )
+            })
+        };
+        let y = &x.args;
+        let (m, n, k, lda, ldb, ldc, batch) = (
+            int(y.m)?,
+            int(y.n)?,
+            int(y.k)?,
+            int(y.lda)?,
+            int(y.ldb)?,
+            int(y.ldc)?,
+            int(x.batch)?,
+        );
+        let (sa, sb, sc) = (long(x.stride_a)?, long(x.stride_b)?, long(x.stride_c)?);
+        let h = *self.blas.handle();
+        self.ctx
+            .bind_to_thread()
+            .map_err(|e| self.err("gemm_batched", driver_msg(&e)))?;
+        let es = dt.size() as u64;
+        let (pa, pb, pc) = (
+            a.addr + y.a_off as u64 * es,
+            b.addr + y.b_off as u64 * es,
+            c.addr + y.c_off as u64 * es,
+        );
+        // SAFETY: the pointers address live device buffers long enough for
+        // every product of the batch (`GemmBatched::check`, made by the
+        // caller), C's products do not overlap (same check); the handle is
+        // bound to our stream.
+        let r = unsafe {
+            match dt {
+                Dtype::F32 => {
+                    let (al, be) = (y.alpha as f32, y.beta as f32);
+                    cudarc::cublas::result::sgemm_strided_batched(
+                        h,
+                        op(y.transa),
+                        op(y.transb),
+                        m,
+                        n,
+                        k,
+                        &al,
+                        pa as *const f32,
+                        lda,
+                        sa,
+                        pb as *const f32,
+                        ldb,
+                        sb,
+                        &be,
+                        pc as *mut f32,
+                        ldc,
+                        sc,
+                        batch,
+                    )
+                }
+                Dtype::F64 => {
+                    let (al, be) = (y.alpha, y.beta);
+                    cudarc::cublas::result::dgemm_strided_batched(
+                        h,
+                        op(y.transa),
+                        op(y.transb),
+                        m,
+                        n,
+                        k,
+                        &al,
+                        pa as *const f64,
+                        lda,
+                        sa,
+                        pb as *const f64,
+                        ldb,
+                        sb,
+                        &be,
+                        pc as *mut f64,
+                        ldc,
+                        sc,
+                        batch,
+                    )
+                }
+            }
+        };
+        r.map_err(|e| self.err("cuBLAS gemm_batched", format!("{:?}", e.0)))
     }
 }
 

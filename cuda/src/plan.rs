@@ -235,6 +235,42 @@ pub fn bias_fwd(rows: usize, cols: usize) -> Plan {
     )
 }
 
+/// `y[i, :] = w[ids[i], :]` for `i < n` rows of `dim`. Operands: `[w, ids, y]`.
+pub fn embedding_fwd(n: usize, vocab: usize, dim: usize) -> Plan {
+    elementwise(
+        &kernels::EMBEDDING_FWD,
+        n * dim,
+        &[
+            Arg::Buf(0, 0),
+            Arg::Buf(1, 0),
+            Arg::Buf(2, 0),
+            Arg::U64(n as u64),
+            Arg::U64(vocab as u64),
+            Arg::U64(dim as u64),
+        ],
+    )
+}
+
+/// `dw[v, :] (acc)= Σ_{ids[i] = v} dy[i, :]` for `v ≠ padding`, one thread per
+/// element of `dw` (deterministic). Operands: `[ids, dy, dw]`.
+pub fn embedding_bwd(n: usize, vocab: usize, dim: usize, padding: Option<usize>, acc: Acc) -> Plan {
+    elementwise(
+        &kernels::EMBEDDING_BWD,
+        vocab * dim,
+        &[
+            Arg::Buf(0, 0),
+            Arg::Buf(1, 0),
+            Arg::Buf(2, 0),
+            Arg::U64(n as u64),
+            Arg::U64(vocab as u64),
+            Arg::U64(dim as u64),
+            // `vocab` matches no row: no padding.
+            Arg::U64(padding.unwrap_or(vocab) as u64),
+            Arg::I32(acc_flag(acc)),
+        ],
+    )
+}
+
 /// `db (acc)= Σ_r dy[r, ·]`. Operands: `[dy, db]`.
 pub fn bias_bwd(rows: usize, cols: usize, acc: Acc) -> Plan {
     let grid = (cols as u64).div_ceil(32).max(1) as u32;
@@ -340,14 +376,23 @@ pub fn loss(kind: LossKind, rows: usize, cols: usize, with_grad: bool) -> Plan {
     let nn = Arg::U64(n as u64);
     // (per-value losses, how many, 1/N, gradient)
     let (fwd, count, scale, bwd) = match kind {
-        LossKind::SoftmaxCrossEntropy => {
-            let sc = 1.0 / rows as f64;
+        LossKind::SoftmaxCrossEntropy | LossKind::TokenCrossEntropy { .. } => {
+            // per-position cross-entropy: ignored rows write 0, the mean is
+            // over the counted positions; u64::MAX matches no u32 label.
+            let (ignore, counted) = match kind {
+                LossKind::TokenCrossEntropy {
+                    ignore_index,
+                    positions,
+                } => (ignore_index.map_or(u64::MAX, u64::from), positions),
+                _ => (u64::MAX, rows),
+            };
+            let (sc, ig) = (1.0 / counted as f64, Arg::U64(ignore));
             (
                 Launch::new(
                     &kernels::CROSS_ENTROPY_FWD,
                     rows_grid(rows as u64),
                     ROW_BLOCK,
-                    &[x, t, s, r, c],
+                    &[x, t, s, r, c, ig],
                 ),
                 rows,
                 sc,
@@ -355,7 +400,7 @@ pub fn loss(kind: LossKind, rows: usize, cols: usize, with_grad: bool) -> Plan {
                     &kernels::CROSS_ENTROPY_BWD,
                     rows_grid(rows as u64),
                     ROW_BLOCK,
-                    &[x, t, dx, r, c, Arg::Real(sc)],
+                    &[x, t, dx, r, c, ig, Arg::Real(sc)],
                 ),
             )
         }

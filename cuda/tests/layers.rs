@@ -1,5 +1,5 @@
-//! kiln-core's convolution, pooling, dropout, batch-norm and upsampling layers
-//! give the same outputs,
+//! kiln-core's convolution, pooling, dropout, batch-norm, upsampling and
+//! embedding layers (and the per-position cross-entropy) give the same outputs,
 //! input gradients and parameter gradients on the CUDA device as on the CPU
 //! (the layers' own code, unchanged; only the device differs).
 //!
@@ -234,4 +234,53 @@ fn conv_layers_agree_f64() {
 fn pool_and_dropout_layers_agree() {
     pools::<f32>();
     pools::<f64>();
+}
+
+/// An embedding with a padding row and repeated ids, followed by the
+/// per-position cross-entropy with `ignore_index`: output, loss, logits
+/// gradient and table gradient on device `D`.
+fn embedding_step<E: Elem, D: Kernels<E>>(dev: &D) -> (Vec<E>, Vec<E>, Vec<Vec<E>>) {
+    use kiln_core::layers::{Embedding, EmbeddingConfig, TokenLayer};
+    use kiln_core::{Module, Tokens, S1, S2};
+    let cfg = EmbeddingConfig {
+        padding_idx: Some(3),
+        ..Default::default()
+    };
+    let mut e = Embedding::<E, D, 11, 11>::build(dev, &mut rng(2), cfg).unwrap();
+    let mut r = rng(3);
+    let ids: Vec<u32> = (0..4 * 9).map(|i| ((i * 7 + i / 5) % 11) as u32).collect();
+    let targets: Vec<u32> = ids.iter().map(|&i| (i * 3 + 1) % 11).collect();
+    let x = Tokens::<S1<9>, 11, D>::new::<E>(dev, &ids).unwrap();
+    let t = Tokens::<S1<9>, 11, D>::new::<E>(dev, &targets).unwrap();
+    let mut y = Tensor::<S2<9, 11>, E, D>::empty(dev).unwrap();
+    e.forward_train(&x, &mut y, &mut (), &mut TrainCtx::new(0))
+        .unwrap();
+    let mut dy = Tensor::empty(dev).unwrap();
+    let loss =
+        kiln_core::loss::cross_entropy_tokens(&y, &t, Some(targets[0]), Some(&mut dy)).unwrap();
+    // a second contribution, so both Acc modes of the scatter-add run
+    let extra: Vec<E> = common::rand_vec(&mut r, 4 * 9 * 11, 1.0);
+    let extra = Tensor::<S2<9, 11>, E, D>::from_slice(dev, &extra).unwrap();
+    let mut g = e.grads().unwrap();
+    e.backward(&x, &y, &mut (), &dy, &mut g, Acc::Set).unwrap();
+    e.backward(&x, &y, &mut (), &extra, &mut g, Acc::Add)
+        .unwrap();
+    let mut out = y.to_vec().unwrap();
+    out.push(loss);
+    (out, dy.to_vec().unwrap(), vec![g.weight.to_vec().unwrap()])
+}
+
+#[test]
+fn embedding_and_per_position_cross_entropy_agree() {
+    let d = device();
+    compare::<f32>(
+        "embedding + cross_entropy_tokens",
+        embedding_step(&Cpu),
+        embedding_step(&d),
+    );
+    compare::<f64>(
+        "embedding + cross_entropy_tokens",
+        embedding_step(&Cpu),
+        embedding_step(&d),
+    );
 }

@@ -18,10 +18,10 @@ use kiln_core::device::{
     UpsampleMode, Window2d,
 };
 use kiln_core::kernels::{
-    BatchNormKernels, ConvKernels, DropoutKernels, LossKernels, OptimKernels, PoolKernels,
-    SoftmaxKernels, UpsampleKernels,
+    BatchNormKernels, ConvKernels, DropoutKernels, EmbeddingKernels, LossKernels, OptimKernels,
+    PoolKernels, SoftmaxKernels, UpsampleKernels,
 };
-use kiln_core::{rng, Acc, Act, Backend, Cpu, Device, Elem, Gemm, Rng};
+use kiln_core::{rng, Acc, Act, Backend, Cpu, Device, Elem, Gemm, GemmBatched, Rng};
 use kiln_cuda::Cuda;
 use rand::Rng as _;
 
@@ -141,6 +141,72 @@ fn gemm<E: Elem>(d: &Cuda, r: &mut Rng, rep: &mut Report) {
         let (da, db, mut dc) = (up(d, &a), up(d, &b), up(d, &c));
         <Cuda as Backend<E>>::gemm(d, &g, &da, &db, &mut dc).unwrap();
         rep.add::<E>("gemm", &down(d, &dc), &want);
+    }
+}
+
+fn gemm_batched<E: Elem>(d: &Cuda, r: &mut Rng, rep: &mut Report) {
+    for g in gemms(r) {
+        let (ar, ac) = if g.trans_a { (g.k, g.m) } else { (g.m, g.k) };
+        let (br, bc) = if g.trans_b { (g.n, g.k) } else { (g.k, g.n) };
+        for (sa0, sb0) in [(false, false), (true, false), (false, true)] {
+            let batch = 3;
+            let (fa, fb, fc) = (
+                span(0, ar, g.lda, ac),
+                span(0, br, g.ldb, bc),
+                span(0, g.m, g.ldc, g.n),
+            );
+            let gb = GemmBatched {
+                gemm: g,
+                batch,
+                stride_a: if sa0 { 0 } else { fa },
+                stride_b: if sb0 { 0 } else { fb },
+                stride_c: fc,
+            };
+            let a: Vec<E> = rand_vec(r, g.a_off + (batch - 1) * gb.stride_a + fa, 1.0);
+            let b: Vec<E> = rand_vec(r, g.b_off + (batch - 1) * gb.stride_b + fb, 1.0);
+            let c: Vec<E> = rand_vec(r, g.c_off + (batch - 1) * gb.stride_c + fc, 1.0);
+            let mut want = c.clone();
+            <Cpu as Backend<E>>::gemm_batched(&Cpu, &gb, &a, &b, &mut want).unwrap();
+            let (da, db, mut dc) = (up(d, &a), up(d, &b), up(d, &c));
+            <Cuda as Backend<E>>::gemm_batched(d, &gb, &da, &db, &mut dc).unwrap();
+            rep.add::<E>("gemm_batched", &down(d, &dc), &want);
+        }
+    }
+}
+
+fn embedding<E: Elem>(d: &Cuda, r: &mut Rng, rep: &mut Report) {
+    for &(n, vocab, dim) in &[(1, 1, 1), (7, 5, 3), (300, 65, 33), (64, 1000, 8)] {
+        let w: Vec<E> = rand_vec(r, vocab * dim, 1.0);
+        // ids with repeats (more positions than rows, or a skewed draw)
+        let ids: Vec<u32> = (0..n)
+            .map(|_| r.random_range(0..vocab.min(n / 2 + 1)) as u32)
+            .collect();
+        let (dw_, dids) = (up(d, &w), up_u32::<E>(d, &ids));
+        let mut want = vec![E::zero(); n * dim];
+        <Cpu as EmbeddingKernels<E>>::embedding_fwd(&Cpu, &w, &ids, &mut want, n, vocab, dim)
+            .unwrap();
+        let mut dy_ = up(d, &vec![E::zero(); n * dim]);
+        <Cuda as EmbeddingKernels<E>>::embedding_fwd(d, &dw_, &dids, &mut dy_, n, vocab, dim)
+            .unwrap();
+        rep.add::<E>("embedding_fwd", &down(d, &dy_), &want);
+        let g: Vec<E> = rand_vec(r, n * dim, 1.0);
+        let dg = up(d, &g);
+        for padding in [None, Some(ids[0] as usize)] {
+            for acc in [Acc::Set, Acc::Add] {
+                let start: Vec<E> = rand_vec(r, vocab * dim, 1.0);
+                let mut want = start.clone();
+                <Cpu as EmbeddingKernels<E>>::embedding_bwd(
+                    &Cpu, &ids, &g, &mut want, n, vocab, dim, padding, acc,
+                )
+                .unwrap();
+                let mut dd = up(d, &start);
+                <Cuda as EmbeddingKernels<E>>::embedding_bwd(
+                    d, &dids, &dg, &mut dd, n, vocab, dim, padding, acc,
+                )
+                .unwrap();
+                rep.add::<E>("embedding_bwd", &down(d, &dd), &want);
+            }
+        }
     }
 }
 
@@ -294,8 +360,32 @@ fn losses<E: Elem>(d: &Cuda, r: &mut Rng, rep: &mut Report) {
             .map(|_| E::of(r.random_range(0.0..=1.0)))
             .collect();
         let (dxb, dl, dt) = (up(d, &x), up_u32::<E>(d, &labels), up(d, &dense));
-        for (name, kind) in kinds {
-            let classes = matches!(kind, LossKind::SoftmaxCrossEntropy | LossKind::Hinge { .. });
+        // per-position cross-entropy: every row, and ignoring the first row's label
+        let mut all = kinds.to_vec();
+        all.push((
+            "token_cross_entropy",
+            LossKind::TokenCrossEntropy {
+                ignore_index: None,
+                positions: rows,
+            },
+        ));
+        let positions = labels.iter().filter(|&&l| l != labels[0]).count();
+        if positions > 0 {
+            all.push((
+                "token_cross_entropy ignore",
+                LossKind::TokenCrossEntropy {
+                    ignore_index: Some(labels[0]),
+                    positions,
+                },
+            ));
+        }
+        for (name, kind) in all {
+            let classes = matches!(
+                kind,
+                LossKind::SoftmaxCrossEntropy
+                    | LossKind::Hinge { .. }
+                    | LossKind::TokenCrossEntropy { .. }
+            );
             let mut want_dx = vec![E::zero(); rows * cols];
             let want = {
                 let t = if classes {
@@ -959,13 +1049,15 @@ fn norm_and_upsample<E: Elem>(d: &Cuda, r: &mut Rng, rep: &mut Report) {
 fn all_ops<E: Elem>(d: &Cuda, rep: &mut Report) {
     let mut r = rng(7);
     type Part = fn(&Cuda, &mut Rng, &mut Report);
-    let parts: [(&str, Part); 12] = [
+    let parts: [(&str, Part); 14] = [
         ("distribution losses", distribution_losses::<E>),
         ("batch norm and upsampling", norm_and_upsample::<E>),
         ("toolkit", toolkit::<E>),
         ("conv and pooling", conv::<E>),
         ("memory", memory::<E>),
         ("gemm", gemm::<E>),
+        ("gemm_batched", gemm_batched::<E>),
+        ("embedding", embedding::<E>),
         ("bias", bias::<E>),
         ("activations", acts::<E>),
         ("element-wise", elementwise::<E>),

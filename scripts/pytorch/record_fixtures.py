@@ -31,6 +31,13 @@ Training toolkit (tests/torch_reference_toolkit.rs), on the same loss:
   (F.kl_div, reduction='batchmean'), and the focal loss written from its
   definition -alpha_y (1 - p_y)^gamma log p_y (torch has none), with
   autograd gradients.
+
+Tokens (tests/torch_reference_tokens.rs):
+
+* tokens.embedding: nn.Embedding(5, 3, padding_idx=1) on fixed weights, ids
+  with a repeated id and the padding id; output and weight gradient.
+* tokens.token_cross_entropy: F.cross_entropy over [B·T, V] logits with and
+  without ignore_index, value and gradient.
 """
 import json
 import math
@@ -311,6 +318,38 @@ def toolkit_loss_cases():
     return out
 
 
+def token_cases():
+    """Embedding (gather, scatter-add with padding_idx and a repeated id) and
+    per-position cross-entropy with ignore_index, on fixed values."""
+    V, DIM = 5, 3
+    emb = torch.nn.Embedding(V, DIM, padding_idx=1)
+    w = (torch.arange(V * DIM, dtype=torch.float64).reshape(V, DIM) * 0.37).sin()
+    with torch.no_grad():
+        emb.weight.copy_(w)  # the padding row is nonzero here: forward still reads it
+    ids = torch.tensor([[4, 1, 0], [4, 2, 4]])
+    r = torch.linspace(-1.0, 1.0, 2 * 3 * DIM).reshape(2, 3, DIM)
+    y = emb(ids)
+    # L = Σ y·r + ½ Σ y², so ∂L/∂y = r + y
+    (y * r + 0.5 * y * y).sum().backward()
+    out = {"embedding": {"vocab": V, "dim": DIM, "padding_idx": 1, "weight": w.tolist(),
+                         "ids": ids.tolist(), "r": r.tolist(), "y": y.tolist(),
+                         "weight_grad": emb.weight.grad.tolist()}}
+    T, VOC = 3, 4
+    x = (torch.arange(2 * T * VOC, dtype=torch.float64).reshape(2, T, VOC) * 0.71).cos() * 2.0
+    tg = torch.tensor([[0, 3, 1], [2, 1, 1]])
+    ce = {"logits": x.tolist(), "targets": tg.tolist()}
+    for name, ign in [("ignore_1", 1), ("no_ignore", -100)]:
+        z = x.clone().requires_grad_(True)
+        v = F.cross_entropy(z.view(-1, VOC), tg.view(-1), ignore_index=ign, reduction="mean")
+        v.backward()
+        ce[name] = {"value": v.item(), "grad": z.grad.tolist()}
+    # every position ignored: torch gives NaN (kiln returns an error instead)
+    allign = F.cross_entropy(x.view(-1, VOC), torch.ones(2 * T, dtype=torch.long), ignore_index=1)
+    assert math.isnan(allign.item())
+    out["token_cross_entropy"] = ce
+    return out
+
+
 json.dump(
     {
         "torch_version": torch.__version__,
@@ -324,6 +363,7 @@ json.dump(
         "freeze": freeze_cases(),
         "schedules": schedule_cases(),
         "losses_toolkit": toolkit_loss_cases(),
+        "tokens": token_cases(),
     },
     sys.stdout,
     indent=1,

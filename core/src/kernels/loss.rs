@@ -36,9 +36,12 @@ pub trait LossKernels<E: Elem>: Backend<E> {
     ) -> Result<E> {
         need(self, "loss x", x, rows * cols)?;
         match (kind, &target) {
-            (LossKind::SoftmaxCrossEntropy | LossKind::Hinge { .. }, LossTarget::Classes(l)) => {
-                need(self, "loss labels", *l, rows)?
-            }
+            (
+                LossKind::SoftmaxCrossEntropy
+                | LossKind::Hinge { .. }
+                | LossKind::TokenCrossEntropy { .. },
+                LossTarget::Classes(l),
+            ) => need(self, "loss labels", *l, rows)?,
             (LossKind::Mse | LossKind::L1 | LossKind::BceWithLogits, LossTarget::Dense(t)) => {
                 need(self, "loss target", *t, rows * cols)?
             }
@@ -54,6 +57,14 @@ pub trait LossKernels<E: Elem>: Backend<E> {
         }
         if rows * cols == 0 {
             return Err(Error::EmptyBatch { op: "loss" });
+        }
+        if let LossKind::TokenCrossEntropy { positions, .. } = kind {
+            if positions == 0 || positions > rows {
+                return Err(Error::invalid(
+                    "loss",
+                    format!("kiln internal error: {positions} counted positions of {rows} rows"),
+                ));
+            }
         }
         self.raw_loss(kind, x, target, dx, rows, cols)
     }

@@ -25,6 +25,7 @@
 //! | [`batchnorm`] | [`BatchNormKernels`] | `BatchNorm1d`, `BatchNorm2d` |
 //! | [`dropout`] | [`DropoutKernels`] | `Dropout` |
 //! | [`softmax`] | [`SoftmaxKernels`] | `Softmax` |
+//! | [`embedding`] | [`EmbeddingKernels`] | `Embedding` |
 //! | [`loss`] | [`LossKernels`] | the losses of `crate::loss` |
 //! | [`optim`] | [`OptimKernels`] | the optimizers and penalties |
 
@@ -32,6 +33,7 @@ pub mod batchnorm;
 pub mod conv;
 pub(crate) mod cpu_util;
 pub mod dropout;
+pub mod embedding;
 pub mod loss;
 pub mod optim;
 pub mod pool;
@@ -42,6 +44,7 @@ pub mod upsample;
 pub use batchnorm::BatchNormKernels;
 pub use conv::ConvKernels;
 pub use dropout::DropoutKernels;
+pub use embedding::EmbeddingKernels;
 pub use loss::LossKernels;
 pub use optim::OptimKernels;
 pub use pool::PoolKernels;
@@ -63,6 +66,7 @@ pub trait Kernels<E: Elem>:
     + BatchNormKernels<E>
     + DropoutKernels<E>
     + SoftmaxKernels<E>
+    + EmbeddingKernels<E>
     + LossKernels<E>
     + OptimKernels<E>
 {
@@ -76,6 +80,7 @@ impl<E: Elem, D> Kernels<E> for D where
         + BatchNormKernels<E>
         + DropoutKernels<E>
         + SoftmaxKernels<E>
+        + EmbeddingKernels<E>
         + LossKernels<E>
         + OptimKernels<E>
 {

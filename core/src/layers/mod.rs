@@ -7,6 +7,7 @@ pub mod conv2d;
 pub(crate) mod conv_common;
 pub mod conv_transpose2d;
 pub mod dropout;
+pub mod embedding;
 pub mod flatten;
 pub mod linear;
 pub mod pool;
@@ -21,6 +22,7 @@ pub use batchnorm::{
 pub use conv2d::{Conv2d, Conv2dConfig, Conv2dGrads, ConvCache};
 pub use conv_transpose2d::{ConvTranspose2d, ConvTranspose2dConfig, ConvTranspose2dGrads};
 pub use dropout::{Dropout, DropoutCache, DropoutConfig};
+pub use embedding::{Embedding, EmbeddingConfig, EmbeddingGrads, TokenLayer};
 pub use flatten::Flatten;
 pub use linear::{Linear, LinearConfig, LinearGrads};
 pub use pool::{AvgPool2d, GlobalAvgPool, MaxPool2d, Pool2dConfig, PoolIndices};

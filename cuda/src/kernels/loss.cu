@@ -17,23 +17,34 @@ template <typename T> __device__ __forceinline__ T row_logsumexp(const T* xr, u6
     return m + k_log(warp_sum(s));
 }
 
+// A row whose label equals `ignore` contributes 0 to the loss and gets a zero
+// gradient (per-position cross-entropy's ignore_index); `ignore` = 2⁶⁴ − 1
+// matches no u32 label.
 template <typename T>
-__device__ void cross_entropy_fwd(const T* x, const u32* labels, T* loss, u64 rows, u64 cols) {
+__device__ void cross_entropy_fwd(const T* x, const u32* labels, T* loss, u64 rows, u64 cols, u64 ignore) {
     KILN_WARP_ROW(row, lane);
     if (row >= rows) return;
+    const u64 y = labels[row];
+    if (y == ignore) {
+        if (lane == 0) loss[row] = T(0);
+        return;
+    }
     const T* xr = x + row * cols;
     const T lse = row_logsumexp(xr, cols, lane);
-    const u64 y = labels[row];
     if (lane == 0) loss[row] = y < cols ? lse - xr[y] : k_nan<T>();
 }
 
 template <typename T>
-__device__ void cross_entropy_bwd(const T* x, const u32* labels, T* dx, u64 rows, u64 cols, T scale) {
+__device__ void cross_entropy_bwd(const T* x, const u32* labels, T* dx, u64 rows, u64 cols, u64 ignore, T scale) {
     KILN_WARP_ROW(row, lane);
     if (row >= rows) return;
+    const u64 y = labels[row];
+    if (y == ignore) {
+        for (u64 j = lane; j < cols; j += 32) dx[row * cols + j] = T(0);
+        return;
+    }
     const T* xr = x + row * cols;
     const T lse = row_logsumexp(xr, cols, lane);
-    const u64 y = labels[row];
     for (u64 j = lane; j < cols; j += 32) {
         const T p = k_exp(xr[j] - lse);
         dx[row * cols + j] = (p - (j == y ? T(1) : T(0))) * scale;
@@ -228,12 +239,12 @@ template <typename T> __device__ void kl_div_bwd(const T* x, const T* t, T* dx, 
 
 #define KILN_LOSS(S, T)                                                                            \
     extern "C" __global__ void cross_entropy_fwd_##S(const T* x, const u32* labels, T* loss,      \
-                                                     u64 rows, u64 cols) {                         \
-        cross_entropy_fwd<T>(x, labels, loss, rows, cols);                                         \
+                                                     u64 rows, u64 cols, u64 ignore) {             \
+        cross_entropy_fwd<T>(x, labels, loss, rows, cols, ignore);                                 \
     }                                                                                              \
     extern "C" __global__ void cross_entropy_bwd_##S(const T* x, const u32* labels, T* dx,        \
-                                                     u64 rows, u64 cols, T scale) {                \
-        cross_entropy_bwd<T>(x, labels, dx, rows, cols, scale);                                    \
+                                                     u64 rows, u64 cols, u64 ignore, T scale) {    \
+        cross_entropy_bwd<T>(x, labels, dx, rows, cols, ignore, scale);                            \
     }                                                                                              \
     extern "C" __global__ void hinge_fwd_##S(const T* x, const u32* labels, T* loss, u64 rows,    \
                                              u64 cols, T margin) {                                 \

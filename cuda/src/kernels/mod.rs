@@ -161,13 +161,17 @@ registry! {
         GELU_TANH_FWD = gelu_tanh_fwd(In, Out, U64, Real);
         GELU_TANH_BWD = gelu_tanh_bwd(In, In, In, Out, U64, Real, I32);
     }
+    embedding (include_str!("embedding.cu")) {
+        EMBEDDING_FWD = embedding_fwd(In, Labels, Out, U64, U64, U64);
+        EMBEDDING_BWD = embedding_bwd(Labels, In, Out, U64, U64, U64, U64, I32);
+    }
     softmax (include_str!("softmax.cu")) {
         SOFTMAX_FWD = softmax_fwd(In, Out, U64, U64);
         SOFTMAX_BWD = softmax_bwd(In, In, Out, U64, U64, I32);
     }
     loss (include_str!("loss.cu")) {
-        CROSS_ENTROPY_FWD = cross_entropy_fwd(In, Labels, Out, U64, U64);
-        CROSS_ENTROPY_BWD = cross_entropy_bwd(In, Labels, Out, U64, U64, Real);
+        CROSS_ENTROPY_FWD = cross_entropy_fwd(In, Labels, Out, U64, U64, U64);
+        CROSS_ENTROPY_BWD = cross_entropy_bwd(In, Labels, Out, U64, U64, U64, Real);
         HINGE_FWD = hinge_fwd(In, Labels, Out, U64, U64, Real);
         HINGE_BWD = hinge_bwd(In, Labels, Out, U64, U64, Real, Real);
         MSE_FWD = mse_fwd(In, In, Out, U64);
