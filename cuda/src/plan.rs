@@ -1196,6 +1196,8 @@ mod tests {
             batch_norm_bwd(&bn, Acc::Set, Some(Acc::Add)),
             upsample2d_fwd(&rs, 2),
             upsample2d_bwd(&rs, 2, Acc::Set),
+            embedding_fwd(12, 7, 5),
+            embedding_bwd(12, 7, 5, Some(0), Acc::Set),
         ]);
         let mut seen = std::collections::HashSet::new();
         for p in &plans {
