@@ -14,7 +14,7 @@ pub mod softmax;
 pub mod unpool;
 pub mod upsample;
 
-pub use activation::{LeakyRelu, Relu, Sigmoid, Tanh};
+pub use activation::{Gelu, LeakyRelu, Relu, Sigmoid, Tanh};
 pub use batchnorm::{
     BatchNorm, BatchNorm1d, BatchNorm2d, BatchNormCache, BatchNormConfig, BatchNormGrads,
 };
