@@ -71,6 +71,23 @@ kiln::network! {
     }
 }
 
+kiln::network! {
+    /// GELU (exact and tanh) and PReLU (shared, per channel of an image,
+    /// per feature) in one generated network.
+    pub struct NewActivations {
+        input: [2, 3, 3],
+        conv: Conv2d(3, kernel = 3, padding = 1),
+        p1: PReLU(3),
+        gelu,
+        flatten,
+        fc1: Linear(7),
+        p2: PReLU,
+        Gelu(approximate = "tanh"),
+        fc2: Linear(4),
+        p3: PReLU(num_parameters = 4, init = 0.1),
+    }
+}
+
 const TOL: f64 = 1e-6;
 
 fn t<S: Shape>(v: &[f64]) -> Tensor<S, f64> {
@@ -82,6 +99,21 @@ fn chain() {
     let mut net = Chain::<f64, Cpu>::init(&Cpu, &mut rng(1)).unwrap();
     let err = check_layer(&mut net, 3, 7).unwrap();
     assert!(err < TOL, "{err}");
+}
+
+#[test]
+fn new_activations() {
+    let mut net = NewActivations::<f64, Cpu>::init(&Cpu, &mut rng(11)).unwrap();
+    // Slopes away from their initial value, so a swapped slope would show.
+    net.p1.weight.copy_from_slice(&[0.3, -0.2, 0.7]).unwrap();
+    let err = check_layer(&mut net, 3, 12).unwrap();
+    assert!(err < TOL, "{err}");
+    // conv 3·2·9 + 3, PReLU 3, fc1 (27·7 + 7), PReLU 1, fc2 (7·4 + 4), PReLU 4.
+    assert_eq!(NewActivations::<f64>::PARAMS, 57 + 3 + 196 + 1 + 32 + 4);
+    let mut names = Vec::new();
+    net.visit(&Path::ROOT, &mut |p, _| names.push(p.to_string()));
+    assert!(names.contains(&"p1.weight".to_string()) && names.contains(&"p3.weight".to_string()));
+    assert_eq!(net.p3.weight.to_vec().unwrap(), vec![0.1; 4]);
 }
 
 #[test]

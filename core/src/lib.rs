@@ -40,8 +40,8 @@ pub use elem::{Elem, Scalar};
 pub use error::{Error, Result};
 pub use init::Init;
 pub use kernels::{
-    BatchNormKernels, ConvKernels, DropoutKernels, Kernels, LossKernels, OptimKernels, PoolKernels,
-    SoftmaxKernels, UpsampleKernels,
+    BatchNormKernels, ConvKernels, DropoutKernels, Kernels, LossKernels, OptimKernels,
+    PReluKernels, PoolKernels, SoftmaxKernels, UpsampleKernels,
 };
 pub use module::{Build, Layer, Module, ParamMut, ParamRef, Path, Role, TrainCtx};
 pub use shape::{Shape, S1, S2, S3, S4};

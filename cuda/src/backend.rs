@@ -13,8 +13,8 @@ use kiln_core::device::{
 };
 use kiln_core::device::{LossKind, LossTarget};
 use kiln_core::kernels::{
-    BatchNormKernels, ConvKernels, DropoutKernels, LossKernels, OptimKernels, PoolKernels,
-    SoftmaxKernels, UpsampleKernels,
+    BatchNormKernels, ConvKernels, DropoutKernels, LossKernels, OptimKernels, PReluDims,
+    PReluKernels, PoolKernels, SoftmaxKernels, UpsampleKernels,
 };
 use kiln_core::{Acc, Act, Backend, Elem, Error, Gemm, Result, Scalar};
 
@@ -416,6 +416,44 @@ impl<E: Elem> BatchNormKernels<E> for Cuda {
             pdx,
         ];
         self.go::<E>(&plan::batch_norm_bwd(d, gacc, acc), &ops)
+    }
+}
+
+// ---- prelu ----
+impl<E: Elem> PReluKernels<E> for Cuda {
+    fn raw_prelu_fwd(&self, d: &PReluDims, x: &Buf<E>, a: &Buf<E>, y: &mut Buf<E>) -> Result<()> {
+        if d.numel() == 0 {
+            return Ok(());
+        }
+        let ops = [self.opnd(x)?, self.opnd(a)?, self.opnd_mut(y)?];
+        self.go::<E>(&plan::prelu_fwd(d), &ops)
+    }
+
+    fn raw_prelu_bwd(
+        &self,
+        d: &PReluDims,
+        x: &Buf<E>,
+        a: &Buf<E>,
+        dy: &Buf<E>,
+        dx: Option<(&mut Buf<E>, Acc)>,
+        da: &mut Buf<E>,
+        gacc: Acc,
+    ) -> Result<()> {
+        if d.channels == 0 {
+            return Ok(());
+        }
+        let (pdx, acc) = match dx {
+            Some((b, acc)) => (self.opnd_mut(b)?, Some(acc)),
+            None => (Opnd { addr: 0, esize: 0 }, None),
+        };
+        let ops = [
+            self.opnd(x)?,
+            self.opnd(a)?,
+            self.opnd(dy)?,
+            self.opnd_mut(da)?,
+            pdx,
+        ];
+        self.go::<E>(&plan::prelu_bwd(d, gacc, acc), &ops)
     }
 }
 

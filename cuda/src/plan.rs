@@ -15,6 +15,7 @@ use kiln_core::device::{
     AdagradArgs, AdamArgs, BatchNormDims, LossKind, Resize2d, RmspropArgs, SgdArgs, UpsampleMode,
     Window2d,
 };
+use kiln_core::kernels::PReluDims;
 use kiln_core::{Acc, Act};
 
 /// Most arguments of any kernel.
@@ -634,6 +635,62 @@ pub fn batch_norm_bwd(d: &BatchNormDims, gacc: Acc, dx: Option<Acc>) -> Plan {
     plan
 }
 
+/// PReLU forward. Operands: `[x, weight, y]`.
+pub fn prelu_fwd(d: &PReluDims) -> Plan {
+    let n = d.numel();
+    elementwise(
+        &kernels::PRELU_FWD,
+        n,
+        &[
+            Arg::Buf(0, 0),
+            Arg::Buf(1, 0),
+            Arg::Buf(2, 0),
+            Arg::U64(n as u64),
+            Arg::U64(d.channels as u64),
+            Arg::U64(d.inner as u64),
+        ],
+    )
+}
+
+/// PReLU backward: the slopes' gradient (one block per channel), then (when
+/// `dx` is requested) the input gradient. Operands: `[x, weight, dy, dweight, dx]`.
+pub fn prelu_bwd(d: &PReluDims, gacc: Acc, dx: Option<Acc>) -> Plan {
+    let (c, inner) = (Arg::U64(d.channels as u64), Arg::U64(d.inner as u64));
+    let mut plan = Plan::one(Launch::new(
+        &kernels::PRELU_WEIGHT_BWD,
+        d.channels.max(1) as u32,
+        REDUCE_BLOCK,
+        &[
+            Arg::Buf(0, 0),
+            Arg::Buf(2, 0),
+            Arg::Buf(3, 0),
+            Arg::U64(d.batch as u64),
+            c,
+            inner,
+            Arg::I32(acc_flag(gacc)),
+        ],
+    ));
+    if let Some(acc) = dx {
+        let n = d.numel();
+        plan.push(Launch::new(
+            &kernels::PRELU_BWD,
+            grid_for(n as u64),
+            BLOCK,
+            &[
+                Arg::Buf(0, 0),
+                Arg::Buf(1, 0),
+                Arg::Buf(2, 0),
+                Arg::Buf(4, 0),
+                Arg::U64(n as u64),
+                c,
+                inner,
+                Arg::I32(acc_flag(acc)),
+            ],
+        ));
+    }
+    plan
+}
+
 fn resize_args(g: &Resize2d, batch: usize) -> [Arg; 6] {
     [
         Arg::U64((batch * g.channels) as u64),
@@ -1152,6 +1209,12 @@ mod tests {
             upsample2d_fwd(&rs, 2),
             upsample2d_bwd(&rs, 2, Acc::Set),
         ]);
+        let pd = PReluDims {
+            batch: 2,
+            channels: 3,
+            inner: 4,
+        };
+        plans.extend([prelu_fwd(&pd), prelu_bwd(&pd, Acc::Set, Some(Acc::Add))]);
         let mut seen = std::collections::HashSet::new();
         for p in &plans {
             for l in p.launches() {

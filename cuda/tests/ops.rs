@@ -18,8 +18,8 @@ use kiln_core::device::{
     UpsampleMode, Window2d,
 };
 use kiln_core::kernels::{
-    BatchNormKernels, ConvKernels, DropoutKernels, LossKernels, OptimKernels, PoolKernels,
-    SoftmaxKernels, UpsampleKernels,
+    BatchNormKernels, ConvKernels, DropoutKernels, LossKernels, OptimKernels, PReluDims,
+    PReluKernels, PoolKernels, SoftmaxKernels, UpsampleKernels,
 };
 use kiln_core::{rng, Acc, Act, Backend, Cpu, Device, Elem, Gemm, Rng};
 use kiln_cuda::Cuda;
@@ -267,6 +267,57 @@ fn softmax<E: Elem>(d: &Cuda, r: &mut Rng, rep: &mut Report) {
             )
             .unwrap();
             rep.add::<E>("softmax_bwd", &down(d, &ddx), &want);
+        }
+    }
+}
+
+fn prelu<E: Elem>(d: &Cuda, r: &mut Rng, rep: &mut Report) {
+    for &(batch, channels, inner) in &[(1, 1, 1), (3, 1, 257), (2, 5, 31), (4, 3, 100), (300, 2, 1)]
+    {
+        let pd = PReluDims {
+            batch,
+            channels,
+            inner,
+        };
+        let n = pd.numel();
+        let mut x: Vec<E> = rand_vec(r, n, 2.0);
+        x[0] = E::zero(); // x = 0 takes the negative branch (PyTorch's convention)
+        let a: Vec<E> = rand_vec(r, channels, 1.0);
+        let mut y = vec![E::zero(); n];
+        <Cpu as PReluKernels<E>>::prelu_fwd(&Cpu, &pd, &x, &a, &mut y).unwrap();
+        let mut dy_ = up(d, &vec![E::zero(); n]);
+        <Cuda as PReluKernels<E>>::prelu_fwd(d, &pd, &up(d, &x), &up(d, &a), &mut dy_).unwrap();
+        rep.add::<E>("prelu_fwd", &down(d, &dy_), &y);
+        for acc in [Acc::Set, Acc::Add] {
+            let g: Vec<E> = rand_vec(r, n, 1.0);
+            let dx0: Vec<E> = rand_vec(r, n, 1.0);
+            let da0: Vec<E> = rand_vec(r, channels, 1.0);
+            let (mut want, mut wda) = (dx0.clone(), da0.clone());
+            <Cpu as PReluKernels<E>>::prelu_bwd(
+                &Cpu,
+                &pd,
+                &x,
+                &a,
+                &g,
+                Some((&mut want, acc)),
+                &mut wda,
+                acc,
+            )
+            .unwrap();
+            let (mut ddx, mut dda) = (up(d, &dx0), up(d, &da0));
+            <Cuda as PReluKernels<E>>::prelu_bwd(
+                d,
+                &pd,
+                &up(d, &x),
+                &up(d, &a),
+                &up(d, &g),
+                Some((&mut ddx, acc)),
+                &mut dda,
+                acc,
+            )
+            .unwrap();
+            rep.add::<E>("prelu_bwd dx", &down(d, &ddx), &want);
+            rep.add::<E>("prelu_bwd dweight", &down(d, &dda), &wda);
         }
     }
 }
@@ -959,7 +1010,8 @@ fn norm_and_upsample<E: Elem>(d: &Cuda, r: &mut Rng, rep: &mut Report) {
 fn all_ops<E: Elem>(d: &Cuda, rep: &mut Report) {
     let mut r = rng(7);
     type Part = fn(&Cuda, &mut Rng, &mut Report);
-    let parts: [(&str, Part); 12] = [
+    let parts: [(&str, Part); 13] = [
+        ("prelu", prelu::<E>),
         ("distribution losses", distribution_losses::<E>),
         ("batch norm and upsampling", norm_and_upsample::<E>),
         ("toolkit", toolkit::<E>),

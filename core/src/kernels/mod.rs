@@ -24,6 +24,7 @@
 //! | [`upsample`] | [`UpsampleKernels`] | `Upsample` |
 //! | [`batchnorm`] | [`BatchNormKernels`] | `BatchNorm1d`, `BatchNorm2d` |
 //! | [`dropout`] | [`DropoutKernels`] | `Dropout` |
+//! | [`prelu`] | [`PReluKernels`] | `PRelu` |
 //! | [`softmax`] | [`SoftmaxKernels`] | `Softmax` |
 //! | [`loss`] | [`LossKernels`] | the losses of `crate::loss` |
 //! | [`optim`] | [`OptimKernels`] | the optimizers and penalties |
@@ -35,6 +36,7 @@ pub mod dropout;
 pub mod loss;
 pub mod optim;
 pub mod pool;
+pub mod prelu;
 pub mod softmax;
 pub mod unary;
 pub mod upsample;
@@ -45,6 +47,7 @@ pub use dropout::DropoutKernels;
 pub use loss::LossKernels;
 pub use optim::OptimKernels;
 pub use pool::PoolKernels;
+pub use prelu::{PReluDims, PReluKernels};
 pub use softmax::SoftmaxKernels;
 pub use upsample::UpsampleKernels;
 
@@ -65,6 +68,7 @@ pub trait Kernels<E: Elem>:
     + SoftmaxKernels<E>
     + LossKernels<E>
     + OptimKernels<E>
+    + PReluKernels<E>
 {
 }
 
@@ -78,5 +82,6 @@ impl<E: Elem, D> Kernels<E> for D where
         + SoftmaxKernels<E>
         + LossKernels<E>
         + OptimKernels<E>
+        + PReluKernels<E>
 {
 }

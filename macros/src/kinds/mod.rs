@@ -51,6 +51,7 @@ registry! {
     conv_transpose2d,
     unpool,
     upsample,
+    prelu,
 }
 
 /// A kind in the registry: the names it is written with and its parser.
