@@ -16,6 +16,7 @@ use kiln_core::kernels::{
     BatchNormKernels, ConvKernels, DropoutKernels, LossKernels, OptimKernels, PReluDims,
     PReluKernels, PoolKernels, SoftmaxKernels, UpsampleKernels,
 };
+use kiln_core::layers::{LayerNormDims, LayerNormKernels};
 use kiln_core::{Acc, Act, Backend, Elem, Error, Gemm, Result, Scalar};
 
 type Buf<T> = crate::CudaBuf<T>;
@@ -454,6 +455,67 @@ impl<E: Elem> PReluKernels<E> for Cuda {
             pdx,
         ];
         self.go::<E>(&plan::prelu_bwd(d, gacc, acc), &ops)
+    }
+}
+
+// ---- layernorm ----
+impl<E: Elem> LayerNormKernels<E> for Cuda {
+    fn raw_layer_norm_fwd(
+        &self,
+        d: &LayerNormDims,
+        x: &Buf<E>,
+        gamma: Option<&Buf<E>>,
+        beta: Option<&Buf<E>>,
+        y: &mut Buf<E>,
+        stats: &mut Buf<E>,
+    ) -> Result<()> {
+        if d.rows * d.cols == 0 {
+            return Ok(());
+        }
+        let none = Opnd { addr: 0, esize: 0 };
+        let flags = gamma.is_some() as i32 | (beta.is_some() as i32) << 1;
+        let ops = [
+            self.opnd(x)?,
+            gamma.map_or(Ok(none), |g| self.opnd(g))?,
+            beta.map_or(Ok(none), |b| self.opnd(b))?,
+            self.opnd_mut(y)?,
+            self.opnd_mut(stats)?,
+        ];
+        self.go::<E>(&plan::layer_norm_fwd(d, flags), &ops)
+    }
+
+    fn raw_layer_norm_bwd(
+        &self,
+        d: &LayerNormDims,
+        x: &Buf<E>,
+        stats: &Buf<E>,
+        gamma: Option<&Buf<E>>,
+        dy: &Buf<E>,
+        dx: Option<(&mut Buf<E>, Acc)>,
+        dgamma: Option<&mut Buf<E>>,
+        dbeta: Option<&mut Buf<E>>,
+        gacc: Acc,
+    ) -> Result<()> {
+        if d.cols == 0 {
+            return Ok(());
+        }
+        let none = Opnd { addr: 0, esize: 0 };
+        let flags =
+            dgamma.is_some() as i32 | (dbeta.is_some() as i32) << 1 | (gamma.is_some() as i32) << 2;
+        let (pdx, acc) = match dx {
+            Some((b, acc)) if d.rows > 0 => (self.opnd_mut(b)?, Some(acc)),
+            _ => (none, None),
+        };
+        let ops = [
+            self.opnd(x)?,
+            self.opnd(stats)?,
+            gamma.map_or(Ok(none), |g| self.opnd(g))?,
+            self.opnd(dy)?,
+            pdx,
+            dgamma.map_or(Ok(none), |g| self.opnd_mut(g))?,
+            dbeta.map_or(Ok(none), |b| self.opnd_mut(b))?,
+        ];
+        self.go::<E>(&plan::layer_norm_bwd(d, flags, gacc, acc), &ops)
     }
 }
 

@@ -11,8 +11,8 @@ use kiln_core::device::UpsampleMode;
 use kiln_core::kernels::Kernels;
 use kiln_core::layers::{
     AvgPool2d, BatchNorm1d, BatchNorm2d, BatchNormConfig, BatchNormGrads, Conv2d, Conv2dConfig,
-    Conv2dGrads, Dropout, DropoutConfig, Gelu, MaxPool2d, PRelu, PReluConfig, PReluGrads,
-    Pool2dConfig, Upsample, UpsampleConfig,
+    Conv2dGrads, Dropout, DropoutConfig, Gelu, LayerNorm, LayerNormConfig, LayerNormGrads,
+    MaxPool2d, PRelu, PReluConfig, PReluGrads, Pool2dConfig, Upsample, UpsampleConfig,
 };
 use kiln_core::{rng, Acc, Build, Cpu, Elem, Layer, Shape, Tensor, TrainCtx, S3};
 use kiln_cuda::Cuda;
@@ -264,6 +264,43 @@ fn run_stateless<E: Elem, D: Kernels<E>, L: Layer<E, D, Cache = (), Grads = ()>>
         )
         .unwrap();
     (y.to_vec().unwrap(), dx.to_vec().unwrap(), Vec::new())
+}
+
+fn ln_grads<E: Elem, D: Kernels<E>, const N: usize>(g: &LayerNormGrads<E, D, N>) -> Vec<Vec<E>> {
+    [&g.weight, &g.bias]
+        .into_iter()
+        .flatten()
+        .map(|t| t.to_vec().unwrap())
+        .collect()
+}
+
+fn layer_norms<E: Elem>() {
+    let d = LayerNormConfig::default();
+    let cfgs = [
+        ("layer_norm", d),
+        (
+            "layer_norm bias = false",
+            LayerNormConfig { bias: false, ..d },
+        ),
+        (
+            "layer_norm elementwise_affine = false",
+            LayerNormConfig {
+                elementwise_affine: false,
+                ..d
+            },
+        ),
+    ];
+    for (name, c) in cfgs {
+        let cpu = run::<E, Cpu, LayerNorm<E, Cpu, S3<2, 3, 37>, 37>>(&Cpu, c, ln_grads);
+        let cuda = run::<E, Cuda, LayerNorm<E, Cuda, S3<2, 3, 37>, 37>>(&device(), c, ln_grads);
+        compare(name, cpu, cuda);
+    }
+}
+
+#[test]
+fn layer_norm_layers_agree() {
+    layer_norms::<f32>();
+    layer_norms::<f64>();
 }
 
 #[test]

@@ -24,15 +24,17 @@ kiln::network! {
 
 kiln::network! {
     /// The layers of issue 10 part 4: exact and tanh GELU, shared and
-    /// per-feature PReLU.
+    /// per-feature PReLU, LayerNorm with and without bias.
     pub struct NewLayers {
         input: [12],
         fc1: Linear(24),
+        ln1: LayerNorm,
         gelu,
         act1: PReLU,
         fc2: Linear(16),
         Gelu(approximate = "tanh"),
         act2: PReLU(16),
+        ln2: LayerNorm(16, bias = false),
         fc3: Linear(5),
     }
 }
@@ -147,8 +149,8 @@ fn mlp_trains_like_on_the_cpu_f64() {
     agree::<f64>(1e-10);
 }
 
-/// GELU (both forms) and PReLU (shared and per feature): two Adam steps on
-/// the CUDA emulation match the CPU.
+/// GELU (both forms), PReLU (shared and per feature) and LayerNorm (with and
+/// without bias): two Adam steps on the CUDA emulation match the CPU.
 #[test]
 fn new_layers_train_like_on_the_cpu() {
     agree_on::<f32, NewLayers<f32, Cpu>, NewLayers<f32, Cuda>>(1e-4, 2);

@@ -25,6 +25,7 @@
 //! | [`batchnorm`] | [`BatchNormKernels`] | `BatchNorm1d`, `BatchNorm2d` |
 //! | [`dropout`] | [`DropoutKernels`] | `Dropout` |
 //! | [`prelu`] | [`PReluKernels`] | `PRelu` |
+//! | `crate::layers::layernorm` | `LayerNormKernels` | `LayerNorm` (kernels and layer in one file) |
 //! | [`softmax`] | [`SoftmaxKernels`] | `Softmax` |
 //! | [`loss`] | [`LossKernels`] | the losses of `crate::loss` |
 //! | [`optim`] | [`OptimKernels`] | the optimizers and penalties |
@@ -69,6 +70,7 @@ pub trait Kernels<E: Elem>:
     + LossKernels<E>
     + OptimKernels<E>
     + PReluKernels<E>
+    + crate::layers::LayerNormKernels<E>
 {
 }
 
@@ -83,5 +85,6 @@ impl<E: Elem, D> Kernels<E> for D where
         + LossKernels<E>
         + OptimKernels<E>
         + PReluKernels<E>
+        + crate::layers::LayerNormKernels<E>
 {
 }

@@ -8,6 +8,7 @@ pub(crate) mod conv_common;
 pub mod conv_transpose2d;
 pub mod dropout;
 pub mod flatten;
+pub mod layernorm;
 pub mod linear;
 pub mod pool;
 pub mod prelu;
@@ -23,6 +24,10 @@ pub use conv2d::{Conv2d, Conv2dConfig, Conv2dGrads, ConvCache};
 pub use conv_transpose2d::{ConvTranspose2d, ConvTranspose2dConfig, ConvTranspose2dGrads};
 pub use dropout::{Dropout, DropoutCache, DropoutConfig};
 pub use flatten::Flatten;
+pub use layernorm::{
+    LayerNorm, LayerNorm1d, LayerNormCache, LayerNormConfig, LayerNormDims, LayerNormGrads,
+    LayerNormKernels,
+};
 pub use linear::{Linear, LinearConfig, LinearGrads};
 pub use pool::{AvgPool2d, GlobalAvgPool, MaxPool2d, Pool2dConfig, PoolIndices};
 pub use prelu::{PRelu, PReluConfig, PReluGrads};

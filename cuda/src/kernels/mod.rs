@@ -218,6 +218,11 @@ registry! {
         PRELU_BWD = prelu_bwd(In, In, In, Out, U64, U64, U64, I32);
         PRELU_WEIGHT_BWD = prelu_weight_bwd(In, In, Out, U64, U64, U64, I32);
     }
+    layernorm (include_str!("layernorm.cu")) {
+        LAYER_NORM_FWD = layer_norm_fwd(In, In, In, Out, Out, U64, U64, Real, I32);
+        LAYER_NORM_BWD = layer_norm_bwd(In, In, In, In, Out, U64, U64, I32, I32);
+        LAYER_NORM_PARAM_BWD = layer_norm_param_bwd(In, In, In, Out, Out, U64, U64, I32, I32);
+    }
     upsample (include_str!("upsample.cu")) {
         UPSAMPLE2D_FWD = upsample2d_fwd(In, Out, U64, U64, U64, U64, U64, I32);
         UPSAMPLE2D_BWD = upsample2d_bwd(In, Out, U64, U64, U64, U64, U64, I32, I32);

@@ -52,6 +52,7 @@ registry! {
     unpool,
     upsample,
     prelu,
+    layernorm,
 }
 
 /// A kind in the registry: the names it is written with and its parser.
