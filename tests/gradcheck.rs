@@ -71,6 +71,39 @@ kiln::network! {
     }
 }
 
+kiln::network! {
+    /// GELU (exact and tanh) and PReLU (shared, per channel of an image,
+    /// per feature) in one generated network.
+    pub struct NewActivations {
+        input: [2, 3, 3],
+        conv: Conv2d(3, kernel = 3, padding = 1),
+        p1: PReLU(3),
+        gelu,
+        flatten,
+        fc1: Linear(7),
+        p2: PReLU,
+        Gelu(approximate = "tanh"),
+        fc2: Linear(4),
+        p3: PReLU(num_parameters = 4, init = 0.1),
+    }
+}
+
+kiln::network! {
+    /// LayerNorm in each form, between GELU layers.
+    pub struct Normed {
+        input: [6],
+        fc1: Linear(8),
+        ln1: LayerNorm,
+        gelu,
+        fc2: Linear(5),
+        ln2: LayerNorm(5, bias = false, eps = 1e-3),
+        Gelu(approximate = "tanh"),
+        fc3: Linear(4),
+        ln3: LayerNorm(elementwise_affine = false),
+        fc4: Linear(3),
+    }
+}
+
 const TOL: f64 = 1e-6;
 
 fn t<S: Shape>(v: &[f64]) -> Tensor<S, f64> {
@@ -82,6 +115,45 @@ fn chain() {
     let mut net = Chain::<f64, Cpu>::init(&Cpu, &mut rng(1)).unwrap();
     let err = check_layer(&mut net, 3, 7).unwrap();
     assert!(err < TOL, "{err}");
+}
+
+#[test]
+fn new_activations() {
+    let mut net = NewActivations::<f64, Cpu>::init(&Cpu, &mut rng(11)).unwrap();
+    // Slopes away from their initial value, so a swapped slope would show.
+    net.p1.weight.copy_from_slice(&[0.3, -0.2, 0.7]).unwrap();
+    let err = check_layer(&mut net, 3, 12).unwrap();
+    assert!(err < TOL, "{err}");
+    // conv 3·2·9 + 3, PReLU 3, fc1 (27·7 + 7), PReLU 1, fc2 (7·4 + 4), PReLU 4.
+    assert_eq!(NewActivations::<f64>::PARAMS, 57 + 3 + 196 + 1 + 32 + 4);
+    let mut names = Vec::new();
+    net.visit(&Path::ROOT, &mut |p, _| names.push(p.to_string()));
+    assert!(names.contains(&"p1.weight".to_string()) && names.contains(&"p3.weight".to_string()));
+    assert_eq!(net.p3.weight.to_vec().unwrap(), vec![0.1; 4]);
+}
+
+#[test]
+fn layer_norm_network() {
+    let mut net = Normed::<f64, Cpu>::init(&Cpu, &mut rng(13)).unwrap();
+    // γ and β away from 1 and 0, so a dropped or swapped parameter would show.
+    let mut r = rng(14);
+    let w = random_input(8, &mut r);
+    net.ln1
+        .weight
+        .as_mut()
+        .unwrap()
+        .copy_from_slice(&w)
+        .unwrap();
+    let b = random_input(8, &mut r);
+    net.ln1.bias.as_mut().unwrap().copy_from_slice(&b).unwrap();
+    let err = check_layer(&mut net, 3, 15).unwrap();
+    assert!(err < TOL, "{err}");
+    // fc1 56, ln1 16, fc2 45, ln2 5 (weight only), fc3 24, ln3 0, fc4 15.
+    assert_eq!(Normed::<f64>::PARAMS, 56 + 16 + 45 + 5 + 24 + 15);
+    let mut names = Vec::new();
+    net.visit(&Path::ROOT, &mut |p, _| names.push(p.to_string()));
+    let ln: Vec<&String> = names.iter().filter(|n| n.starts_with("ln")).collect();
+    assert_eq!(ln, ["ln1.weight", "ln1.bias", "ln2.weight"]);
 }
 
 #[test]

@@ -89,6 +89,20 @@ kiln::network! {
     }
 }
 
+kiln::network! {
+    /// LayerNorm, GELU and PReLU (their caches and kernels).
+    pub struct W3 {
+        input: [784],
+        fc1: Linear(128),
+        ln1: LayerNorm,
+        gelu,
+        fc2: Linear(64),
+        ln2: LayerNorm(64, bias = false),
+        act: PReLU(64),
+        fc3: Linear(10),
+    }
+}
+
 /// Steps counted after the warm-up.
 const STEPS: usize = 30;
 
@@ -157,6 +171,10 @@ fn training_steps_allocate_nothing_after_the_first() {
     report.push((
         "W2 LeNet-5, batch 256, SGD",
         count!(W2, S3<1, 28, 28>, 256, Sgd::new(0.01)),
+    ));
+    report.push((
+        "W3 LayerNorm/GELU/PReLU MLP, batch 64, Adam",
+        count!(W3, S1<784>, 64, Adam::new(1e-3)),
     ));
     let bad: Vec<String> = report
         .iter()

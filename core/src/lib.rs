@@ -41,7 +41,7 @@ pub use error::{Error, Result};
 pub use init::Init;
 pub use kernels::{
     BatchNormKernels, ConvKernels, DropoutKernels, EmbeddingKernels, Kernels, LossKernels,
-    OptimKernels, PoolKernels, SoftmaxKernels, UpsampleKernels,
+    OptimKernels, PReluKernels, PoolKernels, SoftmaxKernels, UpsampleKernels,
 };
 pub use module::{Build, Layer, Module, ParamMut, ParamRef, Path, Role, TrainCtx};
 pub use shape::{Shape, S1, S2, S3, S4};

@@ -14,8 +14,9 @@ use kiln_core::device::{
 use kiln_core::device::{LossKind, LossTarget};
 use kiln_core::kernels::{
     BatchNormKernels, ConvKernels, DropoutKernels, EmbeddingKernels, LossKernels, OptimKernels,
-    PoolKernels, SoftmaxKernels, UpsampleKernels,
+    PReluDims, PReluKernels, PoolKernels, SoftmaxKernels, UpsampleKernels,
 };
+use kiln_core::layers::{LayerNormDims, LayerNormKernels};
 use kiln_core::{Acc, Act, Backend, Elem, Error, Gemm, GemmBatched, Result, Scalar};
 
 type Buf<T> = crate::CudaBuf<T>;
@@ -427,6 +428,105 @@ impl<E: Elem> BatchNormKernels<E> for Cuda {
             pdx,
         ];
         self.go::<E>(&plan::batch_norm_bwd(d, gacc, acc), &ops)
+    }
+}
+
+// ---- prelu ----
+impl<E: Elem> PReluKernels<E> for Cuda {
+    fn raw_prelu_fwd(&self, d: &PReluDims, x: &Buf<E>, a: &Buf<E>, y: &mut Buf<E>) -> Result<()> {
+        if d.numel() == 0 {
+            return Ok(());
+        }
+        let ops = [self.opnd(x)?, self.opnd(a)?, self.opnd_mut(y)?];
+        self.go::<E>(&plan::prelu_fwd(d), &ops)
+    }
+
+    fn raw_prelu_bwd(
+        &self,
+        d: &PReluDims,
+        x: &Buf<E>,
+        a: &Buf<E>,
+        dy: &Buf<E>,
+        dx: Option<(&mut Buf<E>, Acc)>,
+        da: &mut Buf<E>,
+        gacc: Acc,
+    ) -> Result<()> {
+        if d.channels == 0 {
+            return Ok(());
+        }
+        let (pdx, acc) = match dx {
+            Some((b, acc)) => (self.opnd_mut(b)?, Some(acc)),
+            None => (Opnd { addr: 0, esize: 0 }, None),
+        };
+        let ops = [
+            self.opnd(x)?,
+            self.opnd(a)?,
+            self.opnd(dy)?,
+            self.opnd_mut(da)?,
+            pdx,
+        ];
+        self.go::<E>(&plan::prelu_bwd(d, gacc, acc), &ops)
+    }
+}
+
+// ---- layernorm ----
+impl<E: Elem> LayerNormKernels<E> for Cuda {
+    fn raw_layer_norm_fwd(
+        &self,
+        d: &LayerNormDims,
+        x: &Buf<E>,
+        gamma: Option<&Buf<E>>,
+        beta: Option<&Buf<E>>,
+        y: &mut Buf<E>,
+        stats: &mut Buf<E>,
+    ) -> Result<()> {
+        if d.rows * d.cols == 0 {
+            return Ok(());
+        }
+        let none = Opnd { addr: 0, esize: 0 };
+        let flags = gamma.is_some() as i32 | (beta.is_some() as i32) << 1;
+        let ops = [
+            self.opnd(x)?,
+            gamma.map_or(Ok(none), |g| self.opnd(g))?,
+            beta.map_or(Ok(none), |b| self.opnd(b))?,
+            self.opnd_mut(y)?,
+            self.opnd_mut(stats)?,
+        ];
+        self.go::<E>(&plan::layer_norm_fwd(d, flags), &ops)
+    }
+
+    fn raw_layer_norm_bwd(
+        &self,
+        d: &LayerNormDims,
+        x: &Buf<E>,
+        stats: &Buf<E>,
+        gamma: Option<&Buf<E>>,
+        dy: &Buf<E>,
+        dx: Option<(&mut Buf<E>, Acc)>,
+        dgamma: Option<&mut Buf<E>>,
+        dbeta: Option<&mut Buf<E>>,
+        gacc: Acc,
+    ) -> Result<()> {
+        if d.cols == 0 {
+            return Ok(());
+        }
+        let none = Opnd { addr: 0, esize: 0 };
+        let flags =
+            dgamma.is_some() as i32 | (dbeta.is_some() as i32) << 1 | (gamma.is_some() as i32) << 2;
+        let (pdx, acc) = match dx {
+            Some((b, acc)) if d.rows > 0 => (self.opnd_mut(b)?, Some(acc)),
+            _ => (none, None),
+        };
+        let ops = [
+            self.opnd(x)?,
+            self.opnd(stats)?,
+            gamma.map_or(Ok(none), |g| self.opnd(g))?,
+            self.opnd(dy)?,
+            pdx,
+            dgamma.map_or(Ok(none), |g| self.opnd_mut(g))?,
+            dbeta.map_or(Ok(none), |b| self.opnd_mut(b))?,
+        ];
+        self.go::<E>(&plan::layer_norm_bwd(d, flags, gacc, acc), &ops)
     }
 }
 

@@ -15,6 +15,8 @@ use kiln_core::device::{
     AdagradArgs, AdamArgs, BatchNormDims, LossKind, Resize2d, RmspropArgs, SgdArgs, UpsampleMode,
     Window2d,
 };
+use kiln_core::kernels::PReluDims;
+use kiln_core::layers::LayerNormDims;
 use kiln_core::{Acc, Act};
 
 /// Most arguments of any kernel.
@@ -679,6 +681,134 @@ pub fn batch_norm_bwd(d: &BatchNormDims, gacc: Acc, dx: Option<Acc>) -> Plan {
     plan
 }
 
+/// PReLU forward. Operands: `[x, weight, y]`.
+pub fn prelu_fwd(d: &PReluDims) -> Plan {
+    let n = d.numel();
+    elementwise(
+        &kernels::PRELU_FWD,
+        n,
+        &[
+            Arg::Buf(0, 0),
+            Arg::Buf(1, 0),
+            Arg::Buf(2, 0),
+            Arg::U64(n as u64),
+            Arg::U64(d.channels as u64),
+            Arg::U64(d.inner as u64),
+        ],
+    )
+}
+
+/// PReLU backward: the slopes' gradient (one block per channel), then (when
+/// `dx` is requested) the input gradient. Operands: `[x, weight, dy, dweight, dx]`.
+pub fn prelu_bwd(d: &PReluDims, gacc: Acc, dx: Option<Acc>) -> Plan {
+    let (c, inner) = (Arg::U64(d.channels as u64), Arg::U64(d.inner as u64));
+    let mut plan = Plan::one(Launch::new(
+        &kernels::PRELU_WEIGHT_BWD,
+        d.channels.max(1) as u32,
+        REDUCE_BLOCK,
+        &[
+            Arg::Buf(0, 0),
+            Arg::Buf(2, 0),
+            Arg::Buf(3, 0),
+            Arg::U64(d.batch as u64),
+            c,
+            inner,
+            Arg::I32(acc_flag(gacc)),
+        ],
+    ));
+    if let Some(acc) = dx {
+        let n = d.numel();
+        plan.push(Launch::new(
+            &kernels::PRELU_BWD,
+            grid_for(n as u64),
+            BLOCK,
+            &[
+                Arg::Buf(0, 0),
+                Arg::Buf(1, 0),
+                Arg::Buf(2, 0),
+                Arg::Buf(4, 0),
+                Arg::U64(n as u64),
+                c,
+                inner,
+                Arg::I32(acc_flag(acc)),
+            ],
+        ));
+    }
+    plan
+}
+
+/// Layer normalisation, one warp per row; `flags` bit 0: γ given, bit 1: β
+/// given. Operands: `[x, gamma, beta, y, stats]`.
+pub fn layer_norm_fwd(d: &LayerNormDims, flags: i32) -> Plan {
+    Plan::one(Launch::new(
+        &kernels::LAYER_NORM_FWD,
+        rows_grid(d.rows as u64),
+        ROW_BLOCK,
+        &[
+            Arg::Buf(0, 0),
+            Arg::Buf(1, 0),
+            Arg::Buf(2, 0),
+            Arg::Buf(3, 0),
+            Arg::Buf(4, 0),
+            Arg::U64(d.rows as u64),
+            Arg::U64(d.cols as u64),
+            Arg::Real(d.eps),
+            Arg::I32(flags),
+        ],
+    ))
+}
+
+/// Layer-normalisation backward: the parameter gradients (`flags` bit 0: dγ,
+/// bit 1: dβ; 32 columns per block) when any is requested, then the input
+/// gradient (one warp per row, `flags` bit 2: γ given) when `dx` is.
+/// Operands: `[x, stats, gamma, dy, dx, dgamma, dbeta]`.
+pub fn layer_norm_bwd(d: &LayerNormDims, flags: i32, gacc: Acc, dx: Option<Acc>) -> Plan {
+    let (rows, cols) = (Arg::U64(d.rows as u64), Arg::U64(d.cols as u64));
+    let mut plan = Plan {
+        launches: [None; MAX_LAUNCHES],
+        scratch: 0,
+        result: None,
+        result_dtype: None,
+    };
+    if flags & 3 != 0 {
+        plan.push(Launch::new(
+            &kernels::LAYER_NORM_PARAM_BWD,
+            (d.cols as u64).div_ceil(32).max(1) as u32,
+            REDUCE_BLOCK,
+            &[
+                Arg::Buf(0, 0),
+                Arg::Buf(1, 0),
+                Arg::Buf(3, 0),
+                Arg::Buf(5, 0),
+                Arg::Buf(6, 0),
+                rows,
+                cols,
+                Arg::I32(flags & 3),
+                Arg::I32(acc_flag(gacc)),
+            ],
+        ));
+    }
+    if let Some(acc) = dx {
+        plan.push(Launch::new(
+            &kernels::LAYER_NORM_BWD,
+            rows_grid(d.rows as u64),
+            ROW_BLOCK,
+            &[
+                Arg::Buf(0, 0),
+                Arg::Buf(1, 0),
+                Arg::Buf(2, 0),
+                Arg::Buf(3, 0),
+                Arg::Buf(4, 0),
+                rows,
+                cols,
+                Arg::I32((flags >> 2) & 1),
+                Arg::I32(acc_flag(acc)),
+            ],
+        ));
+    }
+    plan
+}
+
 fn resize_args(g: &Resize2d, batch: usize) -> [Arg; 6] {
     [
         Arg::U64((batch * g.channels) as u64),
@@ -1198,6 +1328,21 @@ mod tests {
             upsample2d_bwd(&rs, 2, Acc::Set),
             embedding_fwd(12, 7, 5),
             embedding_bwd(12, 7, 5, Some(0), Acc::Set),
+        ]);
+        let pd = PReluDims {
+            batch: 2,
+            channels: 3,
+            inner: 4,
+        };
+        plans.extend([prelu_fwd(&pd), prelu_bwd(&pd, Acc::Set, Some(Acc::Add))]);
+        let ld = LayerNormDims {
+            rows: 5,
+            cols: 40,
+            eps: 1e-5,
+        };
+        plans.extend([
+            layer_norm_fwd(&ld, 3),
+            layer_norm_bwd(&ld, 7, Acc::Set, Some(Acc::Add)),
         ]);
         let mut seen = std::collections::HashSet::new();
         for p in &plans {

@@ -11,7 +11,8 @@ use kiln_core::device::UpsampleMode;
 use kiln_core::kernels::Kernels;
 use kiln_core::layers::{
     AvgPool2d, BatchNorm1d, BatchNorm2d, BatchNormConfig, BatchNormGrads, Conv2d, Conv2dConfig,
-    Conv2dGrads, Dropout, DropoutConfig, MaxPool2d, Pool2dConfig, Upsample, UpsampleConfig,
+    Conv2dGrads, Dropout, DropoutConfig, Gelu, LayerNorm, LayerNormConfig, LayerNormGrads,
+    MaxPool2d, PRelu, PReluConfig, PReluGrads, Pool2dConfig, Upsample, UpsampleConfig,
 };
 use kiln_core::{rng, Acc, Build, Cpu, Elem, Layer, Shape, Tensor, TrainCtx, S3};
 use kiln_cuda::Cuda;
@@ -212,6 +213,100 @@ fn norms_and_upsampling<E: Elem>() {
         let cuda = run::<E, Cuda, Upsample<2, 3, 4, 6, 8>>(&device(), u, no_grads);
         compare(&format!("upsample {mode:?}"), cpu, cuda);
     }
+}
+
+fn prelu_grads<E: Elem, D: Kernels<E>, const C: usize>(g: &PReluGrads<E, D, C>) -> Vec<Vec<E>> {
+    vec![g.weight.to_vec().unwrap()]
+}
+
+fn activations<E: Elem>() {
+    let c = PReluConfig { init: -0.3 };
+    let cpu = run::<E, Cpu, PRelu<E, Cpu, S3<3, 5, 4>, 3>>(&Cpu, c, prelu_grads);
+    let cuda = run::<E, Cuda, PRelu<E, Cuda, S3<3, 5, 4>, 3>>(&device(), c, prelu_grads);
+    compare("prelu per channel", cpu, cuda);
+    let cpu = run::<E, Cpu, PRelu<E, Cpu, S3<3, 5, 4>, 1>>(&Cpu, c, prelu_grads);
+    let cuda = run::<E, Cuda, PRelu<E, Cuda, S3<3, 5, 4>, 1>>(&device(), c, prelu_grads);
+    compare("prelu shared", cpu, cuda);
+    for tanh in [false, true] {
+        let l = if tanh {
+            Gelu::<S3<3, 5, 4>>::approximate_tanh()
+        } else {
+            Gelu::default()
+        };
+        let cpu = run_stateless::<E, Cpu, _>(&Cpu, &l);
+        let cuda = run_stateless::<E, Cuda, _>(&device(), &l);
+        compare(&format!("gelu (tanh: {tanh})"), cpu, cuda);
+    }
+}
+
+/// [`run`] for a layer without parameters or cache, built by the caller.
+fn run_stateless<E: Elem, D: Kernels<E>, L: Layer<E, D, Cache = (), Grads = ()>>(
+    dev: &D,
+    layer: &L,
+) -> (Vec<E>, Vec<E>, Vec<Vec<E>>) {
+    let batch = 3;
+    let mut r = rng(9);
+    let xv: Vec<E> = common::rand_vec(&mut r, batch * L::In::NUMEL, 3.0);
+    let dyv: Vec<E> = common::rand_vec(&mut r, batch * L::Out::NUMEL, 1.0);
+    let x = Tensor::<L::In, E, D>::from_slice(dev, &xv).unwrap();
+    let dy = Tensor::<L::Out, E, D>::from_slice(dev, &dyv).unwrap();
+    let (mut y, mut dx) = (Tensor::empty(dev).unwrap(), Tensor::empty(dev).unwrap());
+    layer.forward(&x, &mut y, &mut ()).unwrap();
+    layer
+        .backward(
+            &x,
+            &y,
+            &mut (),
+            &dy,
+            Some((&mut dx, Acc::Set)),
+            &mut (),
+            Acc::Set,
+        )
+        .unwrap();
+    (y.to_vec().unwrap(), dx.to_vec().unwrap(), Vec::new())
+}
+
+fn ln_grads<E: Elem, D: Kernels<E>, const N: usize>(g: &LayerNormGrads<E, D, N>) -> Vec<Vec<E>> {
+    [&g.weight, &g.bias]
+        .into_iter()
+        .flatten()
+        .map(|t| t.to_vec().unwrap())
+        .collect()
+}
+
+fn layer_norms<E: Elem>() {
+    let d = LayerNormConfig::default();
+    let cfgs = [
+        ("layer_norm", d),
+        (
+            "layer_norm bias = false",
+            LayerNormConfig { bias: false, ..d },
+        ),
+        (
+            "layer_norm elementwise_affine = false",
+            LayerNormConfig {
+                elementwise_affine: false,
+                ..d
+            },
+        ),
+    ];
+    for (name, c) in cfgs {
+        let cpu = run::<E, Cpu, LayerNorm<E, Cpu, S3<2, 3, 37>, 37>>(&Cpu, c, ln_grads);
+        let cuda = run::<E, Cuda, LayerNorm<E, Cuda, S3<2, 3, 37>, 37>>(&device(), c, ln_grads);
+        compare(name, cpu, cuda);
+    }
+}
+
+#[test]
+fn layer_norm_layers_agree() {
+    layer_norms::<f32>();
+    layer_norms::<f64>();
+}
+
+#[test]
+fn prelu_and_gelu_layers_agree() {
+    activations::<f32>();
+    activations::<f64>();
 }
 
 #[test]

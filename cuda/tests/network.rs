@@ -22,6 +22,23 @@ kiln::network! {
     }
 }
 
+kiln::network! {
+    /// The layers of issue 10 part 4: exact and tanh GELU, shared and
+    /// per-feature PReLU, LayerNorm with and without bias.
+    pub struct NewLayers {
+        input: [12],
+        fc1: Linear(24),
+        ln1: LayerNorm,
+        gelu,
+        act1: PReLU,
+        fc2: Linear(16),
+        Gelu(approximate = "tanh"),
+        act2: PReLU(16),
+        ln2: LayerNorm(16, bias = false),
+        fc3: Linear(5),
+    }
+}
+
 fn device() -> Cuda {
     if std::env::var("KILN_TEST_GPU").as_deref() == Ok("1") {
         Cuda::new(0).unwrap()
@@ -30,10 +47,60 @@ fn device() -> Cuda {
     }
 }
 
+/// The parts of a network [`train`] reads.
+trait Net<E: Elem, D: Kernels<E>>: Module<E, D> + Sized {
+    type Tape;
+    fn make(dev: &D) -> Self;
+    fn tape(&self) -> Self::Tape;
+    fn fwd_train<'t>(
+        &mut self,
+        x: &Tensor<S1<12>, E, D>,
+        t: &'t mut Self::Tape,
+    ) -> &'t Tensor<S1<5>, E, D>;
+    fn bwd(&mut self, t: &mut Self::Tape, d: &Tensor<S1<5>, E, D>, g: &mut Self::Grads);
+    fn fwd(&self, x: &Tensor<S1<12>, E, D>) -> Vec<E>;
+    fn fc1_grad(g: &Self::Grads) -> Vec<E>;
+}
+
+macro_rules! net {
+    ($t:ident, $tape:ident) => {
+        impl<E: Elem, D: Kernels<E>> Net<E, D> for $t<E, D> {
+            type Tape = $tape<E, D>;
+            fn make(dev: &D) -> Self {
+                $t::<E, D>::init(dev, &mut rng(3)).unwrap()
+            }
+            fn tape(&self) -> Self::Tape {
+                $t::tape(self).unwrap()
+            }
+            fn fwd_train<'t>(
+                &mut self,
+                x: &Tensor<S1<12>, E, D>,
+                t: &'t mut Self::Tape,
+            ) -> &'t Tensor<S1<5>, E, D> {
+                self.forward_train(x, t).unwrap()
+            }
+            fn bwd(&mut self, t: &mut Self::Tape, d: &Tensor<S1<5>, E, D>, g: &mut Self::Grads) {
+                self.backward(t, d, g).unwrap()
+            }
+            fn fwd(&self, x: &Tensor<S1<12>, E, D>) -> Vec<E> {
+                self.forward(x).unwrap().to_vec().unwrap()
+            }
+            fn fc1_grad(g: &Self::Grads) -> Vec<E> {
+                g.fc1.weight.to_vec().unwrap()
+            }
+        }
+    };
+}
+net!(Mlp, MlpTape);
+net!(NewLayers, NewLayersTape);
+
 /// (loss per step, fc1 weight gradient of the last step, final logits)
-fn train<E: Elem, D: Kernels<E>>(dev: &D, steps: usize) -> (Vec<f64>, Vec<E>, Vec<E>) {
-    let mut net = Mlp::<E, D>::init(dev, &mut rng(3)).unwrap();
-    let (mut tape, mut grads) = (net.tape().unwrap(), net.grads().unwrap());
+fn train<E: Elem, D: Kernels<E>, N: Net<E, D>>(
+    dev: &D,
+    steps: usize,
+) -> (Vec<f64>, Vec<E>, Vec<E>) {
+    let mut net = N::make(dev);
+    let (mut tape, mut grads) = (net.tape(), net.grads().unwrap());
     let mut opt = Adam::new(1e-2);
     let batch = 37;
     let xs: Vec<E> = (0..batch * 12)
@@ -45,27 +112,31 @@ fn train<E: Elem, D: Kernels<E>>(dev: &D, steps: usize) -> (Vec<f64>, Vec<E>, Ve
     let mut dlogits = Tensor::empty(dev).unwrap();
     let mut losses = Vec::new();
     for _ in 0..steps {
-        let logits = net.forward_train(&x, &mut tape).unwrap();
+        let logits = net.fwd_train(&x, &mut tape);
         losses.push(cross_entropy(logits, &y, Some(&mut dlogits)).unwrap().f64());
-        net.backward(&mut tape, &dlogits, &mut grads).unwrap();
+        net.bwd(&mut tape, &dlogits, &mut grads);
         opt.step(&mut net, &grads).unwrap();
     }
-    let g = grads.fc1.weight.to_vec().unwrap();
-    let logits = net.forward(&x).unwrap().to_vec().unwrap();
+    let g = N::fc1_grad(&grads);
+    let logits = net.fwd(&x);
     (losses, g, logits)
 }
 
 fn agree<E: Elem>(tol: f64) {
+    agree_on::<E, Mlp<E, Cpu>, Mlp<E, Cuda>>(tol, 5);
+}
+
+fn agree_on<E: Elem, C: Net<E, Cpu>, G: Net<E, Cuda>>(tol: f64, steps: usize) {
     let dev = device();
-    let (lc, gc, oc) = train::<E, Cpu>(&Cpu, 5);
-    let (lg, gg, og) = train::<E, Cuda>(&dev, 5);
+    let (lc, gc, oc) = train::<E, Cpu, C>(&Cpu, steps);
+    let (lg, gg, og) = train::<E, Cuda, G>(&dev, steps);
     let lc: Vec<E> = lc.iter().map(|v| E::of(*v)).collect();
     let lg: Vec<E> = lg.iter().map(|v| E::of(*v)).collect();
     println!("{}: losses cpu {lc:?} / cuda {lg:?}", E::NAME);
     common::check("loss per step", &lg, &lc, tol);
     common::check("fc1.weight gradient", &gg, &gc, tol);
-    common::check("logits after 5 Adam steps", &og, &oc, tol);
-    assert!(lg[4] < lg[0], "training does not reduce the loss");
+    common::check("logits after the Adam steps", &og, &oc, tol);
+    assert!(lg[steps - 1] < lg[0], "training does not reduce the loss");
 }
 
 #[test]
@@ -76,4 +147,12 @@ fn mlp_trains_like_on_the_cpu_f32() {
 #[test]
 fn mlp_trains_like_on_the_cpu_f64() {
     agree::<f64>(1e-10);
+}
+
+/// GELU (both forms), PReLU (shared and per feature) and LayerNorm (with and
+/// without bias): two Adam steps on the CUDA emulation match the CPU.
+#[test]
+fn new_layers_train_like_on_the_cpu() {
+    agree_on::<f32, NewLayers<f32, Cpu>, NewLayers<f32, Cuda>>(1e-4, 2);
+    agree_on::<f64, NewLayers<f64, Cpu>, NewLayers<f64, Cuda>>(1e-10, 2);
 }

@@ -19,8 +19,9 @@ use kiln_core::device::{
 };
 use kiln_core::kernels::{
     BatchNormKernels, ConvKernels, DropoutKernels, EmbeddingKernels, LossKernels, OptimKernels,
-    PoolKernels, SoftmaxKernels, UpsampleKernels,
+    PReluDims, PReluKernels, PoolKernels, SoftmaxKernels, UpsampleKernels,
 };
+use kiln_core::layers::{LayerNormDims, LayerNormKernels};
 use kiln_core::{rng, Acc, Act, Backend, Cpu, Device, Elem, Gemm, GemmBatched, Rng};
 use kiln_cuda::Cuda;
 use rand::Rng as _;
@@ -333,6 +334,133 @@ fn softmax<E: Elem>(d: &Cuda, r: &mut Rng, rep: &mut Report) {
             )
             .unwrap();
             rep.add::<E>("softmax_bwd", &down(d, &ddx), &want);
+        }
+    }
+}
+
+fn prelu<E: Elem>(d: &Cuda, r: &mut Rng, rep: &mut Report) {
+    for &(batch, channels, inner) in &[(1, 1, 1), (3, 1, 257), (2, 5, 31), (4, 3, 100), (300, 2, 1)]
+    {
+        let pd = PReluDims {
+            batch,
+            channels,
+            inner,
+        };
+        let n = pd.numel();
+        let mut x: Vec<E> = rand_vec(r, n, 2.0);
+        x[0] = E::zero(); // x = 0 takes the negative branch (PyTorch's convention)
+        let a: Vec<E> = rand_vec(r, channels, 1.0);
+        let mut y = vec![E::zero(); n];
+        <Cpu as PReluKernels<E>>::prelu_fwd(&Cpu, &pd, &x, &a, &mut y).unwrap();
+        let mut dy_ = up(d, &vec![E::zero(); n]);
+        <Cuda as PReluKernels<E>>::prelu_fwd(d, &pd, &up(d, &x), &up(d, &a), &mut dy_).unwrap();
+        rep.add::<E>("prelu_fwd", &down(d, &dy_), &y);
+        for acc in [Acc::Set, Acc::Add] {
+            let g: Vec<E> = rand_vec(r, n, 1.0);
+            let dx0: Vec<E> = rand_vec(r, n, 1.0);
+            let da0: Vec<E> = rand_vec(r, channels, 1.0);
+            let (mut want, mut wda) = (dx0.clone(), da0.clone());
+            <Cpu as PReluKernels<E>>::prelu_bwd(
+                &Cpu,
+                &pd,
+                &x,
+                &a,
+                &g,
+                Some((&mut want, acc)),
+                &mut wda,
+                acc,
+            )
+            .unwrap();
+            let (mut ddx, mut dda) = (up(d, &dx0), up(d, &da0));
+            <Cuda as PReluKernels<E>>::prelu_bwd(
+                d,
+                &pd,
+                &up(d, &x),
+                &up(d, &a),
+                &up(d, &g),
+                Some((&mut ddx, acc)),
+                &mut dda,
+                acc,
+            )
+            .unwrap();
+            rep.add::<E>("prelu_bwd dx", &down(d, &ddx), &want);
+            rep.add::<E>("prelu_bwd dweight", &down(d, &dda), &wda);
+        }
+    }
+}
+
+fn layer_norm<E: Elem>(d: &Cuda, r: &mut Rng, rep: &mut Report) {
+    for &(rows, cols) in &[(1, 1), (3, 5), (7, 33), (9, 100), (130, 10), (2, 300)] {
+        let ld = LayerNormDims {
+            rows,
+            cols,
+            eps: 1e-5,
+        };
+        let n = rows * cols;
+        let x: Vec<E> = rand_vec(r, n, 3.0);
+        let (g, b): (Vec<E>, Vec<E>) = (rand_vec(r, cols, 1.0), rand_vec(r, cols, 1.0));
+        // (γ, β), γ only, neither.
+        for affine in 0..3 {
+            let gamma = (affine < 2).then_some(&g);
+            let beta = (affine == 0).then_some(&b);
+            let (mut y, mut st) = (vec![E::zero(); n], vec![E::zero(); 2 * rows]);
+            <Cpu as LayerNormKernels<E>>::layer_norm_fwd(
+                &Cpu, &ld, &x, gamma, beta, &mut y, &mut st,
+            )
+            .unwrap();
+            let (dg, db) = (up(d, &g), up(d, &b));
+            let (mut dy_, mut dst) = (
+                up(d, &vec![E::zero(); n]),
+                up(d, &vec![E::zero(); 2 * rows]),
+            );
+            <Cuda as LayerNormKernels<E>>::layer_norm_fwd(
+                d,
+                &ld,
+                &up(d, &x),
+                gamma.map(|_| &dg),
+                beta.map(|_| &db),
+                &mut dy_,
+                &mut dst,
+            )
+            .unwrap();
+            rep.add::<E>("layer_norm_fwd y", &down(d, &dy_), &y);
+            rep.add::<E>("layer_norm_fwd stats", &down(d, &dst), &st);
+            for acc in [Acc::Set, Acc::Add] {
+                let gy: Vec<E> = rand_vec(r, n, 1.0);
+                let dx0: Vec<E> = rand_vec(r, n, 1.0);
+                let (g0, b0): (Vec<E>, Vec<E>) = (rand_vec(r, cols, 1.0), rand_vec(r, cols, 1.0));
+                let (mut want, mut wg, mut wb) = (dx0.clone(), g0.clone(), b0.clone());
+                <Cpu as LayerNormKernels<E>>::layer_norm_bwd(
+                    &Cpu,
+                    &ld,
+                    &x,
+                    &st,
+                    gamma,
+                    &gy,
+                    Some((&mut want, acc)),
+                    gamma.map(|_| &mut wg),
+                    beta.map(|_| &mut wb),
+                    acc,
+                )
+                .unwrap();
+                let (mut ddx, mut ddg, mut ddb) = (up(d, &dx0), up(d, &g0), up(d, &b0));
+                <Cuda as LayerNormKernels<E>>::layer_norm_bwd(
+                    d,
+                    &ld,
+                    &up(d, &x),
+                    &dst,
+                    gamma.map(|_| &dg),
+                    &up(d, &gy),
+                    Some((&mut ddx, acc)),
+                    gamma.map(|_| &mut ddg),
+                    beta.map(|_| &mut ddb),
+                    acc,
+                )
+                .unwrap();
+                rep.add::<E>("layer_norm_bwd dx", &down(d, &ddx), &want);
+                rep.add::<E>("layer_norm_bwd dweight", &down(d, &ddg), &wg);
+                rep.add::<E>("layer_norm_bwd dbias", &down(d, &ddb), &wb);
+            }
         }
     }
 }
@@ -1049,7 +1177,9 @@ fn norm_and_upsample<E: Elem>(d: &Cuda, r: &mut Rng, rep: &mut Report) {
 fn all_ops<E: Elem>(d: &Cuda, rep: &mut Report) {
     let mut r = rng(7);
     type Part = fn(&Cuda, &mut Rng, &mut Report);
-    let parts: [(&str, Part); 14] = [
+    let parts: [(&str, Part); 16] = [
+        ("prelu", prelu::<E>),
+        ("layer norm", layer_norm::<E>),
         ("distribution losses", distribution_losses::<E>),
         ("batch norm and upsampling", norm_and_upsample::<E>),
         ("toolkit", toolkit::<E>),

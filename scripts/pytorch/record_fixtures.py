@@ -38,6 +38,12 @@ Tokens (tests/torch_reference_tokens.rs):
   with a repeated id and the padding id; output and weight gradient.
 * tokens.token_cross_entropy: F.cross_entropy over [B·T, V] logits with and
   without ignore_index, value and gradient.
+Layers (tests/torch_reference_layers.rs): nn.GELU() (exact and
+approximate='tanh'), nn.PReLU() / nn.PReLU(num_parameters=C) on [N, C, H, W],
+nn.LayerNorm(D) (with bias, bias=False, elementwise_affine=False) on
+[N, T, D]; fixed inputs, weights and output gradients dy (all recorded), the
+output y and the autograd gradients of sum(y * dy) with respect to the input
+and every parameter, under PyTorch's state_dict names.
 """
 import json
 import math
@@ -350,6 +356,59 @@ def token_cases():
     return out
 
 
+def fixed(shape, a, b):
+    """Deterministic values sin(a·i + b)·2 (i the flat index), no RNG."""
+    n = math.prod(shape)
+    return torch.tensor([2.0 * math.sin(a * i + b) for i in range(n)]).reshape(shape)
+
+
+def layer_case(module, x, dy):
+    x = x.clone().requires_grad_(True)
+    y = module(x)
+    (y * dy).sum().backward()
+    out = {
+        "x": x.detach().flatten().tolist(),
+        "dy": dy.flatten().tolist(),
+        "y": y.detach().flatten().tolist(),
+        "dx": x.grad.flatten().tolist(),
+        "params": {k: v.detach().flatten().tolist() for k, v in module.state_dict().items()},
+        "grads": {k: p.grad.flatten().tolist() for k, p in module.named_parameters()},
+    }
+    return out
+
+
+def layer_cases():
+    out = {}
+    x = fixed((3, 7), 0.9, 0.1)
+    dy = fixed((3, 7), 0.37, 1.0)
+    out["gelu"] = layer_case(torch.nn.GELU(), x, dy)
+    out["gelu_tanh"] = layer_case(torch.nn.GELU(approximate="tanh"), x, dy)
+    x = fixed((2, 3, 2, 2), 0.8, 0.2)
+    dy = fixed((2, 3, 2, 2), 0.45, 0.7)
+    shared = torch.nn.PReLU()
+    with torch.no_grad():
+        shared.weight.fill_(0.3)
+    out["prelu"] = layer_case(shared, x, dy)
+    per = torch.nn.PReLU(num_parameters=3)
+    with torch.no_grad():
+        per.weight.copy_(torch.tensor([0.3, -0.2, 0.1]))
+    out["prelu_channels"] = layer_case(per, x, dy)
+    x = fixed((2, 3, 5), 1.3, 0.4)
+    dy = fixed((2, 3, 5), 0.55, 0.9)
+    w, b = fixed((5,), 0.7, 1.1) * 0.5 + 1.0, fixed((5,), 0.3, 0.2) * 0.25
+    ln = torch.nn.LayerNorm(5)
+    with torch.no_grad():
+        ln.weight.copy_(w)
+        ln.bias.copy_(b)
+    out["layer_norm"] = layer_case(ln, x, dy)
+    ln = torch.nn.LayerNorm(5, bias=False)
+    with torch.no_grad():
+        ln.weight.copy_(w)
+    out["layer_norm_no_bias"] = layer_case(ln, x, dy)
+    out["layer_norm_no_affine"] = layer_case(torch.nn.LayerNorm(5, eps=1e-3, elementwise_affine=False), x, dy)
+    return out
+
+
 json.dump(
     {
         "torch_version": torch.__version__,
@@ -364,6 +423,7 @@ json.dump(
         "schedules": schedule_cases(),
         "losses_toolkit": toolkit_loss_cases(),
         "tokens": token_cases(),
+        "layers": layer_cases(),
     },
     sys.stdout,
     indent=1,

@@ -24,6 +24,8 @@
 //! | [`upsample`] | [`UpsampleKernels`] | `Upsample` |
 //! | [`batchnorm`] | [`BatchNormKernels`] | `BatchNorm1d`, `BatchNorm2d` |
 //! | [`dropout`] | [`DropoutKernels`] | `Dropout` |
+//! | [`prelu`] | [`PReluKernels`] | `PRelu` |
+//! | `crate::layers::layernorm` | `LayerNormKernels` | `LayerNorm` (kernels and layer in one file) |
 //! | [`softmax`] | [`SoftmaxKernels`] | `Softmax` |
 //! | [`embedding`] | [`EmbeddingKernels`] | `Embedding` |
 //! | [`loss`] | [`LossKernels`] | the losses of `crate::loss` |
@@ -37,6 +39,7 @@ pub mod embedding;
 pub mod loss;
 pub mod optim;
 pub mod pool;
+pub mod prelu;
 pub mod softmax;
 pub mod unary;
 pub mod upsample;
@@ -48,6 +51,7 @@ pub use embedding::EmbeddingKernels;
 pub use loss::LossKernels;
 pub use optim::OptimKernels;
 pub use pool::PoolKernels;
+pub use prelu::{PReluDims, PReluKernels};
 pub use softmax::SoftmaxKernels;
 pub use upsample::UpsampleKernels;
 
@@ -69,6 +73,8 @@ pub trait Kernels<E: Elem>:
     + EmbeddingKernels<E>
     + LossKernels<E>
     + OptimKernels<E>
+    + PReluKernels<E>
+    + crate::layers::LayerNormKernels<E>
 {
 }
 
@@ -83,5 +89,7 @@ impl<E: Elem, D> Kernels<E> for D where
         + EmbeddingKernels<E>
         + LossKernels<E>
         + OptimKernels<E>
+        + PReluKernels<E>
+        + crate::layers::LayerNormKernels<E>
 {
 }

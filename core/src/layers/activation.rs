@@ -6,6 +6,8 @@
 //! | [`LeakyRelu`] | `x` if `x > 0` else `αx` | `∂L/∂y · (1 if x > 0 else α)` | input |
 //! | [`Sigmoid`] | `σ(x) = 1/(1 + e^{−x})` | `∂L/∂y · y(1 − y)` | output |
 //! | [`Tanh`] | `tanh x` | `∂L/∂y · (1 − y²)` | output |
+//! | [`Gelu`] | `x·Φ(x) = ½x(1 + erf(x/√2))` | `∂L/∂y · (Φ(x) + x·φ(x))`, `φ(x) = e^{−x²/2}/√(2π)` | input |
+//! | [`Gelu`] (`tanh`) | `½x(1 + tanh u)`, `u = √(2/π)(x + 0.044715x³)` | `∂L/∂y · (½(1 + tanh u) + ½x(1 − tanh²u)·√(2/π)(1 + 3·0.044715x²))` | input |
 //!
 //! The formulas live once, in [`crate::Act`], and every device implements
 //! them from there. At `x = 0` ReLU's derivative is taken as 0, as PyTorch does.
@@ -18,7 +20,7 @@
 use super::fit;
 use crate::device::{Acc, Act, Backend};
 use crate::elem::Elem;
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::module::{Layer, Module, ParamMut, ParamRef, Path, Role, TrainCtx};
 use crate::shape::Shape;
 use crate::tensor::Tensor;
@@ -126,6 +128,41 @@ elementwise_layer!(
     LeakyRelu { alpha: f64 }, |s| Act::LeakyRelu(s.alpha)
 );
 
+elementwise_layer!(
+    /// GELU, PyTorch's `nn.GELU()`: the exact `x·Φ(x)` (default), or with
+    /// `tanh = true` its `approximate='tanh'` form (GPT-2's). See the table above.
+    Gelu { tanh: bool }, |s| if s.tanh { Act::GeluTanh } else { Act::Gelu }
+);
+
+impl<S> Gelu<S> {
+    /// `nn.GELU(approximate='tanh')`.
+    pub fn approximate_tanh() -> Self {
+        Gelu {
+            tanh: true,
+            _s: PhantomData,
+        }
+    }
+
+    /// PyTorch's `nn.GELU(approximate=…)`: `"none"` (the exact erf form) or
+    /// `"tanh"`; any other string is an error naming it.
+    pub fn new(approximate: &str) -> Result<Self> {
+        let tanh = match approximate {
+            "none" => false,
+            "tanh" => true,
+            other => {
+                return Err(Error::invalid(
+                    "Gelu",
+                    format!("approximate must be \"none\" or \"tanh\", got {other:?}"),
+                ))
+            }
+        };
+        Ok(Gelu {
+            tanh,
+            _s: PhantomData,
+        })
+    }
+}
+
 impl<S> LeakyRelu<S> {
     /// A leaky ReLU with negative slope `alpha`.
     pub fn new(alpha: f64) -> Self {
@@ -182,5 +219,38 @@ mod tests {
         assert!(check_layer(&mut LeakyRelu::<S2<3, 4>>::new(0.2), 4, 2).unwrap() < 1e-6);
         assert!(check_layer(&mut Sigmoid::<S2<3, 4>>::default(), 4, 3).unwrap() < 1e-6);
         assert!(check_layer(&mut Tanh::<S2<3, 4>>::default(), 4, 4).unwrap() < 1e-6);
+        assert!(check_layer(&mut Gelu::<S2<3, 4>>::default(), 4, 5).unwrap() < 1e-6);
+        let mut g = Gelu::<S2<3, 4>>::new("tanh").unwrap();
+        assert!(check_layer(&mut g, 4, 6).unwrap() < 1e-6);
+    }
+
+    #[test]
+    fn gelu_values() {
+        let x = [-2.0, -0.5, 0.0, 3.0];
+        // x·Φ(x) (scipy.stats.norm.cdf): Φ(−2) = 0.022750131948179195,
+        // Φ(−0.5) = 0.3085375387259869, Φ(3) = 0.9986501019683699.
+        let want = [
+            -0.04550026389635842,
+            -0.15426876936299344,
+            0.0,
+            2.99595030590511,
+        ];
+        let got = run(&Gelu::<S2<1, 4>>::default(), x);
+        for (g, w) in got.iter().zip(want) {
+            assert!((g - w).abs() < 1e-15, "{got:?}");
+        }
+        // ½x(1 + tanh(√(2/π)(x + 0.044715x³))).
+        let want = [
+            -0.04540230591222494,
+            -0.15428599017485606,
+            0.0,
+            2.996362607918227,
+        ];
+        let got = run(&Gelu::<S2<1, 4>>::new("tanh").unwrap(), x);
+        for (g, w) in got.iter().zip(want) {
+            assert!((g - w).abs() < 1e-15, "{got:?}");
+        }
+        let e = Gelu::<S2<1, 4>>::new("erf").unwrap_err().to_string();
+        assert!(e.contains("Gelu") && e.contains("\"erf\""), "{e}");
     }
 }

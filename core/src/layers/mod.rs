@@ -9,13 +9,15 @@ pub mod conv_transpose2d;
 pub mod dropout;
 pub mod embedding;
 pub mod flatten;
+pub mod layernorm;
 pub mod linear;
 pub mod pool;
+pub mod prelu;
 pub mod softmax;
 pub mod unpool;
 pub mod upsample;
 
-pub use activation::{LeakyRelu, Relu, Sigmoid, Tanh};
+pub use activation::{Gelu, LeakyRelu, Relu, Sigmoid, Tanh};
 pub use batchnorm::{
     BatchNorm, BatchNorm1d, BatchNorm2d, BatchNormCache, BatchNormConfig, BatchNormGrads,
 };
@@ -24,8 +26,13 @@ pub use conv_transpose2d::{ConvTranspose2d, ConvTranspose2dConfig, ConvTranspose
 pub use dropout::{Dropout, DropoutCache, DropoutConfig};
 pub use embedding::{Embedding, EmbeddingConfig, EmbeddingGrads, TokenLayer};
 pub use flatten::Flatten;
+pub use layernorm::{
+    LayerNorm, LayerNorm1d, LayerNormCache, LayerNormConfig, LayerNormDims, LayerNormGrads,
+    LayerNormKernels,
+};
 pub use linear::{Linear, LinearConfig, LinearGrads};
 pub use pool::{AvgPool2d, GlobalAvgPool, MaxPool2d, Pool2dConfig, PoolIndices};
+pub use prelu::{PRelu, PReluConfig, PReluGrads};
 pub use softmax::Softmax;
 pub use unpool::MaxUnpool2d;
 pub use upsample::{Upsample, UpsampleConfig};

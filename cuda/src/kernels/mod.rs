@@ -217,6 +217,16 @@ registry! {
         BATCH_NORM_BWD = batch_norm_bwd(In, In, In, In, Out, Out, Out, U64, U64, U64, Real, I32);
         BATCH_NORM_INPUT_BWD = batch_norm_input_bwd(In, In, In, In, In, In, Out, U64, U64, U64, Real, I32);
     }
+    prelu (include_str!("prelu.cu")) {
+        PRELU_FWD = prelu_fwd(In, In, Out, U64, U64, U64);
+        PRELU_BWD = prelu_bwd(In, In, In, Out, U64, U64, U64, I32);
+        PRELU_WEIGHT_BWD = prelu_weight_bwd(In, In, Out, U64, U64, U64, I32);
+    }
+    layernorm (include_str!("layernorm.cu")) {
+        LAYER_NORM_FWD = layer_norm_fwd(In, In, In, Out, Out, U64, U64, Real, I32);
+        LAYER_NORM_BWD = layer_norm_bwd(In, In, In, In, Out, U64, U64, I32, I32);
+        LAYER_NORM_PARAM_BWD = layer_norm_param_bwd(In, In, In, Out, Out, U64, U64, I32, I32);
+    }
     upsample (include_str!("upsample.cu")) {
         UPSAMPLE2D_FWD = upsample2d_fwd(In, Out, U64, U64, U64, U64, U64, I32);
         UPSAMPLE2D_BWD = upsample2d_bwd(In, Out, U64, U64, U64, U64, U64, I32, I32);

@@ -1,13 +1,16 @@
-//! Elementwise activations: `relu`, `sigmoid`, `tanh` (no arguments) and
-//! `leaky_relu(alpha)` (default slope 0.01). Stateless: built in place where
-//! they are called; the output has the input's shape.
+//! Elementwise activations: `relu`, `sigmoid`, `tanh` (no arguments),
+//! `leaky_relu(alpha)` (default slope 0.01) and `gelu` / `Gelu` (PyTorch's
+//! exact `nn.GELU()`; `Gelu(approximate = "tanh")` for its tanh form).
+//! Stateless: built in place where they are called; the output has the
+//! input's shape.
 
 use super::args::no_args;
 use super::{shape_ty, Entry, Rule, ShapeIn};
 use crate::diag::Diag;
-use crate::parse::Spec;
+use crate::parse::{Args, Spec};
 use proc_macro2::TokenStream;
 use quote::{quote, ToTokens};
+use syn::spanned::Spanned;
 
 pub const KIND: Entry = Entry {
     names: &[
@@ -19,6 +22,8 @@ pub const KIND: Entry = Entry {
         "Tanh",
         "leaky_relu",
         "LeakyRelu",
+        "gelu",
+        "Gelu",
     ],
     parse,
 };
@@ -29,6 +34,8 @@ enum Act {
     Tanh,
     /// With the slope expression as written.
     LeakyRelu(TokenStream),
+    /// `true` for `approximate = "tanh"`.
+    Gelu(bool),
 }
 
 fn parse(spec: &Spec, _k: &TokenStream, diag: &mut Diag) -> Option<Box<dyn Rule>> {
@@ -37,6 +44,7 @@ fn parse(spec: &Spec, _k: &TokenStream, diag: &mut Diag) -> Option<Box<dyn Rule>
         "relu" | "Relu" => Act::Relu,
         "sigmoid" | "Sigmoid" => Act::Sigmoid,
         "tanh" | "Tanh" => Act::Tanh,
+        "gelu" | "Gelu" => return parse_gelu(spec, &args, diag),
         _ => {
             let alpha = match (args.positional.as_slice(), args.named.as_slice()) {
                 ([], []) => quote!(0.01),
@@ -57,6 +65,29 @@ fn parse(spec: &Spec, _k: &TokenStream, diag: &mut Diag) -> Option<Box<dyn Rule>
     Some(Box::new(act))
 }
 
+/// `gelu`, `Gelu`, `Gelu(approximate = "none")`, `Gelu(approximate = "tanh")`.
+fn parse_gelu(spec: &Spec, args: &Args, diag: &mut Diag) -> Option<Box<dyn Rule>> {
+    let usage = "`Gelu` takes one option, `approximate = \"none\"` (the default, exact) or `approximate = \"tanh\"`";
+    let tanh = match (args.positional.as_slice(), args.named.as_slice()) {
+        ([], []) => false,
+        ([], [(n, e)]) if n == "approximate" => match e {
+            syn::Expr::Lit(syn::ExprLit {
+                lit: syn::Lit::Str(s),
+                ..
+            }) if s.value() == "none" || s.value() == "tanh" => s.value() == "tanh",
+            _ => {
+                diag.error(e.span(), usage);
+                return None;
+            }
+        },
+        _ => {
+            diag.error_range(spec.range(), usage);
+            return None;
+        }
+    };
+    Some(Box::new(Act::Gelu(tanh)))
+}
+
 impl Rule for Act {
     fn is_field(&self) -> bool {
         false
@@ -74,12 +105,14 @@ impl Rule for Act {
             Act::Sigmoid => quote!(#k::layers::Sigmoid<#si>),
             Act::Tanh => quote!(#k::layers::Tanh<#si>),
             Act::LeakyRelu(_) => quote!(#k::layers::LeakyRelu<#si>),
+            Act::Gelu(_) => quote!(#k::layers::Gelu<#si>),
         }
     }
 
     fn inline(&self, ty: &TokenStream) -> TokenStream {
         match self {
             Act::LeakyRelu(a) => quote!(<#ty>::new((#a) as f64)),
+            Act::Gelu(true) => quote!(<#ty>::approximate_tanh()),
             _ => quote!(<#ty as ::core::default::Default>::default()),
         }
     }

@@ -1,0 +1,132 @@
+//! GELU, PReLU and LayerNorm against PyTorch (float64): the output and the
+//! gradients of `sum(y · dy)` with respect to the input and every parameter,
+//! recorded with fixed inputs and weights by `scripts/pytorch/record_fixtures.py`
+//! into `tests/fixtures/torch_reference.json` ("layers"), compared to 1e-10.
+//! Parameters are matched by PyTorch's `state_dict` names through kiln's
+//! `Module::visit`, so the names are checked as well.
+
+use kiln::layers::{Gelu, LayerNorm, LayerNormConfig, PRelu, PReluConfig};
+use kiln::prelude::*;
+use kiln::{Acc, Layer, Path, TrainCtx};
+use serde_json::Value;
+
+fn fixture() -> Value {
+    let s = include_str!("fixtures/torch_reference.json");
+    serde_json::from_str(s).expect("fixture is valid JSON")
+}
+
+fn vec(v: &Value) -> Vec<f64> {
+    v.as_array()
+        .unwrap()
+        .iter()
+        .map(|x| x.as_f64().unwrap())
+        .collect()
+}
+
+fn close(what: &str, got: &[f64], want: &[f64]) {
+    assert_eq!(got.len(), want.len(), "{what}: lengths");
+    for (i, (a, b)) in got.iter().zip(want).enumerate() {
+        assert!((a - b).abs() <= 1e-10, "{what}[{i}]: kiln {a} vs torch {b}");
+    }
+}
+
+/// Sets the layer's parameters from the case's `params` by name, runs
+/// forward and backward, and compares y, dx and each parameter's gradient.
+fn check<L>(name: &str, mut layer: L)
+where
+    L: Layer<f64, Cpu> + Module<f64, Cpu>,
+{
+    let fx = fixture();
+    let c = &fx["layers"][name];
+    assert!(c.is_object(), "no case {name} in the fixture");
+    let params = c["params"].as_object().unwrap();
+    let mut seen = Vec::new();
+    layer.visit_mut(&Path::ROOT, &mut |p, v, _| {
+        let key = p.to_string();
+        let want = vec(&params[&key]);
+        assert_eq!(v.numel, want.len(), "{name}: size of {key}");
+        v.value[..want.len()].copy_from_slice(&want);
+        seen.push(key);
+    });
+    let mut names: Vec<&String> = params.keys().collect();
+    names.sort();
+    seen.sort();
+    assert_eq!(
+        seen.iter().collect::<Vec<_>>(),
+        names,
+        "{name}: parameter names"
+    );
+    let x = Tensor::<L::In, f64>::from_slice(&Cpu, &vec(&c["x"])).unwrap();
+    let dy = Tensor::<L::Out, f64>::from_slice(&Cpu, &vec(&c["dy"])).unwrap();
+    let (mut y, mut dx) = (Tensor::empty(&Cpu).unwrap(), Tensor::empty(&Cpu).unwrap());
+    let mut cache = layer.cache().unwrap();
+    layer
+        .forward_train(&x, &mut y, &mut cache, &mut TrainCtx::new(0))
+        .unwrap();
+    close(&format!("{name} y"), &y.to_vec().unwrap(), &vec(&c["y"]));
+    let mut grads = layer.grads().unwrap();
+    layer
+        .backward(
+            &x,
+            &y,
+            &mut cache,
+            &dy,
+            Some((&mut dx, Acc::Set)),
+            &mut grads,
+            Acc::Set,
+        )
+        .unwrap();
+    close(&format!("{name} dx"), &dx.to_vec().unwrap(), &vec(&c["dx"]));
+    let want = c["grads"].as_object().unwrap();
+    let mut count = 0;
+    layer.visit_grads(&grads, &Path::ROOT, &mut |p, v| {
+        let key = p.to_string();
+        close(
+            &format!("{name} grad {key}"),
+            &v.grad.unwrap()[..v.numel],
+            &vec(&want[&key]),
+        );
+        count += 1;
+    });
+    assert_eq!(count, want.len(), "{name}: gradients compared");
+}
+
+#[test]
+fn gelu_matches_torch() {
+    check("gelu", Gelu::<S1<7>>::default());
+    check("gelu_tanh", Gelu::<S1<7>>::approximate_tanh());
+}
+
+#[test]
+fn prelu_matches_torch() {
+    let c = PReluConfig::default();
+    check(
+        "prelu",
+        PRelu::<f64, Cpu, S3<3, 2, 2>, 1>::build(&Cpu, &mut rng(0), c).unwrap(),
+    );
+    check(
+        "prelu_channels",
+        PRelu::<f64, Cpu, S3<3, 2, 2>, 3>::build(&Cpu, &mut rng(0), c).unwrap(),
+    );
+}
+
+#[test]
+fn layer_norm_matches_torch() {
+    type Ln = LayerNorm<f64, Cpu, S2<3, 5>, 5>;
+    let d = LayerNormConfig::default();
+    check("layer_norm", Ln::build(&Cpu, &mut rng(0), d).unwrap());
+    let no_bias = LayerNormConfig { bias: false, ..d };
+    check(
+        "layer_norm_no_bias",
+        Ln::build(&Cpu, &mut rng(0), no_bias).unwrap(),
+    );
+    let plain = LayerNormConfig {
+        eps: 1e-3,
+        elementwise_affine: false,
+        ..d
+    };
+    check(
+        "layer_norm_no_affine",
+        Ln::build(&Cpu, &mut rng(0), plain).unwrap(),
+    );
+}
