@@ -55,6 +55,7 @@ pub fn emit(net: &Net) -> TokenStream {
     let build_impl = build_impl(&cx);
     let layer_impl = layer_impl(&cx);
     let kind_items = kind_items(&cx);
+    let dim_checks = dim_checks(&cx);
     unsuffixed(quote! {
         #param_struct
         #grads_struct
@@ -65,7 +66,41 @@ pub fn emit(net: &Net) -> TokenStream {
         #build_impl
         #layer_impl
         #kind_items
+        #dim_checks
     })
+}
+
+/// The shape equalities the macro could not decide (`dim.rs`), one function
+/// each for the compiler to type-check, spanned at the node that needs it:
+///
+/// ```text
+/// const _: () = {
+///     fn __kiln_dims_agree() {
+///         let _: PhantomData<S1<{ HIDDEN }>> = PhantomData::<S1<{ WIDTH }>>;
+///     }
+/// };
+/// ```
+///
+/// If `HIDDEN` and `WIDTH` differ, that is E0308 at the layer naming both
+/// values (`expected S1<64>, found S1<32>`).
+fn dim_checks(cx: &Cx) -> TokenStream {
+    let k = cx.k;
+    cx.net
+        .checks
+        .iter()
+        .map(|(span, a, b)| {
+            let (ta, tb) = (shape_ty(k, a), shape_ty(k, b));
+            let found = respan_q!(*span=> ::core::marker::PhantomData::<#tb>);
+            quote_spanned! {*span=>
+                const _: () = {
+                    #[allow(dead_code)]
+                    fn __kiln_dims_agree() {
+                        let _: ::core::marker::PhantomData<#ta> = #found;
+                    }
+                };
+            }
+        })
+        .collect()
 }
 
 /// Writes the sizes the macro computed as `28`, not `28usize` (how `quote!`
@@ -601,10 +636,10 @@ fn node_flops(cx: &Cx) -> Vec<TokenStream> {
                 let l = &net.layers[li];
                 l.kind.flops(k, &l.ty)
             }
-            Op::Add => {
-                let s: usize = n.shape.iter().product();
-                quote!(#s)
-            }
+            Op::Add => match crate::dim::product(&n.shape) {
+                Ok(s) => crate::dim::tokens(s),
+                Err(_) => quote!(0usize),
+            },
             Op::Concat => quote!(0usize),
         })
         .collect()
@@ -647,16 +682,16 @@ fn consts(cx: &Cx) -> TokenStream {
                 quote!(0usize),
             ),
         };
-        let out = &n.shape;
+        let out = n.shape.iter().map(|d| crate::dim::tokens(*d));
         let fl = &flops[j];
         quote!(#k::summary::Row { name: #nm, layer: #layer, out: &[#(#out),*], params: #params, flops: #fl },)
     });
     let in_dims = net.inputs.iter().map(|i| {
-        let d = &i.shape;
+        let d = i.shape.iter().map(|d| crate::dim::tokens(*d));
         quote!(&[#(#d),*])
     });
     let out_dims = net.outputs.iter().map(|o| {
-        let d = net.shape(o.val);
+        let d = net.shape(o.val).iter().map(|d| crate::dim::tokens(*d));
         quote!(&[#(#d),*])
     });
     quote! {

@@ -80,6 +80,10 @@ pub struct Net {
     pub layers: Vec<LayerDecl>,
     pub nodes: Vec<Node>,
     pub outputs: Vec<Output>,
+    /// Shapes that must be equal but hold dimensions the macro cannot see
+    /// (`dim.rs`): the emitter makes the compiler compare them, at the span
+    /// of the node that needs it (expected first, then found).
+    pub checks: Vec<(Span, Vec<usize>, Vec<usize>)>,
 }
 
 impl Net {
@@ -180,6 +184,7 @@ pub fn lower(inv: Invocation, diag: &mut Diag) -> Net {
         layers,
         nodes,
         outputs,
+        checks: Vec::new(),
     }
 }
 

@@ -15,7 +15,7 @@
 //! Expr       := Sum ('|>' Step)*
 //! Sum        := Atom ('+' Atom)*
 //! Atom       := '(' Expr ')' | 'concat' '(' Expr,+ ')' | ident '(' Expr ')' | Ident
-//! Dims       := '[' LitInt,* ']'
+//! Dims       := '[' Dim,* ']'     // Dim: see dim.rs (`16 * 5 * 5`, `HIDDEN`)
 //! ```
 //!
 //! `CRATE` is the path of the `kiln` facade, passed by `kiln::network!` as
@@ -25,7 +25,7 @@ use proc_macro2::{Span, TokenStream, TokenTree};
 use syn::parse::{Parse, ParseStream};
 use syn::punctuated::Punctuated;
 use syn::spanned::Spanned;
-use syn::{bracketed, parenthesized, Attribute, Ident, LitInt, Token, Visibility};
+use syn::{bracketed, parenthesized, Attribute, Ident, Token, Visibility};
 
 pub struct Invocation {
     pub krate: TokenStream,
@@ -375,11 +375,11 @@ impl Parse for Dims {
     fn parse(input: ParseStream) -> syn::Result<Self> {
         let content;
         let b = bracketed!(content in input);
-        let lits: Punctuated<LitInt, Token![,]> =
-            content.parse_terminated(LitInt::parse, Token![,])?;
-        let dims = lits
+        let exprs: Punctuated<syn::Expr, Token![,]> =
+            content.parse_terminated(syn::Expr::parse, Token![,])?;
+        let dims = exprs
             .iter()
-            .map(|l| Ok((l.base10_parse::<usize>()?, l.span())))
+            .map(|e| Ok((crate::dim::eval(e)?, e.span())))
             .collect::<syn::Result<Vec<_>>>()?;
         Ok(Dims {
             span: b.span.join(),

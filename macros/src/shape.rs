@@ -3,6 +3,7 @@
 //! shapes written as numbers.
 
 use crate::diag::{dims, Diag};
+use crate::dim;
 use crate::ir::{Net, Op, Val};
 use crate::kinds::ShapeIn;
 
@@ -33,7 +34,7 @@ fn check_declared(diag: &mut Diag, what: &str, d: &crate::parse::Dims) {
 /// Rule for `a + b`: both operands have the same shape.
 fn add_rule(net: &Net, args: &[Val]) -> Result<Vec<usize>, String> {
     let (a, b) = (net.shape(args[0]), net.shape(args[1]));
-    if a != b {
+    if !dim::same_shape(a, b) {
         return Err(format!(
             "cannot add `{}` of shape {} and `{}` of shape {}: a residual addition needs equal shapes",
             net.val_label(args[0]),
@@ -49,6 +50,13 @@ fn add_rule(net: &Net, args: &[Val]) -> Result<Vec<usize>, String> {
 /// a vector, channels of an image); every other dimension must agree.
 fn concat_rule(net: &Net, args: &[Val]) -> Result<Vec<usize>, String> {
     let first = net.shape(args[0]);
+    if let Some(&v) = args.iter().find(|v| !dim::all_known(net.shape(**v))) {
+        return Err(format!(
+            "`{}` of shape {} has a dimension the macro cannot see; `concat` needs its operands' dimensions as literals or integer expressions",
+            net.val_label(v),
+            dims(net.shape(v))
+        ));
+    }
     let mut out = first.to_vec();
     for &v in &args[1..] {
         let s = net.shape(v);
@@ -87,7 +95,7 @@ fn layer_rule(net: &Net, j: usize, li: usize) -> Result<Vec<usize>, String> {
     let from = net.val_label(arg);
     let layer = &net.layers[li];
     if layer.uses.first() != Some(&j) {
-        if layer.in_shape != input {
+        if !dim::same_shape(&layer.in_shape, input) {
             return Err(format!(
                 "layer `{}` is shared: it was first applied to shape {} but here `{from}` gives {}",
                 layer.field,
@@ -99,6 +107,12 @@ fn layer_rule(net: &Net, j: usize, li: usize) -> Result<Vec<usize>, String> {
     }
     let who = &net.nodes[j].label;
     let origin = origin_dims(net, arg);
+    if !layer.kind.symbolic() && !dim::all_known(input) {
+        return Err(format!(
+            "`{who}` computes its output size when the macro expands, but `{from}` gives shape {}, with a dimension the macro cannot see (a named constant or a generic parameter); write that dimension as a literal or an integer expression",
+            dims(input)
+        ));
+    }
     let out = layer.kind.out_shape(&ShapeIn {
         who,
         input,
@@ -161,7 +175,7 @@ pub fn infer(net: &mut Net, diag: &mut Diag) {
                 }
                 if let Some((name, d)) = &net.nodes[j].declared {
                     check_declared(diag, &format!("`{name}`"), d);
-                    if d.values() != shape {
+                    if !dim::same_shape(&d.values(), &shape) {
                         diag.error(
                             d.span,
                             format!(
@@ -176,6 +190,11 @@ pub fn infer(net: &mut Net, diag: &mut Diag) {
                 net.nodes[j].shape = shape;
             }
             Err(msg) => diag.error_range(net.nodes[j].range, msg),
+        }
+        // Comparisons the macro could not decide become type equalities
+        // that the compiler checks at this node (see `dim.rs`).
+        for (a, b) in dim::take_deferred() {
+            net.checks.push((net.nodes[j].range.0, a, b));
         }
     }
 }

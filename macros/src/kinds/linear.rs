@@ -2,9 +2,10 @@
 //! `bias = true`, `init = torch_default`: a dense layer on a vector of
 //! features.
 
-use super::args::{boolean, init, lit_size};
+use super::args::{boolean, init, size};
 use super::{Entry, Rule, ShapeIn};
 use crate::diag::{dims, numel_expl, Diag};
+use crate::dim;
 use crate::parse::Spec;
 use proc_macro2::TokenStream;
 use quote::quote;
@@ -25,10 +26,10 @@ struct Linear {
 fn parse(spec: &Spec, k: &TokenStream, diag: &mut Diag) -> Option<Box<dyn Rule>> {
     let args = spec.args.clone().unwrap_or_default();
     let (inp, out) = match args.positional.as_slice() {
-        [o] => (None, lit_size(o, "`Linear`'s output size", diag)?),
+        [o] => (None, size(o, "`Linear`'s output size", diag)?),
         [i, o] => {
-            let i = lit_size(i, "`Linear`'s input size", diag);
-            let o = lit_size(o, "`Linear`'s output size", diag);
+            let i = size(i, "`Linear`'s input size", diag);
+            let o = size(o, "`Linear`'s output size", diag);
             (Some(i?), o?)
         }
         _ => {
@@ -90,7 +91,7 @@ impl Rule for Linear {
             ));
         }
         if let Some(i) = self.inp {
-            if i != input[0] {
+            if !dim::same(i, input[0]) {
                 return Err(format!(
                     "`{who}` expects {i} input features but `{from}` gives {}",
                     numel_expl(origin)
@@ -101,8 +102,7 @@ impl Rule for Linear {
     }
 
     fn ty(&self, k: &TokenStream, input: &[usize], _out: &[usize]) -> TokenStream {
-        let i = input.iter().product::<usize>();
-        let o = self.out;
+        let (i, o) = (dim::tokens(input[0]), dim::tokens(self.out));
         quote!(#k::layers::Linear<E, D, #i, #o>)
     }
 
@@ -117,8 +117,19 @@ impl Rule for Linear {
 
     /// `in × out` weights and `out` biases.
     fn params(&self, input: &[usize], _out: &[usize], _ty: &TokenStream) -> TokenStream {
-        let i: usize = input.iter().product();
-        let n = i * self.out + if self.bias { self.out } else { 0 };
-        quote!(#n)
+        if dim::is_known(input[0]) && dim::is_known(self.out) {
+            let n = input[0] * self.out + if self.bias { self.out } else { 0 };
+            return quote!(#n);
+        }
+        let (i, o) = (dim::tokens(input[0]), dim::tokens(self.out));
+        if self.bias {
+            quote!((#i * #o + #o))
+        } else {
+            quote!((#i * #o))
+        }
+    }
+
+    fn symbolic(&self) -> bool {
+        true
     }
 }
