@@ -109,3 +109,74 @@ fn named_declared_shapes_in_a_graph() {
     let err = check_layer(&mut net, 3, 16).unwrap();
     assert!(err < TOL, "{err}");
 }
+
+kiln::network! {
+    /// Position-wise layers on a sequence `[T, D]`: each `Linear` is one
+    /// GEMM over all `B·T` rows, softmax normalises every position.
+    pub struct PerPosition {
+        input: [8, 16],
+        fc1: Linear(32),
+        relu,
+        drop: Dropout(0.0),
+        fc2: Linear(32, 5),
+        softmax,
+    }
+}
+
+kiln::network! {
+    /// The same layers on one position: `PerPosition` applied row by row.
+    pub struct OnePosition {
+        input: [16],
+        fc1: Linear(32),
+        relu,
+        drop: Dropout(0.0),
+        fc2: Linear(32, 5),
+        softmax,
+    }
+}
+
+/// Copies every parameter of `src` into `dst` (same paths, same sizes).
+fn load<A: Module<f64, Cpu>, B: Module<f64, Cpu>>(src: &A, dst: &mut B) {
+    let mut v: Vec<Vec<f64>> = Vec::new();
+    src.visit(&kiln::Path::ROOT, &mut |_, p| {
+        v.push(p.value[..p.numel].to_vec())
+    });
+    let mut i = 0;
+    dst.visit_mut(&kiln::Path::ROOT, &mut |_, p, _| {
+        p.value[..p.numel].copy_from_slice(&v[i]);
+        i += 1;
+    });
+    assert_eq!(i, v.len());
+}
+
+#[test]
+fn position_wise_layers_on_a_sequence() {
+    assert_eq!(PerPosition::<f32>::OUTPUTS, &[&[8usize, 5][..]]);
+    assert_eq!(PerPosition::<f32>::PARAMS, OnePosition::<f32>::PARAMS);
+    assert_eq!(PerPosition::<f32>::PARAMS, 16 * 32 + 32 + 32 * 5 + 5);
+    // One Linear's multiply–adds are T times the vector layer's.
+    assert_eq!(
+        <kiln::layers::Linear<f32, Cpu, 16, 32, S1<8>> as Layer<f32, Cpu>>::FLOPS,
+        8 * 16 * 32
+    );
+    let mut net = PerPosition::<f64, Cpu>::init(&Cpu, &mut rng(21)).unwrap();
+    assert_eq!(net.fc1.weight.shape(), vec![1, 32, 16]);
+    let err = check_layer(&mut net, 2, 22).unwrap();
+    assert!(err < TOL, "{err}");
+
+    // Row by row, the sequence network is the vector network.
+    let mut one = OnePosition::<f64, Cpu>::init(&Cpu, &mut rng(23)).unwrap();
+    load(&net, &mut one);
+    let xs: Vec<f64> = (0..3 * 8 * 16).map(|i| (i as f64 * 0.11).cos()).collect();
+    let x = Tensor::<S2<8, 16>, f64>::from_slice(&Cpu, &xs).unwrap();
+    let y = net.forward(&x).unwrap().to_vec().unwrap();
+    let rows = Tensor::<S1<16>, f64>::from_slice(&Cpu, &xs).unwrap();
+    let yr = one.forward(&rows).unwrap().to_vec().unwrap();
+    assert_eq!(y.len(), 3 * 8 * 5);
+    for (a, b) in y.iter().zip(&yr) {
+        assert!((a - b).abs() < 1e-12, "{a} {b}");
+    }
+    for row in y.chunks(5) {
+        assert!((row.iter().sum::<f64>() - 1.0).abs() < 1e-12);
+    }
+}

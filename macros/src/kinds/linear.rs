@@ -1,6 +1,7 @@
 //! `Linear(out)` or `Linear(in, out)` (PyTorch's argument order), options
-//! `bias = true`, `init = torch_default`: a dense layer on a vector of
-//! features.
+//! `bias = true`, `init = torch_default`: a dense layer on the last
+//! dimension, applied at every position of the others as PyTorch's
+//! `nn.Linear` (`[T, in]` → `[T, out]`, one GEMM over `B·T` rows).
 
 use super::args::{boolean, init, size};
 use super::{Entry, Rule, ShapeIn};
@@ -68,8 +69,8 @@ impl Rule for Linear {
         true
     }
 
-    /// Rule: the input is a vector (else: insert `flatten`), of the declared
-    /// width if one is written; the output has `out` features.
+    /// Rule: the last dimension of the input has the declared width if one
+    /// is written; the output replaces it by `out`.
     fn out_shape(&self, s: &ShapeIn) -> Result<Vec<usize>, String> {
         let ShapeIn {
             who,
@@ -83,27 +84,34 @@ impl Rule for Linear {
                 "`{who}` has a zero-sized dimension; every dimension must be at least 1"
             ));
         }
-        if input.len() != 1 {
-            return Err(format!(
-                "`{who}` expects a vector of features but `{from}` gives shape {} ({} values); insert `flatten` before it",
-                dims(input),
-                numel_expl(input)
-            ));
-        }
+        let last = input[input.len() - 1];
         if let Some(i) = self.inp {
-            if !dim::same(i, input[0]) {
-                return Err(format!(
-                    "`{who}` expects {i} input features but `{from}` gives {}",
+            if !dim::same(i, last) {
+                let got = if input.len() == 1 {
                     numel_expl(origin)
+                } else {
+                    format!("shape {}, whose last dimension is {}", dims(input), dim::text(last))
+                };
+                return Err(format!(
+                    "`{who}` expects {} input features but `{from}` gives {got}",
+                    dim::text(i)
                 ));
             }
         }
-        Ok(vec![self.out])
+        let mut out = input.to_vec();
+        *out.last_mut().expect("a shape has a dimension") = self.out;
+        Ok(out)
     }
 
     fn ty(&self, k: &TokenStream, input: &[usize], _out: &[usize]) -> TokenStream {
-        let (i, o) = (dim::tokens(input[0]), dim::tokens(self.out));
-        quote!(#k::layers::Linear<E, D, #i, #o>)
+        let (lead, last) = input.split_at(input.len() - 1);
+        let (i, o) = (dim::tokens(last[0]), dim::tokens(self.out));
+        if lead.is_empty() {
+            quote!(#k::layers::Linear<E, D, #i, #o>)
+        } else {
+            let l = super::shape_ty(k, lead);
+            quote!(#k::layers::Linear<E, D, #i, #o, #l>)
+        }
     }
 
     fn config(&self, k: &TokenStream) -> TokenStream {
@@ -117,11 +125,12 @@ impl Rule for Linear {
 
     /// `in × out` weights and `out` biases.
     fn params(&self, input: &[usize], _out: &[usize], _ty: &TokenStream) -> TokenStream {
-        if dim::is_known(input[0]) && dim::is_known(self.out) {
-            let n = input[0] * self.out + if self.bias { self.out } else { 0 };
+        let i = input[input.len() - 1];
+        if dim::is_known(i) && dim::is_known(self.out) {
+            let n = i * self.out + if self.bias { self.out } else { 0 };
             return quote!(#n);
         }
-        let (i, o) = (dim::tokens(input[0]), dim::tokens(self.out));
+        let (i, o) = (dim::tokens(i), dim::tokens(self.out));
         if self.bias {
             quote!((#i * #o + #o))
         } else {
