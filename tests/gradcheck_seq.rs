@@ -180,3 +180,62 @@ fn position_wise_layers_on_a_sequence() {
         assert!((row.iter().sum::<f64>() - 1.0).abs() < 1e-12);
     }
 }
+
+kiln::network! {
+    /// A sequence length that only passes through: the same weights serve
+    /// any `T` (`SeqMlp<f32, Cpu, 64>` for training, `SeqMlp<f32, Cpu, 1>`
+    /// for one step).
+    pub struct SeqMlp<const T: usize> {
+        input: [T, 16],
+        fc: Linear(32),
+        relu,
+        out: Linear(4),
+        softmax,
+    }
+}
+
+kiln::network! {
+    /// A generic dimension with a default, so `E` and `D` keep theirs.
+    pub struct Windowed<const T: usize = 3> {
+        input x: [T, 4],
+        let h: [T, 6] = x |> enc: Linear(6) |> tanh;
+        output h + h |> head: Linear(2);
+    }
+}
+
+#[test]
+fn generic_sequence_length_shares_weights() {
+    assert_eq!(SeqMlp::<f32, Cpu, 64>::INPUTS, &[&[64usize, 16][..]]);
+    assert_eq!(SeqMlp::<f32, Cpu, 1>::OUTPUTS, &[&[1usize, 4][..]]);
+    assert_eq!(SeqMlp::<f32, Cpu, 64>::PARAMS, 16 * 32 + 32 + 32 * 4 + 4);
+    assert_eq!(SeqMlp::<f32, Cpu, 7>::PARAMS, SeqMlp::<f32, Cpu, 1>::PARAMS);
+
+    let mut long = SeqMlp::<f64, Cpu, 6>::init(&Cpu, &mut rng(31)).unwrap();
+    let err = check_layer(&mut long, 2, 32).unwrap();
+    assert!(err < TOL, "{err}");
+
+    // Load the T = 6 network's parameters into a T = 1 network: each of the
+    // six positions, fed alone, gives the same row.
+    let mut short = SeqMlp::<f64, Cpu, 1>::init(&Cpu, &mut rng(33)).unwrap();
+    load(&long, &mut short);
+    let xs: Vec<f64> = (0..2 * 6 * 16).map(|i| (i as f64 * 0.07).sin()).collect();
+    let x = Tensor::<S2<6, 16>, f64>::from_slice(&Cpu, &xs).unwrap();
+    let y = long.forward(&x).unwrap().to_vec().unwrap();
+    for (row, chunk) in xs.chunks(16).enumerate() {
+        let x1 = Tensor::<S2<1, 16>, f64>::from_slice(&Cpu, chunk).unwrap();
+        let y1 = short.forward(&x1).unwrap().to_vec().unwrap();
+        assert_eq!(y1.len(), 4);
+        for (a, b) in y1.iter().zip(&y[row * 4..row * 4 + 4]) {
+            assert!((a - b).abs() < 1e-12, "row {row}: {a} {b}");
+        }
+    }
+}
+
+#[test]
+fn generic_dimension_with_a_default() {
+    assert_eq!(Windowed::<f32>::INPUTS, &[&[3usize, 4][..]]);
+    assert_eq!(Windowed::<f32, Cpu, 5>::OUTPUTS, &[&[5usize, 2][..]]);
+    let mut net = Windowed::<f64, Cpu, 5>::init(&Cpu, &mut rng(34)).unwrap();
+    let err = check_layer(&mut net, 2, 35).unwrap();
+    assert!(err < TOL, "{err}");
+}

@@ -56,6 +56,12 @@ pub fn reset() {
     TABLE.with(|t| std::mem::forget(t.take()));
 }
 
+/// Names the network's const generic parameters (before any dimension is
+/// read).
+pub fn set_generics(generics: Vec<String>) {
+    TABLE.with(|t| t.borrow_mut().generics = generics);
+}
+
 /// Ends an expansion, dropping its symbols while their tokens are valid.
 pub fn finish() {
     TABLE.with(|t| drop(t.take()));

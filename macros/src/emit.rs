@@ -85,6 +85,8 @@ pub fn emit(net: &Net) -> TokenStream {
 /// values (`expected S1<64>, found S1<32>`).
 fn dim_checks(cx: &Cx) -> TokenStream {
     let k = cx.k;
+    let g = cx.net.generics.iter().map(|(i, _)| i);
+    let gp = quote!(#(const #g: usize),*);
     cx.net
         .checks
         .iter()
@@ -94,7 +96,7 @@ fn dim_checks(cx: &Cx) -> TokenStream {
             quote_spanned! {*span=>
                 const _: () = {
                     #[allow(dead_code)]
-                    fn __kiln_dims_agree() {
+                    fn __kiln_dims_agree<#gp>() {
                         let _: ::core::marker::PhantomData<#ta> = #found;
                     }
                 };
@@ -154,6 +156,12 @@ struct Cx<'a> {
     out_args: Vec<Ident>,
     d_args: Vec<Ident>,
     din_args: Vec<Ident>,
+    /// The network's const generic parameters: as arguments (`, T`), as
+    /// parameters of an impl or helper struct (`, const T: usize`), and the
+    /// network struct's whole parameter list (with the defaults).
+    ga: TokenStream,
+    gp: TokenStream,
+    struct_params: TokenStream,
     /// The `where` clauses ([`layer_bounds`]).
     bounds: TokenStream,
     param_bounds: TokenStream,
@@ -183,9 +191,26 @@ impl<'a> Cx<'a> {
         let ident = |prefix: &str, name: &Ident| {
             format_ident!("{}{}", prefix, name, span = Span::call_site())
         };
+        let names_g: Vec<&Ident> = net.generics.iter().map(|(i, _)| i).collect();
+        let ga = quote!(#(, #names_g)*);
+        let gp = quote!(#(, const #names_g: usize)*);
+        // Defaults must trail: `E = f32, D = Cpu` stay only when every
+        // generic dimension has a default too.
+        let struct_params = if net.generics.iter().all(|(_, d)| d.is_some()) {
+            let defs = net
+                .generics
+                .iter()
+                .map(|(i, d)| quote!(, const #i: usize = #d));
+            quote!(E: #k::Elem = f32, D: #k::Backend<E> = #k::Cpu #(#defs)*)
+        } else {
+            quote!(E: #k::Elem, D: #k::Backend<E> #gp)
+        };
         Cx {
             net,
             k,
+            ga,
+            gp,
+            struct_params,
             grads_name: format_ident!("{}Grads", net.name),
             cache_name: format_ident!("{}Cache", net.name),
             tape_name: format_ident!("{}Tape", net.name),
@@ -434,7 +459,8 @@ fn layer_bounds(net: &Net, need: Need) -> TokenStream {
 /// }
 /// ```
 fn param_struct(cx: &Cx) -> TokenStream {
-    let (net, k) = (cx.net, cx.k);
+    let struct_params = &cx.struct_params;
+    let net = cx.net;
     let (attrs, vis, name) = (&net.attrs, &net.vis, &net.name);
     let field_defs = cx.fields().map(|l| {
         let f = &l.field;
@@ -461,7 +487,7 @@ fn param_struct(cx: &Cx) -> TokenStream {
     quote! {
         #(#attrs)*
         #[doc = #struct_doc]
-        #vis struct #name<E: #k::Elem = f32, D: #k::Backend<E> = #k::Cpu> {
+        #vis struct #name<#struct_params> {
             #(#field_defs)*
             device: D,
             _elem: ::core::marker::PhantomData<E>,
@@ -479,6 +505,7 @@ fn param_struct(cx: &Cx) -> TokenStream {
 /// }
 /// ```
 fn grads_struct(cx: &Cx) -> TokenStream {
+    let gp = &cx.gp;
     let (k, vis, name) = (cx.k, &cx.net.vis, &cx.net.name);
     let (grads_name, bounds) = (&cx.grads_name, &cx.param_bounds);
     let field_names = cx.fields().map(|l| &l.field);
@@ -486,7 +513,7 @@ fn grads_struct(cx: &Cx) -> TokenStream {
     let grads_doc = format!("Gradients of every parameter of [`{name}`], reused every step.");
     quote! {
         #[doc = #grads_doc]
-        #vis struct #grads_name<E: #k::Elem, D: #k::Backend<E>> #bounds {
+        #vis struct #grads_name<E: #k::Elem, D: #k::Backend<E> #gp> #bounds {
             #( #[allow(missing_docs)] pub #field_names: <#field_tys as #k::Module<E, D>>::Grads, )*
             _p: ::core::marker::PhantomData<(E, D)>,
         }
@@ -509,6 +536,7 @@ fn grads_struct(cx: &Cx) -> TokenStream {
 /// }
 /// ```
 fn cache_struct(cx: &Cx) -> TokenStream {
+    let gp = &cx.gp;
     let (net, k, vis, name) = (cx.net, cx.k, &cx.net.vis, &cx.net.name);
     let (cache_name, bounds) = (&cx.cache_name, &cx.cache_bounds);
     let mut defs = Vec::new();
@@ -528,7 +556,7 @@ fn cache_struct(cx: &Cx) -> TokenStream {
     quote! {
         #[doc = #cache_doc]
         #[allow(non_snake_case)]
-        #vis struct #cache_name<E: #k::Elem, D: #k::Backend<E>> #bounds {
+        #vis struct #cache_name<E: #k::Elem, D: #k::Backend<E> #gp> #bounds {
             #(#defs)*
             /// Anomaly detection was on in the forward pass; check the backward too.
             detect: bool,
@@ -550,6 +578,8 @@ fn cache_struct(cx: &Cx) -> TokenStream {
 /// }
 /// ```
 fn tape_struct(cx: &Cx) -> TokenStream {
+    let ga = &cx.ga;
+    let gp = &cx.gp;
     let (net, k, vis, name) = (cx.net, cx.k, &cx.net.vis, &cx.net.name);
     let (tape_name, cache_name, bounds) = (&cx.tape_name, &cx.cache_name, &cx.cache_bounds);
     let (in_ty, out_ty) = (&cx.in_ty, &cx.out_ty);
@@ -574,7 +604,7 @@ fn tape_struct(cx: &Cx) -> TokenStream {
     let tape_doc = format!("Everything a training step of [`{name}`] keeps between `forward_train` and `backward`, allocated on the first step and reused.");
     quote! {
         #[doc = #tape_doc]
-        #vis struct #tape_name<E: #k::Elem, D: #k::Backend<E>> #bounds {
+        #vis struct #tape_name<E: #k::Elem, D: #k::Backend<E> #gp> #bounds {
             /// The random source of stochastic layers (dropout), seeded.
             pub ctx: #k::TrainCtx,
             #( #[doc = #in_docs] pub #in_names: #k::Tensor<#in_ty, E, D>, )*
@@ -582,7 +612,7 @@ fn tape_struct(cx: &Cx) -> TokenStream {
             #( #[doc = #grad_docs] pub #grad_names: #k::Tensor<#in_ty, E, D>, )*
             /// Whether `backward` computes the gradients with respect to the inputs (saliency maps, GANs).
             pub input_grads: bool,
-            cache: #cache_name<E, D>,
+            cache: #cache_name<E, D #ga>,
         }
     }
 }
@@ -605,6 +635,8 @@ fn api_names(cx: &Cx) -> (Vec<Ident>, Vec<Ident>, Vec<Ident>) {
 /// impl<E: Elem, D: Backend<E>> LeNet5<E, D> where … { … }
 /// ```
 fn inherent_impl(cx: &Cx) -> TokenStream {
+    let ga = &cx.ga;
+    let gp = &cx.gp;
     let (k, name, bounds) = (cx.k, &cx.net.name, &cx.bounds);
     let consts = consts(cx);
     let api = api(cx);
@@ -614,7 +646,7 @@ fn inherent_impl(cx: &Cx) -> TokenStream {
     let backward = backward(cx);
     quote! {
         #[allow(clippy::too_many_arguments, clippy::needless_question_mark, unused_mut, unused_variables)]
-        impl<E: #k::Elem, D: #k::Backend<E>> #name<E, D> #bounds {
+        impl<E: #k::Elem, D: #k::Backend<E> #gp> #name<E, D #ga> #bounds {
             #consts
             #api
             #new_cache
@@ -723,6 +755,7 @@ fn consts(cx: &Cx) -> TokenStream {
 /// pub fn backward(&self, tape: &mut Tape, d_y, grads: &mut Grads) -> Result<()>
 /// ```
 fn api(cx: &Cx) -> TokenStream {
+    let ga = &cx.ga;
     let (net, k, name) = (cx.net, cx.k, &cx.net.name);
     let (grads_name, tape_name) = (&cx.grads_name, &cx.tape_name);
     let (in_ty, out_ty) = (&cx.in_ty, &cx.out_ty);
@@ -792,15 +825,15 @@ fn api(cx: &Cx) -> TokenStream {
             #k::summary::table(#title, Self::INPUTS, Self::__ROWS)
         }
         /// Zeroed gradients, to be created once and reused.
-        pub fn grads(&self) -> #k::Result<#grads_name<E, D>> {
+        pub fn grads(&self) -> #k::Result<#grads_name<E, D #ga>> {
             #k::Module::<E, D>::grads(self)
         }
         /// A tape (activation buffers, reused every step) whose random source is seeded with 0.
-        pub fn tape(&self) -> #k::Result<#tape_name<E, D>> {
+        pub fn tape(&self) -> #k::Result<#tape_name<E, D #ga>> {
             self.tape_seeded(0)
         }
         /// A tape whose random source is seeded with `seed`.
-        pub fn tape_seeded(&self, seed: u64) -> #k::Result<#tape_name<E, D>> {
+        pub fn tape_seeded(&self, seed: u64) -> #k::Result<#tape_name<E, D #ga>> {
             Ok(#tape_name {
                 ctx: #k::TrainCtx::new(seed),
                 #( #in_names: #k::Tensor::empty(&self.device)?, )*
@@ -820,14 +853,14 @@ fn api(cx: &Cx) -> TokenStream {
             Ok(#ret_owned)
         }
         /// Inference (evaluation mode) reusing `tape`'s buffers.
-        pub fn forward_with<'t>(&self, #(#user_in: &#k::Tensor<#in_ty, E, D>,)* tape: &'t mut #tape_name<E, D>) -> #k::Result<#ret_ty> {
+        pub fn forward_with<'t>(&self, #(#user_in: &#k::Tensor<#in_ty, E, D>,)* tape: &'t mut #tape_name<E, D #ga>) -> #k::Result<#ret_ty> {
             #(#batch_checks2)*
             self.__forward_eval(#(#user_in,)* #(&mut tape.#out_names,)* &mut tape.cache)?;
             Ok(#ret_refs)
         }
         /// Training-mode forward pass: copies the inputs into `tape`, keeps
         /// every activation the backward pass needs, returns the outputs.
-        pub fn forward_train<'t>(&mut self, #(#user_in: &#k::Tensor<#in_ty, E, D>,)* tape: &'t mut #tape_name<E, D>) -> #k::Result<#ret_ty> {
+        pub fn forward_train<'t>(&mut self, #(#user_in: &#k::Tensor<#in_ty, E, D>,)* tape: &'t mut #tape_name<E, D #ga>) -> #k::Result<#ret_ty> {
             #(#batch_checks2)*
             #( #k::Tensor::assign(&mut tape.#in_names, #user_in)?; )*
             self.__forward_train(#(&tape.#in_names,)* #(&mut tape.#out_names,)* &mut tape.cache, &mut tape.ctx)?;
@@ -837,7 +870,7 @@ fn api(cx: &Cx) -> TokenStream {
         /// of the loss with respect to the outputs, writes every parameter
         /// gradient into `grads` (overwriting) and, when `tape.input_grads`
         /// is set, the input gradients into `tape.grad_*`.
-        pub fn backward(&self, tape: &mut #tape_name<E, D>, #(#user_d: &#k::Tensor<#out_ty, E, D>,)* grads: &mut #grads_name<E, D>) -> #k::Result<()> {
+        pub fn backward(&self, tape: &mut #tape_name<E, D #ga>, #(#user_d: &#k::Tensor<#out_ty, E, D>,)* grads: &mut #grads_name<E, D #ga>) -> #k::Result<()> {
             #(#d_checks)*
             let want = tape.input_grads;
             self.__backward(
@@ -861,6 +894,7 @@ fn api(cx: &Cx) -> TokenStream {
 /// }
 /// ```
 fn new_cache(cx: &Cx) -> TokenStream {
+    let ga = &cx.ga;
     let (net, k, cache_name) = (cx.net, cx.k, &cx.cache_name);
     let mut inits = Vec::new();
     for (j, n) in net.nodes.iter().enumerate() {
@@ -875,7 +909,7 @@ fn new_cache(cx: &Cx) -> TokenStream {
         }
     }
     quote! {
-        fn __cache(&self) -> #k::Result<#cache_name<E, D>> {
+        fn __cache(&self) -> #k::Result<#cache_name<E, D #ga>> {
             Ok(#cache_name { #(#inits)* detect: false, _p: ::core::marker::PhantomData })
         }
     }
@@ -897,6 +931,7 @@ fn new_cache(cx: &Cx) -> TokenStream {
 /// }
 /// ```
 fn forward(cx: &Cx, train: bool) -> TokenStream {
+    let ga = &cx.ga;
     let (net, k, cache_name) = (cx.net, cx.k, &cx.cache_name);
     let (in_ty, out_ty, in_args, out_args) = (&cx.in_ty, &cx.out_ty, &cx.in_args, &cx.out_args);
     let mut body = Vec::new();
@@ -946,7 +981,7 @@ fn forward(cx: &Cx, train: bool) -> TokenStream {
                 &mut self,
                 #(#in_args: &#k::Tensor<#in_ty, E, D>,)*
                 #(#out_args: &mut #k::Tensor<#out_ty, E, D>,)*
-                c: &mut #cache_name<E, D>,
+                c: &mut #cache_name<E, D #ga>,
                 ctx: &mut #k::TrainCtx,
             ) -> #k::Result<()> {
                 #(#body)*
@@ -959,7 +994,7 @@ fn forward(cx: &Cx, train: bool) -> TokenStream {
                 &self,
                 #(#in_args: &#k::Tensor<#in_ty, E, D>,)*
                 #(#out_args: &mut #k::Tensor<#out_ty, E, D>,)*
-                c: &mut #cache_name<E, D>,
+                c: &mut #cache_name<E, D #ga>,
             ) -> #k::Result<()> {
                 #(#body)*
                 Ok(())
@@ -985,6 +1020,7 @@ fn forward(cx: &Cx, train: bool) -> TokenStream {
 /// }
 /// ```
 fn backward(cx: &Cx) -> TokenStream {
+    let ga = &cx.ga;
     let (net, k) = (cx.net, cx.k);
     let (grads_name, cache_name) = (&cx.grads_name, &cx.cache_name);
     let (in_ty, out_ty, in_args, d_args, din_args) =
@@ -1074,8 +1110,8 @@ fn backward(cx: &Cx) -> TokenStream {
             #(#in_args: &#k::Tensor<#in_ty, E, D>,)*
             #(#d_args: &#k::Tensor<#out_ty, E, D>,)*
             #(mut #din_args: ::core::option::Option<(&mut #k::Tensor<#in_ty, E, D>, #k::Acc)>,)*
-            c: &mut #cache_name<E, D>,
-            g: &mut #grads_name<E, D>,
+            c: &mut #cache_name<E, D #ga>,
+            g: &mut #grads_name<E, D #ga>,
             gacc: #k::Acc,
         ) -> #k::Result<()> {
             #(#bwd)*
@@ -1097,12 +1133,14 @@ fn backward(cx: &Cx) -> TokenStream {
 /// }
 /// ```
 fn module_impl(cx: &Cx) -> TokenStream {
+    let ga = &cx.ga;
+    let gp = &cx.gp;
     let (k, name, grads_name, bounds) = (cx.k, &cx.net.name, &cx.grads_name, &cx.param_bounds);
     let field_names: Vec<_> = cx.fields().map(|l| &l.field).collect();
     let field_strs: Vec<String> = cx.fields().map(|l| l.field.to_string()).collect();
     quote! {
-        impl<E: #k::Elem, D: #k::Backend<E>> #k::Module<E, D> for #name<E, D> #bounds {
-            type Grads = #grads_name<E, D>;
+        impl<E: #k::Elem, D: #k::Backend<E> #gp> #k::Module<E, D> for #name<E, D #ga> #bounds {
+            type Grads = #grads_name<E, D #ga>;
             fn grads(&self) -> #k::Result<Self::Grads> {
                 Ok(#grads_name {
                     #( #field_names: #k::Module::<E, D>::grads(&self.#field_names)?, )*
@@ -1131,9 +1169,11 @@ fn module_impl(cx: &Cx) -> TokenStream {
 /// }
 /// ```
 fn build_impl(cx: &Cx) -> TokenStream {
+    let ga = &cx.ga;
+    let gp = &cx.gp;
     let (k, name, bounds) = (cx.k, &cx.net.name, &cx.bounds);
     quote! {
-        impl<E: #k::Elem, D: #k::Backend<E>> #k::Build<E, D> for #name<E, D> #bounds {
+        impl<E: #k::Elem, D: #k::Backend<E> #gp> #k::Build<E, D> for #name<E, D #ga> #bounds {
             type Config = ();
             fn build(dev: &D, rng: &mut #k::Rng, _: ()) -> #k::Result<Self> {
                 Self::init(dev, rng)
@@ -1158,6 +1198,8 @@ fn build_impl(cx: &Cx) -> TokenStream {
 /// }
 /// ```
 fn layer_impl(cx: &Cx) -> TokenStream {
+    let ga = &cx.ga;
+    let gp = &cx.gp;
     let (net, k, name, cache_name, bounds) =
         (cx.net, cx.k, &cx.net.name, &cx.cache_name, &cx.bounds);
     if net.inputs.len() != 1 || net.outputs.len() != 1 {
@@ -1166,10 +1208,10 @@ fn layer_impl(cx: &Cx) -> TokenStream {
     let (it, ot) = (&cx.in_ty[0], &cx.out_ty[0]);
     let flops = node_flops(cx);
     quote! {
-        impl<E: #k::Elem, D: #k::Backend<E>> #k::Layer<E, D> for #name<E, D> #bounds {
+        impl<E: #k::Elem, D: #k::Backend<E> #gp> #k::Layer<E, D> for #name<E, D #ga> #bounds {
             type In = #it;
             type Out = #ot;
-            type Cache = #cache_name<E, D>;
+            type Cache = #cache_name<E, D #ga>;
             const FLOPS: usize = 0 #(+ #flops)*;
             fn cache(&self) -> #k::Result<Self::Cache> {
                 self.__cache()

@@ -76,6 +76,8 @@ pub struct Net {
     pub attrs: Vec<Attribute>,
     pub vis: Visibility,
     pub name: Ident,
+    /// Const generic parameters (`T`) and their defaults.
+    pub generics: Vec<(Ident, Option<syn::Expr>)>,
     pub inputs: Vec<Input>,
     pub layers: Vec<LayerDecl>,
     pub nodes: Vec<Node>,
@@ -180,6 +182,7 @@ pub fn lower(inv: Invocation, diag: &mut Diag) -> Net {
         attrs: inv.attrs,
         vis: inv.vis,
         name: inv.name,
+        generics: inv.generics,
         inputs,
         layers,
         nodes,

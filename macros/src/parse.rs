@@ -1,7 +1,8 @@
 //! Syntax of `network!` — no semantics here, only the grammar.
 //!
 //! ```text
-//! Invocation := CRATE ';' Attribute* Visibility 'struct' Ident '{' Item* '}'
+//! Invocation := CRATE ';' Attribute* Visibility 'struct' Ident Generics? '{' Item* '}'
+//! Generics   := '<' ('const' Ident ':' 'usize' ('=' Expr)?),+ '>'   // pass-through dimensions
 //! Item       := ( 'input' ':' Dims                       // chain form input
 //!               | 'input' Ident ':' Dims                 // graph form input
 //!               | 'layer' Ident '=' Spec                 // a layer to apply (share) by name
@@ -32,6 +33,8 @@ pub struct Invocation {
     pub attrs: Vec<Attribute>,
     pub vis: Visibility,
     pub name: Ident,
+    /// Const generic parameters (`T`), with their defaults if written.
+    pub generics: Vec<(Ident, Option<syn::Expr>)>,
     pub items: Vec<Item>,
 }
 
@@ -212,6 +215,26 @@ impl Parse for Invocation {
         let vis: Visibility = input.parse()?;
         input.parse::<Token![struct]>()?;
         let name: Ident = input.parse()?;
+        let mut generics = Vec::new();
+        if input.peek(Token![<]) {
+            let g: syn::Generics = input.parse()?;
+            for p in &g.params {
+                match p {
+                    syn::GenericParam::Const(c)
+                        if matches!(&c.ty, syn::Type::Path(t) if t.path.is_ident("usize")) =>
+                    {
+                        generics.push((c.ident.clone(), c.default.clone()));
+                    }
+                    other => {
+                        return Err(syn::Error::new(
+                            other.span(),
+                            "a network's generic parameters are dimensions, `const T: usize` (its element type `E` and device `D` come first and are always there)",
+                        ))
+                    }
+                }
+            }
+            crate::dim::set_generics(generics.iter().map(|(i, _)| i.to_string()).collect());
+        }
         let body;
         syn::braced!(body in input);
         let mut items = Vec::new();
@@ -230,6 +253,7 @@ impl Parse for Invocation {
             attrs,
             vis,
             name,
+            generics,
             items,
         })
     }
