@@ -239,3 +239,106 @@ fn generic_dimension_with_a_default() {
     let err = check_layer(&mut net, 2, 35).unwrap();
     assert!(err < TOL, "{err}");
 }
+
+kiln::network! {
+    /// Concatenations along every dimension of a sequence: features
+    /// (`dim = 1`, `dim = -1`) and time (`dim = 0`, the default).
+    pub struct Joins {
+        input a: [3, 4],
+        input b: [3, 2],
+        let h = a |> fa: Linear(5) |> tanh;
+        let wide = concat(h, b, h, dim = 1);
+        let last = concat(b, a, dim = -1);
+        let long = concat(a, a);
+        output wide |> fw: Linear(2);
+        output last + last |> fl: Linear(2);
+        output long |> sigmoid;
+    }
+}
+
+#[test]
+fn concat_along_any_dimension() {
+    assert_eq!(
+        Joins::<f32>::OUTPUTS,
+        &[&[3usize, 2][..], &[3usize, 2][..], &[6usize, 4][..]]
+    );
+    let mut r = rng(41);
+    let mut net = Joins::<f64, Cpu>::init(&Cpu, &mut r).unwrap();
+    let av: Vec<f64> = (0..2 * 12).map(|i| (i as f64 * 0.3).sin()).collect();
+    let bv: Vec<f64> = (0..2 * 6).map(|i| (i as f64 * 0.5).cos()).collect();
+    let a = Tensor::<S2<3, 4>, f64>::from_slice(&Cpu, &av).unwrap();
+    let b = Tensor::<S2<3, 2>, f64>::from_slice(&Cpu, &bv).unwrap();
+    // L = Σ w_o ⊙ output_o with fixed weights; compare dL/da, dL/db and the
+    // parameter gradients with central differences.
+    let w: Vec<Vec<f64>> = [12usize, 12, 48]
+        .iter()
+        .map(|&n| (0..n).map(|i| ((i * 7 % 11) as f64 - 5.0) / 5.0).collect())
+        .collect();
+    let loss = |net: &Joins<f64, Cpu>, a: &[f64], b: &[f64]| -> f64 {
+        let a = Tensor::<S2<3, 4>, f64>::from_slice(&Cpu, a).unwrap();
+        let b = Tensor::<S2<3, 2>, f64>::from_slice(&Cpu, b).unwrap();
+        let (o1, o2, o3) = net.forward(&a, &b).unwrap();
+        [
+            o1.to_vec().unwrap(),
+            o2.to_vec().unwrap(),
+            o3.to_vec().unwrap(),
+        ]
+        .iter()
+        .zip(&w)
+        .map(|(o, w)| o.iter().zip(w).map(|(x, y)| x * y).sum::<f64>())
+        .sum()
+    };
+    let mut tape = net.tape().unwrap();
+    tape.input_grads = true;
+    net.forward_train(&a, &b, &mut tape).unwrap();
+    let d1 = Tensor::<S2<3, 2>, f64>::from_slice(&Cpu, &w[0]).unwrap();
+    let d2 = Tensor::<S2<3, 2>, f64>::from_slice(&Cpu, &w[1]).unwrap();
+    let d3 = Tensor::<S2<6, 4>, f64>::from_slice(&Cpu, &w[2]).unwrap();
+    let mut grads = net.grads().unwrap();
+    net.backward(&mut tape, &d1, &d2, &d3, &mut grads).unwrap();
+    let ga = tape.grad_a.to_vec().unwrap();
+    let gb = tape.grad_b.to_vec().unwrap();
+    let h = 1e-5;
+    let mut worst = 0f64;
+    for (i, g) in ga.iter().enumerate() {
+        let (mut p, mut m) = (av.clone(), av.clone());
+        p[i] += h;
+        m[i] -= h;
+        let num = (loss(&net, &p, &bv) - loss(&net, &m, &bv)) / (2.0 * h);
+        worst = worst.max((g - num).abs() / (1.0 + num.abs()));
+    }
+    for (i, g) in gb.iter().enumerate() {
+        let (mut p, mut m) = (bv.clone(), bv.clone());
+        p[i] += h;
+        m[i] -= h;
+        let num = (loss(&net, &av, &p) - loss(&net, &av, &m)) / (2.0 * h);
+        worst = worst.max((g - num).abs() / (1.0 + num.abs()));
+    }
+    assert!(worst < TOL, "{worst}");
+    // The parameters too, one at a time through `visit_mut`.
+    let mut analytic: Vec<f64> = Vec::new();
+    net.visit_grads(&grads, &kiln::Path::ROOT, &mut |_, p| {
+        analytic.extend_from_slice(&p.grad.unwrap()[..p.numel])
+    });
+    let n = analytic.len();
+    assert_eq!(n, Joins::<f64>::PARAMS);
+    for (k, g) in analytic.iter().enumerate() {
+        let shift = |net: &mut Joins<f64, Cpu>, delta: f64| {
+            let mut i = 0;
+            net.visit_mut(&kiln::Path::ROOT, &mut |_, p, _| {
+                if (i..i + p.numel).contains(&k) {
+                    p.value[k - i] += delta;
+                }
+                i += p.numel;
+            });
+        };
+        shift(&mut net, h);
+        let lp = loss(&net, &av, &bv);
+        shift(&mut net, -2.0 * h);
+        let lm = loss(&net, &av, &bv);
+        shift(&mut net, h);
+        let num = (lp - lm) / (2.0 * h);
+        worst = worst.max((g - num).abs() / (1.0 + num.abs()));
+    }
+    assert!(worst < TOL, "{worst}");
+}

@@ -134,6 +134,27 @@ fn unsuffixed(ts: TokenStream) -> TokenStream {
         .collect()
 }
 
+/// The parts of the concatenation at node `j` along `dim = d`: each operand
+/// with the number of blocks per sample (`outer`, the product of the
+/// dimensions before the axis) and where its block starts in each output
+/// block (the offset in values).
+fn concat_parts(net: &Net, j: usize, d: i64) -> Vec<(Val, usize, usize)> {
+    let out = &net.nodes[j].shape;
+    let axis = crate::shape::concat_axis(d, out.len()).unwrap_or(0);
+    let outer: usize = out[..axis].iter().product();
+    let inner: usize = out[axis + 1..].iter().product();
+    let mut at = 0usize;
+    net.nodes[j]
+        .args
+        .iter()
+        .map(|&a| {
+            let part = (a, outer, at * inner);
+            at += net.shape(a)[axis];
+            part
+        })
+        .collect()
+}
+
 /// What every rendering function needs, computed once.
 struct Cx<'a> {
     net: &'a Net,
@@ -333,7 +354,7 @@ impl Names {
                     adds += 1;
                     (binding().unwrap_or_else(|| format!("add{adds}")), false)
                 }
-                Op::Concat => {
+                Op::Concat(_) => {
                     concats += 1;
                     (
                         binding().unwrap_or_else(|| format!("concat{concats}")),
@@ -672,7 +693,7 @@ fn node_flops(cx: &Cx) -> Vec<TokenStream> {
                 Ok(s) => crate::dim::tokens(s),
                 Err(_) => quote!(0usize),
             },
-            Op::Concat => quote!(0usize),
+            Op::Concat(_) => quote!(0usize),
         })
         .collect()
 }
@@ -950,16 +971,18 @@ fn forward(cx: &Cx, train: bool) -> TokenStream {
                 let (a, b) = (cx.val_ref(n.args[0]), cx.val_ref(n.args[1]));
                 body.push(respan_q!(span=> #k::ops::add_fwd(#a, #b, &mut c.#v)?;));
             }
-            Op::Concat => {
+            Op::Concat(d) => {
                 let first = cx.val_ref(n.args[0]);
                 body.push(
                     respan_q!(span=> #k::ops::concat_begin(&mut c.#v, #k::Tensor::batch(#first))?;),
                 );
-                let mut off = 0usize;
-                for &a in &n.args {
+                for (a, outer, off) in concat_parts(net, j, d) {
                     let r = cx.val_ref(a);
-                    body.push(respan_q!(span=> #k::ops::concat_fwd(#r, &mut c.#v, #off)?;));
-                    off += net.shape(a).iter().product::<usize>();
+                    if outer == 1 {
+                        body.push(respan_q!(span=> #k::ops::concat_fwd(#r, &mut c.#v, #off)?;));
+                    } else {
+                        body.push(respan_q!(span=> #k::ops::concat_fwd_along(#r, &mut c.#v, #outer, #off)?;));
+                    }
                 }
             }
         }
@@ -1094,12 +1117,14 @@ fn backward(cx: &Cx) -> TokenStream {
                     bwd.push(respan_q!(span=> #k::ops::pass_grad_to(#dy, #dst)?;));
                 }
             }
-            Op::Concat => {
-                let mut off = 0usize;
-                for &a in &n.args {
+            Op::Concat(d) => {
+                for (a, outer, off) in concat_parts(net, j, d) {
                     let dst = dest(a, &mut seen);
-                    bwd.push(respan_q!(span=> #k::ops::concat_bwd_to(#dy, #off, #dst)?;));
-                    off += net.shape(a).iter().product::<usize>();
+                    if outer == 1 {
+                        bwd.push(respan_q!(span=> #k::ops::concat_bwd_to(#dy, #off, #dst)?;));
+                    } else {
+                        bwd.push(respan_q!(span=> #k::ops::concat_bwd_along_to(#dy, #outer, #off, #dst)?;));
+                    }
                 }
             }
         }

@@ -46,7 +46,8 @@ pub struct LayerDecl {
 pub enum Op {
     Layer(usize),
     Add,
-    Concat,
+    /// Along the dimension as written (`dim = -1` counts from the last).
+    Concat(i64),
 }
 
 pub struct Node {
@@ -415,7 +416,7 @@ impl Lower<'_> {
                 let label = format!("{} + {}", self.label(a), self.label(b));
                 Some(self.node(Op::Add, vec![a, b], *span, e.range(), label))
             }
-            Expr::Concat(parts, span, _) => {
+            Expr::Concat(parts, span, _, dim) => {
                 let vals: Vec<Option<Val>> = parts.iter().map(|p| self.expr(p)).collect();
                 let vals: Vec<Val> = vals.into_iter().collect::<Option<_>>()?;
                 if vals.len() < 2 {
@@ -424,8 +425,11 @@ impl Lower<'_> {
                     return None;
                 }
                 let names: Vec<String> = vals.iter().map(|v| self.label(*v)).collect();
-                let label = format!("concat({})", names.join(", "));
-                Some(self.node(Op::Concat, vals, *span, e.range(), label))
+                let label = match dim {
+                    0 => format!("concat({})", names.join(", ")),
+                    d => format!("concat({}, dim = {d})", names.join(", ")),
+                };
+                Some(self.node(Op::Concat(*dim), vals, *span, e.range(), label))
             }
             Expr::Apply(inner, step) => {
                 let v = self.expr(inner)?;

@@ -15,7 +15,7 @@
 //! Args       := (Ident '=' Expr | Expr),*
 //! Expr       := Sum ('|>' Step)*
 //! Sum        := Atom ('+' Atom)*
-//! Atom       := '(' Expr ')' | 'concat' '(' Expr,+ ')' | ident '(' Expr ')' | Ident
+//! Atom       := '(' Expr ')' | 'concat' '(' Expr,+ (',' 'dim' '=' Int)? ')' | ident '(' Expr ')' | Ident
 //! Dims       := '[' Dim,* ']'     // Dim: see dim.rs (`16 * 5 * 5`, `HIDDEN`)
 //! ```
 //!
@@ -176,8 +176,10 @@ pub enum Expr {
     Var(Ident),
     /// `a + b`, with the span of `+`.
     Add(Box<Expr>, Box<Expr>, Span),
-    /// `concat(..)`, with the spans of `concat` and of its parentheses.
-    Concat(Vec<Expr>, Span, Span),
+    /// `concat(..)`, with the spans of `concat` and of its parentheses, and
+    /// the dimension it joins along (`dim = 1`; 0 if not written; negative
+    /// counts from the last, as PyTorch's).
+    Concat(Vec<Expr>, Span, Span, i64),
     /// `expr |> step`, or `relu(expr)` written as a call.
     Apply(Box<Expr>, Step),
 }
@@ -186,7 +188,7 @@ impl Expr {
     pub fn span(&self) -> Span {
         match self {
             Expr::Var(i) => i.span(),
-            Expr::Add(_, _, s) | Expr::Concat(_, s, _) => *s,
+            Expr::Add(_, _, s) | Expr::Concat(_, s, _, _) => *s,
             Expr::Apply(_, st) => st.span(),
         }
     }
@@ -195,7 +197,7 @@ impl Expr {
         match self {
             Expr::Var(i) => (i.span(), i.span()),
             Expr::Add(a, b, _) => (a.range().0, b.range().1),
-            Expr::Concat(_, s, e) => (*s, *e),
+            Expr::Concat(_, s, e, _) => (*s, *e),
             Expr::Apply(_, st) if st.call => st.range(),
             Expr::Apply(a, st) => (a.range().0, st.range().1),
         }
@@ -446,15 +448,31 @@ fn parse_atom(input: ParseStream) -> syn::Result<Expr> {
     if input.peek(syn::token::Paren) {
         let content;
         let p = parenthesized!(content in input);
-        let args: Punctuated<Expr, Token![,]> = content.parse_terminated(Expr::parse, Token![,])?;
         let span = name.span().join(p.span.join()).unwrap_or(name.span());
         if name == "concat" {
-            return Ok(Expr::Concat(
-                args.into_iter().collect(),
-                span,
-                p.span.join(),
-            ));
+            let mut parts = Vec::new();
+            let mut dim = 0i64;
+            while !content.is_empty() {
+                if peek_kw(&content, "dim") && content.peek2(Token![=]) {
+                    content.parse::<Ident>()?;
+                    content.parse::<Token![=]>()?;
+                    let neg = content.peek(Token![-]);
+                    if neg {
+                        content.parse::<Token![-]>()?;
+                    }
+                    let v: syn::LitInt = content.parse()?;
+                    let v = v.base10_parse::<i64>()?;
+                    dim = if neg { -v } else { v };
+                } else {
+                    parts.push(content.parse()?);
+                }
+                if !content.is_empty() {
+                    content.parse::<Token![,]>()?;
+                }
+            }
+            return Ok(Expr::Concat(parts, span, p.span.join(), dim));
         }
+        let args: Punctuated<Expr, Token![,]> = content.parse_terminated(Expr::parse, Token![,])?;
         let mut args: Vec<Expr> = args.into_iter().collect();
         if args.len() != 1 {
             return Err(syn::Error::new(

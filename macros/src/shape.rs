@@ -46,9 +46,19 @@ fn add_rule(net: &Net, args: &[Val]) -> Result<Vec<usize>, String> {
     Ok(a.to_vec())
 }
 
-/// Rule for `concat(a, b, …)`: joined along the first dimension (features of
-/// a vector, channels of an image); every other dimension must agree.
-fn concat_rule(net: &Net, args: &[Val]) -> Result<Vec<usize>, String> {
+/// The dimension `concat(.., dim = d)` joins along, for operands of rank
+/// `rank` (a negative `d` counts from the last, as in PyTorch), or `None`
+/// when there is no such dimension.
+pub fn concat_axis(d: i64, rank: usize) -> Option<usize> {
+    let r = rank as i64;
+    let a = if d < 0 { d + r } else { d };
+    (0..r).contains(&a).then_some(a as usize)
+}
+
+/// Rule for `concat(a, b, …, dim = d)`: joined along dimension `d` (the
+/// first by default: features of a vector, channels of an image); every
+/// other dimension must agree.
+fn concat_rule(net: &Net, args: &[Val], d: i64) -> Result<Vec<usize>, String> {
     let first = net.shape(args[0]);
     if let Some(&v) = args.iter().find(|v| !dim::all_known(net.shape(**v))) {
         return Err(format!(
@@ -57,19 +67,38 @@ fn concat_rule(net: &Net, args: &[Val]) -> Result<Vec<usize>, String> {
             dims(net.shape(v))
         ));
     }
+    let Some(axis) = concat_axis(d, first.len()) else {
+        return Err(format!(
+            "`concat` along dim {d}, but `{}` of shape {} has dims 0 to {} (or -{} to -1 from the last)",
+            net.val_label(args[0]),
+            dims(first),
+            first.len() - 1,
+            first.len()
+        ));
+    };
     let mut out = first.to_vec();
     for &v in &args[1..] {
         let s = net.shape(v);
-        if s.len() != first.len() || s[1..] != first[1..] {
+        let others_agree = s.len() == first.len()
+            && s.iter()
+                .zip(first)
+                .enumerate()
+                .all(|(i, (a, b))| i == axis || a == b);
+        if !others_agree {
+            let which = if axis == 0 {
+                "the first".to_string()
+            } else {
+                format!("dim {axis}")
+            };
             return Err(format!(
-                "cannot concatenate `{}` of shape {} with `{}` of shape {}: all dimensions but the first must agree",
+                "cannot concatenate `{}` of shape {} with `{}` of shape {}: all dimensions but {which} must agree",
                 net.val_label(args[0]),
                 dims(first),
                 net.val_label(v),
                 dims(s)
             ));
         }
-        out[0] += s[0];
+        out[axis] += s[axis];
     }
     Ok(out)
 }
@@ -159,7 +188,7 @@ pub fn infer(net: &mut Net, diag: &mut Diag) {
         }
         let res = match net.nodes[j].op {
             Op::Add => add_rule(net, &args),
-            Op::Concat => concat_rule(net, &args),
+            Op::Concat(d) => concat_rule(net, &args, d),
             Op::Layer(li) => layer_rule(net, j, li),
         };
         match res {
