@@ -342,3 +342,61 @@ fn concat_along_any_dimension() {
     }
     assert!(worst < TOL, "{worst}");
 }
+
+kiln::network! {
+    /// A sequence classifier: position-wise layers, then both poolings over
+    /// time joined, and a reshape round trip in between.
+    pub struct PoolOverTime {
+        input x: [6, 4],
+        let h = x |> fc: Linear(8) |> tanh |> reshape([3, 16]) |> reshape([6, 8]);
+        let avg = h |> mean_over_time;
+        let top = h |> max_over_time;
+        output concat(avg, top) |> head: Linear(3);
+    }
+}
+
+kiln::network! {
+    /// Pooling over a generic time axis keeps the network generic.
+    pub struct GenericPool<const T: usize> {
+        input: [T, 4],
+        fc: Linear(5),
+        relu,
+        max_over_time,
+        head: Linear(2),
+    }
+}
+
+#[test]
+fn reshape_and_pooling_over_time() {
+    assert_eq!(PoolOverTime::<f32>::OUTPUTS, &[&[3usize][..]]);
+    assert_eq!(PoolOverTime::<f32>::PARAMS, 4 * 8 + 8 + 16 * 3 + 3);
+    let mut net = PoolOverTime::<f64, Cpu>::init(&Cpu, &mut rng(51)).unwrap();
+    let err = check_layer(&mut net, 3, 52).unwrap();
+    assert!(err < TOL, "{err}");
+
+    let mut g = GenericPool::<f64, Cpu, 7>::init(&Cpu, &mut rng(53)).unwrap();
+    let err = check_layer(&mut g, 2, 54).unwrap();
+    assert!(err < TOL, "{err}");
+    // The same weights at T = 2: the max over two steps.
+    let mut g2 = GenericPool::<f64, Cpu, 2>::init(&Cpu, &mut rng(55)).unwrap();
+    load(&g, &mut g2);
+    let xs = [0.5, -1.0, 2.0, 0.25, -0.5, 1.5, 0.0, 1.0];
+    let x = Tensor::<S2<2, 4>, f64>::from_slice(&Cpu, &xs).unwrap();
+    let y2 = g2.forward(&x).unwrap().to_vec().unwrap();
+    // By hand: relu(fc) per step, the elementwise max, then the head.
+    let w = g.fc.weight.to_vec().unwrap();
+    let b = g.fc.bias.as_ref().unwrap().to_vec().unwrap();
+    let step = |t: usize| -> Vec<f64> {
+        (0..5)
+            .map(|o| (b[o] + (0..4).map(|i| w[o * 4 + i] * xs[t * 4 + i]).sum::<f64>()).max(0.0))
+            .collect()
+    };
+    let (s0, s1) = (step(0), step(1));
+    let m: Vec<f64> = s0.iter().zip(&s1).map(|(a, b)| a.max(*b)).collect();
+    let hw = g.head.weight.to_vec().unwrap();
+    let hb = g.head.bias.as_ref().unwrap().to_vec().unwrap();
+    for o in 0..2 {
+        let want = hb[o] + (0..5).map(|i| hw[o * 5 + i] * m[i]).sum::<f64>();
+        assert!((y2[o] - want).abs() < 1e-12, "{} {want}", y2[o]);
+    }
+}

@@ -11,6 +11,7 @@ pub mod flatten;
 pub mod linear;
 pub mod pool;
 pub mod softmax;
+pub mod time_pool;
 pub mod unpool;
 pub mod upsample;
 
@@ -21,10 +22,11 @@ pub use batchnorm::{
 pub use conv2d::{Conv2d, Conv2dConfig, Conv2dGrads, ConvCache};
 pub use conv_transpose2d::{ConvTranspose2d, ConvTranspose2dConfig, ConvTranspose2dGrads};
 pub use dropout::{Dropout, DropoutCache, DropoutConfig};
-pub use flatten::Flatten;
+pub use flatten::{Flatten, Reshape};
 pub use linear::{Linear, LinearConfig, LinearGrads};
 pub use pool::{AvgPool2d, GlobalAvgPool, MaxPool2d, Pool2dConfig, PoolIndices};
 pub use softmax::Softmax;
+pub use time_pool::{MaxOverTime, MeanOverTime};
 pub use unpool::MaxUnpool2d;
 pub use upsample::{Upsample, UpsampleConfig};
 

@@ -51,6 +51,8 @@ registry! {
     conv_transpose2d,
     unpool,
     upsample,
+    reshape,
+    time_pool,
 }
 
 /// A kind in the registry: the names it is written with and its parser.
