@@ -400,3 +400,28 @@ fn reshape_and_pooling_over_time() {
         assert!((y2[o] - want).abs() < 1e-12, "{} {want}", y2[o]);
     }
 }
+
+const SEQ: usize = 5;
+
+kiln::network! {
+    /// A sequence whose length and width are named constants.
+    pub struct NamedSeq {
+        input: [SEQ, EMBED],
+        fc: Linear(HIDDEN),
+        tanh,
+        mean_over_time,
+        head: Linear(HIDDEN, 2),
+    }
+}
+
+#[test]
+fn named_sequence_dimensions() {
+    assert_eq!(NamedSeq::<f32>::INPUTS, &[&[SEQ, EMBED][..]]);
+    assert_eq!(
+        NamedSeq::<f32>::PARAMS,
+        EMBED * HIDDEN + HIDDEN + HIDDEN * 2 + 2
+    );
+    let mut net = NamedSeq::<f64, Cpu>::init(&Cpu, &mut rng(61)).unwrap();
+    let err = check_layer(&mut net, 2, 62).unwrap();
+    assert!(err < TOL, "{err}");
+}
