@@ -1,6 +1,8 @@
-//! Dimensions written as integer expressions and named constants, and (as
-//! they land) the shapes sequences need: each network here is gradient-checked
-//! against central differences in f64 like those of `gradcheck.rs`.
+//! The shapes sequences need: dimensions written as integer expressions and
+//! named constants, const generic dimensions, position-wise layers on
+//! `[T, D]`, `concat` along any dimension, `reshape`, and pooling over time.
+//! Each network here is gradient-checked against central differences in f64
+//! like those of `gradcheck.rs`.
 
 use kiln::prelude::*;
 use kiln::testing::check_layer;

@@ -292,3 +292,57 @@ fn not_a_dim(e: &syn::Expr) -> syn::Error {
         "a dimension is an integer literal, a named constant, or `+ - * / %` over those (`16 * 5 * 5`, `2 * HIDDEN`)",
     )
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn e(s: &str) -> syn::Expr {
+        syn::parse_str(s).unwrap()
+    }
+
+    #[test]
+    fn expressions_are_evaluated() {
+        reset();
+        assert_eq!(eval(&e("16 * 5 * 5")).unwrap(), 400);
+        assert_eq!(eval(&e("(2 + 6) / 4 % 3")).unwrap(), 2);
+        assert!(eval(&e("3 - 4")).is_err());
+        assert!(eval(&e("1 / 0")).is_err());
+        assert!(eval(&e("f(3)")).is_err());
+        finish();
+    }
+
+    #[test]
+    fn names_are_symbols_equal_when_written_alike() {
+        reset();
+        let h = eval(&e("HIDDEN")).unwrap();
+        let w = eval(&e("WIDTH")).unwrap();
+        assert!(!is_known(h));
+        assert_eq!(eval(&e("HIDDEN")).unwrap(), h);
+        assert_eq!(text(eval(&e("2 * HIDDEN")).unwrap()), "2 * HIDDEN");
+        assert_eq!(
+            eval(&e("2 * HIDDEN")).unwrap(),
+            eval(&e("2*HIDDEN")).unwrap()
+        );
+        // Known numbers decide; a symbol against anything else is deferred.
+        assert!(!same(3, 4));
+        assert!(same(h, h));
+        assert!(take_deferred().is_empty());
+        assert!(same(h, w));
+        assert_eq!(take_deferred(), vec![(vec![h], vec![w])]);
+        finish();
+    }
+
+    #[test]
+    fn arithmetic_on_a_generic_dimension_is_refused() {
+        reset();
+        set_generics(vec!["T".into()]);
+        let t = eval(&e("T")).unwrap();
+        assert!(is_generic(t));
+        let err = eval(&e("T * 16")).unwrap_err().to_string();
+        assert!(err.contains("generic dimension `T`"), "{err}");
+        assert!(product(&[t, 16]).is_err());
+        assert_eq!(product(&[t]).unwrap(), t);
+        finish();
+    }
+}
