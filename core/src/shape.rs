@@ -2,9 +2,11 @@
 //!
 //! A tensor's type carries the shape of one sample (`S3<1, 28, 28>` for a
 //! grayscale image, `S1<10>` for ten logits); the batch dimension is a run-time
-//! number in front of it. All dimensions are concrete numbers, computed by the
-//! `network!` macro at expansion time, so compiler errors print them plainly:
-//! "expected `Tensor<S1<784>>`, found `Tensor<S1<400>>`".
+//! number in front of it. Dimensions are const generic arguments: numbers
+//! the `network!` macro computed at expansion time, or named constants and
+//! generic parameters it passed through (`S2<{ T }, 16>`); the compiler
+//! evaluates them, so its errors print them plainly: "expected
+//! `Tensor<S1<784>>`, found `Tensor<S1<400>>`".
 
 use std::fmt::Debug;
 
