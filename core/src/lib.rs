@@ -44,7 +44,7 @@ pub use kernels::{
     OptimKernels, PReluKernels, PoolKernels, SoftmaxKernels, UpsampleKernels,
 };
 pub use module::{Build, Layer, Module, ParamMut, ParamRef, Path, Role, TrainCtx};
-pub use shape::{Shape, S1, S2, S3, S4};
+pub use shape::{Lead, Shape, S1, S2, S3, S4};
 pub use tensor::{Labels, Tensor, Tokens};
 
 /// kiln's seeded random-number generator (ChaCha8: the same stream on every

@@ -5,6 +5,12 @@
 //! * **concat** along the first per-sample dimension (features of a vector,
 //!   channels of an image): part `i` occupies the `offset_i .. offset_i + numel_i`
 //!   slice of each output sample; backward hands each part its slice of `∂L/∂y`.
+//! * **concat along dimension `k`** (`concat(a, b, dim = 1)` on `[T, D]`):
+//!   a sample is `outer` blocks, `outer` the product of the dimensions before
+//!   `k`; part `i`'s block `o` (its `n_i·inner` values, `inner` the product
+//!   after `k`) lands at `offset_i` in output block `o`. Forward and backward
+//!   are the same strided copies as along the first dimension, with
+//!   `batch·outer` rows.
 //!
 //! Gradients go through [`Acc`], so a tensor consumed by several operations
 //! receives the sum of their gradients.
@@ -66,6 +72,79 @@ pub fn concat_fwd<P: Shape, S: Shape, E: Elem, D: Backend<E>>(
     };
     part.device()
         .copy_block(&block, &part.buf, &mut y.buf, Acc::Set)
+}
+
+/// The block copy of one part of a concatenation along a dimension that
+/// leaves `outer` blocks per sample: rows of the part are `P::NUMEL / outer`
+/// values, rows of the output `S::NUMEL / outer`.
+fn along<P: Shape, S: Shape>(batch: usize, outer: usize, offset: usize) -> Result<Block> {
+    if outer == 0 || P::NUMEL % outer != 0 || S::NUMEL % outer != 0 {
+        return Err(crate::Error::InvalidArgument {
+            op: "concat",
+            msg: format!(
+                "{outer} blocks per sample do not divide a part of {} values and an output of {}",
+                P::NUMEL,
+                S::NUMEL
+            ),
+        });
+    }
+    let (cols, ld) = (P::NUMEL / outer, S::NUMEL / outer);
+    if offset + cols > ld {
+        return Err(crate::Error::InvalidArgument {
+            op: "concat",
+            msg: format!("a block of {cols} values at {offset} overruns an output block of {ld}"),
+        });
+    }
+    Ok(Block {
+        rows: batch * outer,
+        cols,
+        src_ld: cols,
+        src_off: 0,
+        dst_ld: ld,
+        dst_off: offset,
+    })
+}
+
+/// [`concat_fwd`] along an inner dimension: each sample of `part` is `outer`
+/// blocks, block `o` written at `offset` values into block `o` of the
+/// sample of `y`.
+pub fn concat_fwd_along<P: Shape, S: Shape, E: Elem, D: Backend<E>>(
+    part: &Tensor<P, E, D>,
+    y: &mut Tensor<S, E, D>,
+    outer: usize,
+    offset: usize,
+) -> Result<()> {
+    check_batch("concat", "part", part.batch(), "output", y.batch())?;
+    let block = along::<P, S>(part.batch(), outer, offset)?;
+    part.device()
+        .copy_block(&block, &part.buf, &mut y.buf, Acc::Set)
+}
+
+/// Backward of [`concat_fwd_along`]: `∂L/∂part (acc)=` its blocks of
+/// `∂L/∂y`, into an optional destination (skipped when `None`).
+pub fn concat_bwd_along_to<P: Shape, S: Shape, E: Elem, D: Backend<E>>(
+    dy: &Tensor<S, E, D>,
+    outer: usize,
+    offset: usize,
+    dst: Option<(&mut Tensor<P, E, D>, Acc)>,
+) -> Result<()> {
+    let Some((dpart, acc)) = dst else {
+        return Ok(());
+    };
+    if acc == Acc::Set {
+        dpart.set_batch(dy.batch())?;
+    }
+    let b = along::<P, S>(dy.batch(), outer, offset)?;
+    // The forward block with source and destination swapped.
+    let block = Block {
+        rows: b.rows,
+        cols: b.cols,
+        src_ld: b.dst_ld,
+        src_off: b.dst_off,
+        dst_ld: b.src_ld,
+        dst_off: 0,
+    };
+    dy.device().copy_block(&block, &dy.buf, &mut dpart.buf, acc)
 }
 
 /// Sizes the output of a concatenation for `batch` samples.
@@ -244,6 +323,35 @@ mod tests {
         concat_bwd(&y, 2, &mut db, Acc::Set).unwrap();
         concat_bwd(&y, 2, &mut db, Acc::Add).unwrap();
         assert_eq!(db.to_vec().unwrap(), vec![18., 16.]);
+    }
+
+    /// `[2, 2]` and `[2, 1]` joined along dim 1 into `[2, 3]`: each row of
+    /// the output is a row of `a` then a row of `b`; the backward hands back
+    /// exactly the values written.
+    #[test]
+    fn concat_along_an_inner_dimension() {
+        use crate::shape::S2;
+        let a =
+            Tensor::<S2<2, 2>, f64>::from_slice(&Cpu, &[1., 2., 3., 4., 5., 6., 7., 8.]).unwrap();
+        let b = Tensor::<S2<2, 1>, f64>::from_slice(&Cpu, &[9., 10., 11., 12.]).unwrap();
+        let mut y = Tensor::<S2<2, 3>, f64>::empty(&Cpu).unwrap();
+        concat_begin(&mut y, 2).unwrap();
+        concat_fwd_along(&a, &mut y, 2, 0).unwrap();
+        concat_fwd_along(&b, &mut y, 2, 2).unwrap();
+        assert_eq!(
+            y.to_vec().unwrap(),
+            vec![1., 2., 9., 3., 4., 10., 5., 6., 11., 7., 8., 12.]
+        );
+        let mut da = Tensor::<S2<2, 2>, f64>::empty(&Cpu).unwrap();
+        concat_bwd_along_to(&y, 2, 0, Some((&mut da, Acc::Set))).unwrap();
+        assert_eq!(da.to_vec().unwrap(), a.to_vec().unwrap());
+        let mut db = Tensor::<S2<2, 1>, f64>::empty(&Cpu).unwrap();
+        concat_bwd_along_to(&y, 2, 2, Some((&mut db, Acc::Set))).unwrap();
+        concat_bwd_along_to(&y, 2, 2, Some((&mut db, Acc::Add))).unwrap();
+        assert_eq!(db.to_vec().unwrap(), vec![18., 20., 22., 24.]);
+        // A block that does not fit is an error, not a panic.
+        assert!(concat_fwd_along(&b, &mut y, 2, 3).is_err());
+        assert!(concat_fwd_along(&b, &mut y, 3, 0).is_err());
     }
 
     #[test]

@@ -2,9 +2,11 @@
 //!
 //! A tensor's type carries the shape of one sample (`S3<1, 28, 28>` for a
 //! grayscale image, `S1<10>` for ten logits); the batch dimension is a run-time
-//! number in front of it. All dimensions are concrete numbers, computed by the
-//! `network!` macro at expansion time, so compiler errors print them plainly:
-//! "expected `Tensor<S1<784>>`, found `Tensor<S1<400>>`".
+//! number in front of it. Dimensions are const generic arguments: numbers
+//! the `network!` macro computed at expansion time, or named constants and
+//! generic parameters it passed through (`S2<{ T }, 16>`); the compiler
+//! evaluates them, so its errors print them plainly: "expected
+//! `Tensor<S1<784>>`, found `Tensor<S1<400>>`".
 
 use std::fmt::Debug;
 
@@ -52,6 +54,38 @@ shape!(
     S4, 4, A, B, C, D
 );
 
+/// The per-sample dimensions in front of the last one, for layers that act
+/// on the last dimension at every position (PyTorch's `nn.Linear` on
+/// `[T, D]`): `()` for none (a vector), `S1<T>` for a sequence `[T, D]`,
+/// `S2<A, T>`, `S3<A, B, T>`. `Shaped<N>` is the whole shape with last
+/// dimension `N`; `ROWS` is how many positions one sample holds.
+pub trait Lead: Copy + Default + Debug + Send + Sync + 'static {
+    /// The shape `[lead…, N]`.
+    type Shaped<const N: usize>: Shape;
+    /// Positions per sample (the product of the leading dimensions).
+    const ROWS: usize;
+}
+
+impl Lead for () {
+    type Shaped<const N: usize> = S1<N>;
+    const ROWS: usize = 1;
+}
+
+impl<const A: usize> Lead for S1<A> {
+    type Shaped<const N: usize> = S2<A, N>;
+    const ROWS: usize = A;
+}
+
+impl<const A: usize, const B: usize> Lead for S2<A, B> {
+    type Shaped<const N: usize> = S3<A, B, N>;
+    const ROWS: usize = A * B;
+}
+
+impl<const A: usize, const B: usize, const C: usize> Lead for S3<A, B, C> {
+    type Shaped<const N: usize> = S4<A, B, C, N>;
+    const ROWS: usize = A * B * C;
+}
+
 /// Formats dimensions like `[16, 5, 5]`.
 pub fn fmt_dims(dims: &[usize]) -> String {
     let inner: Vec<String> = dims.iter().map(|d| d.to_string()).collect();
@@ -68,5 +102,8 @@ mod tests {
         assert_eq!(S3::<1, 28, 28>::DIMS, &[1, 28, 28]);
         assert_eq!(S2::<3, 4>::RANK, 2);
         assert_eq!(fmt_dims(S4::<16, 6, 5, 5>::DIMS), "[16, 6, 5, 5]");
+        assert_eq!(<S1<7> as Lead>::Shaped::<3>::DIMS, &[7, 3]);
+        assert_eq!(<S2<2, 7> as Lead>::ROWS, 14);
+        assert_eq!(<() as Lead>::Shaped::<3>::DIMS, &[3]);
     }
 }

@@ -107,15 +107,18 @@ pub fn suggest<'a>(name: &str, candidates: impl IntoIterator<Item = &'a str>) ->
 
 /// Formats dimensions like `[16, 5, 5]`.
 pub fn dims(d: &[usize]) -> String {
-    let v: Vec<String> = d.iter().map(|x| x.to_string()).collect();
+    let v: Vec<String> = d.iter().map(|x| crate::dim::text(*x)).collect();
     format!("[{}]", v.join(", "))
 }
 
 /// Formats dimensions with their product when there is more than one: `400 = 16×5×5`.
 pub fn numel_expl(d: &[usize]) -> String {
-    let n: usize = d.iter().product();
+    let n = match crate::dim::product(d) {
+        Ok(n) => crate::dim::text(n),
+        Err(_) => "?".to_string(),
+    };
     if d.len() > 1 {
-        let v: Vec<String> = d.iter().map(|x| x.to_string()).collect();
+        let v: Vec<String> = d.iter().map(|x| crate::dim::text(*x)).collect();
         format!("{n} = {}", v.join("×"))
     } else {
         n.to_string()

@@ -55,6 +55,7 @@ pub fn emit(net: &Net) -> TokenStream {
     let build_impl = build_impl(&cx);
     let layer_impl = layer_impl(&cx);
     let kind_items = kind_items(&cx);
+    let dim_checks = dim_checks(&cx);
     unsuffixed(quote! {
         #param_struct
         #grads_struct
@@ -65,7 +66,43 @@ pub fn emit(net: &Net) -> TokenStream {
         #build_impl
         #layer_impl
         #kind_items
+        #dim_checks
     })
+}
+
+/// The shape equalities the macro could not decide (`dim.rs`), one function
+/// each for the compiler to type-check, spanned at the node that needs it:
+///
+/// ```text
+/// const _: () = {
+///     fn __kiln_dims_agree() {
+///         let _: PhantomData<S1<{ HIDDEN }>> = PhantomData::<S1<{ WIDTH }>>;
+///     }
+/// };
+/// ```
+///
+/// If `HIDDEN` and `WIDTH` differ, that is E0308 at the layer naming both
+/// values (`expected S1<64>, found S1<32>`).
+fn dim_checks(cx: &Cx) -> TokenStream {
+    let k = cx.k;
+    let g = cx.net.generics.iter().map(|(i, _)| i);
+    let gp = quote!(#(const #g: usize),*);
+    cx.net
+        .checks
+        .iter()
+        .map(|(span, a, b)| {
+            let (ta, tb) = (shape_ty(k, a), shape_ty(k, b));
+            let found = respan_q!(*span=> ::core::marker::PhantomData::<#tb>);
+            quote_spanned! {*span=>
+                const _: () = {
+                    #[allow(dead_code)]
+                    fn __kiln_dims_agree<#gp>() {
+                        let _: ::core::marker::PhantomData<#ta> = #found;
+                    }
+                };
+            }
+        })
+        .collect()
 }
 
 /// Writes the sizes the macro computed as `28`, not `28usize` (how `quote!`
@@ -97,6 +134,27 @@ fn unsuffixed(ts: TokenStream) -> TokenStream {
         .collect()
 }
 
+/// The parts of the concatenation at node `j` along `dim = d`: each operand
+/// with the number of blocks per sample (`outer`, the product of the
+/// dimensions before the axis) and where its block starts in each output
+/// block (the offset in values).
+fn concat_parts(net: &Net, j: usize, d: i64) -> Vec<(Val, usize, usize)> {
+    let out = &net.nodes[j].shape;
+    let axis = crate::shape::concat_axis(d, out.len()).unwrap_or(0);
+    let outer: usize = out[..axis].iter().product();
+    let inner: usize = out[axis + 1..].iter().product();
+    let mut at = 0usize;
+    net.nodes[j]
+        .args
+        .iter()
+        .map(|&a| {
+            let part = (a, outer, at * inner);
+            at += net.shape(a)[axis];
+            part
+        })
+        .collect()
+}
+
 /// What every rendering function needs, computed once.
 struct Cx<'a> {
     net: &'a Net,
@@ -119,6 +177,12 @@ struct Cx<'a> {
     out_args: Vec<Ident>,
     d_args: Vec<Ident>,
     din_args: Vec<Ident>,
+    /// The network's const generic parameters: as arguments (`, T`), as
+    /// parameters of an impl or helper struct (`, const T: usize`), and the
+    /// network struct's whole parameter list (with the defaults).
+    ga: TokenStream,
+    gp: TokenStream,
+    struct_params: TokenStream,
     /// The `where` clauses ([`layer_bounds`]).
     bounds: TokenStream,
     param_bounds: TokenStream,
@@ -148,9 +212,26 @@ impl<'a> Cx<'a> {
         let ident = |prefix: &str, name: &Ident| {
             format_ident!("{}{}", prefix, name, span = Span::call_site())
         };
+        let names_g: Vec<&Ident> = net.generics.iter().map(|(i, _)| i).collect();
+        let ga = quote!(#(, #names_g)*);
+        let gp = quote!(#(, const #names_g: usize)*);
+        // Defaults must trail: `E = f32, D = Cpu` stay only when every
+        // generic dimension has a default too.
+        let struct_params = if net.generics.iter().all(|(_, d)| d.is_some()) {
+            let defs = net
+                .generics
+                .iter()
+                .map(|(i, d)| quote!(, const #i: usize = #d));
+            quote!(E: #k::Elem = f32, D: #k::Backend<E> = #k::Cpu #(#defs)*)
+        } else {
+            quote!(E: #k::Elem, D: #k::Backend<E> #gp)
+        };
         Cx {
             net,
             k,
+            ga,
+            gp,
+            struct_params,
             grads_name: format_ident!("{}Grads", net.name),
             cache_name: format_ident!("{}Cache", net.name),
             tape_name: format_ident!("{}Tape", net.name),
@@ -273,7 +354,7 @@ impl Names {
                     adds += 1;
                     (binding().unwrap_or_else(|| format!("add{adds}")), false)
                 }
-                Op::Concat => {
+                Op::Concat(_) => {
                     concats += 1;
                     (
                         binding().unwrap_or_else(|| format!("concat{concats}")),
@@ -399,7 +480,8 @@ fn layer_bounds(net: &Net, need: Need) -> TokenStream {
 /// }
 /// ```
 fn param_struct(cx: &Cx) -> TokenStream {
-    let (net, k) = (cx.net, cx.k);
+    let struct_params = &cx.struct_params;
+    let net = cx.net;
     let (attrs, vis, name) = (&net.attrs, &net.vis, &net.name);
     let field_defs = cx.fields().map(|l| {
         let f = &l.field;
@@ -426,7 +508,7 @@ fn param_struct(cx: &Cx) -> TokenStream {
     quote! {
         #(#attrs)*
         #[doc = #struct_doc]
-        #vis struct #name<E: #k::Elem = f32, D: #k::Backend<E> = #k::Cpu> {
+        #vis struct #name<#struct_params> {
             #(#field_defs)*
             device: D,
             _elem: ::core::marker::PhantomData<E>,
@@ -444,6 +526,7 @@ fn param_struct(cx: &Cx) -> TokenStream {
 /// }
 /// ```
 fn grads_struct(cx: &Cx) -> TokenStream {
+    let gp = &cx.gp;
     let (k, vis, name) = (cx.k, &cx.net.vis, &cx.net.name);
     let (grads_name, bounds) = (&cx.grads_name, &cx.param_bounds);
     let field_names = cx.fields().map(|l| &l.field);
@@ -451,7 +534,7 @@ fn grads_struct(cx: &Cx) -> TokenStream {
     let grads_doc = format!("Gradients of every parameter of [`{name}`], reused every step.");
     quote! {
         #[doc = #grads_doc]
-        #vis struct #grads_name<E: #k::Elem, D: #k::Backend<E>> #bounds {
+        #vis struct #grads_name<E: #k::Elem, D: #k::Backend<E> #gp> #bounds {
             #( #[allow(missing_docs)] pub #field_names: <#field_tys as #k::Module<E, D>>::Grads, )*
             _p: ::core::marker::PhantomData<(E, D)>,
         }
@@ -474,6 +557,7 @@ fn grads_struct(cx: &Cx) -> TokenStream {
 /// }
 /// ```
 fn cache_struct(cx: &Cx) -> TokenStream {
+    let gp = &cx.gp;
     let (net, k, vis, name) = (cx.net, cx.k, &cx.net.vis, &cx.net.name);
     let (cache_name, bounds) = (&cx.cache_name, &cx.cache_bounds);
     let mut defs = Vec::new();
@@ -493,7 +577,7 @@ fn cache_struct(cx: &Cx) -> TokenStream {
     quote! {
         #[doc = #cache_doc]
         #[allow(non_snake_case)]
-        #vis struct #cache_name<E: #k::Elem, D: #k::Backend<E>> #bounds {
+        #vis struct #cache_name<E: #k::Elem, D: #k::Backend<E> #gp> #bounds {
             #(#defs)*
             /// Anomaly detection was on in the forward pass; check the backward too.
             detect: bool,
@@ -515,6 +599,8 @@ fn cache_struct(cx: &Cx) -> TokenStream {
 /// }
 /// ```
 fn tape_struct(cx: &Cx) -> TokenStream {
+    let ga = &cx.ga;
+    let gp = &cx.gp;
     let (net, k, vis, name) = (cx.net, cx.k, &cx.net.vis, &cx.net.name);
     let (tape_name, cache_name, bounds) = (&cx.tape_name, &cx.cache_name, &cx.cache_bounds);
     let (in_ty, out_ty) = (&cx.in_ty, &cx.out_ty);
@@ -539,7 +625,7 @@ fn tape_struct(cx: &Cx) -> TokenStream {
     let tape_doc = format!("Everything a training step of [`{name}`] keeps between `forward_train` and `backward`, allocated on the first step and reused.");
     quote! {
         #[doc = #tape_doc]
-        #vis struct #tape_name<E: #k::Elem, D: #k::Backend<E>> #bounds {
+        #vis struct #tape_name<E: #k::Elem, D: #k::Backend<E> #gp> #bounds {
             /// The random source of stochastic layers (dropout), seeded.
             pub ctx: #k::TrainCtx,
             #( #[doc = #in_docs] pub #in_names: #k::Tensor<#in_ty, E, D>, )*
@@ -547,7 +633,7 @@ fn tape_struct(cx: &Cx) -> TokenStream {
             #( #[doc = #grad_docs] pub #grad_names: #k::Tensor<#in_ty, E, D>, )*
             /// Whether `backward` computes the gradients with respect to the inputs (saliency maps, GANs).
             pub input_grads: bool,
-            cache: #cache_name<E, D>,
+            cache: #cache_name<E, D #ga>,
         }
     }
 }
@@ -570,6 +656,8 @@ fn api_names(cx: &Cx) -> (Vec<Ident>, Vec<Ident>, Vec<Ident>) {
 /// impl<E: Elem, D: Backend<E>> LeNet5<E, D> where … { … }
 /// ```
 fn inherent_impl(cx: &Cx) -> TokenStream {
+    let ga = &cx.ga;
+    let gp = &cx.gp;
     let (k, name, bounds) = (cx.k, &cx.net.name, &cx.bounds);
     let consts = consts(cx);
     let api = api(cx);
@@ -579,7 +667,7 @@ fn inherent_impl(cx: &Cx) -> TokenStream {
     let backward = backward(cx);
     quote! {
         #[allow(clippy::too_many_arguments, clippy::needless_question_mark, unused_mut, unused_variables)]
-        impl<E: #k::Elem, D: #k::Backend<E>> #name<E, D> #bounds {
+        impl<E: #k::Elem, D: #k::Backend<E> #gp> #name<E, D #ga> #bounds {
             #consts
             #api
             #new_cache
@@ -601,11 +689,11 @@ fn node_flops(cx: &Cx) -> Vec<TokenStream> {
                 let l = &net.layers[li];
                 l.kind.flops(k, &l.ty)
             }
-            Op::Add => {
-                let s: usize = n.shape.iter().product();
-                quote!(#s)
-            }
-            Op::Concat => quote!(0usize),
+            Op::Add => match crate::dim::product(&n.shape) {
+                Ok(s) => crate::dim::tokens(s),
+                Err(_) => quote!(0usize),
+            },
+            Op::Concat(_) => quote!(0usize),
         })
         .collect()
 }
@@ -647,16 +735,16 @@ fn consts(cx: &Cx) -> TokenStream {
                 quote!(0usize),
             ),
         };
-        let out = &n.shape;
+        let out = n.shape.iter().map(|d| crate::dim::tokens(*d));
         let fl = &flops[j];
         quote!(#k::summary::Row { name: #nm, layer: #layer, out: &[#(#out),*], params: #params, flops: #fl },)
     });
     let in_dims = net.inputs.iter().map(|i| {
-        let d = &i.shape;
+        let d = i.shape.iter().map(|d| crate::dim::tokens(*d));
         quote!(&[#(#d),*])
     });
     let out_dims = net.outputs.iter().map(|o| {
-        let d = net.shape(o.val);
+        let d = net.shape(o.val).iter().map(|d| crate::dim::tokens(*d));
         quote!(&[#(#d),*])
     });
     quote! {
@@ -688,6 +776,7 @@ fn consts(cx: &Cx) -> TokenStream {
 /// pub fn backward(&self, tape: &mut Tape, d_y, grads: &mut Grads) -> Result<()>
 /// ```
 fn api(cx: &Cx) -> TokenStream {
+    let ga = &cx.ga;
     let (net, k, name) = (cx.net, cx.k, &cx.net.name);
     let (grads_name, tape_name) = (&cx.grads_name, &cx.tape_name);
     let (in_ty, out_ty) = (&cx.in_ty, &cx.out_ty);
@@ -757,15 +846,15 @@ fn api(cx: &Cx) -> TokenStream {
             #k::summary::table(#title, Self::INPUTS, Self::__ROWS)
         }
         /// Zeroed gradients, to be created once and reused.
-        pub fn grads(&self) -> #k::Result<#grads_name<E, D>> {
+        pub fn grads(&self) -> #k::Result<#grads_name<E, D #ga>> {
             #k::Module::<E, D>::grads(self)
         }
         /// A tape (activation buffers, reused every step) whose random source is seeded with 0.
-        pub fn tape(&self) -> #k::Result<#tape_name<E, D>> {
+        pub fn tape(&self) -> #k::Result<#tape_name<E, D #ga>> {
             self.tape_seeded(0)
         }
         /// A tape whose random source is seeded with `seed`.
-        pub fn tape_seeded(&self, seed: u64) -> #k::Result<#tape_name<E, D>> {
+        pub fn tape_seeded(&self, seed: u64) -> #k::Result<#tape_name<E, D #ga>> {
             Ok(#tape_name {
                 ctx: #k::TrainCtx::new(seed),
                 #( #in_names: #k::Tensor::empty(&self.device)?, )*
@@ -785,14 +874,14 @@ fn api(cx: &Cx) -> TokenStream {
             Ok(#ret_owned)
         }
         /// Inference (evaluation mode) reusing `tape`'s buffers.
-        pub fn forward_with<'t>(&self, #(#user_in: &#k::Tensor<#in_ty, E, D>,)* tape: &'t mut #tape_name<E, D>) -> #k::Result<#ret_ty> {
+        pub fn forward_with<'t>(&self, #(#user_in: &#k::Tensor<#in_ty, E, D>,)* tape: &'t mut #tape_name<E, D #ga>) -> #k::Result<#ret_ty> {
             #(#batch_checks2)*
             self.__forward_eval(#(#user_in,)* #(&mut tape.#out_names,)* &mut tape.cache)?;
             Ok(#ret_refs)
         }
         /// Training-mode forward pass: copies the inputs into `tape`, keeps
         /// every activation the backward pass needs, returns the outputs.
-        pub fn forward_train<'t>(&mut self, #(#user_in: &#k::Tensor<#in_ty, E, D>,)* tape: &'t mut #tape_name<E, D>) -> #k::Result<#ret_ty> {
+        pub fn forward_train<'t>(&mut self, #(#user_in: &#k::Tensor<#in_ty, E, D>,)* tape: &'t mut #tape_name<E, D #ga>) -> #k::Result<#ret_ty> {
             #(#batch_checks2)*
             #( #k::Tensor::assign(&mut tape.#in_names, #user_in)?; )*
             self.__forward_train(#(&tape.#in_names,)* #(&mut tape.#out_names,)* &mut tape.cache, &mut tape.ctx)?;
@@ -802,7 +891,7 @@ fn api(cx: &Cx) -> TokenStream {
         /// of the loss with respect to the outputs, writes every parameter
         /// gradient into `grads` (overwriting) and, when `tape.input_grads`
         /// is set, the input gradients into `tape.grad_*`.
-        pub fn backward(&self, tape: &mut #tape_name<E, D>, #(#user_d: &#k::Tensor<#out_ty, E, D>,)* grads: &mut #grads_name<E, D>) -> #k::Result<()> {
+        pub fn backward(&self, tape: &mut #tape_name<E, D #ga>, #(#user_d: &#k::Tensor<#out_ty, E, D>,)* grads: &mut #grads_name<E, D #ga>) -> #k::Result<()> {
             #(#d_checks)*
             let want = tape.input_grads;
             self.__backward(
@@ -826,6 +915,7 @@ fn api(cx: &Cx) -> TokenStream {
 /// }
 /// ```
 fn new_cache(cx: &Cx) -> TokenStream {
+    let ga = &cx.ga;
     let (net, k, cache_name) = (cx.net, cx.k, &cx.cache_name);
     let mut inits = Vec::new();
     for (j, n) in net.nodes.iter().enumerate() {
@@ -840,7 +930,7 @@ fn new_cache(cx: &Cx) -> TokenStream {
         }
     }
     quote! {
-        fn __cache(&self) -> #k::Result<#cache_name<E, D>> {
+        fn __cache(&self) -> #k::Result<#cache_name<E, D #ga>> {
             Ok(#cache_name { #(#inits)* detect: false, _p: ::core::marker::PhantomData })
         }
     }
@@ -862,6 +952,7 @@ fn new_cache(cx: &Cx) -> TokenStream {
 /// }
 /// ```
 fn forward(cx: &Cx, train: bool) -> TokenStream {
+    let ga = &cx.ga;
     let (net, k, cache_name) = (cx.net, cx.k, &cx.cache_name);
     let (in_ty, out_ty, in_args, out_args) = (&cx.in_ty, &cx.out_ty, &cx.in_args, &cx.out_args);
     let mut body = Vec::new();
@@ -880,16 +971,18 @@ fn forward(cx: &Cx, train: bool) -> TokenStream {
                 let (a, b) = (cx.val_ref(n.args[0]), cx.val_ref(n.args[1]));
                 body.push(respan_q!(span=> #k::ops::add_fwd(#a, #b, &mut c.#v)?;));
             }
-            Op::Concat => {
+            Op::Concat(d) => {
                 let first = cx.val_ref(n.args[0]);
                 body.push(
                     respan_q!(span=> #k::ops::concat_begin(&mut c.#v, #k::Tensor::batch(#first))?;),
                 );
-                let mut off = 0usize;
-                for &a in &n.args {
+                for (a, outer, off) in concat_parts(net, j, d) {
                     let r = cx.val_ref(a);
-                    body.push(respan_q!(span=> #k::ops::concat_fwd(#r, &mut c.#v, #off)?;));
-                    off += net.shape(a).iter().product::<usize>();
+                    if outer == 1 {
+                        body.push(respan_q!(span=> #k::ops::concat_fwd(#r, &mut c.#v, #off)?;));
+                    } else {
+                        body.push(respan_q!(span=> #k::ops::concat_fwd_along(#r, &mut c.#v, #outer, #off)?;));
+                    }
                 }
             }
         }
@@ -911,7 +1004,7 @@ fn forward(cx: &Cx, train: bool) -> TokenStream {
                 &mut self,
                 #(#in_args: &#k::Tensor<#in_ty, E, D>,)*
                 #(#out_args: &mut #k::Tensor<#out_ty, E, D>,)*
-                c: &mut #cache_name<E, D>,
+                c: &mut #cache_name<E, D #ga>,
                 ctx: &mut #k::TrainCtx,
             ) -> #k::Result<()> {
                 #(#body)*
@@ -924,7 +1017,7 @@ fn forward(cx: &Cx, train: bool) -> TokenStream {
                 &self,
                 #(#in_args: &#k::Tensor<#in_ty, E, D>,)*
                 #(#out_args: &mut #k::Tensor<#out_ty, E, D>,)*
-                c: &mut #cache_name<E, D>,
+                c: &mut #cache_name<E, D #ga>,
             ) -> #k::Result<()> {
                 #(#body)*
                 Ok(())
@@ -950,6 +1043,7 @@ fn forward(cx: &Cx, train: bool) -> TokenStream {
 /// }
 /// ```
 fn backward(cx: &Cx) -> TokenStream {
+    let ga = &cx.ga;
     let (net, k) = (cx.net, cx.k);
     let (grads_name, cache_name) = (&cx.grads_name, &cx.cache_name);
     let (in_ty, out_ty, in_args, d_args, din_args) =
@@ -1023,12 +1117,14 @@ fn backward(cx: &Cx) -> TokenStream {
                     bwd.push(respan_q!(span=> #k::ops::pass_grad_to(#dy, #dst)?;));
                 }
             }
-            Op::Concat => {
-                let mut off = 0usize;
-                for &a in &n.args {
+            Op::Concat(d) => {
+                for (a, outer, off) in concat_parts(net, j, d) {
                     let dst = dest(a, &mut seen);
-                    bwd.push(respan_q!(span=> #k::ops::concat_bwd_to(#dy, #off, #dst)?;));
-                    off += net.shape(a).iter().product::<usize>();
+                    if outer == 1 {
+                        bwd.push(respan_q!(span=> #k::ops::concat_bwd_to(#dy, #off, #dst)?;));
+                    } else {
+                        bwd.push(respan_q!(span=> #k::ops::concat_bwd_along_to(#dy, #outer, #off, #dst)?;));
+                    }
                 }
             }
         }
@@ -1039,8 +1135,8 @@ fn backward(cx: &Cx) -> TokenStream {
             #(#in_args: &#k::Tensor<#in_ty, E, D>,)*
             #(#d_args: &#k::Tensor<#out_ty, E, D>,)*
             #(mut #din_args: ::core::option::Option<(&mut #k::Tensor<#in_ty, E, D>, #k::Acc)>,)*
-            c: &mut #cache_name<E, D>,
-            g: &mut #grads_name<E, D>,
+            c: &mut #cache_name<E, D #ga>,
+            g: &mut #grads_name<E, D #ga>,
             gacc: #k::Acc,
         ) -> #k::Result<()> {
             #(#bwd)*
@@ -1062,12 +1158,14 @@ fn backward(cx: &Cx) -> TokenStream {
 /// }
 /// ```
 fn module_impl(cx: &Cx) -> TokenStream {
+    let ga = &cx.ga;
+    let gp = &cx.gp;
     let (k, name, grads_name, bounds) = (cx.k, &cx.net.name, &cx.grads_name, &cx.param_bounds);
     let field_names: Vec<_> = cx.fields().map(|l| &l.field).collect();
     let field_strs: Vec<String> = cx.fields().map(|l| l.field.to_string()).collect();
     quote! {
-        impl<E: #k::Elem, D: #k::Backend<E>> #k::Module<E, D> for #name<E, D> #bounds {
-            type Grads = #grads_name<E, D>;
+        impl<E: #k::Elem, D: #k::Backend<E> #gp> #k::Module<E, D> for #name<E, D #ga> #bounds {
+            type Grads = #grads_name<E, D #ga>;
             fn grads(&self) -> #k::Result<Self::Grads> {
                 Ok(#grads_name {
                     #( #field_names: #k::Module::<E, D>::grads(&self.#field_names)?, )*
@@ -1096,9 +1194,11 @@ fn module_impl(cx: &Cx) -> TokenStream {
 /// }
 /// ```
 fn build_impl(cx: &Cx) -> TokenStream {
+    let ga = &cx.ga;
+    let gp = &cx.gp;
     let (k, name, bounds) = (cx.k, &cx.net.name, &cx.bounds);
     quote! {
-        impl<E: #k::Elem, D: #k::Backend<E>> #k::Build<E, D> for #name<E, D> #bounds {
+        impl<E: #k::Elem, D: #k::Backend<E> #gp> #k::Build<E, D> for #name<E, D #ga> #bounds {
             type Config = ();
             fn build(dev: &D, rng: &mut #k::Rng, _: ()) -> #k::Result<Self> {
                 Self::init(dev, rng)
@@ -1123,6 +1223,8 @@ fn build_impl(cx: &Cx) -> TokenStream {
 /// }
 /// ```
 fn layer_impl(cx: &Cx) -> TokenStream {
+    let ga = &cx.ga;
+    let gp = &cx.gp;
     let (net, k, name, cache_name, bounds) =
         (cx.net, cx.k, &cx.net.name, &cx.cache_name, &cx.bounds);
     if net.inputs.len() != 1 || net.outputs.len() != 1 {
@@ -1131,10 +1233,10 @@ fn layer_impl(cx: &Cx) -> TokenStream {
     let (it, ot) = (&cx.in_ty[0], &cx.out_ty[0]);
     let flops = node_flops(cx);
     quote! {
-        impl<E: #k::Elem, D: #k::Backend<E>> #k::Layer<E, D> for #name<E, D> #bounds {
+        impl<E: #k::Elem, D: #k::Backend<E> #gp> #k::Layer<E, D> for #name<E, D #ga> #bounds {
             type In = #it;
             type Out = #ot;
-            type Cache = #cache_name<E, D>;
+            type Cache = #cache_name<E, D #ga>;
             const FLOPS: usize = 0 #(+ #flops)*;
             fn cache(&self) -> #k::Result<Self::Cache> {
                 self.__cache()

@@ -46,7 +46,8 @@ pub struct LayerDecl {
 pub enum Op {
     Layer(usize),
     Add,
-    Concat,
+    /// Along the dimension as written (`dim = -1` counts from the last).
+    Concat(i64),
 }
 
 pub struct Node {
@@ -76,10 +77,16 @@ pub struct Net {
     pub attrs: Vec<Attribute>,
     pub vis: Visibility,
     pub name: Ident,
+    /// Const generic parameters (`T`) and their defaults.
+    pub generics: Vec<(Ident, Option<syn::Expr>)>,
     pub inputs: Vec<Input>,
     pub layers: Vec<LayerDecl>,
     pub nodes: Vec<Node>,
     pub outputs: Vec<Output>,
+    /// Shapes that must be equal but hold dimensions the macro cannot see
+    /// (`dim.rs`): the emitter makes the compiler compare them, at the span
+    /// of the node that needs it (expected first, then found).
+    pub checks: Vec<(Span, Vec<usize>, Vec<usize>)>,
 }
 
 impl Net {
@@ -176,10 +183,12 @@ pub fn lower(inv: Invocation, diag: &mut Diag) -> Net {
         attrs: inv.attrs,
         vis: inv.vis,
         name: inv.name,
+        generics: inv.generics,
         inputs,
         layers,
         nodes,
         outputs,
+        checks: Vec::new(),
     }
 }
 
@@ -416,7 +425,7 @@ impl Lower<'_> {
                 let label = format!("{} + {}", self.label(a), self.label(b));
                 Some(self.node(Op::Add, vec![a, b], *span, e.range(), label))
             }
-            Expr::Concat(parts, span, _) => {
+            Expr::Concat(parts, span, _, dim) => {
                 let vals: Vec<Option<Val>> = parts.iter().map(|p| self.expr(p)).collect();
                 let vals: Vec<Val> = vals.into_iter().collect::<Option<_>>()?;
                 if vals.len() < 2 {
@@ -425,8 +434,11 @@ impl Lower<'_> {
                     return None;
                 }
                 let names: Vec<String> = vals.iter().map(|v| self.label(*v)).collect();
-                let label = format!("concat({})", names.join(", "));
-                Some(self.node(Op::Concat, vals, *span, e.range(), label))
+                let label = match dim {
+                    0 => format!("concat({})", names.join(", ")),
+                    d => format!("concat({}, dim = {d})", names.join(", ")),
+                };
+                Some(self.node(Op::Concat(*dim), vals, *span, e.range(), label))
             }
             Expr::Apply(inner, step) => {
                 let v = self.expr(inner)?;

@@ -10,6 +10,7 @@
 //! name the user gives the dependency.
 
 mod diag;
+mod dim;
 mod emit;
 mod ir;
 mod kinds;
@@ -29,15 +30,22 @@ pub fn network_impl(input: proc_macro::TokenStream) -> proc_macro::TokenStream {
 /// and shape errors (inference) go to one collector and are reported
 /// together; code is emitted only when there are none.
 fn expand(input: proc_macro2::TokenStream) -> proc_macro2::TokenStream {
+    dim::reset();
     let inv = match syn::parse2::<parse::Invocation>(input) {
         Ok(inv) => inv,
-        Err(e) => return e.to_compile_error(),
+        Err(e) => {
+            dim::finish();
+            return e.to_compile_error();
+        }
     };
     let mut diag = diag::Diag::new();
     let mut net = ir::lower(inv, &mut diag);
     shape::infer(&mut net, &mut diag);
-    match diag.finish() {
+    let out = match diag.finish() {
         Ok(()) => emit::emit(&net),
         Err(e) => e.to_compile_error(),
-    }
+    };
+    drop(net);
+    dim::finish();
+    out
 }

@@ -1,7 +1,8 @@
 //! Syntax of `network!` — no semantics here, only the grammar.
 //!
 //! ```text
-//! Invocation := CRATE ';' Attribute* Visibility 'struct' Ident '{' Item* '}'
+//! Invocation := CRATE ';' Attribute* Visibility 'struct' Ident Generics? '{' Item* '}'
+//! Generics   := '<' ('const' Ident ':' 'usize' ('=' Expr)?),+ '>'   // pass-through dimensions
 //! Item       := ( 'input' ':' Dims                       // chain form input
 //!               | 'input' Ident ':' Dims                 // graph form input
 //!               | 'layer' Ident '=' Spec                 // a layer to apply (share) by name
@@ -14,8 +15,8 @@
 //! Args       := (Ident '=' Expr | Expr),*
 //! Expr       := Sum ('|>' Step)*
 //! Sum        := Atom ('+' Atom)*
-//! Atom       := '(' Expr ')' | 'concat' '(' Expr,+ ')' | ident '(' Expr ')' | Ident
-//! Dims       := '[' LitInt,* ']'
+//! Atom       := '(' Expr ')' | 'concat' '(' Expr,+ (',' 'dim' '=' Int)? ')' | ident '(' Expr ')' | Ident
+//! Dims       := '[' Dim,* ']'     // Dim: see dim.rs (`16 * 5 * 5`, `HIDDEN`)
 //! ```
 //!
 //! `CRATE` is the path of the `kiln` facade, passed by `kiln::network!` as
@@ -25,13 +26,15 @@ use proc_macro2::{Span, TokenStream, TokenTree};
 use syn::parse::{Parse, ParseStream};
 use syn::punctuated::Punctuated;
 use syn::spanned::Spanned;
-use syn::{bracketed, parenthesized, Attribute, Ident, LitInt, Token, Visibility};
+use syn::{bracketed, parenthesized, Attribute, Ident, Token, Visibility};
 
 pub struct Invocation {
     pub krate: TokenStream,
     pub attrs: Vec<Attribute>,
     pub vis: Visibility,
     pub name: Ident,
+    /// Const generic parameters (`T`), with their defaults if written.
+    pub generics: Vec<(Ident, Option<syn::Expr>)>,
     pub items: Vec<Item>,
 }
 
@@ -173,8 +176,10 @@ pub enum Expr {
     Var(Ident),
     /// `a + b`, with the span of `+`.
     Add(Box<Expr>, Box<Expr>, Span),
-    /// `concat(..)`, with the spans of `concat` and of its parentheses.
-    Concat(Vec<Expr>, Span, Span),
+    /// `concat(..)`, with the spans of `concat` and of its parentheses, and
+    /// the dimension it joins along (`dim = 1`; 0 if not written; negative
+    /// counts from the last, as PyTorch's).
+    Concat(Vec<Expr>, Span, Span, i64),
     /// `expr |> step`, or `relu(expr)` written as a call.
     Apply(Box<Expr>, Step),
 }
@@ -183,7 +188,7 @@ impl Expr {
     pub fn span(&self) -> Span {
         match self {
             Expr::Var(i) => i.span(),
-            Expr::Add(_, _, s) | Expr::Concat(_, s, _) => *s,
+            Expr::Add(_, _, s) | Expr::Concat(_, s, _, _) => *s,
             Expr::Apply(_, st) => st.span(),
         }
     }
@@ -192,7 +197,7 @@ impl Expr {
         match self {
             Expr::Var(i) => (i.span(), i.span()),
             Expr::Add(a, b, _) => (a.range().0, b.range().1),
-            Expr::Concat(_, s, e) => (*s, *e),
+            Expr::Concat(_, s, e, _) => (*s, *e),
             Expr::Apply(_, st) if st.call => st.range(),
             Expr::Apply(a, st) => (a.range().0, st.range().1),
         }
@@ -212,6 +217,26 @@ impl Parse for Invocation {
         let vis: Visibility = input.parse()?;
         input.parse::<Token![struct]>()?;
         let name: Ident = input.parse()?;
+        let mut generics = Vec::new();
+        if input.peek(Token![<]) {
+            let g: syn::Generics = input.parse()?;
+            for p in &g.params {
+                match p {
+                    syn::GenericParam::Const(c)
+                        if matches!(&c.ty, syn::Type::Path(t) if t.path.is_ident("usize")) =>
+                    {
+                        generics.push((c.ident.clone(), c.default.clone()));
+                    }
+                    other => {
+                        return Err(syn::Error::new(
+                            other.span(),
+                            "a network's generic parameters are dimensions, `const T: usize` (its element type `E` and device `D` come first and are always there)",
+                        ))
+                    }
+                }
+            }
+            crate::dim::set_generics(generics.iter().map(|(i, _)| i.to_string()).collect());
+        }
         let body;
         syn::braced!(body in input);
         let mut items = Vec::new();
@@ -230,6 +255,7 @@ impl Parse for Invocation {
             attrs,
             vis,
             name,
+            generics,
             items,
         })
     }
@@ -375,11 +401,11 @@ impl Parse for Dims {
     fn parse(input: ParseStream) -> syn::Result<Self> {
         let content;
         let b = bracketed!(content in input);
-        let lits: Punctuated<LitInt, Token![,]> =
-            content.parse_terminated(LitInt::parse, Token![,])?;
-        let dims = lits
+        let exprs: Punctuated<syn::Expr, Token![,]> =
+            content.parse_terminated(syn::Expr::parse, Token![,])?;
+        let dims = exprs
             .iter()
-            .map(|l| Ok((l.base10_parse::<usize>()?, l.span())))
+            .map(|e| Ok((crate::dim::eval(e)?, e.span())))
             .collect::<syn::Result<Vec<_>>>()?;
         Ok(Dims {
             span: b.span.join(),
@@ -422,15 +448,31 @@ fn parse_atom(input: ParseStream) -> syn::Result<Expr> {
     if input.peek(syn::token::Paren) {
         let content;
         let p = parenthesized!(content in input);
-        let args: Punctuated<Expr, Token![,]> = content.parse_terminated(Expr::parse, Token![,])?;
         let span = name.span().join(p.span.join()).unwrap_or(name.span());
         if name == "concat" {
-            return Ok(Expr::Concat(
-                args.into_iter().collect(),
-                span,
-                p.span.join(),
-            ));
+            let mut parts = Vec::new();
+            let mut dim = 0i64;
+            while !content.is_empty() {
+                if peek_kw(&content, "dim") && content.peek2(Token![=]) {
+                    content.parse::<Ident>()?;
+                    content.parse::<Token![=]>()?;
+                    let neg = content.peek(Token![-]);
+                    if neg {
+                        content.parse::<Token![-]>()?;
+                    }
+                    let v: syn::LitInt = content.parse()?;
+                    let v = v.base10_parse::<i64>()?;
+                    dim = if neg { -v } else { v };
+                } else {
+                    parts.push(content.parse()?);
+                }
+                if !content.is_empty() {
+                    content.parse::<Token![,]>()?;
+                }
+            }
+            return Ok(Expr::Concat(parts, span, p.span.join(), dim));
         }
+        let args: Punctuated<Expr, Token![,]> = content.parse_terminated(Expr::parse, Token![,])?;
         let mut args: Vec<Expr> = args.into_iter().collect();
         if args.len() != 1 {
             return Err(syn::Error::new(

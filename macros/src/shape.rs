@@ -3,6 +3,7 @@
 //! shapes written as numbers.
 
 use crate::diag::{dims, Diag};
+use crate::dim;
 use crate::ir::{Net, Op, Val};
 use crate::kinds::ShapeIn;
 
@@ -56,7 +57,7 @@ fn explain_operands(net: &Net, args: &[Val]) -> String {
 /// Rule for `a + b`: both operands have the same shape.
 fn add_rule(net: &Net, args: &[Val]) -> Result<Vec<usize>, String> {
     let (a, b) = (net.shape(args[0]), net.shape(args[1]));
-    if a != b {
+    if !dim::same_shape(a, b) {
         return Err(format!(
             "cannot add `{}` of shape {} and `{}` of shape {}: a residual addition needs equal shapes{}",
             net.val_label(args[0]),
@@ -69,16 +70,52 @@ fn add_rule(net: &Net, args: &[Val]) -> Result<Vec<usize>, String> {
     Ok(a.to_vec())
 }
 
-/// Rule for `concat(a, b, …)`: joined along the first dimension (features of
-/// a vector, channels of an image); every other dimension must agree.
-fn concat_rule(net: &Net, args: &[Val]) -> Result<Vec<usize>, String> {
+/// The dimension `concat(.., dim = d)` joins along, for operands of rank
+/// `rank` (a negative `d` counts from the last, as in PyTorch), or `None`
+/// when there is no such dimension.
+pub fn concat_axis(d: i64, rank: usize) -> Option<usize> {
+    let r = rank as i64;
+    let a = if d < 0 { d + r } else { d };
+    (0..r).contains(&a).then_some(a as usize)
+}
+
+/// Rule for `concat(a, b, …, dim = d)`: joined along dimension `d` (the
+/// first by default: features of a vector, channels of an image); every
+/// other dimension must agree.
+fn concat_rule(net: &Net, args: &[Val], d: i64) -> Result<Vec<usize>, String> {
     let first = net.shape(args[0]);
+    if let Some(&v) = args.iter().find(|v| !dim::all_known(net.shape(**v))) {
+        return Err(format!(
+            "`{}` of shape {} has a dimension the macro cannot see; `concat` needs its operands' dimensions as literals or integer expressions",
+            net.val_label(v),
+            dims(net.shape(v))
+        ));
+    }
+    let Some(axis) = concat_axis(d, first.len()) else {
+        return Err(format!(
+            "`concat` along dim {d}, but `{}` of shape {} has dims 0 to {} (or -{} to -1 from the last)",
+            net.val_label(args[0]),
+            dims(first),
+            first.len() - 1,
+            first.len()
+        ));
+    };
     let mut out = first.to_vec();
     for &v in &args[1..] {
         let s = net.shape(v);
-        if s.len() != first.len() || s[1..] != first[1..] {
+        let others_agree = s.len() == first.len()
+            && s.iter()
+                .zip(first)
+                .enumerate()
+                .all(|(i, (a, b))| i == axis || a == b);
+        if !others_agree {
+            let which = if axis == 0 {
+                "the first".to_string()
+            } else {
+                format!("dim {axis}")
+            };
             return Err(format!(
-                "cannot concatenate `{}` of shape {} with `{}` of shape {}: all dimensions but the first must agree{}",
+                "cannot concatenate `{}` of shape {} with `{}` of shape {}: all dimensions but {which} must agree{}",
                 net.val_label(args[0]),
                 dims(first),
                 net.val_label(v),
@@ -86,7 +123,7 @@ fn concat_rule(net: &Net, args: &[Val]) -> Result<Vec<usize>, String> {
                 explain_operands(net, &[args[0], v])
             ));
         }
-        out[0] += s[0];
+        out[axis] += s[axis];
     }
     Ok(out)
 }
@@ -112,7 +149,7 @@ fn layer_rule(net: &Net, j: usize, li: usize) -> Result<Vec<usize>, String> {
     let from = net.val_label(arg);
     let layer = &net.layers[li];
     if layer.uses.first() != Some(&j) {
-        if layer.in_shape != input {
+        if !dim::same_shape(&layer.in_shape, input) {
             return Err(format!(
                 "layer `{}` is shared: it was first applied to shape {} but here `{from}` gives {}",
                 layer.field,
@@ -124,6 +161,12 @@ fn layer_rule(net: &Net, j: usize, li: usize) -> Result<Vec<usize>, String> {
     }
     let who = &net.nodes[j].label;
     let origin = origin_dims(net, arg);
+    if !layer.kind.symbolic() && !dim::all_known(input) {
+        return Err(format!(
+            "`{who}` computes its output size when the macro expands, but `{from}` gives shape {}, with a dimension the macro cannot see (a named constant or a generic parameter); write that dimension as a literal or an integer expression",
+            dims(input)
+        ));
+    }
     let out = layer.kind.out_shape(&ShapeIn {
         who,
         input,
@@ -170,7 +213,7 @@ pub fn infer(net: &mut Net, diag: &mut Diag) {
         }
         let res = match net.nodes[j].op {
             Op::Add => add_rule(net, &args),
-            Op::Concat => concat_rule(net, &args),
+            Op::Concat(d) => concat_rule(net, &args, d),
             Op::Layer(li) => layer_rule(net, j, li),
         };
         match res {
@@ -186,7 +229,7 @@ pub fn infer(net: &mut Net, diag: &mut Diag) {
                 }
                 if let Some((name, d)) = &net.nodes[j].declared {
                     check_declared(diag, &format!("`{name}`"), d);
-                    if d.values() != shape {
+                    if !dim::same_shape(&d.values(), &shape) {
                         diag.error(
                             d.span,
                             format!(
@@ -201,6 +244,11 @@ pub fn infer(net: &mut Net, diag: &mut Diag) {
                 net.nodes[j].shape = shape;
             }
             Err(msg) => diag.error_range(net.nodes[j].range, msg),
+        }
+        // Comparisons the macro could not decide become type equalities
+        // that the compiler checks at this node (see `dim.rs`).
+        for (a, b) in dim::take_deferred() {
+            net.checks.push((net.nodes[j].range.0, a, b));
         }
     }
 }

@@ -27,6 +27,11 @@ pub struct Flatten<I, O> {
 }
 no_params!(Flatten<I, O>);
 
+/// `reshape([a, b])` in `network!`: the same row-major copy as [`Flatten`],
+/// between any two shapes of equal size (PyTorch's `x.reshape(B, a, b)`);
+/// backward copies the gradient back unchanged.
+pub type Reshape<I, O> = Flatten<I, O>;
+
 impl<E: Elem, D: Backend<E>, I: Shape, O: Shape> Layer<E, D> for Flatten<I, O> {
     type In = I;
     type Out = O;

@@ -14,6 +14,14 @@
 //! `Linear<E, D, I, O>`: input `S1<I>`, output `S1<O>`, weight `S2<O, I>`
 //! (PyTorch's layout, so `state_dict` weights exchange unchanged).
 //!
+//! `Linear<E, D, I, O, L>` acts on the last dimension at every position of
+//! the leading dimensions `L` (see [`Lead`]), as PyTorch's `nn.Linear` does:
+//! `Linear<E, D, 16, 32, S1<T>>` maps `[T, 16]` to `[T, 32]`. A batch of `B`
+//! samples is then `B·T` rows of `I` features, and every formula above holds
+//! with `B·T` in place of `B` — one GEMM for all positions, and `∂L/∂W`,
+//! `∂L/∂b` summed over them. The weights do not depend on `L`: layers that
+//! differ only in `L` share [`LinearGrads`] and load each other's parameters.
+//!
 //! ```
 //! use kiln_core::{layers::{Linear, LinearConfig}, Build, Cpu, Layer, Tensor, S1, rng};
 //! let mut l = Linear::<f64, Cpu, 3, 2>::build(&Cpu, &mut rng(0), LinearConfig::default()).unwrap();
@@ -31,9 +39,10 @@ use crate::elem::Elem;
 use crate::error::Result;
 use crate::init::Init;
 use crate::module::{Build, Layer, Module, ParamMut, ParamRef, Path, Role, TrainCtx};
-use crate::shape::{S1, S2};
+use crate::shape::{Lead, S1, S2};
 use crate::tensor::Tensor;
 use crate::Rng;
+use std::marker::PhantomData;
 
 /// Options of a [`Linear`] layer.
 #[derive(Clone, Copy, Debug)]
@@ -53,12 +62,15 @@ impl Default for LinearConfig {
     }
 }
 
-/// `y = x·Wᵀ + b` from `I` to `O` features.
-pub struct Linear<E: Elem, D: Backend<E>, const I: usize, const O: usize> {
+/// `y = x·Wᵀ + b` from `I` to `O` features, at each position of the leading
+/// dimensions `L` (none by default).
+pub struct Linear<E: Elem, D: Backend<E>, const I: usize, const O: usize, L: Lead = ()> {
     /// `[O, I]`, PyTorch's layout.
     pub weight: Tensor<S2<O, I>, E, D>,
     /// `[O]`, absent with `bias = false`.
     pub bias: Option<Tensor<S1<O>, E, D>>,
+    /// The leading dimensions (a type only).
+    pub lead: PhantomData<L>,
 }
 
 /// Gradients of a [`Linear`] layer.
@@ -69,7 +81,9 @@ pub struct LinearGrads<E: Elem, D: Backend<E>, const I: usize, const O: usize> {
     pub bias: Option<Tensor<S1<O>, E, D>>,
 }
 
-impl<E: Elem, D: Backend<E>, const I: usize, const O: usize> Build<E, D> for Linear<E, D, I, O> {
+impl<E: Elem, D: Backend<E>, const I: usize, const O: usize, L: Lead> Build<E, D>
+    for Linear<E, D, I, O, L>
+{
     type Config = LinearConfig;
     fn build(dev: &D, rng: &mut Rng, cfg: LinearConfig) -> Result<Self> {
         let weight = cfg.init.tensor::<S2<O, I>, E, D>(dev, rng)?;
@@ -82,11 +96,17 @@ impl<E: Elem, D: Backend<E>, const I: usize, const O: usize> Build<E, D> for Lin
         } else {
             Some(Tensor::zeros(dev, 1)?)
         };
-        Ok(Linear { weight, bias })
+        Ok(Linear {
+            weight,
+            bias,
+            lead: PhantomData,
+        })
     }
 }
 
-impl<E: Elem, D: Backend<E>, const I: usize, const O: usize> Module<E, D> for Linear<E, D, I, O> {
+impl<E: Elem, D: Backend<E>, const I: usize, const O: usize, L: Lead> Module<E, D>
+    for Linear<E, D, I, O, L>
+{
     type Grads = LinearGrads<E, D, I, O>;
     fn grads(&self) -> Result<Self::Grads> {
         let dev = self.weight.device();
@@ -137,23 +157,26 @@ impl<E: Elem, D: Backend<E>, const I: usize, const O: usize> Module<E, D> for Li
     }
 }
 
-impl<E: Elem, D: Backend<E>, const I: usize, const O: usize> Layer<E, D> for Linear<E, D, I, O> {
-    type In = S1<I>;
-    type Out = S1<O>;
+impl<E: Elem, D: Backend<E>, const I: usize, const O: usize, L: Lead> Layer<E, D>
+    for Linear<E, D, I, O, L>
+{
+    type In = L::Shaped<I>;
+    type Out = L::Shaped<O>;
     type Cache = ();
-    const FLOPS: usize = I * O;
+    const FLOPS: usize = L::ROWS * I * O;
     fn cache(&self) -> Result<()> {
         Ok(())
     }
 
     fn forward(
         &self,
-        x: &Tensor<S1<I>, E, D>,
-        y: &mut Tensor<S1<O>, E, D>,
+        x: &Tensor<L::Shaped<I>, E, D>,
+        y: &mut Tensor<L::Shaped<O>, E, D>,
         _: &mut (),
     ) -> Result<()> {
-        let b = x.batch();
-        fit(y, b)?;
+        fit(y, x.batch())?;
+        // Every position of every sample is a row.
+        let b = x.batch() * L::ROWS;
         let dev = x.device();
         // y[B×O] = x[B×I] · Wᵀ  (W stored [O×I])
         dev.gemm(
@@ -170,8 +193,8 @@ impl<E: Elem, D: Backend<E>, const I: usize, const O: usize> Layer<E, D> for Lin
 
     fn forward_train(
         &mut self,
-        x: &Tensor<S1<I>, E, D>,
-        y: &mut Tensor<S1<O>, E, D>,
+        x: &Tensor<L::Shaped<I>, E, D>,
+        y: &mut Tensor<L::Shaped<O>, E, D>,
         _cache: &mut (),
         _ctx: &mut TrainCtx,
     ) -> Result<()> {
@@ -180,15 +203,15 @@ impl<E: Elem, D: Backend<E>, const I: usize, const O: usize> Layer<E, D> for Lin
 
     fn backward(
         &self,
-        x: &Tensor<S1<I>, E, D>,
-        _y: &Tensor<S1<O>, E, D>,
+        x: &Tensor<L::Shaped<I>, E, D>,
+        _y: &Tensor<L::Shaped<O>, E, D>,
         _cache: &mut (),
-        dy: &Tensor<S1<O>, E, D>,
-        dx: Option<(&mut Tensor<S1<I>, E, D>, Acc)>,
+        dy: &Tensor<L::Shaped<O>, E, D>,
+        dx: Option<(&mut Tensor<L::Shaped<I>, E, D>, Acc)>,
         grads: &mut Self::Grads,
         gacc: Acc,
     ) -> Result<()> {
-        let b = x.batch();
+        let b = x.batch() * L::ROWS;
         let dev = x.device();
         // ∂L/∂W [O×I] = dyᵀ [O×B] · x [B×I]
         dev.gemm(
@@ -204,7 +227,7 @@ impl<E: Elem, D: Backend<E>, const I: usize, const O: usize> Layer<E, D> for Lin
         // ∂L/∂x [B×I] = dy [B×O] · W [O×I]
         if let Some((dx, acc)) = dx {
             if acc == Acc::Set {
-                fit(dx, b)?;
+                fit(dx, x.batch())?;
             }
             dev.gemm(
                 &Gemm::dense(b, I, O, false, false).acc(acc),
@@ -265,5 +288,62 @@ mod tests {
             let err = check_layer(&mut l, 3, 11).unwrap();
             assert!(err < 1e-6, "bias={bias}: {err}");
         }
+    }
+
+    /// On `[T, I]`, each position is the vector layer applied to that row.
+    #[test]
+    fn sequence_rows_match_the_vector_layer() {
+        let v = Linear::<f64, Cpu, 3, 2>::build(&Cpu, &mut crate::rng(5), LinearConfig::default())
+            .unwrap();
+        let mut s = Linear::<f64, Cpu, 3, 2, S1<4>>::build(
+            &Cpu,
+            &mut crate::rng(6),
+            LinearConfig::default(),
+        )
+        .unwrap();
+        s.weight.assign(&v.weight).unwrap();
+        s.bias
+            .as_mut()
+            .unwrap()
+            .assign(v.bias.as_ref().unwrap())
+            .unwrap();
+        // Two samples of four positions: eight rows.
+        let xs: Vec<f64> = (0..24).map(|i| (i as f64 * 0.37).sin()).collect();
+        let x = Tensor::<S2<4, 3>, f64>::from_slice(&Cpu, &xs).unwrap();
+        let mut y = Tensor::empty(&Cpu).unwrap();
+        s.forward(&x, &mut y, &mut ()).unwrap();
+        assert_eq!(y.batch(), 2);
+        let rows = Tensor::<S1<3>, f64>::from_slice(&Cpu, &xs).unwrap();
+        let mut yr = Tensor::empty(&Cpu).unwrap();
+        v.forward(&rows, &mut yr, &mut ()).unwrap();
+        assert_eq!(yr.batch(), 8);
+        assert_eq!(y.to_vec().unwrap(), yr.to_vec().unwrap());
+        assert_eq!(
+            <Linear<f64, Cpu, 3, 2, S1<4>> as Layer<f64, Cpu>>::FLOPS,
+            24
+        );
+    }
+
+    #[test]
+    fn gradcheck_on_sequences() {
+        let mut l = Linear::<f64, Cpu, 5, 4, S1<3>>::build(
+            &Cpu,
+            &mut crate::rng(7),
+            LinearConfig::default(),
+        )
+        .unwrap();
+        let err = check_layer(&mut l, 2, 12).unwrap();
+        assert!(err < 1e-6, "{err}");
+        let mut l = Linear::<f64, Cpu, 2, 3, S2<2, 3>>::build(
+            &Cpu,
+            &mut crate::rng(8),
+            LinearConfig {
+                bias: false,
+                init: Init::XavierNormal,
+            },
+        )
+        .unwrap();
+        let err = check_layer(&mut l, 2, 13).unwrap();
+        assert!(err < 1e-6, "{err}");
     }
 }

@@ -14,6 +14,7 @@ pub mod linear;
 pub mod pool;
 pub mod prelu;
 pub mod softmax;
+pub mod time_pool;
 pub mod unpool;
 pub mod upsample;
 
@@ -25,7 +26,7 @@ pub use conv2d::{Conv2d, Conv2dConfig, Conv2dGrads, ConvCache};
 pub use conv_transpose2d::{ConvTranspose2d, ConvTranspose2dConfig, ConvTranspose2dGrads};
 pub use dropout::{Dropout, DropoutCache, DropoutConfig};
 pub use embedding::{Embedding, EmbeddingConfig, EmbeddingGrads, TokenLayer};
-pub use flatten::Flatten;
+pub use flatten::{Flatten, Reshape};
 pub use layernorm::{
     LayerNorm, LayerNorm1d, LayerNormCache, LayerNormConfig, LayerNormDims, LayerNormGrads,
     LayerNormKernels,
@@ -34,6 +35,7 @@ pub use linear::{Linear, LinearConfig, LinearGrads};
 pub use pool::{AvgPool2d, GlobalAvgPool, MaxPool2d, Pool2dConfig, PoolIndices};
 pub use prelu::{PRelu, PReluConfig, PReluGrads};
 pub use softmax::Softmax;
+pub use time_pool::{MaxOverTime, MeanOverTime};
 pub use unpool::MaxUnpool2d;
 pub use upsample::{Upsample, UpsampleConfig};
 

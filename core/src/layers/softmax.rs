@@ -1,5 +1,6 @@
-//! Softmax over the features of each sample (PyTorch's `nn.Softmax(dim=-1)`
-//! on a `[B, N]` input).
+//! Softmax over the last dimension (PyTorch's `nn.Softmax(dim=-1)`): over
+//! the features of a vector, and at every position of a sequence `[T, N]`
+//! (or any rank), each row of `N` normalised on its own.
 //!
 //! * forward: `y_j = e^{x_j − m} / Σ_k e^{x_k − m}` with `m = max_k x_k`
 //!   (subtracting the maximum changes nothing mathematically and keeps the
@@ -12,7 +13,8 @@
 //! this layer.
 //!
 //! # Shapes
-//! `Softmax<S1<N>>`: input and output `S1<N>`.
+//! `Softmax<S>`: input and output `S` (`S1<N>`, `S2<T, N>`, …); a batch of
+//! `B` samples is `B · NUMEL / N` rows of `N`.
 
 use super::activation::no_params;
 use super::fit;
@@ -21,7 +23,7 @@ use crate::elem::Elem;
 use crate::error::Result;
 use crate::kernels::SoftmaxKernels;
 use crate::module::{Layer, Module, ParamMut, ParamRef, Path, Role, TrainCtx};
-use crate::shape::S1;
+use crate::shape::Shape;
 use crate::tensor::Tensor;
 use std::marker::PhantomData;
 
@@ -32,27 +34,32 @@ pub struct Softmax<S> {
 }
 no_params!(Softmax<S>);
 
-impl<E: Elem, D: SoftmaxKernels<E>, const N: usize> Layer<E, D> for Softmax<S1<N>> {
-    type In = S1<N>;
-    type Out = S1<N>;
+impl<S: Shape> Softmax<S> {
+    /// The length of the last dimension: the size of one normalised row.
+    const COLS: usize = S::DIMS[S::RANK - 1];
+    /// Rows in a batch of `batch` samples.
+    fn rows(batch: usize) -> usize {
+        batch * (S::NUMEL / Self::COLS)
+    }
+}
+
+impl<E: Elem, D: SoftmaxKernels<E>, S: Shape> Layer<E, D> for Softmax<S> {
+    type In = S;
+    type Out = S;
     type Cache = ();
-    const FLOPS: usize = 3 * N;
+    const FLOPS: usize = 3 * S::NUMEL;
     fn cache(&self) -> Result<()> {
         Ok(())
     }
-    fn forward(
-        &self,
-        x: &Tensor<S1<N>, E, D>,
-        y: &mut Tensor<S1<N>, E, D>,
-        _: &mut (),
-    ) -> Result<()> {
+    fn forward(&self, x: &Tensor<S, E, D>, y: &mut Tensor<S, E, D>, _: &mut ()) -> Result<()> {
         fit(y, x.batch())?;
-        x.device().softmax_fwd(&x.buf, &mut y.buf, x.batch(), N)
+        x.device()
+            .softmax_fwd(&x.buf, &mut y.buf, Self::rows(x.batch()), Self::COLS)
     }
     fn forward_train(
         &mut self,
-        x: &Tensor<S1<N>, E, D>,
-        y: &mut Tensor<S1<N>, E, D>,
+        x: &Tensor<S, E, D>,
+        y: &mut Tensor<S, E, D>,
         _: &mut (),
         _: &mut TrainCtx,
     ) -> Result<()> {
@@ -60,11 +67,11 @@ impl<E: Elem, D: SoftmaxKernels<E>, const N: usize> Layer<E, D> for Softmax<S1<N
     }
     fn backward(
         &self,
-        x: &Tensor<S1<N>, E, D>,
-        y: &Tensor<S1<N>, E, D>,
+        x: &Tensor<S, E, D>,
+        y: &Tensor<S, E, D>,
         _: &mut (),
-        dy: &Tensor<S1<N>, E, D>,
-        dx: Option<(&mut Tensor<S1<N>, E, D>, Acc)>,
+        dy: &Tensor<S, E, D>,
+        dx: Option<(&mut Tensor<S, E, D>, Acc)>,
         _: &mut (),
         _: Acc,
     ) -> Result<()> {
@@ -72,8 +79,14 @@ impl<E: Elem, D: SoftmaxKernels<E>, const N: usize> Layer<E, D> for Softmax<S1<N
             if acc == Acc::Set {
                 fit(dx, x.batch())?;
             }
-            x.device()
-                .softmax_bwd(&y.buf, &dy.buf, &mut dx.buf, x.batch(), N, acc)?;
+            x.device().softmax_bwd(
+                &y.buf,
+                &dy.buf,
+                &mut dx.buf,
+                Self::rows(x.batch()),
+                Self::COLS,
+                acc,
+            )?;
         }
         Ok(())
     }
@@ -82,6 +95,7 @@ impl<E: Elem, D: SoftmaxKernels<E>, const N: usize> Layer<E, D> for Softmax<S1<N
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::shape::{S1, S2, S3};
     use crate::testing::check_layer;
     use crate::Cpu;
 
@@ -113,5 +127,30 @@ mod tests {
     #[test]
     fn gradcheck() {
         assert!(check_layer(&mut Softmax::<S1<6>>::default(), 3, 5).unwrap() < 1e-6);
+        assert!(check_layer(&mut Softmax::<S2<4, 3>>::default(), 2, 6).unwrap() < 1e-6);
+        assert!(check_layer(&mut Softmax::<S3<2, 2, 3>>::default(), 2, 7).unwrap() < 1e-6);
+    }
+
+    /// On `[T, N]` each position is normalised on its own: every row sums
+    /// to 1, and a row equals the vector softmax of that row.
+    #[test]
+    fn each_position_is_normalised() {
+        let xs = [3.2, 5.1, -1.7, 0.0, 0.0, 0.0, 1.0, 2.0, 3.0, -4.0, 9.0, 2.5];
+        let x = Tensor::<S2<2, 3>, f64>::from_slice(&Cpu, &xs).unwrap();
+        let mut y = Tensor::empty(&Cpu).unwrap();
+        Softmax::<S2<2, 3>>::default()
+            .forward(&x, &mut y, &mut ())
+            .unwrap();
+        let y = y.to_vec().unwrap();
+        let xr = Tensor::<S1<3>, f64>::from_slice(&Cpu, &xs).unwrap();
+        let mut yr = Tensor::empty(&Cpu).unwrap();
+        Softmax::<S1<3>>::default()
+            .forward(&xr, &mut yr, &mut ())
+            .unwrap();
+        assert_eq!(y, yr.to_vec().unwrap());
+        for row in y.chunks(3) {
+            assert!((row.iter().sum::<f64>() - 1.0).abs() < 1e-15);
+        }
+        assert!((y[3] - 1.0 / 3.0).abs() < 1e-15);
     }
 }

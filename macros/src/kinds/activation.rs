@@ -89,6 +89,10 @@ fn parse_gelu(spec: &Spec, args: &Args, diag: &mut Diag) -> Option<Box<dyn Rule>
 }
 
 impl Rule for Act {
+    fn symbolic(&self) -> bool {
+        true
+    }
+
     fn is_field(&self) -> bool {
         false
     }

@@ -2,6 +2,7 @@
 //! own mistakes at the argument's span.
 
 use crate::diag::{suggest, Diag};
+use crate::dim;
 use crate::parse::{Args, Spec};
 use proc_macro2::{Span, TokenStream};
 use quote::quote;
@@ -24,32 +25,44 @@ const INITS: &[(&str, &str)] = &[
     ("zeros", "Zeros"),
 ];
 
+/// The value of an integer expression the macro can compute (`5`,
+/// `16 * 5 * 5`), or `None` (a named constant, or not a dimension).
 fn int_lit(e: &syn::Expr) -> Option<usize> {
-    if let syn::Expr::Lit(syn::ExprLit {
-        lit: syn::Lit::Int(i),
-        ..
-    }) = e
-    {
-        return i.base10_parse::<usize>().ok();
-    }
-    None
+    dim::eval(e).ok().filter(|d| dim::is_known(*d))
 }
 
-/// An integer literal (dense layers' sizes: the message says why).
-pub fn lit_usize(e: &syn::Expr, what: &str, diag: &mut Diag) -> Option<usize> {
-    if let Some(v) = int_lit(e) {
-        return Some(v);
+/// Why a named constant cannot stand here.
+const NEEDS_NUMBER: &str = "this layer's shape is computed when the macro expands, which cannot see the value of a named constant; write a literal or an integer expression (`16 * 5 * 5`)";
+
+/// A dimension the macro computes: a literal or an integer expression.
+fn known(e: &syn::Expr, what: &str, diag: &mut Diag) -> Option<usize> {
+    match dim::eval(e) {
+        Ok(v) if dim::is_known(v) => Some(v),
+        Ok(_) => {
+            diag.error(
+                e.span(),
+                format!("{what} must be an integer literal or expression: {NEEDS_NUMBER}"),
+            );
+            None
+        }
+        Err(err) => {
+            diag.push(err);
+            None
+        }
     }
-    diag.error(
-        e.span(),
-        format!("{what} must be an integer literal: shapes are computed when the macro expands"),
-    );
-    None
 }
 
-/// A size argument: an integer literal of at least 1.
-pub fn lit_size(e: &syn::Expr, what: &str, diag: &mut Diag) -> Option<usize> {
-    let v = lit_usize(e, what, diag)?;
+/// A size argument of a layer that only passes it into its type (`Linear`'s
+/// widths): an integer expression of at least 1, or a named constant (see
+/// `dim.rs`).
+pub fn size(e: &syn::Expr, what: &str, diag: &mut Diag) -> Option<usize> {
+    let v = match dim::eval(e) {
+        Ok(v) => v,
+        Err(err) => {
+            diag.push(err);
+            return None;
+        }
+    };
     if v == 0 {
         diag.error(
             e.span(),
@@ -60,13 +73,9 @@ pub fn lit_size(e: &syn::Expr, what: &str, diag: &mut Diag) -> Option<usize> {
     Some(v)
 }
 
-/// An integer literal (image layers' sizes).
+/// An integer literal or expression (image layers' sizes).
 pub fn int(e: &syn::Expr, what: &str, diag: &mut Diag) -> Option<usize> {
-    if let Some(v) = int_lit(e) {
-        return Some(v);
-    }
-    diag.error(e.span(), format!("{what} must be an integer literal"));
-    None
+    known(e, what, diag)
 }
 
 /// `true` or `false`.
@@ -97,7 +106,10 @@ pub fn pair(e: &syn::Expr, what: &str, diag: &mut Diag) -> Option<Pair> {
             }
         }
     }
-    diag.error(e.span(), format!("{what} must be an integer literal or a pair `(h, w)`: shapes are computed when the macro expands"));
+    diag.error(
+        e.span(),
+        format!("{what} must be an integer (a literal or an expression) or a pair `(h, w)`: {NEEDS_NUMBER}"),
+    );
     None
 }
 

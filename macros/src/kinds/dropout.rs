@@ -38,6 +38,10 @@ fn parse(spec: &Spec, _k: &TokenStream, diag: &mut Diag) -> Option<Box<dyn Rule>
 
 impl Rule for Dropout {
     /// A field: it holds its probability, checked when it is built.
+    fn symbolic(&self) -> bool {
+        true
+    }
+
     fn is_field(&self) -> bool {
         true
     }

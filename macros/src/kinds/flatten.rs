@@ -20,13 +20,17 @@ fn parse(spec: &Spec, _k: &TokenStream, diag: &mut Diag) -> Option<Box<dyn Rule>
 }
 
 impl Rule for Flatten {
+    fn symbolic(&self) -> bool {
+        true
+    }
+
     fn is_field(&self) -> bool {
         false
     }
 
     /// Rule: any input; the output is the vector of its values.
     fn out_shape(&self, s: &ShapeIn) -> Result<Vec<usize>, String> {
-        Ok(vec![s.input.iter().product()])
+        Ok(vec![crate::dim::product(s.input)?])
     }
 
     fn ty(&self, k: &TokenStream, input: &[usize], out: &[usize]) -> TokenStream {

@@ -1,10 +1,12 @@
 //! `Linear(out)` or `Linear(in, out)` (PyTorch's argument order), options
-//! `bias = true`, `init = torch_default`: a dense layer on a vector of
-//! features.
+//! `bias = true`, `init = torch_default`: a dense layer on the last
+//! dimension, applied at every position of the others as PyTorch's
+//! `nn.Linear` (`[T, in]` → `[T, out]`, one GEMM over `B·T` rows).
 
-use super::args::{boolean, init, lit_size};
+use super::args::{boolean, init, size};
 use super::{Entry, Rule, ShapeIn};
 use crate::diag::{dims, numel_expl, Diag};
+use crate::dim;
 use crate::parse::Spec;
 use proc_macro2::TokenStream;
 use quote::quote;
@@ -25,10 +27,10 @@ struct Linear {
 fn parse(spec: &Spec, k: &TokenStream, diag: &mut Diag) -> Option<Box<dyn Rule>> {
     let args = spec.args.clone().unwrap_or_default();
     let (inp, out) = match args.positional.as_slice() {
-        [o] => (None, lit_size(o, "`Linear`'s output size", diag)?),
+        [o] => (None, size(o, "`Linear`'s output size", diag)?),
         [i, o] => {
-            let i = lit_size(i, "`Linear`'s input size", diag);
-            let o = lit_size(o, "`Linear`'s output size", diag);
+            let i = size(i, "`Linear`'s input size", diag);
+            let o = size(o, "`Linear`'s output size", diag);
             (Some(i?), o?)
         }
         _ => {
@@ -67,8 +69,8 @@ impl Rule for Linear {
         true
     }
 
-    /// Rule: the input is a vector (else: insert `flatten`), of the declared
-    /// width if one is written; the output has `out` features.
+    /// Rule: the last dimension of the input has the declared width if one
+    /// is written; the output replaces it by `out`.
     fn out_shape(&self, s: &ShapeIn) -> Result<Vec<usize>, String> {
         let ShapeIn {
             who,
@@ -82,28 +84,34 @@ impl Rule for Linear {
                 "`{who}` has a zero-sized dimension; every dimension must be at least 1"
             ));
         }
-        if input.len() != 1 {
-            return Err(format!(
-                "`{who}` expects a vector of features but `{from}` gives shape {} ({} values); insert `flatten` before it",
-                dims(input),
-                numel_expl(input)
-            ));
-        }
+        let last = input[input.len() - 1];
         if let Some(i) = self.inp {
-            if i != input[0] {
-                return Err(format!(
-                    "`{who}` expects {i} input features but `{from}` gives {}",
+            if !dim::same(i, last) {
+                let got = if input.len() == 1 {
                     numel_expl(origin)
+                } else {
+                    format!("shape {}, whose last dimension is {}", dims(input), dim::text(last))
+                };
+                return Err(format!(
+                    "`{who}` expects {} input features but `{from}` gives {got}",
+                    dim::text(i)
                 ));
             }
         }
-        Ok(vec![self.out])
+        let mut out = input.to_vec();
+        *out.last_mut().expect("a shape has a dimension") = self.out;
+        Ok(out)
     }
 
     fn ty(&self, k: &TokenStream, input: &[usize], _out: &[usize]) -> TokenStream {
-        let i = input.iter().product::<usize>();
-        let o = self.out;
-        quote!(#k::layers::Linear<E, D, #i, #o>)
+        let (lead, last) = input.split_at(input.len() - 1);
+        let (i, o) = (dim::tokens(last[0]), dim::tokens(self.out));
+        if lead.is_empty() {
+            quote!(#k::layers::Linear<E, D, #i, #o>)
+        } else {
+            let l = super::shape_ty(k, lead);
+            quote!(#k::layers::Linear<E, D, #i, #o, #l>)
+        }
     }
 
     fn config(&self, k: &TokenStream) -> TokenStream {
@@ -117,8 +125,20 @@ impl Rule for Linear {
 
     /// `in × out` weights and `out` biases.
     fn params(&self, input: &[usize], _out: &[usize], _ty: &TokenStream) -> TokenStream {
-        let i: usize = input.iter().product();
-        let n = i * self.out + if self.bias { self.out } else { 0 };
-        quote!(#n)
+        let i = input[input.len() - 1];
+        if dim::is_known(i) && dim::is_known(self.out) {
+            let n = i * self.out + if self.bias { self.out } else { 0 };
+            return quote!(#n);
+        }
+        let (i, o) = (dim::tokens(i), dim::tokens(self.out));
+        if self.bias {
+            quote!((#i * #o + #o))
+        } else {
+            quote!((#i * #o))
+        }
+    }
+
+    fn symbolic(&self) -> bool {
+        true
     }
 }

@@ -53,6 +53,8 @@ registry! {
     upsample,
     prelu,
     layernorm,
+    reshape,
+    time_pool,
 }
 
 /// A kind in the registry: the names it is written with and its parser.
@@ -174,6 +176,13 @@ pub trait Rule {
         None
     }
 
+    /// Whether the rule accepts an input with dimensions the macro cannot
+    /// see (named constants, generic parameters: `dim.rs`); kinds that
+    /// compute output sizes from numbers refuse them (the default).
+    fn symbolic(&self) -> bool {
+        false
+    }
+
     /// Whether a value this layer makes explains its feature count by the
     /// layer's input shape in messages (`flatten`: `400 = 16×5×5`).
     fn explains_features(&self) -> bool {
@@ -287,9 +296,11 @@ fn closest<'a>(name: &str, candidates: impl Iterator<Item = &'a str>) -> &'a str
         .unwrap_or("Linear")
 }
 
-/// `S1<…>`…`S4<…>` for a shape.
+/// `S1<…>`…`S4<…>` for a shape (a dimension the macro cannot see is a
+/// const block, `{ HIDDEN }`).
 pub fn shape_ty(k: &TokenStream, d: &[usize]) -> TokenStream {
-    match d {
+    let d: Vec<TokenStream> = d.iter().map(|x| crate::dim::tokens(*x)).collect();
+    match d.as_slice() {
         [a] => quote!(#k::S1<#a>),
         [a, b] => quote!(#k::S2<#a, #b>),
         [a, b, c] => quote!(#k::S3<#a, #b, #c>),

@@ -1,8 +1,9 @@
-//! `softmax`: normalises a vector of scores into probabilities. Stateless.
+//! `softmax`: normalises scores into probabilities over the last dimension
+//! (at every position of a sequence). Stateless.
 
 use super::args::no_args;
 use super::{shape_ty, Entry, Rule, ShapeIn};
-use crate::diag::{dims, Diag};
+use crate::diag::Diag;
 use crate::parse::Spec;
 use proc_macro2::TokenStream;
 use quote::quote;
@@ -20,20 +21,17 @@ fn parse(spec: &Spec, _k: &TokenStream, diag: &mut Diag) -> Option<Box<dyn Rule>
 }
 
 impl Rule for Softmax {
+    fn symbolic(&self) -> bool {
+        true
+    }
+
     fn is_field(&self) -> bool {
         false
     }
 
-    /// Rule: the input is a vector; the output has its shape.
+    /// Rule: any input (normalised over its last dimension); the output has
+    /// its shape.
     fn out_shape(&self, s: &ShapeIn) -> Result<Vec<usize>, String> {
-        if s.input.len() != 1 {
-            return Err(format!(
-                "`{}` normalises a vector of scores but `{}` gives shape {}",
-                s.who,
-                s.from,
-                dims(s.input)
-            ));
-        }
         Ok(s.input.to_vec())
     }
 

@@ -30,6 +30,10 @@ pub fn parse(spec: &Spec, diag: &mut Diag) -> Option<Box<dyn Rule>> {
 }
 
 impl Rule for Subnet {
+    fn symbolic(&self) -> bool {
+        true
+    }
+
     fn is_field(&self) -> bool {
         true
     }
