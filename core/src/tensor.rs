@@ -331,6 +331,19 @@ impl<S: Shape, const V: usize, D: Device> Tokens<S, V, D> {
         <D as Backend<E>>::resize(&self.dev, &mut self.buf, ids.len())?;
         <D as Backend<E>>::upload(&self.dev, ids, &mut self.buf)
     }
+    /// Copies `src`'s ids (and batch size) into `self`, reusing the buffers
+    /// (a generated network's tape keeps its token inputs this way). No
+    /// range check: `src`'s ids were checked when they were put in.
+    pub fn assign<E: Elem>(&mut self, src: &Self) -> Result<()>
+    where
+        D: Backend<E>,
+    {
+        self.host.clear();
+        self.host.extend_from_slice(&src.host);
+        self.batch = src.batch;
+        <D as Backend<E>>::resize(&self.dev, &mut self.buf, self.host.len())?;
+        <D as Backend<E>>::upload(&self.dev, &self.host, &mut self.buf)
+    }
     /// Changes the number of samples, keeping capacity; new positions hold id 0.
     pub fn set_batch<E: Elem>(&mut self, batch: usize) -> Result<()>
     where
