@@ -55,6 +55,7 @@ registry! {
     layernorm,
     reshape,
     time_pool,
+    embedding,
 }
 
 /// A kind in the registry: the names it is written with and its parser.
