@@ -1,0 +1,18 @@
+// Token ids are read by `Embedding` only: a `Linear` fed ids is refused at the
+// layer, and so is an `Embedding` fed float values.
+
+kiln::network! {
+    pub struct IdsToLinear {
+        input ids: Tokens<[8], 27>,
+        output y = ids |> fc: Linear(8);
+    }
+}
+
+kiln::network! {
+    pub struct FloatsToEmbedding {
+        input x: [8, 4],
+        output y = x |> emb: Embedding(27, 16);
+    }
+}
+
+fn main() {}
