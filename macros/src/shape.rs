@@ -248,6 +248,20 @@ pub fn infer(net: &mut Net, diag: &mut Diag) {
     if diag.count() > before {
         return;
     }
+    // Rule: an output is a float value; ids pass through `Embedding` first.
+    for o in &net.outputs {
+        if let Some(v) = net.vocab(o.val) {
+            diag.error(
+                o.name.span(),
+                format!(
+                    "output `{}` would be token ids `{}` ({}); a network's outputs are float values",
+                    o.name,
+                    net.val_label(o.val),
+                    tokens_text(net, o.val, v)
+                ),
+            );
+        }
+    }
     let k = net.krate.clone();
     for j in 0..net.nodes.len() {
         let args = net.nodes[j].args.clone();
