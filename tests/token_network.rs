@@ -174,3 +174,41 @@ fn generic_length_and_named_vocabulary() {
     assert_eq!(yt, y.to_vec().unwrap());
     assert_eq!(tape.in_ids.as_slice(), ids.as_slice());
 }
+
+kiln::network! {
+    /// Ids and floats side by side: only the float input has a gradient.
+    pub struct Tagger {
+        input ids: Tokens<[4], 10>,
+        input feats: [4, 3],
+        let e = ids |> emb: Embedding(10, 3);
+        output y = e + feats |> fc: Linear(2);
+    }
+}
+
+#[test]
+fn token_and_float_inputs_together() {
+    let dev = Cpu;
+    let mut net = Tagger::<f64>::init(&dev, &mut rng(5)).unwrap();
+    let ids = Tokens::<S1<4>, 10>::new::<f64>(&dev, &[1, 2, 3, 9, 0, 0, 5, 7]).unwrap();
+    let f = kiln::testing::random_input(2 * 4 * 3, &mut rng(6));
+    let feats = Tensor::<S2<4, 3>, f64>::from_slice(&dev, &f).unwrap();
+    let r = kiln::testing::random_input(2 * 4 * 2, &mut rng(7));
+    let dr = Tensor::<S2<4, 2>, f64>::from_slice(&dev, &r).unwrap();
+    let mut tape = net.tape().unwrap();
+    tape.input_grads = true;
+    let mut grads = net.grads().unwrap();
+    net.forward_train(&ids, &feats, &mut tape).unwrap();
+    net.backward(&mut tape, &dr, &mut grads).unwrap();
+    let analytic = tape.grad_feats.to_vec().unwrap();
+    let loss = |v: &[f64]| {
+        let x = Tensor::<S2<4, 3>, f64>::from_slice(&dev, v).unwrap();
+        let y = net.forward(&ids, &x).unwrap().to_vec().unwrap();
+        y.iter().zip(&r).map(|(a, b)| a * b).sum::<f64>()
+    };
+    let (n1, n2) = (numeric_grad(&f, loss), numeric_grad_small(&f, loss));
+    let e = rel_err2(&analytic, &n1, &n2);
+    assert!(e < 1e-6, "∂L/∂feats relative error {e:e}");
+    // a batch that disagrees between the inputs is an error
+    let one = Tensor::<S2<4, 3>, f64>::from_slice(&dev, &f[..12]).unwrap();
+    assert!(net.forward(&ids, &one).is_err());
+}
