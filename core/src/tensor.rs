@@ -451,4 +451,15 @@ mod tests {
         assert_eq!(t.buf.as_ptr(), p);
         assert_eq!((t.batch(), t.numel()), (8, 32));
     }
+
+    #[test]
+    fn tokens_assign_copies_ids_and_reuses_capacity() {
+        let mut t = Tokens::<S1<2>, 9>::zeros::<f32>(&Cpu, 4).unwrap();
+        let p = t.buf.as_ptr();
+        let src = Tokens::<S1<2>, 9>::new::<f32>(&Cpu, &[8, 1, 2, 3]).unwrap();
+        t.assign::<f32>(&src).unwrap();
+        assert_eq!((t.batch(), t.as_slice()), (2, &[8, 1, 2, 3][..]));
+        assert_eq!(t.buf, vec![8, 1, 2, 3]);
+        assert_eq!(t.buf.as_ptr(), p);
+    }
 }
