@@ -331,6 +331,19 @@ impl<S: Shape, const V: usize, D: Device> Tokens<S, V, D> {
         <D as Backend<E>>::resize(&self.dev, &mut self.buf, ids.len())?;
         <D as Backend<E>>::upload(&self.dev, ids, &mut self.buf)
     }
+    /// Copies `src`'s ids (and batch size) into `self`, reusing the buffers
+    /// (a generated network's tape keeps its token inputs this way). No
+    /// range check: `src`'s ids were checked when they were put in.
+    pub fn assign<E: Elem>(&mut self, src: &Self) -> Result<()>
+    where
+        D: Backend<E>,
+    {
+        self.host.clear();
+        self.host.extend_from_slice(&src.host);
+        self.batch = src.batch;
+        <D as Backend<E>>::resize(&self.dev, &mut self.buf, self.host.len())?;
+        <D as Backend<E>>::upload(&self.dev, &self.host, &mut self.buf)
+    }
     /// Changes the number of samples, keeping capacity; new positions hold id 0.
     pub fn set_batch<E: Elem>(&mut self, batch: usize) -> Result<()>
     where
@@ -437,5 +450,16 @@ mod tests {
         t.set_batch::<f32>(8).unwrap();
         assert_eq!(t.buf.as_ptr(), p);
         assert_eq!((t.batch(), t.numel()), (8, 32));
+    }
+
+    #[test]
+    fn tokens_assign_copies_ids_and_reuses_capacity() {
+        let mut t = Tokens::<S1<2>, 9>::zeros::<f32>(&Cpu, 4).unwrap();
+        let p = t.buf.as_ptr();
+        let src = Tokens::<S1<2>, 9>::new::<f32>(&Cpu, &[8, 1, 2, 3]).unwrap();
+        t.assign::<f32>(&src).unwrap();
+        assert_eq!((t.batch(), t.as_slice()), (2, &[8, 1, 2, 3][..]));
+        assert_eq!(t.buf, vec![8, 1, 2, 3]);
+        assert_eq!(t.buf.as_ptr(), p);
     }
 }

@@ -170,6 +170,9 @@ struct Cx<'a> {
     direct: Vec<Option<usize>>,
     /// Shape types of the inputs, outputs and nodes.
     in_ty: Vec<TokenStream>,
+    /// The inputs' whole types: `Tensor<S, E, D>`, or `Tokens<S, V, D>` for
+    /// token ids (which have no gradient: see [`Cx::float_in`]).
+    in_full: Vec<TokenStream>,
     out_ty: Vec<TokenStream>,
     node_ty: Vec<TokenStream>,
     /// Parameter names of the private passes: `in_x`, `out_y`, `d_y`, `din_x`.
@@ -237,6 +240,20 @@ impl<'a> Cx<'a> {
             tape_name: format_ident!("{}Tape", net.name),
             names: Names::new(net, &direct),
             in_ty: net.inputs.iter().map(|i| shape_ty(k, &i.shape)).collect(),
+            in_full: net
+                .inputs
+                .iter()
+                .map(|i| {
+                    let s = shape_ty(k, &i.shape);
+                    match i.vocab {
+                        Some((v, _)) => {
+                            let v = crate::dim::tokens(v);
+                            quote!(#k::Tokens<#s, #v, D>)
+                        }
+                        None => quote!(#k::Tensor<#s, E, D>),
+                    }
+                })
+                .collect(),
             out_ty: net
                 .outputs
                 .iter()
@@ -251,6 +268,25 @@ impl<'a> Cx<'a> {
             param_bounds: layer_bounds(net, Need::Params),
             cache_bounds: layer_bounds(net, Need::Caches),
             direct,
+        }
+    }
+
+    /// The indices of the float inputs: only they have gradients
+    /// (`grad_*` in the tape, `din_*` in the backward pass).
+    fn float_in(&self) -> Vec<usize> {
+        (0..self.net.inputs.len())
+            .filter(|&i| self.net.inputs[i].vocab.is_none())
+            .collect()
+    }
+
+    /// The path of an input's type, for its inherent methods (`Tensor`,
+    /// `Tokens`: both have `batch`, `assign`).
+    fn in_path(&self, i: usize) -> TokenStream {
+        let k = self.k;
+        if self.net.inputs[i].vocab.is_some() {
+            quote!(#k::Tokens)
+        } else {
+            quote!(#k::Tensor)
         }
     }
 
@@ -603,8 +639,9 @@ fn tape_struct(cx: &Cx) -> TokenStream {
     let gp = &cx.gp;
     let (net, k, vis, name) = (cx.net, cx.k, &cx.net.vis, &cx.net.name);
     let (tape_name, cache_name, bounds) = (&cx.tape_name, &cx.cache_name, &cx.cache_bounds);
-    let (in_ty, out_ty) = (&cx.in_ty, &cx.out_ty);
+    let (in_full, out_ty) = (&cx.in_full, &cx.out_ty);
     let (in_names, out_names, grad_names) = api_names(cx);
+    let grad_ty: Vec<_> = cx.float_in().iter().map(|&i| &cx.in_full[i]).collect();
     let in_docs = net.inputs.iter().map(|i| {
         format!(
             "A copy of input `{}` ({}), kept for the backward pass.",
@@ -616,7 +653,7 @@ fn tape_struct(cx: &Cx) -> TokenStream {
         .outputs
         .iter()
         .map(|o| format!("Output `{}` ({}).", o.name, dims(net.shape(o.val))));
-    let grad_docs = net.inputs.iter().map(|i| {
+    let grad_docs = net.inputs.iter().filter(|i| i.vocab.is_none()).map(|i| {
         format!(
             "∂L/∂`{}`, filled by `backward` when `input_grads` is set.",
             i.name
@@ -628,9 +665,9 @@ fn tape_struct(cx: &Cx) -> TokenStream {
         #vis struct #tape_name<E: #k::Elem, D: #k::Backend<E> #gp> #bounds {
             /// The random source of stochastic layers (dropout), seeded.
             pub ctx: #k::TrainCtx,
-            #( #[doc = #in_docs] pub #in_names: #k::Tensor<#in_ty, E, D>, )*
+            #( #[doc = #in_docs] pub #in_names: #in_full, )*
             #( #[doc = #out_docs] pub #out_names: #k::Tensor<#out_ty, E, D>, )*
-            #( #[doc = #grad_docs] pub #grad_names: #k::Tensor<#in_ty, E, D>, )*
+            #( #[doc = #grad_docs] pub #grad_names: #grad_ty, )*
             /// Whether `backward` computes the gradients with respect to the inputs (saliency maps, GANs).
             pub input_grads: bool,
             cache: #cache_name<E, D #ga>,
@@ -645,7 +682,11 @@ fn api_names(cx: &Cx) -> (Vec<Ident>, Vec<Ident>, Vec<Ident>) {
     (
         net.inputs.iter().map(|i| id("in_", &i.name)).collect(),
         net.outputs.iter().map(|o| id("out_", &o.name)).collect(),
-        net.inputs.iter().map(|i| id("grad_", &i.name)).collect(),
+        net.inputs
+            .iter()
+            .filter(|i| i.vocab.is_none())
+            .map(|i| id("grad_", &i.name))
+            .collect(),
     )
 }
 
@@ -779,8 +820,13 @@ fn api(cx: &Cx) -> TokenStream {
     let ga = &cx.ga;
     let (net, k, name) = (cx.net, cx.k, &cx.net.name);
     let (grads_name, tape_name) = (&cx.grads_name, &cx.tape_name);
-    let (in_ty, out_ty) = (&cx.in_ty, &cx.out_ty);
+    let (in_full, out_ty) = (&cx.in_full, &cx.out_ty);
     let (in_names, out_names, grad_names) = api_names(cx);
+    let in_paths: Vec<_> = (0..net.inputs.len()).map(|i| cx.in_path(i)).collect();
+    let empty_ins = net.inputs.iter().map(|i| match i.vocab {
+        Some(_) => quote!(#k::Tokens::zeros::<E>(&self.device, 0)?),
+        None => quote!(#k::Tensor::empty(&self.device)?),
+    });
     let field_names: Vec<_> = cx.fields().map(|l| &l.field).collect();
     let field_tys = cx.fields().map(|l| &l.ty);
     let field_cfgs = cx.fields().map(|l| l.kind.config(k));
@@ -812,11 +858,13 @@ fn api(cx: &Cx) -> TokenStream {
     let first_in = &user_in[0];
     let batch_checks: Vec<TokenStream> = user_in
         .iter()
+        .enumerate()
         .skip(1)
-        .map(|u| {
+        .map(|(i, u)| {
             let s = u.to_string();
             let f = first_in.to_string();
-            quote!(#k::error::check_batch("forward", #f, #k::Tensor::batch(#first_in), #s, #k::Tensor::batch(#u))?;)
+            let (p0, pi) = (&in_paths[0], &in_paths[i]);
+            quote!(#k::error::check_batch("forward", #f, #p0::batch(#first_in), #s, #pi::batch(#u))?;)
         })
         .collect();
     let batch_checks2 = &batch_checks;
@@ -857,7 +905,7 @@ fn api(cx: &Cx) -> TokenStream {
         pub fn tape_seeded(&self, seed: u64) -> #k::Result<#tape_name<E, D #ga>> {
             Ok(#tape_name {
                 ctx: #k::TrainCtx::new(seed),
-                #( #in_names: #k::Tensor::empty(&self.device)?, )*
+                #( #in_names: #empty_ins, )*
                 #( #out_names: #k::Tensor::empty(&self.device)?, )*
                 #( #grad_names: #k::Tensor::empty(&self.device)?, )*
                 input_grads: false,
@@ -866,7 +914,7 @@ fn api(cx: &Cx) -> TokenStream {
         }
         /// Inference (evaluation mode) into new tensors. Allocates; for a
         /// loop use [`Self::forward_with`].
-        pub fn forward(&self, #(#user_in: &#k::Tensor<#in_ty, E, D>),*) -> #k::Result<#ret_owned_ty> {
+        pub fn forward(&self, #(#user_in: &#in_full),*) -> #k::Result<#ret_owned_ty> {
             #(#batch_checks2)*
             let mut c = self.__cache()?;
             let mut outs = (#(#empty_outs,)*);
@@ -874,16 +922,16 @@ fn api(cx: &Cx) -> TokenStream {
             Ok(#ret_owned)
         }
         /// Inference (evaluation mode) reusing `tape`'s buffers.
-        pub fn forward_with<'t>(&self, #(#user_in: &#k::Tensor<#in_ty, E, D>,)* tape: &'t mut #tape_name<E, D #ga>) -> #k::Result<#ret_ty> {
+        pub fn forward_with<'t>(&self, #(#user_in: &#in_full,)* tape: &'t mut #tape_name<E, D #ga>) -> #k::Result<#ret_ty> {
             #(#batch_checks2)*
             self.__forward_eval(#(#user_in,)* #(&mut tape.#out_names,)* &mut tape.cache)?;
             Ok(#ret_refs)
         }
         /// Training-mode forward pass: copies the inputs into `tape`, keeps
         /// every activation the backward pass needs, returns the outputs.
-        pub fn forward_train<'t>(&mut self, #(#user_in: &#k::Tensor<#in_ty, E, D>,)* tape: &'t mut #tape_name<E, D #ga>) -> #k::Result<#ret_ty> {
+        pub fn forward_train<'t>(&mut self, #(#user_in: &#in_full,)* tape: &'t mut #tape_name<E, D #ga>) -> #k::Result<#ret_ty> {
             #(#batch_checks2)*
-            #( #k::Tensor::assign(&mut tape.#in_names, #user_in)?; )*
+            #( #in_paths::assign(&mut tape.#in_names, #user_in)?; )*
             self.__forward_train(#(&tape.#in_names,)* #(&mut tape.#out_names,)* &mut tape.cache, &mut tape.ctx)?;
             Ok(#ret_refs)
         }
@@ -954,7 +1002,7 @@ fn new_cache(cx: &Cx) -> TokenStream {
 fn forward(cx: &Cx, train: bool) -> TokenStream {
     let ga = &cx.ga;
     let (net, k, cache_name) = (cx.net, cx.k, &cx.cache_name);
-    let (in_ty, out_ty, in_args, out_args) = (&cx.in_ty, &cx.out_ty, &cx.in_args, &cx.out_args);
+    let (in_full, out_ty, in_args, out_args) = (&cx.in_full, &cx.out_ty, &cx.in_args, &cx.out_args);
     let mut body = Vec::new();
     if train {
         body.push(quote!(c.detect = ctx.detect_anomaly;));
@@ -1002,7 +1050,7 @@ fn forward(cx: &Cx, train: bool) -> TokenStream {
         quote! {
             fn __forward_train(
                 &mut self,
-                #(#in_args: &#k::Tensor<#in_ty, E, D>,)*
+                #(#in_args: &#in_full,)*
                 #(#out_args: &mut #k::Tensor<#out_ty, E, D>,)*
                 c: &mut #cache_name<E, D #ga>,
                 ctx: &mut #k::TrainCtx,
@@ -1015,7 +1063,7 @@ fn forward(cx: &Cx, train: bool) -> TokenStream {
         quote! {
             fn __forward_eval(
                 &self,
-                #(#in_args: &#k::Tensor<#in_ty, E, D>,)*
+                #(#in_args: &#in_full,)*
                 #(#out_args: &mut #k::Tensor<#out_ty, E, D>,)*
                 c: &mut #cache_name<E, D #ga>,
             ) -> #k::Result<()> {
@@ -1046,8 +1094,12 @@ fn backward(cx: &Cx) -> TokenStream {
     let ga = &cx.ga;
     let (net, k) = (cx.net, cx.k);
     let (grads_name, cache_name) = (&cx.grads_name, &cx.cache_name);
-    let (in_ty, out_ty, in_args, d_args, din_args) =
-        (&cx.in_ty, &cx.out_ty, &cx.in_args, &cx.d_args, &cx.din_args);
+    let (in_full, out_ty, in_args, d_args) = (&cx.in_full, &cx.out_ty, &cx.in_args, &cx.d_args);
+    let din_args = &cx.din_args;
+    // Token inputs have no gradient, hence no `din_*` parameter.
+    let floats = cx.float_in();
+    let din_params: Vec<_> = floats.iter().map(|&i| &din_args[i]).collect();
+    let din_tys: Vec<_> = floats.iter().map(|&i| &in_full[i]).collect();
     let mut bwd = Vec::new();
     let mut seen: HashSet<Val> = HashSet::new();
     let mut layer_seen: HashSet<usize> = HashSet::new();
@@ -1055,6 +1107,9 @@ fn backward(cx: &Cx) -> TokenStream {
     let dest = |v: Val, seen: &mut HashSet<Val>| -> TokenStream {
         let first = seen.insert(v);
         match v {
+            // Token ids take no gradient (shape inference lets only
+            // `Embedding`, which passes none, read them).
+            Val::In(i) if net.inputs[i].vocab.is_some() => quote!(::core::option::Option::None),
             Val::In(i) => {
                 let d = &din_args[i];
                 quote!(#k::ops::reborrow(&mut #d, #first))
@@ -1132,9 +1187,9 @@ fn backward(cx: &Cx) -> TokenStream {
     quote! {
         fn __backward(
             &self,
-            #(#in_args: &#k::Tensor<#in_ty, E, D>,)*
+            #(#in_args: &#in_full,)*
             #(#d_args: &#k::Tensor<#out_ty, E, D>,)*
-            #(mut #din_args: ::core::option::Option<(&mut #k::Tensor<#in_ty, E, D>, #k::Acc)>,)*
+            #(mut #din_params: ::core::option::Option<(&mut #din_tys, #k::Acc)>,)*
             c: &mut #cache_name<E, D #ga>,
             g: &mut #grads_name<E, D #ga>,
             gacc: #k::Acc,
@@ -1227,7 +1282,9 @@ fn layer_impl(cx: &Cx) -> TokenStream {
     let gp = &cx.gp;
     let (net, k, name, cache_name, bounds) =
         (cx.net, cx.k, &cx.net.name, &cx.cache_name, &cx.bounds);
-    if net.inputs.len() != 1 || net.outputs.len() != 1 {
+    // A network reading token ids is not a `Layer` (whose input is a float
+    // tensor); it is called through its inherent methods.
+    if net.inputs.len() != 1 || net.outputs.len() != 1 || net.inputs[0].vocab.is_some() {
         return TokenStream::new();
     }
     let (it, ot) = (&cx.in_ty[0], &cx.out_ty[0]);

@@ -25,6 +25,9 @@ pub struct Input {
     pub dims: Dims,
     /// The dimensions as numbers.
     pub shape: Vec<usize>,
+    /// `Tokens<[..], V>`: token ids over a vocabulary of `V` (a dimension,
+    /// see `dim.rs`), and the span of `V`; `None` for a float input.
+    pub vocab: Option<(usize, Span)>,
 }
 
 pub struct LayerDecl {
@@ -107,6 +110,14 @@ impl Net {
         match v {
             Val::In(i) => &self.inputs[i].shape,
             Val::Node(j) => &self.nodes[j].shape,
+        }
+    }
+    /// The vocabulary of a value holding token ids (a `Tokens<[..], V>`
+    /// input); `None` for float values.
+    pub fn vocab(&self, v: Val) -> Option<usize> {
+        match v {
+            Val::In(i) => self.inputs[i].vocab.map(|(v, _)| v),
+            Val::Node(_) => None,
         }
     }
     /// A short name of the value for messages: the input's or binding's
@@ -209,6 +220,7 @@ impl Lower<'_> {
                         named: false,
                         dims: dims.clone(),
                         shape: dims.values(),
+                        vocab: None,
                     });
                     cur = Some(Val::In(0));
                 }
@@ -265,7 +277,7 @@ impl Lower<'_> {
                     step.span(),
                     "in a graph (with `let`/`output`), layers are applied with `|>`: `let h = x |> Linear(64);`",
                 ),
-                Item::Input { name, dims } => {
+                Item::Input { name, dims, vocab } => {
                     if self.check_new_name(name) {
                         let i = self.inputs.len();
                         self.inputs.push(Input {
@@ -273,6 +285,7 @@ impl Lower<'_> {
                             named: true,
                             dims: dims.clone(),
                             shape: dims.values(),
+                            vocab: *vocab,
                         });
                         self.env.insert(name.to_string(), (Some(Val::In(i)), name.span(), false));
                     }

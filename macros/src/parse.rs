@@ -5,6 +5,7 @@
 //! Generics   := '<' ('const' Ident ':' 'usize' ('=' Expr)?),+ '>'   // pass-through dimensions
 //! Item       := ( 'input' ':' Dims                       // chain form input
 //!               | 'input' Ident ':' Dims                 // graph form input
+//!               | 'input' Ident ':' 'Tokens' '<' Dims ',' Dim '>'   // token ids, vocabulary
 //!               | 'layer' Ident '=' Spec                 // a layer to apply (share) by name
 //!               | 'let' Ident (':' Dims)? '=' Expr       // graph binding
 //!               | 'output' (Ident '=')? Expr             // graph output
@@ -46,6 +47,9 @@ pub enum Item {
     Input {
         name: Ident,
         dims: Dims,
+        /// `Tokens<[..], V>`: the vocabulary `V` and its span; `None` for a
+        /// float input.
+        vocab: Option<(usize, Span)>,
     },
     Shared {
         name: Ident,
@@ -280,9 +284,37 @@ impl Parse for Item {
             }
             let name: Ident = input.parse()?;
             input.parse::<Token![:]>()?;
+            if peek_kw(input, "Tokens") && input.peek2(Token![<]) {
+                input.parse::<Ident>()?;
+                input.parse::<Token![<]>()?;
+                let dims: Dims = input.parse()?;
+                input.parse::<Token![,]>()?;
+                // The vocabulary runs to the closing `>` (a bracketed or
+                // braced expression is one token tree).
+                let mut ts = TokenStream::new();
+                while !input.is_empty() && !input.peek(Token![>]) {
+                    let tt: TokenTree = input.parse()?;
+                    ts.extend([tt]);
+                }
+                let close = input.parse::<Token![>]>()?;
+                if ts.is_empty() {
+                    return Err(syn::Error::new(
+                        close.span,
+                        "write the vocabulary size: `Tokens<[T], 27>`",
+                    ));
+                }
+                let e: syn::Expr = syn::parse2(ts)?;
+                let v = crate::dim::eval(&e)?;
+                return Ok(Item::Input {
+                    name,
+                    dims,
+                    vocab: Some((v, e.span())),
+                });
+            }
             return Ok(Item::Input {
                 name,
                 dims: input.parse()?,
+                vocab: None,
             });
         }
         if peek_kw(input, "layer") && input.peek2(Ident) {

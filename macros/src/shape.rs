@@ -54,8 +54,29 @@ fn explain_operands(net: &Net, args: &[Val]) -> String {
     out
 }
 
+/// How messages write a token value's type: `Tokens<[T], 27>`.
+fn tokens_text(net: &Net, v: Val, vocab: usize) -> String {
+    let d: Vec<String> = net.shape(v).iter().map(|d| dim::text(*d)).collect();
+    format!("Tokens<[{}], {}>", d.join(", "), dim::text(vocab))
+}
+
+/// Rule: token ids are read by `Embedding` only; arithmetic on them is refused.
+fn no_tokens(net: &Net, args: &[Val], what: &str) -> Result<(), String> {
+    for &v in args {
+        if let Some(voc) = net.vocab(v) {
+            return Err(format!(
+                "{what} is applied to token ids `{}` ({}); only `Embedding` reads ids — embed them first",
+                net.val_label(v),
+                tokens_text(net, v, voc)
+            ));
+        }
+    }
+    Ok(())
+}
+
 /// Rule for `a + b`: both operands have the same shape.
 fn add_rule(net: &Net, args: &[Val]) -> Result<Vec<usize>, String> {
+    no_tokens(net, args, "`+`")?;
     let (a, b) = (net.shape(args[0]), net.shape(args[1]));
     if !dim::same_shape(a, b) {
         return Err(format!(
@@ -83,6 +104,7 @@ pub fn concat_axis(d: i64, rank: usize) -> Option<usize> {
 /// first by default: features of a vector, channels of an image); every
 /// other dimension must agree.
 fn concat_rule(net: &Net, args: &[Val], d: i64) -> Result<Vec<usize>, String> {
+    no_tokens(net, args, "`concat`")?;
     let first = net.shape(args[0]);
     if let Some(&v) = args.iter().find(|v| !dim::all_known(net.shape(**v))) {
         return Err(format!(
@@ -148,6 +170,25 @@ fn layer_rule(net: &Net, j: usize, li: usize) -> Result<Vec<usize>, String> {
     let input = net.shape(arg);
     let from = net.val_label(arg);
     let layer = &net.layers[li];
+    let who = &net.nodes[j].label;
+    // Rule: token ids go to a layer that reads them (`Embedding`), and
+    // such a layer is fed nothing else.
+    match (net.vocab(arg), layer.kind.reads_tokens()) {
+        (Some(v), false) => {
+            return Err(format!(
+                "`{who}` is fed token ids `{from}` ({}); only `Embedding` reads ids — embed them first: `{from} |> Embedding({}, 64)`",
+                tokens_text(net, arg, v),
+                dim::text(v)
+            ))
+        }
+        (None, true) => {
+            return Err(format!(
+                "`{who}` reads token ids, but `{from}` gives float values of shape {}; feed it an input declared `input ids: Tokens<[..], V>`",
+                dims(input)
+            ))
+        }
+        _ => {}
+    }
     if layer.uses.first() != Some(&j) {
         if !dim::same_shape(&layer.in_shape, input) {
             return Err(format!(
@@ -159,7 +200,6 @@ fn layer_rule(net: &Net, j: usize, li: usize) -> Result<Vec<usize>, String> {
         }
         return Ok(layer.out_shape.clone());
     }
-    let who = &net.nodes[j].label;
     let origin = origin_dims(net, arg);
     if !layer.kind.symbolic() && !dim::all_known(input) {
         return Err(format!(
@@ -172,6 +212,7 @@ fn layer_rule(net: &Net, j: usize, li: usize) -> Result<Vec<usize>, String> {
         input,
         from: &from,
         origin: &origin,
+        vocab: net.vocab(arg),
         net,
         node: j,
     })?;
@@ -196,10 +237,30 @@ pub fn infer(net: &mut Net, diag: &mut Diag) {
             "the input".to_string()
         };
         check_declared(diag, &what, &i.dims);
+        if let Some((0, span)) = i.vocab {
+            diag.error(
+                span,
+                format!("{what} has a vocabulary of 0 ids; it must be at least 1"),
+            );
+        }
     }
     // A malformed input shape would make every node after it wrong.
     if diag.count() > before {
         return;
+    }
+    // Rule: an output is a float value; ids pass through `Embedding` first.
+    for o in &net.outputs {
+        if let Some(v) = net.vocab(o.val) {
+            diag.error(
+                o.name.span(),
+                format!(
+                    "output `{}` would be token ids `{}` ({}); a network's outputs are float values",
+                    o.name,
+                    net.val_label(o.val),
+                    tokens_text(net, o.val, v)
+                ),
+            );
+        }
     }
     let k = net.krate.clone();
     for j in 0..net.nodes.len() {

@@ -55,6 +55,7 @@ registry! {
     layernorm,
     reshape,
     time_pool,
+    embedding,
 }
 
 /// A kind in the registry: the names it is written with and its parser.
@@ -77,6 +78,9 @@ pub struct ShapeIn<'a> {
     /// The dimensions the input's features come from (`[16, 5, 5]` after
     /// `flatten`), so that a message reads `400 = 16×5×5`.
     pub origin: &'a [usize],
+    /// The input's vocabulary when it holds token ids (`Tokens<[T], V>`);
+    /// only kinds whose [`Rule::reads_tokens`] is true see one.
+    pub vocab: Option<usize>,
     /// The whole graph and the node being inferred (for kinds that refer to
     /// another layer, such as `MaxUnpool2d(pool)`).
     pub net: &'a Net,
@@ -180,6 +184,13 @@ pub trait Rule {
     /// see (named constants, generic parameters: `dim.rs`); kinds that
     /// compute output sizes from numbers refuse them (the default).
     fn symbolic(&self) -> bool {
+        false
+    }
+
+    /// Whether the layer reads token ids (`Embedding`) rather than floats:
+    /// shape inference feeds it `Tokens` inputs only, and every other kind
+    /// float values only.
+    fn reads_tokens(&self) -> bool {
         false
     }
 
