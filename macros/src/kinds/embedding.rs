@@ -50,9 +50,9 @@ fn parse(spec: &Spec, k: &TokenStream, diag: &mut Diag) -> Option<Box<dyn Rule>>
     let (vocab, dim) = (vocab?, width?);
     if let Some(p) = padding_idx {
         if dim::is_known(vocab) && p >= vocab {
-            let e = named(&args, "padding_idx").expect("written");
+            let span = named(&args, "padding_idx").map_or(spec.span, |e| e.span());
             diag.error(
-                e.span(),
+                span,
                 format!("`padding_idx = {p}` is not a row of the table: the vocabulary has {vocab} ids (0 to {})", vocab - 1),
             );
             return None;

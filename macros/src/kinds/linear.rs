@@ -99,7 +99,10 @@ impl Rule for Linear {
             }
         }
         let mut out = input.to_vec();
-        *out.last_mut().expect("a shape has a dimension") = self.out;
+        match out.last_mut() {
+            Some(last) => *last = self.out,
+            None => return Err(format!("`{who}` needs an input with at least one dimension")),
+        }
         Ok(out)
     }
 
