@@ -120,8 +120,10 @@ fn every_kernel_compiles_with_nvrtc() {
         }
     }
     assert!(failures.is_empty(), "{}", failures.join("\n"));
-    assert_eq!(modules, 13, "modules compiled");
-    assert_eq!(kernels::MODULES.len(), 13);
+    // 13 until dropout's kernels left `elementwise.cu` for a family file of
+    // their own (`dropout.cu`), with the penalty gradient moving to `optim.cu`.
+    assert_eq!(modules, 14, "modules compiled");
+    assert_eq!(kernels::MODULES.len(), 14);
     assert_eq!(entries, 2 * kernels::KERNEL_COUNT, "kernels compiled");
     // 59 hand-written kernels per dtype before the element-wise table, which
     // now generates 2 per function (6 functions: 12, was 8 hand-written);

@@ -4,7 +4,7 @@
 //! The trait states the kernels (with their formulas) and checks their
 //! arguments once for every device; the CPU bodies follow it in this file;
 //! the CUDA sources are `cuda/src/kernels/*.cu` and the CUDA impl is in
-//! `cuda/src/backend.rs`.
+//! `cuda/src/kernels/<family>.rs`.
 
 use crate::device::{need, Acc, Backend, BatchNormDims};
 use crate::elem::Elem;

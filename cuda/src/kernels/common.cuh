@@ -2,7 +2,7 @@
 // for the GPU and when the host shim (cuda/tests/shim/cuda_shim.h) compiles it
 // with the system C++ compiler. It includes no header, so it works in both.
 //
-// Conventions shared by every kernel (and by the launch plans in plan/):
+// Conventions shared by every kernel (and by the launch plans in kernels/<family>.rs):
 // - sizes and leading dimensions are `u64`, flags are `int`, scalars are `T`;
 // - `acc` is 0 for `Acc::Set` (overwrite) and 1 for `Acc::Add` (accumulate);
 // - element-wise kernels use grid-stride loops, so any grid size is correct;

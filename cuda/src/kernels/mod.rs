@@ -1,6 +1,13 @@
-//! The registry of kiln's CUDA kernels: one CUDA C source per op family
-//! (`*.cu` next to this file, loaded with `include_str!`), each kernel's symbol
-//! names and parameter list declared once here.
+//! kiln's CUDA kernels, one op family per pair of files in this folder:
+//! `<family>.cu`, the CUDA C source, and `<family>.rs`, which declares the
+//! family's kernels (symbol names and parameter lists, once, with
+//! [`kernels!`]), builds their launch plans (`crate::plan`'s types) and
+//! implements the family's kiln-core trait for [`crate::Cuda`].
+//!
+//! **Adding a family** is those two files and nothing else here: the build
+//! script (`cuda/build.rs`) finds every `<family>.rs` in this folder, declares
+//! it as a module and lists its `MODULE` in [`MODULES`], so there is no
+//! hand-kept list or count to forget.
 //!
 //! Every kernel exists for `f32` and `f64` under the names
 //! `<op>_fwd_<dtype>` / `<op>_bwd_<dtype>`; a `.cu` file writes its kernels once
@@ -108,130 +115,54 @@ impl Dtype {
     }
 }
 
-macro_rules! registry {
-    ($( $module:ident ($source:expr) { $( $konst:ident = $name:ident ( $($p:ident),* ); )* } )*) => {
-        $( $(
+/// Declares one family's kernels and its [`Module`], `MODULE`:
+///
+/// ```text
+/// kernels! {
+///     layernorm = include_str!("layernorm.cu");
+///     LAYER_NORM_FWD = layer_norm_fwd(In, In, In, Out, Out, U64, U64, Real, I32);
+/// }
+/// ```
+///
+/// gives `pub const LAYER_NORM_FWD: Kernel` (symbols `layer_norm_fwd_f32`,
+/// `layer_norm_fwd_f64`) and `pub const MODULE: Module` named `layernorm`.
+macro_rules! kernels {
+    ($module:ident = $source:expr; $( $konst:ident = $name:ident ( $($p:ident),* ); )*) => {
+        $(
             #[doc = concat!("`", stringify!($name), "_{f32,f64}` in `", stringify!($module), ".cu`.")]
-            pub const $konst: Kernel = Kernel {
+            pub const $konst: $crate::kernels::Kernel = $crate::kernels::Kernel {
                 module: stringify!($module),
                 name: stringify!($name),
                 f32: concat!(stringify!($name), "_f32"),
                 f64: concat!(stringify!($name), "_f64"),
-                params: &[$(Param::$p),*],
+                params: &[$($crate::kernels::Param::$p),*],
             };
-        )* )*
-        /// Every module kiln ships, in a fixed order.
-        pub const MODULES: &[Module] = &[$(
-            Module {
-                name: stringify!($module),
-                source: $source,
-                kernels: &[$(&$konst),*],
-            },
-        )*];
+        )*
+        /// This family's compilation unit and its kernels.
+        pub const MODULE: $crate::kernels::Module = $crate::kernels::Module {
+            name: stringify!($module),
+            source: $source,
+            kernels: &[$(&$konst),*],
+        };
     };
 }
 
-registry! {
-    elementwise (include_str!("elementwise.cu")) {
-        FILL_FWD = fill_fwd(Out, U64, Real);
-        ADD_FWD = add_fwd(In, In, Out, U64);
-        AXPY_FWD = axpy_fwd(Real, In, Out, U64, I32);
-        COPY_BLOCK_FWD = copy_block_fwd(In, U64, Out, U64, U64, U64, I32);
-        DROPOUT_FWD = dropout_fwd(In, Out, U64, U64, U64, Real);
-        DROPOUT_BWD = dropout_bwd(In, Out, U64, U64, U64, Real, I32);
-        PENALTY_BWD = penalty_bwd(In, Out, U64, Real, Real, I32);
-    }
-    bias (include_str!("bias.cu")) {
-        BIAS_FWD = bias_fwd(Out, In, U64, U64);
-        BIAS_BWD = bias_bwd(In, Out, U64, U64, I32);
-    }
-    // Generated from the table of element-wise functions in kiln-core
-    // (`kernels/unary.rs`); `unary_kernels` maps each `Act` to its pair.
-    unary (kiln_core::kernels::unary::CUDA_SOURCE) {
-        RELU_FWD = relu_fwd(In, Out, U64, Real);
-        RELU_BWD = relu_bwd(In, In, In, Out, U64, Real, I32);
-        LEAKY_RELU_FWD = leaky_relu_fwd(In, Out, U64, Real);
-        LEAKY_RELU_BWD = leaky_relu_bwd(In, In, In, Out, U64, Real, I32);
-        SIGMOID_FWD = sigmoid_fwd(In, Out, U64, Real);
-        SIGMOID_BWD = sigmoid_bwd(In, In, In, Out, U64, Real, I32);
-        TANH_FWD = tanh_fwd(In, Out, U64, Real);
-        TANH_BWD = tanh_bwd(In, In, In, Out, U64, Real, I32);
-        GELU_FWD = gelu_fwd(In, Out, U64, Real);
-        GELU_BWD = gelu_bwd(In, In, In, Out, U64, Real, I32);
-        GELU_TANH_FWD = gelu_tanh_fwd(In, Out, U64, Real);
-        GELU_TANH_BWD = gelu_tanh_bwd(In, In, In, Out, U64, Real, I32);
-    }
-    embedding (include_str!("embedding.cu")) {
-        EMBEDDING_FWD = embedding_fwd(In, Labels, Out, U64, U64, U64);
-        EMBEDDING_BWD = embedding_bwd(Labels, In, Out, U64, U64, U64, U64, I32);
-    }
-    softmax (include_str!("softmax.cu")) {
-        SOFTMAX_FWD = softmax_fwd(In, Out, U64, U64);
-        SOFTMAX_BWD = softmax_bwd(In, In, Out, U64, U64, I32);
-    }
-    loss (include_str!("loss.cu")) {
-        CROSS_ENTROPY_FWD = cross_entropy_fwd(In, Labels, Out, U64, U64, U64);
-        CROSS_ENTROPY_BWD = cross_entropy_bwd(In, Labels, Out, U64, U64, U64, Real);
-        HINGE_FWD = hinge_fwd(In, Labels, Out, U64, U64, Real);
-        HINGE_BWD = hinge_bwd(In, Labels, Out, U64, U64, Real, Real);
-        MSE_FWD = mse_fwd(In, In, Out, U64);
-        MSE_BWD = mse_bwd(In, In, Out, U64, Real);
-        L1_FWD = l1_fwd(In, In, Out, U64);
-        L1_BWD = l1_bwd(In, In, Out, U64, Real);
-        BCE_WITH_LOGITS_FWD = bce_with_logits_fwd(In, In, Out, U64);
-        BCE_WITH_LOGITS_BWD = bce_with_logits_bwd(In, In, Out, U64, Real);
-        SUM_FWD = sum_fwd(In, Out, U64, Real);
-        SOFT_CROSS_ENTROPY_FWD = soft_cross_entropy_fwd(In, Labels, In, Out, U64, U64, Real, Real);
-        SOFT_CROSS_ENTROPY_BWD = soft_cross_entropy_bwd(In, Labels, In, Out, U64, U64, Real, Real, Real);
-        FOCAL_FWD = focal_fwd(In, Labels, In, Out, U64, U64, Real);
-        FOCAL_BWD = focal_bwd(In, Labels, In, Out, U64, U64, Real, Real);
-        KL_DIV_FWD = kl_div_fwd(In, In, Out, U64, I32);
-        KL_DIV_BWD = kl_div_bwd(In, In, Out, U64, I32, Real);
-        SUM_SQ_FWD = sum_sq_fwd(In, OutF64, U64);
-        SUM_ABS_FWD = sum_abs_fwd(In, OutF64, U64);
-    }
-    optim (include_str!("optim.cu")) {
-        SGD_FWD = sgd_fwd(Out, In, Out, U64, Real, Real, Real, Real, I32, I32, I32);
-        ADAM_FWD = adam_fwd(Out, In, Out, Out, U64, Real, Real, Real, Real, Real, Real, Real, I32);
-        ADAGRAD_FWD = adagrad_fwd(Out, In, Out, U64, Real, Real, Real);
-        RMSPROP_FWD = rmsprop_fwd(Out, In, Out, Out, Out, U64, Real, Real, Real, Real, Real, I32, I32);
-    }
-    conv (include_str!("conv.cu")) {
-        IM2COL_FWD = im2col_fwd(In, Out, U64, U64, U64, U64, U64, U64, U64, U64, U64, U64, U64, U64, U64, U64, U64);
-        IM2COL_BWD = im2col_bwd(In, Out, U64, U64, I32, U64, U64, U64, U64, U64, U64, U64, U64, U64, U64, U64, U64, U64);
-        TRANSPOSE01_FWD = transpose01_fwd(In, Out, U64, U64, U64, I32);
-        CHANNEL_BIAS_FWD = channel_bias_fwd(Out, In, U64, U64, U64);
-        CHANNEL_BIAS_BWD = channel_bias_bwd(In, Out, U64, U64, U64, I32);
-    }
-    pool (include_str!("pool.cu")) {
-        MAX_POOL2D_FWD = max_pool2d_fwd(In, Out, OutU32, U64, U64, U64, U64, U64, U64, U64, U64, U64, U64, U64, U64, U64, U64);
-        MAX_UNPOOL2D_FWD = max_unpool2d_fwd(Labels, In, Out, U64, I32, U64, U64, U64, U64, U64, U64, U64, U64, U64, U64, U64, U64, U64);
-        MAX_UNPOOL2D_BWD = max_unpool2d_bwd(Labels, In, Out, U64, I32, U64, U64, U64, U64, U64, U64, U64, U64, U64, U64, U64, U64, U64);
-        AVG_POOL2D_FWD = avg_pool2d_fwd(In, Out, U64, Real, U64, U64, U64, U64, U64, U64, U64, U64, U64, U64, U64, U64, U64);
-        AVG_POOL2D_BWD = avg_pool2d_bwd(In, Out, U64, Real, I32, U64, U64, U64, U64, U64, U64, U64, U64, U64, U64, U64, U64, U64);
-    }
-    norm (include_str!("norm.cu")) {
-        BATCH_NORM_STATS_FWD = batch_norm_stats_fwd(In, Out, Out, U64, U64, U64);
-        BATCH_NORM_RUNNING_FWD = batch_norm_running_fwd(In, In, Out, Out, Out, U64, Real, Real, Real);
-        BATCH_NORM_FWD = batch_norm_fwd(In, In, In, In, In, Out, U64, U64, U64, Real);
-        BATCH_NORM_BWD = batch_norm_bwd(In, In, In, In, Out, Out, Out, U64, U64, U64, Real, I32);
-        BATCH_NORM_INPUT_BWD = batch_norm_input_bwd(In, In, In, In, In, In, Out, U64, U64, U64, Real, I32);
-    }
-    prelu (include_str!("prelu.cu")) {
-        PRELU_FWD = prelu_fwd(In, In, Out, U64, U64, U64);
-        PRELU_BWD = prelu_bwd(In, In, In, Out, U64, U64, U64, I32);
-        PRELU_WEIGHT_BWD = prelu_weight_bwd(In, In, Out, U64, U64, U64, I32);
-    }
-    layernorm (include_str!("layernorm.cu")) {
-        LAYER_NORM_FWD = layer_norm_fwd(In, In, In, Out, Out, U64, U64, Real, I32);
-        LAYER_NORM_BWD = layer_norm_bwd(In, In, In, In, Out, U64, U64, I32, I32);
-        LAYER_NORM_PARAM_BWD = layer_norm_param_bwd(In, In, In, Out, Out, U64, U64, I32, I32);
-    }
-    upsample (include_str!("upsample.cu")) {
-        UPSAMPLE2D_FWD = upsample2d_fwd(In, Out, U64, U64, U64, U64, U64, I32);
-        UPSAMPLE2D_BWD = upsample2d_bwd(In, Out, U64, U64, U64, U64, U64, I32, I32);
-    }
+/// What every family file uses: the registry and plan types, the executor's
+/// operands, kiln-core's argument types and traits.
+mod family {
+    pub(crate) use super::{Dtype, Kernel};
+    pub(crate) use crate::backend::dtype;
+    pub(crate) use crate::device::Opnd;
+    pub(crate) use crate::plan::*;
+    pub(crate) use crate::Cuda;
+    pub(crate) use kiln_core::device::*;
+    pub(crate) use kiln_core::kernels::*;
+    pub(crate) use kiln_core::{Acc, Act, Elem, Error, Result};
+    pub(crate) type Buf<T> = crate::CudaBuf<T>;
 }
+
+// `pub mod <family>;` for every `<family>.rs` here, and `MODULES`.
+include!(concat!(env!("OUT_DIR"), "/families.rs"));
 
 /// Number of kernels per dtype (the NVRTC and shim tests assert it),
 /// counted from the registry.
@@ -245,21 +176,6 @@ pub const KERNEL_COUNT: usize = {
     n
 };
 
-/// The forward and backward kernels of an element-wise function. The match
-/// is exhaustive, so a function added to kiln-core's table without kernels
-/// here does not compile; `tests` check that the names agree with the table.
-pub fn unary_kernels(f: kiln_core::Act) -> (&'static Kernel, &'static Kernel) {
-    use kiln_core::Act;
-    match f {
-        Act::Relu => (&RELU_FWD, &RELU_BWD),
-        Act::LeakyRelu(_) => (&LEAKY_RELU_FWD, &LEAKY_RELU_BWD),
-        Act::Sigmoid => (&SIGMOID_FWD, &SIGMOID_BWD),
-        Act::Tanh => (&TANH_FWD, &TANH_BWD),
-        Act::Gelu => (&GELU_FWD, &GELU_BWD),
-        Act::GeluTanh => (&GELU_TANH_FWD, &GELU_TANH_BWD),
-    }
-}
-
 /// Every kernel, module by module.
 pub fn all() -> impl Iterator<Item = &'static Kernel> {
     MODULES.iter().flat_map(|m| m.kernels.iter().copied())
@@ -268,33 +184,4 @@ pub fn all() -> impl Iterator<Item = &'static Kernel> {
 /// The module called `name`.
 pub fn module(name: &str) -> Option<&'static Module> {
     MODULES.iter().find(|m| m.name == name)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    /// Every function of kiln-core's element-wise table has its two kernels
-    /// here under the table's name, and the `unary` module has no others.
-    #[test]
-    fn unary_kernels_follow_the_table() {
-        for &f in kiln_core::Act::ALL {
-            let (fwd, bwd) = unary_kernels(f);
-            assert_eq!(fwd.name, format!("{}_fwd", f.name()));
-            assert_eq!(bwd.name, format!("{}_bwd", f.name()));
-            assert_eq!((fwd.module, bwd.module), ("unary", "unary"));
-        }
-        let m = module("unary").unwrap();
-        assert_eq!(m.kernels.len(), 2 * kiln_core::Act::ALL.len());
-        for k in m.kernels {
-            assert!(
-                m.source.contains(&format!(
-                    "KILN_UNARY({}, ",
-                    k.name.rsplit_once('_').unwrap().0
-                )),
-                "{}",
-                k.name
-            );
-        }
-    }
 }

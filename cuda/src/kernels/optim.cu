@@ -1,6 +1,7 @@
 // Optimizer updates, one thread per parameter (torch.optim semantics, exactly
 // as kiln-core's cpu.rs). An update has no backward; it is named `_fwd` to
-// keep every symbol in the `<op>_fwd|bwd_<dtype>` scheme.
+// keep every symbol in the `<op>_fwd|bwd_<dtype>` scheme. The elastic-net
+// penalty's gradient (OptimKernels::penalty_grad) is here too.
 
 // torch.optim.SGD:  d = g + wd·p;  b = first ? d : μ b + (1 − dampening) d;
 //                   p −= lr · (nesterov ? d + μ b : b)      (b unused when μ = 0)
@@ -80,6 +81,15 @@ __device__ void rmsprop_fwd(T* p, const T* g, T* sq, T* grad_avg, T* buf, u64 n,
     }
 }
 
+// Gradient of the elastic-net penalty l1·Σ|θ| + l2·Σθ²: dst (acc)= l1·sign(θ) + 2·l2·θ
+template <typename T> __device__ void penalty_bwd(const T* theta, T* dst, u64 n, T l1, T two_l2, int acc) {
+    KILN_FOR_EACH(i, n) {
+        const T t = theta[i];
+        const T s = t > T(0) ? T(1) : t < T(0) ? T(-1) : T(0);
+        k_put(&dst[i], l1 * s + two_l2 * t, acc);
+    }
+}
+
 #define KILN_OPTIM(S, T)                                                                           \
     extern "C" __global__ void sgd_fwd_##S(T* p, const T* g, T* buf, u64 n, T lr, T momentum,     \
                                            T dampening, T wd, int use_momentum, int nesterov,      \
@@ -99,6 +109,10 @@ __device__ void rmsprop_fwd(T* p, const T* g, T* sq, T* grad_avg, T* buf, u64 n,
                                                u64 n, T alpha, T eps, T wd, T lr, T mu,            \
                                                int centered, int use_momentum) {                   \
         rmsprop_fwd<T>(p, g, sq, grad_avg, buf, n, alpha, eps, wd, lr, mu, centered, use_momentum);\
+    }                                                                                              \
+    extern "C" __global__ void penalty_bwd_##S(const T* theta, T* dst, u64 n, T l1, T two_l2,     \
+                                               int acc) {                                          \
+        penalty_bwd<T>(theta, dst, n, l1, two_l2, acc);                                            \
     }
 
 KILN_OPTIM(f32, float)

@@ -9,18 +9,15 @@
 //!
 //! Plans live on the stack (fixed-size arrays): running one allocates nothing.
 //!
-//! One file per kernel family (mirroring `kernels/*.cu`): this file holds the
-//! plan types and the helpers they share.
+//! This file holds the plan types and the helpers the families share; each
+//! family's plans are in its own file, `kernels/<family>.rs`, beside its
+//! CUDA source.
 
-use crate::kernels::{self, Dtype, Kernel, Param};
-use kiln_core::device::Block;
-use kiln_core::device::{
-    AdagradArgs, AdamArgs, BatchNormDims, LossKind, Resize2d, RmspropArgs, SgdArgs, UpsampleMode,
-    Window2d,
-};
-use kiln_core::kernels::PReluDims;
-use kiln_core::layers::LayerNormDims;
-use kiln_core::{Acc, Act};
+#[cfg(test)]
+use crate::kernels::Module;
+use crate::kernels::{Dtype, Kernel, Param};
+use kiln_core::device::Window2d;
+use kiln_core::Acc;
 
 /// Most arguments of any kernel.
 pub const MAX_ARGS: usize = 24;
@@ -81,7 +78,7 @@ pub struct Launch {
 }
 
 impl Launch {
-    fn new(kernel: &'static Kernel, grid: u32, block: u32, list: &[Arg]) -> Self {
+    pub(crate) fn new(kernel: &'static Kernel, grid: u32, block: u32, list: &[Arg]) -> Self {
         let mut args = [Arg::U64(0); MAX_ARGS];
         args[..list.len()].copy_from_slice(list);
         Launch {
@@ -93,7 +90,7 @@ impl Launch {
             nargs: list.len(),
         }
     }
-    fn with_dtype(mut self, dt: Dtype) -> Self {
+    pub(crate) fn with_dtype(mut self, dt: Dtype) -> Self {
         self.dtype = Some(dt);
         self
     }
@@ -119,7 +116,7 @@ impl Launch {
 /// The launches of one operation, run in order on one stream.
 #[derive(Clone, Copy, Debug)]
 pub struct Plan {
-    launches: [Option<Launch>; MAX_LAUNCHES],
+    pub(crate) launches: [Option<Launch>; MAX_LAUNCHES],
     /// Elements of scratch memory the plan needs (appended by the executor as
     /// the last operand, e.g. [`loss_operands::SCRATCH`]).
     pub scratch: usize,
@@ -131,7 +128,7 @@ pub struct Plan {
 }
 
 impl Plan {
-    fn one(l: Launch) -> Self {
+    pub(crate) fn one(l: Launch) -> Self {
         Plan {
             launches: [Some(l), None, None, None],
             scratch: 0,
@@ -139,7 +136,7 @@ impl Plan {
             result_dtype: None,
         }
     }
-    fn push(&mut self, l: Launch) {
+    pub(crate) fn push(&mut self, l: Launch) {
         let slot = self.launches.iter_mut().find(|s| s.is_none());
         *slot.expect("kiln internal error: more than MAX_LAUNCHES launches in a plan") = Some(l);
     }
@@ -154,185 +151,70 @@ pub fn grid_for(n: u64) -> u32 {
     n.div_ceil(BLOCK as u64).clamp(1, MAX_GRID as u64) as u32
 }
 
-fn rows_grid(rows: u64) -> u32 {
+pub(crate) fn rows_grid(rows: u64) -> u32 {
     let per = (ROW_BLOCK / 32) as u64;
     rows.div_ceil(per).max(1).min(u32::MAX as u64) as u32
 }
 
-fn acc_flag(acc: Acc) -> i32 {
+pub(crate) fn acc_flag(acc: Acc) -> i32 {
     match acc {
         Acc::Set => 0,
         Acc::Add => 1,
     }
 }
 
-fn elementwise(k: &'static Kernel, n: usize, args: &[Arg]) -> Plan {
+pub(crate) fn elementwise(k: &'static Kernel, n: usize, args: &[Arg]) -> Plan {
     Plan::one(Launch::new(k, grid_for(n as u64), BLOCK, args))
 }
 
-mod bias;
-mod elementwise;
-mod embedding;
-mod loss;
-mod norm;
-mod optim;
-mod spatial;
+/// The 13 window sizes, in the kernels' `KILN_WINDOW_PARAMS` order.
+pub(crate) fn window(g: &Window2d) -> [Arg; 13] {
+    [
+        g.channels, g.h, g.w, g.kh, g.kw, g.sh, g.sw, g.ph, g.pw, g.dh, g.dw, g.oh, g.ow,
+    ]
+    .map(|v| Arg::U64(v as u64))
+}
 
-pub use bias::*;
-pub use elementwise::*;
-pub use embedding::*;
-pub use loss::*;
-pub use norm::*;
-pub use optim::*;
-pub use spatial::*;
+pub(crate) fn with_window<const N: usize>(
+    head: [Arg; N],
+    g: &Window2d,
+) -> ([Arg; MAX_ARGS], usize) {
+    let mut a = [Arg::U64(0); MAX_ARGS];
+    a[..N].copy_from_slice(&head);
+    a[N..N + 13].copy_from_slice(&window(g));
+    (a, N + 13)
+}
 
+pub(crate) fn windowed<const N: usize>(
+    k: &'static Kernel,
+    threads: usize,
+    head: [Arg; N],
+    g: &Window2d,
+) -> Plan {
+    let (a, n) = with_window(head, g);
+    elementwise(k, threads, &a[..n])
+}
+
+/// Checks that every launch of `plans` matches its kernel's declared
+/// parameters (count and kinds) with a block size that is a multiple of 32,
+/// and that the plans launch every kernel of `module` (a family's test calls
+/// it with one plan of each kind it builds).
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn every_plan_matches_its_kernels_signature() {
-        let sgd_args = SgdArgs {
-            lr: 0.1,
-            momentum: 0.9,
-            dampening: 0.0,
-            weight_decay: 0.0,
-            nesterov: false,
-            first: true,
-        };
-        let adam_args = AdamArgs {
-            lr: 0.1,
-            beta1: 0.9,
-            beta2: 0.999,
-            eps: 1e-8,
-            weight_decay: 0.0,
-            decoupled: false,
-            step: 1,
-        };
-        let mut plans = vec![
-            fill(10, 1.0),
-            add(10),
-            axpy(2.0, 10, Acc::Add),
-            copy_block(
-                &Block {
-                    src_ld: 4,
-                    src_off: 1,
-                    dst_ld: 5,
-                    dst_off: 2,
-                    rows: 3,
-                    cols: 2,
-                },
-                Acc::Set,
-            ),
-            bias_fwd(3, 4),
-            bias_bwd(3, 4, Acc::Set),
-            softmax_fwd(3, 4),
-            softmax_bwd(3, 4, Acc::Add),
-            sgd(&sgd_args, 10),
-            adam(&adam_args, 10),
-        ];
-        for &f in Act::ALL {
-            plans.push(act_fwd(f, 10));
-            plans.push(act_bwd(f, 10, Acc::Set));
+pub(crate) fn check_plans(module: &Module, plans: &[Plan]) {
+    let mut seen = std::collections::BTreeSet::new();
+    for p in plans {
+        for l in p.launches() {
+            l.check().unwrap();
+            assert_eq!(l.block % 32, 0, "{}", l.kernel.name);
+            seen.insert(l.kernel.name);
         }
-        for k in [
-            LossKind::SoftmaxCrossEntropy,
-            LossKind::Hinge { margin: 1.0 },
-            LossKind::Mse,
-            LossKind::L1,
-            LossKind::BceWithLogits,
-        ] {
-            plans.push(loss(k, 3, 4, true));
-        }
-        let g = Window2d::new("test", 2, (6, 5), (3, 2), (2, 1), (1, 0), (1, 2)).unwrap();
-        let ada = AdagradArgs {
-            lr: 0.1,
-            lr_decay: 0.0,
-            weight_decay: 0.0,
-            eps: 1e-10,
-            step: 1,
-        };
-        let rms = RmspropArgs {
-            lr: 0.1,
-            alpha: 0.99,
-            eps: 1e-8,
-            weight_decay: 0.0,
-            momentum: 0.0,
-            centered: false,
-        };
-        plans.extend([
-            sum_sq(10, false, Dtype::F32),
-            sum_sq(10, true, Dtype::F64),
-            penalty_grad(0.1, 0.2, 10, Acc::Set),
-            dropout_fwd(10, 0.5, 1),
-            dropout_bwd(10, 0.5, 1, Acc::Add),
-            adagrad(&ada, 10),
-            rmsprop(&rms, 10),
-            im2col(&g, 0, 2),
-            col2im(&g, 1, 1, Acc::Set),
-            transpose01(0, 0, 2, 3, 4, Acc::Set),
-            channel_bias_fwd(2, 3, 4),
-            channel_bias_bwd(2, 3, 4, Acc::Add),
-            max_pool2d_fwd(&g, 2),
-            max_unpool2d(&g, 2, Acc::Set),
-            max_unpool2d_bwd(&g, 2, Acc::Set),
-            avg_pool2d_fwd(&g, 2),
-            avg_pool2d_bwd(&g, 2, Acc::Add),
-            soft_cross_entropy(3, 4, 0.1, true),
-            focal(3, 4, 2.0, true),
-            kl_div(3, 4, false, true),
-        ]);
-        let bn = BatchNormDims {
-            batch: 2,
-            channels: 3,
-            spatial: 4,
-            eps: 1e-5,
-        };
-        let rs = Resize2d {
-            mode: UpsampleMode::Bilinear,
-            channels: 2,
-            h: 3,
-            w: 4,
-            oh: 6,
-            ow: 8,
-        };
-        plans.extend([
-            batch_norm_stats(&bn),
-            batch_norm_running(&bn, 0.1),
-            batch_norm_fwd(&bn),
-            batch_norm_bwd(&bn, Acc::Set, Some(Acc::Add)),
-            upsample2d_fwd(&rs, 2),
-            upsample2d_bwd(&rs, 2, Acc::Set),
-            embedding_fwd(12, 7, 5),
-            embedding_bwd(12, 7, 5, Some(0), Acc::Set),
-        ]);
-        let pd = PReluDims {
-            batch: 2,
-            channels: 3,
-            inner: 4,
-        };
-        plans.extend([prelu_fwd(&pd), prelu_bwd(&pd, Acc::Set, Some(Acc::Add))]);
-        let ld = LayerNormDims {
-            rows: 5,
-            cols: 40,
-            eps: 1e-5,
-        };
-        plans.extend([
-            layer_norm_fwd(&ld, 3),
-            layer_norm_bwd(&ld, 7, Acc::Set, Some(Acc::Add)),
-        ]);
-        let mut seen = std::collections::HashSet::new();
-        for p in &plans {
-            for l in p.launches() {
-                l.check().unwrap();
-                assert_eq!(l.block % 32, 0);
-                seen.insert(l.kernel.name);
-            }
-        }
-        assert_eq!(
-            seen.len(),
-            kernels::KERNEL_COUNT,
-            "some kernel is in no plan"
+    }
+    for k in module.kernels {
+        assert!(
+            seen.contains(k.name),
+            "{} is in no plan of {}",
+            k.name,
+            module.name
         );
     }
 }

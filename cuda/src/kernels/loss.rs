@@ -1,39 +1,30 @@
-//! Softmax and loss plans (value and gradient in one pass), and the
-//! `f64` sums behind gradient norms and penalties.
+//! The losses (`loss.cu`): value and gradient in one pass, the
+//! deterministic two-pass means, the `f64` sums behind gradient norms and
+//! penalties; their plans and [`Cuda`]'s `LossKernels`.
 
-#[allow(unused_imports)]
-use super::*;
+use super::family::*;
 
-/// Row-wise softmax. Operands: `[x, y]`.
-pub fn softmax_fwd(rows: usize, cols: usize) -> Plan {
-    Plan::one(Launch::new(
-        &kernels::SOFTMAX_FWD,
-        rows_grid(rows as u64),
-        ROW_BLOCK,
-        &[
-            Arg::Buf(0, 0),
-            Arg::Buf(1, 0),
-            Arg::U64(rows as u64),
-            Arg::U64(cols as u64),
-        ],
-    ))
-}
-
-/// Softmax backward. Operands: `[y, dy, dx]`.
-pub fn softmax_bwd(rows: usize, cols: usize, acc: Acc) -> Plan {
-    Plan::one(Launch::new(
-        &kernels::SOFTMAX_BWD,
-        rows_grid(rows as u64),
-        ROW_BLOCK,
-        &[
-            Arg::Buf(0, 0),
-            Arg::Buf(1, 0),
-            Arg::Buf(2, 0),
-            Arg::U64(rows as u64),
-            Arg::U64(cols as u64),
-            Arg::I32(acc_flag(acc)),
-        ],
-    ))
+kernels! {
+    loss = include_str!("loss.cu");
+    CROSS_ENTROPY_FWD = cross_entropy_fwd(In, Labels, Out, U64, U64, U64);
+    CROSS_ENTROPY_BWD = cross_entropy_bwd(In, Labels, Out, U64, U64, U64, Real);
+    HINGE_FWD = hinge_fwd(In, Labels, Out, U64, U64, Real);
+    HINGE_BWD = hinge_bwd(In, Labels, Out, U64, U64, Real, Real);
+    MSE_FWD = mse_fwd(In, In, Out, U64);
+    MSE_BWD = mse_bwd(In, In, Out, U64, Real);
+    L1_FWD = l1_fwd(In, In, Out, U64);
+    L1_BWD = l1_bwd(In, In, Out, U64, Real);
+    BCE_WITH_LOGITS_FWD = bce_with_logits_fwd(In, In, Out, U64);
+    BCE_WITH_LOGITS_BWD = bce_with_logits_bwd(In, In, Out, U64, Real);
+    SUM_FWD = sum_fwd(In, Out, U64, Real);
+    SOFT_CROSS_ENTROPY_FWD = soft_cross_entropy_fwd(In, Labels, In, Out, U64, U64, Real, Real);
+    SOFT_CROSS_ENTROPY_BWD = soft_cross_entropy_bwd(In, Labels, In, Out, U64, U64, Real, Real, Real);
+    FOCAL_FWD = focal_fwd(In, Labels, In, Out, U64, U64, Real);
+    FOCAL_BWD = focal_bwd(In, Labels, In, Out, U64, U64, Real, Real);
+    KL_DIV_FWD = kl_div_fwd(In, In, Out, U64, I32);
+    KL_DIV_BWD = kl_div_bwd(In, In, Out, U64, I32, Real);
+    SUM_SQ_FWD = sum_sq_fwd(In, OutF64, U64);
+    SUM_ABS_FWD = sum_abs_fwd(In, OutF64, U64);
 }
 
 /// Operand indices of [`loss`].
@@ -77,7 +68,7 @@ pub fn loss(kind: LossKind, rows: usize, cols: usize, with_grad: bool) -> Plan {
             let (sc, ig) = (1.0 / counted as f64, Arg::U64(ignore));
             (
                 Launch::new(
-                    &kernels::CROSS_ENTROPY_FWD,
+                    &CROSS_ENTROPY_FWD,
                     rows_grid(rows as u64),
                     ROW_BLOCK,
                     &[x, t, s, r, c, ig],
@@ -85,7 +76,7 @@ pub fn loss(kind: LossKind, rows: usize, cols: usize, with_grad: bool) -> Plan {
                 rows,
                 sc,
                 Launch::new(
-                    &kernels::CROSS_ENTROPY_BWD,
+                    &CROSS_ENTROPY_BWD,
                     rows_grid(rows as u64),
                     ROW_BLOCK,
                     &[x, t, dx, r, c, ig, Arg::Real(sc)],
@@ -96,7 +87,7 @@ pub fn loss(kind: LossKind, rows: usize, cols: usize, with_grad: bool) -> Plan {
             let (sc, m) = (1.0 / rows as f64, Arg::Real(margin));
             (
                 Launch::new(
-                    &kernels::HINGE_FWD,
+                    &HINGE_FWD,
                     rows_grid(rows as u64),
                     ROW_BLOCK,
                     &[x, t, s, r, c, m],
@@ -104,7 +95,7 @@ pub fn loss(kind: LossKind, rows: usize, cols: usize, with_grad: bool) -> Plan {
                 rows,
                 sc,
                 Launch::new(
-                    &kernels::HINGE_BWD,
+                    &HINGE_BWD,
                     rows_grid(rows as u64),
                     ROW_BLOCK,
                     &[x, t, dx, r, c, m, Arg::Real(sc)],
@@ -113,9 +104,9 @@ pub fn loss(kind: LossKind, rows: usize, cols: usize, with_grad: bool) -> Plan {
         }
         LossKind::Mse | LossKind::L1 | LossKind::BceWithLogits => {
             let (kf, kb) = match kind {
-                LossKind::Mse => (&kernels::MSE_FWD, &kernels::MSE_BWD),
-                LossKind::L1 => (&kernels::L1_FWD, &kernels::L1_BWD),
-                _ => (&kernels::BCE_WITH_LOGITS_FWD, &kernels::BCE_WITH_LOGITS_BWD),
+                LossKind::Mse => (&MSE_FWD, &MSE_BWD),
+                LossKind::L1 => (&L1_FWD, &L1_BWD),
+                _ => (&BCE_WITH_LOGITS_FWD, &BCE_WITH_LOGITS_BWD),
             };
             let sc = 1.0 / n as f64;
             let g = grid_for(n as u64);
@@ -142,7 +133,7 @@ fn mean_of(fwd: Launch, bwd: Option<Launch>, count: usize, scale: f64, s: u8) ->
     let result = partial + grid as u64;
     let mut plan = Plan::one(fwd);
     plan.push(Launch::new(
-        &kernels::SUM_FWD,
+        &SUM_FWD,
         grid,
         REDUCE_BLOCK,
         &[
@@ -153,7 +144,7 @@ fn mean_of(fwd: Launch, bwd: Option<Launch>, count: usize, scale: f64, s: u8) ->
         ],
     ));
     plan.push(Launch::new(
-        &kernels::SUM_FWD,
+        &SUM_FWD,
         1,
         REDUCE_BLOCK,
         &[
@@ -192,13 +183,13 @@ pub fn soft_cross_entropy(rows: usize, cols: usize, smoothing: f64, with_grad: b
         rows_grid(rows as u64),
     );
     let fwd = Launch::new(
-        &kernels::SOFT_CROSS_ENTROPY_FWD,
+        &SOFT_CROSS_ENTROPY_FWD,
         g,
         ROW_BLOCK,
         &[x, l, t, s, r, c, keep, spread],
     );
     let bwd = Launch::new(
-        &kernels::SOFT_CROSS_ENTROPY_BWD,
+        &SOFT_CROSS_ENTROPY_BWD,
         g,
         ROW_BLOCK,
         &[x, l, t, dx, r, c, keep, spread, Arg::Real(scale)],
@@ -222,13 +213,13 @@ pub fn focal(rows: usize, cols: usize, gamma: f64, with_grad: bool) -> Plan {
         rows_grid(rows as u64),
     );
     let fwd = Launch::new(
-        &kernels::FOCAL_FWD,
+        &FOCAL_FWD,
         g,
         ROW_BLOCK,
         &[x, l, a, s, r, c, Arg::Real(gamma)],
     );
     let bwd = Launch::new(
-        &kernels::FOCAL_BWD,
+        &FOCAL_BWD,
         g,
         ROW_BLOCK,
         &[x, l, a, dx, r, c, Arg::Real(gamma), Arg::Real(scale)],
@@ -247,9 +238,9 @@ pub fn kl_div(rows: usize, cols: usize, log_target: bool, with_grad: bool) -> Pl
         Arg::U64(n as u64),
         grid_for(n as u64),
     );
-    let fwd = Launch::new(&kernels::KL_DIV_FWD, g, BLOCK, &[x, t, s, nn, lt]);
+    let fwd = Launch::new(&KL_DIV_FWD, g, BLOCK, &[x, t, s, nn, lt]);
     let bwd = Launch::new(
-        &kernels::KL_DIV_BWD,
+        &KL_DIV_BWD,
         g,
         BLOCK,
         &[x, t, dx, nn, lt, Arg::Real(scale)],
@@ -266,9 +257,9 @@ pub fn sum_sq(n: usize, abs: bool, dt: Dtype) -> Plan {
         .clamp(1, REDUCE_GRID as u64) as u32;
     let (partial, result) = (0u64, grid as u64 * unit);
     let k = if abs {
-        &kernels::SUM_ABS_FWD
+        &SUM_ABS_FWD
     } else {
-        &kernels::SUM_SQ_FWD
+        &SUM_SQ_FWD
     };
     let mut plan = Plan::one(Launch::new(
         k,
@@ -278,7 +269,7 @@ pub fn sum_sq(n: usize, abs: bool, dt: Dtype) -> Plan {
     ));
     plan.push(
         Launch::new(
-            &kernels::SUM_FWD,
+            &SUM_FWD,
             1,
             REDUCE_BLOCK,
             &[
@@ -294,4 +285,167 @@ pub fn sum_sq(n: usize, abs: bool, dt: Dtype) -> Plan {
     plan.result = Some(result as usize);
     plan.result_dtype = Some(Dtype::F64);
     plan
+}
+
+impl Cuda {
+    /// The gradient operand of a loss, or a null one.
+    fn loss_dx<E: Elem>(&self, dx: Option<&mut Buf<E>>) -> Result<Opnd> {
+        match dx {
+            Some(d) => self.opnd_mut(d),
+            None => Ok(Opnd { addr: 0, esize: 0 }),
+        }
+    }
+    /// Runs a loss plan and returns its mean.
+    fn scalar<E: Elem>(&self, p: &Plan, ops: &[Opnd], n: usize) -> Result<E> {
+        if n == 0 {
+            return Err(Error::EmptyBatch { op: "loss" });
+        }
+        let v = self.run(dtype::<E>()?, p, ops)?;
+        v.map(E::of).ok_or_else(|| {
+            Error::invalid(
+                "loss",
+                "kiln internal error: the loss plan produced no value",
+            )
+        })
+    }
+    pub(crate) fn sum_f64<E: Elem>(&self, x: &Buf<E>, n: usize, abs: bool) -> Result<f64> {
+        if n == 0 {
+            return Ok(0.0);
+        }
+        let dt = dtype::<E>()?;
+        let v = self.run(dt, &sum_sq(n, abs, dt), &[self.opnd(x)?])?;
+        v.ok_or_else(|| Error::invalid("sum_sq", "kiln internal error: the plan produced no value"))
+    }
+}
+
+impl<E: Elem> LossKernels<E> for Cuda {
+    fn raw_loss(
+        &self,
+        kind: LossKind,
+        x: &Buf<E>,
+        target: LossTarget<'_, E, Self>,
+        dx: Option<&mut Buf<E>>,
+        rows: usize,
+        cols: usize,
+    ) -> Result<E> {
+        let t = match (kind, target) {
+            (
+                LossKind::SoftmaxCrossEntropy
+                | LossKind::Hinge { .. }
+                | LossKind::TokenCrossEntropy { .. },
+                LossTarget::Classes(l),
+            ) => self.opnd(l)?,
+            (LossKind::Mse | LossKind::L1 | LossKind::BceWithLogits, LossTarget::Dense(t)) => {
+                self.opnd(t)?
+            }
+            (k, _) => {
+                return Err(Error::invalid(
+                    "loss",
+                    format!("kiln internal error: {k:?} given the wrong kind of target"),
+                ))
+            }
+        };
+        if rows * cols == 0 {
+            return Err(Error::EmptyBatch { op: "loss" });
+        }
+        let with_grad = dx.is_some();
+        let pdx = match dx {
+            Some(d) => self.opnd_mut(d)?,
+            None => Opnd { addr: 0, esize: 0 },
+        };
+        let mut ops = [Opnd { addr: 0, esize: 0 }; 3];
+        ops[loss_operands::X as usize] = self.opnd(x)?;
+        ops[loss_operands::TARGET as usize] = t;
+        ops[loss_operands::DX as usize] = pdx;
+        let p = loss(kind, rows, cols, with_grad);
+        let v = self.run(dtype::<E>()?, &p, &ops)?;
+        v.map(E::of).ok_or_else(|| {
+            Error::invalid(
+                "loss",
+                "kiln internal error: the loss plan produced no value",
+            )
+        })
+    }
+
+    fn raw_soft_cross_entropy(
+        &self,
+        x: &Buf<E>,
+        target: LossTarget<'_, E, Self>,
+        smoothing: f64,
+        dx: Option<&mut Buf<E>>,
+        rows: usize,
+        cols: usize,
+    ) -> Result<E> {
+        let none = Opnd { addr: 0, esize: 0 };
+        let (l, t) = match target {
+            LossTarget::Classes(l) => (self.opnd(l)?, none),
+            LossTarget::Dense(t) => (none, self.opnd(t)?),
+        };
+        let p = soft_cross_entropy(rows, cols, smoothing, dx.is_some());
+        let pdx = self.loss_dx(dx)?;
+        self.scalar::<E>(&p, &[self.opnd(x)?, l, t, pdx], rows * cols)
+    }
+
+    fn raw_focal_loss(
+        &self,
+        x: &Buf<E>,
+        labels: &Buf<u32>,
+        alpha: Option<&Buf<E>>,
+        gamma: f64,
+        dx: Option<&mut Buf<E>>,
+        rows: usize,
+        cols: usize,
+    ) -> Result<E> {
+        let a = match alpha {
+            Some(a) => self.opnd(a)?,
+            None => Opnd { addr: 0, esize: 0 },
+        };
+        let p = focal(rows, cols, gamma, dx.is_some());
+        let pdx = self.loss_dx(dx)?;
+        self.scalar::<E>(
+            &p,
+            &[self.opnd(x)?, self.opnd(labels)?, a, pdx],
+            rows * cols,
+        )
+    }
+
+    fn raw_kl_div(
+        &self,
+        x: &Buf<E>,
+        target: &Buf<E>,
+        log_target: bool,
+        dx: Option<&mut Buf<E>>,
+        rows: usize,
+        cols: usize,
+    ) -> Result<E> {
+        let p = kl_div(rows, cols, log_target, dx.is_some());
+        let pdx = self.loss_dx(dx)?;
+        self.scalar::<E>(&p, &[self.opnd(x)?, self.opnd(target)?, pdx], rows * cols)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn plans_match_the_kernels_and_use_each() {
+        let mut plans = vec![
+            soft_cross_entropy(3, 4, 0.1, true),
+            focal(3, 4, 2.0, true),
+            kl_div(3, 4, false, true),
+            sum_sq(10, false, Dtype::F32),
+            sum_sq(10, true, Dtype::F64),
+        ];
+        for k in [
+            LossKind::SoftmaxCrossEntropy,
+            LossKind::Hinge { margin: 1.0 },
+            LossKind::Mse,
+            LossKind::L1,
+            LossKind::BceWithLogits,
+        ] {
+            plans.push(loss(k, 3, 4, true));
+        }
+        check_plans(&MODULE, &plans);
+    }
 }
