@@ -12,9 +12,12 @@
 //! in its doc comment and its argument and length checks (the provided
 //! methods, written once for every device), the CPU bodies (`raw_*` for
 //! [`crate::Cpu`]), and the tests of the layers that use them live with those
-//! layers in `crate::layers`. The CUDA sources mirror the families
-//! (`cuda/src/kernels/<family>.cu`), and the element-wise functions are
-//! declared once in [`unary`], from which the CUDA source is generated.
+//! layers in `crate::layers`. The CUDA side mirrors the families
+//! (`cuda/src/kernels/<family>.cu` and `<family>.rs`), and the element-wise
+//! functions are declared once in [`unary`], from which the CUDA source is
+//! generated. A family that one layer alone uses lives in that layer's file
+//! instead (`LayerNormKernels` in `crate::layers::layernorm`), so the layer
+//! is one file in core; [`Kernels`] lists every family.
 //!
 //! | module | trait | used by |
 //! |---|---|---|
@@ -25,7 +28,6 @@
 //! | [`batchnorm`] | [`BatchNormKernels`] | `BatchNorm1d`, `BatchNorm2d` |
 //! | [`dropout`] | [`DropoutKernels`] | `Dropout` |
 //! | [`prelu`] | [`PReluKernels`] | `PRelu` |
-//! | `crate::layers::layernorm` | `LayerNormKernels` | `LayerNorm` (kernels and layer in one file) |
 //! | [`softmax`] | [`SoftmaxKernels`] | `Softmax` |
 //! | [`embedding`] | [`EmbeddingKernels`] | `Embedding` |
 //! | [`loss`] | [`LossKernels`] | the losses of `crate::loss` |
@@ -55,41 +57,6 @@ pub use prelu::{PReluDims, PReluKernels};
 pub use softmax::SoftmaxKernels;
 pub use upsample::UpsampleKernels;
 
-use crate::device::Backend;
-use crate::elem::Elem;
-
-/// Every kernel family kiln's own layers, losses and optimizers use: a
-/// shorthand bound for code that is generic over the device and uses all of
-/// them (training loops, examples). Implemented for every device that
-/// implements each family.
-pub trait Kernels<E: Elem>:
-    Backend<E>
-    + ConvKernels<E>
-    + PoolKernels<E>
-    + UpsampleKernels<E>
-    + BatchNormKernels<E>
-    + DropoutKernels<E>
-    + SoftmaxKernels<E>
-    + EmbeddingKernels<E>
-    + LossKernels<E>
-    + OptimKernels<E>
-    + PReluKernels<E>
-    + crate::layers::LayerNormKernels<E>
-{
-}
-
-impl<E: Elem, D> Kernels<E> for D where
-    D: Backend<E>
-        + ConvKernels<E>
-        + PoolKernels<E>
-        + UpsampleKernels<E>
-        + BatchNormKernels<E>
-        + DropoutKernels<E>
-        + SoftmaxKernels<E>
-        + EmbeddingKernels<E>
-        + LossKernels<E>
-        + OptimKernels<E>
-        + PReluKernels<E>
-        + crate::layers::LayerNormKernels<E>
-{
-}
+/// The shorthand bound for every family; defined with the layers (one
+/// entry per family in `layers/mod.rs`, beside the layer modules).
+pub use crate::layers::Kernels;

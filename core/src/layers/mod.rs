@@ -39,6 +39,35 @@ pub use time_pool::{MaxOverTime, MeanOverTime};
 pub use unpool::MaxUnpool2d;
 pub use upsample::{Upsample, UpsampleConfig};
 
+/// Declares [`Kernels`] with every family listed, as a trait and its
+/// blanket implementation.
+macro_rules! kernels_shorthand {
+    ($($family:path),* $(,)?) => {
+        /// Every kernel family kiln's own layers, losses and optimizers use: a
+        /// shorthand bound for code that is generic over the device and uses
+        /// all of them (training loops, examples). Implemented for every
+        /// device that implements each family. A layer itself states only the
+        /// families it needs.
+        pub trait Kernels<E: crate::Elem>: crate::Backend<E> $(+ $family)* {}
+
+        impl<E: crate::Elem, D> Kernels<E> for D where D: crate::Backend<E> $(+ $family)* {}
+    };
+}
+
+kernels_shorthand! {
+    crate::kernels::ConvKernels<E>,
+    crate::kernels::PoolKernels<E>,
+    crate::kernels::UpsampleKernels<E>,
+    crate::kernels::BatchNormKernels<E>,
+    crate::kernels::DropoutKernels<E>,
+    crate::kernels::SoftmaxKernels<E>,
+    crate::kernels::EmbeddingKernels<E>,
+    crate::kernels::LossKernels<E>,
+    crate::kernels::OptimKernels<E>,
+    crate::kernels::PReluKernels<E>,
+    layernorm::LayerNormKernels<E>,
+}
+
 /// Resizes `y` to `batch` samples (no allocation once capacity suffices).
 pub(crate) fn fit<S: crate::Shape, E: crate::Elem, D: crate::Backend<E>>(
     y: &mut crate::Tensor<S, E, D>,

@@ -14,8 +14,10 @@
 //!    trait's defaults fit a one-input, one-output layer of core called
 //!    through `kiln::Layer`: only `is_field`, `out_shape` and `ty` are
 //!    required);
-//! 2. one line, `my_layer,`, in the `registry!` list below;
-//! 3. the layer itself in `core/src/layers/` (forward, backward, tests).
+//! 2. the layer itself in `core/src/layers/` (forward, backward, tests).
+//!
+//! There is no list to edit: the build script (`macros/build.rs`) finds every
+//! file here that declares `pub const KIND: Entry` and registers it.
 //!
 //! Nothing in `ir.rs`, `shape.rs` or `emit.rs` changes.
 
@@ -29,34 +31,9 @@ mod args;
 mod image;
 mod subnet;
 
-/// Declares the kinds' modules and lists them in lookup order (which is also
-/// the order of the names offered as suggestions).
-macro_rules! registry {
-    ($($kind:ident,)*) => {
-        $(mod $kind;)*
-        /// Every built-in kind.
-        const KINDS: &[&Entry] = &[$(&$kind::KIND),*];
-    };
-}
-
-registry! {
-    linear,
-    activation,
-    softmax,
-    flatten,
-    conv2d,
-    pool,
-    batchnorm,
-    dropout,
-    conv_transpose2d,
-    unpool,
-    upsample,
-    prelu,
-    layernorm,
-    reshape,
-    time_pool,
-    embedding,
-}
+// `mod <kind>;` for every file here that declares `pub const KIND: Entry`,
+// and `KINDS`, the list of them in file-name order (`macros/build.rs`).
+include!(concat!(env!("OUT_DIR"), "/kinds.rs"));
 
 /// A kind in the registry: the names it is written with and its parser.
 pub struct Entry {
