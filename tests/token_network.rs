@@ -212,3 +212,35 @@ fn token_and_float_inputs_together() {
     let one = Tensor::<S2<4, 3>, f64>::from_slice(&dev, &f[..12]).unwrap();
     assert!(net.forward(&ids, &one).is_err());
 }
+
+kiln::network! {
+    /// `CharMlp` written as a chain: the token input in chain form.
+    pub struct CharMlpChain {
+        input: Tokens<[8], 27>,
+        emb: Embedding(27, 16),
+        fc1: Linear(32),
+        gelu,
+        fc2: Linear(27),
+    }
+}
+
+#[test]
+fn chain_form_token_input_matches_the_graph_form_and_shows_its_vocabulary() {
+    let dev = Cpu;
+    // Same fields in the same order: the same seed gives the same weights.
+    let graph = CharMlp::<f64>::init(&dev, &mut rng(5)).unwrap();
+    let chain = CharMlpChain::<f64>::init(&dev, &mut rng(5)).unwrap();
+    let (xs, _) = windows();
+    let x = Tokens::<S1<T>, V>::new::<f64>(&dev, &xs[..3 * T]).unwrap();
+    let a = graph.forward(&x).unwrap().to_vec().unwrap();
+    let b = chain.forward(&x).unwrap().to_vec().unwrap();
+    assert_eq!(a.len(), 3 * T * V);
+    assert_eq!(a, b);
+    assert_eq!(CharMlpChain::<f32>::VOCABS, &[Some(27)]);
+    assert_eq!(CharMlpChain::<f32>::INPUTS, &[&[8usize][..]]);
+    assert_eq!(Tagger::<f32>::VOCABS, &[Some(10), None]);
+    let s = CharMlpChain::<f32>::summary();
+    assert!(s.contains("input: Tokens<[8], 27>"), "{s}");
+    let s = Tagger::<f32>::summary();
+    assert!(s.contains("input: Tokens<[4], 10>, [4, 3]"), "{s}");
+}

@@ -18,8 +18,19 @@ pub struct Row {
     pub flops: usize,
 }
 
-/// Formats the table.
+/// Formats the table (float inputs only; see [`table_with_vocab`]).
 pub fn table(title: &str, input: &[&[usize]], rows: &[Row]) -> String {
+    table_with_vocab(title, input, &[], rows)
+}
+
+/// Formats the table; `vocab[i]` is `Some(V)` when input `i` holds token
+/// ids (`Tokens<[8], 27>` in the header) and may be shorter than `input`.
+pub fn table_with_vocab(
+    title: &str,
+    input: &[&[usize]],
+    vocab: &[Option<usize>],
+    rows: &[Row],
+) -> String {
     let shape = |d: &[usize]| crate::shape::fmt_dims(d);
     let w_name = rows
         .iter()
@@ -43,7 +54,14 @@ pub fn table(title: &str, input: &[&[usize]], rows: &[Row]) -> String {
     let total: usize = rows.iter().map(|r| r.params).sum();
     let flops: usize = rows.iter().map(|r| r.flops).sum();
     let _ = writeln!(s, "{title}");
-    let ins: Vec<String> = input.iter().map(|d| shape(d)).collect();
+    let ins: Vec<String> = input
+        .iter()
+        .enumerate()
+        .map(|(i, d)| match vocab.get(i).copied().flatten() {
+            Some(v) => format!("Tokens<{}, {v}>", shape(d)),
+            None => shape(d),
+        })
+        .collect();
     let _ = writeln!(s, "input: {}", ins.join(", "));
     let line = "─".repeat(w_name + w_layer + w_out + 28);
     let _ = writeln!(s, "{line}");

@@ -376,6 +376,11 @@ where
     pub const INPUTS: &'static [&'static [usize]] = &[&[1, 28, 28]];
     /// Per-sample shapes of the outputs, in declaration order.
     pub const OUTPUTS: &'static [&'static [usize]] = &[&[10]];
+    /// Per input, in declaration order: its vocabulary when it holds
+    /// token ids (`Tokens<[T], V>`), `None` for floats.
+    pub const VOCABS: &'static [::core::option::Option<usize>] = &[
+        ::core::option::Option::None,
+    ];
     #[doc(hidden)]
     pub const __ROWS: &'static [::kiln::summary::Row] = &[
         ::kiln::summary::Row {
@@ -659,7 +664,12 @@ where
     }
     /// A printable table of the layers, their output shapes, parameters and multiply–adds.
     pub fn summary() -> ::std::string::String {
-        ::kiln::summary::table("LeNet5", Self::INPUTS, Self::__ROWS)
+        ::kiln::summary::table_with_vocab(
+            "LeNet5",
+            Self::INPUTS,
+            Self::VOCABS,
+            Self::__ROWS,
+        )
     }
     /// Zeroed gradients, to be created once and reused.
     pub fn grads(&self) -> ::kiln::Result<LeNet5Grads<E, D>> {

@@ -13,7 +13,7 @@
 //! pub struct MlpCache<E, D> where … { fc1_out, fc1_cache, fc1_grad, relu1_out, … }           // cache_struct
 //! pub struct MlpTape<E, D> where … { pub ctx, pub in_x, pub out_y, pub grad_x, … }           // tape_struct
 //! impl<E, D> Mlp<E, D> where … {                                                               // inherent_impl
-//!     PARAMS, FLOPS, INPUTS, OUTPUTS, __ROWS                                                   // consts
+//!     PARAMS, FLOPS, INPUTS, OUTPUTS, VOCABS, __ROWS                                                // consts
 //!     init, device, summary, grads, tape, forward, forward_with, forward_train, backward      // api
 //!     __cache, __forward_train, __forward_eval, __backward                                   // new_cache, forward, backward
 //! }
@@ -746,6 +746,7 @@ fn node_flops(cx: &Cx) -> Vec<TokenStream> {
 /// pub const FLOPS: usize = 0 + <Conv2d<…> as Layer<E, D>>::FLOPS + …;
 /// pub const INPUTS: &[&[usize]] = &[&[1usize, 28usize, 28usize]];
 /// pub const OUTPUTS: &[&[usize]] = &[&[10usize]];
+/// pub const VOCABS: &[Option<usize>] = &[None];            // Some(V) for token ids
 /// pub const __ROWS: &[Row] = &[Row { name: "conv1", layer: "Conv2d(…)", out: &[…], params: …, flops: … }, …];
 /// ```
 fn consts(cx: &Cx) -> TokenStream {
@@ -788,6 +789,13 @@ fn consts(cx: &Cx) -> TokenStream {
         let d = net.shape(o.val).iter().map(|d| crate::dim::tokens(*d));
         quote!(&[#(#d),*])
     });
+    let vocabs = net.inputs.iter().map(|i| match i.vocab {
+        Some((v, _)) => {
+            let v = crate::dim::tokens(v);
+            quote!(::core::option::Option::Some(#v))
+        }
+        None => quote!(::core::option::Option::None),
+    });
     quote! {
         /// Trainable parameters.
         pub const PARAMS: usize = 0 #(+ #params)*;
@@ -797,6 +805,9 @@ fn consts(cx: &Cx) -> TokenStream {
         pub const INPUTS: &'static [&'static [usize]] = &[#(#in_dims),*];
         /// Per-sample shapes of the outputs, in declaration order.
         pub const OUTPUTS: &'static [&'static [usize]] = &[#(#out_dims),*];
+        /// Per input, in declaration order: its vocabulary when it holds
+        /// token ids (`Tokens<[T], V>`), `None` for floats.
+        pub const VOCABS: &'static [::core::option::Option<usize>] = &[#(#vocabs),*];
         #[doc(hidden)]
         pub const __ROWS: &'static [#k::summary::Row] = &[#(#rows)*];
     }
@@ -891,7 +902,7 @@ fn api(cx: &Cx) -> TokenStream {
         }
         /// A printable table of the layers, their output shapes, parameters and multiply–adds.
         pub fn summary() -> ::std::string::String {
-            #k::summary::table(#title, Self::INPUTS, Self::__ROWS)
+            #k::summary::table_with_vocab(#title, Self::INPUTS, Self::VOCABS, Self::__ROWS)
         }
         /// Zeroed gradients, to be created once and reused.
         pub fn grads(&self) -> #k::Result<#grads_name<E, D #ga>> {

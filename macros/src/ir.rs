@@ -209,7 +209,7 @@ impl Lower<'_> {
         let mut broken = false;
         for item in &inv.items {
             match item {
-                Item::ChainInput { span, dims } => {
+                Item::ChainInput { span, dims, vocab } => {
                     if cur.is_some() {
                         self.diag
                             .error(*span, "a chain has one `input`, and it comes first");
@@ -220,7 +220,7 @@ impl Lower<'_> {
                         named: false,
                         dims: dims.clone(),
                         shape: dims.values(),
-                        vocab: None,
+                        vocab: *vocab,
                     });
                     cur = Some(Val::In(0));
                 }

@@ -4,6 +4,7 @@
 //! Invocation := CRATE ';' Attribute* Visibility 'struct' Ident Generics? '{' Item* '}'
 //! Generics   := '<' ('const' Ident ':' 'usize' ('=' Expr)?),+ '>'   // pass-through dimensions
 //! Item       := ( 'input' ':' Dims                       // chain form input
+//!               | 'input' ':' 'Tokens' '<' Dims ',' Dim '>'         // chain form token ids
 //!               | 'input' Ident ':' Dims                 // graph form input
 //!               | 'input' Ident ':' 'Tokens' '<' Dims ',' Dim '>'   // token ids, vocabulary
 //!               | 'layer' Ident '=' Spec                 // a layer to apply (share) by name
@@ -43,6 +44,8 @@ pub enum Item {
     ChainInput {
         span: Span,
         dims: Dims,
+        /// As [`Item::Input`]'s.
+        vocab: Option<(usize, Span)>,
     },
     Input {
         name: Ident,
@@ -265,6 +268,35 @@ impl Parse for Invocation {
     }
 }
 
+/// An input's type: `[..]` (floats) or `Tokens<[..], V>` (token ids with
+/// vocabulary `V`, returned with its span).
+fn parse_input_type(input: ParseStream) -> syn::Result<(Dims, Option<(usize, Span)>)> {
+    if !(peek_kw(input, "Tokens") && input.peek2(Token![<])) {
+        return Ok((input.parse()?, None));
+    }
+    input.parse::<Ident>()?;
+    input.parse::<Token![<]>()?;
+    let dims: Dims = input.parse()?;
+    input.parse::<Token![,]>()?;
+    // The vocabulary runs to the closing `>` (a bracketed or braced
+    // expression is one token tree).
+    let mut ts = TokenStream::new();
+    while !input.is_empty() && !input.peek(Token![>]) {
+        let tt: TokenTree = input.parse()?;
+        ts.extend([tt]);
+    }
+    let close = input.parse::<Token![>]>()?;
+    if ts.is_empty() {
+        return Err(syn::Error::new(
+            close.span,
+            "write the vocabulary size: `Tokens<[T], 27>`",
+        ));
+    }
+    let e: syn::Expr = syn::parse2(ts)?;
+    let v = crate::dim::eval(&e)?;
+    Ok((dims, Some((v, e.span()))))
+}
+
 fn peek_kw(input: ParseStream, kw: &str) -> bool {
     input.cursor().ident().is_some_and(|(i, _)| i == kw)
 }
@@ -277,45 +309,17 @@ impl Parse for Item {
             let kw: Ident = input.parse()?;
             if input.peek(Token![:]) {
                 input.parse::<Token![:]>()?;
+                let (dims, vocab) = parse_input_type(input)?;
                 return Ok(Item::ChainInput {
                     span: kw.span(),
-                    dims: input.parse()?,
+                    dims,
+                    vocab,
                 });
             }
             let name: Ident = input.parse()?;
             input.parse::<Token![:]>()?;
-            if peek_kw(input, "Tokens") && input.peek2(Token![<]) {
-                input.parse::<Ident>()?;
-                input.parse::<Token![<]>()?;
-                let dims: Dims = input.parse()?;
-                input.parse::<Token![,]>()?;
-                // The vocabulary runs to the closing `>` (a bracketed or
-                // braced expression is one token tree).
-                let mut ts = TokenStream::new();
-                while !input.is_empty() && !input.peek(Token![>]) {
-                    let tt: TokenTree = input.parse()?;
-                    ts.extend([tt]);
-                }
-                let close = input.parse::<Token![>]>()?;
-                if ts.is_empty() {
-                    return Err(syn::Error::new(
-                        close.span,
-                        "write the vocabulary size: `Tokens<[T], 27>`",
-                    ));
-                }
-                let e: syn::Expr = syn::parse2(ts)?;
-                let v = crate::dim::eval(&e)?;
-                return Ok(Item::Input {
-                    name,
-                    dims,
-                    vocab: Some((v, e.span())),
-                });
-            }
-            return Ok(Item::Input {
-                name,
-                dims: input.parse()?,
-                vocab: None,
-            });
+            let (dims, vocab) = parse_input_type(input)?;
+            return Ok(Item::Input { name, dims, vocab });
         }
         if peek_kw(input, "layer") && input.peek2(Ident) {
             input.parse::<Ident>()?;
