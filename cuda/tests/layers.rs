@@ -11,8 +11,9 @@ use kiln_core::device::UpsampleMode;
 use kiln_core::kernels::Kernels;
 use kiln_core::layers::{
     AvgPool2d, BatchNorm1d, BatchNorm2d, BatchNormConfig, BatchNormGrads, Conv2d, Conv2dConfig,
-    Conv2dGrads, Dropout, DropoutConfig, Gelu, LayerNorm, LayerNormConfig, LayerNormGrads,
-    MaxPool2d, PRelu, PReluConfig, PReluGrads, Pool2dConfig, Upsample, UpsampleConfig,
+    Conv2dGrads, Dropout, DropoutConfig, Gelu, LayerNorm, LayerNormConfig, LayerNormGrads, Lstm,
+    LstmConfig, LstmGrads, MaxPool2d, PRelu, PReluConfig, PReluGrads, Pool2dConfig, Upsample,
+    UpsampleConfig,
 };
 use kiln_core::{rng, Acc, Build, Cpu, Elem, Layer, Shape, Tensor, TrainCtx, S3};
 use kiln_cuda::Cuda;
@@ -378,4 +379,34 @@ fn embedding_and_per_position_cross_entropy_agree() {
         embedding_step(&Cpu),
         embedding_step(&d),
     );
+}
+
+fn lstm_grads<E: Elem, D: Kernels<E>, const I: usize, const H: usize, const G: usize>(
+    g: &LstmGrads<E, D, I, H, G>,
+) -> Vec<Vec<E>> {
+    let mut v = vec![g.weight_ih.to_vec().unwrap(), g.weight_hh.to_vec().unwrap()];
+    v.extend(
+        [&g.bias_ih, &g.bias_hh]
+            .into_iter()
+            .flatten()
+            .map(|t| t.to_vec().unwrap()),
+    );
+    v
+}
+
+fn lstms<E: Elem>() {
+    for (name, c) in [
+        ("lstm", LstmConfig::default()),
+        ("lstm bias = false", LstmConfig { bias: false }),
+    ] {
+        let cpu = run::<E, Cpu, Lstm<E, Cpu, 5, 3, 6, 24>>(&Cpu, c, lstm_grads);
+        let cuda = run::<E, Cuda, Lstm<E, Cuda, 5, 3, 6, 24>>(&device(), c, lstm_grads);
+        compare(name, cpu, cuda);
+    }
+}
+
+#[test]
+fn lstm_layers_agree() {
+    lstms::<f32>();
+    lstms::<f64>();
 }

@@ -11,6 +11,7 @@ pub mod embedding;
 pub mod flatten;
 pub mod layernorm;
 pub mod linear;
+pub mod lstm;
 pub mod pool;
 pub mod prelu;
 pub mod softmax;
@@ -32,6 +33,7 @@ pub use layernorm::{
     LayerNormKernels,
 };
 pub use linear::{Linear, LinearConfig, LinearGrads};
+pub use lstm::{Lstm, LstmCache, LstmConfig, LstmDims, LstmGrads, LstmKernels};
 pub use pool::{AvgPool2d, GlobalAvgPool, MaxPool2d, Pool2dConfig, PoolIndices};
 pub use prelu::{PRelu, PReluConfig, PReluGrads};
 pub use softmax::Softmax;
@@ -66,6 +68,7 @@ kernels_shorthand! {
     crate::kernels::OptimKernels<E>,
     crate::kernels::PReluKernels<E>,
     layernorm::LayerNormKernels<E>,
+    lstm::LstmKernels<E>,
 }
 
 /// Resizes `y` to `batch` samples (no allocation once capacity suffices).

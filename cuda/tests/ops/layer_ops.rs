@@ -501,3 +501,45 @@ pub(crate) fn norm_and_upsample<E: Elem>(d: &Cuda, r: &mut Rng, rep: &mut Report
         }
     }
 }
+
+pub(crate) fn lstm<E: Elem>(d: &Cuda, r: &mut Rng, rep: &mut Report) {
+    for &(batch, steps, hidden) in &[(1, 1, 1), (2, 3, 5), (3, 4, 40), (5, 2, 70)] {
+        let ld = LstmDims {
+            batch,
+            steps,
+            hidden,
+        };
+        let (ng, ns, nc) = (
+            batch * steps * 4 * hidden,
+            batch * steps * hidden,
+            batch * hidden,
+        );
+        let pre: Vec<E> = rand_vec(r, ng, 2.0);
+        let (mut g, mut c, mut h) = (pre.clone(), vec![E::zero(); ns], vec![E::zero(); ns]);
+        let (mut dg, mut dc, mut dh) = (up(d, &pre), up(d, &c), up(d, &h));
+        for t in 0..steps {
+            <Cpu as LstmKernels<E>>::lstm_cell_fwd(&Cpu, &ld, t, &mut g, &mut c, &mut h).unwrap();
+            <Cuda as LstmKernels<E>>::lstm_cell_fwd(d, &ld, t, &mut dg, &mut dc, &mut dh).unwrap();
+        }
+        rep.add::<E>("lstm_cell_fwd gates", &down(d, &dg), &g);
+        rep.add::<E>("lstm_cell_fwd c", &down(d, &dc), &c);
+        rep.add::<E>("lstm_cell_fwd h", &down(d, &dh), &h);
+        let dy: Vec<E> = rand_vec(r, ns, 1.0);
+        let (dhc, dc0): (Vec<E>, Vec<E>) = (rand_vec(r, nc, 1.0), rand_vec(r, nc, 1.0));
+        let (mut wdc, mut wdg) = (dc0.clone(), vec![E::zero(); ng]);
+        let (mut ddc, mut ddg) = (up(d, &dc0), up(d, &vec![E::zero(); ng]));
+        let (ddy, ddh) = (up(d, &dy), up(d, &dhc));
+        for t in (0..steps).rev() {
+            <Cpu as LstmKernels<E>>::lstm_cell_bwd(
+                &Cpu, &ld, t, &g, &c, &dy, &dhc, &mut wdc, &mut wdg,
+            )
+            .unwrap();
+            <Cuda as LstmKernels<E>>::lstm_cell_bwd(
+                d, &ld, t, &dg, &dc, &ddy, &ddh, &mut ddc, &mut ddg,
+            )
+            .unwrap();
+        }
+        rep.add::<E>("lstm_cell_bwd dgates", &down(d, &ddg), &wdg);
+        rep.add::<E>("lstm_cell_bwd dc", &down(d, &ddc), &wdc);
+    }
+}

@@ -1,0 +1,728 @@
+//! A long short-term memory layer over a sequence (PyTorch's `nn.LSTM(I, H,
+//! batch_first=True)`, one layer, one direction, zero initial state), with its
+//! kernel family, [`LstmKernels`]: the layer, the kernels' trait and their
+//! CPU bodies are this one file (the CUDA source is
+//! `cuda/src/kernels/lstm.cu`).
+//!
+//! Input `[T, I]`, output `[T, H]`: every hidden state `h_t`. At step `t`,
+//! from `x_t`, `h_{t−1}` and `c_{t−1}` (`h_{−1} = c_{−1} = 0`):
+//!
+//! * `a = W_ih·x_t + b_ih + W_hh·h_{t−1} + b_hh`, four blocks of `H`, in
+//!   PyTorch's order `i, f, g, o`;
+//! * `i = σ(a_i)`, `f = σ(a_f)`, `g = tanh(a_g)`, `o = σ(a_o)`;
+//! * `c_t = f⊙c_{t−1} + i⊙g`, `h_t = o⊙tanh(c_t)`.
+//!
+//! The course writes the gates `f, i, u, o` (its `u` is PyTorch's `g`) from
+//! one matrix on `[x; h]`: the same function, with `W = [W_ih | W_hh]` and
+//! the gate blocks in another order. kiln stores PyTorch's layout so that a
+//! checkpoint exchanges with it.
+//!
+//! Backpropagation through time, from `∂L/∂h_t` (the output's gradient plus
+//! what step `t + 1` sends back, `δh`) and the cell's carry `δc` (0 after the
+//! last step), for `t = T−1 … 0`:
+//!
+//! * `∂L/∂o = δh⊙tanh(c_t)`,
+//!   `∂L/∂c_t = δh⊙o⊙(1 − tanh²(c_t)) + δc`;
+//! * `∂L/∂i = ∂L/∂c_t⊙g`, `∂L/∂g = ∂L/∂c_t⊙i`, `∂L/∂f = ∂L/∂c_t⊙c_{t−1}`,
+//!   and the carry `δc ← ∂L/∂c_t⊙f`;
+//! * through the nonlinearities: `∂L/∂a_i = ∂L/∂i⊙i(1−i)`, likewise `f`,
+//!   `o`, and `∂L/∂a_g = ∂L/∂g⊙(1 − g²)`;
+//! * `δh ← W_hhᵀ·∂L/∂a` (into step `t − 1`).
+//!
+//! Then, over all steps at once: `∂L/∂W_ih = Σ_t ∂L/∂a_t·x_tᵀ`,
+//! `∂L/∂W_hh = Σ_{t≥1} ∂L/∂a_t·h_{t−1}ᵀ`, `∂L/∂b_ih = ∂L/∂b_hh = Σ_t ∂L/∂a_t`,
+//! `∂L/∂x_t = W_ihᵀ·∂L/∂a_t`.
+//!
+//! The products: the input part of every gate at every step is one GEMM over
+//! all `B·T` rows (`x·W_ihᵀ`), the recurrent part one GEMM per step over the
+//! batch (`h_{t−1}·W_hhᵀ`, rows strided by `T·4H`), as are the backward's
+//! `δh`; the weight gradients are one GEMM (`W_ih`) and one per sample
+//! (`W_hh`). Cached: the activated gates and `c_t` of every step.
+//!
+//! Parameters as PyTorch, each drawn from `U(−1/√H, 1/√H)`:
+//! `weight_ih_l0 [4H, I]`, `weight_hh_l0 [4H, H]`, `bias_ih_l0 [4H]`,
+//! `bias_hh_l0 [4H]`.
+//!
+//! # Shapes
+//! `Lstm<E, D, T, I, H, G>` maps `[T, I]` to `[T, H]`; `G = 4H` (checked by
+//! [`Build`], and written by `network!`, whose `LSTM(H)` fills in the rest).
+
+use super::conv_common::prepare_dx;
+use super::fit;
+use crate::device::{need, Acc, Backend, Gemm};
+use crate::elem::Elem;
+use crate::error::{Error, Result};
+use crate::init::Init;
+use crate::module::{Build, Layer, Module, ParamMut, ParamRef, Path, Role, TrainCtx};
+use crate::shape::{S1, S2};
+use crate::tensor::Tensor;
+use crate::{Cpu, Rng};
+
+// ---- the kernel family ---------------------------------------------------------
+
+/// The layout an LSTM cell kernel sees: `batch` sequences of `steps` steps,
+/// `hidden` units. Gates are `[batch, steps, 4·hidden]`, cell states and
+/// outputs `[batch, steps, hidden]`, carries `[batch, hidden]`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct LstmDims {
+    /// Sequences.
+    pub batch: usize,
+    /// Steps per sequence (`T`).
+    pub steps: usize,
+    /// Hidden units (`H`).
+    pub hidden: usize,
+}
+
+impl LstmDims {
+    fn gates(&self) -> usize {
+        self.batch * self.steps * 4 * self.hidden
+    }
+    fn states(&self) -> usize {
+        self.batch * self.steps * self.hidden
+    }
+    fn carry(&self) -> usize {
+        self.batch * self.hidden
+    }
+    fn check(&self, what: &'static str, t: usize) -> Result<()> {
+        if t >= self.steps {
+            return Err(Error::invalid(
+                what,
+                format!("step {t} of a sequence of {} steps", self.steps),
+            ));
+        }
+        Ok(())
+    }
+}
+
+/// The LSTM cell kernels of a device, for element type `E`: one step of every
+/// sequence of the batch, element-wise over `(sample, unit)`.
+///
+/// Used by [`Lstm`], which states `D: LstmKernels<E>`. Layers call the
+/// provided methods, which check arguments and lengths once for every device
+/// and then call the `raw_` body that the device implements.
+#[diagnostic::on_unimplemented(
+    message = "device `{Self}` has no LSTM kernels for `{E}`",
+    label = "needed by LSTM"
+)]
+pub trait LstmKernels<E: Elem>: Backend<E> {
+    /// Step `t`: `gates` holds the pre-activations `a = (a_i, a_f, a_g, a_o)`
+    /// of step `t` and is overwritten with `(σ(a_i), σ(a_f), tanh(a_g),
+    /// σ(a_o))`; `c_t = f⊙c_{t−1} + i⊙g` (`c_{−1} = 0`), `h_t = o⊙tanh(c_t)`.
+    fn lstm_cell_fwd(
+        &self,
+        d: &LstmDims,
+        t: usize,
+        gates: &mut Self::Buf<E>,
+        c: &mut Self::Buf<E>,
+        h: &mut Self::Buf<E>,
+    ) -> Result<()> {
+        d.check("lstm_cell_fwd", t)?;
+        need(self, "lstm_cell_fwd gates", gates, d.gates())?;
+        need(self, "lstm_cell_fwd c", c, d.states())?;
+        need(self, "lstm_cell_fwd h", h, d.states())?;
+        if d.carry() == 0 {
+            return Ok(());
+        }
+        self.raw_lstm_cell_fwd(d, t, gates, c, h)
+    }
+
+    /// Step `t` of the backward pass (the module doc's formulas): reads the
+    /// activated gates and `c`, `dy_t` and the carries `dh` (`δh`, from step
+    /// `t + 1`; zero at the last step) and `dc` (`δc`); writes `∂L/∂a_t` into
+    /// step `t` of `dgates` and replaces `dc` with `∂L/∂c_t⊙f`.
+    #[allow(clippy::too_many_arguments)] // the operands of the formula above
+    fn lstm_cell_bwd(
+        &self,
+        d: &LstmDims,
+        t: usize,
+        gates: &Self::Buf<E>,
+        c: &Self::Buf<E>,
+        dy: &Self::Buf<E>,
+        dh: &Self::Buf<E>,
+        dc: &mut Self::Buf<E>,
+        dgates: &mut Self::Buf<E>,
+    ) -> Result<()> {
+        d.check("lstm_cell_bwd", t)?;
+        need(self, "lstm_cell_bwd gates", gates, d.gates())?;
+        need(self, "lstm_cell_bwd c", c, d.states())?;
+        need(self, "lstm_cell_bwd dy", dy, d.states())?;
+        need(self, "lstm_cell_bwd dh", dh, d.carry())?;
+        need(self, "lstm_cell_bwd dc", dc, d.carry())?;
+        need(self, "lstm_cell_bwd dgates", dgates, d.gates())?;
+        if d.carry() == 0 {
+            return Ok(());
+        }
+        self.raw_lstm_cell_bwd(d, t, gates, c, dy, dh, dc, dgates)
+    }
+
+    /// [`LstmKernels::lstm_cell_fwd`] after its checks.
+    fn raw_lstm_cell_fwd(
+        &self,
+        d: &LstmDims,
+        t: usize,
+        gates: &mut Self::Buf<E>,
+        c: &mut Self::Buf<E>,
+        h: &mut Self::Buf<E>,
+    ) -> Result<()>;
+
+    /// [`LstmKernels::lstm_cell_bwd`] after its checks.
+    #[allow(clippy::too_many_arguments)] // the operands of the formula above
+    fn raw_lstm_cell_bwd(
+        &self,
+        d: &LstmDims,
+        t: usize,
+        gates: &Self::Buf<E>,
+        c: &Self::Buf<E>,
+        dy: &Self::Buf<E>,
+        dh: &Self::Buf<E>,
+        dc: &mut Self::Buf<E>,
+        dgates: &mut Self::Buf<E>,
+    ) -> Result<()>;
+}
+
+/// The logistic function, in the numerically stable branches that the CUDA
+/// source's `k_sigmoid` uses too.
+fn sigmoid<E: Elem>(x: E) -> E {
+    if x >= E::zero() {
+        E::one() / (E::one() + (-x).exp())
+    } else {
+        let e = x.exp();
+        e / (E::one() + e)
+    }
+}
+
+impl<E: Elem> LstmKernels<E> for Cpu {
+    fn raw_lstm_cell_fwd(
+        &self,
+        d: &LstmDims,
+        t: usize,
+        gates: &mut Vec<E>,
+        c: &mut Vec<E>,
+        h: &mut Vec<E>,
+    ) -> Result<()> {
+        let (hn, steps) = (d.hidden, d.steps);
+        for b in 0..d.batch {
+            let row = b * steps + t;
+            let g = &mut gates[row * 4 * hn..][..4 * hn];
+            for j in 0..hn {
+                let i = sigmoid(g[j]);
+                let f = sigmoid(g[hn + j]);
+                let u = g[2 * hn + j].tanh();
+                let o = sigmoid(g[3 * hn + j]);
+                g[j] = i;
+                g[hn + j] = f;
+                g[2 * hn + j] = u;
+                g[3 * hn + j] = o;
+                let prev = if t > 0 {
+                    c[(row - 1) * hn + j]
+                } else {
+                    E::zero()
+                };
+                let ct = f * prev + i * u;
+                c[row * hn + j] = ct;
+                h[row * hn + j] = o * ct.tanh();
+            }
+        }
+        Ok(())
+    }
+
+    fn raw_lstm_cell_bwd(
+        &self,
+        d: &LstmDims,
+        t: usize,
+        gates: &Vec<E>,
+        c: &Vec<E>,
+        dy: &Vec<E>,
+        dh: &Vec<E>,
+        dc: &mut Vec<E>,
+        dgates: &mut Vec<E>,
+    ) -> Result<()> {
+        let (hn, steps) = (d.hidden, d.steps);
+        let one = E::one();
+        for b in 0..d.batch {
+            let row = b * steps + t;
+            let g = &gates[row * 4 * hn..][..4 * hn];
+            let dg = &mut dgates[row * 4 * hn..][..4 * hn];
+            for j in 0..hn {
+                let (i, f, u, o) = (g[j], g[hn + j], g[2 * hn + j], g[3 * hn + j]);
+                let tc = c[row * hn + j].tanh();
+                let dhv = dy[row * hn + j] + dh[b * hn + j];
+                let dct = dhv * o * (one - tc * tc) + dc[b * hn + j];
+                let prev = if t > 0 {
+                    c[(row - 1) * hn + j]
+                } else {
+                    E::zero()
+                };
+                dg[j] = dct * u * i * (one - i);
+                dg[hn + j] = dct * prev * f * (one - f);
+                dg[2 * hn + j] = dct * i * (one - u * u);
+                dg[3 * hn + j] = dhv * tc * o * (one - o);
+                dc[b * hn + j] = dct * f;
+            }
+        }
+        Ok(())
+    }
+}
+
+// ---- the layer -------------------------------------------------------------------
+
+/// Options of an LSTM layer.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct LstmConfig {
+    /// `bias_ih_l0` and `bias_hh_l0` (default `true`, as PyTorch's `bias`).
+    pub bias: bool,
+}
+
+impl Default for LstmConfig {
+    fn default() -> Self {
+        LstmConfig { bias: true }
+    }
+}
+
+/// An LSTM over sequences `[T, I]`, returning every hidden state `[T, H]`
+/// (see the module doc); `G = 4H`.
+pub struct Lstm<
+    E: Elem,
+    D: Backend<E>,
+    const T: usize,
+    const I: usize,
+    const H: usize,
+    const G: usize,
+> {
+    /// `W_ih`, `[4H, I]`, gate blocks `i, f, g, o`.
+    pub weight_ih: Tensor<S2<G, I>, E, D>,
+    /// `W_hh`, `[4H, H]`.
+    pub weight_hh: Tensor<S2<G, H>, E, D>,
+    /// `b_ih`, `[4H]` (absent with `bias = false`).
+    pub bias_ih: Option<Tensor<S1<G>, E, D>>,
+    /// `b_hh`, `[4H]` (absent with `bias = false`).
+    pub bias_hh: Option<Tensor<S1<G>, E, D>>,
+}
+
+/// Gradients of an [`Lstm`].
+pub struct LstmGrads<E: Elem, D: Backend<E>, const I: usize, const H: usize, const G: usize> {
+    /// `∂L/∂W_ih`.
+    pub weight_ih: Tensor<S2<G, I>, E, D>,
+    /// `∂L/∂W_hh`.
+    pub weight_hh: Tensor<S2<G, H>, E, D>,
+    /// `∂L/∂b_ih`.
+    pub bias_ih: Option<Tensor<S1<G>, E, D>>,
+    /// `∂L/∂b_hh`.
+    pub bias_hh: Option<Tensor<S1<G>, E, D>>,
+}
+
+/// The activated gates and cell states of the last forward pass, and the
+/// backward pass's buffers (gate gradients, the two carries).
+pub struct LstmCache<E: Elem, D: Backend<E>> {
+    gates: D::Buf<E>,
+    c: D::Buf<E>,
+    dgates: D::Buf<E>,
+    dh: D::Buf<E>,
+    dc: D::Buf<E>,
+}
+
+impl<E: Elem, D: Backend<E>, const T: usize, const I: usize, const H: usize, const G: usize>
+    Build<E, D> for Lstm<E, D, T, I, H, G>
+{
+    type Config = LstmConfig;
+    fn build(dev: &D, rng: &mut Rng, cfg: LstmConfig) -> Result<Self> {
+        if G != 4 * H || H == 0 || I == 0 || T == 0 {
+            return Err(Error::invalid(
+                "LSTM",
+                format!("need T, I, H ≥ 1 and G = 4·H; got T = {T}, I = {I}, H = {H}, G = {G}"),
+            ));
+        }
+        // PyTorch: every parameter from U(−1/√H, 1/√H) (`fans([H])` is H).
+        let mut draw = |n: usize| -> Vec<E> {
+            Init::TorchDefault
+                .sample(&[H], n, rng)
+                .into_iter()
+                .map(E::of)
+                .collect()
+        };
+        let weight_ih = Tensor::from_vec(dev, 1, draw(G * I))?;
+        let weight_hh = Tensor::from_vec(dev, 1, draw(G * H))?;
+        let (bias_ih, bias_hh) = if cfg.bias {
+            (
+                Some(Tensor::from_vec(dev, 1, draw(G))?),
+                Some(Tensor::from_vec(dev, 1, draw(G))?),
+            )
+        } else {
+            (None, None)
+        };
+        Ok(Lstm {
+            weight_ih,
+            weight_hh,
+            bias_ih,
+            bias_hh,
+        })
+    }
+}
+
+impl<E: Elem, D: Backend<E>, const T: usize, const I: usize, const H: usize, const G: usize>
+    Module<E, D> for Lstm<E, D, T, I, H, G>
+{
+    type Grads = LstmGrads<E, D, I, H, G>;
+    fn grads(&self) -> Result<Self::Grads> {
+        let dev = self.weight_ih.device();
+        let opt =
+            |p: &Option<Tensor<S1<G>, E, D>>| p.as_ref().map(|_| Tensor::zeros(dev, 1)).transpose();
+        Ok(LstmGrads {
+            weight_ih: Tensor::zeros(dev, 1)?,
+            weight_hh: Tensor::zeros(dev, 1)?,
+            bias_ih: opt(&self.bias_ih)?,
+            bias_hh: opt(&self.bias_hh)?,
+        })
+    }
+    fn visit(&self, path: &Path<'_>, f: &mut dyn FnMut(&Path<'_>, ParamRef<'_, E, D>)) {
+        f(
+            &path.child("weight_ih_l0"),
+            ParamRef::of(&self.weight_ih, Role::Param),
+        );
+        f(
+            &path.child("weight_hh_l0"),
+            ParamRef::of(&self.weight_hh, Role::Param),
+        );
+        for (name, p) in [("bias_ih_l0", &self.bias_ih), ("bias_hh_l0", &self.bias_hh)] {
+            if let Some(t) = p {
+                f(&path.child(name), ParamRef::of(t, Role::Param));
+            }
+        }
+    }
+    fn visit_grads(
+        &mut self,
+        g: &Self::Grads,
+        path: &Path<'_>,
+        f: &mut dyn FnMut(&Path<'_>, ParamMut<'_, E, D>),
+    ) {
+        f(
+            &path.child("weight_ih_l0"),
+            ParamMut::of(&mut self.weight_ih, Some(&g.weight_ih)),
+        );
+        f(
+            &path.child("weight_hh_l0"),
+            ParamMut::of(&mut self.weight_hh, Some(&g.weight_hh)),
+        );
+        let pairs = [
+            ("bias_ih_l0", &mut self.bias_ih, &g.bias_ih),
+            ("bias_hh_l0", &mut self.bias_hh, &g.bias_hh),
+        ];
+        for (name, p, g) in pairs {
+            if let Some(t) = p {
+                f(&path.child(name), ParamMut::of(t, g.as_ref()));
+            }
+        }
+    }
+    fn visit_mut(
+        &mut self,
+        path: &Path<'_>,
+        f: &mut dyn FnMut(&Path<'_>, ParamMut<'_, E, D>, Role),
+    ) {
+        f(
+            &path.child("weight_ih_l0"),
+            ParamMut::of(&mut self.weight_ih, None),
+            Role::Param,
+        );
+        f(
+            &path.child("weight_hh_l0"),
+            ParamMut::of(&mut self.weight_hh, None),
+            Role::Param,
+        );
+        for (name, p) in [
+            ("bias_ih_l0", &mut self.bias_ih),
+            ("bias_hh_l0", &mut self.bias_hh),
+        ] {
+            if let Some(t) = p {
+                f(&path.child(name), ParamMut::of(t, None), Role::Param);
+            }
+        }
+    }
+}
+
+impl<E: Elem, D: Backend<E>, const T: usize, const I: usize, const H: usize, const G: usize>
+    Lstm<E, D, T, I, H, G>
+{
+    fn dims(batch: usize) -> LstmDims {
+        LstmDims {
+            batch,
+            steps: T,
+            hidden: H,
+        }
+    }
+}
+
+impl<
+        E: Elem,
+        D: LstmKernels<E>,
+        const T: usize,
+        const I: usize,
+        const H: usize,
+        const G: usize,
+    > Layer<E, D> for Lstm<E, D, T, I, H, G>
+{
+    type In = S2<T, I>;
+    type Out = S2<T, H>;
+    type Cache = LstmCache<E, D>;
+    const FLOPS: usize = T * G * (I + H);
+    fn cache(&self) -> Result<Self::Cache> {
+        let dev = self.weight_ih.device();
+        Ok(LstmCache {
+            gates: dev.zeros(0)?,
+            c: dev.zeros(0)?,
+            dgates: dev.zeros(0)?,
+            dh: dev.zeros(0)?,
+            dc: dev.zeros(0)?,
+        })
+    }
+
+    /// The gates' input part for all steps (one GEMM and the biases), then
+    /// step by step the recurrent part (one GEMM) and the cell.
+    fn forward(
+        &self,
+        x: &Tensor<S2<T, I>, E, D>,
+        y: &mut Tensor<S2<T, H>, E, D>,
+        cache: &mut Self::Cache,
+    ) -> Result<()> {
+        let batch = x.batch();
+        fit(y, batch)?;
+        let d = Self::dims(batch);
+        let dev = x.device();
+        let rows = batch * T;
+        dev.resize(&mut cache.gates, d.gates())?;
+        dev.resize(&mut cache.c, d.states())?;
+        if rows == 0 {
+            return Ok(());
+        }
+        // a = x·W_ihᵀ (+ b_ih + b_hh) for every row (sample, step).
+        dev.gemm(
+            &Gemm::dense(rows, G, I, false, true),
+            &x.buf,
+            &self.weight_ih.buf,
+            &mut cache.gates,
+        )?;
+        for b in [&self.bias_ih, &self.bias_hh].into_iter().flatten() {
+            dev.add_bias(&mut cache.gates, &b.buf, rows, G)?;
+        }
+        for t in 0..T {
+            if t > 0 {
+                // a_t += h_{t−1}·W_hhᵀ, rows strided by a sequence.
+                let g = Gemm {
+                    a_off: (t - 1) * H,
+                    lda: T * H,
+                    c_off: t * G,
+                    ldc: T * G,
+                    ..Gemm::dense(batch, G, H, false, true)
+                }
+                .acc(Acc::Add);
+                dev.gemm(&g, &y.buf, &self.weight_hh.buf, &mut cache.gates)?;
+            }
+            dev.lstm_cell_fwd(&d, t, &mut cache.gates, &mut cache.c, &mut y.buf)?;
+        }
+        Ok(())
+    }
+
+    /// The same as evaluation (no dropout inside one layer).
+    fn forward_train(
+        &mut self,
+        x: &Tensor<S2<T, I>, E, D>,
+        y: &mut Tensor<S2<T, H>, E, D>,
+        cache: &mut Self::Cache,
+        _: &mut TrainCtx,
+    ) -> Result<()> {
+        self.forward(x, y, cache)
+    }
+
+    /// Backpropagation through time (the module doc's formulas).
+    fn backward(
+        &self,
+        x: &Tensor<S2<T, I>, E, D>,
+        y: &Tensor<S2<T, H>, E, D>,
+        cache: &mut Self::Cache,
+        dy: &Tensor<S2<T, H>, E, D>,
+        dx: Option<(&mut Tensor<S2<T, I>, E, D>, Acc)>,
+        grads: &mut Self::Grads,
+        gacc: Acc,
+    ) -> Result<()> {
+        let batch = x.batch();
+        crate::error::check_batch(
+            "LSTM backward",
+            "input",
+            batch,
+            "output gradient",
+            dy.batch(),
+        )?;
+        crate::error::check_batch("LSTM backward", "input", batch, "output", y.batch())?;
+        let d = Self::dims(batch);
+        let dev = x.device();
+        if dev.len(&cache.gates) < d.gates() || dev.len(&cache.c) < d.states() {
+            return Err(Error::invalid(
+                "LSTM backward",
+                format!(
+                    "the cache holds the gates of {} values but the input needs {} (run forward on this input first)",
+                    dev.len(&cache.gates),
+                    d.gates()
+                ),
+            ));
+        }
+        let rows = batch * T;
+        dev.resize(&mut cache.dgates, d.gates())?;
+        dev.resize(&mut cache.dh, d.carry())?;
+        dev.resize(&mut cache.dc, d.carry())?;
+        if rows > 0 {
+            dev.fill(&mut cache.dh, d.carry(), E::zero())?;
+            dev.fill(&mut cache.dc, d.carry(), E::zero())?;
+            for t in (0..T).rev() {
+                dev.lstm_cell_bwd(
+                    &d,
+                    t,
+                    &cache.gates,
+                    &cache.c,
+                    &dy.buf,
+                    &cache.dh,
+                    &mut cache.dc,
+                    &mut cache.dgates,
+                )?;
+                if t > 0 {
+                    // δh = ∂L/∂a_t·W_hh, into step t − 1.
+                    let g = Gemm {
+                        a_off: t * G,
+                        lda: T * G,
+                        ..Gemm::dense(batch, H, G, false, false)
+                    };
+                    dev.gemm(&g, &cache.dgates, &self.weight_hh.buf, &mut cache.dh)?;
+                }
+            }
+        }
+        // ∂L/∂W_ih (gacc)= ∂L/∂aᵀ·x over every row.
+        dev.gemm(
+            &Gemm::dense(G, I, rows, true, false).acc(gacc),
+            &cache.dgates,
+            &x.buf,
+            &mut grads.weight_ih.buf,
+        )?;
+        // ∂L/∂W_hh (gacc)= Σ_b Σ_{t≥1} ∂L/∂a_{b,t}ᵀ·h_{b,t−1}: one product per sample.
+        if T == 1 || batch == 0 {
+            if gacc == Acc::Set {
+                dev.fill(&mut grads.weight_hh.buf, G * H, E::zero())?;
+            }
+        } else {
+            for b in 0..batch {
+                let g = Gemm {
+                    a_off: (b * T + 1) * G,
+                    b_off: b * T * H,
+                    ..Gemm::dense(G, H, T - 1, true, false)
+                }
+                .acc(if b == 0 { gacc } else { Acc::Add });
+                dev.gemm(&g, &cache.dgates, &y.buf, &mut grads.weight_hh.buf)?;
+            }
+        }
+        for gb in [&mut grads.bias_ih, &mut grads.bias_hh]
+            .into_iter()
+            .flatten()
+        {
+            dev.bias_grad(&cache.dgates, &mut gb.buf, rows, G, gacc)?;
+        }
+        if let Some((dx, acc)) = dx {
+            prepare_dx(dx, acc, batch)?;
+            dev.gemm(
+                &Gemm::dense(rows, I, G, false, false).acc(acc),
+                &cache.dgates,
+                &self.weight_ih.buf,
+                &mut dx.buf,
+            )?;
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::testing::{check_layer, random_input};
+
+    /// One step by hand: H = 1, I = 1, every weight 0.5, biases 0, x = 1:
+    /// a = 0.5 for every gate, i = f = o = σ(0.5), g = tanh(0.5),
+    /// c = i·g, h = o·tanh(c).
+    #[test]
+    fn one_step_by_hand() {
+        let mut l = Lstm::<f64, Cpu, 1, 1, 1, 4>::build(
+            &Cpu,
+            &mut crate::rng(0),
+            LstmConfig { bias: false },
+        )
+        .unwrap();
+        l.weight_ih.copy_from_slice(&[0.5; 4]).unwrap();
+        l.weight_hh.copy_from_slice(&[0.5; 4]).unwrap();
+        let x = Tensor::<S2<1, 1>, f64>::from_slice(&Cpu, &[1.0]).unwrap();
+        let (mut y, mut c) = (Tensor::empty(&Cpu).unwrap(), l.cache().unwrap());
+        l.forward(&x, &mut y, &mut c).unwrap();
+        let s = 1.0 / (1.0 + (-0.5f64).exp());
+        let cell = s * 0.5f64.tanh();
+        let want = s * cell.tanh();
+        assert!((y.to_vec().unwrap()[0] - want).abs() < 1e-15);
+        // σ(0.5) = 0.6224593312018546, c = σ(0.5)·tanh(0.5) = 0.28764913664496794,
+        // h = σ(0.5)·tanh(c) (computed independently in Python's math).
+        assert!((want - 0.17426971865610508).abs() < 1e-15, "{want}");
+    }
+
+    #[test]
+    fn names_shapes_and_init_range() {
+        let l = Lstm::<f32, Cpu, 3, 5, 4, 16>::build(&Cpu, &mut crate::rng(0), Default::default())
+            .unwrap();
+        let mut seen = Vec::new();
+        l.visit(&Path::ROOT.child("rnn"), &mut |p, r| {
+            seen.push(format!("{p} {:?}", r.dims))
+        });
+        assert_eq!(
+            seen,
+            [
+                "rnn.weight_ih_l0 [16, 5]",
+                "rnn.weight_hh_l0 [16, 4]",
+                "rnn.bias_ih_l0 [16]",
+                "rnn.bias_hh_l0 [16]"
+            ]
+        );
+        let w = l.weight_hh.to_vec().unwrap();
+        assert!(w.iter().all(|v| v.abs() <= 0.5)); // 1/√4
+        assert!(w.iter().any(|v| v.abs() > 0.4));
+        let e = Lstm::<f32, Cpu, 3, 5, 4, 12>::build(&Cpu, &mut crate::rng(0), Default::default())
+            .err()
+            .unwrap()
+            .to_string();
+        assert!(e.contains("G = 4·H"), "{e}");
+    }
+
+    /// A sequence's output at step t depends on earlier steps only.
+    #[test]
+    fn outputs_do_not_depend_on_later_steps() {
+        let l = Lstm::<f64, Cpu, 4, 3, 2, 8>::build(&Cpu, &mut crate::rng(1), Default::default())
+            .unwrap();
+        let mut xv = random_input(12, &mut crate::rng(2));
+        let run = |xv: &[f64]| {
+            let x = Tensor::<S2<4, 3>, f64>::from_slice(&Cpu, xv).unwrap();
+            let (mut y, mut c) = (Tensor::empty(&Cpu).unwrap(), l.cache().unwrap());
+            l.forward(&x, &mut y, &mut c).unwrap();
+            y.to_vec().unwrap()
+        };
+        let a = run(&xv);
+        xv[9] += 1.0; // step 3's input
+        let b = run(&xv);
+        assert_eq!(a[..6], b[..6]);
+        assert_ne!(a[6..], b[6..]);
+    }
+
+    #[test]
+    fn gradchecks() {
+        let mut a =
+            Lstm::<f64, Cpu, 4, 3, 2, 8>::build(&Cpu, &mut crate::rng(5), Default::default())
+                .unwrap();
+        assert!(check_layer(&mut a, 3, 1).unwrap() < 1e-6);
+        let mut b = Lstm::<f64, Cpu, 1, 2, 3, 12>::build(
+            &Cpu,
+            &mut crate::rng(6),
+            LstmConfig { bias: false },
+        )
+        .unwrap();
+        assert!(check_layer(&mut b, 2, 2).unwrap() < 1e-6);
+    }
+}
