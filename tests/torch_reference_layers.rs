@@ -1,4 +1,4 @@
-//! GELU, PReLU and LayerNorm against PyTorch (float64): the output and the
+//! GELU, PReLU, LayerNorm and LSTM against PyTorch (float64): the output and the
 //! gradients of `sum(y · dy)` with respect to the input and every parameter,
 //! recorded with fixed inputs and weights by `scripts/pytorch/record_fixtures.py`
 //! into `tests/fixtures/torch_reference.json` ("layers"), compared to 1e-10.
@@ -129,4 +129,14 @@ fn layer_norm_matches_torch() {
         "layer_norm_no_affine",
         Ln::build(&Cpu, &mut rng(0), plain).unwrap(),
     );
+}
+
+#[test]
+fn lstm_matches_torch() {
+    // nn.LSTM(3, 4, batch_first=True) over 5 steps: `Lstm<E, D, T, I, H, 4H>`.
+    type L = kiln::layers::Lstm<f64, Cpu, 5, 3, 4, 16>;
+    let c = kiln::layers::LstmConfig::default();
+    check("lstm", L::build(&Cpu, &mut rng(0), c).unwrap());
+    let no_bias = kiln::layers::LstmConfig { bias: false };
+    check("lstm_no_bias", L::build(&Cpu, &mut rng(0), no_bias).unwrap());
 }

@@ -41,7 +41,8 @@ Tokens (tests/torch_reference_tokens.rs):
 Layers (tests/torch_reference_layers.rs): nn.GELU() (exact and
 approximate='tanh'), nn.PReLU() / nn.PReLU(num_parameters=C) on [N, C, H, W],
 nn.LayerNorm(D) (with bias, bias=False, elementwise_affine=False) on
-[N, T, D]; fixed inputs, weights and output gradients dy (all recorded), the
+[N, T, D], nn.LSTM(3, 4, batch_first=True) (with and without bias; the
+output sequence); fixed inputs, weights and output gradients dy (all recorded), the
 output y and the autograd gradients of sum(y * dy) with respect to the input
 and every parameter, under PyTorch's state_dict names.
 """
@@ -406,7 +407,31 @@ def layer_cases():
         ln.weight.copy_(w)
     out["layer_norm_no_bias"] = layer_case(ln, x, dy)
     out["layer_norm_no_affine"] = layer_case(torch.nn.LayerNorm(5, eps=1e-3, elementwise_affine=False), x, dy)
+    out["lstm"] = lstm_case(True)
+    out["lstm_no_bias"] = lstm_case(False)
     return out
+
+
+def lstm_case(bias):
+    """nn.LSTM(3, 4, batch_first=True) on a batch of 2 sequences of 5 steps,
+    zero initial state; every parameter set from fixed() (scaled so the gates
+    are not saturated); only the output sequence is used (as kiln's Lstm)."""
+    m = torch.nn.LSTM(3, 4, batch_first=True, bias=bias)
+    with torch.no_grad():
+        for i, (_, p) in enumerate(m.named_parameters()):
+            p.copy_(fixed(tuple(p.shape), 0.3 + 0.1 * i, 0.5 * i) * 0.25)
+    x = fixed((2, 5, 3), 0.7, 0.3).clone().requires_grad_(True)
+    dy = fixed((2, 5, 4), 0.45, 0.8)
+    y, _ = m(x)
+    (y * dy).sum().backward()
+    return {
+        "x": x.detach().flatten().tolist(),
+        "dy": dy.flatten().tolist(),
+        "y": y.detach().flatten().tolist(),
+        "dx": x.grad.flatten().tolist(),
+        "params": {k: v.detach().flatten().tolist() for k, v in m.state_dict().items()},
+        "grads": {k: p.grad.flatten().tolist() for k, p in m.named_parameters()},
+    }
 
 
 json.dump(
