@@ -13,7 +13,7 @@ use crate::elem::Elem;
 ///
 /// # Safety
 /// The contract every kernel of this file shares (the driver, `blocked` in
-/// `mod.rs`, upholds it):
+/// `blocked.rs`, upholds it):
 /// * `mr ≤ MR` and `nr ≤ NR` for the kernel's tile `MR × NR`;
 /// * `a` is readable for `kc · MR` values (`kc` packed slivers);
 /// * `b` is readable for `NR` values at `b + p·ldb` for every `p < kc`

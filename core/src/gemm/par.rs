@@ -17,7 +17,9 @@
 //!   then sleep on a condition variable.
 //! * A helper that has not joined a job by the time the caller has claimed
 //!   every task is not waited for: the caller never depends on a helper
-//!   being scheduled, only on the ones that took a task.
+//!   being scheduled, only on the ones that took a task. The one exception
+//!   is the pool's creation, which waits until every helper has started (see
+//!   [`Pool::ready`]).
 //! * The pool has [`threads`] threads in all, the size of rayon's global pool
 //!   when it is first used (so [`crate::set_threads`] sets both).
 //!
@@ -43,6 +45,14 @@ type Task = dyn Fn(usize) + Sync;
 struct Pool {
     /// Helper threads actually started (fewer than asked when the OS refuses one).
     helpers: AtomicUsize,
+    /// Helpers that have finished starting. The thread's start-up in std
+    /// (which copies a named thread's name) and its packing buffer
+    /// ([`super::warm_thread`]) are the only allocations a helper makes
+    /// outside the tasks it runs; the pool's creation waits for this count to
+    /// reach `helpers`, so they happen during the first parallel call and
+    /// never during a later one (where a helper scheduled late would otherwise
+    /// make them: the counted steps of `tests/zero_alloc.rs` saw it).
+    ready: AtomicUsize,
     /// A caller owns the pool.
     busy: AtomicBool,
     /// Bumped for every job; helpers wait for it to change.
@@ -74,6 +84,7 @@ fn pool() -> &'static Pool {
         let helpers = rayon::current_num_threads().saturating_sub(1);
         let p: &'static Pool = Box::leak(Box::new(Pool {
             helpers: AtomicUsize::new(0),
+            ready: AtomicUsize::new(0),
             busy: AtomicBool::new(false),
             generation: AtomicUsize::new(0),
             state: AtomicUsize::new(0),
@@ -97,6 +108,12 @@ fn pool() -> &'static Pool {
                 break;
             }
             p.helpers.fetch_add(1, AcqRel);
+        }
+        // Once per process; a helper starts in tens of microseconds once it
+        // is scheduled, and yielding lets it be scheduled on a busy core.
+        let started = p.helpers.load(Acquire);
+        while p.ready.load(Acquire) < started {
+            std::thread::yield_now();
         }
         p
     })
@@ -123,6 +140,7 @@ fn helper(p: &'static Pool) {
     IN_TASK.with(|t| t.set(true));
     // This thread's packing buffer, once for its life (not in some later job).
     super::warm_thread();
+    p.ready.fetch_add(1, AcqRel);
     let mut seen = p.generation.load(Acquire);
     loop {
         // Wait for a new job: spin, then sleep.

@@ -1,0 +1,258 @@
+//! The blocked product (see the module doc of [`super`]): the thread-local
+//! packing buffer, the loops over `KC × NC` panels of `B` and `MC × KC` blocks
+//! of `A` that call the microkernel, and the packing of both operands into
+//! slivers.
+
+use super::kernels::Kernel;
+use super::{Mat, DIRECT_B_MAX_M};
+use crate::elem::Elem;
+use std::cell::RefCell;
+
+/// A cache line, so packing buffers are 64-byte aligned.
+#[derive(Clone, Copy)]
+#[repr(C, align(64))]
+struct Line([u8; 64]);
+
+thread_local! {
+    /// This thread's packing buffer: grows to the largest size needed, then is reused.
+    static PACK: RefCell<Vec<Line>> = const { RefCell::new(Vec::new()) };
+}
+
+/// Bytes every thread reserves for packing on its first product: the most
+/// that any built-in kernel needs for `f32` or `f64` (`(MC·KC + KC·NC)`
+/// elements), so a thread allocates its buffer once in its life, whatever
+/// shapes come later. Reserved, not touched: pages that a thread's products
+/// never reach cost no memory.
+const PACK_BYTES: usize = (128 * 256 + 256 * 4096) * 8;
+
+/// Reserves this thread's packing buffer (pool helpers call it when they start).
+pub(crate) fn warm_thread() {
+    with_pack::<u8, _>(0, |_| ());
+}
+
+/// Runs `f` with a packing buffer of at least `len` elements of `E`.
+pub(super) fn with_pack<E: Copy, R>(len: usize, f: impl FnOnce(*mut E) -> R) -> R {
+    let bytes = len * std::mem::size_of::<E>();
+    let lines = bytes.div_ceil(64).max(PACK_BYTES / 64);
+    // The buffer is used through raw pointers only, within its capacity
+    // (written by packing before it is read); its length stays 0.
+    PACK.with(|cell| match cell.try_borrow_mut() {
+        Ok(mut v) => {
+            if v.capacity() < lines {
+                v.reserve_exact(lines);
+            }
+            f(v.as_mut_ptr() as *mut E)
+        }
+        // Re-entered on this thread (cannot happen today): a buffer of its own.
+        Err(_) => {
+            let mut v: Vec<Line> = Vec::with_capacity(bytes.div_ceil(64).max(1));
+            f(v.as_mut_ptr() as *mut E)
+        }
+    })
+}
+
+/// The single-threaded blocked product (see the module doc).
+///
+/// # Safety
+/// Those of [`gemm_with`](super::gemm_with) (operands valid for the
+/// `m × n × k` product, `kern` runnable on this CPU), and `m, n, k ≥ 1`.
+/// `kern.mc` is a multiple of `kern.mr` and `kern.nc` of `kern.nr` (true of
+/// every kernel in `kernels.rs`), so the zero-padded slivers fit in the
+/// packing buffer.
+#[allow(clippy::too_many_arguments)] // BLAS's argument list plus the kernel
+pub(super) unsafe fn blocked<E: Elem>(
+    kern: &Kernel<E>,
+    m: usize,
+    n: usize,
+    k: usize,
+    alpha: E,
+    a: Mat<E>,
+    b: Mat<E>,
+    beta: E,
+    c: *mut E,
+    ldc: usize,
+) {
+    let (mr, nr) = (kern.mr, kern.nr);
+    let mc = kern.mc.min(m.div_ceil(mr) * mr);
+    let nc = kern.nc.min(n.div_ceil(nr) * nr);
+    let kc = kern.kc.min(k);
+    let direct_b = b.cs == 1 && b.rs > 0 && m <= DIRECT_B_MAX_M;
+    // SAFETY: `buf` holds `mc·kc + kc·nc` values of `E` (`with_pack`), 64-byte
+    // aligned: A's block packs into the first `mc·kc` (`mb ≤ mc` rows padded to
+    // a multiple of `mr`, still `≤ mc` as `mc` is one), B's panel into the next
+    // `kc·nc` (`nb ≤ nc` columns padded to a multiple of `nr`, `≤ nc`; the
+    // narrow direct-B sliver needs only `kb·nr`). Every `a.at`/`b.at` is at
+    // `ic < m`, `pc < k`, `jc + jr < n`: elements of the caller's operands.
+    // Each kernel call gets `mr.min(mb − ir) ≤ mr` rows and `cols ≤ nr`
+    // columns of C starting at row `ic + ir`, column `jc + jr`: inside C. Its B
+    // is either a packed sliver (`nr` values per step) or, for direct B, `nr`
+    // contiguous values (`b.cs = 1`, `cols = nr`) of each of `kb` rows,
+    // `b.rs` apart: inside B. The buffer is this thread's own, so C, A and B
+    // do not overlap it, and the kernel runs on this CPU (caller's obligation).
+    with_pack::<E, _>(mc * kc + kc * nc, |buf| unsafe {
+        let (ap, bp) = (buf, buf.add(mc * kc));
+        for jc in (0..n).step_by(nc) {
+            let nb = nc.min(n - jc);
+            for pc in (0..k).step_by(kc) {
+                let kb = kc.min(k - pc);
+                if !direct_b {
+                    pack_b(
+                        kb,
+                        nb,
+                        Mat {
+                            ptr: b.at(pc, jc),
+                            ..b
+                        },
+                        bp,
+                        nr,
+                    );
+                }
+                let beta = if pc == 0 { beta } else { E::one() };
+                for ic in (0..m).step_by(mc) {
+                    let mb = mc.min(m - ic);
+                    pack_a(
+                        mb,
+                        kb,
+                        Mat {
+                            ptr: a.at(ic, pc),
+                            ..a
+                        },
+                        ap,
+                        mr,
+                    );
+                    for jr in (0..nb).step_by(nr) {
+                        let cols = nr.min(nb - jr);
+                        let (bs, ldb) = if !direct_b {
+                            (bp.add(jr * kb) as *const E, nr)
+                        } else if cols == nr {
+                            (b.at(pc, jc + jr), b.rs as usize)
+                        } else {
+                            // The last, narrow sliver: packed (zero-padded).
+                            pack_b(
+                                kb,
+                                cols,
+                                Mat {
+                                    ptr: b.at(pc, jc + jr),
+                                    ..b
+                                },
+                                bp,
+                                nr,
+                            );
+                            (bp as *const E, nr)
+                        };
+                        for ir in (0..mb).step_by(mr) {
+                            (kern.f)(
+                                kb,
+                                ap.add(ir * kb),
+                                bs,
+                                ldb,
+                                c.add((ic + ir) * ldc + jc + jr),
+                                ldc,
+                                mr.min(mb - ir),
+                                cols,
+                                alpha,
+                                beta,
+                            );
+                        }
+                    }
+                }
+            }
+        }
+    })
+}
+
+/// Packs the `mb × kb` block `a` into slivers of `mr` rows: sliver `s`,
+/// step `p`, row `r` at `dst[s·mr·kb + p·mr + r]`; rows past `mb` are zero.
+///
+/// # Safety
+/// `a(i, p)` is readable for `i < mb`, `p < kb`; `dst` is writable for
+/// `⌈mb / mr⌉ · mr · kb` values and does not overlap `a`.
+unsafe fn pack_a<E: Elem>(mb: usize, kb: usize, a: Mat<E>, dst: *mut E, mr: usize) {
+    for i0 in (0..mb).step_by(mr) {
+        let rows = mr.min(mb - i0);
+        // SAFETY: `i0 + r < mb` and `p < kb`, so every `a.at` read is an element
+        // of the block; `d + p·mr + r` with `p < kb`, `r < mr` lies in sliver
+        // `i0 / mr`, inside `dst`'s `⌈mb / mr⌉ · mr · kb` values. With
+        // `a.rs = 1` a column's `rows` values are contiguous, and `dst` does
+        // not overlap `a` (caller), as `copy_nonoverlapping` needs.
+        unsafe {
+            let d = dst.add(i0 * kb);
+            if a.cs == 1 {
+                for r in 0..rows {
+                    let src = a.at(i0 + r, 0);
+                    for p in 0..kb {
+                        *d.add(p * mr + r) = *src.add(p);
+                    }
+                }
+                for r in rows..mr {
+                    for p in 0..kb {
+                        *d.add(p * mr + r) = E::zero();
+                    }
+                }
+            } else {
+                for p in 0..kb {
+                    let src = a.at(i0, p);
+                    let dp = d.add(p * mr);
+                    if a.rs == 1 {
+                        std::ptr::copy_nonoverlapping(src, dp, rows);
+                    } else {
+                        for r in 0..rows {
+                            *dp.add(r) = *src.offset(r as isize * a.rs);
+                        }
+                    }
+                    for r in rows..mr {
+                        *dp.add(r) = E::zero();
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// Packs the `kb × nb` block `b` into slivers of `nr` columns: sliver `s`,
+/// step `p`, column `j` at `dst[s·nr·kb + p·nr + j]`; columns past `nb` are zero.
+///
+/// # Safety
+/// `b(p, j)` is readable for `p < kb`, `j < nb`; `dst` is writable for
+/// `⌈nb / nr⌉ · nr · kb` values and does not overlap `b`.
+unsafe fn pack_b<E: Elem>(kb: usize, nb: usize, b: Mat<E>, dst: *mut E, nr: usize) {
+    for j0 in (0..nb).step_by(nr) {
+        let cols = nr.min(nb - j0);
+        // SAFETY: `p < kb`, `j0 + j < nb`: every `b.at` read is an element of
+        // the block; `d + p·nr + j` with `p < kb`, `j < nr` lies in sliver
+        // `j0 / nr`, inside `dst`. With `b.cs = 1` a row's `cols` values are
+        // contiguous, and `dst` does not overlap `b` (caller).
+        unsafe {
+            let d = dst.add(j0 * kb);
+            if b.rs == 1 && b.cs != 1 {
+                // Columns contiguous (a transposed weight): read down each column.
+                for j in 0..cols {
+                    let src = b.at(0, j0 + j);
+                    for p in 0..kb {
+                        *d.add(p * nr + j) = *src.add(p);
+                    }
+                }
+                for j in cols..nr {
+                    for p in 0..kb {
+                        *d.add(p * nr + j) = E::zero();
+                    }
+                }
+            } else {
+                for p in 0..kb {
+                    let src = b.at(p, j0);
+                    let dp = d.add(p * nr);
+                    if b.cs == 1 {
+                        std::ptr::copy_nonoverlapping(src, dp, cols);
+                    } else {
+                        for j in 0..cols {
+                            *dp.add(j) = *src.offset(j as isize * b.cs);
+                        }
+                    }
+                    for j in cols..nr {
+                        *dp.add(j) = E::zero();
+                    }
+                }
+            }
+        }
+    }
+}

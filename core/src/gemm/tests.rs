@@ -1,0 +1,214 @@
+//! The product's tests: every kernel, thread count and transpose against a
+//! naive `f64` product, and results that do not depend on the thread count.
+
+use super::*;
+
+fn lcg(seed: &mut u64) -> f64 {
+    *seed = seed
+        .wrapping_mul(6364136223846793005)
+        .wrapping_add(1442695040888963407);
+    ((*seed >> 33) as f64 / (1u64 << 31) as f64) - 0.5
+}
+
+/// Checks one shape against a naive f64 product, for every transpose
+/// combination, β ∈ {0, 1, 0.5}, and the given kernel and thread count.
+fn check<E: Elem>(kern: Kernel<E>, threads: usize, m: usize, n: usize, k: usize, tol: f64) {
+    let mut seed = (m * 131 + n * 7 + k) as u64;
+    for (ta, tb) in [(false, false), (true, false), (false, true), (true, true)] {
+        for beta in [0.0, 1.0, 0.5] {
+            let (lda, ldb, ldc) = (
+                if ta { m } else { k } + 1,
+                if tb { k } else { n } + 2,
+                n + 3,
+            );
+            let a: Vec<E> = (0..(if ta { k } else { m }) * lda + 1)
+                .map(|_| E::of(lcg(&mut seed)))
+                .collect();
+            let b: Vec<E> = (0..(if tb { n } else { k }) * ldb + 1)
+                .map(|_| E::of(lcg(&mut seed)))
+                .collect();
+            let mut c: Vec<E> = (0..m * ldc).map(|_| E::of(lcg(&mut seed))).collect();
+            if beta == 0.0 {
+                c.iter_mut().for_each(|v| *v = E::nan()); // β = 0 must not read C
+            }
+            let c0 = c.clone();
+            let am = if ta {
+                Mat {
+                    ptr: a.as_ptr(),
+                    rs: 1,
+                    cs: lda as isize,
+                }
+            } else {
+                Mat {
+                    ptr: a.as_ptr(),
+                    rs: lda as isize,
+                    cs: 1,
+                }
+            };
+            let bm = if tb {
+                Mat {
+                    ptr: b.as_ptr(),
+                    rs: 1,
+                    cs: ldb as isize,
+                }
+            } else {
+                Mat {
+                    ptr: b.as_ptr(),
+                    rs: ldb as isize,
+                    cs: 1,
+                }
+            };
+            let alpha = 1.25;
+            // SAFETY: `a`, `b` and `c` are vectors sized for the strides
+            // (`lda`, `ldb`, `ldc ≥ n`) of `m × k`, `k × n` and `m × n`
+            // operands, distinct allocations; `kern` comes from
+            // `all_kernels_*`, which lists AVX2 only where available.
+            unsafe {
+                gemm_with(
+                    kern,
+                    threads,
+                    m,
+                    n,
+                    k,
+                    E::of(alpha),
+                    am,
+                    bm,
+                    E::of(beta),
+                    c.as_mut_ptr(),
+                    ldc,
+                )
+            };
+            for i in 0..m {
+                for j in 0..n {
+                    let mut s = 0.0;
+                    for p in 0..k {
+                        // SAFETY: `(i, p)` and `(p, j)` are elements of
+                        // the operands, inside `a` and `b`.
+                        let av = unsafe { *am.at(i, p) }.f64();
+                        // SAFETY: as above.
+                        let bv = unsafe { *bm.at(p, j) }.f64();
+                        s += av * bv;
+                    }
+                    let old = if beta == 0.0 {
+                        0.0
+                    } else {
+                        c0[i * ldc + j].f64() * beta
+                    };
+                    let want = alpha * s + old;
+                    let got = c[i * ldc + j].f64();
+                    assert!(
+                        (got - want).abs() <= tol * (1.0 + want.abs()) * (k as f64).sqrt(),
+                        "{} m{m} n{n} k{k} ta{ta} tb{tb} β{beta} t{threads} ({i},{j}): {got} vs {want}",
+                        kern.name
+                    );
+                }
+            }
+            // Padding columns of C are untouched.
+            for i in 0..m {
+                for j in n..ldc {
+                    assert!(c[i * ldc + j].f64().to_bits() == c0[i * ldc + j].f64().to_bits());
+                }
+            }
+        }
+    }
+}
+
+const SHAPES: &[(usize, usize, usize)] = &[
+    (1, 1, 1),
+    (1, 37, 19),
+    (1, 300, 260),
+    (5, 3, 2),
+    (6, 16, 8),
+    (7, 17, 9),
+    (13, 33, 1),
+    (64, 10, 128),
+    (150, 40, 300),
+    (37, 300, 70),
+    (3, 4100, 3),
+    (16, 100, 150),
+    (6, 25, 600),
+    (5, 7, 513),
+    (16, 150, 1030),
+];
+
+fn all_kernels_f64() -> Vec<Kernel<f64>> {
+    let mut v = vec![kernels::generic_kernel::<f64>()];
+    #[cfg(target_arch = "x86_64")]
+    if kernels::avx2::available() {
+        v.push(kernels::avx2::f64_kernel());
+    }
+    v
+}
+
+fn all_kernels_f32() -> Vec<Kernel<f32>> {
+    let mut v = vec![kernels::generic_kernel::<f32>()];
+    #[cfg(target_arch = "x86_64")]
+    if kernels::avx2::available() {
+        v.push(kernels::avx2::f32_kernel());
+    }
+    v
+}
+
+#[test]
+fn f64_matches_naive() {
+    for kern in all_kernels_f64() {
+        for &(m, n, k) in SHAPES {
+            for threads in [1, 2, 3] {
+                check(kern, threads, m, n, k, 1e-14);
+            }
+        }
+    }
+}
+
+#[test]
+fn f32_matches_naive() {
+    for kern in all_kernels_f32() {
+        for &(m, n, k) in SHAPES {
+            for threads in [1, 2] {
+                check(kern, threads, m, n, k, 2e-6);
+            }
+        }
+    }
+}
+
+#[test]
+fn results_do_not_depend_on_the_thread_count() {
+    let (m, n, k) = (70, 90, 600);
+    let mut seed = 3;
+    let a: Vec<f32> = (0..m * k).map(|_| lcg(&mut seed) as f32).collect();
+    let b: Vec<f32> = (0..k * n).map(|_| lcg(&mut seed) as f32).collect();
+    let run = |t: usize| {
+        let mut c = vec![0.0f32; m * n];
+        let am = Mat {
+            ptr: a.as_ptr(),
+            rs: k as isize,
+            cs: 1,
+        };
+        let bm = Mat {
+            ptr: b.as_ptr(),
+            rs: n as isize,
+            cs: 1,
+        };
+        // SAFETY: `a` is `m × k`, `b` `k × n` and `c` `m × n`, all
+        // row-major and separate; `kernel()` picks a kernel this CPU runs.
+        unsafe {
+            gemm_with(
+                kernel::<f32>(),
+                t,
+                m,
+                n,
+                k,
+                1.0,
+                am,
+                bm,
+                0.0,
+                c.as_mut_ptr(),
+                n,
+            )
+        };
+        c
+    };
+    let one = run(1);
+    assert_eq!(one, run(2));
+    assert_eq!(one, run(3));
+}
