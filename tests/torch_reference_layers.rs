@@ -138,5 +138,8 @@ fn lstm_matches_torch() {
     let c = kiln::layers::LstmConfig::default();
     check("lstm", L::build(&Cpu, &mut rng(0), c).unwrap());
     let no_bias = kiln::layers::LstmConfig { bias: false };
-    check("lstm_no_bias", L::build(&Cpu, &mut rng(0), no_bias).unwrap());
+    check(
+        "lstm_no_bias",
+        L::build(&Cpu, &mut rng(0), no_bias).unwrap(),
+    );
 }

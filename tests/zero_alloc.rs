@@ -123,6 +123,16 @@ kiln::network! {
     }
 }
 
+kiln::network! {
+    /// An LSTM over 8 steps (its gates, cell states, BPTT buffers and carries).
+    pub struct W6 {
+        input: [8, 98],
+        rnn: LSTM(32),
+        flatten,
+        fc: Linear(10),
+    }
+}
+
 /// Steps counted after the warm-up.
 const STEPS: usize = 30;
 
@@ -278,6 +288,10 @@ fn main() {
     report.push((
         "W3 LayerNorm/GELU/PReLU MLP, batch 64, Adam",
         count!(W3, S1<784>, 64, Adam::new(1e-3)),
+    ));
+    report.push((
+        "LSTM(32) over [8, 98], batch 16, Adam",
+        count!(W6, S2<8, 98>, 16, Adam::new(1e-3)),
     ));
     let bad: Vec<String> = report
         .iter()
