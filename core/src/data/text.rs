@@ -1082,6 +1082,26 @@ mod tests {
         std::fs::remove_dir_all(&dir).unwrap();
     }
 
+    #[test]
+    fn both_tokenizers_travel_in_a_checkpoints_metadata() {
+        let dir = temp_dir("ckpt");
+        let path = dir.join("model.safetensors");
+        let text = "Friends, Romans, countrymen,\nlend me your ears;";
+        let chars = CharTokenizer::from_text(text);
+        let words = WordTokenizer::from_text(text, 1);
+        let mut c = crate::checkpoint::Checkpoint::new();
+        c.set_meta("vocab.chars", chars.to_file_text());
+        c.set_meta("vocab.words", words.to_file_text());
+        c.save(&path).unwrap();
+        let c = crate::checkpoint::Checkpoint::read(&path).unwrap();
+        let back = CharTokenizer::parse(&c.meta::<String>("vocab.chars").unwrap()).unwrap();
+        assert_eq!(back, chars);
+        let back = WordTokenizer::parse(&c.meta::<String>("vocab.words").unwrap()).unwrap();
+        assert_eq!(back.words(), words.words());
+        assert_eq!(back.encode(text), words.encode(text));
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
     // ---- Shakespeare ----
 
     #[test]
