@@ -9,6 +9,7 @@ pub mod conv_transpose2d;
 pub mod dropout;
 pub mod embedding;
 pub mod flatten;
+pub mod gru;
 pub mod layernorm;
 pub mod linear;
 pub mod lstm;
@@ -28,6 +29,7 @@ pub use conv_transpose2d::{ConvTranspose2d, ConvTranspose2dConfig, ConvTranspose
 pub use dropout::{Dropout, DropoutCache, DropoutConfig};
 pub use embedding::{Embedding, EmbeddingConfig, EmbeddingGrads, TokenLayer};
 pub use flatten::{Flatten, Reshape};
+pub use gru::{Gru, GruCache, GruConfig, GruDims, GruGrads, GruKernels};
 pub use layernorm::{
     LayerNorm, LayerNorm1d, LayerNormCache, LayerNormConfig, LayerNormDims, LayerNormGrads,
     LayerNormKernels,
@@ -69,6 +71,7 @@ kernels_shorthand! {
     crate::kernels::PReluKernels<E>,
     layernorm::LayerNormKernels<E>,
     lstm::LstmKernels<E>,
+    gru::GruKernels<E>,
 }
 
 /// Resizes `y` to `batch` samples (no allocation once capacity suffices).
