@@ -13,7 +13,7 @@ use kiln_core::layers::{
     AvgPool2d, BatchNorm1d, BatchNorm2d, BatchNormConfig, BatchNormGrads, Conv2d, Conv2dConfig,
     Conv2dGrads, Dropout, DropoutConfig, Gelu, Gru, GruConfig, GruGrads, LayerNorm,
     LayerNormConfig, LayerNormGrads, Lstm, LstmConfig, LstmGrads, MaxPool2d, PRelu, PReluConfig,
-    PReluGrads, Pool2dConfig, Upsample, UpsampleConfig,
+    PReluGrads, Pool2dConfig, Rnn, RnnConfig, RnnGrads, RnnNonlinearity, Upsample, UpsampleConfig,
 };
 use kiln_core::{rng, Acc, Build, Cpu, Elem, Layer, Shape, Tensor, TrainCtx, S3};
 use kiln_cuda::Cuda;
@@ -439,4 +439,45 @@ fn grus<E: Elem>() {
 fn gru_layers_agree() {
     grus::<f32>();
     grus::<f64>();
+}
+
+fn rnn_grads<E: Elem, D: Kernels<E>, const I: usize, const H: usize>(
+    g: &RnnGrads<E, D, I, H>,
+) -> Vec<Vec<E>> {
+    let mut v = vec![g.weight_ih.to_vec().unwrap(), g.weight_hh.to_vec().unwrap()];
+    v.extend(
+        [&g.bias_ih, &g.bias_hh]
+            .into_iter()
+            .flatten()
+            .map(|t| t.to_vec().unwrap()),
+    );
+    v
+}
+
+fn rnns<E: Elem>() {
+    let relu = RnnConfig {
+        nonlinearity: RnnNonlinearity::Relu,
+        ..RnnConfig::default()
+    };
+    for (name, c) in [
+        ("rnn", RnnConfig::default()),
+        ("rnn relu", relu),
+        (
+            "rnn relu bias = false",
+            RnnConfig {
+                bias: false,
+                ..relu
+            },
+        ),
+    ] {
+        let cpu = run::<E, Cpu, Rnn<E, Cpu, 5, 3, 6>>(&Cpu, c, rnn_grads);
+        let cuda = run::<E, Cuda, Rnn<E, Cuda, 5, 3, 6>>(&device(), c, rnn_grads);
+        compare(name, cpu, cuda);
+    }
+}
+
+#[test]
+fn rnn_layers_agree() {
+    rnns::<f32>();
+    rnns::<f64>();
 }

@@ -15,6 +15,7 @@ pub mod linear;
 pub mod lstm;
 pub mod pool;
 pub mod prelu;
+pub mod rnn;
 pub mod softmax;
 pub mod time_pool;
 pub mod unpool;
@@ -38,6 +39,7 @@ pub use linear::{Linear, LinearConfig, LinearGrads};
 pub use lstm::{Lstm, LstmCache, LstmConfig, LstmDims, LstmGrads, LstmKernels};
 pub use pool::{AvgPool2d, GlobalAvgPool, MaxPool2d, Pool2dConfig, PoolIndices};
 pub use prelu::{PRelu, PReluConfig, PReluGrads};
+pub use rnn::{Rnn, RnnCache, RnnConfig, RnnDims, RnnGrads, RnnKernels, RnnNonlinearity};
 pub use softmax::Softmax;
 pub use time_pool::{MaxOverTime, MeanOverTime};
 pub use unpool::MaxUnpool2d;
@@ -72,6 +74,7 @@ kernels_shorthand! {
     layernorm::LayerNormKernels<E>,
     lstm::LstmKernels<E>,
     gru::GruKernels<E>,
+    rnn::RnnKernels<E>,
 }
 
 /// Resizes `y` to `batch` samples (no allocation once capacity suffices).

@@ -590,3 +590,40 @@ pub(crate) fn gru<E: Elem>(d: &Cuda, r: &mut Rng, rep: &mut Report) {
         rep.add::<E>("gru_cell_bwd dh", &down(d, &ddh), &wdh);
     }
 }
+
+pub(crate) fn rnn<E: Elem>(d: &Cuda, r: &mut Rng, rep: &mut Report) {
+    let shapes = [(1, 1, 1), (2, 3, 5), (3, 4, 40), (5, 2, 70)];
+    for (&(batch, steps, hidden), f) in shapes.iter().zip([
+        RnnNonlinearity::Tanh,
+        RnnNonlinearity::Relu,
+        RnnNonlinearity::Tanh,
+        RnnNonlinearity::Relu,
+    ]) {
+        let rd = RnnDims {
+            batch,
+            steps,
+            hidden,
+        };
+        let (ns, nc) = (batch * steps * hidden, batch * hidden);
+        let a: Vec<E> = rand_vec(r, ns, 2.0);
+        let mut h = vec![E::zero(); ns];
+        let (da_, mut dh_) = (up(d, &a), up(d, &h));
+        for t in 0..steps {
+            <Cpu as RnnKernels<E>>::rnn_cell_fwd(&Cpu, &rd, f, t, &a, &mut h).unwrap();
+            <Cuda as RnnKernels<E>>::rnn_cell_fwd(d, &rd, f, t, &da_, &mut dh_).unwrap();
+        }
+        let name = format!("{f:?}").to_lowercase();
+        rep.add::<E>(&format!("rnn_cell_fwd h ({name})"), &down(d, &dh_), &h);
+        let dy: Vec<E> = rand_vec(r, ns, 1.0);
+        let dhc: Vec<E> = rand_vec(r, nc, 1.0);
+        let mut wda = vec![E::zero(); ns];
+        let mut dda = up(d, &wda);
+        let (ddy, ddh) = (up(d, &dy), up(d, &dhc));
+        for t in (0..steps).rev() {
+            <Cpu as RnnKernels<E>>::rnn_cell_bwd(&Cpu, &rd, f, t, &h, &dy, &dhc, &mut wda).unwrap();
+            <Cuda as RnnKernels<E>>::rnn_cell_bwd(d, &rd, f, t, &dh_, &ddy, &ddh, &mut dda)
+                .unwrap();
+        }
+        rep.add::<E>(&format!("rnn_cell_bwd da ({name})"), &down(d, &dda), &wda);
+    }
+}
