@@ -1,4 +1,4 @@
-//! GELU, PReLU, LayerNorm, LSTM and GRU against PyTorch (float64): the output and the
+//! GELU, PReLU, LayerNorm, LSTM, GRU and RNN against PyTorch (float64): the output and the
 //! gradients of `sum(y · dy)` with respect to the input and every parameter,
 //! recorded with fixed inputs and weights by `scripts/pytorch/record_fixtures.py`
 //! into `tests/fixtures/torch_reference.json` ("layers"), compared to 1e-10.
@@ -161,4 +161,25 @@ fn gru_matches_torch() {
     check("gru", L::build(&Cpu, &mut rng(0), c).unwrap());
     let no_bias = kiln::layers::GruConfig { bias: false };
     check("gru_no_bias", L::build(&Cpu, &mut rng(0), no_bias).unwrap());
+}
+
+#[test]
+fn rnn_matches_torch() {
+    // nn.RNN(3, 4, nonlinearity=…, batch_first=True) over 5 steps: `Rnn<E, D, T, I, H>`.
+    use kiln::layers::{RnnConfig, RnnNonlinearity};
+    type L = kiln::layers::Rnn<f64, Cpu, 5, 3, 4>;
+    for (name, nonlinearity) in [
+        ("rnn_tanh", RnnNonlinearity::Tanh),
+        ("rnn_relu", RnnNonlinearity::Relu),
+    ] {
+        for bias in [true, false] {
+            let c = RnnConfig { bias, nonlinearity };
+            let case = if bias {
+                name.to_string()
+            } else {
+                format!("{name}_no_bias")
+            };
+            check(&case, L::build(&Cpu, &mut rng(0), c).unwrap());
+        }
+    }
 }

@@ -41,7 +41,8 @@ Tokens (tests/torch_reference_tokens.rs):
 Layers (tests/torch_reference_layers.rs): nn.GELU() (exact and
 approximate='tanh'), nn.PReLU() / nn.PReLU(num_parameters=C) on [N, C, H, W],
 nn.LayerNorm(D) (with bias, bias=False, elementwise_affine=False) on
-[N, T, D], nn.LSTM(3, 4, batch_first=True) and nn.GRU(3, 4,
+[N, T, D], nn.LSTM(3, 4, batch_first=True), nn.GRU(3, 4,
+batch_first=True) and nn.RNN(3, 4, nonlinearity='tanh'|'relu',
 batch_first=True) (with and without bias; the output sequence); fixed inputs, weights and output gradients dy (all recorded), the
 output y and the autograd gradients of sum(y * dy) with respect to the input
 and every parameter, under PyTorch's state_dict names.
@@ -411,6 +412,12 @@ def layer_cases():
     out["lstm_no_bias"] = lstm_case(False)
     out["gru"] = recurrent_case(torch.nn.GRU(3, 4, batch_first=True))
     out["gru_no_bias"] = recurrent_case(torch.nn.GRU(3, 4, batch_first=True, bias=False))
+    out["rnn_tanh"] = recurrent_case(torch.nn.RNN(3, 4, batch_first=True))
+    out["rnn_tanh_no_bias"] = recurrent_case(torch.nn.RNN(3, 4, batch_first=True, bias=False))
+    out["rnn_relu"] = recurrent_case(torch.nn.RNN(3, 4, nonlinearity="relu", batch_first=True))
+    out["rnn_relu_no_bias"] = recurrent_case(
+        torch.nn.RNN(3, 4, nonlinearity="relu", batch_first=True, bias=False)
+    )
     return out
 
 
