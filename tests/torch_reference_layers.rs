@@ -1,4 +1,4 @@
-//! GELU, PReLU, LayerNorm and LSTM against PyTorch (float64): the output and the
+//! GELU, PReLU, LayerNorm, LSTM, GRU and RNN against PyTorch (float64): the output and the
 //! gradients of `sum(y · dy)` with respect to the input and every parameter,
 //! recorded with fixed inputs and weights by `scripts/pytorch/record_fixtures.py`
 //! into `tests/fixtures/torch_reference.json` ("layers"), compared to 1e-10.
@@ -23,11 +23,15 @@ fn vec(v: &Value) -> Vec<f64> {
         .collect()
 }
 
-fn close(what: &str, got: &[f64], want: &[f64]) {
+/// Asserts agreement to 1e-10 and returns the largest difference.
+fn close(what: &str, got: &[f64], want: &[f64]) -> f64 {
     assert_eq!(got.len(), want.len(), "{what}: lengths");
+    let mut worst = 0.0f64;
     for (i, (a, b)) in got.iter().zip(want).enumerate() {
         assert!((a - b).abs() <= 1e-10, "{what}[{i}]: kiln {a} vs torch {b}");
+        worst = worst.max((a - b).abs());
     }
+    worst
 }
 
 /// Sets the layer's parameters from the case's `params` by name, runs
@@ -63,7 +67,7 @@ where
     layer
         .forward_train(&x, &mut y, &mut cache, &mut TrainCtx::new(0))
         .unwrap();
-    close(&format!("{name} y"), &y.to_vec().unwrap(), &vec(&c["y"]));
+    let mut worst = close(&format!("{name} y"), &y.to_vec().unwrap(), &vec(&c["y"]));
     let mut grads = layer.grads().unwrap();
     layer
         .backward(
@@ -76,19 +80,24 @@ where
             Acc::Set,
         )
         .unwrap();
-    close(&format!("{name} dx"), &dx.to_vec().unwrap(), &vec(&c["dx"]));
+    worst = worst.max(close(
+        &format!("{name} dx"),
+        &dx.to_vec().unwrap(),
+        &vec(&c["dx"]),
+    ));
     let want = c["grads"].as_object().unwrap();
     let mut count = 0;
     layer.visit_grads(&grads, &Path::ROOT, &mut |p, v| {
         let key = p.to_string();
-        close(
+        worst = worst.max(close(
             &format!("{name} grad {key}"),
             &v.grad.unwrap()[..v.numel],
             &vec(&want[&key]),
-        );
+        ));
         count += 1;
     });
     assert_eq!(count, want.len(), "{name}: gradients compared");
+    println!("{name}: largest difference from PyTorch {worst:.2e}");
 }
 
 #[test]
@@ -142,4 +151,35 @@ fn lstm_matches_torch() {
         "lstm_no_bias",
         L::build(&Cpu, &mut rng(0), no_bias).unwrap(),
     );
+}
+
+#[test]
+fn gru_matches_torch() {
+    // nn.GRU(3, 4, batch_first=True) over 5 steps: `Gru<E, D, T, I, H, 3H>`.
+    type L = kiln::layers::Gru<f64, Cpu, 5, 3, 4, 12>;
+    let c = kiln::layers::GruConfig::default();
+    check("gru", L::build(&Cpu, &mut rng(0), c).unwrap());
+    let no_bias = kiln::layers::GruConfig { bias: false };
+    check("gru_no_bias", L::build(&Cpu, &mut rng(0), no_bias).unwrap());
+}
+
+#[test]
+fn rnn_matches_torch() {
+    // nn.RNN(3, 4, nonlinearity=…, batch_first=True) over 5 steps: `Rnn<E, D, T, I, H>`.
+    use kiln::layers::{RnnConfig, RnnNonlinearity};
+    type L = kiln::layers::Rnn<f64, Cpu, 5, 3, 4>;
+    for (name, nonlinearity) in [
+        ("rnn_tanh", RnnNonlinearity::Tanh),
+        ("rnn_relu", RnnNonlinearity::Relu),
+    ] {
+        for bias in [true, false] {
+            let c = RnnConfig { bias, nonlinearity };
+            let case = if bias {
+                name.to_string()
+            } else {
+                format!("{name}_no_bias")
+            };
+            check(&case, L::build(&Cpu, &mut rng(0), c).unwrap());
+        }
+    }
 }

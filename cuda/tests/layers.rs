@@ -11,9 +11,9 @@ use kiln_core::device::UpsampleMode;
 use kiln_core::kernels::Kernels;
 use kiln_core::layers::{
     AvgPool2d, BatchNorm1d, BatchNorm2d, BatchNormConfig, BatchNormGrads, Conv2d, Conv2dConfig,
-    Conv2dGrads, Dropout, DropoutConfig, Gelu, LayerNorm, LayerNormConfig, LayerNormGrads, Lstm,
-    LstmConfig, LstmGrads, MaxPool2d, PRelu, PReluConfig, PReluGrads, Pool2dConfig, Upsample,
-    UpsampleConfig,
+    Conv2dGrads, Dropout, DropoutConfig, Gelu, Gru, GruConfig, GruGrads, LayerNorm,
+    LayerNormConfig, LayerNormGrads, Lstm, LstmConfig, LstmGrads, MaxPool2d, PRelu, PReluConfig,
+    PReluGrads, Pool2dConfig, Rnn, RnnConfig, RnnGrads, RnnNonlinearity, Upsample, UpsampleConfig,
 };
 use kiln_core::{rng, Acc, Build, Cpu, Elem, Layer, Shape, Tensor, TrainCtx, S3};
 use kiln_cuda::Cuda;
@@ -409,4 +409,75 @@ fn lstms<E: Elem>() {
 fn lstm_layers_agree() {
     lstms::<f32>();
     lstms::<f64>();
+}
+
+fn gru_grads<E: Elem, D: Kernels<E>, const I: usize, const H: usize, const G: usize>(
+    g: &GruGrads<E, D, I, H, G>,
+) -> Vec<Vec<E>> {
+    let mut v = vec![g.weight_ih.to_vec().unwrap(), g.weight_hh.to_vec().unwrap()];
+    v.extend(
+        [&g.bias_ih, &g.bias_hh]
+            .into_iter()
+            .flatten()
+            .map(|t| t.to_vec().unwrap()),
+    );
+    v
+}
+
+fn grus<E: Elem>() {
+    for (name, c) in [
+        ("gru", GruConfig::default()),
+        ("gru bias = false", GruConfig { bias: false }),
+    ] {
+        let cpu = run::<E, Cpu, Gru<E, Cpu, 5, 3, 6, 18>>(&Cpu, c, gru_grads);
+        let cuda = run::<E, Cuda, Gru<E, Cuda, 5, 3, 6, 18>>(&device(), c, gru_grads);
+        compare(name, cpu, cuda);
+    }
+}
+
+#[test]
+fn gru_layers_agree() {
+    grus::<f32>();
+    grus::<f64>();
+}
+
+fn rnn_grads<E: Elem, D: Kernels<E>, const I: usize, const H: usize>(
+    g: &RnnGrads<E, D, I, H>,
+) -> Vec<Vec<E>> {
+    let mut v = vec![g.weight_ih.to_vec().unwrap(), g.weight_hh.to_vec().unwrap()];
+    v.extend(
+        [&g.bias_ih, &g.bias_hh]
+            .into_iter()
+            .flatten()
+            .map(|t| t.to_vec().unwrap()),
+    );
+    v
+}
+
+fn rnns<E: Elem>() {
+    let relu = RnnConfig {
+        nonlinearity: RnnNonlinearity::Relu,
+        ..RnnConfig::default()
+    };
+    for (name, c) in [
+        ("rnn", RnnConfig::default()),
+        ("rnn relu", relu),
+        (
+            "rnn relu bias = false",
+            RnnConfig {
+                bias: false,
+                ..relu
+            },
+        ),
+    ] {
+        let cpu = run::<E, Cpu, Rnn<E, Cpu, 5, 3, 6>>(&Cpu, c, rnn_grads);
+        let cuda = run::<E, Cuda, Rnn<E, Cuda, 5, 3, 6>>(&device(), c, rnn_grads);
+        compare(name, cpu, cuda);
+    }
+}
+
+#[test]
+fn rnn_layers_agree() {
+    rnns::<f32>();
+    rnns::<f64>();
 }

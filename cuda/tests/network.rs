@@ -260,3 +260,112 @@ fn lstm_network_trains_like_on_the_cpu() {
         1e-4,
     );
 }
+
+kiln::network! {
+    /// A recurrent token model: ids → Embedding → GRU → Linear.
+    pub struct GruNet {
+        input: Tokens<[5], 9>,
+        emb: Embedding(9, 6),
+        rnn: GRU(7),
+        fc: Linear(9),
+    }
+}
+
+/// (loss per step, GRU W_hh gradient of the last step, final logits)
+fn train_gru<E: Elem, D: Kernels<E>>(dev: &D, steps: usize) -> (Vec<E>, Vec<E>, Vec<E>) {
+    let mut net = GruNet::<E, D>::init(dev, &mut rng(8)).unwrap();
+    let (mut tape, mut grads) = (net.tape().unwrap(), net.grads().unwrap());
+    let mut opt = Adam::new(1e-2);
+    let batch = 4;
+    let ids: Vec<u32> = (0..batch * 5).map(|i| (i * 4 % 9) as u32).collect();
+    let next: Vec<u32> = (0..batch * 5).map(|i| ((i * 4 + 4) % 9) as u32).collect();
+    let x = Tokens::<S1<5>, 9, D>::new::<E>(dev, &ids).unwrap();
+    let y = Tokens::<S1<5>, 9, D>::new::<E>(dev, &next).unwrap();
+    let mut d = Tensor::empty(dev).unwrap();
+    let mut losses = Vec::new();
+    for _ in 0..steps {
+        let logits = net.forward_train(&x, &mut tape).unwrap();
+        losses.push(kiln::loss::cross_entropy_tokens(logits, &y, None, Some(&mut d)).unwrap());
+        net.backward(&mut tape, &d, &mut grads).unwrap();
+        opt.step(&mut net, &grads).unwrap();
+    }
+    let g = grads.rnn.weight_hh.to_vec().unwrap();
+    let out = net.forward(&x).unwrap().to_vec().unwrap();
+    (losses, g, out)
+}
+
+/// The GRU (input GEMM, per-step recurrent GEMMs with strided rows, the
+/// cell kernels, backpropagation through time): two Adam steps on the CUDA
+/// emulation match the CPU.
+#[test]
+fn gru_network_trains_like_on_the_cpu() {
+    let dev = device();
+    let (lc, gc, oc) = train_gru::<f64, Cpu>(&Cpu, 2);
+    let (lg, gg, og) = train_gru::<f64, Cuda>(&dev, 2);
+    common::check("loss per step", &lg, &lc, 1e-10);
+    common::check("rnn.weight_hh_l0 gradient", &gg, &gc, 1e-10);
+    common::check("logits after the Adam steps", &og, &oc, 1e-10);
+    assert!(lg[1] < lg[0], "training does not reduce the loss");
+    let (l32, _, _) = train_gru::<f32, Cuda>(&dev, 2);
+    common::check(
+        "f32 loss per step",
+        &l32,
+        &train_gru::<f32, Cpu>(&Cpu, 2).0,
+        1e-4,
+    );
+}
+
+kiln::network! {
+    /// Elman RNNs over tokens: ids → Embedding → RNN (relu) → RNN (tanh) → Linear.
+    pub struct RnnNet {
+        input: Tokens<[5], 9>,
+        emb: Embedding(9, 6),
+        r1: RNN(7, nonlinearity = "relu"),
+        rnn: RNN(7),
+        fc: Linear(9),
+    }
+}
+
+/// (loss per step, second RNN's W_hh gradient of the last step, final logits)
+fn train_rnn<E: Elem, D: Kernels<E>>(dev: &D, steps: usize) -> (Vec<E>, Vec<E>, Vec<E>) {
+    let mut net = RnnNet::<E, D>::init(dev, &mut rng(8)).unwrap();
+    let (mut tape, mut grads) = (net.tape().unwrap(), net.grads().unwrap());
+    let mut opt = Adam::new(1e-2);
+    let batch = 4;
+    let ids: Vec<u32> = (0..batch * 5).map(|i| (i * 4 % 9) as u32).collect();
+    let next: Vec<u32> = (0..batch * 5).map(|i| ((i * 4 + 4) % 9) as u32).collect();
+    let x = Tokens::<S1<5>, 9, D>::new::<E>(dev, &ids).unwrap();
+    let y = Tokens::<S1<5>, 9, D>::new::<E>(dev, &next).unwrap();
+    let mut d = Tensor::empty(dev).unwrap();
+    let mut losses = Vec::new();
+    for _ in 0..steps {
+        let logits = net.forward_train(&x, &mut tape).unwrap();
+        losses.push(kiln::loss::cross_entropy_tokens(logits, &y, None, Some(&mut d)).unwrap());
+        net.backward(&mut tape, &d, &mut grads).unwrap();
+        opt.step(&mut net, &grads).unwrap();
+    }
+    let g = grads.rnn.weight_hh.to_vec().unwrap();
+    let out = net.forward(&x).unwrap().to_vec().unwrap();
+    (losses, g, out)
+}
+
+/// The Elman RNN (input GEMM, per-step recurrent GEMMs with strided rows, the
+/// cell kernels with relu and tanh, backpropagation through time): two Adam
+/// steps on the CUDA emulation match the CPU.
+#[test]
+fn rnn_network_trains_like_on_the_cpu() {
+    let dev = device();
+    let (lc, gc, oc) = train_rnn::<f64, Cpu>(&Cpu, 2);
+    let (lg, gg, og) = train_rnn::<f64, Cuda>(&dev, 2);
+    common::check("loss per step", &lg, &lc, 1e-10);
+    common::check("rnn.weight_hh_l0 gradient", &gg, &gc, 1e-10);
+    common::check("logits after the Adam steps", &og, &oc, 1e-10);
+    assert!(lg[1] < lg[0], "training does not reduce the loss");
+    let (l32, _, _) = train_rnn::<f32, Cuda>(&dev, 2);
+    common::check(
+        "f32 loss per step",
+        &l32,
+        &train_rnn::<f32, Cpu>(&Cpu, 2).0,
+        1e-4,
+    );
+}

@@ -41,8 +41,9 @@ Tokens (tests/torch_reference_tokens.rs):
 Layers (tests/torch_reference_layers.rs): nn.GELU() (exact and
 approximate='tanh'), nn.PReLU() / nn.PReLU(num_parameters=C) on [N, C, H, W],
 nn.LayerNorm(D) (with bias, bias=False, elementwise_affine=False) on
-[N, T, D], nn.LSTM(3, 4, batch_first=True) (with and without bias; the
-output sequence); fixed inputs, weights and output gradients dy (all recorded), the
+[N, T, D], nn.LSTM(3, 4, batch_first=True), nn.GRU(3, 4,
+batch_first=True) and nn.RNN(3, 4, nonlinearity='tanh'|'relu',
+batch_first=True) (with and without bias; the output sequence); fixed inputs, weights and output gradients dy (all recorded), the
 output y and the autograd gradients of sum(y * dy) with respect to the input
 and every parameter, under PyTorch's state_dict names.
 """
@@ -409,14 +410,26 @@ def layer_cases():
     out["layer_norm_no_affine"] = layer_case(torch.nn.LayerNorm(5, eps=1e-3, elementwise_affine=False), x, dy)
     out["lstm"] = lstm_case(True)
     out["lstm_no_bias"] = lstm_case(False)
+    out["gru"] = recurrent_case(torch.nn.GRU(3, 4, batch_first=True))
+    out["gru_no_bias"] = recurrent_case(torch.nn.GRU(3, 4, batch_first=True, bias=False))
+    out["rnn_tanh"] = recurrent_case(torch.nn.RNN(3, 4, batch_first=True))
+    out["rnn_tanh_no_bias"] = recurrent_case(torch.nn.RNN(3, 4, batch_first=True, bias=False))
+    out["rnn_relu"] = recurrent_case(torch.nn.RNN(3, 4, nonlinearity="relu", batch_first=True))
+    out["rnn_relu_no_bias"] = recurrent_case(
+        torch.nn.RNN(3, 4, nonlinearity="relu", batch_first=True, bias=False)
+    )
     return out
 
 
 def lstm_case(bias):
-    """nn.LSTM(3, 4, batch_first=True) on a batch of 2 sequences of 5 steps,
+    return recurrent_case(torch.nn.LSTM(3, 4, batch_first=True, bias=bias))
+
+
+def recurrent_case(m):
+    """A recurrent module with input size 3 and hidden size 4 (nn.LSTM,
+    nn.GRU, nn.RNN; batch_first=True) on a batch of 2 sequences of 5 steps,
     zero initial state; every parameter set from fixed() (scaled so the gates
-    are not saturated); only the output sequence is used (as kiln's Lstm)."""
-    m = torch.nn.LSTM(3, 4, batch_first=True, bias=bias)
+    are not saturated); only the output sequence is used (as kiln's layers)."""
     with torch.no_grad():
         for i, (_, p) in enumerate(m.named_parameters()):
             p.copy_(fixed(tuple(p.shape), 0.3 + 0.1 * i, 0.5 * i) * 0.25)

@@ -4,7 +4,7 @@
 kiln::network! {
     pub struct Seq {
         input: [16],
-        rnn: GRU(128),
+        rnn: Transformer(128),
         fc: Lienar(10),
         norm: Wibble,
     }

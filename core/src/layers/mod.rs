@@ -9,11 +9,13 @@ pub mod conv_transpose2d;
 pub mod dropout;
 pub mod embedding;
 pub mod flatten;
+pub mod gru;
 pub mod layernorm;
 pub mod linear;
 pub mod lstm;
 pub mod pool;
 pub mod prelu;
+pub mod rnn;
 pub mod softmax;
 pub mod time_pool;
 pub mod unpool;
@@ -28,6 +30,7 @@ pub use conv_transpose2d::{ConvTranspose2d, ConvTranspose2dConfig, ConvTranspose
 pub use dropout::{Dropout, DropoutCache, DropoutConfig};
 pub use embedding::{Embedding, EmbeddingConfig, EmbeddingGrads, TokenLayer};
 pub use flatten::{Flatten, Reshape};
+pub use gru::{Gru, GruCache, GruConfig, GruDims, GruGrads, GruKernels};
 pub use layernorm::{
     LayerNorm, LayerNorm1d, LayerNormCache, LayerNormConfig, LayerNormDims, LayerNormGrads,
     LayerNormKernels,
@@ -36,6 +39,7 @@ pub use linear::{Linear, LinearConfig, LinearGrads};
 pub use lstm::{Lstm, LstmCache, LstmConfig, LstmDims, LstmGrads, LstmKernels};
 pub use pool::{AvgPool2d, GlobalAvgPool, MaxPool2d, Pool2dConfig, PoolIndices};
 pub use prelu::{PRelu, PReluConfig, PReluGrads};
+pub use rnn::{Rnn, RnnCache, RnnConfig, RnnDims, RnnGrads, RnnKernels, RnnNonlinearity};
 pub use softmax::Softmax;
 pub use time_pool::{MaxOverTime, MeanOverTime};
 pub use unpool::MaxUnpool2d;
@@ -69,6 +73,8 @@ kernels_shorthand! {
     crate::kernels::PReluKernels<E>,
     layernorm::LayerNormKernels<E>,
     lstm::LstmKernels<E>,
+    gru::GruKernels<E>,
+    rnn::RnnKernels<E>,
 }
 
 /// Resizes `y` to `batch` samples (no allocation once capacity suffices).

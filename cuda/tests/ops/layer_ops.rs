@@ -543,3 +543,87 @@ pub(crate) fn lstm<E: Elem>(d: &Cuda, r: &mut Rng, rep: &mut Report) {
         rep.add::<E>("lstm_cell_bwd dc", &down(d, &ddc), &wdc);
     }
 }
+
+pub(crate) fn gru<E: Elem>(d: &Cuda, r: &mut Rng, rep: &mut Report) {
+    for &(batch, steps, hidden) in &[(1, 1, 1), (2, 3, 5), (3, 4, 40), (5, 2, 70)] {
+        let gd = GruDims {
+            batch,
+            steps,
+            hidden,
+        };
+        let (ng, ns, nc) = (
+            batch * steps * 3 * hidden,
+            batch * steps * hidden,
+            batch * hidden,
+        );
+        let pre: Vec<E> = rand_vec(r, ng, 2.0);
+        let hg: Vec<E> = rand_vec(r, ng, 2.0);
+        let (mut g, mut h) = (pre.clone(), vec![E::zero(); ns]);
+        let (mut dg, dhg, mut dh) = (up(d, &pre), up(d, &hg), up(d, &h));
+        for t in 0..steps {
+            <Cpu as GruKernels<E>>::gru_cell_fwd(&Cpu, &gd, t, &mut g, &hg, &mut h).unwrap();
+            <Cuda as GruKernels<E>>::gru_cell_fwd(d, &gd, t, &mut dg, &dhg, &mut dh).unwrap();
+        }
+        rep.add::<E>("gru_cell_fwd gates", &down(d, &dg), &g);
+        rep.add::<E>("gru_cell_fwd h", &down(d, &dh), &h);
+        let dy: Vec<E> = rand_vec(r, ns, 1.0);
+        let dh0: Vec<E> = rand_vec(r, nc, 1.0);
+        let (mut wdh, mut wda, mut wdr) = (dh0.clone(), vec![E::zero(); ng], vec![E::zero(); ng]);
+        let (mut ddh, mut dda, mut ddr) = (
+            up(d, &dh0),
+            up(d, &vec![E::zero(); ng]),
+            up(d, &vec![E::zero(); ng]),
+        );
+        let ddy = up(d, &dy);
+        for t in (0..steps).rev() {
+            <Cpu as GruKernels<E>>::gru_cell_bwd(
+                &Cpu, &gd, t, &g, &hg, &h, &dy, &mut wdh, &mut wda, &mut wdr,
+            )
+            .unwrap();
+            <Cuda as GruKernels<E>>::gru_cell_bwd(
+                d, &gd, t, &dg, &dhg, &dh, &ddy, &mut ddh, &mut dda, &mut ddr,
+            )
+            .unwrap();
+        }
+        rep.add::<E>("gru_cell_bwd dgates", &down(d, &dda), &wda);
+        rep.add::<E>("gru_cell_bwd dhg", &down(d, &ddr), &wdr);
+        rep.add::<E>("gru_cell_bwd dh", &down(d, &ddh), &wdh);
+    }
+}
+
+pub(crate) fn rnn<E: Elem>(d: &Cuda, r: &mut Rng, rep: &mut Report) {
+    let shapes = [(1, 1, 1), (2, 3, 5), (3, 4, 40), (5, 2, 70)];
+    for (&(batch, steps, hidden), f) in shapes.iter().zip([
+        RnnNonlinearity::Tanh,
+        RnnNonlinearity::Relu,
+        RnnNonlinearity::Tanh,
+        RnnNonlinearity::Relu,
+    ]) {
+        let rd = RnnDims {
+            batch,
+            steps,
+            hidden,
+        };
+        let (ns, nc) = (batch * steps * hidden, batch * hidden);
+        let a: Vec<E> = rand_vec(r, ns, 2.0);
+        let mut h = vec![E::zero(); ns];
+        let (da_, mut dh_) = (up(d, &a), up(d, &h));
+        for t in 0..steps {
+            <Cpu as RnnKernels<E>>::rnn_cell_fwd(&Cpu, &rd, f, t, &a, &mut h).unwrap();
+            <Cuda as RnnKernels<E>>::rnn_cell_fwd(d, &rd, f, t, &da_, &mut dh_).unwrap();
+        }
+        let name = format!("{f:?}").to_lowercase();
+        rep.add::<E>(&format!("rnn_cell_fwd h ({name})"), &down(d, &dh_), &h);
+        let dy: Vec<E> = rand_vec(r, ns, 1.0);
+        let dhc: Vec<E> = rand_vec(r, nc, 1.0);
+        let mut wda = vec![E::zero(); ns];
+        let mut dda = up(d, &wda);
+        let (ddy, ddh) = (up(d, &dy), up(d, &dhc));
+        for t in (0..steps).rev() {
+            <Cpu as RnnKernels<E>>::rnn_cell_bwd(&Cpu, &rd, f, t, &h, &dy, &dhc, &mut wda).unwrap();
+            <Cuda as RnnKernels<E>>::rnn_cell_bwd(d, &rd, f, t, &dh_, &ddy, &ddh, &mut dda)
+                .unwrap();
+        }
+        rep.add::<E>(&format!("rnn_cell_bwd da ({name})"), &down(d, &dda), &wda);
+    }
+}

@@ -29,7 +29,10 @@ use kiln_core::kernels::{
     BatchNormKernels, ConvKernels, DropoutKernels, EmbeddingKernels, LossKernels, OptimKernels,
     PReluDims, PReluKernels, PoolKernels, SoftmaxKernels, UpsampleKernels,
 };
-use kiln_core::layers::{LayerNormDims, LayerNormKernels, LstmDims, LstmKernels};
+use kiln_core::layers::{
+    GruDims, GruKernels, LayerNormDims, LayerNormKernels, LstmDims, LstmKernels, RnnDims,
+    RnnKernels, RnnNonlinearity,
+};
 use kiln_core::{rng, Acc, Act, Backend, Cpu, Device, Elem, Gemm, GemmBatched, Rng};
 use kiln_cuda::Cuda;
 use rand::Rng as _;
@@ -74,7 +77,9 @@ const SIZES: [usize; 6] = [1, 31, 255, 256, 257, 1000];
 fn all_ops<E: Elem>(d: &Cuda, rep: &mut Report) {
     let mut r = rng(7);
     type Part = fn(&Cuda, &mut Rng, &mut Report);
-    let parts: [(&str, Part); 17] = [
+    let parts: [(&str, Part); 19] = [
+        ("rnn", rnn::<E>),
+        ("gru", gru::<E>),
         ("lstm", lstm::<E>),
         ("prelu", prelu::<E>),
         ("layer norm", layer_norm::<E>),
