@@ -53,6 +53,7 @@ use crate::device::{need, Acc, Backend, Gemm};
 use crate::elem::Elem;
 use crate::error::{Error, Result};
 use crate::init::Init;
+use crate::kernels::cpu_util::with_avx2;
 use crate::module::{Build, Layer, Module, ParamMut, ParamRef, Path, Role, TrainCtx};
 use crate::shape::{S1, S2};
 use crate::tensor::Tensor;
@@ -180,18 +181,11 @@ pub trait LstmKernels<E: Elem>: Backend<E> {
     ) -> Result<()>;
 }
 
-/// The logistic function, in the numerically stable branches that the CUDA
-/// source's `k_sigmoid` uses too.
-fn sigmoid<E: Elem>(x: E) -> E {
-    if x >= E::zero() {
-        E::one() / (E::one() + (-x).exp())
-    } else {
-        let e = x.exp();
-        e / (E::one() + e)
-    }
-}
-
 impl<E: Elem> LstmKernels<E> for Cpu {
+    /// Per sample, the four gate blocks and the cell as slices of exactly
+    /// `H`, so the loop has no bounds checks or branches and vectorises (AVX2
+    /// when present, [`with_avx2`]); σ and tanh are [`Elem::vsigmoid`] and
+    /// [`Elem::vtanh`] (exact for `f64`).
     fn raw_lstm_cell_fwd(
         &self,
         d: &LstmDims,
@@ -201,28 +195,23 @@ impl<E: Elem> LstmKernels<E> for Cpu {
         h: &mut Vec<E>,
     ) -> Result<()> {
         let (hn, steps) = (d.hidden, d.steps);
-        for b in 0..d.batch {
-            let row = b * steps + t;
-            let g = &mut gates[row * 4 * hn..][..4 * hn];
-            for j in 0..hn {
-                let i = sigmoid(g[j]);
-                let f = sigmoid(g[hn + j]);
-                let u = g[2 * hn + j].tanh();
-                let o = sigmoid(g[3 * hn + j]);
-                g[j] = i;
-                g[hn + j] = f;
-                g[2 * hn + j] = u;
-                g[3 * hn + j] = o;
-                let prev = if t > 0 {
-                    c[(row - 1) * hn + j]
-                } else {
-                    E::zero()
-                };
-                let ct = f * prev + i * u;
-                c[row * hn + j] = ct;
-                h[row * hn + j] = o * ct.tanh();
-            }
-        }
+        with_avx2(
+            #[inline(always)]
+            || {
+                for b in 0..d.batch {
+                    let row = b * steps + t;
+                    let g = &mut gates[row * 4 * hn..][..4 * hn];
+                    let (before, now) = c.split_at_mut(row * hn);
+                    let (cn, hs) = (&mut now[..hn], &mut h[row * hn..][..hn]);
+                    if t > 0 {
+                        let prev = &before[(row - 1) * hn..][..hn];
+                        cell_fwd_row::<E, false>(g, prev, cn, hs);
+                    } else {
+                        cell_fwd_row::<E, true>(g, &[], cn, hs);
+                    }
+                }
+            },
+        );
         Ok(())
     }
 
@@ -238,29 +227,98 @@ impl<E: Elem> LstmKernels<E> for Cpu {
         dgates: &mut Vec<E>,
     ) -> Result<()> {
         let (hn, steps) = (d.hidden, d.steps);
-        let one = E::one();
-        for b in 0..d.batch {
-            let row = b * steps + t;
-            let g = &gates[row * 4 * hn..][..4 * hn];
-            let dg = &mut dgates[row * 4 * hn..][..4 * hn];
-            for j in 0..hn {
-                let (i, f, u, o) = (g[j], g[hn + j], g[2 * hn + j], g[3 * hn + j]);
-                let tc = c[row * hn + j].tanh();
-                let dhv = dy[row * hn + j] + dh[b * hn + j];
-                let dct = dhv * o * (one - tc * tc) + dc[b * hn + j];
-                let prev = if t > 0 {
-                    c[(row - 1) * hn + j]
-                } else {
-                    E::zero()
-                };
-                dg[j] = dct * u * i * (one - i);
-                dg[hn + j] = dct * prev * f * (one - f);
-                dg[2 * hn + j] = dct * i * (one - u * u);
-                dg[3 * hn + j] = dhv * tc * o * (one - o);
-                dc[b * hn + j] = dct * f;
-            }
-        }
+        with_avx2(
+            #[inline(always)]
+            || {
+                for b in 0..d.batch {
+                    let row = b * steps + t;
+                    let g = &gates[row * 4 * hn..][..4 * hn];
+                    let dg = &mut dgates[row * 4 * hn..][..4 * hn];
+                    let cn = &c[row * hn..][..hn];
+                    let (dyr, dhr) = (&dy[row * hn..][..hn], &dh[b * hn..][..hn]);
+                    let dcr = &mut dc[b * hn..][..hn];
+                    if t > 0 {
+                        let prev = &c[(row - 1) * hn..][..hn];
+                        cell_bwd_row::<E, false>(g, cn, prev, dyr, dhr, dcr, dg);
+                    } else {
+                        cell_bwd_row::<E, true>(g, cn, &[], dyr, dhr, dcr, dg);
+                    }
+                }
+            },
+        );
         Ok(())
+    }
+}
+
+/// One sample's cell at one step (the forward formulas of the module doc):
+/// `g` the four gate blocks `[i | f | g | o]` of `H` each (pre-activations in,
+/// activations out), `prev = c_{t−1}` (not read when `FIRST`: `c_{−1} = 0`).
+/// Every slice is cut to `H` first, so the loop is branch- and check-free.
+#[inline(always)]
+fn cell_fwd_row<E: Elem, const FIRST: bool>(g: &mut [E], prev: &[E], cn: &mut [E], hs: &mut [E]) {
+    let hn = cn.len();
+    let (gi, rest) = g.split_at_mut(hn);
+    let (gf, rest) = rest.split_at_mut(hn);
+    let (gg, go) = rest.split_at_mut(hn);
+    let (gf, gg, go, hs) = (&mut gf[..hn], &mut gg[..hn], &mut go[..hn], &mut hs[..hn]);
+    let prev = if FIRST { prev } else { &prev[..hn] };
+    for j in 0..hn {
+        let i = gi[j].vsigmoid();
+        let f = gf[j].vsigmoid();
+        let u = gg[j].vtanh();
+        let o = go[j].vsigmoid();
+        gi[j] = i;
+        gf[j] = f;
+        gg[j] = u;
+        go[j] = o;
+        let carried = if FIRST { E::zero() } else { f * prev[j] };
+        let ct = carried + i * u;
+        cn[j] = ct;
+        hs[j] = o * ct.vtanh();
+    }
+}
+
+/// One sample's backward step (the module doc's BPTT formulas): reads the
+/// activated gates `g`, `c_t`, `c_{t−1}` (not read when `FIRST`), `dy_t` and
+/// `δh`; writes `∂L/∂a_t` into `dg` and replaces `δc` with `∂L/∂c_t⊙f`.
+#[inline(always)]
+fn cell_bwd_row<E: Elem, const FIRST: bool>(
+    g: &[E],
+    cn: &[E],
+    prev: &[E],
+    dy: &[E],
+    dh: &[E],
+    dc: &mut [E],
+    dg: &mut [E],
+) {
+    let hn = cn.len();
+    let one = E::one();
+    let (gi, gf, gg, go) = (
+        &g[..hn],
+        &g[hn..2 * hn],
+        &g[2 * hn..3 * hn],
+        &g[3 * hn..4 * hn],
+    );
+    let (di, rest) = dg.split_at_mut(hn);
+    let (df, rest) = rest.split_at_mut(hn);
+    let (du, d_o) = rest.split_at_mut(hn);
+    let (df, du, d_o) = (&mut df[..hn], &mut du[..hn], &mut d_o[..hn]);
+    let (dy, dh, dc) = (&dy[..hn], &dh[..hn], &mut dc[..hn]);
+    let prev = if FIRST { prev } else { &prev[..hn] };
+    for j in 0..hn {
+        let (i, f, u, o) = (gi[j], gf[j], gg[j], go[j]);
+        let tc = cn[j].vtanh();
+        let dhv = dy[j] + dh[j];
+        let dct = dhv * o * (one - tc * tc) + dc[j];
+        di[j] = dct * u * i * (one - i);
+        df[j] = if FIRST {
+            E::zero()
+        } else {
+            dct * prev[j] * f * (one - f)
+        };
+        du[j] = dct * i * (one - u * u);
+        d_o[j] = dhv * tc * o * (one - o);
+        dc[j] = dct * f;
     }
 }
 
