@@ -2,6 +2,7 @@
 //! with the formulas in the file's doc comment and tests at the bottom.
 
 pub mod activation;
+pub mod attention;
 pub mod batchnorm;
 pub mod conv2d;
 pub(crate) mod conv_common;
@@ -22,6 +23,10 @@ pub mod unpool;
 pub mod upsample;
 
 pub use activation::{Gelu, LeakyRelu, Relu, Sigmoid, Tanh};
+pub use attention::{
+    AttentionCache, AttentionKernels, AttnDims, KeyPadding, MultiHeadAttention,
+    MultiHeadAttentionConfig, MultiHeadAttentionGrads,
+};
 pub use batchnorm::{
     BatchNorm, BatchNorm1d, BatchNorm2d, BatchNormCache, BatchNormConfig, BatchNormGrads,
 };
@@ -75,6 +80,7 @@ kernels_shorthand! {
     lstm::LstmKernels<E>,
     gru::GruKernels<E>,
     rnn::RnnKernels<E>,
+    attention::AttentionKernels<E>,
 }
 
 /// Resizes `y` to `batch` samples (no allocation once capacity suffices).
