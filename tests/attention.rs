@@ -150,3 +150,109 @@ fn gpt_trains() {
     println!("loss {} → {}", losses[0], losses[59]);
     assert!(losses[59] < 0.25 * losses[0], "{losses:?}");
 }
+
+kiln::network! {
+    /// A pre-norm transformer block: LayerNorm → causal attention →
+    /// residual, LayerNorm → MLP with GELU → residual.
+    pub struct Block {
+        input x: [8, 16],
+        let a = x |> ln1: LayerNorm |> attn: MultiHeadAttention(16, heads = 2, causal = true);
+        let h = a + x;
+        let m = h |> ln2: LayerNorm |> fc: Linear(64) |> gelu |> proj: Linear(16);
+        output y = m + h;
+    }
+}
+
+kiln::network! {
+    /// A decoder-only character model: token and learned position
+    /// embeddings, two blocks, a final LayerNorm, next-character logits.
+    pub struct TinyLm {
+        input ids: Tokens<[8], 27>,
+        let e = ids |> tok: Embedding(27, 16) |> pos: PositionalEmbedding(8);
+        let h = e |> b1: Block -> [8, 16] |> b2: Block -> [8, 16] |> lnf: LayerNorm;
+        output logits = h |> head: Linear(27);
+    }
+}
+
+kiln::network! {
+    /// Fixed sinusoidal positions instead, chain form.
+    pub struct SinLm {
+        input: Tokens<[8], 27>,
+        tok: Embedding(27, 16),
+        pos: SinusoidalPositions,
+        b1: Block -> [8, 16],
+        head: Linear(27),
+    }
+}
+
+const TEXT: &str = "it was the best of times it was the worst of times it was the age of \
+wisdom it was the age of foolishness it was the epoch of belief it was the epoch of \
+incredulity it was the season of light it was the season of darkness it was the spring \
+of hope it was the winter of despair we had everything before us we had nothing before us";
+
+/// Windows of 8 characters and the 8 that follow each (`a`…`z` are 0…25,
+/// space 26).
+fn windows() -> (Vec<u32>, Vec<u32>) {
+    let ids: Vec<u32> = TEXT
+        .chars()
+        .map(|c| if c == ' ' { 26 } else { c as u32 - 'a' as u32 })
+        .collect();
+    let (mut xs, mut ys) = (Vec::new(), Vec::new());
+    for b in 0..(ids.len() - 1) / 8 {
+        xs.extend_from_slice(&ids[b * 8..b * 8 + 8]);
+        ys.extend_from_slice(&ids[b * 8 + 1..b * 8 + 9]);
+    }
+    (xs, ys)
+}
+
+#[test]
+fn transformer_lm_gradients_match_central_differences() {
+    let mut net = TinyLm::<f64>::init(&Cpu, &mut rng(10)).unwrap();
+    let (xs, _) = windows();
+    let ids = Tokens::<S1<8>, 27>::new::<f64>(&Cpu, &xs[..16]).unwrap();
+    let r = random_input(2 * 8 * 27, &mut rng(11));
+    let dr = Tensor::<S2<8, 27>, f64>::from_slice(&Cpu, &r).unwrap();
+    let (mut tape, mut grads) = (net.tape().unwrap(), net.grads().unwrap());
+    net.forward_train(&ids, &mut tape).unwrap();
+    net.backward(&mut tape, &dr, &mut grads).unwrap();
+    let loss = |n: &TinyLm<f64>| -> f64 {
+        let y = n.forward(&ids).unwrap().to_vec().unwrap();
+        y.iter().zip(&r).map(|(a, b)| a * b).sum()
+    };
+    let e = check_all(&mut net, &grads, loss);
+    assert!(e < 1e-6, "largest relative error {e:e}");
+    let mut names = Vec::new();
+    net.visit(&Path::ROOT, &mut |p, _| names.push(p.to_string()));
+    assert!(names.contains(&"b1.attn.in_proj_weight".to_string()), "{names:?}");
+    assert!(names.contains(&"pos.weight".to_string()), "{names:?}");
+}
+
+/// The character model on the text above (296 characters, 36 windows):
+/// 60 Adam steps on the whole batch bring the loss from about ln 27 to
+/// well under half of it; the sinusoidal variant learns too.
+#[test]
+fn transformer_lm_loss_falls() {
+    let (xs, ys) = windows();
+    let x = Tokens::<S1<8>, 27>::new::<f32>(&Cpu, &xs).unwrap();
+    let y = Tokens::<S1<8>, 27>::new::<f32>(&Cpu, &ys).unwrap();
+    let mut d = Tensor::<S2<8, 27>>::empty(&Cpu).unwrap();
+    macro_rules! train {
+        ($net:ident) => {{
+            let mut net = $net::<f32>::init(&Cpu, &mut rng(12)).unwrap();
+            let (mut tape, mut grads) = (net.tape().unwrap(), net.grads().unwrap());
+            let mut opt = Adam::<f32, Cpu>::new(3e-3);
+            let mut losses = Vec::new();
+            for _ in 0..60 {
+                let logits = net.forward_train(&x, &mut tape).unwrap();
+                losses.push(cross_entropy_tokens(logits, &y, None, Some(&mut d)).unwrap());
+                net.backward(&mut tape, &d, &mut grads).unwrap();
+                opt.step(&mut net, &grads).unwrap();
+            }
+            losses
+        }};
+    }
+    for (name, l) in [("learned", train!(TinyLm)), ("sinusoidal", train!(SinLm))] {
+        println!("{name} positions: loss {:.4} → {:.4}", l[0], l[59]);
+        assert!(l[59] < 0.5 * l[0], "{name}: {l:?}");
+    }
+}

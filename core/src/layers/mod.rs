@@ -15,6 +15,7 @@ pub mod layernorm;
 pub mod linear;
 pub mod lstm;
 pub mod pool;
+pub mod positional;
 pub mod prelu;
 pub mod rnn;
 pub mod softmax;
@@ -43,6 +44,7 @@ pub use layernorm::{
 pub use linear::{Linear, LinearConfig, LinearGrads};
 pub use lstm::{Lstm, LstmCache, LstmConfig, LstmDims, LstmGrads, LstmKernels};
 pub use pool::{AvgPool2d, GlobalAvgPool, MaxPool2d, Pool2dConfig, PoolIndices};
+pub use positional::{PositionalEmbedding, PositionalEmbeddingConfig, SinusoidalPositions};
 pub use prelu::{PRelu, PReluConfig, PReluGrads};
 pub use rnn::{Rnn, RnnCache, RnnConfig, RnnDims, RnnGrads, RnnKernels, RnnNonlinearity};
 pub use softmax::Softmax;
