@@ -223,7 +223,10 @@ fn transformer_lm_gradients_match_central_differences() {
     assert!(e < 1e-6, "largest relative error {e:e}");
     let mut names = Vec::new();
     net.visit(&Path::ROOT, &mut |p, _| names.push(p.to_string()));
-    assert!(names.contains(&"b1.attn.in_proj_weight".to_string()), "{names:?}");
+    assert!(
+        names.contains(&"b1.attn.in_proj_weight".to_string()),
+        "{names:?}"
+    );
     assert!(names.contains(&"pos.weight".to_string()), "{names:?}");
 }
 

@@ -371,14 +371,17 @@ fn rnn_network_trains_like_on_the_cpu() {
 }
 
 kiln::network! {
-    /// Attention on both paths: a source encoded by padded self-attention,
-    /// a target by causal self-attention, then cross-attention over the
-    /// source with its padding masked.
+    /// Attention on both paths: a source with sinusoidal positions encoded
+    /// by padded self-attention, a target with learned positions by causal
+    /// self-attention, then cross-attention over the source with its
+    /// padding masked.
     pub struct AttnNet {
         input src: Tokens<[6], 9>,
         input tgt: Tokens<[5], 9>,
-        let enc = src |> semb: Embedding(9, 8) |> enc_attn: MultiHeadAttention(8, heads = 2, key_padding = src == 0);
-        let dec = tgt |> temb: Embedding(9, 8) |> dec_attn: MultiHeadAttention(8, heads = 2, causal = true);
+        let enc = src |> semb: Embedding(9, 8) |> spos: SinusoidalPositions
+            |> enc_attn: MultiHeadAttention(8, heads = 2, key_padding = src == 0);
+        let dec = tgt |> temb: Embedding(9, 8) |> tpos: PositionalEmbedding(7, init = normal(0.1))
+            |> dec_attn: MultiHeadAttention(8, heads = 2, causal = true);
         let x = dec |> cross: MultiHeadAttention(8, heads = 4, memory = enc, key_padding = src == 0);
         output logits = x + dec |> fc: Linear(9);
     }
@@ -416,21 +419,28 @@ fn train_attn<E: Elem, D: Kernels<E>>(dev: &D, steps: usize) -> (Vec<E>, Vec<E>,
         net.backward(&mut tape, &d, &mut grads).unwrap();
         opt.step(&mut net, &grads).unwrap();
     }
-    let g = grads.cross.in_proj_weight.to_vec().unwrap();
+    let mut g = grads.cross.in_proj_weight.to_vec().unwrap();
+    g.extend(grads.tpos.to_vec().unwrap());
     let out = net.forward(&s, &t).unwrap().to_vec().unwrap();
     (losses, g, out)
 }
 
 /// Multi-head attention (projections, per-head batched GEMMs, the masked
 /// softmax kernels with causal and key-padding masks, cross-attention's
-/// memory gradient): two Adam steps on the CUDA emulation match the CPU.
+/// memory gradient) and both positional encodings (a table broadcast with a
+/// source stride of 0): two Adam steps on the CUDA emulation match the CPU.
 #[test]
 fn attention_network_trains_like_on_the_cpu() {
     let dev = device();
     let (lc, gc, oc) = train_attn::<f64, Cpu>(&Cpu, 2);
     let (lg, gg, og) = train_attn::<f64, Cuda>(&dev, 2);
     common::check("loss per step", &lg, &lc, 1e-10);
-    common::check("cross.in_proj_weight gradient", &gg, &gc, 1e-10);
+    common::check(
+        "cross.in_proj_weight and tpos.weight gradients",
+        &gg,
+        &gc,
+        1e-10,
+    );
     common::check("logits after the Adam steps", &og, &oc, 1e-10);
     assert!(lg[1] < lg[0], "training does not reduce the loss");
     let (l32, _, _) = train_attn::<f32, Cuda>(&dev, 2);
