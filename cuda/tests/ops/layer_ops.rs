@@ -649,7 +649,7 @@ pub(crate) fn attention<E: Elem>(d: &Cuda, r: &mut Rng, rep: &mut Report) {
         let n = ad.len();
         let ids: Vec<u32> = (0..batch * keys)
             .map(|i| {
-                if i / keys == 1 || i % keys >= keys / 2 + 1 {
+                if i / keys == 1 || i % keys > keys / 2 {
                     0
                 } else {
                     1 + (i % 3) as u32
