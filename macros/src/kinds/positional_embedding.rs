@@ -75,7 +75,7 @@ impl Rule for Positional {
         }
         if dim::is_known(t) && t > m {
             return Err(format!(
-                "`{who}` has a table of {m} positions but `{from}` is a sequence of {t} (shape {}); the table must cover every position: `PositionalEmbedding({t})` or more",
+                "`{who}` has a table of {m} positions but `{from}` gives a sequence of {t} (shape {}); the table must cover every position: `PositionalEmbedding({t})` or more",
                 dims(s.input)
             ));
         }
