@@ -298,3 +298,44 @@ fn readme_translator_runs() {
     assert_eq!(Translator::<f32>::PARAMS, want);
     println!("{}", Translator::<f32>::summary());
 }
+
+kiln::network! {
+    /// A generic context length: one set of weights for every `T ≤ 16`.
+    pub struct GenLm<const T: usize> {
+        input ids: Tokens<[T], 27>,
+        let e = ids |> tok: Embedding(27, 16) |> pos: PositionalEmbedding(16);
+        let a = e |> attn: MultiHeadAttention(16, heads = 4, causal = true);
+        output logits = a + e |> head: Linear(27);
+    }
+}
+
+/// The same weights at two context lengths: with causal attention, the
+/// first 4 positions' logits do not depend on the 4 after them.
+#[test]
+fn generic_context_length() {
+    let long = GenLm::<f64, Cpu, 8>::init(&Cpu, &mut rng(14)).unwrap();
+    let mut short = GenLm::<f64, Cpu, 4>::init(&Cpu, &mut rng(0)).unwrap();
+    let mut vals = Vec::new();
+    long.visit(&Path::ROOT, &mut |_, p| {
+        vals.push(p.value[..p.numel].to_vec())
+    });
+    let mut i = 0;
+    short.visit_mut(&Path::ROOT, &mut |_, p, _| {
+        p.value[..p.numel].copy_from_slice(&vals[i]);
+        i += 1;
+    });
+    let ids: Vec<u32> = (0..8).map(|i| (i * 5 % 27) as u32).collect();
+    let y8 = long
+        .forward(&Tokens::new::<f64>(&Cpu, &ids).unwrap())
+        .unwrap()
+        .to_vec()
+        .unwrap();
+    let y4 = short
+        .forward(&Tokens::new::<f64>(&Cpu, &ids[..4]).unwrap())
+        .unwrap()
+        .to_vec()
+        .unwrap();
+    for (a, b) in y4.iter().zip(&y8[..4 * 27]) {
+        assert!((a - b).abs() < 1e-12, "{a} vs {b}");
+    }
+}
