@@ -4,7 +4,8 @@
 //! (which hands work to its helpers without a queue) are all created once and
 //! reused. A counting global allocator proves it, counting every thread of
 //! the process — the pool's helpers included — for the benchmark workloads
-//! W1 (an MLP), W2 (LeNet-5) and W3, with SGD+momentum and with Adam, and a
+//! W1 (an MLP), W2 (LeNet-5) and W3, with SGD+momentum and with Adam, an
+//! LSTM, causal multi-head attention (W7), and a
 //! token model written by hand (Embedding, `gemm_batched`, per-position
 //! cross-entropy).
 //!
@@ -128,6 +129,17 @@ kiln::network! {
     pub struct W6 {
         input: [8, 98],
         rnn: LSTM(32),
+        flatten,
+        fc: Linear(10),
+    }
+}
+
+kiln::network! {
+    /// Causal multi-head self-attention over 8 positions (projections, the
+    /// per-head batched products, the masked softmax and their backward).
+    pub struct W7 {
+        input: [8, 32],
+        attn: MultiHeadAttention(32, heads = 4, causal = true),
         flatten,
         fc: Linear(10),
     }
@@ -292,6 +304,10 @@ fn main() {
     report.push((
         "LSTM(32) over [8, 98], batch 16, Adam",
         count!(W6, S2<8, 98>, 16, Adam::new(1e-3)),
+    ));
+    report.push((
+        "MultiHeadAttention(32, heads = 4, causal) over [8, 32], batch 16, Adam",
+        count!(W7, S2<8, 32>, 16, Adam::new(1e-3)),
     ));
     let bad: Vec<String> = report
         .iter()

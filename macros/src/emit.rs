@@ -335,10 +335,12 @@ impl<'a> Cx<'a> {
             field: &l.field,
             inst: layer_ref(net, li, mutable),
             x: self.val_ref(n.args[0]),
+            extra: n.args[1..].iter().map(|a| self.val_ref(*a)).collect(),
             y: quote!(c.#y),
             cache,
             dy: TokenStream::new(),
             dx: TokenStream::new(),
+            extra_dx: Vec::new(),
             grads: TokenStream::new(),
             gacc: TokenStream::new(),
             net,
@@ -468,10 +470,12 @@ fn layer_bounds(net: &Net, need: Need) -> TokenStream {
                     field: &l.field,
                     inst: TokenStream::new(),
                     x: TokenStream::new(),
+                    extra: Vec::new(),
                     y: TokenStream::new(),
                     cache: TokenStream::new(),
                     dy: TokenStream::new(),
                     dx: TokenStream::new(),
+                    extra_dx: Vec::new(),
                     grads: TokenStream::new(),
                     gacc: TokenStream::new(),
                     net,
@@ -486,7 +490,9 @@ fn layer_bounds(net: &Net, need: Need) -> TokenStream {
                 }
             }
             Need::Params if l.kind.is_field() => quote!(#k::Module<E, D>),
-            Need::Caches if l.kind.has_cache() => quote!(#k::Layer<E, D>),
+            Need::Caches if l.kind.has_cache() && l.kind.cache_is_layers() => {
+                quote!(#k::Layer<E, D>)
+            }
             _ => continue,
         };
         let mut mine = vec![quote!(#ty: #bound)];
@@ -602,8 +608,9 @@ fn cache_struct(cx: &Cx) -> TokenStream {
         let t = cx.tensor(&cx.node_ty[j]);
         defs.push(quote!(#v: #t,));
         if let (Some(c), Op::Layer(li)) = (&cx.names.cache[j], &n.op) {
-            let lty = &net.layers[*li].ty;
-            defs.push(quote!(#c: <#lty as #k::Layer<E, D>>::Cache,));
+            let l = &net.layers[*li];
+            let cty = l.kind.cache_ty(k, &l.ty);
+            defs.push(quote!(#c: #cty,));
         }
         if let Some(g) = &cx.names.grad[j] {
             defs.push(quote!(#g: #t,));
@@ -982,7 +989,8 @@ fn new_cache(cx: &Cx) -> TokenStream {
         inits.push(quote!(#v: #k::Tensor::empty(&self.device)?,));
         if let (Some(c), Op::Layer(li)) = (&cx.names.cache[j], &n.op) {
             let inst = layer_ref(net, *li, false);
-            inits.push(quote!(#c: #k::Layer::<E, D>::cache(#inst)?,));
+            let init = net.layers[*li].kind.cache_init(k, &inst);
+            inits.push(quote!(#c: #init,));
         }
         if let Some(g) = &cx.names.grad[j] {
             inits.push(quote!(#g: #k::Tensor::empty(&self.device)?,));
@@ -1163,6 +1171,7 @@ fn backward(cx: &Cx) -> TokenStream {
                 let l = &net.layers[li];
                 let mut call = cx.call(j, li, false);
                 call.dx = dest(n.args[0], &mut seen);
+                call.extra_dx = n.args[1..].iter().map(|a| dest(*a, &mut seen)).collect();
                 call.dy = dy;
                 (call.grads, call.gacc) = if l.kind.is_field() {
                     let f = &l.field;

@@ -515,13 +515,15 @@ impl Lower<'_> {
             }
             let li = self.shared[&key];
             let label = format!("{key}: {}", self.layers[li].spec.text());
-            let node = self.node(Op::Layer(li), vec![v], spec.span, step.range(), label);
+            let args = self.layer_args(v, &self.layers[li].kind.extra_inputs())?;
+            let node = self.node(Op::Layer(li), args, spec.span, step.range(), label);
             if let Val::Node(j) = node {
                 self.layers[li].uses.push(j);
             }
             return Some(node);
         }
         let kind = kinds::resolve(spec, &self.krate, self.diag)?;
+        let args = self.layer_args(v, &kind.extra_inputs())?;
         let field = match &step.name {
             Some(n) => {
                 if self.layers.iter().any(|l| l.field == *n) {
@@ -552,11 +554,26 @@ impl Lower<'_> {
             out_shape: Vec::new(),
             ty: TokenStream::new(),
         });
-        let node = self.node(Op::Layer(li), vec![v], step.span(), step.range(), label);
+        let node = self.node(Op::Layer(li), args, step.span(), step.range(), label);
         if let Val::Node(j) = node {
             self.layers[li].uses.push(j);
         }
         Some(node)
+    }
+
+    /// A layer node's arguments: the piped input `v`, then the values its
+    /// kind reads by name (`Rule::extra_inputs`), looked up like any other
+    /// use of a name (so they count as used, and a missing one is reported).
+    fn layer_args(&mut self, v: Val, extra: &[Ident]) -> Option<Vec<Val>> {
+        let mut args = vec![v];
+        let mut ok = true;
+        for name in extra {
+            match self.lookup(name) {
+                Some(a) => args.push(a),
+                None => ok = false,
+            }
+        }
+        ok.then_some(args)
     }
 }
 

@@ -447,6 +447,53 @@ def recurrent_case(m):
     }
 
 
+def attention_case(bias, causal, t, s, pad_from=None, cross=False):
+    """nn.MultiheadAttention(8, 2, batch_first=True) on a batch of 2: queries
+    [2, t, 8], keys/values from the queries (self) or a memory [2, s, 8]
+    (cross); a causal attn_mask (key j > query i masked) and/or a
+    key_padding_mask from ids (id 0 = padding; sample b's keys from
+    pad_from[b] on are 0). Parameters from fixed(); outputs, per-head weights
+    (average_attn_weights=False) and every gradient of sum(y * dy)."""
+    m = torch.nn.MultiheadAttention(8, 2, bias=bias, batch_first=True)
+    with torch.no_grad():
+        for i, (_, p) in enumerate(m.named_parameters()):
+            p.copy_(fixed(tuple(p.shape), 0.37 + 0.11 * i, 0.3 * i) * 0.3)
+    x = fixed((2, t, 8), 0.61, 0.2).clone().requires_grad_(True)
+    mem = fixed((2, s, 8), 0.83, 0.9).clone().requires_grad_(True) if cross else x
+    ids = [[(1 + (b + j) % 5) if pad_from is None or j < pad_from[b] else 0 for j in range(s)] for b in range(2)]
+    kpm = torch.tensor(ids) == 0 if pad_from is not None else None
+    mask = torch.triu(torch.ones(t, s, dtype=torch.bool), diagonal=1) if causal else None
+    dy = fixed((2, t, 8), 0.29, 0.6)
+    y, w = m(x, mem, mem, key_padding_mask=kpm, attn_mask=mask, need_weights=True, average_attn_weights=False)
+    (y * dy).sum().backward()
+    out = {
+        "x": x.detach().flatten().tolist(),
+        "ids": sum(ids, []),
+        "dy": dy.flatten().tolist(),
+        "y": y.detach().flatten().tolist(),
+        "weights": w.detach().flatten().tolist(),
+        "dx": x.grad.flatten().tolist(),
+        "params": {k: v.detach().flatten().tolist() for k, v in m.state_dict().items()},
+        "grads": {k: p.grad.flatten().tolist() for k, p in m.named_parameters()},
+    }
+    if cross:
+        out["memory"] = mem.detach().flatten().tolist()
+        out["dmemory"] = mem.grad.flatten().tolist()
+    return out
+
+
+def attention_cases():
+    """tests/torch_reference_attention.rs: kiln's MultiHeadAttention against
+    nn.MultiheadAttention (no fully masked row: PyTorch gives NaN there)."""
+    return {
+        "self_plain": attention_case(True, False, 5, 5),
+        "self_no_bias": attention_case(False, False, 5, 5),
+        "self_causal_padded": attention_case(True, True, 5, 5, pad_from=[3, 5]),
+        "cross_padded": attention_case(True, False, 4, 6, pad_from=[4, 5], cross=True),
+        "cross_causal": attention_case(True, True, 4, 6, cross=True),
+    }
+
+
 json.dump(
     {
         "torch_version": torch.__version__,
@@ -462,6 +509,7 @@ json.dump(
         "losses_toolkit": toolkit_loss_cases(),
         "tokens": token_cases(),
         "layers": layer_cases(),
+        "attention": attention_cases(),
     },
     sys.stdout,
     indent=1,

@@ -2,6 +2,7 @@
 //! with the formulas in the file's doc comment and tests at the bottom.
 
 pub mod activation;
+pub mod attention;
 pub mod batchnorm;
 pub mod conv2d;
 pub(crate) mod conv_common;
@@ -14,6 +15,7 @@ pub mod layernorm;
 pub mod linear;
 pub mod lstm;
 pub mod pool;
+pub mod positional;
 pub mod prelu;
 pub mod rnn;
 pub mod softmax;
@@ -22,6 +24,10 @@ pub mod unpool;
 pub mod upsample;
 
 pub use activation::{Gelu, LeakyRelu, Relu, Sigmoid, Tanh};
+pub use attention::{
+    AttentionCache, AttentionKernels, AttnDims, KeyPadding, MultiHeadAttention,
+    MultiHeadAttentionConfig, MultiHeadAttentionGrads,
+};
 pub use batchnorm::{
     BatchNorm, BatchNorm1d, BatchNorm2d, BatchNormCache, BatchNormConfig, BatchNormGrads,
 };
@@ -38,6 +44,7 @@ pub use layernorm::{
 pub use linear::{Linear, LinearConfig, LinearGrads};
 pub use lstm::{Lstm, LstmCache, LstmConfig, LstmDims, LstmGrads, LstmKernels};
 pub use pool::{AvgPool2d, GlobalAvgPool, MaxPool2d, Pool2dConfig, PoolIndices};
+pub use positional::{PositionalEmbedding, PositionalEmbeddingConfig, SinusoidalPositions};
 pub use prelu::{PRelu, PReluConfig, PReluGrads};
 pub use rnn::{Rnn, RnnCache, RnnConfig, RnnDims, RnnGrads, RnnKernels, RnnNonlinearity};
 pub use softmax::Softmax;
@@ -75,6 +82,7 @@ kernels_shorthand! {
     lstm::LstmKernels<E>,
     gru::GruKernels<E>,
     rnn::RnnKernels<E>,
+    attention::AttentionKernels<E>,
 }
 
 /// Resizes `y` to `batch` samples (no allocation once capacity suffices).

@@ -627,3 +627,49 @@ pub(crate) fn rnn<E: Elem>(d: &Cuda, r: &mut Rng, rep: &mut Report) {
         rep.add::<E>(&format!("rnn_cell_bwd da ({name})"), &down(d, &dda), &wda);
     }
 }
+
+pub(crate) fn attention<E: Elem>(d: &Cuda, r: &mut Rng, rep: &mut Report) {
+    // (batch, heads, queries, keys, causal, padded); 70 keys span three lanes
+    // per warp, and the padding leaves sample 0's last keys and all of
+    // sample 1's masked (fully masked rows are zeros on both devices).
+    let shapes = [
+        (1, 1, 1, 1, false, false),
+        (2, 3, 4, 5, true, false),
+        (2, 2, 3, 70, false, true),
+        (2, 4, 33, 33, true, true),
+    ];
+    for &(batch, heads, queries, keys, causal, padded) in &shapes {
+        let ad = AttnDims {
+            batch,
+            heads,
+            queries,
+            keys,
+            causal,
+        };
+        let n = ad.len();
+        let ids: Vec<u32> = (0..batch * keys)
+            .map(|i| {
+                if i / keys == 1 || i % keys > keys / 2 {
+                    0
+                } else {
+                    1 + (i % 3) as u32
+                }
+            })
+            .collect();
+        let did = up_u32::<E>(d, &ids);
+        let a: Vec<E> = rand_vec(r, n, 3.0);
+        let (mut p, mut dp_) = (a.clone(), up(d, &a));
+        let pad = padded.then_some(0);
+        <Cpu as AttentionKernels<E>>::attn_softmax_fwd(&Cpu, &ad, pad.map(|v| (&ids, v)), &mut p)
+            .unwrap();
+        <Cuda as AttentionKernels<E>>::attn_softmax_fwd(d, &ad, pad.map(|v| (&did, v)), &mut dp_)
+            .unwrap();
+        let name = format!("causal {causal}, padded {padded}");
+        rep.add::<E>(&format!("attn_softmax_fwd ({name})"), &down(d, &dp_), &p);
+        let g: Vec<E> = rand_vec(r, n, 1.0);
+        let (mut want, mut dg) = (g.clone(), up(d, &g));
+        <Cpu as AttentionKernels<E>>::attn_softmax_bwd(&Cpu, &ad, &p, &mut want).unwrap();
+        <Cuda as AttentionKernels<E>>::attn_softmax_bwd(d, &ad, &dp_, &mut dg).unwrap();
+        rep.add::<E>(&format!("attn_softmax_bwd ({name})"), &down(d, &dg), &want);
+    }
+}

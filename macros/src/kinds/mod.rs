@@ -84,6 +84,9 @@ pub struct Call<'a> {
     pub inst: TokenStream,
     /// The input, a `&Tensor` expression (`in_x`, `&c.conv1_out`).
     pub x: TokenStream,
+    /// The values named by [`Rule::extra_inputs`], in that order, each a
+    /// reference expression (`&c.enc_out`, `in_src` for token ids).
+    pub extra: Vec<TokenStream>,
     /// The output tensor, a place (`c.fc1_out`).
     pub y: TokenStream,
     /// The layer's cache, a place (`c.fc1_cache`), for kinds with one.
@@ -93,6 +96,9 @@ pub struct Call<'a> {
     /// parameter gradients and how to accumulate them.
     pub dy: TokenStream,
     pub dx: TokenStream,
+    /// Backward only: where each extra input's gradient goes, as `dx`
+    /// (`None` for token ids).
+    pub extra_dx: Vec<TokenStream>,
     pub grads: TokenStream,
     pub gacc: TokenStream,
     /// The graph, and each node's cache field (for kinds that read another
@@ -232,6 +238,31 @@ pub trait Rule {
             ..
         } = c;
         quote!(#k::Layer::<E, D>::backward(#inst, #x, &#y, &mut #cache, #dy, #dx, #grads, #gacc)?;)
+    }
+
+    /// Values the layer reads besides its piped input, by the name of a
+    /// graph input or binding (cross-attention's `memory = enc`, its
+    /// `key_padding = src == 0`): lowering looks them up and makes them the
+    /// node's arguments after the input, in this order, so the graph's
+    /// order, name checks and gradient accumulation see them; shape
+    /// inference's rule finds their shapes in `s.net.nodes[s.node].args`.
+    fn extra_inputs(&self) -> Vec<Ident> {
+        Vec::new()
+    }
+
+    /// The type of the layer's cache in the network's cache struct, and an
+    /// expression creating it (`self` is the network); by default the
+    /// `Layer`'s. A kind that overrides them returns `false` from
+    /// [`Rule::cache_is_layers`], so the cache struct does not bound the
+    /// layer's type by `Layer`.
+    fn cache_ty(&self, k: &TokenStream, ty: &TokenStream) -> TokenStream {
+        quote!(<#ty as #k::Layer<E, D>>::Cache)
+    }
+    fn cache_init(&self, k: &TokenStream, inst: &TokenStream) -> TokenStream {
+        quote!(#k::Layer::<E, D>::cache(#inst)?)
+    }
+    fn cache_is_layers(&self) -> bool {
+        true
     }
 
     /// Items emitted next to the network for each application (none by
