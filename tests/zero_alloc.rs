@@ -4,7 +4,8 @@
 //! (which hands work to its helpers without a queue) are all created once and
 //! reused. A counting global allocator proves it, counting every thread of
 //! the process — the pool's helpers included — for the benchmark workloads
-//! W1 (an MLP), W2 (LeNet-5) and W3, with SGD+momentum and with Adam, and a
+//! W1 (an MLP), W2 (LeNet-5) and W3, with SGD+momentum and with Adam (W3 also
+//! with AdamW in two parameter groups under gradient clipping), and a
 //! token model written by hand (Embedding, `gemm_batched`, per-position
 //! cross-entropy).
 //!
@@ -30,6 +31,7 @@
 //! allocations in about one run in two on two busy cores (the token model,
 //! counted first: 7 runs of 12 failed), and none of them came from a step.
 
+use kiln::optim::{Groups, Select};
 use kiln::prelude::*;
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -139,11 +141,15 @@ const STEPS: usize = 30;
 /// Trains `$net` on a fixed batch; returns the allocations of `STEPS` steps
 /// after two warm-up steps (which allocate the tape, gradients, state).
 macro_rules! count {
-    ($net:ident, $shape:ty, $batch:expr, $opt:expr) => {{
+    // The optimizer built from the network (parameter groups).
+    ($net:ident, $shape:ty, $batch:expr, |$n:ident| $opt:expr) => {{
         let dev = Cpu;
         let mut net = $net::<f32, Cpu>::init(&dev, &mut rng(0)).unwrap();
         let (mut tape, mut grads) = (net.tape().unwrap(), net.grads().unwrap());
-        let mut opt = $opt;
+        let mut opt = {
+            let $n = &net;
+            $opt
+        };
         let mut dlogits = Tensor::empty(&dev).unwrap();
         let n = <$shape as Shape>::NUMEL;
         let host: Vec<f32> = (0..$batch * n)
@@ -173,6 +179,9 @@ macro_rules! count {
         assert!(last.is_finite());
         n
     }};
+    ($net:ident, $shape:ty, $batch:expr, $opt:expr) => {
+        count!($net, $shape, $batch, |_net| $opt)
+    };
 }
 
 /// A token model's step without the macro: `Embedding(65, 65)` as a logits
@@ -288,6 +297,18 @@ fn main() {
     report.push((
         "W3 LayerNorm/GELU/PReLU MLP, batch 64, Adam",
         count!(W3, S1<784>, 64, Adam::new(1e-3)),
+    ));
+    report.push((
+        "W3, AdamW in two parameter groups (decay on rank ≥ 2), clipped at norm 1",
+        count!(W3, S1<784>, 64, |net| {
+            let adamw = |wd| Adam::adamw(1e-3).betas(0.9, 0.99).weight_decay(wd);
+            Groups::builder(net)
+                .group(Select::rank_at_least(2), adamw(0.1))
+                .group(Select::rest(), adamw(0.0))
+                .build()
+                .unwrap()
+                .clip_grad_norm(1.0)
+        }),
     ));
     report.push((
         "LSTM(32) over [8, 98], batch 16, Adam",
