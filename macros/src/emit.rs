@@ -341,6 +341,7 @@ impl<'a> Cx<'a> {
             dx: TokenStream::new(),
             grads: TokenStream::new(),
             gacc: TokenStream::new(),
+            tie_acc: TokenStream::new(),
             net,
             cache_fields: &self.names.cache,
         }
@@ -474,6 +475,7 @@ fn layer_bounds(net: &Net, need: Need) -> TokenStream {
                     dx: TokenStream::new(),
                     grads: TokenStream::new(),
                     gacc: TokenStream::new(),
+                    tie_acc: TokenStream::new(),
                     net,
                     cache_fields: &[],
                 };
@@ -1175,6 +1177,17 @@ fn backward(cx: &Cx) -> TokenStream {
                 } else {
                     (quote!(&mut ()), quote!(#k::Acc::Set))
                 };
+                // A tied layer writes the gradient of its owner's weight:
+                // set by whichever of the two runs first here, added by the other.
+                if let Some(t) = l.kind.tied_to() {
+                    if let Some(ti) = net.layers.iter().position(|o| o.field == *t) {
+                        call.tie_acc = if layer_seen.insert(ti) {
+                            quote!(gacc)
+                        } else {
+                            quote!(#k::Acc::Add)
+                        };
+                    }
+                }
                 bwd.push(respan(l.kind.backward(&call), span));
             }
             Op::Add => {
