@@ -4,8 +4,9 @@
 //! (which hands work to its helpers without a queue) are all created once and
 //! reused. A counting global allocator proves it, counting every thread of
 //! the process — the pool's helpers included — for the benchmark workloads
-//! W1 (an MLP), W2 (LeNet-5) and W3, with SGD+momentum and with Adam, an
-//! LSTM, causal multi-head attention (W7), and a
+//! W1 (an MLP), W2 (LeNet-5) and W3, with SGD+momentum and with Adam (W3 also
+//! with AdamW in two parameter groups under gradient clipping), an LSTM,
+//! causal multi-head attention (W7), and a
 //! token model written by hand (Embedding, `gemm_batched`, per-position
 //! cross-entropy).
 //!
@@ -31,6 +32,7 @@
 //! allocations in about one run in two on two busy cores (the token model,
 //! counted first: 7 runs of 12 failed), and none of them came from a step.
 
+use kiln::optim::{Groups, Select};
 use kiln::prelude::*;
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -151,11 +153,15 @@ const STEPS: usize = 30;
 /// Trains `$net` on a fixed batch; returns the allocations of `STEPS` steps
 /// after two warm-up steps (which allocate the tape, gradients, state).
 macro_rules! count {
-    ($net:ident, $shape:ty, $batch:expr, $opt:expr) => {{
+    // The optimizer built from the network (parameter groups).
+    ($net:ident, $shape:ty, $batch:expr, |$n:ident| $opt:expr) => {{
         let dev = Cpu;
         let mut net = $net::<f32, Cpu>::init(&dev, &mut rng(0)).unwrap();
         let (mut tape, mut grads) = (net.tape().unwrap(), net.grads().unwrap());
-        let mut opt = $opt;
+        let mut opt = {
+            let $n = &net;
+            $opt
+        };
         let mut dlogits = Tensor::empty(&dev).unwrap();
         let n = <$shape as Shape>::NUMEL;
         let host: Vec<f32> = (0..$batch * n)
@@ -185,6 +191,9 @@ macro_rules! count {
         assert!(last.is_finite());
         n
     }};
+    ($net:ident, $shape:ty, $batch:expr, $opt:expr) => {
+        count!($net, $shape, $batch, |_net| $opt)
+    };
 }
 
 /// A token model's step without the macro: `Embedding(65, 65)` as a logits
@@ -300,6 +309,18 @@ fn main() {
     report.push((
         "W3 LayerNorm/GELU/PReLU MLP, batch 64, Adam",
         count!(W3, S1<784>, 64, Adam::new(1e-3)),
+    ));
+    report.push((
+        "W3, AdamW in two parameter groups (decay on rank ≥ 2), clipped at norm 1",
+        count!(W3, S1<784>, 64, |net| {
+            let adamw = |wd| Adam::adamw(1e-3).betas(0.9, 0.99).weight_decay(wd);
+            Groups::builder(net)
+                .group(Select::rank_at_least(2), adamw(0.1))
+                .group(Select::rest(), adamw(0.0))
+                .build()
+                .unwrap()
+                .clip_grad_norm(1.0)
+        }),
     ));
     report.push((
         "LSTM(32) over [8, 98], batch 16, Adam",

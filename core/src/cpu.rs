@@ -8,7 +8,6 @@ use crate::device::{Acc, Act, Backend, Block, Device, Gemm, GemmBatched};
 use crate::elem::{Elem, Scalar};
 use crate::error::{Error, Result};
 use crate::gemm::par::{self};
-use rayon::prelude::*;
 
 /// The CPU. Zero-sized; buffers are `Vec`s.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -351,16 +350,31 @@ impl<E: Elem> Backend<E> for Cpu {
     }
 }
 
-/// `Σ f(x_i)` in `f64`: per-chunk sums (in parallel when large), then the
-/// chunk sums in order, so the result depends only on the length.
+/// `Σ f(x_i)` in `f64`: per-chunk sums (on kiln's pool when large), then the
+/// chunk sums in order, so the result depends only on the length. The chunk
+/// sums go into a buffer of the calling thread that grows once and is reused,
+/// so a reduction allocates nothing after the first of its size (gradient
+/// clipping runs one per parameter per step).
 fn chunked_sum<E: Elem>(x: &[E], f: impl Fn(E) -> f64 + Sync) -> f64 {
     let part = |c: &[E]| c.iter().map(|v| f(*v)).sum::<f64>();
     if x.len() < PAR_MIN {
-        x.chunks(CHUNK).map(part).sum()
-    } else {
-        let parts: Vec<f64> = x.par_chunks(CHUNK).map(part).collect();
-        parts.iter().sum()
+        return x.chunks(CHUNK).map(part).sum();
     }
+    thread_local! {
+        static PARTS: std::cell::RefCell<Vec<f64>> = const { std::cell::RefCell::new(Vec::new()) };
+    }
+    let count = x.len().div_ceil(CHUNK);
+    PARTS.with(|parts| {
+        let mut parts = parts.borrow_mut();
+        if parts.len() < count {
+            parts.resize(count, 0.0);
+        }
+        par::pieces(&mut parts[..count], 1, true, |k, p| {
+            let start = k * CHUNK;
+            p[0] = part(&x[start..(start + CHUNK).min(x.len())]);
+        });
+        parts[..count].iter().sum()
+    })
 }
 
 #[cfg(test)]

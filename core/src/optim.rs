@@ -21,6 +21,11 @@
 //!   second moment uses β₂ (the course notes print β₁ there, a typo).
 //! * [`Adagrad`] — `torch.optim.Adagrad` (formula on the type).
 //! * [`RmsProp`] — `torch.optim.RMSprop` (formula on the type).
+//! * [`Groups`] — parameter groups (`torch.optim` param groups): one
+//!   optimizer per group, each with its own learning rate, weight decay and
+//!   other hyper-parameters, parameters assigned by a [`Select`] rule (names,
+//!   a predicate on path and shape, rank, the rest) checked against the
+//!   network when built.
 //!
 //! Wrappers, built with the [`Optimizer`] methods of the same names:
 //!
@@ -50,6 +55,7 @@
 mod adagrad;
 mod adam;
 mod clip;
+mod groups;
 mod only;
 mod rmsprop;
 mod sgd;
@@ -59,6 +65,7 @@ pub(crate) use adagrad::cpu_adagrad;
 pub use adagrad::Adagrad;
 pub use adam::Adam;
 pub use clip::{grad_norm, ClipGradNorm};
+pub use groups::{group_scalars, Groups, GroupsBuilder, Select};
 pub use only::Only;
 pub(crate) use rmsprop::cpu_rmsprop;
 pub use rmsprop::RmsProp;
@@ -83,8 +90,31 @@ pub trait Optimizer<E: Elem, D: OptimKernels<E>> {
     fn update(&mut self, index: usize, path: &Path<'_>, p: ParamMut<'_, E, D>) -> Result<()>;
     /// The current learning rate.
     fn lr(&self) -> f64;
-    /// Changes the learning rate (for schedules).
+    /// Changes the learning rate (for schedules); a [`Groups`] optimizer sets
+    /// every group's, keeping their ratios.
     fn set_lr(&mut self, lr: f64);
+
+    /// Number of parameter groups (1 unless the optimizer is, or wraps, [`Groups`]).
+    fn group_count(&self) -> usize {
+        1
+    }
+    /// Group `g`'s learning rate (`g < group_count()`).
+    fn group_lr(&self, g: usize) -> f64 {
+        let _ = g;
+        self.lr()
+    }
+    /// Sets group `g`'s learning rate alone (`g < group_count()`).
+    fn set_group_lr(&mut self, g: usize, lr: f64) {
+        let _ = g;
+        self.set_lr(lr)
+    }
+    /// Group `g`'s initial learning rate over the first group's: a schedule
+    /// with base rate η gives group `g` the rate it would give a base of
+    /// `group_scale(g)·η` (PyTorch's per-group `initial_lr`).
+    fn group_scale(&self, g: usize) -> f64 {
+        let _ = g;
+        1.0
+    }
 
     /// Called once at the start of every step, before any `observe` or `update`.
     fn begin_step(&mut self) -> Result<()> {
@@ -183,6 +213,18 @@ impl<E: Elem, D: OptimKernels<E>, O: Optimizer<E, D> + ?Sized> Optimizer<E, D> f
     }
     fn set_lr(&mut self, lr: f64) {
         (**self).set_lr(lr)
+    }
+    fn group_count(&self) -> usize {
+        (**self).group_count()
+    }
+    fn group_lr(&self, g: usize) -> f64 {
+        (**self).group_lr(g)
+    }
+    fn set_group_lr(&mut self, g: usize, lr: f64) {
+        (**self).set_group_lr(g, lr)
+    }
+    fn group_scale(&self, g: usize) -> f64 {
+        (**self).group_scale(g)
     }
     fn begin_step(&mut self) -> Result<()> {
         (**self).begin_step()

@@ -22,6 +22,7 @@
 //! | [`ConstantLr`] | `ConstantLR(factor, total_iters)` | `η·factor` for `t < total_iters`, then `η` |
 //! | [`LinearLr`] | `LinearLR(start_factor, end_factor, total_iters)` | `η·(s + (e − s)·min(t, total_iters)/total_iters)` |
 //! | [`Sequential`] | `SequentialLR(schedulers, milestones)` | schedule `k` at `t − milestone_k` (below) |
+//! | [`WarmupCosine`] | nanoGPT's `get_lr(it)` (`train.py`) | `η·(t+1)/(w+1)` for `t < w`, then cosine to `η_min` at `T`, then `η_min` |
 //!
 //! PyTorch computes most of these recursively (each rate from the previous
 //! one); the closed forms agree with its recorded `get_last_lr()` sequences
@@ -55,7 +56,16 @@ use std::f64::consts::PI;
 pub trait Schedule {
     /// The learning rate for epoch `t` (`t = 0` before the first scheduler step).
     fn lr_at(&self, t: u64) -> f64;
-    /// Sets `opt`'s learning rate to `lr_at(t)`.
+    /// The rate for epoch `t` of the same schedule with its base rate η
+    /// replaced by `scale·η`: what a PyTorch scheduler gives a parameter
+    /// group whose `initial_lr` is `scale·η`. The default, `scale·lr_at(t)`,
+    /// is right for every schedule that multiplies η by a factor; schedules
+    /// with an absolute floor (`eta_min`) override it.
+    fn lr_scaled(&self, scale: f64, t: u64) -> f64 {
+        scale * self.lr_at(t)
+    }
+    /// Sets `opt`'s learning rate to `lr_at(t)`; with parameter groups
+    /// ([`crate::optim::Groups`]), group `g`'s to `lr_scaled(opt.group_scale(g), t)`.
     fn apply<E: Elem, D: crate::kernels::OptimKernels<E>, O: Optimizer<E, D>>(
         &self,
         opt: &mut O,
@@ -63,13 +73,38 @@ pub trait Schedule {
     ) where
         Self: Sized,
     {
-        opt.set_lr(self.lr_at(t))
+        apply_to(self, opt, t)
+    }
+}
+
+/// [`Schedule::apply`], for unsized schedules too.
+fn apply_to<
+    S: Schedule + ?Sized,
+    E: Elem,
+    D: crate::kernels::OptimKernels<E>,
+    O: Optimizer<E, D>,
+>(
+    s: &S,
+    opt: &mut O,
+    t: u64,
+) {
+    let n = opt.group_count();
+    if n == 1 {
+        opt.set_lr(s.lr_at(t));
+    } else {
+        for g in 0..n {
+            let lr = s.lr_scaled(opt.group_scale(g), t);
+            opt.set_group_lr(g, lr);
+        }
     }
 }
 
 impl<S: Schedule + ?Sized> Schedule for Box<S> {
     fn lr_at(&self, t: u64) -> f64 {
         (**self).lr_at(t)
+    }
+    fn lr_scaled(&self, scale: f64, t: u64) -> f64 {
+        (**self).lr_scaled(scale, t)
     }
 }
 
@@ -170,7 +205,15 @@ impl CosineAnnealingLr {
 
 impl Schedule for CosineAnnealingLr {
     fn lr_at(&self, t: u64) -> f64 {
-        cosine(self.base_lr, self.eta_min, t as f64, self.t_max as f64)
+        self.lr_scaled(1.0, t)
+    }
+    fn lr_scaled(&self, scale: f64, t: u64) -> f64 {
+        cosine(
+            scale * self.base_lr,
+            self.eta_min,
+            t as f64,
+            self.t_max as f64,
+        )
     }
 }
 
@@ -218,8 +261,11 @@ impl CosineAnnealingWarmRestarts {
 
 impl Schedule for CosineAnnealingWarmRestarts {
     fn lr_at(&self, t: u64) -> f64 {
+        self.lr_scaled(1.0, t)
+    }
+    fn lr_scaled(&self, scale: f64, t: u64) -> f64 {
         let (cur, len) = self.position(t);
-        cosine(self.base_lr, self.eta_min, cur as f64, len as f64)
+        cosine(scale * self.base_lr, self.eta_min, cur as f64, len as f64)
     }
 }
 
@@ -359,10 +405,79 @@ impl Schedule for Sequential {
         let start = if k == 0 { 0 } else { self.milestones[k - 1] };
         self.schedules[k].lr_at(t - start)
     }
+    fn lr_scaled(&self, scale: f64, t: u64) -> f64 {
+        let k = self.milestones.partition_point(|&m| m <= t);
+        let start = if k == 0 { 0 } else { self.milestones[k - 1] };
+        self.schedules[k].lr_scaled(scale, t - start)
+    }
+}
+
+/// nanoGPT's learning rate (`get_lr(it)` in its `train.py`), per iteration:
+/// a linear warm-up over `warmup_iters`, a cosine decay to `min_lr` at
+/// `lr_decay_iters`, then `min_lr`:
+///
+/// ```text
+/// t < w:        η·(t + 1)/(w + 1)
+/// t > T:        η_min
+/// otherwise:    η_min + (1 + cos(π·(t − w)/(T − w)))/2 · (η − η_min)
+/// ```
+///
+/// (`w = warmup_iters`, `T = lr_decay_iters`). Unlike [`LinearLr`] the
+/// warm-up never starts at 0 and reaches `η·w/(w + 1)` at its last step; `t`
+/// is nanoGPT's `iter_num`, the number of optimizer steps taken before the
+/// one the rate is for. With parameter groups every group's rate is scaled,
+/// `η_min` included ([`Schedule::lr_scaled`]'s default); nanoGPT writes the
+/// same rate into every group.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct WarmupCosine {
+    /// Peak rate η (nanoGPT's `learning_rate`).
+    pub base_lr: f64,
+    /// Warm-up iterations `w`.
+    pub warmup_iters: u64,
+    /// The iteration `T` at which the decay reaches `min_lr`.
+    pub lr_decay_iters: u64,
+    /// The final rate η_min.
+    pub min_lr: f64,
+}
+
+impl WarmupCosine {
+    /// nanoGPT's schedule; `lr_decay_iters` must exceed `warmup_iters`.
+    pub fn new(base_lr: f64, warmup_iters: u64, lr_decay_iters: u64, min_lr: f64) -> Result<Self> {
+        if lr_decay_iters <= warmup_iters {
+            return Err(Error::invalid(
+                "WarmupCosine",
+                format!(
+                    "lr_decay_iters ({lr_decay_iters}) must exceed warmup_iters ({warmup_iters})"
+                ),
+            ));
+        }
+        Ok(WarmupCosine {
+            base_lr,
+            warmup_iters,
+            lr_decay_iters,
+            min_lr,
+        })
+    }
+}
+
+impl Schedule for WarmupCosine {
+    fn lr_at(&self, t: u64) -> f64 {
+        let (w, d) = (self.warmup_iters, self.lr_decay_iters);
+        if t < w {
+            return self.base_lr * (t + 1) as f64 / (w + 1) as f64;
+        }
+        if t > d {
+            return self.min_lr;
+        }
+        let ratio = (t - w) as f64 / (d - w) as f64;
+        let coeff = 0.5 * (1.0 + (PI * ratio).cos());
+        self.min_lr + coeff * (self.base_lr - self.min_lr)
+    }
 }
 
 /// Drives a [`Schedule`] over an optimizer, like a PyTorch scheduler object:
-/// [`LrScheduler::new`] sets the rate of epoch 0, and each
+/// [`LrScheduler::new`] sets the rate of epoch 0 (of every parameter group,
+/// as [`Schedule::apply`]), and each
 /// [`LrScheduler::step`] (called after an epoch's optimizer steps) moves to
 /// the next epoch and sets its rate.
 pub struct LrScheduler<S> {
@@ -376,7 +491,7 @@ impl<S: Schedule> LrScheduler<S> {
         schedule: S,
         opt: &mut O,
     ) -> Self {
-        opt.set_lr(schedule.lr_at(0));
+        apply_to(&schedule, opt, 0);
         LrScheduler { schedule, epoch: 0 }
     }
     /// Advances one epoch and sets its rate.
@@ -393,7 +508,7 @@ impl<S: Schedule> LrScheduler<S> {
         epoch: u64,
     ) {
         self.epoch = epoch;
-        opt.set_lr(self.schedule.lr_at(epoch));
+        apply_to(&self.schedule, opt, epoch);
     }
     /// The current epoch count (PyTorch's `last_epoch`).
     pub fn epoch(&self) -> u64 {
@@ -503,6 +618,31 @@ mod tests {
         assert_eq!(got, [0.25, 0.5, 0.75, 1.0, 1.0, 0.5, 0.5, 0.25]);
         assert!(Sequential::new(vec![Box::new(c)], vec![3]).is_err());
         assert!(ConstantLr::new(1.0, 1.5, 2).is_err());
+    }
+
+    /// nanoGPT's `get_lr` by hand: η = 1e-3, w = 100, T = 2000, η_min = 1e-4
+    /// (issue 11's `char_gpt` settings).
+    #[test]
+    fn nanogpt_warmup_cosine_by_hand() {
+        let s = WarmupCosine::new(1e-3, 100, 2000, 1e-4).unwrap();
+        // Warm-up: 1e-3·(it + 1)/101.
+        assert!(close(s.lr_at(0), 1e-3 / 101.0));
+        assert!(close(s.lr_at(49), 1e-3 * 50.0 / 101.0));
+        assert!(close(s.lr_at(99), 1e-3 * 100.0 / 101.0));
+        // Decay starts at the peak: ratio 0, coeff 1.
+        assert!(close(s.lr_at(100), 1e-3));
+        // Half way (it = 1050): coeff 1/2 → (1e-3 + 1e-4)/2 = 5.5e-4.
+        assert!(close(s.lr_at(1050), 5.5e-4));
+        // A quarter (it = 575): coeff (1 + cos(π/4))/2 = (2 + √2)/4.
+        let q = (2.0 + 2f64.sqrt()) / 4.0;
+        assert!(close(s.lr_at(575), 1e-4 + q * 9e-4));
+        // The end, and after it.
+        assert!(close(s.lr_at(2000), 1e-4));
+        assert_eq!(s.lr_at(2001), 1e-4);
+        assert_eq!(s.lr_at(10_000), 1e-4);
+        assert!(WarmupCosine::new(1e-3, 100, 100, 0.0).is_err());
+        // No warm-up: it = 0 is already the peak.
+        assert_eq!(WarmupCosine::new(1.0, 0, 10, 0.0).unwrap().lr_at(0), 1.0);
     }
 
     #[test]

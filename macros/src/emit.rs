@@ -343,6 +343,7 @@ impl<'a> Cx<'a> {
             extra_dx: Vec::new(),
             grads: TokenStream::new(),
             gacc: TokenStream::new(),
+            tie_acc: TokenStream::new(),
             net,
             cache_fields: &self.names.cache,
         }
@@ -478,6 +479,7 @@ fn layer_bounds(net: &Net, need: Need) -> TokenStream {
                     extra_dx: Vec::new(),
                     grads: TokenStream::new(),
                     gacc: TokenStream::new(),
+                    tie_acc: TokenStream::new(),
                     net,
                     cache_fields: &[],
                 };
@@ -1184,6 +1186,17 @@ fn backward(cx: &Cx) -> TokenStream {
                 } else {
                     (quote!(&mut ()), quote!(#k::Acc::Set))
                 };
+                // A tied layer writes the gradient of its owner's weight:
+                // set by whichever of the two runs first here, added by the other.
+                if let Some(t) = l.kind.tied_to() {
+                    if let Some(ti) = net.layers.iter().position(|o| o.field == *t) {
+                        call.tie_acc = if layer_seen.insert(ti) {
+                            quote!(gacc)
+                        } else {
+                            quote!(#k::Acc::Add)
+                        };
+                    }
+                }
                 bwd.push(respan(l.kind.backward(&call), span));
             }
             Op::Add => {

@@ -38,6 +38,9 @@ Tokens (tests/torch_reference_tokens.rs):
   with a repeated id and the padding id; output and weight gradient.
 * tokens.token_cross_entropy: F.cross_entropy over [B·T, V] logits with and
   without ignore_index, value and gradient.
+Parameter groups (tests/param_groups.rs): param_groups, see
+param_group_cases.
+
 Layers (tests/torch_reference_layers.rs): nn.GELU() (exact and
 approximate='tanh'), nn.PReLU() / nn.PReLU(num_parameters=C) on [N, C, H, W],
 nn.LayerNorm(D) (with bias, bias=False, elementwise_affine=False) on
@@ -250,6 +253,48 @@ def freeze_cases():
             opt.step()
             traj.append(torch.cat([p1, p2]).detach().tolist())
         out[name] = {"max_norm": max_norm, "trajectory": traj}
+    return out
+
+
+def param_group_cases():
+    """torch.optim param groups on the fixture's loss, the parameter split as a
+    2x2 weight W (P0[:4]) and a bias b (P0[4:]): AdamW with weight decay 0.1
+    on W (rank 2) and 0 on b, betas (0.9, 0.99); SGD with momentum and a
+    different lr per group; the same SGD under CosineAnnealingLR(T_max=6,
+    eta_min=0.001) stepped after every optimizer step (each group's lr from
+    its own initial_lr). Trajectories of cat(W.flatten(), b) and each
+    group's lr after every step."""
+    out = {}
+    cases = [
+        ("adamw", lambda w, b: torch.optim.AdamW(
+            [{"params": [w], "weight_decay": 0.1}, {"params": [b], "weight_decay": 0.0}],
+            lr=0.05, betas=(0.9, 0.99)), None),
+        ("sgd", lambda w, b: torch.optim.SGD(
+            [{"params": [w], "lr": 0.1}, {"params": [b], "lr": 0.02}], lr=0.1, momentum=0.9), None),
+        ("sgd_cosine", lambda w, b: torch.optim.SGD(
+            [{"params": [w], "lr": 0.1}, {"params": [b], "lr": 0.02}], lr=0.1, momentum=0.9),
+         lambda o: S.CosineAnnealingLR(o, T_max=6, eta_min=0.001)),
+    ]
+    for name, make, sched in cases:
+        w = torch.tensor(P0[:4]).reshape(2, 2).requires_grad_(True)
+        b = torch.tensor(P0[4:], requires_grad=True)
+        opt = make(w, b)
+        sch = sched(opt) if sched else None
+        traj, lrs = [], []
+        for _ in range(12):
+            opt.zero_grad()
+            loss_fn(torch.cat([w.flatten(), b])).backward()
+            opt.step()
+            if sch:
+                sch.step()
+            traj.append(torch.cat([w.flatten(), b]).detach().tolist())
+            lrs.append([g["lr"] for g in opt.param_groups])
+        groups = []
+        for g in opt.param_groups:
+            d = {k: v for k, v in g.items() if isinstance(v, (int, float, bool)) or k == "betas"}
+            d["initial_lr"] = g.get("initial_lr", g["lr"])
+            groups.append(d)
+        out[name] = {"groups": groups, "trajectory": traj, "lrs": lrs}
     return out
 
 
@@ -510,6 +555,7 @@ json.dump(
         "tokens": token_cases(),
         "layers": layer_cases(),
         "attention": attention_cases(),
+        "param_groups": param_group_cases(),
     },
     sys.stdout,
     indent=1,

@@ -19,6 +19,7 @@ pub mod positional;
 pub mod prelu;
 pub mod rnn;
 pub mod softmax;
+pub mod tied;
 pub mod time_pool;
 pub mod unpool;
 pub mod upsample;
@@ -48,6 +49,7 @@ pub use positional::{PositionalEmbedding, PositionalEmbeddingConfig, SinusoidalP
 pub use prelu::{PRelu, PReluConfig, PReluGrads};
 pub use rnn::{Rnn, RnnCache, RnnConfig, RnnDims, RnnGrads, RnnKernels, RnnNonlinearity};
 pub use softmax::Softmax;
+pub use tied::{TiedLinear, TiedLinearGrads, TiedWeight};
 pub use time_pool::{MaxOverTime, MeanOverTime};
 pub use unpool::MaxUnpool2d;
 pub use upsample::{Upsample, UpsampleConfig};

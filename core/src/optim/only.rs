@@ -85,6 +85,18 @@ impl<E: Elem, D: OptimKernels<E>, O: Optimizer<E, D>, F: FnMut(&str) -> bool> Op
     fn set_lr(&mut self, lr: f64) {
         self.inner.set_lr(lr)
     }
+    fn group_count(&self) -> usize {
+        self.inner.group_count()
+    }
+    fn group_lr(&self, g: usize) -> f64 {
+        self.inner.group_lr(g)
+    }
+    fn set_group_lr(&mut self, g: usize, lr: f64) {
+        self.inner.set_group_lr(g, lr)
+    }
+    fn group_scale(&self, g: usize) -> f64 {
+        self.inner.group_scale(g)
+    }
     fn state(&self, dev: &D) -> Result<crate::optim::OptimState<E>> {
         self.inner.state(dev)
     }

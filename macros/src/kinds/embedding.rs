@@ -131,6 +131,11 @@ impl Rule for Embedding {
         quote!((#v * #d))
     }
 
+    /// The table `[V, DIM]`, which a `Linear(DIM, V, tied = …)` may borrow.
+    fn tie_weight(&self) -> Option<Vec<usize>> {
+        Some(vec![self.vocab, self.dim])
+    }
+
     /// A gather: no multiply–adds.
     fn flops(&self, _k: &TokenStream, _ty: &TokenStream) -> TokenStream {
         quote!(0usize)

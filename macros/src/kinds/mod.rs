@@ -101,6 +101,11 @@ pub struct Call<'a> {
     pub extra_dx: Vec<TokenStream>,
     pub grads: TokenStream,
     pub gacc: TokenStream,
+    /// Backward only, for a layer tied to another's weight
+    /// ([`Rule::tied_to`]): how to accumulate into the owner's weight
+    /// gradient (`gacc` at the first contribution in the backward order,
+    /// `Acc::Add` at the second).
+    pub tie_acc: TokenStream,
     /// The graph, and each node's cache field (for kinds that read another
     /// layer's cache: see [`Call::cache_of`]).
     pub net: &'a Net,
@@ -263,6 +268,19 @@ pub trait Rule {
     }
     fn cache_is_layers(&self) -> bool {
         true
+    }
+
+    /// The field whose weight this layer borrows (`tied = wte`), if any:
+    /// the emitter then sets [`Call::tie_acc`] so that the owner's weight
+    /// gradient sums both uses.
+    fn tied_to(&self) -> Option<&Ident> {
+        None
+    }
+
+    /// The per-sample shape of the weight other layers may borrow
+    /// (`Embedding(V, D)`: `[V, D]`); `None` for a kind that lends none.
+    fn tie_weight(&self) -> Option<Vec<usize>> {
+        None
     }
 
     /// Items emitted next to the network for each application (none by
