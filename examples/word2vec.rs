@@ -9,7 +9,8 @@
 //! cargo run --example word2vec -- --smoke                       # seconds, even in a debug build
 //! ```
 //!
-//! It trains on the 36 training works (`docs/data.md`), prints per epoch the
+//! It trains on the 36 training works (`docs/data.md`), prints progress at
+//! each quarter of an epoch and, per epoch, the
 //! mean loss per (centre, context) pair, the pairs, the centre words kept by
 //! subsampling, the learning rate and the time; saves the input vectors in
 //! the word2vec text format (`--save`, read by gensim's
@@ -168,6 +169,18 @@ fn run(a: Args) -> Result<(), Box<dyn std::error::Error>> {
     );
     let t0 = Instant::now();
     let (vectors, epochs) = train_dyn(&corpus, &cfg, dim, |e| {
+        if e.done < 1.0 {
+            println!(
+                "  epoch {}: {:.0}% done, loss so far {:.4}, {} pairs, lr {:.5}, {:.1} s",
+                e.epoch,
+                100.0 * e.done,
+                e.loss,
+                e.pairs,
+                e.lr,
+                e.seconds
+            );
+            return;
+        }
         println!(
             "epoch {}/{}: loss {:.4} per pair, {} pairs, {} centre words kept, lr {:.5}, {:.1} s ({:.0} pairs/s){}",
             e.epoch,

@@ -37,7 +37,12 @@ fn smoke_training_lowers_the_loss() {
     let corpus = Corpus::from_split(&split, cfg.min_count, |_| {});
     assert!(corpus.words() > 1000 && corpus.tokens() > 50_000);
     let mut printed = Vec::new();
-    let (vectors, epochs) = train_dyn(&corpus, &cfg, SMOKE_DIM, |e| printed.push(e.loss)).unwrap();
+    let (vectors, epochs) = train_dyn(&corpus, &cfg, SMOKE_DIM, |e| {
+        if e.done == 1.0 {
+            printed.push(e.loss)
+        }
+    })
+    .unwrap();
     let losses: Vec<f64> = epochs.iter().map(|e| e.loss).collect();
     assert_eq!(losses, printed);
     assert_eq!(losses.len(), cfg.epochs);

@@ -102,7 +102,7 @@ pub trait SparseRowKernels<E: Elem>: EmbeddingKernels<E> {
         self.raw_sgd_rows(lr, w, rows, values, k, vocab, dim)
     }
     /// Body of [`SparseRowKernels::embedding_bwd_rows`] (lengths checked, `n, dim > 0`).
-    #[allow(clippy::too_many_arguments)]
+    #[allow(clippy::too_many_arguments)] // as the provided method above
     fn raw_embedding_bwd_rows(
         &self,
         ids: &Self::Buf<u32>,
@@ -116,7 +116,7 @@ pub trait SparseRowKernels<E: Elem>: EmbeddingKernels<E> {
         values: &mut Self::Buf<E>,
     ) -> Result<usize>;
     /// Body of [`SparseRowKernels::sgd_rows`] (lengths checked, `k, dim > 0`).
-    #[allow(clippy::too_many_arguments)]
+    #[allow(clippy::too_many_arguments)] // as the provided method above
     fn raw_sgd_rows(
         &self,
         lr: f64,

@@ -182,6 +182,9 @@ pub struct Epoch {
     pub seconds: f64,
     /// Whether the time budget stopped it early.
     pub cut_short: bool,
+    /// Fraction of the epoch's sentences done: below 1 for the progress
+    /// reports made at each quarter, 1 for the report at the epoch's end.
+    pub done: f64,
 }
 
 /// The two trained tables.
@@ -260,7 +263,9 @@ impl<const V: usize, const DIM: usize> Step<V, DIM> {
 }
 
 /// Trains skip-gram with negative sampling on `corpus` (module doc), calling
-/// `report` after each epoch.
+/// `report` at each quarter of an epoch (progress, `done < 1`, the figures
+/// so far) and at its end (`done == 1`); [`Trained::epochs`] keeps the
+/// latter.
 pub fn train<const V: usize, const DIM: usize>(
     corpus: &Corpus,
     cfg: &Config,
@@ -329,7 +334,20 @@ pub fn train<const V: usize, const DIM: usize>(
     for epoch in 1..=cfg.epochs {
         let t0 = Instant::now();
         let (mut loss, mut pairs, mut centres, mut cut_short) = (0.0, 0usize, 0usize, false);
-        for (sentence, &raw) in corpus.sentences.iter().zip(&corpus.raw_lengths) {
+        let quarters = corpus.sentences.len().div_ceil(4).max(1);
+        for (si, (sentence, &raw)) in corpus.sentences.iter().zip(&corpus.raw_lengths).enumerate() {
+            if si > 0 && si % quarters == 0 {
+                report(&Epoch {
+                    epoch,
+                    loss: loss / pairs.max(1) as f64,
+                    pairs,
+                    kept: centres,
+                    lr: sgd.lr,
+                    seconds: t0.elapsed().as_secs_f64(),
+                    cut_short: false,
+                    done: si as f64 / corpus.sentences.len() as f64,
+                });
+            }
             if cfg.time_budget.is_some_and(|b| start.elapsed() > b) {
                 cut_short = true;
                 break;
@@ -379,6 +397,7 @@ pub fn train<const V: usize, const DIM: usize>(
             lr: sgd.lr,
             seconds: t0.elapsed().as_secs_f64(),
             cut_short,
+            done: 1.0,
         };
         report(&e);
         t.epochs.push(e);
