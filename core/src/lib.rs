@@ -33,6 +33,7 @@ pub mod summary;
 pub mod tensor;
 pub mod testing;
 pub mod train;
+pub mod word2vec;
 
 pub use cpu::Cpu;
 pub use device::{Acc, Act, Backend, Device, Gemm, GemmBatched};

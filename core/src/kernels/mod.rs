@@ -30,6 +30,7 @@
 //! | [`prelu`] | [`PReluKernels`] | `PRelu` |
 //! | [`softmax`] | [`SoftmaxKernels`] | `Softmax` |
 //! | [`embedding`] | [`EmbeddingKernels`] | `Embedding` |
+//! | [`sparse_rows`] | [`SparseRowKernels`] (CPU only; not in [`Kernels`]) | `Embedding::backward_sparse`, `Sgd::step_sparse` |
 //! | [`loss`] | [`LossKernels`] | the losses of `crate::loss` |
 //! | [`optim`] | [`OptimKernels`] | the optimizers and penalties |
 
@@ -43,6 +44,7 @@ pub mod optim;
 pub mod pool;
 pub mod prelu;
 pub mod softmax;
+pub mod sparse_rows;
 pub mod unary;
 pub mod upsample;
 
@@ -55,6 +57,7 @@ pub use optim::OptimKernels;
 pub use pool::PoolKernels;
 pub use prelu::{PReluDims, PReluKernels};
 pub use softmax::SoftmaxKernels;
+pub use sparse_rows::SparseRowKernels;
 pub use upsample::UpsampleKernels;
 
 /// The shorthand bound for every family; defined with the layers (one

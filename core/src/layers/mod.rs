@@ -9,6 +9,7 @@ pub(crate) mod conv_common;
 pub mod conv_transpose2d;
 pub mod dropout;
 pub mod embedding;
+pub mod embedding_sparse;
 pub mod flatten;
 pub mod gru;
 pub mod layernorm;
@@ -36,6 +37,7 @@ pub use conv2d::{Conv2d, Conv2dConfig, Conv2dGrads, ConvCache};
 pub use conv_transpose2d::{ConvTranspose2d, ConvTranspose2dConfig, ConvTranspose2dGrads};
 pub use dropout::{Dropout, DropoutCache, DropoutConfig};
 pub use embedding::{Embedding, EmbeddingConfig, EmbeddingGrads, TokenLayer};
+pub use embedding_sparse::SparseRows;
 pub use flatten::{Flatten, Reshape};
 pub use gru::{Gru, GruCache, GruConfig, GruDims, GruGrads, GruKernels};
 pub use layernorm::{

@@ -5,8 +5,11 @@ use super::{grad_of, OptimState, Optimizer, Slots};
 use crate::device::{Backend, SgdArgs};
 use crate::elem::Elem;
 use crate::error::{Error, Result};
-use crate::kernels::OptimKernels;
+use crate::kernels::{OptimKernels, SparseRowKernels};
+use crate::layers::SparseRows;
 use crate::module::{ParamMut, Path};
+use crate::shape::S2;
+use crate::tensor::Tensor;
 use crate::Cpu;
 
 /// Stochastic gradient descent with optional momentum, Nesterov momentum and weight decay.
@@ -61,6 +64,33 @@ impl<E: Elem, D: Backend<E>> Sgd<E, D> {
                 &[("momentum_buffer", false)]
             },
         }
+    }
+}
+
+impl<E: Elem, D: SparseRowKernels<E>> Sgd<E, D> {
+    /// One plain-SGD step on the rows a sparse gradient records
+    /// (`crate::layers::embedding_sparse`): `W[r, :] ← W[r, :] − η · g_r` for
+    /// each recorded row `r`, every other row left untouched (not even
+    /// read). For `Sgd::new(η)` this is [`Optimizer::step`] on the dense
+    /// gradient, bit for bit, at a cost proportional to the recorded rows.
+    /// Momentum, dampening, Nesterov and weight decay change rows whose
+    /// gradient is zero, so they have no sparse form: an error, as in
+    /// PyTorch. Keeps no state (the step count of [`Optimizer::step`] is
+    /// not advanced).
+    pub fn step_sparse<const V: usize, const DIM: usize>(
+        &self,
+        weight: &mut Tensor<S2<V, DIM>, E, D>,
+        grad: &SparseRows<E, D, V, DIM>,
+    ) -> Result<()> {
+        if self.momentum != 0.0 || self.weight_decay != 0.0 || self.nesterov {
+            return Err(Error::invalid(
+                "Sgd::step_sparse",
+                "a sparse step is plain SGD: momentum, Nesterov and weight decay change rows without a gradient, so they have no sparse form",
+            ));
+        }
+        let (rows, values, k) = grad.raw();
+        let dev = weight.device().clone();
+        dev.sgd_rows(self.lr, weight.buf_mut(), rows, values, k, V, DIM)
     }
 }
 
