@@ -121,7 +121,7 @@ fn main() {
         let ms = [12usize, 24, 36, 48, 72, 96];
         let mut pts = Vec::new();
         for &m in &ms {
-            let mut t: Vec<f64> = (0..rounds)
+            let t: Vec<f64> = (0..rounds)
                 .map(|_| time(m, 2048, 512, false, true, 50).1)
                 .collect();
             // The fastest call: on a loaded machine the least disturbed.
