@@ -2,9 +2,10 @@
 //!
 //! **Shape.** A row of the tile is two 512-bit vectors (32 `f32` or 16 `f64`
 //! columns, one packed-B step loaded as two vectors), and each of the 12 rows
-//! of A is one broadcast: 24 accumulators, 2 B vectors, and the broadcasts
-//! folded into the FMAs as memory operands, so 26–27 of the 32 `zmm`
-//! registers are live. Per step of `k` that is 24 FMAs against 2 vector loads
+//! of A is one broadcast: 24 accumulators, 2 B vectors and 1 broadcast
+//! register, so 27 of the 32 `zmm` registers are live (the compiled loop,
+//! checked with `objdump`: 2 `vmovups`, 12 `vbroadcastss` from memory (a load
+//! each, no ALU work on Intel), 24 `vfmadd231ps`, no spills). Per step of `k` that is 24 FMAs against 2 vector loads
 //! and 12 broadcasts (14 loads in the 12 cycles two FMA ports need: under the
 //! 2 loads per cycle that Intel and Zen cores sustain for 512-bit operands),
 //! and 24 independent chains cover the FMA latency (4 cycles × 2 ports = 8
