@@ -514,7 +514,7 @@ fn run<D: Kernels<f32>>(args: &Args, dev: &D) -> kiln::Result<Option<(f64, usize
             bar.update(&st.meter);
             let stop = args.stop_after == Some(st.step);
             let periodic =
-                args.save_every > 0 && st.step % args.save_every == 0 && st.pos.batch != 0;
+                args.save_every > 0 && st.step.is_multiple_of(args.save_every) && st.pos.batch != 0;
             if let Some(path) = args.save.as_ref().filter(|_| stop || periodic) {
                 save(path, args, &net, &*opt, &tape, &st)?;
             }

@@ -55,9 +55,22 @@ pub fn gemm_impl() -> GemmImpl {
     }
 }
 
-/// The microkernel kiln's GEMM uses for `E` on this CPU (`AVX2+FMA 6×16`, …).
+/// The microkernel kiln's GEMM uses for `E` on this CPU (`AVX-512F 12×32`,
+/// `AVX2+FMA 6×16`, …).
 pub fn gemm_kernel_name<E: Elem>() -> &'static str {
     crate::gemm::kernel_name::<E>()
+}
+
+pub use crate::gemm::Isa as GemmIsa;
+
+/// Caps the instruction set of kiln's GEMM kernels, process-wide: the widest
+/// kernel this CPU runs that is not wider than `cap` (by default the widest
+/// it runs; the environment variable `KILN_GEMM_KERNEL=avx2` or `portable`
+/// sets the cap at start-up, and this call overrides it). For comparing the
+/// kernels; results differ between kernels in the last bits.
+#[doc(hidden)]
+pub fn set_gemm_kernel_cap(cap: GemmIsa) {
+    crate::gemm::set_kernel_cap(cap)
 }
 
 /// Element counts below this run on one thread: a hand-off to the pool costs a µs or so.
@@ -571,11 +584,25 @@ mod gemm_batched_tests {
         off + (rows - 1) * ld + cols
     }
 
+    /// Strided-batched products against the definition, through every GEMM
+    /// kernel this CPU runs (AVX-512, AVX2, portable).
     #[test]
     fn matches_a_loop_of_gemm_and_the_definition() {
+        for cap in crate::gemm::available_caps() {
+            crate::gemm::with_kernel_cap(cap, batched_matches);
+        }
+    }
+
+    fn batched_matches() {
         let mut r = rng(5);
         let mut cases = 0;
-        for &(m, n, k, batch) in &[(1, 1, 1, 1), (3, 5, 4, 4), (7, 2, 9, 3), (16, 16, 8, 5)] {
+        for &(m, n, k, batch) in &[
+            (1, 1, 1, 1),
+            (3, 5, 4, 4),
+            (7, 2, 9, 3),
+            (16, 16, 8, 5),
+            (40, 70, 33, 2),
+        ] {
             for ta in [false, true] {
                 for tb in [false, true] {
                     for (bcast_a, bcast_b) in [(false, false), (true, false), (false, true)] {
@@ -645,7 +672,7 @@ mod gemm_batched_tests {
                 }
             }
         }
-        assert_eq!(cases, 4 * 4 * 3 * 2);
+        assert_eq!(cases, 5 * 4 * 3 * 2);
     }
 
     #[test]

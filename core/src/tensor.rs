@@ -40,7 +40,7 @@ impl<S: Shape, E: Elem, D: Backend<E>> Tensor<S, E, D> {
     /// A batch from host values in row-major order; `data.len()` must be a
     /// multiple of `S::NUMEL`.
     pub fn from_slice(dev: &D, data: &[E]) -> Result<Self> {
-        if S::NUMEL == 0 || data.len() % S::NUMEL != 0 {
+        if S::NUMEL == 0 || !data.len().is_multiple_of(S::NUMEL) {
             return Err(Error::LengthMismatch {
                 what: format!("Tensor<{}>::from_slice", fmt_dims(S::DIMS)),
                 expected: (data.len() / S::NUMEL.max(1)) * S::NUMEL,
@@ -307,7 +307,7 @@ impl<S: Shape, const V: usize, D: Device> Tokens<S, V, D> {
     where
         D: Backend<E>,
     {
-        if S::NUMEL == 0 || ids.len() % S::NUMEL != 0 {
+        if S::NUMEL == 0 || !ids.len().is_multiple_of(S::NUMEL) {
             return Err(Error::LengthMismatch {
                 what: format!("Tokens<{}, {V}>::set", fmt_dims(S::DIMS)),
                 expected: (ids.len() / S::NUMEL.max(1)) * S::NUMEL,

@@ -376,7 +376,7 @@ impl<S: Source + 'static> DataLoader<S> {
             }
             None => {
                 let ch = c.mean.len().max(1);
-                if dim % ch != 0 {
+                if !dim.is_multiple_of(ch) {
                     return Err(Error::invalid(OP, format!("{ch} normalisation channels do not divide {dim} values; call `.image(c, h, w)`")));
                 }
                 ImageShape::new(ch, 1, dim / ch)

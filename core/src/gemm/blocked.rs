@@ -20,10 +20,11 @@ thread_local! {
 
 /// Bytes every thread reserves for packing on its first product: the most
 /// that any built-in kernel needs for `f32` or `f64` (`(MC·KC + KC·NC)`
-/// elements), so a thread allocates its buffer once in its life, whatever
-/// shapes come later. Reserved, not touched: pages that a thread's products
-/// never reach cost no memory.
-const PACK_BYTES: usize = (128 * 256 + 256 * 4096) * 8;
+/// elements; the largest is the AVX-512 `f64` kernel's, `MC = 240`,
+/// `KC = 256`, `NC = 4096`), so a thread allocates its buffer once in its
+/// life, whatever shapes come later. Reserved, not touched: pages that a
+/// thread's products never reach cost no memory.
+const PACK_BYTES: usize = (240 * 256 + 256 * 4096) * 8;
 
 /// Reserves this thread's packing buffer (pool helpers call it when they start).
 pub(crate) fn warm_thread() {

@@ -22,7 +22,8 @@ use crate::elem::Elem;
 /// * `c` is writable, and readable when `β ≠ 0`, at `c + r·ldc + j` for
 ///   `r < mr`, `j < nr`, and overlaps neither `a` nor `b`;
 /// * the instruction set the kernel was compiled for is present on this CPU
-///   (`avx2::available()` for the AVX2 kernels).
+///   (`avx2::available()` for the AVX2 kernels, `avx512::available()` for
+///   the AVX-512 ones).
 pub(crate) type KernelFn<E> = unsafe fn(
     kc: usize,
     a: *const E,
@@ -36,9 +37,24 @@ pub(crate) type KernelFn<E> = unsafe fn(
     beta: E,
 );
 
+/// The instruction sets kiln's GEMM has microkernels for, from the most
+/// portable to the widest (the order [`super::kernel`] caps by).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Isa {
+    /// Plain Rust, any CPU.
+    Portable,
+    /// AVX2 + FMA: 256-bit vectors, 16 registers.
+    Avx2,
+    /// AVX-512F: 512-bit vectors, 32 registers.
+    Avx512,
+}
+
 /// Blocking parameters and the microkernel of one instruction set.
 #[derive(Clone, Copy)]
 pub(crate) struct Kernel<E> {
+    /// What the kernel needs from the CPU (`Avx2` and up also allow the
+    /// AVX2 dot-product paths of `dot.rs`).
+    pub isa: Isa,
     pub mr: usize,
     pub nr: usize,
     /// Rows of A packed at once (an L2-resident block).
@@ -124,6 +140,7 @@ pub(crate) unsafe fn generic<E: Elem, const MR: usize, const NR: usize>(
 
 pub(crate) fn generic_kernel<E: Elem>() -> Kernel<E> {
     Kernel {
+        isa: Isa::Portable,
         mr: 4,
         nr: 8,
         mc: 128,
@@ -148,6 +165,7 @@ pub(crate) mod avx2 {
 
     pub(crate) fn f32_kernel() -> Kernel<f32> {
         Kernel {
+            isa: super::Isa::Avx2,
             mr: 6,
             nr: 16,
             mc: 144,
@@ -160,6 +178,7 @@ pub(crate) mod avx2 {
 
     pub(crate) fn f64_kernel() -> Kernel<f64> {
         Kernel {
+            isa: super::Isa::Avx2,
             mr: 6,
             nr: 8,
             mc: 72,

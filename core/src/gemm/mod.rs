@@ -7,9 +7,11 @@
 //! * `B` is packed in panels of `KC × NC` (kept in L3), cut into slivers of
 //!   `NR` columns; `A` in blocks of `MC × KC` (kept in L2), cut into slivers
 //!   of `MR` rows; a microkernel multiplies one A sliver by one B sliver into
-//!   an `MR × NR` tile of `C` held in registers (`kernels.rs`: AVX2+FMA 6×16
-//!   for `f32` and 6×8 for `f64`, chosen at run time by CPU feature
-//!   detection, and a portable 4×8 kernel for everything else).
+//!   an `MR × NR` tile of `C` held in registers (`avx512.rs`: AVX-512F 12×32
+//!   for `f32` and 12×16 for `f64`; `kernels.rs`: AVX2+FMA 6×16 and 6×8, and
+//!   a portable 4×8 kernel for everything else; the widest this CPU runs is
+//!   chosen at run time by feature detection, and `KILN_GEMM_KERNEL=avx2`
+//!   or `portable`, or [`set_kernel_cap`], caps it).
 //! * The packing buffers are thread-local and grow to the largest size a
 //!   thread has needed, then are reused: after the first call of a given
 //!   size, a product allocates nothing.
@@ -26,8 +28,10 @@
 //! ([`gemm_with`]: which path a product takes, and its split over threads);
 //! `blocked.rs` the packing buffer, the blocked loops and the packing;
 //! `dot.rs` the dot-product paths (`dot_small`, `gemv_dot`); `kernels.rs` the
-//! microkernels; `par.rs` the thread pool; `tests.rs` the tests.
+//! portable and AVX2 microkernels, `avx512.rs` the AVX-512 ones; `par.rs` the thread pool; `tests.rs` the tests.
 
+#[cfg(target_arch = "x86_64")]
+mod avx512;
 mod blocked;
 mod dot;
 pub(crate) mod kernels;
@@ -41,8 +45,10 @@ pub(crate) use blocked::warm_thread;
 #[cfg(target_arch = "x86_64")]
 use dot::dot_small;
 use dot::gemv_dot;
+pub use kernels::Isa;
 use kernels::Kernel;
 use std::any::TypeId;
+use std::sync::atomic::{AtomicU8, Ordering};
 
 /// An operand: element `(i, j)` is at `ptr + i·rs + j·cs`.
 #[derive(Clone, Copy, Debug)]
@@ -85,24 +91,125 @@ const DOT_MIN_K: usize = 512;
 /// packing would cost as much as the product: a convolution's forward pass).
 const DIRECT_B_MAX_M: usize = 18;
 
-/// The kernel for `E` on this CPU.
-pub(crate) fn kernel<E: Elem>() -> Kernel<E> {
-    #[cfg(target_arch = "x86_64")]
-    if kernels::avx2::available() {
-        if TypeId::of::<E>() == TypeId::of::<f32>() {
-            // SAFETY: the `TypeId`s are equal, so `E` is `f32` and both sides
-            // are the same type: `transmute_copy` is a plain copy of a `Copy` value.
-            return unsafe {
-                std::mem::transmute_copy::<Kernel<f32>, Kernel<E>>(&kernels::avx2::f32_kernel())
-            };
-        }
-        if TypeId::of::<E>() == TypeId::of::<f64>() {
-            // SAFETY: as above, `E` is `f64` (equal `TypeId`s).
-            return unsafe {
-                std::mem::transmute_copy::<Kernel<f64>, Kernel<E>>(&kernels::avx2::f64_kernel())
-            };
+/// The widest instruction set [`kernel`] may choose, as `Isa as u8`, or
+/// [`CAP_UNSET`] before the first product has read `KILN_GEMM_KERNEL`.
+static CAP: AtomicU8 = AtomicU8::new(CAP_UNSET);
+const CAP_UNSET: u8 = u8::MAX;
+
+#[cfg(test)]
+thread_local! {
+    /// A cap for this thread only, over [`CAP`] (tests run every kernel
+    /// through the public paths without racing the other tests).
+    static TEST_CAP: std::cell::Cell<Option<Isa>> = const { std::cell::Cell::new(None) };
+}
+
+/// The cap `KILN_GEMM_KERNEL` asks for: `avx512`, `avx2` or `portable`
+/// (unset or empty: no cap). Anything else is reported once and ignored.
+fn cap_from_env() -> Isa {
+    match std::env::var("KILN_GEMM_KERNEL").as_deref() {
+        Err(_) | Ok("") | Ok("avx512") | Ok("auto") => Isa::Avx512,
+        Ok("avx2") => Isa::Avx2,
+        Ok("portable") => Isa::Portable,
+        Ok(other) => {
+            eprintln!(
+                "kiln: KILN_GEMM_KERNEL={other:?} is not one of avx512, avx2, portable; ignored"
+            );
+            Isa::Avx512
         }
     }
+}
+
+/// The widest instruction set the GEMM may use (see [`set_kernel_cap`]).
+pub fn kernel_cap() -> Isa {
+    #[cfg(test)]
+    if let Some(c) = TEST_CAP.with(|c| c.get()) {
+        return c;
+    }
+    match CAP.load(Ordering::Relaxed) {
+        CAP_UNSET => {
+            let c = cap_from_env();
+            CAP.store(c as u8, Ordering::Relaxed);
+            c
+        }
+        0 => Isa::Portable,
+        1 => Isa::Avx2,
+        _ => Isa::Avx512,
+    }
+}
+
+/// Caps the instruction set of the GEMM's kernels, process-wide: the product
+/// uses the widest kernel this CPU runs that is not wider than `cap`
+/// (`Isa::Avx2` compares the AVX2 path with the AVX-512 one on a machine
+/// that has both). Overrides `KILN_GEMM_KERNEL`. For benchmarks and tests;
+/// results differ between kernels in the last bits (the sums are grouped
+/// differently), so change it only between runs you compare.
+pub fn set_kernel_cap(cap: Isa) {
+    CAP.store(cap as u8, Ordering::Relaxed);
+}
+
+/// Runs `f` with this thread's products capped at `cap` (tests only).
+#[cfg(test)]
+pub(crate) fn with_kernel_cap<R>(cap: Isa, f: impl FnOnce() -> R) -> R {
+    let old = TEST_CAP.with(|c| c.replace(Some(cap)));
+    let r = f();
+    TEST_CAP.with(|c| c.set(old));
+    r
+}
+
+/// Every kernel for `E` this CPU runs, portable first (tests run them all,
+/// and say which instruction sets this CPU lacks).
+#[cfg(test)]
+pub(crate) fn available_caps() -> Vec<Isa> {
+    let mut v = vec![Isa::Portable];
+    #[cfg(target_arch = "x86_64")]
+    {
+        if kernels::avx2::available() {
+            v.push(Isa::Avx2);
+        } else {
+            eprintln!("gemm tests: this CPU has no AVX2+FMA; the AVX2 kernels are not tested");
+        }
+        if avx512::available() {
+            v.push(Isa::Avx512);
+        } else {
+            eprintln!("gemm tests: this CPU has no AVX-512F; the AVX-512 kernels are not tested");
+        }
+    }
+    v
+}
+
+/// `E`'s kernel for `f32`/`f64` from `f32`'s and `f64`'s (the portable one
+/// for other types).
+fn pick<E: Elem>(k32: Kernel<f32>, k64: Kernel<f64>) -> Kernel<E> {
+    if TypeId::of::<E>() == TypeId::of::<f32>() {
+        // SAFETY: the `TypeId`s are equal, so `E` is `f32` and both sides
+        // are the same type: `transmute_copy` is a plain copy of a `Copy` value.
+        return unsafe { std::mem::transmute_copy::<Kernel<f32>, Kernel<E>>(&k32) };
+    }
+    if TypeId::of::<E>() == TypeId::of::<f64>() {
+        // SAFETY: as above, `E` is `f64` (equal `TypeId`s).
+        return unsafe { std::mem::transmute_copy::<Kernel<f64>, Kernel<E>>(&k64) };
+    }
+    kernels::generic_kernel::<E>()
+}
+
+/// The kernel for `E` on this CPU: AVX-512F where the CPU has it, else
+/// AVX2+FMA, else the portable one, never wider than [`kernel_cap`].
+pub(crate) fn kernel<E: Elem>() -> Kernel<E> {
+    kernel_capped::<E>(kernel_cap())
+}
+
+/// The widest kernel for `E` this CPU runs that is not wider than `cap`.
+pub(crate) fn kernel_capped<E: Elem>(cap: Isa) -> Kernel<E> {
+    #[cfg(target_arch = "x86_64")]
+    {
+        if cap >= Isa::Avx512 && avx512::available() {
+            return pick::<E>(avx512::f32_kernel(), avx512::f64_kernel());
+        }
+        if cap >= Isa::Avx2 && kernels::avx2::available() {
+            return pick::<E>(kernels::avx2::f32_kernel(), kernels::avx2::f64_kernel());
+        }
+    }
+    let _ = cap;
     kernels::generic_kernel::<E>()
 }
 
@@ -133,7 +240,8 @@ pub(crate) unsafe fn gemm<E: Elem>(
     ldc: usize,
 ) {
     // SAFETY: the caller's obligations are `gemm_with`'s; `kernel` returns a
-    // kernel that runs on this CPU (AVX2 only when `avx2::available()`).
+    // kernel that runs on this CPU (AVX-512 only when `avx512::available()`,
+    // AVX2 only when `avx2::available()`).
     unsafe {
         gemm_with(
             kernel::<E>(),
@@ -155,8 +263,9 @@ pub(crate) unsafe fn gemm<E: Elem>(
 ///
 /// # Safety
 /// Those of [`gemm`], and `kern` runs on this CPU (the AVX2 kernels only
-/// where `kernels::avx2::available()`): its name selects the AVX2-only
-/// `dot_small` path too.
+/// where `kernels::avx2::available()`, the AVX-512 ones only where
+/// `avx512::available()`): its `isa` of `Avx2` or wider selects the
+/// AVX2-only `dot_small` path too (every AVX-512 CPU has AVX2 and FMA).
 #[allow(clippy::too_many_arguments)] // BLAS's argument list plus kernel and threads
 pub(crate) unsafe fn gemm_with<E: Elem>(
     kern: Kernel<E>,
@@ -212,7 +321,7 @@ pub(crate) unsafe fn gemm_with<E: Elem>(
     }
     #[cfg(target_arch = "x86_64")]
     if TypeId::of::<E>() == TypeId::of::<f32>()
-        && kern.name == kernels::avx2::f32_kernel().name
+        && kern.isa >= kernels::Isa::Avx2
         && a.cs == 1
         && b.rs == 1
         && m * n <= DOT_MAX_MN
@@ -220,8 +329,8 @@ pub(crate) unsafe fn gemm_with<E: Elem>(
     {
         // SAFETY: equal `TypeId`s make `E` `f32`, so the transmutes are
         // copies between identical types and `c` really points to `f32`s.
-        // `dot_small`'s conditions: the kernel is the AVX2 one, which the caller
-        // only passes where AVX2 and FMA exist; `a.cs = 1` and `b.rs = 1` are
+        // `dot_small`'s conditions: the kernel is the AVX2 or the AVX-512
+        // one, which the caller only passes where AVX2 and FMA exist; `a.cs = 1` and `b.rs = 1` are
         // checked just above; `m, n ≥ 1` (returned early otherwise); the
         // operands are the caller's, valid for the whole product.
         unsafe {

@@ -149,7 +149,7 @@ fn helper(p: &'static Pool) {
         while p.generation.load(Acquire) == seen {
             std::hint::spin_loop();
             spins = spins.wrapping_add(1);
-            if spins % 64 != 0 {
+            if !spins.is_multiple_of(64) {
                 continue;
             }
             let waited = start.elapsed();

@@ -129,24 +129,65 @@ const SHAPES: &[(usize, usize, usize)] = &[
     (6, 25, 600),
     (5, 7, 513),
     (16, 150, 1030),
+    (12, 32, 256),
+    (24, 64, 257),
+    (32, 96, 520),
+    (25, 47, 300),
 ];
 
-fn all_kernels_f64() -> Vec<Kernel<f64>> {
-    let mut v = vec![kernels::generic_kernel::<f64>()];
-    #[cfg(target_arch = "x86_64")]
-    if kernels::avx2::available() {
-        v.push(kernels::avx2::f64_kernel());
+/// Every edge of every kernel's tile: `m` in `1..=13` (up to `MR + 1` of
+/// the widest kernel, 12 rows), `n` around the tile widths 8, 16 and 32, and
+/// short contractions.
+#[test]
+fn edge_tiles_match_naive() {
+    let ns = [1, 2, 7, 8, 9, 15, 16, 17, 31, 32, 33, 47, 63, 65];
+    for m in 1..=13 {
+        for &n in &ns {
+            for k in [1, 2, 3, 17] {
+                for kern in all_kernels_f64() {
+                    check(kern, 1, m, n, k, 1e-14);
+                }
+                for kern in all_kernels_f32() {
+                    check(kern, 1, m, n, k, 2e-6);
+                }
+            }
+        }
     }
-    v
+}
+
+/// The kernels tested are the ones this CPU runs, the widest first in line.
+#[test]
+fn the_widest_kernel_is_the_default() {
+    let caps = available_caps();
+    let widest = *caps.last().unwrap();
+    assert_eq!(kernel::<f32>().isa, widest);
+    assert_eq!(kernel::<f64>().isa, widest);
+    assert_eq!(kernel_capped::<f32>(Isa::Portable).name, "portable 4×8");
+    assert_eq!(
+        with_kernel_cap(Isa::Portable, kernel_name::<f32>),
+        "portable 4×8"
+    );
+    eprintln!(
+        "gemm tests: kernels {:?}",
+        all_kernels_f32().iter().map(|k| k.name).collect::<Vec<_>>()
+    );
+}
+
+/// Every kernel this CPU runs (portable, AVX2, AVX-512 where present; the
+/// ones it lacks are named on stderr by `available_caps`).
+fn all_kernels<E: Elem>() -> Vec<Kernel<E>> {
+    available_caps()
+        .into_iter()
+        .map(kernel_capped::<E>)
+        .collect()
+}
+
+fn all_kernels_f64() -> Vec<Kernel<f64>> {
+    all_kernels()
 }
 
 fn all_kernels_f32() -> Vec<Kernel<f32>> {
-    let mut v = vec![kernels::generic_kernel::<f32>()];
-    #[cfg(target_arch = "x86_64")]
-    if kernels::avx2::available() {
-        v.push(kernels::avx2::f32_kernel());
-    }
-    v
+    all_kernels()
 }
 
 #[test]
@@ -177,6 +218,12 @@ fn results_do_not_depend_on_the_thread_count() {
     let mut seed = 3;
     let a: Vec<f32> = (0..m * k).map(|_| lcg(&mut seed) as f32).collect();
     let b: Vec<f32> = (0..k * n).map(|_| lcg(&mut seed) as f32).collect();
+    for kern in all_kernels_f32() {
+        thread_count_independent(kern, m, n, k, &a, &b);
+    }
+}
+
+fn thread_count_independent(kern: Kernel<f32>, m: usize, n: usize, k: usize, a: &[f32], b: &[f32]) {
     let run = |t: usize| {
         let mut c = vec![0.0f32; m * n];
         let am = Mat {
@@ -190,25 +237,11 @@ fn results_do_not_depend_on_the_thread_count() {
             cs: 1,
         };
         // SAFETY: `a` is `m × k`, `b` `k × n` and `c` `m × n`, all
-        // row-major and separate; `kernel()` picks a kernel this CPU runs.
-        unsafe {
-            gemm_with(
-                kernel::<f32>(),
-                t,
-                m,
-                n,
-                k,
-                1.0,
-                am,
-                bm,
-                0.0,
-                c.as_mut_ptr(),
-                n,
-            )
-        };
+        // row-major and separate; `kern` is one this CPU runs.
+        unsafe { gemm_with(kern, t, m, n, k, 1.0, am, bm, 0.0, c.as_mut_ptr(), n) };
         c
     };
     let one = run(1);
-    assert_eq!(one, run(2));
-    assert_eq!(one, run(3));
+    assert_eq!(one, run(2), "{}", kern.name);
+    assert_eq!(one, run(3), "{}", kern.name);
 }

@@ -129,7 +129,7 @@ pub(crate) fn check_groups(
     cig: usize,
     co: usize,
 ) -> Result<()> {
-    if groups == 0 || ci != groups * cig || co % groups != 0 {
+    if groups == 0 || ci != groups * cig || !co.is_multiple_of(groups) {
         return Err(Error::invalid(
             op,
             format!(

@@ -98,7 +98,7 @@ pub fn conv_args(spec: &Spec, transpose: bool, k: &TokenStream, diag: &mut Diag)
 
 /// Rule shared by both convolutions: the groups divide both channel counts.
 pub fn check_groups(who: &str, c: &Conv, ci: usize, from: &str) -> Result<(), String> {
-    if c.groups == 0 || ci % c.groups != 0 || c.cout % c.groups != 0 {
+    if c.groups == 0 || !ci.is_multiple_of(c.groups) || !c.cout.is_multiple_of(c.groups) {
         return Err(format!(
             "`{who}`: {} groups must divide both the {ci} input channels (from `{from}`) and the {} output channels",
             c.groups, c.cout
