@@ -3,6 +3,8 @@
 //! zero initial state), with its kernel family, [`RnnKernels`]: the layer,
 //! the kernels' trait and their CPU bodies are this one file (the CUDA source
 //! is `cuda/src/kernels/rnn.cu`).
+//! Stacked and bidirectional layers (PyTorch's `num_layers`, `bidirectional`,
+//! `dropout`) are [`super::Recurrent`] over this cell (`recurrent.rs`).
 //!
 //! Input `[T, I]`, output `[T, H]`: every hidden state `h_t`. At step `t`,
 //! from `x_t` and `h_{t−1}` (`h_{−1} = 0`):
