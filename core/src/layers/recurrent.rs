@@ -214,7 +214,7 @@ pub struct Recurrent<E: Elem, D: Backend<E>, L0, LU, O, const L: usize, const DI
     pub upper: Vec<LU>,
     names: Vec<[String; 4]>,
     dropout: f64,
-    _m: PhantomData<fn() -> (E, D, O)>,
+    _m: PhantomData<(E, D, O)>,
 }
 
 /// The gradients of a [`Recurrent`], cell by cell as its parameters.
