@@ -1,12 +1,14 @@
 //! The options `LSTM`, `GRU` and `RNN` share, as PyTorch's: `num_layers = L`
 //! (stacked, default 1), `bidirectional = true` (default `false`),
-//! `dropout = p` (between stacked layers, in training; default 0) and
+//! `dropout = p` (between stacked layers, in training; default 0; with one
+//! layer there is no such place and, as in PyTorch, it does nothing) and
 //! `last = true` (only the final states, `[dirs·H]`, instead of every
 //! position, `[T, dirs·H]`). A layer with none of them is the plain cell
 //! type (`kiln::layers::Lstm<…>`); any other is a
 //! `kiln::layers::Recurrent<E, D, Cell0, CellUp, Out, L, DIRS>` whose every
 //! derived size (`DIRS·H`, the upper layers' input) this file writes,
-//! because stable Rust cannot compute them from const generics.
+//! because stable Rust cannot compute them from const generics. Not yet: an
+//! initial state passed in and the final state passed out (truncated BPTT).
 
 use super::args::{boolean, int, named};
 use super::shape_ty;
