@@ -8,7 +8,8 @@
 //! ```
 //!
 //! Prints the median and the minimum of the timed steps (after 3 warm-up
-//! steps) in milliseconds; `layers` is 1 (default) or 2.
+//! steps) in milliseconds; `layers` is 1 (default), 2 (`LSTM(512, num_layers
+//! = 2)`) or 3 (the same two layers as two `LSTM(512)`s).
 
 use kiln::prelude::*;
 use rand::Rng as _;
@@ -33,6 +34,18 @@ kiln::network! {
         input: Tokens<[100], 84>,
         emb: Embedding(84, 64),
         rnn: LSTM(512, num_layers = 2),
+        fc: Linear(84),
+    }
+}
+
+kiln::network! {
+    /// The same two layers written as two one-layer LSTMs (no `Recurrent`
+    /// wrapper), to measure what the stack's copies cost.
+    pub struct TwoPlain {
+        input: Tokens<[100], 84>,
+        emb: Embedding(84, 64),
+        l1: LSTM(512),
+        l2: LSTM(512),
         fc: Linear(84),
     }
 }
@@ -77,7 +90,8 @@ fn main() {
     let layers: usize = args.get(2).and_then(|s| s.parse().ok()).unwrap_or(1);
     let (med, min) = match layers {
         1 => time_steps!(One<f32>, steps),
-        _ => time_steps!(Two<f32>, steps),
+        2 => time_steps!(Two<f32>, steps),
+        _ => time_steps!(TwoPlain<f32>, steps),
     };
     println!("LSTM layers={layers} H=512 T=100 B=32: median {med:.2} ms, min {min:.2} ms over {steps} steps");
 }
