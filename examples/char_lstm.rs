@@ -550,7 +550,7 @@ pub fn run<D: Kernels<f32>>(args: &Args, dev: &D) -> kiln::Result<Outcome> {
         (since_sum, since_n, since_secs) =
             (since_sum + loss as f64, since_n + 1, since_secs + secs);
         let last = step == args.steps || out.train_secs >= budget;
-        if step % args.eval_every == 0 || last {
+        if step.is_multiple_of(args.eval_every) || last {
             let t_eval = Instant::now();
             let val_loss = evaluate(&net, val)?;
             let r = Report {

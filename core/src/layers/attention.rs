@@ -309,7 +309,7 @@ where
 {
     type Config = MultiHeadAttentionConfig;
     fn build(dev: &D, rng: &mut Rng, cfg: MultiHeadAttentionConfig) -> Result<Self> {
-        if DM == 0 || H == 0 || DM % H != 0 || QKV != 3 * DM || T == 0 || S == 0 {
+        if DM == 0 || H == 0 || !DM.is_multiple_of(H) || QKV != 3 * DM || T == 0 || S == 0 {
             return Err(Error::invalid(
                 "MultiHeadAttention",
                 format!("need H ≥ 1 dividing DM, QKV = 3·DM, T, S ≥ 1; got T = {T}, S = {S}, DM = {DM}, H = {H}, QKV = {QKV}"),

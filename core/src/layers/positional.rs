@@ -74,7 +74,7 @@ impl<E: Elem, D: Backend<E>, const T: usize, const DIM: usize> SinusoidalPositio
     pub fn value(t: usize, j: usize) -> f64 {
         let w = 10000f64.powf(-((j - j % 2) as f64) / DIM as f64);
         let a = t as f64 * w;
-        if j % 2 == 0 {
+        if j.is_multiple_of(2) {
             a.sin()
         } else {
             a.cos()
