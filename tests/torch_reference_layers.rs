@@ -1,4 +1,4 @@
-//! GELU, PReLU, LayerNorm, LSTM, GRU and RNN against PyTorch (float64): the output and the
+//! GELU, PReLU, LayerNorm, LSTM, GRU and RNN (one layer, and stacked and bidirectional) against PyTorch (float64): the output and the
 //! gradients of `sum(y · dy)` with respect to the input and every parameter,
 //! recorded with fixed inputs and weights by `scripts/pytorch/record_fixtures.py`
 //! into `tests/fixtures/torch_reference.json` ("layers"), compared to 1e-10.
@@ -182,4 +182,40 @@ fn rnn_matches_torch() {
             check(&case, L::build(&Cpu, &mut rng(0), c).unwrap());
         }
     }
+}
+
+#[test]
+fn stacked_and_bidirectional_match_torch() {
+    // nn.LSTM(3, 4, num_layers=2, bidirectional=True, batch_first=True): layer 0
+    // reads 3 features, layer 1 reads 2·4; every position, or (`last`) the top
+    // layer's final states [h_n[-2] | h_n[-1]].
+    use kiln::layers::{Gru, Lstm, Recurrent, RecurrentConfig, Rnn, RnnConfig, RnnNonlinearity};
+    type L0 = Lstm<f64, Cpu, 5, 3, 4, 16>;
+    type LU = Lstm<f64, Cpu, 5, 8, 4, 16>;
+    let c = RecurrentConfig {
+        cell: kiln::layers::LstmConfig::default(),
+        dropout: 0.0,
+    };
+    type Bi = Recurrent<f64, Cpu, L0, LU, S2<5, 8>, 2, 2>;
+    check("lstm_l2_bi", Bi::build(&Cpu, &mut rng(0), c).unwrap());
+    type BiLast = Recurrent<f64, Cpu, L0, LU, S1<8>, 2, 2>;
+    check(
+        "lstm_l2_bi_last",
+        BiLast::build(&Cpu, &mut rng(0), c).unwrap(),
+    );
+    type G =
+        Recurrent<f64, Cpu, Gru<f64, Cpu, 5, 3, 4, 12>, Gru<f64, Cpu, 5, 8, 4, 12>, S2<5, 8>, 2, 2>;
+    let c = RecurrentConfig {
+        cell: kiln::layers::GruConfig::default(),
+        dropout: 0.0,
+    };
+    check("gru_l2_bi", G::build(&Cpu, &mut rng(0), c).unwrap());
+    // nn.RNN(3, 4, nonlinearity='relu', num_layers=2): one direction.
+    type R = Recurrent<f64, Cpu, Rnn<f64, Cpu, 5, 3, 4>, Rnn<f64, Cpu, 5, 4, 4>, S2<5, 4>, 2, 1>;
+    let cell = RnnConfig {
+        bias: true,
+        nonlinearity: RnnNonlinearity::Relu,
+    };
+    let c = RecurrentConfig { cell, dropout: 0.0 };
+    check("rnn_relu_l2", R::build(&Cpu, &mut rng(0), c).unwrap());
 }

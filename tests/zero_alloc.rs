@@ -147,6 +147,17 @@ kiln::network! {
     }
 }
 
+kiln::network! {
+    /// A 2-layer bidirectional LSTM with dropout between the layers (the
+    /// stack's per-cell buffers, reversed inputs and dropout seeds).
+    pub struct W8 {
+        input: [8, 24],
+        rnn: LSTM(16, num_layers = 2, bidirectional = true, dropout = 0.2),
+        flatten,
+        fc: Linear(10),
+    }
+}
+
 /// Steps counted after the warm-up.
 const STEPS: usize = 30;
 
@@ -329,6 +340,10 @@ fn main() {
     report.push((
         "MultiHeadAttention(32, heads = 4, causal) over [8, 32], batch 16, Adam",
         count!(W7, S2<8, 32>, 16, Adam::new(1e-3)),
+    ));
+    report.push((
+        "2-layer bidirectional LSTM(16), dropout 0.2, over [8, 24], batch 16, Adam",
+        count!(W8, S2<8, 24>, 16, Adam::new(1e-3)),
     ));
     let bad: Vec<String> = report
         .iter()

@@ -463,6 +463,16 @@ def layer_cases():
     out["rnn_relu_no_bias"] = recurrent_case(
         torch.nn.RNN(3, 4, nonlinearity="relu", batch_first=True, bias=False)
     )
+    # Stacked and bidirectional (issue 19): dropout=0, so deterministic.
+    out["lstm_l2_bi"] = recurrent_case(torch.nn.LSTM(3, 4, num_layers=2, bidirectional=True, batch_first=True))
+    out["gru_l2_bi"] = recurrent_case(torch.nn.GRU(3, 4, num_layers=2, bidirectional=True, batch_first=True))
+    out["rnn_relu_l2"] = recurrent_case(
+        torch.nn.RNN(3, 4, nonlinearity="relu", num_layers=2, batch_first=True)
+    )
+    # Only the top layer's final states, [h_n[-2] | h_n[-1]] (kiln's `last = true`).
+    out["lstm_l2_bi_last"] = recurrent_case(
+        torch.nn.LSTM(3, 4, num_layers=2, bidirectional=True, batch_first=True), last=True
+    )
     return out
 
 
@@ -470,17 +480,23 @@ def lstm_case(bias):
     return recurrent_case(torch.nn.LSTM(3, 4, batch_first=True, bias=bias))
 
 
-def recurrent_case(m):
+def recurrent_case(m, last=False):
     """A recurrent module with input size 3 and hidden size 4 (nn.LSTM,
     nn.GRU, nn.RNN; batch_first=True) on a batch of 2 sequences of 5 steps,
     zero initial state; every parameter set from fixed() (scaled so the gates
-    are not saturated); only the output sequence is used (as kiln's layers)."""
+    are not saturated); only the output sequence is used (as kiln's layers),
+    or with `last` the top layer's final states of each direction,
+    concatenated forward first (kiln's `last = true`)."""
     with torch.no_grad():
         for i, (_, p) in enumerate(m.named_parameters()):
             p.copy_(fixed(tuple(p.shape), 0.3 + 0.1 * i, 0.5 * i) * 0.25)
+    dirs = 2 if m.bidirectional else 1
     x = fixed((2, 5, 3), 0.7, 0.3).clone().requires_grad_(True)
-    dy = fixed((2, 5, 4), 0.45, 0.8)
-    y, _ = m(x)
+    y, state = m(x)
+    if last:
+        h_n = state[0] if isinstance(state, tuple) else state
+        y = torch.cat([h_n[-dirs + d] for d in range(dirs)], dim=1)
+    dy = fixed(tuple(y.shape), 0.45, 0.8)
     (y * dy).sum().backward()
     return {
         "x": x.detach().flatten().tolist(),

@@ -3,6 +3,8 @@
 //! zero initial state), with its kernel family, [`RnnKernels`]: the layer,
 //! the kernels' trait and their CPU bodies are this one file (the CUDA source
 //! is `cuda/src/kernels/rnn.cu`).
+//! Stacked and bidirectional layers (PyTorch's `num_layers`, `bidirectional`,
+//! `dropout`) are [`super::Recurrent`] over this cell (`recurrent.rs`).
 //!
 //! Input `[T, I]`, output `[T, H]`: every hidden state `h_t`. At step `t`,
 //! from `x_t` and `h_{t−1}` (`h_{−1} = 0`):
@@ -44,6 +46,7 @@
 
 use super::conv_common::prepare_dx;
 use super::fit;
+use super::recurrent::{recurrent_cell_params, L0_NAMES};
 use crate::device::{need, Acc, Backend, Gemm};
 use crate::elem::Elem;
 use crate::error::{Error, Result};
@@ -343,19 +346,7 @@ impl<E: Elem, D: Backend<E>, const T: usize, const I: usize, const H: usize> Mod
         })
     }
     fn visit(&self, path: &Path<'_>, f: &mut dyn FnMut(&Path<'_>, ParamRef<'_, E, D>)) {
-        f(
-            &path.child("weight_ih_l0"),
-            ParamRef::of(&self.weight_ih, Role::Param),
-        );
-        f(
-            &path.child("weight_hh_l0"),
-            ParamRef::of(&self.weight_hh, Role::Param),
-        );
-        for (name, p) in [("bias_ih_l0", &self.bias_ih), ("bias_hh_l0", &self.bias_hh)] {
-            if let Some(t) = p {
-                f(&path.child(name), ParamRef::of(t, Role::Param));
-            }
-        }
+        self.visit_named(L0_NAMES, path, f)
     }
     fn visit_grads(
         &mut self,
@@ -363,49 +354,19 @@ impl<E: Elem, D: Backend<E>, const T: usize, const I: usize, const H: usize> Mod
         path: &Path<'_>,
         f: &mut dyn FnMut(&Path<'_>, ParamMut<'_, E, D>),
     ) {
-        f(
-            &path.child("weight_ih_l0"),
-            ParamMut::of(&mut self.weight_ih, Some(&g.weight_ih)),
-        );
-        f(
-            &path.child("weight_hh_l0"),
-            ParamMut::of(&mut self.weight_hh, Some(&g.weight_hh)),
-        );
-        let pairs = [
-            ("bias_ih_l0", &mut self.bias_ih, &g.bias_ih),
-            ("bias_hh_l0", &mut self.bias_hh, &g.bias_hh),
-        ];
-        for (name, p, g) in pairs {
-            if let Some(t) = p {
-                f(&path.child(name), ParamMut::of(t, g.as_ref()));
-            }
-        }
+        self.visit_grads_named(g, L0_NAMES, path, f)
     }
     fn visit_mut(
         &mut self,
         path: &Path<'_>,
         f: &mut dyn FnMut(&Path<'_>, ParamMut<'_, E, D>, Role),
     ) {
-        f(
-            &path.child("weight_ih_l0"),
-            ParamMut::of(&mut self.weight_ih, None),
-            Role::Param,
-        );
-        f(
-            &path.child("weight_hh_l0"),
-            ParamMut::of(&mut self.weight_hh, None),
-            Role::Param,
-        );
-        for (name, p) in [
-            ("bias_ih_l0", &mut self.bias_ih),
-            ("bias_hh_l0", &mut self.bias_hh),
-        ] {
-            if let Some(t) = p {
-                f(&path.child(name), ParamMut::of(t, None), Role::Param);
-            }
-        }
+        self.visit_mut_named(L0_NAMES, path, f)
     }
 }
+
+// PyTorch's names under any layer index and direction (`Recurrent` stacks these).
+recurrent_cell_params!(impl[E: Elem, D: Backend<E>, const T: usize, const I: usize, const H: usize] Rnn<E, D, T, I, H>, RnnGrads<E, D, I, H>);
 
 impl<E: Elem, D: Backend<E>, const T: usize, const I: usize, const H: usize> Rnn<E, D, T, I, H> {
     fn dims(batch: usize) -> RnnDims {

@@ -1,9 +1,11 @@
 //! `GRU(H)` or `GRU(I, H)` (PyTorch's argument order, the input size
-//! checked), option `bias = true`: a GRU over a sequence `[T, I]` returning
+//! checked), options of `recurrent.rs` (`num_layers`,
+//! `bidirectional`, `dropout`, `last`) and `bias = true`: a GRU over a sequence `[T, I]` returning
 //! every hidden state, `[T, H]` (`nn.GRU(I, H, batch_first=True)` with a zero
 //! initial state).
 
 use super::args::{boolean, check_names, named, size};
+use super::recurrent::{self, Stack};
 use super::{Entry, Rule, ShapeIn};
 use crate::diag::{dims, Diag};
 use crate::dim::{self, OpKind};
@@ -21,12 +23,14 @@ struct Gru {
     inp: Option<usize>,
     hidden: usize,
     bias: bool,
+    stack: Stack,
 }
 
 fn parse(spec: &Spec, _k: &TokenStream, diag: &mut Diag) -> Option<Box<dyn Rule>> {
     let name = spec.ident().to_string();
     let args = spec.args.clone().unwrap_or_default();
-    if !check_names(spec, &args, &["bias"], diag) {
+    let allowed: Vec<&str> = ["bias"].into_iter().chain(recurrent::OPTIONS.iter().copied()).collect();
+    if !check_names(spec, &args, &allowed, diag) {
         return None;
     }
     let (inp, hidden) = match args.positional.as_slice() {
@@ -48,7 +52,13 @@ fn parse(spec: &Spec, _k: &TokenStream, diag: &mut Diag) -> Option<Box<dyn Rule>
         Some(e) => boolean(e, "`bias`", diag)?,
         None => true,
     };
-    Some(Box::new(Gru { inp, hidden, bias }))
+    let stack = recurrent::parse(&name, &args, diag)?;
+    Some(Box::new(Gru {
+        inp,
+        hidden,
+        bias,
+        stack,
+    }))
 }
 
 impl Gru {
@@ -64,7 +74,8 @@ impl Rule for Gru {
     }
 
     /// Rule: the input is a sequence `[T, I]` (with `I` the declared input
-    /// size if one is written); the output is `[T, H]`.
+    /// size if one is written); the output is `[T, dirs·H]`, or `[dirs·H]`
+    /// with `last`.
     fn out_shape(&self, s: &ShapeIn) -> Result<Vec<usize>, String> {
         let ShapeIn {
             who, input, from, ..
@@ -92,35 +103,31 @@ impl Rule for Gru {
             }
         }
         self.gates().map_err(|e| format!("`{who}`: {e}"))?;
-        Ok(vec![*t, self.hidden])
+        self.stack
+            .out_shape(*t, self.hidden)
+            .map_err(|e| format!("`{who}`: {e}"))
     }
 
     fn ty(&self, k: &TokenStream, input: &[usize], _out: &[usize]) -> TokenStream {
-        let (t, i) = (dim::tokens(input[0]), dim::tokens(input[1]));
+        let t = dim::tokens(input[0]);
         let h = dim::tokens(self.hidden);
         let g = dim::tokens(self.gates().unwrap_or(0));
-        quote!(#k::layers::Gru<E, D, #t, #i, #h, #g>)
+        self.stack.ty(k, input, self.hidden, |i| quote!(#k::layers::Gru<E, D, #t, #i, #h, #g>))
     }
 
     fn config(&self, k: &TokenStream) -> TokenStream {
         let bias = self.bias;
-        quote!(#k::layers::GruConfig { bias: #bias })
+        self.stack.config(k, quote!(#k::layers::GruConfig { bias: #bias }))
     }
 
     fn config_ty(&self, k: &TokenStream) -> TokenStream {
-        quote!(#k::layers::GruConfig)
+        self.stack.config_ty(k, quote!(#k::layers::GruConfig))
     }
 
-    /// `3H·I + 3H·H` weights and `2·3H` biases.
+    /// `dirs` cells on the input and `(L − 1)·dirs` on `dirs·H`, each with
+    /// `3H·input + 3H·H` weights and `2·3H` biases.
     fn params(&self, input: &[usize], _out: &[usize], _ty: &TokenStream) -> TokenStream {
-        let (i, h) = (input[1], self.hidden);
-        let b = if self.bias { 2 } else { 0 };
-        if dim::is_known(i) && dim::is_known(h) {
-            let n = 3 * h * (i + h + b);
-            return quote!(#n);
-        }
-        let (i, h) = (dim::tokens(i), dim::tokens(h));
-        quote!((3 * #h * (#i + #h + #b)))
+        self.stack.params(3, input[1], self.hidden, self.bias)
     }
 
     fn symbolic(&self) -> bool {

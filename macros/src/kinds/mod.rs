@@ -29,6 +29,7 @@ use quote::quote;
 
 mod args;
 mod image;
+mod recurrent;
 mod subnet;
 
 // `mod <kind>;` for every file here that declares `pub const KIND: Entry`,

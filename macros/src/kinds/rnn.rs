@@ -1,10 +1,12 @@
 //! `RNN(H)` or `RNN(I, H)` (PyTorch's argument order, the input size
-//! checked), options `nonlinearity = "tanh"` (or `"relu"`) and `bias = true`:
+//! checked), the options of `recurrent.rs` (`num_layers`, `bidirectional`,
+//! `dropout`, `last`), `nonlinearity = "tanh"` (or `"relu"`) and `bias = true`:
 //! an Elman RNN over a sequence `[T, I]` returning every hidden state,
 //! `[T, H]` (`nn.RNN(I, H, nonlinearity=…, batch_first=True)` with a zero
 //! initial state).
 
 use super::args::{boolean, check_names, named, size};
+use super::recurrent::{self, Stack};
 use super::{Entry, Rule, ShapeIn};
 use crate::diag::{dims, Diag};
 use crate::dim;
@@ -23,13 +25,15 @@ struct Rnn {
     inp: Option<usize>,
     hidden: usize,
     bias: bool,
+    stack: Stack,
     relu: bool,
 }
 
 fn parse(spec: &Spec, _k: &TokenStream, diag: &mut Diag) -> Option<Box<dyn Rule>> {
     let name = spec.ident().to_string();
     let args = spec.args.clone().unwrap_or_default();
-    if !check_names(spec, &args, &["nonlinearity", "bias"], diag) {
+    let allowed: Vec<&str> = ["nonlinearity", "bias"].into_iter().chain(recurrent::OPTIONS.iter().copied()).collect();
+    if !check_names(spec, &args, &allowed, diag) {
         return None;
     }
     let (inp, hidden) = match args.positional.as_slice() {
@@ -51,6 +55,7 @@ fn parse(spec: &Spec, _k: &TokenStream, diag: &mut Diag) -> Option<Box<dyn Rule>
         Some(e) => boolean(e, "`bias`", diag)?,
         None => true,
     };
+    let stack = recurrent::parse(&name, &args, diag)?;
     let relu = match named(&args, "nonlinearity") {
         None => false,
         Some(syn::Expr::Lit(syn::ExprLit {
@@ -70,6 +75,7 @@ fn parse(spec: &Spec, _k: &TokenStream, diag: &mut Diag) -> Option<Box<dyn Rule>
         hidden,
         bias,
         relu,
+        stack,
     }))
 }
 
@@ -79,7 +85,8 @@ impl Rule for Rnn {
     }
 
     /// Rule: the input is a sequence `[T, I]` (with `I` the declared input
-    /// size if one is written); the output is `[T, H]`.
+    /// size if one is written); the output is `[T, dirs·H]`, or `[dirs·H]`
+    /// with `last`.
     fn out_shape(&self, s: &ShapeIn) -> Result<Vec<usize>, String> {
         let ShapeIn {
             who, input, from, ..
@@ -106,13 +113,15 @@ impl Rule for Rnn {
                 ));
             }
         }
-        Ok(vec![*t, self.hidden])
+        self.stack
+            .out_shape(*t, self.hidden)
+            .map_err(|e| format!("`{who}`: {e}"))
     }
 
     fn ty(&self, k: &TokenStream, input: &[usize], _out: &[usize]) -> TokenStream {
-        let (t, i) = (dim::tokens(input[0]), dim::tokens(input[1]));
+        let t = dim::tokens(input[0]);
         let h = dim::tokens(self.hidden);
-        quote!(#k::layers::Rnn<E, D, #t, #i, #h>)
+        self.stack.ty(k, input, self.hidden, |i| quote!(#k::layers::Rnn<E, D, #t, #i, #h>))
     }
 
     fn config(&self, k: &TokenStream) -> TokenStream {
@@ -122,23 +131,17 @@ impl Rule for Rnn {
         } else {
             quote!(Tanh)
         };
-        quote!(#k::layers::RnnConfig { bias: #bias, nonlinearity: #k::layers::RnnNonlinearity::#f })
+        self.stack.config(k, quote!(#k::layers::RnnConfig { bias: #bias, nonlinearity: #k::layers::RnnNonlinearity::#f }))
     }
 
     fn config_ty(&self, k: &TokenStream) -> TokenStream {
-        quote!(#k::layers::RnnConfig)
+        self.stack.config_ty(k, quote!(#k::layers::RnnConfig))
     }
 
-    /// `H·I + H·H` weights and `2·H` biases.
+    /// `dirs` cells on the input and `(L − 1)·dirs` on `dirs·H`, each with
+    /// `H·input + H·H` weights and `2·H` biases.
     fn params(&self, input: &[usize], _out: &[usize], _ty: &TokenStream) -> TokenStream {
-        let (i, h) = (input[1], self.hidden);
-        let b = if self.bias { 2 } else { 0 };
-        if dim::is_known(i) && dim::is_known(h) {
-            let n = h * (i + h + b);
-            return quote!(#n);
-        }
-        let (i, h) = (dim::tokens(i), dim::tokens(h));
-        quote!((#h * (#i + #h + #b)))
+        self.stack.params(1, input[1], self.hidden, self.bias)
     }
 
     fn symbolic(&self) -> bool {
