@@ -33,7 +33,8 @@
 //!
 //! * `--save PATH` writes a checkpoint after every report (weights under
 //!   PyTorch-style names, Adam's state, the step, the batch generator, the
-//!   history); `--resume PATH` continues it (same flags). With `--steps 0`
+//!   history, and the tokenizer's symbols under `tokenizer.char`, checked on
+//!   resume); `--resume PATH` continues it (same flags). With `--steps 0`
 //!   and `--resume` it only evaluates and samples.
 //! * `--export DIR` writes what the PyTorch twin reads: the initial weights
 //!   (`init.safetensors`), the encoded training and validation text
@@ -375,9 +376,15 @@ fn export<D: Kernels<f32>>(
 /// Separates the batch generator's stream from the weights' (same seed).
 const BATCH_STREAM: u64 = 0x6261_7463_6865_7321;
 
+/// The checkpoint's metadata key holding the tokenizer (its file text), so a
+/// saved model carries the symbols its ids mean.
+const TOKENIZER_KEY: &str = "tokenizer.char";
+
+#[allow(clippy::too_many_arguments)] // everything a resumable run consists of
 fn save<D: Kernels<f32>>(
     path: &Path,
     args: &Args,
+    tok: &CharTokenizer,
     net: &CharLstm<f32, D>,
     opt: &Adam32<D>,
     step: u64,
@@ -388,6 +395,7 @@ fn save<D: Kernels<f32>>(
     c.add_module("", net)?;
     c.add_optimizer(net, opt)?;
     c.set_meta("step", step);
+    c.set_meta(TOKENIZER_KEY, tok.to_file_text());
     c.set_rng("rng.batches", gen);
     c.set_meta("history", history.to_jsonl());
     for (k, v) in args.fingerprint() {
@@ -399,11 +407,12 @@ fn save<D: Kernels<f32>>(
 fn resume<D: Kernels<f32>>(
     path: &Path,
     args: &Args,
+    tok: &CharTokenizer,
     net: &mut CharLstm<f32, D>,
     opt: &mut Adam32<D>,
 ) -> kiln::Result<(u64, Rng, History)> {
     let c = Checkpoint::read(path)?;
-    let problems: Vec<String> = args
+    let mut problems: Vec<String> = args
         .fingerprint()
         .into_iter()
         .filter_map(|(k, want)| {
@@ -416,6 +425,13 @@ fn resume<D: Kernels<f32>>(
             })
         })
         .collect();
+    match c.metadata.get(TOKENIZER_KEY) {
+        Some(saved) if *saved == tok.to_file_text() => {}
+        Some(_) => problems.push(format!(
+            "`{TOKENIZER_KEY}`: the saved tokenizer differs from the corpus's (ids would mean other characters)"
+        )),
+        None => problems.push(format!("`{TOKENIZER_KEY}`: missing")),
+    }
     if !problems.is_empty() {
         return Err(kiln::Error::Checkpoint {
             path: path.to_path_buf(),
@@ -505,7 +521,7 @@ pub fn run<D: Kernels<f32>>(args: &Args, dev: &D) -> kiln::Result<Outcome> {
     let mut step = 0u64;
     let mut history = History::default();
     if let Some(path) = &args.resume {
-        (step, gen, history) = resume(path, args, &mut net, &mut opt)?;
+        (step, gen, history) = resume(path, args, &corpus.tok, &mut net, &mut opt)?;
         println!("resumed {} at step {step}", path.display());
     }
     let mut log = match &args.log {
@@ -581,7 +597,7 @@ pub fn run<D: Kernels<f32>>(args: &Args, dev: &D) -> kiln::Result<Outcome> {
             out.reports.push(r);
             (since_sum, since_n, since_secs) = (0.0, 0, 0.0);
             if let Some(path) = &args.save {
-                save(path, args, &net, &opt, step, &gen, &history)?;
+                save(path, args, &corpus.tok, &net, &opt, step, &gen, &history)?;
             }
             if let Some(prefix) = &args.plot {
                 plot(prefix, &history, twin.as_ref())?;
