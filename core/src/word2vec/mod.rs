@@ -310,7 +310,7 @@ pub fn train<const V: usize, const DIM: usize>(
         .map(|&c| keep_probability(c, total, cfg.sample))
         .collect();
     // Noise over the words 1..n (table index i is word i + 1).
-    let noise = NoiseTable::new(&counts[1..], 0.75);
+    let noise = NoiseTable::new(&counts[1..], 0.75)?;
     let k1 = cfg.negative + 1;
     let mut step = Step::<V, DIM> {
         centres: Vec::with_capacity(cfg.batch),

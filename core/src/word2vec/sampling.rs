@@ -19,6 +19,7 @@
 //!   used more often: a word at distance `d` is a context with probability
 //!   `(window − d + 1) / window`.
 
+use crate::error::{Error, Result};
 use crate::Rng;
 use rand::Rng as _;
 
@@ -45,8 +46,26 @@ pub struct NoiseTable {
 }
 
 impl NoiseTable {
-    /// The table for these counts; word2vec's `power` is 0.75.
-    pub fn new(counts: &[u64], power: f64) -> NoiseTable {
+    /// The table for these counts; word2vec's `power` is 0.75. `Err` when
+    /// no word has a positive count (nothing to draw) or `power` is not a
+    /// finite number ≥ 0, so that [`NoiseTable::sample`] always has a
+    /// non-empty domain.
+    pub fn new(counts: &[u64], power: f64) -> Result<NoiseTable> {
+        if !(power.is_finite() && power >= 0.0) {
+            return Err(Error::invalid(
+                "NoiseTable::new",
+                format!("power must be a finite number ≥ 0, got {power}"),
+            ));
+        }
+        if counts.iter().all(|&c| c == 0) {
+            return Err(Error::invalid(
+                "NoiseTable::new",
+                format!(
+                    "{} words, none with a positive count: there is nothing to draw noise words from",
+                    counts.len()
+                ),
+            ));
+        }
         let z: f64 = counts.iter().map(|&c| (c as f64).powf(power)).sum();
         let mut acc = 0.0;
         let cum = counts
@@ -56,7 +75,7 @@ impl NoiseTable {
                 (acc / z * DOMAIN as f64).round() as u32
             })
             .collect();
-        NoiseTable { cum }
+        Ok(NoiseTable { cum })
     }
     /// The number of words.
     pub fn len(&self) -> usize {
@@ -70,7 +89,9 @@ impl NoiseTable {
     /// in `0..cum[last]`, so each word's share of the domain is its
     /// probability.
     pub fn sample(&self, rng: &mut Rng) -> usize {
-        let last = *self.cum.last().expect("a noise table over no words");
+        // `new` admits only tables with a positive count, so the last
+        // cumulative value is positive (`0..0` would be an empty range).
+        let last = self.cum.last().copied().unwrap_or(1).max(1);
         let r = rng.random_range(0..last);
         self.cum.partition_point(|&c| c <= r)
     }
@@ -132,10 +153,22 @@ mod tests {
     }
 
     #[test]
+    fn noise_table_without_a_positive_count_is_an_error() {
+        for counts in [&[][..], &[0, 0, 0][..]] {
+            let e = NoiseTable::new(counts, 0.75).unwrap_err().to_string();
+            assert!(e.contains("nothing to draw"), "{e}");
+        }
+        assert!(NoiseTable::new(&[3], f64::NAN).is_err());
+        let t = NoiseTable::new(&[0, 5, 0], 0.75).unwrap();
+        let mut r = crate::rng(0);
+        assert!((0..100).all(|_| t.sample(&mut r) == 1));
+    }
+
+    #[test]
     fn noise_table_follows_unigram_to_the_three_quarters() {
         // 20 words with Zipf-like counts; every expected bin count ≥ 300.
         let counts: Vec<u64> = (1..=20u64).map(|r| 20_000 / r).collect();
-        let table = NoiseTable::new(&counts, 0.75);
+        let table = NoiseTable::new(&counts, 0.75).unwrap();
         assert_eq!(table.len(), 20);
         let draws = 200_000;
         // 19 degrees of freedom: the 0.999 quantile of χ²(19) is 43.82, so a
