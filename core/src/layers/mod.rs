@@ -10,6 +10,7 @@ pub mod conv_transpose2d;
 pub mod dropout;
 pub mod embedding;
 pub mod embedding_sparse;
+pub mod final_state;
 pub mod flatten;
 pub mod gru;
 pub mod layernorm;
@@ -39,6 +40,7 @@ pub use conv_transpose2d::{ConvTranspose2d, ConvTranspose2dConfig, ConvTranspose
 pub use dropout::{Dropout, DropoutCache, DropoutConfig};
 pub use embedding::{Embedding, EmbeddingConfig, EmbeddingGrads, TokenLayer};
 pub use embedding_sparse::SparseRows;
+pub use final_state::FinalState;
 pub use flatten::{Flatten, Reshape};
 pub use gru::{Gru, GruCache, GruConfig, GruDims, GruGrads, GruKernels};
 pub use layernorm::{
@@ -50,7 +52,10 @@ pub use lstm::{Lstm, LstmCache, LstmConfig, LstmDims, LstmGrads, LstmKernels};
 pub use pool::{AvgPool2d, GlobalAvgPool, MaxPool2d, Pool2dConfig, PoolIndices};
 pub use positional::{PositionalEmbedding, PositionalEmbeddingConfig, SinusoidalPositions};
 pub use prelu::{PRelu, PReluConfig, PReluGrads};
-pub use recurrent::{Recurrent, RecurrentCache, RecurrentCell, RecurrentConfig, RecurrentGrads};
+pub use recurrent::{
+    CellCache, CellState, Recurrent, RecurrentCache, RecurrentCell, RecurrentConfig,
+    RecurrentGrads, RecurrentState,
+};
 pub use rnn::{Rnn, RnnCache, RnnConfig, RnnDims, RnnGrads, RnnKernels, RnnNonlinearity};
 pub use softmax::Softmax;
 pub use tied::{TiedLinear, TiedLinearGrads, TiedWeight};

@@ -57,7 +57,10 @@ use rand::RngCore;
 use std::marker::PhantomData;
 
 mod state;
-pub use state::{CellCache, CellState};
+pub(crate) use state::{
+    cell_final_state, cell_final_state_backward, cell_forward_from, cell_layout, cell_state_grad,
+};
+pub use state::{CellCache, CellState, RecurrentState};
 
 /// PyTorch's parameter names of layer 0's forward direction.
 pub const L0_NAMES: [&str; 4] = ["weight_ih_l0", "weight_hh_l0", "bias_ih_l0", "bias_hh_l0"];
@@ -195,6 +198,67 @@ macro_rules! recurrent_cell_params {
                 f: &mut dyn FnMut(&Path<'_>, ParamMut<'_, E, D>, Role),
             ) {
                 self.visit_mut_named(n, path, f)
+            }
+        }
+
+        impl<$($g)*> $crate::layers::recurrent::RecurrentState<E, D> for $ty
+        where
+            $ty: $crate::module::Layer<E, D, Grads = $grads, Cache: $crate::layers::recurrent::CellCache<E, D>>,
+        {
+            fn state_shape() -> Vec<usize> {
+                $crate::layers::recurrent::cell_layout::<E, D, Self>().shape()
+            }
+            fn forward_from<S: $crate::shape::Shape>(
+                &self,
+                x: &Tensor<<Self as Layer<E, D>>::In, E, D>,
+                state: Option<&Tensor<S, E, D>>,
+                y: &mut Tensor<<Self as Layer<E, D>>::Out, E, D>,
+                cache: &mut <Self as Layer<E, D>>::Cache,
+            ) -> Result<()> {
+                $crate::layers::recurrent::cell_forward_from::<E, D, Self, S>(x, state, cache, |c| {
+                    Layer::forward(self, x, y, c)
+                })
+            }
+            fn forward_train_from<S: $crate::shape::Shape>(
+                &mut self,
+                x: &Tensor<<Self as Layer<E, D>>::In, E, D>,
+                state: Option<&Tensor<S, E, D>>,
+                y: &mut Tensor<<Self as Layer<E, D>>::Out, E, D>,
+                cache: &mut <Self as Layer<E, D>>::Cache,
+                ctx: &mut TrainCtx,
+            ) -> Result<()> {
+                $crate::layers::recurrent::cell_forward_from::<E, D, Self, S>(x, state, cache, |c| {
+                    Layer::forward_train(self, x, y, c, ctx)
+                })
+            }
+            fn backward_from<S: $crate::shape::Shape>(
+                &self,
+                x: &Tensor<<Self as Layer<E, D>>::In, E, D>,
+                y: &Tensor<<Self as Layer<E, D>>::Out, E, D>,
+                cache: &mut <Self as Layer<E, D>>::Cache,
+                dy: &Tensor<<Self as Layer<E, D>>::Out, E, D>,
+                dx: Option<(&mut Tensor<<Self as Layer<E, D>>::In, E, D>, Acc)>,
+                dstate: Option<(&mut Tensor<S, E, D>, Acc)>,
+                grads: &mut $grads,
+                gacc: Acc,
+            ) -> Result<()> {
+                Layer::backward(self, x, y, cache, dy, dx, grads, gacc)?;
+                $crate::layers::recurrent::cell_state_grad::<E, D, Self, S>(cache, dstate, x.batch())
+            }
+            fn final_state<S: $crate::shape::Shape>(
+                &self,
+                y: &Tensor<<Self as Layer<E, D>>::Out, E, D>,
+                cache: &<Self as Layer<E, D>>::Cache,
+                out: &mut Tensor<S, E, D>,
+            ) -> Result<()> {
+                $crate::layers::recurrent::cell_final_state::<E, D, Self, S>(y, cache, out)
+            }
+            fn final_state_backward<S: $crate::shape::Shape>(
+                &self,
+                cache: &mut <Self as Layer<E, D>>::Cache,
+                d: &Tensor<S, E, D>,
+            ) -> Result<()> {
+                $crate::layers::recurrent::cell_final_state_backward::<E, D, Self, S>(cache, d)
             }
         }
     };
@@ -497,20 +561,7 @@ where
         let (t, i, h) = Self::tih();
         let (batch, dev) = (x.batch(), x.device());
         fit(y, batch)?;
-        for j in 0..L * DIRS {
-            let s = c.cell_state_mut(j);
-            s.given = state.is_some();
-            if let Some(src) = state {
-                let n = batch * h;
-                dev.resize(&mut s.h0, n)?;
-                dev.copy_block(&Self::state_block(batch, j, true), src, &mut s.h0, Acc::Set)?;
-                if Self::HAS_CELL {
-                    dev.resize(&mut s.c0, n)?;
-                    let b = Self::state_block(batch, L * DIRS + j, true);
-                    dev.copy_block(&b, src, &mut s.c0, Acc::Set)?;
-                }
-            }
-        }
+        Self::load_states(dev, state, c, batch)?;
         if DIRS == 2 {
             fit(&mut c.xr0, batch)?;
             reverse_time(dev, &x.buf, &mut c.xr0.buf, (batch, t, i), Acc::Set)?;

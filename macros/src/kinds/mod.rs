@@ -214,36 +214,18 @@ pub trait Rule {
 
     /// The forward call, training mode (`ctx` in scope) or evaluation mode.
     fn forward(&self, c: &Call, train: bool) -> TokenStream {
-        let Call {
-            k,
-            inst,
-            x,
-            y,
-            cache,
-            ..
-        } = c;
-        if train {
-            quote!(#k::Layer::<E, D>::forward_train(#inst, #x, &mut #y, &mut #cache, ctx)?;)
-        } else {
-            quote!(#k::Layer::<E, D>::forward(#inst, #x, &mut #y, &mut #cache)?;)
-        }
+        default_forward(c, train)
     }
 
     /// The backward call.
     fn backward(&self, c: &Call) -> TokenStream {
-        let Call {
-            k,
-            inst,
-            x,
-            y,
-            cache,
-            dy,
-            dx,
-            grads,
-            gacc,
-            ..
-        } = c;
-        quote!(#k::Layer::<E, D>::backward(#inst, #x, &#y, &mut #cache, #dy, #dx, #grads, #gacc)?;)
+        default_backward(c)
+    }
+
+    /// A recurrent layer's per-sample state shape (what `state = s` takes
+    /// and `FinalState(rnn)` gives); `None` for other kinds.
+    fn recurrent_state(&self) -> Option<Vec<usize>> {
+        None
     }
 
     /// Values the layer reads besides its piped input, by the name of a
@@ -289,6 +271,41 @@ pub trait Rule {
     fn items(&self, _c: &Call) -> TokenStream {
         TokenStream::new()
     }
+}
+
+/// A `Layer`'s forward call, training mode (`ctx` in scope) or evaluation
+/// mode: [`Rule::forward`]'s default.
+pub fn default_forward(c: &Call, train: bool) -> TokenStream {
+    let Call {
+        k,
+        inst,
+        x,
+        y,
+        cache,
+        ..
+    } = c;
+    if train {
+        quote!(#k::Layer::<E, D>::forward_train(#inst, #x, &mut #y, &mut #cache, ctx)?;)
+    } else {
+        quote!(#k::Layer::<E, D>::forward(#inst, #x, &mut #y, &mut #cache)?;)
+    }
+}
+
+/// A `Layer`'s backward call: [`Rule::backward`]'s default.
+pub fn default_backward(c: &Call) -> TokenStream {
+    let Call {
+        k,
+        inst,
+        x,
+        y,
+        cache,
+        dy,
+        dx,
+        grads,
+        gacc,
+        ..
+    } = c;
+    quote!(#k::Layer::<E, D>::backward(#inst, #x, &#y, &mut #cache, #dy, #dx, #grads, #gacc)?;)
 }
 
 /// Turns a written layer into its rule, reporting unknown names and bad

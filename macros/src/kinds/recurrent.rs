@@ -7,20 +7,27 @@
 //! type (`kiln::layers::Lstm<…>`); any other is a
 //! `kiln::layers::Recurrent<E, D, Cell0, CellUp, Out, L, DIRS>` whose every
 //! derived size (`DIRS·H`, the upper layers' input) this file writes,
-//! because stable Rust cannot compute them from const generics. Not yet: an
-//! initial state passed in and the final state passed out (truncated BPTT).
+//! because stable Rust cannot compute them from const generics.
+//!
+//! `state = s` starts the layer from the value `s` (PyTorch's `h_0`, or
+//! `(h_0, c_0)` stacked for an LSTM, batch first): per sample
+//! `[num_layers·dirs, H]`, `[2, num_layers·dirs, H]` for an LSTM, checked
+//! here; its gradient flows back into `s`. `FinalState(rnn)`
+//! (`final_state.rs`) reads the state a layer ends in, of the same shape,
+//! so a training loop carries it from one batch to the next (truncated
+//! BPTT) by feeding it back as the input `s`.
 
 use super::args::{boolean, int, named};
-use super::shape_ty;
-use crate::diag::Diag;
+use super::{shape_ty, Call, ShapeIn};
+use crate::diag::{dims, Diag};
 use crate::dim::{self, OpKind};
 use crate::parse::Args;
-use proc_macro2::TokenStream;
+use proc_macro2::{Ident, TokenStream};
 use quote::quote;
 use syn::spanned::Spanned;
 
 /// The option names, for `check_names`.
-pub const OPTIONS: &[&str] = &["num_layers", "bidirectional", "dropout", "last"];
+pub const OPTIONS: &[&str] = &["num_layers", "bidirectional", "dropout", "last", "state"];
 
 /// Stacking, directions, dropout and what is returned.
 pub struct Stack {
@@ -28,6 +35,8 @@ pub struct Stack {
     pub dirs: usize,
     dropout: TokenStream,
     pub last: bool,
+    /// `state = s`: the value holding the initial state.
+    pub state: Option<Ident>,
 }
 
 /// Reads the shared options of `name`'s arguments.
@@ -60,18 +69,120 @@ pub fn parse(name: &str, args: &Args, diag: &mut Diag) -> Option<Stack> {
         Some(e) => quote!(#e),
         None => quote!(0.0),
     };
+    let state = match named(args, "state") {
+        None => None,
+        Some(syn::Expr::Path(p)) if p.path.get_ident().is_some() => p.path.get_ident().cloned(),
+        Some(e) => {
+            diag.error(e.span(), format!("`{name}`'s `state` names the input or binding holding the initial state: `state = s0`"));
+            return None;
+        }
+    };
     Some(Stack {
         layers,
         dirs,
         dropout,
         last,
+        state,
     })
 }
 
 impl Stack {
-    /// One layer, one direction, every position: the cell type itself.
+    /// One layer, one direction, every position, no initial state: the
+    /// cell type itself.
     pub fn plain(&self) -> bool {
-        self.layers == 1 && self.dirs == 1 && !self.last
+        self.layers == 1 && self.dirs == 1 && !self.last && self.state.is_none()
+    }
+
+    /// The per-sample state shape: `[L·dirs, H]`, with `cell` (an LSTM's
+    /// `c`) `[2, L·dirs, H]`.
+    pub fn state_shape(&self, h: usize, cell: bool) -> Vec<usize> {
+        let n = self.layers * self.dirs;
+        if cell {
+            vec![2, n, h]
+        } else {
+            vec![n, h]
+        }
+    }
+
+    /// The values read besides the input: the initial state.
+    pub fn extra_inputs(&self) -> Vec<Ident> {
+        self.state.iter().cloned().collect()
+    }
+
+    /// Rule: a given state is a float value of [`Stack::state_shape`].
+    pub fn check_state(&self, s: &ShapeIn, h: usize, cell: bool) -> Result<(), String> {
+        if self.state.is_none() {
+            return Ok(());
+        }
+        let (who, net) = (s.who, s.net);
+        let v = net.nodes[s.node].args[1];
+        let name = net.val_label(v);
+        if net.vocab(v).is_some() {
+            return Err(format!(
+                "`{who}`: the state `{name}` holds token ids; a state is hidden values"
+            ));
+        }
+        let want = self.state_shape(h, cell);
+        let got = net.shape(v);
+        if got != want.as_slice() {
+            let what = if cell {
+                format!(
+                    "[2, num_layers·directions, hidden] = [2, {}·{}, {h}] (h then c)",
+                    self.layers, self.dirs
+                )
+            } else {
+                format!(
+                    "[num_layers·directions, hidden] = [{}·{}, {h}]",
+                    self.layers, self.dirs
+                )
+            };
+            return Err(format!(
+                "`{who}` starts from the state `{name}`, which has shape {}, but its state is {} per sample, {what}",
+                dims(got),
+                dims(&want)
+            ));
+        }
+        Ok(())
+    }
+
+    /// The forward call: the `Layer`'s, or from the given state.
+    pub fn forward(&self, c: &Call, train: bool) -> Option<TokenStream> {
+        self.state.as_ref()?;
+        let Call {
+            k,
+            inst,
+            x,
+            y,
+            cache,
+            ..
+        } = c;
+        let s = &c.extra[0];
+        let r = quote!(#k::layers::RecurrentState::<E, D>);
+        Some(if train {
+            quote!(#r::forward_train_from(#inst, #x, ::core::option::Option::Some(#s), &mut #y, &mut #cache, ctx)?;)
+        } else {
+            quote!(#r::forward_from(#inst, #x, ::core::option::Option::Some(#s), &mut #y, &mut #cache)?;)
+        })
+    }
+
+    /// The backward call from the given state: its gradient into the state.
+    pub fn backward(&self, c: &Call) -> Option<TokenStream> {
+        self.state.as_ref()?;
+        let Call {
+            k,
+            inst,
+            x,
+            y,
+            cache,
+            dy,
+            dx,
+            grads,
+            gacc,
+            ..
+        } = c;
+        let ds = &c.extra_dx[0];
+        let r = quote!(#k::layers::RecurrentState::<E, D>);
+        Some(quote!(#r::backward_from(#inst, #x, &#y, &mut #cache, #dy, #dx, #ds, #grads, #gacc)?;))
     }
 
     /// `dirs·H`, the width of each position of the output.

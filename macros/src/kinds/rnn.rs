@@ -113,6 +113,7 @@ impl Rule for Rnn {
                 ));
             }
         }
+        self.stack.check_state(s, self.hidden, false)?;
         self.stack
             .out_shape(*t, self.hidden)
             .map_err(|e| format!("`{who}`: {e}"))
@@ -146,5 +147,32 @@ impl Rule for Rnn {
 
     fn symbolic(&self) -> bool {
         true
+    }
+
+    /// A `Layer` whose state can be given and read (`state = s`,
+    /// `FinalState(..)`).
+    fn bounds(&self, c: &super::Call) -> TokenStream {
+        let super::Call { k, si, so, .. } = c;
+        quote!(#k::Layer<E, D, In = #si, Out = #so> + #k::layers::RecurrentState<E, D>)
+    }
+
+    fn extra_inputs(&self) -> Vec<proc_macro2::Ident> {
+        self.stack.extra_inputs()
+    }
+
+    fn recurrent_state(&self) -> Option<Vec<usize>> {
+        Some(self.stack.state_shape(self.hidden, false))
+    }
+
+    fn forward(&self, c: &super::Call, train: bool) -> TokenStream {
+        self.stack
+            .forward(c, train)
+            .unwrap_or_else(|| super::default_forward(c, train))
+    }
+
+    fn backward(&self, c: &super::Call) -> TokenStream {
+        self.stack
+            .backward(c)
+            .unwrap_or_else(|| super::default_backward(c))
     }
 }

@@ -144,7 +144,234 @@ pub trait CellCache<E: Elem, D: Backend<E>> {
     }
 }
 
-// ---- a stack's state: every cell's, as one tensor ------------------------------
+// ---- the state as one tensor: a stack's or a single cell's ----------------------
+
+/// A recurrent layer whose state can be given before a forward pass, read
+/// after it, and whose gradients flow through both ends: [`Recurrent`] and
+/// each cell (`network!`'s `state = s` and `FinalState(rnn)`,
+/// [`crate::layers::FinalState`]).
+///
+/// The state is one tensor per sample (PyTorch's `h_0`/`h_n`, batch first):
+/// `[layers·directions, H]`, and for an LSTM `[2, layers·directions, H]`,
+/// `h` then `c`; row `j = layer·directions + direction` is that cell's.
+pub trait RecurrentState<E: Elem, D: Backend<E>>: Layer<E, D> {
+    /// The per-sample shape of the state.
+    fn state_shape() -> Vec<usize>;
+
+    /// [`Layer::forward`] from the initial state `state` (`None`: zero).
+    fn forward_from<S: Shape>(
+        &self,
+        x: &Tensor<Self::In, E, D>,
+        state: Option<&Tensor<S, E, D>>,
+        y: &mut Tensor<Self::Out, E, D>,
+        cache: &mut Self::Cache,
+    ) -> Result<()>;
+
+    /// [`Layer::forward_train`] from the initial state `state`.
+    fn forward_train_from<S: Shape>(
+        &mut self,
+        x: &Tensor<Self::In, E, D>,
+        state: Option<&Tensor<S, E, D>>,
+        y: &mut Tensor<Self::Out, E, D>,
+        cache: &mut Self::Cache,
+        ctx: &mut TrainCtx,
+    ) -> Result<()>;
+
+    /// [`Layer::backward`] of a pass from a given state, writing the
+    /// initial state's gradient `∂L/∂state` into `dstate` when asked (only
+    /// a pass from a given state has one).
+    #[allow(clippy::too_many_arguments, clippy::type_complexity)] // Layer::backward's operands and the state's gradient
+    fn backward_from<S: Shape>(
+        &self,
+        x: &Tensor<Self::In, E, D>,
+        y: &Tensor<Self::Out, E, D>,
+        cache: &mut Self::Cache,
+        dy: &Tensor<Self::Out, E, D>,
+        dx: Option<(&mut Tensor<Self::In, E, D>, Acc)>,
+        dstate: Option<(&mut Tensor<S, E, D>, Acc)>,
+        grads: &mut Self::Grads,
+        gacc: Acc,
+    ) -> Result<()>;
+
+    /// The final state of the last forward pass (whose output was `y`, its
+    /// state kept in `cache`) into `out`: each cell's state after its last
+    /// step, which for a reverse direction is the one after reading step
+    /// 0, as PyTorch's `h_n`/`c_n`.
+    fn final_state<S: Shape>(
+        &self,
+        y: &Tensor<Self::Out, E, D>,
+        cache: &Self::Cache,
+        out: &mut Tensor<S, E, D>,
+    ) -> Result<()>;
+
+    /// The backward pass of [`RecurrentState::final_state`]: makes `d`, the
+    /// gradient of the final state, where the next [`Layer::backward`] on
+    /// `cache` starts its carries (`δh`, `δc` after the last step) instead
+    /// of zero.
+    fn final_state_backward<S: Shape>(
+        &self,
+        cache: &mut Self::Cache,
+        d: &Tensor<S, E, D>,
+    ) -> Result<()>;
+}
+
+/// The layout of a state tensor: `cells` cells of `h` units, with `c` rows
+/// after the `h` rows when `cell`.
+#[derive(Clone, Copy)]
+pub(crate) struct StateLayout {
+    pub cells: usize,
+    pub h: usize,
+    pub cell: bool,
+}
+
+impl StateLayout {
+    pub(crate) fn shape(&self) -> Vec<usize> {
+        if self.cell {
+            vec![2, self.cells, self.h]
+        } else {
+            vec![self.cells, self.h]
+        }
+    }
+
+    /// `S` is this state's shape (`network!` writes it; a caller by hand
+    /// gets an error naming both shapes otherwise).
+    fn check<S: Shape>(&self, what: &'static str) -> Result<()> {
+        let want = self.shape();
+        if S::DIMS != want.as_slice() {
+            return Err(Error::invalid(
+                what,
+                format!(
+                    "the state of this recurrent layer is {want:?} per sample ([layers·directions, hidden]{}), got {:?}",
+                    if self.cell { ", h then c" } else { "" },
+                    S::DIMS
+                ),
+            ));
+        }
+        Ok(())
+    }
+
+    /// Row `r` of every sample's state (`r < cells`: `h` of cell `r`, then
+    /// `c` of cell `r − cells`) and a `[batch, h]` buffer whose rows are
+    /// `ld` apart from `off` on: from the state when `to_buf`, otherwise to
+    /// it.
+    fn block(&self, batch: usize, r: usize, (ld, off): (usize, usize), to_buf: bool) -> Block {
+        let per = (1 + self.cell as usize) * self.cells * self.h;
+        let (a, b) = ((per, r * self.h), (ld, off));
+        let ((src_ld, src_off), (dst_ld, dst_off)) = if to_buf { (a, b) } else { (b, a) };
+        Block {
+            rows: batch,
+            cols: self.h,
+            src_ld,
+            src_off,
+            dst_ld,
+            dst_off,
+        }
+    }
+
+    /// Cell `j`'s initial state from `src` (or zero from `None`).
+    fn load<E: Elem, D: Backend<E>>(
+        &self,
+        dev: &D,
+        src: Option<&D::Buf<E>>,
+        s: &mut CellState<E, D>,
+        batch: usize,
+        j: usize,
+    ) -> Result<()> {
+        s.given = src.is_some();
+        let Some(src) = src else {
+            return Ok(());
+        };
+        let (n, dense) = (batch * self.h, (self.h, 0));
+        dev.resize(&mut s.h0, n)?;
+        dev.copy_block(&self.block(batch, j, dense, true), src, &mut s.h0, Acc::Set)?;
+        if self.cell {
+            dev.resize(&mut s.c0, n)?;
+            let b = self.block(batch, self.cells + j, dense, true);
+            dev.copy_block(&b, src, &mut s.c0, Acc::Set)?;
+        }
+        Ok(())
+    }
+
+    /// Cell `j`'s initial-state gradient (left in its carries by its
+    /// backward pass) into `dst`.
+    fn store_grad<E: Elem, D: Backend<E>>(
+        &self,
+        dev: &D,
+        s: &CellState<E, D>,
+        dst: &mut D::Buf<E>,
+        acc: Acc,
+        batch: usize,
+        j: usize,
+    ) -> Result<()> {
+        if !s.given {
+            return Err(Error::invalid(
+                "recurrent backward",
+                "the state's gradient was asked for, but the forward pass started from a zero state (give it one)".to_string(),
+            ));
+        }
+        let dense = (self.h, 0);
+        dev.copy_block(&self.block(batch, j, dense, false), &s.dh, dst, acc)?;
+        if self.cell {
+            let b = self.block(batch, self.cells + j, dense, false);
+            dev.copy_block(&b, &s.dc, dst, acc)?;
+        }
+        Ok(())
+    }
+
+    /// Cell `j`'s final state into `out`: `h` from its output `y`
+    /// (`[batch, t, h]`, in its processing order), `c` from its cell states.
+    fn store_final<E: Elem, D: Backend<E>>(
+        &self,
+        dev: &D,
+        (y, cells): (&D::Buf<E>, Option<&D::Buf<E>>),
+        out: &mut D::Buf<E>,
+        (batch, t): (usize, usize),
+        j: usize,
+    ) -> Result<()> {
+        let last = (t * self.h, (t - 1) * self.h);
+        dev.copy_block(&self.block(batch, j, last, false), y, out, Acc::Set)?;
+        if let (true, Some(c)) = (self.cell, cells) {
+            let b = self.block(batch, self.cells + j, last, false);
+            dev.copy_block(&b, c, out, Acc::Set)?;
+        }
+        Ok(())
+    }
+
+    /// Seeds cell `j`'s backward carries with its rows of the final state's
+    /// gradient `d`.
+    fn seed<E: Elem, D: Backend<E>>(
+        &self,
+        dev: &D,
+        d: &D::Buf<E>,
+        s: &mut CellState<E, D>,
+        batch: usize,
+        j: usize,
+    ) -> Result<()> {
+        let (n, dense) = (batch * self.h, (self.h, 0));
+        dev.resize(&mut s.dh, n)?;
+        dev.copy_block(&self.block(batch, j, dense, true), d, &mut s.dh, Acc::Set)?;
+        if self.cell {
+            dev.resize(&mut s.dc, n)?;
+            let b = self.block(batch, self.cells + j, dense, true);
+            dev.copy_block(&b, d, &mut s.dc, Acc::Set)?;
+        }
+        s.seeded = true;
+        Ok(())
+    }
+}
+
+fn state_arg<'s, E: Elem, D: Backend<E>, S: Shape>(
+    lay: &StateLayout,
+    what: &'static str,
+    batch: usize,
+    state: Option<&'s Tensor<S, E, D>>,
+) -> Result<Option<&'s D::Buf<E>>> {
+    lay.check::<S>(what)?;
+    if let Some(s) = state {
+        check_batch(what, "input", batch, "initial state", s.batch())?;
+    }
+    Ok(state.map(|s| &s.buf))
+}
 
 impl<E: Elem, D: Backend<E>, L0: Layer<E, D>, LU: Layer<E, D>> RecurrentCache<E, D, L0, LU>
 where
@@ -170,89 +397,62 @@ where
     LU: RecurrentCell<E, D>,
     O: Shape,
 {
+    /// The state's layout: every cell's rows.
+    pub(super) fn layout() -> StateLayout {
+        StateLayout {
+            cells: L * DIRS,
+            h: Self::tih().2,
+            cell: <L0::Cache as CellCache<E, D>>::HAS_CELL,
+        }
+    }
+
+    /// Every cell's initial state from `state` (zero from `None`).
+    pub(super) fn load_states(
+        dev: &D,
+        state: Option<&D::Buf<E>>,
+        c: &mut RecurrentCache<E, D, L0, LU>,
+        batch: usize,
+    ) -> Result<()> {
+        let lay = Self::layout();
+        for j in 0..L * DIRS {
+            lay.load(dev, state, c.cell_state_mut(j), batch, j)?;
+        }
+        Ok(())
+    }
+
     /// The device of the cells.
     fn dev(&self) -> Result<&D> {
         let c = self.first.first();
         c.map(|c| c.device())
             .ok_or_else(|| Error::invalid("recurrent layer", "no cells".to_string()))
     }
+}
 
-    /// Whether the state has cell states `c` besides `h` (an LSTM's).
-    pub(super) const HAS_CELL: bool = <L0::Cache as CellCache<E, D>>::HAS_CELL;
-
-    /// The per-sample shape of the state (PyTorch's `h_0`/`h_n`, batch
-    /// first): `[L·DIRS, H]`, and for an LSTM `[2, L·DIRS, H]`, `h` then `c`.
-    /// Row `j = layer·DIRS + direction` is that cell's.
-    pub fn state_shape() -> Vec<usize> {
-        let (_, _, h) = Self::tih();
-        if Self::HAS_CELL {
-            vec![2, L * DIRS, h]
-        } else {
-            vec![L * DIRS, h]
-        }
+impl<E, D, L0, LU, O, const L: usize, const DIRS: usize> RecurrentState<E, D>
+    for Recurrent<E, D, L0, LU, O, L, DIRS>
+where
+    E: Elem,
+    D: DropoutKernels<E>,
+    L0: RecurrentCell<E, D>,
+    LU: RecurrentCell<E, D>,
+    O: Shape,
+{
+    fn state_shape() -> Vec<usize> {
+        Self::layout().shape()
     }
 
-    /// Row `r` of every sample's state (`r < L·DIRS`: `h` of cell `r`; then
-    /// `c` of cell `r − L·DIRS`) and a cell's `[batch, H]` buffer: from the
-    /// state when `to_cell`, otherwise to it.
-    pub(super) fn state_block(batch: usize, r: usize, to_cell: bool) -> Block {
-        let (_, _, h) = Self::tih();
-        let per = (1 + Self::HAS_CELL as usize) * L * DIRS * h;
-        let (state_ld, state_off) = (per, r * h);
-        if to_cell {
-            Block {
-                rows: batch,
-                cols: h,
-                src_ld: state_ld,
-                src_off: state_off,
-                dst_ld: h,
-                dst_off: 0,
-            }
-        } else {
-            Block {
-                rows: batch,
-                cols: h,
-                src_ld: h,
-                src_off: 0,
-                dst_ld: state_ld,
-                dst_off: state_off,
-            }
-        }
-    }
-
-    /// `S` is the state's shape (`network!` writes it; a caller of these
-    /// methods by hand gets an error naming both shapes otherwise).
-    fn check_state<S: Shape>(what: &'static str) -> Result<()> {
-        let want = Self::state_shape();
-        if S::DIMS != want.as_slice() {
-            return Err(Error::invalid(
-                what,
-                format!(
-                    "the state of this recurrent layer is {want:?} per sample ([layers·directions, hidden]{}), got {:?}",
-                    if Self::HAS_CELL { ", h then c" } else { "" },
-                    S::DIMS
-                ),
-            ));
-        }
-        Ok(())
-    }
-
-    /// [`Layer::forward`] from the initial state `state` (`h_0`, and `c_0`
-    /// for an LSTM, per sample [`Self::state_shape`]; `None`: zero).
-    pub fn forward_from<S: Shape>(
+    fn forward_from<S: Shape>(
         &self,
         x: &Tensor<L0::In, E, D>,
         state: Option<&Tensor<S, E, D>>,
         y: &mut Tensor<O, E, D>,
         cache: &mut RecurrentCache<E, D, L0, LU>,
     ) -> Result<()> {
-        let st = Self::state_arg("recurrent forward", x, state)?;
+        let st = state_arg(&Self::layout(), "recurrent forward", x.batch(), state)?;
         Self::run(Mode::Eval(&self.first, &self.upper), 0.0, x, st, y, cache)
     }
 
-    /// [`Layer::forward_train`] from the initial state `state` (see
-    /// [`Self::forward_from`]).
-    pub fn forward_train_from<S: Shape>(
+    fn forward_train_from<S: Shape>(
         &mut self,
         x: &Tensor<L0::In, E, D>,
         state: Option<&Tensor<S, E, D>>,
@@ -260,36 +460,13 @@ where
         cache: &mut RecurrentCache<E, D, L0, LU>,
         ctx: &mut TrainCtx,
     ) -> Result<()> {
-        let st = Self::state_arg("recurrent forward", x, state)?;
+        let st = state_arg(&Self::layout(), "recurrent forward", x.batch(), state)?;
         let p = self.dropout;
-        Self::run(
-            Mode::Train(&mut self.first, &mut self.upper, ctx),
-            p,
-            x,
-            st,
-            y,
-            cache,
-        )
+        let mode = Mode::Train(&mut self.first, &mut self.upper, ctx);
+        Self::run(mode, p, x, st, y, cache)
     }
 
-    fn state_arg<'s, S: Shape>(
-        what: &'static str,
-        x: &Tensor<L0::In, E, D>,
-        state: Option<&'s Tensor<S, E, D>>,
-    ) -> Result<Option<&'s D::Buf<E>>> {
-        Self::check_state::<S>(what)?;
-        if let Some(s) = state {
-            check_batch(what, "input", x.batch(), "initial state", s.batch())?;
-        }
-        Ok(state.map(|s| &s.buf))
-    }
-
-    /// [`Layer::backward`] of [`Self::forward_from`] or
-    /// [`Self::forward_train_from`], writing the initial state's gradient
-    /// `∂L/∂state` into `dstate` when asked (only a pass from a given state
-    /// has one).
-    #[allow(clippy::too_many_arguments, clippy::type_complexity)] // Layer::backward's operands and the state's gradient
-    pub fn backward_from<S: Shape>(
+    fn backward_from<S: Shape>(
         &self,
         x: &Tensor<L0::In, E, D>,
         y: &Tensor<O, E, D>,
@@ -300,100 +477,148 @@ where
         grads: &mut <Self as Module<E, D>>::Grads,
         gacc: Acc,
     ) -> Result<()> {
-        Self::check_state::<S>("recurrent backward")?;
+        let lay = Self::layout();
+        lay.check::<S>("recurrent backward")?;
         Layer::backward(self, x, y, cache, dy, dx, grads, gacc)?;
         let Some((ds, acc)) = dstate else {
             return Ok(());
         };
         let (batch, dev) = (x.batch(), x.device());
-        if !cache.cell_state_mut(0).given {
-            return Err(Error::invalid(
-                "recurrent backward",
-                "the state's gradient was asked for, but the forward pass started from a zero state (give it one)".to_string(),
-            ));
-        }
         prepare_dx(ds, acc, batch)?;
         for j in 0..L * DIRS {
-            let s = cache.cell_state_mut(j);
-            dev.copy_block(&Self::state_block(batch, j, false), &s.dh, &mut ds.buf, acc)?;
-            if Self::HAS_CELL {
-                let b = Self::state_block(batch, L * DIRS + j, false);
-                dev.copy_block(&b, &s.dc, &mut ds.buf, acc)?;
-            }
+            lay.store_grad(dev, cache.cell_state_mut(j), &mut ds.buf, acc, batch, j)?;
         }
         Ok(())
     }
 
-    /// The final state of the last forward pass on `cache` into `out` (per
-    /// sample [`Self::state_shape`]: each cell's state after its last step,
-    /// which for the reverse direction is the one after reading step 0, as
-    /// PyTorch's `h_n`/`c_n`).
-    pub fn final_state<S: Shape>(
+    fn final_state<S: Shape>(
         &self,
+        _y: &Tensor<O, E, D>,
         cache: &RecurrentCache<E, D, L0, LU>,
         out: &mut Tensor<S, E, D>,
     ) -> Result<()> {
-        Self::check_state::<S>("recurrent final state")?;
-        let (t, _, h) = Self::tih();
+        let lay = Self::layout();
+        lay.check::<S>("recurrent final state")?;
+        let (t, _, _) = Self::tih();
         let batch = cache.y0.first().map_or(0, |y| y.batch());
         fit(out, batch)?;
         let dev = self.dev()?;
-        let last = |r: usize| {
-            let mut b = Self::state_block(batch, r, false);
-            (b.src_ld, b.src_off) = (t * h, (t - 1) * h);
-            b
-        };
         for j in 0..L * DIRS {
-            let (y, cells) = if j < DIRS {
+            let src = if j < DIRS {
                 (&cache.y0[j].buf, cache.c0[j].cells())
             } else {
                 (&cache.yu[j - DIRS].buf, cache.cu[j - DIRS].cells())
             };
-            dev.copy_block(&last(j), y, &mut out.buf, Acc::Set)?;
-            if let (true, Some(c)) = (Self::HAS_CELL, cells) {
-                dev.copy_block(&last(L * DIRS + j), c, &mut out.buf, Acc::Set)?;
-            }
+            lay.store_final(dev, src, &mut out.buf, (batch, t), j)?;
         }
         Ok(())
     }
 
-    /// The backward pass of [`Self::final_state`]: makes `d`, the gradient
-    /// of the final state, where the next [`Layer::backward`] on `cache`
-    /// starts its carries (`δh`, `δc` after the last step) instead of zero.
-    pub fn final_state_backward<S: Shape>(
+    fn final_state_backward<S: Shape>(
         &self,
         cache: &mut RecurrentCache<E, D, L0, LU>,
         d: &Tensor<S, E, D>,
     ) -> Result<()> {
-        Self::check_state::<S>("recurrent final state backward")?;
-        let (_, _, h) = Self::tih();
+        let lay = Self::layout();
+        lay.check::<S>("recurrent final state backward")?;
         let batch = cache.y0.first().map_or(0, |y| y.batch());
-        check_batch(
-            "recurrent final state backward",
-            "forward pass",
-            batch,
-            "state gradient",
-            d.batch(),
-        )?;
-        let dev = d.device();
+        let what = "recurrent final state backward";
+        check_batch(what, "forward pass", batch, "state gradient", d.batch())?;
         for j in 0..L * DIRS {
-            let s = cache.cell_state_mut(j);
-            dev.resize(&mut s.dh, batch * h)?;
-            dev.copy_block(
-                &Self::state_block(batch, j, true),
-                &d.buf,
-                &mut s.dh,
-                Acc::Set,
-            )?;
-            if Self::HAS_CELL {
-                dev.resize(&mut s.dc, batch * h)?;
-                let b = Self::state_block(batch, L * DIRS + j, true);
-                dev.copy_block(&b, &d.buf, &mut s.dc, Acc::Set)?;
-            }
-            s.seeded = true;
+            lay.seed(d.device(), &d.buf, cache.cell_state_mut(j), batch, j)?;
         }
         Ok(())
     }
+}
+
+/// [`RecurrentState`] for a single cell `C` (what `recurrent_cell_params!`
+/// implements it with): the layout of one cell.
+pub(crate) fn cell_layout<E: Elem, D: Backend<E>, C: Layer<E, D, Cache: CellCache<E, D>>>(
+) -> StateLayout {
+    let o = <C::Out as Shape>::DIMS;
+    StateLayout {
+        cells: 1,
+        h: o.get(1).copied().unwrap_or(0),
+        cell: <C::Cache as CellCache<E, D>>::HAS_CELL,
+    }
+}
+
+/// A cell's [`RecurrentState::forward_from`]/`forward_train_from` (`run` is
+/// its `Layer` pass).
+pub(crate) fn cell_forward_from<E, D, C, S>(
+    x: &Tensor<C::In, E, D>,
+    state: Option<&Tensor<S, E, D>>,
+    cache: &mut C::Cache,
+    run: impl FnOnce(&mut C::Cache) -> Result<()>,
+) -> Result<()>
+where
+    E: Elem,
+    D: Backend<E>,
+    C: Layer<E, D, Cache: CellCache<E, D>>,
+    S: Shape,
+{
+    let lay = cell_layout::<E, D, C>();
+    let st = state_arg(&lay, "recurrent forward", x.batch(), state)?;
+    lay.load(x.device(), st, cache.state_mut(), x.batch(), 0)?;
+    run(cache)
+}
+
+/// A cell's [`RecurrentState::backward_from`] after its `Layer` backward.
+pub(crate) fn cell_state_grad<E, D, C, S>(
+    cache: &C::Cache,
+    dstate: Option<(&mut Tensor<S, E, D>, Acc)>,
+    batch: usize,
+) -> Result<()>
+where
+    E: Elem,
+    D: Backend<E>,
+    C: Layer<E, D, Cache: CellCache<E, D>>,
+    S: Shape,
+{
+    let lay = cell_layout::<E, D, C>();
+    lay.check::<S>("recurrent backward")?;
+    let Some((ds, acc)) = dstate else {
+        return Ok(());
+    };
+    prepare_dx(ds, acc, batch)?;
+    let dev = ds.device().clone();
+    lay.store_grad(&dev, cache.state(), &mut ds.buf, acc, batch, 0)
+}
+
+/// A cell's [`RecurrentState::final_state`].
+pub(crate) fn cell_final_state<E, D, C, S>(
+    y: &Tensor<C::Out, E, D>,
+    cache: &C::Cache,
+    out: &mut Tensor<S, E, D>,
+) -> Result<()>
+where
+    E: Elem,
+    D: Backend<E>,
+    C: Layer<E, D, Cache: CellCache<E, D>>,
+    S: Shape,
+{
+    let lay = cell_layout::<E, D, C>();
+    lay.check::<S>("recurrent final state")?;
+    let (batch, t) = (y.batch(), <C::Out as Shape>::DIMS[0]);
+    fit(out, batch)?;
+    let src = (&y.buf, cache.cells());
+    lay.store_final(y.device(), src, &mut out.buf, (batch, t), 0)
+}
+
+/// A cell's [`RecurrentState::final_state_backward`].
+pub(crate) fn cell_final_state_backward<E, D, C, S>(
+    cache: &mut C::Cache,
+    d: &Tensor<S, E, D>,
+) -> Result<()>
+where
+    E: Elem,
+    D: Backend<E>,
+    C: Layer<E, D, Cache: CellCache<E, D>>,
+    S: Shape,
+{
+    let lay = cell_layout::<E, D, C>();
+    lay.check::<S>("recurrent final state backward")?;
+    lay.seed(d.device(), &d.buf, cache.state_mut(), d.batch(), 0)
 }
 
 #[cfg(test)]

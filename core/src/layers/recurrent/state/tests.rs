@@ -6,6 +6,7 @@
 //! its own loss with the state held fixed and differ from full BPTT's.
 
 use super::*;
+use crate::layers::RecurrentState;
 use crate::layers::{Gru, GruConfig, Lstm, LstmConfig, RecurrentConfig, Rnn, RnnConfig};
 use crate::module::{Build, Path};
 use crate::shape::{S2, S3};
@@ -35,27 +36,20 @@ fn set_param<M: Module<f64, Cpu>>(m: &mut M, k: usize, val: &[f64]) {
 /// its gradients by the layer, and by central differences with respect to
 /// every parameter, the input and the initial state; returns the worst
 /// relative error.
-fn check<L0, LU, O, S, const L: usize, const DIRS: usize>(
-    net: &mut R<L0, LU, O, L, DIRS>,
-    batch: usize,
-    seed: u64,
-) -> f64
-where
-    L0: RecurrentCell<f64, Cpu>,
-    LU: RecurrentCell<f64, Cpu>,
-    O: Shape,
-    S: Shape,
-{
+fn check<N: RecurrentState<f64, Cpu>, S: Shape>(net: &mut N, batch: usize, seed: u64) -> f64 {
     let mut rng = crate::rng(seed);
-    let xv = random_input(batch * L0::In::NUMEL, &mut rng);
+    let xv = random_input(batch * N::In::NUMEL, &mut rng);
     let sv = random_input(batch * S::NUMEL, &mut rng);
-    let rv = random_input(batch * O::NUMEL, &mut rng);
+    let rv = random_input(batch * N::Out::NUMEL, &mut rng);
     let qv = random_input(batch * S::NUMEL, &mut rng);
-    let t = |v: &[f64]| Tensor::<L0::In, f64>::from_slice(&Cpu, v).unwrap();
+    let t = |v: &[f64]| Tensor::<N::In, f64>::from_slice(&Cpu, v).unwrap();
     let ts = |v: &[f64]| Tensor::<S, f64>::from_slice(&Cpu, v).unwrap();
-    let (r, q) = (Tensor::<O, f64>::from_slice(&Cpu, &rv).unwrap(), ts(&qv));
+    let (r, q) = (
+        Tensor::<N::Out, f64>::from_slice(&Cpu, &rv).unwrap(),
+        ts(&qv),
+    );
     let mut cache = net.cache().unwrap();
-    let loss = |net: &mut R<L0, LU, O, L, DIRS>, xv: &[f64], sv: &[f64], cache: &mut _| {
+    let loss = |net: &mut N, xv: &[f64], sv: &[f64], cache: &mut N::Cache| {
         let (mut y, mut fin) = (
             Tensor::empty(&Cpu).unwrap(),
             Tensor::<S, f64>::empty(&Cpu).unwrap(),
@@ -63,7 +57,7 @@ where
         let mut ctx = TrainCtx::new(seed);
         net.forward_train_from(&t(xv), Some(&ts(sv)), &mut y, cache, &mut ctx)
             .unwrap();
-        net.final_state(cache, &mut fin).unwrap();
+        net.final_state(&y, cache, &mut fin).unwrap();
         let dot = |a: Vec<f64>, b: &[f64]| a.iter().zip(b).map(|(a, b)| a * b).sum::<f64>();
         dot(y.to_vec().unwrap(), &rv) + dot(fin.to_vec().unwrap(), &qv)
     };
@@ -75,7 +69,7 @@ where
     );
     net.forward_train_from(&x, Some(&s), &mut y, &mut cache, &mut TrainCtx::new(seed))
         .unwrap();
-    net.final_state(&cache, &mut fin).unwrap();
+    net.final_state(&y, &cache, &mut fin).unwrap();
     net.final_state_backward(&mut cache, &q).unwrap();
     let (mut dx, mut ds, mut grads) = (
         Tensor::empty(&Cpu).unwrap(),
@@ -127,19 +121,34 @@ fn gradients_through_both_ends_of_the_state() {
     type BiLstm = R<Lstm<f64, Cpu, 3, 2, 3, 12>, Lstm<f64, Cpu, 3, 6, 3, 12>, S2<3, 6>, 2, 2>;
     let mut l = BiLstm::build(&Cpu, &mut crate::rng(1), cfg(LstmConfig::default())).unwrap();
     assert_eq!(BiLstm::state_shape(), [2, 4, 3]);
-    let e = check::<_, _, _, S3<2, 4, 3>, 2, 2>(&mut l, 2, 2);
+    let e = check::<_, S3<2, 4, 3>>(&mut l, 2, 2);
     assert!(e < 1e-6, "LSTM, 2 layers, bidirectional: {e:e}");
 
     type Gru2 = R<Gru<f64, Cpu, 4, 2, 3, 9>, Gru<f64, Cpu, 4, 3, 3, 9>, S2<4, 3>, 2, 1>;
     let mut g = Gru2::build(&Cpu, &mut crate::rng(3), cfg(GruConfig::default())).unwrap();
     assert_eq!(Gru2::state_shape(), [2, 3]);
-    let e = check::<_, _, _, S2<2, 3>, 2, 1>(&mut g, 3, 4);
+    let e = check::<_, S2<2, 3>>(&mut g, 3, 4);
     assert!(e < 1e-6, "GRU, 2 layers: {e:e}");
 
     type BiRnn = R<Rnn<f64, Cpu, 1, 2, 4>, Rnn<f64, Cpu, 1, 8, 4>, S2<1, 8>, 1, 2>;
     let mut r = BiRnn::build(&Cpu, &mut crate::rng(5), cfg(RnnConfig::default())).unwrap();
-    let e = check::<_, _, _, S2<2, 4>, 1, 2>(&mut r, 2, 6);
+    let e = check::<_, S2<2, 4>>(&mut r, 2, 6);
     assert!(e < 1e-6, "RNN, one step, bidirectional: {e:e}");
+
+    // A single cell (what `network!` writes for one layer, one direction).
+    let mut cell =
+        Lstm::<f64, Cpu, 3, 2, 4, 16>::build(&Cpu, &mut crate::rng(7), LstmConfig::default())
+            .unwrap();
+    assert_eq!(
+        <Lstm<f64, Cpu, 3, 2, 4, 16> as RecurrentState<f64, Cpu>>::state_shape(),
+        [2, 1, 4]
+    );
+    let e = check::<_, S3<2, 1, 4>>(&mut cell, 2, 8);
+    assert!(e < 1e-6, "one LSTM cell: {e:e}");
+    let mut cell =
+        Gru::<f64, Cpu, 2, 3, 2, 6>::build(&Cpu, &mut crate::rng(9), GruConfig::default()).unwrap();
+    let e = check::<_, S2<1, 2>>(&mut cell, 3, 10);
+    assert!(e < 1e-6, "one GRU cell: {e:e}");
 }
 
 #[test]
@@ -211,7 +220,7 @@ fn carried_state_continues_the_sequence_and_truncates_the_gradient() {
     );
     half.forward_from::<St>(&x1, None, &mut y1, &mut c1)
         .unwrap();
-    half.final_state(&c1, &mut s).unwrap();
+    half.final_state(&y1, &c1, &mut s).unwrap();
     let (mut y2, mut c2) = (Tensor::empty(&Cpu).unwrap(), half.cache().unwrap());
     half.forward_from(&x2, Some(&s), &mut y2, &mut c2).unwrap();
     let (y1, y2) = (y1.to_vec().unwrap(), y2.to_vec().unwrap());
