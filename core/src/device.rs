@@ -13,6 +13,7 @@
 
 use crate::elem::{Elem, Scalar};
 use crate::error::{Error, Result};
+pub use crate::gemm::PackedB;
 use std::fmt::Debug;
 
 /// Overwrite or accumulate into a gradient buffer.
@@ -586,6 +587,44 @@ pub trait Backend<E: Elem>: Device {
         }
         self.raw_gemm_batched(g, a, b, c)
     }
+    /// Packs `op(B)` of the products shaped like `g` (its `k`, `n`,
+    /// `trans_b`, `b_off` and `ldb`; `m`, `A` and `C` do not matter) into
+    /// `packed`, for [`Backend::gemm_packed_b`]: a weight used by many
+    /// products in a row (a recurrent layer's `W_hh`, once per time step) is
+    /// packed once instead of on every product. Repacking an operand of the
+    /// same size allocates nothing. Devices whose products do not pack their
+    /// operands leave `packed` empty.
+    fn pack_gemm_b(&self, g: &Gemm, b: &Self::Buf<E>, packed: &mut PackedB<E>) -> Result<()> {
+        Gemm {
+            m: 0,
+            a_off: 0,
+            c_off: 0,
+            ..*g
+        }
+        .check(0, self.len(b), 0)?;
+        self.raw_pack_gemm_b(g, b, packed)
+    }
+    /// [`Backend::gemm`] with `B` read from `packed`, which
+    /// [`Backend::pack_gemm_b`] filled from this `b` (same buffer, offset,
+    /// stride and transpose, unmodified since) for a product of this `k` and
+    /// `n`; a `packed` of another operand is an error on the devices that
+    /// use it. The result is the unpacked product's (bitwise on the CPU,
+    /// except for the one-row and tiny-output products that `gemm` computes
+    /// as dot products).
+    fn gemm_packed_b(
+        &self,
+        g: &Gemm,
+        a: &Self::Buf<E>,
+        b: &Self::Buf<E>,
+        packed: &PackedB<E>,
+        c: &mut Self::Buf<E>,
+    ) -> Result<()> {
+        g.check(self.len(a), self.len(b), self.len(c))?;
+        if g.m == 0 || g.n == 0 {
+            return Ok(());
+        }
+        self.raw_gemm_packed_b(g, a, b, packed, c)
+    }
     /// `y[r, c] += b[c]` for a `rows × cols` matrix `y`.
     fn add_bias(
         &self,
@@ -723,6 +762,27 @@ pub trait Backend<E: Elem>: Device {
         b: &Self::Buf<E>,
         c: &mut Self::Buf<E>,
     ) -> Result<()>;
+    /// Body of [`Backend::pack_gemm_b`] (checked). By default nothing is
+    /// packed: for devices whose products do not pack `B` (cuBLAS).
+    fn raw_pack_gemm_b(&self, g: &Gemm, b: &Self::Buf<E>, packed: &mut PackedB<E>) -> Result<()> {
+        let _ = (g, b);
+        packed.clear();
+        Ok(())
+    }
+    /// Body of [`Backend::gemm_packed_b`] (checked, `m, n > 0`). By default
+    /// the plain product ([`Backend::raw_gemm`]), for devices that leave
+    /// `packed` empty.
+    fn raw_gemm_packed_b(
+        &self,
+        g: &Gemm,
+        a: &Self::Buf<E>,
+        b: &Self::Buf<E>,
+        packed: &PackedB<E>,
+        c: &mut Self::Buf<E>,
+    ) -> Result<()> {
+        let _ = packed;
+        self.raw_gemm(g, a, b, c)
+    }
     /// Body of [`Backend::add_bias`].
     fn raw_add_bias(
         &self,
