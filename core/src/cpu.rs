@@ -218,31 +218,6 @@ impl Cpu {
     }
 }
 
-impl Cpu {
-    /// `op(B)` of `g` in `b` as a strided operand, checked against `b`'s
-    /// length (C, A and `m` are not looked at).
-    fn b_operand<E: Elem>(g: &Gemm, b: &[E]) -> Result<crate::gemm::Mat<E>> {
-        Gemm {
-            m: 0,
-            a_off: 0,
-            c_off: 0,
-            ..*g
-        }
-        .check(0, b.len(), 0)?;
-        let (rs, cs) = if g.trans_b {
-            (1, g.ldb as isize)
-        } else {
-            (g.ldb as isize, 1)
-        };
-        Ok(crate::gemm::Mat {
-            // `b_off ≤ b.len()` (checked: it is where B's elements start).
-            ptr: b[g.b_off.min(b.len())..].as_ptr(),
-            rs,
-            cs,
-        })
-    }
-}
-
 impl<E: Elem> Backend<E> for Cpu {
     fn zeros<T: Scalar>(&self, n: usize) -> Result<Vec<T>> {
         Ok(vec![T::default(); n])
@@ -281,11 +256,7 @@ impl<E: Elem> Backend<E> for Cpu {
             packed.clear();
             return Ok(());
         }
-        let bm = Cpu::b_operand(g, b)?;
-        // SAFETY: `b_operand` checked that every element `(p, j)`, `p < k`,
-        // `j < n`, of `op(B)` lies inside `b`, which outlives the call.
-        unsafe { crate::gemm::pack_b(g.k, g.n, bm, packed) };
-        Ok(())
+        crate::gemm::pack_gemm_b_slices(g, b, packed)
     }
     fn raw_gemm_packed_b(
         &self,
@@ -298,46 +269,7 @@ impl<E: Elem> Backend<E> for Cpu {
         if gemm_impl() == GemmImpl::GemmCrate {
             return Cpu::gemm_slices(g, a, b, c);
         }
-        let bm = Cpu::b_operand(g, b)?;
-        if !packed.holds(g.k, g.n, bm) {
-            return Err(Error::invalid(
-                "gemm_packed_b",
-                format!(
-                    "the packed operand ({packed:?}) is not this product's B ({}×{} at offset {}, ldb {}, transposed: {}): pack it with pack_gemm_b first",
-                    g.k, g.n, g.b_off, g.ldb, g.trans_b
-                ),
-            ));
-        }
-        g.check(a.len(), b.len(), c.len())?;
-        let a_m = if g.trans_a {
-            crate::gemm::Mat {
-                ptr: a[g.a_off.min(a.len())..].as_ptr(),
-                rs: 1,
-                cs: g.lda as isize,
-            }
-        } else {
-            crate::gemm::Mat {
-                ptr: a[g.a_off.min(a.len())..].as_ptr(),
-                rs: g.lda as isize,
-                cs: 1,
-            }
-        };
-        // SAFETY: `g.check` put every element of A and C inside `a` and `c`
-        // (`ldc ≥ n`); `c` is borrowed mutably, so it overlaps neither `a`
-        // nor `packed`'s own buffer; `packed` holds this product's `k × n` B
-        // (checked just above).
-        unsafe {
-            crate::gemm::gemm_packed_b(
-                g.m,
-                E::of(g.alpha),
-                a_m,
-                packed,
-                E::of(g.beta),
-                c.as_mut_ptr().add(g.c_off),
-                g.ldc,
-            )
-        };
-        Ok(())
+        crate::gemm::gemm_packed_b_slices(g, a, b, packed, c)
     }
     fn raw_gemm_batched(
         &self,

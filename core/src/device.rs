@@ -587,13 +587,10 @@ pub trait Backend<E: Elem>: Device {
         }
         self.raw_gemm_batched(g, a, b, c)
     }
-    /// Packs `op(B)` of the products shaped like `g` (its `k`, `n`,
-    /// `trans_b`, `b_off` and `ldb`; `m`, `A` and `C` do not matter) into
-    /// `packed`, for [`Backend::gemm_packed_b`]: a weight used by many
-    /// products in a row (a recurrent layer's `W_hh`, once per time step) is
-    /// packed once instead of on every product. Repacking an operand of the
-    /// same size allocates nothing. Devices whose products do not pack their
-    /// operands leave `packed` empty.
+    /// Packs `op(B)` of products shaped like `g` (its `k`, `n`, `trans_b`,
+    /// `b_off`, `ldb`) into `packed` for [`Backend::gemm_packed_b`], so a
+    /// weight used by many products in a row (a recurrent `W_hh`) is packed
+    /// once; repacking the same size allocates nothing.
     fn pack_gemm_b(&self, g: &Gemm, b: &Self::Buf<E>, packed: &mut PackedB<E>) -> Result<()> {
         Gemm {
             m: 0,
@@ -604,13 +601,10 @@ pub trait Backend<E: Elem>: Device {
         .check(0, self.len(b), 0)?;
         self.raw_pack_gemm_b(g, b, packed)
     }
-    /// [`Backend::gemm`] with `B` read from `packed`, which
-    /// [`Backend::pack_gemm_b`] filled from this `b` (same buffer, offset,
-    /// stride and transpose, unmodified since) for a product of this `k` and
-    /// `n`; a `packed` of another operand is an error on the devices that
-    /// use it. The result is the unpacked product's (bitwise on the CPU,
-    /// except for the one-row and tiny-output products that `gemm` computes
-    /// as dot products).
+    /// [`Backend::gemm`] with `B` read from `packed`, filled by
+    /// [`Backend::pack_gemm_b`] from this `b` (same buffer, offset, stride,
+    /// transpose, size; unmodified since), else an error. The same result
+    /// (bitwise on the CPU but for its one-row and tiny dot-product paths).
     fn gemm_packed_b(
         &self,
         g: &Gemm,
@@ -762,16 +756,13 @@ pub trait Backend<E: Elem>: Device {
         b: &Self::Buf<E>,
         c: &mut Self::Buf<E>,
     ) -> Result<()>;
-    /// Body of [`Backend::pack_gemm_b`] (checked). By default nothing is
-    /// packed: for devices whose products do not pack `B` (cuBLAS).
+    /// Body of [`Backend::pack_gemm_b`]; by default packs nothing (cuBLAS).
     fn raw_pack_gemm_b(&self, g: &Gemm, b: &Self::Buf<E>, packed: &mut PackedB<E>) -> Result<()> {
         let _ = (g, b);
         packed.clear();
         Ok(())
     }
-    /// Body of [`Backend::gemm_packed_b`] (checked, `m, n > 0`). By default
-    /// the plain product ([`Backend::raw_gemm`]), for devices that leave
-    /// `packed` empty.
+    /// Body of [`Backend::gemm_packed_b`]; by default [`Backend::raw_gemm`].
     fn raw_gemm_packed_b(
         &self,
         g: &Gemm,

@@ -49,7 +49,7 @@ use dot::gemv_dot;
 pub use kernels::Isa;
 use kernels::Kernel;
 pub use packed::PackedB;
-pub(crate) use packed::{gemm_packed_b, pack_b};
+pub(crate) use packed::{gemm_packed_b_slices, pack_gemm_b_slices};
 use std::any::TypeId;
 use std::sync::atomic::{AtomicU8, Ordering};
 

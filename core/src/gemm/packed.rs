@@ -21,7 +21,9 @@
 use super::blocked::{pack_b as pack_panel, BSrc};
 use super::kernels::{Isa, Kernel};
 use super::{blocked_split, kernel, par, Mat, PAR_MIN_MACS};
+use crate::device::Gemm;
 use crate::elem::Elem;
+use crate::error::{Error, Result};
 
 /// A cache line, so the packed slivers are 64-byte aligned (the AVX-512
 /// kernels load a whole line per step of a sliver).
@@ -286,4 +288,86 @@ impl<E: Copy> SendPtr<E> {
     fn get(&self) -> Mat<E> {
         self.0
     }
+}
+
+// ---- the CPU device's bodies of `Backend::pack_gemm_b` / `gemm_packed_b` ----
+
+/// `g`'s operand at `off` in `buf` (row stride `ld`, transposed or not) as
+/// a strided [`Mat`]; `off ≤ buf.len()` (where `Gemm::check` found its
+/// elements).
+fn operand<E>(buf: &[E], off: usize, ld: usize, trans: bool) -> Mat<E> {
+    let (rs, cs) = if trans {
+        (1, ld as isize)
+    } else {
+        (ld as isize, 1)
+    };
+    Mat {
+        ptr: buf[off.min(buf.len())..].as_ptr(),
+        rs,
+        cs,
+    }
+}
+
+/// `Gemm::check` of `g`'s `B` alone against `b_len` elements.
+fn check_b(g: &Gemm, b_len: usize) -> Result<()> {
+    Gemm {
+        m: 0,
+        a_off: 0,
+        c_off: 0,
+        ..*g
+    }
+    .check(0, b_len, 0)
+}
+
+/// The CPU's [`crate::Backend::pack_gemm_b`]: packs `op(B)` of `g` in `b`.
+pub(crate) fn pack_gemm_b_slices<E: Elem>(
+    g: &Gemm,
+    b: &[E],
+    packed: &mut PackedB<E>,
+) -> Result<()> {
+    check_b(g, b.len())?;
+    let bm = operand(b, g.b_off, g.ldb, g.trans_b);
+    // SAFETY: `check_b` put every element `(p, j)`, `p < k`, `j < n`, of
+    // `op(B)` inside `b`, which outlives the call.
+    unsafe { pack_b(g.k, g.n, bm, packed) };
+    Ok(())
+}
+
+/// The CPU's [`crate::Backend::gemm_packed_b`]: refuses a `packed` that does
+/// not hold `op(B)` of `g` in `b` (another buffer, offset, stride, transpose
+/// or size), then runs [`gemm_packed_b`].
+pub(crate) fn gemm_packed_b_slices<E: Elem>(
+    g: &Gemm,
+    a: &[E],
+    b: &[E],
+    packed: &PackedB<E>,
+    c: &mut [E],
+) -> Result<()> {
+    g.check(a.len(), b.len(), c.len())?;
+    if !packed.holds(g.k, g.n, operand(b, g.b_off, g.ldb, g.trans_b)) {
+        return Err(Error::invalid(
+            "gemm_packed_b",
+            format!(
+                "the packed operand ({packed:?}) is not this product's B ({}×{} at offset {}, ldb {}, transposed: {}): pack it with pack_gemm_b first",
+                g.k, g.n, g.b_off, g.ldb, g.trans_b
+            ),
+        ));
+    }
+    let am = operand(a, g.a_off, g.lda, g.trans_a);
+    // SAFETY: `g.check` put every element of A and C inside `a` and `c`
+    // (`ldc ≥ n`, `c_off` in range); `c` is borrowed mutably, so it overlaps
+    // neither `a` nor `packed`'s own buffer; `packed` holds this product's
+    // `k × n` B (checked just above).
+    unsafe {
+        gemm_packed_b(
+            g.m,
+            E::of(g.alpha),
+            am,
+            packed,
+            E::of(g.beta),
+            c.as_mut_ptr().add(g.c_off.min(c.len())),
+            g.ldc,
+        )
+    };
+    Ok(())
 }

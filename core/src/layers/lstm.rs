@@ -38,8 +38,10 @@
 //! The products: the input part of every gate at every step is one GEMM over
 //! all `B·T` rows (`x·W_ihᵀ`), the recurrent part one GEMM per step over the
 //! batch (`h_{t−1}·W_hhᵀ`, rows strided by `T·4H`), as are the backward's
-//! `δh`; the weight gradients are one GEMM (`W_ih`) and one per sample
-//! (`W_hh`). Cached: the activated gates and `c_t` of every step.
+//! `δh`, all reading `W_hh` packed once per pass (`Backend::pack_gemm_b`);
+//! the weight gradients are one GEMM each (`W_hh`'s over `h_{t−1}` shifted
+//! into a buffer of every row, `recurrent/hh.rs`). Cached: the activated
+//! gates and `c_t` of every step, the packed `W_hh` and the shifted `h_{t−1}`.
 //!
 //! Parameters as PyTorch, each drawn from `U(−1/√H, 1/√H)`:
 //! `weight_ih_l0 [4H, I]`, `weight_hh_l0 [4H, H]`, `bias_ih_l0 [4H]`,
@@ -51,8 +53,9 @@
 
 use super::conv_common::prepare_dx;
 use super::fit;
+use super::recurrent::hh::whh_grad;
 use super::recurrent::{recurrent_cell_params, L0_NAMES};
-use crate::device::{need, Acc, Backend, Gemm};
+use crate::device::{need, Acc, Backend, Gemm, PackedB};
 use crate::elem::Elem;
 use crate::error::{Error, Result};
 use crate::init::Init;
@@ -380,6 +383,11 @@ pub struct LstmCache<E: Elem, D: Backend<E>> {
     dgates: D::Buf<E>,
     dh: D::Buf<E>,
     dc: D::Buf<E>,
+    /// `W_hh` packed for the step products (`W_hhᵀ` in the forward pass,
+    /// `W_hh` in the backward pass; one buffer, repacked by each pass).
+    whh: PackedB<E>,
+    /// The backward pass's `h_{t−1}` of every row ([`whh_grad`]).
+    hprev: D::Buf<E>,
 }
 
 impl<E: Elem, D: Backend<E>, const T: usize, const I: usize, const H: usize, const G: usize>
@@ -491,6 +499,8 @@ impl<
             dgates: dev.zeros(0)?,
             dh: dev.zeros(0)?,
             dc: dev.zeros(0)?,
+            whh: PackedB::new(),
+            hprev: dev.zeros(0)?,
         })
     }
 
@@ -522,6 +532,11 @@ impl<
         for b in [&self.bias_ih, &self.bias_hh].into_iter().flatten() {
             dev.add_bias(&mut cache.gates, &b.buf, rows, G)?;
         }
+        if T > 1 {
+            // W_hhᵀ packed once for the T − 1 step products below.
+            let g = Gemm::dense(batch, G, H, false, true);
+            dev.pack_gemm_b(&g, &self.weight_hh.buf, &mut cache.whh)?;
+        }
         for t in 0..T {
             if t > 0 {
                 // a_t += h_{t−1}·W_hhᵀ, rows strided by a sequence.
@@ -533,7 +548,13 @@ impl<
                     ..Gemm::dense(batch, G, H, false, true)
                 }
                 .acc(Acc::Add);
-                dev.gemm(&g, &y.buf, &self.weight_hh.buf, &mut cache.gates)?;
+                dev.gemm_packed_b(
+                    &g,
+                    &y.buf,
+                    &self.weight_hh.buf,
+                    &cache.whh,
+                    &mut cache.gates,
+                )?;
             }
             dev.lstm_cell_fwd(&d, t, &mut cache.gates, &mut cache.c, &mut y.buf)?;
         }
@@ -590,6 +611,11 @@ impl<
         if rows > 0 {
             dev.fill(&mut cache.dh, d.carry(), E::zero())?;
             dev.fill(&mut cache.dc, d.carry(), E::zero())?;
+            if T > 1 {
+                // W_hh packed once for the T − 1 step products below.
+                let g = Gemm::dense(batch, H, G, false, false);
+                dev.pack_gemm_b(&g, &self.weight_hh.buf, &mut cache.whh)?;
+            }
             for t in (0..T).rev() {
                 dev.lstm_cell_bwd(
                     &d,
@@ -608,7 +634,13 @@ impl<
                         lda: T * G,
                         ..Gemm::dense(batch, H, G, false, false)
                     };
-                    dev.gemm(&g, &cache.dgates, &self.weight_hh.buf, &mut cache.dh)?;
+                    dev.gemm_packed_b(
+                        &g,
+                        &cache.dgates,
+                        &self.weight_hh.buf,
+                        &cache.whh,
+                        &mut cache.dh,
+                    )?;
                 }
             }
         }
@@ -619,22 +651,19 @@ impl<
             &x.buf,
             &mut grads.weight_ih.buf,
         )?;
-        // ∂L/∂W_hh (gacc)= Σ_b Σ_{t≥1} ∂L/∂a_{b,t}ᵀ·h_{b,t−1}: one product per sample.
-        if T == 1 || batch == 0 {
-            if gacc == Acc::Set {
-                dev.fill(&mut grads.weight_hh.buf, G * H, E::zero())?;
-            }
-        } else {
-            for b in 0..batch {
-                let g = Gemm {
-                    a_off: (b * T + 1) * G,
-                    b_off: b * T * H,
-                    ..Gemm::dense(G, H, T - 1, true, false)
-                }
-                .acc(if b == 0 { gacc } else { Acc::Add });
-                dev.gemm(&g, &cache.dgates, &y.buf, &mut grads.weight_hh.buf)?;
-            }
-        }
+        // ∂L/∂W_hh (gacc)= Σ_b Σ_{t≥1} ∂L/∂a_{b,t}ᵀ·h_{b,t−1}: one product over every row.
+        whh_grad(
+            dev,
+            batch,
+            T,
+            H,
+            G,
+            &cache.dgates,
+            &y.buf,
+            &mut cache.hprev,
+            &mut grads.weight_hh.buf,
+            gacc,
+        )?;
         for gb in [&mut grads.bias_ih, &mut grads.bias_hh]
             .into_iter()
             .flatten()
