@@ -376,8 +376,9 @@ pub(crate) unsafe fn gemm_with<E: Elem>(
 }
 
 /// The blocked product on `threads` threads: one block of `C` columns per
-/// thread when `C` is wide enough (each thread packs only its part of `B`,
-/// or reads only its slivers of a pre-packed one), rows otherwise.
+/// thread (each thread packs only its part of `B`, or reads only its slivers
+/// of a pre-packed one) or one block of rows (each packs only its part of
+/// `A`), whichever leaves less to pack twice.
 ///
 /// # Safety
 /// Those of [`blocked`] for the whole `m × n × k` product.
@@ -400,11 +401,18 @@ unsafe fn blocked_split<E: Elem>(
         unsafe { blocked(kern, m, n, k, alpha, a, b, beta, c, ldc) };
         return;
     }
-    let (by_cols, unit, dim) = if n >= kern.nr * threads {
-        (true, kern.nr, n)
-    } else {
-        (false, kern.mr, m)
+    // Each thread packs all of the operand that is not split: by columns, all
+    // of A (`m·k`) and its share of B; by rows, its share of A and all of B
+    // (`k·n`). So columns when `n ≥ m` (the smaller operand is the one packed
+    // whole), rows when `m > n` and there are rows enough; a pre-packed B
+    // costs nothing to share, so it goes by columns whenever it can.
+    let cols_ok = n >= kern.nr * threads;
+    let rows_ok = m >= kern.mr * threads;
+    let by_cols = match b {
+        BSrc::Packed(_) => cols_ok,
+        BSrc::Mat(_) => cols_ok && (n >= m || !rows_ok),
     };
+    let (unit, dim) = if by_cols { (kern.nr, n) } else { (kern.mr, m) };
     let units = dim.div_ceil(unit);
     let parts = threads.min(units);
     let cp = par::SyncPtr(c);

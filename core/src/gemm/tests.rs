@@ -214,12 +214,14 @@ fn f32_matches_naive() {
 
 #[test]
 fn results_do_not_depend_on_the_thread_count() {
-    let (m, n, k) = (70, 90, 600);
-    let mut seed = 3;
-    let a: Vec<f32> = (0..m * k).map(|_| lcg(&mut seed) as f32).collect();
-    let b: Vec<f32> = (0..k * n).map(|_| lcg(&mut seed) as f32).collect();
-    for kern in all_kernels_f32() {
-        thread_count_independent(kern, m, n, k, &a, &b);
+    // Split by columns (n ≥ m) and by rows (m > n).
+    for (m, n, k) in [(70, 90, 600), (300, 70, 600)] {
+        let mut seed = 3;
+        let a: Vec<f32> = (0..m * k).map(|_| lcg(&mut seed) as f32).collect();
+        let b: Vec<f32> = (0..k * n).map(|_| lcg(&mut seed) as f32).collect();
+        for kern in all_kernels_f32() {
+            thread_count_independent(kern, m, n, k, &a, &b);
+        }
     }
 }
 
