@@ -222,11 +222,14 @@ unsafe fn pack_a<E: Elem>(mb: usize, kb: usize, a: Mat<E>, dst: *mut E, mr: usiz
                     }
                 }
             } else {
+                if a.rs == 1 && rows == mr && copy_rows(a.at(i0, 0), a.cs, d, kb, mr) {
+                    continue;
+                }
                 for p in 0..kb {
                     let src = a.at(i0, p);
                     let dp = d.add(p * mr);
                     if a.rs == 1 {
-                        copy_short(src, dp, rows);
+                        std::ptr::copy_nonoverlapping(src, dp, rows);
                     } else {
                         for r in 0..rows {
                             *dp.add(r) = *src.offset(r as isize * a.rs);
@@ -270,11 +273,14 @@ pub(super) unsafe fn pack_b<E: Elem>(kb: usize, nb: usize, b: Mat<E>, dst: *mut 
                     }
                 }
             } else {
+                if b.cs == 1 && cols == nr && copy_rows(b.at(0, j0), b.rs, d, kb, nr) {
+                    continue;
+                }
                 for p in 0..kb {
                     let src = b.at(p, j0);
                     let dp = d.add(p * nr);
                     if b.cs == 1 {
-                        copy_short(src, dp, cols);
+                        std::ptr::copy_nonoverlapping(src, dp, cols);
                     } else {
                         for j in 0..cols {
                             *dp.add(j) = *src.offset(j as isize * b.cs);
@@ -289,27 +295,52 @@ pub(super) unsafe fn pack_b<E: Elem>(kb: usize, nb: usize, b: Mat<E>, dst: *mut 
     }
 }
 
-/// `copy_nonoverlapping(src, dst, len)` for the short rows of packing (one
-/// sliver's `MR` or `NR` values): the tile sizes of the built-in kernels are
-/// copies of a constant length, inlined as a few vector moves, where the
-/// general call is a `memmove` call per row (6 % of a training step of the
-/// char LSTM, perf, before this).
+/// Copies `kb` rows of `w` contiguous values, `src_ld` apart from `src`, to
+/// `dst` back to back (one full sliver of packing) when `w` is the width of
+/// a built-in kernel's tile, as a loop of constant-length copies (a few
+/// vector moves each); returns `false`, copying nothing, for other widths.
+/// A copy of a run-time length is a `memmove` call per row (5–6 % of a
+/// char LSTM training step in perf, before this), and a `match` on the
+/// length around one such copy per row is merged back into it by LLVM.
 ///
 /// # Safety
-/// Those of `copy_nonoverlapping`: `src` readable and `dst` writable for
-/// `len` values, not overlapping.
+/// `src + p·src_ld` is readable for `w` values and `dst + p·w` writable for
+/// `w` values, for every `p < kb`; the two do not overlap.
 #[inline(always)]
-unsafe fn copy_short<E: Copy>(src: *const E, dst: *mut E, len: usize) {
-    // SAFETY: each arm copies exactly `len` values (the caller's obligation).
-    unsafe {
-        match len {
-            4 => std::ptr::copy_nonoverlapping(src, dst, 4),
-            6 => std::ptr::copy_nonoverlapping(src, dst, 6),
-            8 => std::ptr::copy_nonoverlapping(src, dst, 8),
-            12 => std::ptr::copy_nonoverlapping(src, dst, 12),
-            16 => std::ptr::copy_nonoverlapping(src, dst, 16),
-            32 => std::ptr::copy_nonoverlapping(src, dst, 32),
-            _ => std::ptr::copy_nonoverlapping(src, dst, len),
+unsafe fn copy_rows<E: Copy>(
+    src: *const E,
+    src_ld: isize,
+    dst: *mut E,
+    kb: usize,
+    w: usize,
+) -> bool {
+    /// The loop for one constant width.
+    ///
+    /// # Safety
+    /// `copy_rows`'s, with `w = N`.
+    #[inline(always)]
+    unsafe fn rows<E: Copy, const N: usize>(src: *const E, src_ld: isize, dst: *mut E, kb: usize) {
+        for p in 0..kb {
+            // SAFETY: row `p < kb` of the source and of the destination, `N`
+            // values each (the caller's obligation); unaligned accesses, as
+            // neither side is aligned to `[E; N]`'s size.
+            unsafe {
+                let v = std::ptr::read_unaligned(src.offset(p as isize * src_ld) as *const [E; N]);
+                std::ptr::write_unaligned(dst.add(p * N) as *mut [E; N], v);
+            }
         }
     }
+    // SAFETY: each arm runs `rows` with `N = w` (the caller's obligations).
+    unsafe {
+        match w {
+            4 => rows::<E, 4>(src, src_ld, dst, kb),
+            6 => rows::<E, 6>(src, src_ld, dst, kb),
+            8 => rows::<E, 8>(src, src_ld, dst, kb),
+            12 => rows::<E, 12>(src, src_ld, dst, kb),
+            16 => rows::<E, 16>(src, src_ld, dst, kb),
+            32 => rows::<E, 32>(src, src_ld, dst, kb),
+            _ => return false,
+        }
+    }
+    true
 }
