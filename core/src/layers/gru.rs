@@ -1,12 +1,13 @@
 //! A gated recurrent unit layer over a sequence (PyTorch's `nn.GRU(I, H,
-//! batch_first=True)`, one layer, one direction, zero initial state), with its
+//! batch_first=True)`, one layer, one direction), with its
 //! kernel family, [`GruKernels`]: the layer, the kernels' trait and their CPU
 //! bodies are this one file (the CUDA source is `cuda/src/kernels/gru.cu`).
 //! Stacked and bidirectional layers (PyTorch's `num_layers`, `bidirectional`,
 //! `dropout`) are [`super::Recurrent`] over this cell (`recurrent.rs`).
 //!
 //! Input `[T, I]`, output `[T, H]`: every hidden state `h_t`. At step `t`,
-//! from `x_t` and `h_{t−1}` (`h_{−1} = 0`), with the input part
+//! from `x_t` and `h_{t−1}` (`h_{−1} = h0`: zero, or the state
+//! [`super::Recurrent`] was given, see [`CellState`]), with the input part
 //! `a = W_ih·x_t + b_ih` and the recurrent part `ĥ = W_hh·h_{t−1} + b_hh`,
 //! each three blocks of `H` in PyTorch's order `r, z, n`:
 //!
@@ -27,7 +28,8 @@
 //! * `δh ← z⊙δh + W_hhᵀ·∂L/∂ĥ` (into step `t − 1`).
 //!
 //! Then, over all steps at once: `∂L/∂W_ih = Σ_t ∂L/∂a_t·x_tᵀ`,
-//! `∂L/∂W_hh = Σ_{t≥1} ∂L/∂ĥ_t·h_{t−1}ᵀ`, `∂L/∂b_ih = Σ_t ∂L/∂a_t`,
+//! `∂L/∂W_hh = Σ_t ∂L/∂ĥ_t·h_{t−1}ᵀ` (the `t = 0` term only from a given
+//! `h0`), `∂L/∂b_ih = Σ_t ∂L/∂a_t`,
 //! `∂L/∂b_hh = Σ_t ∂L/∂ĥ_t`, `∂L/∂x_t = W_ihᵀ·∂L/∂a_t`.
 //!
 //! The products: the input part of every gate at every step is one GEMM over
@@ -49,7 +51,7 @@
 use super::conv_common::prepare_dx;
 use super::fit;
 use super::recurrent::hh::whh_grad;
-use super::recurrent::{recurrent_cell_params, L0_NAMES};
+use super::recurrent::{recurrent_cell_params, CellCache, CellState, L0_NAMES};
 use crate::device::{need, Acc, Backend, Gemm, PackedB};
 use crate::elem::Elem;
 use crate::error::{Error, Result};
@@ -110,29 +112,32 @@ impl GruDims {
 pub trait GruKernels<E: Elem>: Backend<E> {
     /// Step `t`: `gates` holds the input parts `a = (a_r, a_z, a_n)` of step
     /// `t` and is overwritten with `(r, z, n)`, reading the recurrent parts
-    /// `ĥ` of step `t` from `hg`; `h_t = (1 − z)⊙n + z⊙h_{t−1}` (`h_{−1} = 0`,
-    /// `h_{t−1}` read from `h`).
+    /// `ĥ` of step `t` from `hg`; `h_t = (1 − z)⊙n + z⊙h_{t−1}` (`h_{t−1}`
+    /// read from `h`, and at `t = 0` from `h0`, `[batch, H]`).
     fn gru_cell_fwd(
         &self,
         d: &GruDims,
         t: usize,
+        h0: &Self::Buf<E>,
         gates: &mut Self::Buf<E>,
         hg: &Self::Buf<E>,
         h: &mut Self::Buf<E>,
     ) -> Result<()> {
         d.check("gru_cell_fwd", t)?;
+        need(self, "gru_cell_fwd h0", h0, d.carry())?;
         need(self, "gru_cell_fwd gates", gates, d.gates())?;
         need(self, "gru_cell_fwd hg", hg, d.gates())?;
         need(self, "gru_cell_fwd h", h, d.states())?;
         if d.carry() == 0 {
             return Ok(());
         }
-        self.raw_gru_cell_fwd(d, t, gates, hg, h)
+        self.raw_gru_cell_fwd(d, t, h0, gates, hg, h)
     }
 
     /// Step `t` of the backward pass (the module doc's formulas): reads the
-    /// activated gates, `ĥ`, the outputs `h`, `dy_t` and the carry `dh`
-    /// (`∂L/∂h_t` from later steps; zero at the last step); writes `∂L/∂a_t`
+    /// activated gates, `ĥ`, the outputs `h` (and `h0` at `t = 0`), `dy_t`
+    /// and the carry `dh` (`∂L/∂h_t` from later steps; at the last step zero
+    /// or the final state's gradient); writes `∂L/∂a_t`
     /// into step `t` of `dgates` and `∂L/∂ĥ_t` into step `t` of `dhg`, and
     /// replaces `dh` with `z⊙δh` (the direct part of `∂L/∂h_{t−1}`; the
     /// layer adds `W_hhᵀ·∂L/∂ĥ_t`).
@@ -141,6 +146,7 @@ pub trait GruKernels<E: Elem>: Backend<E> {
         &self,
         d: &GruDims,
         t: usize,
+        h0: &Self::Buf<E>,
         gates: &Self::Buf<E>,
         hg: &Self::Buf<E>,
         h: &Self::Buf<E>,
@@ -150,6 +156,7 @@ pub trait GruKernels<E: Elem>: Backend<E> {
         dhg: &mut Self::Buf<E>,
     ) -> Result<()> {
         d.check("gru_cell_bwd", t)?;
+        need(self, "gru_cell_bwd h0", h0, d.carry())?;
         need(self, "gru_cell_bwd gates", gates, d.gates())?;
         need(self, "gru_cell_bwd hg", hg, d.gates())?;
         need(self, "gru_cell_bwd h", h, d.states())?;
@@ -160,7 +167,7 @@ pub trait GruKernels<E: Elem>: Backend<E> {
         if d.carry() == 0 {
             return Ok(());
         }
-        self.raw_gru_cell_bwd(d, t, gates, hg, h, dy, dh, dgates, dhg)
+        self.raw_gru_cell_bwd(d, t, h0, gates, hg, h, dy, dh, dgates, dhg)
     }
 
     /// [`GruKernels::gru_cell_fwd`] after its checks.
@@ -168,6 +175,7 @@ pub trait GruKernels<E: Elem>: Backend<E> {
         &self,
         d: &GruDims,
         t: usize,
+        h0: &Self::Buf<E>,
         gates: &mut Self::Buf<E>,
         hg: &Self::Buf<E>,
         h: &mut Self::Buf<E>,
@@ -179,6 +187,7 @@ pub trait GruKernels<E: Elem>: Backend<E> {
         &self,
         d: &GruDims,
         t: usize,
+        h0: &Self::Buf<E>,
         gates: &Self::Buf<E>,
         hg: &Self::Buf<E>,
         h: &Self::Buf<E>,
@@ -194,6 +203,7 @@ impl<E: Elem> GruKernels<E> for Cpu {
         &self,
         d: &GruDims,
         t: usize,
+        h0: &Vec<E>,
         gates: &mut Vec<E>,
         hg: &Vec<E>,
         h: &mut Vec<E>,
@@ -214,7 +224,7 @@ impl<E: Elem> GruKernels<E> for Cpu {
                 let prev = if t > 0 {
                     h[(row - 1) * hn + j]
                 } else {
-                    E::zero()
+                    h0[b * hn + j]
                 };
                 h[row * hn + j] = (one - z) * n + z * prev;
             }
@@ -226,6 +236,7 @@ impl<E: Elem> GruKernels<E> for Cpu {
         &self,
         d: &GruDims,
         t: usize,
+        h0: &Vec<E>,
         gates: &Vec<E>,
         hg: &Vec<E>,
         h: &Vec<E>,
@@ -247,7 +258,7 @@ impl<E: Elem> GruKernels<E> for Cpu {
                 let prev = if t > 0 {
                     h[(row - 1) * hn + j]
                 } else {
-                    E::zero()
+                    h0[b * hn + j]
                 };
                 let dhv = dy[row * hn + j] + dh[b * hn + j];
                 let gn = dhv * (one - z) * (one - n * n);
@@ -313,19 +324,29 @@ pub struct GruGrads<E: Elem, D: Backend<E>, const I: usize, const H: usize, cons
     pub bias_hh: Option<Tensor<S1<G>, E, D>>,
 }
 
-/// The activated gates and recurrent parts of the last forward pass, and the
-/// backward pass's buffers (the two parts' gradients, the carry).
+/// The activated gates and recurrent parts of the last forward pass, the
+/// backward pass's buffers (the two parts' gradients), and the state at the
+/// sequence's ends (`h0` and the carry, [`CellState`]).
 pub struct GruCache<E: Elem, D: Backend<E>> {
     gates: D::Buf<E>,
     hg: D::Buf<E>,
     dgates: D::Buf<E>,
     dhg: D::Buf<E>,
-    dh: D::Buf<E>,
+    state: CellState<E, D>,
     /// `W_hh` packed for the step products (`W_hhᵀ` in the forward pass,
     /// `W_hh` in the backward pass; one buffer, repacked by each pass).
     whh: PackedB<E>,
     /// The backward pass's `h_{t−1}` of every row ([`whh_grad`]).
     hprev: D::Buf<E>,
+}
+
+impl<E: Elem, D: Backend<E>> CellCache<E, D> for GruCache<E, D> {
+    fn state(&self) -> &CellState<E, D> {
+        &self.state
+    }
+    fn state_mut(&mut self) -> &mut CellState<E, D> {
+        &mut self.state
+    }
 }
 
 impl<E: Elem, D: Backend<E>, const T: usize, const I: usize, const H: usize, const G: usize>
@@ -430,7 +451,7 @@ impl<E: Elem, D: GruKernels<E>, const T: usize, const I: usize, const H: usize, 
             hg: dev.zeros(0)?,
             dgates: dev.zeros(0)?,
             dhg: dev.zeros(0)?,
-            dh: dev.zeros(0)?,
+            state: CellState::new(dev)?,
             whh: PackedB::new(),
             hprev: dev.zeros(0)?,
         })
@@ -469,6 +490,11 @@ impl<E: Elem, D: GruKernels<E>, const T: usize, const I: usize, const H: usize, 
         if let Some(b) = &self.bias_hh {
             dev.add_bias(&mut cache.hg, &b.buf, rows, G)?;
         }
+        cache.state.start_forward(dev, d.carry(), false)?;
+        let dims = (batch, T, G, H);
+        cache
+            .state
+            .add_h0_product(dev, &self.weight_hh.buf, &mut cache.hg, dims)?;
         if T > 1 {
             // W_hhᵀ packed once for the T − 1 step products below.
             let g = Gemm::dense(batch, G, H, false, true);
@@ -487,7 +513,8 @@ impl<E: Elem, D: GruKernels<E>, const T: usize, const I: usize, const H: usize, 
                 .acc(Acc::Add);
                 dev.gemm_packed_b(&g, &y.buf, &self.weight_hh.buf, &cache.whh, &mut cache.hg)?;
             }
-            dev.gru_cell_fwd(&d, t, &mut cache.gates, &cache.hg, &mut y.buf)?;
+            let h0 = &cache.state.h0;
+            dev.gru_cell_fwd(&d, t, h0, &mut cache.gates, &cache.hg, &mut y.buf)?;
         }
         Ok(())
     }
@@ -538,11 +565,11 @@ impl<E: Elem, D: GruKernels<E>, const T: usize, const I: usize, const H: usize, 
         let rows = batch * T;
         dev.resize(&mut cache.dgates, d.gates())?;
         dev.resize(&mut cache.dhg, d.gates())?;
-        dev.resize(&mut cache.dh, d.carry())?;
+        let st = &mut cache.state;
+        st.start_backward(dev, d.carry(), false)?;
         if rows > 0 {
-            dev.fill(&mut cache.dh, d.carry(), E::zero())?;
-            if T > 1 {
-                // W_hh packed once for the T − 1 step products below.
+            if T > 1 || st.given {
+                // W_hh packed once for the step products below.
                 let g = Gemm::dense(batch, H, G, false, false);
                 dev.pack_gemm_b(&g, &self.weight_hh.buf, &mut cache.whh)?;
             }
@@ -550,29 +577,25 @@ impl<E: Elem, D: GruKernels<E>, const T: usize, const I: usize, const H: usize, 
                 dev.gru_cell_bwd(
                     &d,
                     t,
+                    &st.h0,
                     &cache.gates,
                     &cache.hg,
                     &y.buf,
                     &dy.buf,
-                    &mut cache.dh,
+                    &mut st.dh,
                     &mut cache.dgates,
                     &mut cache.dhg,
                 )?;
-                if t > 0 {
-                    // δh (= z⊙δh from the cell) += ∂L/∂ĥ_t·W_hh, into step t − 1.
+                if t > 0 || st.given {
+                    // δh (= z⊙δh from the cell) += ∂L/∂ĥ_t·W_hh, into step
+                    // t − 1 (∂L/∂h0 after step 0).
                     let g = Gemm {
                         a_off: t * G,
                         lda: T * G,
                         ..Gemm::dense(batch, H, G, false, false)
                     }
                     .acc(Acc::Add);
-                    dev.gemm_packed_b(
-                        &g,
-                        &cache.dhg,
-                        &self.weight_hh.buf,
-                        &cache.whh,
-                        &mut cache.dh,
-                    )?;
+                    dev.gemm_packed_b(&g, &cache.dhg, &self.weight_hh.buf, &cache.whh, &mut st.dh)?;
                 }
             }
         }
@@ -596,6 +619,8 @@ impl<E: Elem, D: GruKernels<E>, const T: usize, const I: usize, const H: usize, 
             &mut grads.weight_hh.buf,
             gacc,
         )?;
+        let (dims, dw) = ((batch, T, G, H), &mut grads.weight_hh.buf);
+        st.add_h0_weight_grad(dev, &cache.dhg, dw, dims)?;
         if let Some(gb) = &mut grads.bias_ih {
             dev.bias_grad(&cache.dgates, &mut gb.buf, rows, G, gacc)?;
         }

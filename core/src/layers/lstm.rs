@@ -1,5 +1,5 @@
 //! A long short-term memory layer over a sequence (PyTorch's `nn.LSTM(I, H,
-//! batch_first=True)`, one layer, one direction, zero initial state), with its
+//! batch_first=True)`, one layer, one direction), with its
 //! kernel family, [`LstmKernels`]: the layer, the kernels' trait and their
 //! CPU bodies are this one file (the CUDA source is
 //! `cuda/src/kernels/lstm.cu`).
@@ -7,7 +7,8 @@
 //! `dropout`) are [`super::Recurrent`] over this cell (`recurrent.rs`).
 //!
 //! Input `[T, I]`, output `[T, H]`: every hidden state `h_t`. At step `t`,
-//! from `x_t`, `h_{t−1}` and `c_{t−1}` (`h_{−1} = c_{−1} = 0`):
+//! from `x_t`, `h_{t−1}` and `c_{t−1}` (`h_{−1} = h0`, `c_{−1} = c0`: zero,
+//! or the state [`super::Recurrent`] was given, see [`CellState`]):
 //!
 //! * `a = W_ih·x_t + b_ih + W_hh·h_{t−1} + b_hh`, four blocks of `H`, in
 //!   PyTorch's order `i, f, g, o`;
@@ -32,7 +33,8 @@
 //! * `δh ← W_hhᵀ·∂L/∂a` (into step `t − 1`).
 //!
 //! Then, over all steps at once: `∂L/∂W_ih = Σ_t ∂L/∂a_t·x_tᵀ`,
-//! `∂L/∂W_hh = Σ_{t≥1} ∂L/∂a_t·h_{t−1}ᵀ`, `∂L/∂b_ih = ∂L/∂b_hh = Σ_t ∂L/∂a_t`,
+//! `∂L/∂W_hh = Σ_t ∂L/∂a_t·h_{t−1}ᵀ` (the `t = 0` term only from a given
+//! `h0`), `∂L/∂b_ih = ∂L/∂b_hh = Σ_t ∂L/∂a_t`,
 //! `∂L/∂x_t = W_ihᵀ·∂L/∂a_t`.
 //!
 //! The products: the input part of every gate at every step is one GEMM over
@@ -54,7 +56,7 @@
 use super::conv_common::prepare_dx;
 use super::fit;
 use super::recurrent::hh::whh_grad;
-use super::recurrent::{recurrent_cell_params, L0_NAMES};
+use super::recurrent::{recurrent_cell_params, CellCache, CellState, L0_NAMES};
 use crate::device::{need, Acc, Backend, Gemm, PackedB};
 use crate::elem::Elem;
 use crate::error::{Error, Result};
@@ -114,34 +116,39 @@ impl LstmDims {
 pub trait LstmKernels<E: Elem>: Backend<E> {
     /// Step `t`: `gates` holds the pre-activations `a = (a_i, a_f, a_g, a_o)`
     /// of step `t` and is overwritten with `(σ(a_i), σ(a_f), tanh(a_g),
-    /// σ(a_o))`; `c_t = f⊙c_{t−1} + i⊙g` (`c_{−1} = 0`), `h_t = o⊙tanh(c_t)`.
+    /// σ(a_o))`; `c_t = f⊙c_{t−1} + i⊙g` (`c_{−1} = c0`, `[batch, H]`, read
+    /// at `t = 0` only), `h_t = o⊙tanh(c_t)`.
     fn lstm_cell_fwd(
         &self,
         d: &LstmDims,
         t: usize,
+        c0: &Self::Buf<E>,
         gates: &mut Self::Buf<E>,
         c: &mut Self::Buf<E>,
         h: &mut Self::Buf<E>,
     ) -> Result<()> {
         d.check("lstm_cell_fwd", t)?;
+        need(self, "lstm_cell_fwd c0", c0, d.carry())?;
         need(self, "lstm_cell_fwd gates", gates, d.gates())?;
         need(self, "lstm_cell_fwd c", c, d.states())?;
         need(self, "lstm_cell_fwd h", h, d.states())?;
         if d.carry() == 0 {
             return Ok(());
         }
-        self.raw_lstm_cell_fwd(d, t, gates, c, h)
+        self.raw_lstm_cell_fwd(d, t, c0, gates, c, h)
     }
 
     /// Step `t` of the backward pass (the module doc's formulas): reads the
-    /// activated gates and `c`, `dy_t` and the carries `dh` (`δh`, from step
-    /// `t + 1`; zero at the last step) and `dc` (`δc`); writes `∂L/∂a_t` into
-    /// step `t` of `dgates` and replaces `dc` with `∂L/∂c_t⊙f`.
+    /// activated gates and `c` (and `c0` at `t = 0`), `dy_t` and the carries
+    /// `dh` (`δh`, from step `t + 1`; at the last step zero or the final
+    /// state's gradient) and `dc` (`δc`); writes `∂L/∂a_t` into step `t` of
+    /// `dgates` and replaces `dc` with `∂L/∂c_t⊙f` (at `t = 0`, `∂L/∂c0`).
     #[allow(clippy::too_many_arguments)] // the operands of the formula above
     fn lstm_cell_bwd(
         &self,
         d: &LstmDims,
         t: usize,
+        c0: &Self::Buf<E>,
         gates: &Self::Buf<E>,
         c: &Self::Buf<E>,
         dy: &Self::Buf<E>,
@@ -150,6 +157,7 @@ pub trait LstmKernels<E: Elem>: Backend<E> {
         dgates: &mut Self::Buf<E>,
     ) -> Result<()> {
         d.check("lstm_cell_bwd", t)?;
+        need(self, "lstm_cell_bwd c0", c0, d.carry())?;
         need(self, "lstm_cell_bwd gates", gates, d.gates())?;
         need(self, "lstm_cell_bwd c", c, d.states())?;
         need(self, "lstm_cell_bwd dy", dy, d.states())?;
@@ -159,7 +167,7 @@ pub trait LstmKernels<E: Elem>: Backend<E> {
         if d.carry() == 0 {
             return Ok(());
         }
-        self.raw_lstm_cell_bwd(d, t, gates, c, dy, dh, dc, dgates)
+        self.raw_lstm_cell_bwd(d, t, c0, gates, c, dy, dh, dc, dgates)
     }
 
     /// [`LstmKernels::lstm_cell_fwd`] after its checks.
@@ -167,6 +175,7 @@ pub trait LstmKernels<E: Elem>: Backend<E> {
         &self,
         d: &LstmDims,
         t: usize,
+        c0: &Self::Buf<E>,
         gates: &mut Self::Buf<E>,
         c: &mut Self::Buf<E>,
         h: &mut Self::Buf<E>,
@@ -178,6 +187,7 @@ pub trait LstmKernels<E: Elem>: Backend<E> {
         &self,
         d: &LstmDims,
         t: usize,
+        c0: &Self::Buf<E>,
         gates: &Self::Buf<E>,
         c: &Self::Buf<E>,
         dy: &Self::Buf<E>,
@@ -196,6 +206,7 @@ impl<E: Elem> LstmKernels<E> for Cpu {
         &self,
         d: &LstmDims,
         t: usize,
+        c0: &Vec<E>,
         gates: &mut Vec<E>,
         c: &mut Vec<E>,
         h: &mut Vec<E>,
@@ -209,12 +220,12 @@ impl<E: Elem> LstmKernels<E> for Cpu {
                     let g = &mut gates[row * 4 * hn..][..4 * hn];
                     let (before, now) = c.split_at_mut(row * hn);
                     let (cn, hs) = (&mut now[..hn], &mut h[row * hn..][..hn]);
-                    if t > 0 {
-                        let prev = &before[(row - 1) * hn..][..hn];
-                        cell_fwd_row::<E, false>(g, prev, cn, hs);
+                    let prev = if t > 0 {
+                        &before[(row - 1) * hn..][..hn]
                     } else {
-                        cell_fwd_row::<E, true>(g, &[], cn, hs);
-                    }
+                        &c0[b * hn..][..hn]
+                    };
+                    cell_fwd_row(g, prev, cn, hs);
                 }
             },
         );
@@ -225,6 +236,7 @@ impl<E: Elem> LstmKernels<E> for Cpu {
         &self,
         d: &LstmDims,
         t: usize,
+        c0: &Vec<E>,
         gates: &Vec<E>,
         c: &Vec<E>,
         dy: &Vec<E>,
@@ -243,12 +255,12 @@ impl<E: Elem> LstmKernels<E> for Cpu {
                     let cn = &c[row * hn..][..hn];
                     let (dyr, dhr) = (&dy[row * hn..][..hn], &dh[b * hn..][..hn]);
                     let dcr = &mut dc[b * hn..][..hn];
-                    if t > 0 {
-                        let prev = &c[(row - 1) * hn..][..hn];
-                        cell_bwd_row::<E, false>(g, cn, prev, dyr, dhr, dcr, dg);
+                    let prev = if t > 0 {
+                        &c[(row - 1) * hn..][..hn]
                     } else {
-                        cell_bwd_row::<E, true>(g, cn, &[], dyr, dhr, dcr, dg);
-                    }
+                        &c0[b * hn..][..hn]
+                    };
+                    cell_bwd_row(g, cn, prev, dyr, dhr, dcr, dg);
                 }
             },
         );
@@ -258,16 +270,16 @@ impl<E: Elem> LstmKernels<E> for Cpu {
 
 /// One sample's cell at one step (the forward formulas of the module doc):
 /// `g` the four gate blocks `[i | f | g | o]` of `H` each (pre-activations in,
-/// activations out), `prev = c_{t−1}` (not read when `FIRST`: `c_{−1} = 0`).
+/// activations out), `prev = c_{t−1}` (`c0` at the first step).
 /// Every slice is cut to `H` first, so the loop is branch- and check-free.
 #[inline(always)]
-fn cell_fwd_row<E: Elem, const FIRST: bool>(g: &mut [E], prev: &[E], cn: &mut [E], hs: &mut [E]) {
+fn cell_fwd_row<E: Elem>(g: &mut [E], prev: &[E], cn: &mut [E], hs: &mut [E]) {
     let hn = cn.len();
     let (gi, rest) = g.split_at_mut(hn);
     let (gf, rest) = rest.split_at_mut(hn);
     let (gg, go) = rest.split_at_mut(hn);
     let (gf, gg, go, hs) = (&mut gf[..hn], &mut gg[..hn], &mut go[..hn], &mut hs[..hn]);
-    let prev = if FIRST { prev } else { &prev[..hn] };
+    let prev = &prev[..hn];
     for j in 0..hn {
         let i = gi[j].vsigmoid();
         let f = gf[j].vsigmoid();
@@ -277,18 +289,17 @@ fn cell_fwd_row<E: Elem, const FIRST: bool>(g: &mut [E], prev: &[E], cn: &mut [E
         gf[j] = f;
         gg[j] = u;
         go[j] = o;
-        let carried = if FIRST { E::zero() } else { f * prev[j] };
-        let ct = carried + i * u;
+        let ct = f * prev[j] + i * u;
         cn[j] = ct;
         hs[j] = o * ct.vtanh();
     }
 }
 
 /// One sample's backward step (the module doc's BPTT formulas): reads the
-/// activated gates `g`, `c_t`, `c_{t−1}` (not read when `FIRST`), `dy_t` and
-/// `δh`; writes `∂L/∂a_t` into `dg` and replaces `δc` with `∂L/∂c_t⊙f`.
+/// activated gates `g`, `c_t`, `c_{t−1}` (`c0` at the first step), `dy_t`
+/// and `δh`; writes `∂L/∂a_t` into `dg` and replaces `δc` with `∂L/∂c_t⊙f`.
 #[inline(always)]
-fn cell_bwd_row<E: Elem, const FIRST: bool>(
+fn cell_bwd_row<E: Elem>(
     g: &[E],
     cn: &[E],
     prev: &[E],
@@ -310,18 +321,14 @@ fn cell_bwd_row<E: Elem, const FIRST: bool>(
     let (du, d_o) = rest.split_at_mut(hn);
     let (df, du, d_o) = (&mut df[..hn], &mut du[..hn], &mut d_o[..hn]);
     let (dy, dh, dc) = (&dy[..hn], &dh[..hn], &mut dc[..hn]);
-    let prev = if FIRST { prev } else { &prev[..hn] };
+    let prev = &prev[..hn];
     for j in 0..hn {
         let (i, f, u, o) = (gi[j], gf[j], gg[j], go[j]);
         let tc = cn[j].vtanh();
         let dhv = dy[j] + dh[j];
         let dct = dhv * o * (one - tc * tc) + dc[j];
         di[j] = dct * u * i * (one - i);
-        df[j] = if FIRST {
-            E::zero()
-        } else {
-            dct * prev[j] * f * (one - f)
-        };
+        df[j] = dct * prev[j] * f * (one - f);
         du[j] = dct * i * (one - u * u);
         d_o[j] = dhv * tc * o * (one - o);
         dc[j] = dct * f;
@@ -375,19 +382,32 @@ pub struct LstmGrads<E: Elem, D: Backend<E>, const I: usize, const H: usize, con
     pub bias_hh: Option<Tensor<S1<G>, E, D>>,
 }
 
-/// The activated gates and cell states of the last forward pass, and the
-/// backward pass's buffers (gate gradients, the two carries).
+/// The activated gates and cell states of the last forward pass, the
+/// backward pass's gate gradients, and the state at the sequence's ends (the
+/// initial `h0`, `c0` and the carries, [`CellState`]).
 pub struct LstmCache<E: Elem, D: Backend<E>> {
     gates: D::Buf<E>,
     c: D::Buf<E>,
     dgates: D::Buf<E>,
-    dh: D::Buf<E>,
-    dc: D::Buf<E>,
+    state: CellState<E, D>,
     /// `W_hh` packed for the step products (`W_hhᵀ` in the forward pass,
     /// `W_hh` in the backward pass; one buffer, repacked by each pass).
     whh: PackedB<E>,
     /// The backward pass's `h_{t−1}` of every row ([`whh_grad`]).
     hprev: D::Buf<E>,
+}
+
+impl<E: Elem, D: Backend<E>> CellCache<E, D> for LstmCache<E, D> {
+    const HAS_CELL: bool = true;
+    fn state(&self) -> &CellState<E, D> {
+        &self.state
+    }
+    fn state_mut(&mut self) -> &mut CellState<E, D> {
+        &mut self.state
+    }
+    fn cells(&self) -> Option<&D::Buf<E>> {
+        Some(&self.c)
+    }
 }
 
 impl<E: Elem, D: Backend<E>, const T: usize, const I: usize, const H: usize, const G: usize>
@@ -497,8 +517,7 @@ impl<
             gates: dev.zeros(0)?,
             c: dev.zeros(0)?,
             dgates: dev.zeros(0)?,
-            dh: dev.zeros(0)?,
-            dc: dev.zeros(0)?,
+            state: CellState::new(dev)?,
             whh: PackedB::new(),
             hprev: dev.zeros(0)?,
         })
@@ -532,6 +551,11 @@ impl<
         for b in [&self.bias_ih, &self.bias_hh].into_iter().flatten() {
             dev.add_bias(&mut cache.gates, &b.buf, rows, G)?;
         }
+        cache.state.start_forward(dev, d.carry(), true)?;
+        let dims = (batch, T, G, H);
+        cache
+            .state
+            .add_h0_product(dev, &self.weight_hh.buf, &mut cache.gates, dims)?;
         if T > 1 {
             // W_hhᵀ packed once for the T − 1 step products below.
             let g = Gemm::dense(batch, G, H, false, true);
@@ -556,7 +580,8 @@ impl<
                     &mut cache.gates,
                 )?;
             }
-            dev.lstm_cell_fwd(&d, t, &mut cache.gates, &mut cache.c, &mut y.buf)?;
+            let c0 = &cache.state.c0;
+            dev.lstm_cell_fwd(&d, t, c0, &mut cache.gates, &mut cache.c, &mut y.buf)?;
         }
         Ok(())
     }
@@ -606,13 +631,11 @@ impl<
         }
         let rows = batch * T;
         dev.resize(&mut cache.dgates, d.gates())?;
-        dev.resize(&mut cache.dh, d.carry())?;
-        dev.resize(&mut cache.dc, d.carry())?;
+        let st = &mut cache.state;
+        st.start_backward(dev, d.carry(), true)?;
         if rows > 0 {
-            dev.fill(&mut cache.dh, d.carry(), E::zero())?;
-            dev.fill(&mut cache.dc, d.carry(), E::zero())?;
-            if T > 1 {
-                // W_hh packed once for the T − 1 step products below.
+            if T > 1 || st.given {
+                // W_hh packed once for the step products below.
                 let g = Gemm::dense(batch, H, G, false, false);
                 dev.pack_gemm_b(&g, &self.weight_hh.buf, &mut cache.whh)?;
             }
@@ -620,15 +643,16 @@ impl<
                 dev.lstm_cell_bwd(
                     &d,
                     t,
+                    &st.c0,
                     &cache.gates,
                     &cache.c,
                     &dy.buf,
-                    &cache.dh,
-                    &mut cache.dc,
+                    &st.dh,
+                    &mut st.dc,
                     &mut cache.dgates,
                 )?;
-                if t > 0 {
-                    // δh = ∂L/∂a_t·W_hh, into step t − 1.
+                if t > 0 || st.given {
+                    // δh = ∂L/∂a_t·W_hh, into step t − 1 (∂L/∂h0 after step 0).
                     let g = Gemm {
                         a_off: t * G,
                         lda: T * G,
@@ -639,7 +663,7 @@ impl<
                         &cache.dgates,
                         &self.weight_hh.buf,
                         &cache.whh,
-                        &mut cache.dh,
+                        &mut st.dh,
                     )?;
                 }
             }
@@ -664,6 +688,8 @@ impl<
             &mut grads.weight_hh.buf,
             gacc,
         )?;
+        let (dims, dw) = ((batch, T, G, H), &mut grads.weight_hh.buf);
+        st.add_h0_weight_grad(dev, &cache.dgates, dw, dims)?;
         for gb in [&mut grads.bias_ih, &mut grads.bias_hh]
             .into_iter()
             .flatten()

@@ -58,6 +58,9 @@ use crate::Rng;
 use rand::RngCore;
 use std::marker::PhantomData;
 
+mod state;
+pub use state::{CellCache, CellState};
+
 /// PyTorch's parameter names of layer 0's forward direction.
 pub const L0_NAMES: [&str; 4] = ["weight_ih_l0", "weight_hh_l0", "bias_ih_l0", "bias_hh_l0"];
 
@@ -70,9 +73,12 @@ pub fn param_names(k: usize, reverse: bool) -> [String; 4] {
 }
 
 /// A single-layer, single-direction recurrent cell over a sequence (`[T, I]
-/// → [T, H]`, every hidden state, zero initial state) whose four parameters
-/// can be visited under any names: what [`Recurrent`] stacks.
-pub trait RecurrentCell<E: Elem, D: Backend<E>>: Layer<E, D> + Build<E, D> {
+/// → [T, H]`, every hidden state; the initial state zero unless set in its
+/// cache, [`CellCache`]) whose four parameters can be visited under any
+/// names: what [`Recurrent`] stacks.
+pub trait RecurrentCell<E: Elem, D: Backend<E>>:
+    Layer<E, D, Cache: CellCache<E, D>> + Build<E, D>
+{
     /// The device holding the cell's parameters.
     fn device(&self) -> &D;
     /// [`Module::visit`] with `names` for `W_ih`, `W_hh`, `b_ih`, `b_hh`.
@@ -161,7 +167,8 @@ macro_rules! recurrent_cell_params {
 
         impl<$($g)*> $crate::layers::recurrent::RecurrentCell<E, D> for $ty
         where
-            $ty: $crate::module::Layer<E, D, Grads = $grads> + $crate::module::Build<E, D>,
+            $ty: $crate::module::Layer<E, D, Grads = $grads, Cache: $crate::layers::recurrent::CellCache<E, D>>
+                + $crate::module::Build<E, D>,
         {
             fn device(&self) -> &D {
                 self.weight_ih.device()
@@ -485,12 +492,27 @@ where
         mut mode: Mode<'_, L0, LU>,
         p: f64,
         x: &Tensor<L0::In, E, D>,
+        state: Option<&D::Buf<E>>,
         y: &mut Tensor<O, E, D>,
         c: &mut RecurrentCache<E, D, L0, LU>,
     ) -> Result<()> {
         let (t, i, h) = Self::tih();
         let (batch, dev) = (x.batch(), x.device());
         fit(y, batch)?;
+        for j in 0..L * DIRS {
+            let s = c.cell_state_mut(j);
+            s.given = state.is_some();
+            if let Some(src) = state {
+                let n = batch * h;
+                dev.resize(&mut s.h0, n)?;
+                dev.copy_block(&Self::state_block(batch, j, true), src, &mut s.h0, Acc::Set)?;
+                if Self::HAS_CELL {
+                    dev.resize(&mut s.c0, n)?;
+                    let b = Self::state_block(batch, L * DIRS + j, true);
+                    dev.copy_block(&b, src, &mut s.c0, Acc::Set)?;
+                }
+            }
+        }
         if DIRS == 2 {
             fit(&mut c.xr0, batch)?;
             reverse_time(dev, &x.buf, &mut c.xr0.buf, (batch, t, i), Acc::Set)?;
@@ -662,7 +684,7 @@ where
         y: &mut Tensor<O, E, D>,
         cache: &mut Self::Cache,
     ) -> Result<()> {
-        Self::run(Mode::Eval(&self.first, &self.upper), 0.0, x, y, cache)
+        Self::run(Mode::Eval(&self.first, &self.upper), 0.0, x, None, y, cache)
     }
 
     fn forward_train(
@@ -677,6 +699,7 @@ where
             Mode::Train(&mut self.first, &mut self.upper, ctx),
             p,
             x,
+            None,
             y,
             cache,
         )

@@ -1,13 +1,14 @@
 //! An Elman recurrent layer over a sequence (PyTorch's `nn.RNN(I, H,
-//! nonlinearity='tanh'|'relu', batch_first=True)`, one layer, one direction,
-//! zero initial state), with its kernel family, [`RnnKernels`]: the layer,
+//! nonlinearity='tanh'|'relu', batch_first=True)`, one layer, one direction),
+//! with its kernel family, [`RnnKernels`]: the layer,
 //! the kernels' trait and their CPU bodies are this one file (the CUDA source
 //! is `cuda/src/kernels/rnn.cu`).
 //! Stacked and bidirectional layers (PyTorch's `num_layers`, `bidirectional`,
 //! `dropout`) are [`super::Recurrent`] over this cell (`recurrent.rs`).
 //!
 //! Input `[T, I]`, output `[T, H]`: every hidden state `h_t`. At step `t`,
-//! from `x_t` and `h_{t−1}` (`h_{−1} = 0`):
+//! from `x_t` and `h_{t−1}` (`h_{−1} = h0`: zero, or the state
+//! [`super::Recurrent`] was given, see [`CellState`]):
 //!
 //! * `a_t = W_ih·x_t + b_ih + W_hh·h_{t−1} + b_hh`;
 //! * `h_t = f(a_t)`, `f` = `tanh` (the default) or `relu`.
@@ -21,7 +22,8 @@
 //! * `δh ← W_hhᵀ·∂L/∂a_t` (into step `t − 1`).
 //!
 //! Then, over all steps at once: `∂L/∂W_ih = Σ_t ∂L/∂a_t·x_tᵀ`,
-//! `∂L/∂W_hh = Σ_{t≥1} ∂L/∂a_t·h_{t−1}ᵀ`, `∂L/∂b_ih = ∂L/∂b_hh = Σ_t ∂L/∂a_t`,
+//! `∂L/∂W_hh = Σ_t ∂L/∂a_t·h_{t−1}ᵀ` (the `t = 0` term only from a given
+//! `h0`), `∂L/∂b_ih = ∂L/∂b_hh = Σ_t ∂L/∂a_t`,
 //! `∂L/∂x_t = W_ihᵀ·∂L/∂a_t`.
 //!
 //! The products: the input part at every step is one GEMM over all `B·T`
@@ -49,7 +51,7 @@
 use super::conv_common::prepare_dx;
 use super::fit;
 use super::recurrent::hh::whh_grad;
-use super::recurrent::{recurrent_cell_params, L0_NAMES};
+use super::recurrent::{recurrent_cell_params, CellCache, CellState, L0_NAMES};
 use crate::device::{need, Acc, Backend, Gemm, PackedB};
 use crate::elem::Elem;
 use crate::error::{Error, Result};
@@ -286,17 +288,26 @@ pub struct RnnGrads<E: Elem, D: Backend<E>, const I: usize, const H: usize> {
     pub bias_hh: Option<Tensor<S1<H>, E, D>>,
 }
 
-/// The pre-activations of the last forward pass, and the backward pass's
-/// buffers (their gradients, the carry).
+/// The pre-activations of the last forward pass, their gradients, and the
+/// state at the sequence's ends (`h0` and the carry, [`CellState`]).
 pub struct RnnCache<E: Elem, D: Backend<E>> {
     a: D::Buf<E>,
     da: D::Buf<E>,
-    dh: D::Buf<E>,
+    state: CellState<E, D>,
     /// `W_hh` packed for the step products (`W_hhᵀ` in the forward pass,
     /// `W_hh` in the backward pass; one buffer, repacked by each pass).
     whh: PackedB<E>,
     /// The backward pass's `h_{t−1}` of every row ([`whh_grad`]).
     hprev: D::Buf<E>,
+}
+
+impl<E: Elem, D: Backend<E>> CellCache<E, D> for RnnCache<E, D> {
+    fn state(&self) -> &CellState<E, D> {
+        &self.state
+    }
+    fn state_mut(&mut self) -> &mut CellState<E, D> {
+        &mut self.state
+    }
 }
 
 impl<E: Elem, D: Backend<E>, const T: usize, const I: usize, const H: usize> Build<E, D>
@@ -398,7 +409,7 @@ impl<E: Elem, D: RnnKernels<E>, const T: usize, const I: usize, const H: usize> 
         Ok(RnnCache {
             a: dev.zeros(0)?,
             da: dev.zeros(0)?,
-            dh: dev.zeros(0)?,
+            state: CellState::new(dev)?,
             whh: PackedB::new(),
             hprev: dev.zeros(0)?,
         })
@@ -431,6 +442,11 @@ impl<E: Elem, D: RnnKernels<E>, const T: usize, const I: usize, const H: usize> 
         for b in [&self.bias_ih, &self.bias_hh].into_iter().flatten() {
             dev.add_bias(&mut cache.a, &b.buf, rows, H)?;
         }
+        cache.state.start_forward(dev, d.carry(), false)?;
+        let dims = (batch, T, H, H);
+        cache
+            .state
+            .add_h0_product(dev, &self.weight_hh.buf, &mut cache.a, dims)?;
         if T > 1 {
             // W_hhᵀ packed once for the T − 1 step products below.
             let g = Gemm::dense(batch, H, H, false, true);
@@ -499,11 +515,11 @@ impl<E: Elem, D: RnnKernels<E>, const T: usize, const I: usize, const H: usize> 
         }
         let rows = batch * T;
         dev.resize(&mut cache.da, d.states())?;
-        dev.resize(&mut cache.dh, d.carry())?;
+        let st = &mut cache.state;
+        st.start_backward(dev, d.carry(), false)?;
         if rows > 0 {
-            dev.fill(&mut cache.dh, d.carry(), E::zero())?;
-            if T > 1 {
-                // W_hh packed once for the T − 1 step products below.
+            if T > 1 || st.given {
+                // W_hh packed once for the step products below.
                 let g = Gemm::dense(batch, H, H, false, false);
                 dev.pack_gemm_b(&g, &self.weight_hh.buf, &mut cache.whh)?;
             }
@@ -514,23 +530,17 @@ impl<E: Elem, D: RnnKernels<E>, const T: usize, const I: usize, const H: usize> 
                     t,
                     &y.buf,
                     &dy.buf,
-                    &cache.dh,
+                    &st.dh,
                     &mut cache.da,
                 )?;
-                if t > 0 {
-                    // δh = ∂L/∂a_t·W_hh, into step t − 1.
+                if t > 0 || st.given {
+                    // δh = ∂L/∂a_t·W_hh, into step t − 1 (∂L/∂h0 after step 0).
                     let g = Gemm {
                         a_off: t * H,
                         lda: T * H,
                         ..Gemm::dense(batch, H, H, false, false)
                     };
-                    dev.gemm_packed_b(
-                        &g,
-                        &cache.da,
-                        &self.weight_hh.buf,
-                        &cache.whh,
-                        &mut cache.dh,
-                    )?;
+                    dev.gemm_packed_b(&g, &cache.da, &self.weight_hh.buf, &cache.whh, &mut st.dh)?;
                 }
             }
         }
@@ -554,6 +564,8 @@ impl<E: Elem, D: RnnKernels<E>, const T: usize, const I: usize, const H: usize> 
             &mut grads.weight_hh.buf,
             gacc,
         )?;
+        let (dims, dw) = ((batch, T, H, H), &mut grads.weight_hh.buf);
+        st.add_h0_weight_grad(dev, &cache.da, dw, dims)?;
         for gb in [&mut grads.bias_ih, &mut grads.bias_hh]
             .into_iter()
             .flatten()

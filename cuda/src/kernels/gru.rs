@@ -8,25 +8,25 @@ use kiln_core::layers::{GruDims, GruKernels};
 
 kernels! {
     gru = include_str!("gru.cu");
-    GRU_CELL_FWD = gru_cell_fwd(Out, In, Out, U64, U64, U64, U64);
-    GRU_CELL_BWD = gru_cell_bwd(In, In, In, In, Out, Out, Out, U64, U64, U64, U64);
+    GRU_CELL_FWD = gru_cell_fwd(In, Out, In, Out, U64, U64, U64, U64);
+    GRU_CELL_BWD = gru_cell_bwd(In, In, In, In, In, Out, Out, Out, U64, U64, U64, U64);
 }
 
 fn sizes(d: &GruDims, t: usize) -> [Arg; 4] {
     [d.batch, d.steps, d.hidden, t].map(|v| Arg::U64(v as u64))
 }
 
-/// Step `t` of the forward pass. Operands: `[gates, hg, h]`.
+/// Step `t` of the forward pass. Operands: `[h0, gates, hg, h]`.
 pub fn gru_cell_fwd(d: &GruDims, t: usize) -> Plan {
     let [b, s, h, tt] = sizes(d, t);
     elementwise(
         &GRU_CELL_FWD,
         d.batch * d.hidden,
-        &[Arg::Buf(0, 0), Arg::Buf(1, 0), Arg::Buf(2, 0), b, s, h, tt],
+        &[Arg::Buf(0, 0), Arg::Buf(1, 0), Arg::Buf(2, 0), Arg::Buf(3, 0), b, s, h, tt],
     )
 }
 
-/// Step `t` of the backward pass. Operands: `[gates, hg, h, dy, dh, dgates,
+/// Step `t` of the backward pass. Operands: `[h0, gates, hg, h, dy, dh, dgates,
 /// dhg]`.
 pub fn gru_cell_bwd(d: &GruDims, t: usize) -> Plan {
     let [b, s, h, tt] = sizes(d, t);
@@ -41,6 +41,7 @@ pub fn gru_cell_bwd(d: &GruDims, t: usize) -> Plan {
             Arg::Buf(4, 0),
             Arg::Buf(5, 0),
             Arg::Buf(6, 0),
+            Arg::Buf(7, 0),
             b,
             s,
             h,
@@ -54,11 +55,12 @@ impl<E: Elem> GruKernels<E> for Cuda {
         &self,
         d: &GruDims,
         t: usize,
+        h0: &Buf<E>,
         gates: &mut Buf<E>,
         hg: &Buf<E>,
         h: &mut Buf<E>,
     ) -> Result<()> {
-        let ops = [self.opnd_mut(gates)?, self.opnd(hg)?, self.opnd_mut(h)?];
+        let ops = [self.opnd(h0)?, self.opnd_mut(gates)?, self.opnd(hg)?, self.opnd_mut(h)?];
         self.go::<E>(&gru_cell_fwd(d, t), &ops)
     }
 
@@ -66,6 +68,7 @@ impl<E: Elem> GruKernels<E> for Cuda {
         &self,
         d: &GruDims,
         t: usize,
+        h0: &Buf<E>,
         gates: &Buf<E>,
         hg: &Buf<E>,
         h: &Buf<E>,
@@ -75,6 +78,7 @@ impl<E: Elem> GruKernels<E> for Cuda {
         dhg: &mut Buf<E>,
     ) -> Result<()> {
         let ops = [
+            self.opnd(h0)?,
             self.opnd(gates)?,
             self.opnd(hg)?,
             self.opnd(h)?,

@@ -8,25 +8,25 @@ use kiln_core::layers::{LstmDims, LstmKernels};
 
 kernels! {
     lstm = include_str!("lstm.cu");
-    LSTM_CELL_FWD = lstm_cell_fwd(Out, Out, Out, U64, U64, U64, U64);
-    LSTM_CELL_BWD = lstm_cell_bwd(In, In, In, In, Out, Out, U64, U64, U64, U64);
+    LSTM_CELL_FWD = lstm_cell_fwd(In, Out, Out, Out, U64, U64, U64, U64);
+    LSTM_CELL_BWD = lstm_cell_bwd(In, In, In, In, In, Out, Out, U64, U64, U64, U64);
 }
 
 fn sizes(d: &LstmDims, t: usize) -> [Arg; 4] {
     [d.batch, d.steps, d.hidden, t].map(|v| Arg::U64(v as u64))
 }
 
-/// Step `t` of the forward pass. Operands: `[gates, c, h]`.
+/// Step `t` of the forward pass. Operands: `[c0, gates, c, h]`.
 pub fn lstm_cell_fwd(d: &LstmDims, t: usize) -> Plan {
     let [b, s, h, tt] = sizes(d, t);
     elementwise(
         &LSTM_CELL_FWD,
         d.batch * d.hidden,
-        &[Arg::Buf(0, 0), Arg::Buf(1, 0), Arg::Buf(2, 0), b, s, h, tt],
+        &[Arg::Buf(0, 0), Arg::Buf(1, 0), Arg::Buf(2, 0), Arg::Buf(3, 0), b, s, h, tt],
     )
 }
 
-/// Step `t` of the backward pass. Operands: `[gates, c, dy, dh, dc, dgates]`.
+/// Step `t` of the backward pass. Operands: `[c0, gates, c, dy, dh, dc, dgates]`.
 pub fn lstm_cell_bwd(d: &LstmDims, t: usize) -> Plan {
     let [b, s, h, tt] = sizes(d, t);
     elementwise(
@@ -39,6 +39,7 @@ pub fn lstm_cell_bwd(d: &LstmDims, t: usize) -> Plan {
             Arg::Buf(3, 0),
             Arg::Buf(4, 0),
             Arg::Buf(5, 0),
+            Arg::Buf(6, 0),
             b,
             s,
             h,
@@ -52,11 +53,12 @@ impl<E: Elem> LstmKernels<E> for Cuda {
         &self,
         d: &LstmDims,
         t: usize,
+        c0: &Buf<E>,
         gates: &mut Buf<E>,
         c: &mut Buf<E>,
         h: &mut Buf<E>,
     ) -> Result<()> {
-        let ops = [self.opnd_mut(gates)?, self.opnd_mut(c)?, self.opnd_mut(h)?];
+        let ops = [self.opnd(c0)?, self.opnd_mut(gates)?, self.opnd_mut(c)?, self.opnd_mut(h)?];
         self.go::<E>(&lstm_cell_fwd(d, t), &ops)
     }
 
@@ -64,6 +66,7 @@ impl<E: Elem> LstmKernels<E> for Cuda {
         &self,
         d: &LstmDims,
         t: usize,
+        c0: &Buf<E>,
         gates: &Buf<E>,
         c: &Buf<E>,
         dy: &Buf<E>,
@@ -72,6 +75,7 @@ impl<E: Elem> LstmKernels<E> for Cuda {
         dgates: &mut Buf<E>,
     ) -> Result<()> {
         let ops = [
+            self.opnd(c0)?,
             self.opnd(gates)?,
             self.opnd(c)?,
             self.opnd(dy)?,

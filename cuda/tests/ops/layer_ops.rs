@@ -515,11 +515,16 @@ pub(crate) fn lstm<E: Elem>(d: &Cuda, r: &mut Rng, rep: &mut Report) {
             batch * hidden,
         );
         let pre: Vec<E> = rand_vec(r, ng, 2.0);
+        // A nonzero initial cell state, read at t = 0.
+        let c0: Vec<E> = rand_vec(r, nc, 1.0);
+        let dc0_ = up(d, &c0);
         let (mut g, mut c, mut h) = (pre.clone(), vec![E::zero(); ns], vec![E::zero(); ns]);
         let (mut dg, mut dc, mut dh) = (up(d, &pre), up(d, &c), up(d, &h));
         for t in 0..steps {
-            <Cpu as LstmKernels<E>>::lstm_cell_fwd(&Cpu, &ld, t, &mut g, &mut c, &mut h).unwrap();
-            <Cuda as LstmKernels<E>>::lstm_cell_fwd(d, &ld, t, &mut dg, &mut dc, &mut dh).unwrap();
+            <Cpu as LstmKernels<E>>::lstm_cell_fwd(&Cpu, &ld, t, &c0, &mut g, &mut c, &mut h)
+                .unwrap();
+            <Cuda as LstmKernels<E>>::lstm_cell_fwd(d, &ld, t, &dc0_, &mut dg, &mut dc, &mut dh)
+                .unwrap();
         }
         rep.add::<E>("lstm_cell_fwd gates", &down(d, &dg), &g);
         rep.add::<E>("lstm_cell_fwd c", &down(d, &dc), &c);
@@ -531,11 +536,11 @@ pub(crate) fn lstm<E: Elem>(d: &Cuda, r: &mut Rng, rep: &mut Report) {
         let (ddy, ddh) = (up(d, &dy), up(d, &dhc));
         for t in (0..steps).rev() {
             <Cpu as LstmKernels<E>>::lstm_cell_bwd(
-                &Cpu, &ld, t, &g, &c, &dy, &dhc, &mut wdc, &mut wdg,
+                &Cpu, &ld, t, &c0, &g, &c, &dy, &dhc, &mut wdc, &mut wdg,
             )
             .unwrap();
             <Cuda as LstmKernels<E>>::lstm_cell_bwd(
-                d, &ld, t, &dg, &dc, &ddy, &ddh, &mut ddc, &mut ddg,
+                d, &ld, t, &dc0_, &dg, &dc, &ddy, &ddh, &mut ddc, &mut ddg,
             )
             .unwrap();
         }
@@ -558,11 +563,15 @@ pub(crate) fn gru<E: Elem>(d: &Cuda, r: &mut Rng, rep: &mut Report) {
         );
         let pre: Vec<E> = rand_vec(r, ng, 2.0);
         let hg: Vec<E> = rand_vec(r, ng, 2.0);
+        // A nonzero initial state, read at t = 0.
+        let h0: Vec<E> = rand_vec(r, nc, 1.0);
+        let dh0_ = up(d, &h0);
         let (mut g, mut h) = (pre.clone(), vec![E::zero(); ns]);
         let (mut dg, dhg, mut dh) = (up(d, &pre), up(d, &hg), up(d, &h));
         for t in 0..steps {
-            <Cpu as GruKernels<E>>::gru_cell_fwd(&Cpu, &gd, t, &mut g, &hg, &mut h).unwrap();
-            <Cuda as GruKernels<E>>::gru_cell_fwd(d, &gd, t, &mut dg, &dhg, &mut dh).unwrap();
+            <Cpu as GruKernels<E>>::gru_cell_fwd(&Cpu, &gd, t, &h0, &mut g, &hg, &mut h).unwrap();
+            <Cuda as GruKernels<E>>::gru_cell_fwd(d, &gd, t, &dh0_, &mut dg, &dhg, &mut dh)
+                .unwrap();
         }
         rep.add::<E>("gru_cell_fwd gates", &down(d, &dg), &g);
         rep.add::<E>("gru_cell_fwd h", &down(d, &dh), &h);
@@ -577,11 +586,11 @@ pub(crate) fn gru<E: Elem>(d: &Cuda, r: &mut Rng, rep: &mut Report) {
         let ddy = up(d, &dy);
         for t in (0..steps).rev() {
             <Cpu as GruKernels<E>>::gru_cell_bwd(
-                &Cpu, &gd, t, &g, &hg, &h, &dy, &mut wdh, &mut wda, &mut wdr,
+                &Cpu, &gd, t, &h0, &g, &hg, &h, &dy, &mut wdh, &mut wda, &mut wdr,
             )
             .unwrap();
             <Cuda as GruKernels<E>>::gru_cell_bwd(
-                d, &gd, t, &dg, &dhg, &dh, &ddy, &mut ddh, &mut dda, &mut ddr,
+                d, &gd, t, &dh0_, &dg, &dhg, &dh, &ddy, &mut ddh, &mut dda, &mut ddr,
             )
             .unwrap();
         }

@@ -16,8 +16,8 @@ use crate::error::Result;
 /// One product over all `batch·steps` rows, `δᵀ·h_prev`, instead of one per
 /// sample (or per step): `h_prev` (kept in `hprev`, `[batch, steps, hidden]`)
 /// is `y` shifted one step later within each sequence, `h_prev_{b,t} =
-/// h_{b,t−1}`, with zero rows at `t = 0` (the zero initial state), so the
-/// terms of step 0 vanish. Those rows are at `b·steps` whatever the batch,
+/// h_{b,t−1}`, with zero rows at `t = 0`, so the terms of step 0 vanish (a
+/// given initial state's term is added apart, `CellState::add_h0_weight_grad`). Those rows are at `b·steps` whatever the batch,
 /// and nothing writes them: they are zero from `resize` (which zeroes new
 /// elements and keeps the others), so a pass copies `y` once and, at a
 /// steady size, allocates nothing.
