@@ -14,9 +14,20 @@
 //! its rows (mostly packing B, the 2048×512 weight), the question of whether a
 //! pre-packed B would pay for a recurrent step's 100 calls with one weight
 //! (fitted on the fastest of each size's calls, the least disturbed).
+//!
+//! With `--packed` it times instead, interleaved, what the recurrent layers
+//! do since `Backend::pack_gemm_b`: the two step products with `W_hh`
+//! packed on every call (`gemm`) and packed once (`gemm_packed_b`; the
+//! packing itself timed apart), and `∂L/∂W_hh` as 32 products of 99 rows
+//! (one per sample, as before) and as one of 3200 rows.
+//!
+//! ```sh
+//! cargo run --release --example gemm_ab -- --threads 2 --rounds 7 --packed
+//! ```
 
 use kiln::cpu::{gemm_kernel_name, set_gemm_kernel_cap, GemmIsa};
 use kiln::prelude::*;
+use kiln::{Gemm, PackedB};
 use std::time::Instant;
 
 /// `(label, m, n, k, trans_a, trans_b)`, as `core/src/layers/lstm.rs` calls them.
@@ -66,6 +77,118 @@ fn time(m: usize, n: usize, k: usize, ta: bool, tb: bool, reps: usize) -> (f64, 
     (t[reps / 2], t[0])
 }
 
+/// Median and fastest seconds of `f` over `reps` calls (after one warm-up).
+fn time_fn(reps: usize, mut f: impl FnMut()) -> (f64, f64) {
+    f();
+    let mut t: Vec<f64> = (0..reps)
+        .map(|_| {
+            let s = Instant::now();
+            f();
+            s.elapsed().as_secs_f64()
+        })
+        .collect();
+    t.sort_by(f64::total_cmp);
+    (t[reps / 2], t[0])
+}
+
+/// `--packed`: the recurrent products with `W_hh` packed per call and once,
+/// and `∂L/∂W_hh` per sample and in one product; median over rounds of each
+/// round's median.
+fn packed_ab(rounds: usize) {
+    let vals = |len: usize, s: usize| -> Vec<f32> {
+        (0..len)
+            .map(|i| ((i * s % 13) as f32 - 6.0) * 0.01)
+            .collect()
+    };
+    let w = vals(2048 * 512, 5);
+    let mut rows: Vec<(String, Vec<f64>, Vec<f64>)> = Vec::new();
+    let mut pack_t = Vec::new();
+    for _ in 0..rounds {
+        for (i, (label, g)) in [
+            (
+                "fwd h·W_hhᵀ 32×2048×512",
+                Gemm::dense(32, 2048, 512, false, true),
+            ),
+            (
+                "bwd δ·W_hh 32×512×2048",
+                Gemm::dense(32, 512, 2048, false, false),
+            ),
+        ]
+        .into_iter()
+        .enumerate()
+        {
+            let a = vals(g.m * g.k, 7);
+            let mut c = vec![0.0f32; g.m * g.n];
+            let mut p = PackedB::new();
+            let tp = time_fn(20, || {
+                Backend::<f32>::pack_gemm_b(&Cpu, &g, &w, &mut p).unwrap()
+            })
+            .0;
+            pack_t.push(tp);
+            let t0 = time_fn(100, || {
+                Backend::<f32>::gemm(&Cpu, &g, &a, &w, &mut c).unwrap()
+            })
+            .0;
+            let t1 = time_fn(100, || {
+                Backend::<f32>::gemm_packed_b(&Cpu, &g, &a, &w, &p, &mut c).unwrap()
+            })
+            .0;
+            if rows.len() <= i {
+                rows.push((label.to_string(), Vec::new(), Vec::new()));
+            }
+            rows[i].1.push(t0);
+            rows[i].2.push(t1);
+        }
+        // ∂L/∂W_hh: δ [3200, 2048] (rows b·100 + t), h_prev [3200, 512].
+        let (d, h) = (vals(3200 * 2048, 3), vals(3200 * 512, 7));
+        let mut dw = vec![0.0f32; 2048 * 512];
+        let t0 = time_fn(3, || {
+            for b in 0..32 {
+                let g = Gemm {
+                    a_off: (b * 100 + 1) * 2048,
+                    b_off: b * 100 * 512,
+                    ..Gemm::dense(2048, 512, 99, true, false)
+                }
+                .acc(if b == 0 { Acc::Set } else { Acc::Add });
+                Backend::<f32>::gemm(&Cpu, &g, &d, &h, &mut dw).unwrap();
+            }
+        })
+        .0;
+        let g = Gemm::dense(2048, 512, 3200, true, false);
+        let t1 = time_fn(3, || {
+            Backend::<f32>::gemm(&Cpu, &g, &d, &h, &mut dw).unwrap()
+        })
+        .0;
+        if rows.len() <= 2 {
+            rows.push((
+                "∂L/∂W_hh: 32 × (2048×512×99) vs 2048×512×3200".into(),
+                Vec::new(),
+                Vec::new(),
+            ));
+        }
+        rows[2].1.push(t0);
+        rows[2].2.push(t1);
+    }
+    println!("| product | before (packed per call / per sample) | after (packed once / one product) | after ÷ before (min–max over rounds) |");
+    println!("|---|---|---|---|");
+    for (label, before, after) in &rows {
+        let r: Vec<f64> = before.iter().zip(after).map(|(b, a)| a / b).collect();
+        let (lo, hi) = r
+            .iter()
+            .fold((f64::MAX, 0.0f64), |(l, h), &x| (l.min(x), h.max(x)));
+        println!(
+            "| {label} | {:.1} µs | {:.1} µs | **{:.2}×** ({lo:.2}–{hi:.2}) |",
+            median(&mut before.clone()) * 1e6,
+            median(&mut after.clone()) * 1e6,
+            median(&mut r.clone())
+        );
+    }
+    println!(
+        "packing W_hh (2048×512) once: {:.1} µs (median)",
+        median(&mut pack_t) * 1e6
+    );
+}
+
 fn median(v: &mut [f64]) -> f64 {
     v.sort_by(f64::total_cmp);
     v[v.len() / 2]
@@ -75,6 +198,15 @@ fn main() {
     let threads = arg("--threads", 2);
     let rounds = arg("--rounds", 5);
     kiln::set_threads(threads).unwrap();
+    if std::env::args().any(|a| a == "--packed") {
+        let load = std::fs::read_to_string("/proc/loadavg").unwrap_or_default();
+        println!(
+            "gemm_ab --packed: {threads} threads, {rounds} rounds, `{}`; load {load}",
+            gemm_kernel_name::<f32>()
+        );
+        packed_ab(rounds);
+        return;
+    }
     let caps = [(GemmIsa::Avx512, "wide"), (GemmIsa::Avx2, "avx2")];
     set_gemm_kernel_cap(GemmIsa::Avx512);
     let wide = gemm_kernel_name::<f32>();

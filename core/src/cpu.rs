@@ -4,7 +4,7 @@
 //! `crate::kernels`. Every reduction runs in a fixed order, so results depend only on
 //! the inputs and the thread count.
 
-use crate::device::{Acc, Act, Backend, Block, Device, Gemm, GemmBatched};
+use crate::device::{Acc, Act, Backend, Block, Device, Gemm, GemmBatched, PackedB};
 use crate::elem::{Elem, Scalar};
 use crate::error::{Error, Result};
 use crate::gemm::par::{self};
@@ -250,6 +250,26 @@ impl<E: Elem> Backend<E> for Cpu {
 
     fn raw_gemm(&self, g: &Gemm, a: &Vec<E>, b: &Vec<E>, c: &mut Vec<E>) -> Result<()> {
         Cpu::gemm_slices(g, a, b, c)
+    }
+    fn raw_pack_gemm_b(&self, g: &Gemm, b: &Vec<E>, packed: &mut PackedB<E>) -> Result<()> {
+        if gemm_impl() == GemmImpl::GemmCrate {
+            packed.clear();
+            return Ok(());
+        }
+        crate::gemm::pack_gemm_b_slices(g, b, packed)
+    }
+    fn raw_gemm_packed_b(
+        &self,
+        g: &Gemm,
+        a: &Vec<E>,
+        b: &Vec<E>,
+        packed: &PackedB<E>,
+        c: &mut Vec<E>,
+    ) -> Result<()> {
+        if gemm_impl() == GemmImpl::GemmCrate {
+            return Cpu::gemm_slices(g, a, b, c);
+        }
+        crate::gemm::gemm_packed_b_slices(g, a, b, packed, c)
     }
     fn raw_gemm_batched(
         &self,

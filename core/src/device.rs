@@ -13,6 +13,7 @@
 
 use crate::elem::{Elem, Scalar};
 use crate::error::{Error, Result};
+pub use crate::gemm::PackedB;
 use std::fmt::Debug;
 
 /// Overwrite or accumulate into a gradient buffer.
@@ -586,6 +587,38 @@ pub trait Backend<E: Elem>: Device {
         }
         self.raw_gemm_batched(g, a, b, c)
     }
+    /// Packs `op(B)` of products shaped like `g` (its `k`, `n`, `trans_b`,
+    /// `b_off`, `ldb`) into `packed` for [`Backend::gemm_packed_b`], so a
+    /// weight used by many products in a row (a recurrent `W_hh`) is packed
+    /// once; repacking the same size allocates nothing.
+    fn pack_gemm_b(&self, g: &Gemm, b: &Self::Buf<E>, packed: &mut PackedB<E>) -> Result<()> {
+        Gemm {
+            m: 0,
+            a_off: 0,
+            c_off: 0,
+            ..*g
+        }
+        .check(0, self.len(b), 0)?;
+        self.raw_pack_gemm_b(g, b, packed)
+    }
+    /// [`Backend::gemm`] with `B` read from `packed`, filled by
+    /// [`Backend::pack_gemm_b`] from this `b` (same buffer, offset, stride,
+    /// transpose, size; unmodified since), else an error. The same result
+    /// (bitwise on the CPU but for its one-row and tiny dot-product paths).
+    fn gemm_packed_b(
+        &self,
+        g: &Gemm,
+        a: &Self::Buf<E>,
+        b: &Self::Buf<E>,
+        packed: &PackedB<E>,
+        c: &mut Self::Buf<E>,
+    ) -> Result<()> {
+        g.check(self.len(a), self.len(b), self.len(c))?;
+        if g.m == 0 || g.n == 0 {
+            return Ok(());
+        }
+        self.raw_gemm_packed_b(g, a, b, packed, c)
+    }
     /// `y[r, c] += b[c]` for a `rows × cols` matrix `y`.
     fn add_bias(
         &self,
@@ -723,6 +756,24 @@ pub trait Backend<E: Elem>: Device {
         b: &Self::Buf<E>,
         c: &mut Self::Buf<E>,
     ) -> Result<()>;
+    /// Body of [`Backend::pack_gemm_b`]; by default packs nothing (cuBLAS).
+    fn raw_pack_gemm_b(&self, g: &Gemm, b: &Self::Buf<E>, packed: &mut PackedB<E>) -> Result<()> {
+        let _ = (g, b);
+        packed.clear();
+        Ok(())
+    }
+    /// Body of [`Backend::gemm_packed_b`]; by default [`Backend::raw_gemm`].
+    fn raw_gemm_packed_b(
+        &self,
+        g: &Gemm,
+        a: &Self::Buf<E>,
+        b: &Self::Buf<E>,
+        packed: &PackedB<E>,
+        c: &mut Self::Buf<E>,
+    ) -> Result<()> {
+        let _ = packed;
+        self.raw_gemm(g, a, b, c)
+    }
     /// Body of [`Backend::add_bias`].
     fn raw_add_bias(
         &self,

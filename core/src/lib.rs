@@ -36,7 +36,7 @@ pub mod train;
 pub mod word2vec;
 
 pub use cpu::Cpu;
-pub use device::{Acc, Act, Backend, Device, Gemm, GemmBatched};
+pub use device::{Acc, Act, Backend, Device, Gemm, GemmBatched, PackedB};
 pub use elem::{Elem, Scalar};
 pub use error::{Error, Result};
 pub use init::Init;

@@ -52,6 +52,18 @@ pub(super) fn with_pack<E: Copy, R>(len: usize, f: impl FnOnce(*mut E) -> R) -> 
     })
 }
 
+/// Where the blocked product reads `B` from.
+#[derive(Clone, Copy)]
+pub(super) enum BSrc<E> {
+    /// The operand itself: packed panel by panel (or read in place, see
+    /// [`DIRECT_B_MAX_M`]).
+    Mat(Mat<E>),
+    /// Already packed ([`super::PackedB`]'s layout): `⌈n / nr⌉` slivers of
+    /// `nr` columns over the whole contraction, sliver `s`, step `p`, column
+    /// `j` at `ptr[s·nr·k + p·nr + j]`, columns past `n` zero.
+    Packed(*const E),
+}
+
 /// The single-threaded blocked product (see the module doc).
 ///
 /// # Safety
@@ -59,7 +71,8 @@ pub(super) fn with_pack<E: Copy, R>(len: usize, f: impl FnOnce(*mut E) -> R) -> 
 /// `m × n × k` product, `kern` runnable on this CPU), and `m, n, k ≥ 1`.
 /// `kern.mc` is a multiple of `kern.mr` and `kern.nc` of `kern.nr` (true of
 /// every kernel in `kernels.rs`), so the zero-padded slivers fit in the
-/// packing buffer.
+/// packing buffer. A [`BSrc::Packed`] `B` holds the layout its doc states for
+/// this `n`, `k` and `kern.nr`, and does not overlap `C`.
 #[allow(clippy::too_many_arguments)] // BLAS's argument list plus the kernel
 pub(super) unsafe fn blocked<E: Elem>(
     kern: &Kernel<E>,
@@ -68,7 +81,7 @@ pub(super) unsafe fn blocked<E: Elem>(
     k: usize,
     alpha: E,
     a: Mat<E>,
-    b: Mat<E>,
+    b: BSrc<E>,
     beta: E,
     c: *mut E,
     ldc: usize,
@@ -77,12 +90,28 @@ pub(super) unsafe fn blocked<E: Elem>(
     let mc = kern.mc.min(m.div_ceil(mr) * mr);
     let nc = kern.nc.min(n.div_ceil(nr) * nr);
     let kc = kern.kc.min(k);
-    let direct_b = b.cs == 1 && b.rs > 0 && m <= DIRECT_B_MAX_M;
+    let (b, packed) = match b {
+        BSrc::Mat(b) => (b, None),
+        // `b` is not read on this path.
+        BSrc::Packed(p) => (
+            Mat {
+                ptr: p,
+                rs: 0,
+                cs: 0,
+            },
+            Some(p),
+        ),
+    };
+    let direct_b = packed.is_none() && b.cs == 1 && b.rs > 0 && m <= DIRECT_B_MAX_M;
+    // A pre-packed B needs no room for a panel.
+    let b_room = if packed.is_some() { 0 } else { kc * nc };
     // SAFETY: `buf` holds `mc·kc + kc·nc` values of `E` (`with_pack`), 64-byte
     // aligned: A's block packs into the first `mc·kc` (`mb ≤ mc` rows padded to
     // a multiple of `mr`, still `≤ mc` as `mc` is one), B's panel into the next
     // `kc·nc` (`nb ≤ nc` columns padded to a multiple of `nr`, `≤ nc`; the
-    // narrow direct-B sliver needs only `kb·nr`). Every `a.at`/`b.at` is at
+    // narrow direct-B sliver needs only `kb·nr`; a pre-packed B is read from
+    // its own sliver `(jc + jr) / nr` at step `pc`, `kb·nr` values inside the
+    // caller's `⌈n / nr⌉·nr·k`). Every `a.at`/`b.at` is at
     // `ic < m`, `pc < k`, `jc + jr < n`: elements of the caller's operands.
     // Each kernel call gets `mr.min(mb − ir) ≤ mr` rows and `cols ≤ nr`
     // columns of C starting at row `ic + ir`, column `jc + jr`: inside C. Its B
@@ -90,13 +119,13 @@ pub(super) unsafe fn blocked<E: Elem>(
     // contiguous values (`b.cs = 1`, `cols = nr`) of each of `kb` rows,
     // `b.rs` apart: inside B. The buffer is this thread's own, so C, A and B
     // do not overlap it, and the kernel runs on this CPU (caller's obligation).
-    with_pack::<E, _>(mc * kc + kc * nc, |buf| unsafe {
+    with_pack::<E, _>(mc * kc + b_room, |buf| unsafe {
         let (ap, bp) = (buf, buf.add(mc * kc));
         for jc in (0..n).step_by(nc) {
             let nb = nc.min(n - jc);
             for pc in (0..k).step_by(kc) {
                 let kb = kc.min(k - pc);
-                if !direct_b {
+                if !direct_b && packed.is_none() {
                     pack_b(
                         kb,
                         nb,
@@ -123,7 +152,9 @@ pub(super) unsafe fn blocked<E: Elem>(
                     );
                     for jr in (0..nb).step_by(nr) {
                         let cols = nr.min(nb - jr);
-                        let (bs, ldb) = if !direct_b {
+                        let (bs, ldb) = if let Some(p) = packed {
+                            (p.add((jc + jr) * k + pc * nr), nr)
+                        } else if !direct_b {
                             (bp.add(jr * kb) as *const E, nr)
                         } else if cols == nr {
                             (b.at(pc, jc + jr), b.rs as usize)
@@ -191,6 +222,9 @@ unsafe fn pack_a<E: Elem>(mb: usize, kb: usize, a: Mat<E>, dst: *mut E, mr: usiz
                     }
                 }
             } else {
+                if a.rs == 1 && rows == mr && copy_rows(a.at(i0, 0), a.cs, d, kb, mr) {
+                    continue;
+                }
                 for p in 0..kb {
                     let src = a.at(i0, p);
                     let dp = d.add(p * mr);
@@ -216,7 +250,7 @@ unsafe fn pack_a<E: Elem>(mb: usize, kb: usize, a: Mat<E>, dst: *mut E, mr: usiz
 /// # Safety
 /// `b(p, j)` is readable for `p < kb`, `j < nb`; `dst` is writable for
 /// `⌈nb / nr⌉ · nr · kb` values and does not overlap `b`.
-unsafe fn pack_b<E: Elem>(kb: usize, nb: usize, b: Mat<E>, dst: *mut E, nr: usize) {
+pub(super) unsafe fn pack_b<E: Elem>(kb: usize, nb: usize, b: Mat<E>, dst: *mut E, nr: usize) {
     for j0 in (0..nb).step_by(nr) {
         let cols = nr.min(nb - j0);
         // SAFETY: `p < kb`, `j0 + j < nb`: every `b.at` read is an element of
@@ -239,6 +273,9 @@ unsafe fn pack_b<E: Elem>(kb: usize, nb: usize, b: Mat<E>, dst: *mut E, nr: usiz
                     }
                 }
             } else {
+                if b.cs == 1 && cols == nr && copy_rows(b.at(0, j0), b.rs, d, kb, nr) {
+                    continue;
+                }
                 for p in 0..kb {
                     let src = b.at(p, j0);
                     let dp = d.add(p * nr);
@@ -256,4 +293,54 @@ unsafe fn pack_b<E: Elem>(kb: usize, nb: usize, b: Mat<E>, dst: *mut E, nr: usiz
             }
         }
     }
+}
+
+/// Copies `kb` rows of `w` contiguous values, `src_ld` apart from `src`, to
+/// `dst` back to back (one full sliver of packing) when `w` is the width of
+/// a built-in kernel's tile, as a loop of constant-length copies (a few
+/// vector moves each); returns `false`, copying nothing, for other widths.
+/// A copy of a run-time length is a `memmove` call per row (5–6 % of a
+/// char LSTM training step in perf, before this), and a `match` on the
+/// length around one such copy per row is merged back into it by LLVM.
+///
+/// # Safety
+/// `src + p·src_ld` is readable for `w` values and `dst + p·w` writable for
+/// `w` values, for every `p < kb`; the two do not overlap.
+#[inline(always)]
+unsafe fn copy_rows<E: Copy>(
+    src: *const E,
+    src_ld: isize,
+    dst: *mut E,
+    kb: usize,
+    w: usize,
+) -> bool {
+    /// The loop for one constant width.
+    ///
+    /// # Safety
+    /// `copy_rows`'s, with `w = N`.
+    #[inline(always)]
+    unsafe fn rows<E: Copy, const N: usize>(src: *const E, src_ld: isize, dst: *mut E, kb: usize) {
+        for p in 0..kb {
+            // SAFETY: row `p < kb` of the source and of the destination, `N`
+            // values each (the caller's obligation); unaligned accesses, as
+            // neither side is aligned to `[E; N]`'s size.
+            unsafe {
+                let v = std::ptr::read_unaligned(src.offset(p as isize * src_ld) as *const [E; N]);
+                std::ptr::write_unaligned(dst.add(p * N) as *mut [E; N], v);
+            }
+        }
+    }
+    // SAFETY: each arm runs `rows` with `N = w` (the caller's obligations).
+    unsafe {
+        match w {
+            4 => rows::<E, 4>(src, src_ld, dst, kb),
+            6 => rows::<E, 6>(src, src_ld, dst, kb),
+            8 => rows::<E, 8>(src, src_ld, dst, kb),
+            12 => rows::<E, 12>(src, src_ld, dst, kb),
+            16 => rows::<E, 16>(src, src_ld, dst, kb),
+            32 => rows::<E, 32>(src, src_ld, dst, kb),
+            _ => return false,
+        }
+    }
+    true
 }

@@ -35,18 +35,21 @@ mod avx512;
 mod blocked;
 mod dot;
 pub(crate) mod kernels;
+mod packed;
 pub(crate) mod par;
 #[cfg(test)]
 mod tests;
 
 use crate::elem::Elem;
-use blocked::blocked;
 pub(crate) use blocked::warm_thread;
+use blocked::{blocked, BSrc};
 #[cfg(target_arch = "x86_64")]
 use dot::dot_small;
 use dot::gemv_dot;
 pub use kernels::Isa;
 use kernels::Kernel;
+pub use packed::PackedB;
+pub(crate) use packed::{gemm_packed_b_slices, pack_gemm_b_slices};
 use std::any::TypeId;
 use std::sync::atomic::{AtomicU8, Ordering};
 
@@ -353,23 +356,67 @@ pub(crate) unsafe fn gemm_with<E: Elem>(
         }
         return;
     }
-    if !par {
-        // SAFETY: `m, n, k ≥ 1` (returned early above); the operands and the
-        // kernel are the caller's, valid for this product.
-        unsafe { blocked(&kern, m, n, k, alpha, a, b, beta, c, ldc) };
+    // SAFETY: `m, n, k ≥ 1` (returned early above); the operands and the
+    // kernel are the caller's, valid for this product.
+    unsafe {
+        blocked_split(
+            &kern,
+            if par { threads } else { 1 },
+            m,
+            n,
+            k,
+            alpha,
+            a,
+            BSrc::Mat(b),
+            beta,
+            c,
+            ldc,
+        )
+    };
+}
+
+/// The blocked product on `threads` threads: one block of `C` columns per
+/// thread (each thread packs only its part of `B`, or reads only its slivers
+/// of a pre-packed one) or one block of rows (each packs only its part of
+/// `A`), whichever leaves less to pack twice.
+///
+/// # Safety
+/// Those of [`blocked`] for the whole `m × n × k` product.
+#[allow(clippy::too_many_arguments)] // BLAS's argument list plus kernel and threads
+unsafe fn blocked_split<E: Elem>(
+    kern: &Kernel<E>,
+    threads: usize,
+    m: usize,
+    n: usize,
+    k: usize,
+    alpha: E,
+    a: Mat<E>,
+    b: BSrc<E>,
+    beta: E,
+    c: *mut E,
+    ldc: usize,
+) {
+    if threads <= 1 {
+        // SAFETY: the caller's obligations are `blocked`'s.
+        unsafe { blocked(kern, m, n, k, alpha, a, b, beta, c, ldc) };
         return;
     }
-    // One block of C per thread: columns when C is wide enough (each thread
-    // packs only its part of B), rows otherwise.
-    let (by_cols, unit, dim) = if n >= kern.nr * threads {
-        (true, kern.nr, n)
-    } else {
-        (false, kern.mr, m)
+    // Each thread packs all of the operand that is not split: by columns, all
+    // of A (`m·k`) and its share of B; by rows, its share of A and all of B
+    // (`k·n`). So columns when `n ≥ m` (the smaller operand is the one packed
+    // whole), rows when `m > n` and there are rows enough; a pre-packed B
+    // costs nothing to share, so it goes by columns whenever it can.
+    let cols_ok = n >= kern.nr * threads;
+    let rows_ok = m >= kern.mr * threads;
+    let by_cols = match b {
+        BSrc::Packed(_) => cols_ok,
+        BSrc::Mat(_) => cols_ok && (n >= m || !rows_ok),
     };
+    let (unit, dim) = if by_cols { (kern.nr, n) } else { (kern.mr, m) };
     let units = dim.div_ceil(unit);
     let parts = threads.min(units);
-    let (cp, ap, bp) = (par::SyncPtr(c), a, b);
-    let (ap, bp) = (SendMat(ap), SendMat(bp));
+    let cp = par::SyncPtr(c);
+    let (ap, bp) = (SendMat(a), SendB(b));
     par::for_each(parts, &|t| {
         let lo = (units * t / parts * unit).min(dim);
         let hi = (units * (t + 1) / parts * unit).min(dim);
@@ -382,17 +429,23 @@ pub(crate) unsafe fn gemm_with<E: Elem>(
         // with `ldc ≥ n` (caller's obligation) no element of C is written by
         // two threads. `lo < hi ≤ n` (or `≤ m`), so `b.at(0, lo)`, `a.at(lo, 0)`
         // and `c + lo` (`c + lo·ldc`) address elements of the operands, and the
-        // sub-product stays inside them. A and B are only read. `par::for_each`
+        // sub-product stays inside them; `lo` is a multiple of `nr` when
+        // splitting columns, so a pre-packed B's columns `lo..hi` are its
+        // slivers from `lo / nr` on, `lo·k` values in, in the same layout for
+        // `hi − lo` columns. A and B are only read. `par::for_each`
         // returns only after every task has, so the caller's pointers outlive
         // the tasks; `m, n, k ≥ 1` as `blocked` needs.
         unsafe {
             if by_cols {
-                let b = Mat {
-                    ptr: b.at(0, lo),
-                    ..b
+                let b = match b {
+                    BSrc::Mat(b) => BSrc::Mat(Mat {
+                        ptr: b.at(0, lo),
+                        ..b
+                    }),
+                    BSrc::Packed(p) => BSrc::Packed(p.add(lo * k)),
                 };
                 blocked(
-                    &kern,
+                    kern,
                     m,
                     hi - lo,
                     k,
@@ -409,7 +462,7 @@ pub(crate) unsafe fn gemm_with<E: Elem>(
                     ..a
                 };
                 blocked(
-                    &kern,
+                    kern,
                     hi - lo,
                     n,
                     k,
@@ -423,6 +476,24 @@ pub(crate) unsafe fn gemm_with<E: Elem>(
             }
         }
     });
+}
+
+/// A `B` operand shared by the tasks of one product (read-only).
+#[derive(Clone, Copy)]
+struct SendB<E>(BSrc<E>);
+// SAFETY: as for `SendMat` below: a pointer (plus strides) that the tasks
+// only read through, kept alive and unmodified by the caller until
+// `par::for_each` has joined every task.
+unsafe impl<E: Send> Send for SendB<E> {}
+// SAFETY: as for `Send`: shared access is read-only.
+unsafe impl<E: Send> Sync for SendB<E> {}
+
+impl<E: Copy> SendB<E> {
+    /// The operand (a method, so closures capture the whole `SendB`).
+    #[inline(always)]
+    fn get(&self) -> BSrc<E> {
+        self.0
+    }
 }
 
 /// An operand shared by the tasks of one product (read-only).

@@ -214,12 +214,14 @@ fn f32_matches_naive() {
 
 #[test]
 fn results_do_not_depend_on_the_thread_count() {
-    let (m, n, k) = (70, 90, 600);
-    let mut seed = 3;
-    let a: Vec<f32> = (0..m * k).map(|_| lcg(&mut seed) as f32).collect();
-    let b: Vec<f32> = (0..k * n).map(|_| lcg(&mut seed) as f32).collect();
-    for kern in all_kernels_f32() {
-        thread_count_independent(kern, m, n, k, &a, &b);
+    // Split by columns (n ≥ m) and by rows (m > n).
+    for (m, n, k) in [(70, 90, 600), (300, 70, 600)] {
+        let mut seed = 3;
+        let a: Vec<f32> = (0..m * k).map(|_| lcg(&mut seed) as f32).collect();
+        let b: Vec<f32> = (0..k * n).map(|_| lcg(&mut seed) as f32).collect();
+        for kern in all_kernels_f32() {
+            thread_count_independent(kern, m, n, k, &a, &b);
+        }
     }
 }
 
@@ -244,4 +246,230 @@ fn thread_count_independent(kern: Kernel<f32>, m: usize, n: usize, k: usize, a: 
     let one = run(1);
     assert_eq!(one, run(2), "{}", kern.name);
     assert_eq!(one, run(3), "{}", kern.name);
+}
+
+// ---- pre-packed B ------------------------------------------------------------
+
+/// `m × k` row-major `A` (row stride `k + 1`) or its transpose, and a `k × n`
+/// `B` stored row-major (`tb = false`, row stride `n + 2`) or as the
+/// transpose of an `n × k` matrix (`tb = true`: a weight used as `Wᵀ`).
+fn operands<E: Elem>(
+    m: usize,
+    n: usize,
+    k: usize,
+    ta: bool,
+    tb: bool,
+    seed: &mut u64,
+) -> (Vec<E>, Mat<E>, Vec<E>, Mat<E>) {
+    let (lda, ldb) = (if ta { m } else { k } + 1, if tb { k } else { n } + 2);
+    let a: Vec<E> = (0..(if ta { k } else { m }) * lda + 1)
+        .map(|_| E::of(lcg(seed)))
+        .collect();
+    let b: Vec<E> = (0..(if tb { n } else { k }) * ldb + 1)
+        .map(|_| E::of(lcg(seed)))
+        .collect();
+    let (ars, acs) = if ta {
+        (1, lda as isize)
+    } else {
+        (lda as isize, 1)
+    };
+    let (brs, bcs) = if tb {
+        (1, ldb as isize)
+    } else {
+        (ldb as isize, 1)
+    };
+    let am = Mat {
+        ptr: a.as_ptr(),
+        rs: ars,
+        cs: acs,
+    };
+    let bm = Mat {
+        ptr: b.as_ptr(),
+        rs: brs,
+        cs: bcs,
+    };
+    (a, am, b, bm)
+}
+
+/// Whether [`gemm_with`] takes the blocked path for this product (not the
+/// GEMV of `m = 1` or the dot products of tiny `f32` outputs, which sum in
+/// another order than the packed product).
+fn blocked_path<E: Elem>(
+    kern: &Kernel<E>,
+    m: usize,
+    n: usize,
+    k: usize,
+    a: Mat<E>,
+    b: Mat<E>,
+) -> bool {
+    let gemv = m == 1 && a.cs == 1 && b.rs == 1;
+    let dot = TypeId::of::<E>() == TypeId::of::<f32>()
+        && kern.isa >= Isa::Avx2
+        && a.cs == 1
+        && b.rs == 1
+        && m * n <= DOT_MAX_MN
+        && k >= DOT_MIN_K;
+    !gemv && !dot
+}
+
+/// One `B` packed once, then products with several `A` of different row
+/// counts, both transposes of each operand, β ∈ {0, 1}: bitwise the unpacked
+/// product with the same kernel and thread count where that takes the
+/// blocked path, and within `tol` of it elsewhere.
+fn check_packed<E: Elem>(kern: Kernel<E>, threads: usize, n: usize, k: usize, tol: f64) {
+    let mut seed = (n * 31 + k * 7 + threads) as u64;
+    for tb in [false, true] {
+        let (_b, bm) = {
+            let (_, _, b, bm) = operands::<E>(1, n, k, false, tb, &mut seed);
+            (b, bm)
+        };
+        let mut packed = PackedB::new();
+        // SAFETY: `bm` describes `_b`, a live `k × n` operand; `kern` is one
+        // this CPU runs (`all_kernels`).
+        unsafe { packed::pack_b_with(kern, threads, k, n, bm, &mut packed) };
+        assert_eq!(packed.packed_shape(), Some((k, n)));
+        for m in [1, 2, 5, 12, 13, 32, 37] {
+            for ta in [false, true] {
+                for beta in [0.0, 1.0] {
+                    let (_a, am, _, _) = operands::<E>(m, n, k, ta, false, &mut seed);
+                    let ldc = n + 3;
+                    let c0: Vec<E> = (0..m * ldc).map(|_| E::of(lcg(&mut seed))).collect();
+                    let (mut want, mut got) = (c0.clone(), c0.clone());
+                    // SAFETY: `am`/`bm` are `m × k`/`k × n` operands inside
+                    // `_a`/`_b`; `want`/`got` hold `m` rows of `ldc ≥ n`;
+                    // `packed` holds `bm` packed with `kern`.
+                    unsafe {
+                        gemm_with(
+                            kern,
+                            threads,
+                            m,
+                            n,
+                            k,
+                            E::of(0.75),
+                            am,
+                            bm,
+                            E::of(beta),
+                            want.as_mut_ptr(),
+                            ldc,
+                        );
+                        packed::gemm_packed_b_with(
+                            threads,
+                            m,
+                            E::of(0.75),
+                            am,
+                            &packed,
+                            E::of(beta),
+                            got.as_mut_ptr(),
+                            ldc,
+                        );
+                    }
+                    let bitwise = blocked_path(&kern, m, n, k, am, bm);
+                    for i in 0..m {
+                        for j in 0..ldc {
+                            let (g, w) = (got[i * ldc + j].f64(), want[i * ldc + j].f64());
+                            let what = format!(
+                                "{} t{threads} m{m} n{n} k{k} ta{ta} tb{tb} β{beta} ({i},{j}): {g} vs {w}",
+                                kern.name
+                            );
+                            if bitwise || j >= n {
+                                assert_eq!(g.to_bits(), w.to_bits(), "{what}");
+                            } else {
+                                assert!(
+                                    (g - w).abs() <= tol * (1.0 + w.abs()) * (k as f64).sqrt(),
+                                    "{what}"
+                                );
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// Shapes around every kernel's `NR` (8, 16, 32) and `KC` (256), and the
+/// recurrent layers' own (`W_hhᵀ` of a 4·24-unit LSTM and its transpose).
+const PACKED_SHAPES: &[(usize, usize)] = &[
+    (1, 1),
+    (7, 3),
+    (17, 1),
+    (33, 19),
+    (65, 300),
+    (96, 24),
+    (24, 96),
+    (40, 513),
+];
+
+#[test]
+fn packed_b_matches_the_unpacked_product_f64() {
+    for kern in all_kernels_f64() {
+        for &(n, k) in PACKED_SHAPES {
+            for threads in [1, 2, 3] {
+                check_packed(kern, threads, n, k, 1e-14);
+            }
+        }
+    }
+}
+
+#[test]
+fn packed_b_matches_the_unpacked_product_f32() {
+    for kern in all_kernels_f32() {
+        for &(n, k) in PACKED_SHAPES {
+            for threads in [1, 2] {
+                check_packed(kern, threads, n, k, 2e-6);
+            }
+        }
+    }
+}
+
+/// A recurrent layer's product, through the device API: `h·W_hhᵀ` (32 rows)
+/// and `δ·W_hh`, packed once and used with several `A`, equal bitwise to
+/// `Backend::gemm`; a packed operand of another `B` (or none) is refused;
+/// repacking the same size keeps the buffer.
+#[test]
+fn device_api_packs_once_and_refuses_another_b() {
+    use crate::{Backend, Cpu, Gemm};
+    let (h, g4, batch) = (40, 160, 32);
+    let mut seed = 9;
+    let w: Vec<f32> = (0..g4 * h).map(|_| lcg(&mut seed) as f32).collect();
+    let w2 = w.clone();
+    for cap in available_caps() {
+        with_kernel_cap(cap, || {
+            for (g, a_len) in [
+                (Gemm::dense(batch, g4, h, false, true), batch * h),
+                (Gemm::dense(batch, h, g4, false, false), batch * g4),
+            ] {
+                let mut packed = PackedB::new();
+                Backend::<f32>::pack_gemm_b(&Cpu, &g, &w, &mut packed).unwrap();
+                assert_eq!(packed.isa(), Some(cap));
+                let ptr = packed.ptr();
+                Backend::<f32>::pack_gemm_b(&Cpu, &g, &w, &mut packed).unwrap();
+                assert_eq!(ptr, packed.ptr(), "repacking the same size reallocated");
+                for _ in 0..3 {
+                    let a: Vec<f32> = (0..a_len).map(|_| lcg(&mut seed) as f32).collect();
+                    let mut want = vec![0.0f32; batch * g.n];
+                    let mut got = vec![f32::NAN; batch * g.n];
+                    Cpu.gemm(&g, &a, &w, &mut want).unwrap();
+                    Cpu.gemm_packed_b(&g, &a, &w, &packed, &mut got).unwrap();
+                    assert_eq!(got, want, "{cap:?} {g:?}");
+                    assert!(want.iter().any(|v| v.abs() > 0.1));
+                    // Another buffer with the same values is another operand.
+                    let e = Cpu
+                        .gemm_packed_b(&g, &a, &w2, &packed, &mut got)
+                        .unwrap_err();
+                    assert!(e.to_string().contains("pack it with pack_gemm_b"), "{e}");
+                }
+                let e = Cpu
+                    .gemm_packed_b(
+                        &g,
+                        &vec![0.0; a_len],
+                        &w,
+                        &PackedB::new(),
+                        &mut vec![0.0; batch * g.n],
+                    )
+                    .unwrap_err();
+                assert!(e.to_string().contains("not this product's B"), "{e}");
+            }
+        });
+    }
 }

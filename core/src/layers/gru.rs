@@ -35,8 +35,9 @@
 //! The products: the input part of every gate at every step is one GEMM over
 //! all `B·T` rows (`x·W_ihᵀ`), the recurrent part one GEMM per step over the
 //! batch (`h_{t−1}·W_hhᵀ`, rows strided by `T·3H`), as are the backward's
-//! `δh`; the weight gradients are one GEMM (`W_ih`) and one per sample
-//! (`W_hh`). Cached: the activated gates `(r, z, n)` and the recurrent part
+//! `δh`, all reading `W_hh` packed once per pass (`Backend::pack_gemm_b`);
+//! the weight gradients are one GEMM each (`W_hh`'s over `h_{t−1}` shifted
+//! into a buffer of every row, `recurrent/hh.rs`). Cached: the activated gates `(r, z, n)` and the recurrent part
 //! `ĥ` of every step.
 //!
 //! Parameters as PyTorch, each drawn from `U(−1/√H, 1/√H)`:
@@ -49,8 +50,9 @@
 
 use super::conv_common::prepare_dx;
 use super::fit;
+use super::recurrent::hh::whh_grad;
 use super::recurrent::{recurrent_cell_params, CellCache, CellState, L0_NAMES};
-use crate::device::{need, Acc, Backend, Gemm};
+use crate::device::{need, Acc, Backend, Gemm, PackedB};
 use crate::elem::Elem;
 use crate::error::{Error, Result};
 use crate::init::Init;
@@ -331,6 +333,11 @@ pub struct GruCache<E: Elem, D: Backend<E>> {
     dgates: D::Buf<E>,
     dhg: D::Buf<E>,
     state: CellState<E, D>,
+    /// `W_hh` packed for the step products (`W_hhᵀ` in the forward pass,
+    /// `W_hh` in the backward pass; one buffer, repacked by each pass).
+    whh: PackedB<E>,
+    /// The backward pass's `h_{t−1}` of every row ([`whh_grad`]).
+    hprev: D::Buf<E>,
 }
 
 impl<E: Elem, D: Backend<E>> CellCache<E, D> for GruCache<E, D> {
@@ -445,6 +452,8 @@ impl<E: Elem, D: GruKernels<E>, const T: usize, const I: usize, const H: usize, 
             dgates: dev.zeros(0)?,
             dhg: dev.zeros(0)?,
             state: CellState::new(dev)?,
+            whh: PackedB::new(),
+            hprev: dev.zeros(0)?,
         })
     }
 
@@ -486,6 +495,11 @@ impl<E: Elem, D: GruKernels<E>, const T: usize, const I: usize, const H: usize, 
         cache
             .state
             .add_h0_product(dev, &self.weight_hh.buf, &mut cache.hg, dims)?;
+        if T > 1 {
+            // W_hhᵀ packed once for the T − 1 step products below.
+            let g = Gemm::dense(batch, G, H, false, true);
+            dev.pack_gemm_b(&g, &self.weight_hh.buf, &mut cache.whh)?;
+        }
         for t in 0..T {
             if t > 0 {
                 // ĥ_t += h_{t−1}·W_hhᵀ, rows strided by a sequence.
@@ -497,7 +511,7 @@ impl<E: Elem, D: GruKernels<E>, const T: usize, const I: usize, const H: usize, 
                     ..Gemm::dense(batch, G, H, false, true)
                 }
                 .acc(Acc::Add);
-                dev.gemm(&g, &y.buf, &self.weight_hh.buf, &mut cache.hg)?;
+                dev.gemm_packed_b(&g, &y.buf, &self.weight_hh.buf, &cache.whh, &mut cache.hg)?;
             }
             let h0 = &cache.state.h0;
             dev.gru_cell_fwd(&d, t, h0, &mut cache.gates, &cache.hg, &mut y.buf)?;
@@ -554,6 +568,11 @@ impl<E: Elem, D: GruKernels<E>, const T: usize, const I: usize, const H: usize, 
         let st = &mut cache.state;
         st.start_backward(dev, d.carry(), false)?;
         if rows > 0 {
+            if T > 1 || st.given {
+                // W_hh packed once for the step products below.
+                let g = Gemm::dense(batch, H, G, false, false);
+                dev.pack_gemm_b(&g, &self.weight_hh.buf, &mut cache.whh)?;
+            }
             for t in (0..T).rev() {
                 dev.gru_cell_bwd(
                     &d,
@@ -576,7 +595,7 @@ impl<E: Elem, D: GruKernels<E>, const T: usize, const I: usize, const H: usize, 
                         ..Gemm::dense(batch, H, G, false, false)
                     }
                     .acc(Acc::Add);
-                    dev.gemm(&g, &cache.dhg, &self.weight_hh.buf, &mut st.dh)?;
+                    dev.gemm_packed_b(&g, &cache.dhg, &self.weight_hh.buf, &cache.whh, &mut st.dh)?;
                 }
             }
         }
@@ -587,22 +606,19 @@ impl<E: Elem, D: GruKernels<E>, const T: usize, const I: usize, const H: usize, 
             &x.buf,
             &mut grads.weight_ih.buf,
         )?;
-        // ∂L/∂W_hh (gacc)= Σ_b Σ_{t≥1} ∂L/∂ĥ_{b,t}ᵀ·h_{b,t−1}: one product per sample.
-        if T == 1 || batch == 0 {
-            if gacc == Acc::Set {
-                dev.fill(&mut grads.weight_hh.buf, G * H, E::zero())?;
-            }
-        } else {
-            for b in 0..batch {
-                let g = Gemm {
-                    a_off: (b * T + 1) * G,
-                    b_off: b * T * H,
-                    ..Gemm::dense(G, H, T - 1, true, false)
-                }
-                .acc(if b == 0 { gacc } else { Acc::Add });
-                dev.gemm(&g, &cache.dhg, &y.buf, &mut grads.weight_hh.buf)?;
-            }
-        }
+        // ∂L/∂W_hh (gacc)= Σ_b Σ_{t≥1} ∂L/∂ĥ_{b,t}ᵀ·h_{b,t−1}: one product over every row.
+        whh_grad(
+            dev,
+            batch,
+            T,
+            H,
+            G,
+            &cache.dhg,
+            &y.buf,
+            &mut cache.hprev,
+            &mut grads.weight_hh.buf,
+            gacc,
+        )?;
         let (dims, dw) = ((batch, T, G, H), &mut grads.weight_hh.buf);
         st.add_h0_weight_grad(dev, &cache.dhg, dw, dims)?;
         if let Some(gb) = &mut grads.bias_ih {

@@ -40,8 +40,10 @@
 //! The products: the input part of every gate at every step is one GEMM over
 //! all `B·T` rows (`x·W_ihᵀ`), the recurrent part one GEMM per step over the
 //! batch (`h_{t−1}·W_hhᵀ`, rows strided by `T·4H`), as are the backward's
-//! `δh`; the weight gradients are one GEMM (`W_ih`) and one per sample
-//! (`W_hh`). Cached: the activated gates and `c_t` of every step.
+//! `δh`, all reading `W_hh` packed once per pass (`Backend::pack_gemm_b`);
+//! the weight gradients are one GEMM each (`W_hh`'s over `h_{t−1}` shifted
+//! into a buffer of every row, `recurrent/hh.rs`). Cached: the activated
+//! gates and `c_t` of every step, the packed `W_hh` and the shifted `h_{t−1}`.
 //!
 //! Parameters as PyTorch, each drawn from `U(−1/√H, 1/√H)`:
 //! `weight_ih_l0 [4H, I]`, `weight_hh_l0 [4H, H]`, `bias_ih_l0 [4H]`,
@@ -53,8 +55,9 @@
 
 use super::conv_common::prepare_dx;
 use super::fit;
+use super::recurrent::hh::whh_grad;
 use super::recurrent::{recurrent_cell_params, CellCache, CellState, L0_NAMES};
-use crate::device::{need, Acc, Backend, Gemm};
+use crate::device::{need, Acc, Backend, Gemm, PackedB};
 use crate::elem::Elem;
 use crate::error::{Error, Result};
 use crate::init::Init;
@@ -387,6 +390,11 @@ pub struct LstmCache<E: Elem, D: Backend<E>> {
     c: D::Buf<E>,
     dgates: D::Buf<E>,
     state: CellState<E, D>,
+    /// `W_hh` packed for the step products (`W_hhᵀ` in the forward pass,
+    /// `W_hh` in the backward pass; one buffer, repacked by each pass).
+    whh: PackedB<E>,
+    /// The backward pass's `h_{t−1}` of every row ([`whh_grad`]).
+    hprev: D::Buf<E>,
 }
 
 impl<E: Elem, D: Backend<E>> CellCache<E, D> for LstmCache<E, D> {
@@ -510,6 +518,8 @@ impl<
             c: dev.zeros(0)?,
             dgates: dev.zeros(0)?,
             state: CellState::new(dev)?,
+            whh: PackedB::new(),
+            hprev: dev.zeros(0)?,
         })
     }
 
@@ -546,6 +556,11 @@ impl<
         cache
             .state
             .add_h0_product(dev, &self.weight_hh.buf, &mut cache.gates, dims)?;
+        if T > 1 {
+            // W_hhᵀ packed once for the T − 1 step products below.
+            let g = Gemm::dense(batch, G, H, false, true);
+            dev.pack_gemm_b(&g, &self.weight_hh.buf, &mut cache.whh)?;
+        }
         for t in 0..T {
             if t > 0 {
                 // a_t += h_{t−1}·W_hhᵀ, rows strided by a sequence.
@@ -557,7 +572,13 @@ impl<
                     ..Gemm::dense(batch, G, H, false, true)
                 }
                 .acc(Acc::Add);
-                dev.gemm(&g, &y.buf, &self.weight_hh.buf, &mut cache.gates)?;
+                dev.gemm_packed_b(
+                    &g,
+                    &y.buf,
+                    &self.weight_hh.buf,
+                    &cache.whh,
+                    &mut cache.gates,
+                )?;
             }
             let c0 = &cache.state.c0;
             dev.lstm_cell_fwd(&d, t, c0, &mut cache.gates, &mut cache.c, &mut y.buf)?;
@@ -613,6 +634,11 @@ impl<
         let st = &mut cache.state;
         st.start_backward(dev, d.carry(), true)?;
         if rows > 0 {
+            if T > 1 || st.given {
+                // W_hh packed once for the step products below.
+                let g = Gemm::dense(batch, H, G, false, false);
+                dev.pack_gemm_b(&g, &self.weight_hh.buf, &mut cache.whh)?;
+            }
             for t in (0..T).rev() {
                 dev.lstm_cell_bwd(
                     &d,
@@ -632,7 +658,13 @@ impl<
                         lda: T * G,
                         ..Gemm::dense(batch, H, G, false, false)
                     };
-                    dev.gemm(&g, &cache.dgates, &self.weight_hh.buf, &mut st.dh)?;
+                    dev.gemm_packed_b(
+                        &g,
+                        &cache.dgates,
+                        &self.weight_hh.buf,
+                        &cache.whh,
+                        &mut st.dh,
+                    )?;
                 }
             }
         }
@@ -643,22 +675,19 @@ impl<
             &x.buf,
             &mut grads.weight_ih.buf,
         )?;
-        // ∂L/∂W_hh (gacc)= Σ_b Σ_{t≥1} ∂L/∂a_{b,t}ᵀ·h_{b,t−1}: one product per sample.
-        if T == 1 || batch == 0 {
-            if gacc == Acc::Set {
-                dev.fill(&mut grads.weight_hh.buf, G * H, E::zero())?;
-            }
-        } else {
-            for b in 0..batch {
-                let g = Gemm {
-                    a_off: (b * T + 1) * G,
-                    b_off: b * T * H,
-                    ..Gemm::dense(G, H, T - 1, true, false)
-                }
-                .acc(if b == 0 { gacc } else { Acc::Add });
-                dev.gemm(&g, &cache.dgates, &y.buf, &mut grads.weight_hh.buf)?;
-            }
-        }
+        // ∂L/∂W_hh (gacc)= Σ_b Σ_{t≥1} ∂L/∂a_{b,t}ᵀ·h_{b,t−1}: one product over every row.
+        whh_grad(
+            dev,
+            batch,
+            T,
+            H,
+            G,
+            &cache.dgates,
+            &y.buf,
+            &mut cache.hprev,
+            &mut grads.weight_hh.buf,
+            gacc,
+        )?;
         let (dims, dw) = ((batch, T, G, H), &mut grads.weight_hh.buf);
         st.add_h0_weight_grad(dev, &cache.dgates, dw, dims)?;
         for gb in [&mut grads.bias_ih, &mut grads.bias_hh]

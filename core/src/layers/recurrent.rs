@@ -44,6 +44,8 @@
 //! no arithmetic on const generics, so `network!` writes every derived size
 //! and [`Build`] checks them.
 
+pub(crate) mod hh;
+
 use super::fit;
 use crate::device::{Acc, Backend, Block};
 use crate::elem::Elem;

@@ -28,8 +28,10 @@
 //!
 //! The products: the input part at every step is one GEMM over all `B·T`
 //! rows (`x·W_ihᵀ`), the recurrent part one GEMM per step over the batch
-//! (`h_{t−1}·W_hhᵀ`, rows strided by `T·H`), as are the backward's `δh`; the
-//! weight gradients are one GEMM (`W_ih`) and one per sample (`W_hh`).
+//! (`h_{t−1}·W_hhᵀ`, rows strided by `T·H`), as are the backward's `δh`,
+//! all reading `W_hh` packed once per pass (`Backend::pack_gemm_b`); the
+//! weight gradients are one GEMM each (`W_hh`'s over `h_{t−1}` shifted into
+//! a buffer of every row, `recurrent/hh.rs`).
 //! Cached: the pre-activations `a` (the outputs are the layer's own).
 //!
 //! The element-wise `Backend::act_fwd`/`act_bwd` would do the nonlinearity,
@@ -48,8 +50,9 @@
 
 use super::conv_common::prepare_dx;
 use super::fit;
+use super::recurrent::hh::whh_grad;
 use super::recurrent::{recurrent_cell_params, CellCache, CellState, L0_NAMES};
-use crate::device::{need, Acc, Backend, Gemm};
+use crate::device::{need, Acc, Backend, Gemm, PackedB};
 use crate::elem::Elem;
 use crate::error::{Error, Result};
 use crate::init::Init;
@@ -291,6 +294,11 @@ pub struct RnnCache<E: Elem, D: Backend<E>> {
     a: D::Buf<E>,
     da: D::Buf<E>,
     state: CellState<E, D>,
+    /// `W_hh` packed for the step products (`W_hhᵀ` in the forward pass,
+    /// `W_hh` in the backward pass; one buffer, repacked by each pass).
+    whh: PackedB<E>,
+    /// The backward pass's `h_{t−1}` of every row ([`whh_grad`]).
+    hprev: D::Buf<E>,
 }
 
 impl<E: Elem, D: Backend<E>> CellCache<E, D> for RnnCache<E, D> {
@@ -402,6 +410,8 @@ impl<E: Elem, D: RnnKernels<E>, const T: usize, const I: usize, const H: usize> 
             a: dev.zeros(0)?,
             da: dev.zeros(0)?,
             state: CellState::new(dev)?,
+            whh: PackedB::new(),
+            hprev: dev.zeros(0)?,
         })
     }
 
@@ -437,6 +447,11 @@ impl<E: Elem, D: RnnKernels<E>, const T: usize, const I: usize, const H: usize> 
         cache
             .state
             .add_h0_product(dev, &self.weight_hh.buf, &mut cache.a, dims)?;
+        if T > 1 {
+            // W_hhᵀ packed once for the T − 1 step products below.
+            let g = Gemm::dense(batch, H, H, false, true);
+            dev.pack_gemm_b(&g, &self.weight_hh.buf, &mut cache.whh)?;
+        }
         for t in 0..T {
             if t > 0 {
                 // a_t += h_{t−1}·W_hhᵀ, rows strided by a sequence.
@@ -448,7 +463,7 @@ impl<E: Elem, D: RnnKernels<E>, const T: usize, const I: usize, const H: usize> 
                     ..Gemm::dense(batch, H, H, false, true)
                 }
                 .acc(Acc::Add);
-                dev.gemm(&g, &y.buf, &self.weight_hh.buf, &mut cache.a)?;
+                dev.gemm_packed_b(&g, &y.buf, &self.weight_hh.buf, &cache.whh, &mut cache.a)?;
             }
             dev.rnn_cell_fwd(&d, self.nonlinearity, t, &cache.a, &mut y.buf)?;
         }
@@ -503,6 +518,11 @@ impl<E: Elem, D: RnnKernels<E>, const T: usize, const I: usize, const H: usize> 
         let st = &mut cache.state;
         st.start_backward(dev, d.carry(), false)?;
         if rows > 0 {
+            if T > 1 || st.given {
+                // W_hh packed once for the step products below.
+                let g = Gemm::dense(batch, H, H, false, false);
+                dev.pack_gemm_b(&g, &self.weight_hh.buf, &mut cache.whh)?;
+            }
             for t in (0..T).rev() {
                 dev.rnn_cell_bwd(
                     &d,
@@ -520,7 +540,7 @@ impl<E: Elem, D: RnnKernels<E>, const T: usize, const I: usize, const H: usize> 
                         lda: T * H,
                         ..Gemm::dense(batch, H, H, false, false)
                     };
-                    dev.gemm(&g, &cache.da, &self.weight_hh.buf, &mut st.dh)?;
+                    dev.gemm_packed_b(&g, &cache.da, &self.weight_hh.buf, &cache.whh, &mut st.dh)?;
                 }
             }
         }
@@ -531,22 +551,19 @@ impl<E: Elem, D: RnnKernels<E>, const T: usize, const I: usize, const H: usize> 
             &x.buf,
             &mut grads.weight_ih.buf,
         )?;
-        // ∂L/∂W_hh (gacc)= Σ_b Σ_{t≥1} ∂L/∂a_{b,t}ᵀ·h_{b,t−1}: one product per sample.
-        if T == 1 || batch == 0 {
-            if gacc == Acc::Set {
-                dev.fill(&mut grads.weight_hh.buf, H * H, E::zero())?;
-            }
-        } else {
-            for b in 0..batch {
-                let g = Gemm {
-                    a_off: (b * T + 1) * H,
-                    b_off: b * T * H,
-                    ..Gemm::dense(H, H, T - 1, true, false)
-                }
-                .acc(if b == 0 { gacc } else { Acc::Add });
-                dev.gemm(&g, &cache.da, &y.buf, &mut grads.weight_hh.buf)?;
-            }
-        }
+        // ∂L/∂W_hh (gacc)= Σ_b Σ_{t≥1} ∂L/∂a_{b,t}ᵀ·h_{b,t−1}: one product over every row.
+        whh_grad(
+            dev,
+            batch,
+            T,
+            H,
+            H,
+            &cache.da,
+            &y.buf,
+            &mut cache.hprev,
+            &mut grads.weight_hh.buf,
+            gacc,
+        )?;
         let (dims, dw) = ((batch, T, H, H), &mut grads.weight_hh.buf);
         st.add_h0_weight_grad(dev, &cache.da, dw, dims)?;
         for gb in [&mut grads.bias_ih, &mut grads.bias_hh]

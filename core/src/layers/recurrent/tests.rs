@@ -117,3 +117,51 @@ fn gradchecks_stacked_bidirectional() {
     .unwrap();
     assert!(check_layer(&mut u, 2, 4).unwrap() < 1e-6);
 }
+
+/// One cache through batches of 3, 2 and 3 sequences gives each pass the
+/// gradients of a fresh cache (the shifted `h_{t−1}` buffer of the one-GEMM
+/// `∂L/∂W_hh`, and the packed `W_hh`, follow the batch size), for each cell.
+#[test]
+fn a_cache_reused_across_batch_sizes_gives_fresh_gradients() {
+    /// The outputs and every parameter gradient of one pass.
+    fn run<L: Layer<f64, Cpu>>(
+        l: &mut L,
+        cache: &mut L::Cache,
+        batch: usize,
+        seed: u64,
+    ) -> Vec<f64> {
+        let mut r = crate::rng(seed);
+        let x = Tensor::<L::In, f64>::from_slice(&Cpu, &random_input(batch * L::In::NUMEL, &mut r))
+            .unwrap();
+        let dy =
+            Tensor::<L::Out, f64>::from_slice(&Cpu, &random_input(batch * L::Out::NUMEL, &mut r))
+                .unwrap();
+        let mut y = Tensor::empty(&Cpu).unwrap();
+        l.forward(&x, &mut y, cache).unwrap();
+        let mut g = l.grads().unwrap();
+        l.backward(&x, &y, cache, &dy, None, &mut g, Acc::Set)
+            .unwrap();
+        let mut all = y.to_vec().unwrap();
+        l.visit_grads(&g, &Path::ROOT, &mut |_, p| {
+            all.extend_from_slice(&p.grad.unwrap()[..p.numel])
+        });
+        all
+    }
+    fn check<L: Layer<f64, Cpu> + Build<f64, Cpu>>()
+    where
+        L::Config: Default,
+    {
+        let mut l = L::build(&Cpu, &mut crate::rng(4), Default::default()).unwrap();
+        let mut shared = l.cache().unwrap();
+        for (batch, seed) in [(3, 1), (2, 2), (3, 3)] {
+            let reused = run(&mut l, &mut shared, batch, seed);
+            let mut fresh_cache = l.cache().unwrap();
+            let fresh = run(&mut l, &mut fresh_cache, batch, seed);
+            assert_eq!(reused, fresh, "batch {batch}");
+            assert!(reused.iter().any(|v| v.abs() > 1e-3));
+        }
+    }
+    check::<Lstm<f64, Cpu, 4, 3, 2, 8>>();
+    check::<Gru<f64, Cpu, 4, 3, 2, 6>>();
+    check::<Rnn<f64, Cpu, 4, 3, 2>>();
+}
