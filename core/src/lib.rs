@@ -12,6 +12,7 @@
 pub mod checkpoint;
 pub mod cpu;
 pub mod data;
+pub mod decode;
 pub mod device;
 pub mod elem;
 pub mod error;

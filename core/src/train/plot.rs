@@ -242,6 +242,110 @@ pub fn training_curves(h: &History, prefix: impl AsRef<Path>) -> Result<(PathBuf
     plot_panels(&panels, prefix, 1000, 420)
 }
 
+/// A matrix drawn by [`plot_heatmaps`]: `values[row][col]` (≥ 0; the
+/// darkest cell is the map's largest value), labels for its rows and columns.
+#[derive(Clone, Debug)]
+pub struct Heatmap {
+    /// Title above the map.
+    pub title: String,
+    /// One label per row, drawn left of it.
+    pub rows: Vec<String>,
+    /// One label per column, drawn above it.
+    pub cols: Vec<String>,
+    /// The values, row by row.
+    pub values: Vec<Vec<f64>>,
+}
+
+/// Draws `maps` one below the other into the PNG file `path`, each cell a
+/// `cell`-pixel square shaded from white (0) to dark blue (the map's
+/// largest value) — attention weights, confusion matrices.
+pub fn plot_heatmaps(maps: &[Heatmap], path: impl AsRef<Path>, cell: u32) -> Result<()> {
+    for m in maps {
+        if m.values.len() != m.rows.len() || m.values.iter().any(|r| r.len() != m.cols.len()) {
+            return Err(Error::invalid(
+                "plot_heatmaps",
+                format!(
+                    "`{}` has {} row labels and {} column labels for {} rows of lengths {:?}",
+                    m.title,
+                    m.rows.len(),
+                    m.cols.len(),
+                    m.values.len(),
+                    m.values.iter().map(Vec::len).collect::<Vec<_>>()
+                ),
+            ));
+        }
+    }
+    register_font()?;
+    let (left, top, gap) = (56u32, 50u32, 20u32);
+    let width = maps
+        .iter()
+        .map(|m| left + m.cols.len() as u32 * cell + gap)
+        .max()
+        .unwrap_or(1)
+        .max(200);
+    let height = maps
+        .iter()
+        .map(|m| top + m.rows.len() as u32 * cell + gap)
+        .sum::<u32>()
+        .max(1);
+    let mut rgb = vec![255u8; width as usize * height as usize * 3];
+    {
+        let root = BitMapBackend::with_buffer(&mut rgb, (width, height)).into_drawing_area();
+        let e = |e: DrawingAreaErrorKind<_>| Error::invalid("plot_heatmaps", e.to_string());
+        use plotters::style::text_anchor::{HPos, Pos, VPos};
+        let centred = TextStyle::from((FAMILY, 14)).pos(Pos::new(HPos::Center, VPos::Center));
+        let mut y0 = 0i32;
+        for m in maps {
+            root.draw(&Text::new(m.title.clone(), (8, y0 + 6), (FAMILY, 16)))
+                .map_err(e)?;
+            let top_of_cells = y0 + top as i32;
+            let c = cell as i32;
+            let max =
+                m.values
+                    .iter()
+                    .flatten()
+                    .fold(0.0f64, |a, &b| if b.is_finite() { a.max(b) } else { a });
+            for (j, label) in m.cols.iter().enumerate() {
+                let x = left as i32 + j as i32 * c + c / 2;
+                root.draw(&Text::new(label.clone(), (x, top_of_cells - 10), &centred))
+                    .map_err(e)?;
+            }
+            for (i, (label, row)) in m.rows.iter().zip(&m.values).enumerate() {
+                let y = top_of_cells + i as i32 * c;
+                root.draw(&Text::new(
+                    label.clone(),
+                    (left as i32 / 2, y + c / 2),
+                    &centred,
+                ))
+                .map_err(e)?;
+                for (j, &v) in row.iter().enumerate() {
+                    let t = if max > 0.0 && v.is_finite() {
+                        (v / max).clamp(0.0, 1.0)
+                    } else {
+                        0.0
+                    };
+                    let shade = |w: f64, d: f64| (w + (d - w) * t).round() as u8;
+                    let color =
+                        RGBColor(shade(255.0, 8.0), shade(255.0, 48.0), shade(255.0, 107.0));
+                    let x = left as i32 + j as i32 * c;
+                    root.draw(&Rectangle::new(
+                        [(x, y), (x + c - 1, y + c - 1)],
+                        color.filled(),
+                    ))
+                    .map_err(e)?;
+                }
+            }
+            y0 += (top + m.rows.len() as u32 * cell + gap) as i32;
+        }
+        root.present().map_err(e)?;
+    }
+    let path = path.as_ref();
+    std::fs::write(path, encode_png(width, height, &rgb)).map_err(|source| Error::Io {
+        path: path.to_path_buf(),
+        source,
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -293,5 +397,30 @@ mod tests {
         );
         // An empty history still gives (empty) charts, not an error.
         training_curves(&History::default(), dir.join("empty")).unwrap();
+    }
+
+    #[test]
+    fn heatmaps_are_written_and_checked() {
+        let dir = std::env::temp_dir().join(format!("kiln-heat-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let m = Heatmap {
+            title: "weights".into(),
+            rows: vec!["a".into(), "b".into()],
+            cols: vec!["x".into(), "y".into(), "z".into()],
+            values: vec![vec![0.0, 0.5, 1.0], vec![1.0, 0.0, 0.0]],
+        };
+        let path = dir.join("heat.png");
+        plot_heatmaps(&[m.clone(), m.clone()], &path, 20).unwrap();
+        let bytes = std::fs::read(&path).unwrap();
+        assert_eq!(&bytes[..8], b"\x89PNG\r\n\x1a\n");
+        // Width: 56 + 3·20 + 20 → at least 200; height: 2·(50 + 2·20 + 20).
+        assert_eq!(u32::from_be_bytes(bytes[16..20].try_into().unwrap()), 200);
+        assert_eq!(u32::from_be_bytes(bytes[20..24].try_into().unwrap()), 220);
+        let bad = Heatmap {
+            values: vec![vec![0.0, 0.5], vec![1.0, 0.0, 0.0]],
+            ..m
+        };
+        let e = plot_heatmaps(&[bad], &path, 20).unwrap_err().to_string();
+        assert!(e.contains("lengths [2, 3]"), "{e}");
     }
 }
