@@ -155,7 +155,10 @@ pub fn init_gpt<D: Kernels<f32>>(dev: &D, seed: u64) -> kiln::Result<CharGpt<f32
 
 /// Train a character GPT on Shakespeare.
 #[derive(Parser, Debug, Clone)]
-#[command(about = "Train a character-level GPT (nanoGPT's CPU settings) on Shakespeare with kiln")]
+#[command(
+    about = "Train a character-level GPT (nanoGPT's CPU settings) on Shakespeare with kiln",
+    args_override_self = true
+)]
 pub struct Args {
     /// Training steps (nanoGPT's `max_iters`).
     #[arg(long, default_value_t = 2000)]
