@@ -57,6 +57,10 @@
 
 #[path = "common/char_lm.rs"]
 mod char_lm;
+#[path = "char_gpt/decoder.rs"]
+mod decoder;
+#[allow(unused_imports)] // used by tests/kv_cache.rs, which includes this file
+pub use decoder::{sample, GptDecoder, REFILL};
 
 use char_lm::{draw_offsets, Corpus, TopK, BATCH_STREAM};
 use clap::Parser;
@@ -433,19 +437,6 @@ pub fn sample_uncached<D: Kernels<f32>>(
         ctx.push(pick.pick(row, temperature, top_k, rng) as u32);
     }
     tok.decode(&ctx)
-}
-
-/// Samples `n` characters after `prompt` (see [`sample_uncached`]).
-pub fn sample<D: Kernels<f32>>(
-    net: &CharGpt<f32, D>,
-    tok: &CharTokenizer,
-    prompt: &str,
-    n: usize,
-    temperature: f64,
-    top_k: usize,
-    rng: &mut Rng,
-) -> kiln::Result<String> {
-    sample_uncached(net, tok, prompt, n, temperature, top_k, rng)
 }
 
 /// Writes what `scripts/pytorch/char_gpt.py` reads (see the module doc).
