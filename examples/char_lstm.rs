@@ -44,15 +44,17 @@
 //! * `--log PATH` appends one JSON line per report; `--plot PREFIX` draws the
 //!   loss curves (and PyTorch's, with `--twin-log PATH`).
 
+#[path = "common/char_lm.rs"]
+mod char_lm;
+
+use char_lm::{draw_offsets, Corpus, TopK, BATCH_STREAM};
 use clap::Parser;
 use kiln::checkpoint::Checkpoint;
-use kiln::data::text::{CharTokenizer, Shakespeare};
+use kiln::data::text::CharTokenizer;
 use kiln::kernels::Kernels;
 use kiln::optim::{ClipGradNorm, Optimizer};
 use kiln::prelude::*;
-use kiln::train::plot::{plot_panels, Panel};
 use kiln::train::{History, Record, RunLog};
-use rand::Rng as _;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::Instant;
@@ -194,53 +196,14 @@ pub struct Outcome {
 
 type Adam32<D> = ClipGradNorm<f32, D, Adam<f32, D>>;
 
-/// The encoded corpus: training and validation ids.
-pub struct Corpus {
-    /// The tokenizer (84 symbols).
-    pub tok: CharTokenizer,
-    /// Training text, encoded.
-    pub train: Vec<u32>,
-    /// Validation text, encoded.
-    pub val: Vec<u32>,
-}
-
 /// Loads and encodes the corpus, checking the vocabulary the network was built for.
 pub fn load_corpus(dir: &Path) -> kiln::Result<Corpus> {
-    let data = Shakespeare::load(dir)?;
-    let tok = CharTokenizer::from_text(&data.all_text());
-    if tok.vocab_size() != VOCAB {
-        return Err(kiln::Error::invalid(
-            "char_lstm",
-            format!(
-                "the corpus in {} has {} distinct characters; the network was built for {VOCAB}",
-                dir.display(),
-                tok.vocab_size()
-            ),
-        ));
-    }
-    let train = tok.encode(&data.train.text())?;
-    let val = tok.encode(&data.validation.text())?;
-    Ok(Corpus { tok, train, val })
-}
-
-/// The offsets of one training batch: `batch` starts drawn uniformly from
-/// `0..=n − SEQ − 1`, so that every window has its next-character targets.
-fn draw_offsets(rng: &mut Rng, n: usize, batch: usize, out: &mut Vec<u32>) {
-    out.clear();
-    for _ in 0..batch {
-        out.push(rng.random_range(0..(n - SEQ) as u32));
-    }
+    char_lm::load_corpus(dir, VOCAB, "char_lstm")
 }
 
 /// Fills the inputs and targets of the windows starting at `offsets`.
 fn windows(ids: &[u32], offsets: &[u32], xs: &mut Vec<u32>, ys: &mut Vec<u32>) {
-    xs.clear();
-    ys.clear();
-    for &o in offsets {
-        let o = o as usize;
-        xs.extend_from_slice(&ids[o..o + SEQ]);
-        ys.extend_from_slice(&ids[o + 1..o + SEQ + 1]);
-    }
+    char_lm::windows(ids, SEQ, offsets, xs, ys)
 }
 
 /// Windows evaluated together.
@@ -264,8 +227,12 @@ pub fn evaluate<D: Kernels<f32>>(net: &CharLstm<f32, D>, ids: &[u32]) -> kiln::R
     let (mut xs, mut ys, mut offsets) = (Vec::new(), Vec::new(), Vec::new());
     let (mut sum, mut count) = (0.0f64, 0usize);
     for first in (0..n_windows).step_by(EVAL_BATCH) {
-        offsets.clear();
-        offsets.extend((first..(first + EVAL_BATCH).min(n_windows)).map(|k| (k * SEQ) as u32));
+        char_lm::eval_offsets(
+            first,
+            (first + EVAL_BATCH).min(n_windows),
+            SEQ,
+            &mut offsets,
+        );
         windows(ids, &offsets, &mut xs, &mut ys);
         x.set::<f32>(&xs)?;
         y.set::<f32>(&ys)?;
@@ -291,20 +258,14 @@ pub fn sample<D: Kernels<f32>>(
     top_k: usize,
     rng: &mut Rng,
 ) -> kiln::Result<String> {
-    if !(temperature.is_finite() && temperature > 0.0) {
-        return Err(kiln::Error::invalid(
-            "--temperature",
-            format!("must be a positive number, got {temperature}"),
-        ));
-    }
+    char_lm::check_temperature(temperature)?;
     let dev = net.emb.weight.device();
     let mut ctx = tok.encode(if prompt.is_empty() { "\n" } else { prompt })?;
     let mut tape = net.tape()?;
     let mut x = Tokens::<S1<SEQ>, VOCAB, D>::zeros::<f32>(dev, 1)?;
     let mut host = vec![0.0f32; SEQ * VOCAB];
     let mut window = [0u32; SEQ];
-    let mut order: Vec<usize> = (0..VOCAB).collect();
-    let mut weights = vec![0.0f64; VOCAB];
+    let mut pick = TopK::new(VOCAB);
     for _ in 0..n {
         let start = ctx.len().saturating_sub(SEQ);
         let len = ctx.len() - start;
@@ -313,22 +274,7 @@ pub fn sample<D: Kernels<f32>>(
         x.set::<f32>(&window)?;
         net.forward_with(&x, &mut tape)?.copy_to_slice(&mut host)?;
         let row = &host[(len - 1) * VOCAB..len * VOCAB];
-        order.sort_unstable_by(|&a, &b| row[b].total_cmp(&row[a]));
-        let k = if top_k == 0 { VOCAB } else { top_k.min(VOCAB) };
-        let top = row[order[0]] as f64;
-        for (w, &i) in weights.iter_mut().zip(&order[..k]) {
-            *w = ((row[i] as f64 - top) / temperature).exp();
-        }
-        let total: f64 = weights[..k].iter().sum();
-        let mut u = rng.random::<f64>() * total;
-        let mut next = order[k - 1];
-        for (w, &i) in weights[..k].iter().zip(&order[..k]) {
-            if u < *w {
-                next = i;
-                break;
-            }
-            u -= w;
-        }
+        let next = pick.pick(row, temperature, top_k, rng);
         ctx.push(next as u32);
     }
     tok.decode(&ctx)
@@ -341,44 +287,16 @@ fn export<D: Kernels<f32>>(
     net: &CharLstm<f32, D>,
     corpus: &Corpus,
 ) -> kiln::Result<()> {
-    let io = |path: &Path| {
-        let path = path.to_path_buf();
-        move |source| kiln::Error::Io { path, source }
-    };
-    std::fs::create_dir_all(dir).map_err(io(dir))?;
+    char_lm::export_data(dir, corpus, args.seed, args.steps, SEQ, args.batch_size)?;
     let mut c = Checkpoint::new();
     c.add_module("", net)?;
     c.save(dir.join("init.safetensors"))?;
-    for (name, ids) in [("train.u8", &corpus.train), ("val.u8", &corpus.val)] {
-        let bytes: Vec<u8> = ids.iter().map(|&i| i as u8).collect();
-        let p = dir.join(name);
-        std::fs::write(&p, bytes).map_err(io(&p))?;
-    }
-    // Every batch of the run, in order: the same generator the training draws from.
-    let mut gen = rng(args.seed ^ BATCH_STREAM);
-    let mut offsets = Vec::new();
-    let mut bytes = Vec::with_capacity(args.steps as usize * args.batch_size * 4);
-    for _ in 0..args.steps {
-        draw_offsets(&mut gen, corpus.train.len(), args.batch_size, &mut offsets);
-        bytes.extend(offsets.iter().flat_map(|o| o.to_le_bytes()));
-    }
-    let p = dir.join("offsets.u32");
-    std::fs::write(&p, bytes).map_err(io(&p))?;
     let config = format!(
         "{{\"seq\": {SEQ}, \"vocab\": {VOCAB}, \"embed\": 64, \"hidden\": 512, \"layers\": 2, \"batch_size\": {}, \"lr\": {:?}, \"clip\": {:?}, \"steps\": {}, \"eval_every\": {}, \"eval_chars\": {}, \"eval_batch\": {EVAL_BATCH}}}\n",
         args.batch_size, args.lr, args.clip, args.steps, args.eval_every, args.eval_chars
     );
-    let p = dir.join("config.json");
-    std::fs::write(&p, config).map_err(io(&p))?;
-    Ok(())
+    char_lm::write_file(&dir.join("config.json"), config)
 }
-
-/// Separates the batch generator's stream from the weights' (same seed).
-const BATCH_STREAM: u64 = 0x6261_7463_6865_7321;
-
-/// The checkpoint's metadata key holding the tokenizer (its file text), so a
-/// saved model carries the symbols its ids mean.
-const TOKENIZER_KEY: &str = "tokenizer.char";
 
 #[allow(clippy::too_many_arguments)] // everything a resumable run consists of
 fn save<D: Kernels<f32>>(
@@ -394,13 +312,7 @@ fn save<D: Kernels<f32>>(
     let mut c = Checkpoint::new();
     c.add_module("", net)?;
     c.add_optimizer(net, opt)?;
-    c.set_meta("step", step);
-    c.set_meta(TOKENIZER_KEY, tok.to_file_text());
-    c.set_rng("rng.batches", gen);
-    c.set_meta("history", history.to_jsonl());
-    for (k, v) in args.fingerprint() {
-        c.set_meta(k, v);
-    }
+    char_lm::save_meta(&mut c, &args.fingerprint(), tok, step, gen, history);
     c.save(path)
 }
 
@@ -412,60 +324,19 @@ fn resume<D: Kernels<f32>>(
     opt: &mut Adam32<D>,
 ) -> kiln::Result<(u64, Rng, History)> {
     let c = Checkpoint::read(path)?;
-    let mut problems: Vec<String> = args
-        .fingerprint()
-        .into_iter()
-        .filter_map(|(k, want)| {
-            let got = c.metadata.get(k).map(String::as_str).unwrap_or("(missing)");
-            (got != want).then(|| {
-                format!(
-                    "--{}: {got} in the checkpoint, {want} now",
-                    &k[4..].replace('_', "-")
-                )
-            })
-        })
-        .collect();
-    match c.metadata.get(TOKENIZER_KEY) {
-        Some(saved) if *saved == tok.to_file_text() => {}
-        Some(_) => problems.push(format!(
-            "`{TOKENIZER_KEY}`: the saved tokenizer differs from the corpus's (ids would mean other characters)"
-        )),
-        None => problems.push(format!("`{TOKENIZER_KEY}`: missing")),
-    }
-    if !problems.is_empty() {
-        return Err(kiln::Error::Checkpoint {
-            path: path.to_path_buf(),
-            problems,
-        });
-    }
-    let step: u64 = c.meta("step")?;
-    let gen = c.rng("rng.batches")?;
-    let history = History::from_jsonl(c.metadata.get("history").map(String::as_str).unwrap_or(""))
-        .map_err(|msg| kiln::Error::Format {
-            path: path.to_path_buf(),
-            msg: format!("metadata `history`: {msg}"),
-        })?;
+    let (step, gen, history) = char_lm::check_and_read_meta(&c, path, &args.fingerprint(), tok)?;
     c.load_training(net, opt, path)?;
     Ok((step, gen, history))
 }
 
-/// Draws kiln's curves, and the twin's validation curve when given.
+/// Draws kiln's curves, and the twin's when given.
 fn plot(prefix: &Path, history: &History, twin: Option<&History>) -> kiln::Result<()> {
-    let mut series = vec![
-        ("kiln train".to_string(), history.series("train_loss")),
-        ("kiln validation".to_string(), history.series("val_loss")),
-    ];
-    if let Some(t) = twin {
-        series.push(("PyTorch train".to_string(), t.series("train_loss")));
-        series.push(("PyTorch validation".to_string(), t.series("val_loss")));
-    }
-    let panel = Panel {
-        title: "char LSTM on Shakespeare (x: training step)".into(),
-        y_label: "nats per character".into(),
-        series,
-    };
-    plot_panels(&[panel], prefix, 800, 480)?;
-    Ok(())
+    char_lm::plot(
+        prefix,
+        "char LSTM on Shakespeare (x: training step)",
+        history,
+        twin,
+    )
 }
 
 /// Trains (and evaluates, and samples) on `dev`.
@@ -545,7 +416,13 @@ pub fn run<D: Kernels<f32>>(args: &Args, dev: &D) -> kiln::Result<Outcome> {
     let budget = args.minutes * 60.0;
     while step < args.steps && out.train_secs < budget {
         let t0 = Instant::now();
-        draw_offsets(&mut gen, corpus.train.len(), args.batch_size, &mut offsets);
+        draw_offsets(
+            &mut gen,
+            corpus.train.len(),
+            SEQ,
+            args.batch_size,
+            &mut offsets,
+        );
         windows(&corpus.train, &offsets, &mut xs, &mut ys);
         x.set::<f32>(&xs)?;
         y.set::<f32>(&ys)?;

@@ -788,5 +788,8 @@ where
     }
 }
 
+pub mod kv_cache;
+pub use kv_cache::KvCache;
+
 #[cfg(test)]
 mod tests;

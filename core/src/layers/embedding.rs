@@ -200,6 +200,16 @@ impl<E: Elem, D: Backend<E>, const V: usize, const DIM: usize> Module<E, D>
 }
 
 impl<E: Elem, D: EmbeddingKernels<E>, const V: usize, const DIM: usize> Embedding<E, D, V, DIM> {
+    /// One id per sample to its row: `y[b] = W[ids[b]]` (decoding one
+    /// position at a time, see [`crate::layers::KvCache`]).
+    pub fn lookup_rows(
+        &self,
+        ids: &Tokens<S1<1>, V, D>,
+        y: &mut Tensor<S1<DIM>, E, D>,
+    ) -> Result<()> {
+        self.gather(ids, y)
+    }
+
     fn gather<S: Shape, O: Shape>(
         &self,
         x: &Tokens<S, V, D>,

@@ -394,6 +394,32 @@ impl<E: Elem, D: Backend<E>, S: Shape, const N: usize> Module<E, D> for LayerNor
     }
 }
 
+impl<E: Elem, D: LayerNormKernels<E>, S: Shape, const N: usize> LayerNorm<E, D, S, N> {
+    /// The layer on single rows: each sample of `x` is one row of `N`,
+    /// normalised as every row of `S` is (decoding one position at a time,
+    /// see [`crate::layers::KvCache`]); `cache` as [`Layer::cache`] makes it.
+    pub fn forward_rows(
+        &self,
+        x: &Tensor<S1<N>, E, D>,
+        y: &mut Tensor<S1<N>, E, D>,
+        cache: &mut LayerNormCache<E, D>,
+    ) -> Result<()> {
+        y.set_batch(x.batch())?;
+        let d = LayerNormDims {
+            rows: x.batch(),
+            cols: N,
+            eps: self.eps,
+        };
+        let dev = x.device();
+        dev.resize(&mut cache.stats, 2 * d.rows)?;
+        let (g, b) = (
+            self.weight.as_ref().map(|t| &t.buf),
+            self.bias.as_ref().map(|t| &t.buf),
+        );
+        dev.layer_norm_fwd(&d, &x.buf, g, b, &mut y.buf, &mut cache.stats)
+    }
+}
+
 impl<E: Elem, D: LayerNormKernels<E>, S: Shape, const N: usize> Layer<E, D>
     for LayerNorm<E, D, S, N>
 {

@@ -157,6 +157,26 @@ impl<E: Elem, D: Backend<E>, const I: usize, const O: usize, L: Lead> Module<E, 
     }
 }
 
+impl<E: Elem, D: Backend<E>, const I: usize, const O: usize, L: Lead> Linear<E, D, I, O, L> {
+    /// The layer on single rows: each sample of `x` is one row of `I`
+    /// (decoding one position at a time, see [`crate::layers::KvCache`]),
+    /// `y = x·Wᵀ + b` per row, whatever the leading dimensions `L`.
+    pub fn forward_rows(&self, x: &Tensor<S1<I>, E, D>, y: &mut Tensor<S1<O>, E, D>) -> Result<()> {
+        y.set_batch(x.batch())?;
+        let dev = x.device();
+        dev.gemm(
+            &Gemm::dense(x.batch(), O, I, false, true),
+            &x.buf,
+            &self.weight.buf,
+            &mut y.buf,
+        )?;
+        if let Some(bias) = &self.bias {
+            dev.add_bias(&mut y.buf, &bias.buf, x.batch(), O)?;
+        }
+        Ok(())
+    }
+}
+
 impl<E: Elem, D: Backend<E>, const I: usize, const O: usize, L: Lead> Layer<E, D>
     for Linear<E, D, I, O, L>
 {

@@ -29,7 +29,7 @@ pub mod upsample;
 
 pub use activation::{Gelu, LeakyRelu, Relu, Sigmoid, Tanh};
 pub use attention::{
-    AttentionCache, AttentionKernels, AttnDims, KeyPadding, MultiHeadAttention,
+    AttentionCache, AttentionKernels, AttnDims, KeyPadding, KvCache, MultiHeadAttention,
     MultiHeadAttentionConfig, MultiHeadAttentionGrads,
 };
 pub use batchnorm::{

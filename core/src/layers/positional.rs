@@ -27,7 +27,7 @@ use crate::elem::Elem;
 use crate::error::{Error, Result};
 use crate::init::Init;
 use crate::module::{Build, Layer, Module, ParamMut, ParamRef, Path, Role, TrainCtx};
-use crate::shape::S2;
+use crate::shape::{S1, S2};
 use crate::tensor::Tensor;
 use crate::Rng;
 
@@ -246,6 +246,34 @@ impl<E: Elem, D: Backend<E>, const T: usize, const MAX: usize, const DIM: usize>
             ParamMut::of(&mut self.weight, None),
             Role::Param,
         );
+    }
+}
+
+impl<E: Elem, D: Backend<E>, const T: usize, const MAX: usize, const DIM: usize>
+    PositionalEmbedding<E, D, T, MAX, DIM>
+{
+    /// Adds position `pos`'s row `W[pos]` to every sample of `x` (one row
+    /// of `DIM` each: decoding one position at a time, see
+    /// [`crate::layers::KvCache`]); an error when `pos ≥ T` (the positions
+    /// the layer was built to add).
+    pub fn add_position(&self, pos: usize, x: &mut Tensor<S1<DIM>, E, D>) -> Result<()> {
+        if pos >= T {
+            return Err(Error::invalid(
+                "PositionalEmbedding::add_position",
+                format!("position {pos} is past the layer's {T} positions"),
+            ));
+        }
+        let b = Block {
+            rows: x.batch(),
+            cols: DIM,
+            src_ld: 0,
+            src_off: pos * DIM,
+            dst_ld: DIM,
+            dst_off: 0,
+        };
+        self.weight
+            .device()
+            .copy_block(&b, &self.weight.buf, &mut x.buf, Acc::Add)
     }
 }
 

@@ -163,6 +163,29 @@ impl<E: Elem, D: Backend<E>, const I: usize, const O: usize, L: Lead> TiedLinear
         Ok(())
     }
 
+    /// [`TiedLinear::forward`] on single rows: each sample of `x` is one row
+    /// of `I` (decoding one position at a time, see
+    /// [`crate::layers::KvCache`]), whatever the leading dimensions `L`.
+    pub fn forward_rows(
+        &self,
+        w: &Tensor<S2<O, I>, E, D>,
+        x: &Tensor<S1<I>, E, D>,
+        y: &mut Tensor<S1<O>, E, D>,
+    ) -> Result<()> {
+        y.set_batch(x.batch())?;
+        let dev = x.device();
+        dev.gemm(
+            &Gemm::dense(x.batch(), O, I, false, true),
+            &x.buf,
+            &w.buf,
+            &mut y.buf,
+        )?;
+        if let Some(bias) = &self.bias {
+            dev.add_bias(&mut y.buf, &bias.buf, x.batch(), O)?;
+        }
+        Ok(())
+    }
+
     /// The backward pass: `∂L/∂W` into the owner's gradient `dw` per `wacc`,
     /// the bias gradient into `grads` per `gacc`, `∂L/∂x` into `dx`.
     #[allow(clippy::too_many_arguments, clippy::type_complexity)] // the layer contract plus the borrowed weight and its gradient
