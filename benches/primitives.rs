@@ -18,7 +18,6 @@
 
 use criterion::{black_box, criterion_group, criterion_main, Criterion};
 use kiln::prelude::*;
-use rand::Rng as _;
 use std::time::Duration;
 
 kiln::network! {

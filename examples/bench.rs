@@ -38,7 +38,6 @@
 
 use clap::Parser;
 use kiln::prelude::*;
-use rand::Rng as _;
 use std::collections::HashMap;
 use std::path::PathBuf;
 use std::process::{Command, ExitCode};

@@ -12,7 +12,6 @@
 //! = 2)`) or 3 (the same two layers as two `LSTM(512)`s).
 
 use kiln::prelude::*;
-use rand::Rng as _;
 use std::time::Instant;
 
 const T: usize = 100;

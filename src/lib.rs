@@ -83,7 +83,8 @@ macro_rules! network {
     };
 }
 
-/// Everything a training script needs, in one import.
+/// Everything a training script needs, in one import (including the methods
+/// of `rand`'s `Rng` trait on kiln's generator: `rng(0).random::<f32>()`).
 pub mod prelude {
     pub use kiln_core::data::{Dataset, Mnist};
     pub use kiln_core::layers::TokenLayer;
@@ -91,6 +92,7 @@ pub mod prelude {
         bce_with_logits, cross_entropy, cross_entropy_tokens, hinge, l1, mse,
     };
     pub use kiln_core::optim::{Adam, Optimizer, Sgd};
+    pub use kiln_core::rand::Rng as _;
     pub use kiln_core::{
         rng, Acc, Backend, Build, Cpu, Device, Elem, Error, Init, Labels, Layer, Module, Result,
         Rng, Shape, Tensor, Tokens, S1, S2, S3, S4,

@@ -1,7 +1,9 @@
 //! A kiln checkpoint read by Python's `safetensors` and numpy: same names,
-//! shapes, dtypes and values. Needs `python3 -m pip install safetensors numpy`
-//! (scripts/test installs them); without them the test says so and skips,
-//! except under CI=true where it fails.
+//! shapes, dtypes and values. Needs a Python with safetensors and numpy:
+//! `KILN_PYTHON` if set (scripts/test sets it to the project's own
+//! `.venv-test/bin/python`, where it installs them), else `.venv-test/` if
+//! present, else `python3`; without them the test says so and skips, except
+//! under CI=true where it fails.
 
 use kiln::checkpoint::{save, Checkpoint};
 use kiln::prelude::*;
@@ -16,8 +18,20 @@ kiln::network! {
     }
 }
 
+/// The Python to run: `KILN_PYTHON`, the project's `.venv-test/`, or `python3`.
+fn python() -> String {
+    if let Ok(p) = std::env::var("KILN_PYTHON") {
+        return p;
+    }
+    let venv = concat!(env!("CARGO_MANIFEST_DIR"), "/.venv-test/bin/python");
+    if std::path::Path::new(venv).exists() {
+        return venv.to_string();
+    }
+    "python3".to_string()
+}
+
 fn python_ok() -> bool {
-    Command::new("python3")
+    Command::new(python())
         .args(["-c", "import safetensors, numpy"])
         .status()
         .map(|s| s.success())
@@ -29,9 +43,13 @@ fn python_safetensors_reads_what_kiln_writes() {
     if !python_ok() {
         assert!(
             std::env::var("CI").as_deref() != Ok("true"),
-            "CI=true but python3 cannot import safetensors and numpy"
+            "CI=true but {} cannot import safetensors and numpy",
+            python()
         );
-        eprintln!("skipped: python3 with safetensors and numpy not found (python3 -m pip install safetensors numpy)");
+        eprintln!(
+            "skipped: {} cannot import safetensors and numpy (scripts/test installs them into .venv-test/)",
+            python()
+        );
         return;
     }
     let dir = std::env::temp_dir().join(format!("kiln-py-{}", std::process::id()));
@@ -39,7 +57,7 @@ fn python_safetensors_reads_what_kiln_writes() {
     let p = dir.join("net.safetensors");
     let net = Net::<f32, Cpu>::init(&Cpu, &mut rng(5)).unwrap();
     save(&net, &p).unwrap();
-    let out = Command::new("python3")
+    let out = Command::new(python())
         .arg(concat!(
             env!("CARGO_MANIFEST_DIR"),
             "/scripts/read_checkpoint.py"

@@ -11,7 +11,6 @@
 use kiln::prelude::*;
 use kiln::testing::{numeric_grad, numeric_grad_small, random_input, rel_err2};
 use kiln::Path;
-use rand::Rng as _;
 
 kiln::network! {
     /// A character model over chunks of 5, its 2-layer LSTM started from the

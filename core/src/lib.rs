@@ -36,6 +36,12 @@ pub mod testing;
 pub mod train;
 pub mod word2vec;
 
+/// The `rand` crate at the version whose traits kiln's generator [`Rng`]
+/// implements (0.9), so a user draws numbers with `kiln::rand::Rng` (also in
+/// `kiln::prelude`) and never has to match versions: `cargo add rand` may pick a
+/// newer `rand` whose `Rng` trait kiln's generator does not implement.
+pub use rand;
+
 pub use cpu::Cpu;
 pub use device::{Acc, Act, Backend, Device, Gemm, GemmBatched, PackedB};
 pub use elem::{Elem, Scalar};

@@ -14,7 +14,6 @@ use kiln::data::text::{CharTokenizer, Shakespeare};
 use kiln::prelude::*;
 use kiln::train::plot::{plot_panels, Panel};
 use kiln::train::History;
-use rand::Rng as _;
 use std::path::Path;
 
 /// Separates the batch generator's stream from the weights' (same seed).

@@ -40,7 +40,6 @@ use kiln::prelude::*;
 use kiln::schedule::{LrScheduler, WarmupCosine};
 use kiln::train::plot::{plot_heatmaps, plot_panels, Heatmap, Panel};
 use kiln::{ParamMut, ParamRef, Path, Role};
-use rand::Rng as _;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Instant;

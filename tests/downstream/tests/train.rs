@@ -120,3 +120,21 @@ fn constants_come_from_the_macro() {
     assert_eq!(Residual::<f32>::INPUTS, &[&[4usize][..]]);
     assert_eq!(Residual::<f32>::OUTPUTS, &[&[3usize][..]]);
 }
+
+/// kiln's generator draws numbers through the `rand` that kiln re-exports
+/// (`deep::rand`, and the trait's methods from the prelude), so a user's
+/// crate needs no `rand` dependency of its own: this crate has none.
+#[test]
+fn random_numbers_need_no_rand_dependency() {
+    let mut r = deep::rng(7);
+    let a: f32 = r.random();
+    let b = deep::rand::Rng::random_range(&mut r, 10..20u32);
+    assert!((0.0..1.0).contains(&a));
+    assert!((10..20).contains(&b));
+    let (mut s, mut t) = (deep::rng(7), deep::rng(7));
+    assert_eq!(
+        s.random::<u64>(),
+        t.random::<u64>(),
+        "same seed, same stream"
+    );
+}
