@@ -528,7 +528,7 @@ pub fn run<D: Kernels<f32>>(args: &Args, dev: &D) -> kiln::Result<Outcome> {
         n => &corpus.val[..n.min(corpus.val.len())],
     };
     let mut net = init_gpt(dev, args.seed)?;
-    print!("{}", CharGpt::<f32>::summary());
+    print!("{}", CharGpt::summary());
     println!(
         "data: {} training / {} validation characters, {} symbols; batch {}×{SEQ}, AdamW lr {} → {} (warm-up {}, cosine to step {}), β₂ {}, weight decay {}, clip {}, {} steps, seed {}",
         corpus.train.len(),

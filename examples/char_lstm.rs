@@ -360,7 +360,7 @@ pub fn run<D: Kernels<f32>>(args: &Args, dev: &D) -> kiln::Result<Outcome> {
         n => &corpus.val[..n.min(corpus.val.len())],
     };
     let mut net = CharLstm::<f32, D>::init(dev, &mut rng(args.seed))?;
-    print!("{}", CharLstm::<f32>::summary());
+    print!("{}", CharLstm::summary());
     println!(
         "data: {} training / {} validation characters, {} symbols; batch {}×{SEQ}, Adam lr {}, clip {}, {} steps (≤ {} min), seed {}",
         corpus.train.len(),

@@ -183,7 +183,7 @@ fn run(args: &Args) -> kiln::Result<(f64, usize)> {
 
     let dev = Cpu;
     let mut net = FashionResNet::<f32, Cpu>::init(&dev, &mut rng(args.seed))?;
-    print!("{}", FashionResNet::<f32>::summary());
+    print!("{}", FashionResNet::summary());
     println!(
         "SGD Nesterov 0.9, lr {} (1 epoch warm-up, cosine), weight decay {}, batch {}, epochs {}, flip {}, crop pad {}, seed {}, threads {}",
         args.lr,

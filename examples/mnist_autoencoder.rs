@@ -216,7 +216,7 @@ fn run(args: &Args) -> kiln::Result<(f64, f64)> {
     let dev = Cpu;
     let mut rng = rng(args.seed);
     let mut net = AutoEncoder::<f32, Cpu>::init(&dev, &mut rng)?;
-    print!("{}", AutoEncoder::<f32>::summary());
+    print!("{}", AutoEncoder::summary());
     println!(
         "Adam, lr {} (cosine), batch {}, epochs {}, seed {}, threads {}",
         args.lr,

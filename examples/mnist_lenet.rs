@@ -423,7 +423,7 @@ fn run<D: Kernels<f32>>(args: &Args, dev: &D) -> kiln::Result<Option<(f64, usize
     }
 
     let mut net = LeNet::<f32, D>::init(dev, &mut rng(args.seed))?;
-    print!("{}", LeNet::<f32>::summary());
+    print!("{}", LeNet::summary());
     println!(
         "device {}, optimizer {:?}, lr {}, schedule {:?}, batch {}, epochs {}, seed {}, threads {}, prefetch {}",
         dev.name(),

@@ -454,7 +454,7 @@ fn run<D: Kernels<f32>>(args: &Args, dev: &D) -> kiln::Result<Option<(f64, usize
     }
 
     let mut net = Mlp::<f32, D>::init(dev, &mut rng(args.seed))?;
-    print!("{}", Mlp::<f32>::summary());
+    print!("{}", Mlp::summary());
     println!(
         "device {}, optimizer {:?}, lr {}, schedule {:?}, batch {}, epochs {}, seed {}, threads {}, prefetch {}",
         dev.name(),

@@ -35,7 +35,7 @@
 //!     opt.step(&mut net, &grads)?;
 //! }
 //! assert!(cross_entropy(&net.forward(&x)?, &y, None)? < first);
-//! assert_eq!(Mlp::<f32>::PARAMS, 4 * 8 + 8 + 8 * 3 + 3);
+//! assert_eq!(Mlp::PARAMS, 4 * 8 + 8 + 8 * 3 + 3);
 //! # Ok(()) }
 //! ```
 

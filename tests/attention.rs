@@ -85,7 +85,7 @@ fn gpt_gradients_match_central_differences() {
     };
     let e = check_all(&mut net, &grads, loss);
     assert!(e < 1e-6, "largest relative error {e:e}");
-    assert_eq!(TinyGpt::<f64>::PARAMS, 9 * 8 + 4 * 64 + 4 * 8 + 8 * 9 + 9);
+    assert_eq!(TinyGpt::PARAMS, 9 * 8 + 4 * 64 + 4 * 8 + 8 * 9 + 9);
 }
 
 fn seq2seq_batch() -> (Tokens<S1<5>, 7>, Tokens<S1<4>, 7>) {
@@ -295,8 +295,8 @@ fn readme_translator_runs() {
     net.backward(&mut tape, &d, &mut grads).unwrap();
     let attn = 4 * 64 * 64 + 4 * 64;
     let want = 2 * 40 * 64 + (12 + 10) * 64 + 3 * 2 * 64 + 3 * attn + 64 * 40 + 40;
-    assert_eq!(Translator::<f32>::PARAMS, want);
-    println!("{}", Translator::<f32>::summary());
+    assert_eq!(Translator::PARAMS, want);
+    println!("{}", Translator::summary());
 }
 
 kiln::network! {

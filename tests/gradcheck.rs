@@ -125,7 +125,7 @@ fn new_activations() {
     let err = check_layer(&mut net, 3, 12).unwrap();
     assert!(err < TOL, "{err}");
     // conv 3·2·9 + 3, PReLU 3, fc1 (27·7 + 7), PReLU 1, fc2 (7·4 + 4), PReLU 4.
-    assert_eq!(NewActivations::<f64>::PARAMS, 57 + 3 + 196 + 1 + 32 + 4);
+    assert_eq!(NewActivations::PARAMS, 57 + 3 + 196 + 1 + 32 + 4);
     let mut names = Vec::new();
     net.visit(&Path::ROOT, &mut |p, _| names.push(p.to_string()));
     assert!(names.contains(&"p1.weight".to_string()) && names.contains(&"p3.weight".to_string()));
@@ -149,7 +149,7 @@ fn layer_norm_network() {
     let err = check_layer(&mut net, 3, 15).unwrap();
     assert!(err < TOL, "{err}");
     // fc1 56, ln1 16, fc2 45, ln2 5 (weight only), fc3 24, ln3 0, fc4 15.
-    assert_eq!(Normed::<f64>::PARAMS, 56 + 16 + 45 + 5 + 24 + 15);
+    assert_eq!(Normed::PARAMS, 56 + 16 + 45 + 5 + 24 + 15);
     let mut names = Vec::new();
     net.visit(&Path::ROOT, &mut |p, _| names.push(p.to_string()));
     let ln: Vec<&String> = names.iter().filter(|n| n.starts_with("ln")).collect();
@@ -168,10 +168,7 @@ fn nested_network() {
     let mut net = Nested::<f64, Cpu>::init(&Cpu, &mut rng(3)).unwrap();
     let err = check_layer(&mut net, 2, 9).unwrap();
     assert!(err < TOL, "{err}");
-    assert_eq!(
-        Nested::<f64>::PARAMS,
-        2 * Residual::<f64>::PARAMS + 3 * 6 + 6
-    );
+    assert_eq!(Nested::PARAMS, 2 * Residual::PARAMS + 3 * 6 + 6);
 }
 
 /// Flattens every parameter of a module (in visiting order).
@@ -249,7 +246,7 @@ fn shared_weights_get_the_sum_of_both_uses() {
     let r1 = random_input(n * 2, &mut r);
     let mut net = Siamese::<f64, Cpu>::init(&Cpu, &mut r).unwrap();
     // One weight matrix, not two.
-    assert_eq!(Siamese::<f64>::PARAMS, 5 * 4 + 4 + 4 * 2 + 2);
+    assert_eq!(Siamese::PARAMS, 5 * 4 + 4 + 4 * 2 + 2);
     let mut tape = net.tape().unwrap();
     tape.input_grads = true;
     let mut g = net.grads().unwrap();
@@ -299,19 +296,19 @@ fn shapes_are_non_generic_constants() {
 
 #[test]
 fn summary_and_constants() {
-    assert_eq!(Chain::<f32>::INPUTS, &[&[6usize][..]]);
-    assert_eq!(TwoHeads::<f32>::OUTPUTS, &[&[2usize][..], &[5usize][..]]);
-    let s = Chain::<f32>::summary();
+    assert_eq!(Chain::INPUTS, &[&[6usize][..]]);
+    assert_eq!(TwoHeads::OUTPUTS, &[&[2usize][..], &[5usize][..]]);
+    let s = Chain::summary();
     assert!(
         s.contains("fc2") && s.contains("Linear(8, 7, bias = false)"),
         "{s}"
     );
     assert!(
-        s.contains(&format!("total parameters: {}", Chain::<f32>::PARAMS)),
+        s.contains(&format!("total parameters: {}", Chain::PARAMS)),
         "{s}"
     );
     assert_eq!(
-        Chain::<f32>::PARAMS,
+        Chain::PARAMS,
         6 * 8 + 8 + 8 * 7 + 7 * 5 + 5 + 5 * 4 + 4 + 4 * 3 + 3
     );
 }

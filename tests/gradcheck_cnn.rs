@@ -69,7 +69,7 @@ const TOL: f64 = 1e-6;
 #[test]
 fn lenet_style_chain() {
     let mut net = TinyLeNet::<f64, Cpu>::init(&Cpu, &mut rng(1)).unwrap();
-    assert_eq!(TinyLeNet::<f64>::OUTPUTS, &[&[3usize][..]]);
+    assert_eq!(TinyLeNet::OUTPUTS, &[&[3usize][..]]);
     let err = check_layer(&mut net, 3, 5).unwrap();
     assert!(err < TOL, "{err}");
 }
@@ -80,13 +80,13 @@ fn residual_cnn_with_batch_norm() {
     let err = check_layer(&mut net, 4, 6).unwrap();
     assert!(err < TOL, "{err}");
     // conv 4·4·3·3 twice (no bias), two batch norms (γ, β), head 4·2 + 2.
-    assert_eq!(ResBlock::<f64>::PARAMS, 2 * 144 + 2 * 8 + 10);
+    assert_eq!(ResBlock::PARAMS, 2 * 144 + 2 * 8 + 10);
 }
 
 #[test]
 fn encoder_decoder_with_unpooling_and_skip() {
     let mut net = EncDec::<f64, Cpu>::init(&Cpu, &mut rng(3)).unwrap();
-    assert_eq!(EncDec::<f64>::OUTPUTS, &[&[2usize, 8, 8][..]]);
+    assert_eq!(EncDec::OUTPUTS, &[&[2usize, 8, 8][..]]);
     let err = check_layer(&mut net, 2, 7).unwrap();
     assert!(err < TOL, "{err}");
 }
@@ -121,5 +121,5 @@ fn nested_convolutional_network() {
     let err = check_layer(&mut net, 4, 9).unwrap();
     assert!(err < TOL, "{err}");
     // stem 4·4·1·1 + 4, then the block's own parameters.
-    assert_eq!(NestedResBlock::<f64>::PARAMS, 20 + ResBlock::<f64>::PARAMS);
+    assert_eq!(NestedResBlock::PARAMS, 20 + ResBlock::PARAMS);
 }

@@ -75,14 +75,11 @@ kiln::network! {
 #[test]
 fn integer_expressions_are_evaluated() {
     // The same parameter count as the LeNet-5 of `kiln::models`.
-    assert_eq!(
-        LeNetExpr::<f32>::PARAMS,
-        kiln::models::LeNet5::<f32>::PARAMS
-    );
-    assert_eq!(LeNetExpr::<f32>::PARAMS, 61_706);
-    assert_eq!(LeNetExpr::<f32>::OUTPUTS, &[&[10usize][..]]);
-    assert_eq!(ConvExpr::<f32>::INPUTS, &[&[1usize, 8, 8][..]]);
-    assert_eq!(ConvExpr::<f32>::PARAMS, 4 * 9 + 4 + 64 * 5 + 5);
+    assert_eq!(LeNetExpr::PARAMS, kiln::models::LeNet5::PARAMS);
+    assert_eq!(LeNetExpr::PARAMS, 61_706);
+    assert_eq!(LeNetExpr::OUTPUTS, &[&[10usize][..]]);
+    assert_eq!(ConvExpr::INPUTS, &[&[1usize, 8, 8][..]]);
+    assert_eq!(ConvExpr::PARAMS, 4 * 9 + 4 + 64 * 5 + 5);
     let mut net = ConvExpr::<f64, Cpu>::init(&Cpu, &mut rng(11)).unwrap();
     let err = check_layer(&mut net, 1, 12).unwrap();
     assert!(err < TOL, "{err}");
@@ -90,13 +87,10 @@ fn integer_expressions_are_evaluated() {
 
 #[test]
 fn named_constants_reach_the_types() {
-    assert_eq!(Named::<f32>::INPUTS, &[&[EMBED][..]]);
-    assert_eq!(Named::<f32>::OUTPUTS, &[&[consts::CLASSES][..]]);
-    assert_eq!(
-        Named::<f32>::PARAMS,
-        EMBED * 7 + 7 + 7 * 14 + 14 + 14 * 3 + 3
-    );
-    let s = Named::<f32>::summary();
+    assert_eq!(Named::INPUTS, &[&[EMBED][..]]);
+    assert_eq!(Named::OUTPUTS, &[&[consts::CLASSES][..]]);
+    assert_eq!(Named::PARAMS, EMBED * 7 + 7 + 7 * 14 + 14 + 14 * 3 + 3);
+    let s = Named::summary();
     assert!(s.contains("Linear(HIDDEN, 2 * HIDDEN)"), "{s}");
     let mut net = Named::<f64, Cpu>::init(&Cpu, &mut rng(13)).unwrap();
     assert_eq!(net.fc2.weight.shape(), vec![1, 14, 7]);
@@ -106,7 +100,7 @@ fn named_constants_reach_the_types() {
 
 #[test]
 fn named_declared_shapes_in_a_graph() {
-    assert_eq!(NamedGraph::<f32>::PARAMS, 5 * 7 + 7 + 7 * 7 + 7 + 7 * 2 + 2);
+    assert_eq!(NamedGraph::PARAMS, 5 * 7 + 7 + 7 * 7 + 7 + 7 * 2 + 2);
     let mut net = NamedGraph::<f64, Cpu>::init(&Cpu, &mut rng(15)).unwrap();
     let err = check_layer(&mut net, 3, 16).unwrap();
     assert!(err < TOL, "{err}");
@@ -153,9 +147,9 @@ fn load<A: Module<f64, Cpu>, B: Module<f64, Cpu>>(src: &A, dst: &mut B) {
 
 #[test]
 fn position_wise_layers_on_a_sequence() {
-    assert_eq!(PerPosition::<f32>::OUTPUTS, &[&[8usize, 5][..]]);
-    assert_eq!(PerPosition::<f32>::PARAMS, OnePosition::<f32>::PARAMS);
-    assert_eq!(PerPosition::<f32>::PARAMS, 16 * 32 + 32 + 32 * 5 + 5);
+    assert_eq!(PerPosition::OUTPUTS, &[&[8usize, 5][..]]);
+    assert_eq!(PerPosition::PARAMS, OnePosition::PARAMS);
+    assert_eq!(PerPosition::PARAMS, 16 * 32 + 32 + 32 * 5 + 5);
     // One Linear's multiply–adds are T times the vector layer's.
     assert_eq!(
         <kiln::layers::Linear<f32, Cpu, 16, 32, S1<8>> as Layer<f32, Cpu>>::FLOPS,
@@ -261,7 +255,7 @@ kiln::network! {
 #[test]
 fn concat_along_any_dimension() {
     assert_eq!(
-        Joins::<f32>::OUTPUTS,
+        Joins::OUTPUTS,
         &[&[3usize, 2][..], &[3usize, 2][..], &[6usize, 4][..]]
     );
     let mut r = rng(41);
@@ -323,7 +317,7 @@ fn concat_along_any_dimension() {
         analytic.extend_from_slice(&p.grad.unwrap()[..p.numel])
     });
     let n = analytic.len();
-    assert_eq!(n, Joins::<f64>::PARAMS);
+    assert_eq!(n, Joins::PARAMS);
     for (k, g) in analytic.iter().enumerate() {
         let shift = |net: &mut Joins<f64, Cpu>, delta: f64| {
             let mut i = 0;
@@ -370,8 +364,8 @@ kiln::network! {
 
 #[test]
 fn reshape_and_pooling_over_time() {
-    assert_eq!(PoolOverTime::<f32>::OUTPUTS, &[&[3usize][..]]);
-    assert_eq!(PoolOverTime::<f32>::PARAMS, 4 * 8 + 8 + 16 * 3 + 3);
+    assert_eq!(PoolOverTime::OUTPUTS, &[&[3usize][..]]);
+    assert_eq!(PoolOverTime::PARAMS, 4 * 8 + 8 + 16 * 3 + 3);
     let mut net = PoolOverTime::<f64, Cpu>::init(&Cpu, &mut rng(51)).unwrap();
     let err = check_layer(&mut net, 3, 52).unwrap();
     assert!(err < TOL, "{err}");
@@ -418,11 +412,8 @@ kiln::network! {
 
 #[test]
 fn named_sequence_dimensions() {
-    assert_eq!(NamedSeq::<f32>::INPUTS, &[&[SEQ, EMBED][..]]);
-    assert_eq!(
-        NamedSeq::<f32>::PARAMS,
-        EMBED * HIDDEN + HIDDEN + HIDDEN * 2 + 2
-    );
+    assert_eq!(NamedSeq::INPUTS, &[&[SEQ, EMBED][..]]);
+    assert_eq!(NamedSeq::PARAMS, EMBED * HIDDEN + HIDDEN + HIDDEN * 2 + 2);
     let mut net = NamedSeq::<f64, Cpu>::init(&Cpu, &mut rng(61)).unwrap();
     let err = check_layer(&mut net, 2, 62).unwrap();
     assert!(err < TOL, "{err}");

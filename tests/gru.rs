@@ -37,8 +37,8 @@ fn gru_networks_match_central_differences() {
     let e = check_layer(&mut b, 2, 4).unwrap();
     assert!(e < 1e-6, "Stacked: {e}");
     // 3·5·(3 + 5 + 2) + (5·2 + 2); 3·5·(2 + 5 + 2) + 3·3·(5 + 3) + 4·2·(3 + 2 + 2)
-    assert_eq!(SeqGru::<f64>::PARAMS, 162);
-    assert_eq!(Stacked::<f64>::PARAMS, 263);
+    assert_eq!(SeqGru::PARAMS, 162);
+    assert_eq!(Stacked::PARAMS, 263);
 }
 
 const T: usize = 12;

@@ -35,8 +35,8 @@ fn lstm_networks_match_central_differences() {
     let e = check_layer(&mut b, 2, 4).unwrap();
     assert!(e < 1e-6, "Stacked: {e}");
     // 4·5·(3 + 5 + 2) + (5·2 + 2); 4·5·(2 + 5 + 2) + 4·3·(5 + 3)
-    assert_eq!(SeqLstm::<f64>::PARAMS, 212);
-    assert_eq!(Stacked::<f64>::PARAMS, 276);
+    assert_eq!(SeqLstm::PARAMS, 212);
+    assert_eq!(Stacked::PARAMS, 276);
 }
 
 const T: usize = 12;

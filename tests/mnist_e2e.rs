@@ -151,7 +151,7 @@ fn same_seed_same_weights() -> Result<()> {
     let a = run(7)?;
     let b = run(7)?;
     let c = run(8)?;
-    assert_eq!(a.len(), TestMlp::<f32>::PARAMS);
+    assert_eq!(a.len(), TestMlp::PARAMS);
     let same = a.iter().zip(&b).all(|(p, q)| p.to_bits() == q.to_bits());
     assert!(same, "two runs with seed 7 ended with different weights");
     let differ = a

@@ -53,11 +53,11 @@ fn stacked_bidirectional_networks_match_central_differences() {
 fn parameter_counts_are_pytorchs() {
     // sum(p.numel() for p in nn.LSTM(3, 3, num_layers=2, bidirectional=True).parameters())
     // = 2·(12·3 + 12·3 + 24) + 2·(12·6 + 12·3 + 24) = 192 + 264 = 456, plus Linear(6, 2).
-    assert_eq!(SeqBi::<f64>::PARAMS, 456 + 14);
+    assert_eq!(SeqBi::PARAMS, 456 + 14);
     // nn.RNN(2, 3, num_layers=2): (3·2 + 9 + 6) + (9 + 9 + 6) = 45;
     // nn.GRU(3, 4, num_layers=3, bidirectional=True): 2·12·(3 + 4 + 2) + 2·2·12·(8 + 4 + 2) = 888;
     // Linear(8, 2): 18.
-    assert_eq!(Classify::<f64>::PARAMS, 45 + 888 + 18);
+    assert_eq!(Classify::PARAMS, 45 + 888 + 18);
     let net = BiLstm::<f32>::init(&Cpu, &mut rng(0)).unwrap();
     let mut names = Vec::new();
     net.visit(&Path::ROOT, &mut |p, _| names.push(p.to_string()));

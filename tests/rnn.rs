@@ -43,8 +43,8 @@ fn rnn_networks_match_central_differences() {
     assert_eq!(b.l2.nonlinearity, kiln::layers::RnnNonlinearity::Tanh);
     assert!(b.l2.bias_ih.is_none() && b.l2.bias_hh.is_none());
     // 5·(3 + 5 + 2) + (5·2 + 2); 5·(2 + 5 + 2) + 3·(5 + 3) + 3·2·(3 + 2 + 2)
-    assert_eq!(SeqRnn::<f64>::PARAMS, 62);
-    assert_eq!(Stacked::<f64>::PARAMS, 111);
+    assert_eq!(SeqRnn::PARAMS, 62);
+    assert_eq!(Stacked::PARAMS, 111);
 }
 
 const T: usize = 12;

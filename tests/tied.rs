@@ -61,10 +61,10 @@ fn the_tied_weight_is_one_parameter() {
     net.visit(&kiln::Path::ROOT, &mut |p, _| names.push(p.to_string()));
     assert_eq!(names, ["wte.weight", "fc.weight", "fc.bias"]);
     let n = V * 16 + 16 * 16 + 16;
-    assert_eq!(TiedChar::<f32>::PARAMS, n);
+    assert_eq!(TiedChar::PARAMS, n);
     assert_eq!(net.num_params(), n);
-    assert_eq!(TiedBias::<f32>::PARAMS, 11 * 6 + 11);
-    assert!(TiedChar::<f32>::summary().contains("tied = wte"));
+    assert_eq!(TiedBias::PARAMS, 11 * 6 + 11);
+    assert!(TiedChar::summary().contains("tied = wte"));
 }
 
 /// `Σ logits · r`: its gradient with respect to the logits is `r`.

@@ -236,11 +236,11 @@ fn chain_form_token_input_matches_the_graph_form_and_shows_its_vocabulary() {
     let b = chain.forward(&x).unwrap().to_vec().unwrap();
     assert_eq!(a.len(), 3 * T * V);
     assert_eq!(a, b);
-    assert_eq!(CharMlpChain::<f32>::VOCABS, &[Some(27)]);
-    assert_eq!(CharMlpChain::<f32>::INPUTS, &[&[8usize][..]]);
-    assert_eq!(Tagger::<f32>::VOCABS, &[Some(10), None]);
-    let s = CharMlpChain::<f32>::summary();
+    assert_eq!(CharMlpChain::VOCABS, &[Some(27)]);
+    assert_eq!(CharMlpChain::INPUTS, &[&[8usize][..]]);
+    assert_eq!(Tagger::VOCABS, &[Some(10), None]);
+    let s = CharMlpChain::summary();
     assert!(s.contains("input: Tokens<[8], 27>"), "{s}");
-    let s = Tagger::<f32>::summary();
+    let s = Tagger::summary();
     assert!(s.contains("input: Tokens<[4], 10>, [4, 3]"), "{s}");
 }

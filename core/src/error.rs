@@ -9,7 +9,11 @@ pub type Result<T, E = Error> = std::result::Result<T, E>;
 /// Everything that can go wrong at run time. Per-sample shape mistakes are
 /// compile errors and have no variant here; only the run-time batch size,
 /// buffer lengths that come from user data, and the outside world can fail.
-#[derive(Debug, thiserror::Error)]
+///
+/// `{:?}` prints the message, as `{}` does (as anyhow's errors do), so a
+/// `main() -> kiln::Result<()>` that fails prints `Error: <message>`; `{:#?}`
+/// prints the structured form (the variant and its fields).
+#[derive(thiserror::Error)]
 #[non_exhaustive]
 #[allow(missing_docs)] // variant fields are named for what they hold; the messages document them
 pub enum Error {
@@ -90,6 +94,101 @@ pub enum Error {
     Device { device: String, msg: String },
 }
 
+impl std::fmt::Debug for Error {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        if !f.alternate() {
+            return std::fmt::Display::fmt(self, f);
+        }
+        match self {
+            Error::BatchMismatch {
+                op,
+                left_name,
+                left,
+                right_name,
+                right,
+            } => f
+                .debug_struct("BatchMismatch")
+                .field("op", op)
+                .field("left_name", left_name)
+                .field("left", left)
+                .field("right_name", right_name)
+                .field("right", right)
+                .finish(),
+            Error::LengthMismatch {
+                what,
+                expected,
+                shape,
+                got,
+            } => f
+                .debug_struct("LengthMismatch")
+                .field("what", what)
+                .field("expected", expected)
+                .field("shape", shape)
+                .field("got", got)
+                .finish(),
+            Error::LabelOutOfRange {
+                index,
+                label,
+                classes,
+            } => f
+                .debug_struct("LabelOutOfRange")
+                .field("index", index)
+                .field("label", label)
+                .field("classes", classes)
+                .finish(),
+            Error::TokenOutOfRange {
+                sample,
+                position,
+                id,
+                vocab,
+            } => f
+                .debug_struct("TokenOutOfRange")
+                .field("sample", sample)
+                .field("position", position)
+                .field("id", id)
+                .field("vocab", vocab)
+                .finish(),
+            Error::EmptyBatch { op } => f.debug_struct("EmptyBatch").field("op", op).finish(),
+            Error::NonFinite { what, value } => f
+                .debug_struct("NonFinite")
+                .field("what", what)
+                .field("value", value)
+                .finish(),
+            Error::InvalidArgument { op, msg } => f
+                .debug_struct("InvalidArgument")
+                .field("op", op)
+                .field("msg", msg)
+                .finish(),
+            Error::Io { path, source } => f
+                .debug_struct("Io")
+                .field("path", path)
+                .field("source", source)
+                .finish(),
+            Error::Format { path, msg } => f
+                .debug_struct("Format")
+                .field("path", path)
+                .field("msg", msg)
+                .finish(),
+            Error::MissingData { what, path, hint } => f
+                .debug_struct("MissingData")
+                .field("what", what)
+                .field("path", path)
+                .field("hint", hint)
+                .finish(),
+            Error::Checkpoint { path, problems } => f
+                .debug_struct("Checkpoint")
+                .field("path", path)
+                .field("problems", problems)
+                .finish(),
+            Error::Device { device, msg } => f
+                .debug_struct("Device")
+                .field("device", device)
+                .field("msg", msg)
+                .finish(),
+        }
+    }
+}
+
 impl Error {
     /// Shorthand for [`Error::InvalidArgument`].
     pub fn invalid(op: &'static str, msg: impl Into<String>) -> Self {
@@ -118,5 +217,39 @@ pub fn check_batch(
             right_name,
             right,
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn debug_prints_the_message_and_alternate_debug_the_fields() {
+        let e = Error::BatchMismatch {
+            op: "cross_entropy",
+            left_name: "logits",
+            left: 4,
+            right_name: "labels",
+            right: 3,
+        };
+        let msg = "batch size mismatch in cross_entropy: logits has 4 samples but labels has 3";
+        assert_eq!(format!("{e}"), msg);
+        assert_eq!(format!("{e:?}"), msg);
+        let s = format!("{e:#?}");
+        assert!(s.starts_with("BatchMismatch {"), "{s}");
+        assert!(
+            s.contains("left: 4,") && s.contains("right_name: \"labels\""),
+            "{s}"
+        );
+        let io = Error::Io {
+            path: "data/x.idx".into(),
+            source: std::io::Error::from(std::io::ErrorKind::NotFound),
+        };
+        assert!(format!("{io:?}").starts_with("data/x.idx: "), "{io:?}");
+        assert!(
+            format!("{io:#?}").contains("path: \"data/x.idx\""),
+            "{io:#?}"
+        );
     }
 }

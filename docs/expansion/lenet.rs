@@ -329,10 +329,10 @@ where
     >: ::kiln::Layer<E, D, In = ::kiln::S1<84>, Out = ::kiln::S1<10>>
         + ::kiln::Build<E, D, Config = ::kiln::layers::LinearConfig>,
 {
-    /// Trainable parameters.
-    pub const PARAMS: usize = 0 + 156 + 0 + 2416 + 0 + 48120 + 10164 + 850;
-    /// Multiply–adds per sample of the forward pass.
-    pub const FLOPS: usize = 0
+    #[doc(hidden)]
+    pub const __PARAMS: usize = 0 + 156 + 0 + 2416 + 0 + 48120 + 10164 + 850;
+    #[doc(hidden)]
+    pub const __FLOPS: usize = 0
         + <::kiln::layers::Conv2d<
             E,
             D,
@@ -372,13 +372,12 @@ where
         + <::kiln::layers::Linear<E, D, 120, 84> as ::kiln::Layer<E, D>>::FLOPS
         + <::kiln::layers::Relu<::kiln::S1<84>> as ::kiln::Layer<E, D>>::FLOPS
         + <::kiln::layers::Linear<E, D, 84, 10> as ::kiln::Layer<E, D>>::FLOPS;
-    /// Per-sample shapes of the inputs, in declaration order.
-    pub const INPUTS: &'static [&'static [usize]] = &[&[1, 28, 28]];
-    /// Per-sample shapes of the outputs, in declaration order.
-    pub const OUTPUTS: &'static [&'static [usize]] = &[&[10]];
-    /// Per input, in declaration order: its vocabulary when it holds
-    /// token ids (`Tokens<[T], V>`), `None` for floats.
-    pub const VOCABS: &'static [::core::option::Option<usize>] = &[
+    #[doc(hidden)]
+    pub const __INPUTS: &'static [&'static [usize]] = &[&[1, 28, 28]];
+    #[doc(hidden)]
+    pub const __OUTPUTS: &'static [&'static [usize]] = &[&[10]];
+    #[doc(hidden)]
+    pub const __VOCABS: &'static [::core::option::Option<usize>] = &[
         ::core::option::Option::None,
     ];
     #[doc(hidden)]
@@ -661,15 +660,6 @@ where
     /// The device holding the parameters.
     pub fn device(&self) -> &D {
         &self.device
-    }
-    /// A printable table of the layers, their output shapes, parameters and multiply–adds.
-    pub fn summary() -> ::std::string::String {
-        ::kiln::summary::table_with_vocab(
-            "LeNet5",
-            Self::INPUTS,
-            Self::VOCABS,
-            Self::__ROWS,
-        )
     }
     /// Zeroed gradients, to be created once and reused.
     pub fn grads(&self) -> ::kiln::Result<LeNet5Grads<E, D>> {
@@ -1384,6 +1374,142 @@ where
             gacc,
         )?;
         Ok(())
+    }
+}
+impl LeNet5<f32, ::kiln::Cpu>
+where
+    ::kiln::layers::Conv2d<
+        f32,
+        ::kiln::Cpu,
+        1,
+        6,
+        1,
+        5,
+        5,
+        28,
+        28,
+        28,
+        28,
+    >: ::kiln::Layer<
+            f32,
+            ::kiln::Cpu,
+            In = ::kiln::S3<1, 28, 28>,
+            Out = ::kiln::S3<6, 28, 28>,
+        > + ::kiln::Build<f32, ::kiln::Cpu, Config = ::kiln::layers::Conv2dConfig>,
+    ::kiln::layers::Relu<
+        ::kiln::S3<6, 28, 28>,
+    >: ::kiln::Layer<
+            f32,
+            ::kiln::Cpu,
+            In = ::kiln::S3<6, 28, 28>,
+            Out = ::kiln::S3<6, 28, 28>,
+        > + ::kiln::Module<f32, ::kiln::Cpu, Grads = ()>,
+    ::kiln::layers::MaxPool2d<
+        6,
+        28,
+        28,
+        14,
+        14,
+    >: ::kiln::Layer<
+            f32,
+            ::kiln::Cpu,
+            In = ::kiln::S3<6, 28, 28>,
+            Out = ::kiln::S3<6, 14, 14>,
+            Cache = ::kiln::layers::PoolIndices<::kiln::Cpu, 6, 28, 28, 14, 14>,
+        > + ::kiln::Build<f32, ::kiln::Cpu, Config = ::kiln::layers::Pool2dConfig>,
+    ::kiln::layers::Conv2d<
+        f32,
+        ::kiln::Cpu,
+        6,
+        16,
+        6,
+        5,
+        5,
+        14,
+        14,
+        10,
+        10,
+    >: ::kiln::Layer<
+            f32,
+            ::kiln::Cpu,
+            In = ::kiln::S3<6, 14, 14>,
+            Out = ::kiln::S3<16, 10, 10>,
+        > + ::kiln::Build<f32, ::kiln::Cpu, Config = ::kiln::layers::Conv2dConfig>,
+    ::kiln::layers::Relu<
+        ::kiln::S3<16, 10, 10>,
+    >: ::kiln::Layer<
+            f32,
+            ::kiln::Cpu,
+            In = ::kiln::S3<16, 10, 10>,
+            Out = ::kiln::S3<16, 10, 10>,
+        > + ::kiln::Module<f32, ::kiln::Cpu, Grads = ()>,
+    ::kiln::layers::MaxPool2d<
+        16,
+        10,
+        10,
+        5,
+        5,
+    >: ::kiln::Layer<
+            f32,
+            ::kiln::Cpu,
+            In = ::kiln::S3<16, 10, 10>,
+            Out = ::kiln::S3<16, 5, 5>,
+            Cache = ::kiln::layers::PoolIndices<::kiln::Cpu, 16, 10, 10, 5, 5>,
+        > + ::kiln::Build<f32, ::kiln::Cpu, Config = ::kiln::layers::Pool2dConfig>,
+    ::kiln::layers::Flatten<
+        ::kiln::S3<16, 5, 5>,
+        ::kiln::S1<400>,
+    >: ::kiln::Layer<f32, ::kiln::Cpu, In = ::kiln::S3<16, 5, 5>, Out = ::kiln::S1<400>>
+        + ::kiln::Module<f32, ::kiln::Cpu, Grads = ()>,
+    ::kiln::layers::Linear<
+        f32,
+        ::kiln::Cpu,
+        400,
+        120,
+    >: ::kiln::Layer<f32, ::kiln::Cpu, In = ::kiln::S1<400>, Out = ::kiln::S1<120>>
+        + ::kiln::Build<f32, ::kiln::Cpu, Config = ::kiln::layers::LinearConfig>,
+    ::kiln::layers::Relu<
+        ::kiln::S1<120>,
+    >: ::kiln::Layer<f32, ::kiln::Cpu, In = ::kiln::S1<120>, Out = ::kiln::S1<120>>
+        + ::kiln::Module<f32, ::kiln::Cpu, Grads = ()>,
+    ::kiln::layers::Linear<
+        f32,
+        ::kiln::Cpu,
+        120,
+        84,
+    >: ::kiln::Layer<f32, ::kiln::Cpu, In = ::kiln::S1<120>, Out = ::kiln::S1<84>>
+        + ::kiln::Build<f32, ::kiln::Cpu, Config = ::kiln::layers::LinearConfig>,
+    ::kiln::layers::Relu<
+        ::kiln::S1<84>,
+    >: ::kiln::Layer<f32, ::kiln::Cpu, In = ::kiln::S1<84>, Out = ::kiln::S1<84>>
+        + ::kiln::Module<f32, ::kiln::Cpu, Grads = ()>,
+    ::kiln::layers::Linear<
+        f32,
+        ::kiln::Cpu,
+        84,
+        10,
+    >: ::kiln::Layer<f32, ::kiln::Cpu, In = ::kiln::S1<84>, Out = ::kiln::S1<10>>
+        + ::kiln::Build<f32, ::kiln::Cpu, Config = ::kiln::layers::LinearConfig>,
+{
+    /// Trainable parameters (the same for every element type and device).
+    pub const PARAMS: usize = Self::__PARAMS;
+    /// Multiply–adds per sample of the forward pass.
+    pub const FLOPS: usize = Self::__FLOPS;
+    /// Per-sample shapes of the inputs, in declaration order.
+    pub const INPUTS: &'static [&'static [usize]] = Self::__INPUTS;
+    /// Per-sample shapes of the outputs, in declaration order.
+    pub const OUTPUTS: &'static [&'static [usize]] = Self::__OUTPUTS;
+    /// Per input, in declaration order: its vocabulary when it holds
+    /// token ids (`Tokens<[T], V>`), `None` for floats.
+    pub const VOCABS: &'static [::core::option::Option<usize>] = Self::__VOCABS;
+    /// A printable table of the layers, their output shapes, parameters and multiply–adds.
+    pub fn summary() -> ::std::string::String {
+        ::kiln::summary::table_with_vocab(
+            "LeNet5",
+            Self::INPUTS,
+            Self::VOCABS,
+            Self::__ROWS,
+        )
     }
 }
 impl<E: ::kiln::Elem, D: ::kiln::Backend<E>> ::kiln::Module<E, D> for LeNet5<E, D>

@@ -436,8 +436,8 @@ pub fn run(args: &Args) -> kiln::Result<Outcome> {
     };
     println!(
         "encoder {} + decoder {} parameters; {} training dates, {} test dates, {} formats",
-        Encoder::<f32>::PARAMS,
-        Decoder::<f32>::PARAMS,
+        Encoder::PARAMS,
+        Decoder::PARAMS,
         split.train.len(),
         split.test.len(),
         dates::FORMATS.len()

@@ -13,10 +13,11 @@
 //! pub struct MlpCache<E, D> where … { fc1_out, fc1_cache, fc1_grad, relu1_out, … }           // cache_struct
 //! pub struct MlpTape<E, D> where … { pub ctx, pub in_x, pub out_y, pub grad_x, … }           // tape_struct
 //! impl<E, D> Mlp<E, D> where … {                                                               // inherent_impl
-//!     PARAMS, FLOPS, INPUTS, OUTPUTS, VOCABS, __ROWS                                                // consts
-//!     init, device, summary, grads, tape, forward, forward_with, forward_train, backward      // api
+//!     __PARAMS, __FLOPS, __INPUTS, __OUTPUTS, __VOCABS, __ROWS                                  // consts
+//!     init, device, grads, tape, forward, forward_with, forward_train, backward      // api
 //!     __cache, __forward_train, __forward_eval, __backward                                   // new_cache, forward, backward
 //! }
+//! impl Mlp<f32, Cpu> where … { PARAMS, FLOPS, INPUTS, OUTPUTS, VOCABS, summary }          // facts_impl
 //! impl Module for Mlp; impl Build for Mlp; impl Layer for Mlp (one input, one output)      // module_impl, build_impl, layer_impl
 //! ```
 //!
@@ -51,6 +52,7 @@ pub fn emit(net: &Net) -> TokenStream {
     let cache_struct = cache_struct(&cx);
     let tape_struct = tape_struct(&cx);
     let inherent_impl = inherent_impl(&cx);
+    let facts_impl = facts_impl(&cx);
     let module_impl = module_impl(&cx);
     let build_impl = build_impl(&cx);
     let layer_impl = layer_impl(&cx);
@@ -62,6 +64,7 @@ pub fn emit(net: &Net) -> TokenStream {
         #cache_struct
         #tape_struct
         #inherent_impl
+        #facts_impl
         #module_impl
         #build_impl
         #layer_impl
@@ -806,20 +809,80 @@ fn consts(cx: &Cx) -> TokenStream {
         None => quote!(::core::option::Option::None),
     });
     quote! {
-        /// Trainable parameters.
-        pub const PARAMS: usize = 0 #(+ #params)*;
-        /// Multiply–adds per sample of the forward pass.
-        pub const FLOPS: usize = 0 #(+ #flops)*;
-        /// Per-sample shapes of the inputs, in declaration order.
-        pub const INPUTS: &'static [&'static [usize]] = &[#(#in_dims),*];
-        /// Per-sample shapes of the outputs, in declaration order.
-        pub const OUTPUTS: &'static [&'static [usize]] = &[#(#out_dims),*];
-        /// Per input, in declaration order: its vocabulary when it holds
-        /// token ids (`Tokens<[T], V>`), `None` for floats.
-        pub const VOCABS: &'static [::core::option::Option<usize>] = &[#(#vocabs),*];
+        #[doc(hidden)]
+        pub const __PARAMS: usize = 0 #(+ #params)*;
+        #[doc(hidden)]
+        pub const __FLOPS: usize = 0 #(+ #flops)*;
+        #[doc(hidden)]
+        pub const __INPUTS: &'static [&'static [usize]] = &[#(#in_dims),*];
+        #[doc(hidden)]
+        pub const __OUTPUTS: &'static [&'static [usize]] = &[#(#out_dims),*];
+        #[doc(hidden)]
+        pub const __VOCABS: &'static [::core::option::Option<usize>] = &[#(#vocabs),*];
         #[doc(hidden)]
         pub const __ROWS: &'static [#k::summary::Row] = &[#(#rows)*];
     }
+}
+
+/// The facts that hold for every element type and device, on the
+/// defaults' instantiation `Name<f32, Cpu, …>` alone, so `Name::PARAMS` and
+/// `Name::summary()` need no type annotation (with one generic impl, `E` and
+/// `D` could not be inferred: E0283). They read the generic impl's hidden
+/// constants; its `where` clauses are repeated with `E = f32, D = Cpu`.
+///
+/// ```text
+/// impl Mlp<f32, Cpu> where … {
+///     pub const PARAMS: usize = Self::__PARAMS;   // FLOPS, INPUTS, OUTPUTS, VOCABS
+///     pub fn summary() -> String
+/// }
+/// ```
+fn facts_impl(cx: &Cx) -> TokenStream {
+    let (k, name, ga) = (cx.k, &cx.net.name, &cx.ga);
+    let names_g = cx.net.generics.iter().map(|(i, _)| i);
+    let title = name.to_string();
+    let bounds = concrete(cx.bounds.clone(), k);
+    quote! {
+        impl<#(const #names_g: usize),*> #name<f32, #k::Cpu #ga> #bounds {
+            /// Trainable parameters (the same for every element type and device).
+            pub const PARAMS: usize = Self::__PARAMS;
+            /// Multiply–adds per sample of the forward pass.
+            pub const FLOPS: usize = Self::__FLOPS;
+            /// Per-sample shapes of the inputs, in declaration order.
+            pub const INPUTS: &'static [&'static [usize]] = Self::__INPUTS;
+            /// Per-sample shapes of the outputs, in declaration order.
+            pub const OUTPUTS: &'static [&'static [usize]] = Self::__OUTPUTS;
+            /// Per input, in declaration order: its vocabulary when it holds
+            /// token ids (`Tokens<[T], V>`), `None` for floats.
+            pub const VOCABS: &'static [::core::option::Option<usize>] = Self::__VOCABS;
+            /// A printable table of the layers, their output shapes, parameters and multiply–adds.
+            pub fn summary() -> ::std::string::String {
+                #k::summary::table_with_vocab(#title, Self::INPUTS, Self::VOCABS, Self::__ROWS)
+            }
+        }
+    }
+}
+
+/// `tokens` with the type parameters `E` and `D` replaced by `f32` and
+/// kiln's `Cpu` (the generic impl's bounds, for [`facts_impl`]).
+fn concrete(tokens: TokenStream, k: &TokenStream) -> TokenStream {
+    use proc_macro2::{Group, TokenTree};
+    tokens
+        .into_iter()
+        .flat_map(|t| -> Vec<TokenTree> {
+            match t {
+                TokenTree::Ident(i) if i == "E" => {
+                    vec![TokenTree::Ident(Ident::new("f32", i.span()))]
+                }
+                TokenTree::Ident(i) if i == "D" => quote!(#k::Cpu).into_iter().collect(),
+                TokenTree::Group(g) => {
+                    let mut n = Group::new(g.delimiter(), concrete(g.stream(), k));
+                    n.set_span(g.span());
+                    vec![TokenTree::Group(n)]
+                }
+                t => vec![t],
+            }
+        })
+        .collect()
 }
 
 /// The user-facing methods; each checks batch sizes and calls the private
@@ -828,7 +891,6 @@ fn consts(cx: &Cx) -> TokenStream {
 /// ```text
 /// pub fn init(dev: &D, rng: &mut Rng) -> Result<Self> { Ok(LeNet5 { conv1: <Conv2d<…> as Build<E, D>>::build(dev, rng, Conv2dConfig { … })?, … }) }
 /// pub fn device(&self) -> &D
-/// pub fn summary() -> String
 /// pub fn grads(&self) -> Result<LeNet5Grads<E, D>>
 /// pub fn tape(&self) / tape_seeded(&self, seed) -> Result<LeNet5Tape<E, D>>
 /// pub fn forward(&self, x) -> Result<Tensor<S1<10>, E, D>>            // allocates
@@ -850,7 +912,6 @@ fn api(cx: &Cx) -> TokenStream {
     let field_names: Vec<_> = cx.fields().map(|l| &l.field).collect();
     let field_tys = cx.fields().map(|l| &l.ty);
     let field_cfgs = cx.fields().map(|l| l.kind.config(k));
-    let title = name.to_string();
     let user_in: Vec<_> = net
         .inputs
         .iter()
@@ -908,10 +969,6 @@ fn api(cx: &Cx) -> TokenStream {
         /// The device holding the parameters.
         pub fn device(&self) -> &D {
             &self.device
-        }
-        /// A printable table of the layers, their output shapes, parameters and multiply–adds.
-        pub fn summary() -> ::std::string::String {
-            #k::summary::table_with_vocab(#title, Self::INPUTS, Self::VOCABS, Self::__ROWS)
         }
         /// Zeroed gradients, to be created once and reused.
         pub fn grads(&self) -> #k::Result<#grads_name<E, D #ga>> {

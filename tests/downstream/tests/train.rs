@@ -111,14 +111,15 @@ fn gradients_match_finite_differences() -> deep::Result<()> {
 
 #[test]
 fn constants_come_from_the_macro() {
-    assert_eq!(
-        Classifier::<f32>::PARAMS,
-        4 * 16 + 16 + 16 * 16 + 16 + 16 * 3 + 3
-    );
-    assert_eq!(Residual::<f32>::PARAMS, 2 * (4 * 4 + 4) + 4 * 3 + 3);
-    assert_eq!(Stacked::<f32>::PARAMS, Residual::<f32>::PARAMS + 3 * 3 + 3);
-    assert_eq!(Residual::<f32>::INPUTS, &[&[4usize][..]]);
-    assert_eq!(Residual::<f32>::OUTPUTS, &[&[3usize][..]]);
+    assert_eq!(Classifier::PARAMS, 4 * 16 + 16 + 16 * 16 + 16 + 16 * 3 + 3);
+    assert_eq!(Residual::PARAMS, 2 * (4 * 4 + 4) + 4 * 3 + 3);
+    assert_eq!(Stacked::PARAMS, Residual::PARAMS + 3 * 3 + 3);
+    assert_eq!(Residual::INPUTS, &[&[4usize][..]]);
+    assert_eq!(Residual::OUTPUTS, &[&[3usize][..]]);
+    // No element type or device to name: the table is the same for all.
+    let table = Classifier::summary();
+    assert!(table.starts_with("Classifier"), "{table}");
+    assert!(table.contains("fc3"), "{table}");
 }
 
 /// kiln's generator draws numbers through the `rand` that kiln re-exports
