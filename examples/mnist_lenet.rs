@@ -447,12 +447,12 @@ fn run<D: Kernels<f32>>(args: &Args, dev: &D) -> kiln::Result<Option<(f64, usize
     let mut tape = net.tape_seeded(args.seed)?;
     let mut grads = net.grads()?;
     let mut x = Tensor::<S3<1, 28, 28>, f32, D>::zeros(dev, args.batch_size)?;
-    let mut y = Labels::<10, D>::new::<f32>(dev, &[])?;
+    let mut y = Labels::<10, D>::empty::<f32>(dev)?;
     let mut dlogits = Tensor::<S1<10>, f32, D>::zeros(dev, args.batch_size)?;
     let mut host_logits: Vec<f32> = vec![0.0; args.batch_size * 10];
     let mut eval = EvalBufs {
         x: Tensor::zeros(dev, 1000)?,
-        y: Labels::new::<f32>(dev, &[])?,
+        y: Labels::empty::<f32>(dev)?,
         tape: net.tape()?,
         host: Vec::with_capacity(10_000),
     };

@@ -109,7 +109,7 @@ fn train(
     let mut tape = net.tape_seeded(args.seed)?;
     let mut grads = net.grads()?;
     let mut x = Tensor::<S3<1, 28, 28>>::zeros(&dev, args.batch_size)?;
-    let mut y = Labels::<10>::new::<f32>(&dev, &[])?;
+    let mut y = Labels::<10>::empty::<f32>(&dev)?;
     let mut dlogits = Tensor::<S1<10>>::zeros(&dev, args.batch_size)?;
     let mut host_x: Vec<f32> = Vec::with_capacity(args.batch_size * 784);
     let mut host_y: Vec<u32> = Vec::with_capacity(args.batch_size);

@@ -116,7 +116,7 @@ fn train<O: Optimizer<f32, Cpu>>(
     let mut tape = net.tape()?;
     let mut grads = net.grads()?;
     let mut x = Tensor::<S1<784>>::zeros(&Cpu, data.batch_size())?;
-    let mut y = Labels::<10>::new::<f32>(&Cpu, &[])?;
+    let mut y = Labels::<10>::empty::<f32>(&Cpu)?;
     let mut dlogits = Tensor::<S1<10>>::zeros(&Cpu, data.batch_size())?;
     let mut host = Vec::new();
     for epoch in 0..epochs {

@@ -67,7 +67,7 @@ fn train(
     let mut tape = net.tape_seeded(seed)?;
     let mut grads = net.grads()?;
     let mut x = Tensor::<S1<784>>::zeros(&dev, batch)?;
-    let mut y = Labels::<10>::new::<f32>(&dev, &[])?;
+    let mut y = Labels::<10>::empty::<f32>(&dev)?;
     let mut dlogits = Tensor::<S1<10>>::zeros(&dev, batch)?;
     let (mut hx, mut hy) = (Vec::new(), Vec::new());
     let mut order: Vec<usize> = (0..data.len()).collect();

@@ -69,7 +69,7 @@ fn layernorm_gelu_prelu_mlp_learns_mnist() -> Result<()> {
     let mut opt = Adam::new(1e-3);
     let batch = 64;
     let mut x = Tensor::<S1<784>>::zeros(&Cpu, batch)?;
-    let mut y = Labels::<10>::new::<f32>(&Cpu, &[])?;
+    let mut y = Labels::<10>::empty::<f32>(&Cpu)?;
     let mut dlogits = Tensor::<S1<10>>::zeros(&Cpu, batch)?;
     let (mut hx, mut hy) = (Vec::new(), Vec::new());
     let mut order: Vec<usize> = (0..data.len()).collect();

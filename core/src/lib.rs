@@ -53,7 +53,7 @@ pub use kernels::{
 };
 pub use module::{Build, Layer, Module, ParamMut, ParamRef, Path, Role, TrainCtx};
 pub use shape::{Lead, Shape, S1, S2, S3, S4};
-pub use tensor::{Labels, Tensor, Tokens};
+pub use tensor::{LabelId, Labels, Tensor, Tokens};
 
 /// kiln's seeded random-number generator (ChaCha8: the same stream on every
 /// platform and version of `rand`).

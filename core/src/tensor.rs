@@ -194,6 +194,26 @@ impl<S: Shape, E: Elem, D: Backend<E>> fmt::Debug for Tensor<S, E, D> {
     }
 }
 
+/// An integer type that class labels can be given in: the unsigned types
+/// (`u8`, as MNIST's idx files store labels, `u16`, `u32`, `u64`, `usize`)
+/// and the signed ones (`i32`, what an integer literal defaults to, and
+/// `i64`, PyTorch's label type), whose negative values are an error.
+pub trait LabelId: Copy + std::fmt::Display {
+    /// The value as an index, `None` when negative or too large for `usize`.
+    fn index(self) -> Option<usize>;
+}
+
+macro_rules! label_id {
+    ($($t:ty),*) => {$(
+        impl LabelId for $t {
+            fn index(self) -> Option<usize> {
+                usize::try_from(self).ok()
+            }
+        }
+    )*};
+}
+label_id!(u8, u16, u32, u64, usize, i32, i64);
+
 /// Class labels for a batch: one index below `C` per sample.
 ///
 /// The class count is part of the type, so pairing `Tensor<S1<10>>` logits with
@@ -205,37 +225,59 @@ pub struct Labels<const C: usize, D: Device = crate::Cpu> {
 }
 
 impl<const C: usize, D: Device> Labels<C, D> {
-    /// Labels from host values; every value must be below `C`.
-    pub fn new<E: Elem>(dev: &D, labels: &[u32]) -> Result<Self>
+    /// No labels yet (a batch of 0), to be [`set`](Self::set) every step.
+    pub fn empty<E: Elem>(dev: &D) -> Result<Self>
     where
         D: Backend<E>,
     {
-        let mut l = Labels {
+        Ok(Labels {
             buf: <D as Backend<E>>::zeros::<u32>(dev, 0)?,
             host: Vec::new(),
             dev: dev.clone(),
-        };
+        })
+    }
+    /// Labels from host values of any integer type ([`LabelId`]: `u8` as
+    /// the idx files store them, `u32`, `usize`, `i64`, …); every value must
+    /// be below `C` (and not negative).
+    pub fn new<E: Elem>(dev: &D, labels: &[impl LabelId]) -> Result<Self>
+    where
+        D: Backend<E>,
+    {
+        let mut l = Self::empty::<E>(dev)?;
         l.set::<E>(labels)?;
         Ok(l)
     }
-    /// Replaces the labels, reusing the buffers (no allocation once large enough).
-    pub fn set<E: Elem>(&mut self, labels: &[u32]) -> Result<()>
+    /// Replaces the labels, reusing the buffers (no allocation once large
+    /// enough). On an out-of-range or negative label the labels held before
+    /// are kept.
+    pub fn set<E: Elem>(&mut self, labels: &[impl LabelId]) -> Result<()>
     where
         D: Backend<E>,
     {
         for (i, &l) in labels.iter().enumerate() {
-            if l as usize >= C {
-                return Err(Error::LabelOutOfRange {
-                    index: i,
-                    label: l as usize,
-                    classes: C,
-                });
+            match l.index() {
+                Some(v) if v < C => {}
+                Some(v) => {
+                    return Err(Error::LabelOutOfRange {
+                        index: i,
+                        label: v,
+                        classes: C,
+                    })
+                }
+                None => {
+                    return Err(Error::invalid(
+                        "Labels",
+                        format!("label {l} at sample {i} is negative (or does not fit in usize)"),
+                    ))
+                }
             }
         }
         self.host.clear();
-        self.host.extend_from_slice(labels);
+        // Checked above: every value is below C, which fits in u32.
+        self.host
+            .extend(labels.iter().map(|l| l.index().unwrap_or(0) as u32));
         <D as Backend<E>>::resize(&self.dev, &mut self.buf, labels.len())?;
-        <D as Backend<E>>::upload(&self.dev, labels, &mut self.buf)
+        <D as Backend<E>>::upload(&self.dev, &self.host, &mut self.buf)
     }
     /// Number of samples.
     pub fn len(&self) -> usize {
@@ -395,6 +437,37 @@ mod tests {
     use super::*;
     use crate::shape::{S1, S2};
     use crate::Cpu;
+
+    #[test]
+    fn labels_take_any_integer_type_and_keep_the_old_ones_on_error() {
+        let mut l = Labels::<10>::new::<f32>(&Cpu, &[3u8, 9, 0]).unwrap();
+        assert_eq!(l.as_slice(), &[3, 9, 0]);
+        l.set::<f32>(&[7i64, 1]).unwrap();
+        assert_eq!(l.as_slice(), &[7, 1]);
+        l.set::<f32>(&[2usize]).unwrap();
+        assert_eq!(l.as_slice(), &[2]);
+        l.set::<f32>(&[4, 5]).unwrap(); // integer literals (i32)
+        assert_eq!(l.as_slice(), &[4, 5]);
+        let e = l.set::<f32>(&[1i32, -1]).unwrap_err();
+        assert!(
+            e.to_string().contains("label -1 at sample 1 is negative"),
+            "{e}"
+        );
+        let e = l.set::<f32>(&[1u16, 10]).unwrap_err();
+        assert!(
+            matches!(
+                e,
+                Error::LabelOutOfRange {
+                    index: 1,
+                    label: 10,
+                    classes: 10
+                }
+            ),
+            "{e}"
+        );
+        assert_eq!(l.as_slice(), &[4, 5], "a failed set keeps the labels");
+        assert!(Labels::<10>::empty::<f32>(&Cpu).unwrap().is_empty());
+    }
 
     #[test]
     fn from_slice_checks_length_and_keeps_batch() {
