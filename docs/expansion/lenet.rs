@@ -726,6 +726,21 @@ where
         d_y: &::kiln::Tensor<::kiln::S1<10>, E, D>,
         grads: &mut LeNet5Grads<E, D>,
     ) -> ::kiln::Result<()> {
+        self.backward_acc(tape, d_y, grads, ::kiln::Acc::Set)
+    }
+    /// [`backward`](Self::backward) that, with `Acc::Add`, adds the
+    /// parameters' gradients into `grads` instead of overwriting them:
+    /// gradient accumulation over micro-batches (scale each one's loss
+    /// gradient by 1/k for the mean over k), or two losses into one set
+    /// of gradients. Input gradients (`input_grads`) are always this
+    /// batch's own.
+    pub fn backward_acc(
+        &self,
+        tape: &mut LeNet5Tape<E, D>,
+        d_y: &::kiln::Tensor<::kiln::S1<10>, E, D>,
+        grads: &mut LeNet5Grads<E, D>,
+        acc: ::kiln::Acc,
+    ) -> ::kiln::Result<()> {
         ::kiln::error::check_batch(
             "backward",
             "d_y",
@@ -744,7 +759,7 @@ where
             },
             &mut tape.cache,
             grads,
-            ::kiln::Acc::Set,
+            acc,
         )
     }
     fn __cache(&self) -> ::kiln::Result<LeNet5Cache<E, D>> {

@@ -897,6 +897,7 @@ fn concrete(tokens: TokenStream, k: &TokenStream) -> TokenStream {
 /// pub fn forward_with<'t>(&self, x, tape: &'t mut Tape) -> Result<&'t Tensor<…>>
 /// pub fn forward_train<'t>(&mut self, x, tape: &'t mut Tape) -> Result<&'t Tensor<…>>
 /// pub fn backward(&self, tape: &mut Tape, d_y, grads: &mut Grads) -> Result<()>
+/// pub fn backward_acc(&self, tape, d_y, grads, acc: Acc) -> Result<()>   // Acc::Add accumulates
 /// ```
 fn api(cx: &Cx) -> TokenStream {
     let ga = &cx.ga;
@@ -1017,6 +1018,15 @@ fn api(cx: &Cx) -> TokenStream {
         /// gradient into `grads` (overwriting) and, when `tape.input_grads`
         /// is set, the input gradients into `tape.grad_*`.
         pub fn backward(&self, tape: &mut #tape_name<E, D #ga>, #(#user_d: &#k::Tensor<#out_ty, E, D>,)* grads: &mut #grads_name<E, D #ga>) -> #k::Result<()> {
+            self.backward_acc(tape, #(#user_d,)* grads, #k::Acc::Set)
+        }
+        /// [`backward`](Self::backward) that, with `Acc::Add`, adds the
+        /// parameters' gradients into `grads` instead of overwriting them:
+        /// gradient accumulation over micro-batches (scale each one's loss
+        /// gradient by 1/k for the mean over k), or two losses into one set
+        /// of gradients. Input gradients (`input_grads`) are always this
+        /// batch's own.
+        pub fn backward_acc(&self, tape: &mut #tape_name<E, D #ga>, #(#user_d: &#k::Tensor<#out_ty, E, D>,)* grads: &mut #grads_name<E, D #ga>, acc: #k::Acc) -> #k::Result<()> {
             #(#d_checks)*
             let want = tape.input_grads;
             self.__backward(
@@ -1025,7 +1035,7 @@ fn api(cx: &Cx) -> TokenStream {
                 #( if want { ::core::option::Option::Some((&mut tape.#grad_names, #k::Acc::Set)) } else { ::core::option::Option::None }, )*
                 &mut tape.cache,
                 grads,
-                #k::Acc::Set,
+                acc,
             )
         }
     }
