@@ -13,12 +13,14 @@
 //!   (`val > maxval || isnan(val)`), `∞` wins as a value, and the backward
 //!   routes the gradient to that index;
 //! * the RNN's relu cell as ReLU;
-//! * attention's masked softmax: a row with a NaN score is all NaN.
+//! * attention's masked softmax: a row with a NaN score is all NaN;
+//! * dropout multiplies by its mask (`input * mask / (1 − p)`): a dropped NaN
+//!   is NaN, not 0, forward and backward.
 
 mod common;
 
 use kiln_core::device::Window2d;
-use kiln_core::kernels::{PReluDims, PReluKernels, PoolKernels};
+use kiln_core::kernels::{DropoutKernels, PReluDims, PReluKernels, PoolKernels};
 use kiln_core::layers::{AttentionKernels, AttnDims, RnnDims, RnnKernels, RnnNonlinearity};
 use kiln_core::{Acc, Act, Backend, Cpu, Elem};
 use kiln_cuda::Cuda;
@@ -196,7 +198,31 @@ fn attention_softmax<E: Elem, D: AttentionKernels<E>>(d: &D) {
     );
 }
 
-fn all<E: Elem, D: PReluKernels<E> + PoolKernels<E> + RnnKernels<E> + AttentionKernels<E>>(d: &D) {
+fn dropout<E: Elem, D: DropoutKernels<E>>(d: &D) {
+    let n = 64;
+    let mut v = vec![E::one(); n];
+    v.iter_mut().step_by(2).for_each(|x| *x = E::of(NAN));
+    let (x, mut y) = (up(d, &v), d.zeros::<E>(n).unwrap());
+    d.dropout_fwd(&x, &mut y, n, 0.5, 7).unwrap();
+    let y = down(d, &y, n);
+    // Every NaN stays NaN, kept or dropped; the ones are 0 or 2, both seen.
+    assert!(y.iter().step_by(2).all(|v| v.f64().is_nan()), "{y:?}");
+    let ones: Vec<f64> = y.iter().skip(1).step_by(2).map(|v| v.f64()).collect();
+    assert!(ones.iter().all(|&v| v == 0.0 || v == 2.0), "{ones:?}");
+    assert!(ones.contains(&0.0) && ones.contains(&2.0), "{ones:?}");
+    let mut dx = d.zeros::<E>(n).unwrap();
+    d.dropout_bwd(&x, &mut dx, n, 0.5, 7, Acc::Set).unwrap();
+    let dx = down(d, &dx, n);
+    assert!(dx.iter().step_by(2).all(|v| v.f64().is_nan()), "{dx:?}");
+}
+
+fn all<
+    E: Elem,
+    D: PReluKernels<E> + PoolKernels<E> + RnnKernels<E> + AttentionKernels<E> + DropoutKernels<E>,
+>(
+    d: &D,
+) {
+    dropout::<E, D>(d);
     activations::<E, D>(d);
     prelu::<E, D>(d);
     max_pool::<E, D>(d);
