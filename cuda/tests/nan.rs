@@ -14,13 +14,18 @@
 //!   routes the gradient to that index;
 //! * the RNN's relu cell as ReLU;
 //! * attention's masked softmax: a row with a NaN score is all NaN;
+//! * every loss of a batch holding one NaN score is NaN: cross-entropy
+//!   (whose row maximum is taken with a comparison), MSE, L1, BCE, and the
+//!   hinge, where kiln keeps the NaN term that PyTorch's `multi_margin_loss`
+//!   skips;
 //! * dropout multiplies by its mask (`input * mask / (1 − p)`): a dropped NaN
 //!   is NaN, not 0, forward and backward.
 
 mod common;
 
 use kiln_core::device::Window2d;
-use kiln_core::kernels::{DropoutKernels, PReluDims, PReluKernels, PoolKernels};
+use kiln_core::device::{LossKind, LossTarget};
+use kiln_core::kernels::{DropoutKernels, LossKernels, PReluDims, PReluKernels, PoolKernels};
 use kiln_core::layers::{AttentionKernels, AttnDims, RnnDims, RnnKernels, RnnNonlinearity};
 use kiln_core::{Acc, Act, Backend, Cpu, Elem};
 use kiln_cuda::Cuda;
@@ -216,12 +221,56 @@ fn dropout<E: Elem, D: DropoutKernels<E>>(d: &D) {
     assert!(dx.iter().step_by(2).all(|v| v.f64().is_nan()), "{dx:?}");
 }
 
+fn losses<E: Elem, D: LossKernels<E>>(d: &D) {
+    let (rows, cols) = (3, 4);
+    for at in [0, 5, 11] {
+        let mut v: Vec<E> = (0..rows * cols)
+            .map(|i| E::of(i as f64 * 0.1 - 0.5))
+            .collect();
+        v[at] = E::of(NAN);
+        let x = up(d, &v);
+        let labels = {
+            let mut b = d.zeros::<u32>(rows).unwrap();
+            d.upload(&[1u32, 0, 3], &mut b).unwrap();
+            b
+        };
+        let dense = up(d, &of::<E>(&[0.5; 12]));
+        for kind in [
+            LossKind::SoftmaxCrossEntropy,
+            LossKind::Hinge { margin: 1.0 },
+            LossKind::Mse,
+            LossKind::L1,
+            LossKind::BceWithLogits,
+        ] {
+            let t = match kind {
+                LossKind::SoftmaxCrossEntropy | LossKind::Hinge { .. } => {
+                    LossTarget::Classes(&labels)
+                }
+                _ => LossTarget::Dense(&dense),
+            };
+            let mut dx = d.zeros::<E>(rows * cols).unwrap();
+            let l = d.loss(kind, &x, t, Some(&mut dx), rows, cols).unwrap();
+            assert!(
+                l.f64().is_nan(),
+                "{kind:?} with a NaN at {at}: {l:?} ({})",
+                E::NAME
+            );
+        }
+    }
+}
+
 fn all<
     E: Elem,
-    D: PReluKernels<E> + PoolKernels<E> + RnnKernels<E> + AttentionKernels<E> + DropoutKernels<E>,
+    D: PReluKernels<E>
+        + PoolKernels<E>
+        + RnnKernels<E>
+        + AttentionKernels<E>
+        + DropoutKernels<E>
+        + LossKernels<E>,
 >(
     d: &D,
 ) {
+    losses::<E, D>(d);
     dropout::<E, D>(d);
     activations::<E, D>(d);
     prelu::<E, D>(d);
