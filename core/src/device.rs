@@ -864,7 +864,10 @@ pub enum LossKind {
         /// Rows that count: the divisor of the mean.
         positions: usize,
     },
-    /// Multiclass SVM hinge `Σ_{j≠y} max(0, x_j − x_y + margin)` against class indices.
+    /// Multiclass SVM hinge `Σ_{j≠y} max(0, x_j − x_y + margin)` against class
+    /// indices; a NaN term is kept (NaN loss), unlike PyTorch's
+    /// `multi_margin_loss`, which skips it. The gradient counts a term as
+    /// active when it is `> 0` (a NaN one is not).
     Hinge {
         /// Δ, 1 in the course.
         margin: f64,

@@ -194,6 +194,10 @@ pub fn cross_entropy_tokens<const T: usize, const V: usize, E: Elem, D: LossKern
 }
 
 /// Multiclass SVM (hinge) loss with margin `margin` (the course uses Δ = 1).
+///
+/// A NaN score makes the loss NaN, so this returns the non-finite-loss error;
+/// PyTorch's `multi_margin_loss` instead skips it (its `z > 0` test is false
+/// for NaN) and can return a finite loss for a NaN input.
 pub fn hinge<S: ClassScores<C>, const C: usize, E: Elem, D: LossKernels<E>>(
     scores: &Tensor<S, E, D>,
     labels: &Labels<C, D>,
@@ -290,10 +294,12 @@ pub(crate) fn cpu_loss<E: Elem>(
                 let y = labels[r] as usize;
                 let mut count = E::zero();
                 for j in 0..cols {
-                    let mj = if j == y {
+                    // `max(z, 0)` keeping a NaN (`f32::max` would drop it).
+                    let z = xr[j] - xr[y] + delta;
+                    let mj = if j == y || z <= E::zero() {
                         E::zero()
                     } else {
-                        (xr[j] - xr[y] + delta).max(E::zero())
+                        z
                     };
                     total = total + mj;
                     let active = j != y && mj > E::zero();

@@ -25,6 +25,8 @@ use crate::Cpu;
 pub trait DropoutKernels<E: Elem>: Backend<E> {
     /// Inverted dropout of `n` elements: `y_i = x_i · keep_i / (1 − p)` with
     /// `keep_i = dropout_keep(seed, i, dropout_threshold(p))` (0 for `p = 1`).
+    /// A product, as PyTorch's `input * mask / (1 − p)`: a dropped NaN or
+    /// infinity gives NaN, not 0.
     fn dropout_fwd(
         &self,
         x: &Self::Buf<E>,
@@ -37,7 +39,8 @@ pub trait DropoutKernels<E: Elem>: Backend<E> {
         need(self, "dropout y", y, n)?;
         self.raw_dropout_fwd(x, y, n, p, seed)
     }
-    /// `dx_i (acc)= dy_i · keep_i / (1 − p)`, the same mask as the forward pass.
+    /// `dx_i (acc)= dy_i · keep_i / (1 − p)`, the same mask as the forward pass
+    /// (a product too: a NaN `dy_i` stays NaN where dropped, as PyTorch).
     fn dropout_bwd(
         &self,
         dy: &Self::Buf<E>,
@@ -120,11 +123,13 @@ pub(crate) fn dropout_fwd<E: Elem>(
         let o = k << 12;
         for (t, v) in c.iter_mut().enumerate() {
             let i = o + t;
-            *v = if dropout_keep(seed, i as u64, thr) {
-                x[i] * scale
-            } else {
-                E::zero()
-            };
+            // A product with the mask, not a select: a dropped NaN stays NaN.
+            *v = x[i]
+                * if dropout_keep(seed, i as u64, thr) {
+                    scale
+                } else {
+                    E::zero()
+                };
         }
     });
     Ok(())
@@ -143,11 +148,12 @@ pub(crate) fn dropout_bwd<E: Elem>(
         let o = k << 12;
         for (t, v) in c.iter_mut().enumerate() {
             let i = o + t;
-            let g = if dropout_keep(seed, i as u64, thr) {
-                dy[i] * scale
-            } else {
-                E::zero()
-            };
+            let g = dy[i]
+                * if dropout_keep(seed, i as u64, thr) {
+                    scale
+                } else {
+                    E::zero()
+                };
             acc.put(v, g);
         }
     });

@@ -46,7 +46,8 @@ impl PReluDims {
     label = "needed by PRelu"
 )]
 pub trait PReluKernels<E: Elem>: Backend<E> {
-    /// `y = x` if `x > 0` else `a[c]·x`.
+    /// `y = x` if `x > 0` else `a[c]·x` (a NaN takes the second branch, so
+    /// `prelu(NaN) = NaN`, as PyTorch).
     fn prelu_fwd(
         &self,
         d: &PReluDims,
@@ -59,8 +60,10 @@ pub trait PReluKernels<E: Elem>: Backend<E> {
         need(self, "prelu_fwd y", y, d.numel())?;
         self.raw_prelu_fwd(d, x, a, y)
     }
-    /// `da[c] (gacc)= Σ dy·x·[x ≤ 0]` over the batch and the channel's
-    /// positions, and, when `dx` is given, `dx (acc)= dy · (1 if x > 0 else a[c])`.
+    /// `da[c] (gacc)= Σ dy·x·[not x > 0]` over the batch and the channel's
+    /// positions, and, when `dx` is given, `dx (acc)= dy · (1 if x > 0 else
+    /// a[c])`. A NaN `x` counts as `not x > 0`, as in PyTorch's
+    /// `prelu_backward`: its `dx` is `dy·a[c]` and `da[c]` becomes NaN.
     #[allow(clippy::too_many_arguments)] // the operands of the formula above
     fn prelu_bwd(
         &self,
@@ -147,7 +150,9 @@ impl<E: Elem> PReluKernels<E> for Cpu {
                 for b in 0..d.batch {
                     let o = (b * d.channels + c) * d.inner;
                     for (&xv, &gv) in x[o..o + d.inner].iter().zip(&dy[o..o + d.inner]) {
-                        if xv <= E::zero() {
+                        // Not `x > 0` (NaN included): a NaN input makes the
+                        // weight's gradient NaN, as PyTorch's.
+                        if xv.is_nan() || xv <= E::zero() {
                             s += gv.f64() * xv.f64();
                         }
                     }

@@ -18,12 +18,19 @@
 //! understand: `zero()`, `one()`, `c(0.5)` (a constant of the element type),
 //! `sel(cond, a, b)` (`cond ? a : b`), `exp`, `tanh`, `erf`, `sqrt`,
 //! `sigmoid`, arithmetic and comparisons. The parameter, when there is one, is
-//! always named `a`.
+//! always named `a`. An entry marked `[gate]` (ReLU) has a backward that
+//! selects instead of multiplying: `∂L/∂x = 0 if f' = 0 else ∂L/∂y · f'`, so
+//! a NaN or infinite `∂L/∂y` is stopped where the gate is shut, as PyTorch's
+//! `threshold_backward` (a product would give `NaN·0 = NaN` there).
+//!
+//! NaN propagates as in PyTorch: every function maps NaN to NaN (comparisons
+//! are written so a NaN takes the branch that keeps it: `x ≤ 0 → 0` rather
+//! than `x > 0 → x`, since `NaN > 0` is false).
 //!
 //! | function | forward | backward `∂L/∂x` | reads |
 //! |---|---|---|---|
-//! | `Relu` | `max(x, 0)` | `∂L/∂y · [x > 0]` (0 at `x = 0`, as PyTorch) | input |
-//! | `LeakyRelu(α)` | `x` if `x > 0` else `αx` | `∂L/∂y · (1 if x > 0 else α)` | input |
+//! | `Relu` | `max(x, 0)`, NaN kept | `∂L/∂y · (0 if x ≤ 0 else 1)` (0 at `x = 0`, `∂L/∂y` at NaN, as PyTorch) | input |
+//! | `LeakyRelu(α)` | `x` if `x > 0` else `αx` (NaN kept) | `∂L/∂y · (1 if x > 0 else α)` (`α` at NaN) | input |
 //! | `Sigmoid` | `σ(x) = 1/(1 + e^{−x})` | `∂L/∂y · y(1 − y)` | output |
 //! | `Tanh` | `tanh x` | `∂L/∂y · (1 − y²)` | output |
 //! | `Gelu` | `x·Φ(x) = ½x(1 + erf(x/√2))` | `∂L/∂y · (Φ(x) + x·φ(x))`, `φ(x) = e^{−x²/2}/√(2π)` | input |
@@ -109,7 +116,7 @@ macro_rules! unary_functions {
     (vocabulary($zero:ident, $one:ident, $c:ident);
     $(
         $(#[$doc:meta])*
-        $variant:ident $(($p:ident))? = $cname:literal {
+        $variant:ident $(($p:ident))? = $cname:literal $([$gate:ident])? {
             f($fx:ident) = $f:expr;
             df($reads:ident $dx:ident) = $df:expr;
         }
@@ -155,6 +162,18 @@ macro_rules! unary_functions {
                     } )*
                 }
             }
+            /// `∂L/∂x` from the gradient `g` arriving at the element whose
+            /// input is `x` and output `y`: `g·f'`, or for a `[gate]` entry
+            /// `0 if f' = 0 else g·f'` (so a NaN or infinite `g` is not
+            /// turned into NaN where the gate is shut, as PyTorch's
+            /// `threshold_backward`).
+            #[inline(always)]
+            pub fn grad<E: Elem>(self, g: E, x: E, y: E) -> E {
+                #[allow(unused_variables)]
+                match self {
+                    $( Act::$variant $(($p))? => grad_of!($($gate)?; g, self.df(x, y), E), )*
+                }
+            }
             /// `f'` at the element whose input is `x` and output `y`.
             #[inline(always)]
             pub fn df<E: Elem>(self, x: E, y: E) -> E {
@@ -193,9 +212,9 @@ macro_rules! unary_functions {
                         let src = df_arg!($reads, x, y);
                         match acc {
                             Acc::Set => dx.iter_mut().zip(src.iter().zip(dy))
-                                .for_each(|(v, (&$dx, &g))| *v = g * ($df)),
+                                .for_each(|(v, (&$dx, &g))| *v = grad_of!($($gate)?; g, $df, E)),
                             Acc::Add => dx.iter_mut().zip(src.iter().zip(dy))
-                                .for_each(|(v, (&$dx, &g))| *v = *v + g * ($df)),
+                                .for_each(|(v, (&$dx, &g))| *v = *v + grad_of!($($gate)?; g, $df, E)),
                         }
                     } )*
                 }
@@ -217,6 +236,8 @@ macro_rules! unary_functions {
                 stringify!($fx), ", T a) { (void)a; return ", stringify!($f), "; }\n",
                 "template <typename T> __device__ __forceinline__ T ", $cname, "_df(T ",
                 stringify!($dx), ", T a) { (void)a; return ", stringify!($df), "; }\n",
+                "template <typename T> __device__ __forceinline__ T ", $cname,
+                "_grad(T g, T d) { return ", grad_of_c!($($gate)?), "; }\n",
                 "KILN_UNARY(", $cname, ", ", df_arg_c!($reads), ", f32, float)\n",
                 "KILN_UNARY(", $cname, ", ", df_arg_c!($reads), ", f64, double)\n",
             )*
@@ -226,6 +247,31 @@ macro_rules! unary_functions {
         /// The names of the functions, in table order (the CUDA kernels are
         /// `<name>_fwd_<dtype>` and `<name>_bwd_<dtype>`).
         pub const NAMES: &[&str] = &[ $( $cname, )* ];
+    };
+}
+
+/// `∂L/∂x` from the arriving gradient `g` and `f' = d`: the product, or for
+/// a `[gate]` entry 0 where `d = 0` (a select, not `g·0`, so a NaN `g` stays
+/// out of the shut gate).
+macro_rules! grad_of {
+    (gate; $g:expr, $d:expr, $e:ty) => {{
+        let d: $e = $d;
+        if d == <$e as num_traits::Zero>::zero() {
+            d
+        } else {
+            $g * d
+        }
+    }};
+    (; $g:expr, $d:expr, $e:ty) => {
+        $g * ($d)
+    };
+}
+macro_rules! grad_of_c {
+    (gate) => {
+        "d == T(0) ? T(0) : g * d"
+    };
+    () => {
+        "g * d"
     };
 }
 
@@ -263,7 +309,8 @@ macro_rules! cuda_prelude {
 #define sqrt k_sqrt
 #define sigmoid k_sigmoid
 template <typename T> __device__ __forceinline__ T sel(bool p, T a, T b) { return p ? a : b; }
-// One function's kernels for one element type: y = f(x); dx (acc)= dy · f'(x or y).
+// One function's kernels for one element type: y = f(x); dx (acc)= dy · f'(x or y)
+// (NAME##_grad: the product, or for a gate 0 where f' = 0).
 // (NAME is only ever pasted with ##, so `tanh` is not replaced by the
 // vocabulary's #define.)
 #define KILN_UNARY(NAME, ARG, S, T)                                                          \
@@ -272,7 +319,7 @@ template <typename T> __device__ __forceinline__ T sel(bool p, T a, T b) { retur
     }                                                                                           \
     extern "C" __global__ void NAME##_bwd_##S(const T* x, const T* y, const T* dy, T* dx,      \
                                               u64 n, T a, int acc) {                            \
-        KILN_FOR_EACH(i, n) k_put(&dx[i], dy[i] * NAME##_df<T>(ARG[i], a), acc);               \
+        KILN_FOR_EACH(i, n) k_put(&dx[i], NAME##_grad<T>(dy[i], NAME##_df<T>(ARG[i], a)), acc); \
     }
 "#
     };
@@ -295,12 +342,18 @@ macro_rules! cuda_epilogue {
 
 unary_functions! {
     vocabulary(zero, one, c);
-    /// `max(x, 0)`; backward `dy · [x > 0]`.
-    Relu = "relu" {
-        f(x) = sel(x > zero(), x, zero());
-        df(input x) = sel(x > zero(), one(), zero());
+    /// `max(x, 0)`, NaN kept (`relu(NaN) = NaN`, `relu(±∞) = ±∞ or 0`);
+    /// backward `0 if x ≤ 0 else dy` (a `[gate]`: a select, PyTorch's
+    /// `threshold_backward`), so a NaN input passes `dy` through, 0 at
+    /// `x = 0`, and a NaN `dy` is stopped where `x ≤ 0`. Written as the
+    /// complement of `x ≤ 0` because `NaN > 0` is false.
+    Relu = "relu" [gate] {
+        f(x) = sel(x <= zero(), zero(), x);
+        df(input x) = sel(x <= zero(), zero(), one());
     }
-    /// `x` if `x > 0` else `a·x`; backward `dy · (1 if x > 0 else a)`.
+    /// `x` if `x > 0` else `a·x` (a NaN takes the second branch: `a·NaN =
+    /// NaN`); backward `dy · (1 if x > 0 else a)`, so `dy·a` at a NaN, as
+    /// PyTorch's `leaky_relu_backward`.
     LeakyRelu(a) = "leaky_relu" {
         f(x) = sel(x > zero(), x, x * a);
         df(input x) = sel(x > zero(), one(), a);
@@ -434,6 +487,56 @@ mod tests {
                 assert_eq!(dx[i], 0.5 + dy[i] * f.df(x[i], y[i]));
             }
         }
+    }
+
+    /// NaN in, NaN out for every function, through the scalar formulas and
+    /// the vectorised loops; the ReLU family's infinities and NaN gradients
+    /// as PyTorch's (`relu(∞) = ∞`, `relu(−∞) = 0`, `threshold_backward`
+    /// passes `dy` where the input is NaN, `leaky_relu_backward` gives
+    /// `α·dy` there).
+    #[test]
+    fn nan_and_infinity_follow_pytorch() {
+        use crate::device::Acc;
+        let (nan, inf) = (f32::NAN, f32::INFINITY);
+        let x = [nan, 1.0, inf, -inf, -1.0, 0.0];
+        for &f in Act::ALL.iter().chain(&[Act::LeakyRelu(0.3)]) {
+            let mut y = [0.0f32; 6];
+            f.map(&x, &mut y);
+            assert!(f.f(nan).is_nan() && y[0].is_nan(), "{f:?}(NaN) = {}", y[0]);
+            assert!(y[1..].iter().all(|v| !v.is_nan()) || f.name().starts_with("gelu"));
+        }
+        let fwd = |f: Act| {
+            let mut y = [0.0f32; 6];
+            f.map(&x, &mut y);
+            y
+        };
+        let y = fwd(Act::Relu);
+        assert!(y[0].is_nan());
+        assert_eq!(y[1..], [1.0, inf, 0.0, 0.0, 0.0]);
+        let y = fwd(Act::LeakyRelu(0.25));
+        assert!(y[0].is_nan());
+        assert_eq!(y[1..], [1.0, inf, -inf, -0.25, 0.0]);
+        let grad = |f: Act| {
+            let (mut y, mut dx) = ([0.0f32; 6], [0.0f32; 6]);
+            f.map(&x, &mut y);
+            f.map_grad(&x, &y, &[2.0; 6], &mut dx, Acc::Set);
+            dx
+        };
+        assert_eq!(grad(Act::Relu), [2.0, 2.0, 2.0, 0.0, 0.0, 0.0]);
+        assert_eq!(grad(Act::LeakyRelu(0.25)), [0.5, 2.0, 2.0, 0.5, 0.5, 0.5]);
+        // A NaN or infinite gradient arriving passes an open ReLU gate and is
+        // stopped by a shut one (a select, not `dy·0 = NaN`), as PyTorch's
+        // `threshold_backward`; LeakyReLU multiplies, as `leaky_relu_backward`.
+        let mut dx = [0.0f32; 4];
+        let (xs, dys) = ([1.0, -1.0, 0.0, -1.0], [nan, nan, inf, inf]);
+        Act::Relu.map_grad(&xs, &[1.0, 0.0, 0.0, 0.0], &dys, &mut dx, Acc::Set);
+        assert!(dx[0].is_nan());
+        assert_eq!(dx[1..], [0.0, 0.0, 0.0]);
+        assert!(Act::Relu.grad(nan, -1.0f32, 0.0) == 0.0);
+        let mut dx = [0.0f32; 4];
+        Act::LeakyRelu(0.5).map_grad(&xs, &[1.0, -0.5, 0.0, -0.5], &dys, &mut dx, Acc::Set);
+        assert!(dx[0].is_nan() && dx[1].is_nan());
+        assert_eq!(dx[2..], [inf, inf]);
     }
 
     #[test]

@@ -2,8 +2,8 @@
 //!
 //! | layer | forward | backward `∂L/∂x` | reads |
 //! |---|---|---|---|
-//! | [`Relu`] | `max(x, 0)` | `∂L/∂y · [x > 0]` (the course's mask) | input |
-//! | [`LeakyRelu`] | `x` if `x > 0` else `αx` | `∂L/∂y · (1 if x > 0 else α)` | input |
+//! | [`Relu`] | `max(x, 0)`, `relu(NaN) = NaN` | `0 if x ≤ 0 else ∂L/∂y` (the course's mask, as a select) | input |
+//! | [`LeakyRelu`] | `x` if `x > 0` else `αx` (NaN kept) | `∂L/∂y · (1 if x > 0 else α)` | input |
 //! | [`Sigmoid`] | `σ(x) = 1/(1 + e^{−x})` | `∂L/∂y · y(1 − y)` | output |
 //! | [`Tanh`] | `tanh x` | `∂L/∂y · (1 − y²)` | output |
 //! | [`Gelu`] | `x·Φ(x) = ½x(1 + erf(x/√2))` | `∂L/∂y · (Φ(x) + x·φ(x))`, `φ(x) = e^{−x²/2}/√(2π)` | input |
@@ -11,6 +11,9 @@
 //!
 //! The formulas live once, in [`crate::Act`], and every device implements
 //! them from there. At `x = 0` ReLU's derivative is taken as 0, as PyTorch does.
+//! NaN propagates as in PyTorch: every activation maps NaN to NaN (so an
+//! all-NaN batch gives a NaN loss, the non-finite-loss error, not a finite
+//! one), and a NaN gradient is stopped only where ReLU's gate is shut.
 //! Sigmoid is evaluated in a form that never overflows (`e^{x}/(1+e^{x})` for
 //! negative `x`). No cache: the tape already holds both `x` and `y`.
 //!
@@ -112,7 +115,9 @@ macro_rules! elementwise_layer {
 }
 
 elementwise_layer!(
-    /// `max(x, 0)`.
+    /// `max(x, 0)`, keeping NaN as PyTorch (`relu(NaN) = NaN`); backward
+    /// `0 if x ≤ 0 else ∂L/∂y` (PyTorch's `threshold_backward`: a NaN input
+    /// passes the gradient).
     Relu, |_s| Act::Relu
 );
 elementwise_layer!(

@@ -16,7 +16,8 @@
 //! * weights `P_h = softmax_rows(A_h)`: masked positions get exactly 0 (they
 //!   are left out of the row's maximum and sum, not computed as `e^{−∞}`); a
 //!   row whose keys are all masked is all zeros (PyTorch gives NaN), so that
-//!   query's context is 0 and its output is `out_proj.bias`;
+//!   query's context is 0 and its output is `out_proj.bias`; a NaN score
+//!   (or an infinite one) makes its whole row NaN, as PyTorch;
 //! * `O_h = P_h·V_h` side by side into `O` `[T, DM]`; `y = O·W_oᵀ + b_o`
 //!   (`out_proj`, a [`Linear`]).
 //!
@@ -175,7 +176,10 @@ impl<E: Elem> AttentionKernels<E> for Cpu {
                 *v = if ok(j) { (*v - m).exp() } else { E::zero() };
                 s = s + *v;
             }
-            if s > E::zero() {
+            // A NaN sum (a NaN or infinite score) normalises too, so the
+            // whole row is NaN as PyTorch's softmax; only an all-masked row
+            // (sum 0) is left at zeros.
+            if s > E::zero() || s.is_nan() {
                 let inv = E::one() / s;
                 row.iter_mut().for_each(|v| *v = *v * inv);
             }

@@ -3,7 +3,8 @@
 //! the identity (the course's "scale by 1/p at train time" with its `p` the
 //! keep probability).
 //!
-//! * training forward: `y = x · m / (1 − p)`, `m_i ~ Bernoulli(1 − p)`;
+//! * training forward: `y = x · m / (1 − p)`, `m_i ~ Bernoulli(1 − p)` (a
+//!   product, as PyTorch: a dropped NaN stays NaN rather than becoming 0);
 //! * backward: `∂L/∂x = ∂L/∂y · m / (1 − p)` (the same mask);
 //! * evaluation forward: `y = x`.
 //!

@@ -7,7 +7,9 @@
 //! for `a < kh`, `b < kw`:
 //!
 //! * max: `y[r, c] = max_window x` (padding never wins; the first maximum in
-//!   row-major window order wins ties); `∂L/∂x[q] = Σ_{(r,c): argmax(r,c) = q}
+//!   row-major window order wins ties; a NaN wins, the last if several, as
+//!   PyTorch's `val > maxval || isnan(val)`, so the output is NaN and the
+//!   gradient goes to the NaN; `∞` wins as a value); `∂L/∂x[q] = Σ_{(r,c): argmax(r,c) = q}
 //!   ∂L/∂y[r, c]` — the gradient is routed to the recorded argmax, and windows
 //!   that share their argmax add. Cached: the argmax of every output as its
 //!   flat index `iy·W + ix` in the input plane (`u32`, on the device, as

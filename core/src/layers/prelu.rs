@@ -9,6 +9,10 @@
 //!   `∂L/∂a_c = Σ ∂L/∂y · x · [x ≤ 0]` over the batch and every position of
 //!   channel `c` (PyTorch's convention at `x = 0`).
 //!
+//! NaN propagates as in PyTorch: a NaN `x` takes the `x ≤ 0` branch
+//! (`not x > 0`), so its output is `a_c·NaN = NaN`, its `∂L/∂x` is
+//! `∂L/∂y·a_c` and `∂L/∂a_c` becomes NaN.
+//!
 //! No cache: the tape holds `x`.
 //!
 //! # Shapes

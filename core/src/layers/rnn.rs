@@ -17,8 +17,10 @@
 //! plus what step `t + 1` sends back), for `t = T−1 … 0`:
 //!
 //! * `∂L/∂a_t = δh⊙f'(a_t)`, written with the output: `1 − h_t²` for `tanh`,
-//!   `[h_t > 0]` for `relu` (0 at 0, as PyTorch; the same derivatives as the
-//!   element-wise table's `Tanh` and `Relu`, `kernels/unary.rs`);
+//!   for `relu` the select `0 if h_t ≤ 0 else δh` (0 at 0, and NaN kept as
+//!   PyTorch: `relu(NaN) = NaN` passes `δh`, a NaN `δh` is stopped where
+//!   `h_t ≤ 0`; the same rules as the element-wise table's `Tanh` and
+//!   `Relu`, `kernels/unary.rs`);
 //! * `δh ← W_hhᵀ·∂L/∂a_t` (into step `t − 1`).
 //!
 //! Then, over all steps at once: `∂L/∂W_ih = Σ_t ∂L/∂a_t·x_tᵀ`,
@@ -78,16 +80,20 @@ impl RnnNonlinearity {
     fn f<E: Elem>(self, a: E) -> E {
         match self {
             RnnNonlinearity::Tanh => a.tanh(),
-            RnnNonlinearity::Relu if a > E::zero() => a,
-            RnnNonlinearity::Relu => E::zero(),
+            // The complement of `a ≤ 0`, so `relu(NaN) = NaN` as PyTorch.
+            RnnNonlinearity::Relu if a <= E::zero() => E::zero(),
+            RnnNonlinearity::Relu => a,
         }
     }
-    /// `f'` from the output `h = f(a)`.
-    fn df<E: Elem>(self, h: E) -> E {
+    /// `∂L/∂a` from `g = ∂L/∂h` and the output `h = f(a)`: `g·(1 − h²)`, or
+    /// for `relu` `0 if h ≤ 0 else g` (a select, PyTorch's
+    /// `threshold_backward(grad, result, 0)`: a NaN `h` passes `g`, a NaN `g`
+    /// is stopped where `h ≤ 0`).
+    fn grad<E: Elem>(self, g: E, h: E) -> E {
         match self {
-            RnnNonlinearity::Tanh => E::one() - h * h,
-            RnnNonlinearity::Relu if h > E::zero() => E::one(),
-            RnnNonlinearity::Relu => E::zero(),
+            RnnNonlinearity::Tanh => g * (E::one() - h * h),
+            RnnNonlinearity::Relu if h <= E::zero() => E::zero(),
+            RnnNonlinearity::Relu => g,
         }
     }
 }
@@ -234,7 +240,7 @@ impl<E: Elem> RnnKernels<E> for Cpu {
         for b in 0..d.batch {
             let at = (b * d.steps + t) * hn;
             for j in 0..hn {
-                da[at + j] = (dy[at + j] + dh[b * hn + j]) * f.df(h[at + j]);
+                da[at + j] = f.grad(dy[at + j] + dh[b * hn + j], h[at + j]);
             }
         }
         Ok(())

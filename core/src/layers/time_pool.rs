@@ -4,7 +4,8 @@
 //! * [`MeanOverTime`]: `y[f] = (1/T) Σ_t x[t, f]`; backward
 //!   `∂L/∂x[t, f] = ∂L/∂y[f] / T` at every step.
 //! * [`MaxOverTime`]: `y[f] = max_t x[t, f]`, recording `t*(f)`, the first
-//!   step that reaches the maximum (first wins ties); backward routes the
+//!   step that reaches the maximum (first wins ties; a NaN step wins, the
+//!   last if several, so `y[f]` is NaN as PyTorch's); backward routes the
 //!   gradient to it: `∂L/∂x[t, f] = ∂L/∂y[f]` if `t = t*(f)`, else 0.
 //!
 //! Both are the pooling kernels of [`PoolKernels`] on the sequence seen as

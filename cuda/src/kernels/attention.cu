@@ -30,7 +30,7 @@ __device__ void attn_softmax_fwd(T* a, const u32* ids, u64 rows, u64 heads, u64 
         s += e;
     }
     s = warp_sum(s);
-    if (s > T(0)) {
+    if (s > T(0) || s != s) {  // a NaN sum: the whole row NaN, as PyTorch; 0: all masked
         const T inv = T(1) / s;
         for (u64 j = lane; j < keys; j += 32) r[j] *= inv;
     }

@@ -1,11 +1,12 @@
 // Inverted dropout (kiln-core's DropoutKernels): y[i] = x[i] · keep_i · scale, scale = 1/(1 − p) (0 for p = 1),
 // keep_i = dropout_keep(seed, i, threshold): the backward recomputes the mask.
+// A product with the mask, not a select, so a dropped NaN stays NaN (PyTorch's input * mask).
 template <typename T> __device__ void dropout_fwd(const T* x, T* y, u64 n, u64 seed, u64 threshold, T scale) {
-    KILN_FOR_EACH(i, n) y[i] = k_dropout_keep(seed, i, threshold) ? x[i] * scale : T(0);
+    KILN_FOR_EACH(i, n) y[i] = x[i] * (k_dropout_keep(seed, i, threshold) ? scale : T(0));
 }
 template <typename T>
 __device__ void dropout_bwd(const T* dy, T* dx, u64 n, u64 seed, u64 threshold, T scale, int acc) {
-    KILN_FOR_EACH(i, n) k_put(&dx[i], k_dropout_keep(seed, i, threshold) ? dy[i] * scale : T(0), acc);
+    KILN_FOR_EACH(i, n) k_put(&dx[i], dy[i] * (k_dropout_keep(seed, i, threshold) ? scale : T(0)), acc);
 }
 
 #define KILN_DROPOUT(S, T)                                                                         \

@@ -51,7 +51,8 @@ __device__ void cross_entropy_bwd(const T* x, const u32* labels, T* dx, u64 rows
     }
 }
 
-// ---- multiclass SVM: Σ_{j≠y} max(0, x_j − x_y + Δ);  dx_j = [margin_j > 0] · scale,
+// ---- multiclass SVM: Σ_{j≠y} max(0, x_j − x_y + Δ) (a NaN term kept: NaN loss, where PyTorch
+//      skips it);  dx_j = [margin_j > 0] · scale,
 //      dx_y = −#{j : margin_j > 0} · scale
 
 template <typename T>
@@ -63,7 +64,8 @@ __device__ void hinge_fwd(const T* x, const u32* labels, T* loss, u64 rows, u64 
     const T xy = y < cols ? xr[y] : k_nan<T>();
     T s = T(0);
     for (u64 j = lane; j < cols; j += 32) {
-        if (j != y) s += k_max(xr[j] - xy + margin, T(0));
+        const T z = xr[j] - xy + margin;
+        if (j != y) s += z <= T(0) ? T(0) : z;  // max(z, 0) keeping a NaN
     }
     s = warp_sum(s);
     if (lane == 0) loss[row] = s;

@@ -4,6 +4,8 @@
 //   bwd         dx (acc)= dy · (1 if x > 0 else a[c])
 //   weight_bwd  da[c] (gacc)= Σ dy·x·[x ≤ 0] over the batch and the channel's
 //               positions, in double, one block per channel (fixed order)
+// A NaN x takes the `x ≤ 0` branch everywhere (`!(x > 0)`), as PyTorch: y and
+// da NaN, dx = dy·a[c].
 
 template <typename T> __device__ void prelu_fwd(const T* x, const T* a, T* y, u64 n, u64 channels, u64 inner) {
     KILN_FOR_EACH(i, n) {
