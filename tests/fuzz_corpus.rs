@@ -37,28 +37,47 @@ fn csv_corpus() {
 }
 
 #[test]
+fn tokenizer_corpus() {
+    replay("tokenizer", kiln::fuzzing::tokenizer);
+}
+
+/// Every crash a fuzzing campaign found is a file in
+/// `fuzz/regressions/<target>/` (beside a README, so the directory exists
+/// when empty); each must now be read without a panic. A missing directory
+/// fails the test, so the replay cannot silently check nothing.
+#[test]
 fn crashes_found_while_fuzzing_stay_fixed() {
+    let mut n = 0;
     for (target, f) in [
         ("checkpoint", kiln::fuzzing::checkpoint as fn(&[u8])),
         ("idx", kiln::fuzzing::idx),
         ("csv", kiln::fuzzing::csv),
+        ("tokenizer", kiln::fuzzing::tokenizer),
     ] {
         let dir = Path::new(env!("CARGO_MANIFEST_DIR"))
             .join("fuzz/regressions")
             .join(target);
-        let Ok(entries) = std::fs::read_dir(&dir) else {
-            continue;
-        };
+        let entries = std::fs::read_dir(&dir).unwrap_or_else(|e| panic!("{}: {e}", dir.display()));
+        assert!(
+            dir.join("README.md").is_file(),
+            "{}/README.md is missing",
+            dir.display()
+        );
         for entry in entries {
             let path = entry.unwrap().path();
+            if path.file_name().is_some_and(|n| n == "README.md") {
+                continue;
+            }
             let bytes = std::fs::read(&path).unwrap();
             assert!(
                 std::panic::catch_unwind(|| f(&bytes)).is_ok(),
                 "{target} panicked on {}",
                 path.display()
             );
+            n += 1;
         }
     }
+    eprintln!("replayed {n} regression files");
 }
 
 #[test]

@@ -7,6 +7,7 @@
 use crate::checkpoint::Checkpoint;
 use crate::data::csv::{parse_csv, CsvOptions};
 use crate::data::idx::{maybe_gunzip, parse_idx};
+use crate::data::text::{CharTokenizer, WordTokenizer};
 use crate::data::Position;
 use crate::layers::linear::Linear;
 use crate::module::Build;
@@ -71,5 +72,39 @@ pub fn csv(data: &[u8]) {
     let _ = t.dataset(t.columns.saturating_sub(1), 3);
     if let Some(name) = t.header.first() {
         let _ = t.column(name);
+    }
+}
+
+/// The tokenizer files (`tokenizer.char`, the word vocabulary with counts):
+/// the first byte picks the kind, the rest up to the first NUL is the file
+/// (as UTF-8, lossily), what follows is text to encode. A file that parses
+/// must round-trip through its own file text, and encoded text must decode.
+pub fn tokenizer(data: &[u8]) {
+    let Some((&sel, rest)) = data.split_first() else {
+        return;
+    };
+    let cut = rest.iter().position(|&b| b == 0).unwrap_or(rest.len());
+    let file = String::from_utf8_lossy(&rest[..cut]);
+    let text = String::from_utf8_lossy(rest.get(cut + 1..).unwrap_or(&[]));
+    if sel & 1 == 0 {
+        let Ok(t) = CharTokenizer::parse(&file) else {
+            return;
+        };
+        let again = CharTokenizer::parse(&t.to_file_text()).expect("a parsed file round-trips");
+        assert_eq!(again.symbols(), t.symbols(), "char tokenizer round trip");
+        if let Ok(ids) = t.encode(&text) {
+            let back = t.decode(&ids).expect("encoded ids decode");
+            assert_eq!(back, text, "char tokenizer encode/decode");
+        }
+        let _ = t.decode(&[0, u32::MAX, t.vocab_size() as u32]);
+    } else {
+        let Ok(t) = WordTokenizer::parse(&file) else {
+            return;
+        };
+        let again = WordTokenizer::parse(&t.to_file_text()).expect("a parsed file round-trips");
+        assert_eq!(again.words(), t.words(), "word tokenizer round trip");
+        let ids = t.encode(&text);
+        let _ = t.decode(&ids);
+        let _ = t.decode(&[u32::MAX]);
     }
 }
