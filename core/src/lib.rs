@@ -9,6 +9,7 @@
 #![warn(missing_docs)]
 #![allow(clippy::needless_range_loop)]
 
+pub(crate) mod atomic;
 pub mod checkpoint;
 pub mod cpu;
 pub mod data;
