@@ -248,3 +248,70 @@ fn kill_9_during_saves_keeps_the_last_good_checkpoint_and_no_temporary_file() {
     }
     eprintln!("{left_temp} of 20 kills left a temporary file, all removed by the next save");
 }
+
+// ---- B: no abort from a size a user can type --------------------------------------------------
+
+#[test]
+fn a_batch_whose_element_count_wraps_is_an_error() {
+    let big = usize::MAX / 784 + 2;
+    let mut t = Tensor::<S1<784>>::zeros(&Cpu, 2).unwrap();
+    let e = t.set_batch(big).unwrap_err().to_string();
+    assert!(e.contains(&big.to_string()) && e.contains("784"), "{e}");
+    assert_eq!(
+        t.batch(),
+        2,
+        "a failed set_batch must not change the tensor"
+    );
+    t.set_batch(5).unwrap();
+    assert_eq!(t.to_vec().unwrap().len(), 5 * 784);
+    let e = Tensor::<S1<784>>::zeros(&Cpu, big)
+        .err()
+        .unwrap()
+        .to_string();
+    assert!(
+        e.contains("Tensor::zeros") && e.contains(&big.to_string()),
+        "{e}"
+    );
+    let e = Tensor::<S1<784>>::from_vec(&Cpu, big, vec![0.0; 16])
+        .err()
+        .unwrap()
+        .to_string();
+    assert!(e.contains(&big.to_string()), "{e}");
+    let mut tok = Tokens::<S1<4>, 10>::zeros::<f32>(&Cpu, 1).unwrap();
+    let big = usize::MAX / 4 + 2;
+    let e = tok.set_batch::<f32>(big).unwrap_err().to_string();
+    assert!(e.contains(&big.to_string()), "{e}");
+    assert!(Tokens::<S1<4>, 10>::zeros::<f32>(&Cpu, big).is_err());
+}
+
+#[test]
+fn an_allocation_no_machine_can_hold_is_an_error_naming_the_size() {
+    // 2^36 samples of 1024 f32 = 2^48 bytes, more than the 47-bit user
+    // address space, so it fails whatever the overcommit policy.
+    let n = 1usize << 36;
+    let e = Tensor::<S1<1024>>::zeros(&Cpu, n)
+        .err()
+        .unwrap()
+        .to_string();
+    assert!(
+        e.contains(&(n * 1024).to_string()) && e.contains("bytes"),
+        "{e}"
+    );
+    let mut t = Tensor::<S1<1024>>::zeros(&Cpu, 1).unwrap();
+    let e = t.set_batch(n).unwrap_err().to_string();
+    assert!(e.contains(&(n * 1024).to_string()), "{e}");
+    assert_eq!(t.batch(), 1);
+    t.set_batch(2).unwrap();
+}
+
+#[test]
+fn absurd_thread_counts_are_errors_not_aborts() {
+    for n in [10_000, 1 << 20, usize::MAX] {
+        let e = kiln::set_threads(n).unwrap_err().to_string();
+        assert!(
+            e.contains(&n.to_string()) && e.contains("set_threads"),
+            "{e}"
+        );
+    }
+    assert!(kiln::max_threads() >= 4 && kiln::max_threads() <= 1024);
+}
