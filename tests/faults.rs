@@ -315,3 +315,100 @@ fn absurd_thread_counts_are_errors_not_aborts() {
     }
     assert!(kiln::max_threads() >= 4 && kiln::max_threads() <= 1024);
 }
+
+// ---- C: hyper-parameters outside their domain --------------------------------------------------
+
+kiln::network! {
+    pub struct Tiny {
+        input: [3],
+        fc: Linear(2),
+    }
+}
+
+/// One step of `opt` on a tiny network: the error, and whether any parameter changed.
+fn step_with<O: Optimizer<f32, Cpu>>(mut opt: O) -> (Option<String>, bool) {
+    use kiln::Path as PPath;
+    let dev = Cpu;
+    let mut net = Tiny::<f32, Cpu>::init(&dev, &mut kiln::rng(1)).unwrap();
+    let values = |m: &Tiny<f32, Cpu>| {
+        let mut v = Vec::new();
+        m.visit(&PPath::ROOT, &mut |_, p| {
+            v.extend_from_slice(&p.value[..p.numel])
+        });
+        v
+    };
+    let before = values(&net);
+    let x = Tensor::<S1<3>>::from_slice(&dev, &[1.0, -2.0, 0.5, 0.3, 0.2, -0.1]).unwrap();
+    let y = Tensor::<S1<2>>::from_slice(&dev, &[0.5, -0.5, 1.0, 0.0]).unwrap();
+    let mut tape = net.tape().unwrap();
+    let mut grads = net.grads().unwrap();
+    let mut dy = Tensor::<S1<2>>::zeros(&dev, 2).unwrap();
+    let out = net.forward_train(&x, &mut tape).unwrap();
+    mse(out, &y, Some(&mut dy)).unwrap();
+    net.backward(&mut tape, &dy, &mut grads).unwrap();
+    let e = opt.step(&mut net, &grads).err().map(|e| e.to_string());
+    (e, values(&net) != before)
+}
+
+#[test]
+fn bad_learning_rates_and_momenta_fail_the_first_step_naming_them() {
+    let cases: Vec<(Box<dyn Optimizer<f32, Cpu>>, &str)> = vec![
+        (
+            Box::new(Adam::new(-1.0)),
+            "Adam: the learning rate must be a finite number ≥ 0, got -1",
+        ),
+        (
+            Box::new(Adam::new(f64::NAN)),
+            "Adam: the learning rate must be a finite number ≥ 0, got NaN",
+        ),
+        (
+            Box::new(Adam::adamw(1e-3).betas(0.9, 1.0)),
+            "AdamW: beta2 must be in [0, 1), got 1",
+        ),
+        (
+            Box::new(Sgd::new(f64::INFINITY)),
+            "Sgd: the learning rate must be a finite number ≥ 0, got inf",
+        ),
+        (
+            Box::new(Sgd::new(0.1).momentum(-0.9)),
+            "Sgd: momentum must be a finite number ≥ 0, got -0.9",
+        ),
+        (
+            Box::new(kiln::optim::RmsProp::new(-0.01)),
+            "RmsProp: the learning rate",
+        ),
+        (
+            Box::new(kiln::optim::Adagrad::new(0.1).eps(-1.0)),
+            "Adagrad: eps must be",
+        ),
+    ];
+    for (opt, want) in cases {
+        let (e, changed) = step_with(opt);
+        let e = e.expect("a bad hyper-parameter was accepted");
+        assert!(e.contains(want), "{e}\nwant {want}");
+        assert!(!changed, "a refused step changed the parameters");
+    }
+    // Zero is a valid rate (a frozen step); a schedule's NaN is caught at the step.
+    assert_eq!(step_with(Sgd::new(0.0)), (None, false));
+    let mut opt = Sgd::new(0.1);
+    Optimizer::<f32, Cpu>::set_lr(&mut opt, f64::NAN);
+    assert!(step_with(opt).0.unwrap().contains("NaN"));
+}
+
+#[test]
+fn schedules_refuse_negative_and_nan_rates() {
+    use kiln::schedule::*;
+    let e = StepLr::new(-0.1, 10, 0.1).unwrap_err().to_string();
+    assert!(
+        e.contains("StepLr") && e.contains("base_lr") && e.contains("-0.1"),
+        "{e}"
+    );
+    assert!(StepLr::new(0.1, 10, f64::NAN).is_err());
+    assert!(CosineAnnealingLr::new(0.1, 10, -1.0).is_err());
+    assert!(CosineAnnealingWarmRestarts::new(f64::NAN, 10, 1, 0.0).is_err());
+    assert!(ConstantLr::new(-1.0, 0.5, 3).is_err());
+    assert!(LinearLr::new(-1.0, 0.5, 1.0, 3).is_err());
+    assert!(WarmupCosine::new(f64::INFINITY, 1, 10, 0.0).is_err());
+    assert!(WarmupCosine::new(1e-3, 1, 10, -1e-4).is_err());
+    assert!(StepLr::new(0.1, 10, 0.5).is_ok());
+}
