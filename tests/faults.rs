@@ -352,7 +352,8 @@ fn step_with<O: Optimizer<f32, Cpu>>(mut opt: O) -> (Option<String>, bool) {
 
 #[test]
 fn bad_learning_rates_and_momenta_fail_the_first_step_naming_them() {
-    let cases: Vec<(Box<dyn Optimizer<f32, Cpu>>, &str)> = vec![
+    type Opt = Box<dyn Optimizer<f32, Cpu>>;
+    let cases: Vec<(Opt, &str)> = vec![
         (
             Box::new(Adam::new(-1.0)),
             "Adam: the learning rate must be a finite number ≥ 0, got -1",

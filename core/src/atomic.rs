@@ -247,7 +247,7 @@ mod tests {
             std::fs::write(d.join(k), b"x").unwrap();
         }
         write_atomic(&p, b"new", Stage::Done).unwrap();
-        let mut want: Vec<String> = keep.iter().cloned().collect();
+        let mut want: Vec<String> = keep.to_vec();
         // Our own temporary file was the one renamed over the target.
         want.retain(|k| !k.ends_with(&format!("tmp-{}", std::process::id())));
         want.push("a.bin".into());
