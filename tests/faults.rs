@@ -53,6 +53,8 @@ fn numbered(i: u64, n: usize) -> Checkpoint {
 fn an_empty_path_is_an_error_that_says_so() {
     let e = checkpoint::save(&net(1), "").unwrap_err().to_string();
     assert!(e.contains("path is empty"), "{e}");
+    let e = checkpoint::load(&mut net(1), "").unwrap_err().to_string();
+    assert!(e.starts_with("\"\" (an empty path): "), "{e}");
 }
 
 #[test]

@@ -60,7 +60,7 @@ pub enum Error {
 
     // ---- data ------------------------------------------------------------------
     /// A file could not be read or written.
-    #[error("{}: {source}", path.display())]
+    #[error("{}: {source}", shown(path))]
     Io {
         path: PathBuf,
         #[source]
@@ -88,6 +88,16 @@ pub enum Error {
     /// A device could not be opened or used (missing driver or library, no GPU).
     #[error("device {device}: {msg}")]
     Device { device: String, msg: String },
+}
+
+/// A path as an error shows it: an empty one as `"" (an empty path)`, so the
+/// message never starts with a bare `: `.
+fn shown(path: &std::path::Path) -> String {
+    if path.as_os_str().is_empty() {
+        "\"\" (an empty path)".into()
+    } else {
+        path.display().to_string()
+    }
 }
 
 impl Error {
