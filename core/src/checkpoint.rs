@@ -10,7 +10,11 @@
 //! * **Writing is atomic**: the bytes go to a temporary file in the same
 //!   directory, which is fsynced and then renamed over the target, and the
 //!   directory is fsynced. A crash at any point leaves either the old file or
-//!   the new one, never a torn one.
+//!   the new one, never a torn one. A failed save removes its temporary
+//!   file; the next save removes those of killed processes
+//!   (`.<name>.tmp-<pid>` whose `/proc/<pid>` is gone). The target must be
+//!   absent or a regular file: a directory or a device node (`/dev/full`)
+//!   is refused, and an empty path is an error that says so.
 //! * **Loading checks everything first**: every expected name present, no
 //!   unexpected one, every dtype and shape equal. All problems are reported
 //!   together, by name with both shapes, and the model is left untouched
@@ -48,6 +52,7 @@
 //! # let _ = (r, pos); Ok(()) }
 //! ```
 
+use crate::atomic::Stage;
 use crate::device::Backend;
 use crate::elem::Elem;
 use crate::error::{Error, Result};
@@ -58,8 +63,7 @@ use crate::Rng;
 pub use safetensors::tensor::Dtype;
 use safetensors::tensor::TensorView;
 use std::collections::{BTreeMap, HashMap};
-use std::io::Write;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 /// One stored tensor: dtype, shape and little-endian bytes.
 #[derive(Clone, Debug, PartialEq)]
@@ -179,22 +183,30 @@ impl Checkpoint {
     }
 
     /// Writes the checkpoint atomically (temporary file, fsync, rename).
+    ///
+    /// Stale temporary files of this target left by killed processes are
+    /// removed first, a failed save removes its own, and a target that is
+    /// not a regular file (a directory, a device node) is refused; see the
+    /// module docs.
     pub fn save(&self, path: impl AsRef<Path>) -> Result<()> {
-        self.save_inner(path.as_ref(), false)
+        self.save_inner(path.as_ref(), Stage::Done)
     }
 
     /// `save`, but stops after writing the temporary file, as a process killed
     /// mid-save would (for tests of atomicity).
     #[doc(hidden)]
     pub fn save_interrupted(&self, path: impl AsRef<Path>) -> Result<()> {
-        self.save_inner(path.as_ref(), true)
+        self.save_inner(path.as_ref(), Stage::Interrupt)
     }
 
-    fn save_inner(&self, path: &Path, interrupt: bool) -> Result<()> {
-        let io = |source| Error::Io {
-            path: path.to_path_buf(),
-            source,
-        };
+    /// `save`, but fails after writing the temporary file, as a full disk
+    /// would (for tests that a failed save leaves nothing behind).
+    #[doc(hidden)]
+    pub fn save_failing(&self, path: impl AsRef<Path>) -> Result<()> {
+        self.save_inner(path.as_ref(), Stage::Fail)
+    }
+
+    fn save_inner(&self, path: &Path, stage: Stage) -> Result<()> {
         let views: Vec<(String, TensorView<'_>)> = self
             .tensors
             .iter()
@@ -212,28 +224,7 @@ impl Checkpoint {
             path: path.to_path_buf(),
             msg: e.to_string(),
         })?;
-        let dir = match path.parent() {
-            Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
-            _ => PathBuf::from("."),
-        };
-        let name = path
-            .file_name()
-            .map(|n| n.to_string_lossy().into_owned())
-            .unwrap_or_default();
-        let tmp = dir.join(format!(".{name}.tmp-{}", std::process::id()));
-        {
-            let mut f = std::fs::File::create(&tmp).map_err(io)?;
-            f.write_all(&bytes).map_err(io)?;
-            f.sync_all().map_err(io)?;
-        }
-        if interrupt {
-            return Ok(());
-        }
-        std::fs::rename(&tmp, path).map_err(io)?;
-        if let Ok(d) = std::fs::File::open(&dir) {
-            let _ = d.sync_all();
-        }
-        Ok(())
+        crate::atomic::write_atomic(path, &bytes, stage)
     }
 
     /// Reads a checkpoint; a damaged file is an error naming it.

@@ -109,6 +109,43 @@ fn short(what: &'static str, need: usize, have: usize) -> Error {
 }
 
 #[inline]
+/// The error of a host allocation of `n` elements of `T` that failed.
+fn alloc_error<T>(n: usize, e: std::collections::TryReserveError) -> Error {
+    let size = std::mem::size_of::<T>();
+    let bytes = match n.checked_mul(size) {
+        Some(b) => format!("{b} bytes"),
+        None => "more than usize::MAX bytes".into(),
+    };
+    Error::Device {
+        device: "cpu".into(),
+        msg: format!("cannot allocate {n} elements of {size} bytes ({bytes}): {e}"),
+    }
+}
+
+/// `vec![v; n]`, but a failed allocation is an [`Error::Device`] naming the
+/// size instead of an abort.
+pub(crate) fn try_vec<T: Clone>(n: usize, v: T) -> Result<Vec<T>> {
+    let mut buf = Vec::new();
+    try_resize(&mut buf, n, v)?;
+    Ok(buf)
+}
+
+/// `buf.resize(n, v)`, but a failed allocation is an [`Error::Device`]
+/// naming the size instead of an abort (`buf` is then unchanged).
+pub(crate) fn try_resize<T: Clone>(buf: &mut Vec<T>, n: usize, v: T) -> Result<()> {
+    if n > buf.len() {
+        let more = n - buf.len();
+        if buf.capacity() == 0 {
+            buf.try_reserve_exact(more)
+        } else {
+            buf.try_reserve(more)
+        }
+        .map_err(|e| alloc_error::<T>(n, e))?;
+    }
+    buf.resize(n, v);
+    Ok(())
+}
+
 fn need<T>(what: &'static str, b: &[T], n: usize) -> Result<()> {
     if b.len() < n {
         Err(short(what, n, b.len()))
@@ -220,14 +257,13 @@ impl Cpu {
 
 impl<E: Elem> Backend<E> for Cpu {
     fn zeros<T: Scalar>(&self, n: usize) -> Result<Vec<T>> {
-        Ok(vec![T::default(); n])
+        try_vec(n, T::default())
     }
     fn len<T: Scalar>(&self, buf: &Vec<T>) -> usize {
         buf.len()
     }
     fn resize<T: Scalar>(&self, buf: &mut Vec<T>, n: usize) -> Result<()> {
-        buf.resize(n, T::default());
-        Ok(())
+        try_resize(buf, n, T::default())
     }
     fn upload<T: Scalar>(&self, src: &[T], dst: &mut Vec<T>) -> Result<()> {
         need("upload", dst, src.len())?;

@@ -64,7 +64,7 @@ pub enum Error {
 
     // ---- data ------------------------------------------------------------------
     /// A file could not be read or written.
-    #[error("{}: {source}", path.display())]
+    #[error("{}: {source}", shown(path))]
     Io {
         path: PathBuf,
         #[source]
@@ -186,6 +186,16 @@ impl std::fmt::Debug for Error {
                 .field("msg", msg)
                 .finish(),
         }
+    }
+}
+
+/// A path as an error shows it: an empty one as `"" (an empty path)`, so the
+/// message never starts with a bare `: `.
+fn shown(path: &std::path::Path) -> String {
+    if path.as_os_str().is_empty() {
+        "\"\" (an empty path)".into()
+    } else {
+        path.display().to_string()
     }
 }
 

@@ -9,6 +9,7 @@
 #![warn(missing_docs)]
 #![allow(clippy::needless_range_loop)]
 
+pub(crate) mod atomic;
 pub mod checkpoint;
 pub mod cpu;
 pub mod data;
@@ -65,9 +66,29 @@ pub fn rng(seed: u64) -> Rng {
     Rng::seed_from_u64(seed)
 }
 
+/// The most threads [`set_threads`] accepts: 4 × the available parallelism,
+/// and never more than 1024.
+pub fn max_threads() -> usize {
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    cores.saturating_mul(4).min(1024)
+}
+
 /// Sets the number of threads kiln's CPU kernels use (rayon's global pool).
-/// Call once, before any work; later calls are errors.
+/// Call once, before any work; later calls are errors. `0` is rayon's default
+/// (one per core). More than [`max_threads`] (4 × the cores, at most 1024) is
+/// an error: thousands of threads only slow the kernels down, and starting
+/// them can abort the process when their stacks cannot be mapped.
 pub fn set_threads(n: usize) -> Result<()> {
+    let max = max_threads();
+    if n > max {
+        return Err(Error::invalid(
+            "set_threads",
+            format!(
+                "{n} threads is more than the {max} allowed (4 × the {} cores this machine offers, at most 1024)",
+                std::thread::available_parallelism().map_or(1, |n| n.get())
+            ),
+        ));
+    }
     rayon::ThreadPoolBuilder::new()
         .num_threads(n)
         .build_global()

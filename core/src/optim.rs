@@ -243,6 +243,28 @@ impl<E: Elem, D: OptimKernels<E>, O: Optimizer<E, D> + ?Sized> Optimizer<E, D> f
     }
 }
 
+/// Fails with [`Error::InvalidArgument`] naming `opt`, the hyper-parameter
+/// and its value unless `v` is finite and in `[0, hi)` (`hi = ∞`: `v ≥ 0`).
+/// Optimizers call it from [`Optimizer::begin_step`], so a bad learning rate
+/// (`Adam::new(-1.0)`, a NaN a schedule produced) fails the first step before
+/// any parameter changes; the constructors stay infallible.
+pub(crate) fn check_hyper(opt: &'static str, checks: &[(&str, f64, f64)]) -> Result<()> {
+    for &(name, v, hi) in checks {
+        if !(v.is_finite() && v >= 0.0 && v < hi) {
+            let domain = if hi.is_infinite() {
+                "a finite number ≥ 0".to_string()
+            } else {
+                format!("in [0, {hi})")
+            };
+            return Err(Error::invalid(
+                opt,
+                format!("{name} must be {domain}, got {v}"),
+            ));
+        }
+    }
+    Ok(())
+}
+
 /// Calls `f(index, path, param)` for every parameter of `m` with a gradient,
 /// in visiting order, stopping at the first error.
 pub(crate) fn for_each_grad<E: Elem, D: Backend<E>, M: Module<E, D>>(

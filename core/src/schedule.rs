@@ -108,6 +108,18 @@ impl<S: Schedule + ?Sized> Schedule for Box<S> {
     }
 }
 
+/// Fails unless every rate or factor is finite and ≥ 0 (a negative or NaN
+/// rate would train backwards or poison every parameter).
+fn rates(op: &'static str, vals: &[(&str, f64)]) -> Result<()> {
+    crate::optim::check_hyper(
+        op,
+        &vals
+            .iter()
+            .map(|&(n, v)| (n, v, f64::INFINITY))
+            .collect::<Vec<_>>(),
+    )
+}
+
 fn positive(op: &'static str, name: &str, v: u64) -> Result<()> {
     if v == 0 {
         Err(Error::invalid(op, format!("{name} must be positive")))
@@ -139,6 +151,7 @@ impl StepLr {
     /// `η·γ^⌊t/step_size⌋`; `step_size` must be positive.
     pub fn new(base_lr: f64, step_size: u64, gamma: f64) -> Result<Self> {
         positive("StepLr", "step_size", step_size)?;
+        rates("StepLr", &[("base_lr", base_lr), ("gamma", gamma)])?;
         Ok(StepLr {
             base_lr,
             step_size,
@@ -195,6 +208,10 @@ impl CosineAnnealingLr {
     /// Cosine annealing; `t_max` must be positive.
     pub fn new(base_lr: f64, t_max: u64, eta_min: f64) -> Result<Self> {
         positive("CosineAnnealingLr", "t_max", t_max)?;
+        rates(
+            "CosineAnnealingLr",
+            &[("base_lr", base_lr), ("eta_min", eta_min)],
+        )?;
         Ok(CosineAnnealingLr {
             base_lr,
             t_max,
@@ -236,6 +253,10 @@ impl CosineAnnealingWarmRestarts {
     pub fn new(base_lr: f64, t_0: u64, t_mult: u64, eta_min: f64) -> Result<Self> {
         positive("CosineAnnealingWarmRestarts", "t_0", t_0)?;
         positive("CosineAnnealingWarmRestarts", "t_mult", t_mult)?;
+        rates(
+            "CosineAnnealingWarmRestarts",
+            &[("base_lr", base_lr), ("eta_min", eta_min)],
+        )?;
         Ok(CosineAnnealingWarmRestarts {
             base_lr,
             t_0,
@@ -284,6 +305,7 @@ pub struct ConstantLr {
 impl ConstantLr {
     /// A constant warm-up; `factor` must lie in `[0, 1]`.
     pub fn new(base_lr: f64, factor: f64, total_iters: u64) -> Result<Self> {
+        rates("ConstantLr", &[("base_lr", base_lr)])?;
         if !(0.0..=1.0).contains(&factor) {
             return Err(Error::invalid(
                 "ConstantLr",
@@ -333,6 +355,7 @@ impl LinearLr {
             ));
         }
         positive("LinearLr", "total_iters", total_iters)?;
+        rates("LinearLr", &[("base_lr", base_lr)])?;
         Ok(LinearLr {
             base_lr,
             start_factor,
@@ -443,6 +466,7 @@ pub struct WarmupCosine {
 impl WarmupCosine {
     /// nanoGPT's schedule; `lr_decay_iters` must exceed `warmup_iters`.
     pub fn new(base_lr: f64, warmup_iters: u64, lr_decay_iters: u64, min_lr: f64) -> Result<Self> {
+        rates("WarmupCosine", &[("base_lr", base_lr), ("min_lr", min_lr)])?;
         if lr_decay_iters <= warmup_iters {
             return Err(Error::invalid(
                 "WarmupCosine",

@@ -7,6 +7,27 @@ use crate::shape::{fmt_dims, Shape};
 use std::fmt;
 use std::marker::PhantomData;
 
+/// `batch · numel` elements of samples of shape `dims`, or an
+/// [`Error::InvalidArgument`] naming both sizes when that overflows `usize`
+/// (a batch size a user typed must not wrap into a small buffer).
+pub(crate) fn batch_elems(
+    op: &'static str,
+    batch: usize,
+    dims: &[usize],
+    numel: usize,
+) -> Result<usize> {
+    batch.checked_mul(numel).ok_or_else(|| {
+        Error::invalid(
+            op,
+            format!(
+                "a batch of {batch} samples of {} ({numel} elements each) has more than usize::MAX = {} elements",
+                fmt_dims(dims),
+                usize::MAX
+            ),
+        )
+    })
+}
+
 /// A batch of `batch` samples of shape `S`, stored row-major on device `D`
 /// (sample-major: sample `i` occupies elements `i·S::NUMEL .. (i+1)·S::NUMEL`,
 /// exactly PyTorch's contiguous `[batch, dims…]` layout).
@@ -26,8 +47,9 @@ pub struct Tensor<S: Shape, E: Elem = f32, D: Device = crate::Cpu> {
 impl<S: Shape, E: Elem, D: Backend<E>> Tensor<S, E, D> {
     /// A zero-filled batch of `batch` samples.
     pub fn zeros(dev: &D, batch: usize) -> Result<Self> {
+        let n = batch_elems("Tensor::zeros", batch, S::DIMS, S::NUMEL)?;
         Ok(Tensor {
-            buf: dev.zeros(batch * S::NUMEL)?,
+            buf: dev.zeros(n)?,
             batch,
             dev: dev.clone(),
             _s: PhantomData,
@@ -54,10 +76,11 @@ impl<S: Shape, E: Elem, D: Backend<E>> Tensor<S, E, D> {
     }
     /// A batch of exactly `batch` samples from host values.
     pub fn from_vec(dev: &D, batch: usize, data: Vec<E>) -> Result<Self> {
-        if data.len() != batch * S::NUMEL {
+        let n = batch_elems("Tensor::from_vec", batch, S::DIMS, S::NUMEL)?;
+        if data.len() != n {
             return Err(Error::LengthMismatch {
                 what: format!("Tensor<{}>::from_vec", fmt_dims(S::DIMS)),
-                expected: batch * S::NUMEL,
+                expected: n,
                 shape: format!("{batch} × {}", fmt_dims(S::DIMS)),
                 got: data.len(),
             });
@@ -86,14 +109,15 @@ impl<S: Shape, E: Elem, D: Backend<E>> Tensor<S, E, D> {
     /// existing ones are unspecified after a change.
     pub fn set_batch(&mut self, batch: usize) -> Result<()> {
         if batch != self.batch {
-            self.dev.resize(&mut self.buf, batch * S::NUMEL)?;
+            let n = batch_elems("Tensor::set_batch", batch, S::DIMS, S::NUMEL)?;
+            self.dev.resize(&mut self.buf, n)?;
             self.batch = batch;
         }
         Ok(())
     }
     /// Copies the data to the host.
     pub fn to_vec(&self) -> Result<Vec<E>> {
-        let mut v = vec![E::zero(); self.numel()];
+        let mut v = crate::cpu::try_vec(self.numel(), E::zero())?;
         self.dev.download(&self.buf, &mut v)?;
         Ok(v)
     }
@@ -336,9 +360,10 @@ impl<S: Shape, const V: usize, D: Device> Tokens<S, V, D> {
     where
         D: Backend<E>,
     {
+        let n = batch_elems("Tokens::zeros", batch, S::DIMS, S::NUMEL)?;
         Ok(Tokens {
-            buf: <D as Backend<E>>::zeros::<u32>(dev, batch * S::NUMEL)?,
-            host: vec![0; batch * S::NUMEL],
+            buf: <D as Backend<E>>::zeros::<u32>(dev, n)?,
+            host: crate::cpu::try_vec(n, 0)?,
             batch,
             dev: dev.clone(),
             _s: PhantomData,
@@ -392,8 +417,9 @@ impl<S: Shape, const V: usize, D: Device> Tokens<S, V, D> {
         D: Backend<E>,
     {
         if batch != self.batch {
-            self.host.resize(batch * S::NUMEL, 0);
-            <D as Backend<E>>::resize(&self.dev, &mut self.buf, batch * S::NUMEL)?;
+            let n = batch_elems("Tokens::set_batch", batch, S::DIMS, S::NUMEL)?;
+            crate::cpu::try_resize(&mut self.host, n, 0)?;
+            <D as Backend<E>>::resize(&self.dev, &mut self.buf, n)?;
             self.batch = batch;
         }
         Ok(())

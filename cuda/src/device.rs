@@ -298,18 +298,32 @@ impl Cuda {
 
     pub(crate) fn alloc<T: Scalar>(&self, n: usize) -> Result<CudaBuf<T>> {
         let es = esize::<T>()?;
-        let mem = if n == 0 {
-            Mem::Empty
-        } else {
-            match &*self.inner {
-                Inner::Gpu(g) => Mem::Dev(
-                    g.stream
-                        .alloc_zeros::<u8>(n * es)
-                        .map_err(|e| g.err("alloc", driver_msg(&e)))?,
-                ),
-                Inner::Host(_) => Mem::Host(vec![0u64; (n * es).div_ceil(8)]),
-            }
+        let too_big = |why: String| Error::Device {
+            device: self.name(),
+            msg: format!("cannot allocate {n} elements of {es} bytes: {why}"),
         };
+        let bytes = n
+            .checked_mul(es)
+            .filter(|&b| b <= isize::MAX as usize)
+            .ok_or_else(|| too_big("more than isize::MAX bytes".into()))?;
+        let mem =
+            if n == 0 {
+                Mem::Empty
+            } else {
+                match &*self.inner {
+                    Inner::Gpu(g) => Mem::Dev(g.stream.alloc_zeros::<u8>(bytes).map_err(|e| {
+                        g.err("alloc", format!("{bytes} bytes: {}", driver_msg(&e)))
+                    })?),
+                    Inner::Host(_) => {
+                        let words = bytes.div_ceil(8);
+                        let mut v = Vec::new();
+                        v.try_reserve_exact(words)
+                            .map_err(|e| too_big(format!("{bytes} bytes: {e}")))?;
+                        v.resize(words, 0u64);
+                        Mem::Host(v)
+                    }
+                }
+            };
         Ok(CudaBuf {
             mem,
             len: n,

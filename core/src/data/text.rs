@@ -16,31 +16,12 @@
 
 use crate::error::{Error, Result};
 use std::collections::HashMap;
-use std::io::Write;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 /// Writes `text` to `path` atomically: a temporary file in the same
 /// directory, fsynced, then renamed over `path`.
 fn write_atomic(path: &Path, text: &str) -> Result<()> {
-    let io = |source| Error::Io {
-        path: path.to_path_buf(),
-        source,
-    };
-    let dir = match path.parent() {
-        Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
-        _ => PathBuf::from("."),
-    };
-    let name = path
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_default();
-    let tmp = dir.join(format!(".{name}.tmp-{}", std::process::id()));
-    {
-        let mut f = std::fs::File::create(&tmp).map_err(io)?;
-        f.write_all(text.as_bytes()).map_err(io)?;
-        f.sync_all().map_err(io)?;
-    }
-    std::fs::rename(&tmp, path).map_err(io)
+    crate::atomic::write_atomic(path, text.as_bytes(), crate::atomic::Stage::Done)
 }
 
 /// Reads `path` as UTF-8; an unreadable file is [`Error::Io`], bytes that are
@@ -860,6 +841,7 @@ impl Shakespeare {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::path::PathBuf;
 
     /// A fresh directory under the system's temporary directory.
     fn temp_dir(name: &str) -> PathBuf {

@@ -78,6 +78,22 @@ impl<E: Elem, D: Backend<E>> Adagrad<E, D> {
 }
 
 impl<E: Elem, D: OptimKernels<E>> Optimizer<E, D> for Adagrad<E, D> {
+    fn begin_step(&mut self) -> Result<()> {
+        super::check_hyper(
+            "Adagrad",
+            &[
+                ("the learning rate", self.lr, f64::INFINITY),
+                ("lr_decay", self.lr_decay, f64::INFINITY),
+                ("weight_decay", self.weight_decay, f64::INFINITY),
+                (
+                    "initial_accumulator_value",
+                    self.initial_accumulator_value,
+                    f64::INFINITY,
+                ),
+                ("eps", self.eps, f64::INFINITY),
+            ],
+        )
+    }
     fn update(&mut self, index: usize, path: &Path<'_>, p: ParamMut<'_, E, D>) -> Result<()> {
         let g = grad_of("Adagrad", path, &p)?;
         let g0 = E::of(self.initial_accumulator_value);

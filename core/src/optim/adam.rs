@@ -85,6 +85,16 @@ impl<E: Elem, D: Backend<E>> Adam<E, D> {
 
 impl<E: Elem, D: OptimKernels<E>> Optimizer<E, D> for Adam<E, D> {
     fn begin_step(&mut self) -> Result<()> {
+        super::check_hyper(
+            self.kind(),
+            &[
+                ("the learning rate", self.lr, f64::INFINITY),
+                ("beta1", self.beta1, 1.0),
+                ("beta2", self.beta2, 1.0),
+                ("eps", self.eps, f64::INFINITY),
+                ("weight_decay", self.weight_decay, f64::INFINITY),
+            ],
+        )?;
         self.steps += 1;
         Ok(())
     }

@@ -94,6 +94,15 @@ impl<E: Elem, D: Backend<E>> RmsProp<E, D> {
 
 impl<E: Elem, D: OptimKernels<E>> Optimizer<E, D> for RmsProp<E, D> {
     fn begin_step(&mut self) -> Result<()> {
+        super::check_hyper(
+            "RmsProp",
+            &[
+                ("the learning rate", self.lr, f64::INFINITY),
+                ("eps", self.eps, f64::INFINITY),
+                ("weight_decay", self.weight_decay, f64::INFINITY),
+                ("momentum", self.momentum, f64::INFINITY),
+            ],
+        )?;
         if self.momentum < 0.0 || !(0.0..=1.0).contains(&self.alpha) {
             return Err(Error::invalid(
                 "RmsProp",

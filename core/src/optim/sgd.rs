@@ -82,6 +82,10 @@ impl<E: Elem, D: SparseRowKernels<E>> Sgd<E, D> {
         weight: &mut Tensor<S2<V, DIM>, E, D>,
         grad: &SparseRows<E, D, V, DIM>,
     ) -> Result<()> {
+        super::check_hyper(
+            "Sgd::step_sparse",
+            &[("the learning rate", self.lr, f64::INFINITY)],
+        )?;
         if self.momentum != 0.0 || self.weight_decay != 0.0 || self.nesterov {
             return Err(Error::invalid(
                 "Sgd::step_sparse",
@@ -96,6 +100,15 @@ impl<E: Elem, D: SparseRowKernels<E>> Sgd<E, D> {
 
 impl<E: Elem, D: OptimKernels<E>> Optimizer<E, D> for Sgd<E, D> {
     fn begin_step(&mut self) -> Result<()> {
+        super::check_hyper(
+            "Sgd",
+            &[
+                ("the learning rate", self.lr, f64::INFINITY),
+                ("momentum", self.momentum, f64::INFINITY),
+                ("dampening", self.dampening, f64::INFINITY),
+                ("weight_decay", self.weight_decay, f64::INFINITY),
+            ],
+        )?;
         if self.nesterov && (self.momentum <= 0.0 || self.dampening != 0.0) {
             return Err(Error::invalid(
                 "Sgd",

@@ -210,3 +210,30 @@ pub(crate) fn elementwise<E: Elem>(d: &Cuda, r: &mut Rng, rep: &mut Report) {
         }
     }
 }
+
+/// Sizes a user can type are errors, never aborts (issue 13): an element
+/// count whose byte size overflows, one no device can hold, and a batch
+/// whose `batch · NUMEL` would wrap.
+#[test]
+fn impossible_allocations_are_errors_naming_the_size() {
+    use kiln_core::{Tensor, S1};
+    let d = device();
+    for n in [usize::MAX / 2, 1usize << 46] {
+        let e = <Cuda as Backend<f32>>::zeros::<f32>(&d, n)
+            .err()
+            .unwrap_or_else(|| panic!("{n} elements allocated"))
+            .to_string();
+        assert!(e.contains(&n.to_string()), "{e}");
+    }
+    let mut t = Tensor::<S1<784>, f32, Cuda>::zeros(&d, 1).unwrap();
+    let Err(e) = t.set_batch(usize::MAX / 784 + 2) else {
+        panic!("a wrapping batch was accepted");
+    };
+    let e = e.to_string();
+    assert!(
+        e.contains(&(usize::MAX / 784 + 2).to_string()) && e.contains("784"),
+        "{e}"
+    );
+    assert_eq!(t.batch(), 1);
+    t.set_batch(3).unwrap();
+}
