@@ -282,7 +282,7 @@ fn evaluate<D: Kernels<f32>>(
         let loss = cross_entropy(logits, &bufs.y, None)?;
         bufs.host.resize(n * 10, 0.0);
         logits.copy_to_slice(&mut bufs.host)?;
-        m.add(loss as f64, count_correct(&bufs.host, 10, &b.y), n);
+        m.add(loss as f64, count_correct(&bufs.host, 10, &b.y)?, n);
     }
     Ok((m.loss(), m.accuracy()))
 }
@@ -503,7 +503,7 @@ fn run<D: Kernels<f32>>(args: &Args, dev: &D) -> kiln::Result<Option<(f64, usize
             let loss = cross_entropy(logits, &y, Some(&mut dlogits))?;
             host_logits.resize(n * 10, 0.0);
             logits.copy_to_slice(&mut host_logits)?;
-            let correct = count_correct(&host_logits, 10, &batch.y);
+            let correct = count_correct(&host_logits, 10, &batch.y)?;
             net.backward(&mut tape, &dlogits, &mut grads)?;
             opt.step(&mut net, &grads)?;
             sched.step(&mut opt);

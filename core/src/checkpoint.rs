@@ -230,10 +230,7 @@ impl Checkpoint {
     /// Reads a checkpoint; a damaged file is an error naming it.
     pub fn read(path: impl AsRef<Path>) -> Result<Checkpoint> {
         let path = path.as_ref();
-        let bytes = std::fs::read(path).map_err(|source| Error::Io {
-            path: path.to_path_buf(),
-            source,
-        })?;
+        let bytes = crate::data::read_file(path)?;
         Self::parse(&bytes).map_err(|msg| Error::Format {
             path: path.to_path_buf(),
             msg,

@@ -53,14 +53,23 @@ pub fn argmax_rows<E: Elem>(scores: &[E], cols: usize) -> Vec<u32> {
 }
 
 /// How many rows of `cols` host scores have their [`argmax`] at the label:
-/// the per-batch count a training loop adds up, without allocating (rows
-/// beyond `labels.len()` are not counted).
-pub fn count_correct<E: Elem>(scores: &[E], cols: usize, labels: &[u32]) -> usize {
-    scores
-        .chunks_exact(cols.max(1))
+/// the per-batch count a training loop adds up, without allocating. The
+/// scores must be exactly one row per label (else [`Error::LengthMismatch`]:
+/// counting fewer rows would silently undercount).
+pub fn count_correct<E: Elem>(scores: &[E], cols: usize, labels: &[u32]) -> Result<usize> {
+    if cols == 0 || scores.len() != cols * labels.len() {
+        return Err(Error::LengthMismatch {
+            what: "count_correct scores".into(),
+            expected: cols * labels.len(),
+            shape: format!("{} labels × {cols} classes", labels.len()),
+            got: scores.len(),
+        });
+    }
+    Ok(scores
+        .chunks_exact(cols)
         .zip(labels)
         .filter(|(r, &y)| argmax(r) == y as usize)
-        .count()
+        .count())
 }
 
 /// Downloads a batch of logits with its labels, checking the batch sizes.
@@ -183,9 +192,18 @@ impl ConfusionMatrix {
     pub fn classes(&self) -> usize {
         self.classes
     }
-    /// Samples of class `truth` predicted as `pred`.
-    pub fn get(&self, truth: usize, pred: usize) -> u64 {
+    /// Samples of class `truth` predicted as `pred`; either at or above the
+    /// class count is [`Error::LabelOutOfRange`].
+    pub fn get(&self, truth: usize, pred: usize) -> Result<u64> {
+        self.check(0, truth, pred)?;
+        Ok(self.at(truth, pred))
+    }
+    fn at(&self, truth: usize, pred: usize) -> u64 {
         self.counts[truth * self.classes + pred]
+    }
+    /// Fails unless `c` is below the class count.
+    fn class(&self, c: usize) -> Result<usize> {
+        self.check(0, c, c).map(|()| c)
     }
     /// The counts, row-major (`[truth][pred]`).
     pub fn counts(&self) -> &[u64] {
@@ -197,36 +215,50 @@ impl ConfusionMatrix {
     }
     /// Correct predictions, `Σ_c M[c][c]`.
     pub fn correct(&self) -> u64 {
-        (0..self.classes).map(|c| self.get(c, c)).sum()
+        (0..self.classes).map(|c| self.at(c, c)).sum()
     }
     /// Samples whose true class is `c` (the row sum).
-    pub fn support(&self, c: usize) -> u64 {
-        (0..self.classes).map(|p| self.get(c, p)).sum()
+    pub fn support(&self, c: usize) -> Result<u64> {
+        self.class(c).map(|c| self.row(c))
     }
     /// Samples predicted as `c` (the column sum).
-    pub fn predicted(&self, c: usize) -> u64 {
-        (0..self.classes).map(|t| self.get(t, c)).sum()
+    pub fn predicted(&self, c: usize) -> Result<u64> {
+        self.class(c).map(|c| self.col(c))
+    }
+    fn row(&self, c: usize) -> u64 {
+        (0..self.classes).map(|p| self.at(c, p)).sum()
+    }
+    fn col(&self, c: usize) -> u64 {
+        (0..self.classes).map(|t| self.at(t, c)).sum()
     }
     /// `correct / total` (0 for an empty matrix).
     pub fn accuracy(&self) -> f64 {
         ratio(self.correct(), self.total())
     }
     /// `tp / (tp + fp)` for class `c`, one-vs-rest.
-    pub fn precision(&self, c: usize) -> f64 {
-        ratio(self.get(c, c), self.predicted(c))
+    pub fn precision(&self, c: usize) -> Result<f64> {
+        self.class(c).map(|c| self.precision_at(c))
     }
     /// `tp / (tp + fn)` for class `c` (its true positive rate).
-    pub fn recall(&self, c: usize) -> f64 {
-        ratio(self.get(c, c), self.support(c))
+    pub fn recall(&self, c: usize) -> Result<f64> {
+        self.class(c).map(|c| self.recall_at(c))
     }
     /// The harmonic mean of precision and recall, `2tp / (2tp + fp + fn)`.
-    pub fn f1(&self, c: usize) -> f64 {
-        let tp = self.get(c, c);
-        ratio(2 * tp, self.support(c) + self.predicted(c))
+    pub fn f1(&self, c: usize) -> Result<f64> {
+        self.class(c).map(|c| self.f1_at(c))
+    }
+    fn precision_at(&self, c: usize) -> f64 {
+        ratio(self.at(c, c), self.col(c))
+    }
+    fn recall_at(&self, c: usize) -> f64 {
+        ratio(self.at(c, c), self.row(c))
+    }
+    fn f1_at(&self, c: usize) -> f64 {
+        ratio(2 * self.at(c, c), self.row(c) + self.col(c))
     }
     /// The classes that occur as a label or as a prediction.
     fn present(&self) -> impl Iterator<Item = usize> + '_ {
-        (0..self.classes).filter(|&c| self.support(c) + self.predicted(c) > 0)
+        (0..self.classes).filter(|&c| self.row(c) + self.col(c) > 0)
     }
     fn macro_avg(&self, f: impl Fn(usize) -> f64) -> f64 {
         let (mut sum, mut n) = (0.0, 0usize);
@@ -242,16 +274,16 @@ impl ConfusionMatrix {
     }
     /// Unweighted mean of the per-class precisions (classes present only).
     pub fn macro_precision(&self) -> f64 {
-        self.macro_avg(|c| self.precision(c))
+        self.macro_avg(|c| self.precision_at(c))
     }
     /// Unweighted mean of the per-class recalls (classes present only).
     pub fn macro_recall(&self) -> f64 {
-        self.macro_avg(|c| self.recall(c))
+        self.macro_avg(|c| self.recall_at(c))
     }
     /// Unweighted mean of the per-class F1 scores (classes present only;
     /// not the F1 of the macro precision and recall).
     pub fn macro_f1(&self) -> f64 {
-        self.macro_avg(|c| self.f1(c))
+        self.macro_avg(|c| self.f1_at(c))
     }
 }
 
@@ -391,15 +423,22 @@ mod tests {
         ];
         for (c, (p, r, f)) in want.iter().enumerate() {
             assert!(
-                (m.precision(c) - p).abs() < 1e-15
-                    && (m.recall(c) - r).abs() < 1e-15
-                    && (m.f1(c) - f).abs() < 1e-15,
+                (m.precision(c).unwrap() - p).abs() < 1e-15
+                    && (m.recall(c).unwrap() - r).abs() < 1e-15
+                    && (m.f1(c).unwrap() - f).abs() < 1e-15,
                 "class {c}"
             );
         }
         // Class 3 never occurs: 0 everywhere, and left out of the macro means:
         // P = (1 + ½ + ½)/3 = 2/3, R = (2/3 + ½ + 1)/3 = 13/18, F1 = (0.8 + ½ + 2/3)/3 = 59/90.
-        assert_eq!((m.precision(3), m.recall(3), m.f1(3)), (0.0, 0.0, 0.0));
+        assert_eq!(
+            (
+                m.precision(3).unwrap(),
+                m.recall(3).unwrap(),
+                m.f1(3).unwrap()
+            ),
+            (0.0, 0.0, 0.0)
+        );
         assert!((m.macro_precision() - 2.0 / 3.0).abs() < 1e-15);
         assert!((m.macro_recall() - 13.0 / 18.0).abs() < 1e-15);
         assert!((m.macro_f1() - 59.0 / 90.0).abs() < 1e-15);
@@ -410,7 +449,12 @@ mod tests {
         m.add_logits(&x, &Labels::<3>::new::<f64>(&Cpu, &[1, 1, 2]).unwrap())
             .unwrap();
         assert_eq!(
-            (m.get(1, 1), m.get(1, 0), m.get(2, 2), m.total()),
+            (
+                m.get(1, 1).unwrap(),
+                m.get(1, 0).unwrap(),
+                m.get(2, 2).unwrap(),
+                m.total()
+            ),
             (1, 1, 1, 3)
         );
     }
@@ -470,7 +514,41 @@ mod tests {
         // Rows: argmax 2, 0 (tie 0/1 → first), 1 (NaN never wins); labels 2, 1, 1.
         let scores = [0.1f32, 0.2, 0.9, 0.5, 0.5, 0.0, f32::NAN, 0.3, 0.1];
         assert_eq!(argmax_rows(&scores, 3), [2, 0, 1]);
-        assert_eq!(count_correct(&scores, 3, &[2, 1, 1]), 2);
-        assert_eq!(count_correct(&scores, 3, &[2]), 1);
+        assert_eq!(count_correct(&scores, 3, &[2, 1, 1]).unwrap(), 2);
+        // Fewer labels than rows (or more) is an error, not a smaller count.
+        let e = count_correct(&scores, 3, &[2]).unwrap_err();
+        assert!(
+            e.to_string()
+                .contains("expected 3 values (1 labels × 3 classes), got 9"),
+            "{e}"
+        );
+        assert!(count_correct(&scores, 3, &[2, 1, 1, 0]).is_err());
+        assert!(count_correct(&scores, 0, &[]).is_err());
+    }
+
+    #[test]
+    fn confusion_matrix_classes_out_of_range_are_errors() {
+        let mut m = ConfusionMatrix::new(3);
+        m.add_all(&[0, 1, 2], &[0, 2, 2]).unwrap();
+        assert_eq!(m.get(1, 2).unwrap(), 1);
+        // Before: get(3, 0) panicked and get(0, 3) read row 1's first count.
+        for (t, p) in [(3, 0), (0, 3)] {
+            let e = m.get(t, p).unwrap_err();
+            assert!(
+                matches!(
+                    e,
+                    Error::LabelOutOfRange {
+                        label: 3,
+                        classes: 3,
+                        ..
+                    }
+                ),
+                "{e}"
+            );
+        }
+        assert!(m.support(3).is_err() && m.predicted(3).is_err());
+        assert!(m.precision(3).is_err() && m.recall(3).is_err() && m.f1(3).is_err());
+        assert_eq!(m.support(2).unwrap(), 1);
+        assert_eq!(m.predicted(2).unwrap(), 2);
     }
 }

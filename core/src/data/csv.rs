@@ -118,10 +118,7 @@ impl Table {
 /// Reads a CSV table; errors are [`Error::Format`] naming the file, line and column.
 pub fn read_csv(path: impl AsRef<Path>, opts: &CsvOptions) -> Result<Table> {
     let path = path.as_ref();
-    let bytes = std::fs::read(path).map_err(|source| Error::Io {
-        path: path.to_path_buf(),
-        source,
-    })?;
+    let bytes = crate::data::read_file(path)?;
     parse_csv(&bytes, opts).map_err(|msg| Error::Format {
         path: path.to_path_buf(),
         msg,

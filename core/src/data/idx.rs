@@ -22,10 +22,7 @@ pub struct Idx {
 
 /// Reads an unsigned-byte IDX file and checks that it has `rank` dimensions.
 pub fn read_idx(path: &Path, rank: usize) -> Result<Idx> {
-    let bytes = std::fs::read(path).map_err(|source| Error::Io {
-        path: path.to_path_buf(),
-        source,
-    })?;
+    let bytes = crate::data::read_file(path)?;
     let bytes = maybe_gunzip(bytes).map_err(|msg| Error::Format {
         path: path.to_path_buf(),
         msg,

@@ -164,7 +164,10 @@ impl Mnist {
     }
 }
 
-/// Loads one pair of image and label files and checks that they agree.
+/// Loads one pair of image and label files and checks that they agree:
+/// 28×28 images (MNIST's and Fashion-MNIST's size; other dimensions with the
+/// same byte count are not reinterpreted), at least one, and as many labels,
+/// each a digit 0–9.
 pub fn load_split(images: &Path, labels: &Path) -> Result<Dataset> {
     let im = read_idx(images, 3)?;
     let lb = read_idx(labels, 1)?;
@@ -172,6 +175,15 @@ pub fn load_split(images: &Path, labels: &Path) -> Result<Dataset> {
         path: path.to_path_buf(),
         msg,
     };
+    if im.dims[1..] != [28, 28] {
+        return Err(fmt(
+            images,
+            format!("images are {}×{}, expected 28×28", im.dims[1], im.dims[2]),
+        ));
+    }
+    if im.dims[0] == 0 {
+        return Err(fmt(images, "the file holds no images (0 samples)".into()));
+    }
     if im.dims[0] != lb.dims[0] {
         return Err(fmt(
             labels,
@@ -217,20 +229,31 @@ mod tests {
         e.finish().unwrap()
     }
 
+    /// 28×28 images whose first pixels are `first`, the rest 0.
+    fn images(first: &[&[u8]]) -> Vec<u8> {
+        let mut px = Vec::new();
+        for f in first {
+            let mut im = vec![0u8; 784];
+            im[..f.len()].copy_from_slice(f);
+            px.extend(im);
+        }
+        idx(3, &[first.len() as u32, 28, 28], &px)
+    }
+
     #[test]
     fn load_reads_plain_and_gzipped_files_alike() {
         let dir = std::env::temp_dir().join(format!("kiln-mnist-gz-{}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
-        // Training files plain, test files gzipped: 2 images of 2×2, then 1.
+        // Training files plain, test files gzipped: 2 images, then 1.
         std::fs::write(
             dir.join("train-images-idx3-ubyte"),
-            idx(3, &[2, 2, 2], &[0, 51, 102, 255, 255, 0, 0, 0]),
+            images(&[&[0, 51, 102, 255], &[255]]),
         )
         .unwrap();
         std::fs::write(dir.join("train-labels-idx1-ubyte"), idx(1, &[2], &[7, 3])).unwrap();
         std::fs::write(
             dir.join("t10k-images-idx3-ubyte.gz"),
-            gz(&idx(3, &[1, 2, 2], &[255, 255, 0, 51])),
+            gz(&images(&[&[255, 255, 0, 51]])),
         )
         .unwrap();
         std::fs::write(
@@ -241,11 +264,12 @@ mod tests {
         let m = Mnist::load(&dir).unwrap();
         assert_eq!(
             (m.train.len(), m.train.dim, m.train.y.clone()),
-            (2, 4, vec![7, 3])
+            (2, 784, vec![7, 3])
         );
-        assert_eq!(m.train.x, [0.0, 0.2, 0.4, 1.0, 1.0, 0.0, 0.0, 0.0]);
+        assert_eq!(m.train.x[..4], [0.0, 0.2, 0.4, 1.0]);
+        assert_eq!(m.train.x[784..788], [1.0, 0.0, 0.0, 0.0]);
         assert_eq!((m.test.len(), m.test.y.clone()), (1, vec![9]));
-        assert_eq!(m.test.x, [1.0, 1.0, 0.0, 0.2]);
+        assert_eq!(m.test.x[..4], [1.0, 1.0, 0.0, 0.2]);
         // A truncated gzipped file is an error naming it, not a panic.
         let bytes = gz(&idx(1, &[1], &[9]));
         std::fs::write(
@@ -255,6 +279,39 @@ mod tests {
         .unwrap();
         let err = Mnist::load(&dir).unwrap_err().to_string();
         assert!(err.contains("t10k-labels-idx1-ubyte.gz"), "{err}");
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn other_image_sizes_and_empty_files_are_errors_naming_the_file() {
+        let dir = std::env::temp_dir().join(format!("kiln-mnist-dims-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let (im, lb) = (dir.join("im"), dir.join("lb"));
+        // [1, 14, 56] holds 784 bytes per image, as 28×28 does: refused.
+        std::fs::write(&im, idx(3, &[1, 14, 56], &[0; 784])).unwrap();
+        std::fs::write(&lb, idx(1, &[1], &[3])).unwrap();
+        let e = load_split(&im, &lb).unwrap_err().to_string();
+        assert!(
+            e.contains("images are 14×56, expected 28×28") && e.contains("im"),
+            "{e}"
+        );
+        std::fs::write(&im, idx(3, &[0, 28, 28], &[])).unwrap();
+        std::fs::write(&lb, idx(1, &[0], &[])).unwrap();
+        let e = load_split(&im, &lb).unwrap_err().to_string();
+        assert!(e.contains("no images (0 samples)"), "{e}");
+        // A directory (or a FIFO, a device) in place of a file is refused
+        // before reading.
+        let e = load_split(&dir, &lb).unwrap_err().to_string();
+        assert!(e.contains("not a regular file but a directory"), "{e}");
+        #[cfg(unix)]
+        {
+            let fifo = dir.join("fifo");
+            let made = std::process::Command::new("mkfifo").arg(&fifo).status();
+            if made.is_ok_and(|s| s.success()) {
+                let e = load_split(&fifo, &lb).unwrap_err().to_string();
+                assert!(e.contains("a FIFO"), "{e}");
+            }
+        }
         std::fs::remove_dir_all(&dir).unwrap();
     }
 }

@@ -27,10 +27,7 @@ fn write_atomic(path: &Path, text: &str) -> Result<()> {
 /// Reads `path` as UTF-8; an unreadable file is [`Error::Io`], bytes that are
 /// not UTF-8 are [`Error::Format`] with the byte offset; both name the file.
 fn read_utf8(path: &Path) -> Result<String> {
-    let bytes = std::fs::read(path).map_err(|source| Error::Io {
-        path: path.to_path_buf(),
-        source,
-    })?;
+    let bytes = crate::data::read_file(path)?;
     String::from_utf8(bytes).map_err(|e| Error::Format {
         path: path.to_path_buf(),
         msg: format!(

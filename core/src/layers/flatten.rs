@@ -14,7 +14,7 @@ use super::activation::no_params;
 use super::fit;
 use crate::device::{Acc, Backend};
 use crate::elem::Elem;
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::module::{Layer, Module, ParamMut, ParamRef, Path, Role, TrainCtx};
 use crate::shape::Shape;
 use crate::tensor::Tensor;
@@ -26,6 +26,25 @@ pub struct Flatten<I, O> {
     _s: PhantomData<(I, O)>,
 }
 no_params!(Flatten<I, O>);
+
+/// Fails unless `I` and `O` hold as many values per sample (the macro never
+/// writes such a pair, but the type is public and a hand-written one would
+/// copy past the end of the output): checked in release builds too.
+fn check_sizes<I: Shape, O: Shape>() -> Result<()> {
+    if I::NUMEL == O::NUMEL {
+        return Ok(());
+    }
+    Err(Error::invalid(
+        "Flatten",
+        format!(
+            "cannot reshape {:?} ({} values per sample) into {:?} ({})",
+            I::DIMS,
+            I::NUMEL,
+            O::DIMS,
+            O::NUMEL
+        ),
+    ))
+}
 
 /// `reshape([a, b])` in `network!`: the same row-major copy as [`Flatten`],
 /// between any two shapes of equal size (PyTorch's `x.reshape(B, a, b)`);
@@ -41,7 +60,7 @@ impl<E: Elem, D: Backend<E>, I: Shape, O: Shape> Layer<E, D> for Flatten<I, O> {
         Ok(())
     }
     fn forward(&self, x: &Tensor<I, E, D>, y: &mut Tensor<O, E, D>, _: &mut ()) -> Result<()> {
-        debug_assert_eq!(I::NUMEL, O::NUMEL, "kiln internal error: flatten sizes");
+        check_sizes::<I, O>()?;
         fit(y, x.batch())?;
         x.device().copy(&x.buf, &mut y.buf, x.numel())
     }
@@ -64,6 +83,7 @@ impl<E: Elem, D: Backend<E>, I: Shape, O: Shape> Layer<E, D> for Flatten<I, O> {
         _: &mut (),
         _: Acc,
     ) -> Result<()> {
+        check_sizes::<I, O>()?;
         if let Some((dx, acc)) = dx {
             if acc == Acc::Set {
                 fit(dx, x.batch())?;
@@ -78,6 +98,21 @@ impl<E: Elem, D: Backend<E>, I: Shape, O: Shape> Layer<E, D> for Flatten<I, O> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn unequal_sizes_are_an_error_in_every_build() {
+        use crate::shape::S1;
+        use crate::Cpu;
+        let f = Flatten::<S1<3>, S1<4>>::default();
+        let x = Tensor::<S1<3>, f32>::from_slice(&Cpu, &[1.0, 2.0, 3.0]).unwrap();
+        let mut y = Tensor::<S1<4>, f32>::empty(&Cpu).unwrap();
+        let e = Layer::<f32, Cpu>::forward(&f, &x, &mut y, &mut ()).unwrap_err();
+        assert!(
+            e.to_string()
+                .contains("cannot reshape [3] (3 values per sample) into [4] (4)"),
+            "{e}"
+        );
+    }
     use crate::shape::{S1, S3};
     use crate::testing::check_layer;
     use crate::Cpu;
