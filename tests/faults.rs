@@ -415,3 +415,81 @@ fn schedules_refuse_negative_and_nan_rates() {
     assert!(WarmupCosine::new(1e-3, 1, 10, -1e-4).is_err());
     assert!(StepLr::new(0.1, 10, 0.5).is_ok());
 }
+
+// ---- checkpoints that hold poison ---------------------------------------------------------------
+
+/// A trained step's checkpoint (model and Adam state), as a resume reads it.
+fn trained() -> (Net<f32, Cpu>, Adam, Checkpoint) {
+    let mut n = net(3);
+    let mut opt = Adam::new(1e-2);
+    let x = Tensor::<S1<6>>::from_slice(&Cpu, &[0.5; 12]).unwrap();
+    let y = Labels::<3>::new::<f32>(&Cpu, &[0u8, 2]).unwrap();
+    let (mut tape, mut grads) = (n.tape().unwrap(), n.grads().unwrap());
+    let mut d = Tensor::empty(&Cpu).unwrap();
+    let logits = n.forward_train(&x, &mut tape).unwrap();
+    cross_entropy(logits, &y, Some(&mut d)).unwrap();
+    n.backward(&mut tape, &d, &mut grads).unwrap();
+    opt.step(&mut n, &grads).unwrap();
+    let mut c = Checkpoint::new();
+    c.add_module("", &n).unwrap();
+    c.add_optimizer(&n, &opt).unwrap();
+    (n, opt, c)
+}
+
+/// Replaces element `i` of the f32 tensor `name` with `v`.
+fn poison(c: &mut Checkpoint, name: &str, i: usize, v: f32) {
+    let t = c.tensors.get_mut(name).unwrap();
+    t.bytes[4 * i..4 * i + 4].copy_from_slice(&v.to_le_bytes());
+}
+
+#[test]
+fn non_finite_weights_and_optimizer_state_are_refused_naming_the_tensor() {
+    let d = dir("poison");
+    let p = d.join("run.safetensors");
+    for (name, i, v, says) in [
+        ("fc1.weight", 7, f32::NAN, "`fc1.weight`: element 7 is NaN"),
+        ("fc2.bias", 1, f32::INFINITY, "`fc2.bias`: element 1 is inf"),
+        (
+            "optim.state.fc1.weight.exp_avg_sq",
+            0,
+            f32::NAN,
+            "`optim.state.fc1.weight.exp_avg_sq`: element 0 is NaN",
+        ),
+    ] {
+        let (mut n, mut opt, mut c) = trained();
+        let before = n.fc1.weight.to_vec().unwrap();
+        poison(&mut c, name, i, v);
+        c.save(&p).unwrap();
+        let c = Checkpoint::read(&p).unwrap();
+        let e = c
+            .load_training(&mut n, &mut opt, &p)
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains(says) && e.contains("run.safetensors"), "{e}");
+        assert_eq!(n.fc1.weight.to_vec().unwrap(), before, "nothing loaded");
+        // Asked for explicitly (debugging a diverged run), it loads.
+        let mut c = c;
+        c.allow_non_finite = true;
+        c.load_training(&mut n, &mut opt, &p).unwrap();
+    }
+    // A weight alone through checkpoint::load, and a NaN learning rate in
+    // the optimizer's metadata.
+    let (mut n, mut opt, mut c) = trained();
+    poison(&mut c, "fc1.weight", 2, f32::NEG_INFINITY);
+    c.set_meta("optim.lr", f64::NAN);
+    c.save(&p).unwrap();
+    let e = checkpoint::load(&mut n, &p).unwrap_err().to_string();
+    assert!(
+        e.contains("element 2 is -inf (1 non-finite value in all)"),
+        "{e}"
+    );
+    let e = Checkpoint::read(&p)
+        .unwrap()
+        .load_optimizer(&n, &mut opt, &p)
+        .unwrap_err();
+    assert!(
+        e.to_string()
+            .contains("metadata `optim.lr` = NaN: not finite"),
+        "{e}"
+    );
+}

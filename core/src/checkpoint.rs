@@ -84,6 +84,47 @@ pub struct Checkpoint {
     pub tensors: BTreeMap<String, Stored>,
     /// String metadata (the safetensors header's `__metadata__`).
     pub metadata: BTreeMap<String, String>,
+    /// Load parameters and optimizer state that hold NaN or infinity (for
+    /// debugging a run that diverged). `false` (the default): loading them
+    /// is an error naming the tensor and the first bad element, because a
+    /// poisoned weight would otherwise train on silently and be saved again.
+    pub allow_non_finite: bool,
+}
+
+/// The first NaN or infinite value of a stored float tensor and how many
+/// there are: `(index, value, count)`; `None` for integer tensors.
+fn first_non_finite(t: &Stored) -> Option<(usize, f64, usize)> {
+    let values: Box<dyn Iterator<Item = f64> + '_> = match t.dtype {
+        Dtype::F64 => Box::new(
+            t.bytes
+                .chunks_exact(8)
+                .map(|c| f64::from_le_bytes(c.try_into().unwrap_or([0; 8]))),
+        ),
+        Dtype::F32 => Box::new(
+            t.bytes
+                .chunks_exact(4)
+                .map(|c| f32::from_le_bytes(c.try_into().unwrap_or([0; 4])) as f64),
+        ),
+        _ => return None,
+    };
+    let mut first = None;
+    let mut count = 0;
+    for (i, v) in values.enumerate() {
+        if !v.is_finite() {
+            first.get_or_insert((i, v));
+            count += 1;
+        }
+    }
+    first.map(|(i, v)| (i, v, count))
+}
+
+/// The problem line for a non-finite tensor `name`, if it is one.
+fn non_finite_problem(name: &str, t: &Stored) -> Option<String> {
+    let (i, v, n) = first_non_finite(t)?;
+    Some(format!(
+        "`{name}`: element {i} is {v} ({n} non-finite value{} in all); set `allow_non_finite` on the checkpoint to load it anyway",
+        if n == 1 { "" } else { "s" }
+    ))
 }
 
 /// The safetensors dtype of an element type.
@@ -297,6 +338,8 @@ impl Checkpoint {
                             fmt_dims(&t.shape),
                             fmt_dims(dims)
                         ));
+                    } else if !self.allow_non_finite {
+                        problems.extend(non_finite_problem(name, t));
                     }
                 }
             }
@@ -442,6 +485,9 @@ impl Checkpoint {
                 continue;
             }
             match v.parse::<f64>() {
+                Ok(x) if !x.is_finite() && !self.allow_non_finite => problems.push(format!(
+                    "metadata `{k}` = {v}: not finite; set `allow_non_finite` on the checkpoint to load it anyway"
+                )),
                 Ok(x) => {
                     state.scalars.insert(key.to_string(), x);
                 }
@@ -504,6 +550,12 @@ impl Checkpoint {
                     fmt_dims(dims)
                 ));
                 ok = false;
+            }
+            if ok && !self.allow_non_finite {
+                if let Some(p) = non_finite_problem(name, t) {
+                    problems.push(p);
+                    ok = false;
+                }
             }
             if ok {
                 entry.buffers.push((buf.to_string(), from_bytes(&t.bytes)));
