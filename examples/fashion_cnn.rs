@@ -234,7 +234,8 @@ fn run(args: &Args) -> kiln::Result<(f64, usize)> {
             y.set::<f32>(&batch.y)?;
 
             let logits = net.forward_train(&x, &mut tape)?;
-            let loss = cross_entropy(logits, &y, Some(&mut dlogits))?;
+            let loss = cross_entropy(logits, &y, Some(&mut dlogits))
+                .map_err(|e| e.at_step(step + 1, opt.lr()))?;
             host_logits.resize(n * 10, 0.0);
             logits.copy_to_slice(&mut host_logits)?;
             let correct = count_correct(&host_logits, 10, &batch.y)?;

@@ -531,7 +531,8 @@ fn run<D: Kernels<f32>>(args: &Args, dev: &D) -> kiln::Result<Option<(f64, usize
             y.set::<f32>(&batch.y)?;
 
             let logits = net.forward_train(&x, &mut tape)?;
-            let loss = cross_entropy(logits, &y, Some(&mut dlogits))?;
+            let loss = cross_entropy(logits, &y, Some(&mut dlogits))
+                .map_err(|e| e.at_step(st.step + 1, opt.lr()))?;
             host_logits.resize(n * 10, 0.0);
             logits.copy_to_slice(&mut host_logits)?;
             let correct = count_correct(&host_logits, 10, &batch.y)?;

@@ -135,7 +135,8 @@ fn train(
             x.copy_from_slice(&host_x)?;
             y.set::<f32>(&host_y)?;
             let logits = net.forward_train(&x, &mut tape)?;
-            let loss = cross_entropy(logits, &y, Some(&mut dlogits))?;
+            let loss = cross_entropy(logits, &y, Some(&mut dlogits))
+                .map_err(|e| e.at_step(step as u64 + 1, opt.lr()))?;
             host_logits.resize(n * 10, 0.0);
             Backend::<f32>::download(&dev, logits.buf(), &mut host_logits)?;
             correct += host_logits

@@ -200,6 +200,22 @@ fn shown(path: &std::path::Path) -> String {
 }
 
 impl Error {
+    /// A non-finite loss with where it happened: the training step (counted
+    /// from 1) and the learning rate then, and how to find the layer that
+    /// produced it; other errors are returned unchanged. A training loop
+    /// writes `cross_entropy(…).map_err(|e| e.at_step(step, opt.lr()))?`.
+    pub fn at_step(self, step: u64, lr: f64) -> Self {
+        match self {
+            Error::NonFinite { what, value } => Error::NonFinite {
+                what: format!(
+                    "{what} at step {step} (learning rate {lr}; a NaN or too large learning rate, a poisoned input or weight, or divergence: set `tape.ctx.detect_anomaly = true` to name the first layer that produced it)"
+                ),
+                value,
+            },
+            e => e,
+        }
+    }
+
     /// Shorthand for [`Error::InvalidArgument`].
     pub fn invalid(op: &'static str, msg: impl Into<String>) -> Self {
         Error::InvalidArgument {
