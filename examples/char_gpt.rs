@@ -521,6 +521,17 @@ fn plot(prefix: &Path, history: &History, twin: Option<&History>) -> kiln::Resul
 /// Trains (and evaluates, and samples) on `dev`.
 pub fn run<D: Kernels<f32>>(args: &Args, dev: &D) -> kiln::Result<Outcome> {
     let args = &args.effective();
+    for (flag, path) in [
+        ("--save", &args.save),
+        ("--log", &args.log),
+        ("--plot", &args.plot),
+        ("--twin-log", &args.twin_log),
+        ("--export", &args.export),
+    ] {
+        if let Some(path) = path {
+            kiln::train::check_output_path(flag, path)?;
+        }
+    }
     args.check()?;
     let corpus = load_corpus(&args.data_dir)?;
     let val: &[u32] = match args.eval_chars {

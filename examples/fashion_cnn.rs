@@ -135,6 +135,9 @@ fn lr_at(peak: f64, step: u64, warm: u64, total: u64) -> f64 {
 
 /// Trains and returns the final test accuracy and the number of test images.
 fn run(args: &Args) -> kiln::Result<(f64, usize)> {
+    if let Some(path) = &args.save {
+        kiln::train::check_output_path("--save", path)?;
+    }
     if args.threads > 0 {
         kiln::set_threads(args.threads)?;
     }

@@ -177,9 +177,9 @@ fn run(args: &Args) -> kiln::Result<(f64, f64)> {
             format!("must be a positive number, got {}", args.lr),
         ));
     }
-    check_parent("--out", &args.out)?;
+    kiln::train::check_output_path("--out", &args.out)?;
     if let Some(path) = &args.save {
-        check_parent("--save", path)?;
+        kiln::train::check_output_path("--save", path)?;
     }
     let data = Mnist::load(&args.data_dir)?;
     let (train, test) = (&data.train, &data.test);
@@ -295,18 +295,6 @@ fn run(args: &Args) -> kiln::Result<(f64, f64)> {
         println!("saved the weights to {}", path.display());
     }
     Ok((test_mse, baseline))
-}
-
-/// Fails before any training when `path`'s directory does not exist, so a
-/// typo in `flag` does not cost a whole run.
-fn check_parent(flag: &'static str, path: &std::path::Path) -> kiln::Result<()> {
-    match path.parent() {
-        Some(dir) if !dir.as_os_str().is_empty() && !dir.is_dir() => Err(kiln::Error::invalid(
-            flag,
-            format!("directory {} does not exist", dir.display()),
-        )),
-        _ => Ok(()),
-    }
 }
 
 fn main() -> ExitCode {

@@ -398,7 +398,7 @@ fn run<D: Kernels<f32>>(args: &Args, dev: &D) -> kiln::Result<Option<(f64, usize
         ("--plot", &args.plot),
     ] {
         if let Some(path) = path {
-            check_parent(flag, path)?;
+            kiln::train::check_output_path(flag, path)?;
         }
     }
     let data = Mnist::load(&args.data_dir)?;
@@ -578,18 +578,6 @@ fn run<D: Kernels<f32>>(args: &Args, dev: &D) -> kiln::Result<Option<(f64, usize
         println!("curves: {0}.png, {0}.svg", prefix.display());
     }
     Ok(Some((test_acc, n_test)))
-}
-
-/// Fails before any training when `path`'s directory does not exist, so a
-/// typo in `flag` does not cost a whole run.
-fn check_parent(flag: &'static str, path: &std::path::Path) -> kiln::Result<()> {
-    match path.parent() {
-        Some(dir) if !dir.as_os_str().is_empty() && !dir.is_dir() => Err(kiln::Error::invalid(
-            flag,
-            format!("directory {} does not exist", dir.display()),
-        )),
-        _ => Ok(()),
-    }
 }
 
 /// Opens the device `--device` names and trains on it; `Err` (exit code 2)

@@ -422,6 +422,15 @@ fn bench_loader(train: &DataLoader) -> kiln::Result<()> {
 /// Trains on `dev` and returns the final test accuracy and the number of test
 /// images (`None` when it stopped early or only measured the loader).
 fn run<D: Kernels<f32>>(args: &Args, dev: &D) -> kiln::Result<Option<(f64, usize)>> {
+    for (flag, path) in [
+        ("--save", &args.save),
+        ("--log", &args.log),
+        ("--plot", &args.plot),
+    ] {
+        if let Some(path) = path {
+            kiln::train::check_output_path(flag, path)?;
+        }
+    }
     if args.threads > 0 {
         kiln::set_threads(args.threads)?;
     }

@@ -222,7 +222,7 @@ fn run(args: &Args) -> kiln::Result<()> {
         ));
     }
     if let Some(path) = &args.save {
-        check_parent("--save", path)?;
+        kiln::train::check_output_path("--save", path)?;
     }
     let data = Mnist::load(&args.data_dir)?;
     let (train_set, test) = (&data.train, &data.test);
@@ -328,18 +328,6 @@ fn run(args: &Args) -> kiln::Result<()> {
         args.out_dir.display()
     );
     Ok(())
-}
-
-/// Fails before any training when `path`'s directory does not exist, so a
-/// typo in `flag` does not cost a whole run.
-fn check_parent(flag: &'static str, path: &std::path::Path) -> kiln::Result<()> {
-    match path.parent() {
-        Some(dir) if !dir.as_os_str().is_empty() && !dir.is_dir() => Err(kiln::Error::invalid(
-            flag,
-            format!("directory {} does not exist", dir.display()),
-        )),
-        _ => Ok(()),
-    }
 }
 
 fn main() -> ExitCode {

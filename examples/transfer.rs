@@ -162,6 +162,9 @@ fn params(net: &Net<f32, Cpu>) -> Vec<(String, Vec<f32>)> {
 }
 
 fn run(args: &Args) -> kiln::Result<()> {
+    if let Some(path) = &args.save_pretrained {
+        kiln::train::check_output_path("--save-pretrained", path)?;
+    }
     if args.threads > 0 {
         kiln::set_threads(args.threads)?;
     }

@@ -105,6 +105,10 @@ fn main() -> ExitCode {
 }
 
 fn run(a: Args) -> Result<(), Box<dyn std::error::Error>> {
+    kiln::train::check_output_path("--save", &a.save)?;
+    if let Some(path) = &a.write_corpus {
+        kiln::train::check_output_path("--write-corpus", path)?;
+    }
     let started = Instant::now();
     let mut cfg = Config {
         window: a.window,

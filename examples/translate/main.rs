@@ -422,6 +422,15 @@ fn save(
 /// Trains, then evaluates greedy decoding and beam search on the test set.
 pub fn run(args: &Args) -> kiln::Result<Outcome> {
     let args = &args.effective();
+    for (flag, path) in [
+        ("--save", &args.save),
+        ("--plot", &args.plot),
+        ("--attention-png", &args.attention_png),
+    ] {
+        if let Some(path) = path {
+            kiln::train::check_output_path(flag, path)?;
+        }
+    }
     if args.batch_size == 0 || args.eval_every == 0 || args.beam == 0 {
         return Err(kiln::Error::invalid(
             "translate",

@@ -32,3 +32,72 @@ mod progress;
 
 pub use history::{History, Record, RunLog};
 pub use progress::{EpochBar, Meter};
+
+/// Checks, before the first training step, that `path` (given with the
+/// command-line flag `flag`) can be written: its directory exists, is a
+/// directory and takes a new file, and `path` itself is not a directory.
+/// A typo in `--save` then costs nothing instead of a run. For a prefix
+/// such as `--plot run/curves` (→ `run/curves.png`) the same check holds.
+pub fn check_output_path(flag: &'static str, path: &std::path::Path) -> crate::Result<()> {
+    use crate::Error;
+    if path.as_os_str().is_empty() {
+        return Err(Error::invalid(flag, "the path is empty"));
+    }
+    if path.is_dir() {
+        return Err(Error::invalid(
+            flag,
+            format!("{} is a directory; give a file name", path.display()),
+        ));
+    }
+    let dir = match path.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d,
+        _ => std::path::Path::new("."),
+    };
+    if !dir.is_dir() {
+        return Err(Error::invalid(
+            flag,
+            format!("directory {} does not exist", dir.display()),
+        ));
+    }
+    let probe = dir.join(format!(".kiln-write-probe-{}", std::process::id()));
+    match std::fs::File::create(&probe) {
+        Ok(_) => {
+            let _ = std::fs::remove_file(&probe);
+            Ok(())
+        }
+        Err(e) => Err(Error::invalid(
+            flag,
+            format!("cannot write in directory {}: {e}", dir.display()),
+        )),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::check_output_path;
+
+    #[test]
+    fn output_paths_are_checked_before_training() {
+        let d = std::env::temp_dir().join(format!("kiln-outpath-{}", std::process::id()));
+        std::fs::create_dir_all(&d).unwrap();
+        assert!(check_output_path("--save", &d.join("run.safetensors")).is_ok());
+        assert!(check_output_path("--save", std::path::Path::new("run.safetensors")).is_ok());
+        let e = check_output_path("--save", &d.join("nope/run.safetensors")).unwrap_err();
+        assert!(
+            e.to_string().contains("--save") && e.to_string().contains("nope does not exist"),
+            "{e}"
+        );
+        let e = check_output_path("--log", &d).unwrap_err().to_string();
+        assert!(e.contains("is a directory"), "{e}");
+        let e = check_output_path("--plot", std::path::Path::new(""))
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("empty"), "{e}");
+        assert_eq!(
+            std::fs::read_dir(&d).unwrap().count(),
+            0,
+            "the probe file is removed"
+        );
+        std::fs::remove_dir_all(&d).unwrap();
+    }
+}
