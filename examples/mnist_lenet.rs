@@ -331,8 +331,18 @@ fn resume<D: Kernels<f32>>(
     net: &mut LeNet<f32, D>,
     opt: &mut Box<dyn Optimizer<f32, D>>,
     tape: &mut LeNetTape<f32, D>,
+    batches_per_epoch: usize,
 ) -> kiln::Result<RunState> {
     let c = Checkpoint::read(path)?;
+    // A checkpoint of another network is that problem alone, before any
+    // flag differences (which would send the user to fix flags first).
+    let problems = c.module_problems("", net);
+    if !problems.is_empty() {
+        return Err(kiln::Error::Checkpoint {
+            path: path.to_path_buf(),
+            problems,
+        });
+    }
     let mut problems = Vec::new();
     for (k, want) in args.fingerprint() {
         let got = c.metadata.get(k).map(String::as_str).unwrap_or("(missing)");
@@ -361,7 +371,29 @@ fn resume<D: Kernels<f32>>(
         c.meta("meter.loss_sum")?,
         c.meta("meter.correct")?,
         c.meta("meter.seen")?,
-    );
+    )
+    .map_err(|e| at(path, e))?;
+    // The run's position must lie within this run: an epoch beyond
+    // --epochs would skip training, a batch beyond the epoch would skip
+    // the rest of it, a schedule step beyond the run's length would start
+    // at the end of the schedule.
+    let total = args.epochs as u64 * batches_per_epoch as u64;
+    if pos.epoch > args.epochs as u64
+        || pos.batch > batches_per_epoch
+        || step > total
+        || step < pos.epoch * batches_per_epoch as u64 + pos.batch as u64
+    {
+        return Err(at(
+            path,
+            kiln::Error::invalid(
+                "--resume",
+                format!(
+                    "the saved position (epoch {}, batch {}, step {step}) is not within this run of {} epochs of {batches_per_epoch} batches ({total} steps)",
+                    pos.epoch, pos.batch, args.epochs
+                ),
+            ),
+        ));
+    }
     let history = History::from_jsonl(c.metadata.get("history").map(String::as_str).unwrap_or(""))
         .map_err(|msg| kiln::Error::Format {
             path: path.to_path_buf(),
@@ -468,7 +500,14 @@ fn run<D: Kernels<f32>>(args: &Args, dev: &D) -> kiln::Result<Option<(f64, usize
         history: History::default(),
     };
     if let Some(path) = &args.resume {
-        st = resume(path, args, &mut net, &mut opt, &mut tape)?;
+        st = resume(
+            path,
+            args,
+            &mut net,
+            &mut opt,
+            &mut tape,
+            train.batches_per_epoch(),
+        )?;
         sched.set_epoch(&mut opt, st.step);
         println!(
             "resumed {} at epoch {}, batch {} (step {})",
@@ -618,5 +657,13 @@ fn main() -> ExitCode {
             eprintln!("error: {e}");
             ExitCode::FAILURE
         }
+    }
+}
+
+/// `e` as a problem of the checkpoint `path`.
+fn at(path: &std::path::Path, e: kiln::Error) -> kiln::Error {
+    kiln::Error::Format {
+        path: path.to_path_buf(),
+        msg: e.to_string(),
     }
 }

@@ -444,6 +444,15 @@ impl<S: Source + 'static> DataLoader<S> {
     /// The batches of epoch `epoch` from batch `first` on (resuming mid-epoch).
     pub fn epoch_from(&self, epoch: u64, first: usize) -> Result<Batches> {
         let shape = self.check()?;
+        if first > self.batches_per_epoch() {
+            return Err(Error::invalid(
+                "DataLoader",
+                format!(
+                    "batch {first} is past the end of an epoch of {} batches (a position from another data set or batch size?)",
+                    self.batches_per_epoch()
+                ),
+            ));
+        }
         let (pool_tx, pool_rx) = mpsc::channel();
         let mut p = Producer {
             data: self.data.clone(),
@@ -670,6 +679,21 @@ mod tests {
 
     fn firsts(b: &Batch, dim: usize) -> Vec<usize> {
         b.x.chunks(dim).map(|s| s[0] as usize).collect()
+    }
+
+    #[test]
+    fn a_position_past_the_end_of_the_epoch_is_an_error() {
+        let l = DataLoader::new(ramp(10, 2, 3), 3);
+        assert_eq!(
+            l.epoch_from(0, 4).unwrap().count(),
+            0,
+            "the end itself is fine"
+        );
+        let e = l.epoch_from(0, 5).err().unwrap().to_string();
+        assert!(
+            e.contains("batch 5 is past the end of an epoch of 4 batches"),
+            "{e}"
+        );
     }
 
     #[test]

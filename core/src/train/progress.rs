@@ -47,15 +47,30 @@ impl Meter {
         (self.loss_sum, self.correct, self.seen)
     }
     /// A meter continuing from saved [`Meter::sums`] (the clock starts now).
-    pub fn resume(loss_sum: f64, correct: usize, seen: usize) -> Self {
-        Meter {
+    ///
+    /// Fails (naming the value) when the sums cannot come from a run: a
+    /// non-finite loss sum, more correct samples than seen.
+    pub fn resume(loss_sum: f64, correct: usize, seen: usize) -> crate::Result<Self> {
+        if !loss_sum.is_finite() {
+            return Err(crate::Error::invalid(
+                "Meter::resume",
+                format!("the saved loss sum {loss_sum} is not finite"),
+            ));
+        }
+        if correct > seen {
+            return Err(crate::Error::invalid(
+                "Meter::resume",
+                format!("{correct} correct out of {seen} samples seen"),
+            ));
+        }
+        Ok(Meter {
             loss_sum,
             correct,
             seen,
             timed: 0,
             start: Instant::now(),
             last: Instant::now(),
-        }
+        })
     }
     /// Samples so far.
     pub fn seen(&self) -> usize {
@@ -179,5 +194,15 @@ mod tests {
         let bar = EpochBar::new(1, 2, 8);
         bar.update(&m);
         bar.finish(&m);
+    }
+
+    #[test]
+    fn resumed_sums_must_be_possible() {
+        let m = Meter::resume(12.5, 3, 10).unwrap();
+        assert_eq!(m.sums(), (12.5, 3, 10));
+        let e = Meter::resume(f64::NAN, 3, 10).err().unwrap().to_string();
+        assert!(e.contains("loss sum NaN is not finite"), "{e}");
+        let e = Meter::resume(1.0, 11, 10).err().unwrap().to_string();
+        assert!(e.contains("11 correct out of 10"), "{e}");
     }
 }
