@@ -382,8 +382,8 @@ fn resume<D: Kernels<f32>>(
     // --epochs would skip training, a batch beyond the epoch would skip
     // the rest of it, a schedule step beyond the run's length would start
     // at the end of the schedule.
-    let total = args.epochs as u64 * batches_per_epoch as u64;
-    if pos.epoch > args.epochs as u64
+    let total = args.epochs * batches_per_epoch as u64;
+    if pos.epoch > args.epochs
         || pos.batch > batches_per_epoch
         || step > total
         || step < pos.epoch * batches_per_epoch as u64 + pos.batch as u64
