@@ -438,13 +438,8 @@ pub fn run<D: Kernels<f32>>(args: &Args, dev: &D) -> kiln::Result<Outcome> {
         x.set::<f32>(&xs)?;
         y.set::<f32>(&ys)?;
         let logits = net.forward_train(&x, &mut tape)?;
-        let loss = cross_entropy_tokens(logits, &y, None, Some(&mut dlogits))?;
-        if !loss.is_finite() {
-            return Err(kiln::Error::invalid(
-                "char_lstm",
-                format!("the training loss is {loss} at step {}", step + 1),
-            ));
-        }
+        let loss = cross_entropy_tokens(logits, &y, None, Some(&mut dlogits))
+            .map_err(|e| e.at_step(step + 1, opt.lr()))?;
         net.backward(&mut tape, &dlogits, &mut grads)?;
         opt.step(&mut net, &grads)?;
         let secs = t0.elapsed().as_secs_f64();

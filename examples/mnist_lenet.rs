@@ -364,13 +364,13 @@ fn resume<D: Kernels<f32>>(
             "note: --epochs differs from the saved run's; the schedule follows the new total"
         );
     }
-    let step: u64 = c.meta("scheduler.last_epoch")?;
-    let rng = c.rng("rng.dropout")?;
-    let pos = Position::load(&c)?;
+    let step: u64 = c.meta("scheduler.last_epoch").map_err(|e| at(path, e))?;
+    let rng = c.rng("rng.dropout").map_err(|e| at(path, e))?;
+    let pos = Position::load(&c).map_err(|e| at(path, e))?;
     let meter = Meter::resume(
-        c.meta("meter.loss_sum")?,
-        c.meta("meter.correct")?,
-        c.meta("meter.seen")?,
+        c.meta("meter.loss_sum").map_err(|e| at(path, e))?,
+        c.meta("meter.correct").map_err(|e| at(path, e))?,
+        c.meta("meter.seen").map_err(|e| at(path, e))?,
     )
     .map_err(|e| at(path, e))?;
     // The run's position must lie within this run: an epoch beyond

@@ -503,7 +503,8 @@ pub fn run(args: &Args) -> kiln::Result<Outcome> {
         tout.set::<f32>(&to)?;
         let mem = model.enc.forward_train(&src, &mut et)?;
         let (logits, _) = model.dec.forward_train(&src, mem, &tin, &mut dt)?;
-        let loss = cross_entropy_tokens(logits, &tout, None, Some(&mut dl))?;
+        let loss = cross_entropy_tokens(logits, &tout, None, Some(&mut dl))
+            .map_err(|e| e.at_step(step + 1, opt.lr()))?;
         if !loss.is_finite() {
             return Err(kiln::Error::invalid(
                 "translate",
