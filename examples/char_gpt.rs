@@ -128,7 +128,10 @@ kiln::network! {
 /// attention's projections as `model.py` does (the `init = …` options
 /// above); the attention's `in_proj_weight` (nanoGPT's `c_attn`) is redrawn
 /// from N(0, 0.02) and its `out_proj.weight` (`c_proj`) from
-/// N(0, 0.02/√(2·n_layer)).
+/// N(0, 0.02/√(2·n_layer)). `MultiHeadAttention(…, init = normal(0.02),
+/// out_init = normal(…))` now draws them so in the layer itself; this
+/// example keeps its redraw because its recorded runs (docs/char_gpt.md, the
+/// PyTorch twin's weights) come from this stream of draws.
 pub fn init_gpt<D: Kernels<f32>>(dev: &D, seed: u64) -> kiln::Result<CharGpt<f32, D>> {
     let mut r = rng(seed);
     let mut net = CharGpt::<f32, D>::init(dev, &mut r)?;

@@ -339,3 +339,47 @@ fn generic_context_length() {
         assert!((a - b).abs() < 1e-12, "{a} vs {b}");
     }
 }
+
+kiln::network! {
+    /// nanoGPT's attention initialisation through the layer's options.
+    pub struct GptInit {
+        input x: [8, 64],
+        output y = x |> attn: MultiHeadAttention(64, heads = 4, causal = true, init = normal(0.02), out_init = normal(0.005));
+    }
+}
+
+kiln::network! {
+    /// The defaults: PyTorch's Xavier-uniform `in_proj_weight`.
+    pub struct DefaultInit {
+        input x: [8, 64],
+        output y = x |> attn: MultiHeadAttention(64, heads = 4);
+    }
+}
+
+fn std_of(v: &[f32]) -> f64 {
+    let n = v.len() as f64;
+    let mean = v.iter().map(|&x| x as f64).sum::<f64>() / n;
+    (v.iter().map(|&x| (x as f64 - mean).powi(2)).sum::<f64>() / n).sqrt()
+}
+
+#[test]
+fn attention_weights_are_drawn_as_the_init_options_say() {
+    let net = GptInit::<f32, Cpu>::init(&Cpu, &mut rng(5)).unwrap();
+    let w_in = net.attn.in_proj_weight.to_vec().unwrap();
+    let w_out = net.attn.out_proj.weight.to_vec().unwrap();
+    assert_eq!((w_in.len(), w_out.len()), (3 * 64 * 64, 64 * 64));
+    // 12,288 and 4,096 draws: the sample std is within 3% of the target.
+    let (s_in, s_out) = (std_of(&w_in), std_of(&w_out));
+    assert!((s_in / 0.02 - 1.0).abs() < 0.03, "in_proj std {s_in}");
+    assert!((s_out / 0.005 - 1.0).abs() < 0.03, "out_proj std {s_out}");
+    // Default: Xavier uniform on [192, 64], bound √(6 / (64 + 192)), std bound/√3.
+    let d = DefaultInit::<f32, Cpu>::init(&Cpu, &mut rng(5)).unwrap();
+    let w = d.attn.in_proj_weight.to_vec().unwrap();
+    let bound = (6.0f64 / 256.0).sqrt();
+    assert!(w.iter().all(|&x| (x as f64).abs() <= bound));
+    assert!(
+        (std_of(&w) / (bound / 3f64.sqrt()) - 1.0).abs() < 0.03,
+        "{}",
+        std_of(&w)
+    );
+}

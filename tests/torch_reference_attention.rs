@@ -38,7 +38,11 @@ type Mha<const T: usize, const S: usize> = MultiHeadAttention<f64, Cpu, T, S, 8,
 
 /// The layer with the case's parameters (names checked against PyTorch's).
 fn layer<const T: usize, const S: usize>(c: &Value, bias: bool, causal: bool) -> Mha<T, S> {
-    let cfg = MultiHeadAttentionConfig { bias, causal };
+    let cfg = MultiHeadAttentionConfig {
+        bias,
+        causal,
+        ..Default::default()
+    };
     let mut l = Mha::<T, S>::build(&Cpu, &mut rng(0), cfg).unwrap();
     let params = c["params"].as_object().unwrap();
     let mut seen = Vec::new();

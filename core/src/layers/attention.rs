@@ -205,12 +205,19 @@ impl<E: Elem> AttentionKernels<E> for Cpu {
 // ---- the layer -------------------------------------------------------------------
 
 /// Options of a [`MultiHeadAttention`].
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq)]
 pub struct MultiHeadAttentionConfig {
     /// `in_proj_bias` and `out_proj.bias` (default `true`, PyTorch's `bias`).
     pub bias: bool,
     /// Query `i` sees keys `j ≤ i` only (PyTorch's causal `attn_mask`).
     pub causal: bool,
+    /// How `in_proj_weight` is drawn (`init = …` in `network!`; default
+    /// Xavier uniform over `[3·DM, DM]`, `nn.MultiheadAttention`'s).
+    pub init: Init,
+    /// How `out_proj.weight` is drawn (`out_init = …`; default PyTorch's
+    /// `nn.Linear` default). nanoGPT's GPT draws both from N(0, 0.02), the
+    /// output projection scaled by 1/√(2·n_layer).
+    pub out_init: Init,
 }
 
 impl Default for MultiHeadAttentionConfig {
@@ -218,6 +225,8 @@ impl Default for MultiHeadAttentionConfig {
         MultiHeadAttentionConfig {
             bias: true,
             causal: false,
+            init: Init::XavierUniform,
+            out_init: Init::TorchDefault,
         }
     }
 }
@@ -319,12 +328,12 @@ where
                 format!("need H ≥ 1 dividing DM, QKV = 3·DM, T, S ≥ 1; got T = {T}, S = {S}, DM = {DM}, H = {H}, QKV = {QKV}"),
             ));
         }
-        let w = Init::XavierUniform.sample(&[QKV, DM], QKV * DM, rng);
+        let w = cfg.init.sample(&[QKV, DM], QKV * DM, rng);
         let in_proj_weight = Tensor::from_vec(dev, 1, w.into_iter().map(E::of).collect())?;
         let in_proj_bias = cfg.bias.then(|| Tensor::zeros(dev, 1)).transpose()?;
         let lc = LinearConfig {
             bias: cfg.bias,
-            init: Init::TorchDefault,
+            init: cfg.out_init,
         };
         let mut out_proj = Linear::build(dev, rng, lc)?;
         if let Some(b) = &mut out_proj.bias {

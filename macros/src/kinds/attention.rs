@@ -2,11 +2,13 @@
 //! `causal = true`, `bias = false`, `memory = enc` (cross-attention: keys
 //! and values from the value `enc`, `[S, DM]`) and `key_padding = ids == PAD`
 //! (keys whose id in the token input `ids`, `Tokens<[S], V>`, equals `PAD`
-//! are masked). The output has the input's shape. Called through the
+//! are masked), `init = normal(0.02)` (how `in_proj_weight` is drawn;
+//! default `xavier_uniform`, PyTorch's) and `out_init = …` (`out_proj.weight`;
+//! default `torch_default`). The output has the input's shape. Called through the
 //! layer's inherent `self_attend`/`cross_attend` (and their backward), since
 //! a cross-attention layer reads two tensors.
 
-use super::args::{boolean, check_names, int, named};
+use super::args::{boolean, check_names, init, int, named};
 use super::{Call, Entry, Rule, ShapeIn};
 use crate::diag::{dims, Diag};
 use crate::dim;
@@ -27,6 +29,10 @@ struct Attention {
     causal: bool,
     bias: bool,
     memory: Option<Ident>,
+    /// `init = …` and `out_init = …`: the initialisers of the input and
+    /// output projections' weights, as `kiln::Init` expressions.
+    init: TokenStream,
+    out_init: TokenStream,
     /// `ids == PAD`: the token input and the padding id expression.
     pad: Option<(Ident, syn::Expr)>,
     /// The query and key lengths `T` and `S`, set by the shape rule (the
@@ -41,9 +47,9 @@ fn ident_of(e: &syn::Expr) -> Option<Ident> {
     }
 }
 
-fn parse(spec: &Spec, _k: &TokenStream, diag: &mut Diag) -> Option<Box<dyn Rule>> {
+fn parse(spec: &Spec, k: &TokenStream, diag: &mut Diag) -> Option<Box<dyn Rule>> {
     let args = spec.args.clone().unwrap_or_default();
-    let names = ["heads", "causal", "bias", "memory", "key_padding"];
+    let names = ["heads", "causal", "bias", "memory", "key_padding", "init", "out_init"];
     if !check_names(spec, &args, &names, diag) {
         return None;
     }
@@ -82,6 +88,14 @@ fn parse(spec: &Spec, _k: &TokenStream, diag: &mut Diag) -> Option<Box<dyn Rule>
     };
     let causal = flag("causal", false, diag)?;
     let bias = flag("bias", true, diag)?;
+    let init = match named(&args, "init") {
+        Some(e) => init(e, k, diag)?,
+        None => quote!(#k::Init::XavierUniform),
+    };
+    let out_init = match named(&args, "out_init") {
+        Some(e) => super::args::init(e, k, diag)?,
+        None => quote!(#k::Init::TorchDefault),
+    };
     let memory = match named(&args, "memory") {
         None => None,
         Some(e) => match ident_of(e) {
@@ -108,6 +122,8 @@ fn parse(spec: &Spec, _k: &TokenStream, diag: &mut Diag) -> Option<Box<dyn Rule>
         causal,
         bias,
         memory,
+        init,
+        out_init,
         pad,
         lengths: Cell::new((0, 0)),
     }))
@@ -218,8 +234,8 @@ impl Rule for Attention {
     }
 
     fn config(&self, k: &TokenStream) -> TokenStream {
-        let (bias, causal) = (self.bias, self.causal);
-        quote!(#k::layers::MultiHeadAttentionConfig { bias: #bias, causal: #causal })
+        let (bias, causal, init, out_init) = (self.bias, self.causal, &self.init, &self.out_init);
+        quote!(#k::layers::MultiHeadAttentionConfig { bias: #bias, causal: #causal, init: #init, out_init: #out_init })
     }
 
     fn config_ty(&self, k: &TokenStream) -> TokenStream {

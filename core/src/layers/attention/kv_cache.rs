@@ -240,6 +240,7 @@ mod tests {
         let cfg = MultiHeadAttentionConfig {
             bias: true,
             causal: true,
+            ..Default::default()
         };
         let mut l = Mha::build(&Cpu, &mut crate::rng(3), cfg).unwrap();
         let b = random_input(24, &mut crate::rng(4));

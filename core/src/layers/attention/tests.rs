@@ -13,7 +13,11 @@ fn build<const T: usize, const S: usize, const DM: usize, const H: usize, const 
     bias: bool,
     causal: bool,
 ) -> Mha<T, S, DM, H, QKV> {
-    let cfg = MultiHeadAttentionConfig { bias, causal };
+    let cfg = MultiHeadAttentionConfig {
+        bias,
+        causal,
+        ..Default::default()
+    };
     let mut l = Mha::build(&Cpu, &mut crate::rng(seed), cfg).unwrap();
     if let Some(b) = &mut l.in_proj_bias {
         // Non-zero biases, so their gradients are checked too.
