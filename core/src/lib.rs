@@ -52,7 +52,7 @@ pub use kernels::{
     BatchNormKernels, ConvKernels, DropoutKernels, EmbeddingKernels, Kernels, LossKernels,
     OptimKernels, PReluKernels, PoolKernels, SoftmaxKernels, UpsampleKernels,
 };
-pub use module::{Build, Layer, Module, ParamMut, ParamRef, Path, Role, TrainCtx};
+pub use module::{Build, Layer, Layer2, Module, ParamMut, ParamRef, Path, Role, TrainCtx};
 pub use shape::{Lead, Shape, S1, S2, S3, S4};
 pub use tensor::{LabelId, Labels, Tensor, Tokens};
 

@@ -194,7 +194,7 @@ impl TrainCtx {
 #[diagnostic::on_unimplemented(
     message = "`{Self}` cannot be used as a layer: only a network with exactly one input and one output can be nested",
     label = "not a one-input, one-output layer",
-    note = "call a network with several inputs or outputs through its own `forward`/`forward_train`"
+    note = "a network of two float inputs and one output nests with its second input named, `block: Decoder(memory) -> [..]`; call other networks through their own `forward`/`forward_train`"
 )]
 pub trait Layer<E: Elem, D: Backend<E>>: Module<E, D> {
     /// Per-sample input shape.
@@ -236,6 +236,63 @@ pub trait Layer<E: Elem, D: Backend<E>>: Module<E, D> {
         cache: &mut Self::Cache,
         dy: &Tensor<Self::Out, E, D>,
         dx: Option<(&mut Tensor<Self::In, E, D>, Acc)>,
+        grads: &mut Self::Grads,
+        gacc: Acc,
+    ) -> Result<()>;
+}
+
+/// A layer of two inputs and one output: what a network from `network!`
+/// with two float inputs and one output is (a transformer decoder block
+/// reading its input and the encoder's memory), so that it nests into
+/// another network as `block: Decoder(memory) -> [T, D]`, the second input
+/// named in the parentheses. The contract is [`Layer`]'s with a second
+/// input `x2` and its gradient `dx2`.
+#[diagnostic::on_unimplemented(
+    message = "`{Self}` cannot be nested with a second input: only a network with exactly two float inputs and one output can",
+    label = "not a two-input, one-output layer"
+)]
+pub trait Layer2<E: Elem, D: Backend<E>>: Module<E, D> {
+    /// Per-sample shape of the first input (the one piped in).
+    type In: Shape;
+    /// Per-sample shape of the second input (named in the parentheses).
+    type In2: Shape;
+    /// Per-sample output shape.
+    type Out: Shape;
+    /// What `backward` needs (the nested network's inner activations).
+    type Cache;
+    /// An empty cache.
+    fn cache(&self) -> Result<Self::Cache>;
+    /// Multiply–adds per sample of the forward pass.
+    const FLOPS: usize;
+    /// Inference: `y = f(x, x2)`.
+    fn forward(
+        &self,
+        x: &Tensor<Self::In, E, D>,
+        x2: &Tensor<Self::In2, E, D>,
+        y: &mut Tensor<Self::Out, E, D>,
+        cache: &mut Self::Cache,
+    ) -> Result<()>;
+    /// Training mode, as [`Layer::forward_train`].
+    fn forward_train(
+        &mut self,
+        x: &Tensor<Self::In, E, D>,
+        x2: &Tensor<Self::In2, E, D>,
+        y: &mut Tensor<Self::Out, E, D>,
+        cache: &mut Self::Cache,
+        ctx: &mut TrainCtx,
+    ) -> Result<()>;
+    /// The backward pass: both inputs' gradients (each optional, with its
+    /// accumulation mode) and the parameters'.
+    #[allow(clippy::too_many_arguments, clippy::type_complexity)] // the contract's signature, spelled out for implementors
+    fn backward(
+        &self,
+        x: &Tensor<Self::In, E, D>,
+        x2: &Tensor<Self::In2, E, D>,
+        y: &Tensor<Self::Out, E, D>,
+        cache: &mut Self::Cache,
+        dy: &Tensor<Self::Out, E, D>,
+        dx: Option<(&mut Tensor<Self::In, E, D>, Acc)>,
+        dx2: Option<(&mut Tensor<Self::In2, E, D>, Acc)>,
         grads: &mut Self::Grads,
         gacc: Acc,
     ) -> Result<()>;

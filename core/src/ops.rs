@@ -247,7 +247,7 @@ pub fn check_finite<S: Shape, E: Elem, D: Backend<E>>(
 pub mod subnet {
     use super::*;
     use crate::error::Error;
-    use crate::module::{Layer, TrainCtx};
+    use crate::module::{Layer, Layer2, TrainCtx};
     use std::any::Any;
 
     fn cast<T: 'static, U: 'static>(t: &T) -> Result<&U> {
@@ -301,6 +301,71 @@ pub mod subnet {
             None => None,
         };
         l.backward(cast(x)?, cast(y)?, c, cast(dy)?, dx, g, gacc)
+    }
+
+    /// `L::forward` of a two-input network on the outer network's tensors.
+    pub fn forward2<L: Layer2<E, D>, I: Shape, I2: Shape, O: Shape, E: Elem, D: Backend<E>>(
+        l: &L,
+        x: &Tensor<I, E, D>,
+        x2: &Tensor<I2, E, D>,
+        y: &mut Tensor<O, E, D>,
+        c: &mut L::Cache,
+    ) -> Result<()> {
+        l.forward(cast(x)?, cast(x2)?, cast_mut(y)?, c)
+    }
+
+    /// `L::forward_train` of a two-input network on the outer network's tensors.
+    pub fn forward_train2<
+        L: Layer2<E, D>,
+        I: Shape,
+        I2: Shape,
+        O: Shape,
+        E: Elem,
+        D: Backend<E>,
+    >(
+        l: &mut L,
+        x: &Tensor<I, E, D>,
+        x2: &Tensor<I2, E, D>,
+        y: &mut Tensor<O, E, D>,
+        c: &mut L::Cache,
+        ctx: &mut TrainCtx,
+    ) -> Result<()> {
+        l.forward_train(cast(x)?, cast(x2)?, cast_mut(y)?, c, ctx)
+    }
+
+    /// `L::backward` of a two-input network on the outer network's tensors.
+    #[allow(clippy::too_many_arguments, clippy::type_complexity)]
+    pub fn backward2<L: Layer2<E, D>, I: Shape, I2: Shape, O: Shape, E: Elem, D: Backend<E>>(
+        l: &L,
+        x: &Tensor<I, E, D>,
+        x2: &Tensor<I2, E, D>,
+        y: &Tensor<O, E, D>,
+        c: &mut L::Cache,
+        dy: &Tensor<O, E, D>,
+        dx: Option<(&mut Tensor<I, E, D>, Acc)>,
+        dx2: Option<(&mut Tensor<I2, E, D>, Acc)>,
+        g: &mut L::Grads,
+        gacc: Acc,
+    ) -> Result<()> {
+        let dx = match dx {
+            Some((t, a)) => Some((cast_mut(t)?, a)),
+            None => None,
+        };
+        let dx2 = match dx2 {
+            Some((t, a)) => Some((cast_mut(t)?, a)),
+            None => None,
+        };
+        l.backward(
+            cast(x)?,
+            cast(x2)?,
+            cast(y)?,
+            c,
+            cast(dy)?,
+            dx,
+            dx2,
+            g,
+            gacc,
+        )
     }
 }
 

@@ -495,9 +495,10 @@ fn layer_bounds(net: &Net, need: Need) -> TokenStream {
                 }
             }
             Need::Params if l.kind.is_field() => quote!(#k::Module<E, D>),
-            Need::Caches if l.kind.has_cache() && l.kind.cache_is_layers() => {
-                quote!(#k::Layer<E, D>)
-            }
+            Need::Caches if l.kind.has_cache() => match l.kind.cache_bound(k) {
+                Some(b) => b,
+                None => continue,
+            },
             _ => continue,
         };
         let mut mine = vec![quote!(#ty: #bound)];
@@ -1384,7 +1385,13 @@ fn layer_impl(cx: &Cx) -> TokenStream {
         (cx.net, cx.k, &cx.net.name, &cx.cache_name, &cx.bounds);
     // A network reading token ids is not a `Layer` (whose input is a float
     // tensor); it is called through its inherent methods.
-    if net.inputs.len() != 1 || net.outputs.len() != 1 || net.inputs[0].vocab.is_some() {
+    if net.outputs.len() != 1 || net.inputs.iter().any(|i| i.vocab.is_some()) {
+        return TokenStream::new();
+    }
+    if net.inputs.len() == 2 {
+        return layer2_impl(cx);
+    }
+    if net.inputs.len() != 1 {
         return TokenStream::new();
     }
     let (it, ot) = (&cx.in_ty[0], &cx.out_ty[0]);
@@ -1421,6 +1428,60 @@ fn layer_impl(cx: &Cx) -> TokenStream {
                 gacc: #k::Acc,
             ) -> #k::Result<()> {
                 self.__backward(x, dy, dx, cache, grads, gacc)
+            }
+        }
+    }
+}
+
+/// A network of two float inputs and one output is a [`Layer2`]
+/// (`kiln::Layer2`), so that another network nests it with its second input
+/// named: `dec: Decoder(memory) -> [T, D]`.
+///
+/// ```text
+/// impl<E, D> Layer2<E, D> for Decoder<E, D> where … { type In = …; type In2 = …; … }
+/// ```
+fn layer2_impl(cx: &Cx) -> TokenStream {
+    let ga = &cx.ga;
+    let gp = &cx.gp;
+    let (k, name, cache_name, bounds) = (cx.k, &cx.net.name, &cx.cache_name, &cx.bounds);
+    let (it, it2, ot) = (&cx.in_ty[0], &cx.in_ty[1], &cx.out_ty[0]);
+    let flops = node_flops(cx);
+    quote! {
+        impl<E: #k::Elem, D: #k::Backend<E> #gp> #k::Layer2<E, D> for #name<E, D #ga> #bounds {
+            type In = #it;
+            type In2 = #it2;
+            type Out = #ot;
+            type Cache = #cache_name<E, D #ga>;
+            const FLOPS: usize = 0 #(+ #flops)*;
+            fn cache(&self) -> #k::Result<Self::Cache> {
+                self.__cache()
+            }
+            fn forward(&self, x: &#k::Tensor<#it, E, D>, x2: &#k::Tensor<#it2, E, D>, y: &mut #k::Tensor<#ot, E, D>, cache: &mut Self::Cache) -> #k::Result<()> {
+                self.__forward_eval(x, x2, y, cache)
+            }
+            fn forward_train(
+                &mut self,
+                x: &#k::Tensor<#it, E, D>,
+                x2: &#k::Tensor<#it2, E, D>,
+                y: &mut #k::Tensor<#ot, E, D>,
+                cache: &mut Self::Cache,
+                ctx: &mut #k::TrainCtx,
+            ) -> #k::Result<()> {
+                self.__forward_train(x, x2, y, cache, ctx)
+            }
+            fn backward(
+                &self,
+                x: &#k::Tensor<#it, E, D>,
+                x2: &#k::Tensor<#it2, E, D>,
+                _y: &#k::Tensor<#ot, E, D>,
+                cache: &mut Self::Cache,
+                dy: &#k::Tensor<#ot, E, D>,
+                dx: ::core::option::Option<(&mut #k::Tensor<#it, E, D>, #k::Acc)>,
+                dx2: ::core::option::Option<(&mut #k::Tensor<#it2, E, D>, #k::Acc)>,
+                grads: &mut Self::Grads,
+                gacc: #k::Acc,
+            ) -> #k::Result<()> {
+                self.__backward(x, x2, dy, dx, dx2, cache, grads, gacc)
             }
         }
     }

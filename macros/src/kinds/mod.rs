@@ -252,6 +252,12 @@ pub trait Rule {
     fn cache_is_layers(&self) -> bool {
         true
     }
+    /// The trait bound the cache struct states on the layer's type for its
+    /// cache field: `Layer<E, D>` for a `Layer`'s cache, none for a kind
+    /// whose cache type is concrete.
+    fn cache_bound(&self, k: &TokenStream) -> Option<TokenStream> {
+        self.cache_is_layers().then(|| quote!(#k::Layer<E, D>))
+    }
 
     /// The field whose weight this layer borrows (`tied = wte`), if any:
     /// the emitter then sets [`Call::tie_acc`] so that the owner's weight

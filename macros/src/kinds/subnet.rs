@@ -1,6 +1,8 @@
 //! A network from another `network!` invocation, written with its output
-//! shape: `block: Residual -> [64, 8, 8]`. Chosen by the `-> [..]`, not by a
-//! name (it is not in the registry). Its shapes are invisible to this
+//! shape: `block: Residual -> [64, 8, 8]`, or, for a network of two inputs
+//! (a decoder block reading the encoder's memory), with its second input
+//! named: `dec: Decoder(memory) -> [6, 16]` (a `kiln::Layer2`). Chosen by the
+//! `-> [..]`, not by a name (it is not in the registry). Its shapes are invisible to this
 //! macro, so the compiler checks the wiring: [`Rule::items`] emits one
 //! small function per use whose body only type-checks if the nested
 //! network's `In`/`Out` are the shapes wired around it.
@@ -8,24 +10,39 @@
 use super::{Call, Rule, ShapeIn};
 use crate::diag::{dims, Diag};
 use crate::parse::Spec;
-use proc_macro2::TokenStream;
+use proc_macro2::{Ident, TokenStream};
 use quote::quote;
+use std::cell::RefCell;
 
 struct Subnet {
     path: syn::Path,
     /// The declared output shape.
     out: Vec<usize>,
+    /// The second input of a two-input network, by the name of a graph
+    /// input or binding, and its shape (set by the shape rule).
+    second: Option<Ident>,
+    second_shape: RefCell<Vec<usize>>,
 }
 
-/// Reads `Path -> [dims]`.
+/// Reads `Path -> [dims]` or `Path(second) -> [dims]`.
 pub fn parse(spec: &Spec, diag: &mut Diag) -> Option<Box<dyn Rule>> {
-    if spec.args.is_some() {
-        diag.error_range(spec.range(), format!("`{}` is used as a network from another `network!`; such a layer takes no arguments", spec.ident()));
-        return None;
-    }
+    let second = match &spec.args {
+        None => None,
+        Some(a) => match (a.positional.as_slice(), a.named.is_empty()) {
+            ([syn::Expr::Path(p)], true) if p.path.get_ident().is_some() => {
+                p.path.get_ident().cloned()
+            }
+            _ => {
+                diag.error_range(spec.range(), format!("`{}` is used as a network from another `network!`; it takes no arguments, or for a network of two inputs the name of its second input: `{}(memory) -> [..]`", spec.ident(), spec.ident()));
+                return None;
+            }
+        },
+    };
     Some(Box::new(Subnet {
         path: spec.path.clone(),
         out: spec.out.as_ref()?.values(),
+        second,
+        second_shape: RefCell::new(Vec::new()),
     }))
 }
 
@@ -38,9 +55,54 @@ impl Rule for Subnet {
         true
     }
 
-    /// Rule: the declared output (checked by the compiler, see above).
-    fn out_shape(&self, _s: &ShapeIn) -> Result<Vec<usize>, String> {
+    /// Rule: the declared output (checked by the compiler, see above); a
+    /// second input must hold floats.
+    fn out_shape(&self, s: &ShapeIn) -> Result<Vec<usize>, String> {
+        if self.second.is_some() {
+            let net = s.net;
+            let v = net.nodes[s.node].args[1];
+            if net.vocab(v).is_some() {
+                return Err(format!(
+                    "`{}`: its second input `{}` holds token ids; a nested network takes float tensors (embed them first)",
+                    s.who,
+                    net.val_label(v)
+                ));
+            }
+            *self.second_shape.borrow_mut() = net.shape(v).to_vec();
+        }
         Ok(self.out.clone())
+    }
+
+    fn flops(&self, k: &TokenStream, ty: &TokenStream) -> TokenStream {
+        match self.second {
+            Some(_) => quote!(<#ty as #k::Layer2<E, D>>::FLOPS),
+            None => quote!(<#ty as #k::Layer<E, D>>::FLOPS),
+        }
+    }
+
+    fn extra_inputs(&self) -> Vec<Ident> {
+        self.second.iter().cloned().collect()
+    }
+
+    fn cache_ty(&self, k: &TokenStream, ty: &TokenStream) -> TokenStream {
+        match self.second {
+            Some(_) => quote!(<#ty as #k::Layer2<E, D>>::Cache),
+            None => quote!(<#ty as #k::Layer<E, D>>::Cache),
+        }
+    }
+
+    fn cache_init(&self, k: &TokenStream, inst: &TokenStream) -> TokenStream {
+        match self.second {
+            Some(_) => quote!(#k::Layer2::<E, D>::cache(#inst)?),
+            None => quote!(#k::Layer::<E, D>::cache(#inst)?),
+        }
+    }
+
+    fn cache_bound(&self, k: &TokenStream) -> Option<TokenStream> {
+        Some(match self.second {
+            Some(_) => quote!(#k::Layer2<E, D>),
+            None => quote!(#k::Layer<E, D>),
+        })
     }
 
     fn ty(&self, _k: &TokenStream, _input: &[usize], _out: &[usize]) -> TokenStream {
@@ -62,7 +124,10 @@ impl Rule for Subnet {
     /// through `ops::subnet`, which sees the tensors as its types.
     fn bounds(&self, c: &Call) -> TokenStream {
         let k = c.k;
-        quote!(#k::Layer<E, D>)
+        match self.second {
+            Some(_) => quote!(#k::Layer2<E, D>),
+            None => quote!(#k::Layer<E, D>),
+        }
     }
 
     fn forward(&self, c: &Call, train: bool) -> TokenStream {
@@ -77,6 +142,15 @@ impl Rule for Subnet {
             cache,
             ..
         } = c;
+        if self.second.is_some() {
+            let x2 = &c.extra[0];
+            let si2 = crate::kinds::shape_ty(k, &self.second_shape.borrow());
+            return if train {
+                quote!(#k::ops::subnet::forward_train2::<#ty, #si, #si2, #so, E, D>(#inst, #x, #x2, &mut #y, &mut #cache, ctx)?;)
+            } else {
+                quote!(#k::ops::subnet::forward2::<#ty, #si, #si2, #so, E, D>(#inst, #x, #x2, &mut #y, &mut #cache)?;)
+            };
+        }
         if train {
             quote!(#k::ops::subnet::forward_train::<#ty, #si, #so, E, D>(#inst, #x, &mut #y, &mut #cache, ctx)?;)
         } else {
@@ -100,6 +174,11 @@ impl Rule for Subnet {
             gacc,
             ..
         } = c;
+        if self.second.is_some() {
+            let (x2, dx2) = (&c.extra[0], &c.extra_dx[0]);
+            let si2 = crate::kinds::shape_ty(k, &self.second_shape.borrow());
+            return quote!(#k::ops::subnet::backward2::<#ty, #si, #si2, #so, E, D>(#inst, #x, #x2, &#y, &mut #cache, #dy, #dx, #dx2, #grads, #gacc)?;);
+        }
         quote!(#k::ops::subnet::backward::<#ty, #si, #so, E, D>(#inst, #x, &#y, &mut #cache, #dy, #dx, #grads, #gacc)?;)
     }
 
@@ -135,11 +214,44 @@ impl Rule for Subnet {
             dims(input),
             shape_ty_text(input)
         );
+        let second = self.second_shape.borrow();
+        let in2_msg = format!(
+            "`{field}: {name}({})` is fed {} (`{}`) as its second input, but the network `{name}` takes `{{Self}}`",
+            self.second.as_ref().map(|i| i.to_string()).unwrap_or_default(),
+            dims(&second),
+            shape_ty_text(&second)
+        );
         let out_msg = format!(
             "`{field}: {name} -> {}` declares the output `{}`, but the network `{name}` gives `{{Self}}`",
             dims(out),
             shape_ty_text(out)
         );
+        let check = if self.second.is_some() {
+            let si2 = crate::kinds::shape_ty(k, &second);
+            quote! {
+                #[diagnostic::on_unimplemented(
+                    message = #in2_msg,
+                    label = "the second input wired here is not what this network takes"
+                )]
+                trait __KilnNestedInput2<Given> {}
+                impl<S> __KilnNestedInput2<S> for S {}
+                fn __kiln_input2<Takes: __KilnNestedInput2<Given>, Given>() {}
+                #[allow(dead_code, clippy::all)]
+                fn __kiln_shape_check<E: #k::Elem, D: #k::Kernels<E>>() {
+                    __kiln_input::<<#ty as #k::Layer2<E, D>>::In, #si>();
+                    __kiln_input2::<<#ty as #k::Layer2<E, D>>::In2, #si2>();
+                    __kiln_output::<<#ty as #k::Layer2<E, D>>::Out, #so>();
+                }
+            }
+        } else {
+            quote! {
+                #[allow(dead_code, clippy::all)]
+                fn __kiln_shape_check<E: #k::Elem, D: #k::Kernels<E>>() {
+                    __kiln_input::<<#ty as #k::Layer<E, D>>::In, #si>();
+                    __kiln_output::<<#ty as #k::Layer<E, D>>::Out, #so>();
+                }
+            }
+        };
         quote! {
             const _: () = {
                 #[diagnostic::on_unimplemented(
@@ -156,11 +268,7 @@ impl Rule for Subnet {
                 impl<S> __KilnNestedOutput<S> for S {}
                 fn __kiln_input<Takes: __KilnNestedInput<Given>, Given>() {}
                 fn __kiln_output<Gives: __KilnNestedOutput<Declared>, Declared>() {}
-                #[allow(dead_code, clippy::all)]
-                fn __kiln_shape_check<E: #k::Elem, D: #k::Kernels<E>>() {
-                    __kiln_input::<<#ty as #k::Layer<E, D>>::In, #si>();
-                    __kiln_output::<<#ty as #k::Layer<E, D>>::Out, #so>();
-                }
+                #check
             };
         }
     }
