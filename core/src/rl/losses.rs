@@ -1,0 +1,1 @@
+//! Losses for RL agents (filled in below).
