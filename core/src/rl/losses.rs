@@ -49,7 +49,7 @@ fn check(
             right: per_sample,
         });
     }
-    if values == 0 || values % b != 0 {
+    if values == 0 || !values.is_multiple_of(b) {
         return Err(Error::LengthMismatch {
             what: format!("{op}: values for {b} samples"),
             expected: b * values.div_ceil(b).max(1),
