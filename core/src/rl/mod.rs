@@ -26,12 +26,12 @@
 //!
 //! `docs/rl.md` has the formulas and the commands that check them.
 
-mod cartpole;
-mod env;
-mod gridworld;
+pub mod cartpole;
+pub mod env;
+pub mod gridworld;
 pub mod losses;
-mod mdp;
-mod planning;
+pub mod mdp;
+pub mod planning;
 
 pub use cartpole::CartPole;
 pub use env::{Env, Step};
