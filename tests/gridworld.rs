@@ -81,17 +81,17 @@ fn utilities_are_russell_and_norvigs() {
 /// `−0.4278 < R(s) < −0.0850` (we take −0.4) and `R(s) < −1.6284` (we take
 /// −2). Every non-terminal cell of each drawing is asserted:
 ///
-/// * (a) −0.04: the long way round at (3,1) and (4,1) (Left), away from the
-///   −1 at (3,2) (Up): "the agent takes no risks" near −1 when moving costs
-///   little.
-/// * (b) −0.4: "the shortest route to the +1 state, willing to risk falling
-///   into the −1 state by accident": (3,1) Up next to −1 and (2,1) Right; the
-///   detour from (4,1) still goes Left, since Up from there would land in −1
-///   with probability 0.8.
-/// * (b) −2: "life is so painful that the agent heads straight for the
-///   nearest exit, even if the exit is worth −1": (3,2) Right and (4,1) Up
-///   into −1, the bottom row Right toward it, and (1,2) Up, where +1 is the
-///   nearer exit.
+/// * (a) −0.04: the long way round from (3,1) and (4,1) (Left) and Up at
+///   (3,2), away from −1: moving costs little, so no risk near −1 is worth it.
+/// * (b) −0.4: the book's description is the shortest route to +1, accepting
+///   the risk of slipping into −1: (3,1) Up beside −1 and (2,1) Right; (4,1)
+///   still goes Left, since Up from there lands in −1 with probability 0.8.
+/// * (b) −2: the book's description is that the agent heads for the nearest
+///   exit even when it is −1: (3,2) Right and (4,1) Up into −1, the bottom
+///   row Right toward it, and (1,2) Up, where +1 is the nearer exit.
+///
+/// These drawings are our reading of the figure; value iteration, Q
+/// iteration and policy iteration all give them.
 #[test]
 fn policies_are_russell_and_norvigs() {
     let figure = [
