@@ -29,6 +29,7 @@ pub mod module;
 pub mod ops;
 pub mod optim;
 pub mod regularize;
+pub mod rl;
 pub mod schedule;
 pub mod shape;
 pub mod summary;
