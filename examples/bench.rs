@@ -378,6 +378,9 @@ fn main() -> ExitCode {
 
 fn run() -> Result<(), String> {
     let args = Args::parse();
+    if let Some(p) = &args.json {
+        kiln::train::check_output_path("--json", p).map_err(|e| e.to_string())?;
+    }
     if args.threads > 0 {
         kiln::set_threads(args.threads).map_err(|e| e.to_string())?;
     }
