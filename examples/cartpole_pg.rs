@@ -433,7 +433,7 @@ pub fn run(args: &Args) -> kiln::Result<Outcome> {
             }
             solved = c >= 495.0;
         }
-        if args.smoke || update % 10 == 0 || check.is_some() {
+        if args.smoke || update.is_multiple_of(10) || check.is_some() {
             println!(
                 "update {update:>4}  episodes {:>4}  batch mean {batch_mean:>6.1}  last-20 mean {mean20:>6.1}  policy loss {ploss:>8.4}{}{}  ({:.1} s)",
                 returns.len(),
@@ -463,7 +463,14 @@ pub fn run(args: &Args) -> kiln::Result<Outcome> {
         println!("saved the policy to {}", path.display());
     }
     if let Some(path) = &args.plot {
-        let title = format!("CartPole-v1, {:?}, seed {}", args.method, args.seed);
+        let method = match args.method {
+            Method::Reinforce => "REINFORCE",
+            Method::ActorCritic => "actor-critic",
+        };
+        let title = format!(
+            "CartPole-v1, {method}, seed {} (x: training episode)",
+            args.seed
+        );
         plot(path, &returns, &title)?;
         println!("wrote {}", path.display());
     }
