@@ -35,7 +35,8 @@
 //! `eval mean return (100 episodes): …`.
 //!
 //! * `--plot PATH` draws the return of each training episode (and its
-//!   20-episode moving mean) into `PATH` (PNG) and beside it an SVG.
+//!   20-episode moving mean) into `PATH` (PNG; `.png` is appended when
+//!   `PATH` has another or no extension) and the same chart as an SVG beside it.
 //! * `--save PATH` writes the kept policy (safetensors, `kiln::checkpoint`).
 //! * `--smoke` trains a few dozen episodes (under 30 s) and prints; the test
 //!   `tests/cartpole_pg_smoke.rs` runs it.
