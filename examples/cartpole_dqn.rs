@@ -273,7 +273,11 @@ impl Batch {
             let max = row.iter().copied().fold(f32::NEG_INFINITY, f32::max);
             // Bootstrap unless the MDP reached a terminal state; a truncated
             // transition (time limit) is stored with terminated = false.
-            let boot = if replay.terminated[i] { 0.0 } else { gamma * max };
+            let boot = if replay.terminated[i] {
+                0.0
+            } else {
+                gamma * max
+            };
             self.targets.push(replay.reward[i] + boot);
         }
         Ok(())
@@ -301,7 +305,9 @@ pub fn update<O: Optimizer<f32, Cpu>>(
 /// Every parameter's values, in visiting order.
 pub fn snapshot(net: &QNet<f32, Cpu>) -> Vec<Vec<f32>> {
     let mut v = Vec::new();
-    net.visit(&PPath::ROOT, &mut |_, t| v.push(t.value[..t.numel].to_vec()));
+    net.visit(&PPath::ROOT, &mut |_, t| {
+        v.push(t.value[..t.numel].to_vec())
+    });
     v
 }
 
@@ -365,6 +371,9 @@ pub struct RunOutput {
     pub best_step: usize,
     /// The evaluation episodes' returns (kept parameters, greedy).
     pub eval_returns: Vec<f64>,
+    /// The same evaluation episodes played by the final parameters, for
+    /// comparison (not the reported result).
+    pub final_eval_returns: Vec<f64>,
     /// Mean training loss over each check interval.
     pub train_losses: Vec<f64>,
     /// Environment steps taken.
@@ -379,7 +388,10 @@ pub fn run(args: &Args) -> kiln::Result<RunOutput> {
     if args.steps > 100_000 {
         return Err(kiln::Error::invalid(
             "--steps",
-            format!("{} is over the budget of 100,000 environment steps", args.steps),
+            format!(
+                "{} is over the budget of 100,000 environment steps",
+                args.steps
+            ),
         ));
     }
     if args.batch_size == 0 || args.buffer < args.batch_size || args.warmup < args.batch_size {
@@ -426,6 +438,7 @@ pub fn run(args: &Args) -> kiln::Result<RunOutput> {
         checks: Vec::new(),
         best_step: 0,
         eval_returns: Vec::new(),
+        final_eval_returns: Vec::new(),
         train_losses: Vec::new(),
         steps: 0,
         secs: 0.0,
@@ -488,8 +501,10 @@ pub fn run(args: &Args) -> kiln::Result<RunOutput> {
         }
     }
     out.steps = args.steps;
+    let eval_base = 2_000_000_000 + seed * 1_000_000;
+    out.final_eval_returns = evaluate(&net, eval_base, args.eval_episodes)?;
     restore(&mut net, &best.1);
-    out.eval_returns = evaluate(&net, 2_000_000_000 + seed * 1_000_000, args.eval_episodes)?;
+    out.eval_returns = evaluate(&net, eval_base, args.eval_episodes)?;
     out.secs = t0.elapsed().as_secs_f64();
     if let Some(p) = &args.save {
         kiln::checkpoint::save(&net, p)?;
@@ -501,7 +516,7 @@ pub fn run(args: &Args) -> kiln::Result<RunOutput> {
             y_label: "return".into(),
             series: vec![
                 (
-                    "training episode (ε-greedy)".into(),
+                    "training episode (epsilon-greedy; x: episode)".into(),
                     out.episode_returns
                         .iter()
                         .enumerate()
@@ -557,6 +572,11 @@ fn main() -> ExitCode {
                 out.steps,
                 out.episode_returns.len(),
                 out.secs
+            );
+            println!(
+                "(the final parameters, step {}, on the same episodes: mean return {:.2})",
+                out.steps,
+                mean(&out.final_eval_returns)
             );
             ExitCode::SUCCESS
         }

@@ -85,7 +85,11 @@ fn targets_bootstrap_unless_terminated() {
     assert_eq!(b.actions, [1, 0, 1]);
     assert_eq!(b.targets[0], 1.0);
     for &y in &b.targets[1..] {
-        assert!((y - (1.0 + gamma * max)).abs() < 1e-6, "{y} vs {}", 1.0 + gamma * max);
+        assert!(
+            (y - (1.0 + gamma * max)).abs() < 1e-6,
+            "{y} vs {}",
+            1.0 + gamma * max
+        );
     }
     assert!(max.abs() > 1e-3, "the check needs a nonzero bootstrap");
 }
@@ -108,7 +112,10 @@ fn td_loss_falls_on_a_fixed_replay_batch() {
         .collect();
     println!("fixed-batch TD loss {:.4} → {:.5}", losses[0], losses[199]);
     assert!(losses[0] > 0.05, "initial loss {}", losses[0]);
-    assert!(losses[199] < 0.05 * losses[0], "the loss did not fall: {losses:?}");
+    assert!(
+        losses[199] < 0.05 * losses[0],
+        "the loss did not fall: {losses:?}"
+    );
 }
 
 #[test]
