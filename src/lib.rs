@@ -89,7 +89,7 @@ pub mod prelude {
     pub use kiln_core::data::{Dataset, Mnist};
     pub use kiln_core::layers::TokenLayer;
     pub use kiln_core::loss::{
-        bce_with_logits, cross_entropy, cross_entropy_tokens, hinge, l1, mse,
+        bce_with_logits, bce_with_logits_sum, cross_entropy, cross_entropy_tokens, hinge, l1, mse,
     };
     pub use kiln_core::optim::{Adam, Optimizer, Sgd};
     pub use kiln_core::rand::Rng as _;

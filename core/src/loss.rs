@@ -9,6 +9,7 @@
 //! | [`mse`] | `(x − t)²` per element | `2(x − t)` | `F.mse_loss` |
 //! | [`l1`] | `|x − t|` per element | `sign(x − t)` (0 at 0) | `F.l1_loss` |
 //! | [`bce_with_logits`] | `max(x,0) − x t + log(1 + e^{−|x|})` per element | `σ(x) − t` | `F.binary_cross_entropy_with_logits` |
+//! | [`bce_with_logits_sum`] | the same, summed over each sample's elements, mean over the batch | `(σ(x) − t) / B` | `F.binary_cross_entropy_with_logits(reduction='sum') / B` |
 //!
 //! `N` is the number of samples for the class losses and the number of
 //! elements for the element-wise ones (PyTorch's `reduction='mean'`).
@@ -240,6 +241,34 @@ pub fn bce_with_logits<S: Shape, E: Elem, D: LossKernels<E>>(
     )
 }
 
+/// Binary cross-entropy on logits summed over each sample's elements and
+/// averaged over the batch: `(1/B) Σ_b Σ_i [max(x,0) − x t + log(1 + e^{−|x|})]`,
+/// gradient `(σ(x) − t) / B` — the Bernoulli negative log-likelihood of a
+/// sample in nats (PyTorch: `F.binary_cross_entropy_with_logits(x, t,
+/// reduction='sum') / B`).
+///
+/// Computed as [`bce_with_logits`]'s mean times the number of elements per
+/// sample (`S::NUMEL`), with the gradient rescaled on the host.
+pub fn bce_with_logits_sum<S: Shape, E: Elem, D: LossKernels<E>>(
+    logits: &Tensor<S, E, D>,
+    target: &Tensor<S, E, D>,
+    grad: Option<&mut Tensor<S, E, D>>,
+) -> Result<E> {
+    let n = E::of(S::NUMEL as f64);
+    match grad {
+        Some(g) => {
+            let v = bce_with_logits(logits, target, Some(&mut *g))?;
+            let scaled: Vec<E> = g.to_vec()?.into_iter().map(|d| d * n).collect();
+            g.copy_from_slice(&scaled)?;
+            finish("bce_with_logits_sum", v * n)
+        }
+        None => finish(
+            "bce_with_logits_sum",
+            bce_with_logits(logits, target, None)? * n,
+        ),
+    }
+}
+
 /// The CPU implementation of every loss (sequential sums: deterministic).
 pub(crate) fn cpu_loss<E: Elem>(
     kind: LossKind,
@@ -428,12 +457,15 @@ mod tests {
             &Labels<4>,
             &Tensor<S1<4>, f64>,
         ) -> f64;
-        let cases: [(&str, F); 5] = [
+        let cases: [(&str, F); 6] = [
             ("ce", |x, g, y, _| cross_entropy(x, y, g).unwrap()),
             ("hinge", |x, g, y, _| hinge(x, y, 1.0, g).unwrap()),
             ("mse", |x, g, _, t| mse(x, t, g).unwrap()),
             ("l1", |x, g, _, t| l1(x, t, g).unwrap()),
             ("bce", |x, g, _, t| bce_with_logits(x, t, g).unwrap()),
+            ("bce_sum", |x, g, _, t| {
+                bce_with_logits_sum(x, t, g).unwrap()
+            }),
         ];
         for (name, f) in cases {
             let x = Tensor::<S1<4>, f64>::from_slice(&Cpu, &xs).unwrap();
