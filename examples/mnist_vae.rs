@@ -554,6 +554,12 @@ pub fn run(args: &Args) -> kiln::Result<Outcome> {
             format!("must be a positive number, got {}", args.lr),
         ));
     }
+    if args.latent != 20 && args.latent != 2 {
+        return Err(kiln::Error::invalid(
+            "--latent",
+            format!("must be 20 or 2, got {}", args.latent),
+        ));
+    }
     let paths: Vec<PathBuf> = [
         "vae_samples.png",
         "vae_reconstructions.png",
