@@ -4,6 +4,7 @@
 
 use super::*;
 use crate::testing::{check_layer, numeric_grad, numeric_grad_small, random_input, rel_err2};
+use crate::Cpu;
 
 type Mha<const T: usize, const S: usize, const DM: usize, const H: usize, const QKV: usize> =
     MultiHeadAttention<f64, Cpu, T, S, DM, H, QKV>;
