@@ -102,28 +102,6 @@ fn evaluate(net: &AutoEncoder<f32, Cpu>, data: &Dataset, bufs: &mut EvalBufs) ->
     Ok(sum / data.len().max(1) as f64)
 }
 
-/// Writes a grey-level PNG; `pixels` are in `[0, 1]`, row-major.
-fn write_png(path: &Path, width: usize, height: usize, pixels: &[f32]) -> kiln::Result<()> {
-    let io = |e: std::io::Error| kiln::Error::Io {
-        path: path.to_path_buf(),
-        source: e,
-    };
-    let enc = |e: png::EncodingError| io(std::io::Error::other(e));
-    let file = std::fs::File::create(path).map_err(io)?;
-    let mut encoder = png::Encoder::new(std::io::BufWriter::new(file), width as u32, height as u32);
-    encoder.set_color(png::ColorType::Grayscale);
-    encoder.set_depth(png::BitDepth::Eight);
-    let bytes: Vec<u8> = pixels
-        .iter()
-        .map(|v| (v.clamp(0.0, 1.0) * 255.0).round() as u8)
-        .collect();
-    encoder
-        .write_header()
-        .map_err(enc)?
-        .write_image_data(&bytes)
-        .map_err(enc)
-}
-
 /// A grid of the first `n` test images (rows of 16, each above its
 /// reconstruction), scaled ×3 with grey borders.
 fn write_grid(
@@ -160,7 +138,7 @@ fn write_grid(
             }
         }
     }
-    write_png(path, w, h, &img)
+    kiln::train::plot::write_grey_png(path, w, h, &img)
 }
 
 /// Trains; returns (test MSE, mean-image MSE).

@@ -369,36 +369,19 @@ fn resume<D: Kernels<f32>>(
             "note: --epochs differs from the saved run's; the schedule follows the new total"
         );
     }
-    let step: u64 = c.meta("scheduler.last_epoch").map_err(|e| at(path, e))?;
-    let rng = c.rng("rng.dropout").map_err(|e| at(path, e))?;
-    let pos = Position::load(&c).map_err(|e| at(path, e))?;
+    let step: u64 = c
+        .meta("scheduler.last_epoch")
+        .map_err(|e| e.in_file(path))?;
+    let rng = c.rng("rng.dropout").map_err(|e| e.in_file(path))?;
+    let pos = Position::load(&c).map_err(|e| e.in_file(path))?;
     let meter = Meter::resume(
-        c.meta("meter.loss_sum").map_err(|e| at(path, e))?,
-        c.meta("meter.correct").map_err(|e| at(path, e))?,
-        c.meta("meter.seen").map_err(|e| at(path, e))?,
+        c.meta("meter.loss_sum").map_err(|e| e.in_file(path))?,
+        c.meta("meter.correct").map_err(|e| e.in_file(path))?,
+        c.meta("meter.seen").map_err(|e| e.in_file(path))?,
     )
-    .map_err(|e| at(path, e))?;
-    // The run's position must lie within this run: an epoch beyond
-    // --epochs would skip training, a batch beyond the epoch would skip
-    // the rest of it, a schedule step beyond the run's length would start
-    // at the end of the schedule.
-    let total = args.epochs * batches_per_epoch as u64;
-    if pos.epoch > args.epochs
-        || pos.batch > batches_per_epoch
-        || step > total
-        || step < pos.epoch * batches_per_epoch as u64 + pos.batch as u64
-    {
-        return Err(at(
-            path,
-            kiln::Error::invalid(
-                "--resume",
-                format!(
-                    "the saved position (epoch {}, batch {}, step {step}) is not within this run of {} epochs of {batches_per_epoch} batches ({total} steps)",
-                    pos.epoch, pos.batch, args.epochs
-                ),
-            ),
-        ));
-    }
+    .map_err(|e| e.in_file(path))?;
+    pos.check_within(step, args.epochs, batches_per_epoch)
+        .map_err(|e| e.in_file(path))?;
     let history = History::from_jsonl(c.metadata.get("history").map(String::as_str).unwrap_or(""))
         .map_err(|msg| kiln::Error::Format {
             path: path.to_path_buf(),
@@ -692,13 +675,5 @@ fn main() -> ExitCode {
             eprintln!("error: {e}");
             ExitCode::FAILURE
         }
-    }
-}
-
-/// `e` as a problem of the checkpoint `path`.
-fn at(path: &std::path::Path, e: kiln::Error) -> kiln::Error {
-    kiln::Error::Format {
-        path: path.to_path_buf(),
-        msg: e.to_string(),
     }
 }

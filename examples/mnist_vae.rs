@@ -386,28 +386,6 @@ fn test_iwae<V: Vae>(nets: &mut V, x: &[f32], k: usize, rng: &mut Rng) -> kiln::
     Ok(total / n_all.max(1) as f64)
 }
 
-/// Writes a grey-level PNG; `pixels` are in `[0, 1]`, row-major.
-fn write_png(path: &Path, width: usize, height: usize, pixels: &[f32]) -> kiln::Result<()> {
-    let io = |e: std::io::Error| kiln::Error::Io {
-        path: path.to_path_buf(),
-        source: e,
-    };
-    let enc = |e: png::EncodingError| io(std::io::Error::other(e));
-    let file = std::fs::File::create(path).map_err(io)?;
-    let mut encoder = png::Encoder::new(std::io::BufWriter::new(file), width as u32, height as u32);
-    encoder.set_color(png::ColorType::Grayscale);
-    encoder.set_depth(png::BitDepth::Eight);
-    let bytes: Vec<u8> = pixels
-        .iter()
-        .map(|v| (v.clamp(0.0, 1.0) * 255.0).round() as u8)
-        .collect();
-    encoder
-        .write_header()
-        .map_err(enc)?
-        .write_image_data(&bytes)
-        .map_err(enc)
-}
-
 /// A grid of 28×28 images (`images`: n × 784 values in `[0, 1]`) in rows of
 /// `cols`, scaled ×2 with grey borders.
 fn write_grid(path: &Path, images: &[f32], cols: usize) -> kiln::Result<()> {
@@ -427,7 +405,7 @@ fn write_grid(path: &Path, images: &[f32], cols: usize) -> kiln::Result<()> {
             }
         }
     }
-    write_png(path, w, h, &img)
+    kiln::train::plot::write_grey_png(path, w, h, &img)
 }
 
 fn sigmoid(v: Vec<f32>) -> Vec<f32> {

@@ -216,6 +216,21 @@ impl Error {
         }
     }
 
+    /// This error as a problem of the file `path` (an [`Error::Format`]
+    /// naming it, its message kept), unless it already names a file.
+    pub fn in_file(self, path: &std::path::Path) -> Self {
+        match self {
+            e @ (Error::Io { .. }
+            | Error::Format { .. }
+            | Error::MissingData { .. }
+            | Error::Checkpoint { .. }) => e,
+            e => Error::Format {
+                path: path.to_path_buf(),
+                msg: e.to_string(),
+            },
+        }
+    }
+
     /// Shorthand for [`Error::InvalidArgument`].
     pub fn invalid(op: &'static str, msg: impl Into<String>) -> Self {
         Error::InvalidArgument {

@@ -112,6 +112,34 @@ impl Position {
             seed: c.meta("loader.seed")?,
         })
     }
+    /// Fails unless this position, reached after `step` optimizer steps
+    /// (one per batch), lies within a run of `epochs` epochs of
+    /// `batches_per_epoch` batches: an epoch beyond the run would skip
+    /// training, a batch beyond the epoch the rest of it, a step count
+    /// beyond the run (or short of the position) would start a schedule in
+    /// the wrong place. What a resumed run checks before it continues.
+    pub fn check_within(&self, step: u64, epochs: u64, batches_per_epoch: usize) -> Result<()> {
+        let per = batches_per_epoch as u64;
+        let total = epochs.saturating_mul(per);
+        let ok = self.epoch <= epochs
+            && self.batch <= batches_per_epoch
+            && step <= total
+            && step
+                >= self
+                    .epoch
+                    .saturating_mul(per)
+                    .saturating_add(self.batch as u64);
+        if ok {
+            return Ok(());
+        }
+        Err(Error::invalid(
+            "resume",
+            format!(
+                "the saved position (epoch {}, batch {}, step {step}) is not within this run of {epochs} epochs of {batches_per_epoch} batches ({total} steps)",
+                self.epoch, self.batch
+            ),
+        ))
+    }
 }
 
 /// The reusable vectors of one batch.

@@ -131,6 +131,35 @@ fn legend_corner(p: &Panel, ys: (f64, f64)) -> SeriesLabelPosition {
     }
 }
 
+/// Writes grey levels in `[0, 1]` (`width·height` values, row-major;
+/// clamped, rounded to 8 bits) as a PNG file at `path`, named in the error.
+pub fn write_grey_png(
+    path: impl AsRef<std::path::Path>,
+    width: usize,
+    height: usize,
+    pixels: &[f32],
+) -> Result<()> {
+    let path = path.as_ref();
+    if pixels.len() != width * height {
+        return Err(Error::LengthMismatch {
+            what: format!("write_grey_png {}", path.display()),
+            expected: width * height,
+            shape: format!("{width}×{height} pixels"),
+            got: pixels.len(),
+        });
+    }
+    let rgb: Vec<u8> = pixels
+        .iter()
+        .flat_map(|v| [(v.clamp(0.0, 1.0) * 255.0).round() as u8; 3])
+        .collect();
+    std::fs::write(path, encode_png(width as u32, height as u32, &rgb)).map_err(|source| {
+        Error::Io {
+            path: path.to_path_buf(),
+            source,
+        }
+    })
+}
+
 /// Encodes 8-bit RGB pixels (`w·h·3` bytes, row-major) as a PNG file's bytes.
 pub fn encode_png(w: u32, h: u32, rgb: &[u8]) -> Vec<u8> {
     use std::io::Write;
@@ -350,6 +379,17 @@ pub fn plot_heatmaps(maps: &[Heatmap], path: impl AsRef<Path>, cell: u32) -> Res
 mod tests {
     use super::*;
     use crate::train::Record;
+
+    #[test]
+    fn grey_png_is_the_rgb_encoding_of_equal_channels() {
+        let p = std::env::temp_dir().join(format!("kiln-grey-{}.png", std::process::id()));
+        write_grey_png(&p, 2, 1, &[0.0, 2.0]).unwrap();
+        let want = encode_png(2, 1, &[0, 0, 0, 255, 255, 255]);
+        assert_eq!(std::fs::read(&p).unwrap(), want, "clamped to [0, 1]");
+        let e = write_grey_png(&p, 2, 2, &[0.5]).unwrap_err().to_string();
+        assert!(e.contains("expected 4 values (2×2 pixels), got 1"), "{e}");
+        std::fs::remove_file(&p).unwrap();
+    }
 
     #[test]
     fn png_encoding_by_hand() {

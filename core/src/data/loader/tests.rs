@@ -14,6 +14,29 @@ fn firsts(b: &Batch, dim: usize) -> Vec<usize> {
 }
 
 #[test]
+fn a_saved_position_must_lie_within_the_run() {
+    let p = |epoch, batch| Position {
+        epoch,
+        batch,
+        seed: 0,
+    };
+    assert!(p(1, 31).check_within(500, 2, 469).is_ok());
+    assert!(p(2, 0).check_within(938, 2, 469).is_ok(), "the run's end");
+    for (pos, step) in [
+        (p(1, 100_000), 500),
+        (p(u64::MAX, 31), 500),
+        (p(1, 31), 10_000),
+        (p(1, 31), 3),
+    ] {
+        let e = pos.check_within(step, 2, 469).unwrap_err().to_string();
+        assert!(
+            e.contains("is not within this run of 2 epochs of 469 batches (938 steps)"),
+            "{e}"
+        );
+    }
+}
+
+#[test]
 fn a_position_past_the_end_of_the_epoch_is_an_error() {
     let l = DataLoader::new(ramp(10, 2, 3), 3);
     assert_eq!(
