@@ -47,6 +47,41 @@ pub use kiln_cuda as cuda;
 #[cfg(feature = "cuda")]
 pub use kiln_cuda::Cuda;
 
+/// A job that runs on whichever device the user picks (`--device`, see
+/// [`on_device`]): generic over the device, so one body serves the CPU and
+/// CUDA.
+pub trait DeviceJob {
+    /// What the job returns.
+    type Output;
+    /// Runs on `dev`.
+    fn run<D: kiln_core::kernels::Kernels<f32>>(self, dev: &D) -> Self::Output;
+}
+
+/// Opens the device `arg` names and runs `job` on it. `Err` when it cannot
+/// be opened, before the job starts: a binary built without the `cuda`
+/// feature, or no driver, GPU, NVRTC or cuBLAS (the message names what is
+/// missing).
+pub fn on_device<J: DeviceJob>(arg: kiln_core::train::DeviceArg, job: J) -> Result<J::Output> {
+    use kiln_core::train::DeviceArg;
+    match arg {
+        DeviceArg::Cpu => Ok(job.run(&Cpu)),
+        #[cfg(feature = "cuda")]
+        DeviceArg::Cuda(ordinal) => {
+            let dev = kiln_cuda::Cuda::new(ordinal)?;
+            println!("{}: {}", dev.name(), dev.describe());
+            Ok(job.run(&dev))
+        }
+        #[cfg(not(feature = "cuda"))]
+        DeviceArg::Cuda(ordinal) => Err(Error::invalid(
+            "--device",
+            format!(
+                "cuda:{ordinal}: this binary was built without CUDA support; rebuild with \
+                 `--features cuda` (cargo run --release --features cuda --example … -- --device cuda)"
+            ),
+        )),
+    }
+}
+
 #[doc(hidden)]
 pub mod __private {
     pub use kiln_macros::network_impl;

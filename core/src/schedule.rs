@@ -77,12 +77,12 @@ pub trait Schedule {
     }
 }
 
-/// [`Schedule::apply`], for unsized schedules too.
-fn apply_to<
+/// [`Schedule::apply`], for unsized schedules and optimizers too.
+pub(crate) fn apply_to<
     S: Schedule + ?Sized,
     E: Elem,
     D: crate::kernels::OptimKernels<E>,
-    O: Optimizer<E, D>,
+    O: Optimizer<E, D> + ?Sized,
 >(
     s: &S,
     opt: &mut O,

@@ -164,6 +164,20 @@ pub struct Batch {
 }
 
 impl Batch {
+    /// A batch made by hand (not from a loader): `y.len()` samples of
+    /// `x.len() / y.len()` values, no soft labels, epoch 0, index 0. What a
+    /// closure that samples its own batches fills
+    /// ([`crate::train::Feed::Sample`]).
+    pub fn new(x: Vec<f32>, y: Vec<u32>) -> Batch {
+        Batch {
+            x,
+            y,
+            soft: Vec::new(),
+            epoch: 0,
+            index: 0,
+            pool: None,
+        }
+    }
     /// Number of samples.
     pub fn len(&self) -> usize {
         self.y.len()

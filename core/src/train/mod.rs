@@ -25,13 +25,23 @@
 //! # Ok::<(), kiln_core::Error>(())
 //! ```
 
+mod args;
 mod history;
+mod objective;
 #[cfg(feature = "plot")]
 pub mod plot;
 mod progress;
+mod runner;
+mod state;
 
+pub use args::{DeviceArg, OptimizerKind, ScheduleKind, ScheduleSpec, TrainArgs};
 pub use history::{History, Record, RunLog};
+pub use objective::{Classify, Distance, LossFn, MacroF1, Metric, Objective, Reconstruct, TopK};
 pub use progress::{EpochBar, Meter};
+pub use runner::{
+    Budget, Control, Feed, Goal, Patience, Report, StepCtx, StepInfo, StepOut, Stopped, Trainer,
+};
+pub use state::{Checkpointed, RunState};
 
 /// Checks, before the first training step, that `path` (given with the
 /// command-line flag `flag`) can be written: its directory exists, is a
