@@ -16,14 +16,20 @@
 //! The program prints the accuracies before and after (Fashion-MNIST with the
 //! digit head is at chance level), and for every parameter whether it
 //! changed: the frozen ones keep every bit.
+//!
+//! Both stages are `kiln::train::Trainer::fit` runs; the shared flags
+//! (`kiln::train::TrainArgs`: optimizer, learning rate, schedule, batch,
+//! seed, threads, `--device`) serve both, and `--epochs`, `--save`,
+//! `--resume`, `--log`, `--plot` belong to the second stage (the first is
+//! `--pretrain-epochs`, `--load`, `--save-pretrained`).
 
 use clap::Parser;
 use kiln::checkpoint;
 use kiln::data::{DataLoader, Mnist};
-use kiln::metrics::argmax;
-use kiln::optim::{Adam, Optimizer};
+use kiln::kernels::Kernels;
+use kiln::optim::Optimizer;
 use kiln::prelude::*;
-use kiln::train::{EpochBar, Meter};
+use kiln::train::{evaluate, Classify, TrainArgs, Trainer};
 use kiln::Path as PPath;
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -44,19 +50,14 @@ kiln::network! {
 /// MNIST → Fashion-MNIST transfer learning with frozen features.
 #[derive(Parser, Debug)]
 #[command(about = "Train on MNIST, freeze the features, retrain the head on Fashion-MNIST")]
+#[command(mut_arg("epochs", |a| a.default_value("3").help("Epochs of retraining on Fashion-MNIST")))]
+#[command(mut_arg("schedule", |a| a.default_value("constant")))]
 struct Args {
+    #[command(flatten)]
+    train: TrainArgs,
     /// Epochs of MNIST pre-training (without --load).
     #[arg(long, default_value_t = 3)]
     pretrain_epochs: u64,
-    /// Epochs of retraining on Fashion-MNIST.
-    #[arg(long, default_value_t = 3)]
-    epochs: u64,
-    /// Learning rate of both stages (Adam).
-    #[arg(long, default_value_t = 1e-3)]
-    lr: f64,
-    /// Samples per mini-batch.
-    #[arg(long, default_value_t = 128)]
-    batch_size: usize,
     /// Load the pre-trained network from PATH instead of training it.
     #[arg(long, value_name = "PATH")]
     load: Option<PathBuf>,
@@ -66,12 +67,6 @@ struct Args {
     /// Train every layer in the second stage (fine-tuning) instead of the head only.
     #[arg(long)]
     unfreeze: bool,
-    /// Seed of the weights and of the shuffling.
-    #[arg(long, default_value_t = 0)]
-    seed: u64,
-    /// CPU threads (0: one per core).
-    #[arg(long, default_value_t = 0)]
-    threads: usize,
     /// MNIST directory.
     #[arg(long, default_value = kiln::data::mnist::DEFAULT_DIR)]
     mnist_dir: PathBuf,
@@ -80,198 +75,160 @@ struct Args {
     fashion_dir: PathBuf,
 }
 
-/// Accuracy of `net` on every sample of `data`.
-fn accuracy(
-    net: &Net<f32, Cpu>,
-    data: &DataLoader,
-    tape: &mut NetTape<f32, Cpu>,
-) -> kiln::Result<f64> {
-    let mut x = Tensor::<S1<784>>::zeros(&Cpu, data.batch_size())?;
-    let mut host = Vec::new();
-    let (mut correct, mut n) = (0, 0);
-    for b in data.epoch(0)? {
-        x.set_batch(b.len())?;
-        x.copy_from_slice(&b.x)?;
-        let logits = net.forward_with(&x, tape)?;
-        host.resize(b.len() * 10, 0.0);
-        logits.copy_to_slice(&mut host)?;
-        correct += host
-            .chunks_exact(10)
-            .zip(&b.y)
-            .filter(|(r, &y)| argmax(r) == y as usize)
-            .count();
-        n += b.len();
-    }
-    Ok(correct as f64 / n.max(1) as f64)
-}
-
-/// `epochs` epochs of `opt` on `data`; prints a line per epoch.
-fn train<O: Optimizer<f32, Cpu>>(
-    name: &str,
-    net: &mut Net<f32, Cpu>,
-    opt: &mut O,
-    data: &DataLoader,
-    epochs: u64,
-) -> kiln::Result<()> {
-    let mut tape = net.tape()?;
-    let mut grads = net.grads()?;
-    let mut x = Tensor::<S1<784>>::zeros(&Cpu, data.batch_size())?;
-    let mut y = Labels::<10>::empty::<f32>(&Cpu)?;
-    let mut dlogits = Tensor::<S1<10>>::zeros(&Cpu, data.batch_size())?;
-    let mut host = Vec::new();
-    for epoch in 0..epochs {
-        let bar = EpochBar::new(epoch + 1, epochs, data.samples_per_epoch());
-        let mut m = Meter::new();
-        for b in data.epoch(epoch)? {
-            x.set_batch(b.len())?;
-            x.copy_from_slice(&b.x)?;
-            y.set::<f32>(&b.y)?;
-            let logits = net.forward_train(&x, &mut tape)?;
-            let loss = cross_entropy(logits, &y, Some(&mut dlogits))?;
-            host.resize(b.len() * 10, 0.0);
-            logits.copy_to_slice(&mut host)?;
-            let correct = host
-                .chunks_exact(10)
-                .zip(&b.y)
-                .filter(|(r, &y)| argmax(r) == y as usize)
-                .count();
-            net.backward(&mut tape, &dlogits, &mut grads)?;
-            opt.step(net, &grads)?;
-            m.add(loss as f64, correct, b.len());
-            bar.update(&m);
-        }
-        bar.finish(&m);
-        println!(
-            "{name} epoch {}/{epochs}: loss {:.4}  train acc {:.4}  {:.0} samples/s",
-            epoch + 1,
-            m.loss(),
-            m.accuracy(),
-            m.samples_per_sec()
-        );
-    }
-    Ok(())
-}
-
 /// Every parameter by dotted path.
-fn params(net: &Net<f32, Cpu>) -> Vec<(String, Vec<f32>)> {
+fn params<D: Kernels<f32>>(net: &Net<f32, D>) -> Vec<(String, Vec<f32>)> {
     let mut v = Vec::new();
     net.visit(&PPath::ROOT, &mut |p, t| {
-        v.push((p.to_string(), t.value[..t.numel].to_vec()))
+        v.push((p.to_string(), {
+            let mut h = vec![0.0f32; t.numel];
+            // A parameter that cannot be read shows as NaN (changed).
+            if t.dev.download(t.value, &mut h).is_err() {
+                h.fill(f32::NAN);
+            }
+            h
+        }))
     });
     v
 }
 
-fn run(args: &Args) -> kiln::Result<()> {
-    if let Some(path) = &args.save_pretrained {
-        kiln::train::check_output_path("--save-pretrained", path)?;
-    }
-    if args.threads > 0 {
-        kiln::set_threads(args.threads)?;
-    }
-    let t0 = Instant::now();
-    let mnist = Mnist::load(&args.mnist_dir)?;
-    let fashion = Mnist::load_fashion(&args.fashion_dir)?;
-    let loader = |d: kiln::data::Dataset, shuffle: bool| {
-        let l = DataLoader::new(d, args.batch_size).prefetch(2);
-        if shuffle {
-            l.shuffle(args.seed)
-        } else {
-            l
-        }
-    };
-    let (mnist_train, mnist_test) = (loader(mnist.train, true), loader(mnist.test, false));
-    let (fashion_train, fashion_test) = (loader(fashion.train, true), loader(fashion.test, false));
+/// Test accuracy of `net` on `data`.
+fn accuracy<D: Kernels<f32>>(net: &Net<f32, D>, data: &DataLoader) -> kiln::Result<f64> {
+    Ok(evaluate(net, data, &mut Classify::new())?
+        .accuracy
+        .unwrap_or(f64::NAN))
+}
 
-    let mut net = Net::<f32, Cpu>::init(&Cpu, &mut rng(args.seed))?;
-    match &args.load {
-        Some(path) => {
-            checkpoint::load(&mut net, path)?;
-            println!(
-                "stage 1: loaded the pre-trained network from {}",
-                path.display()
-            );
+/// Both stages on whichever device `--device` opened.
+struct Job<'a>(&'a Args);
+
+impl kiln::DeviceJob for Job<'_> {
+    type Output = kiln::Result<()>;
+    fn run<D: Kernels<f32>>(self, dev: &D) -> kiln::Result<()> {
+        let (args, t) = (self.0, &self.0.train);
+        t.init()?;
+        if let Some(path) = &args.save_pretrained {
+            kiln::train::check_output_path("--save-pretrained", path)?;
         }
-        None => {
-            println!("stage 1: training all layers on MNIST digits");
-            train(
-                "MNIST",
+        let t0 = Instant::now();
+        let mnist = Mnist::load(&args.mnist_dir)?;
+        let fashion = Mnist::load_fashion(&args.fashion_dir)?;
+        let test = |d| DataLoader::new(d, 1000);
+        let (mnist_train, mnist_test) = (t.loader(mnist.train), test(mnist.test));
+        let (fashion_train, fashion_test) = (t.loader(fashion.train), test(fashion.test));
+
+        let mut net = Net::<f32, D>::init(dev, &mut rng(t.seed))?;
+        match &args.load {
+            Some(path) => {
+                checkpoint::load(&mut net, path)?;
+                println!(
+                    "stage 1: loaded the pre-trained network from {}",
+                    path.display()
+                );
+            }
+            None => {
+                println!("stage 1: training all layers on MNIST digits");
+                let stage1 = TrainArgs {
+                    epochs: args.pretrain_epochs,
+                    save: None,
+                    resume: None,
+                    log: None,
+                    plot: None,
+                    stop_after: None,
+                    ..t.clone()
+                };
+                stage1.trainer(&mnist_train)?.fit(
+                    &mut net,
+                    &mut t.optimizer(),
+                    &mnist_train,
+                    Classify::new(),
+                )?;
+            }
+        }
+        if let Some(path) = &args.save_pretrained {
+            checkpoint::save(&net, path)?;
+            println!("saved the pre-trained network to {}", path.display());
+        }
+        let mnist_before = accuracy(&net, &mnist_test)?;
+        let fashion_before = accuracy(&net, &fashion_test)?;
+
+        // A new head for the new classes (the features stay as trained).
+        net.fc3 = Net::<f32, D>::init(dev, &mut rng(t.seed + 1))?.fc3;
+        let fashion_new_head = accuracy(&net, &fashion_test)?;
+        let before = params(&net);
+
+        let stage2: Trainer<'_> = t
+            .trainer(&fashion_train)?
+            .fingerprint("unfreeze", args.unfreeze)
+            .validate(&fashion_test);
+        let report = if args.unfreeze {
+            println!("stage 2: fine-tuning every layer on Fashion-MNIST");
+            stage2.fit(
                 &mut net,
-                &mut Adam::new(args.lr),
-                &mnist_train,
-                args.pretrain_epochs,
-            )?;
-        }
-    }
-    if let Some(path) = &args.save_pretrained {
-        checkpoint::save(&net, path)?;
-        println!("saved the pre-trained network to {}", path.display());
-    }
-    let mut tape = net.tape()?;
-    let mnist_before = accuracy(&net, &mnist_test, &mut tape)?;
-    let fashion_before = accuracy(&net, &fashion_test, &mut tape)?;
-
-    // A new head for the new classes (the features stay as trained).
-    net.fc3 = Net::<f32, Cpu>::init(&Cpu, &mut rng(args.seed + 1))?.fc3;
-    let fashion_new_head = accuracy(&net, &fashion_test, &mut tape)?;
-    let before = params(&net);
-
-    if args.unfreeze {
-        println!("stage 2: fine-tuning every layer on Fashion-MNIST");
-        train(
-            "Fashion",
-            &mut net,
-            &mut Adam::new(args.lr),
-            &fashion_train,
-            args.epochs,
-        )?;
-    } else {
-        println!("stage 2: fc1, fc2 frozen; retraining the head fc3 on Fashion-MNIST");
-        let mut opt = Adam::new(args.lr).freeze(|p| p.starts_with("fc1.") || p.starts_with("fc2."));
-        train("Fashion", &mut net, &mut opt, &fashion_train, args.epochs)?;
-    }
-    let fashion_after = accuracy(&net, &fashion_test, &mut tape)?;
-
-    println!("\nparameters:");
-    for ((path, a), (_, b)) in before.iter().zip(params(&net)) {
-        let changed = a
-            .iter()
-            .zip(&b)
-            .filter(|(x, y)| x.to_bits() != y.to_bits())
-            .count();
-        let max = a
-            .iter()
-            .zip(&b)
-            .map(|(x, y)| (x - y).abs())
-            .fold(0.0f32, f32::max);
-        if changed == 0 {
-            println!("  {path:<12} unchanged (every bit)");
+                &mut t.optimizer(),
+                &fashion_train,
+                Classify::new(),
+            )?
         } else {
-            println!(
-                "  {path:<12} changed: {changed} of {} values, max |Δ| = {max:.4}",
-                a.len()
-            );
+            println!("stage 2: fc1, fc2 frozen; retraining the head fc3 on Fashion-MNIST");
+            let mut opt = t
+                .optimizer()
+                .freeze(|p| p.starts_with("fc1.") || p.starts_with("fc2."));
+            stage2.fit(&mut net, &mut opt, &fashion_train, Classify::new())?
+        };
+        if report.stopped == kiln::train::Stopped::StopAfter {
+            return Ok(());
         }
+        let fashion_after = accuracy(&net, &fashion_test)?;
+
+        println!("\nparameters:");
+        for ((path, a), (_, b)) in before.iter().zip(params(&net)) {
+            let changed = a
+                .iter()
+                .zip(&b)
+                .filter(|(x, y)| x.to_bits() != y.to_bits())
+                .count();
+            let max = a
+                .iter()
+                .zip(&b)
+                .map(|(x, y)| (x - y).abs())
+                .fold(0.0f32, f32::max);
+            if changed == 0 {
+                println!("  {path:<12} unchanged (every bit)");
+            } else {
+                println!(
+                    "  {path:<12} changed: {changed} of {} values, max |Δ| = {max:.4}",
+                    a.len()
+                );
+            }
+        }
+        println!("\naccuracy (test sets, 10000 images each):");
+        println!("  MNIST digits, after stage 1:                 {mnist_before:.4}");
+        println!(
+            "  Fashion-MNIST with the digit head:           {fashion_before:.4}  (chance: 0.1)"
+        );
+        println!("  Fashion-MNIST with a fresh head:             {fashion_new_head:.4}");
+        let what = if args.unfreeze {
+            "Fashion-MNIST after fine-tuning everything:"
+        } else {
+            "Fashion-MNIST after retraining the head:"
+        };
+        println!("  {what:<44} {fashion_after:.4}");
+        println!("total {:.1} s", t0.elapsed().as_secs_f64());
+        Ok(())
     }
-    println!("\naccuracy (test sets, 10000 images each):");
-    println!("  MNIST digits, after stage 1:                 {mnist_before:.4}");
-    println!("  Fashion-MNIST with the digit head:           {fashion_before:.4}  (chance: 0.1)");
-    println!("  Fashion-MNIST with a fresh head:             {fashion_new_head:.4}");
-    let what = if args.unfreeze {
-        "Fashion-MNIST after fine-tuning everything:"
-    } else {
-        "Fashion-MNIST after retraining the head:"
-    };
-    println!("  {what:<44} {fashion_after:.4}");
-    println!("total {:.1} s", t0.elapsed().as_secs_f64());
-    Ok(())
 }
 
 fn main() -> ExitCode {
-    match run(&Args::parse()) {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(e) => {
+    let args = Args::parse();
+    match kiln::on_device(args.train.device, Job(&args)) {
+        Ok(Ok(())) => ExitCode::SUCCESS,
+        Ok(Err(e)) => {
             eprintln!("error: {e}");
             ExitCode::FAILURE
+        }
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::from(2)
         }
     }
 }

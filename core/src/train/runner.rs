@@ -458,29 +458,17 @@ impl<'h> Trainer<'h> {
             };
         let mut eval = |s: &mut FitState<'n, N, O, Ob, E, D>, rec: &mut Record| -> Result<()> {
             if let Some(data) = validate {
-                let mut m = Meter::new();
-                for mt in metrics.iter_mut() {
-                    mt.reset();
-                }
-                for batch in data.epoch(0)? {
-                    eval_b.load(&batch)?;
-                    s.net.forward(&eval_b.x, &mut eval_b.y, &mut eval_b.cache)?;
-                    let (loss, correct) = s.objective.loss(&eval_b.y, &batch, None)?;
-                    m.add(loss, correct, batch.len());
-                    if !metrics.is_empty() {
-                        let cols = <N::Out as crate::Shape>::NUMEL;
-                        eval_b.host.resize(batch.len() * cols, E::zero());
-                        eval_b.y.copy_to_slice(&mut eval_b.host)?;
-                        host_f32.clear();
-                        host_f32.extend(eval_b.host.iter().map(|v| v.f64() as f32));
-                        for mt in metrics.iter_mut() {
-                            mt.add(&host_f32, cols, &batch)?;
-                        }
-                    }
-                }
-                rec.set("test_loss", m.loss());
-                if s.objective.classifies() {
-                    rec.set("test_acc", m.accuracy());
+                let e = evaluate_into(
+                    &*s.net,
+                    data,
+                    &mut s.objective,
+                    &mut metrics,
+                    &mut eval_b,
+                    &mut host_f32,
+                )?;
+                rec.set("test_loss", e.loss);
+                if let Some(a) = e.accuracy {
+                    rec.set("test_acc", a);
                 }
                 for mt in metrics.iter() {
                     rec.set(&format!("test_{}", mt.name()), mt.value());
@@ -822,6 +810,72 @@ fn format_record(r: &Record, budget: Budget) -> String {
         }
     }
     s
+}
+
+/// What [`evaluate`] measures.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Evaluation {
+    /// The mean loss per sample.
+    pub loss: f64,
+    /// The fraction of right predictions, for a classifying objective.
+    pub accuracy: Option<f64>,
+    /// Samples seen.
+    pub samples: usize,
+}
+
+/// The mean loss and accuracy of `net` on one pass over `data` in
+/// evaluation mode (dropout off, batch norm with its running statistics):
+/// what [`Trainer::fit`] records as `test_loss` and `test_acc`.
+pub fn evaluate<E, D, N, Ob>(net: &N, data: &DataLoader, objective: &mut Ob) -> Result<Evaluation>
+where
+    E: Elem,
+    D: OptimKernels<E>,
+    N: Layer<E, D>,
+    Ob: Objective<E, D, N::Out>,
+{
+    let mut b = FitBufs::<E, D, N>::new(&device_of(net)?, net)?;
+    evaluate_into(net, data, objective, &mut [], &mut b, &mut Vec::new())
+}
+
+fn evaluate_into<E, D, N, Ob>(
+    net: &N,
+    data: &DataLoader,
+    objective: &mut Ob,
+    metrics: &mut [Box<dyn Metric + '_>],
+    b: &mut FitBufs<E, D, N>,
+    host_f32: &mut Vec<f32>,
+) -> Result<Evaluation>
+where
+    E: Elem,
+    D: OptimKernels<E>,
+    N: Layer<E, D>,
+    Ob: Objective<E, D, N::Out>,
+{
+    let mut m = Meter::new();
+    for mt in metrics.iter_mut() {
+        mt.reset();
+    }
+    for batch in data.epoch(0)? {
+        b.load(&batch)?;
+        net.forward(&b.x, &mut b.y, &mut b.cache)?;
+        let (loss, correct) = objective.loss(&b.y, &batch, None)?;
+        m.add(loss, correct, batch.len());
+        if !metrics.is_empty() {
+            let cols = <N::Out as crate::Shape>::NUMEL;
+            b.host.resize(batch.len() * cols, E::zero());
+            b.y.copy_to_slice(&mut b.host)?;
+            host_f32.clear();
+            host_f32.extend(b.host.iter().map(|v| v.f64() as f32));
+            for mt in metrics.iter_mut() {
+                mt.add(host_f32, cols, &batch)?;
+            }
+        }
+    }
+    Ok(Evaluation {
+        loss: m.loss(),
+        accuracy: objective.classifies().then(|| m.accuracy()),
+        samples: m.seen(),
+    })
 }
 
 /// The device of a network's first parameter.
