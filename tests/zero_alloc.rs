@@ -8,7 +8,7 @@
 //! with AdamW in two parameter groups under gradient clipping), an LSTM,
 //! causal multi-head attention (W7), and a
 //! token model written by hand (Embedding, `gemm_batched`, per-position
-//! cross-entropy).
+//! cross-entropy), and the runner's `Trainer::fit` with its loader.
 //!
 //! Only steps are counted, whatever order the workloads come in; three
 //! other sources of allocation are kept out of the counts:
@@ -207,6 +207,36 @@ macro_rules! count {
     };
 }
 
+/// `Trainer::fit` (W1, Adam, `Classify`, a shuffled loader in the training
+/// thread, a cosine schedule): the allocations between the end of step 4
+/// and of step 4 + `STEPS`, read by a step hook into a vector reserved up
+/// front. The loader's batches, the objective's labels and the runner's
+/// bookkeeping all reuse their buffers.
+fn count_fit() -> usize {
+    use kiln::data::{DataLoader, Dataset};
+    use kiln::train::{Classify, Control, StepInfo, Trainer};
+    let n = 128 * (STEPS + 8);
+    let x: Vec<f32> = (0..n * 784).map(|i| ((i * 7919) % 255) as f32 / 255.0).collect();
+    let y: Vec<u32> = (0..n as u32).map(|i| i % 10).collect();
+    let train = DataLoader::new(Dataset { x, y, dim: 784 }, 128)
+        .shuffle(1)
+        .prefetch(0);
+    let mut net = W1::<f32, Cpu>::init(&Cpu, &mut rng(0)).unwrap();
+    let mut marks: Vec<usize> = Vec::with_capacity(STEPS + 16);
+    let report = Trainer::new()
+        .epochs(1)
+        .quiet(true)
+        .schedule(kiln::schedule::CosineAnnealingLr::new(1e-3, 100, 0.0).unwrap())
+        .on_step(|_: &StepInfo| {
+            marks.push(ALLOCS.load(Ordering::SeqCst));
+            Ok(Control::Continue)
+        })
+        .fit(&mut net, &mut Adam::new(1e-3), &train, Classify::new())
+        .unwrap();
+    assert!(report.last("train_loss").unwrap().is_finite());
+    marks[4 + STEPS - 1] - marks[3]
+}
+
 /// A token model's step without the macro: `Embedding(65, 65)` as a logits
 /// table over `[32]` ids, a strided-batched product per sample (the logits
 /// times a broadcast `[65, 65]` matrix, as attention's per-head products),
@@ -296,6 +326,10 @@ fn main() {
     report.push((
         "W1 MLP, batch 128, Adam",
         count!(W1, S1<784>, 128, Adam::new(1e-3)),
+    ));
+    report.push((
+        "Trainer::fit: W1, batch 128, Adam, cosine, Classify, shuffled loader",
+        count_fit(),
     ));
     report.push((
         "W1 MLP, batch 128, SGD+momentum",
