@@ -20,8 +20,12 @@ fn train(epochs: u64) -> kiln::Result<f64> {
     let mut net = Mlp::<f32, Cpu>::init(&Cpu, &mut rng(0))?;
     let train = DataLoader::new(data.train, 128).shuffle(0);
     let test = DataLoader::new(data.test, 1000);
-    let report = Trainer::new().epochs(epochs).validate(&test)
-        .fit(&mut net, &mut Adam::new(1e-3), &train, Classify::new())?;
+    let report = Trainer::new().epochs(epochs).validate(&test).fit(
+        &mut net,
+        &mut Adam::new(1e-3),
+        &train,
+        Classify::new(),
+    )?;
     Ok(report.last("test_acc").unwrap_or(0.0))
 }
 // README-END
@@ -55,5 +59,9 @@ fn the_readme_shows_this_code() {
     let block = &readme[start..];
     let block = &block[block.find("```rust\n").unwrap() + 8..];
     let block = &block[..block.find("```").unwrap()];
-    assert_eq!(block.trim(), code.trim(), "README.md's runner snippet differs from tests/readme_runner.rs");
+    assert_eq!(
+        block.trim(),
+        code.trim(),
+        "README.md's runner snippet differs from tests/readme_runner.rs"
+    );
 }

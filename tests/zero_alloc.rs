@@ -216,7 +216,9 @@ fn count_fit() -> usize {
     use kiln::data::{DataLoader, Dataset};
     use kiln::train::{Classify, Control, StepInfo, Trainer};
     let n = 128 * (STEPS + 8);
-    let x: Vec<f32> = (0..n * 784).map(|i| ((i * 7919) % 255) as f32 / 255.0).collect();
+    let x: Vec<f32> = (0..n * 784)
+        .map(|i| ((i * 7919) % 255) as f32 / 255.0)
+        .collect();
     let y: Vec<u32> = (0..n as u32).map(|i| i % 10).collect();
     let train = DataLoader::new(Dataset { x, y, dim: 784 }, 128)
         .shuffle(1)

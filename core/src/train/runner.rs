@@ -169,6 +169,9 @@ pub struct StepOut {
     pub lr: f64,
 }
 
+/// A closure filling the batch of a step (see [`Feed::Sample`]).
+pub type SampleFn<'a> = Box<dyn FnMut(u64, &mut Batch) -> Result<()> + 'a>;
+
 /// Where batches come from.
 pub enum Feed<'a> {
     /// A data loader: epochs of shuffled batches, resumable mid-epoch.
@@ -179,7 +182,7 @@ pub enum Feed<'a> {
     /// epoch of the bar and the meter. Needs a [`Budget::Steps`].
     Sample {
         /// Fills the batch of `step` (the buffers are reused).
-        f: Box<dyn FnMut(u64, &mut Batch) -> Result<()> + 'a>,
+        f: SampleFn<'a>,
         /// Steps per epoch.
         per_epoch: usize,
     },
