@@ -18,7 +18,9 @@
 //! * The TD target is `y = r + γ·max_a' Q_target(s', a')`, and `y = r` when
 //!   the transition `terminated`; a `truncated` one (the 500-step limit)
 //!   still bootstraps, since the state after it has a value. `Q_target` is a
-//!   copy of the online network refreshed every `--target-every` steps.
+//!   copy of the online network refreshed every `--target-every` steps, or,
+//!   with `--tau τ > 0`, Polyak-averaged after every update:
+//!   `θ' ← τ·θ + (1 − τ)·θ'`.
 //! * The loss is the Huber TD loss on the taken action
 //!   (`kiln::rl::losses::huber_td_loss`), its gradient goes through the
 //!   network's backward pass, and Adam updates it with the gradients clipped
@@ -35,7 +37,9 @@
 //!
 //! `--plot PREFIX` draws the return of every training episode (and the
 //! checks' means) into `PREFIX.png` and `PREFIX.svg`; `--save PATH` writes the
-//! evaluated policy's weights (safetensors, PyTorch names `fc1.weight`, …).
+//! evaluated policy's weights (safetensors, PyTorch names `fc1.weight`, …);
+//! `--returns-json PATH` writes the curves, the evaluation and the training
+//! loop's wall time (what `scripts/dqn-compare` sets beside PyTorch's).
 
 use clap::Parser;
 use kiln::metrics::argmax;
@@ -89,6 +93,12 @@ pub struct Args {
     /// Environment steps between copies of the online network into the target network.
     #[arg(long, default_value_t = 500)]
     pub target_every: usize,
+    /// Polyak averaging of the target network after every update (0: copy every --target-every steps).
+    #[arg(long, default_value_t = 0.0)]
+    pub tau: f64,
+    /// Write the returns, checks, evaluation and training time as JSON to PATH.
+    #[arg(long, value_name = "PATH")]
+    pub returns_json: Option<PathBuf>,
     /// Capacity of the replay buffer (transitions).
     #[arg(long, default_value_t = 50_000)]
     pub buffer: usize,
@@ -302,6 +312,19 @@ pub fn update<O: Optimizer<f32, Cpu>>(
     Ok(loss)
 }
 
+/// Polyak averaging: `target ← τ·online + (1 − τ)·target`, parameter by
+/// parameter.
+pub fn soft_update(target: &mut QNet<f32, Cpu>, online: &QNet<f32, Cpu>, tau: f32) {
+    let src = snapshot(online);
+    let mut i = 0;
+    target.visit_mut(&PPath::ROOT, &mut |_, t, _| {
+        for (d, s) in t.value[..t.numel].iter_mut().zip(src[i].iter()) {
+            *d = tau * s + (1.0 - tau) * *d;
+        }
+        i += 1;
+    });
+}
+
 /// Every parameter's values, in visiting order.
 pub fn snapshot(net: &QNet<f32, Cpu>) -> Vec<Vec<f32>> {
     let mut v = Vec::new();
@@ -380,6 +403,11 @@ pub struct RunOutput {
     pub steps: usize,
     /// Wall time of training and evaluation, seconds.
     pub secs: f64,
+    /// Seconds of the training loop alone (no final evaluation).
+    pub train_secs: f64,
+    /// CPU seconds of the process in the training loop (Linux), which other
+    /// programs on the machine do not inflate as they do the wall time.
+    pub train_cpu_secs: Option<f64>,
 }
 
 /// Trains, keeps the best checked parameters, evaluates them.
@@ -413,6 +441,7 @@ pub fn run(args: &Args) -> kiln::Result<RunOutput> {
         kiln::train::check_output_path("--save", p)?;
     }
     let t0 = Instant::now();
+    let cpu0 = cpu_secs();
     let seed = args.seed;
     let mut rng = kiln::rng(seed);
     let mut net = QNet::<f32, Cpu>::init(&Cpu, &mut rng)?;
@@ -442,6 +471,8 @@ pub fn run(args: &Args) -> kiln::Result<RunOutput> {
         train_losses: Vec::new(),
         steps: 0,
         secs: 0.0,
+        train_secs: 0.0,
+        train_cpu_secs: None,
     };
     let mut best = (f64::NEG_INFINITY, snapshot(&net));
     let (mut loss_sum, mut loss_n) = (0.0f64, 0usize);
@@ -475,7 +506,9 @@ pub fn run(args: &Args) -> kiln::Result<RunOutput> {
                 .map_err(|e| e.at_step(step as u64, args.lr))?;
             loss_sum += loss as f64;
             loss_n += 1;
-            if step.is_multiple_of(args.target_every) {
+            if args.tau > 0.0 {
+                soft_update(&mut target, &net, args.tau as f32);
+            } else if step.is_multiple_of(args.target_every) {
                 restore(&mut target, &snapshot(&net));
             }
         }
@@ -501,6 +534,8 @@ pub fn run(args: &Args) -> kiln::Result<RunOutput> {
         }
     }
     out.steps = args.steps;
+    out.train_secs = t0.elapsed().as_secs_f64();
+    out.train_cpu_secs = cpu_secs().map(|c| c - cpu0.unwrap_or(0.0));
     let eval_base = 2_000_000_000 + seed * 1_000_000;
     out.final_eval_returns = evaluate(&net, eval_base, args.eval_episodes)?;
     restore(&mut net, &best.1);
@@ -509,6 +544,9 @@ pub fn run(args: &Args) -> kiln::Result<RunOutput> {
     if let Some(p) = &args.save {
         kiln::checkpoint::save(&net, p)?;
         println!("policy (step {}): {}", out.best_step, p.display());
+    }
+    if let Some(path) = &args.returns_json {
+        write_json(path, args, &out)?;
     }
     if let Some(prefix) = &args.plot {
         let panels = [Panel {
@@ -533,6 +571,52 @@ pub fn run(args: &Args) -> kiln::Result<RunOutput> {
         println!("returns: {}", png.display());
     }
     Ok(out)
+}
+
+/// CPU time (user + system) of this process so far, from `/proc/self/stat`
+/// (Linux; clock ticks of 1/100 s, the kernel's USER_HZ); `None` elsewhere.
+fn cpu_secs() -> Option<f64> {
+    let stat = std::fs::read_to_string("/proc/self/stat").ok()?;
+    // Fields after the command name (which may hold spaces) in parentheses.
+    let rest = &stat[stat.rfind(')')? + 2..];
+    let f: Vec<&str> = rest.split_whitespace().collect();
+    let ticks = f.get(11)?.parse::<f64>().ok()? + f.get(12)?.parse::<f64>().ok()?;
+    Some(ticks / 100.0)
+}
+
+/// The run as JSON (the format `scripts/python/dqn_torch.py` writes).
+fn write_json(path: &std::path::Path, args: &Args, out: &RunOutput) -> kiln::Result<()> {
+    let list = |v: &[f64]| {
+        v.iter()
+            .map(|x| format!("{x:?}"))
+            .collect::<Vec<_>>()
+            .join(",")
+    };
+    let checks = out
+        .checks
+        .iter()
+        .map(|(s, m)| format!("[{s},{m:?}]"))
+        .collect::<Vec<_>>()
+        .join(",");
+    let text = format!(
+        "{{\"framework\":\"kiln\",\"seed\":{},\"steps\":{},\"tau\":{:?},\"episode_returns\":[{}],\"checks\":[{checks}],\"train_losses\":[{}],\"best_step\":{},\"eval_returns\":[{}],\"final_eval_returns\":[{}],\"train_secs\":{:?},\"secs_per_env_step\":{:?},\"train_cpu_secs\":{}}}\n",
+        args.seed,
+        out.steps,
+        args.tau,
+        list(&out.episode_returns),
+        list(&out.train_losses),
+        out.best_step,
+        list(&out.eval_returns),
+        list(&out.final_eval_returns),
+        out.train_secs,
+        out.train_secs / out.steps.max(1) as f64,
+        out.train_cpu_secs
+            .map_or("null".to_string(), |c| format!("{c:?}"))
+    );
+    std::fs::write(path, text).map_err(|e| kiln::Error::Io {
+        path: path.to_path_buf(),
+        source: e,
+    })
 }
 
 /// The checks placed on the episode axis (the episodes finished by then).
