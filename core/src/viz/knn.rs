@@ -19,7 +19,7 @@ use crate::error::{Error, Result};
 /// ```
 pub fn knn_accuracy(points: &[f64], dim: usize, labels: &[usize], k: usize) -> Result<f64> {
     use rayon::prelude::*;
-    if dim == 0 || points.len() % dim != 0 {
+    if dim == 0 || !points.len().is_multiple_of(dim) {
         return Err(Error::invalid(
             "knn_accuracy",
             format!("{} values are not rows of {dim}", points.len()),

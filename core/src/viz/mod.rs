@@ -24,7 +24,7 @@ pub(crate) fn rows(op: &'static str, x: &[f32], dim: usize, min_rows: usize) -> 
     if dim == 0 {
         return Err(Error::invalid(op, "the row length `dim` is 0"));
     }
-    if x.len() % dim != 0 {
+    if !x.len().is_multiple_of(dim) {
         return Err(Error::invalid(
             op,
             format!("{} values are not a whole number of rows of {dim}", x.len()),
