@@ -78,15 +78,15 @@ fn per_sample<E: Elem, D: Backend<E>>(
 /// doc for the normalisation.
 ///
 /// ```
-/// use kiln::prelude::*;
-/// use kiln::loss::gram;
+/// use kiln_core::loss::gram;
+/// use kiln_core::{Cpu, Tensor, S3};
 /// // Two channels on a 1×2 grid: F = [[1, 2], [3, 4]].
 /// let f = Tensor::<S3<2, 1, 2>>::from_slice(&Cpu, &[1.0, 2.0, 3.0, 4.0])?;
 /// let mut g = Tensor::empty(&Cpu)?;
 /// gram(&f, &mut g)?;
 /// // (1·1 + 2·2)/2, (1·3 + 2·4)/2, …
 /// assert_eq!(g.to_vec()?, [2.5, 5.5, 5.5, 12.5]);
-/// # Ok::<(), kiln::Error>(())
+/// # Ok::<(), kiln_core::Error>(())
 /// ```
 pub fn gram<const C: usize, const H: usize, const W: usize, E: Elem, D: Backend<E>>(
     x: &Tensor<S3<C, H, W>, E, D>,
@@ -337,13 +337,13 @@ impl<S: Shape, E: Elem, D: Backend<E>> ContentTarget<S, E, D> {
 /// pixel and `−2w·d` at the earlier one.
 ///
 /// ```
-/// use kiln::loss::total_variation;
+/// use kiln_core::loss::total_variation;
 /// // One channel, 1×3: differences 2 and −1.
 /// let mut g = [0.0; 3];
-/// let v = total_variation(&[1.0, 3.0, 2.0], [1, 1, 3], 1.0, Some((&mut g, kiln::Acc::Set)))?;
+/// let v = total_variation(&[1.0, 3.0, 2.0], [1, 1, 3], 1.0, Some((&mut g, kiln_core::Acc::Set)))?;
 /// assert_eq!(v, 5.0);
 /// assert_eq!(g, [-4.0, 4.0 + 2.0, -2.0]);
-/// # Ok::<(), kiln::Error>(())
+/// # Ok::<(), kiln_core::Error>(())
 /// ```
 pub fn total_variation<E: Elem>(
     x: &[E],

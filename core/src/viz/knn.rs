@@ -10,12 +10,13 @@ use crate::error::{Error, Result};
 /// row-major) with classes `labels`. O(n²·dim), in parallel over points.
 ///
 /// ```
-/// use kiln::viz::knn_accuracy;
-/// // Two clusters on a line; the point at 2.9 is labelled 0 but sits in class 1.
-/// let x = [0.0, 0.1, 0.2, 3.0, 3.1, 2.9];
+/// use kiln_core::viz::knn_accuracy;
+/// // Two clusters on a line; the point at 2.8 is labelled 0 but sits among
+/// // class 1: its nearest neighbour (3.0) says 1, every other point's is right.
+/// let x = [0.0, 0.1, 0.2, 3.0, 3.1, 2.8];
 /// let y = [0, 0, 0, 1, 1, 0];
-/// assert_eq!(knn_accuracy(&x, 1, &y, 1)?, 4.0 / 6.0);
-/// # Ok::<(), kiln::Error>(())
+/// assert_eq!(knn_accuracy(&x, 1, &y, 1)?, 5.0 / 6.0);
+/// # Ok::<(), kiln_core::Error>(())
 /// ```
 pub fn knn_accuracy(points: &[f64], dim: usize, labels: &[usize], k: usize) -> Result<f64> {
     use rayon::prelude::*;
