@@ -72,7 +72,7 @@ pub struct Args {
     #[arg(long, default_value_t = 0.02)]
     pub lr: f64,
     /// α, the weight of the (relative) content loss against the sum of the four style losses.
-    #[arg(long, default_value_t = 0.5)]
+    #[arg(long, default_value_t = 0.1)]
     pub content_weight: f64,
     /// Weight of the total variation per pixel (the sum is divided by 3·size²).
     #[arg(long, default_value_t = 2.0)]
