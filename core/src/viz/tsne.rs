@@ -225,9 +225,15 @@ pub fn tsne_gradient(p: &[f32], y: &[[f64; 2]], alpha: f64, grad: &mut [[f64; 2]
 }
 
 /// `KL(P‖Q) = Σ_{i≠j} p_ij ln(p_ij / q_ij)` of the map `y` (terms with
-/// `p_ij = 0` count 0).
-pub fn kl_divergence(p: &[f32], y: &[[f64; 2]]) -> f64 {
+/// `p_ij = 0` count 0); `p` is `n × n` for the `n` points of `y`.
+pub fn kl_divergence(p: &[f32], y: &[[f64; 2]]) -> Result<f64> {
     let n = y.len();
+    if p.len() != n * n {
+        return Err(Error::invalid(
+            "kl_divergence",
+            format!("{} affinities for {n} points (expected {})", p.len(), n * n),
+        ));
+    }
     let w = |i: usize, j: usize| {
         let (d0, d1) = (y[i][0] - y[j][0], y[i][1] - y[j][1]);
         1.0 / (1.0 + d0 * d0 + d1 * d1)
@@ -249,7 +255,7 @@ pub fn kl_divergence(p: &[f32], y: &[[f64; 2]]) -> f64 {
         .reduce(|| (0.0, 0.0), |a, b| (a.0 + b.0, a.1 + b.1));
     // Σ p ln(p/(w/Z)) = Σ p ln(p/w) + ln Z · Σ p.
     let total_p: f64 = p.iter().map(|&v| v as f64).sum();
-    s + z.ln() * total_p
+    Ok(s + z.ln() * total_p)
 }
 
 /// The t-SNE map of the rows of `x` (`n × dim`), with the settings `cfg`.
@@ -301,7 +307,7 @@ pub fn tsne(x: &[f32], dim: usize, cfg: &TsneConfig) -> Result<Tsne> {
             }
         }
         if cfg.report_every > 0 && ((it + 1) % cfg.report_every == 0) {
-            history.push((it + 1, kl_divergence(&p, &y)));
+            history.push((it + 1, kl_divergence(&p, &y)?));
         }
     }
     if let Some(bad) = y
@@ -314,7 +320,7 @@ pub fn tsne(x: &[f32], dim: usize, cfg: &TsneConfig) -> Result<Tsne> {
         });
     }
     Ok(Tsne {
-        kl: kl_divergence(&p, &y),
+        kl: kl_divergence(&p, &y)?,
         points: y,
         history,
     })

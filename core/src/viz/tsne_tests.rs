@@ -75,7 +75,7 @@ fn gradient_matches_central_differences() {
     // α = 1: the gradient of KL(P‖Q).
     tsne_gradient(&p, &pts(&y), 1.0, &mut g).unwrap();
     let flat: Vec<f64> = g.iter().flatten().copied().collect();
-    let num = numeric_grad(&y, |v| kl_divergence(&p, &pts(v)));
+    let num = numeric_grad(&y, |v| kl_divergence(&p, &pts(v)).unwrap());
     let err = rel_err(&flat, &num);
     assert!(err < 1e-7, "{err}");
     // α = 3: the gradient of −α Σ p ln w + ln Z.
@@ -142,4 +142,8 @@ fn mistakes_are_named() {
         .unwrap_err()
         .to_string();
     assert!(e.contains("4 affinities"), "{e}");
+    let e = kl_divergence(&[0.0; 4], &[[0.0; 2]; 3])
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("4 affinities for 3 points (expected 9)"), "{e}");
 }
