@@ -36,6 +36,7 @@ pub mod summary;
 pub mod tensor;
 pub mod testing;
 pub mod train;
+pub mod viz;
 pub mod word2vec;
 
 /// The `rand` crate at the version whose traits kiln's generator [`Rng`]

@@ -22,12 +22,18 @@
 //! smoothing, focal loss, KL divergence — are in [`distribution`] (formulas
 //! there) and re-exported here.
 //!
+//! The losses of texture synthesis and style transfer — Gram matrices, the
+//! style and content losses, total variation — are in [`style`] (formulas
+//! there) and re-exported here.
+//!
 //! A loss that comes out NaN or infinite is an [`Error::NonFinite`] naming the
 //! loss, so a diverging run stops with a message instead of training on NaNs.
 
 pub mod distribution;
+pub mod style;
 
 pub use distribution::{cross_entropy_smoothed, focal_loss, kl_div, soft_cross_entropy};
+pub use style::{gram, gram_backward, total_variation, ContentTarget, StyleTarget};
 
 use crate::device::{LossKind, LossTarget};
 use crate::elem::Elem;

@@ -11,9 +11,9 @@ use plotters::prelude::*;
 use std::path::{Path, PathBuf};
 
 static FONT: &[u8] = include_bytes!("../../assets/DejaVuSans-subset.ttf");
-const FAMILY: &str = "sans-serif";
+pub(crate) const FAMILY: &str = "sans-serif";
 
-fn register_font() -> Result<()> {
+pub(crate) fn register_font() -> Result<()> {
     static ONCE: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
     let ok = *ONCE
         .get_or_init(|| plotters::style::register_font(FAMILY, FontStyle::Normal, FONT).is_ok());
