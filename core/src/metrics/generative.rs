@@ -257,7 +257,7 @@ pub fn frechet_distance(a: &[f64], b: &[f64], dim: usize) -> Result<f64> {
 
 /// The number of rows of `cols` values in `v`, or an error naming `op`.
 fn check_rows(op: &'static str, v: &[f64], cols: usize) -> Result<usize> {
-    if cols == 0 || v.is_empty() || v.len() % cols != 0 {
+    if cols == 0 || v.is_empty() || !v.len().is_multiple_of(cols) {
         return Err(Error::invalid(
             op,
             format!(
