@@ -71,7 +71,7 @@ use std::time::Instant;
 /// Numbers in the generator's noise input.
 pub const Z: usize = 64;
 /// GAN steps of `--smoke`.
-pub const SMOKE_STEPS: usize = 150;
+pub const SMOKE_STEPS: usize = 100;
 /// Generated (and real training) digits scored by `--smoke`.
 pub const SMOKE_EVAL: usize = 1000;
 
@@ -158,7 +158,7 @@ pub struct Args {
     /// Where to write the PNGs, the plot and the history.
     #[arg(long, default_value = ".")]
     pub out_dir: PathBuf,
-    /// A quick check: 150 GAN steps on 9,600 images, a LeNet of 200 steps,
+    /// A quick check: 100 GAN steps on 6,400 images, a LeNet of 150 steps,
     /// 1,000 samples scored (and as many training digits for the floor).
     #[arg(long)]
     pub smoke: bool,
@@ -447,7 +447,7 @@ fn lenet(args: &Args, data: &Mnist) -> kiln::Result<(LeNetFeatures<f32, Cpu>, f6
         return Ok((net, acc));
     }
     let (epochs, steps) = if args.smoke {
-        (1, 200)
+        (1, 150)
     } else {
         (args.lenet_epochs, usize::MAX)
     };

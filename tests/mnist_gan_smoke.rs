@@ -1,5 +1,5 @@
 //! `examples/mnist_gan.rs --smoke`, run through the example's own code (the
-//! file is included as a module): a LeNet of 200 steps, then 150 DCGAN steps
+//! file is included as a module): a LeNet of 150 steps, then 100 DCGAN steps
 //! of batch 64, scored on 1,000 generated digits. After training the
 //! generated digits must be much closer to the test digits in the LeNet's
 //! feature space (Fréchet distance at most half its value at
@@ -45,7 +45,9 @@ fn mnist_gan_smoke_run_learns() {
     }
     let out_dir = std::env::temp_dir().join(format!("kiln-gan-smoke-{}", std::process::id()));
     std::fs::create_dir_all(&out_dir).unwrap();
-    let mut args = example::Args::parse_from(["mnist_gan", "--smoke", "--threads", "2"]);
+    // No --threads: the gradient checks of this file may have started the
+    // global pool already, and `set_threads` can only run before that.
+    let mut args = example::Args::parse_from(["mnist_gan", "--smoke"]);
     args.data_dir = dir;
     args.out_dir = out_dir.clone();
     let t0 = std::time::Instant::now();
@@ -77,7 +79,7 @@ fn mnist_gan_smoke_run_learns() {
     );
     assert!(out.lenet_accuracy > 0.85, "LeNet {}", out.lenet_accuracy);
     // Real digits: the floor the generated ones are compared with.
-    assert!(r.confidence > 0.85 && r.class_entropy > 2.25, "{r:?}");
+    assert!(r.confidence > 0.75 && r.class_entropy > 2.25, "{r:?}");
     assert!(r.frechet < 0.1 * i.frechet, "{r:?} vs {i:?}");
     // The generator learned.
     assert!(
