@@ -247,3 +247,34 @@ fn discriminator_gradient_of_real_plus_fake_matches_central_differences() {
     };
     assert_matches("D real + fake", &analytic, loss, &theta);
 }
+
+/// The example's LeNet with a feature output has `kiln::models::LeNet5`'s
+/// parameter names, so a LeNet-5 checkpoint (what `mnist_lenet --save` and
+/// `saliency --load` use) loads into it and gives the same logits.
+#[test]
+fn lenet5_checkpoint_loads_into_the_feature_lenet() {
+    let path =
+        std::env::temp_dir().join(format!("kiln-gan-lenet-{}.safetensors", std::process::id()));
+    let lenet = kiln::models::LeNet5::<f32, Cpu>::init(&Cpu, &mut rng(1)).unwrap();
+    kiln::checkpoint::save(&lenet, &path).unwrap();
+    let mut feat = example::LeNetFeatures::<f32, Cpu>::init(&Cpu, &mut rng(2)).unwrap();
+    let x: Vec<f32> = (0..3 * 784)
+        .map(|i| ((i * 37 % 101) as f32) / 100.0)
+        .collect();
+    let x = Tensor::<S3<1, 28, 28>>::from_slice(&Cpu, &x).unwrap();
+    let want = lenet.forward(&x).unwrap().to_vec().unwrap();
+    let before = feat.forward(&x).unwrap().0.to_vec().unwrap();
+    assert_ne!(
+        before, want,
+        "differently seeded networks agree: the test proves nothing"
+    );
+    kiln::checkpoint::load(&mut feat, &path).unwrap();
+    let (logits, features) = feat.forward(&x).unwrap();
+    assert_eq!(logits.to_vec().unwrap(), want);
+    assert_eq!(features.batch(), 3);
+    assert!(
+        features.to_vec().unwrap().iter().all(|&v| v >= 0.0),
+        "features after a ReLU"
+    );
+    let _ = std::fs::remove_file(&path);
+}
