@@ -5,7 +5,7 @@
 //! scripts/fetch-mnist                                   # once: data/mnist/
 //! cargo run --release --example mnist_gan -- --threads 2
 //! cargo run --release --example mnist_gan -- --lenet lenet.safetensors --out-dir /tmp/gan
-//! cargo run --release --example mnist_gan -- --smoke    # under a minute
+//! cargo run --release --example mnist_gan -- --smoke    # 100 steps (docs/gan.md: its time)
 //! ```
 //!
 //! **Networks** (the course's guidelines: strided convolutions in D,
@@ -48,7 +48,8 @@
 //! trained without `--normalize`: the classifier reads pixels in `[0, 1]`);
 //! if PATH does not exist, or no `--lenet` is given, it is trained here
 //! (`--lenet-epochs`, Adam 2e-3 with cosine decay, batch 64) and, with
-//! `--lenet`, saved to PATH for the next run. On `--eval-samples` generated
+//! `--lenet`, saved to PATH for the next run (not by `--smoke`, whose LeNet
+//! trains for 150 steps only). On `--eval-samples` generated
 //! digits (G in evaluation mode: batch norm with its running statistics) the
 //! program prints the mean maximum class probability (confidence), the
 //! entropy of the histogram of predicted classes (diversity, `log 10 ≈ 2.303`
@@ -452,7 +453,8 @@ fn lenet(args: &Args, data: &Mnist) -> kiln::Result<(LeNetFeatures<f32, Cpu>, f6
         (args.lenet_epochs, usize::MAX)
     };
     let acc = train_lenet(&mut net, &data.train, &data.test, epochs, steps, args.seed)?;
-    if let Some(p) = &args.lenet {
+    // A smoke run's LeNet (150 steps) is not worth keeping for later runs.
+    if let Some(p) = args.lenet.as_ref().filter(|_| !args.smoke) {
         kiln::checkpoint::save(&net, p)?;
         println!("LeNet saved to {}", p.display());
     }
