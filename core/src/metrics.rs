@@ -1,5 +1,7 @@
 //! Evaluation metrics: accuracy, top-k accuracy, precision, recall, F1,
-//! confusion matrix, ROC curve and AUC, perplexity.
+//! confusion matrix, ROC curve and AUC, perplexity; and, for generated
+//! samples, classifier confidence, class entropy and the Fréchet distance
+//! (`generative.rs`, re-exported here).
 //!
 //! Metrics are computed on the host (predictions are downloaded once per
 //! batch); they are not differentiable and are not part of a training step.
@@ -31,6 +33,12 @@ use crate::elem::Elem;
 use crate::error::{check_batch, Error, Result};
 use crate::shape::S1;
 use crate::tensor::{Labels, Tensor};
+
+mod generative;
+pub use generative::{
+    class_entropy, frechet_distance, frechet_distance_gaussians, mean_covariance,
+    mean_max_probability, sym_eigen, sym_sqrt,
+};
 
 /// The index of the largest score of `row` (first on ties; a NaN is never
 /// the largest unless the row is all NaN; 0 for an empty row).

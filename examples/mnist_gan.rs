@@ -1,0 +1,669 @@
+//! A DCGAN (Radford, Metz & Chintala, 2016) on MNIST, with the generator
+//! trained through the discriminator's gradient with respect to its input.
+//!
+//! ```text
+//! scripts/fetch-mnist                                   # once: data/mnist/
+//! cargo run --release --example mnist_gan -- --threads 2
+//! cargo run --release --example mnist_gan -- --lenet lenet.safetensors --out-dir /tmp/gan
+//! cargo run --release --example mnist_gan -- --smoke    # 100 steps (docs/gan.md: its time)
+//! ```
+//!
+//! **Networks** (the course's guidelines: strided convolutions in D,
+//! transposed convolutions in G, batch norm in both, ReLU in G with a tanh
+//! output, LeakyReLU 0.2 in D; weights drawn from `N(0, 0.02²)` as in the
+//! paper):
+//!
+//! * G: `z` (64 numbers, `N(0, I)`) → Linear 6272 → `[128, 7, 7]` → BN → ReLU
+//!   → ConvTranspose 4×4 stride 2 → `[64, 14, 14]` → BN → ReLU →
+//!   ConvTranspose 4×4 stride 2 → `[1, 28, 28]` → tanh (images in `[−1, 1]`).
+//! * D: `[1, 28, 28]` → Conv 4×4 stride 2 → `[64, 14, 14]` → LeakyReLU →
+//!   Conv 4×4 stride 2 → `[128, 7, 7]` → BN → LeakyReLU → Linear 1 (a logit).
+//!
+//! **One step**, with `ℓ(s, t) = max(s, 0) − s t + log(1 + e^{−|s|})` the
+//! binary cross-entropy on a logit (`bce_with_logits`, a batch mean):
+//!
+//! 1. `x̃ = G(z)` (training mode).
+//! 2. D: `L_D = ℓ(D(x), 1) + ℓ(D(x̃), 0)`. Two forward passes (each batch
+//!    normalised with its own statistics, as PyTorch's DCGAN example does),
+//!    two backward passes into one set of gradients (the second with
+//!    `backward_acc(…, Acc::Add)`), one Adam step.
+//! 3. G, the non-saturating loss `L_G = ℓ(D(x̃), 1) = −log σ(D(x̃))`, through
+//!    the updated D: D's tape has `input_grads = true`, so its backward
+//!    leaves `∂L_G/∂x̃` in `tape.grad_x`, which is the output gradient of G's
+//!    backward; then one Adam step of G. D's parameter gradients from this
+//!    pass are not used.
+//!
+//! Both optimizers are Adam with β₁ = 0.5 (β₂ = 0.999), learning rate 2e-4.
+//! Training stops after `--epochs` or when `--budget-mins` of training time
+//! is spent, whichever comes first (the epoch in progress is cut short).
+//!
+//! **Outputs** in `--out-dir`: `gan_epoch_NN.png` (8×8 samples from the same
+//! 64 noise vectors after every epoch; `gan_epoch_00.png` is the untrained
+//! G), `gan_samples.png` (the last of them), `gan_losses.png`/`.svg` (both
+//! losses, means over 50 steps) and `gan_history.jsonl` (per epoch).
+//!
+//! **Evaluation** with a LeNet-5 (`kiln::models::LeNet5`'s layers and
+//! parameter names, with the 84 penultimate features as a second output):
+//! `--lenet PATH` loads it from a checkpoint (`mnist_lenet --save PATH`,
+//! trained without `--normalize`: the classifier reads pixels in `[0, 1]`);
+//! if PATH does not exist, or no `--lenet` is given, it is trained here
+//! (`--lenet-epochs`, Adam 2e-3 with cosine decay, batch 64) and, with
+//! `--lenet`, saved to PATH for the next run (not by `--smoke`, whose LeNet
+//! trains for 150 steps only). On `--eval-samples` generated
+//! digits (G in evaluation mode: batch norm with its running statistics) the
+//! program prints the mean maximum class probability (confidence), the
+//! entropy of the histogram of predicted classes (diversity, `log 10 ≈ 2.303`
+//! at most) and the Fréchet distance between the LeNet features of the
+//! generated digits and of the 10,000 test digits; beside them the same
+//! numbers for real digits: confidence and entropy on the test digits, and
+//! the Fréchet distance between as many training digits and the test digits
+//! (the floor a perfect generator would reach).
+
+use clap::Parser;
+use kiln::metrics::{class_entropy, frechet_distance, mean_max_probability};
+use kiln::prelude::*;
+use kiln::train::plot::{plot_panels, Panel};
+use kiln::train::{Record, RunLog};
+use rand::seq::SliceRandom;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::time::Instant;
+
+/// Numbers in the generator's noise input.
+pub const Z: usize = 64;
+/// GAN steps of `--smoke`.
+pub const SMOKE_STEPS: usize = 100;
+/// Generated (and real training) digits scored by `--smoke`.
+pub const SMOKE_EVAL: usize = 1000;
+
+kiln::network! {
+    /// The generator: `z` → 28×28 image in `[−1, 1]`.
+    pub struct Generator {
+        input: [64],
+        fc: Linear(6272, bias = false, init = normal(0.02)),
+        reshape([128, 7, 7]),
+        bn0: BatchNorm2d,
+        relu,
+        up1: ConvTranspose2d(64, kernel = 4, stride = 2, padding = 1, bias = false, init = normal(0.02)),
+        bn1: BatchNorm2d,
+        relu,
+        up2: ConvTranspose2d(1, kernel = 4, stride = 2, padding = 1, init = normal(0.02)),
+        tanh,
+    }
+}
+
+kiln::network! {
+    /// The discriminator: image → logit of "real".
+    pub struct Discriminator {
+        input: [1, 28, 28],
+        c1: Conv2d(64, kernel = 4, stride = 2, padding = 1, init = normal(0.02)),
+        LeakyRelu(0.2),
+        c2: Conv2d(128, kernel = 4, stride = 2, padding = 1, bias = false, init = normal(0.02)),
+        bn: BatchNorm2d,
+        LeakyRelu(0.2),
+        flatten,
+        fc: Linear(1, init = normal(0.02)),
+    }
+}
+
+kiln::network! {
+    /// LeNet-5 with the parameter names of `kiln::models::LeNet5` (so its
+    /// checkpoints load) and its 84 penultimate features as an output.
+    pub struct LeNetFeatures {
+        input x: [1, 28, 28],
+        let features = x |> conv1: Conv2d(6, kernel = 5, padding = 2) |> relu |> pool1: MaxPool2d(2)
+            |> conv2: Conv2d(16, kernel = 5) |> relu |> pool2: MaxPool2d(2) |> flatten
+            |> fc1: Linear(120) |> relu |> fc2: Linear(84) |> relu;
+        output logits = features |> fc3: Linear(10);
+        output features;
+    }
+}
+
+/// Train a DCGAN on MNIST.
+#[derive(Parser, Debug)]
+#[command(about = "Train a DCGAN on MNIST with kiln and score its digits with a LeNet")]
+pub struct Args {
+    /// Passes over the 60,000 training images.
+    #[arg(long, default_value_t = 8)]
+    pub epochs: usize,
+    /// Stop training after this many minutes (the epoch in progress is cut short).
+    #[arg(long, default_value_t = 30.0)]
+    pub budget_mins: f64,
+    /// Images (real and generated each) per step.
+    #[arg(long, default_value_t = 64)]
+    pub batch_size: usize,
+    /// Learning rate of both Adam optimizers.
+    #[arg(long, default_value_t = 2e-4)]
+    pub lr: f64,
+    /// β₁ of both Adam optimizers.
+    #[arg(long, default_value_t = 0.5)]
+    pub beta1: f64,
+    /// Seed of the weights, the shuffling and the noise.
+    #[arg(long, default_value_t = 0)]
+    pub seed: u64,
+    /// CPU threads (0: one per core).
+    #[arg(long, default_value_t = 0)]
+    pub threads: usize,
+    /// LeNet checkpoint: loaded if it exists, else written after training one.
+    #[arg(long, value_name = "PATH")]
+    pub lenet: Option<PathBuf>,
+    /// Epochs of the LeNet trained when none is loaded.
+    #[arg(long, default_value_t = 4)]
+    pub lenet_epochs: usize,
+    /// Generated digits scored by the LeNet.
+    #[arg(long, default_value_t = 10_000)]
+    pub eval_samples: usize,
+    /// Directory holding the four MNIST idx files.
+    #[arg(long, default_value = kiln::data::mnist::DEFAULT_DIR)]
+    pub data_dir: PathBuf,
+    /// Where to write the PNGs, the plot and the history.
+    #[arg(long, default_value = ".")]
+    pub out_dir: PathBuf,
+    /// A quick check: 100 GAN steps on 6,400 images, a LeNet of 150 steps,
+    /// 1,000 samples scored (and as many training digits for the floor).
+    #[arg(long)]
+    pub smoke: bool,
+}
+
+/// Scores of a set of digits read through the LeNet.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Scores {
+    /// Mean maximum class probability.
+    pub confidence: f64,
+    /// Entropy (nats) of the histogram of predicted classes.
+    pub class_entropy: f64,
+    /// Fréchet distance of the LeNet features to the test digits'.
+    pub frechet: f64,
+}
+
+/// What a run measured.
+#[derive(Debug, Default)]
+pub struct Outcome {
+    /// D's loss `ℓ(D(x), 1) + ℓ(D(G(z)), 0)` of every step.
+    pub d_losses: Vec<f32>,
+    /// G's loss `ℓ(D(G(z)), 1)` of every step.
+    pub g_losses: Vec<f32>,
+    /// D's mean `σ(D(x))` on the real batch of every step.
+    pub d_real: Vec<f32>,
+    /// The LeNet's test accuracy.
+    pub lenet_accuracy: f64,
+    /// Generated digits before training.
+    pub initial: Scores,
+    /// Generated digits after training.
+    pub generated: Scores,
+    /// Real digits (test set; Fréchet: training digits against the test set).
+    pub real: Scores,
+    /// Seconds of every (possibly cut-short) epoch.
+    pub epoch_secs: Vec<f64>,
+    /// Steps taken.
+    pub steps: usize,
+    /// Seconds of GAN training.
+    pub train_secs: f64,
+}
+
+/// Everything the GAN trains with.
+struct Gan {
+    g: Generator<f32, Cpu>,
+    d: Discriminator<f32, Cpu>,
+    gt: GeneratorTape<f32, Cpu>,
+    dt: DiscriminatorTape<f32, Cpu>,
+    gg: GeneratorGrads<f32, Cpu>,
+    dg: DiscriminatorGrads<f32, Cpu>,
+    gopt: Adam,
+    dopt: Adam,
+    x: Tensor<S3<1, 28, 28>>,
+    z: Tensor<S1<Z>>,
+    ones: Tensor<S1<1>>,
+    zeros: Tensor<S1<1>>,
+    dlogit: Tensor<S1<1>>,
+}
+
+/// Losses of one step.
+struct StepLosses {
+    d: f32,
+    g: f32,
+    d_real: f32,
+}
+
+impl Gan {
+    fn new(rng: &mut Rng, lr: f64, beta1: f64) -> kiln::Result<Gan> {
+        let g = Generator::<f32, Cpu>::init(&Cpu, rng)?;
+        let d = Discriminator::<f32, Cpu>::init(&Cpu, rng)?;
+        let mut dt = d.tape()?;
+        dt.input_grads = true;
+        Ok(Gan {
+            gt: g.tape()?,
+            gg: g.grads()?,
+            dg: d.grads()?,
+            dt,
+            g,
+            d,
+            gopt: Adam::new(lr).betas(beta1, 0.999),
+            dopt: Adam::new(lr).betas(beta1, 0.999),
+            x: Tensor::zeros(&Cpu, 1)?,
+            z: Tensor::zeros(&Cpu, 1)?,
+            ones: Tensor::zeros(&Cpu, 1)?,
+            zeros: Tensor::zeros(&Cpu, 1)?,
+            dlogit: Tensor::zeros(&Cpu, 1)?,
+        })
+    }
+
+    /// One D step and one G step on real images `x` (in `[−1, 1]`) and noise `z`.
+    fn step(&mut self, x: &[f32], z: &[f32], n: usize) -> kiln::Result<StepLosses> {
+        self.x.set_batch(n)?;
+        self.x.copy_from_slice(x)?;
+        self.z.set_batch(n)?;
+        self.z.copy_from_slice(z)?;
+        if self.ones.batch() != n {
+            self.ones = Tensor::from_vec(&Cpu, n, vec![1.0; n])?;
+            self.zeros = Tensor::zeros(&Cpu, n)?;
+        }
+        // x̃ = G(z); it stays in G's tape (`out_y`) for both uses below.
+        self.g.forward_train(&self.z, &mut self.gt)?;
+        let fake = &self.gt.out_y;
+
+        // D: ℓ(D(x), 1) + ℓ(D(x̃), 0), gradients summed.
+        let real_logits = self.d.forward_train(&self.x, &mut self.dt)?;
+        let d_real = mean_sigmoid(&real_logits.to_vec()?);
+        let l_real = bce_with_logits(real_logits, &self.ones, Some(&mut self.dlogit))?;
+        self.d.backward(&mut self.dt, &self.dlogit, &mut self.dg)?;
+        let fake_logits = self.d.forward_train(fake, &mut self.dt)?;
+        let l_fake = bce_with_logits(fake_logits, &self.zeros, Some(&mut self.dlogit))?;
+        self.d
+            .backward_acc(&mut self.dt, &self.dlogit, &mut self.dg, Acc::Add)?;
+        self.dopt.step(&mut self.d, &self.dg)?;
+
+        // G: ℓ(D(x̃), 1) through the updated D; ∂L_G/∂x̃ is D's input gradient.
+        let logits = self.d.forward_train(fake, &mut self.dt)?;
+        let l_g = bce_with_logits(logits, &self.ones, Some(&mut self.dlogit))?;
+        self.d.backward(&mut self.dt, &self.dlogit, &mut self.dg)?;
+        self.g
+            .backward(&mut self.gt, &self.dt.grad_x, &mut self.gg)?;
+        self.gopt.step(&mut self.g, &self.gg)?;
+        Ok(StepLosses {
+            d: l_real + l_fake,
+            g: l_g,
+            d_real,
+        })
+    }
+}
+
+fn mean_sigmoid(v: &[f32]) -> f32 {
+    v.iter().map(|&s| 1.0 / (1.0 + (-s).exp())).sum::<f32>() / v.len().max(1) as f32
+}
+
+/// `n` digits from G in evaluation mode, pixels in `[0, 1]`, noise from `z`
+/// (`n × Z` values).
+fn generate(g: &Generator<f32, Cpu>, z: &[f32]) -> kiln::Result<Vec<f32>> {
+    let mut tape = g.tape()?;
+    let mut zt = Tensor::<S1<Z>>::zeros(&Cpu, 1)?;
+    let mut out = Vec::with_capacity(z.len() / Z * 784);
+    for chunk in z.chunks(500 * Z) {
+        zt.set_batch(chunk.len() / Z)?;
+        zt.copy_from_slice(chunk)?;
+        let y = g.forward_with(&zt, &mut tape)?.to_vec()?;
+        out.extend(y.iter().map(|v| 0.5 * (v + 1.0)));
+    }
+    Ok(out)
+}
+
+/// The LeNet's class probabilities, predicted classes and features of images
+/// in `[0, 1]`.
+fn lenet_read(
+    net: &LeNetFeatures<f32, Cpu>,
+    images: &[f32],
+) -> kiln::Result<(Vec<f64>, Vec<u32>, Vec<f64>)> {
+    let mut tape = net.tape()?;
+    let mut x = Tensor::<S3<1, 28, 28>>::zeros(&Cpu, 1)?;
+    let (mut probs, mut preds, mut feats) = (Vec::new(), Vec::new(), Vec::new());
+    for chunk in images.chunks(500 * 784) {
+        x.set_batch(chunk.len() / 784)?;
+        x.copy_from_slice(chunk)?;
+        let (logits, f) = net.forward_with(&x, &mut tape)?;
+        let logits = logits.to_vec()?;
+        feats.extend(f.to_vec()?.iter().map(|&v| v as f64));
+        for row in logits.chunks_exact(10) {
+            let m = row.iter().copied().fold(f32::NEG_INFINITY, f32::max) as f64;
+            let e: Vec<f64> = row.iter().map(|&v| (v as f64 - m).exp()).collect();
+            let s: f64 = e.iter().sum();
+            probs.extend(e.iter().map(|v| v / s));
+            preds.push(kiln::metrics::argmax(row) as u32);
+        }
+    }
+    Ok((probs, preds, feats))
+}
+
+/// Confidence, class entropy and Fréchet distance to `reference` features.
+fn score(net: &LeNetFeatures<f32, Cpu>, images: &[f32], reference: &[f64]) -> kiln::Result<Scores> {
+    let (probs, preds, feats) = lenet_read(net, images)?;
+    Ok(Scores {
+        confidence: mean_max_probability(&probs, 10)?,
+        class_entropy: class_entropy(&preds, 10)?,
+        frechet: frechet_distance(&feats, reference, 84)?,
+    })
+}
+
+/// Trains the LeNet on `train` for `steps` steps (Adam 2e-3, cosine decay)
+/// and returns its accuracy on `test`.
+fn train_lenet(
+    net: &mut LeNetFeatures<f32, Cpu>,
+    train: &Dataset,
+    test: &Dataset,
+    epochs: usize,
+    max_steps: usize,
+    seed: u64,
+) -> kiln::Result<f64> {
+    use kiln::schedule::{CosineAnnealingLr, Schedule};
+    let b = 64;
+    let per_epoch = train.len().div_ceil(b).min(max_steps);
+    let total = (per_epoch * epochs).max(1);
+    let sched = CosineAnnealingLr::new(2e-3, total as u64, 0.0)?;
+    let mut opt = Adam::new(2e-3);
+    let mut gen = rng(seed ^ 0x1e2e7);
+    let (mut tape, mut grads) = (net.tape()?, net.grads()?);
+    let mut x = Tensor::<S3<1, 28, 28>>::zeros(&Cpu, 1)?;
+    let mut dlogits = Tensor::<S1<10>>::zeros(&Cpu, 1)?;
+    let mut dfeat = Tensor::<S1<84>>::zeros(&Cpu, 1)?;
+    let (mut hx, mut hy) = (Vec::new(), Vec::new());
+    let mut order: Vec<usize> = (0..train.len()).collect();
+    let mut t = 0u64;
+    for epoch in 1..=epochs {
+        let t0 = Instant::now();
+        order.shuffle(&mut gen);
+        for idx in order.chunks(b).take(per_epoch) {
+            train.gather(idx, &mut hx, &mut hy);
+            x.set_batch(idx.len())?;
+            x.copy_from_slice(&hx)?;
+            if dfeat.batch() != idx.len() {
+                // The features are not trained on: their gradient is zero.
+                dfeat = Tensor::zeros(&Cpu, idx.len())?;
+            }
+            let y = Labels::<10>::new::<f32>(&Cpu, &hy)?;
+            let (logits, _) = net.forward_train(&x, &mut tape)?;
+            cross_entropy(logits, &y, Some(&mut dlogits))?;
+            net.backward(&mut tape, &dlogits, &dfeat, &mut grads)?;
+            opt.set_lr(sched.lr_at(t));
+            opt.step(net, &grads)?;
+            t += 1;
+        }
+        let acc = lenet_accuracy(net, test)?;
+        println!(
+            "LeNet epoch {epoch}/{epochs}: test accuracy {:.4} ({:.1} s)",
+            acc,
+            t0.elapsed().as_secs_f64()
+        );
+    }
+    lenet_accuracy(net, test)
+}
+
+fn lenet_accuracy(net: &LeNetFeatures<f32, Cpu>, test: &Dataset) -> kiln::Result<f64> {
+    let (_, preds, _) = lenet_read(net, &test.x)?;
+    let hits = preds.iter().zip(&test.y).filter(|(p, y)| p == y).count();
+    Ok(hits as f64 / test.len().max(1) as f64)
+}
+
+/// A grid of 28×28 images (`images`: n × 784 values in `[0, 1]`) in rows of
+/// `cols`, scaled ×2 with grey borders.
+fn write_grid(path: &Path, images: &[f32], cols: usize) -> kiln::Result<()> {
+    const SCALE: usize = 2;
+    const GAP: usize = 2;
+    let n = images.len() / 784;
+    let cell = 28 * SCALE + GAP;
+    let rows = n.div_ceil(cols);
+    let (w, h) = (cols * cell + GAP, rows * cell + GAP);
+    let mut img = vec![0.5f32; w * h];
+    for (i, src) in images.chunks_exact(784).enumerate() {
+        let (gr, gc) = (i / cols, i % cols);
+        for r in 0..28 * SCALE {
+            for c in 0..28 * SCALE {
+                img[(GAP + gr * cell + r) * w + GAP + gc * cell + c] =
+                    src[(r / SCALE) * 28 + c / SCALE];
+            }
+        }
+    }
+    kiln::train::plot::write_grey_png(path, w, h, &img)
+}
+
+/// Means of `v` over windows of `w` steps, as (epoch, value) points.
+fn windows(v: &[f32], w: usize, steps_per_epoch: usize) -> Vec<(f64, f64)> {
+    v.chunks(w)
+        .enumerate()
+        .map(|(i, c)| {
+            let mid = (i * w) as f64 + c.len() as f64 / 2.0;
+            (
+                mid / steps_per_epoch.max(1) as f64,
+                c.iter().map(|&x| x as f64).sum::<f64>() / c.len() as f64,
+            )
+        })
+        .collect()
+}
+
+/// The LeNet: loaded from `--lenet` if that file exists, else trained.
+fn lenet(args: &Args, data: &Mnist) -> kiln::Result<(LeNetFeatures<f32, Cpu>, f64)> {
+    let mut net = LeNetFeatures::<f32, Cpu>::init(&Cpu, &mut rng(args.seed ^ 0x1e2e7))?;
+    if let Some(p) = args.lenet.as_ref().filter(|p| p.exists()) {
+        kiln::checkpoint::load(&mut net, p)?;
+        let acc = lenet_accuracy(&net, &data.test)?;
+        println!("LeNet loaded from {}: test accuracy {acc:.4}", p.display());
+        return Ok((net, acc));
+    }
+    let (epochs, steps) = if args.smoke {
+        (1, 150)
+    } else {
+        (args.lenet_epochs, usize::MAX)
+    };
+    let acc = train_lenet(&mut net, &data.train, &data.test, epochs, steps, args.seed)?;
+    // A smoke run's LeNet (150 steps) is not worth keeping for later runs.
+    if let Some(p) = args.lenet.as_ref().filter(|_| !args.smoke) {
+        kiln::checkpoint::save(&net, p)?;
+        println!("LeNet saved to {}", p.display());
+    }
+    Ok((net, acc))
+}
+
+/// Checks the flags, loads MNIST, trains the LeNet (or loads it) and the
+/// GAN, and scores the generated digits.
+pub fn run(args: &Args) -> kiln::Result<Outcome> {
+    if args.threads > 0 {
+        kiln::set_threads(args.threads)?;
+    }
+    if args.batch_size < 2 {
+        return Err(kiln::Error::invalid(
+            "--batch-size",
+            "must be at least 2 (batch norm)",
+        ));
+    }
+    for (flag, v) in [("--lr", args.lr), ("--budget-mins", args.budget_mins)] {
+        if !(v.is_finite() && v > 0.0) {
+            return Err(kiln::Error::invalid(
+                flag,
+                format!("must be a positive number, got {v}"),
+            ));
+        }
+    }
+    if !(0.0..1.0).contains(&args.beta1) {
+        return Err(kiln::Error::invalid(
+            "--beta1",
+            format!("must be in [0, 1), got {}", args.beta1),
+        ));
+    }
+    if args.eval_samples < 2 {
+        return Err(kiln::Error::invalid("--eval-samples", "must be at least 2"));
+    }
+    if !args.smoke && args.lenet_epochs == 0 && !args.lenet.as_ref().is_some_and(|p| p.exists()) {
+        return Err(kiln::Error::invalid(
+            "--lenet-epochs",
+            "must be at least 1 when no --lenet checkpoint is loaded",
+        ));
+    }
+    for f in ["gan_samples.png", "gan_losses.png", "gan_history.jsonl"] {
+        kiln::train::check_output_path("--out-dir", &args.out_dir.join(f))?;
+    }
+    let data = Mnist::load(&args.data_dir)?;
+    if data.train.dim != 784 || data.test.dim != 784 || data.test.len() < 2 {
+        return Err(kiln::Error::invalid(
+            "Mnist::load",
+            "expected 28×28 images and at least 2 test images",
+        ));
+    }
+    let mut out = Outcome::default();
+    let (lenet, acc) = lenet(args, &data)?;
+    out.lenet_accuracy = acc;
+
+    // Reference features (test digits) and the real-digit scores.
+    let eval_n = if args.smoke {
+        SMOKE_EVAL
+    } else {
+        args.eval_samples
+    };
+    let (_, _, test_feats) = lenet_read(&lenet, &data.test.x)?;
+    let real_train = &data.train.x[..eval_n.min(data.train.len()) * 784];
+    out.real = Scores {
+        frechet: score(&lenet, real_train, &test_feats)?.frechet,
+        ..score(&lenet, &data.test.x, &test_feats)?
+    };
+
+    let mut gen = rng(args.seed);
+    let mut gan = Gan::new(&mut gen, args.lr, args.beta1)?;
+    let mut eval_rng = rng(args.seed ^ 0x6576_616c);
+    let mut fixed = vec![0f32; 64 * Z];
+    kiln::init::fill_normal(&mut eval_rng, &mut fixed, 0.0, 1.0)?;
+    let mut eval_z = vec![0f32; eval_n * Z];
+    kiln::init::fill_normal(&mut eval_rng, &mut eval_z, 0.0, 1.0)?;
+    out.initial = score(&lenet, &generate(&gan.g, &eval_z)?, &test_feats)?;
+    write_grid(
+        &args.out_dir.join("gan_epoch_00.png"),
+        &generate(&gan.g, &fixed)?,
+        8,
+    )?;
+
+    let b = args.batch_size;
+    let (epochs, steps_cap, train_n) = if args.smoke {
+        (1, SMOKE_STEPS, SMOKE_STEPS * b)
+    } else {
+        (args.epochs, usize::MAX, data.train.len())
+    };
+    let train_n = train_n.min(data.train.len());
+    let steps_per_epoch = train_n.div_ceil(b).min(steps_cap);
+    println!(
+        "DCGAN: z {Z}, batch {b}, Adam {} β₁ {}, {} epochs of {steps_per_epoch} steps (budget {} min), seed {}",
+        args.lr, args.beta1, epochs, args.budget_mins, args.seed
+    );
+    let budget = args.budget_mins * 60.0;
+    let mut order: Vec<usize> = (0..train_n).collect();
+    let (mut hx, mut hy) = (Vec::with_capacity(b * 784), Vec::with_capacity(b));
+    let mut z = vec![0f32; b * Z];
+    let mut log = RunLog::create(args.out_dir.join("gan_history.jsonl"))?;
+    let mut out_of_time = false;
+    for epoch in 1..=epochs {
+        order.shuffle(&mut gen);
+        let t0 = Instant::now();
+        let first = out.steps;
+        for idx in order.chunks(b).take(steps_per_epoch) {
+            if out.train_secs + t0.elapsed().as_secs_f64() > budget {
+                out_of_time = true;
+                break;
+            }
+            let n = idx.len();
+            if n < 2 {
+                continue;
+            }
+            data.train.gather(idx, &mut hx, &mut hy);
+            hx.iter_mut().for_each(|v| *v = 2.0 * *v - 1.0);
+            kiln::init::fill_normal(&mut gen, &mut z[..n * Z], 0.0, 1.0)?;
+            let l = gan.step(&hx, &z[..n * Z], n)?;
+            out.d_losses.push(l.d);
+            out.g_losses.push(l.g);
+            out.d_real.push(l.d_real);
+            out.steps += 1;
+        }
+        let secs = t0.elapsed().as_secs_f64();
+        out.train_secs += secs;
+        out.epoch_secs.push(secs);
+        let done = out.steps - first;
+        let mean =
+            |v: &[f32]| v[first..].iter().map(|&x| x as f64).sum::<f64>() / done.max(1) as f64;
+        let (dl, gl, dr) = (mean(&out.d_losses), mean(&out.g_losses), mean(&out.d_real));
+        println!(
+            "epoch {epoch}/{epochs}: {done} steps, D loss {dl:.3}, G loss {gl:.3}, σ(D(x)) {dr:.3}  {:.0} images/s ({secs:.1} s)",
+            (done * b) as f64 / secs
+        );
+        let path = args.out_dir.join(format!("gan_epoch_{epoch:02}.png"));
+        write_grid(&path, &generate(&gan.g, &fixed)?, 8)?;
+        log.write(
+            &Record::new(epoch as u64)
+                .with("d_loss", dl)
+                .with("g_loss", gl)
+                .with("d_real", dr)
+                .with("steps", done as f64)
+                .with("secs", secs),
+        )?;
+        if out_of_time {
+            println!("time budget of {} min reached", args.budget_mins);
+            break;
+        }
+    }
+    write_grid(
+        &args.out_dir.join("gan_samples.png"),
+        &generate(&gan.g, &fixed)?,
+        8,
+    )?;
+    let w = 50.min(out.steps.max(1));
+    plot_panels(
+        &[Panel {
+            title: "DCGAN losses (means over 50 steps)".into(),
+            y_label: "loss".into(),
+            series: vec![
+                ("D".into(), windows(&out.d_losses, w, steps_per_epoch)),
+                ("G".into(), windows(&out.g_losses, w, steps_per_epoch)),
+            ],
+        }],
+        args.out_dir.join("gan_losses"),
+        800,
+        420,
+    )?;
+    out.generated = score(&lenet, &generate(&gan.g, &eval_z)?, &test_feats)?;
+    Ok(out)
+}
+
+#[allow(dead_code)]
+fn main() -> ExitCode {
+    let args = Args::parse();
+    let t0 = Instant::now();
+    match run(&args) {
+        Ok(o) => {
+            let n = if args.smoke {
+                SMOKE_EVAL
+            } else {
+                args.eval_samples
+            };
+            println!("LeNet test accuracy {:.4}", o.lenet_accuracy);
+            println!("                      confidence  class entropy  Fréchet (LeNet features)");
+            for (name, s) in [
+                (format!("{n} generated"), o.generated),
+                ("untrained G".to_string(), o.initial),
+                ("real digits".to_string(), o.real),
+            ] {
+                println!(
+                    "{name:<22}{:>10.4}{:>15.4}{:>12.3}",
+                    s.confidence, s.class_entropy, s.frechet
+                );
+            }
+            println!("(real: test digits; Fréchet: {n} training digits against the test digits)");
+            let per: Vec<String> = o.epoch_secs.iter().map(|s| format!("{s:.0}")).collect();
+            println!(
+                "{} steps, training {:.1} s (epochs: {} s), total {:.1} s; wrote gan_epoch_NN.png, gan_samples.png, gan_losses.png, gan_history.jsonl in {}",
+                o.steps,
+                o.train_secs,
+                per.join(", "),
+                t0.elapsed().as_secs_f64(),
+                args.out_dir.display()
+            );
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
