@@ -60,10 +60,13 @@
 //! (the floor a perfect generator would reach).
 
 use clap::Parser;
+use kiln::checkpoint::Checkpoint;
+use kiln::data::loader::batch_rng;
+use kiln::data::{Batch, DataLoader};
 use kiln::metrics::{class_entropy, frechet_distance, mean_max_probability};
 use kiln::prelude::*;
 use kiln::train::plot::{plot_panels, Panel};
-use kiln::train::{Record, RunLog};
+use kiln::train::{Checkpointed, Control, Feed, Record, StepCtx, StepOut, Trainer};
 use rand::seq::SliceRandom;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -75,6 +78,8 @@ pub const Z: usize = 64;
 pub const SMOKE_STEPS: usize = 100;
 /// Generated (and real training) digits scored by `--smoke`.
 pub const SMOKE_EVAL: usize = 1000;
+/// Mixed into `--seed` for the noise of the training steps.
+const NOISE: u64 = 0x6e6f_6973_65;
 
 kiln::network! {
     /// The generator: `z` → 28×28 image in `[−1, 1]`.
@@ -159,6 +164,15 @@ pub struct Args {
     /// Where to write the PNGs, the plot and the history.
     #[arg(long, default_value = ".")]
     pub out_dir: PathBuf,
+    /// Write the run (both networks, both optimizers, the position) to PATH after every epoch.
+    #[arg(long, value_name = "PATH")]
+    pub save: Option<PathBuf>,
+    /// Continue the run saved in PATH (same flags; --epochs may grow).
+    #[arg(long, value_name = "PATH")]
+    pub resume: Option<PathBuf>,
+    /// Stop after this many steps, saving first with --save (to try --resume).
+    #[arg(long, value_name = "STEPS")]
+    pub stop_after: Option<u64>,
     /// A quick check: 100 GAN steps on 6,400 images, a LeNet of 150 steps,
     /// 1,000 samples scored (and as many training digits for the floor).
     #[arg(long)]
@@ -285,6 +299,77 @@ impl Gan {
             g: l_g,
             d_real,
         })
+    }
+}
+
+/// The GAN as the runner trains it: the networks and their optimizers
+/// (saved and resumed through [`Checkpointed`]), the noise buffer, and the
+/// per-step losses (kept for the plot; a resumed run's lists start at the
+/// resume).
+struct GanRun {
+    gan: Gan,
+    z: Vec<f32>,
+    noise_seed: u64,
+    d_losses: Vec<f32>,
+    g_losses: Vec<f32>,
+    d_real: Vec<f32>,
+    since: usize,
+}
+
+impl GanRun {
+    /// One D step and one G step on a loader batch (pixels already in
+    /// `[−1, 1]`); the noise is drawn from the batch's own generator
+    /// (`batch_rng(seed, epoch, index)`), so a resumed run draws the same.
+    fn step(&mut self, batch: &Batch) -> kiln::Result<StepOut> {
+        let n = batch.len();
+        let mut g = batch_rng(self.noise_seed, batch.epoch, batch.index);
+        kiln::init::fill_normal(&mut g, &mut self.z[..n * Z], 0.0, 1.0)?;
+        let l = self.gan.step(&batch.x, &self.z[..n * Z], n)?;
+        self.d_losses.push(l.d);
+        self.g_losses.push(l.g);
+        self.d_real.push(l.d_real);
+        Ok(StepOut {
+            loss: l.d as f64,
+            correct: None,
+            stepped: true,
+            lr: self.gan.gopt.lr(),
+        })
+    }
+    /// Means of G's loss and of `σ(D(x))` since the previous call.
+    fn means_since_last(&mut self) -> (f64, f64) {
+        let mean = |v: &[f32]| v.iter().map(|&x| x as f64).sum::<f64>() / v.len().max(1) as f64;
+        let r = (
+            mean(&self.g_losses[self.since..]),
+            mean(&self.d_real[self.since..]),
+        );
+        self.since = self.g_losses.len();
+        r
+    }
+}
+
+impl Checkpointed for GanRun {
+    fn problems(&self, c: &Checkpoint) -> Vec<String> {
+        let mut p = c.training_part_problems("g", &self.gan.g);
+        p.extend(c.training_part_problems("d", &self.gan.d));
+        p
+    }
+    fn save_to(&self, c: &mut Checkpoint) -> kiln::Result<()> {
+        let gan = &self.gan;
+        c.add_training_part("g", &gan.g, &gan.gopt, &gan.gt.ctx.rng)?;
+        c.add_training_part("d", &gan.d, &gan.dopt, &gan.dt.ctx.rng)
+    }
+    fn load_from(&mut self, c: &Checkpoint, path: &Path) -> kiln::Result<()> {
+        let Gan {
+            g,
+            d,
+            gt,
+            dt,
+            gopt,
+            dopt,
+            ..
+        } = &mut self.gan;
+        c.load_training_part("g", g, gopt, &mut gt.ctx.rng, path)?;
+        c.load_training_part("d", d, dopt, &mut dt.ctx.rng, path)
     }
 }
 
@@ -524,7 +609,7 @@ pub fn run(args: &Args) -> kiln::Result<Outcome> {
     };
 
     let mut gen = rng(args.seed);
-    let mut gan = Gan::new(&mut gen, args.lr, args.beta1)?;
+    let gan = Gan::new(&mut gen, args.lr, args.beta1)?;
     let mut eval_rng = rng(args.seed ^ 0x6576_616c);
     let mut fixed = vec![0f32; 64 * Z];
     kiln::init::fill_normal(&mut eval_rng, &mut fixed, 0.0, 1.0)?;
@@ -538,71 +623,82 @@ pub fn run(args: &Args) -> kiln::Result<Outcome> {
     )?;
 
     let b = args.batch_size;
-    let (epochs, steps_cap, train_n) = if args.smoke {
-        (1, SMOKE_STEPS, SMOKE_STEPS * b)
+    let train_n = if args.smoke {
+        SMOKE_STEPS * b
     } else {
-        (args.epochs, usize::MAX, data.train.len())
+        data.train.len()
     };
-    let train_n = train_n.min(data.train.len());
-    let steps_per_epoch = train_n.div_ceil(b).min(steps_cap);
+    let train_set = data.train.take(train_n.min(data.train.len()));
+    // Pixels to [−1, 1] (tanh's range): (x − 0.5) / 0.5. Full batches only
+    // (batch norm needs two samples; the runner's epochs stay aligned).
+    let train = DataLoader::new(train_set, b)
+        .shuffle(args.seed)
+        .drop_last(true)
+        .image(1, 28, 28)
+        .normalize(&[0.5], &[0.5])
+        .prefetch(2);
+    let steps_per_epoch = train.batches_per_epoch();
+    let mut trainer = Trainer::new()
+        .log(args.out_dir.join("gan_history.jsonl"))
+        .fingerprint("batch_size", b)
+        .fingerprint("lr", format!("{:?}", args.lr))
+        .fingerprint("beta1", format!("{:?}", args.beta1))
+        .fingerprint("seed", args.seed);
+    trainer = if args.smoke {
+        trainer.steps(SMOKE_STEPS as u64).quiet(true)
+    } else {
+        trainer.epochs(args.epochs as u64)
+    };
+    if let Some(p) = &args.save {
+        trainer = trainer.save(p);
+    }
+    if let Some(p) = &args.resume {
+        trainer = trainer.resume(p);
+    }
+    if let Some(n) = args.stop_after {
+        trainer = trainer.stop_after(n);
+    }
     println!(
         "DCGAN: z {Z}, batch {b}, Adam {} β₁ {}, {} epochs of {steps_per_epoch} steps (budget {} min), seed {}",
-        args.lr, args.beta1, epochs, args.budget_mins, args.seed
+        args.lr, args.beta1, args.epochs, args.budget_mins, args.seed
     );
     let budget = args.budget_mins * 60.0;
-    let mut order: Vec<usize> = (0..train_n).collect();
-    let (mut hx, mut hy) = (Vec::with_capacity(b * 784), Vec::with_capacity(b));
-    let mut z = vec![0f32; b * Z];
-    let mut log = RunLog::create(args.out_dir.join("gan_history.jsonl"))?;
-    let mut out_of_time = false;
-    for epoch in 1..=epochs {
-        order.shuffle(&mut gen);
-        let t0 = Instant::now();
-        let first = out.steps;
-        for idx in order.chunks(b).take(steps_per_epoch) {
-            if out.train_secs + t0.elapsed().as_secs_f64() > budget {
-                out_of_time = true;
-                break;
-            }
-            let n = idx.len();
-            if n < 2 {
-                continue;
-            }
-            data.train.gather(idx, &mut hx, &mut hy);
-            hx.iter_mut().for_each(|v| *v = 2.0 * *v - 1.0);
-            kiln::init::fill_normal(&mut gen, &mut z[..n * Z], 0.0, 1.0)?;
-            let l = gan.step(&hx, &z[..n * Z], n)?;
-            out.d_losses.push(l.d);
-            out.g_losses.push(l.g);
-            out.d_real.push(l.d_real);
-            out.steps += 1;
-        }
-        let secs = t0.elapsed().as_secs_f64();
-        out.train_secs += secs;
-        out.epoch_secs.push(secs);
-        let done = out.steps - first;
-        let mean =
-            |v: &[f32]| v[first..].iter().map(|&x| x as f64).sum::<f64>() / done.max(1) as f64;
-        let (dl, gl, dr) = (mean(&out.d_losses), mean(&out.g_losses), mean(&out.d_real));
-        println!(
-            "epoch {epoch}/{epochs}: {done} steps, D loss {dl:.3}, G loss {gl:.3}, σ(D(x)) {dr:.3}  {:.0} images/s ({secs:.1} s)",
-            (done * b) as f64 / secs
-        );
-        let path = args.out_dir.join(format!("gan_epoch_{epoch:02}.png"));
-        write_grid(&path, &generate(&gan.g, &fixed)?, 8)?;
-        log.write(
-            &Record::new(epoch as u64)
-                .with("d_loss", dl)
-                .with("g_loss", gl)
-                .with("d_real", dr)
-                .with("steps", done as f64)
-                .with("secs", secs),
+    let t_train = Instant::now();
+    let mut run = GanRun {
+        gan,
+        z: vec![0f32; b * Z],
+        noise_seed: args.seed ^ NOISE,
+        d_losses: Vec::new(),
+        g_losses: Vec::new(),
+        d_real: Vec::new(),
+        since: 0,
+    };
+    let report = trainer
+        .on_step(|_| {
+            Ok(if t_train.elapsed().as_secs_f64() > budget {
+                println!("time budget of {} min reached", args.budget_mins);
+                Control::Stop
+            } else {
+                Control::Continue
+            })
+        })
+        .run(
+            &mut run,
+            Feed::Loader(&train),
+            &mut |r: &mut GanRun, batch: &Batch, _: &StepCtx| r.step(batch),
+            &mut |r: &mut GanRun, rec: &mut Record| {
+                let (g, dr) = r.means_since_last();
+                rec.set("g_loss", g);
+                rec.set("d_real", dr);
+                let path = args.out_dir.join(format!("gan_epoch_{:02}.png", rec.epoch));
+                write_grid(&path, &generate(&r.gan.g, &fixed)?, 8)
+            },
         )?;
-        if out_of_time {
-            println!("time budget of {} min reached", args.budget_mins);
-            break;
-        }
-    }
+    let gan = run.gan;
+    out.steps = report.steps as usize;
+    out.epoch_secs = report.history.series("secs").iter().map(|p| p.1).collect();
+    out.train_secs = out.epoch_secs.iter().sum();
+    (out.d_losses, out.g_losses, out.d_real) = (run.d_losses, run.g_losses, run.d_real);
     write_grid(
         &args.out_dir.join("gan_samples.png"),
         &generate(&gan.g, &fixed)?,
