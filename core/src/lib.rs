@@ -21,6 +21,7 @@ pub mod error;
 pub mod fuzzing;
 pub(crate) mod gemm;
 pub mod init;
+pub mod input_grad;
 pub mod kernels;
 pub mod layers;
 pub mod loss;
@@ -49,6 +50,7 @@ pub use device::{Acc, Act, Backend, Device, Gemm, GemmBatched, PackedB};
 pub use elem::{Elem, Scalar};
 pub use error::{Error, Result};
 pub use init::Init;
+pub use input_grad::{GradMode, InputGrad, NodeData};
 pub use kernels::{
     BatchNormKernels, ConvKernels, DropoutKernels, EmbeddingKernels, Kernels, LossKernels,
     OptimKernels, PReluKernels, PoolKernels, SoftmaxKernels, UpsampleKernels,
