@@ -10,6 +10,7 @@
 #![allow(clippy::needless_range_loop)]
 
 pub(crate) mod atomic;
+pub mod attack;
 pub mod checkpoint;
 pub mod cpu;
 pub mod data;
@@ -37,6 +38,7 @@ pub mod summary;
 pub mod tensor;
 pub mod testing;
 pub mod train;
+pub mod vis;
 pub mod word2vec;
 
 /// The `rand` crate at the version whose traits kiln's generator [`Rng`]
