@@ -165,7 +165,11 @@ where
         ));
     }
     let mut adv = x.to_vec();
-    if cfg.random_start && cfg.eps > 0.0 {
+    if cfg.eps == 0.0 {
+        // The ball is the point x₀: every step would be projected back.
+        return Ok(adv);
+    }
+    if cfg.random_start {
         for (v, &v0) in adv.iter_mut().zip(x) {
             *v = project(v0 + rng.random_range(-cfg.eps..=cfg.eps), v0, cfg.eps);
         }
