@@ -167,6 +167,9 @@ fn one_hot(classes: &[usize]) -> Vec<f32> {
     v
 }
 
+/// An image's Grad-CAM map at 28×28 and the share of its mass on ink.
+type CamMap = (Vec<f32>, f32);
+
 /// The five tiles of each image (see the module doc), and per image its
 /// Grad-CAM map at 28×28 and the share of it on ink.
 fn explain(
@@ -174,7 +177,7 @@ fn explain(
     tape: &mut LeNetTape<f32, Cpu>,
     images: &[f32],
     layer: &str,
-) -> kiln::Result<(Vec<Vec<u8>>, Vec<(Vec<f32>, f32)>)> {
+) -> kiln::Result<(Vec<Vec<u8>>, Vec<CamMap>)> {
     let n = images.len() / 784;
     let x = Tensor::<S3<1, 28, 28>>::from_vec(&Cpu, n, images.to_vec())?;
     let logits = net.forward_train(&x, tape)?.to_vec()?;

@@ -72,7 +72,7 @@ fn check(op: &'static str, x: &[f32], goal: &Goal, eps: f32) -> Result<()> {
         ));
     }
     let n = goal.labels().len();
-    if n == 0 || x.len() % n != 0 {
+    if n == 0 || !x.len().is_multiple_of(n) {
         return Err(Error::invalid(
             op,
             format!(
