@@ -33,7 +33,7 @@ use kiln::attack::{fgsm, mean_linf, pgd, softmax_ce_grad, Goal, Pgd};
 use kiln::metrics::argmax;
 use kiln::models::{LeNet5 as LeNet, LeNet5Tape as LeNetTape};
 use kiln::prelude::*;
-use kiln::train::plot::{plot_panels, Panel};
+use kiln::train::plot::{plot_panels_x, Panel};
 use kiln::GradMode;
 use rand::seq::SliceRandom;
 use std::path::PathBuf;
@@ -48,7 +48,7 @@ pub struct Args {
     #[arg(long, default_value_t = 3)]
     pub epochs: usize,
     /// Epochs of PGD training after the plain ones (0: none).
-    #[arg(long, default_value_t = 5)]
+    #[arg(long, default_value_t = 3)]
     pub adv_epochs: usize,
     /// Stop PGD training after this many minutes (wall clock).
     #[arg(long, default_value_t = 30.0)]
@@ -101,6 +101,10 @@ pub struct Args {
     /// Directory for the table, plot and pictures (created if missing).
     #[arg(long, default_value = "adversarial")]
     pub out_dir: PathBuf,
+    /// Only redraw `accuracy_vs_eps.png`/`.svg` in --out-dir from a
+    /// `table.md` this example wrote (no training, no attack).
+    #[arg(long)]
+    pub replot: Option<PathBuf>,
     /// CI run: 1 epoch on 4000 images, 1 epoch of PGD-3 training on 1000,
     /// 300 test images, ε ∈ {0, 0.1, 0.3}, PGD-10 of step 0.05.
     #[arg(long)]
@@ -343,6 +347,17 @@ pub fn run(args: &Args) -> kiln::Result<Outcome> {
         (args.adv_step, args.pgd_step) = (0.05, 0.05);
     }
     check(&args)?;
+    if let Some(table) = &args.replot {
+        let rows = read_table(table)?;
+        plot(&args, &rows)?;
+        return Ok(Outcome {
+            clean_plain: f64::NAN,
+            clean_adv: None,
+            rows,
+            plain_epoch_secs: Vec::new(),
+            adv_epoch_secs: Vec::new(),
+        });
+    }
     if args.threads > 0 {
         kiln::set_threads(args.threads)?;
     }
@@ -422,6 +437,82 @@ pub fn run(args: &Args) -> kiln::Result<Outcome> {
     })
 }
 
+/// The rows of a `table.md` written by [`write_outputs`] (model, attack,
+/// ε, accuracy; the other columns are not needed for the plot).
+fn read_table(path: &std::path::Path) -> kiln::Result<Vec<Row>> {
+    let text = std::fs::read_to_string(path).map_err(|e| kiln::Error::Io {
+        path: path.to_path_buf(),
+        source: e,
+    })?;
+    let bad = |line: &str| {
+        kiln::Error::invalid(
+            "--replot",
+            format!("{}: cannot read the row `{line}`", path.display()),
+        )
+    };
+    let mut rows = Vec::new();
+    for line in text.lines().skip(2).filter(|l| l.starts_with('|')) {
+        let cells: Vec<&str> = line.split('|').map(str::trim).collect();
+        let model = match cells.get(1) {
+            Some(&"plain") => "plain",
+            Some(&"PGD-trained") => "PGD-trained",
+            _ => return Err(bad(line)),
+        };
+        let attack = match cells.get(2) {
+            Some(&"FGSM") => "FGSM",
+            Some(&"PGD") => "PGD",
+            _ => return Err(bad(line)),
+        };
+        let num = |i: usize| -> kiln::Result<f64> {
+            cells
+                .get(i)
+                .and_then(|c| c.trim_end_matches(" %").parse().ok())
+                .ok_or_else(|| bad(line))
+        };
+        rows.push(Row {
+            model,
+            attack,
+            eps: num(3)? as f32,
+            accuracy: num(4)? / 100.0,
+            success: num(5)? / 100.0,
+            mean_linf: num(6)?,
+            targeted: None,
+        });
+    }
+    Ok(rows)
+}
+
+/// `accuracy_vs_eps.png`/`.svg`: accuracy against ε per network and attack.
+fn plot(args: &Args, rows: &[Row]) -> kiln::Result<()> {
+    let mut series = Vec::new();
+    for model in ["plain", "PGD-trained"] {
+        for attack in ["FGSM", "PGD"] {
+            let pts: Vec<(f64, f64)> = rows
+                .iter()
+                .filter(|r| r.model == model && r.attack == attack)
+                .map(|r| (r.eps as f64, r.accuracy))
+                .collect();
+            if !pts.is_empty() {
+                series.push((format!("{model}, {attack}"), pts));
+            }
+        }
+    }
+    let panel = Panel {
+        title: "LeNet-5 on MNIST under attack".into(),
+        y_label: "test accuracy".into(),
+        series,
+    };
+    let x_label = "eps (L-infinity budget, pixels in [0, 1])";
+    plot_panels_x(
+        &[panel],
+        x_label,
+        args.out_dir.join("accuracy_vs_eps"),
+        640,
+        420,
+    )?;
+    Ok(())
+}
+
 /// `table.md`, `accuracy_vs_eps.png`/`.svg` and `examples.png`.
 fn write_outputs(args: &Args, rows: &[Row], examples: &[Vec<f32>]) -> kiln::Result<()> {
     let mut md = format!(
@@ -443,25 +534,7 @@ fn write_outputs(args: &Args, rows: &[Row], examples: &[Vec<f32>]) -> kiln::Resu
     }
     let path = args.out_dir.join("table.md");
     std::fs::write(&path, &md).map_err(|e| kiln::Error::Io { path, source: e })?;
-    let mut series = Vec::new();
-    for model in ["plain", "PGD-trained"] {
-        for attack in ["FGSM", "PGD"] {
-            let pts: Vec<(f64, f64)> = rows
-                .iter()
-                .filter(|r| r.model == model && r.attack == attack)
-                .map(|r| (r.eps as f64, r.accuracy))
-                .collect();
-            if !pts.is_empty() {
-                series.push((format!("{model}, {attack}"), pts));
-            }
-        }
-    }
-    let panel = Panel {
-        title: "LeNet-5 on MNIST under attack".into(),
-        y_label: "test accuracy".into(),
-        series,
-    };
-    plot_panels(&[panel], args.out_dir.join("accuracy_vs_eps"), 640, 420)?;
+    plot(args, rows)?;
     // Rows of 8 images: clean, then each network's FGSM and PGD at ε = 0.1.
     let tiles: Vec<Vec<u8>> = examples
         .iter()
@@ -479,6 +552,13 @@ fn write_outputs(args: &Args, rows: &[Row], examples: &[Vec<f32>]) -> kiln::Resu
 fn main() -> ExitCode {
     let args = Args::parse();
     match run(&args) {
+        Ok(_) if args.replot.is_some() => {
+            println!(
+                "wrote accuracy_vs_eps.png/.svg to {}",
+                args.out_dir.display()
+            );
+            ExitCode::SUCCESS
+        }
         Ok(o) => {
             println!(
                 "clean accuracy: plain {:.4}{}",

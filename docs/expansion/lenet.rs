@@ -1628,7 +1628,7 @@ where
     ::kiln::layers::Relu<::kiln::S1<84>>: ::kiln::InputGrad<E, D>,
     ::kiln::layers::Linear<E, D, 84, 10>: ::kiln::InputGrad<E, D>,
 {
-    ///The backward pass from the gradient `seed` placed at node `from`'s output down to node `to`'s output or to the input `to` (names as [`LeNet5Tape::activation`] takes them), after a `forward_train` (or `forward_with`) on `tape`; read the result with [`LeNet5Tape::gradient`]`(to)`. No parameter gradient is computed or touched, and after the first call nothing is allocated. `mode` changes ReLU's rule ([`kiln::GradMode`]: guided backpropagation, deconvnet). `seed` holds the tape's batch × node `from`'s values per sample, row-major, on the host.
+    ///The backward pass from the gradient `seed` placed at node `from`'s output down to node `to`'s output or to the input `to` (names as [`LeNet5Tape::activation`] takes them), after a `forward_train` (or `forward_with`) on `tape`; read the result with [`LeNet5Tape::gradient`]`(to)`. No parameter gradient is computed or touched, and after the first call nothing is allocated. `mode` changes ReLU's rule (`kiln::GradMode`: guided backpropagation, deconvnet). `seed` holds the tape's batch × node `from`'s values per sample, row-major, on the host.
     pub fn backward_from(
         &self,
         tape: &mut LeNet5Tape<E, D>,

@@ -255,7 +255,7 @@ pub(super) fn backward_from(cx: &Cx) -> TokenStream {
          after a `forward_train` (or `forward_with`) on `tape`; read the result with \
          [`{tape_name}::gradient`]`(to)`. No parameter gradient is computed or touched, and \
          after the first call nothing is allocated. `mode` changes ReLU's rule \
-         ([`kiln::GradMode`]: guided backpropagation, deconvnet). `seed` holds the tape's batch × node \
+         (`kiln::GradMode`: guided backpropagation, deconvnet). `seed` holds the tape's batch × node \
          `from`'s values per sample, row-major, on the host."
     );
     quote! {
