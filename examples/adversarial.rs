@@ -21,7 +21,7 @@
 //!    every batch; stops early when `--adv-budget-min` minutes have passed.
 //! 3. For both networks and each ε of `--eps`: accuracy on FGSM and on PGD
 //!    (`--pgd-iters` steps of `--pgd-step`, random start) examples of the
-//!    first `--test-count` test images, the attack's success rate (the
+//!    `--test-count` test images (after `--test-skip`), the attack's success rate (the
 //!    share of correctly classified images it turns wrong), the mean `L∞`
 //!    perturbation, and the success rate of PGD toward class `--target`
 //!    (the share of images of other classes it makes the network call
@@ -71,9 +71,12 @@ pub struct Args {
     /// Only the first N training images (0: all 60 000).
     #[arg(long, default_value_t = 0)]
     pub train_count: usize,
-    /// The first N test images are attacked.
+    /// N test images are attacked (the first ones, after --test-skip).
     #[arg(long, default_value_t = 10_000)]
     pub test_count: usize,
+    /// Skip the first N test images (with --test-count, a slice of the test set).
+    #[arg(long, default_value_t = 0)]
+    pub test_skip: usize,
     /// The budgets ε (pixel units of [0, 1]), comma-separated.
     #[arg(long, value_delimiter = ',', default_value = "0,0.05,0.1,0.2,0.3")]
     pub eps: Vec<f32>,
@@ -367,7 +370,9 @@ pub fn run(args: &Args) -> kiln::Result<Outcome> {
     } else {
         data.train.take(data.train.len())
     };
-    let test = data.test.take(args.test_count.clamp(8, data.test.len()));
+    let first = args.test_skip.min(data.test.len().saturating_sub(8));
+    let last = (first + args.test_count.max(8)).min(data.test.len());
+    let test = data.test.subset(&(first..last).collect::<Vec<_>>())?;
     std::fs::create_dir_all(&args.out_dir).map_err(|e| kiln::Error::Io {
         path: args.out_dir.clone(),
         source: e,
