@@ -8,7 +8,8 @@
 //! with AdamW in two parameter groups under gradient clipping), an LSTM,
 //! causal multi-head attention (W7), and a
 //! token model written by hand (Embedding, `gemm_batched`, per-position
-//! cross-entropy), and the runner's `Trainer::fit` with its loader.
+//! cross-entropy), the runner's `Trainer::fit` with its loader, and
+//! `backward_from` (gradients at named nodes, no parameter gradients) on W2.
 //!
 //! Only steps are counted, whatever order the workloads come in; three
 //! other sources of allocation are kept out of the counts:
@@ -316,6 +317,41 @@ fn start_every_thread() {
 
 /// Training steps allocate nothing after the first two (see the module doc;
 /// a panic fails the test).
+/// `backward_from` on LeNet-5 (W2), batch 64, after a forward pass: the
+/// class score down to the image in the plain and the guided mode, and down
+/// to `conv2` (no parameter gradients exist). Returns the allocations of
+/// `STEPS` such rounds after two warm-up rounds.
+fn count_backward_from() -> usize {
+    let dev = Cpu;
+    let mut net = W2::<f32, Cpu>::init(&dev, &mut rng(0)).unwrap();
+    let mut tape = net.tape().unwrap();
+    let host: Vec<f32> = (0..64 * 784)
+        .map(|i| ((i * 7919) % 255) as f32 / 255.0)
+        .collect();
+    let x = Tensor::<S3<1, 28, 28>>::from_slice(&dev, &host).unwrap();
+    let seed: Vec<f32> = (0..640)
+        .map(|i| if i % 10 == 3 { 1.0 } else { 0.0 })
+        .collect();
+    let mut round = || {
+        net.forward_train(&x, &mut tape).unwrap();
+        for (to, mode) in [
+            ("x", kiln::GradMode::Plain),
+            ("x", kiln::GradMode::Guided),
+            ("conv2", kiln::GradMode::Plain),
+        ] {
+            net.backward_from(&mut tape, "fc3", &seed, to, mode)
+                .unwrap();
+        }
+    };
+    round();
+    round();
+    let before = ALLOCS.load(Ordering::SeqCst);
+    for _ in 0..STEPS {
+        round();
+    }
+    ALLOCS.load(Ordering::SeqCst) - before
+}
+
 fn main() {
     start_every_thread();
     let mut report = Vec::new();
@@ -380,6 +416,10 @@ fn main() {
     report.push((
         "2-layer bidirectional LSTM(16), dropout 0.2, over [8, 24], batch 16, Adam",
         count!(W8, S2<8, 24>, 16, Adam::new(1e-3)),
+    ));
+    report.push((
+        "W2 LeNet-5, batch 64: backward_from fc3 → x (plain, guided) and → conv2",
+        count_backward_from(),
     ));
     let bad: Vec<String> = report
         .iter()

@@ -10,6 +10,7 @@
 #![allow(clippy::needless_range_loop)]
 
 pub(crate) mod atomic;
+pub mod attack;
 pub mod checkpoint;
 pub mod cpu;
 pub mod data;
@@ -21,6 +22,7 @@ pub mod error;
 pub mod fuzzing;
 pub(crate) mod gemm;
 pub mod init;
+pub mod input_grad;
 pub mod kernels;
 pub mod layers;
 pub mod loss;
@@ -37,6 +39,7 @@ pub mod tensor;
 pub mod testing;
 pub mod train;
 pub mod viz;
+pub mod vis;
 pub mod word2vec;
 
 /// The `rand` crate at the version whose traits kiln's generator [`Rng`]
@@ -50,6 +53,7 @@ pub use device::{Acc, Act, Backend, Device, Gemm, GemmBatched, PackedB};
 pub use elem::{Elem, Scalar};
 pub use error::{Error, Result};
 pub use init::Init;
+pub use input_grad::{GradMode, InputGrad, NodeData};
 pub use kernels::{
     BatchNormKernels, ConvKernels, DropoutKernels, EmbeddingKernels, Kernels, LossKernels,
     OptimKernels, PReluKernels, PoolKernels, SoftmaxKernels, UpsampleKernels,

@@ -192,6 +192,7 @@ where
     relu4_grad: ::kiln::Tensor<::kiln::S1<84>, E, D>,
     fc3_out: ::kiln::Tensor<::kiln::S1<10>, E, D>,
     fc3_cache: <::kiln::layers::Linear<E, D, 84, 10> as ::kiln::Layer<E, D>>::Cache,
+    fc3_grad: ::kiln::Tensor<::kiln::S1<10>, E, D>,
     /// Anomaly detection was on in the forward pass; check the backward too.
     detect: bool,
     _p: ::core::marker::PhantomData<(E, D)>,
@@ -835,6 +836,7 @@ where
             relu4_grad: ::kiln::Tensor::empty(&self.device)?,
             fc3_out: ::kiln::Tensor::empty(&self.device)?,
             fc3_cache: ::kiln::Layer::<E, D>::cache(&self.fc3)?,
+            fc3_grad: ::kiln::Tensor::empty(&self.device)?,
             detect: false,
             _p: ::core::marker::PhantomData,
         })
@@ -1388,6 +1390,646 @@ where
             &mut g.conv1,
             gacc,
         )?;
+        Ok(())
+    }
+}
+impl<E: ::kiln::Elem, D: ::kiln::Backend<E>> LeNet5Tape<E, D>
+where
+    ::kiln::layers::Conv2d<E, D, 1, 6, 1, 5, 5, 28, 28, 28, 28>: ::kiln::Layer<E, D>,
+    ::kiln::layers::Relu<::kiln::S3<6, 28, 28>>: ::kiln::Layer<E, D>,
+    ::kiln::layers::MaxPool2d<6, 28, 28, 14, 14>: ::kiln::Layer<E, D>,
+    ::kiln::layers::Conv2d<E, D, 6, 16, 6, 5, 5, 14, 14, 10, 10>: ::kiln::Layer<E, D>,
+    ::kiln::layers::Relu<::kiln::S3<16, 10, 10>>: ::kiln::Layer<E, D>,
+    ::kiln::layers::MaxPool2d<16, 10, 10, 5, 5>: ::kiln::Layer<E, D>,
+    ::kiln::layers::Flatten<::kiln::S3<16, 5, 5>, ::kiln::S1<400>>: ::kiln::Layer<E, D>,
+    ::kiln::layers::Linear<E, D, 400, 120>: ::kiln::Layer<E, D>,
+    ::kiln::layers::Relu<::kiln::S1<120>>: ::kiln::Layer<E, D>,
+    ::kiln::layers::Linear<E, D, 120, 84>: ::kiln::Layer<E, D>,
+    ::kiln::layers::Relu<::kiln::S1<84>>: ::kiln::Layer<E, D>,
+    ::kiln::layers::Linear<E, D, 84, 10>: ::kiln::Layer<E, D>,
+{
+    /// The activation of node `name` (a layer's field, `conv1`, or
+    /// the generated name of an in-place layer, `relu2`) or of a
+    /// float input, from the last forward pass, copied to the host.
+    pub fn activation(&self, name: &str) -> ::kiln::Result<::kiln::NodeData<E>> {
+        match name {
+            "conv1" => ::kiln::NodeData::of("conv1", &self.cache.conv1_out),
+            "relu1" => ::kiln::NodeData::of("relu1", &self.cache.relu1_out),
+            "pool1" => ::kiln::NodeData::of("pool1", &self.cache.pool1_out),
+            "conv2" => ::kiln::NodeData::of("conv2", &self.cache.conv2_out),
+            "relu2" => ::kiln::NodeData::of("relu2", &self.cache.relu2_out),
+            "pool2" => ::kiln::NodeData::of("pool2", &self.cache.pool2_out),
+            "flatten1" => ::kiln::NodeData::of("flatten1", &self.cache.flatten1_out),
+            "fc1" => ::kiln::NodeData::of("fc1", &self.cache.fc1_out),
+            "relu3" => ::kiln::NodeData::of("relu3", &self.cache.relu3_out),
+            "fc2" => ::kiln::NodeData::of("fc2", &self.cache.fc2_out),
+            "relu4" => ::kiln::NodeData::of("relu4", &self.cache.relu4_out),
+            "fc3" => ::kiln::NodeData::of("fc3", &self.cache.fc3_out),
+            "x" => ::kiln::NodeData::of("x", &self.in_x),
+            _ => {
+                Err(
+                    ::kiln::input_grad::unknown_node(
+                        "activation",
+                        "LeNet5",
+                        name,
+                        &[
+                            "conv1",
+                            "relu1",
+                            "pool1",
+                            "conv2",
+                            "relu2",
+                            "pool2",
+                            "flatten1",
+                            "fc1",
+                            "relu3",
+                            "fc2",
+                            "relu4",
+                            "fc3",
+                            "x",
+                        ],
+                    ),
+                )
+            }
+        }
+    }
+    /// The gradient at node `name`'s output (or a float input) that
+    /// the last `backward` or `backward_from` left, copied to the host.
+    pub fn gradient(&self, name: &str) -> ::kiln::Result<::kiln::NodeData<E>> {
+        match name {
+            "conv1" => ::kiln::NodeData::of("conv1", &self.cache.conv1_grad),
+            "relu1" => ::kiln::NodeData::of("relu1", &self.cache.relu1_grad),
+            "pool1" => ::kiln::NodeData::of("pool1", &self.cache.pool1_grad),
+            "conv2" => ::kiln::NodeData::of("conv2", &self.cache.conv2_grad),
+            "relu2" => ::kiln::NodeData::of("relu2", &self.cache.relu2_grad),
+            "pool2" => ::kiln::NodeData::of("pool2", &self.cache.pool2_grad),
+            "flatten1" => ::kiln::NodeData::of("flatten1", &self.cache.flatten1_grad),
+            "fc1" => ::kiln::NodeData::of("fc1", &self.cache.fc1_grad),
+            "relu3" => ::kiln::NodeData::of("relu3", &self.cache.relu3_grad),
+            "fc2" => ::kiln::NodeData::of("fc2", &self.cache.fc2_grad),
+            "relu4" => ::kiln::NodeData::of("relu4", &self.cache.relu4_grad),
+            "fc3" => ::kiln::NodeData::of("fc3", &self.cache.fc3_grad),
+            "x" => ::kiln::NodeData::of("x", &self.grad_x),
+            _ => {
+                Err(
+                    ::kiln::input_grad::unknown_node(
+                        "gradient",
+                        "LeNet5",
+                        name,
+                        &[
+                            "conv1",
+                            "relu1",
+                            "pool1",
+                            "conv2",
+                            "relu2",
+                            "pool2",
+                            "flatten1",
+                            "fc1",
+                            "relu3",
+                            "fc2",
+                            "relu4",
+                            "fc3",
+                            "x",
+                        ],
+                    ),
+                )
+            }
+        }
+    }
+}
+#[allow(
+    clippy::too_many_arguments,
+    unused_mut,
+    unused_variables,
+    clippy::needless_question_mark
+)]
+impl<E: ::kiln::Elem, D: ::kiln::Backend<E>> LeNet5<E, D>
+where
+    ::kiln::layers::Conv2d<
+        E,
+        D,
+        1,
+        6,
+        1,
+        5,
+        5,
+        28,
+        28,
+        28,
+        28,
+    >: ::kiln::Layer<E, D, In = ::kiln::S3<1, 28, 28>, Out = ::kiln::S3<6, 28, 28>>
+        + ::kiln::Build<E, D, Config = ::kiln::layers::Conv2dConfig>,
+    ::kiln::layers::Relu<
+        ::kiln::S3<6, 28, 28>,
+    >: ::kiln::Layer<E, D, In = ::kiln::S3<6, 28, 28>, Out = ::kiln::S3<6, 28, 28>>
+        + ::kiln::Module<E, D, Grads = ()>,
+    ::kiln::layers::MaxPool2d<
+        6,
+        28,
+        28,
+        14,
+        14,
+    >: ::kiln::Layer<
+            E,
+            D,
+            In = ::kiln::S3<6, 28, 28>,
+            Out = ::kiln::S3<6, 14, 14>,
+            Cache = ::kiln::layers::PoolIndices<D, 6, 28, 28, 14, 14>,
+        > + ::kiln::Build<E, D, Config = ::kiln::layers::Pool2dConfig>,
+    ::kiln::layers::Conv2d<
+        E,
+        D,
+        6,
+        16,
+        6,
+        5,
+        5,
+        14,
+        14,
+        10,
+        10,
+    >: ::kiln::Layer<E, D, In = ::kiln::S3<6, 14, 14>, Out = ::kiln::S3<16, 10, 10>>
+        + ::kiln::Build<E, D, Config = ::kiln::layers::Conv2dConfig>,
+    ::kiln::layers::Relu<
+        ::kiln::S3<16, 10, 10>,
+    >: ::kiln::Layer<E, D, In = ::kiln::S3<16, 10, 10>, Out = ::kiln::S3<16, 10, 10>>
+        + ::kiln::Module<E, D, Grads = ()>,
+    ::kiln::layers::MaxPool2d<
+        16,
+        10,
+        10,
+        5,
+        5,
+    >: ::kiln::Layer<
+            E,
+            D,
+            In = ::kiln::S3<16, 10, 10>,
+            Out = ::kiln::S3<16, 5, 5>,
+            Cache = ::kiln::layers::PoolIndices<D, 16, 10, 10, 5, 5>,
+        > + ::kiln::Build<E, D, Config = ::kiln::layers::Pool2dConfig>,
+    ::kiln::layers::Flatten<
+        ::kiln::S3<16, 5, 5>,
+        ::kiln::S1<400>,
+    >: ::kiln::Layer<E, D, In = ::kiln::S3<16, 5, 5>, Out = ::kiln::S1<400>>
+        + ::kiln::Module<E, D, Grads = ()>,
+    ::kiln::layers::Linear<
+        E,
+        D,
+        400,
+        120,
+    >: ::kiln::Layer<E, D, In = ::kiln::S1<400>, Out = ::kiln::S1<120>>
+        + ::kiln::Build<E, D, Config = ::kiln::layers::LinearConfig>,
+    ::kiln::layers::Relu<
+        ::kiln::S1<120>,
+    >: ::kiln::Layer<E, D, In = ::kiln::S1<120>, Out = ::kiln::S1<120>>
+        + ::kiln::Module<E, D, Grads = ()>,
+    ::kiln::layers::Linear<
+        E,
+        D,
+        120,
+        84,
+    >: ::kiln::Layer<E, D, In = ::kiln::S1<120>, Out = ::kiln::S1<84>>
+        + ::kiln::Build<E, D, Config = ::kiln::layers::LinearConfig>,
+    ::kiln::layers::Relu<
+        ::kiln::S1<84>,
+    >: ::kiln::Layer<E, D, In = ::kiln::S1<84>, Out = ::kiln::S1<84>>
+        + ::kiln::Module<E, D, Grads = ()>,
+    ::kiln::layers::Linear<
+        E,
+        D,
+        84,
+        10,
+    >: ::kiln::Layer<E, D, In = ::kiln::S1<84>, Out = ::kiln::S1<10>>
+        + ::kiln::Build<E, D, Config = ::kiln::layers::LinearConfig>,
+    ::kiln::layers::Conv2d<E, D, 1, 6, 1, 5, 5, 28, 28, 28, 28>: ::kiln::InputGrad<E, D>,
+    ::kiln::layers::Relu<::kiln::S3<6, 28, 28>>: ::kiln::InputGrad<E, D>,
+    ::kiln::layers::MaxPool2d<6, 28, 28, 14, 14>: ::kiln::InputGrad<E, D>,
+    ::kiln::layers::Conv2d<
+        E,
+        D,
+        6,
+        16,
+        6,
+        5,
+        5,
+        14,
+        14,
+        10,
+        10,
+    >: ::kiln::InputGrad<E, D>,
+    ::kiln::layers::Relu<::kiln::S3<16, 10, 10>>: ::kiln::InputGrad<E, D>,
+    ::kiln::layers::MaxPool2d<16, 10, 10, 5, 5>: ::kiln::InputGrad<E, D>,
+    ::kiln::layers::Flatten<
+        ::kiln::S3<16, 5, 5>,
+        ::kiln::S1<400>,
+    >: ::kiln::InputGrad<E, D>,
+    ::kiln::layers::Linear<E, D, 400, 120>: ::kiln::InputGrad<E, D>,
+    ::kiln::layers::Relu<::kiln::S1<120>>: ::kiln::InputGrad<E, D>,
+    ::kiln::layers::Linear<E, D, 120, 84>: ::kiln::InputGrad<E, D>,
+    ::kiln::layers::Relu<::kiln::S1<84>>: ::kiln::InputGrad<E, D>,
+    ::kiln::layers::Linear<E, D, 84, 10>: ::kiln::InputGrad<E, D>,
+{
+    ///The backward pass from the gradient `seed` placed at node `from`'s output down to node `to`'s output or to the input `to` (names as [`LeNet5Tape::activation`] takes them), after a `forward_train` (or `forward_with`) on `tape`; read the result with [`LeNet5Tape::gradient`]`(to)`. No parameter gradient is computed or touched, and after the first call nothing is allocated. `mode` changes ReLU's rule (`kiln::GradMode`: guided backpropagation, deconvnet). `seed` holds the tape's batch × node `from`'s values per sample, row-major, on the host.
+    pub fn backward_from(
+        &self,
+        tape: &mut LeNet5Tape<E, D>,
+        from: &str,
+        seed: &[E],
+        to: &str,
+        mode: ::kiln::GradMode,
+    ) -> ::kiln::Result<()> {
+        let from_j: usize = match from {
+            "conv1" => 0,
+            "relu1" => 1,
+            "pool1" => 2,
+            "conv2" => 3,
+            "relu2" => 4,
+            "pool2" => 5,
+            "flatten1" => 6,
+            "fc1" => 7,
+            "relu3" => 8,
+            "fc2" => 9,
+            "relu4" => 10,
+            "fc3" => 11,
+            _ => {
+                return Err(
+                    ::kiln::input_grad::unknown_node(
+                        "backward_from",
+                        "LeNet5",
+                        from,
+                        &[
+                            "conv1",
+                            "relu1",
+                            "pool1",
+                            "conv2",
+                            "relu2",
+                            "pool2",
+                            "flatten1",
+                            "fc1",
+                            "relu3",
+                            "fc2",
+                            "relu4",
+                            "fc3",
+                            "x",
+                        ],
+                    ),
+                );
+            }
+        };
+        let (lo, want): (usize, [bool; 1]) = match to {
+            "conv1" => (1, [false; 1]),
+            "relu1" => (2, [false; 1]),
+            "pool1" => (3, [false; 1]),
+            "conv2" => (4, [false; 1]),
+            "relu2" => (5, [false; 1]),
+            "pool2" => (6, [false; 1]),
+            "flatten1" => (7, [false; 1]),
+            "fc1" => (8, [false; 1]),
+            "relu3" => (9, [false; 1]),
+            "fc2" => (10, [false; 1]),
+            "relu4" => (11, [false; 1]),
+            "fc3" => (12, [false; 1]),
+            "x" => (0, [true]),
+            _ => {
+                return Err(
+                    ::kiln::input_grad::unknown_node(
+                        "backward_from",
+                        "LeNet5",
+                        to,
+                        &[
+                            "conv1",
+                            "relu1",
+                            "pool1",
+                            "conv2",
+                            "relu2",
+                            "pool2",
+                            "flatten1",
+                            "fc1",
+                            "relu3",
+                            "fc2",
+                            "relu4",
+                            "fc3",
+                            "x",
+                        ],
+                    ),
+                );
+            }
+        };
+        if lo > from_j {
+            return Err(::kiln::input_grad::not_before("LeNet5", from, to));
+        }
+        let in_x = &tape.in_x;
+        let c = &mut tape.cache;
+        let batch = match from_j {
+            0 => ::kiln::Tensor::batch(&c.conv1_out),
+            1 => ::kiln::Tensor::batch(&c.relu1_out),
+            2 => ::kiln::Tensor::batch(&c.pool1_out),
+            3 => ::kiln::Tensor::batch(&c.conv2_out),
+            4 => ::kiln::Tensor::batch(&c.relu2_out),
+            5 => ::kiln::Tensor::batch(&c.pool2_out),
+            6 => ::kiln::Tensor::batch(&c.flatten1_out),
+            7 => ::kiln::Tensor::batch(&c.fc1_out),
+            8 => ::kiln::Tensor::batch(&c.relu3_out),
+            9 => ::kiln::Tensor::batch(&c.fc2_out),
+            10 => ::kiln::Tensor::batch(&c.relu4_out),
+            11 => ::kiln::Tensor::batch(&c.fc3_out),
+            _ => 0,
+        };
+        match from_j {
+            0 => ::kiln::input_grad::seed_into(seed, &mut c.conv1_grad, "conv1", batch)?,
+            1 => ::kiln::input_grad::seed_into(seed, &mut c.relu1_grad, "relu1", batch)?,
+            2 => ::kiln::input_grad::seed_into(seed, &mut c.pool1_grad, "pool1", batch)?,
+            3 => ::kiln::input_grad::seed_into(seed, &mut c.conv2_grad, "conv2", batch)?,
+            4 => ::kiln::input_grad::seed_into(seed, &mut c.relu2_grad, "relu2", batch)?,
+            5 => ::kiln::input_grad::seed_into(seed, &mut c.pool2_grad, "pool2", batch)?,
+            6 => {
+                ::kiln::input_grad::seed_into(
+                    seed,
+                    &mut c.flatten1_grad,
+                    "flatten1",
+                    batch,
+                )?
+            }
+            7 => ::kiln::input_grad::seed_into(seed, &mut c.fc1_grad, "fc1", batch)?,
+            8 => ::kiln::input_grad::seed_into(seed, &mut c.relu3_grad, "relu3", batch)?,
+            9 => ::kiln::input_grad::seed_into(seed, &mut c.fc2_grad, "fc2", batch)?,
+            10 => ::kiln::input_grad::seed_into(seed, &mut c.relu4_grad, "relu4", batch)?,
+            11 => ::kiln::input_grad::seed_into(seed, &mut c.fc3_grad, "fc3", batch)?,
+            _ => {}
+        }
+        let mut w = [false; 12];
+        let mut wi = [false; 1];
+        w[from_j] = true;
+        if 11 >= lo && w[11] {
+            ::kiln::InputGrad::<
+                E,
+                D,
+            >::backward_input(
+                &self.fc3,
+                &c.relu4_out,
+                &c.fc3_out,
+                &mut c.fc3_cache,
+                &c.fc3_grad,
+                if 11 >= lo {
+                    let acc = if w[10] { ::kiln::Acc::Add } else { ::kiln::Acc::Set };
+                    w[10] = true;
+                    ::core::option::Option::Some((&mut c.relu4_grad, acc))
+                } else {
+                    ::core::option::Option::None
+                },
+                mode,
+            )?;
+        }
+        if 10 >= lo && w[10] {
+            ::kiln::InputGrad::<
+                E,
+                D,
+            >::backward_input(
+                &<::kiln::layers::Relu<
+                    ::kiln::S1<84>,
+                > as ::core::default::Default>::default(),
+                &c.fc2_out,
+                &c.relu4_out,
+                &mut c.relu4_cache,
+                &c.relu4_grad,
+                if 10 >= lo {
+                    let acc = if w[9] { ::kiln::Acc::Add } else { ::kiln::Acc::Set };
+                    w[9] = true;
+                    ::core::option::Option::Some((&mut c.fc2_grad, acc))
+                } else {
+                    ::core::option::Option::None
+                },
+                mode,
+            )?;
+        }
+        if 9 >= lo && w[9] {
+            ::kiln::InputGrad::<
+                E,
+                D,
+            >::backward_input(
+                &self.fc2,
+                &c.relu3_out,
+                &c.fc2_out,
+                &mut c.fc2_cache,
+                &c.fc2_grad,
+                if 9 >= lo {
+                    let acc = if w[8] { ::kiln::Acc::Add } else { ::kiln::Acc::Set };
+                    w[8] = true;
+                    ::core::option::Option::Some((&mut c.relu3_grad, acc))
+                } else {
+                    ::core::option::Option::None
+                },
+                mode,
+            )?;
+        }
+        if 8 >= lo && w[8] {
+            ::kiln::InputGrad::<
+                E,
+                D,
+            >::backward_input(
+                &<::kiln::layers::Relu<
+                    ::kiln::S1<120>,
+                > as ::core::default::Default>::default(),
+                &c.fc1_out,
+                &c.relu3_out,
+                &mut c.relu3_cache,
+                &c.relu3_grad,
+                if 8 >= lo {
+                    let acc = if w[7] { ::kiln::Acc::Add } else { ::kiln::Acc::Set };
+                    w[7] = true;
+                    ::core::option::Option::Some((&mut c.fc1_grad, acc))
+                } else {
+                    ::core::option::Option::None
+                },
+                mode,
+            )?;
+        }
+        if 7 >= lo && w[7] {
+            ::kiln::InputGrad::<
+                E,
+                D,
+            >::backward_input(
+                &self.fc1,
+                &c.flatten1_out,
+                &c.fc1_out,
+                &mut c.fc1_cache,
+                &c.fc1_grad,
+                if 7 >= lo {
+                    let acc = if w[6] { ::kiln::Acc::Add } else { ::kiln::Acc::Set };
+                    w[6] = true;
+                    ::core::option::Option::Some((&mut c.flatten1_grad, acc))
+                } else {
+                    ::core::option::Option::None
+                },
+                mode,
+            )?;
+        }
+        if 6 >= lo && w[6] {
+            ::kiln::InputGrad::<
+                E,
+                D,
+            >::backward_input(
+                &<::kiln::layers::Flatten<
+                    ::kiln::S3<16, 5, 5>,
+                    ::kiln::S1<400>,
+                > as ::core::default::Default>::default(),
+                &c.pool2_out,
+                &c.flatten1_out,
+                &mut c.flatten1_cache,
+                &c.flatten1_grad,
+                if 6 >= lo {
+                    let acc = if w[5] { ::kiln::Acc::Add } else { ::kiln::Acc::Set };
+                    w[5] = true;
+                    ::core::option::Option::Some((&mut c.pool2_grad, acc))
+                } else {
+                    ::core::option::Option::None
+                },
+                mode,
+            )?;
+        }
+        if 5 >= lo && w[5] {
+            ::kiln::InputGrad::<
+                E,
+                D,
+            >::backward_input(
+                &self.pool2,
+                &c.relu2_out,
+                &c.pool2_out,
+                &mut c.pool2_cache,
+                &c.pool2_grad,
+                if 5 >= lo {
+                    let acc = if w[4] { ::kiln::Acc::Add } else { ::kiln::Acc::Set };
+                    w[4] = true;
+                    ::core::option::Option::Some((&mut c.relu2_grad, acc))
+                } else {
+                    ::core::option::Option::None
+                },
+                mode,
+            )?;
+        }
+        if 4 >= lo && w[4] {
+            ::kiln::InputGrad::<
+                E,
+                D,
+            >::backward_input(
+                &<::kiln::layers::Relu<
+                    ::kiln::S3<16, 10, 10>,
+                > as ::core::default::Default>::default(),
+                &c.conv2_out,
+                &c.relu2_out,
+                &mut c.relu2_cache,
+                &c.relu2_grad,
+                if 4 >= lo {
+                    let acc = if w[3] { ::kiln::Acc::Add } else { ::kiln::Acc::Set };
+                    w[3] = true;
+                    ::core::option::Option::Some((&mut c.conv2_grad, acc))
+                } else {
+                    ::core::option::Option::None
+                },
+                mode,
+            )?;
+        }
+        if 3 >= lo && w[3] {
+            ::kiln::InputGrad::<
+                E,
+                D,
+            >::backward_input(
+                &self.conv2,
+                &c.pool1_out,
+                &c.conv2_out,
+                &mut c.conv2_cache,
+                &c.conv2_grad,
+                if 3 >= lo {
+                    let acc = if w[2] { ::kiln::Acc::Add } else { ::kiln::Acc::Set };
+                    w[2] = true;
+                    ::core::option::Option::Some((&mut c.pool1_grad, acc))
+                } else {
+                    ::core::option::Option::None
+                },
+                mode,
+            )?;
+        }
+        if 2 >= lo && w[2] {
+            ::kiln::InputGrad::<
+                E,
+                D,
+            >::backward_input(
+                &self.pool1,
+                &c.relu1_out,
+                &c.pool1_out,
+                &mut c.pool1_cache,
+                &c.pool1_grad,
+                if 2 >= lo {
+                    let acc = if w[1] { ::kiln::Acc::Add } else { ::kiln::Acc::Set };
+                    w[1] = true;
+                    ::core::option::Option::Some((&mut c.relu1_grad, acc))
+                } else {
+                    ::core::option::Option::None
+                },
+                mode,
+            )?;
+        }
+        if 1 >= lo && w[1] {
+            ::kiln::InputGrad::<
+                E,
+                D,
+            >::backward_input(
+                &<::kiln::layers::Relu<
+                    ::kiln::S3<6, 28, 28>,
+                > as ::core::default::Default>::default(),
+                &c.conv1_out,
+                &c.relu1_out,
+                &mut c.relu1_cache,
+                &c.relu1_grad,
+                if 1 >= lo {
+                    let acc = if w[0] { ::kiln::Acc::Add } else { ::kiln::Acc::Set };
+                    w[0] = true;
+                    ::core::option::Option::Some((&mut c.conv1_grad, acc))
+                } else {
+                    ::core::option::Option::None
+                },
+                mode,
+            )?;
+        }
+        if w[0] {
+            ::kiln::InputGrad::<
+                E,
+                D,
+            >::backward_input(
+                &self.conv1,
+                in_x,
+                &c.conv1_out,
+                &mut c.conv1_cache,
+                &c.conv1_grad,
+                if want[0] {
+                    let acc = if wi[0] { ::kiln::Acc::Add } else { ::kiln::Acc::Set };
+                    wi[0] = true;
+                    ::core::option::Option::Some((&mut tape.grad_x, acc))
+                } else {
+                    ::core::option::Option::None
+                },
+                mode,
+            )?;
+        }
+        if lo > 0 && !w[lo - 1] {
+            match lo - 1 {
+                0 => ::kiln::input_grad::zero_grad(&mut c.conv1_grad, batch)?,
+                1 => ::kiln::input_grad::zero_grad(&mut c.relu1_grad, batch)?,
+                2 => ::kiln::input_grad::zero_grad(&mut c.pool1_grad, batch)?,
+                3 => ::kiln::input_grad::zero_grad(&mut c.conv2_grad, batch)?,
+                4 => ::kiln::input_grad::zero_grad(&mut c.relu2_grad, batch)?,
+                5 => ::kiln::input_grad::zero_grad(&mut c.pool2_grad, batch)?,
+                6 => ::kiln::input_grad::zero_grad(&mut c.flatten1_grad, batch)?,
+                7 => ::kiln::input_grad::zero_grad(&mut c.fc1_grad, batch)?,
+                8 => ::kiln::input_grad::zero_grad(&mut c.relu3_grad, batch)?,
+                9 => ::kiln::input_grad::zero_grad(&mut c.fc2_grad, batch)?,
+                10 => ::kiln::input_grad::zero_grad(&mut c.relu4_grad, batch)?,
+                11 => ::kiln::input_grad::zero_grad(&mut c.fc3_grad, batch)?,
+                _ => {}
+            }
+        }
+        if want[0] && !wi[0] {
+            ::kiln::input_grad::zero_grad(&mut tape.grad_x, batch)?;
+        }
         Ok(())
     }
 }

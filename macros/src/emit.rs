@@ -37,6 +37,8 @@ use quote::{format_ident, quote, quote_spanned};
 use std::collections::HashSet;
 use syn::ext::IdentExt;
 
+mod input_grad;
+
 /// `quote!` whose every token carries the user's location (see [`respan`]).
 macro_rules! respan_q {
     ($span:expr=> $($t:tt)*) => {
@@ -58,12 +60,16 @@ pub fn emit(net: &Net) -> TokenStream {
     let layer_impl = layer_impl(&cx);
     let kind_items = kind_items(&cx);
     let dim_checks = dim_checks(&cx);
+    let tape_access = input_grad::tape_access(&cx);
+    let backward_from = input_grad::backward_from(&cx);
     unsuffixed(quote! {
         #param_struct
         #grads_struct
         #cache_struct
         #tape_struct
         #inherent_impl
+        #tape_access
+        #backward_from
         #facts_impl
         #module_impl
         #build_impl
@@ -241,7 +247,7 @@ impl<'a> Cx<'a> {
             grads_name: format_ident!("{}Grads", net.name),
             cache_name: format_ident!("{}Cache", net.name),
             tape_name: format_ident!("{}Tape", net.name),
-            names: Names::new(net, &direct),
+            names: Names::new(net),
             in_ty: net.inputs.iter().map(|i| shape_ty(k, &i.shape)).collect(),
             in_full: net
                 .inputs
@@ -360,18 +366,22 @@ impl<'a> Cx<'a> {
 /// already taken gets the node's index appended. Each node has `{name}_out`
 /// (its activation), `{name}_cache` (what its layer keeps for the backward
 /// pass, if its kind has one) and `{name}_grad` (the gradient arriving at
-/// it, unless it comes straight from an output).
+/// it; `backward` does not use an output's, whose gradient `d_y` it reads
+/// directly, but `backward_from` seeds it). `base` is the stem, the node's
+/// name for the tape's accessors (`tape.activation("conv1")`).
 struct Names {
+    base: Vec<String>,
     out: Vec<Ident>,
     cache: Vec<Option<Ident>>,
     grad: Vec<Option<Ident>>,
 }
 
 impl Names {
-    fn new(net: &Net, direct: &[Option<usize>]) -> Self {
+    fn new(net: &Net) -> Self {
         let mut taken = HashSet::new();
         let (mut adds, mut concats) = (0, 0);
         let mut names = Names {
+            base: Vec::new(),
             out: Vec::new(),
             cache: Vec::new(),
             grad: Vec::new(),
@@ -413,9 +423,8 @@ impl Names {
             names
                 .cache
                 .push(cached.then(|| format_ident!("{}_cache", base)));
-            names
-                .grad
-                .push(direct[j].is_none().then(|| format_ident!("{}_grad", base)));
+            names.grad.push(Some(format_ident!("{}_grad", base)));
+            names.base.push(base);
         }
         names
     }

@@ -101,8 +101,9 @@ fn cache_fields(src: &str) -> Vec<String> {
 #[test]
 fn cache_fields_are_named_after_the_layers() {
     // A shared layer's uses are numbered, an unnamed addition and in-place
-    // layers are counted, a concatenation takes its binding's name; an
-    // output's last node gets no gradient buffer (d_y arrives directly).
+    // layers are counted, a concatenation takes its binding's name; every
+    // node has a gradient buffer (an output's is seeded by `backward_from`;
+    // `backward` reads d_y directly).
     let fields = cache_fields(
         "::kiln; pub struct Two {
             input a: [5],
@@ -131,10 +132,12 @@ fn cache_fields_are_named_after_the_layers() {
             "tanh2_cache",
             "tanh2_grad",
             "j_out",
+            "j_grad",
             "add1_out",
             "add1_grad",
             "out_out",
             "out_cache",
+            "out_grad",
             "detect",
             "_p",
         ]

@@ -30,6 +30,8 @@
 //! | function | forward | backward `∂L/∂x` | reads |
 //! |---|---|---|---|
 //! | `Relu` | `max(x, 0)`, NaN kept | `∂L/∂y · (0 if x ≤ 0 else 1)` (0 at `x = 0`, `∂L/∂y` at NaN, as PyTorch) | input |
+//! | `ReluGuided` | ReLU's | `∂L/∂y · [x > 0] · [∂L/∂y > 0]` (guided backpropagation) | input |
+//! | `ReluDeconv` | ReLU's | `∂L/∂y · [∂L/∂y > 0]` (deconvnet) | input |
 //! | `LeakyRelu(α)` | `x` if `x > 0` else `αx` (NaN kept) | `∂L/∂y · (1 if x > 0 else α)` (`α` at NaN) | input |
 //! | `Sigmoid` | `σ(x) = 1/(1 + e^{−x})` | `∂L/∂y · y(1 − y)` | output |
 //! | `Tanh` | `tanh x` | `∂L/∂y · (1 − y²)` | output |
@@ -262,6 +264,25 @@ macro_rules! grad_of {
             $g * d
         }
     }};
+    (guided; $g:expr, $d:expr, $e:ty) => {{
+        let d: $e = $d;
+        let z = <$e as num_traits::Zero>::zero();
+        // `g > 0` is false for NaN: a NaN gradient is stopped too.
+        if d != z && $g > z {
+            $g * d
+        } else {
+            z
+        }
+    }};
+    (deconv; $g:expr, $d:expr, $e:ty) => {{
+        let _ = $d;
+        let z = <$e as num_traits::Zero>::zero();
+        if $g > z {
+            $g
+        } else {
+            z
+        }
+    }};
     (; $g:expr, $d:expr, $e:ty) => {
         $g * ($d)
     };
@@ -269,6 +290,12 @@ macro_rules! grad_of {
 macro_rules! grad_of_c {
     (gate) => {
         "d == T(0) ? T(0) : g * d"
+    };
+    (guided) => {
+        "(d != T(0) && g > T(0)) ? g * d : T(0)"
+    };
+    (deconv) => {
+        "g > T(0) ? g : T(0)"
     };
     () => {
         "g * d"
@@ -348,6 +375,21 @@ unary_functions! {
     /// `x = 0`, and a NaN `dy` is stopped where `x ≤ 0`. Written as the
     /// complement of `x ≤ 0` because `NaN > 0` is false.
     Relu = "relu" [gate] {
+        f(x) = sel(x <= zero(), zero(), x);
+        df(input x) = sel(x <= zero(), zero(), one());
+    }
+    /// ReLU with guided backpropagation's backward (Springenberg et al.
+    /// 2015; [`crate::input_grad::GradMode::Guided`]): the forward is
+    /// ReLU's, the backward `dy·[x > 0]·[dy > 0]` (a `[guided]` select:
+    /// only positive gradients pass, and only where ReLU's gate is open).
+    ReluGuided = "relu_guided" [guided] {
+        f(x) = sel(x <= zero(), zero(), x);
+        df(input x) = sel(x <= zero(), zero(), one());
+    }
+    /// ReLU with the deconvnet's backward (Zeiler & Fergus 2014;
+    /// [`crate::input_grad::GradMode::Deconvnet`]): the forward is ReLU's,
+    /// the backward `dy·[dy > 0]` whatever the input (a `[deconv]` select).
+    ReluDeconv = "relu_deconv" [deconv] {
         f(x) = sel(x <= zero(), zero(), x);
         df(input x) = sel(x <= zero(), zero(), one());
     }
@@ -484,8 +526,35 @@ mod tests {
             f.map_grad(&x, &y, &dy, &mut dx, Acc::Add);
             for i in 0..x.len() {
                 assert_eq!(y[i], f.f(x[i]));
-                assert_eq!(dx[i], 0.5 + dy[i] * f.df(x[i], y[i]));
+                assert_eq!(dx[i], 0.5 + f.grad(dy[i], x[i], y[i]));
+                if !matches!(f, Act::ReluDeconv) {
+                    assert_eq!(dx[i], 0.5 + dy[i] * f.df(x[i], y[i]));
+                }
             }
+        }
+    }
+
+    /// Guided backpropagation's and the deconvnet's ReLU backward at the
+    /// four sign combinations of input and gradient: guided passes `g` only
+    /// where `x > 0` and `g > 0`, the deconvnet wherever `g > 0`, plain
+    /// ReLU wherever `x > 0`.
+    #[test]
+    fn guided_and_deconvnet_relu_backward() {
+        use crate::device::Acc;
+        let x = [2.0f64, 2.0, -1.0, -1.0, 0.0, 3.0];
+        let g = [0.5f64, -0.7, 0.5, -0.7, 0.9, 0.0];
+        let y: Vec<f64> = x.iter().map(|&v| Act::Relu.f(v)).collect();
+        let run = |f: Act| {
+            let mut dx = [9.0f64; 6];
+            f.map_grad(&x, &y, &g, &mut dx, Acc::Set);
+            dx
+        };
+        assert_eq!(run(Act::Relu), [0.5, -0.7, 0.0, 0.0, 0.0, 0.0]);
+        assert_eq!(run(Act::ReluGuided), [0.5, 0.0, 0.0, 0.0, 0.0, 0.0]);
+        assert_eq!(run(Act::ReluDeconv), [0.5, 0.0, 0.5, 0.0, 0.9, 0.0]);
+        for i in 0..6 {
+            assert_eq!(Act::ReluGuided.f(x[i]), y[i]);
+            assert_eq!(Act::ReluDeconv.f(x[i]), y[i]);
         }
     }
 

@@ -120,6 +120,31 @@ elementwise_layer!(
     /// passes the gradient).
     Relu, |_s| Act::Relu
 );
+/// Guided backpropagation and the deconvnet are rules for ReLU alone (see
+/// [`crate::input_grad`]): with `x` the input and `g = ∂L/∂y`,
+/// `Plain`: `g·[x > 0]`; `Guided`: `g·[x > 0]·[g > 0]`; `Deconvnet`:
+/// `g·[g > 0]`, each one kernel of the element-wise table
+/// ([`Act::Relu`], [`Act::ReluGuided`], [`Act::ReluDeconv`]).
+impl<E: Elem, D: Backend<E>, S: Shape> crate::input_grad::InputGrad<E, D> for Relu<S> {
+    fn backward_input(
+        &self,
+        x: &Tensor<S, E, D>,
+        y: &Tensor<S, E, D>,
+        _: &mut (),
+        dy: &Tensor<S, E, D>,
+        dx: Option<(&mut Tensor<S, E, D>, Acc)>,
+        mode: crate::input_grad::GradMode,
+    ) -> Result<()> {
+        use crate::input_grad::GradMode;
+        let f = match mode {
+            GradMode::Plain => Act::Relu,
+            GradMode::Guided => Act::ReluGuided,
+            GradMode::Deconvnet => Act::ReluDeconv,
+        };
+        act_backward(f, x, y, dy, dx)
+    }
+}
+
 elementwise_layer!(
     /// `σ(x)`.
     Sigmoid, |_s| Act::Sigmoid

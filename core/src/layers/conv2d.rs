@@ -465,5 +465,74 @@ impl<
     }
 }
 
+/// The input gradient alone, `dx (acc)= col2im(Wᵀ·dY)` per chunk (the
+/// same formula and chunks as [`Layer::backward`]); no `im2col` of the
+/// input and no weight or bias gradient.
+impl<
+        E: Elem,
+        D: ConvKernels<E>,
+        const CIN: usize,
+        const COUT: usize,
+        const CG: usize,
+        const KH: usize,
+        const KW: usize,
+        const H: usize,
+        const W: usize,
+        const OH: usize,
+        const OW: usize,
+    > crate::input_grad::InputGrad<E, D> for Conv2d<E, D, CIN, COUT, CG, KH, KW, H, W, OH, OW>
+{
+    fn backward_input(
+        &self,
+        x: &Tensor<S3<CIN, H, W>, E, D>,
+        _y: &Tensor<S3<COUT, OH, OW>, E, D>,
+        cache: &mut ConvCache<E, D>,
+        dy: &Tensor<S3<COUT, OH, OW>, E, D>,
+        dx: Option<(&mut Tensor<S3<CIN, H, W>, E, D>, Acc)>,
+        _mode: crate::input_grad::GradMode,
+    ) -> Result<()> {
+        same_batch("Conv2d backward", x, dy)?;
+        let Some((dx, acc)) = dx else { return Ok(()) };
+        let (b, dev, g, op) = (x.batch(), x.device(), &self.geom, OH * OW);
+        let nb = chunk(cache.budget, b, g.rows() * op);
+        dev.resize(&mut cache.cols, g.rows() * nb * op)?;
+        if nb > 1 {
+            dev.resize(&mut cache.tmp, COUT * nb * op)?;
+        }
+        prepare_dx(dx, acc, b)?;
+        // `cols` is overwritten: the forward's im2col is no longer held.
+        cache.hold = false;
+        for b0 in (0..b).step_by(nb) {
+            let nc = nb.min(b - b0);
+            let (dout, off) = if nc == 1 {
+                (&dy.buf, b0 * COUT * op)
+            } else {
+                dev.transpose01(
+                    &dy.buf,
+                    b0 * COUT * op,
+                    &mut cache.tmp,
+                    0,
+                    nc,
+                    COUT,
+                    op,
+                    Acc::Set,
+                )?;
+                (&cache.tmp, 0)
+            };
+            gemm_cols(
+                dev,
+                self.grouped(),
+                nc * op,
+                &self.weight.buf,
+                dout,
+                &mut cache.cols,
+                off,
+            )?;
+            dev.col2im(g, &cache.cols, &mut dx.buf, b0, nc, acc)?;
+        }
+        Ok(())
+    }
+}
+
 #[cfg(test)]
 mod tests;

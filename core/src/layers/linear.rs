@@ -260,6 +260,34 @@ impl<E: Elem, D: Backend<E>, const I: usize, const O: usize, L: Lead> Layer<E, D
     }
 }
 
+/// The input gradient alone, `∂L/∂x [B×I] = dy [B×O] · W [O×I]`; no
+/// weight or bias gradient is computed.
+impl<E: Elem, D: Backend<E>, const I: usize, const O: usize, L: Lead>
+    crate::input_grad::InputGrad<E, D> for Linear<E, D, I, O, L>
+{
+    fn backward_input(
+        &self,
+        x: &Tensor<L::Shaped<I>, E, D>,
+        _y: &Tensor<L::Shaped<O>, E, D>,
+        _cache: &mut (),
+        dy: &Tensor<L::Shaped<O>, E, D>,
+        dx: Option<(&mut Tensor<L::Shaped<I>, E, D>, Acc)>,
+        _mode: crate::input_grad::GradMode,
+    ) -> Result<()> {
+        let Some((dx, acc)) = dx else { return Ok(()) };
+        crate::error::check_batch("Linear backward", "x", x.batch(), "dy", dy.batch())?;
+        if acc == Acc::Set {
+            fit(dx, x.batch())?;
+        }
+        x.device().gemm(
+            &Gemm::dense(x.batch() * L::ROWS, I, O, false, false).acc(acc),
+            &dy.buf,
+            &self.weight.buf,
+            &mut dx.buf,
+        )
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

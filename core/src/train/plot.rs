@@ -66,6 +66,7 @@ fn range(vals: impl Iterator<Item = f64>, pad: f64) -> (f64, f64) {
 fn draw<DB: DrawingBackend>(
     root: DrawingArea<DB, plotters::coord::Shift>,
     panels: &[Panel],
+    x_label: &str,
 ) -> std::result::Result<(), String> {
     let e = |e: DrawingAreaErrorKind<DB::ErrorType>| e.to_string();
     root.fill(&WHITE).map_err(e)?;
@@ -82,7 +83,7 @@ fn draw<DB: DrawingBackend>(
             .map_err(e)?;
         chart
             .configure_mesh()
-            .x_desc("epoch")
+            .x_desc(x_label)
             .y_desc(p.y_label.as_str())
             .label_style((FAMILY, 14))
             .axis_desc_style((FAMILY, 16))
@@ -209,6 +210,18 @@ pub fn plot_panels(
     width: u32,
     height: u32,
 ) -> Result<(PathBuf, PathBuf)> {
+    plot_panels_x(panels, "epoch", prefix, width, height)
+}
+
+/// [`plot_panels`] with `x_label` under the x axis instead of "epoch"
+/// (printable ASCII: the embedded font has no other glyphs).
+pub fn plot_panels_x(
+    panels: &[Panel],
+    x_label: &str,
+    prefix: impl AsRef<Path>,
+    width: u32,
+    height: u32,
+) -> Result<(PathBuf, PathBuf)> {
     register_font()?;
     let prefix = prefix.as_ref();
     let (png, svg) = (with_ext(prefix, "png"), with_ext(prefix, "svg"));
@@ -217,12 +230,14 @@ pub fn plot_panels(
     draw(
         BitMapBackend::with_buffer(&mut rgb, (width, height)).into_drawing_area(),
         panels,
+        x_label,
     )
     .map_err(fail)?;
     let mut text = String::new();
     draw(
         SVGBackend::with_string(&mut text, (width, height)).into_drawing_area(),
         panels,
+        x_label,
     )
     .map_err(fail)?;
     let io = |path: &Path| {

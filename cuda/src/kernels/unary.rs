@@ -10,6 +10,10 @@ kernels! {
     unary = kiln_core::kernels::unary::CUDA_SOURCE;
     RELU_FWD = relu_fwd(In, Out, U64, Real);
     RELU_BWD = relu_bwd(In, In, In, Out, U64, Real, I32);
+    RELU_GUIDED_FWD = relu_guided_fwd(In, Out, U64, Real);
+    RELU_GUIDED_BWD = relu_guided_bwd(In, In, In, Out, U64, Real, I32);
+    RELU_DECONV_FWD = relu_deconv_fwd(In, Out, U64, Real);
+    RELU_DECONV_BWD = relu_deconv_bwd(In, In, In, Out, U64, Real, I32);
     LEAKY_RELU_FWD = leaky_relu_fwd(In, Out, U64, Real);
     LEAKY_RELU_BWD = leaky_relu_bwd(In, In, In, Out, U64, Real, I32);
     SIGMOID_FWD = sigmoid_fwd(In, Out, U64, Real);
@@ -28,6 +32,8 @@ kernels! {
 pub fn unary_kernels(f: Act) -> (&'static Kernel, &'static Kernel) {
     match f {
         Act::Relu => (&RELU_FWD, &RELU_BWD),
+        Act::ReluGuided => (&RELU_GUIDED_FWD, &RELU_GUIDED_BWD),
+        Act::ReluDeconv => (&RELU_DECONV_FWD, &RELU_DECONV_BWD),
         Act::LeakyRelu(_) => (&LEAKY_RELU_FWD, &LEAKY_RELU_BWD),
         Act::Sigmoid => (&SIGMOID_FWD, &SIGMOID_BWD),
         Act::Tanh => (&TANH_FWD, &TANH_BWD),

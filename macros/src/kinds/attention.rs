@@ -297,6 +297,11 @@ impl Rule for Attention {
         }
     }
 
+    /// Its backward call is its own: no `backward_from` (see `Rule::input_grad`).
+    fn input_grad(&self) -> bool {
+        false
+    }
+
     /// `self_attend_backward(x, cache, dy, dx, grads, gacc)`, or
     /// `cross_attend_backward(x, memory, cache, dy, dx, dmemory, grads, gacc)`.
     fn backward(&self, c: &Call) -> TokenStream {

@@ -171,6 +171,11 @@ impl Rule for Embedding {
         }
     }
 
+    /// Its backward call is its own: no `backward_from` (see `Rule::input_grad`).
+    fn input_grad(&self) -> bool {
+        false
+    }
+
     /// Parameter gradients only: ids have no gradient.
     fn backward(&self, c: &Call) -> TokenStream {
         let Call {

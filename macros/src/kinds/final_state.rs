@@ -101,6 +101,11 @@ impl Rule for FinalState {
         quote!((#inst).forward(&self.#rnn, #x, &#cp, &mut #y)?;)
     }
 
+    /// Its backward call is its own: no `backward_from` (see `Rule::input_grad`).
+    fn input_grad(&self) -> bool {
+        false
+    }
+
     /// `FinalState::backward(&self.lstm, &mut c.lstm_cache, ds, dy)`.
     fn backward(&self, c: &Call) -> TokenStream {
         let Call { inst, dy, dx, .. } = c;

@@ -156,6 +156,11 @@ impl Rule for Gru {
             .unwrap_or_else(|| super::default_forward(c, train))
     }
 
+    /// Its backward call is its own: no `backward_from` (see `Rule::input_grad`).
+    fn input_grad(&self) -> bool {
+        false
+    }
+
     fn backward(&self, c: &super::Call) -> TokenStream {
         self.stack
             .backward(c)

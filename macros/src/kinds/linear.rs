@@ -194,6 +194,11 @@ impl Rule for Linear {
         self.tied.is_none()
     }
 
+    /// A tied layer's backward call is its own (see `Rule::input_grad`).
+    fn input_grad(&self) -> bool {
+        self.tied.is_none()
+    }
+
     fn flops(&self, k: &TokenStream, ty: &TokenStream) -> TokenStream {
         if self.tied.is_some() {
             quote!(<#ty>::FLOPS)

@@ -222,6 +222,16 @@ pub trait Rule {
         default_backward(c)
     }
 
+    /// Whether the generated `backward_from` may call the layer as
+    /// `InputGrad::backward_input(inst, x, &y, &mut cache, dy, dx, mode)`,
+    /// the input-gradient-only form of [`default_backward`]. A kind whose
+    /// backward call is its own (several inputs, a tied weight, recurrent
+    /// state, a nested network) says no, and a network holding it has no
+    /// `backward_from`.
+    fn input_grad(&self) -> bool {
+        true
+    }
+
     /// A recurrent layer's per-sample state shape (what `state = s` takes
     /// and `FinalState(rnn)` gives); `None` for other kinds.
     fn recurrent_state(&self) -> Option<Vec<usize>> {

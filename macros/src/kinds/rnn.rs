@@ -170,6 +170,11 @@ impl Rule for Rnn {
             .unwrap_or_else(|| super::default_forward(c, train))
     }
 
+    /// Its backward call is its own: no `backward_from` (see `Rule::input_grad`).
+    fn input_grad(&self) -> bool {
+        false
+    }
+
     fn backward(&self, c: &super::Call) -> TokenStream {
         self.stack
             .backward(c)

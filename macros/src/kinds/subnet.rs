@@ -158,6 +158,11 @@ impl Rule for Subnet {
         }
     }
 
+    /// Its backward call is its own: no `backward_from` (see `Rule::input_grad`).
+    fn input_grad(&self) -> bool {
+        false
+    }
+
     fn backward(&self, c: &Call) -> TokenStream {
         let Call {
             k,

@@ -111,6 +111,11 @@ impl Rule for MaxUnpool2d {
         quote!(self.#field.forward(#x, &#cp, &mut #y)?;)
     }
 
+    /// Its backward call is its own: no `backward_from` (see `Rule::input_grad`).
+    fn input_grad(&self) -> bool {
+        false
+    }
+
     /// `self.unpool.backward(&c.pool1_cache, dy, dx, acc)`, when the input
     /// wants a gradient.
     fn backward(&self, c: &Call) -> TokenStream {
