@@ -1,5 +1,5 @@
 //! LeNet-5's penultimate layer on MNIST's test images, mapped to two
-//! dimensions by PCA and by exact t-SNE (`kiln::viz`), as scatter plots
+//! dimensions by PCA and by exact t-SNE (`kiln::manifold`), as scatter plots
 //! coloured by class, each scored by the leave-one-out 5-NN accuracy of the
 //! map.
 //!
@@ -21,16 +21,16 @@
 //! gradient.
 //!
 //! The first `--count` (5,000) test images' features go to
-//! [`kiln::viz::pca_2d`] and [`kiln::viz::tsne`] (perplexity 30, 1,000
-//! iterations, the usual schedule: see `core/src/viz/tsne.rs`); the 5-NN
-//! accuracy ([`kiln::viz::knn_accuracy`]) of each map is printed, with the
+//! [`kiln::manifold::pca_2d`] and [`kiln::manifold::tsne`] (perplexity 30, 1,000
+//! iterations, the usual schedule: see `core/src/manifold/tsne.rs`); the 5-NN
+//! accuracy ([`kiln::manifold::knn_accuracy`]) of each map is printed, with the
 //! accuracy of 5-NN on the 84-dimensional features themselves for
 //! reference, and each map is written as a PNG with its number in the title.
 
 use clap::Parser;
+use kiln::manifold::{knn_accuracy, pca_2d, scatter::plot_scatter, tsne, TsneConfig};
 use kiln::metrics::argmax;
 use kiln::prelude::*;
-use kiln::viz::{knn_accuracy, pca_2d, scatter::plot_scatter, tsne, TsneConfig};
 use rand::seq::SliceRandom;
 use std::path::PathBuf;
 use std::process::ExitCode;

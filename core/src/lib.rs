@@ -26,6 +26,7 @@ pub mod input_grad;
 pub mod kernels;
 pub mod layers;
 pub mod loss;
+pub mod manifold;
 pub mod metrics;
 pub mod module;
 pub mod ops;
@@ -38,7 +39,6 @@ pub mod summary;
 pub mod tensor;
 pub mod testing;
 pub mod train;
-pub mod viz;
 pub mod vis;
 pub mod word2vec;
 

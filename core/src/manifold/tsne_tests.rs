@@ -1,4 +1,4 @@
-//! Tests of `viz/tsne.rs`: the perplexity calibration, affinities by hand,
+//! Tests of `manifold/tsne.rs`: the perplexity calibration, affinities by hand,
 //! the gradient against central differences, and a map that separates two
 //! clusters.
 
@@ -115,7 +115,10 @@ fn two_clusters_come_apart_and_the_cost_falls() {
     };
     let m = tsne(&x, dim, &cfg).unwrap();
     let flat: Vec<f64> = m.points.iter().flatten().copied().collect();
-    assert_eq!(crate::viz::knn_accuracy(&flat, 2, &labels, 5).unwrap(), 1.0);
+    assert_eq!(
+        crate::manifold::knn_accuracy(&flat, 2, &labels, 5).unwrap(),
+        1.0
+    );
     assert_eq!(m.history.len(), 4);
     // After the exaggeration ends (iteration 250), the cost keeps falling.
     assert!(m.history[3].1 <= m.history[2].1, "{:?}", m.history);

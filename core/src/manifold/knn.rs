@@ -10,7 +10,7 @@ use crate::error::{Error, Result};
 /// row-major) with classes `labels`. O(n²·dim), in parallel over points.
 ///
 /// ```
-/// use kiln_core::viz::knn_accuracy;
+/// use kiln_core::manifold::knn_accuracy;
 /// // Two clusters on a line; the point at 2.8 is labelled 0 but sits among
 /// // class 1: its nearest neighbour (3.0) says 1, every other point's is right.
 /// let x = [0.0, 0.1, 0.2, 3.0, 3.1, 2.8];
