@@ -32,6 +32,9 @@
 //!   weights, bit for bit, as a run that never stopped.
 //! * `--log PATH` appends one JSON line per epoch; `--plot PREFIX` draws the
 //!   loss and accuracy curves into `PREFIX.png` and `PREFIX.svg`.
+//! * `--export-onnx PATH` writes the trained network as an ONNX model
+//!   (`docs/onnx.md`: `scripts/onnx/mnist_accuracy.py PATH` runs it on the
+//!   test set in ONNX Runtime).
 //! * `--device cpu|cuda|cuda:N` picks the device (default `cpu`; `cuda` is
 //!   GPU 0). The CUDA device needs a binary built with `--features cuda`;
 //!   without it, or when `kiln::Cuda::new` fails (no driver, no GPU, no
@@ -193,6 +196,9 @@ struct Args {
     /// Stop after this many steps in total (to try --resume), saving first with --save.
     #[arg(long, value_name = "STEPS")]
     stop_after: Option<u64>,
+    /// After training, write the network as an ONNX model (opset 17) to PATH (docs/onnx.md).
+    #[arg(long, value_name = "PATH")]
+    export_onnx: Option<PathBuf>,
     /// Device: cpu, cuda (GPU 0) or cuda:N (needs a build with --features cuda).
     #[arg(long, default_value = "cpu", value_name = "DEVICE")]
     device: DeviceArg,
@@ -411,6 +417,7 @@ fn run<D: Kernels<f32>>(args: &Args, dev: &D) -> kiln::Result<Option<(f64, usize
         ("--save", &args.save),
         ("--log", &args.log),
         ("--plot", &args.plot),
+        ("--export-onnx", &args.export_onnx),
     ] {
         if let Some(path) = path {
             kiln::train::check_output_path(flag, path)?;
@@ -593,6 +600,13 @@ fn run<D: Kernels<f32>>(args: &Args, dev: &D) -> kiln::Result<Option<(f64, usize
         test_acc = evaluate(&net, &test, &mut eval)?.1;
     }
     println!("total {:.1} s", t_all.elapsed().as_secs_f64());
+    if let Some(path) = &args.export_onnx {
+        net.to_onnx(path)?;
+        println!(
+            "exported the network to {} (ONNX, opset 17)",
+            path.display()
+        );
+    }
     if let Some(path) = &args.save {
         println!("saved the checkpoint to {}", path.display());
     }

@@ -26,6 +26,7 @@ pub mod layers;
 pub mod loss;
 pub mod metrics;
 pub mod module;
+pub mod onnx;
 pub mod ops;
 pub mod optim;
 pub mod regularize;

@@ -56,6 +56,7 @@ use crate::elem::Elem;
 use crate::error::{Error, Result};
 use crate::init::Init;
 use crate::module::{Build, Layer, Module, ParamMut, ParamRef, Path, Role, TrainCtx};
+use crate::onnx::Onnx;
 use crate::shape::{S1, S2};
 use crate::tensor::{Tensor, Tokens};
 use crate::Rng;
@@ -664,6 +665,19 @@ where
 
 pub mod kv_cache;
 pub use kv_cache::KvCache;
+
+/// No ONNX form yet: the export fails with [`crate::Error::OnnxUnsupported`] naming the layer.
+impl<
+        E: Elem,
+        D: Backend<E>,
+        const T: usize,
+        const S: usize,
+        const DM: usize,
+        const H: usize,
+        const QKV: usize,
+    > Onnx for MultiHeadAttention<E, D, T, S, DM, H, QKV>
+{
+}
 
 #[cfg(test)]
 mod tests;

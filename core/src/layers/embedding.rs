@@ -40,6 +40,7 @@ use crate::error::{Error, Result};
 use crate::init::Init;
 use crate::kernels::EmbeddingKernels;
 use crate::module::{Build, Module, ParamMut, ParamRef, Path, Role, TrainCtx};
+use crate::onnx::Onnx;
 use crate::shape::{Shape, S1, S2, S3};
 use crate::tensor::{Tensor, Tokens};
 use crate::Rng;
@@ -281,6 +282,9 @@ macro_rules! token_layer {
 // `[T]` ids → `[T, DIM]`; `[A, B]` ids → `[A, B, DIM]`.
 token_layer!(S1<T> => S2<T, DIM>; T);
 token_layer!(S2<A, B> => S3<A, B, DIM>; A, B);
+
+/// No ONNX form yet: the export fails with [`crate::Error::OnnxUnsupported`] naming the layer.
+impl<E: Elem, D: Backend<E>, const V: usize, const DIM: usize> Onnx for Embedding<E, D, V, DIM> {}
 
 #[cfg(test)]
 mod tests {

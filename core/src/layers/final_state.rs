@@ -26,6 +26,7 @@ use crate::device::{Acc, Backend};
 use crate::elem::Elem;
 use crate::error::Result;
 use crate::module::{Module, ParamMut, ParamRef, Path, Role};
+use crate::onnx::Onnx;
 use crate::shape::Shape;
 use crate::tensor::Tensor;
 use std::marker::PhantomData;
@@ -73,3 +74,6 @@ impl<S: Shape> FinalState<S> {
         Ok(())
     }
 }
+
+/// No ONNX form yet: the export fails with [`crate::Error::OnnxUnsupported`] naming the layer.
+impl<S> Onnx for FinalState<S> {}

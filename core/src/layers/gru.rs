@@ -58,6 +58,7 @@ use crate::error::{Error, Result};
 use crate::init::Init;
 use crate::kernels::unary::sigmoid;
 use crate::module::{Build, Layer, Module, ParamMut, ParamRef, Path, Role, TrainCtx};
+use crate::onnx::Onnx;
 use crate::shape::{S1, S2};
 use crate::tensor::Tensor;
 use crate::{Cpu, Rng};
@@ -638,6 +639,12 @@ impl<E: Elem, D: GruKernels<E>, const T: usize, const I: usize, const H: usize, 
         }
         Ok(())
     }
+}
+
+/// No ONNX form yet: the export fails with [`crate::Error::OnnxUnsupported`] naming the layer.
+impl<E: Elem, D: Backend<E>, const T: usize, const I: usize, const H: usize, const G: usize> Onnx
+    for Gru<E, D, T, I, H, G>
+{
 }
 
 #[cfg(test)]

@@ -35,6 +35,7 @@ use crate::elem::Elem;
 use crate::error::{Error, Result};
 use crate::kernels::cpu_util::{pieces, pieces2, PAR_MIN};
 use crate::module::{Build, Layer, Module, ParamMut, ParamRef, Path, Role, TrainCtx};
+use crate::onnx::Onnx;
 use crate::shape::{Shape, S1};
 use crate::tensor::Tensor;
 use crate::{Cpu, Rng};
@@ -507,6 +508,9 @@ impl<E: Elem, D: LayerNormKernels<E>, S: Shape, const N: usize> Layer<E, D>
         dev.layer_norm_bwd(&d, &x.buf, &cache.stats, g, &dy.buf, dx, dg, db, gacc)
     }
 }
+
+/// No ONNX form yet: the export fails with [`crate::Error::OnnxUnsupported`] naming the layer.
+impl<E: Elem, D: Backend<E>, S: Shape, const N: usize> Onnx for LayerNorm<E, D, S, N> {}
 
 #[cfg(test)]
 mod tests {

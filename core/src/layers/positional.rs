@@ -27,6 +27,7 @@ use crate::elem::Elem;
 use crate::error::{Error, Result};
 use crate::init::Init;
 use crate::module::{Build, Layer, Module, ParamMut, ParamRef, Path, Role, TrainCtx};
+use crate::onnx::Onnx;
 use crate::shape::{S1, S2};
 use crate::tensor::Tensor;
 use crate::Rng;
@@ -320,6 +321,18 @@ impl<E: Elem, D: Backend<E>, const T: usize, const MAX: usize, const DIM: usize>
         dev.bias_grad(&dy.buf, &mut grads.buf, dy.batch(), T * DIM, gacc)?;
         pass_back(dy, dx)
     }
+}
+
+/// No ONNX form yet: the export fails with [`crate::Error::OnnxUnsupported`] naming the layer.
+impl<E: Elem, D: Backend<E>, const T: usize, const MAX: usize, const DIM: usize> Onnx
+    for PositionalEmbedding<E, D, T, MAX, DIM>
+{
+}
+
+/// No ONNX form yet: the export fails with [`crate::Error::OnnxUnsupported`] naming the layer.
+impl<E: Elem, D: Backend<E>, const T: usize, const DIM: usize> Onnx
+    for SinusoidalPositions<E, D, T, DIM>
+{
 }
 
 #[cfg(test)]

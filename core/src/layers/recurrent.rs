@@ -52,6 +52,7 @@ use crate::elem::Elem;
 use crate::error::{Error, Result};
 use crate::kernels::DropoutKernels;
 use crate::module::{Build, Layer, Module, ParamMut, ParamRef, Path, Role, TrainCtx};
+use crate::onnx::Onnx;
 use crate::shape::Shape;
 use crate::tensor::Tensor;
 use crate::Rng;
@@ -704,6 +705,12 @@ where
         }
         Ok(())
     }
+}
+
+/// No ONNX form yet: the export fails with [`crate::Error::OnnxUnsupported`] naming the layer.
+impl<E: Elem, D: Backend<E>, L0, LU, O, const L: usize, const DIRS: usize> Onnx
+    for Recurrent<E, D, L0, LU, O, L, DIRS>
+{
 }
 
 #[cfg(test)]

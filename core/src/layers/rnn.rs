@@ -59,6 +59,7 @@ use crate::elem::Elem;
 use crate::error::{Error, Result};
 use crate::init::Init;
 use crate::module::{Build, Layer, Module, ParamMut, ParamRef, Path, Role, TrainCtx};
+use crate::onnx::Onnx;
 use crate::shape::{S1, S2};
 use crate::tensor::Tensor;
 use crate::{Cpu, Rng};
@@ -589,6 +590,12 @@ impl<E: Elem, D: RnnKernels<E>, const T: usize, const I: usize, const H: usize> 
         }
         Ok(())
     }
+}
+
+/// No ONNX form yet: the export fails with [`crate::Error::OnnxUnsupported`] naming the layer.
+impl<E: Elem, D: Backend<E>, const T: usize, const I: usize, const H: usize> Onnx
+    for Rnn<E, D, T, I, H>
+{
 }
 
 #[cfg(test)]

@@ -34,6 +34,7 @@ use crate::elem::Elem;
 use crate::error::Result;
 use crate::init::Init;
 use crate::module::{Build, Module, ParamMut, ParamRef, Path, Role};
+use crate::onnx::Onnx;
 use crate::shape::{Lead, Shape, S1, S2};
 use crate::tensor::Tensor;
 use crate::Rng;
@@ -226,6 +227,12 @@ impl<E: Elem, D: Backend<E>, const I: usize, const O: usize, L: Lead> TiedLinear
         }
         Ok(())
     }
+}
+
+/// No ONNX form yet: the export fails with [`crate::Error::OnnxUnsupported`] naming the layer.
+impl<E: Elem, D: Backend<E>, const I: usize, const O: usize, L: Lead> Onnx
+    for TiedLinear<E, D, I, O, L>
+{
 }
 
 #[cfg(test)]

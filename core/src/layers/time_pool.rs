@@ -24,6 +24,7 @@ use crate::elem::Elem;
 use crate::error::Result;
 use crate::kernels::PoolKernels;
 use crate::module::{Layer, TrainCtx};
+use crate::onnx::Onnx;
 use crate::shape::{S1, S2};
 use crate::tensor::Tensor;
 
@@ -177,6 +178,12 @@ impl<E: Elem, D: PoolKernels<E>, const T: usize, const F: usize> Layer<E, D> for
             .max_unpool2d(&Self::GEOM, idx, &dy.buf, &mut dx.buf, x.batch(), acc)
     }
 }
+
+/// No ONNX form yet: the export fails with [`crate::Error::OnnxUnsupported`] naming the layer.
+impl<const T: usize, const F: usize> Onnx for MaxOverTime<T, F> {}
+
+/// No ONNX form yet: the export fails with [`crate::Error::OnnxUnsupported`] naming the layer.
+impl<const T: usize, const F: usize> Onnx for MeanOverTime<T, F> {}
 
 #[cfg(test)]
 mod tests {
