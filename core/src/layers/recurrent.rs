@@ -60,6 +60,7 @@ use rand::RngCore;
 use std::marker::PhantomData;
 
 mod cell_params;
+pub(crate) mod onnx;
 mod state;
 pub(crate) use state::{
     cell_final_state, cell_final_state_backward, cell_forward_from, cell_layout, cell_state_grad,

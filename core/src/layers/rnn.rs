@@ -53,13 +53,14 @@
 use super::conv_common::prepare_dx;
 use super::fit;
 use super::recurrent::hh::whh_grad;
+use super::recurrent::onnx::CellOnnx;
 use super::recurrent::{recurrent_cell_params, CellCache, CellState, L0_NAMES};
 use crate::device::{need, Acc, Backend, Gemm, PackedB};
 use crate::elem::Elem;
 use crate::error::{Error, Result};
 use crate::init::Init;
 use crate::module::{Build, Layer, Module, ParamMut, ParamRef, Path, Role, TrainCtx};
-use crate::onnx::Onnx;
+use crate::onnx::{Graph, Onnx};
 use crate::shape::{S1, S2};
 use crate::tensor::Tensor;
 use crate::{Cpu, Rng};
@@ -592,10 +593,38 @@ impl<E: Elem, D: RnnKernels<E>, const T: usize, const I: usize, const H: usize> 
     }
 }
 
-/// No ONNX form yet: the export fails with [`crate::Error::OnnxUnsupported`] naming the layer.
+/// ONNX: its `RNN` operator (one layer, forward direction, zero initial
+/// state, `activations` its nonlinearity), the gate blocks reordered from PyTorch's `(one block)` to
+/// ONNX's `(one block)` by nodes over the `state_dict` initializers
+/// (`recurrent/onnx.rs`). With a given initial state (`state = s`) it has
+/// no ONNX form yet (an error naming it).
 impl<E: Elem, D: Backend<E>, const T: usize, const I: usize, const H: usize> Onnx
     for Rnn<E, D, T, I, H>
 {
+    fn onnx(&self, g: &mut Graph, at: &str, inputs: &[&str]) -> Result<Vec<String>> {
+        let [x] = inputs else {
+            return Err(crate::onnx::unsupported::<Self>(&format!(
+                "{at} (with a given initial state)"
+            )));
+        };
+        let cell = CellOnnx {
+            op: "RNN",
+            hidden: H,
+            order: &[0],
+            weight_ih: &self.weight_ih,
+            weight_hh: &self.weight_hh,
+            bias_ih: self.bias_ih.as_ref(),
+            bias_hh: self.bias_hh.as_ref(),
+            attrs: vec![crate::onnx::graph::strings(
+                "activations",
+                &[match self.nonlinearity {
+                    RnnNonlinearity::Tanh => "Tanh",
+                    RnnNonlinearity::Relu => "Relu",
+                }],
+            )],
+        };
+        Ok(vec![cell.write(g, at, x)?])
+    }
 }
 
 #[cfg(test)]

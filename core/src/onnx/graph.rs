@@ -122,6 +122,16 @@ pub fn window(w: &Window2d, dilations: bool) -> Vec<AttributeProto> {
     a
 }
 
+/// An attribute `name = ["s", …]`.
+pub fn strings(name: &str, v: &[&str]) -> AttributeProto {
+    AttributeProto {
+        name: Some(name.into()),
+        r#type: Some(attr_type::STRINGS),
+        strings: v.iter().map(|s| s.as_bytes().to_vec()).collect(),
+        ..Default::default()
+    }
+}
+
 /// A tensor type of element type `elem` and shape `["batch", dims…]`, or
 /// `dims` alone when `batch` is false.
 pub fn value_info(name: &str, elem: i32, dims: &[usize], batch: bool) -> ValueInfoProto {

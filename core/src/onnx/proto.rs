@@ -33,6 +33,8 @@ pub mod attr_type {
     pub const INTS: i32 = 7;
     /// `STRING`
     pub const STRING: i32 = 3;
+    /// `STRINGS`
+    pub const STRINGS: i32 = 8;
 }
 
 /// `message ModelProto`.
@@ -136,6 +138,9 @@ pub struct AttributeProto {
     /// `repeated int64 ints = 8;`
     #[prost(int64, repeated, packed = "false", tag = "8")]
     pub ints: Vec<i64>,
+    /// `repeated bytes strings = 9;`
+    #[prost(bytes = "vec", repeated, tag = "9")]
+    pub strings: Vec<Vec<u8>>,
 }
 
 /// `message TensorProto` (dense tensors with `raw_data`).
