@@ -295,24 +295,26 @@ fn f64_networks_export_doubles() {
 }
 
 kiln::network! {
-    /// A sequence model: its LSTM has no ONNX form yet.
-    pub struct Seq {
-        input: [6, 4],
-        proj: Linear(8),
-        rnn: LSTM(5),
-        mean_over_time,
-        head: Linear(2),
+    /// A GRU started from a given state: no ONNX form yet.
+    pub struct Carried {
+        input x: [5, 3],
+        input s0: [1, 4],
+        let y = x |> rnn: GRU(4, state = s0);
+        output out = y |> mean_over_time |> head: Linear(2);
     }
 }
 
 #[test]
 fn a_layer_without_an_onnx_form_is_an_error_naming_it_and_nothing_is_written() {
-    let net = Seq::<f32, Cpu>::init(&Cpu, &mut rng(8)).unwrap();
+    let net = Carried::<f32, Cpu>::init(&Cpu, &mut rng(8)).unwrap();
     let dir = std::env::temp_dir().join(format!("kiln-onnx-err-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
-    let p = dir.join("seq.onnx");
+    let p = dir.join("carried.onnx");
     let e = net.to_onnx(&p).unwrap_err().to_string();
-    assert!(e.contains("layer `rnn` (Lstm<"), "{e}");
+    assert!(
+        e.contains("layer `rnn (with a given initial state)` (Recurrent<"),
+        "{e}"
+    );
     assert!(e.contains("has no ONNX form"), "{e}");
     assert!(!p.exists());
     let _ = std::fs::remove_dir_all(&dir);

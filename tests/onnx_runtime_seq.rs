@@ -1,7 +1,8 @@
 //! The sequence layers' ONNX export checked in ONNX Runtime, as
 //! `tests/onnx_runtime.rs` does for the image layers: one model per family
 //! (embeddings with learned or sinusoidal positions, LayerNorm, GELU, LSTM,
-//! GRU, RNN, pooling over time), random token ids at two batch sizes,
+//! GRU, RNN, stacked and bidirectional, pooling over time, self-attention
+//! in a transformer block), random token ids or values at two batch sizes,
 //! `max|ort − kiln| / max|kiln| ≤ 1e-5`.
 
 mod onnx_ort;
@@ -89,33 +90,135 @@ fn gru_and_rnn_tagger_matches_onnx_runtime() {
 }
 
 kiln::network! {
-    /// A float sequence through a bidirectional, two-layer LSTM: the
-    /// stacked form has no ONNX export yet.
+    /// Stacked and bidirectional recurrent layers: a two-layer
+    /// bidirectional LSTM (every step), then a bidirectional GRU giving its
+    /// final states only.
     pub struct Stacked {
         input: [5, 3],
         rnn: LSTM(4, num_layers = 2, bidirectional = true),
-        mean_over_time,
+        fin: GRU(6, bidirectional = true, last = true),
+        head: Linear(2),
+    }
+}
+
+#[test]
+fn stacked_bidirectional_recurrent_layers_match_onnx_runtime() {
+    if !available() {
+        return;
+    }
+    let net = Stacked::<f32, Cpu>::init(&Cpu, &mut rng(3)).unwrap();
+    let bytes = net.to_onnx_bytes().unwrap();
+    let text = String::from_utf8_lossy(&bytes).into_owned();
+    assert!(text.contains("rnn.weight_ih_l1_reverse"), "PyTorch's names");
+    for b in [1usize, 4] {
+        let xv = uniform(b * 15, 60 + b as u64);
+        let x = Tensor::<S2<5, 3>>::from_vec(&Cpu, b, xv.clone()).unwrap();
+        let ours: Vec<f64> = net
+            .forward(&x)
+            .unwrap()
+            .to_vec()
+            .unwrap()
+            .into_iter()
+            .map(f64::from)
+            .collect();
+        let r = run(
+            &bytes,
+            &[Feed {
+                name: "x".into(),
+                shape: vec![b, 5, 3],
+                data: Data::F32(xv),
+            }],
+        );
+        let e = rel_err(&ours, &r.outputs[0].values);
+        println!("stacked bidirectional LSTM + GRU (last) batch {b}: max relative error {e:.2e}");
+        assert!(e <= TOL, "batch {b}: {e:e}");
     }
 }
 
 kiln::network! {
-    /// Self-attention: no ONNX export yet.
-    pub struct Attn {
-        input: [5, 8],
-        attn: MultiHeadAttention(8, heads = 2),
-        mean_over_time,
+    /// A pre-norm transformer block over token embeddings: LayerNorm →
+    /// causal self-attention → residual, LayerNorm → GELU MLP → residual.
+    pub struct Gpt {
+        input ids: Tokens<[6], 13>,
+        let e = ids |> tok: Embedding(13, 16) |> pos: PositionalEmbedding(6);
+        let a = e |> ln1: LayerNorm |> attn: MultiHeadAttention(16, heads = 4, causal = true);
+        let h = a + e;
+        let m = h |> ln2: LayerNorm |> fc: Linear(32) |> gelu |> proj: Linear(16);
+        output logits = m + h |> lnf: LayerNorm |> head: Linear(13);
+    }
+}
+
+kiln::network! {
+    /// Bidirectional self-attention without biases.
+    pub struct Encoder {
+        input x: [5, 8],
+        output y = x |> attn: MultiHeadAttention(8, heads = 2, bias = false) |> mean_over_time;
+    }
+}
+
+#[test]
+fn self_attention_matches_onnx_runtime() {
+    if !available() {
+        return;
+    }
+    let net = Gpt::<f32, Cpu>::init(&Cpu, &mut rng(5)).unwrap();
+    check_tokens!(net, 6, 13, "transformer block (causal attention)");
+    let enc = Encoder::<f32, Cpu>::init(&Cpu, &mut rng(6)).unwrap();
+    let bytes = enc.to_onnx_bytes().unwrap();
+    for b in [1usize, 3] {
+        let xv = uniform(b * 40, 40 + b as u64);
+        let x = Tensor::<S2<5, 8>>::from_vec(&Cpu, b, xv.clone()).unwrap();
+        let ours: Vec<f64> = enc
+            .forward(&x)
+            .unwrap()
+            .to_vec()
+            .unwrap()
+            .into_iter()
+            .map(f64::from)
+            .collect();
+        let r = run(
+            &bytes,
+            &[Feed {
+                name: "x".into(),
+                shape: vec![b, 5, 8],
+                data: Data::F32(xv),
+            }],
+        );
+        let e = rel_err(&ours, &r.outputs[0].values);
+        println!("attention without bias batch {b}: max relative error {e:.2e}");
+        assert!(e <= TOL, "batch {b}: {e:e}");
+    }
+}
+
+kiln::network! {
+    /// Cross-attention over an encoded source with a key-padding mask: no
+    /// ONNX export yet.
+    pub struct Cross {
+        input src: Tokens<[5], 7>,
+        input tgt: Tokens<[4], 7>,
+        let mem = src |> semb: Embedding(7, 8);
+        let d = tgt |> temb: Embedding(7, 8);
+        output y = d |> cross: MultiHeadAttention(8, heads = 2, memory = mem, key_padding = src == 0) |> mean_over_time;
+    }
+}
+
+kiln::network! {
+    /// A head tied to the embedding table: no ONNX export yet.
+    pub struct Tied {
+        input ids: Tokens<[4], 9>,
+        output logits = ids |> wte: Embedding(9, 6) |> head: Linear(9, tied = wte);
     }
 }
 
 #[test]
 fn layers_without_an_onnx_form_are_named() {
-    let s = Stacked::<f32, Cpu>::init(&Cpu, &mut rng(3)).unwrap();
-    let e = s.to_onnx_bytes().unwrap_err().to_string();
-    assert!(e.contains("layer `rnn` (Recurrent<"), "{e}");
-    let a = Attn::<f32, Cpu>::init(&Cpu, &mut rng(4)).unwrap();
-    let e = a.to_onnx_bytes().unwrap_err().to_string();
-    assert!(e.contains("layer `attn` (MultiHeadAttention<"), "{e}");
-    // A float input feeding them is unaffected: `uniform` is used by the
-    // image tests; here it only makes the inputs of the error case.
-    let _ = uniform(1, 0);
+    let c = Cross::<f32, Cpu>::init(&Cpu, &mut rng(4)).unwrap();
+    let e = c.to_onnx_bytes().unwrap_err().to_string();
+    assert!(
+        e.contains("layer `cross (cross-attention or a key-padding mask)` (MultiHeadAttention<"),
+        "{e}"
+    );
+    let t = Tied::<f32, Cpu>::init(&Cpu, &mut rng(5)).unwrap();
+    let e = t.to_onnx_bytes().unwrap_err().to_string();
+    assert!(e.contains("layer `head` (TiedLinear<"), "{e}");
 }

@@ -56,7 +56,7 @@ use crate::elem::Elem;
 use crate::error::{Error, Result};
 use crate::init::Init;
 use crate::module::{Build, Layer, Module, ParamMut, ParamRef, Path, Role, TrainCtx};
-use crate::onnx::Onnx;
+use crate::onnx::{graph, join, Graph, Onnx};
 use crate::shape::{S1, S2};
 use crate::tensor::{Tensor, Tokens};
 use crate::Rng;
@@ -666,7 +666,16 @@ where
 pub mod kv_cache;
 pub use kv_cache::KvCache;
 
-/// No ONNX form yet: the export fails with [`crate::Error::OnnxUnsupported`] naming the layer.
+/// ONNX, self-attention: `x·Wᵀ + b` (`MatMul` on the transposed
+/// `in_proj_weight`, `Add`), `Split` into `Q, K, V`, each reshaped to
+/// `[batch, T, H, d]` and transposed to heads first; `A = Q·Kᵀ·(1/√d)`
+/// (`MatMul`, `Mul`), plus a constant `[T, T]` mask of `−∞` above the
+/// diagonal when causal; `Softmax(axis = -1)` (`e^{−∞}` is exactly 0, as
+/// this layer's masked positions); `P·V`, heads back beside each other
+/// (`Transpose`, `Reshape` to `[batch, T, DM]`) and `out_proj` through
+/// [`Linear`]'s own export. Cross-attention (a second input) and a
+/// key-padding mask (the ids as a further input) have no ONNX form yet:
+/// an error naming the layer.
 impl<
         E: Elem,
         D: Backend<E>,
@@ -677,6 +686,62 @@ impl<
         const QKV: usize,
     > Onnx for MultiHeadAttention<E, D, T, S, DM, H, QKV>
 {
+    fn onnx(&self, g: &mut Graph, at: &str, inputs: &[&str]) -> Result<Vec<String>> {
+        let [x] = inputs else {
+            return Err(crate::onnx::unsupported::<Self>(&format!(
+                "{at} (cross-attention or a key-padding mask)"
+            )));
+        };
+        let d = DM / H;
+        let w = g.param(&join(at, "in_proj_weight"), &self.in_proj_weight)?;
+        let wt = g.op("Transpose", at, &[&w], vec![graph::ints("perm", &[1, 0])]);
+        let mut qkv = g.op("MatMul", at, &[x, &wt], Vec::new());
+        if let Some(b) = &self.in_proj_bias {
+            let b = g.param(&join(at, "in_proj_bias"), b)?;
+            qkv = g.op("Add", at, &[&qkv, &b], Vec::new());
+        }
+        let parts: Vec<String> = ["q", "k", "v"]
+            .iter()
+            .map(|p| g.fresh(&join(at, p)))
+            .collect();
+        let refs: Vec<&str> = parts.iter().map(|s| s.as_str()).collect();
+        g.node("Split", at, &[&qkv], &refs, vec![graph::int("axis", -1)]);
+        let heads = g.int64s(&join(at, "heads_shape"), &[0, T as i64, H as i64, d as i64])?;
+        let mut split = |v: &str, perm: &[i64]| {
+            let r = g.op("Reshape", at, &[v, &heads], Vec::new());
+            g.op("Transpose", at, &[&r], vec![graph::ints("perm", perm)])
+        };
+        let q = split(refs[0], &[0, 2, 1, 3]);
+        let kt = split(refs[1], &[0, 2, 3, 1]);
+        let v = split(refs[2], &[0, 2, 1, 3]);
+        let scores = g.op("MatMul", at, &[&q, &kt], Vec::new());
+        let scale = g.scalar(&join(at, "scale"), 1.0 / (d as f64).sqrt())?;
+        let mut scores = g.op("Mul", at, &[&scores, &scale], Vec::new());
+        if self.causal {
+            let mask: Vec<E> = (0..T * T)
+                .map(|k| {
+                    if k % T > k / T {
+                        E::neg_infinity()
+                    } else {
+                        E::zero()
+                    }
+                })
+                .collect();
+            let m = g.values(&join(at, "causal_mask"), &[T, T], &mask)?;
+            scores = g.op("Add", at, &[&scores, &m], Vec::new());
+        }
+        let p = g.op("Softmax", at, &[&scores], vec![graph::int("axis", -1)]);
+        let o = g.op("MatMul", at, &[&p, &v], Vec::new());
+        let o = g.op(
+            "Transpose",
+            at,
+            &[&o],
+            vec![graph::ints("perm", &[0, 2, 1, 3])],
+        );
+        let shape = g.int64s(&join(at, "out_shape"), &[0, T as i64, DM as i64])?;
+        let o = g.op("Reshape", at, &[&o, &shape], Vec::new());
+        self.out_proj.onnx(g, &join(at, "out_proj"), &[&o])
+    }
 }
 
 #[cfg(test)]

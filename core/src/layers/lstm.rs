@@ -56,7 +56,7 @@
 use super::conv_common::prepare_dx;
 use super::fit;
 use super::recurrent::hh::whh_grad;
-use super::recurrent::onnx::CellOnnx;
+use super::recurrent::onnx::{CellOnnx, CellRole, OnnxCell};
 use super::recurrent::{recurrent_cell_params, CellCache, CellState, L0_NAMES};
 use crate::device::{need, Acc, Backend, Gemm, PackedB};
 use crate::elem::Elem;
@@ -725,6 +725,16 @@ impl<E: Elem, D: Backend<E>, const T: usize, const I: usize, const H: usize, con
                 "{at} (with a given initial state)"
             )));
         };
+        Ok(vec![self.onnx_cell(g, at, x, CellRole::ALONE)?])
+    }
+}
+
+/// The cell's ONNX operator in a given role (alone, or one cell of a
+/// [`super::Recurrent`]).
+impl<E: Elem, D: Backend<E>, const T: usize, const I: usize, const H: usize, const G: usize>
+    OnnxCell for Lstm<E, D, T, I, H, G>
+{
+    fn onnx_cell(&self, g: &mut Graph, at: &str, x: &str, role: CellRole<'_>) -> Result<String> {
         let cell = CellOnnx {
             op: "LSTM",
             hidden: H,
@@ -735,7 +745,7 @@ impl<E: Elem, D: Backend<E>, const T: usize, const I: usize, const H: usize, con
             bias_hh: self.bias_hh.as_ref(),
             attrs: Vec::new(),
         };
-        Ok(vec![cell.write(g, at, x)?])
+        cell.write(g, at, x, role)
     }
 }
 

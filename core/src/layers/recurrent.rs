@@ -52,10 +52,11 @@ use crate::elem::Elem;
 use crate::error::{Error, Result};
 use crate::kernels::DropoutKernels;
 use crate::module::{Build, Layer, Module, ParamMut, ParamRef, Path, Role, TrainCtx};
-use crate::onnx::Onnx;
+use crate::onnx::{graph, Graph, Onnx};
 use crate::shape::Shape;
 use crate::tensor::Tensor;
 use crate::Rng;
+use onnx::{CellRole, OnnxCell};
 use rand::RngCore;
 use std::marker::PhantomData;
 
@@ -708,10 +709,55 @@ where
     }
 }
 
-/// No ONNX form yet: the export fails with [`crate::Error::OnnxUnsupported`] naming the layer.
-impl<E: Elem, D: Backend<E>, L0, LU, O, const L: usize, const DIRS: usize> Onnx
-    for Recurrent<E, D, L0, LU, O, L, DIRS>
+/// ONNX: one operator per layer and direction (`recurrent/onnx.rs`), the
+/// reverse direction as ONNX's `direction = "reverse"` (the sequence read
+/// backwards, outputs at their own positions, as here), the two directions'
+/// outputs concatenated on the features, dropout between layers the
+/// identity; with `last`, the top layer's final states (`Y_h`). Parameters
+/// keep PyTorch's names (`{path}.weight_ih_l1_reverse`). A given initial
+/// state has no ONNX form yet (an error naming the layer).
+impl<
+        E: Elem,
+        D: Backend<E>,
+        L0: OnnxCell,
+        LU: OnnxCell,
+        O: Shape,
+        const L: usize,
+        const DIRS: usize,
+    > Onnx for Recurrent<E, D, L0, LU, O, L, DIRS>
 {
+    fn onnx(&self, g: &mut Graph, at: &str, inputs: &[&str]) -> Result<Vec<String>> {
+        let [x] = inputs else {
+            return Err(crate::onnx::unsupported::<Self>(&format!(
+                "{at} (with a given initial state)"
+            )));
+        };
+        let last = O::RANK == 1;
+        let mut h = x.to_string();
+        for k in 0..L {
+            let mut outs = Vec::with_capacity(DIRS);
+            for dir in 0..DIRS {
+                let i = k * DIRS + dir;
+                let n = &self.names[i];
+                let role = CellRole {
+                    names: [&n[0], &n[1], &n[2], &n[3]],
+                    reverse: dir == 1,
+                    last: last && k + 1 == L,
+                };
+                outs.push(match k {
+                    0 => self.first[dir].onnx_cell(g, at, &h, role)?,
+                    _ => self.upper[i - DIRS].onnx_cell(g, at, &h, role)?,
+                });
+            }
+            h = if DIRS == 1 {
+                outs.remove(0)
+            } else {
+                let refs: Vec<&str> = outs.iter().map(|s| s.as_str()).collect();
+                g.op("Concat", at, &refs, vec![graph::int("axis", -1)])
+            };
+        }
+        Ok(vec![h])
+    }
 }
 
 #[cfg(test)]

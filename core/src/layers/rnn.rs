@@ -53,7 +53,7 @@
 use super::conv_common::prepare_dx;
 use super::fit;
 use super::recurrent::hh::whh_grad;
-use super::recurrent::onnx::CellOnnx;
+use super::recurrent::onnx::{CellOnnx, CellRole, OnnxCell};
 use super::recurrent::{recurrent_cell_params, CellCache, CellState, L0_NAMES};
 use crate::device::{need, Acc, Backend, Gemm, PackedB};
 use crate::elem::Elem;
@@ -607,6 +607,16 @@ impl<E: Elem, D: Backend<E>, const T: usize, const I: usize, const H: usize> Onn
                 "{at} (with a given initial state)"
             )));
         };
+        Ok(vec![self.onnx_cell(g, at, x, CellRole::ALONE)?])
+    }
+}
+
+/// The cell's ONNX operator in a given role (alone, or one cell of a
+/// [`super::Recurrent`]).
+impl<E: Elem, D: Backend<E>, const T: usize, const I: usize, const H: usize> OnnxCell
+    for Rnn<E, D, T, I, H>
+{
+    fn onnx_cell(&self, g: &mut Graph, at: &str, x: &str, role: CellRole<'_>) -> Result<String> {
         let cell = CellOnnx {
             op: "RNN",
             hidden: H,
@@ -623,7 +633,7 @@ impl<E: Elem, D: Backend<E>, const T: usize, const I: usize, const H: usize> Onn
                 }],
             )],
         };
-        Ok(vec![cell.write(g, at, x)?])
+        cell.write(g, at, x, role)
     }
 }
 

@@ -35,18 +35,50 @@ pub(crate) struct CellOnnx<'a, E: Elem, D: Backend<E>, SW: Shape, SR: Shape, SB:
     pub attrs: Vec<crate::onnx::proto::AttributeProto>,
 }
 
+/// How one cell is written: its parameters' names (`weight_ih`, … or
+/// `weight_ih_l1_reverse`, … inside a [`super::Recurrent`]), its direction,
+/// and whether the output is every step (`[batch, T, H]`) or the final
+/// state only (`[batch, H]`: ONNX's `Y_h`, which for the reverse direction
+/// is the state after step 0, as this crate's `last`).
+#[derive(Clone, Copy)]
+pub struct CellRole<'a> {
+    /// `W_ih`, `W_hh`, `b_ih`, `b_hh`.
+    pub names: [&'a str; 4],
+    /// ONNX's `direction = "reverse"`: the sequence read backwards, each
+    /// output at its own position (this crate's reverse direction).
+    pub reverse: bool,
+    /// The final state instead of every step's.
+    pub last: bool,
+}
+
+impl CellRole<'_> {
+    /// A lone cell: PyTorch's `nn.LSTM` names of one layer, forward, every step.
+    pub const ALONE: CellRole<'static> = CellRole {
+        names: ["weight_ih", "weight_hh", "bias_ih", "bias_hh"],
+        reverse: false,
+        last: false,
+    };
+}
+
+/// A recurrent cell that can write itself in a [`super::Recurrent`]'s role.
+pub trait OnnxCell {
+    /// Appends the cell's nodes reading `x` (`[batch, T, I]`).
+    fn onnx_cell(&self, g: &mut Graph, at: &str, x: &str, role: CellRole<'_>) -> Result<String>;
+}
+
 impl<E: Elem, D: Backend<E>, SW: Shape, SR: Shape, SB: Shape> CellOnnx<'_, E, D, SW, SR, SB> {
     /// Appends the cell's nodes reading `x` (`[batch, T, I]`); returns `[batch, T, H]`.
-    pub fn write(self, g: &mut Graph, at: &str, x: &str) -> Result<String> {
+    pub fn write(self, g: &mut Graph, at: &str, x: &str, role: CellRole<'_>) -> Result<String> {
         let blocks = self.order.len();
-        let w = g.param(&join(at, "weight_ih"), self.weight_ih)?;
-        let r = g.param(&join(at, "weight_hh"), self.weight_hh)?;
+        let [nw, nr, nbi, nbh] = role.names;
+        let w = g.param(&join(at, nw), self.weight_ih)?;
+        let r = g.param(&join(at, nr), self.weight_hh)?;
         let w = reorder(g, at, &w, blocks, self.order, true)?;
         let r = reorder(g, at, &r, blocks, self.order, true)?;
         let mut ins = vec![w, r];
         if let (Some(bi), Some(bh)) = (self.bias_ih, self.bias_hh) {
-            let bi = g.param(&join(at, "bias_ih"), bi)?;
-            let bh = g.param(&join(at, "bias_hh"), bh)?;
+            let bi = g.param(&join(at, nbi), bi)?;
+            let bh = g.param(&join(at, nbh), bh)?;
             let bi = reorder(g, at, &bi, blocks, self.order, false)?;
             let bh = reorder(g, at, &bh, blocks, self.order, false)?;
             let b = g.op("Concat", at, &[&bi, &bh], vec![graph::int("axis", 0)]);
@@ -54,9 +86,19 @@ impl<E: Elem, D: Backend<E>, SW: Shape, SR: Shape, SB: Shape> CellOnnx<'_, E, D,
         }
         let xt = g.op("Transpose", at, &[x], vec![graph::ints("perm", &[1, 0, 2])]);
         let mut attrs = vec![graph::int("hidden_size", self.hidden as i64)];
+        if role.reverse {
+            attrs.push(graph::string("direction", "reverse"));
+        }
         attrs.extend(self.attrs);
         let mut all = vec![xt.as_str()];
         all.extend(ins.iter().map(|s| s.as_str()));
+        if role.last {
+            // Y left out (an empty name), Y_h `[1, batch, H]` squeezed.
+            let yh = g.fresh(&join(at, "h_n"));
+            g.node(self.op, at, &all, &["", &yh], attrs);
+            let zero = g.int64s(&join(at, "axis0"), &[0])?;
+            return Ok(g.op("Squeeze", at, &[&yh, &zero], Vec::new()));
+        }
         let y = g.op(self.op, at, &all, attrs);
         let one = g.int64s(&join(at, "axis1"), &[1])?;
         let y = g.op("Squeeze", at, &[&y, &one], Vec::new());
