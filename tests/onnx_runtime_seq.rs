@@ -220,5 +220,6 @@ fn layers_without_an_onnx_form_are_named() {
     );
     let t = Tied::<f32, Cpu>::init(&Cpu, &mut rng(5)).unwrap();
     let e = t.to_onnx_bytes().unwrap_err().to_string();
+    println!("{e}");
     assert!(e.contains("layer `head` (TiedLinear<"), "{e}");
 }

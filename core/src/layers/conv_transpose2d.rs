@@ -310,12 +310,13 @@ impl<
             ins.push(g.param(&join(at, "bias"), b)?);
         }
         let gm = &self.geom;
-        // The size without output padding, then what the type adds.
+        // The size without output padding, then what the type adds (`Build`
+        // checked that `OH`, `OW` are at least that size).
         let full = |n: usize, s: usize, p: usize, d: usize, k: usize| {
-            (n - 1) * s + d * (k - 1) + 1 - 2 * p
+            ((n - 1) * s + d * (k - 1) + 1).saturating_sub(2 * p)
         };
-        let oph = OH - full(H, gm.sh, gm.ph, gm.dh, KH);
-        let opw = OW - full(W, gm.sw, gm.pw, gm.dw, KW);
+        let oph = OH.saturating_sub(full(H, gm.sh, gm.ph, gm.dh, KH));
+        let opw = OW.saturating_sub(full(W, gm.sw, gm.pw, gm.dw, KW));
         let mut attrs = graph::window(gm, true);
         attrs.push(graph::int("group", self.groups as i64));
         attrs.push(graph::ints("output_padding", &[oph as i64, opw as i64]));
