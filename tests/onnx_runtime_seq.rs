@@ -265,24 +265,62 @@ fn a_tied_head_reads_its_embedding_table() {
 }
 
 kiln::network! {
-    /// A GRU started from a given state, and its final state read out: no
-    /// ONNX form yet.
+    /// Recurrent layers started from given states and their final states
+    /// read out: a bidirectional two-layer LSTM (state `[2, 4, 5]`: h and c
+    /// of 4 cells) and a GRU (state `[1, 3]`) fed the LSTM's output.
     pub struct Carried {
-        input x: [5, 3],
-        input s0: [1, 4],
-        let y = x |> rnn: GRU(4, state = s0);
-        output out = y |> mean_over_time |> head: Linear(2);
+        input x: [6, 3],
+        input s0: [2, 4, 5],
+        input g0: [1, 3],
+        let y = x |> rnn: LSTM(5, num_layers = 2, bidirectional = true, state = s0);
+        let z = y |> gru: GRU(3, state = g0);
+        output out = z |> mean_over_time |> head: Linear(2);
         output state = y |> FinalState(rnn);
+        output gstate = z |> FinalState(gru);
     }
 }
 
 #[test]
-fn layers_without_an_onnx_form_are_named() {
-    let c = Carried::<f32, Cpu>::init(&Cpu, &mut rng(4)).unwrap();
-    let e = c.to_onnx_bytes().unwrap_err().to_string();
-    println!("{e}");
-    assert!(
-        e.contains("layer `rnn (with a given initial state)` (Recurrent<"),
-        "{e}"
-    );
+fn given_and_final_recurrent_states_match_onnx_runtime() {
+    if !available() {
+        return;
+    }
+    let net = Carried::<f32, Cpu>::init(&Cpu, &mut rng(4)).unwrap();
+    let bytes = net.to_onnx_bytes().unwrap();
+    for b in [1usize, 3] {
+        let xv = uniform(b * 18, 110 + b as u64);
+        let sv = uniform(b * 40, 120 + b as u64);
+        let gv = uniform(b * 3, 130 + b as u64);
+        let x = Tensor::<S2<6, 3>>::from_vec(&Cpu, b, xv.clone()).unwrap();
+        let s0 = Tensor::<S3<2, 4, 5>>::from_vec(&Cpu, b, sv.clone()).unwrap();
+        let g0 = Tensor::<S2<1, 3>>::from_vec(&Cpu, b, gv.clone()).unwrap();
+        let (out, state, gstate) = net.forward(&x, &s0, &g0).unwrap();
+        let f = |name: &str, shape: Vec<usize>, v: Vec<f32>| Feed {
+            name: name.into(),
+            shape,
+            data: Data::F32(v),
+        };
+        let r = run(
+            &bytes,
+            &[
+                f("x", vec![b, 6, 3], xv),
+                f("s0", vec![b, 2, 4, 5], sv),
+                f("g0", vec![b, 1, 3], gv),
+            ],
+        );
+        assert_eq!(r.outputs[1].shape, [b, 2, 4, 5]);
+        for (ours, theirs) in [
+            (out.to_vec().unwrap(), &r.outputs[0]),
+            (state.to_vec().unwrap(), &r.outputs[1]),
+            (gstate.to_vec().unwrap(), &r.outputs[2]),
+        ] {
+            let ours: Vec<f64> = ours.into_iter().map(f64::from).collect();
+            let e = rel_err(&ours, &theirs.values);
+            println!(
+                "given and final states, {} batch {b}: max relative error {e:.2e}",
+                theirs.name
+            );
+            assert!(e <= TOL, "{} batch {b}: {e:e}", theirs.name);
+        }
+    }
 }

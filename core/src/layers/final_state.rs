@@ -75,5 +75,22 @@ impl<S: Shape> FinalState<S> {
     }
 }
 
-/// No ONNX form yet: the export fails with [`crate::Error::OnnxUnsupported`] naming the layer.
+/// Not through [`Onnx`], which knows only the input: the final state is
+/// what its recurrent layer's operators left, so `network!` calls
+/// [`FinalState::onnx_of`].
 impl<S> Onnx for FinalState<S> {}
+
+impl<S> FinalState<S> {
+    /// ONNX: the `Y_h` (and an LSTM's `Y_c`) outputs of the operators of the
+    /// recurrent layer at `rnn_at`, `Concat`enated in layer and direction
+    /// order and transposed to this crate's state, `[batch, layers·dirs, H]`
+    /// (an LSTM's `[batch, 2, layers·dirs, H]`, `h` then `c`).
+    pub fn onnx_of(
+        &self,
+        g: &mut crate::onnx::Graph,
+        at: &str,
+        rnn_at: &str,
+    ) -> Result<Vec<String>> {
+        super::recurrent::onnx::final_state(g, at, rnn_at)
+    }
+}

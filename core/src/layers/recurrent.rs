@@ -715,7 +715,9 @@ where
 /// outputs concatenated on the features, dropout between layers the
 /// identity; with `last`, the top layer's final states (`Y_h`). Parameters
 /// keep PyTorch's names (`{path}.weight_ih_l1_reverse`). A given initial
-/// state has no ONNX form yet (an error naming the layer).
+/// state (`[batch, layers·dirs, H]`, an LSTM's `[batch, 2, …]`) is sliced
+/// into each operator's `initial_h` (`initial_c`); the final states are
+/// left for a `FinalState` naming the layer.
 impl<
         E: Elem,
         D: Backend<E>,
@@ -727,27 +729,35 @@ impl<
     > Onnx for Recurrent<E, D, L0, LU, O, L, DIRS>
 {
     fn onnx(&self, g: &mut Graph, at: &str, inputs: &[&str]) -> Result<Vec<String>> {
-        let [x] = inputs else {
-            return Err(crate::onnx::unsupported::<Self>(&format!(
-                "{at} (with a given initial state)"
-            )));
+        let (x, s0) = match inputs {
+            [x] => (*x, None),
+            [x, s] => (*x, Some(*s)),
+            _ => return Err(crate::onnx::unsupported::<Self>(at)),
         };
         let last = O::RANK == 1;
         let mut h = x.to_string();
+        let mut finals = Vec::with_capacity(L * DIRS);
         for k in 0..L {
             let mut outs = Vec::with_capacity(DIRS);
             for dir in 0..DIRS {
                 let i = k * DIRS + dir;
                 let n = &self.names[i];
+                let init = match s0 {
+                    Some(s) => Some(onnx::initial(g, at, s, i, L0::HAS_C)?),
+                    None => None,
+                };
                 let role = CellRole {
                     names: [&n[0], &n[1], &n[2], &n[3]],
                     reverse: dir == 1,
                     last: last && k + 1 == L,
+                    init: init.as_ref().map(|(h, c)| (h.as_str(), c.as_deref())),
                 };
-                outs.push(match k {
+                let out = match k {
                     0 => self.first[dir].onnx_cell(g, at, &h, role)?,
                     _ => self.upper[i - DIRS].onnx_cell(g, at, &h, role)?,
-                });
+                };
+                outs.push(out.y.clone());
+                finals.push(out);
             }
             h = if DIRS == 1 {
                 outs.remove(0)
@@ -756,6 +766,7 @@ impl<
                 g.op("Concat", at, &refs, vec![graph::int("axis", -1)])
             };
         }
+        onnx::leave_final(g, at, &finals);
         Ok(vec![h])
     }
 }

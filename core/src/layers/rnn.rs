@@ -53,7 +53,7 @@
 use super::conv_common::prepare_dx;
 use super::fit;
 use super::recurrent::hh::whh_grad;
-use super::recurrent::onnx::{CellOnnx, CellRole, OnnxCell};
+use super::recurrent::onnx::{leave_final, CellOnnx, CellOut, CellRole, OnnxCell};
 use super::recurrent::{recurrent_cell_params, CellCache, CellState, L0_NAMES};
 use crate::device::{need, Acc, Backend, Gemm, PackedB};
 use crate::elem::Elem;
@@ -607,7 +607,9 @@ impl<E: Elem, D: Backend<E>, const T: usize, const I: usize, const H: usize> Onn
                 "{at} (with a given initial state)"
             )));
         };
-        Ok(vec![self.onnx_cell(g, at, x, CellRole::ALONE)?])
+        let out = self.onnx_cell(g, at, x, CellRole::ALONE)?;
+        leave_final(g, at, std::slice::from_ref(&out));
+        Ok(vec![out.y])
     }
 }
 
@@ -616,7 +618,8 @@ impl<E: Elem, D: Backend<E>, const T: usize, const I: usize, const H: usize> Onn
 impl<E: Elem, D: Backend<E>, const T: usize, const I: usize, const H: usize> OnnxCell
     for Rnn<E, D, T, I, H>
 {
-    fn onnx_cell(&self, g: &mut Graph, at: &str, x: &str, role: CellRole<'_>) -> Result<String> {
+    const HAS_C: bool = false;
+    fn onnx_cell(&self, g: &mut Graph, at: &str, x: &str, role: CellRole<'_>) -> Result<CellOut> {
         let cell = CellOnnx {
             op: "RNN",
             hidden: H,
