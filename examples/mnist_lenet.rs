@@ -32,6 +32,9 @@
 //!   the weights from it (loading a module skips the `optim.*` tensors and
 //!   the metadata). `--resume PATH` continues such a run where it stopped,
 //!   mid-epoch included, bit for bit (same flags, machine kind and threads).
+//! * `--export-onnx PATH` writes the trained network as an ONNX model
+//!   (`docs/onnx.md`: `scripts/onnx/mnist_accuracy.py PATH` runs it on the
+//!   test set in ONNX Runtime).
 //! * `--device cpu|cuda|cuda:N` (`kiln::on_device`): the same code on both
 //!   devices; checkpoints hold host values, so a run saved on one device
 //!   resumes on the other (the bit-for-bit promise is for the CPU).
@@ -61,6 +64,9 @@ struct Args {
     /// Directory holding the four MNIST idx files.
     #[arg(long, default_value = kiln::data::mnist::DEFAULT_DIR)]
     data_dir: PathBuf,
+    /// After training, write the network as an ONNX model (opset 17) to PATH (docs/onnx.md).
+    #[arg(long, value_name = "PATH")]
+    export_onnx: Option<PathBuf>,
 }
 
 /// Training on whichever device `--device` opened.
@@ -73,6 +79,9 @@ impl kiln::DeviceJob for Job<'_> {
     fn run<D: Kernels<f32>>(self, dev: &D) -> Self::Output {
         let (args, t) = (self.0, &self.0.train);
         t.init()?;
+        if let Some(path) = &args.export_onnx {
+            kiln::train::check_output_path("--export-onnx", path)?;
+        }
         let data = Mnist::load(&args.data_dir)?;
         let n_test = data.test.len();
         let mut train = t.loader(data.train).image(1, 28, 28);
@@ -89,6 +98,17 @@ impl kiln::DeviceJob for Job<'_> {
             .fingerprint("normalize", args.normalize)
             .validate(&test)
             .fit(&mut net, &mut t.optimizer(), &train, Classify::new())?;
+        if let Some(path) = args
+            .export_onnx
+            .as_ref()
+            .filter(|_| report.stopped != kiln::train::Stopped::StopAfter)
+        {
+            net.to_onnx(path)?;
+            println!(
+                "exported the network to {} (ONNX, opset 17)",
+                path.display()
+            );
+        }
         Ok((report.stopped != kiln::train::Stopped::StopAfter)
             .then(|| (report.last("test_acc").unwrap_or(f64::NAN), n_test)))
     }

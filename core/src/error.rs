@@ -88,6 +88,12 @@ pub enum Error {
         problems: Vec<String>,
     },
 
+    // ---- export ----------------------------------------------------------------
+    /// A layer of a network being exported to ONNX has no ONNX form
+    /// (`kiln::onnx`); nothing was written.
+    #[error("ONNX export: layer `{layer}` ({kind}) has no ONNX form in kiln yet; nothing was written (docs/onnx.md lists the layers that export)")]
+    OnnxUnsupported { layer: String, kind: String },
+
     // ---- devices ---------------------------------------------------------------
     /// A device could not be opened or used (missing driver or library, no GPU).
     #[error("device {device}: {msg}")]
@@ -179,6 +185,11 @@ impl std::fmt::Debug for Error {
                 .debug_struct("Checkpoint")
                 .field("path", path)
                 .field("problems", problems)
+                .finish(),
+            Error::OnnxUnsupported { layer, kind } => f
+                .debug_struct("OnnxUnsupported")
+                .field("layer", layer)
+                .field("kind", kind)
                 .finish(),
             Error::Device { device, msg } => f
                 .debug_struct("Device")

@@ -29,6 +29,7 @@ pub mod loss;
 pub mod manifold;
 pub mod metrics;
 pub mod module;
+pub mod onnx;
 pub mod ops;
 pub mod optim;
 pub mod regularize;

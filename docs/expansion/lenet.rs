@@ -2535,3 +2535,177 @@ where
         self.__backward(x, dy, dx, cache, grads, gacc)
     }
 }
+impl<E: ::kiln::Elem, D: ::kiln::Backend<E>> ::kiln::onnx::Onnx for LeNet5<E, D>
+where
+    ::kiln::layers::Conv2d<E, D, 1, 6, 1, 5, 5, 28, 28, 28, 28>: ::kiln::onnx::Onnx,
+    ::kiln::layers::Relu<::kiln::S3<6, 28, 28>>: ::kiln::onnx::Onnx,
+    ::kiln::layers::MaxPool2d<6, 28, 28, 14, 14>: ::kiln::onnx::Onnx,
+    ::kiln::layers::Conv2d<E, D, 6, 16, 6, 5, 5, 14, 14, 10, 10>: ::kiln::onnx::Onnx,
+    ::kiln::layers::Relu<::kiln::S3<16, 10, 10>>: ::kiln::onnx::Onnx,
+    ::kiln::layers::MaxPool2d<16, 10, 10, 5, 5>: ::kiln::onnx::Onnx,
+    ::kiln::layers::Flatten<::kiln::S3<16, 5, 5>, ::kiln::S1<400>>: ::kiln::onnx::Onnx,
+    ::kiln::layers::Linear<E, D, 400, 120>: ::kiln::onnx::Onnx,
+    ::kiln::layers::Relu<::kiln::S1<120>>: ::kiln::onnx::Onnx,
+    ::kiln::layers::Linear<E, D, 120, 84>: ::kiln::onnx::Onnx,
+    ::kiln::layers::Relu<::kiln::S1<84>>: ::kiln::onnx::Onnx,
+    ::kiln::layers::Linear<E, D, 84, 10>: ::kiln::onnx::Onnx,
+{
+    fn onnx(
+        &self,
+        g: &mut ::kiln::onnx::Graph,
+        at: &str,
+        inputs: &[&str],
+    ) -> ::kiln::Result<::std::vec::Vec<::std::string::String>> {
+        ::kiln::onnx::expect_inputs(at, inputs, 1)?;
+        let v_in_x: ::std::string::String = inputs[0].to_string();
+        let at_l = ::kiln::onnx::join(at, "conv1");
+        let v_conv1_out = ::kiln::onnx::one(
+            &at_l,
+            ::kiln::onnx::Onnx::onnx(&self.conv1, g, &at_l, &[v_in_x.as_str()])?,
+        )?;
+        let at_l = ::kiln::onnx::join(at, "relu1");
+        let v_relu1_out = ::kiln::onnx::one(
+            &at_l,
+            ::kiln::onnx::Onnx::onnx(
+                &<::kiln::layers::Relu<
+                    ::kiln::S3<6, 28, 28>,
+                > as ::core::default::Default>::default(),
+                g,
+                &at_l,
+                &[v_conv1_out.as_str()],
+            )?,
+        )?;
+        let at_l = ::kiln::onnx::join(at, "pool1");
+        let v_pool1_out = ::kiln::onnx::one(
+            &at_l,
+            ::kiln::onnx::Onnx::onnx(&self.pool1, g, &at_l, &[v_relu1_out.as_str()])?,
+        )?;
+        let at_l = ::kiln::onnx::join(at, "conv2");
+        let v_conv2_out = ::kiln::onnx::one(
+            &at_l,
+            ::kiln::onnx::Onnx::onnx(&self.conv2, g, &at_l, &[v_pool1_out.as_str()])?,
+        )?;
+        let at_l = ::kiln::onnx::join(at, "relu2");
+        let v_relu2_out = ::kiln::onnx::one(
+            &at_l,
+            ::kiln::onnx::Onnx::onnx(
+                &<::kiln::layers::Relu<
+                    ::kiln::S3<16, 10, 10>,
+                > as ::core::default::Default>::default(),
+                g,
+                &at_l,
+                &[v_conv2_out.as_str()],
+            )?,
+        )?;
+        let at_l = ::kiln::onnx::join(at, "pool2");
+        let v_pool2_out = ::kiln::onnx::one(
+            &at_l,
+            ::kiln::onnx::Onnx::onnx(&self.pool2, g, &at_l, &[v_relu2_out.as_str()])?,
+        )?;
+        let at_l = ::kiln::onnx::join(at, "flatten1");
+        let v_flatten1_out = ::kiln::onnx::one(
+            &at_l,
+            ::kiln::onnx::Onnx::onnx(
+                &<::kiln::layers::Flatten<
+                    ::kiln::S3<16, 5, 5>,
+                    ::kiln::S1<400>,
+                > as ::core::default::Default>::default(),
+                g,
+                &at_l,
+                &[v_pool2_out.as_str()],
+            )?,
+        )?;
+        let at_l = ::kiln::onnx::join(at, "fc1");
+        let v_fc1_out = ::kiln::onnx::one(
+            &at_l,
+            ::kiln::onnx::Onnx::onnx(&self.fc1, g, &at_l, &[v_flatten1_out.as_str()])?,
+        )?;
+        let at_l = ::kiln::onnx::join(at, "relu3");
+        let v_relu3_out = ::kiln::onnx::one(
+            &at_l,
+            ::kiln::onnx::Onnx::onnx(
+                &<::kiln::layers::Relu<
+                    ::kiln::S1<120>,
+                > as ::core::default::Default>::default(),
+                g,
+                &at_l,
+                &[v_fc1_out.as_str()],
+            )?,
+        )?;
+        let at_l = ::kiln::onnx::join(at, "fc2");
+        let v_fc2_out = ::kiln::onnx::one(
+            &at_l,
+            ::kiln::onnx::Onnx::onnx(&self.fc2, g, &at_l, &[v_relu3_out.as_str()])?,
+        )?;
+        let at_l = ::kiln::onnx::join(at, "relu4");
+        let v_relu4_out = ::kiln::onnx::one(
+            &at_l,
+            ::kiln::onnx::Onnx::onnx(
+                &<::kiln::layers::Relu<
+                    ::kiln::S1<84>,
+                > as ::core::default::Default>::default(),
+                g,
+                &at_l,
+                &[v_fc2_out.as_str()],
+            )?,
+        )?;
+        let at_l = ::kiln::onnx::join(at, "fc3");
+        let v_fc3_out = ::kiln::onnx::one(
+            &at_l,
+            ::kiln::onnx::Onnx::onnx(&self.fc3, g, &at_l, &[v_relu4_out.as_str()])?,
+        )?;
+        Ok(vec![v_fc3_out.clone()])
+    }
+}
+impl<E: ::kiln::Elem, D: ::kiln::Backend<E>> LeNet5<E, D>
+where
+    ::kiln::layers::Conv2d<E, D, 1, 6, 1, 5, 5, 28, 28, 28, 28>: ::kiln::onnx::Onnx,
+    ::kiln::layers::Relu<::kiln::S3<6, 28, 28>>: ::kiln::onnx::Onnx,
+    ::kiln::layers::MaxPool2d<6, 28, 28, 14, 14>: ::kiln::onnx::Onnx,
+    ::kiln::layers::Conv2d<E, D, 6, 16, 6, 5, 5, 14, 14, 10, 10>: ::kiln::onnx::Onnx,
+    ::kiln::layers::Relu<::kiln::S3<16, 10, 10>>: ::kiln::onnx::Onnx,
+    ::kiln::layers::MaxPool2d<16, 10, 10, 5, 5>: ::kiln::onnx::Onnx,
+    ::kiln::layers::Flatten<::kiln::S3<16, 5, 5>, ::kiln::S1<400>>: ::kiln::onnx::Onnx,
+    ::kiln::layers::Linear<E, D, 400, 120>: ::kiln::onnx::Onnx,
+    ::kiln::layers::Relu<::kiln::S1<120>>: ::kiln::onnx::Onnx,
+    ::kiln::layers::Linear<E, D, 120, 84>: ::kiln::onnx::Onnx,
+    ::kiln::layers::Relu<::kiln::S1<84>>: ::kiln::onnx::Onnx,
+    ::kiln::layers::Linear<E, D, 84, 10>: ::kiln::onnx::Onnx,
+{
+    /// Writes the network as an ONNX model (opset 17) to `path`,
+    /// atomically: the batch dimension symbolic (`"batch"`), every
+    /// other static, the weights as initializers under their
+    /// `state_dict` names, inference semantics (see `kiln::onnx`). A
+    /// layer without an ONNX form is an error naming it, and nothing
+    /// is written.
+    pub fn to_onnx(
+        &self,
+        path: impl ::core::convert::AsRef<::std::path::Path>,
+    ) -> ::kiln::Result<()> {
+        ::kiln::onnx::save(&self.to_onnx_bytes()?, path.as_ref())
+    }
+    /// The ONNX model of [`Self::to_onnx`], encoded.
+    pub fn to_onnx_bytes(&self) -> ::kiln::Result<::std::vec::Vec<u8>> {
+        ::kiln::onnx::model_bytes::<
+            E,
+            Self,
+        >(
+            self,
+            "LeNet5",
+            &[
+                ::kiln::onnx::Io {
+                    name: "x",
+                    dims: &[1, 28, 28],
+                    tokens: false,
+                },
+            ],
+            &[
+                ::kiln::onnx::Io {
+                    name: "y",
+                    dims: &[10],
+                    tokens: false,
+                },
+            ],
+        )
+    }
+}

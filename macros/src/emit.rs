@@ -19,6 +19,7 @@
 //! }
 //! impl Mlp<f32, Cpu> where … { PARAMS, FLOPS, INPUTS, OUTPUTS, VOCABS, summary }          // facts_impl
 //! impl Module for Mlp; impl Build for Mlp; impl Layer for Mlp (one input, one output)      // module_impl, build_impl, layer_impl
+//! impl Onnx for Mlp; impl Mlp { to_onnx, to_onnx_bytes }                                   // onnx_impl
 //! ```
 //!
 //! Every `where` clause is [`layer_bounds`]: each layer's type states the
@@ -38,6 +39,7 @@ use std::collections::HashSet;
 use syn::ext::IdentExt;
 
 mod input_grad;
+mod onnx;
 
 /// `quote!` whose every token carries the user's location (see [`respan`]).
 macro_rules! respan_q {
@@ -58,6 +60,7 @@ pub fn emit(net: &Net) -> TokenStream {
     let module_impl = module_impl(&cx);
     let build_impl = build_impl(&cx);
     let layer_impl = layer_impl(&cx);
+    let onnx_impl = onnx::onnx_impl(&cx);
     let kind_items = kind_items(&cx);
     let dim_checks = dim_checks(&cx);
     let tape_access = input_grad::tape_access(&cx);
@@ -74,6 +77,7 @@ pub fn emit(net: &Net) -> TokenStream {
         #module_impl
         #build_impl
         #layer_impl
+        #onnx_impl
         #kind_items
         #dim_checks
     })

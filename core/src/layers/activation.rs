@@ -25,6 +25,7 @@ use crate::device::{Acc, Act, Backend};
 use crate::elem::Elem;
 use crate::error::{Error, Result};
 use crate::module::{Layer, Module, ParamMut, ParamRef, Path, Role, TrainCtx};
+use crate::onnx::{graph, join, single, Graph, Onnx};
 use crate::shape::Shape;
 use crate::tensor::Tensor;
 use std::marker::PhantomData;
@@ -72,6 +73,49 @@ fn act_backward<S: Shape, E: Elem, D: Backend<E>>(
     Ok(())
 }
 
+/// The ONNX nodes of `f` applied to `x`: `Relu`, `LeakyRelu(alpha)`,
+/// `Sigmoid`, `Tanh` as they are; GELU (an operator only from opset 20) as
+/// its formula, `½x(1 + erf(x/√2))` with `Erf`, or
+/// `½x(1 + tanh(√(2/π)(x + 0.044715x³)))` with `Tanh`.
+pub(crate) fn act_onnx(f: Act, g: &mut Graph, at: &str, x: &str) -> Result<String> {
+    Ok(match f {
+        // The guided and deconvnet rules change only ReLU's backward.
+        Act::Relu | Act::ReluGuided | Act::ReluDeconv => g.op("Relu", at, &[x], Vec::new()),
+        Act::Sigmoid => g.op("Sigmoid", at, &[x], Vec::new()),
+        Act::Tanh => g.op("Tanh", at, &[x], Vec::new()),
+        Act::LeakyRelu(a) => g.op("LeakyRelu", at, &[x], vec![graph::float("alpha", a)]),
+        Act::Gelu => {
+            let c = g.scalar(&join(at, "inv_sqrt2"), std::f64::consts::FRAC_1_SQRT_2)?;
+            let u = g.op("Mul", at, &[x, &c], Vec::new());
+            let e = g.op("Erf", at, &[&u], Vec::new());
+            gelu_tail(g, at, x, &e)?
+        }
+        Act::GeluTanh => {
+            let k = g.scalar(&join(at, "k"), 0.044715)?;
+            let s = g.scalar(
+                &join(at, "sqrt_2_over_pi"),
+                (2.0 / std::f64::consts::PI).sqrt(),
+            )?;
+            let x2 = g.op("Mul", at, &[x, x], Vec::new());
+            let x3 = g.op("Mul", at, &[&x2, x], Vec::new());
+            let kx3 = g.op("Mul", at, &[&x3, &k], Vec::new());
+            let inner = g.op("Add", at, &[x, &kx3], Vec::new());
+            let u = g.op("Mul", at, &[&inner, &s], Vec::new());
+            let t = g.op("Tanh", at, &[&u], Vec::new());
+            gelu_tail(g, at, x, &t)?
+        }
+    })
+}
+
+/// `½x(1 + t)`, the end of both GELU forms.
+fn gelu_tail(g: &mut Graph, at: &str, x: &str, t: &str) -> Result<String> {
+    let one = g.scalar(&join(at, "one"), 1.0)?;
+    let half = g.scalar(&join(at, "half"), 0.5)?;
+    let p = g.op("Add", at, &[t, &one], Vec::new());
+    let hx = g.op("Mul", at, &[x, &half], Vec::new());
+    Ok(g.op("Mul", at, &[&hx, &p], Vec::new()))
+}
+
 /// Declares a parameter-free element-wise layer `$name<S>` whose function is `$act`.
 macro_rules! elementwise_layer {
     ($(#[$m:meta])* $name:ident $({ $($field:ident : $fty:ty),* })?, |$self_:ident| $act:expr) => {
@@ -82,6 +126,12 @@ macro_rules! elementwise_layer {
             _s: PhantomData<S>,
         }
         no_params!($name<S>);
+        impl<S: Shape> Onnx for $name<S> {
+            fn onnx(&self, g: &mut Graph, at: &str, inputs: &[&str]) -> Result<Vec<String>> {
+                let $self_ = self;
+                Ok(vec![act_onnx($act, g, at, single(at, inputs)?)?])
+            }
+        }
         impl<E: Elem, D: Backend<E>, S: Shape> Layer<E, D> for $name<S> {
             type In = S;
             type Out = S;

@@ -665,5 +665,7 @@ where
 pub mod kv_cache;
 pub use kv_cache::KvCache;
 
+mod onnx;
+
 #[cfg(test)]
 mod tests;

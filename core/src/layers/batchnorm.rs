@@ -42,6 +42,7 @@ use crate::elem::Elem;
 use crate::error::{Error, Result};
 use crate::kernels::BatchNormKernels;
 use crate::module::{Build, Layer, Module, ParamMut, ParamRef, Path, Role, TrainCtx};
+use crate::onnx::{graph, join, single, Graph, Onnx};
 use crate::shape::{Shape, S1, S3};
 use crate::tensor::Tensor;
 use crate::Rng;
@@ -351,6 +352,31 @@ impl<E: Elem, D: BatchNormKernels<E>, S: Shape, const C: usize> Layer<E, D>
             gacc,
             &mut c.scratch,
         )
+    }
+}
+
+/// ONNX: `BatchNormalization(x, weight, bias, running_mean, running_var)`
+/// in inference mode (`training_mode = 0`: the running statistics), with
+/// `epsilon`; the four tensors are initializers under their `state_dict`
+/// names (`num_batches_tracked` takes no part in the computation and is not
+/// written). ONNX normalises axis 1 of `[N, C, …]`, this layer's channel axis.
+impl<E: Elem, D: Backend<E>, S: Shape, const C: usize> Onnx for BatchNorm<E, D, S, C> {
+    fn onnx(&self, g: &mut Graph, at: &str, inputs: &[&str]) -> Result<Vec<String>> {
+        let x = single(at, inputs)?;
+        let w = g.param(&join(at, "weight"), &self.weight)?;
+        let b = g.param(&join(at, "bias"), &self.bias)?;
+        let m = g.param(&join(at, "running_mean"), &self.running_mean)?;
+        let v = g.param(&join(at, "running_var"), &self.running_var)?;
+        let attrs = vec![
+            graph::float("epsilon", self.eps),
+            graph::float("momentum", 1.0 - self.momentum),
+        ];
+        Ok(vec![g.op(
+            "BatchNormalization",
+            at,
+            &[x, &w, &b, &m, &v],
+            attrs,
+        )])
     }
 }
 

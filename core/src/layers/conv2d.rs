@@ -63,6 +63,7 @@ use crate::error::Result;
 use crate::init::Init;
 use crate::kernels::ConvKernels;
 use crate::module::{Build, Layer, Module, ParamMut, ParamRef, Path, Role, TrainCtx};
+use crate::onnx::{graph, join, single, Graph, Onnx};
 use crate::shape::{S1, S3, S4};
 use crate::tensor::Tensor;
 use crate::Rng;
@@ -531,6 +532,37 @@ impl<
             dev.col2im(g, &cache.cols, &mut dx.buf, b0, nc, acc)?;
         }
         Ok(())
+    }
+}
+
+/// ONNX: `Conv(x, W, b)` with the window's `kernel_shape`, `strides`,
+/// `pads`, `dilations` and `group`; `W`, `b` are `{path}.weight`,
+/// `{path}.bias`, in PyTorch's layout (ONNX's too).
+impl<
+        E: Elem,
+        D: Backend<E>,
+        const CIN: usize,
+        const COUT: usize,
+        const CG: usize,
+        const KH: usize,
+        const KW: usize,
+        const H: usize,
+        const W: usize,
+        const OH: usize,
+        const OW: usize,
+    > Onnx for Conv2d<E, D, CIN, COUT, CG, KH, KW, H, W, OH, OW>
+{
+    fn onnx(&self, g: &mut Graph, at: &str, inputs: &[&str]) -> Result<Vec<String>> {
+        let x = single(at, inputs)?;
+        let w = g.param(&join(at, "weight"), &self.weight)?;
+        let mut ins = vec![x.to_string(), w];
+        if let Some(b) = &self.bias {
+            ins.push(g.param(&join(at, "bias"), b)?);
+        }
+        let mut attrs = graph::window(&self.geom, true);
+        attrs.push(graph::int("group", self.groups as i64));
+        let ins: Vec<&str> = ins.iter().map(|s| s.as_str()).collect();
+        Ok(vec![g.op("Conv", at, &ins, attrs)])
     }
 }
 

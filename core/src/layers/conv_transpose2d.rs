@@ -47,6 +47,7 @@ use crate::error::{Error, Result};
 use crate::init::Init;
 use crate::kernels::ConvKernels;
 use crate::module::{Build, Layer, Module, ParamMut, ParamRef, Path, Role, TrainCtx};
+use crate::onnx::{graph, join, single, Graph, Onnx};
 use crate::shape::{S1, S3, S4};
 use crate::tensor::Tensor;
 use crate::Rng;
@@ -281,6 +282,48 @@ generics! { Layer<E, D> for ConvTranspose2d<E, D, CIN, COUT, OG, KH, KW, H, W, O
         Ok(())
     }
 }}
+
+/// ONNX: `ConvTranspose(x, W, b)` with `kernel_shape`, `strides`, `pads`,
+/// `dilations`, `group` and `output_padding` (ONNX's output size is this
+/// layer's, `(H − 1)·s − 2p + d·(KH − 1) + op + 1`); `W` and `b` are
+/// `{path}.weight` (`[CIN, COUT/groups, KH, KW]`, ONNX's layout too) and
+/// `{path}.bias`.
+impl<
+        E: Elem,
+        D: Backend<E>,
+        const CIN: usize,
+        const COUT: usize,
+        const OG: usize,
+        const KH: usize,
+        const KW: usize,
+        const H: usize,
+        const W: usize,
+        const OH: usize,
+        const OW: usize,
+    > Onnx for ConvTranspose2d<E, D, CIN, COUT, OG, KH, KW, H, W, OH, OW>
+{
+    fn onnx(&self, g: &mut Graph, at: &str, inputs: &[&str]) -> Result<Vec<String>> {
+        let x = single(at, inputs)?;
+        let w = g.param(&join(at, "weight"), &self.weight)?;
+        let mut ins = vec![x.to_string(), w];
+        if let Some(b) = &self.bias {
+            ins.push(g.param(&join(at, "bias"), b)?);
+        }
+        let gm = &self.geom;
+        // The size without output padding, then what the type adds (`Build`
+        // checked that `OH`, `OW` are at least that size).
+        let full = |n: usize, s: usize, p: usize, d: usize, k: usize| {
+            ((n - 1) * s + d * (k - 1) + 1).saturating_sub(2 * p)
+        };
+        let oph = OH.saturating_sub(full(H, gm.sh, gm.ph, gm.dh, KH));
+        let opw = OW.saturating_sub(full(W, gm.sw, gm.pw, gm.dw, KW));
+        let mut attrs = graph::window(gm, true);
+        attrs.push(graph::int("group", self.groups as i64));
+        attrs.push(graph::ints("output_padding", &[oph as i64, opw as i64]));
+        let ins: Vec<&str> = ins.iter().map(|s| s.as_str()).collect();
+        Ok(vec![g.op("ConvTranspose", at, &ins, attrs)])
+    }
+}
 
 #[cfg(test)]
 mod tests {

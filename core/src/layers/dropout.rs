@@ -26,6 +26,7 @@ use crate::elem::Elem;
 use crate::error::{Error, Result};
 use crate::kernels::DropoutKernels;
 use crate::module::{Build, Layer, Module, ParamMut, ParamRef, Path, Role, TrainCtx};
+use crate::onnx::{single, Graph, Onnx};
 use crate::shape::Shape;
 use crate::tensor::Tensor;
 use crate::Rng;
@@ -155,6 +156,14 @@ impl<E: Elem, D: DropoutKernels<E>, S: Shape> Layer<E, D> for Dropout<S> {
         prepare_dx(dx, acc, x.batch())?;
         x.device()
             .dropout_bwd(&dy.buf, &mut dx.buf, x.numel(), self.p, cache.seed, acc)
+    }
+}
+
+/// ONNX: `Identity` (inference semantics: dropout passes its input).
+impl<S: Shape> Onnx for Dropout<S> {
+    fn onnx(&self, g: &mut Graph, at: &str, inputs: &[&str]) -> Result<Vec<String>> {
+        let x = single(at, inputs)?;
+        Ok(vec![g.op("Identity", at, &[x], Vec::new())])
     }
 }
 

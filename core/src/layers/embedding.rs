@@ -40,6 +40,7 @@ use crate::error::{Error, Result};
 use crate::init::Init;
 use crate::kernels::EmbeddingKernels;
 use crate::module::{Build, Module, ParamMut, ParamRef, Path, Role, TrainCtx};
+use crate::onnx::{graph, join, single, Graph, Onnx};
 use crate::shape::{Shape, S1, S2, S3};
 use crate::tensor::{Tensor, Tokens};
 use crate::Rng;
@@ -281,6 +282,21 @@ macro_rules! token_layer {
 // `[T]` ids → `[T, DIM]`; `[A, B]` ids → `[A, B, DIM]`.
 token_layer!(S1<T> => S2<T, DIM>; T);
 token_layer!(S2<A, B> => S3<A, B, DIM>; A, B);
+
+/// ONNX: `Gather(weight, ids, axis = 0)`, the ids an `int64` graph input
+/// (`[batch, T]`), the table `{path}.weight`.
+impl<E: Elem, D: Backend<E>, const V: usize, const DIM: usize> Onnx for Embedding<E, D, V, DIM> {
+    fn onnx(&self, g: &mut Graph, at: &str, inputs: &[&str]) -> Result<Vec<String>> {
+        let ids = single(at, inputs)?;
+        let w = g.param(&join(at, "weight"), &self.weight)?;
+        Ok(vec![g.op(
+            "Gather",
+            at,
+            &[&w, ids],
+            vec![graph::int("axis", 0)],
+        )])
+    }
+}
 
 #[cfg(test)]
 mod tests {

@@ -26,6 +26,7 @@ use crate::device::{Acc, Backend};
 use crate::elem::Elem;
 use crate::error::Result;
 use crate::module::{Module, ParamMut, ParamRef, Path, Role};
+use crate::onnx::Onnx;
 use crate::shape::Shape;
 use crate::tensor::Tensor;
 use std::marker::PhantomData;
@@ -71,5 +72,25 @@ impl<S: Shape> FinalState<S> {
             ds.device().fill(&mut dy.buf, n, E::zero())?;
         }
         Ok(())
+    }
+}
+
+/// Not through [`Onnx`], which knows only the input: the final state is
+/// what its recurrent layer's operators left, so `network!` calls
+/// [`FinalState::onnx_of`].
+impl<S> Onnx for FinalState<S> {}
+
+impl<S> FinalState<S> {
+    /// ONNX: the `Y_h` (and an LSTM's `Y_c`) outputs of the operators of the
+    /// recurrent layer at `rnn_at`, `Concat`enated in layer and direction
+    /// order and transposed to this crate's state, `[batch, layers·dirs, H]`
+    /// (an LSTM's `[batch, 2, layers·dirs, H]`, `h` then `c`).
+    pub fn onnx_of(
+        &self,
+        g: &mut crate::onnx::Graph,
+        at: &str,
+        rnn_at: &str,
+    ) -> Result<Vec<String>> {
+        super::recurrent::onnx::final_state(g, at, rnn_at)
     }
 }

@@ -16,6 +16,7 @@ use crate::device::{Acc, Backend};
 use crate::elem::Elem;
 use crate::error::{Error, Result};
 use crate::module::{Layer, Module, ParamMut, ParamRef, Path, Role, TrainCtx};
+use crate::onnx::{join, single, Graph, Onnx};
 use crate::shape::Shape;
 use crate::tensor::Tensor;
 use std::marker::PhantomData;
@@ -26,6 +27,19 @@ pub struct Flatten<I, O> {
     _s: PhantomData<(I, O)>,
 }
 no_params!(Flatten<I, O>);
+
+/// ONNX: `Reshape(x, [-1, O…])`, the batch kept and every other dimension
+/// static.
+impl<I: Shape, O: Shape> Onnx for Flatten<I, O> {
+    fn onnx(&self, g: &mut Graph, at: &str, inputs: &[&str]) -> Result<Vec<String>> {
+        let x = single(at, inputs)?;
+        check_sizes::<I, O>()?;
+        let mut dims = vec![-1i64];
+        dims.extend(O::DIMS.iter().map(|&d| d as i64));
+        let shape = g.int64s(&join(at, "shape"), &dims)?;
+        Ok(vec![g.op("Reshape", at, &[x, &shape], Vec::new())])
+    }
+}
 
 /// Fails unless `I` and `O` hold as many values per sample (the macro never
 /// writes such a pair, but the type is public and a hand-written one would

@@ -51,6 +51,7 @@
 use super::conv_common::prepare_dx;
 use super::fit;
 use super::recurrent::hh::whh_grad;
+use super::recurrent::onnx::{leave_final, CellOnnx, CellOut, CellRole, OnnxCell};
 use super::recurrent::{recurrent_cell_params, CellCache, CellState, L0_NAMES};
 use crate::device::{need, Acc, Backend, Gemm, PackedB};
 use crate::elem::Elem;
@@ -58,6 +59,7 @@ use crate::error::{Error, Result};
 use crate::init::Init;
 use crate::kernels::unary::sigmoid;
 use crate::module::{Build, Layer, Module, ParamMut, ParamRef, Path, Role, TrainCtx};
+use crate::onnx::{Graph, Onnx};
 use crate::shape::{S1, S2};
 use crate::tensor::Tensor;
 use crate::{Cpu, Rng};
@@ -637,6 +639,47 @@ impl<E: Elem, D: GruKernels<E>, const T: usize, const I: usize, const H: usize, 
             )?;
         }
         Ok(())
+    }
+}
+
+/// ONNX: its `GRU` operator (one layer, forward direction, zero initial
+/// state, `linear_before_reset = 1`: the reset gate multiplies `W_hn·h + b_hn`, as here), the gate blocks reordered from PyTorch's `r, z, n` to
+/// ONNX's `z, r, h` by nodes over the `state_dict` initializers
+/// (`recurrent/onnx.rs`). With a given initial state (`state = s`) it has
+/// no ONNX form yet (an error naming it).
+impl<E: Elem, D: Backend<E>, const T: usize, const I: usize, const H: usize, const G: usize> Onnx
+    for Gru<E, D, T, I, H, G>
+{
+    fn onnx(&self, g: &mut Graph, at: &str, inputs: &[&str]) -> Result<Vec<String>> {
+        let [x] = inputs else {
+            return Err(crate::onnx::unsupported::<Self>(&format!(
+                "{at} (with a given initial state)"
+            )));
+        };
+        let out = self.onnx_cell(g, at, x, CellRole::ALONE)?;
+        leave_final(g, at, std::slice::from_ref(&out));
+        Ok(vec![out.y])
+    }
+}
+
+/// The cell's ONNX operator in a given role (alone, or one cell of a
+/// [`super::Recurrent`]).
+impl<E: Elem, D: Backend<E>, const T: usize, const I: usize, const H: usize, const G: usize>
+    OnnxCell for Gru<E, D, T, I, H, G>
+{
+    const HAS_C: bool = false;
+    fn onnx_cell(&self, g: &mut Graph, at: &str, x: &str, role: CellRole<'_>) -> Result<CellOut> {
+        let cell = CellOnnx {
+            op: "GRU",
+            hidden: H,
+            order: &[1, 0, 2],
+            weight_ih: &self.weight_ih,
+            weight_hh: &self.weight_hh,
+            bias_ih: self.bias_ih.as_ref(),
+            bias_hh: self.bias_hh.as_ref(),
+            attrs: vec![crate::onnx::graph::int("linear_before_reset", 1)],
+        };
+        cell.write(g, at, x, role)
     }
 }
 

@@ -35,6 +35,7 @@ use crate::elem::Elem;
 use crate::error::{Error, Result};
 use crate::kernels::cpu_util::{pieces, pieces2, PAR_MIN};
 use crate::module::{Build, Layer, Module, ParamMut, ParamRef, Path, Role, TrainCtx};
+use crate::onnx::{graph, join, single, Graph, Onnx};
 use crate::shape::{Shape, S1};
 use crate::tensor::Tensor;
 use crate::{Cpu, Rng};
@@ -505,6 +506,27 @@ impl<E: Elem, D: LayerNormKernels<E>, S: Shape, const N: usize> Layer<E, D>
             grads.bias.as_mut().map(|t| &mut t.buf),
         );
         dev.layer_norm_bwd(&d, &x.buf, &cache.stats, g, &dy.buf, dx, dg, db, gacc)
+    }
+}
+
+/// ONNX: `LayerNormalization(x, γ, β, axis = -1, epsilon)` (opset 17's
+/// operator, the same biased variance); `γ`, `β` are `{path}.weight`,
+/// `{path}.bias`. Without `weight` (`elementwise_affine = false`) `γ` is a
+/// constant of ones (ONNX requires one); without `bias`, `β` is left out.
+impl<E: Elem, D: Backend<E>, S: Shape, const N: usize> Onnx for LayerNorm<E, D, S, N> {
+    fn onnx(&self, g: &mut Graph, at: &str, inputs: &[&str]) -> Result<Vec<String>> {
+        let x = single(at, inputs)?;
+        let scale = match &self.weight {
+            Some(w) => g.param(&join(at, "weight"), w)?,
+            None => g.values(&join(at, "ones"), &[N], &[E::one(); N])?,
+        };
+        let mut ins = vec![x.to_string(), scale];
+        if let Some(b) = &self.bias {
+            ins.push(g.param(&join(at, "bias"), b)?);
+        }
+        let ins: Vec<&str> = ins.iter().map(|s| s.as_str()).collect();
+        let attrs = vec![graph::int("axis", -1), graph::float("epsilon", self.eps)];
+        Ok(vec![g.op("LayerNormalization", at, &ins, attrs)])
     }
 }
 

@@ -39,6 +39,7 @@ use crate::elem::Elem;
 use crate::error::Result;
 use crate::init::Init;
 use crate::module::{Build, Layer, Module, ParamMut, ParamRef, Path, Role, TrainCtx};
+use crate::onnx::{graph, join, single, Graph, Onnx};
 use crate::shape::{Lead, S1, S2};
 use crate::tensor::Tensor;
 use crate::Rng;
@@ -285,6 +286,39 @@ impl<E: Elem, D: Backend<E>, const I: usize, const O: usize, L: Lead>
             &self.weight.buf,
             &mut dx.buf,
         )
+    }
+}
+
+/// ONNX: `Gemm(x, W, b, transB = 1)` on a `[batch, I]` input; with leading
+/// dimensions, `MatMul(x, Transpose(W)) + b` (ONNX's `MatMul` broadcasts
+/// over them as `nn.Linear` does). `W` and `b` are the initializers
+/// `{path}.weight`, `{path}.bias`.
+impl<E: Elem, D: Backend<E>, const I: usize, const O: usize, L: Lead> Onnx
+    for Linear<E, D, I, O, L>
+{
+    fn onnx(&self, g: &mut Graph, at: &str, inputs: &[&str]) -> Result<Vec<String>> {
+        let x = single(at, inputs)?;
+        let w = g.param(&join(at, "weight"), &self.weight)?;
+        let b = match &self.bias {
+            Some(b) => Some(g.param(&join(at, "bias"), b)?),
+            None => None,
+        };
+        if <L::Shaped<O> as crate::shape::Shape>::RANK == 1 {
+            let mut ins = vec![x, w.as_str()];
+            ins.extend(b.as_deref());
+            return Ok(vec![g.op("Gemm", at, &ins, vec![graph::int("transB", 1)])]);
+        }
+        let wt = g.op(
+            "Transpose",
+            &join(at, "weight_t"),
+            &[&w],
+            vec![graph::ints("perm", &[1, 0])],
+        );
+        let y = g.op("MatMul", at, &[x, &wt], Vec::new());
+        Ok(vec![match b {
+            Some(b) => g.op("Add", at, &[&y, &b], Vec::new()),
+            None => y,
+        }])
     }
 }
 

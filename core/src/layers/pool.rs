@@ -39,6 +39,7 @@ use crate::elem::Elem;
 use crate::error::{Error, Result};
 use crate::kernels::PoolKernels;
 use crate::module::{Build, Layer, TrainCtx};
+use crate::onnx::{graph, join, single, Graph, Onnx};
 use crate::shape::{S1, S3};
 use crate::tensor::Tensor;
 use crate::Rng;
@@ -434,6 +435,65 @@ impl<E: Elem, D: PoolKernels<E>, const C: usize, const H: usize, const W: usize>
         prepare_dx(dx, acc, x.batch())?;
         x.device()
             .avg_pool2d_bwd(&Self::GEOM, &dy.buf, &mut dx.buf, x.batch(), acc)
+    }
+}
+
+/// ONNX: `MaxPool` with the window's `kernel_shape`, `strides`, `pads`,
+/// `dilations` (floor mode; padding never wins, as here). Its second
+/// output, the argmax of every window, is written too and left, with the
+/// input and the window, for a `MaxUnpool2d` that names this layer
+/// (`Graph::side` under `{path}`): ONNX's `MaxUnpool` reads indices in
+/// `MaxPool`'s own convention.
+impl<const C: usize, const H: usize, const W: usize, const OH: usize, const OW: usize> Onnx
+    for MaxPool2d<C, H, W, OH, OW>
+{
+    fn onnx(&self, g: &mut Graph, at: &str, inputs: &[&str]) -> Result<Vec<String>> {
+        let x = single(at, inputs)?;
+        let y = g.fresh(if at.is_empty() { "MaxPool" } else { at });
+        let idx = g.fresh(&join(at, "indices"));
+        let attrs = graph::window(&self.geom, true);
+        g.node("MaxPool", at, &[x], &[&y, &idx], attrs.clone());
+        let mut unpool = attrs;
+        unpool.pop(); // MaxUnpool has no dilations
+        g.set_side(
+            at,
+            graph::Side {
+                values: vec![idx, x.to_string()],
+                attrs: unpool,
+            },
+        );
+        Ok(vec![y])
+    }
+}
+
+/// ONNX: `AveragePool` with `count_include_pad = 1` (the zero padding
+/// counts in the divisor, as here). Opset 17's `AveragePool` has no
+/// dilation, so a dilated average pool has no ONNX form (an error naming it).
+impl<const C: usize, const H: usize, const W: usize, const OH: usize, const OW: usize> Onnx
+    for AvgPool2d<C, H, W, OH, OW>
+{
+    fn onnx(&self, g: &mut Graph, at: &str, inputs: &[&str]) -> Result<Vec<String>> {
+        let x = single(at, inputs)?;
+        if self.geom.dh != 1 || self.geom.dw != 1 {
+            return Err(crate::onnx::unsupported::<Self>(at));
+        }
+        let mut attrs = graph::window(&self.geom, false);
+        attrs.push(graph::int("count_include_pad", 1));
+        Ok(vec![g.op("AveragePool", at, &[x], attrs)])
+    }
+}
+
+/// ONNX: `GlobalAveragePool` (`[N, C, 1, 1]`), then `Flatten(axis = 1)` to `[N, C]`.
+impl<const C: usize, const H: usize, const W: usize> Onnx for GlobalAvgPool<C, H, W> {
+    fn onnx(&self, g: &mut Graph, at: &str, inputs: &[&str]) -> Result<Vec<String>> {
+        let x = single(at, inputs)?;
+        let p = g.op("GlobalAveragePool", at, &[x], Vec::new());
+        Ok(vec![g.op(
+            "Flatten",
+            at,
+            &[&p],
+            vec![graph::int("axis", 1)],
+        )])
     }
 }
 

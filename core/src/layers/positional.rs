@@ -27,6 +27,7 @@ use crate::elem::Elem;
 use crate::error::{Error, Result};
 use crate::init::Init;
 use crate::module::{Build, Layer, Module, ParamMut, ParamRef, Path, Role, TrainCtx};
+use crate::onnx::{join, single, Graph, Onnx};
 use crate::shape::{S1, S2};
 use crate::tensor::Tensor;
 use crate::Rng;
@@ -319,6 +320,38 @@ impl<E: Elem, D: Backend<E>, const T: usize, const MAX: usize, const DIM: usize>
         let dev = dy.device();
         dev.bias_grad(&dy.buf, &mut grads.buf, dy.batch(), T * DIM, gacc)?;
         pass_back(dy, dx)
+    }
+}
+
+/// ONNX: `Add(x, Slice(weight, [0], [T], axes = [0]))`, the table
+/// `{path}.weight` (`[max_len, DIM]`, its first `T` rows read).
+impl<E: Elem, D: Backend<E>, const T: usize, const MAX: usize, const DIM: usize> Onnx
+    for PositionalEmbedding<E, D, T, MAX, DIM>
+{
+    fn onnx(&self, g: &mut Graph, at: &str, inputs: &[&str]) -> Result<Vec<String>> {
+        let x = single(at, inputs)?;
+        let w = g.param(&join(at, "weight"), &self.weight)?;
+        let zero = g.int64s(&join(at, "start"), &[0])?;
+        let end = g.int64s(&join(at, "end"), &[T as i64])?;
+        let p = g.op(
+            "Slice",
+            &join(at, "rows"),
+            &[&w, &zero, &end, &zero],
+            Vec::new(),
+        );
+        Ok(vec![g.op("Add", at, &[x, &p], Vec::new())])
+    }
+}
+
+/// ONNX: `Add(x, table)`, the fixed `[T, DIM]` table a constant (it is no
+/// parameter, so it has no `state_dict` name).
+impl<E: Elem, D: Backend<E>, const T: usize, const DIM: usize> Onnx
+    for SinusoidalPositions<E, D, T, DIM>
+{
+    fn onnx(&self, g: &mut Graph, at: &str, inputs: &[&str]) -> Result<Vec<String>> {
+        let x = single(at, inputs)?;
+        let table = g.values(&join(at, "table"), &[T, DIM], &self.table.to_vec()?)?;
+        Ok(vec![g.op("Add", at, &[x, &table], Vec::new())])
     }
 }
 

@@ -28,6 +28,7 @@ use crate::elem::Elem;
 use crate::error::{Error, Result};
 use crate::kernels::{PReluDims, PReluKernels};
 use crate::module::{Build, Layer, Module, ParamMut, ParamRef, Path, Role, TrainCtx};
+use crate::onnx::{join, single, Graph, Onnx};
 use crate::shape::{Shape, S1};
 use crate::tensor::Tensor;
 use crate::Rng;
@@ -188,6 +189,23 @@ impl<E: Elem, D: PReluKernels<E>, S: Shape, const C: usize> Layer<E, D> for PRel
             &mut grads.weight.buf,
             gacc,
         )
+    }
+}
+
+/// ONNX: `PRelu(x, slope)`, the slope `{path}.weight` (`[C]`) reshaped to
+/// `[C, 1, …]` so that it broadcasts over the channel axis (ONNX broadcasts
+/// from the last axis).
+impl<E: Elem, D: Backend<E>, S: Shape, const C: usize> Onnx for PRelu<E, D, S, C> {
+    fn onnx(&self, g: &mut Graph, at: &str, inputs: &[&str]) -> Result<Vec<String>> {
+        let x = single(at, inputs)?;
+        let w = g.param(&join(at, "weight"), &self.weight)?;
+        let mut dims = vec![C as i64];
+        if C > 1 {
+            dims.extend(std::iter::repeat_n(1, S::RANK - 1));
+        }
+        let shape = g.int64s(&join(at, "slope_shape"), &dims)?;
+        let slope = g.op("Reshape", &join(at, "slope"), &[&w, &shape], Vec::new());
+        Ok(vec![g.op("PRelu", at, &[x, &slope], Vec::new())])
     }
 }
 

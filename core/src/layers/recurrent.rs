@@ -52,13 +52,16 @@ use crate::elem::Elem;
 use crate::error::{Error, Result};
 use crate::kernels::DropoutKernels;
 use crate::module::{Build, Layer, Module, ParamMut, ParamRef, Path, Role, TrainCtx};
+use crate::onnx::{graph, Graph, Onnx};
 use crate::shape::Shape;
 use crate::tensor::Tensor;
 use crate::Rng;
+use onnx::{CellRole, OnnxCell};
 use rand::RngCore;
 use std::marker::PhantomData;
 
 mod cell_params;
+pub(crate) mod onnx;
 mod state;
 pub(crate) use state::{
     cell_final_state, cell_final_state_backward, cell_forward_from, cell_layout, cell_state_grad,
@@ -703,6 +706,68 @@ where
             reverse_time(dev, &c.dxr0.buf, &mut dx.buf, (batch, t, i), Acc::Add)?;
         }
         Ok(())
+    }
+}
+
+/// ONNX: one operator per layer and direction (`recurrent/onnx.rs`), the
+/// reverse direction as ONNX's `direction = "reverse"` (the sequence read
+/// backwards, outputs at their own positions, as here), the two directions'
+/// outputs concatenated on the features, dropout between layers the
+/// identity; with `last`, the top layer's final states (`Y_h`). Parameters
+/// keep PyTorch's names (`{path}.weight_ih_l1_reverse`). A given initial
+/// state (`[batch, layers·dirs, H]`, an LSTM's `[batch, 2, …]`) is sliced
+/// into each operator's `initial_h` (`initial_c`); the final states are
+/// left for a `FinalState` naming the layer.
+impl<
+        E: Elem,
+        D: Backend<E>,
+        L0: OnnxCell,
+        LU: OnnxCell,
+        O: Shape,
+        const L: usize,
+        const DIRS: usize,
+    > Onnx for Recurrent<E, D, L0, LU, O, L, DIRS>
+{
+    fn onnx(&self, g: &mut Graph, at: &str, inputs: &[&str]) -> Result<Vec<String>> {
+        let (x, s0) = match inputs {
+            [x] => (*x, None),
+            [x, s] => (*x, Some(*s)),
+            _ => return Err(crate::onnx::unsupported::<Self>(at)),
+        };
+        let last = O::RANK == 1;
+        let mut h = x.to_string();
+        let mut finals = Vec::with_capacity(L * DIRS);
+        for k in 0..L {
+            let mut outs = Vec::with_capacity(DIRS);
+            for dir in 0..DIRS {
+                let i = k * DIRS + dir;
+                let n = &self.names[i];
+                let init = match s0 {
+                    Some(s) => Some(onnx::initial(g, at, s, i, L0::HAS_C)?),
+                    None => None,
+                };
+                let role = CellRole {
+                    names: [&n[0], &n[1], &n[2], &n[3]],
+                    reverse: dir == 1,
+                    last: last && k + 1 == L,
+                    init: init.as_ref().map(|(h, c)| (h.as_str(), c.as_deref())),
+                };
+                let out = match k {
+                    0 => self.first[dir].onnx_cell(g, at, &h, role)?,
+                    _ => self.upper[i - DIRS].onnx_cell(g, at, &h, role)?,
+                };
+                outs.push(out.y.clone());
+                finals.push(out);
+            }
+            h = if DIRS == 1 {
+                outs.remove(0)
+            } else {
+                let refs: Vec<&str> = outs.iter().map(|s| s.as_str()).collect();
+                g.op("Concat", at, &refs, vec![graph::int("axis", -1)])
+            };
+        }
+        onnx::leave_final(g, at, &finals);
+        Ok(vec![h])
     }
 }
 

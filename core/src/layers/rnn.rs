@@ -53,12 +53,14 @@
 use super::conv_common::prepare_dx;
 use super::fit;
 use super::recurrent::hh::whh_grad;
+use super::recurrent::onnx::{leave_final, CellOnnx, CellOut, CellRole, OnnxCell};
 use super::recurrent::{recurrent_cell_params, CellCache, CellState, L0_NAMES};
 use crate::device::{need, Acc, Backend, Gemm, PackedB};
 use crate::elem::Elem;
 use crate::error::{Error, Result};
 use crate::init::Init;
 use crate::module::{Build, Layer, Module, ParamMut, ParamRef, Path, Role, TrainCtx};
+use crate::onnx::{Graph, Onnx};
 use crate::shape::{S1, S2};
 use crate::tensor::Tensor;
 use crate::{Cpu, Rng};
@@ -588,6 +590,53 @@ impl<E: Elem, D: RnnKernels<E>, const T: usize, const I: usize, const H: usize> 
             )?;
         }
         Ok(())
+    }
+}
+
+/// ONNX: its `RNN` operator (one layer, forward direction, zero initial
+/// state, `activations` its nonlinearity), the gate blocks reordered from PyTorch's `(one block)` to
+/// ONNX's `(one block)` by nodes over the `state_dict` initializers
+/// (`recurrent/onnx.rs`). With a given initial state (`state = s`) it has
+/// no ONNX form yet (an error naming it).
+impl<E: Elem, D: Backend<E>, const T: usize, const I: usize, const H: usize> Onnx
+    for Rnn<E, D, T, I, H>
+{
+    fn onnx(&self, g: &mut Graph, at: &str, inputs: &[&str]) -> Result<Vec<String>> {
+        let [x] = inputs else {
+            return Err(crate::onnx::unsupported::<Self>(&format!(
+                "{at} (with a given initial state)"
+            )));
+        };
+        let out = self.onnx_cell(g, at, x, CellRole::ALONE)?;
+        leave_final(g, at, std::slice::from_ref(&out));
+        Ok(vec![out.y])
+    }
+}
+
+/// The cell's ONNX operator in a given role (alone, or one cell of a
+/// [`super::Recurrent`]).
+impl<E: Elem, D: Backend<E>, const T: usize, const I: usize, const H: usize> OnnxCell
+    for Rnn<E, D, T, I, H>
+{
+    const HAS_C: bool = false;
+    fn onnx_cell(&self, g: &mut Graph, at: &str, x: &str, role: CellRole<'_>) -> Result<CellOut> {
+        let cell = CellOnnx {
+            op: "RNN",
+            hidden: H,
+            order: &[0],
+            weight_ih: &self.weight_ih,
+            weight_hh: &self.weight_hh,
+            bias_ih: self.bias_ih.as_ref(),
+            bias_hh: self.bias_hh.as_ref(),
+            attrs: vec![crate::onnx::graph::strings(
+                "activations",
+                &[match self.nonlinearity {
+                    RnnNonlinearity::Tanh => "Tanh",
+                    RnnNonlinearity::Relu => "Relu",
+                }],
+            )],
+        };
+        cell.write(g, at, x, role)
     }
 }
 

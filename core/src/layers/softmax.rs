@@ -23,6 +23,7 @@ use crate::elem::Elem;
 use crate::error::Result;
 use crate::kernels::SoftmaxKernels;
 use crate::module::{Layer, Module, ParamMut, ParamRef, Path, Role, TrainCtx};
+use crate::onnx::{graph, single, Graph, Onnx};
 use crate::shape::Shape;
 use crate::tensor::Tensor;
 use std::marker::PhantomData;
@@ -33,6 +34,20 @@ pub struct Softmax<S> {
     _s: PhantomData<S>,
 }
 no_params!(Softmax<S>);
+
+/// ONNX: `Softmax(axis = -1)` (opset 13 and later normalise that one axis,
+/// as this layer does).
+impl<S: Shape> Onnx for Softmax<S> {
+    fn onnx(&self, g: &mut Graph, at: &str, inputs: &[&str]) -> Result<Vec<String>> {
+        let x = single(at, inputs)?;
+        Ok(vec![g.op(
+            "Softmax",
+            at,
+            &[x],
+            vec![graph::int("axis", -1)],
+        )])
+    }
+}
 
 impl<S: Shape> Softmax<S> {
     /// The length of the last dimension: the size of one normalised row.

@@ -34,6 +34,7 @@ use crate::elem::Elem;
 use crate::error::Result;
 use crate::init::Init;
 use crate::module::{Build, Module, ParamMut, ParamRef, Path, Role};
+use crate::onnx::{graph, join, Graph, Onnx};
 use crate::shape::{Lead, Shape, S1, S2};
 use crate::tensor::Tensor;
 use crate::Rng;
@@ -225,6 +226,44 @@ impl<E: Elem, D: Backend<E>, const I: usize, const O: usize, L: Lead> TiedLinear
             )?;
         }
         Ok(())
+    }
+}
+
+/// Not through [`Onnx`], which knows only the input: the head needs its
+/// owner's weight, so `network!` calls [`TiedLinear::onnx_tied`].
+impl<E: Elem, D: Backend<E>, const I: usize, const O: usize, L: Lead> Onnx
+    for TiedLinear<E, D, I, O, L>
+{
+}
+
+impl<E: Elem, D: Backend<E>, const I: usize, const O: usize, L: Lead> TiedLinear<E, D, I, O, L> {
+    /// ONNX: `MatMul(x, Transpose(W)) + b`, `W` the owner's weight written
+    /// once under its own `state_dict` name `owner` (`wte.weight`, `[O, I]`:
+    /// the same initializer the embedding's `Gather` reads), `b`
+    /// `{path}.bias`.
+    pub fn onnx_tied<S: Shape>(
+        &self,
+        g: &mut Graph,
+        at: &str,
+        x: &str,
+        owner: &str,
+        weight: &Tensor<S, E, D>,
+    ) -> Result<Vec<String>> {
+        let w = g.param(owner, weight)?;
+        let wt = g.op(
+            "Transpose",
+            &join(at, "weight_t"),
+            &[&w],
+            vec![graph::ints("perm", &[1, 0])],
+        );
+        let y = g.op("MatMul", at, &[x, &wt], Vec::new());
+        Ok(vec![match &self.bias {
+            Some(b) => {
+                let b = g.param(&join(at, "bias"), b)?;
+                g.op("Add", at, &[&y, &b], Vec::new())
+            }
+            None => y,
+        }])
     }
 }
 

@@ -24,6 +24,7 @@ use crate::elem::Elem;
 use crate::error::Result;
 use crate::kernels::PoolKernels;
 use crate::module::{Layer, TrainCtx};
+use crate::onnx::{graph, single, Graph, Onnx};
 use crate::shape::{S1, S2};
 use crate::tensor::Tensor;
 
@@ -176,6 +177,28 @@ impl<E: Elem, D: PoolKernels<E>, const T: usize, const F: usize> Layer<E, D> for
         x.device()
             .max_unpool2d(&Self::GEOM, idx, &dy.buf, &mut dx.buf, x.batch(), acc)
     }
+}
+
+/// ONNX: `ReduceMax(axes = [1], keepdims = 0)` over the positions.
+impl<const T: usize, const F: usize> Onnx for MaxOverTime<T, F> {
+    fn onnx(&self, g: &mut Graph, at: &str, inputs: &[&str]) -> Result<Vec<String>> {
+        time_reduce(g, at, inputs, "ReduceMax")
+    }
+}
+
+/// ONNX: `ReduceMean(axes = [1], keepdims = 0)` over the positions.
+impl<const T: usize, const F: usize> Onnx for MeanOverTime<T, F> {
+    fn onnx(&self, g: &mut Graph, at: &str, inputs: &[&str]) -> Result<Vec<String>> {
+        time_reduce(g, at, inputs, "ReduceMean")
+    }
+}
+
+/// `op` over axis 1 (the positions of `[batch, T, F]`), the axis dropped
+/// (opset 17's `ReduceMean`/`ReduceMax` take `axes` as an attribute).
+fn time_reduce(g: &mut Graph, at: &str, inputs: &[&str], op: &str) -> Result<Vec<String>> {
+    let x = single(at, inputs)?;
+    let attrs = vec![graph::ints("axes", &[1]), graph::int("keepdims", 0)];
+    Ok(vec![g.op(op, at, &[x], attrs)])
 }
 
 #[cfg(test)]

@@ -33,6 +33,7 @@ use crate::elem::Elem;
 use crate::error::Result;
 use crate::kernels::PoolKernels;
 use crate::module::Build;
+use crate::onnx::{join, Graph, Onnx};
 use crate::shape::S3;
 use crate::tensor::Tensor;
 use crate::Rng;
@@ -111,6 +112,50 @@ impl<const C: usize, const H: usize, const W: usize, const OH: usize, const OW: 
         prepare_dx(dx, acc, dy.batch())?;
         dy.device()
             .max_unpool2d_bwd(&Self::GEOM, idx, &dy.buf, &mut dx.buf, dy.batch(), acc)
+    }
+}
+
+/// Not through [`Onnx`], which knows only the input: the unpooling needs
+/// its pool's indices, so `network!` calls [`MaxUnpool2d::onnx_with_pool`].
+impl<const C: usize, const H: usize, const W: usize, const OH: usize, const OW: usize> Onnx
+    for MaxUnpool2d<C, H, W, OH, OW>
+{
+}
+
+impl<const C: usize, const H: usize, const W: usize, const OH: usize, const OW: usize>
+    MaxUnpool2d<C, H, W, OH, OW>
+{
+    /// ONNX: `MaxUnpool(x, indices, Shape(pool's input))` with the pool's
+    /// window, reading what the `MaxPool2d` at `pool_at` left in the graph
+    /// (its `Indices` output, in ONNX's own convention, and its input, whose
+    /// shape is the output's). Where windows overlap and two maxima land on
+    /// one position, this layer sums them and ONNX Runtime keeps one (as
+    /// PyTorch): the export matches for non-overlapping windows (stride ≥
+    /// kernel), the usual encoder–decoder.
+    pub fn onnx_with_pool(
+        &self,
+        g: &mut Graph,
+        at: &str,
+        x: &str,
+        pool_at: &str,
+    ) -> Result<Vec<String>> {
+        let Some(side) = g.side(pool_at).cloned() else {
+            return Err(crate::Error::invalid(
+                "ONNX export",
+                format!("`{at}` restores the positions of `{pool_at}`, which wrote no indices (it must be a MaxPool2d exported before it)"),
+            ));
+        };
+        let [idx, input] = &side.values[..] else {
+            return Err(crate::Error::invalid(
+                "ONNX export",
+                format!(
+                    "`{pool_at}` left {} values for `{at}`, not its indices and input",
+                    side.values.len()
+                ),
+            ));
+        };
+        let shape = g.op("Shape", &join(at, "shape"), &[input], Vec::new());
+        Ok(vec![g.op("MaxUnpool", at, &[x, idx, &shape], side.attrs)])
     }
 }
 

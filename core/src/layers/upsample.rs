@@ -25,6 +25,7 @@ use crate::elem::Elem;
 use crate::error::{Error, Result};
 use crate::kernels::UpsampleKernels;
 use crate::module::{Build, Layer, TrainCtx};
+use crate::onnx::{graph, join, single, Graph, Onnx};
 use crate::shape::S3;
 use crate::tensor::Tensor;
 use crate::Rng;
@@ -162,6 +163,34 @@ impl<
         prepare_dx(dx, acc, x.batch())?;
         x.device()
             .upsample2d_bwd(&self.geom(), &dy.buf, &mut dx.buf, x.batch(), acc)
+    }
+}
+
+/// ONNX: `Resize(x, scales = [1, 1, sh, sw])`; nearest is
+/// `coordinate_transformation_mode = "asymmetric"`, `nearest_mode = "floor"`
+/// (`⌊r/sh⌋`), bilinear is `mode = "linear"` with `"pytorch_half_pixel"`
+/// (`(r + ½)/sh − ½`, clamped at the border, as above).
+impl<const C: usize, const H: usize, const W: usize, const OH: usize, const OW: usize> Onnx
+    for Upsample<C, H, W, OH, OW>
+{
+    fn onnx(&self, g: &mut Graph, at: &str, inputs: &[&str]) -> Result<Vec<String>> {
+        let x = single(at, inputs)?;
+        let scales = g.floats(
+            &join(at, "scales"),
+            &[1.0, 1.0, (OH / H) as f32, (OW / W) as f32],
+        )?;
+        let attrs = match self.mode {
+            UpsampleMode::Nearest => vec![
+                graph::string("mode", "nearest"),
+                graph::string("coordinate_transformation_mode", "asymmetric"),
+                graph::string("nearest_mode", "floor"),
+            ],
+            UpsampleMode::Bilinear => vec![
+                graph::string("mode", "linear"),
+                graph::string("coordinate_transformation_mode", "pytorch_half_pixel"),
+            ],
+        };
+        Ok(vec![g.op("Resize", at, &[x, "", &scales], attrs)])
     }
 }
 

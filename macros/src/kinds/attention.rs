@@ -281,6 +281,31 @@ impl Rule for Attention {
         vec![quote!(D: #k::layers::AttentionKernels<E>)]
     }
 
+    /// `self.attn.onnx_attend(g, "attn", x, memory, pad)`, the memory's
+    /// and the padding ids' value names and the padding id given.
+    fn onnx(&self, c: &Call) -> TokenStream {
+        let Call { k, field, x, y, extra, .. } = c;
+        let name = field.to_string();
+        let memory = match self.memory_arg() {
+            Some(i) => {
+                let m = &extra[i - 1];
+                quote!(::core::option::Option::Some(#m))
+            }
+            None => quote!(::core::option::Option::None),
+        };
+        let pad = match (&self.pad, self.pad_arg()) {
+            (Some((_, id)), Some(i)) => {
+                let ids = &extra[i - 1];
+                quote!(::core::option::Option::Some((#ids, (#id) as u32)))
+            }
+            _ => quote!(::core::option::Option::None),
+        };
+        quote! {
+            let at_l = #k::onnx::join(at, #name);
+            let #y = #k::onnx::one(&at_l, self.#field.onnx_attend(g, &at_l, #x, #memory, #pad)?)?;
+        }
+    }
+
     /// `self.attn.self_attend(x, pad, &mut y, &mut cache)`, or
     /// `cross_attend(x, memory, pad, …)`.
     fn forward(&self, c: &Call, _train: bool) -> TokenStream {

@@ -106,6 +106,17 @@ impl Rule for FinalState {
         false
     }
 
+    /// `FinalState::onnx_of(g, "state", "lstm")`: the final states the
+    /// recurrent layer's operators left in the graph.
+    fn onnx(&self, c: &Call) -> TokenStream {
+        let Call { k, inst, y, field, .. } = c;
+        let (name, rnn) = (field.to_string(), self.rnn.to_string());
+        quote! {
+            let at_l = #k::onnx::join(at, #name);
+            let #y = #k::onnx::one(&at_l, (#inst).onnx_of(g, &at_l, &#k::onnx::join(at, #rnn))?)?;
+        }
+    }
+
     /// `FinalState::backward(&self.lstm, &mut c.lstm_cache, ds, dy)`.
     fn backward(&self, c: &Call) -> TokenStream {
         let Call { inst, dy, dx, .. } = c;

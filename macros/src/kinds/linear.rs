@@ -218,6 +218,22 @@ impl Rule for Linear {
         }
     }
 
+    /// Tied: `self.head.onnx_tied(g, "head", x, "wte.weight",
+    /// TiedWeight::tied_weight(&self.wte))`, the owner's weight under its
+    /// own name; untied, the type's `Onnx` impl.
+    fn onnx(&self, c: &Call) -> TokenStream {
+        let Some(t) = &self.tied else {
+            return crate::kinds::default_onnx(c);
+        };
+        let Call { k, field, x, y, .. } = c;
+        let name = field.to_string();
+        let owner = format!("{t}.weight");
+        quote! {
+            let at_l = #k::onnx::join(at, #name);
+            let #y = #k::onnx::one(&at_l, self.#field.onnx_tied(g, &at_l, #x, &#k::onnx::join(at, #owner), #k::layers::TiedWeight::<E, D>::tied_weight(&self.#t))?)?;
+        }
+    }
+
     /// Tied: `TiedLinear::forward(&self.head, TiedWeight::tied_weight(&self.wte), x, &mut y)`.
     fn forward(&self, c: &Call, train: bool) -> TokenStream {
         let Call {

@@ -282,6 +282,16 @@ pub trait Rule {
         None
     }
 
+    /// The ONNX export of one application, in the generated
+    /// `Onnx::onnx` (`g`, the graph, and `at`, the network's path, in
+    /// scope; [`Call::x`] and [`Call::extra`] are the input values' names as
+    /// `&str`, [`Call::y`] the local that receives the output's name): by
+    /// default the layer type's own `kiln::onnx::Onnx` impl, under the
+    /// layer's path (`block.fc1`).
+    fn onnx(&self, c: &Call) -> TokenStream {
+        default_onnx(c)
+    }
+
     /// Items emitted next to the network for each application (none by
     /// default).
     fn items(&self, _c: &Call) -> TokenStream {
@@ -322,6 +332,25 @@ pub fn default_backward(c: &Call) -> TokenStream {
         ..
     } = c;
     quote!(#k::Layer::<E, D>::backward(#inst, #x, &#y, &mut #cache, #dy, #dx, #grads, #gacc)?;)
+}
+
+/// A layer's ONNX export through its type's `Onnx` impl: [`Rule::onnx`]'s
+/// default.
+pub fn default_onnx(c: &Call) -> TokenStream {
+    let Call {
+        k,
+        inst,
+        x,
+        extra,
+        y,
+        field,
+        ..
+    } = c;
+    let name = syn::ext::IdentExt::unraw(*field).to_string();
+    quote! {
+        let at_l = #k::onnx::join(at, #name);
+        let #y = #k::onnx::one(&at_l, #k::onnx::Onnx::onnx(#inst, g, &at_l, &[#x #(, #extra)*])?)?;
+    }
 }
 
 /// Turns a written layer into its rule, reporting unknown names and bad

@@ -116,6 +116,17 @@ impl Rule for MaxUnpool2d {
         false
     }
 
+    /// `self.unpool.onnx_with_pool(g, "unpool", x, "pool1")`: ONNX's
+    /// `MaxUnpool` reads the indices the pool's export left in the graph.
+    fn onnx(&self, c: &Call) -> TokenStream {
+        let Call { k, field, x, y, .. } = c;
+        let (name, pool) = (field.to_string(), self.pool.to_string());
+        quote! {
+            let at_l = #k::onnx::join(at, #name);
+            let #y = #k::onnx::one(&at_l, self.#field.onnx_with_pool(g, &at_l, #x, &#k::onnx::join(at, #pool))?)?;
+        }
+    }
+
     /// `self.unpool.backward(&c.pool1_cache, dy, dx, acc)`, when the input
     /// wants a gradient.
     fn backward(&self, c: &Call) -> TokenStream {
