@@ -49,16 +49,17 @@ fn check<M: PixelModel>(m: &mut M, what: &str) -> usize {
             let o = 1 - s;
             assert_eq!(&base[o * 784..(o + 1) * 784], &y[o * 784..(o + 1) * 784]);
         }
-        if j < 783 {
-            // The next pixel always sees pixel j (left neighbour, or the
-            // row above for the first pixel of a row).
-            let next_changed = (0..2).any(|s| {
+        // The pixel to the right sees pixel j (its left neighbour); at the
+        // end of a row, the pixel below does (its upper neighbour).
+        let t = if j % 28 < 27 { j + 1 } else { j + 28 };
+        if t < 784 {
+            let reached = (0..2).any(|s| {
                 let mut xp = x.clone();
                 xp[s * 784 + j] = 1.0 - xp[s * 784 + j];
                 let y = m.logits(&xp, 2).unwrap();
-                y[s * 784 + j + 1] != base[s * 784 + j + 1]
+                y[s * 784 + t] != base[s * 784 + t]
             });
-            assert!(next_changed, "{what}: pixel {j} does not reach pixel {}", j + 1);
+            assert!(reached, "{what}: pixel {j} does not reach pixel {t}");
         }
     }
     later_changed
