@@ -113,6 +113,21 @@ pub struct Outcome {
     pub steps: usize,
     /// Seconds the sampling took.
     pub sample_secs: f64,
+    /// CPU seconds (all threads) the training steps took, where the system
+    /// reports them (Linux): on a shared machine, `cpu / threads` is about
+    /// what the training would take on dedicated cores.
+    pub train_cpu_secs: Option<f64>,
+}
+
+/// CPU seconds this process has used, user and system, all threads
+/// (`/proc/self/stat`, in the kernel's 100 Hz ticks); `None` off Linux.
+pub fn cpu_secs() -> Option<f64> {
+    let stat = std::fs::read_to_string("/proc/self/stat").ok()?;
+    // Fields after the command name (which may hold spaces) in parentheses.
+    let rest = &stat[stat.rfind(')')? + 2..];
+    let f: Vec<&str> = rest.split_whitespace().collect();
+    let ticks = f.get(11)?.parse::<f64>().ok()? + f.get(12)?.parse::<f64>().ok()?;
+    Some(ticks / 100.0)
 }
 
 /// A PixelCNN of one width with its training state.
@@ -249,6 +264,13 @@ pub fn sample<M: PixelModel>(m: &mut M, n: usize, rng: &mut Rng) -> kiln::Result
     Ok(x)
 }
 
+/// `"N CPU-min"` of the training so far, or `"CPU time unknown"`.
+fn cpu_note(cpu: Option<f64>) -> String {
+    cpu.map_or("CPU time unknown".into(), |c| {
+        format!("{:.1} CPU-min", c / 60.0)
+    })
+}
+
 /// Trains and evaluates at width `M::CHANNELS`.
 fn train<M: PixelModel>(args: &Args, data: &Mnist, png: &Path) -> kiln::Result<Outcome> {
     let mut test_x = data.test.x.clone();
@@ -298,9 +320,13 @@ fn train<M: PixelModel>(args: &Args, data: &Mnist, png: &Path) -> kiln::Result<O
             let n = idx.len();
             train.gather(idx, &mut hx, &mut hy);
             binarise(&mut hx, &mut gen);
-            let ts = Instant::now();
+            let (ts, c0) = (Instant::now(), cpu_secs());
             let loss = m.train_step(&hx, n)?;
             let dt = ts.elapsed().as_secs_f64();
+            out.train_cpu_secs = match (out.train_cpu_secs, c0, cpu_secs()) {
+                (acc, Some(a), Some(b)) => Some(acc.unwrap_or(0.0) + b - a),
+                _ => None,
+            };
             out.train_secs += dt;
             epoch_secs += dt;
             out.steps += 1;
@@ -322,8 +348,9 @@ fn train<M: PixelModel>(args: &Args, data: &Mnist, png: &Path) -> kiln::Result<O
                 let t = test_nll(&mut m, &test_x)?;
                 out.evals.push((out.train_secs, epoch, t));
                 println!(
-                    "  after {:.1} min of training: test NLL {t:.2} nats",
-                    out.train_secs / 60.0
+                    "  after {:.1} min of training ({}): test NLL {t:.2} nats",
+                    out.train_secs / 60.0,
+                    cpu_note(out.train_cpu_secs)
                 );
                 next_eval += args.eval_every * 60.0;
             }
@@ -335,11 +362,12 @@ fn train<M: PixelModel>(args: &Args, data: &Mnist, png: &Path) -> kiln::Result<O
         let t = test_nll(&mut m, &test_x)?;
         out.evals.push((out.train_secs, epoch, t));
         println!(
-            "epoch {epoch:>2}{}  train NLL {:.2}  test NLL {t:.2} nats  {:.0} images/s ({epoch_secs:.1} s of training, {} images)",
+            "epoch {epoch:>2}{}  train NLL {:.2}  test NLL {t:.2} nats  {:.0} images/s ({epoch_secs:.1} s of training, {} images; {} in all)",
             if out_of_time { " (stopped: time budget)" } else { "" },
             sum / seen.max(1) as f64,
             seen as f64 / epoch_secs.max(1e-9),
             seen,
+            cpu_note(out.train_cpu_secs),
         );
         if out_of_time {
             break;
@@ -430,11 +458,12 @@ fn main() -> ExitCode {
         Ok(o) => {
             println!(
                 "PixelCNN NLL {:.2} nats per image ({} binarised test images; the paper: 81.3); \
-                 {} steps, training {:.1} s, total {:.1} s",
+                 {} steps, training {:.1} s ({}), total {:.1} s",
                 o.nll,
                 o.test_images,
                 o.steps,
                 o.train_secs,
+                cpu_note(o.train_cpu_secs),
                 t0.elapsed().as_secs_f64()
             );
             ExitCode::SUCCESS

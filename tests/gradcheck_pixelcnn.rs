@@ -63,5 +63,8 @@ fn masked_weights_get_no_gradient_in_a_network() {
             assert_eq!(*g, 0.0, "masked-out weight {i} of `inp` has gradient {g}");
         }
     }
-    assert!(gi.iter().enumerate().any(|(i, g)| mask[i % 25] == 1 && *g != 0.0));
+    assert!(gi
+        .iter()
+        .enumerate()
+        .any(|(i, g)| mask[i % 25] == 1 && *g != 0.0));
 }

@@ -51,5 +51,9 @@ fn mnist_pixelcnn_smoke_run_learns() {
     assert!(out.initial_nll > 400.0, "{}", out.initial_nll);
     assert!(out.nll < 150.0, "test NLL {}", out.nll);
     assert!(out_dir.join("pixelcnn_samples.png").is_file());
+    if cfg!(target_os = "linux") {
+        let cpu = out.train_cpu_secs.expect("CPU time from /proc/self/stat");
+        assert!(cpu > 0.0 && cpu < 2.0 * 4.0 * out.train_secs, "{cpu} CPU s");
+    }
     let _ = std::fs::remove_dir_all(&out_dir);
 }

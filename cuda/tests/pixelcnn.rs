@@ -56,8 +56,16 @@ fn layer_pass<E: Elem, D: Kernels<E>>(dev: &D, mask: MaskType) -> Vec<Vec<E>> {
     l.forward_train(&x, &mut y, &mut cache, &mut TrainCtx::new(1))
         .unwrap();
     let mut g = l.grads().unwrap();
-    l.backward(&x, &y, &mut cache, &dy, Some((&mut dx, Acc::Set)), &mut g, Acc::Set)
-        .unwrap();
+    l.backward(
+        &x,
+        &y,
+        &mut cache,
+        &dy,
+        Some((&mut dx, Acc::Set)),
+        &mut g,
+        Acc::Set,
+    )
+    .unwrap();
     vec![
         y.to_vec().unwrap(),
         dx.to_vec().unwrap(),
@@ -146,5 +154,10 @@ fn tiny_pixelcnn_trains_like_on_the_cpu() {
     common::check("logits after the Adam steps", &og, &oc, 1e-10);
     assert!(lg[1] < lg[0], "training does not reduce the loss");
     let (l32, _, _) = train::<f32, Cuda>(&dev, 2);
-    common::check("f32 loss per step", &l32, &train::<f32, Cpu>(&Cpu, 2).0, 1e-4);
+    common::check(
+        "f32 loss per step",
+        &l32,
+        &train::<f32, Cpu>(&Cpu, 2).0,
+        1e-4,
+    );
 }

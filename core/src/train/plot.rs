@@ -171,7 +171,13 @@ pub fn image_grid(
     scale: usize,
 ) -> Result<(usize, usize, Vec<f32>)> {
     const GAP: usize = 2;
-    if h == 0 || w == 0 || cols == 0 || scale == 0 || images.is_empty() || images.len() % (h * w) != 0 {
+    if h == 0
+        || w == 0
+        || cols == 0
+        || scale == 0
+        || images.is_empty()
+        || images.len() % (h * w) != 0
+    {
         return Err(Error::invalid(
             "image_grid",
             format!(
@@ -455,7 +461,10 @@ mod tests {
         assert_eq!(&g2[2 * w2 + 2..2 * w2 + 6], &[0.0, 0.0, 1.0, 1.0]);
         assert_eq!(&g2[3 * w2 + 2..3 * w2 + 6], &[0.0, 0.0, 1.0, 1.0]);
         let e = image_grid(&[0.0; 5], (1, 2), 2, 1).unwrap_err().to_string();
-        assert!(e.contains("5 values are not a whole number of 1×2 images"), "{e}");
+        assert!(
+            e.contains("5 values are not a whole number of 1×2 images"),
+            "{e}"
+        );
     }
 
     #[test]
