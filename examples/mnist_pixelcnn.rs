@@ -334,7 +334,7 @@ fn train<M: PixelModel>(args: &Args, data: &Mnist, png: &Path) -> kiln::Result<O
             sum += loss as f64 * n as f64;
             seen += n;
             window = (window.0 + loss as f64, window.1 + 1, window.2 + dt);
-            if out.steps % 100 == 0 {
+            if out.steps.is_multiple_of(100) {
                 println!(
                     "  step {:>6}  train NLL {:.2}  {:.0} ms/step  ({:.1} min of training)",
                     out.steps,

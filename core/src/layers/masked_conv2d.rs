@@ -204,7 +204,7 @@ impl<
 {
     type Config = MaskedConv2dConfig;
     fn build(dev: &D, rng: &mut Rng, cfg: MaskedConv2dConfig) -> Result<Self> {
-        if KH % 2 == 0 || KW % 2 == 0 {
+        if KH.is_multiple_of(2) || KW.is_multiple_of(2) {
             return Err(Error::invalid(
                 "MaskedConv2d",
                 format!("the kernel {KH}×{KW} has no centre pixel: both sides must be odd"),

@@ -176,7 +176,7 @@ pub fn image_grid(
         || cols == 0
         || scale == 0
         || images.is_empty()
-        || images.len() % (h * w) != 0
+        || !images.len().is_multiple_of(h * w)
     {
         return Err(Error::invalid(
             "image_grid",

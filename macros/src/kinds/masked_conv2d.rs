@@ -57,7 +57,7 @@ fn parse(spec: &Spec, k: &TokenStream, diag: &mut Diag) -> Option<Box<dyn Rule>>
         a.named.retain(|(n, _)| n != "mask");
     }
     let conv = conv_args(&conv_spec, false, k, diag)?;
-    if conv.kernel.0 % 2 == 0 || conv.kernel.1 % 2 == 0 {
+    if conv.kernel.0.is_multiple_of(2) || conv.kernel.1.is_multiple_of(2) {
         let at = named(&args, "kernel").map_or(spec.span, |e| e.span());
         diag.error(
             at,
