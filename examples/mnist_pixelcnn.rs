@@ -264,11 +264,9 @@ pub fn sample<M: PixelModel>(m: &mut M, n: usize, rng: &mut Rng) -> kiln::Result
     Ok(x)
 }
 
-/// `"N CPU-min"` of the training so far, or `"CPU time unknown"`.
+/// `"N CPU-s"` of the training so far, or `"CPU time unknown"`.
 fn cpu_note(cpu: Option<f64>) -> String {
-    cpu.map_or("CPU time unknown".into(), |c| {
-        format!("{:.1} CPU-min", c / 60.0)
-    })
+    cpu.map_or("CPU time unknown".into(), |c| format!("{c:.1} CPU-s"))
 }
 
 /// Trains and evaluates at width `M::CHANNELS`.
@@ -344,6 +342,10 @@ fn train<M: PixelModel>(args: &Args, data: &Mnist, png: &Path) -> kiln::Result<O
                 );
                 window = (0.0, 0, 0.0);
             }
+            if out.train_secs >= budget {
+                out_of_time = true;
+                break;
+            }
             if out.train_secs >= next_eval {
                 let t = test_nll(&mut m, &test_x)?;
                 out.evals.push((out.train_secs, epoch, t));
@@ -353,10 +355,6 @@ fn train<M: PixelModel>(args: &Args, data: &Mnist, png: &Path) -> kiln::Result<O
                     cpu_note(out.train_cpu_secs)
                 );
                 next_eval += args.eval_every * 60.0;
-            }
-            if out.train_secs >= budget {
-                out_of_time = true;
-                break;
             }
         }
         let t = test_nll(&mut m, &test_x)?;
