@@ -42,8 +42,7 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::Instant;
 
-/// Seed of the one binarisation of the test set.
-pub const TEST_BINARISATION_SEED: u64 = 0x7e57;
+pub use kiln::data::mnist::{binarise, TEST_BINARISATION_SEED};
 
 /// Train a variational autoencoder on MNIST.
 #[derive(Parser, Debug)]
@@ -145,13 +144,6 @@ fn normal(rng: &mut Rng) -> f64 {
     let u1: f64 = 1.0 - rng.random::<f64>();
     let u2: f64 = rng.random::<f64>();
     (-2.0 * u1.ln()).sqrt() * (2.0 * std::f64::consts::PI * u2).cos()
-}
-
-/// Each pixel 1 with probability its grey level.
-fn binarise(x: &mut [f32], rng: &mut Rng) {
-    for v in x {
-        *v = if rng.random::<f32>() < *v { 1.0 } else { 0.0 };
-    }
 }
 
 /// Bernoulli negative log-likelihood of each row of 784 logits.
@@ -389,23 +381,7 @@ fn test_iwae<V: Vae>(nets: &mut V, x: &[f32], k: usize, rng: &mut Rng) -> kiln::
 /// A grid of 28×28 images (`images`: n × 784 values in `[0, 1]`) in rows of
 /// `cols`, scaled ×2 with grey borders.
 fn write_grid(path: &Path, images: &[f32], cols: usize) -> kiln::Result<()> {
-    const SCALE: usize = 2;
-    const GAP: usize = 2;
-    let n = images.len() / 784;
-    let cell = 28 * SCALE + GAP;
-    let rows = n.div_ceil(cols);
-    let (w, h) = (cols * cell + GAP, rows * cell + GAP);
-    let mut img = vec![0.5f32; w * h];
-    for (i, src) in images.chunks_exact(784).enumerate() {
-        let (gr, gc) = (i / cols, i % cols);
-        for r in 0..28 * SCALE {
-            for c in 0..28 * SCALE {
-                img[(GAP + gr * cell + r) * w + GAP + gc * cell + c] =
-                    src[(r / SCALE) * 28 + c / SCALE];
-            }
-        }
-    }
-    kiln::train::plot::write_grey_png(path, w, h, &img)
+    kiln::train::plot::write_image_grid(path, images, (28, 28), cols, 2)
 }
 
 fn sigmoid(v: Vec<f32>) -> Vec<f32> {

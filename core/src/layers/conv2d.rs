@@ -329,6 +329,68 @@ impl<
         y: &mut Tensor<S3<COUT, OH, OW>, E, D>,
         cache: &mut ConvCache<E, D>,
     ) -> Result<()> {
+        self.forward_weight(&self.weight.buf, x, y, cache)
+    }
+
+    fn forward_train(
+        &mut self,
+        x: &Tensor<S3<CIN, H, W>, E, D>,
+        y: &mut Tensor<S3<COUT, OH, OW>, E, D>,
+        cache: &mut ConvCache<E, D>,
+        _ctx: &mut TrainCtx,
+    ) -> Result<()> {
+        self.forward(x, y, cache)
+    }
+
+    /// Per chunk: `dY[COUT, n]` from NCHW `dy`, `dW (acc)= dY·colsᵀ`, and when
+    /// asked `dx (acc)= col2im(Wᵀ·dY)`; finally `db (acc)= Σ dy`.
+    fn backward(
+        &self,
+        x: &Tensor<S3<CIN, H, W>, E, D>,
+        _y: &Tensor<S3<COUT, OH, OW>, E, D>,
+        cache: &mut ConvCache<E, D>,
+        dy: &Tensor<S3<COUT, OH, OW>, E, D>,
+        dx: Option<(&mut Tensor<S3<CIN, H, W>, E, D>, Acc)>,
+        grads: &mut Self::Grads,
+        gacc: Acc,
+    ) -> Result<()> {
+        let db = grads.bias.as_mut().map(|b| (&mut b.buf, gacc));
+        self.backward_weight(
+            &self.weight.buf,
+            x,
+            cache,
+            dy,
+            dx,
+            &mut grads.weight.buf,
+            gacc,
+            db,
+        )
+    }
+}
+
+impl<
+        E: Elem,
+        D: ConvKernels<E>,
+        const CIN: usize,
+        const COUT: usize,
+        const CG: usize,
+        const KH: usize,
+        const KW: usize,
+        const H: usize,
+        const W: usize,
+        const OH: usize,
+        const OW: usize,
+    > Conv2d<E, D, CIN, COUT, CG, KH, KW, H, W, OH, OW>
+{
+    /// [`Layer::forward`] with the weight `w` (`[COUT, CG, KH, KW]`) in place
+    /// of `self.weight`: [`super::MaskedConv2d`] passes its masked copy.
+    pub(crate) fn forward_weight(
+        &self,
+        w: &D::Buf<E>,
+        x: &Tensor<S3<CIN, H, W>, E, D>,
+        y: &mut Tensor<S3<COUT, OH, OW>, E, D>,
+        cache: &mut ConvCache<E, D>,
+    ) -> Result<()> {
         let (b, dev, g, op) = (x.batch(), x.device(), &self.geom, OH * OW);
         fit(y, b)?;
         let nb = chunk(cache.budget, b, g.rows() * op);
@@ -345,7 +407,7 @@ impl<
                     dev,
                     self.grouped(),
                     op,
-                    &self.weight.buf,
+                    w,
                     &cache.cols,
                     &mut y.buf,
                     b0 * COUT * op,
@@ -355,7 +417,7 @@ impl<
                     dev,
                     self.grouped(),
                     nc * op,
-                    &self.weight.buf,
+                    w,
                     &cache.cols,
                     &mut cache.tmp,
                     0,
@@ -379,27 +441,19 @@ impl<
         Ok(())
     }
 
-    fn forward_train(
-        &mut self,
-        x: &Tensor<S3<CIN, H, W>, E, D>,
-        y: &mut Tensor<S3<COUT, OH, OW>, E, D>,
-        cache: &mut ConvCache<E, D>,
-        _ctx: &mut TrainCtx,
-    ) -> Result<()> {
-        self.forward(x, y, cache)
-    }
-
-    /// Per chunk: `dY[COUT, n]` from NCHW `dy`, `dW (acc)= dY·colsᵀ`, and when
-    /// asked `dx (acc)= col2im(Wᵀ·dY)`; finally `db (acc)= Σ dy`.
-    fn backward(
+    /// [`Layer::backward`] with the weight `w` in place of `self.weight`,
+    /// writing `∂L/∂W` to `dw` in mode `wacc` and `∂L/∂b` to `db` in its mode.
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) fn backward_weight(
         &self,
+        w: &D::Buf<E>,
         x: &Tensor<S3<CIN, H, W>, E, D>,
-        _y: &Tensor<S3<COUT, OH, OW>, E, D>,
         cache: &mut ConvCache<E, D>,
         dy: &Tensor<S3<COUT, OH, OW>, E, D>,
         mut dx: Option<(&mut Tensor<S3<CIN, H, W>, E, D>, Acc)>,
-        grads: &mut Self::Grads,
-        gacc: Acc,
+        dw: &mut D::Buf<E>,
+        wacc: Acc,
+        db: Option<(&mut D::Buf<E>, Acc)>,
     ) -> Result<()> {
         same_batch("Conv2d backward", x, dy)?;
         let (b, dev, g, op) = (x.batch(), x.device(), &self.geom, OH * OW);
@@ -418,7 +472,7 @@ impl<
             if !reuse {
                 dev.im2col(g, &x.buf, b0, nc, &mut cache.cols)?;
             }
-            let wacc = if b0 == 0 { gacc } else { Acc::Add };
+            let acc0 = if b0 == 0 { wacc } else { Acc::Add };
             // One sample: its NCHW `dy` is `dY[COUT, op]` as it stands.
             let (dout, off) = if nc == 1 {
                 (&dy.buf, b0 * COUT * op)
@@ -435,32 +489,15 @@ impl<
                 )?;
                 (&cache.tmp, 0)
             };
-            gemm_weight(
-                dev,
-                self.grouped(),
-                n,
-                dout,
-                &cache.cols,
-                &mut grads.weight.buf,
-                wacc,
-                off,
-            )?;
+            gemm_weight(dev, self.grouped(), n, dout, &cache.cols, dw, acc0, off)?;
             if let Some((dx, acc)) = &mut dx {
-                gemm_cols(
-                    dev,
-                    self.grouped(),
-                    n,
-                    &self.weight.buf,
-                    dout,
-                    &mut cache.cols,
-                    off,
-                )?;
+                gemm_cols(dev, self.grouped(), n, w, dout, &mut cache.cols, off)?;
                 cache.hold = false;
                 dev.col2im(g, &cache.cols, &mut dx.buf, b0, nc, *acc)?;
             }
         }
-        if let Some(gb) = &mut grads.bias {
-            dev.channel_bias_grad(&dy.buf, &mut gb.buf, b, COUT, op, gacc)?;
+        if let Some((gb, bacc)) = db {
+            dev.channel_bias_grad(&dy.buf, gb, b, COUT, op, bacc)?;
         }
         Ok(())
     }

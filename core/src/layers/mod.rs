@@ -16,6 +16,7 @@ pub mod gru;
 pub mod layernorm;
 pub mod linear;
 pub mod lstm;
+pub mod masked_conv2d;
 pub mod pool;
 pub mod positional;
 pub mod prelu;
@@ -49,6 +50,7 @@ pub use layernorm::{
 };
 pub use linear::{Linear, LinearConfig, LinearGrads};
 pub use lstm::{Lstm, LstmCache, LstmConfig, LstmDims, LstmGrads, LstmKernels};
+pub use masked_conv2d::{MaskType, MaskedConv2d, MaskedConv2dConfig, MaskedConvCache};
 pub use pool::{AvgPool2d, GlobalAvgPool, MaxPool2d, Pool2dConfig, PoolIndices};
 pub use positional::{PositionalEmbedding, PositionalEmbeddingConfig, SinusoidalPositions};
 pub use prelu::{PRelu, PReluConfig, PReluGrads};

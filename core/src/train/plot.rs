@@ -161,6 +161,60 @@ pub fn write_grey_png(
     })
 }
 
+/// Lays `images` (each `h·w` grey levels, row-major) out in rows of `cols`,
+/// each pixel drawn as a `scale × scale` square, separated and framed by
+/// 2-pixel grey (0.5) borders: returns `(width, height, pixels)` for
+/// [`write_grey_png`]. The last row may be short (grey cells).
+pub fn image_grid(
+    images: &[f32],
+    (h, w): (usize, usize),
+    cols: usize,
+    scale: usize,
+) -> Result<(usize, usize, Vec<f32>)> {
+    const GAP: usize = 2;
+    if h == 0
+        || w == 0
+        || cols == 0
+        || scale == 0
+        || images.is_empty()
+        || !images.len().is_multiple_of(h * w)
+    {
+        return Err(Error::invalid(
+            "image_grid",
+            format!(
+                "{} values are not a whole number of {h}×{w} images, or a size (columns {cols}, scale {scale}) is 0",
+                images.len()
+            ),
+        ));
+    }
+    let n = images.len() / (h * w);
+    let cols = cols.min(n);
+    let (ch, cw) = (h * scale + GAP, w * scale + GAP);
+    let (width, height) = (cols * cw + GAP, n.div_ceil(cols) * ch + GAP);
+    let mut img = vec![0.5f32; width * height];
+    for (i, src) in images.chunks_exact(h * w).enumerate() {
+        let (top, left) = (GAP + (i / cols) * ch, GAP + (i % cols) * cw);
+        for r in 0..h * scale {
+            for c in 0..w * scale {
+                img[(top + r) * width + left + c] = src[(r / scale) * w + c / scale];
+            }
+        }
+    }
+    Ok((width, height, img))
+}
+
+/// [`image_grid`] written as a PNG file at `path`.
+pub fn write_image_grid(
+    path: impl AsRef<std::path::Path>,
+    images: &[f32],
+    hw: (usize, usize),
+    cols: usize,
+    scale: usize,
+) -> Result<()> {
+    let (width, height, img) = image_grid(images, hw, cols, scale)?;
+    write_grey_png(path, width, height, &img)
+}
+
 /// Encodes 8-bit RGB pixels (`w·h·3` bytes, row-major) as a PNG file's bytes.
 pub fn encode_png(w: u32, h: u32, rgb: &[u8]) -> Vec<u8> {
     use std::io::Write;
@@ -404,6 +458,28 @@ mod tests {
         let e = write_grey_png(&p, 2, 2, &[0.5]).unwrap_err().to_string();
         assert!(e.contains("expected 4 values (2×2 pixels), got 1"), "{e}");
         std::fs::remove_file(&p).unwrap();
+    }
+
+    #[test]
+    fn image_grid_places_each_image_in_its_cell() {
+        // Three 1×2 images in rows of 2, scale 1: cells 3 wide, 3 tall.
+        let (w, h, g) = image_grid(&[0.0, 1.0, 0.2, 0.3, 0.9, 0.8], (1, 2), 2, 1).unwrap();
+        assert_eq!((w, h), (2 * 4 + 2, 2 * 3 + 2));
+        let at = |r: usize, c: usize| g[r * w + c];
+        assert_eq!((at(2, 2), at(2, 3)), (0.0, 1.0));
+        assert_eq!((at(2, 6), at(2, 7)), (0.2, 0.3));
+        assert_eq!((at(5, 2), at(5, 3)), (0.9, 0.8));
+        assert_eq!((at(0, 0), at(5, 6), at(3, 2)), (0.5, 0.5, 0.5));
+        // Scale 2: each pixel a 2×2 square.
+        let (w2, _, g2) = image_grid(&[0.0, 1.0], (1, 2), 1, 2).unwrap();
+        assert_eq!(w2, 4 + 2 + 2);
+        assert_eq!(&g2[2 * w2 + 2..2 * w2 + 6], &[0.0, 0.0, 1.0, 1.0]);
+        assert_eq!(&g2[3 * w2 + 2..3 * w2 + 6], &[0.0, 0.0, 1.0, 1.0]);
+        let e = image_grid(&[0.0; 5], (1, 2), 2, 1).unwrap_err().to_string();
+        assert!(
+            e.contains("5 values are not a whole number of 1×2 images"),
+            "{e}"
+        );
     }
 
     #[test]

@@ -30,7 +30,8 @@ pub struct Conv {
     pub init: TokenStream,
 }
 
-struct Conv2d(Conv);
+/// The `Conv2d` kind; `MaskedConv2d` shares its shape rule and parameter count.
+pub struct Conv2d(pub Conv);
 
 fn parse(spec: &Spec, k: &TokenStream, diag: &mut Diag) -> Option<Box<dyn Rule>> {
     Some(Box::new(Conv2d(conv_args(spec, false, k, diag)?)))
