@@ -179,6 +179,28 @@ fn image_layers_match_onnx_runtime() {
 }
 
 kiln::network! {
+    /// A small PixelCNN: masked convolutions of both types, a residual add.
+    pub struct TinyPixelCnn {
+        input x: [1, 8, 8],
+        let h = x |> a: MaskedConv2d(4, kernel = 5, mask = "A", padding = 2);
+        let r = h |> relu |> b: MaskedConv2d(4, kernel = 3, mask = "B", padding = 1);
+        output h + r |> relu |> out: Conv2d(1, kernel = 1);
+    }
+}
+
+#[test]
+fn masked_convolutions_match_onnx_runtime() {
+    if !available() {
+        return;
+    }
+    let mut net = TinyPixelCnn::<f32, Cpu>::init(&Cpu, &mut rng(6)).unwrap();
+    // Non-zero values under the masks: the export must write W ⊙ M, as
+    // the layer applies it, not the stored weight.
+    net.a.conv.weight.copy_from_slice(&[0.05; 100]).unwrap();
+    check_one!(net, S3<1, 8, 8>, "TinyPixelCnn");
+}
+
+kiln::network! {
     /// A residual block with batch norm, as `examples/fashion_cnn.rs`'s.
     pub struct ResBlock {
         input x: [8, 7, 7],

@@ -69,6 +69,7 @@ use crate::error::{Error, Result};
 use crate::init::Init;
 use crate::kernels::ConvKernels;
 use crate::module::{Build, Layer, Module, ParamMut, ParamRef, Path, Role, TrainCtx};
+use crate::onnx::{graph, join, single, Graph, Onnx};
 use crate::shape::S3;
 use crate::tensor::Tensor;
 use crate::Rng;
@@ -173,6 +174,16 @@ impl<
     /// The mask type.
     pub fn mask_type(&self) -> MaskType {
         self.mask
+    }
+
+    /// The weight as the layer applies it, `W ⊙ M`, on the host.
+    pub fn masked_weight(&self) -> Result<Vec<E>> {
+        let mut w = self.conv.weight.to_vec()?;
+        let vis = self.mask.visible(KH, KW);
+        for row in w.chunks_mut(KH * KW) {
+            row[vis..].fill(E::zero());
+        }
+        Ok(w)
     }
 
     /// The copy of the visible prefix of every `[KH·KW]` kernel row.
@@ -356,6 +367,37 @@ impl<
             db,
         )?;
         dev.copy_block(&self.prefix(), &cache.dw, &mut grads.weight.buf, gacc)
+    }
+}
+
+/// ONNX: `Conv(x, W ⊙ M, b)`, the masked weight written as the initializer
+/// `{path}.weight` (what the layer applies; the masked-out entries are 0),
+/// with Conv2d's window attributes. A runtime needs no mask.
+impl<
+        E: Elem,
+        D: Backend<E>,
+        const CIN: usize,
+        const COUT: usize,
+        const CG: usize,
+        const KH: usize,
+        const KW: usize,
+        const H: usize,
+        const W: usize,
+        const OH: usize,
+        const OW: usize,
+    > Onnx for MaskedConv2d<E, D, CIN, COUT, CG, KH, KW, H, W, OH, OW>
+{
+    fn onnx(&self, g: &mut Graph, at: &str, inputs: &[&str]) -> Result<Vec<String>> {
+        let x = single(at, inputs)?;
+        let w = g.param_values(&join(at, "weight"), &[COUT, CG, KH, KW], &self.masked_weight()?)?;
+        let mut ins = vec![x.to_string(), w];
+        if let Some(b) = &self.conv.bias {
+            ins.push(g.param(&join(at, "bias"), b)?);
+        }
+        let mut attrs = graph::window(self.conv.geometry(), true);
+        attrs.push(graph::int("group", self.conv.groups() as i64));
+        let ins: Vec<&str> = ins.iter().map(|s| s.as_str()).collect();
+        Ok(vec![g.op("Conv", at, &ins, attrs)])
     }
 }
 

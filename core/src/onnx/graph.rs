@@ -256,6 +256,17 @@ impl Graph {
         self.init(name, dims, self.elem, raw(&v))
     }
 
+    /// Host values as the initializer named `name` (a parameter's
+    /// `state_dict` name, written once) of shape `dims`, for a parameter
+    /// whose exported values are computed (a masked weight).
+    pub fn param_values<E: Elem>(&mut self, name: &str, dims: &[usize], v: &[E]) -> Result<String> {
+        if self.init_names.contains(name) {
+            return Ok(name.to_string());
+        }
+        let dims = dims.iter().map(|&d| d as i64).collect();
+        self.init(name, dims, self.elem, raw(v))
+    }
+
     /// Host values as an initializer of the graph's element type.
     pub fn values<E: Elem>(&mut self, hint: &str, dims: &[usize], v: &[E]) -> Result<String> {
         let name = self.fresh(hint);
