@@ -22,16 +22,19 @@
 //! smoothing, focal loss, KL divergence — are in [`distribution`] (formulas
 //! there) and re-exported here; knowledge distillation's temperature-scaled
 //! KL plus hard labels is [`Distill`] in [`temperature`], FixMatch's
-//! confidence-masked pseudo-label loss [`PseudoLabel`] in [`pseudo_label`].
+//! confidence-masked pseudo-label loss [`PseudoLabel`] in [`pseudo_label`],
+//! SimCLR's contrastive NT-Xent [`NtXent`] in [`nt_xent`].
 //!
 //! A loss that comes out NaN or infinite is an [`Error::NonFinite`] naming the
 //! loss, so a diverging run stops with a message instead of training on NaNs.
 
 pub mod distribution;
+pub mod nt_xent;
 pub mod pseudo_label;
 pub mod temperature;
 
 pub use distribution::{cross_entropy_smoothed, focal_loss, kl_div, soft_cross_entropy};
+pub use nt_xent::NtXent;
 pub use pseudo_label::{confident_targets, PseudoLabel};
 pub use temperature::Distill;
 

@@ -103,3 +103,27 @@ fn distillation_pseudo_labels_and_ema_train_like_on_the_cpu() {
         "the average is not the last weights"
     );
 }
+
+/// NT-Xent (computed on the host from the device's embeddings, its
+/// gradient sent back) gives the same loss and gradient on both devices.
+#[test]
+fn nt_xent_matches_the_cpu() {
+    let dev = device();
+    let zs: Vec<f64> = (0..8 * 5)
+        .map(|i| ((i * 7 % 11) as f64 - 5.0) * 0.3 + 0.1)
+        .collect();
+    let mut nt = kiln::loss::NtXent::new(0.5).unwrap();
+    let zc = Tensor::<S1<5>, f64, Cpu>::from_slice(&Cpu, &zs).unwrap();
+    let zg = Tensor::<S1<5>, f64, Cuda>::from_slice(&dev, &zs).unwrap();
+    let (mut gc, mut gg) = (Tensor::empty(&Cpu).unwrap(), Tensor::empty(&dev).unwrap());
+    let lc = nt.loss(&zc, Some(&mut gc)).unwrap();
+    let lg = nt.loss(&zg, Some(&mut gg)).unwrap();
+    common::check("loss", &[lg], &[lc], 1e-12);
+    common::check(
+        "gradient",
+        &gg.to_vec().unwrap(),
+        &gc.to_vec().unwrap(),
+        1e-12,
+    );
+    assert!(lc > 0.0);
+}
