@@ -11,6 +11,7 @@
 //! | [`brightness`] | `ColorJitter(brightness=b)` | `x ← clamp(f·x, 0, 1)`, `f ∈ [max(0, 1−b), 1+b]` |
 //! | [`contrast`] | `ColorJitter(contrast=c)` | `x ← clamp(f·x + (1−f)·m, 0, 1)`, `m` the mean grey level |
 //! | [`affine`] | `RandomAffine(degrees, translate, shear)` / `F.affine` | rotation, horizontal shear, translation about the centre, bilinear, zeros outside |
+//! | [`rot90`], [`rotation_task`] | `torch.rot90` | exact quarter turns; four turned copies with labels 0–3 (the rotation pretext task) |
 //! | [`cutout`] | (`RandomErasing` with a fixed square) | sets a square of the image to a value |
 //! | [`normalize`] | `Normalize(mean, std)` | `x ← (x − mean_c)/std_c` per channel |
 //! | [`cutmix`] | `v2.CutMix(alpha)` | pastes a box of sample `i−1` into sample `i`, soft labels by area |
@@ -297,6 +298,57 @@ pub fn affine(img: &mut [f32], s: ImageShape, a: Affine, scratch: &mut Vec<f32>)
     }
 }
 
+/// Rotation by `k` quarter turns counter-clockwise (`k mod 4`: 0°, 90°, 180°,
+/// 270°), exact, for square images (`H = W`); `torch.rot90(img, k, (1, 2))`.
+/// `scratch` is resized to one sample and reused.
+pub fn rot90(img: &mut [f32], s: ImageShape, k: usize, scratch: &mut Vec<f32>) {
+    let k = k % 4;
+    if k == 0 || s.h != s.w {
+        return;
+    }
+    let n = s.h;
+    scratch.clear();
+    scratch.extend_from_slice(&img[..s.numel()]);
+    for c in 0..s.c {
+        let p = c * n * n;
+        for i in 0..n {
+            for j in 0..n {
+                // Output (i, j) reads the input pixel that the turn brings there.
+                let (si, sj) = match k {
+                    1 => (j, n - 1 - i),
+                    2 => (n - 1 - i, n - 1 - j),
+                    _ => (n - 1 - j, i),
+                };
+                img[p + i * n + j] = scratch[p + si * n + sj];
+            }
+        }
+    }
+}
+
+/// The rotation pretext task (Gidaris et al. 2018): each of the `x.len() /
+/// numel` images of `x` four times, turned by 0°, 90°, 180° and 270°
+/// ([`rot90`]), written into `out` (image `b` turned `k` times at row `4b + k`)
+/// with labels `k` in `labels`. Needs square images.
+pub fn rotation_task(
+    x: &[f32],
+    s: ImageShape,
+    out: &mut Vec<f32>,
+    labels: &mut Vec<u32>,
+    scratch: &mut Vec<f32>,
+) {
+    let n = s.numel();
+    out.clear();
+    labels.clear();
+    for img in x.chunks_exact(n.max(1)) {
+        for k in 0..4 {
+            let at = out.len();
+            out.extend_from_slice(img);
+            rot90(&mut out[at..], s, k, scratch);
+            labels.push(k as u32);
+        }
+    }
+}
+
 /// Cutout (DeVries & Taylor 2017, FixMatch's strong view): sets the square of
 /// side `size` whose top-left corner is `(cy − size/2, cx − size/2)`,
 /// clipped to the image, to `value` in every channel.
@@ -503,5 +555,60 @@ mod affine_tests {
         let mut x = [1.0f32; 9];
         cutout(&mut x, S3, 2, 2, 1, 0.0);
         assert_eq!(x, [1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 0.0]);
+    }
+}
+
+#[cfg(test)]
+mod rotation_tests {
+    use super::*;
+
+    const S2: ImageShape = ImageShape { c: 1, h: 2, w: 2 };
+
+    #[test]
+    fn quarter_turns_match_affine_and_by_hand() {
+        // [[1, 2], [3, 4]] turned 90° counter-clockwise is [[2, 4], [1, 3]].
+        let mut x = [1.0, 2.0, 3.0, 4.0];
+        rot90(&mut x, S2, 1, &mut Vec::new());
+        assert_eq!(x, [2.0, 4.0, 1.0, 3.0]);
+        // The same as affine's exact turns on 3×3, for every k.
+        let s3 = ImageShape::new(1, 3, 3);
+        let base: Vec<f32> = (1..=9).map(|v| v as f32).collect();
+        for k in 0..5 {
+            let mut a = base.clone();
+            rot90(&mut a, s3, k, &mut Vec::new());
+            let mut b = base.clone();
+            let angle = 90.0 * (k % 4) as f32;
+            affine(
+                &mut b,
+                s3,
+                Affine {
+                    angle,
+                    shear: 0.0,
+                    tx: 0.0,
+                    ty: 0.0,
+                },
+                &mut Vec::new(),
+            );
+            assert_eq!(a, b, "k = {k}");
+        }
+    }
+
+    #[test]
+    fn rotation_pretext_labels() {
+        // Two 2×2 images → eight rows, labels 0, 1, 2, 3, 0, 1, 2, 3.
+        let x = [1.0, 2.0, 3.0, 4.0, 5.0, 6.0, 7.0, 8.0];
+        let (mut out, mut y) = (Vec::new(), Vec::new());
+        rotation_task(&x, S2, &mut out, &mut y, &mut Vec::new());
+        assert_eq!(y, [0, 1, 2, 3, 0, 1, 2, 3]);
+        assert_eq!(
+            out,
+            [
+                1.0, 2.0, 3.0, 4.0, // 0°
+                2.0, 4.0, 1.0, 3.0, // 90°
+                4.0, 3.0, 2.0, 1.0, // 180°
+                3.0, 1.0, 4.0, 2.0, // 270°
+                5.0, 6.0, 7.0, 8.0, 6.0, 8.0, 5.0, 7.0, 8.0, 7.0, 6.0, 5.0, 7.0, 5.0, 8.0, 6.0,
+            ]
+        );
     }
 }
