@@ -20,7 +20,10 @@
 //!
 //! Losses between distributions — cross-entropy with soft labels and label
 //! smoothing, focal loss, KL divergence — are in [`distribution`] (formulas
-//! there) and re-exported here.
+//! there) and re-exported here; knowledge distillation's temperature-scaled
+//! KL plus hard labels is [`Distill`] in [`temperature`], FixMatch's
+//! confidence-masked pseudo-label loss [`PseudoLabel`] in [`pseudo_label`],
+//! SimCLR's contrastive NT-Xent [`NtXent`] in [`nt_xent`].
 //!
 //! The losses of texture synthesis and style transfer — Gram matrices, the
 //! style and content losses, total variation — are in [`style`] (formulas
@@ -30,10 +33,16 @@
 //! loss, so a diverging run stops with a message instead of training on NaNs.
 
 pub mod distribution;
+pub mod nt_xent;
+pub mod pseudo_label;
 pub mod style;
+pub mod temperature;
 
 pub use distribution::{cross_entropy_smoothed, focal_loss, kl_div, soft_cross_entropy};
+pub use nt_xent::NtXent;
+pub use pseudo_label::{confident_targets, PseudoLabel};
 pub use style::{gram, gram_backward, total_variation, ContentTarget, StyleTarget};
+pub use temperature::Distill;
 
 use crate::device::{LossKind, LossTarget};
 use crate::elem::Elem;

@@ -55,6 +55,7 @@
 mod adagrad;
 mod adam;
 mod clip;
+mod ema;
 mod groups;
 mod only;
 mod rmsprop;
@@ -65,6 +66,7 @@ pub(crate) use adagrad::cpu_adagrad;
 pub use adagrad::Adagrad;
 pub use adam::Adam;
 pub use clip::{grad_norm, ClipGradNorm};
+pub use ema::Ema;
 pub use groups::{group_scalars, Groups, GroupsBuilder, Select};
 pub use only::Only;
 pub(crate) use rmsprop::cpu_rmsprop;

@@ -10,6 +10,9 @@
 //! | [`shift_crop`] | `RandomCrop(size, padding=p)` | pads `p` zeros on each side and cuts the original size at offset `(dy, dx) ∈ [0, 2p]²` |
 //! | [`brightness`] | `ColorJitter(brightness=b)` | `x ← clamp(f·x, 0, 1)`, `f ∈ [max(0, 1−b), 1+b]` |
 //! | [`contrast`] | `ColorJitter(contrast=c)` | `x ← clamp(f·x + (1−f)·m, 0, 1)`, `m` the mean grey level |
+//! | [`affine`] | `RandomAffine(degrees, translate, shear)` / `F.affine` | rotation, horizontal shear, translation about the centre, bilinear, zeros outside |
+//! | [`rot90`], [`rotation_task`] | `torch.rot90` | exact quarter turns; four turned copies with labels 0–3 (the rotation pretext task) |
+//! | [`cutout`] | (`RandomErasing` with a fixed square) | sets a square of the image to a value |
 //! | [`normalize`] | `Normalize(mean, std)` | `x ← (x − mean_c)/std_c` per channel |
 //! | [`cutmix`] | `v2.CutMix(alpha)` | pastes a box of sample `i−1` into sample `i`, soft labels by area |
 //!
@@ -219,6 +222,150 @@ pub fn cutmix(
     lam
 }
 
+/// The draws of one [`affine`] transform: rotation by `angle` degrees
+/// (counter-clockwise on screen, torchvision's sign), a horizontal shear by
+/// `shear` degrees, then a translation by `(tx, ty)` pixels (`ty` down), all
+/// about the image centre, torchvision's `F.affine(img, angle, (tx, ty),
+/// scale = 1, shear = (shear, 0))` up to its interpolation.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Affine {
+    /// Rotation in degrees, counter-clockwise on screen.
+    pub angle: f32,
+    /// Horizontal shear in degrees.
+    pub shear: f32,
+    /// Translation to the right, in pixels.
+    pub tx: f32,
+    /// Translation down, in pixels.
+    pub ty: f32,
+}
+
+/// Rotation, shear and translation (see [`Affine`]) with bilinear
+/// interpolation and zeros outside the image. With `x, y` the coordinates
+/// relative to the centre `((W−1)/2, (H−1)/2)` (`y` down), the source pixel
+/// `u` goes to `R(θ)·Sh(φ)·u + t` with `R(θ) = [[cos θ, sin θ], [−sin θ,
+/// cos θ]]` and `Sh(φ) = [[1, tan φ], [0, 1]]`; each output pixel samples
+/// the input at `Sh(φ)⁻¹·R(θ)ᵀ·(v − t)`. `scratch` is resized to one sample
+/// and reused.
+pub fn affine(img: &mut [f32], s: ImageShape, a: Affine, scratch: &mut Vec<f32>) {
+    if a == (Affine {
+        angle: 0.0,
+        shear: 0.0,
+        tx: 0.0,
+        ty: 0.0,
+    }) {
+        return;
+    }
+    scratch.clear();
+    scratch.extend_from_slice(&img[..s.numel()]);
+    let (sin, cos) = (a.angle as f64).to_radians().sin_cos();
+    let tan = (a.shear as f64).to_radians().tan();
+    let (cx, cy) = ((s.w as f64 - 1.0) / 2.0, (s.h as f64 - 1.0) / 2.0);
+    let (h, w) = (s.h as isize, s.w as isize);
+    for c in 0..s.c {
+        let plane = c * s.h * s.w;
+        let src = &scratch[plane..plane + s.h * s.w];
+        let at = |i: isize, j: isize| -> f64 {
+            if i < 0 || j < 0 || i >= h || j >= w {
+                0.0
+            } else {
+                src[(i * w + j) as usize] as f64
+            }
+        };
+        for i in 0..s.h {
+            for j in 0..s.w {
+                let (vx, vy) = (j as f64 - cx - a.tx as f64, i as f64 - cy - a.ty as f64);
+                // R(θ)ᵀ, then the inverse shear.
+                let (rx, ry) = (cos * vx - sin * vy, sin * vx + cos * vy);
+                let (ux, uy) = (rx - tan * ry, ry);
+                let (sx, sy) = (ux + cx, uy + cy);
+                // Snap what is an integer up to rounding, so exact moves stay exact.
+                let snap = |v: f64| {
+                    if (v - v.round()).abs() < 1e-9 {
+                        v.round()
+                    } else {
+                        v
+                    }
+                };
+                let (sx, sy) = (snap(sx), snap(sy));
+                let (x0, y0) = (sx.floor(), sy.floor());
+                let (fx, fy) = (sx - x0, sy - y0);
+                let (x0, y0) = (x0 as isize, y0 as isize);
+                let v = (1.0 - fy) * ((1.0 - fx) * at(y0, x0) + fx * at(y0, x0 + 1))
+                    + fy * ((1.0 - fx) * at(y0 + 1, x0) + fx * at(y0 + 1, x0 + 1));
+                img[plane + i * s.w + j] = v as f32;
+            }
+        }
+    }
+}
+
+/// Rotation by `k` quarter turns counter-clockwise (`k mod 4`: 0°, 90°, 180°,
+/// 270°), exact, for square images (`H = W`); `torch.rot90(img, k, (1, 2))`.
+/// `scratch` is resized to one sample and reused.
+pub fn rot90(img: &mut [f32], s: ImageShape, k: usize, scratch: &mut Vec<f32>) {
+    let k = k % 4;
+    if k == 0 || s.h != s.w {
+        return;
+    }
+    let n = s.h;
+    scratch.clear();
+    scratch.extend_from_slice(&img[..s.numel()]);
+    for c in 0..s.c {
+        let p = c * n * n;
+        for i in 0..n {
+            for j in 0..n {
+                // Output (i, j) reads the input pixel that the turn brings there.
+                let (si, sj) = match k {
+                    1 => (j, n - 1 - i),
+                    2 => (n - 1 - i, n - 1 - j),
+                    _ => (n - 1 - j, i),
+                };
+                img[p + i * n + j] = scratch[p + si * n + sj];
+            }
+        }
+    }
+}
+
+/// The rotation pretext task (Gidaris et al. 2018): each of the `x.len() /
+/// numel` images of `x` four times, turned by 0°, 90°, 180° and 270°
+/// ([`rot90`]), written into `out` (image `b` turned `k` times at row `4b + k`)
+/// with labels `k` in `labels`. Needs square images.
+pub fn rotation_task(
+    x: &[f32],
+    s: ImageShape,
+    out: &mut Vec<f32>,
+    labels: &mut Vec<u32>,
+    scratch: &mut Vec<f32>,
+) {
+    let n = s.numel();
+    out.clear();
+    labels.clear();
+    for img in x.chunks_exact(n.max(1)) {
+        for k in 0..4 {
+            let at = out.len();
+            out.extend_from_slice(img);
+            rot90(&mut out[at..], s, k, scratch);
+            labels.push(k as u32);
+        }
+    }
+}
+
+/// Cutout (DeVries & Taylor 2017, FixMatch's strong view): sets the square of
+/// side `size` whose top-left corner is `(cy − size/2, cx − size/2)`,
+/// clipped to the image, to `value` in every channel.
+pub fn cutout(img: &mut [f32], s: ImageShape, cy: usize, cx: usize, size: usize, value: f32) {
+    let (y1, x1) = (cy.saturating_sub(size / 2), cx.saturating_sub(size / 2));
+    let (y2, x2) = (
+        (cy + size - size / 2).min(s.h),
+        (cx + size - size / 2).min(s.w),
+    );
+    for c in 0..s.c {
+        for i in y1..y2 {
+            let row = c * s.h * s.w + i * s.w;
+            img[row + x1..row + x2.max(x1)].fill(value);
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -300,5 +447,168 @@ mod tests {
         assert_eq!(x[0], 1.0);
         assert_eq!(x[16 + 15], 2.0);
         assert_eq!(soft, [0.75, 0.0, 0.25, 0.25, 0.75, 0.0, 0.0, 0.25, 0.75]);
+    }
+}
+
+#[cfg(test)]
+mod affine_tests {
+    use super::*;
+
+    /// A 3×3 image with distinct values, row-major.
+    const X: [f32; 9] = [1.0, 2.0, 3.0, 4.0, 5.0, 6.0, 7.0, 8.0, 9.0];
+    const S3: ImageShape = ImageShape { c: 1, h: 3, w: 3 };
+
+    fn run(a: Affine) -> Vec<f32> {
+        let mut x = X.to_vec();
+        affine(&mut x, S3, a, &mut Vec::new());
+        x
+    }
+
+    fn none() -> Affine {
+        Affine {
+            angle: 0.0,
+            shear: 0.0,
+            tx: 0.0,
+            ty: 0.0,
+        }
+    }
+
+    #[test]
+    fn rotations_by_hand() {
+        assert_eq!(run(none()), X);
+        // 90° counter-clockwise: the right column becomes the top row.
+        assert_eq!(
+            run(Affine {
+                angle: 90.0,
+                ..none()
+            }),
+            [3.0, 6.0, 9.0, 2.0, 5.0, 8.0, 1.0, 4.0, 7.0]
+        );
+        assert_eq!(
+            run(Affine {
+                angle: 180.0,
+                ..none()
+            }),
+            [9.0, 8.0, 7.0, 6.0, 5.0, 4.0, 3.0, 2.0, 1.0]
+        );
+        assert_eq!(
+            run(Affine {
+                angle: -90.0,
+                ..none()
+            }),
+            [7.0, 4.0, 1.0, 8.0, 5.0, 2.0, 9.0, 6.0, 3.0]
+        );
+        // 45°: the centre stays; the top-middle output samples the input at
+        // R(45°)ᵀ·(0, −1) = (sin 45°, −cos 45°) from the centre, between 2, 3, 5, 6:
+        // bilinear weights (1 − f)² on 2, … with f = 1 − √½.
+        let r = run(Affine {
+            angle: 45.0,
+            ..none()
+        });
+        assert_eq!(r[4], 5.0);
+        let f = 1.0 - 0.5f64.sqrt();
+        let (fx, fy) = (0.5f64.sqrt(), f);
+        let want = (1.0 - fy) * ((1.0 - fx) * 2.0 + fx * 3.0) + fy * ((1.0 - fx) * 5.0 + fx * 6.0);
+        assert!((r[1] as f64 - want).abs() < 1e-6, "{} vs {want}", r[1]);
+    }
+
+    #[test]
+    fn translation_and_shear_by_hand() {
+        // One pixel right: columns move right, zeros come in on the left;
+        // the same as RandomCrop's shift.
+        assert_eq!(
+            run(Affine { tx: 1.0, ..none() }),
+            [0.0, 1.0, 2.0, 0.0, 4.0, 5.0, 0.0, 7.0, 8.0]
+        );
+        let mut c = X.to_vec();
+        shift_crop(&mut c, S3, 1, 1, 0, &mut Vec::new());
+        assert_eq!(run(Affine { tx: 1.0, ..none() }), c);
+        // Half a pixel down: the mean of each pixel and the one above it.
+        assert_eq!(
+            run(Affine { ty: 0.5, ..none() }),
+            [0.5, 1.0, 1.5, 2.5, 3.5, 4.5, 5.5, 6.5, 7.5]
+        );
+        // Shear by 45°: row y (from the centre) moves right by y pixels
+        // (tan 45° = 1): the top row left by one, the bottom row right by one.
+        assert_eq!(
+            run(Affine {
+                shear: 45.0,
+                ..none()
+            }),
+            [2.0, 3.0, 0.0, 4.0, 5.0, 6.0, 0.0, 7.0, 8.0]
+        );
+    }
+
+    #[test]
+    fn cutout_by_hand() {
+        let mut x = [1.0f32; 16];
+        cutout(&mut x, ImageShape::new(1, 4, 4), 1, 2, 2, 0.5);
+        // Rows 0..2, columns 1..3.
+        let want = [
+            1.0, 0.5, 0.5, 1.0, 1.0, 0.5, 0.5, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0,
+        ];
+        assert_eq!(x, want);
+        // Clipped at the corner, in both channels.
+        let mut x = [1.0f32; 8];
+        cutout(&mut x, ImageShape::new(2, 2, 2), 1, 1, 3, 0.0);
+        assert_eq!(x, [0.0; 8]);
+        let mut x = [1.0f32; 9];
+        cutout(&mut x, S3, 2, 2, 1, 0.0);
+        assert_eq!(x, [1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 0.0]);
+    }
+}
+
+#[cfg(test)]
+mod rotation_tests {
+    use super::*;
+
+    const S2: ImageShape = ImageShape { c: 1, h: 2, w: 2 };
+
+    #[test]
+    fn quarter_turns_match_affine_and_by_hand() {
+        // [[1, 2], [3, 4]] turned 90° counter-clockwise is [[2, 4], [1, 3]].
+        let mut x = [1.0, 2.0, 3.0, 4.0];
+        rot90(&mut x, S2, 1, &mut Vec::new());
+        assert_eq!(x, [2.0, 4.0, 1.0, 3.0]);
+        // The same as affine's exact turns on 3×3, for every k.
+        let s3 = ImageShape::new(1, 3, 3);
+        let base: Vec<f32> = (1..=9).map(|v| v as f32).collect();
+        for k in 0..5 {
+            let mut a = base.clone();
+            rot90(&mut a, s3, k, &mut Vec::new());
+            let mut b = base.clone();
+            let angle = 90.0 * (k % 4) as f32;
+            affine(
+                &mut b,
+                s3,
+                Affine {
+                    angle,
+                    shear: 0.0,
+                    tx: 0.0,
+                    ty: 0.0,
+                },
+                &mut Vec::new(),
+            );
+            assert_eq!(a, b, "k = {k}");
+        }
+    }
+
+    #[test]
+    fn rotation_pretext_labels() {
+        // Two 2×2 images → eight rows, labels 0, 1, 2, 3, 0, 1, 2, 3.
+        let x = [1.0, 2.0, 3.0, 4.0, 5.0, 6.0, 7.0, 8.0];
+        let (mut out, mut y) = (Vec::new(), Vec::new());
+        rotation_task(&x, S2, &mut out, &mut y, &mut Vec::new());
+        assert_eq!(y, [0, 1, 2, 3, 0, 1, 2, 3]);
+        assert_eq!(
+            out,
+            [
+                1.0, 2.0, 3.0, 4.0, // 0°
+                2.0, 4.0, 1.0, 3.0, // 90°
+                4.0, 3.0, 2.0, 1.0, // 180°
+                3.0, 1.0, 4.0, 2.0, // 270°
+                5.0, 6.0, 7.0, 8.0, 6.0, 8.0, 5.0, 7.0, 8.0, 7.0, 6.0, 5.0, 7.0, 5.0, 8.0, 6.0,
+            ]
+        );
     }
 }
