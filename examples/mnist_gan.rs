@@ -79,7 +79,7 @@ pub const SMOKE_STEPS: usize = 100;
 /// Generated (and real training) digits scored by `--smoke`.
 pub const SMOKE_EVAL: usize = 1000;
 /// Mixed into `--seed` for the noise of the training steps.
-const NOISE: u64 = 0x6e6f_6973_65;
+const NOISE: u64 = 0x006e_6f69_7365;
 
 kiln::network! {
     /// The generator: `z` → 28×28 image in `[−1, 1]`.

@@ -389,7 +389,11 @@ impl<
 {
     fn onnx(&self, g: &mut Graph, at: &str, inputs: &[&str]) -> Result<Vec<String>> {
         let x = single(at, inputs)?;
-        let w = g.param_values(&join(at, "weight"), &[COUT, CG, KH, KW], &self.masked_weight()?)?;
+        let w = g.param_values(
+            &join(at, "weight"),
+            &[COUT, CG, KH, KW],
+            &self.masked_weight()?,
+        )?;
         let mut ins = vec![x.to_string(), w];
         if let Some(b) = &self.conv.bias {
             ins.push(g.param(&join(at, "bias"), b)?);
