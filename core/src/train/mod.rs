@@ -39,8 +39,8 @@ pub use history::{History, Record, RunLog};
 pub use objective::{Classify, Distance, LossFn, MacroF1, Metric, Objective, Reconstruct, TopK};
 pub use progress::{EpochBar, Meter};
 pub use runner::{
-    evaluate, Budget, Control, Evaluation, Feed, Goal, Patience, Report, StepCtx, StepInfo,
-    StepOut, Stopped, Trainer,
+    evaluate, Budget, Control, Evaluation, Feed, Goal, Patience, Report, SampleFn, StepCtx,
+    StepInfo, StepOut, Stopped, Trainer,
 };
 pub use state::{Checkpointed, RunState};
 
