@@ -488,25 +488,9 @@ fn lenet_accuracy(net: &LeNetFeatures<f32, Cpu>, test: &Dataset) -> kiln::Result
 }
 
 /// A grid of 28×28 images (`images`: n × 784 values in `[0, 1]`) in rows of
-/// `cols`, scaled ×2 with grey borders.
+/// `cols`, scaled ×2 with grey borders (`kiln::train::plot::write_image_grid`).
 fn write_grid(path: &Path, images: &[f32], cols: usize) -> kiln::Result<()> {
-    const SCALE: usize = 2;
-    const GAP: usize = 2;
-    let n = images.len() / 784;
-    let cell = 28 * SCALE + GAP;
-    let rows = n.div_ceil(cols);
-    let (w, h) = (cols * cell + GAP, rows * cell + GAP);
-    let mut img = vec![0.5f32; w * h];
-    for (i, src) in images.chunks_exact(784).enumerate() {
-        let (gr, gc) = (i / cols, i % cols);
-        for r in 0..28 * SCALE {
-            for c in 0..28 * SCALE {
-                img[(GAP + gr * cell + r) * w + GAP + gc * cell + c] =
-                    src[(r / SCALE) * 28 + c / SCALE];
-            }
-        }
-    }
-    kiln::train::plot::write_grey_png(path, w, h, &img)
+    kiln::train::plot::write_image_grid(path, images, (28, 28), cols, 2)
 }
 
 /// Means of `v` over windows of `w` steps, as (epoch, value) points.
