@@ -14,17 +14,17 @@
 //! user could not write, and the explicit loop stays available.
 //!
 //! ```no_run
-//! use kiln::prelude::*;
-//! use kiln::data::DataLoader;
-//! use kiln::train::{Classify, Trainer};
-//! kiln::network! { pub struct Mlp { input: [784], fc1: Linear(128), relu, fc2: Linear(10) } }
+//! # use kiln_core::{data::{DataLoader, Mnist}, optim::Adam, train::{Classify, Trainer}, Cpu, Layer, S1};
+//! // `Mlp` is `kiln::network! { pub struct Mlp { input: [784], fc1: Linear(128), relu, fc2: Linear(10) } }`,
+//! // made with `Mlp::init(&Cpu, &mut kiln::rng(0))?` (the README's runner example, compiled
+//! // in full by tests/readme_runner.rs).
+//! # fn demo<Mlp: Layer<f32, Cpu, In = S1<784>, Out = S1<10>>>(net: &mut Mlp) -> kiln_core::Result<()> {
 //! let data = Mnist::load("data/mnist")?;
-//! let mut net = Mlp::init(&Cpu, &mut rng(0))?;
 //! let test = DataLoader::new(data.test, 1000);
 //! let report = Trainer::new().epochs(3).validate(&test)
-//!     .fit(&mut net, &mut Adam::new(1e-3), &DataLoader::new(data.train, 128).shuffle(0), Classify::new())?;
+//!     .fit(net, &mut Adam::new(1e-3), &DataLoader::new(data.train, 128).shuffle(0), Classify::new())?;
 //! println!("test accuracy {:.4}", report.last("test_acc").unwrap_or(0.0));
-//! # Ok::<(), kiln::Error>(())
+//! # Ok(()) }
 //! ```
 //!
 //! **Steps and accumulation.** A step is one optimizer update. With
