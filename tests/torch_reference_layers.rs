@@ -1,11 +1,11 @@
-//! GELU, PReLU, LayerNorm, LSTM, GRU and RNN (one layer, and stacked and bidirectional) against PyTorch (float64): the output and the
+//! GELU, PReLU, LayerNorm, L2Normalize, LSTM, GRU and RNN (one layer, and stacked and bidirectional) against PyTorch (float64): the output and the
 //! gradients of `sum(y · dy)` with respect to the input and every parameter,
 //! recorded with fixed inputs and weights by `scripts/pytorch/record_fixtures.py`
 //! into `tests/fixtures/torch_reference.json` ("layers"), compared to 1e-10.
 //! Parameters are matched by PyTorch's `state_dict` names through kiln's
 //! `Module::visit`, so the names are checked as well.
 
-use kiln::layers::{Gelu, LayerNorm, LayerNormConfig, PRelu, PReluConfig};
+use kiln::layers::{Gelu, L2Normalize, LayerNorm, LayerNormConfig, PRelu, PReluConfig};
 use kiln::prelude::*;
 use kiln::{Acc, Layer, Path, TrainCtx};
 use serde_json::Value;
@@ -138,6 +138,15 @@ fn layer_norm_matches_torch() {
         "layer_norm_no_affine",
         Ln::build(&Cpu, &mut rng(0), plain).unwrap(),
     );
+}
+
+#[test]
+fn l2_normalize_matches_torch() {
+    // F.normalize(x, p=2, dim=-1) on [2, 3, 5], with a zero row (y = 0,
+    // dx = dy/1e-12, compared exactly since both sides divide once).
+    check("l2_normalize", L2Normalize::<S2<3, 5>>::default());
+    // eps = 1 with rows of norm below and above it.
+    check("l2_normalize_eps", L2Normalize::<S2<3, 5>>::new(1.0));
 }
 
 #[test]

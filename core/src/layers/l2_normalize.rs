@@ -22,7 +22,8 @@
 //! (one more pass over the row, which the kernel reads anyway for `y·g =
 //! x·g/n`), so the layer has no state and is built in place like softmax.
 //! Sums of squares and dot products are accumulated in `f64` on every
-//! device. A NaN anywhere in a row makes the whole row NaN, forward and
+//! device; `ε` is taken in the element type (`f32(1e-12)` for `f32`, as
+//! PyTorch's `clamp_min` does). A NaN anywhere in a row makes the whole row NaN, forward and
 //! backward, as in PyTorch (the clamp `max(NaN, ε)` keeps the NaN).
 //!
 //! ONNX has `LpNormalization(p = 2)`, which divides by the norm without `ε`
@@ -131,6 +132,13 @@ fn check_eps(eps: f64) -> Result<()> {
     Ok(())
 }
 
+/// `ε` as the element type holds it (PyTorch's `clamp_min` on a `float32`
+/// tensor compares with `float(ε)` and divides by it; the CUDA kernels take
+/// it as `T` too).
+fn eps_of<E: Elem>(eps: f64) -> f64 {
+    E::of(eps).f64()
+}
+
 /// The row's norm `n` and denominator `max(n, ε)` (NaN when `n` is).
 fn norm_of<E: Elem>(xr: &[E], eps: f64) -> (f64, f64) {
     let n = xr.iter().map(|v| v.f64() * v.f64()).sum::<f64>().sqrt();
@@ -147,7 +155,7 @@ impl<E: Elem> L2NormalizeKernels<E> for Cpu {
         }
         pieces(&mut y[..rows * cols], cols, |r, yr| {
             let xr = &x[r * cols..][..cols];
-            let (_, den) = norm_of(xr, d.eps);
+            let (_, den) = norm_of(xr, eps_of::<E>(d.eps));
             for (v, &xv) in yr.iter_mut().zip(xr) {
                 *v = E::of(xv.f64() / den);
             }
@@ -169,9 +177,10 @@ impl<E: Elem> L2NormalizeKernels<E> for Cpu {
         }
         pieces(&mut dx[..rows * cols], cols, |r, row| {
             let (xr, gr) = (&x[r * cols..][..cols], &dy[r * cols..][..cols]);
-            let (n, den) = norm_of(xr, d.eps);
+            let eps = eps_of::<E>(d.eps);
+            let (n, den) = norm_of(xr, eps);
             // Clamped: dx = g/ε. Otherwise dx = (g − x·(x·g)/n²)/n.
-            let c = if n <= d.eps {
+            let c = if n <= eps {
                 0.0
             } else {
                 xr.iter()
