@@ -185,6 +185,25 @@ fn l2_normalize_network() {
         assert!((row.iter().map(|v| v * v).sum::<f64>() - 1.0).abs() < 1e-15);
     }
     assert_eq!(L2Normed::PARAMS, (4 * 5 + 5) + (15 * 6 + 6) + (6 * 3 + 3));
+    // `backward_from` (each L2Normalize's `InputGrad`): the input gradient
+    // of `seed · fc3(x)` against central differences.
+    let mut tape = net.tape().unwrap();
+    let x0 = random_input(2 * 12, &mut rng(19));
+    let xt = |v: &[f64]| Tensor::<S2<3, 4>, f64>::from_vec(&Cpu, 2, v.to_vec()).unwrap();
+    net.forward_train(&xt(&x0), &mut tape).unwrap();
+    let seed = random_input(2 * 3, &mut rng(20));
+    net.backward_from(&mut tape, "fc3", &seed, "x", kiln::GradMode::Plain)
+        .unwrap();
+    let got = tape.gradient("x").unwrap().data;
+    let mut probe = net.tape().unwrap();
+    let num = numeric_grad(&x0, |v| {
+        net.forward_with(&xt(v), &mut probe).unwrap();
+        let a = probe.activation("fc3").unwrap().data;
+        a.iter().zip(&seed).map(|(p, q)| p * q).sum()
+    });
+    let err = rel_err(&got, &num);
+    println!("L2Normed backward_from fc3 → x: {err:.2e}");
+    assert!(err < TOL, "{err}");
 }
 
 #[test]
