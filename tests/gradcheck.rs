@@ -104,6 +104,22 @@ kiln::network! {
     }
 }
 
+kiln::network! {
+    /// L2Normalize at every position of a sequence, on a vector, and with an
+    /// `eps` above every row's norm (the clamped branch: `y = x/ε`).
+    pub struct L2Normed {
+        input: [3, 4],
+        fc1: Linear(5),
+        L2Normalize,
+        tanh,
+        flatten,
+        fc2: Linear(6),
+        L2Normalize(eps = 100.0),
+        fc3: Linear(3),
+        l2_normalize(eps = 1e-6),
+    }
+}
+
 const TOL: f64 = 1e-6;
 
 fn t<S: Shape>(v: &[f64]) -> Tensor<S, f64> {
@@ -154,6 +170,40 @@ fn layer_norm_network() {
     net.visit(&Path::ROOT, &mut |p, _| names.push(p.to_string()));
     let ln: Vec<&String> = names.iter().filter(|n| n.starts_with("ln")).collect();
     assert_eq!(ln, ["ln1.weight", "ln1.bias", "ln2.weight"]);
+}
+
+#[test]
+fn l2_normalize_network() {
+    let mut net = L2Normed::<f64, Cpu>::init(&Cpu, &mut rng(16)).unwrap();
+    let err = check_layer(&mut net, 3, 17).unwrap();
+    println!("L2Normed gradcheck: {err:.2e}");
+    assert!(err < TOL, "{err}");
+    // Every output row has norm 1; no parameters of its own.
+    let x = Tensor::<S2<3, 4>, f64>::from_vec(&Cpu, 2, random_input(24, &mut rng(18))).unwrap();
+    let y = net.forward(&x).unwrap().to_vec().unwrap();
+    for row in y.chunks(3) {
+        assert!((row.iter().map(|v| v * v).sum::<f64>() - 1.0).abs() < 1e-15);
+    }
+    assert_eq!(L2Normed::PARAMS, (4 * 5 + 5) + (15 * 6 + 6) + (6 * 3 + 3));
+    // `backward_from` (each L2Normalize's `InputGrad`): the input gradient
+    // of `seed · fc3(x)` against central differences.
+    let mut tape = net.tape().unwrap();
+    let x0 = random_input(2 * 12, &mut rng(19));
+    let xt = |v: &[f64]| Tensor::<S2<3, 4>, f64>::from_vec(&Cpu, 2, v.to_vec()).unwrap();
+    net.forward_train(&xt(&x0), &mut tape).unwrap();
+    let seed = random_input(2 * 3, &mut rng(20));
+    net.backward_from(&mut tape, "fc3", &seed, "x", kiln::GradMode::Plain)
+        .unwrap();
+    let got = tape.gradient("x").unwrap().data;
+    let mut probe = net.tape().unwrap();
+    let num = numeric_grad(&x0, |v| {
+        net.forward_with(&xt(v), &mut probe).unwrap();
+        let a = probe.activation("fc3").unwrap().data;
+        a.iter().zip(&seed).map(|(p, q)| p * q).sum()
+    });
+    let err = rel_err(&got, &num);
+    println!("L2Normed backward_from fc3 → x: {err:.2e}");
+    assert!(err < TOL, "{err}");
 }
 
 #[test]

@@ -86,6 +86,29 @@ fn mlp_matches_onnx_runtime() {
 }
 
 kiln::network! {
+    /// `L2Normalize` at every position of a `[3, 4]` view (PyTorch's ε) and
+    /// on a vector with an ε near the rows' norms.
+    pub struct Normalized {
+        input: [12],
+        fc1: Linear(12),
+        Reshape([3, 4]),
+        L2Normalize,
+        flatten,
+        fc2: Linear(6),
+        l2_normalize(eps = 1.0),
+    }
+}
+
+#[test]
+fn l2_normalize_matches_onnx_runtime() {
+    if !available() {
+        return;
+    }
+    let net = Normalized::<f32, Cpu>::init(&Cpu, &mut rng(2)).unwrap();
+    check_one!(net, S1<12>, "L2Normalize");
+}
+
+kiln::network! {
     /// A graph with two inputs and two outputs: a shared layer applied
     /// twice, an addition, concatenations along the features and along a
     /// leading dimension, a reshape and a position-wise linear layer.

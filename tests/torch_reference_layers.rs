@@ -1,11 +1,12 @@
-//! GELU, PReLU, LayerNorm, LSTM, GRU and RNN (one layer, and stacked and bidirectional) against PyTorch (float64): the output and the
+//! GELU, PReLU, LayerNorm, L2Normalize, LSTM, GRU and RNN (one layer, and stacked and bidirectional) against PyTorch (float64): the output and the
 //! gradients of `sum(y · dy)` with respect to the input and every parameter,
 //! recorded with fixed inputs and weights by `scripts/pytorch/record_fixtures.py`
-//! into `tests/fixtures/torch_reference.json` ("layers"), compared to 1e-10.
+//! into `tests/fixtures/torch_reference.json` ("layers"), compared to 1e-10
+//! (relative above 1).
 //! Parameters are matched by PyTorch's `state_dict` names through kiln's
 //! `Module::visit`, so the names are checked as well.
 
-use kiln::layers::{Gelu, LayerNorm, LayerNormConfig, PRelu, PReluConfig};
+use kiln::layers::{Gelu, L2Normalize, LayerNorm, LayerNormConfig, PRelu, PReluConfig};
 use kiln::prelude::*;
 use kiln::{Acc, Layer, Path, TrainCtx};
 use serde_json::Value;
@@ -23,13 +24,16 @@ fn vec(v: &Value) -> Vec<f64> {
         .collect()
 }
 
-/// Asserts agreement to 1e-10 and returns the largest difference.
+/// Asserts agreement to 1e-10 (relative to the value where it exceeds 1:
+/// L2Normalize's zero row has gradients of 1e12·dy) and returns the largest
+/// difference, measured the same way.
 fn close(what: &str, got: &[f64], want: &[f64]) -> f64 {
     assert_eq!(got.len(), want.len(), "{what}: lengths");
     let mut worst = 0.0f64;
     for (i, (a, b)) in got.iter().zip(want).enumerate() {
-        assert!((a - b).abs() <= 1e-10, "{what}[{i}]: kiln {a} vs torch {b}");
-        worst = worst.max((a - b).abs());
+        let e = (a - b).abs() / b.abs().max(1.0);
+        assert!(e <= 1e-10, "{what}[{i}]: kiln {a} vs torch {b}");
+        worst = worst.max(e);
     }
     worst
 }
@@ -138,6 +142,15 @@ fn layer_norm_matches_torch() {
         "layer_norm_no_affine",
         Ln::build(&Cpu, &mut rng(0), plain).unwrap(),
     );
+}
+
+#[test]
+fn l2_normalize_matches_torch() {
+    // F.normalize(x, p=2, dim=-1) on [2, 3, 5], with a zero row (y = 0,
+    // dx = dy/1e-12: PyTorch's differs from kiln's in the last bit).
+    check("l2_normalize", L2Normalize::<S2<3, 5>>::default());
+    // eps = 1 with rows of norm below and above it.
+    check("l2_normalize_eps", L2Normalize::<S2<3, 5>>::new(1.0));
 }
 
 #[test]

@@ -22,7 +22,7 @@
 //!
 //! Layers that implement it: the element-wise activations, `Flatten` /
 //! `Reshape`, `MaxPool2d`, `AvgPool2d`, `GlobalAvgPool`, `Dropout`, `Softmax`,
-//! `Upsample`, `Linear` and `Conv2d`. A network holding another layer has
+//! `L2Normalize`, `Upsample`, `Linear` and `Conv2d`. A network holding another layer has
 //! no `backward_from` (the bound names the layer that lacks it).
 
 use crate::device::{Acc, Backend};
@@ -90,8 +90,8 @@ mod impls {
     use crate::elem::Elem;
     use crate::kernels::{DropoutKernels, PoolKernels, SoftmaxKernels, UpsampleKernels};
     use crate::layers::{
-        AvgPool2d, Dropout, Flatten, Gelu, GlobalAvgPool, LeakyRelu, MaxPool2d, Sigmoid, Softmax,
-        Tanh, Upsample,
+        AvgPool2d, Dropout, Flatten, Gelu, GlobalAvgPool, L2Normalize, L2NormalizeKernels,
+        LeakyRelu, MaxPool2d, Sigmoid, Softmax, Tanh, Upsample,
     };
     use crate::shape::Shape;
     use crate::Backend;
@@ -103,6 +103,7 @@ mod impls {
     input_grad_without_params!([E: Elem, D: Backend<E>, I: Shape, O: Shape] Flatten<I, O>);
     input_grad_without_params!([E: Elem, D: DropoutKernels<E>, S: Shape] Dropout<S>);
     input_grad_without_params!([E: Elem, D: SoftmaxKernels<E>, S: Shape] Softmax<S>);
+    input_grad_without_params!([E: Elem, D: L2NormalizeKernels<E>, S: Shape] L2Normalize<S>);
     input_grad_without_params!(
         [E: Elem, D: PoolKernels<E>, const C: usize, const H: usize, const W: usize, const OH: usize, const OW: usize]
         MaxPool2d<C, H, W, OH, OW>

@@ -1,5 +1,5 @@
-//! kiln-core's convolution, pooling, dropout, batch-norm, upsampling and
-//! embedding layers (and the per-position cross-entropy) give the same outputs,
+//! kiln-core's convolution, pooling, dropout, batch-norm, upsampling,
+//! L2-normalisation and embedding layers (and the per-position cross-entropy) give the same outputs,
 //! input gradients and parameter gradients on the CUDA device as on the CPU
 //! (the layers' own code, unchanged; only the device differs).
 //!
@@ -11,7 +11,7 @@ use kiln_core::device::UpsampleMode;
 use kiln_core::kernels::Kernels;
 use kiln_core::layers::{
     AvgPool2d, BatchNorm1d, BatchNorm2d, BatchNormConfig, BatchNormGrads, Conv2d, Conv2dConfig,
-    Conv2dGrads, Dropout, DropoutConfig, Gelu, Gru, GruConfig, GruGrads, LayerNorm,
+    Conv2dGrads, Dropout, DropoutConfig, Gelu, Gru, GruConfig, GruGrads, L2Normalize, LayerNorm,
     LayerNormConfig, LayerNormGrads, Lstm, LstmConfig, LstmGrads, MaxPool2d, PRelu, PReluConfig,
     PReluGrads, Pool2dConfig, Rnn, RnnConfig, RnnGrads, RnnNonlinearity, Upsample, UpsampleConfig,
 };
@@ -302,6 +302,25 @@ fn layer_norms<E: Elem>() {
 fn layer_norm_layers_agree() {
     layer_norms::<f32>();
     layer_norms::<f64>();
+}
+
+/// `L2Normalize` on rows of 37 (rank 3), with PyTorch's ε and with an ε
+/// above some rows' norms (inputs in ±3, rows of 2: the clamped branch).
+fn l2_normalizes<E: Elem>() {
+    let l = L2Normalize::<S3<2, 3, 37>>::default();
+    let cpu = run_stateless::<E, Cpu, _>(&Cpu, &l);
+    let cuda = run_stateless::<E, Cuda, _>(&device(), &l);
+    compare("l2_normalize", cpu, cuda);
+    let l = L2Normalize::<S3<4, 5, 2>>::new(2.5);
+    let cpu = run_stateless::<E, Cpu, _>(&Cpu, &l);
+    let cuda = run_stateless::<E, Cuda, _>(&device(), &l);
+    compare("l2_normalize eps = 2.5", cpu, cuda);
+}
+
+#[test]
+fn l2_normalize_layers_agree() {
+    l2_normalizes::<f32>();
+    l2_normalizes::<f64>();
 }
 
 #[test]

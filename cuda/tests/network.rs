@@ -39,6 +39,22 @@ kiln::network! {
     }
 }
 
+kiln::network! {
+    /// `L2Normalize` at the positions of a `[4, 6]` view and on a vector
+    /// with an ε above some rows' norms (the clamped branch).
+    pub struct L2Layers {
+        input: [12],
+        fc1: Linear(24),
+        Reshape([4, 6]),
+        L2Normalize,
+        flatten,
+        fc2: Linear(16),
+        tanh,
+        l2_normalize(eps = 2.0),
+        fc3: Linear(5),
+    }
+}
+
 fn device() -> Cuda {
     if std::env::var("KILN_TEST_GPU").as_deref() == Ok("1") {
         Cuda::new(0).unwrap()
@@ -93,6 +109,7 @@ macro_rules! net {
 }
 net!(Mlp, MlpTape);
 net!(NewLayers, NewLayersTape);
+net!(L2Layers, L2LayersTape);
 
 /// (loss per step, fc1 weight gradient of the last step, final logits)
 fn train<E: Elem, D: Kernels<E>, N: Net<E, D>>(
@@ -155,6 +172,14 @@ fn mlp_trains_like_on_the_cpu_f64() {
 fn new_layers_train_like_on_the_cpu() {
     agree_on::<f32, NewLayers<f32, Cpu>, NewLayers<f32, Cuda>>(1e-4, 2);
     agree_on::<f64, NewLayers<f64, Cpu>, NewLayers<f64, Cuda>>(1e-10, 2);
+}
+
+/// `L2Normalize` (PyTorch's ε on `[4, 6]`, ε = 2 on `[16]`): two Adam
+/// steps on the CUDA emulation match the CPU.
+#[test]
+fn l2_normalize_trains_like_on_the_cpu() {
+    agree_on::<f32, L2Layers<f32, Cpu>, L2Layers<f32, Cuda>>(1e-4, 2);
+    agree_on::<f64, L2Layers<f64, Cpu>, L2Layers<f64, Cuda>>(1e-10, 2);
 }
 
 kiln::network! {

@@ -124,17 +124,17 @@ fn every_kernel_compiles_with_nvrtc() {
     // their own (`dropout.cu`), with the penalty gradient moving to `optim.cu`.
     // 15 with the LSTM cell's (`lstm.cu`), 16 with the GRU cell's (`gru.cu`),
     // 17 with the Elman RNN cell's (`rnn.cu`), 18 with attention's masked
-    // softmax (`attention.cu`).
-    assert_eq!(modules, 18, "modules compiled");
-    assert_eq!(kernels::MODULES.len(), 18);
+    // softmax (`attention.cu`), 19 with L2Normalize's (`l2_normalize.cu`).
+    assert_eq!(modules, 19, "modules compiled");
+    assert_eq!(kernels::MODULES.len(), 19);
     assert_eq!(entries, 2 * kernels::KERNEL_COUNT, "kernels compiled");
     // 59 hand-written kernels per dtype before the element-wise table, which
     // now generates 2 per function (6 functions: 12, was 8 hand-written);
     // 2 more for the embedding's gather and scatter-add; PReLU's 3,
     // LayerNorm's 3, the LSTM cell's 2, the GRU cell's 2, the RNN cell's 2,
     // attention's masked softmax 2; the guided-backpropagation and deconvnet
-    // ReLUs' 4 (two more entries of the element-wise table).
-    assert_eq!(entries, 166);
+    // ReLUs' 4 (two more entries of the element-wise table); L2Normalize's 2.
+    assert_eq!(entries, 170);
     println!("NVRTC compiled {modules} modules, {entries} kernels");
 }
 

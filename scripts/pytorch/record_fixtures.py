@@ -44,7 +44,8 @@ param_group_cases.
 Layers (tests/torch_reference_layers.rs): nn.GELU() (exact and
 approximate='tanh'), nn.PReLU() / nn.PReLU(num_parameters=C) on [N, C, H, W],
 nn.LayerNorm(D) (with bias, bias=False, elementwise_affine=False) on
-[N, T, D], nn.LSTM(3, 4, batch_first=True), nn.GRU(3, 4,
+[N, T, D], F.normalize(x, p=2, dim=-1, eps) (PyTorch's eps with a zero row,
+and eps=1 with rows on both sides of it) on [N, T, D], nn.LSTM(3, 4, batch_first=True), nn.GRU(3, 4,
 batch_first=True) and nn.RNN(3, 4, nonlinearity='tanh'|'relu',
 batch_first=True) (with and without bias; the output sequence); fixed inputs, weights and output gradients dy (all recorded), the
 output y and the autograd gradients of sum(y * dy) with respect to the input
@@ -424,6 +425,28 @@ def layer_case(module, x, dy):
     return out
 
 
+class L2Normalize(torch.nn.Module):
+    """F.normalize(x, p=2, dim=-1, eps=eps) as a module, for layer_case."""
+
+    def __init__(self, eps=1e-12):
+        super().__init__()
+        self.eps = eps
+
+    def forward(self, x):
+        return F.normalize(x, p=2, dim=-1, eps=self.eps)
+
+
+def l2_normalize_cases(out):
+    x = fixed((2, 3, 5), 1.1, 0.3)
+    x[0, 1] = 0.0  # a zero row: y = 0, dx = dy/eps
+    dy = fixed((2, 3, 5), 0.65, 0.5)
+    out["l2_normalize"] = layer_case(L2Normalize(), x, dy)
+    x = fixed((2, 3, 5), 1.1, 0.3) * 0.3
+    norms = x.norm(dim=-1)
+    assert (norms < 1.0).any() and (norms > 1.0).any(), norms  # both branches
+    out["l2_normalize_eps"] = layer_case(L2Normalize(eps=1.0), x, dy)
+
+
 def layer_cases():
     out = {}
     x = fixed((3, 7), 0.9, 0.1)
@@ -453,6 +476,7 @@ def layer_cases():
         ln.weight.copy_(w)
     out["layer_norm_no_bias"] = layer_case(ln, x, dy)
     out["layer_norm_no_affine"] = layer_case(torch.nn.LayerNorm(5, eps=1e-3, elementwise_affine=False), x, dy)
+    l2_normalize_cases(out)
     out["lstm"] = lstm_case(True)
     out["lstm_no_bias"] = lstm_case(False)
     out["gru"] = recurrent_case(torch.nn.GRU(3, 4, batch_first=True))

@@ -13,6 +13,7 @@ pub mod embedding_sparse;
 pub mod final_state;
 pub mod flatten;
 pub mod gru;
+pub mod l2_normalize;
 pub mod layernorm;
 pub mod linear;
 pub mod lstm;
@@ -44,6 +45,7 @@ pub use embedding_sparse::SparseRows;
 pub use final_state::FinalState;
 pub use flatten::{Flatten, Reshape};
 pub use gru::{Gru, GruCache, GruConfig, GruDims, GruGrads, GruKernels};
+pub use l2_normalize::{L2Normalize, L2NormalizeDims, L2NormalizeKernels};
 pub use layernorm::{
     LayerNorm, LayerNorm1d, LayerNormCache, LayerNormConfig, LayerNormDims, LayerNormGrads,
     LayerNormKernels,
@@ -92,6 +94,7 @@ kernels_shorthand! {
     crate::kernels::OptimKernels<E>,
     crate::kernels::PReluKernels<E>,
     layernorm::LayerNormKernels<E>,
+    l2_normalize::L2NormalizeKernels<E>,
     lstm::LstmKernels<E>,
     gru::GruKernels<E>,
     rnn::RnnKernels<E>,

@@ -1,4 +1,4 @@
-//! The layers' kernel families: embedding, softmax, PReLU, LayerNorm, convolution and pooling, batch norm and upsampling.
+//! The layers' kernel families: embedding, softmax, PReLU, LayerNorm, L2Normalize, convolution and pooling, batch norm and upsampling.
 
 use super::*;
 
@@ -190,6 +190,54 @@ pub(crate) fn layer_norm<E: Elem>(d: &Cuda, r: &mut Rng, rep: &mut Report) {
                 rep.add::<E>("layer_norm_bwd dx", &down(d, &ddx), &want);
                 rep.add::<E>("layer_norm_bwd dweight", &down(d, &ddg), &wg);
                 rep.add::<E>("layer_norm_bwd dbias", &down(d, &ddb), &wb);
+            }
+        }
+    }
+}
+
+/// L2 normalisation: with PyTorch's ε (a zero row in each case: y = 0,
+/// dx = dy/ε) and with ε = 2 (short rows below it take the clamped branch).
+pub(crate) fn l2_normalize<E: Elem>(d: &Cuda, r: &mut Rng, rep: &mut Report) {
+    for &(rows, cols) in &[
+        (1, 1),
+        (3, 5),
+        (7, 33),
+        (9, 100),
+        (130, 10),
+        (2, 300),
+        (40, 2),
+    ] {
+        for eps in [1e-12, 2.0] {
+            let ld = L2NormalizeDims { rows, cols, eps };
+            let n = rows * cols;
+            let mut x: Vec<E> = rand_vec(r, n, 3.0);
+            if rows > 1 {
+                x[cols..2 * cols].fill(E::zero());
+            }
+            let mut y = vec![E::zero(); n];
+            <Cpu as L2NormalizeKernels<E>>::l2_normalize_fwd(&Cpu, &ld, &x, &mut y).unwrap();
+            let (dx_, mut dy_) = (up(d, &x), up(d, &vec![E::zero(); n]));
+            <Cuda as L2NormalizeKernels<E>>::l2_normalize_fwd(d, &ld, &dx_, &mut dy_).unwrap();
+            rep.add::<E>("l2_normalize_fwd", &down(d, &dy_), &y);
+            for acc in [Acc::Set, Acc::Add] {
+                let g: Vec<E> = rand_vec(r, n, 1.0);
+                let dx0: Vec<E> = rand_vec(r, n, 1.0);
+                let mut want = dx0.clone();
+                <Cpu as L2NormalizeKernels<E>>::l2_normalize_bwd(&Cpu, &ld, &x, &g, &mut want, acc)
+                    .unwrap();
+                let mut ddx = up(d, &dx0);
+                <Cuda as L2NormalizeKernels<E>>::l2_normalize_bwd(
+                    d,
+                    &ld,
+                    &dx_,
+                    &up(d, &g),
+                    &mut ddx,
+                    acc,
+                )
+                .unwrap();
+                // The zero row's 1e12·g is compared relative to its size
+                // (`check`'s |a − b|/(1 + |b|)).
+                rep.add::<E>("l2_normalize_bwd", &down(d, &ddx), &want);
             }
         }
     }

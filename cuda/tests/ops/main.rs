@@ -30,8 +30,8 @@ use kiln_core::kernels::{
     PReluDims, PReluKernels, PoolKernels, SoftmaxKernels, UpsampleKernels,
 };
 use kiln_core::layers::{
-    AttentionKernels, AttnDims, GruDims, GruKernels, LayerNormDims, LayerNormKernels, LstmDims,
-    LstmKernels, RnnDims, RnnKernels, RnnNonlinearity,
+    AttentionKernels, AttnDims, GruDims, GruKernels, L2NormalizeDims, L2NormalizeKernels,
+    LayerNormDims, LayerNormKernels, LstmDims, LstmKernels, RnnDims, RnnKernels, RnnNonlinearity,
 };
 use kiln_core::{rng, Acc, Act, Backend, Cpu, Device, Elem, Gemm, GemmBatched, Rng};
 use kiln_cuda::Cuda;
@@ -77,7 +77,7 @@ const SIZES: [usize; 6] = [1, 31, 255, 256, 257, 1000];
 fn all_ops<E: Elem>(d: &Cuda, rep: &mut Report) {
     let mut r = rng(7);
     type Part = fn(&Cuda, &mut Rng, &mut Report);
-    let parts: [(&str, Part); 20] = [
+    let parts: [(&str, Part); 21] = [
         ("attention", attention::<E>),
         ("rnn", rnn::<E>),
         ("gru", gru::<E>),
@@ -98,6 +98,7 @@ fn all_ops<E: Elem>(d: &Cuda, rep: &mut Report) {
         ("softmax", softmax::<E>),
         ("losses", losses::<E>),
         ("optimizers", optimizers::<E>),
+        ("l2 normalize", l2_normalize::<E>),
     ];
     for (name, f) in parts {
         let t = std::time::Instant::now();
