@@ -441,7 +441,7 @@ pub fn run(args: &Args) -> kiln::Result<RunOutput> {
         kiln::train::check_output_path("--save", p)?;
     }
     let t0 = Instant::now();
-    let cpu0 = cpu_secs();
+    let cpu0 = kiln::train::cpu_secs();
     let seed = args.seed;
     let mut rng = kiln::rng(seed);
     let mut net = QNet::<f32, Cpu>::init(&Cpu, &mut rng)?;
@@ -535,7 +535,7 @@ pub fn run(args: &Args) -> kiln::Result<RunOutput> {
     }
     out.steps = args.steps;
     out.train_secs = t0.elapsed().as_secs_f64();
-    out.train_cpu_secs = cpu_secs().map(|c| c - cpu0.unwrap_or(0.0));
+    out.train_cpu_secs = kiln::train::cpu_secs().map(|c| c - cpu0.unwrap_or(0.0));
     let eval_base = 2_000_000_000 + seed * 1_000_000;
     out.final_eval_returns = evaluate(&net, eval_base, args.eval_episodes)?;
     restore(&mut net, &best.1);
@@ -571,17 +571,6 @@ pub fn run(args: &Args) -> kiln::Result<RunOutput> {
         println!("returns: {}", png.display());
     }
     Ok(out)
-}
-
-/// CPU time (user + system) of this process so far, from `/proc/self/stat`
-/// (Linux; clock ticks of 1/100 s, the kernel's USER_HZ); `None` elsewhere.
-fn cpu_secs() -> Option<f64> {
-    let stat = std::fs::read_to_string("/proc/self/stat").ok()?;
-    // Fields after the command name (which may hold spaces) in parentheses.
-    let rest = &stat[stat.rfind(')')? + 2..];
-    let f: Vec<&str> = rest.split_whitespace().collect();
-    let ticks = f.get(11)?.parse::<f64>().ok()? + f.get(12)?.parse::<f64>().ok()?;
-    Some(ticks / 100.0)
 }
 
 /// The run as JSON (the format `scripts/python/dqn_torch.py` writes).

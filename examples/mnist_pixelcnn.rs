@@ -120,17 +120,6 @@ pub struct Outcome {
     pub train_cpu_secs: Option<f64>,
 }
 
-/// CPU seconds this process has used, user and system, all threads
-/// (`/proc/self/stat`, in the kernel's 100 Hz ticks); `None` off Linux.
-pub fn cpu_secs() -> Option<f64> {
-    let stat = std::fs::read_to_string("/proc/self/stat").ok()?;
-    // Fields after the command name (which may hold spaces) in parentheses.
-    let rest = &stat[stat.rfind(')')? + 2..];
-    let f: Vec<&str> = rest.split_whitespace().collect();
-    let ticks = f.get(11)?.parse::<f64>().ok()? + f.get(12)?.parse::<f64>().ok()?;
-    Some(ticks / 100.0)
-}
-
 /// A PixelCNN of one width with its training state.
 pub trait PixelModel: Sized {
     /// Channels of the masked convolutions.
@@ -319,10 +308,10 @@ fn train<M: PixelModel>(args: &Args, data: &Mnist, png: &Path) -> kiln::Result<O
             let n = idx.len();
             train.gather(idx, &mut hx, &mut hy);
             binarise(&mut hx, &mut gen);
-            let (ts, c0) = (Instant::now(), cpu_secs());
+            let (ts, c0) = (Instant::now(), kiln::train::cpu_secs());
             let loss = m.train_step(&hx, n)?;
             let dt = ts.elapsed().as_secs_f64();
-            out.train_cpu_secs = match (out.train_cpu_secs, c0, cpu_secs()) {
+            out.train_cpu_secs = match (out.train_cpu_secs, c0, kiln::train::cpu_secs()) {
                 (acc, Some(a), Some(b)) => Some(acc.unwrap_or(0.0) + b - a),
                 _ => None,
             };

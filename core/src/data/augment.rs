@@ -13,6 +13,7 @@
 //! | [`affine`] | `RandomAffine(degrees, translate, shear)` / `F.affine` | rotation, horizontal shear, translation about the centre, bilinear, zeros outside |
 //! | [`rot90`], [`rotation_task`] | `torch.rot90` | exact quarter turns; four turned copies with labels 0–3 (the rotation pretext task) |
 //! | [`cutout`] | (`RandomErasing` with a fixed square) | sets a square of the image to a value |
+//! | [`resized_crop`], [`resized_crop_box`] | `RandomResizedCrop(size, scale, ratio)` | cuts a box (drawn by area and aspect ratio) and scales it back to the full size, bilinear |
 //! | [`normalize`] | `Normalize(mean, std)` | `x ← (x − mean_c)/std_c` per channel |
 //! | [`cutmix`] | `v2.CutMix(alpha)` | pastes a box of sample `i−1` into sample `i`, soft labels by area |
 //!
@@ -366,6 +367,103 @@ pub fn cutout(img: &mut [f32], s: ImageShape, cy: usize, cx: usize, size: usize,
     }
 }
 
+/// A crop box: top row, left column, height, width (in pixels, inside the
+/// image).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct CropBox {
+    /// First row.
+    pub top: usize,
+    /// First column.
+    pub left: usize,
+    /// Rows.
+    pub h: usize,
+    /// Columns.
+    pub w: usize,
+}
+
+/// `RandomResizedCrop.get_params`: up to ten tries of an area drawn
+/// uniformly in `scale · H·W` and an aspect ratio `w/h` drawn log-uniformly
+/// in `ratio`, rounded, kept when the box fits (its corner then uniform);
+/// otherwise the largest centred box whose ratio is clamped into `ratio`.
+pub fn resized_crop_box(
+    s: ImageShape,
+    scale: (f64, f64),
+    ratio: (f64, f64),
+    rng: &mut crate::Rng,
+) -> CropBox {
+    use rand::Rng as _;
+    let (hh, ww) = (s.h as f64, s.w as f64);
+    let area = hh * ww;
+    let (lr0, lr1) = (ratio.0.ln(), ratio.1.ln());
+    for _ in 0..10 {
+        let target = area * rng.random_range(scale.0..=scale.1);
+        let aspect = rng.random_range(lr0..=lr1).exp();
+        let w = (target * aspect).sqrt().round() as usize;
+        let h = (target / aspect).sqrt().round() as usize;
+        if 0 < w && w <= s.w && 0 < h && h <= s.h {
+            let top = rng.random_range(0..=s.h - h);
+            let left = rng.random_range(0..=s.w - w);
+            return CropBox { top, left, h, w };
+        }
+    }
+    let in_ratio = ww / hh;
+    let (h, w) = if in_ratio < ratio.0 {
+        ((ww / ratio.0).round() as usize, s.w)
+    } else if in_ratio > ratio.1 {
+        (s.h, (hh * ratio.1).round() as usize)
+    } else {
+        (s.h, s.w)
+    };
+    let (h, w) = (h.clamp(1, s.h.max(1)), w.clamp(1, s.w.max(1)));
+    CropBox {
+        top: (s.h - h) / 2,
+        left: (s.w - w) / 2,
+        h,
+        w,
+    }
+}
+
+/// `F.resized_crop(img, top, left, h, w, size = (H, W))`: the box `b` scaled
+/// to the full image, bilinear as `F.interpolate(align_corners = False)`:
+/// output row `i` samples the box at `y = max((i + ½)·h/H − ½, 0)`, between
+/// rows `⌊y⌋` and `min(⌊y⌋ + 1, h − 1)` with weight `y − ⌊y⌋` (columns
+/// alike). (For a box smaller than the image, the usual case, torchvision's
+/// antialiasing changes nothing.) A box that does not fit is clipped to the
+/// image. `scratch` is resized to one sample and reused.
+pub fn resized_crop(img: &mut [f32], s: ImageShape, b: CropBox, scratch: &mut Vec<f32>) {
+    let (top, left) = (
+        b.top.min(s.h.saturating_sub(1)),
+        b.left.min(s.w.saturating_sub(1)),
+    );
+    let (bh, bw) = (b.h.min(s.h - top).max(1), b.w.min(s.w - left).max(1));
+    if (top, left, bh, bw) == (0, 0, s.h, s.w) {
+        return;
+    }
+    scratch.clear();
+    scratch.extend_from_slice(&img[..s.numel()]);
+    let taps = |n_out: usize, n_in: usize| -> Vec<(usize, usize, f64)> {
+        (0..n_out)
+            .map(|i| {
+                let y = ((i as f64 + 0.5) * n_in as f64 / n_out as f64 - 0.5).max(0.0);
+                let y0 = (y.floor() as usize).min(n_in - 1);
+                (y0, (y0 + 1).min(n_in - 1), y - y0 as f64)
+            })
+            .collect()
+    };
+    let (rows, cols) = (taps(s.h, bh), taps(s.w, bw));
+    for c in 0..s.c {
+        let plane = c * s.h * s.w;
+        let at = |y: usize, x: usize| scratch[plane + (top + y) * s.w + left + x] as f64;
+        for (i, &(y0, y1, fy)) in rows.iter().enumerate() {
+            for (j, &(x0, x1, fx)) in cols.iter().enumerate() {
+                let v = (1.0 - fy) * ((1.0 - fx) * at(y0, x0) + fx * at(y0, x1))
+                    + fy * ((1.0 - fx) * at(y1, x0) + fx * at(y1, x1));
+                img[plane + i * s.w + j] = v as f32;
+            }
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -561,6 +659,83 @@ mod affine_tests {
 #[cfg(test)]
 mod rotation_tests {
     use super::*;
+
+    /// Values from PyTorch: `F.interpolate(crop[None], size, mode =
+    /// "bilinear", align_corners = False)` of the crop (what torchvision's
+    /// `resized_crop` does when it enlarges).
+    #[test]
+    fn resized_crop_matches_pytorch() {
+        let mut x: Vec<f32> = (1..=16).map(|v| v as f32).collect();
+        let b = CropBox {
+            top: 1,
+            left: 0,
+            h: 2,
+            w: 3,
+        };
+        resized_crop(&mut x, ImageShape::new(1, 4, 4), b, &mut Vec::new());
+        let want = [
+            5.0, 5.625, 6.375, 7.0, 6.0, 6.625, 7.375, 8.0, 8.0, 8.625, 9.375, 10.0, 9.0, 9.625,
+            10.375, 11.0,
+        ];
+        assert_eq!(x, want);
+        let mut x: Vec<f32> = (1..=6).map(|v| v as f32).collect();
+        let b = CropBox {
+            top: 0,
+            left: 1,
+            h: 2,
+            w: 2,
+        };
+        resized_crop(&mut x, ImageShape::new(1, 2, 3), b, &mut Vec::new());
+        assert_eq!(x, [2.0, 2.5, 3.0, 5.0, 5.5, 6.0]);
+        // The whole image is left as it is.
+        let mut x: Vec<f32> = (1..=6).map(|v| v as f32).collect();
+        let b = CropBox {
+            top: 0,
+            left: 0,
+            h: 2,
+            w: 3,
+        };
+        resized_crop(&mut x, ImageShape::new(1, 2, 3), b, &mut Vec::new());
+        assert_eq!(x, [1.0, 2.0, 3.0, 4.0, 5.0, 6.0]);
+    }
+
+    /// Boxes fit, their areas and ratios lie in the ranges (up to rounding),
+    /// and an impossible ratio range falls back to the centred box.
+    #[test]
+    fn resized_crop_boxes_follow_their_ranges() {
+        let s = ImageShape::new(1, 28, 28);
+        let mut r = crate::rng(3);
+        let mut small = 0;
+        for _ in 0..1000 {
+            let b = resized_crop_box(s, (0.2, 1.0), (0.75, 4.0 / 3.0), &mut r);
+            assert!(
+                b.h >= 1 && b.w >= 1 && b.top + b.h <= 28 && b.left + b.w <= 28,
+                "{b:?}"
+            );
+            let area = (b.h * b.w) as f64 / 784.0;
+            assert!((0.15..=1.0).contains(&area), "{b:?}");
+            let ratio = b.w as f64 / b.h as f64;
+            assert!((0.6..=1.5).contains(&ratio), "{b:?}");
+            small += usize::from(area < 0.6);
+        }
+        // Areas are uniform in [0.2, 1]: half of them under 0.6.
+        assert!((400..600).contains(&small), "{small}");
+        let b = resized_crop_box(ImageShape::new(1, 10, 20), (1.0, 1.0), (0.5, 0.5), &mut r);
+        // A 10×20 image whose ratio 2 is above the range's 0.5: the
+        // tries cannot fit a 10×20-area box of ratio 0.5, so the centred box
+        // of ratio 0.5 would be 20 rows; with the ratio range (0.5, 0.5) and
+        // the image's ratio above it, the fallback is the full height with
+        // width round(10 · 0.5) = 5, centred.
+        assert_eq!(
+            b,
+            CropBox {
+                top: 0,
+                left: 7,
+                h: 10,
+                w: 5
+            }
+        );
+    }
 
     const S2: ImageShape = ImageShape { c: 1, h: 2, w: 2 };
 

@@ -44,6 +44,21 @@ pub use runner::{
 };
 pub use state::{Checkpointed, RunState};
 
+/// CPU seconds (user and system, all threads) this process has used so
+/// far, from `/proc/self/stat` in the kernel's clock ticks of 1/100 s
+/// (USER_HZ); `None` where that file does not exist (off Linux). On a
+/// shared machine, `cpu_secs / threads` of a stretch of training is about
+/// what it would take on dedicated cores, which wall time is not.
+pub fn cpu_secs() -> Option<f64> {
+    let stat = std::fs::read_to_string("/proc/self/stat").ok()?;
+    // Fields after the command name (which may hold spaces) in parentheses:
+    // utime and stime are the 14th and 15th fields of the line.
+    let rest = stat.get(stat.rfind(')')? + 2..)?;
+    let f: Vec<&str> = rest.split_whitespace().collect();
+    let ticks = f.get(11)?.parse::<f64>().ok()? + f.get(12)?.parse::<f64>().ok()?;
+    Some(ticks / 100.0)
+}
+
 /// Checks, before the first training step, that `path` (given with the
 /// command-line flag `flag`) can be written: its directory exists, is a
 /// directory and takes a new file, and `path` itself is not a directory.
