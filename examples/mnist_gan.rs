@@ -64,6 +64,7 @@ use kiln::checkpoint::Checkpoint;
 use kiln::data::loader::batch_rng;
 use kiln::data::{Batch, DataLoader};
 use kiln::metrics::{class_entropy, frechet_distance, mean_max_probability};
+use kiln::optim::Ema;
 use kiln::prelude::*;
 use kiln::train::plot::{plot_panels, Panel};
 use kiln::train::{Checkpointed, Control, Feed, Record, StepCtx, StepOut, Trainer};
@@ -80,6 +81,11 @@ pub const SMOKE_STEPS: usize = 100;
 pub const SMOKE_EVAL: usize = 1000;
 /// Mixed into `--seed` for the noise of the training steps.
 const NOISE: u64 = 0x006e_6f69_7365;
+/// Mixed into `--seed` for the noise of the standing statistics.
+const STANDING: u64 = 0x7374_616e_64;
+/// Noise vectors (batches of 500) behind the standing statistics of the
+/// averaged G's batch norms.
+pub const STANDING_N: usize = 5000;
 
 kiln::network! {
     /// The generator: `z` → 28×28 image in `[−1, 1]`.
@@ -158,6 +164,14 @@ pub struct Args {
     /// Generated digits scored by the LeNet.
     #[arg(long, default_value_t = 10_000)]
     pub eval_samples: usize,
+    /// Decay of the exponential moving average of G's weights that samples
+    /// and is scored beside the live G (0: no average).
+    #[arg(long, default_value_t = 0.999)]
+    pub ema_decay: f64,
+    /// Also score the live and the averaged G after every epoch (in the
+    /// history as `conf`, `conf_ema`, `fd`, `fd_ema`; costs time).
+    #[arg(long)]
+    pub score_epochs: bool,
     /// Directory holding the four MNIST idx files.
     #[arg(long, default_value = kiln::data::mnist::DEFAULT_DIR)]
     pub data_dir: PathBuf,
@@ -203,8 +217,13 @@ pub struct Outcome {
     pub lenet_accuracy: f64,
     /// Generated digits before training.
     pub initial: Scores,
-    /// Generated digits after training.
+    /// Generated digits after training (the live G).
     pub generated: Scores,
+    /// Generated digits of the averaged G (`--ema-decay` > 0), its batch
+    /// norms with standing statistics.
+    pub ema: Option<Scores>,
+    /// The same averaged G with the averaged running statistics instead.
+    pub ema_averaged_bn: Option<Scores>,
     /// Real digits (test set; Fréchet: training digits against the test set).
     pub real: Scores,
     /// Seconds of every (possibly cut-short) epoch.
@@ -308,6 +327,7 @@ impl Gan {
 /// resume).
 struct GanRun {
     gan: Gan,
+    avg: Option<Averaged>,
     z: Vec<f32>,
     noise_seed: u64,
     d_losses: Vec<f32>,
@@ -325,6 +345,9 @@ impl GanRun {
         let mut g = batch_rng(self.noise_seed, batch.epoch, batch.index);
         kiln::init::fill_normal(&mut g, &mut self.z[..n * Z], 0.0, 1.0)?;
         let l = self.gan.step(&batch.x, &self.z[..n * Z], n)?;
+        if let Some(a) = &mut self.avg {
+            a.ema.update(&mut a.g, &self.gan.g)?;
+        }
         self.d_losses.push(l.d);
         self.g_losses.push(l.g);
         self.d_real.push(l.d_real);
@@ -347,16 +370,41 @@ impl GanRun {
     }
 }
 
+/// The exponential moving average of G's weights (`--ema-decay`): `g`
+/// holds `θ̄ ← d·θ̄ + (1 − d)·θ` after every G step, batch-norm running
+/// statistics averaged the same way (`kiln::optim::Ema`).
+struct Averaged {
+    g: Generator<f32, Cpu>,
+    ema: Ema<f32, Cpu>,
+}
+
 impl Checkpointed for GanRun {
     fn problems(&self, c: &Checkpoint) -> Vec<String> {
         let mut p = c.training_part_problems("g", &self.gan.g);
         p.extend(c.training_part_problems("d", &self.gan.d));
+        // A checkpoint with an average must hold one of this decay (one
+        // without starts the average at the resume: see `load_from`).
+        if let (Some(a), Some(saved)) = (&self.avg, c.metadata.get("ema.decay")) {
+            if *saved != format!("{:?}", a.ema.decay()) {
+                p.push(format!(
+                    "--ema-decay: {saved} in the checkpoint, {:?} now",
+                    a.ema.decay()
+                ));
+            }
+            p.extend(c.module_problems("ema", &a.g));
+        }
         p
     }
     fn save_to(&self, c: &mut Checkpoint) -> kiln::Result<()> {
         let gan = &self.gan;
         c.add_training_part("g", &gan.g, &gan.gopt, &gan.gt.ctx.rng)?;
-        c.add_training_part("d", &gan.d, &gan.dopt, &gan.dt.ctx.rng)
+        c.add_training_part("d", &gan.d, &gan.dopt, &gan.dt.ctx.rng)?;
+        if let Some(a) = &self.avg {
+            c.add_module("ema", &a.g)?;
+            c.set_meta("ema.decay", format!("{:?}", a.ema.decay()));
+            c.set_meta("ema.updates", a.ema.updates());
+        }
+        Ok(())
     }
     fn load_from(&mut self, c: &Checkpoint, path: &Path) -> kiln::Result<()> {
         let Gan {
@@ -369,8 +417,43 @@ impl Checkpointed for GanRun {
             ..
         } = &mut self.gan;
         c.load_training_part("g", g, gopt, &mut gt.ctx.rng, path)?;
-        c.load_training_part("d", d, dopt, &mut dt.ctx.rng, path)
+        c.load_training_part("d", d, dopt, &mut dt.ctx.rng, path)?;
+        if let Some(a) = &mut self.avg {
+            if c.metadata.contains_key("ema.updates") {
+                c.load_module("ema", &mut a.g, path)?;
+                a.ema
+                    .set_updates(c.meta("ema.updates").map_err(|e| e.in_file(path))?);
+            } else {
+                println!(
+                    "{} holds no average of G: it starts here (its first update copies G)",
+                    path.display()
+                );
+            }
+        }
+        Ok(())
     }
+}
+
+/// A copy of `g` whose batch norms hold **standing statistics**: the
+/// running mean and variance recomputed for these weights, as the
+/// cumulative mean of the batch statistics of training-mode passes over
+/// `z` in batches of 500 (momentum `1/k` at the k-th batch). The averaged
+/// running statistics of an EMA are averages of statistics of *other*
+/// (earlier) weights; these are the statistics of the averaged weights.
+fn with_standing_stats(g: &Generator<f32, Cpu>, z: &[f32]) -> kiln::Result<Generator<f32, Cpu>> {
+    let mut s = Generator::<f32, Cpu>::init(&Cpu, &mut rng(0))?;
+    // An average of decay 0 is a copy (parameters and buffers).
+    Ema::<f32, Cpu>::new(0.0)?.update(&mut s, g)?;
+    let mut tape = s.tape()?;
+    let mut zt = Tensor::<S1<Z>>::zeros(&Cpu, 1)?;
+    for (k, chunk) in z.chunks(500 * Z).enumerate() {
+        let m = 1.0 / (k + 1) as f64;
+        (s.bn0.momentum, s.bn1.momentum) = (m, m);
+        zt.set_batch(chunk.len() / Z)?;
+        zt.copy_from_slice(chunk)?;
+        s.forward_train(&zt, &mut tape)?;
+    }
+    Ok(s)
 }
 
 fn mean_sigmoid(v: &[f32]) -> f32 {
@@ -556,6 +639,12 @@ pub fn run(args: &Args) -> kiln::Result<Outcome> {
             format!("must be in [0, 1), got {}", args.beta1),
         ));
     }
+    if !(0.0..1.0).contains(&args.ema_decay) {
+        return Err(kiln::Error::invalid(
+            "--ema-decay",
+            format!("must be in [0, 1), got {}", args.ema_decay),
+        ));
+    }
     if args.eval_samples < 2 {
         return Err(kiln::Error::invalid("--eval-samples", "must be at least 2"));
     }
@@ -599,6 +688,8 @@ pub fn run(args: &Args) -> kiln::Result<Outcome> {
     kiln::init::fill_normal(&mut eval_rng, &mut fixed, 0.0, 1.0)?;
     let mut eval_z = vec![0f32; eval_n * Z];
     kiln::init::fill_normal(&mut eval_rng, &mut eval_z, 0.0, 1.0)?;
+    let mut standing_z = vec![0f32; if args.smoke { SMOKE_EVAL } else { STANDING_N } * Z];
+    kiln::init::fill_normal(&mut rng(args.seed ^ STANDING), &mut standing_z, 0.0, 1.0)?;
     out.initial = score(&lenet, &generate(&gan.g, &eval_z)?, &test_feats)?;
     write_grid(
         &args.out_dir.join("gan_epoch_00.png"),
@@ -648,8 +739,24 @@ pub fn run(args: &Args) -> kiln::Result<Outcome> {
     );
     let budget = args.budget_mins * 60.0;
     let t_train = Instant::now();
+    let avg = if args.ema_decay > 0.0 {
+        Some(Averaged {
+            g: Generator::<f32, Cpu>::init(&Cpu, &mut rng(args.seed ^ STANDING))?,
+            ema: Ema::new(args.ema_decay)?,
+        })
+    } else {
+        None
+    };
+    // G as it samples: the average with standing statistics, or the live G.
+    let sampler = |r: &GanRun| -> kiln::Result<Option<Generator<f32, Cpu>>> {
+        r.avg
+            .as_ref()
+            .map(|a| with_standing_stats(&a.g, &standing_z))
+            .transpose()
+    };
     let mut run = GanRun {
         gan,
+        avg,
         z: vec![0f32; b * Z],
         noise_seed: args.seed ^ NOISE,
         d_losses: Vec::new(),
@@ -674,10 +781,30 @@ pub fn run(args: &Args) -> kiln::Result<Outcome> {
                 let (g, dr) = r.means_since_last();
                 rec.set("g_loss", g);
                 rec.set("d_real", dr);
+                let avg = sampler(r)?;
+                if args.score_epochs {
+                    let s = score(&lenet, &generate(&r.gan.g, &eval_z)?, &test_feats)?;
+                    rec.set("conf", s.confidence);
+                    rec.set("fd", s.frechet);
+                    if let Some(a) = &avg {
+                        let s = score(&lenet, &generate(a, &eval_z)?, &test_feats)?;
+                        rec.set("conf_ema", s.confidence);
+                        rec.set("fd_ema", s.frechet);
+                    }
+                }
                 let path = args.out_dir.join(format!("gan_epoch_{:02}.png", rec.epoch));
-                write_grid(&path, &generate(&r.gan.g, &fixed)?, 8)
+                write_grid(
+                    &path,
+                    &generate(avg.as_ref().unwrap_or(&r.gan.g), &fixed)?,
+                    8,
+                )
             },
         )?;
+    let avg = sampler(&run)?;
+    if let (Some(a), Some(s)) = (&run.avg, &avg) {
+        out.ema = Some(score(&lenet, &generate(s, &eval_z)?, &test_feats)?);
+        out.ema_averaged_bn = Some(score(&lenet, &generate(&a.g, &eval_z)?, &test_feats)?);
+    }
     let gan = run.gan;
     out.steps = report.steps as usize;
     out.epoch_secs = report.history.series("secs").iter().map(|p| p.1).collect();
@@ -685,7 +812,7 @@ pub fn run(args: &Args) -> kiln::Result<Outcome> {
     (out.d_losses, out.g_losses, out.d_real) = (run.d_losses, run.g_losses, run.d_real);
     write_grid(
         &args.out_dir.join("gan_samples.png"),
-        &generate(&gan.g, &fixed)?,
+        &generate(avg.as_ref().unwrap_or(&gan.g), &fixed)?,
         8,
     )?;
     let w = 50.min(out.steps.max(1));
@@ -719,11 +846,14 @@ fn main() -> ExitCode {
             };
             println!("LeNet test accuracy {:.4}", o.lenet_accuracy);
             println!("                      confidence  class entropy  Fréchet (LeNet features)");
-            for (name, s) in [
-                (format!("{n} generated"), o.generated),
-                ("untrained G".to_string(), o.initial),
-                ("real digits".to_string(), o.real),
-            ] {
+            let mut rows = vec![(format!("{n} generated"), o.generated)];
+            if let (Some(e), Some(b)) = (o.ema, o.ema_averaged_bn) {
+                rows.push(("  averaged G".to_string(), e));
+                rows.push(("  (averaged BN stats)".to_string(), b));
+            }
+            rows.push(("untrained G".to_string(), o.initial));
+            rows.push(("real digits".to_string(), o.real));
+            for (name, s) in rows {
                 println!(
                     "{name:<22}{:>10.4}{:>15.4}{:>12.3}",
                     s.confidence, s.class_entropy, s.frechet
