@@ -33,13 +33,23 @@
 //!    backward; then one Adam step of G. D's parameter gradients from this
 //!    pass are not used.
 //!
-//! Both optimizers are Adam with β₁ = 0.5 (β₂ = 0.999), learning rate 2e-4.
+//! Both optimizers are Adam with β₁ = 0.5 (β₂ = 0.999), learning rate 2e-4
+//! (`--lr-decay-epochs N`: decayed linearly to 0 over the last N epochs).
 //! Training stops after `--epochs` or when `--budget-mins` of training time
 //! is spent, whichever comes first (the epoch in progress is cut short).
 //!
+//! **Averaged G** (`--ema-decay d`, 0.999; 0 turns it off): after every G
+//! step `θ̄ ← d·θ̄ + (1 − d)·θ` over G's parameters and batch-norm buffers
+//! (`kiln::optim::Ema`; Yazıcı et al. 2019). The averaged G is saved and
+//! resumed with the run. It samples the grids; before it samples, its batch
+//! norms get **standing statistics**: running mean and variance recomputed
+//! for the averaged weights from 5,000 noise vectors (the averaged buffers
+//! are averages of statistics of earlier weights). Both are scored.
+//!
 //! **Outputs** in `--out-dir`: `gan_epoch_NN.png` (8×8 samples from the same
 //! 64 noise vectors after every epoch; `gan_epoch_00.png` is the untrained
-//! G), `gan_samples.png` (the last of them), `gan_losses.png`/`.svg` (both
+//! G; later ones from the averaged G when there is one), `gan_samples.png`
+//! (the last of them), `gan_losses.png`/`.svg` (both
 //! losses, means over 50 steps) and `gan_history.jsonl` (per epoch).
 //!
 //! **Evaluation** with a LeNet-5 (`kiln::models::LeNet5`'s layers and
@@ -66,6 +76,7 @@ use kiln::data::{Batch, DataLoader};
 use kiln::metrics::{class_entropy, frechet_distance, mean_max_probability};
 use kiln::optim::Ema;
 use kiln::prelude::*;
+use kiln::schedule::Schedule;
 use kiln::train::plot::{plot_panels, Panel};
 use kiln::train::{Checkpointed, Control, Feed, Record, StepCtx, StepOut, Trainer};
 use rand::seq::SliceRandom;
@@ -146,6 +157,10 @@ pub struct Args {
     /// Learning rate of both Adam optimizers.
     #[arg(long, default_value_t = 2e-4)]
     pub lr: f64,
+    /// Decay both learning rates linearly to 0 over the last N of --epochs
+    /// (0: constant).
+    #[arg(long, default_value_t = 0)]
+    pub lr_decay_epochs: usize,
     /// β₁ of both Adam optimizers.
     #[arg(long, default_value_t = 0.5)]
     pub beta1: f64,
@@ -340,7 +355,9 @@ impl GanRun {
     /// One D step and one G step on a loader batch (pixels already in
     /// `[−1, 1]`); the noise is drawn from the batch's own generator
     /// (`batch_rng(seed, epoch, index)`), so a resumed run draws the same.
-    fn step(&mut self, batch: &Batch) -> kiln::Result<StepOut> {
+    fn step(&mut self, batch: &Batch, lr: f64) -> kiln::Result<StepOut> {
+        self.gan.gopt.set_lr(lr);
+        self.gan.dopt.set_lr(lr);
         let n = batch.len();
         let mut g = batch_rng(self.noise_seed, batch.epoch, batch.index);
         kiln::init::fill_normal(&mut g, &mut self.z[..n * Z], 0.0, 1.0)?;
@@ -521,7 +538,7 @@ fn train_lenet(
     max_steps: usize,
     seed: u64,
 ) -> kiln::Result<f64> {
-    use kiln::schedule::{CosineAnnealingLr, Schedule};
+    use kiln::schedule::CosineAnnealingLr;
     let b = 64;
     let per_epoch = train.len().div_ceil(b).min(max_steps);
     let total = (per_epoch * epochs).max(1);
@@ -613,6 +630,29 @@ fn lenet(args: &Args, data: &Mnist) -> kiln::Result<(LeNetFeatures<f32, Cpu>, f6
     Ok((net, acc))
 }
 
+/// Both learning rates by step: `--lr` until the last `--lr-decay-epochs`
+/// of `--epochs` (of `per_epoch` steps), then a linear decay that reaches 0
+/// at the end (`kiln::schedule::LinearLr`; a constant `LinearLr` before).
+fn lr_schedule(args: &Args, per_epoch: u64) -> kiln::Result<kiln::schedule::Sequential> {
+    use kiln::schedule::{LinearLr, Sequential};
+    let constant = Box::new(LinearLr::new(args.lr, 1.0, 1.0, 1)?);
+    if args.lr_decay_epochs == 0 {
+        return Sequential::new(vec![constant], vec![]);
+    }
+    let decay = Box::new(LinearLr::new(
+        args.lr,
+        1.0,
+        0.0,
+        (args.lr_decay_epochs as u64 * per_epoch).max(1),
+    )?);
+    let start = args.epochs.saturating_sub(args.lr_decay_epochs) as u64 * per_epoch;
+    if start == 0 {
+        Sequential::new(vec![decay], vec![])
+    } else {
+        Sequential::new(vec![constant, decay], vec![start])
+    }
+}
+
 /// Checks the flags, loads MNIST, trains the LeNet (or loads it) and the
 /// GAN, and scores the generated digits.
 pub fn run(args: &Args) -> kiln::Result<Outcome> {
@@ -637,6 +677,15 @@ pub fn run(args: &Args) -> kiln::Result<Outcome> {
         return Err(kiln::Error::invalid(
             "--beta1",
             format!("must be in [0, 1), got {}", args.beta1),
+        ));
+    }
+    if args.lr_decay_epochs > args.epochs {
+        return Err(kiln::Error::invalid(
+            "--lr-decay-epochs",
+            format!(
+                "must be at most --epochs ({}), got {}",
+                args.epochs, args.lr_decay_epochs
+            ),
         ));
     }
     if !(0.0..1.0).contains(&args.ema_decay) {
@@ -713,11 +762,13 @@ pub fn run(args: &Args) -> kiln::Result<Outcome> {
         .normalize(&[0.5], &[0.5])
         .prefetch(2);
     let steps_per_epoch = train.batches_per_epoch();
+    let sched = lr_schedule(args, steps_per_epoch as u64)?;
     let mut trainer = Trainer::new()
         .log(args.out_dir.join("gan_history.jsonl"))
         .fingerprint("batch_size", b)
         .fingerprint("lr", format!("{:?}", args.lr))
         .fingerprint("beta1", format!("{:?}", args.beta1))
+        .fingerprint("lr_decay_epochs", args.lr_decay_epochs)
         .fingerprint("seed", args.seed);
     trainer = if args.smoke {
         trainer.steps(SMOKE_STEPS as u64).quiet(true)
@@ -776,7 +827,7 @@ pub fn run(args: &Args) -> kiln::Result<Outcome> {
         .run(
             &mut run,
             Feed::Loader(&train),
-            &mut |r: &mut GanRun, batch: &Batch, _: &StepCtx| r.step(batch),
+            &mut |r: &mut GanRun, batch: &Batch, c: &StepCtx| r.step(batch, sched.lr_at(c.step)),
             &mut |r: &mut GanRun, rec: &mut Record| {
                 let (g, dr) = r.means_since_last();
                 rec.set("g_loss", g);
