@@ -239,6 +239,9 @@ pub struct Outcome {
     pub ema: Option<Scores>,
     /// The same averaged G with the averaged running statistics instead.
     pub ema_averaged_bn: Option<Scores>,
+    /// The live G with standing batch-norm statistics (instead of its
+    /// running ones).
+    pub live_standing: Scores,
     /// Real digits (test set; Fréchet: training digits against the test set).
     pub real: Scores,
     /// Seconds of every (possibly cut-short) epoch.
@@ -852,6 +855,8 @@ pub fn run(args: &Args) -> kiln::Result<Outcome> {
             },
         )?;
     let avg = sampler(&run)?;
+    let standing = with_standing_stats(&run.gan.g, &standing_z)?;
+    out.live_standing = score(&lenet, &generate(&standing, &eval_z)?, &test_feats)?;
     if let (Some(a), Some(s)) = (&run.avg, &avg) {
         out.ema = Some(score(&lenet, &generate(s, &eval_z)?, &test_feats)?);
         out.ema_averaged_bn = Some(score(&lenet, &generate(&a.g, &eval_z)?, &test_feats)?);
@@ -897,7 +902,10 @@ fn main() -> ExitCode {
             };
             println!("LeNet test accuracy {:.4}", o.lenet_accuracy);
             println!("                      confidence  class entropy  Fréchet (LeNet features)");
-            let mut rows = vec![(format!("{n} generated"), o.generated)];
+            let mut rows = vec![
+                (format!("{n} generated"), o.generated),
+                ("  (standing BN stats)".to_string(), o.live_standing),
+            ];
             if let (Some(e), Some(b)) = (o.ema, o.ema_averaged_bn) {
                 rows.push(("  averaged G".to_string(), e));
                 rows.push(("  (averaged BN stats)".to_string(), b));
