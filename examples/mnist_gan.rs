@@ -93,7 +93,7 @@ pub const SMOKE_EVAL: usize = 1000;
 /// Mixed into `--seed` for the noise of the training steps.
 const NOISE: u64 = 0x006e_6f69_7365;
 /// Mixed into `--seed` for the noise of the standing statistics.
-const STANDING: u64 = 0x7374_616e_64;
+const STANDING: u64 = 0x0073_7461_6e64;
 /// Noise vectors (batches of 500) behind the standing statistics of the
 /// averaged G's batch norms.
 pub const STANDING_N: usize = 5000;
