@@ -33,13 +33,23 @@
 //!    backward; then one Adam step of G. D's parameter gradients from this
 //!    pass are not used.
 //!
-//! Both optimizers are Adam with β₁ = 0.5 (β₂ = 0.999), learning rate 2e-4.
+//! Both optimizers are Adam with β₁ = 0.5 (β₂ = 0.999), learning rate 2e-4
+//! (`--lr-decay-epochs N`: decayed linearly to 0 over the last N epochs).
 //! Training stops after `--epochs` or when `--budget-mins` of training time
 //! is spent, whichever comes first (the epoch in progress is cut short).
 //!
+//! **Averaged G** (`--ema-decay d`, 0.999; 0 turns it off): after every G
+//! step `θ̄ ← d·θ̄ + (1 − d)·θ` over G's parameters and batch-norm buffers
+//! (`kiln::optim::Ema`; Yazıcı et al. 2019). The averaged G is saved and
+//! resumed with the run. It samples the grids; before it samples, its batch
+//! norms get **standing statistics**: running mean and variance recomputed
+//! for the averaged weights from 5,000 noise vectors (the averaged buffers
+//! are averages of statistics of earlier weights). Both are scored.
+//!
 //! **Outputs** in `--out-dir`: `gan_epoch_NN.png` (8×8 samples from the same
 //! 64 noise vectors after every epoch; `gan_epoch_00.png` is the untrained
-//! G), `gan_samples.png` (the last of them), `gan_losses.png`/`.svg` (both
+//! G; later ones from the averaged G when there is one), `gan_samples.png`
+//! (the last of them), `gan_losses.png`/`.svg` (both
 //! losses, means over 50 steps) and `gan_history.jsonl` (per epoch).
 //!
 //! **Evaluation** with a LeNet-5 (`kiln::models::LeNet5`'s layers and
@@ -63,11 +73,11 @@ use clap::Parser;
 use kiln::checkpoint::Checkpoint;
 use kiln::data::loader::batch_rng;
 use kiln::data::{Batch, DataLoader};
-use kiln::metrics::{class_entropy, frechet_distance, mean_max_probability};
+use kiln::optim::Ema;
 use kiln::prelude::*;
+use kiln::schedule::Schedule;
 use kiln::train::plot::{plot_panels, Panel};
 use kiln::train::{Checkpointed, Control, Feed, Record, StepCtx, StepOut, Trainer};
-use rand::seq::SliceRandom;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::Instant;
@@ -80,6 +90,11 @@ pub const SMOKE_STEPS: usize = 100;
 pub const SMOKE_EVAL: usize = 1000;
 /// Mixed into `--seed` for the noise of the training steps.
 const NOISE: u64 = 0x006e_6f69_7365;
+/// Mixed into `--seed` for the noise of the standing statistics.
+const STANDING: u64 = 0x0073_7461_6e64;
+/// Noise vectors (batches of 500) behind the standing statistics of the
+/// averaged G's batch norms.
+pub const STANDING_N: usize = 5000;
 
 kiln::network! {
     /// The generator: `z` → 28×28 image in `[−1, 1]`.
@@ -111,18 +126,13 @@ kiln::network! {
     }
 }
 
-kiln::network! {
-    /// LeNet-5 with the parameter names of `kiln::models::LeNet5` (so its
-    /// checkpoints load) and its 84 penultimate features as an output.
-    pub struct LeNetFeatures {
-        input x: [1, 28, 28],
-        let features = x |> conv1: Conv2d(6, kernel = 5, padding = 2) |> relu |> pool1: MaxPool2d(2)
-            |> conv2: Conv2d(16, kernel = 5) |> relu |> pool2: MaxPool2d(2) |> flatten
-            |> fc1: Linear(120) |> relu |> fc2: Linear(84) |> relu;
-        output logits = features |> fc3: Linear(10);
-        output features;
-    }
-}
+#[path = "mnist_gan/lenet.rs"]
+mod lenet;
+pub use lenet::LeNetFeatures;
+use lenet::{lenet, lenet_read, score};
+#[path = "mnist_gan/sampling.rs"]
+mod sampling;
+use sampling::{generate, with_standing_stats};
 
 /// Train a DCGAN on MNIST.
 #[derive(Parser, Debug)]
@@ -140,6 +150,10 @@ pub struct Args {
     /// Learning rate of both Adam optimizers.
     #[arg(long, default_value_t = 2e-4)]
     pub lr: f64,
+    /// Decay both learning rates linearly to 0 over the last N of --epochs
+    /// (0: constant).
+    #[arg(long, default_value_t = 0)]
+    pub lr_decay_epochs: usize,
     /// β₁ of both Adam optimizers.
     #[arg(long, default_value_t = 0.5)]
     pub beta1: f64,
@@ -158,6 +172,14 @@ pub struct Args {
     /// Generated digits scored by the LeNet.
     #[arg(long, default_value_t = 10_000)]
     pub eval_samples: usize,
+    /// Decay of the exponential moving average of G's weights that samples
+    /// and is scored beside the live G (0: no average).
+    #[arg(long, default_value_t = 0.999)]
+    pub ema_decay: f64,
+    /// Also score the live and the averaged G after every epoch (in the
+    /// history as `conf`, `conf_ema`, `fd`, `fd_ema`; costs time).
+    #[arg(long)]
+    pub score_epochs: bool,
     /// Directory holding the four MNIST idx files.
     #[arg(long, default_value = kiln::data::mnist::DEFAULT_DIR)]
     pub data_dir: PathBuf,
@@ -203,8 +225,16 @@ pub struct Outcome {
     pub lenet_accuracy: f64,
     /// Generated digits before training.
     pub initial: Scores,
-    /// Generated digits after training.
+    /// Generated digits after training (the live G).
     pub generated: Scores,
+    /// Generated digits of the averaged G (`--ema-decay` > 0), its batch
+    /// norms with standing statistics.
+    pub ema: Option<Scores>,
+    /// The same averaged G with the averaged running statistics instead.
+    pub ema_averaged_bn: Option<Scores>,
+    /// The live G with standing batch-norm statistics (instead of its
+    /// running ones).
+    pub live_standing: Scores,
     /// Real digits (test set; Fréchet: training digits against the test set).
     pub real: Scores,
     /// Seconds of every (possibly cut-short) epoch.
@@ -308,6 +338,7 @@ impl Gan {
 /// resume).
 struct GanRun {
     gan: Gan,
+    avg: Option<Averaged>,
     z: Vec<f32>,
     noise_seed: u64,
     d_losses: Vec<f32>,
@@ -320,11 +351,16 @@ impl GanRun {
     /// One D step and one G step on a loader batch (pixels already in
     /// `[−1, 1]`); the noise is drawn from the batch's own generator
     /// (`batch_rng(seed, epoch, index)`), so a resumed run draws the same.
-    fn step(&mut self, batch: &Batch) -> kiln::Result<StepOut> {
+    fn step(&mut self, batch: &Batch, lr: f64) -> kiln::Result<StepOut> {
+        self.gan.gopt.set_lr(lr);
+        self.gan.dopt.set_lr(lr);
         let n = batch.len();
         let mut g = batch_rng(self.noise_seed, batch.epoch, batch.index);
         kiln::init::fill_normal(&mut g, &mut self.z[..n * Z], 0.0, 1.0)?;
         let l = self.gan.step(&batch.x, &self.z[..n * Z], n)?;
+        if let Some(a) = &mut self.avg {
+            a.ema.update(&mut a.g, &self.gan.g)?;
+        }
         self.d_losses.push(l.d);
         self.g_losses.push(l.g);
         self.d_real.push(l.d_real);
@@ -347,16 +383,41 @@ impl GanRun {
     }
 }
 
+/// The exponential moving average of G's weights (`--ema-decay`): `g`
+/// holds `θ̄ ← d·θ̄ + (1 − d)·θ` after every G step, batch-norm running
+/// statistics averaged the same way (`kiln::optim::Ema`).
+struct Averaged {
+    g: Generator<f32, Cpu>,
+    ema: Ema<f32, Cpu>,
+}
+
 impl Checkpointed for GanRun {
     fn problems(&self, c: &Checkpoint) -> Vec<String> {
         let mut p = c.training_part_problems("g", &self.gan.g);
         p.extend(c.training_part_problems("d", &self.gan.d));
+        // A checkpoint with an average must hold one of this decay (one
+        // without starts the average at the resume: see `load_from`).
+        if let (Some(a), Some(saved)) = (&self.avg, c.metadata.get("ema.decay")) {
+            if *saved != format!("{:?}", a.ema.decay()) {
+                p.push(format!(
+                    "--ema-decay: {saved} in the checkpoint, {:?} now",
+                    a.ema.decay()
+                ));
+            }
+            p.extend(c.module_problems("ema", &a.g));
+        }
         p
     }
     fn save_to(&self, c: &mut Checkpoint) -> kiln::Result<()> {
         let gan = &self.gan;
         c.add_training_part("g", &gan.g, &gan.gopt, &gan.gt.ctx.rng)?;
-        c.add_training_part("d", &gan.d, &gan.dopt, &gan.dt.ctx.rng)
+        c.add_training_part("d", &gan.d, &gan.dopt, &gan.dt.ctx.rng)?;
+        if let Some(a) = &self.avg {
+            c.add_module("ema", &a.g)?;
+            c.set_meta("ema.decay", format!("{:?}", a.ema.decay()));
+            c.set_meta("ema.updates", a.ema.updates());
+        }
+        Ok(())
     }
     fn load_from(&mut self, c: &Checkpoint, path: &Path) -> kiln::Result<()> {
         let Gan {
@@ -369,122 +430,25 @@ impl Checkpointed for GanRun {
             ..
         } = &mut self.gan;
         c.load_training_part("g", g, gopt, &mut gt.ctx.rng, path)?;
-        c.load_training_part("d", d, dopt, &mut dt.ctx.rng, path)
+        c.load_training_part("d", d, dopt, &mut dt.ctx.rng, path)?;
+        if let Some(a) = &mut self.avg {
+            if c.metadata.contains_key("ema.updates") {
+                c.load_module("ema", &mut a.g, path)?;
+                a.ema
+                    .set_updates(c.meta("ema.updates").map_err(|e| e.in_file(path))?);
+            } else {
+                println!(
+                    "{} holds no average of G: it starts here (its first update copies G)",
+                    path.display()
+                );
+            }
+        }
+        Ok(())
     }
 }
 
 fn mean_sigmoid(v: &[f32]) -> f32 {
     v.iter().map(|&s| 1.0 / (1.0 + (-s).exp())).sum::<f32>() / v.len().max(1) as f32
-}
-
-/// `n` digits from G in evaluation mode, pixels in `[0, 1]`, noise from `z`
-/// (`n × Z` values).
-fn generate(g: &Generator<f32, Cpu>, z: &[f32]) -> kiln::Result<Vec<f32>> {
-    let mut tape = g.tape()?;
-    let mut zt = Tensor::<S1<Z>>::zeros(&Cpu, 1)?;
-    let mut out = Vec::with_capacity(z.len() / Z * 784);
-    for chunk in z.chunks(500 * Z) {
-        zt.set_batch(chunk.len() / Z)?;
-        zt.copy_from_slice(chunk)?;
-        let y = g.forward_with(&zt, &mut tape)?.to_vec()?;
-        out.extend(y.iter().map(|v| 0.5 * (v + 1.0)));
-    }
-    Ok(out)
-}
-
-/// The LeNet's class probabilities, predicted classes and features of images
-/// in `[0, 1]`.
-fn lenet_read(
-    net: &LeNetFeatures<f32, Cpu>,
-    images: &[f32],
-) -> kiln::Result<(Vec<f64>, Vec<u32>, Vec<f64>)> {
-    let mut tape = net.tape()?;
-    let mut x = Tensor::<S3<1, 28, 28>>::zeros(&Cpu, 1)?;
-    let (mut probs, mut preds, mut feats) = (Vec::new(), Vec::new(), Vec::new());
-    for chunk in images.chunks(500 * 784) {
-        x.set_batch(chunk.len() / 784)?;
-        x.copy_from_slice(chunk)?;
-        let (logits, f) = net.forward_with(&x, &mut tape)?;
-        let logits = logits.to_vec()?;
-        feats.extend(f.to_vec()?.iter().map(|&v| v as f64));
-        for row in logits.chunks_exact(10) {
-            let m = row.iter().copied().fold(f32::NEG_INFINITY, f32::max) as f64;
-            let e: Vec<f64> = row.iter().map(|&v| (v as f64 - m).exp()).collect();
-            let s: f64 = e.iter().sum();
-            probs.extend(e.iter().map(|v| v / s));
-            preds.push(kiln::metrics::argmax(row) as u32);
-        }
-    }
-    Ok((probs, preds, feats))
-}
-
-/// Confidence, class entropy and Fréchet distance to `reference` features.
-fn score(net: &LeNetFeatures<f32, Cpu>, images: &[f32], reference: &[f64]) -> kiln::Result<Scores> {
-    let (probs, preds, feats) = lenet_read(net, images)?;
-    Ok(Scores {
-        confidence: mean_max_probability(&probs, 10)?,
-        class_entropy: class_entropy(&preds, 10)?,
-        frechet: frechet_distance(&feats, reference, 84)?,
-    })
-}
-
-/// Trains the LeNet on `train` for `steps` steps (Adam 2e-3, cosine decay)
-/// and returns its accuracy on `test`.
-fn train_lenet(
-    net: &mut LeNetFeatures<f32, Cpu>,
-    train: &Dataset,
-    test: &Dataset,
-    epochs: usize,
-    max_steps: usize,
-    seed: u64,
-) -> kiln::Result<f64> {
-    use kiln::schedule::{CosineAnnealingLr, Schedule};
-    let b = 64;
-    let per_epoch = train.len().div_ceil(b).min(max_steps);
-    let total = (per_epoch * epochs).max(1);
-    let sched = CosineAnnealingLr::new(2e-3, total as u64, 0.0)?;
-    let mut opt = Adam::new(2e-3);
-    let mut gen = rng(seed ^ 0x1e2e7);
-    let (mut tape, mut grads) = (net.tape()?, net.grads()?);
-    let mut x = Tensor::<S3<1, 28, 28>>::zeros(&Cpu, 1)?;
-    let mut dlogits = Tensor::<S1<10>>::zeros(&Cpu, 1)?;
-    let mut dfeat = Tensor::<S1<84>>::zeros(&Cpu, 1)?;
-    let (mut hx, mut hy) = (Vec::new(), Vec::new());
-    let mut order: Vec<usize> = (0..train.len()).collect();
-    let mut t = 0u64;
-    for epoch in 1..=epochs {
-        let t0 = Instant::now();
-        order.shuffle(&mut gen);
-        for idx in order.chunks(b).take(per_epoch) {
-            train.gather(idx, &mut hx, &mut hy);
-            x.set_batch(idx.len())?;
-            x.copy_from_slice(&hx)?;
-            if dfeat.batch() != idx.len() {
-                // The features are not trained on: their gradient is zero.
-                dfeat = Tensor::zeros(&Cpu, idx.len())?;
-            }
-            let y = Labels::<10>::new::<f32>(&Cpu, &hy)?;
-            let (logits, _) = net.forward_train(&x, &mut tape)?;
-            cross_entropy(logits, &y, Some(&mut dlogits))?;
-            net.backward(&mut tape, &dlogits, &dfeat, &mut grads)?;
-            opt.set_lr(sched.lr_at(t));
-            opt.step(net, &grads)?;
-            t += 1;
-        }
-        let acc = lenet_accuracy(net, test)?;
-        println!(
-            "LeNet epoch {epoch}/{epochs}: test accuracy {:.4} ({:.1} s)",
-            acc,
-            t0.elapsed().as_secs_f64()
-        );
-    }
-    lenet_accuracy(net, test)
-}
-
-fn lenet_accuracy(net: &LeNetFeatures<f32, Cpu>, test: &Dataset) -> kiln::Result<f64> {
-    let (_, preds, _) = lenet_read(net, &test.x)?;
-    let hits = preds.iter().zip(&test.y).filter(|(p, y)| p == y).count();
-    Ok(hits as f64 / test.len().max(1) as f64)
 }
 
 /// A grid of 28×28 images (`images`: n × 784 values in `[0, 1]`) in rows of
@@ -507,27 +471,27 @@ fn windows(v: &[f32], w: usize, steps_per_epoch: usize) -> Vec<(f64, f64)> {
         .collect()
 }
 
-/// The LeNet: loaded from `--lenet` if that file exists, else trained.
-fn lenet(args: &Args, data: &Mnist) -> kiln::Result<(LeNetFeatures<f32, Cpu>, f64)> {
-    let mut net = LeNetFeatures::<f32, Cpu>::init(&Cpu, &mut rng(args.seed ^ 0x1e2e7))?;
-    if let Some(p) = args.lenet.as_ref().filter(|p| p.exists()) {
-        kiln::checkpoint::load(&mut net, p)?;
-        let acc = lenet_accuracy(&net, &data.test)?;
-        println!("LeNet loaded from {}: test accuracy {acc:.4}", p.display());
-        return Ok((net, acc));
+/// Both learning rates by step: `--lr` until the last `--lr-decay-epochs`
+/// of `--epochs` (of `per_epoch` steps), then a linear decay that reaches 0
+/// at the end (`kiln::schedule::LinearLr`; a constant `LinearLr` before).
+fn lr_schedule(args: &Args, per_epoch: u64) -> kiln::Result<kiln::schedule::Sequential> {
+    use kiln::schedule::{LinearLr, Sequential};
+    let constant = Box::new(LinearLr::new(args.lr, 1.0, 1.0, 1)?);
+    if args.lr_decay_epochs == 0 {
+        return Sequential::new(vec![constant], vec![]);
     }
-    let (epochs, steps) = if args.smoke {
-        (1, 150)
+    let decay = Box::new(LinearLr::new(
+        args.lr,
+        1.0,
+        0.0,
+        (args.lr_decay_epochs as u64 * per_epoch).max(1),
+    )?);
+    let start = args.epochs.saturating_sub(args.lr_decay_epochs) as u64 * per_epoch;
+    if start == 0 {
+        Sequential::new(vec![decay], vec![])
     } else {
-        (args.lenet_epochs, usize::MAX)
-    };
-    let acc = train_lenet(&mut net, &data.train, &data.test, epochs, steps, args.seed)?;
-    // A smoke run's LeNet (150 steps) is not worth keeping for later runs.
-    if let Some(p) = args.lenet.as_ref().filter(|_| !args.smoke) {
-        kiln::checkpoint::save(&net, p)?;
-        println!("LeNet saved to {}", p.display());
+        Sequential::new(vec![constant, decay], vec![start])
     }
-    Ok((net, acc))
 }
 
 /// Checks the flags, loads MNIST, trains the LeNet (or loads it) and the
@@ -554,6 +518,21 @@ pub fn run(args: &Args) -> kiln::Result<Outcome> {
         return Err(kiln::Error::invalid(
             "--beta1",
             format!("must be in [0, 1), got {}", args.beta1),
+        ));
+    }
+    if args.lr_decay_epochs > args.epochs {
+        return Err(kiln::Error::invalid(
+            "--lr-decay-epochs",
+            format!(
+                "must be at most --epochs ({}), got {}",
+                args.epochs, args.lr_decay_epochs
+            ),
+        ));
+    }
+    if !(0.0..1.0).contains(&args.ema_decay) {
+        return Err(kiln::Error::invalid(
+            "--ema-decay",
+            format!("must be in [0, 1), got {}", args.ema_decay),
         ));
     }
     if args.eval_samples < 2 {
@@ -599,6 +578,8 @@ pub fn run(args: &Args) -> kiln::Result<Outcome> {
     kiln::init::fill_normal(&mut eval_rng, &mut fixed, 0.0, 1.0)?;
     let mut eval_z = vec![0f32; eval_n * Z];
     kiln::init::fill_normal(&mut eval_rng, &mut eval_z, 0.0, 1.0)?;
+    let mut standing_z = vec![0f32; if args.smoke { SMOKE_EVAL } else { STANDING_N } * Z];
+    kiln::init::fill_normal(&mut rng(args.seed ^ STANDING), &mut standing_z, 0.0, 1.0)?;
     out.initial = score(&lenet, &generate(&gan.g, &eval_z)?, &test_feats)?;
     write_grid(
         &args.out_dir.join("gan_epoch_00.png"),
@@ -622,11 +603,13 @@ pub fn run(args: &Args) -> kiln::Result<Outcome> {
         .normalize(&[0.5], &[0.5])
         .prefetch(2);
     let steps_per_epoch = train.batches_per_epoch();
+    let sched = lr_schedule(args, steps_per_epoch as u64)?;
     let mut trainer = Trainer::new()
         .log(args.out_dir.join("gan_history.jsonl"))
         .fingerprint("batch_size", b)
         .fingerprint("lr", format!("{:?}", args.lr))
         .fingerprint("beta1", format!("{:?}", args.beta1))
+        .fingerprint("lr_decay_epochs", args.lr_decay_epochs)
         .fingerprint("seed", args.seed);
     trainer = if args.smoke {
         trainer.steps(SMOKE_STEPS as u64).quiet(true)
@@ -648,8 +631,24 @@ pub fn run(args: &Args) -> kiln::Result<Outcome> {
     );
     let budget = args.budget_mins * 60.0;
     let t_train = Instant::now();
+    let avg = if args.ema_decay > 0.0 {
+        Some(Averaged {
+            g: Generator::<f32, Cpu>::init(&Cpu, &mut rng(args.seed ^ STANDING))?,
+            ema: Ema::new(args.ema_decay)?,
+        })
+    } else {
+        None
+    };
+    // G as it samples: the average with standing statistics, or the live G.
+    let sampler = |r: &GanRun| -> kiln::Result<Option<Generator<f32, Cpu>>> {
+        r.avg
+            .as_ref()
+            .map(|a| with_standing_stats(&a.g, &standing_z))
+            .transpose()
+    };
     let mut run = GanRun {
         gan,
+        avg,
         z: vec![0f32; b * Z],
         noise_seed: args.seed ^ NOISE,
         d_losses: Vec::new(),
@@ -669,15 +668,37 @@ pub fn run(args: &Args) -> kiln::Result<Outcome> {
         .run(
             &mut run,
             Feed::Loader(&train),
-            &mut |r: &mut GanRun, batch: &Batch, _: &StepCtx| r.step(batch),
+            &mut |r: &mut GanRun, batch: &Batch, c: &StepCtx| r.step(batch, sched.lr_at(c.step)),
             &mut |r: &mut GanRun, rec: &mut Record| {
                 let (g, dr) = r.means_since_last();
                 rec.set("g_loss", g);
                 rec.set("d_real", dr);
+                let avg = sampler(r)?;
+                if args.score_epochs {
+                    let s = score(&lenet, &generate(&r.gan.g, &eval_z)?, &test_feats)?;
+                    rec.set("conf", s.confidence);
+                    rec.set("fd", s.frechet);
+                    if let Some(a) = &avg {
+                        let s = score(&lenet, &generate(a, &eval_z)?, &test_feats)?;
+                        rec.set("conf_ema", s.confidence);
+                        rec.set("fd_ema", s.frechet);
+                    }
+                }
                 let path = args.out_dir.join(format!("gan_epoch_{:02}.png", rec.epoch));
-                write_grid(&path, &generate(&r.gan.g, &fixed)?, 8)
+                write_grid(
+                    &path,
+                    &generate(avg.as_ref().unwrap_or(&r.gan.g), &fixed)?,
+                    8,
+                )
             },
         )?;
+    let avg = sampler(&run)?;
+    let standing = with_standing_stats(&run.gan.g, &standing_z)?;
+    out.live_standing = score(&lenet, &generate(&standing, &eval_z)?, &test_feats)?;
+    if let (Some(a), Some(s)) = (&run.avg, &avg) {
+        out.ema = Some(score(&lenet, &generate(s, &eval_z)?, &test_feats)?);
+        out.ema_averaged_bn = Some(score(&lenet, &generate(&a.g, &eval_z)?, &test_feats)?);
+    }
     let gan = run.gan;
     out.steps = report.steps as usize;
     out.epoch_secs = report.history.series("secs").iter().map(|p| p.1).collect();
@@ -685,7 +706,7 @@ pub fn run(args: &Args) -> kiln::Result<Outcome> {
     (out.d_losses, out.g_losses, out.d_real) = (run.d_losses, run.g_losses, run.d_real);
     write_grid(
         &args.out_dir.join("gan_samples.png"),
-        &generate(&gan.g, &fixed)?,
+        &generate(avg.as_ref().unwrap_or(&gan.g), &fixed)?,
         8,
     )?;
     let w = 50.min(out.steps.max(1));
@@ -719,11 +740,17 @@ fn main() -> ExitCode {
             };
             println!("LeNet test accuracy {:.4}", o.lenet_accuracy);
             println!("                      confidence  class entropy  Fréchet (LeNet features)");
-            for (name, s) in [
+            let mut rows = vec![
                 (format!("{n} generated"), o.generated),
-                ("untrained G".to_string(), o.initial),
-                ("real digits".to_string(), o.real),
-            ] {
+                ("  (standing BN stats)".to_string(), o.live_standing),
+            ];
+            if let (Some(e), Some(b)) = (o.ema, o.ema_averaged_bn) {
+                rows.push(("  averaged G".to_string(), e));
+                rows.push(("  (averaged BN stats)".to_string(), b));
+            }
+            rows.push(("untrained G".to_string(), o.initial));
+            rows.push(("real digits".to_string(), o.real));
+            for (name, s) in rows {
                 println!(
                     "{name:<22}{:>10.4}{:>15.4}{:>12.3}",
                     s.confidence, s.class_entropy, s.frechet

@@ -5,7 +5,11 @@
 //! feature space (Fréchet distance at most half its value at
 //! initialisation), the LeNet must be more confident on them, their
 //! predicted classes must be spread (the untrained G's are one class), and
-//! D must beat chance on its last steps.
+//! D must beat chance on its last steps. The moving average of G's weights
+//! (decay 0.95 here: 0.999 would barely leave the initialisation in 100
+//! steps) must have learned too, and a run stopped after 50 steps and
+//! resumed must end with the same losses and scores, the average included,
+//! to the last bit.
 //!
 //! Also, in f64 on tiny networks of the same kinds (linear, reshape, batch
 //! norm, transposed and strided convolutions, ReLU, LeakyReLU, tanh):
@@ -47,24 +51,29 @@ fn mnist_gan_smoke_run_learns() {
     std::fs::create_dir_all(&out_dir).unwrap();
     // No --threads: the gradient checks of this file may have started the
     // global pool already, and `set_threads` can only run before that.
-    let mut args = example::Args::parse_from(["mnist_gan", "--smoke"]);
+    let mut args = example::Args::parse_from(["mnist_gan", "--smoke", "--ema-decay", "0.95"]);
     args.data_dir = dir;
     args.out_dir = out_dir.clone();
     let t0 = std::time::Instant::now();
     let out = example::run(&args).unwrap();
     let (i, g, r) = (out.initial, out.generated, out.real);
+    let e = out.ema.expect("an average with --ema-decay 0.95");
     println!(
-        "LeNet {:.4}; confidence {:.3} → {:.3} (real {:.3}); class entropy {:.3} → {:.3} (real {:.3}); \
-         Fréchet {:.2} → {:.2} (real {:.2}); {:.1} s",
+        "LeNet {:.4}; confidence {:.3} → {:.3} (averaged G {:.3}, real {:.3}); \
+         class entropy {:.3} → {:.3} (averaged G {:.3}, real {:.3}); \
+         Fréchet {:.2} → {:.2} (averaged G {:.2}, real {:.2}); {:.1} s",
         out.lenet_accuracy,
         i.confidence,
         g.confidence,
+        e.confidence,
         r.confidence,
         i.class_entropy,
         g.class_entropy,
+        e.class_entropy,
         r.class_entropy,
         i.frechet,
         g.frechet,
+        e.frechet,
         r.frechet,
         t0.elapsed().as_secs_f64()
     );
@@ -95,6 +104,10 @@ fn mnist_gan_smoke_run_learns() {
         g.confidence
     );
     assert!(g.class_entropy > 1.5, "class entropy {}", g.class_entropy);
+    // So did its moving average (with standing batch-norm statistics).
+    assert!(e.frechet < 0.5 * i.frechet, "averaged G: {e:?} vs {i:?}");
+    assert!(e.class_entropy > 1.5, "averaged G: {e:?}");
+    assert!(out.ema_averaged_bn.is_some());
     // D beats chance (2 ln 2 ≈ 1.386) over its last 30 steps.
     let tail = &out.d_losses[out.d_losses.len() - 30..];
     let d_tail = tail.iter().map(|&l| l as f64).sum::<f64>() / 30.0;
@@ -108,6 +121,24 @@ fn mnist_gan_smoke_run_learns() {
     ] {
         assert!(out_dir.join(f).is_file(), "{f} missing");
     }
+
+    // Stopped after 50 steps, saved, resumed: the same run, bit for bit.
+    let ckpt = out_dir.join("gan.safetensors");
+    args.save = Some(ckpt.clone());
+    args.stop_after = Some(50);
+    let first = example::run(&args).unwrap();
+    assert_eq!(first.steps, 50);
+    (args.stop_after, args.resume) = (None, Some(ckpt));
+    let resumed = example::run(&args).unwrap();
+    assert_eq!(resumed.g_losses[..], out.g_losses[50..]);
+    assert_eq!(resumed.d_losses[..], out.d_losses[50..]);
+    let bits = |s: example::Scores| [s.confidence, s.class_entropy, s.frechet].map(f64::to_bits);
+    assert_eq!(bits(resumed.generated), bits(g));
+    assert_eq!(bits(resumed.ema.unwrap()), bits(e));
+    // Another decay than the checkpoint's: an error naming the flag.
+    args.ema_decay = 0.9;
+    let err = example::run(&args).unwrap_err().to_string();
+    assert!(err.contains("--ema-decay"), "{err}");
     let _ = std::fs::remove_dir_all(&out_dir);
 }
 
