@@ -1,0 +1,660 @@
+//! Self-supervised pretraining on Fashion-MNIST (course lesson 18): an
+//! encoder pretrained without labels by rotation prediction (Gidaris et al.
+//! 2018) or by contrastive learning (SimCLR, Chen et al. 2020: two
+//! augmented views, a projection head, NT-Xent with the other images of the
+//! batch as negatives), then judged by a **linear probe**: the encoder
+//! frozen, one `Linear` trained on its features with the labels.
+//!
+//! ```text
+//! scripts/fetch-fashion-mnist                               # once: data/fashion-mnist/
+//! cargo run --release --example pretrain                    # every method, the table of docs/few_labels.md
+//! cargo run --release --example pretrain -- --method contrastive
+//! cargo run --release --example pretrain -- --smoke         # ≤ 60 s
+//! ```
+//!
+//! `--method` (default `all`, in this order):
+//!
+//! * `pixels`: logistic regression on the raw pixels (standardised per
+//!   pixel), the floor any feature must beat;
+//! * `random`: the probe on the features of the encoder at its random
+//!   initialisation (same architecture and width);
+//! * `rotation`: the encoder plus `Linear(4)` trained to tell the four
+//!   quarter turns of each image apart (`augment::rotation_task`), then the
+//!   probe on the encoder;
+//! * `contrastive`: the encoder plus a projection head `Linear(128) → ReLU →
+//!   Linear(64)` trained with [`kiln::loss::NtXent`] on two views of each
+//!   image (random resized crop of 30–100 % of the area, horizontal flip,
+//!   brightness and contrast jitter), then the probe on the encoder (the
+//!   head is dropped, as in SimCLR);
+//! * `supervised`: the same encoder plus `Linear(10)` trained end to end on
+//!   all the labels (15 epochs, flips, the rate on a cosine from `--lr` to 0),
+//!   the ceiling.
+//!
+//! The encoder: three 3×3 convolutions (32, 64, 128 channels), each followed
+//! by batch norm and ReLU, 2×2 max pooling after the first two, global
+//! average pooling: 128 features. The probe reads features standardised
+//! with the training set's mean and deviation per feature, and trains
+//! `Linear(10)` with Adam (`--probe-epochs`, batch 256) on all 60,000
+//! training images; the figure is its accuracy on the 10,000 test images.
+//! Pretraining stops after `--epochs` or `--budget-cpu-mins` of CPU time
+//! (all threads of the process, `kiln::train::cpu_secs`; wall time × threads
+//! where the system does not report it), whichever comes first. The default,
+//! 34 CPU-minutes, is 17 minutes of both cores of a 2-core machine, so that
+//! each run (pretraining, features and probe) stays within 20 minutes there.
+//! A budget of work rather than of wall time makes the figures independent
+//! of what else the machine runs (on a shared machine a run takes longer on
+//! the clock, not fewer steps), and of `--threads`.
+
+use clap::Parser;
+use kiln::checkpoint::Checkpoint;
+use kiln::data::augment::{self, ImageShape};
+use kiln::data::{Batch, DataLoader, Dataset};
+use kiln::loss::NtXent;
+use kiln::prelude::*;
+use kiln::schedule::CosineAnnealingLr;
+use kiln::train::{
+    evaluate, Checkpointed, Classify, Control, Feed, Record, StepCtx, StepOut, Trainer,
+};
+use kiln::Cpu;
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+const IMG: ImageShape = ImageShape { c: 1, h: 28, w: 28 };
+const PIX: usize = 784;
+/// Fashion-MNIST's mean and standard deviation over the training pixels.
+const MEAN: f32 = 0.2860;
+const STD: f32 = 0.3530;
+
+kiln::network! {
+    /// The encoder: conv–BN–ReLU ×3 (32, 64, 128 channels), max pooling
+    /// after the first two, global average pooling: 128 features.
+    pub struct Encoder {
+        input: [1, 28, 28],
+        c1: Conv2d(32, kernel = 3, padding = 1, bias = false), bn1: BatchNorm2d, relu, p1: MaxPool2d(2),
+        c2: Conv2d(64, kernel = 3, padding = 1, bias = false), bn2: BatchNorm2d, relu, p2: MaxPool2d(2),
+        c3: Conv2d(128, kernel = 3, padding = 1, bias = false), bn3: BatchNorm2d, relu,
+        gap: GlobalAvgPool,
+    }
+}
+
+kiln::network! {
+    /// SimCLR: the encoder and a projection head.
+    pub struct SimClr {
+        input: [1, 28, 28],
+        enc: Encoder -> [128],
+        proj1: Linear(128), relu,
+        proj2: Linear(64),
+    }
+}
+
+kiln::network! {
+    /// The rotation pretext task: the encoder and four logits.
+    pub struct RotNet {
+        input: [1, 28, 28],
+        enc: Encoder -> [128],
+        head: Linear(4),
+    }
+}
+
+kiln::network! {
+    /// The supervised ceiling: the encoder and ten logits.
+    pub struct Supervised {
+        input: [1, 28, 28],
+        enc: Encoder -> [128],
+        head: Linear(10),
+    }
+}
+
+kiln::network! {
+    /// The linear probe on 128 features.
+    pub struct Probe { input: [128], fc: Linear(10) }
+}
+
+kiln::network! {
+    /// Logistic regression on the pixels.
+    pub struct PixelProbe { input: [784], fc: Linear(10) }
+}
+
+/// Self-supervised pretraining and linear probes on Fashion-MNIST.
+#[derive(Parser, Debug, Clone)]
+#[command(about = "Rotation and contrastive pretraining on Fashion-MNIST, judged by linear probes")]
+pub struct Args {
+    /// pixels, random, rotation, contrastive, supervised or all.
+    #[arg(long, default_value = "all")]
+    pub method: String,
+    /// Pretraining epochs (at most; the time budget may stop it first).
+    #[arg(long, default_value_t = 30)]
+    pub epochs: u64,
+    /// CPU-minutes of pretraining per method (all threads; 34 = 17 minutes on 2 cores).
+    #[arg(long, default_value_t = 34.0)]
+    pub budget_cpu_mins: f64,
+    /// Images per pretraining batch (contrastive: each twice; rotation: each four times).
+    #[arg(long, default_value_t = 256)]
+    pub batch: usize,
+    /// Adam's learning rate for pretraining and the supervised network.
+    #[arg(long, default_value_t = 1e-3)]
+    pub lr: f64,
+    /// NT-Xent's temperature.
+    #[arg(long, default_value_t = 0.5)]
+    pub temperature: f64,
+    /// Smallest share of the image's area a contrastive crop keeps.
+    #[arg(long, default_value_t = 0.3)]
+    pub min_crop: f64,
+    /// Epochs of the supervised network.
+    #[arg(long, default_value_t = 15)]
+    pub supervised_epochs: u64,
+    /// Epochs of each linear probe.
+    #[arg(long, default_value_t = 30)]
+    pub probe_epochs: u64,
+    /// Training images used (the first N of the 60,000).
+    #[arg(long, default_value_t = 60_000)]
+    pub train_size: usize,
+    /// Test images used (the first N of the 10,000).
+    #[arg(long, default_value_t = 10_000)]
+    pub test_size: usize,
+    /// Seed of the weights, the shuffling and the augmentations.
+    #[arg(long, default_value_t = 0)]
+    pub seed: u64,
+    /// Directory holding the four Fashion-MNIST idx files.
+    #[arg(long, default_value = "data/fashion-mnist")]
+    pub data_dir: PathBuf,
+    /// Worker threads (0: all cores).
+    #[arg(long, default_value_t = 0)]
+    pub threads: usize,
+    /// A quick check: 4,096 training and 2,000 test images, one short epoch of each pretraining.
+    #[arg(long)]
+    pub smoke: bool,
+}
+
+/// One method's result.
+#[derive(Debug, Clone)]
+pub struct MethodResult {
+    /// `pixels`, `random`, `rotation`, `contrastive` or `supervised`.
+    pub method: String,
+    /// Test accuracy of the probe (of the whole network for `supervised`).
+    pub test_acc: f64,
+    /// Pretraining loss per step (empty for `pixels` and `random`).
+    pub losses: Vec<f64>,
+    /// Pretraining (or supervised training) steps taken.
+    pub steps: u64,
+    /// Seconds of pretraining, of feature extraction and probe, in all.
+    pub pretrain_secs: f64,
+    /// Seconds of the probe (features included).
+    pub probe_secs: f64,
+    /// CPU seconds (all threads) of the pretraining, where the system
+    /// reports them (`kiln::train::cpu_secs`): on a shared machine,
+    /// `cpu / threads` is about what it would take on dedicated cores.
+    pub pretrain_cpu_secs: Option<f64>,
+}
+
+/// Standardises `x` in place (images as pixels in `[0, 1]`).
+fn normalise(x: &mut [f32]) {
+    for v in x {
+        *v = (*v - MEAN) / STD;
+    }
+}
+
+/// One SimCLR view of an image in `[0, 1]`, in place.
+fn view(img: &mut [f32], min_crop: f64, r: &mut Rng, scratch: &mut Vec<f32>) {
+    let b = augment::resized_crop_box(IMG, (min_crop, 1.0), (0.75, 4.0 / 3.0), r);
+    augment::resized_crop(img, IMG, b, scratch);
+    if r.random_bool(0.5) {
+        augment::hflip(img, IMG);
+    }
+    if r.random_bool(0.8) {
+        augment::brightness(img, r.random_range(0.6..=1.4));
+        augment::contrast(img, IMG, r.random_range(0.6..=1.4));
+    }
+}
+
+/// The features of `data`'s images (pixels in `[0, 1]`) under `enc` in
+/// evaluation mode, as a dataset with the same labels.
+fn features(enc: &Encoder<f32, Cpu>, data: &Dataset) -> kiln::Result<Dataset> {
+    let mut tape = enc.tape()?;
+    let mut x = Tensor::<S3<1, 28, 28>>::empty(&Cpu)?;
+    let mut out = vec![0f32; data.len() * 128];
+    let mut host = Vec::new();
+    for (k, chunk) in data.x.chunks(500 * PIX).enumerate() {
+        let n = chunk.len() / PIX;
+        host.clear();
+        host.extend_from_slice(chunk);
+        normalise(&mut host);
+        x.set_batch(n)?;
+        x.copy_from_slice(&host)?;
+        let f = enc.forward_with(&x, &mut tape)?;
+        f.copy_to_slice(&mut out[k * 500 * 128..(k * 500 + n) * 128])?;
+    }
+    Ok(Dataset {
+        x: out,
+        y: data.y.clone(),
+        dim: 128,
+    })
+}
+
+/// Standardises every column of `train` and `test` by `train`'s mean and
+/// deviation.
+fn standardise(train: &mut Dataset, test: &mut Dataset) {
+    let d = train.dim;
+    let n = train.len().max(1) as f64;
+    let mut mean = vec![0f64; d];
+    let mut var = vec![0f64; d];
+    for row in train.x.chunks_exact(d) {
+        for (m, &v) in mean.iter_mut().zip(row) {
+            *m += v as f64 / n;
+        }
+    }
+    for row in train.x.chunks_exact(d) {
+        for ((s, &v), m) in var.iter_mut().zip(row).zip(&mean) {
+            *s += (v as f64 - m).powi(2) / n;
+        }
+    }
+    for data in [train, test] {
+        for row in data.x.chunks_exact_mut(d) {
+            for ((v, m), s) in row.iter_mut().zip(&mean).zip(&var) {
+                *v = ((*v as f64 - m) / (s.sqrt() + 1e-6)) as f32;
+            }
+        }
+    }
+}
+
+/// Trains a linear classifier `P` on `train` (standardised here with
+/// `test`) and returns its test accuracy.
+fn probe<const F: usize, P>(
+    a: &Args,
+    mut train: Dataset,
+    mut test: Dataset,
+    tag: &str,
+) -> kiln::Result<f64>
+where
+    P: Layer<f32, Cpu, In = S1<F>, Out = S1<10>> + kiln::Build<f32, Cpu>,
+    P::Config: Default,
+{
+    standardise(&mut train, &mut test);
+    let mut net = P::build(&Cpu, &mut rng(a.seed + 7), Default::default())?;
+    let test = DataLoader::new(test, 1000);
+    let report = Trainer::new()
+        .epochs(a.probe_epochs)
+        .quiet(true)
+        .validate(&test)
+        .fit(
+            &mut net,
+            &mut Adam::new(1e-3),
+            &DataLoader::new(train, 256).shuffle(a.seed),
+            Classify::new(),
+        )?;
+    let acc = report.last("test_acc").unwrap_or(f64::NAN);
+    println!(
+        "  {tag}: linear probe test accuracy {acc:.4} ({} probe epochs)",
+        a.probe_epochs
+    );
+    Ok(acc)
+}
+
+/// What a pretext task trains: its network, optimizer and buffers.
+trait Pretext: Checkpointed {
+    /// One step on a batch of images in `[0, 1]`.
+    fn step(&mut self, b: &Batch, c: &StepCtx) -> kiln::Result<StepOut>;
+    /// The encoder it trains.
+    fn encoder(&self) -> &Encoder<f32, Cpu>;
+}
+
+/// Rotation prediction.
+struct Rotation {
+    net: RotNet<f32, Cpu>,
+    tape: RotNetTape<f32, Cpu>,
+    grads: RotNetGrads<f32, Cpu>,
+    opt: Adam,
+    x: Tensor<S3<1, 28, 28>>,
+    y: Labels<4>,
+    d: Tensor<S1<4>>,
+    host: Vec<f32>,
+    labels: Vec<u32>,
+    scratch: Vec<f32>,
+}
+
+impl Pretext for Rotation {
+    fn step(&mut self, b: &Batch, _: &StepCtx) -> kiln::Result<StepOut> {
+        augment::rotation_task(
+            &b.x,
+            IMG,
+            &mut self.host,
+            &mut self.labels,
+            &mut self.scratch,
+        );
+        normalise(&mut self.host);
+        self.x.set_batch(self.labels.len())?;
+        self.x.copy_from_slice(&self.host)?;
+        self.y.set::<f32>(&self.labels)?;
+        let out = self.net.forward_train(&self.x, &mut self.tape)?;
+        let loss = cross_entropy(out, &self.y, Some(&mut self.d))? as f64;
+        self.net
+            .backward(&mut self.tape, &self.d, &mut self.grads)?;
+        self.opt.step(&mut self.net, &self.grads)?;
+        Ok(StepOut {
+            loss,
+            correct: None,
+            stepped: true,
+            lr: self.opt.lr(),
+        })
+    }
+    fn encoder(&self) -> &Encoder<f32, Cpu> {
+        &self.net.enc
+    }
+}
+
+/// SimCLR.
+struct Contrastive {
+    net: SimClr<f32, Cpu>,
+    tape: SimClrTape<f32, Cpu>,
+    grads: SimClrGrads<f32, Cpu>,
+    opt: Adam,
+    loss: NtXent,
+    x: Tensor<S3<1, 28, 28>>,
+    dz: Tensor<S1<64>>,
+    host: Vec<f32>,
+    scratch: Vec<f32>,
+    min_crop: f64,
+    seed: u64,
+}
+
+impl Pretext for Contrastive {
+    fn step(&mut self, b: &Batch, c: &StepCtx) -> kiln::Result<StepOut> {
+        let n = b.len();
+        // The views of a step depend only on the seed and the step.
+        let mut r = rng(self.seed.wrapping_mul(0x5eed_c1a5) ^ c.step);
+        self.host.resize(2 * n * PIX, 0.0);
+        for v in 0..2 {
+            for k in 0..n {
+                let row = &mut self.host[(v * n + k) * PIX..(v * n + k + 1) * PIX];
+                row.copy_from_slice(&b.x[k * PIX..(k + 1) * PIX]);
+                view(row, self.min_crop, &mut r, &mut self.scratch);
+            }
+        }
+        normalise(&mut self.host);
+        self.x.set_batch(2 * n)?;
+        self.x.copy_from_slice(&self.host)?;
+        let z = self.net.forward_train(&self.x, &mut self.tape)?;
+        let loss = self.loss.loss(z, Some(&mut self.dz))? as f64;
+        self.net
+            .backward(&mut self.tape, &self.dz, &mut self.grads)?;
+        self.opt.step(&mut self.net, &self.grads)?;
+        Ok(StepOut {
+            loss,
+            correct: None,
+            stepped: true,
+            lr: self.opt.lr(),
+        })
+    }
+    fn encoder(&self) -> &Encoder<f32, Cpu> {
+        &self.net.enc
+    }
+}
+
+macro_rules! checkpointed {
+    ($t:ty) => {
+        impl Checkpointed for $t {
+            fn problems(&self, c: &Checkpoint) -> Vec<String> {
+                c.training_part_problems("model", &self.net)
+            }
+            fn save_to(&self, c: &mut Checkpoint) -> kiln::Result<()> {
+                c.add_training_part("model", &self.net, &self.opt, &self.tape.ctx.rng)
+            }
+            fn load_from(&mut self, c: &Checkpoint, path: &Path) -> kiln::Result<()> {
+                c.load_training_part(
+                    "model",
+                    &mut self.net,
+                    &mut self.opt,
+                    &mut self.tape.ctx.rng,
+                    path,
+                )
+            }
+        }
+    };
+}
+checkpointed!(Rotation);
+checkpointed!(Contrastive);
+
+/// Pretrains `state` on `train`'s images (labels unread), then probes its
+/// encoder.
+fn pretrain<P: Pretext>(
+    a: &Args,
+    method: &str,
+    mut state: P,
+    train: &Dataset,
+    test: &Dataset,
+) -> kiln::Result<MethodResult> {
+    let unlabelled = DataLoader::new(train.clone(), a.batch)
+        .shuffle(a.seed)
+        .drop_last(true);
+    let (start, cpu0) = (Instant::now(), kiln::train::cpu_secs());
+    let budget = a.budget_cpu_mins * 60.0;
+    let losses = std::cell::RefCell::new(Vec::new());
+    let mut since = 0;
+    let report = Trainer::new()
+        .epochs(a.epochs)
+        .quiet(true)
+        .on_step(|_| {
+            let used = match (kiln::train::cpu_secs(), cpu0) {
+                (Some(c1), Some(c0)) => c1 - c0,
+                _ => start.elapsed().as_secs_f64() * kiln::cpu::threads() as f64,
+            };
+            Ok(if used > budget {
+                println!(
+                    "  {method}: budget of {} CPU-minutes reached",
+                    a.budget_cpu_mins
+                );
+                Control::Stop
+            } else {
+                Control::Continue
+            })
+        })
+        .run(
+            &mut state,
+            Feed::Loader(&unlabelled),
+            &mut |s: &mut P, b: &Batch, c: &StepCtx| {
+                let out = s.step(b, c)?;
+                losses.borrow_mut().push(out.loss);
+                Ok(out)
+            },
+            &mut |_: &mut P, rec: &mut Record| {
+                let losses = losses.borrow();
+                let recent = &losses[since..];
+                since = losses.len();
+                println!(
+                    "  {method}: epoch {}: pretext loss {:.4} ({:.0} s)",
+                    rec.epoch,
+                    recent.iter().sum::<f64>() / recent.len().max(1) as f64,
+                    start.elapsed().as_secs_f64()
+                );
+                Ok(())
+            },
+        )?;
+    let pretrain_secs = start.elapsed().as_secs_f64();
+    let pretrain_cpu_secs = kiln::train::cpu_secs().zip(cpu0).map(|(c1, c0)| c1 - c0);
+    let t = Instant::now();
+    let enc = state.encoder();
+    let test_acc =
+        probe::<128, Probe<f32, Cpu>>(a, features(enc, train)?, features(enc, test)?, method)?;
+    Ok(MethodResult {
+        method: method.into(),
+        test_acc,
+        losses: losses.into_inner(),
+        steps: report.steps,
+        pretrain_secs,
+        probe_secs: t.elapsed().as_secs_f64(),
+        pretrain_cpu_secs,
+    })
+}
+
+/// One method, by name.
+fn method(a: &Args, name: &str, train: &Dataset, test: &Dataset) -> kiln::Result<MethodResult> {
+    let (t, cpu0) = (Instant::now(), kiln::train::cpu_secs());
+    let simple = |test_acc, steps, pretrain_secs| MethodResult {
+        method: name.into(),
+        test_acc,
+        losses: Vec::new(),
+        steps,
+        pretrain_secs,
+        probe_secs: t.elapsed().as_secs_f64() - pretrain_secs,
+        pretrain_cpu_secs: kiln::train::cpu_secs().zip(cpu0).map(|(c1, c0)| c1 - c0),
+    };
+    match name {
+        "pixels" => {
+            let acc = probe::<784, PixelProbe<f32, Cpu>>(a, train.clone(), test.clone(), name)?;
+            Ok(simple(acc, 0, 0.0))
+        }
+        "random" => {
+            let enc = Encoder::<f32, Cpu>::init(&Cpu, &mut rng(a.seed))?;
+            let acc = probe::<128, Probe<f32, Cpu>>(a, features(&enc, train)?, features(&enc, test)?, name)?;
+            Ok(simple(acc, 0, 0.0))
+        }
+        "rotation" => {
+            let net = RotNet::<f32, Cpu>::init(&Cpu, &mut rng(a.seed))?;
+            let state = Rotation {
+                tape: net.tape_seeded(a.seed)?,
+                grads: net.grads()?,
+                net,
+                opt: Adam::new(a.lr),
+                x: Tensor::empty(&Cpu)?,
+                y: Labels::empty::<f32>(&Cpu)?,
+                d: Tensor::empty(&Cpu)?,
+                host: Vec::new(),
+                labels: Vec::new(),
+                scratch: Vec::new(),
+            };
+            pretrain(a, name, state, train, test)
+        }
+        "contrastive" => {
+            let net = SimClr::<f32, Cpu>::init(&Cpu, &mut rng(a.seed))?;
+            let state = Contrastive {
+                tape: net.tape_seeded(a.seed)?,
+                grads: net.grads()?,
+                net,
+                opt: Adam::new(a.lr),
+                loss: NtXent::new(a.temperature)?,
+                x: Tensor::empty(&Cpu)?,
+                dz: Tensor::empty(&Cpu)?,
+                host: Vec::new(),
+                scratch: Vec::new(),
+                min_crop: a.min_crop,
+                seed: a.seed,
+            };
+            pretrain(a, name, state, train, test)
+        }
+        "supervised" => {
+            let mut net = Supervised::<f32, Cpu>::init(&Cpu, &mut rng(a.seed))?;
+            let loader = DataLoader::new(train.clone(), 128)
+                .shuffle(a.seed)
+                .image(1, 28, 28)
+                .random_flip(0.5)
+                .normalize(&[MEAN], &[STD]);
+            let test_loader = DataLoader::new(test.clone(), 1000)
+                .image(1, 28, 28)
+                .normalize(&[MEAN], &[STD]);
+            let steps = a.supervised_epochs * loader.batches_per_epoch() as u64;
+            let report = Trainer::new()
+                .epochs(a.supervised_epochs)
+                .schedule(CosineAnnealingLr::new(a.lr, steps.max(1), 0.0)?)
+                .quiet(true)
+                .validate(&test_loader)
+                .on_eval(|rec| {
+                    println!(
+                        "  supervised: epoch {}: train loss {:.4}, train accuracy {:.4}, test accuracy {:.4}",
+                        rec.epoch,
+                        rec.get("train_loss").unwrap_or(f64::NAN),
+                        rec.get("train_acc").unwrap_or(f64::NAN),
+                        rec.get("test_acc").unwrap_or(f64::NAN)
+                    );
+                    Ok(Control::Continue)
+                })
+                .fit(&mut net, &mut Adam::new(a.lr), &loader, Classify::new())?;
+            let secs = t.elapsed().as_secs_f64();
+            let acc = evaluate(&net, &test_loader, &mut Classify::new())?
+                .accuracy
+                .unwrap_or(f64::NAN);
+            println!(
+                "  supervised: test accuracy {acc:.4} ({} epochs, {:.0} s)",
+                a.supervised_epochs, secs
+            );
+            Ok(simple(acc, report.steps, secs))
+        }
+        other => Err(kiln::Error::invalid(
+            "--method",
+            format!("unknown method `{other}`: pixels, random, rotation, contrastive, supervised or all"),
+        )),
+    }
+}
+
+/// The whole program (`main` and the smoke test call it).
+pub fn run(args: &Args) -> kiln::Result<Vec<MethodResult>> {
+    let mut a = args.clone();
+    if a.smoke {
+        (a.train_size, a.test_size, a.epochs, a.batch) = (4096, 2000, 1, 128);
+        (a.probe_epochs, a.supervised_epochs) = (10, 1);
+    }
+    if a.threads > 0 {
+        kiln::set_threads(a.threads)?;
+    }
+    let data = Mnist::load_fashion(&a.data_dir)?;
+    let train = data.train.take(a.train_size);
+    let test = data.test.take(a.test_size);
+    let methods: Vec<&str> = if a.method == "all" {
+        vec!["pixels", "random", "rotation", "contrastive", "supervised"]
+    } else {
+        vec![a.method.as_str()]
+    };
+    println!(
+        "Fashion-MNIST: {} training images (labels read only by the probes and `supervised`), {} test images; pretraining: batch {}, Adam {}, ≤ {} epochs, ≤ {} CPU-min",
+        train.len(),
+        test.len(),
+        a.batch,
+        a.lr,
+        a.epochs,
+        a.budget_cpu_mins
+    );
+    let mut out = Vec::new();
+    for m in methods {
+        let r = method(&a, m, &train, &test)?;
+        println!(
+            "{m}: test accuracy {:.4} ({} steps, {:.0} s training, {} CPU-s, {:.0} s probe)",
+            r.test_acc,
+            r.steps,
+            r.pretrain_secs,
+            cpu(r.pretrain_cpu_secs),
+            r.probe_secs
+        );
+        out.push(r);
+    }
+    if out.len() > 1 {
+        println!("\n| method | linear-probe test accuracy | steps | training s | training CPU-s | probe s |");
+        println!("|---|---|---|---|---|---|");
+        for r in &out {
+            println!(
+                "| {} | {:.4} | {} | {:.0} | {} | {:.0} |",
+                r.method,
+                r.test_acc,
+                r.steps,
+                r.pretrain_secs,
+                cpu(r.pretrain_cpu_secs),
+                r.probe_secs
+            );
+        }
+    }
+    Ok(out)
+}
+
+/// CPU seconds for the report.
+fn cpu(c: Option<f64>) -> String {
+    c.map_or("–".into(), |c| format!("{c:.0}"))
+}
+
+#[allow(dead_code)]
+fn main() -> std::process::ExitCode {
+    match run(&Args::parse()) {
+        Ok(_) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}

@@ -1,0 +1,60 @@
+//! The `--smoke` run of `examples/pretrain.rs`, through the example's own
+//! code (the file is included as a module): 4,096 Fashion-MNIST training
+//! images, one epoch of each pretext task (batch 128), probes of 10 epochs,
+//! 2,000 test images. Checks that each pretext loss falls, that every
+//! probe beats chance by far, and the report's shape.
+//!
+//! Needs `data/fashion-mnist/` (`scripts/fetch-fashion-mnist`, run by
+//! `scripts/test`): without it the test fails when `CI=true` and is skipped
+//! with a message otherwise.
+
+#[path = "../examples/pretrain.rs"]
+#[allow(dead_code)]
+mod pretrain;
+
+use clap::Parser;
+use std::io::Write;
+
+fn mean(v: &[f64]) -> f64 {
+    v.iter().sum::<f64>() / v.len().max(1) as f64
+}
+
+#[test]
+fn pretrain_smoke_run_learns() {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("data/fashion-mnist");
+    if !dir.is_dir() {
+        assert!(
+            !std::env::var("CI").is_ok_and(|v| v == "true"),
+            "{} is required in CI",
+            dir.display()
+        );
+        let _ = writeln!(std::io::stderr(), "SKIPPED: {} is missing", dir.display());
+        return;
+    }
+    let mut args = pretrain::Args::parse_from(["pretrain", "--smoke"]);
+    args.data_dir = dir;
+    let out = pretrain::run(&args).unwrap();
+    let names: Vec<&str> = out.iter().map(|r| r.method.as_str()).collect();
+    assert_eq!(
+        names,
+        ["pixels", "random", "rotation", "contrastive", "supervised"]
+    );
+    for r in &out {
+        // Ten classes: chance is 0.1.
+        assert!(r.test_acc > 0.5, "{}: {}", r.method, r.test_acc);
+    }
+    // Logistic regression on 4,096 images' pixels: about 0.82.
+    assert!(out[0].test_acc > 0.75, "pixels: {}", out[0].test_acc);
+    for r in &out[2..4] {
+        // 32 steps; the losses of the last 8 below those of the first 4.
+        assert_eq!(r.steps, 32, "{}", r.method);
+        let (first, last) = (mean(&r.losses[..4]), mean(&r.losses[24..]));
+        assert!(last < first - 0.2, "{}: {first} → {last}", r.method);
+    }
+    // NT-Xent starts near log(2N − 1) = log 255 for unrelated embeddings.
+    let c0 = out[3].losses[0];
+    assert!(
+        (c0 - 255f64.ln()).abs() < 0.5,
+        "contrastive: first loss {c0}"
+    );
+}
