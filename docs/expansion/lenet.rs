@@ -692,12 +692,16 @@ where
         self.__forward_eval(x, &mut outs.0, &mut c)?;
         Ok(outs.0)
     }
-    /// Inference (evaluation mode) reusing `tape`'s buffers.
+    /// Inference (evaluation mode) reusing `tape`'s buffers. The inputs
+    /// are copied into `tape` as by `forward_train`, so `backward_from`
+    /// can follow (Grad-CAM, saliency on a trained network: batch norm
+    /// with its running statistics).
     pub fn forward_with<'t>(
         &self,
         x: &::kiln::Tensor<::kiln::S3<1, 28, 28>, E, D>,
         tape: &'t mut LeNet5Tape<E, D>,
     ) -> ::kiln::Result<&'t ::kiln::Tensor<::kiln::S1<10>, E, D>> {
+        ::kiln::Tensor::assign(&mut tape.in_x, x)?;
         self.__forward_eval(x, &mut tape.out_y, &mut tape.cache)?;
         Ok(&tape.out_y)
     }
