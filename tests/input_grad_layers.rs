@@ -243,6 +243,19 @@ kiln::network! {
     }
 }
 
+kiln::network! {
+    /// Max unpooling restores the positions its pool recorded.
+    pub struct UnpoolNet {
+        input: [2, 4, 4],
+        conv: Conv2d(2, kernel = 3, padding = 1),
+        pool: MaxPool2d(2),
+        tanh,
+        unpool: MaxUnpool2d(pool),
+        flatten,
+        fc: Linear(3),
+    }
+}
+
 fn dot(a: &[f64], b: &[f64]) -> f64 {
     a.iter().zip(b).map(|(x, y)| x * y).sum()
 }
@@ -423,4 +436,45 @@ fn grad_cam_on_a_batch_norm_resnet_matches_the_hand_computation() {
     }
     // The maps are not trivially zero.
     assert!(nonzero > 20, "{nonzero} positive pixels");
+}
+
+/// `backward_from` through max unpooling (its own parameter-free backward,
+/// reading the pool's indices from the tape) against central differences;
+/// and from `unpool` the gradient at `tanh1` is the gather `dy[idx]`, so it
+/// is zero nowhere the seed is nonzero everywhere.
+#[test]
+fn unpool_backward_from_matches_finite_differences() {
+    let net = UnpoolNet::<f64, Cpu>::init(&Cpu, &mut rng(60)).unwrap();
+    let batch = 2;
+    let x0 = random_input(batch * 32, &mut rng(61));
+    let (mut tape, mut probe) = (net.tape().unwrap(), net.tape().unwrap());
+    net.forward_with(&t(batch, &x0), &mut tape).unwrap();
+    for from in ["fc", "unpool"] {
+        let s = random_input(tape.activation(from).unwrap().data.len(), &mut rng(62));
+        net.backward_from(&mut tape, from, &s, "x", GradMode::Plain)
+            .unwrap();
+        let got = tape.gradient("x").unwrap().data;
+        let mut f = |v: &[f64]| {
+            net.forward_with(&t(batch, v), &mut probe).unwrap();
+            dot(&s, &probe.activation(from).unwrap().data)
+        };
+        let (n1, n2) = (numeric_grad(&x0, &mut f), numeric_grad_small(&x0, &mut f));
+        let err = rel_err2(&got, &n1, &n2);
+        println!("UnpoolNet {from} → x: {err:.2e}");
+        assert!(err < FD, "UnpoolNet from {from}: {err}");
+    }
+    // From the unpooling's output to its input: dx[q] = dy[idx[q]], the
+    // seed read at the positions the pool's maxima came from.
+    let a = tape.activation("unpool").unwrap().data;
+    let s: Vec<f64> = (0..a.len()).map(|i| 1.0 + i as f64).collect();
+    net.backward_from(&mut tape, "unpool", &s, "tanh1", GradMode::Plain)
+        .unwrap();
+    let g = tape.gradient("tanh1").unwrap().data;
+    let z = tape.activation("tanh1").unwrap().data;
+    assert_eq!(g.len(), batch * 8);
+    for (q, (&gq, &zq)) in g.iter().zip(&z).enumerate() {
+        // The unpooled value sits where the seed is 1 + its flat index.
+        let at = a.iter().position(|&v| v == zq).unwrap();
+        assert_eq!(gq, 1.0 + at as f64, "pooled value {q}");
+    }
 }

@@ -141,7 +141,7 @@ pub(super) fn backward_from(cx: &Cx) -> TokenStream {
     let extra: Vec<TokenStream> = net
         .layers
         .iter()
-        .filter(|l| !l.uses.is_empty())
+        .filter(|l| !l.uses.is_empty() && l.kind.input_grad_bound())
         .map(|l| &l.ty)
         .filter(|ty| seen.insert(ty.to_string()))
         .map(|ty| quote!(#ty: #k::InputGrad<E, D>,))
@@ -206,17 +206,10 @@ pub(super) fn backward_from(cx: &Cx) -> TokenStream {
         let dy = grad(j);
         let stmts: Vec<TokenStream> = match n.op {
             Op::Layer(li) => {
-                let call = cx.call(j, li, false);
-                let (inst, x, y) = (&call.inst, &call.x, &call.y);
-                let cache = if call.cache.is_empty() {
-                    quote!(())
-                } else {
-                    call.cache.clone()
-                };
-                let dx = dest(n.args[0]);
-                vec![
-                    quote!(#k::InputGrad::<E, D>::backward_input(#inst, #x, &#y, &mut #cache, &c.#dy, #dx, mode)?;),
-                ]
+                let mut call = cx.call(j, li, false);
+                call.dy = quote!(&c.#dy);
+                call.dx = dest(n.args[0]);
+                vec![net.layers[li].kind.backward_input(&call)]
             }
             Op::Add => n
                 .args
