@@ -219,11 +219,8 @@ pub fn check_input_grad<L: crate::InputGrad<f64, Cpu>>(
     train: bool,
 ) -> Result<f64> {
     let mut rng = crate::rng(seed);
-    let x = Tensor::<L::In, f64>::from_vec(
-        &Cpu,
-        batch,
-        random_input(batch * L::In::NUMEL, &mut rng),
-    )?;
+    let x =
+        Tensor::<L::In, f64>::from_vec(&Cpu, batch, random_input(batch * L::In::NUMEL, &mut rng))?;
     let dy = Tensor::<L::Out, f64>::from_vec(
         &Cpu,
         batch,

@@ -585,15 +585,7 @@ impl<
                 )?;
                 (&cache.tmp, 0)
             };
-            gemm_cols(
-                dev,
-                self.grouped(),
-                nc * op,
-                w,
-                dout,
-                &mut cache.cols,
-                off,
-            )?;
+            gemm_cols(dev, self.grouped(), nc * op, w, dout, &mut cache.cols, off)?;
             dev.col2im(g, &cache.cols, &mut dx.buf, b0, nc, acc)?;
         }
         Ok(())

@@ -527,8 +527,8 @@ impl<E: Elem, D: LayerNormKernels<E>, S: Shape, const N: usize> LayerNorm<E, D, 
 /// The input gradient alone, `dx (acc)= (1/σ)(g − mean g − x̂·mean(g·x̂))`
 /// per row with `g = dy·γ`: the backward kernel without its parameter
 /// sums (they are optional there), so nothing extra is kept or allocated.
-impl<E: Elem, D: LayerNormKernels<E>, S: Shape, const N: usize>
-    crate::input_grad::InputGrad<E, D> for LayerNorm<E, D, S, N>
+impl<E: Elem, D: LayerNormKernels<E>, S: Shape, const N: usize> crate::input_grad::InputGrad<E, D>
+    for LayerNorm<E, D, S, N>
 {
     fn backward_input(
         &self,
@@ -544,8 +544,17 @@ impl<E: Elem, D: LayerNormKernels<E>, S: Shape, const N: usize>
         prepare_dx(dx, acc, x.batch())?;
         let g = self.weight.as_ref().map(|t| &t.buf);
         let dx = Some((&mut dx.buf, acc));
-        x.device()
-            .layer_norm_bwd(&d, &x.buf, &cache.stats, g, &dy.buf, dx, None, None, Acc::Set)
+        x.device().layer_norm_bwd(
+            &d,
+            &x.buf,
+            &cache.stats,
+            g,
+            &dy.buf,
+            dx,
+            None,
+            None,
+            Acc::Set,
+        )
     }
 }
 
