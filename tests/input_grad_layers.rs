@@ -24,10 +24,7 @@ fn t<S: Shape>(batch: usize, v: &[f64]) -> Tensor<S, f64> {
 
 /// Gives a batch norm random γ, β and running statistics (the variance
 /// positive), as a trained one has.
-fn trained<S: Shape, const C: usize>(
-    bn: &mut kiln::layers::BatchNorm<f64, Cpu, S, C>,
-    seed: u64,
-) {
+fn trained<S: Shape, const C: usize>(bn: &mut kiln::layers::BatchNorm<f64, Cpu, S, C>, seed: u64) {
     let mut r = rng(seed);
     bn.weight.copy_from_slice(&random_input(C, &mut r)).unwrap();
     bn.bias.copy_from_slice(&random_input(C, &mut r)).unwrap();
@@ -109,8 +106,9 @@ fn batch_norm_evaluation_input_gradient_by_hand() {
 #[test]
 fn layer_norm_and_prelu_input_gradients_equal_the_full_backward() {
     let mut r = rng(5);
-    let mut ln = LayerNorm::<f64, Cpu, S2<3, 4>, 4>::build(&Cpu, &mut r, LayerNormConfig::default())
-        .unwrap();
+    let mut ln =
+        LayerNorm::<f64, Cpu, S2<3, 4>, 4>::build(&Cpu, &mut r, LayerNormConfig::default())
+            .unwrap();
     let g = random_input(4, &mut r);
     ln.weight.as_mut().unwrap().copy_from_slice(&g).unwrap();
     let plain = LayerNormConfig {
@@ -118,10 +116,10 @@ fn layer_norm_and_prelu_input_gradients_equal_the_full_backward() {
         ..Default::default()
     };
     let mut ln0 = LayerNorm1d::<f64, Cpu, 5>::build(&Cpu, &mut r, plain).unwrap();
-    let mut p1 = PRelu::<f64, Cpu, S3<2, 2, 3>, 1>::build(&Cpu, &mut r, PReluConfig::default())
-        .unwrap();
-    let mut p2 = PRelu::<f64, Cpu, S3<2, 2, 3>, 2>::build(&Cpu, &mut r, PReluConfig::default())
-        .unwrap();
+    let mut p1 =
+        PRelu::<f64, Cpu, S3<2, 2, 3>, 1>::build(&Cpu, &mut r, PReluConfig::default()).unwrap();
+    let mut p2 =
+        PRelu::<f64, Cpu, S3<2, 2, 3>, 2>::build(&Cpu, &mut r, PReluConfig::default()).unwrap();
     p2.weight.copy_from_slice(&[0.25, -0.75]).unwrap();
     let errs = [
         check_input_grad(&mut ln, 2, 6, true).unwrap(),
@@ -142,8 +140,8 @@ fn transposed_and_masked_convolution_input_gradients_equal_the_full_backward() {
         groups: 2,
         ..Default::default()
     };
-    let mut ct = ConvTranspose2d::<f64, Cpu, 4, 4, 2, 3, 3, 3, 3, 6, 6>::build(&Cpu, &mut r, cfg)
-        .unwrap();
+    let mut ct =
+        ConvTranspose2d::<f64, Cpu, 4, 4, 2, 3, 3, 3, 3, 6, 6>::build(&Cpu, &mut r, cfg).unwrap();
     let plain = ConvTranspose2dConfig {
         bias: false,
         ..Default::default()
@@ -256,6 +254,18 @@ kiln::network! {
     }
 }
 
+kiln::network! {
+    /// A sequence of 5 positions: learned and sinusoidal positions, layer
+    /// norm per position, both time pools.
+    pub struct SeqPools {
+        input x: [5, 4],
+        let h = x |> pos: PositionalEmbedding(8) |> SinusoidalPositions |> proj: Linear(6) |> tanh |> ln: LayerNorm;
+        let avg = h |> mean_over_time;
+        let top = h |> max_over_time;
+        output concat(avg, top) |> head: Linear(3);
+    }
+}
+
 fn dot(a: &[f64], b: &[f64]) -> f64 {
     a.iter().zip(b).map(|(x, y)| x * y).sum()
 }
@@ -279,7 +289,10 @@ fn warm_up(net: &mut BnResNet<f64, Cpu>, n: u64) {
 fn bn_resnet_backward_from_matches_finite_differences_in_both_modes() {
     let mut net = BnResNet::<f64, Cpu>::init(&Cpu, &mut rng(20)).unwrap();
     warm_up(&mut net, 3);
-    for (i, bn) in [&mut net.bn0, &mut net.n1, &mut net.n2].into_iter().enumerate() {
+    for (i, bn) in [&mut net.bn0, &mut net.n1, &mut net.n2]
+        .into_iter()
+        .enumerate()
+    {
         let mut r = rng(30 + i as u64);
         bn.weight.copy_from_slice(&random_input(3, &mut r)).unwrap();
         bn.bias.copy_from_slice(&random_input(3, &mut r)).unwrap();
@@ -324,7 +337,8 @@ fn bn_resnet_backward_from_matches_finite_differences_in_both_modes() {
 #[test]
 fn norm_mlp_and_decoder_backward_from_match_finite_differences() {
     let mut mlp = NormMlp::<f64, Cpu>::init(&Cpu, &mut rng(40)).unwrap();
-    mlp.act.weight
+    mlp.act
+        .weight
         .copy_from_slice(&[0.25, -0.5, 0.1, 0.7, -0.2])
         .unwrap();
     let batch = 3;
@@ -384,13 +398,22 @@ fn grad_cam_on_a_batch_norm_resnet_matches_the_hand_computation() {
     let mut net = BnResNet::<f64, Cpu>::init(&Cpu, &mut rng(50)).unwrap();
     warm_up(&mut net, 4);
     let mut r = rng(51);
-    net.n3.weight.copy_from_slice(&random_input(4, &mut r)).unwrap();
-    net.n3.bias.copy_from_slice(&random_input(4, &mut r)).unwrap();
+    net.n3
+        .weight
+        .copy_from_slice(&random_input(4, &mut r))
+        .unwrap();
+    net.n3
+        .bias
+        .copy_from_slice(&random_input(4, &mut r))
+        .unwrap();
     let batch = 2;
     let x0: Vec<f64> = random_input(batch * 36, &mut rng(52));
     let mut tape = net.tape().unwrap();
     net.forward_with(&t(batch, &x0), &mut tape).unwrap();
-    let (gamma, beta) = (net.n3.weight.to_vec().unwrap(), net.n3.bias.to_vec().unwrap());
+    let (gamma, beta) = (
+        net.n3.weight.to_vec().unwrap(),
+        net.n3.bias.to_vec().unwrap(),
+    );
     let (m, v) = (
         net.n3.running_mean.to_vec().unwrap(),
         net.n3.running_var.to_vec().unwrap(),
@@ -477,4 +500,28 @@ fn unpool_backward_from_matches_finite_differences() {
         let at = a.iter().position(|&v| v == zq).unwrap();
         assert_eq!(gq, 1.0 + at as f64, "pooled value {q}");
     }
+}
+
+/// The time pools and positional layers: `backward_from(head → x)` against
+/// central differences (the pools' and positions' `InputGrad` is their own
+/// parameter-free backward, or `dx = dy` for the learned table).
+#[test]
+fn sequence_pools_and_positions_backward_from_matches_finite_differences() {
+    let net = SeqPools::<f64, Cpu>::init(&Cpu, &mut rng(70)).unwrap();
+    let batch = 2;
+    let x0 = random_input(batch * 20, &mut rng(71));
+    let seed = random_input(batch * 3, &mut rng(72));
+    let (mut tape, mut probe) = (net.tape().unwrap(), net.tape().unwrap());
+    net.forward_with(&t(batch, &x0), &mut tape).unwrap();
+    net.backward_from(&mut tape, "head", &seed, "x", GradMode::Plain)
+        .unwrap();
+    let got = tape.gradient("x").unwrap().data;
+    let mut f = |v: &[f64]| {
+        net.forward_with(&t(batch, v), &mut probe).unwrap();
+        dot(&seed, &probe.activation("head").unwrap().data)
+    };
+    let (n1, n2) = (numeric_grad(&x0, &mut f), numeric_grad_small(&x0, &mut f));
+    let err = rel_err2(&got, &n1, &n2);
+    println!("SeqPools head → x: {err:.2e}");
+    assert!(err < FD, "SeqPools: {err}");
 }
