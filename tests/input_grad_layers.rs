@@ -433,22 +433,24 @@ fn grad_cam_on_a_batch_norm_resnet_matches_the_hand_computation() {
             let cam = kiln::vis::grad_cam(&act, &grad, b).unwrap();
             assert_eq!((cam.h, cam.w), (6, 6));
             let mut want = vec![0.0f64; 36];
-            for c in 0..4 {
+            for (c, plane) in a.chunks(36).enumerate() {
                 let s = gamma[c] / (v[c] + 1e-5).sqrt();
-                let alpha = (0..36)
-                    .map(|p| {
-                        let z = (s * (a[c * 36 + p] - m[c]) + beta[c]).tanh();
+                let alpha = plane
+                    .iter()
+                    .map(|&ap| {
+                        let z = (s * (ap - m[c]) + beta[c]).tanh();
                         w[class * 4 + c] * s * (1.0 - z * z) / 36.0
                     })
                     .sum::<f64>()
                     / 36.0;
-                for p in 0..36 {
-                    want[p] += alpha * a[c * 36 + p];
+                for (wp, &ap) in want.iter_mut().zip(plane) {
+                    *wp += alpha * ap;
                 }
             }
-            for p in 0..36 {
-                let hand = want[p].max(0.0);
-                let got = cam.data[p] as f64;
+            assert_eq!(cam.data.len(), 36);
+            for (p, (&wp, &got)) in want.iter().zip(&cam.data).enumerate() {
+                let hand = wp.max(0.0);
+                let got = got as f64;
                 assert!(
                     (got - hand).abs() <= 1e-6 * hand.abs().max(1e-3),
                     "class {class}, sample {b}, pixel {p}: {got} vs {hand}"
