@@ -20,10 +20,20 @@
 //! | [`GradMode::Guided`] | `g·[x > 0]·[g > 0]` | guided backpropagation (Springenberg et al. 2015) |
 //! | [`GradMode::Deconvnet`] | `g·[g > 0]` | the deconvnet of Zeiler & Fergus 2014 |
 //!
-//! Layers that implement it: the element-wise activations, `Flatten` /
-//! `Reshape`, `MaxPool2d`, `AvgPool2d`, `GlobalAvgPool`, `Dropout`, `Softmax`,
-//! `L2Normalize`, `Upsample`, `Linear` and `Conv2d`. A network holding another layer has
-//! no `backward_from` (the bound names the layer that lacks it).
+//! Layers that implement it: the element-wise activations, `PRelu`,
+//! `Flatten` / `Reshape`, `MaxPool2d`, `AvgPool2d`, `GlobalAvgPool`,
+//! `Dropout`, `Softmax`, `L2Normalize`, `Upsample`, `Linear`, `Conv2d`,
+//! `ConvTranspose2d`, `MaskedConv2d`, `BatchNorm1d` / `BatchNorm2d` (in the
+//! mode of the last forward: running statistics after `forward`, batch
+//! statistics after `forward_train`), `LayerNorm`, the time pools
+//! `MeanOverTime` / `MaxOverTime`, the positional layers
+//! `SinusoidalPositions` / `PositionalEmbedding`, and every generated
+//! network of one float input and one output whose layers all do (so a
+//! nested network takes part). `MaxUnpool2d`, not a `Layer`, takes part
+//! through its own parameter-free backward. A network holding another layer
+//! (attention, recurrent layers and `FinalState`, a tied head, an
+//! embedding, a nested network of two inputs) has no `backward_from` (the
+//! bound names the layer that lacks it).
 
 use crate::device::{Acc, Backend};
 use crate::elem::Elem;
@@ -91,7 +101,8 @@ mod impls {
     use crate::kernels::{DropoutKernels, PoolKernels, SoftmaxKernels, UpsampleKernels};
     use crate::layers::{
         AvgPool2d, Dropout, Flatten, Gelu, GlobalAvgPool, L2Normalize, L2NormalizeKernels,
-        LeakyRelu, MaxPool2d, Sigmoid, Softmax, Tanh, Upsample,
+        LeakyRelu, MaxOverTime, MaxPool2d, MeanOverTime, Sigmoid, SinusoidalPositions, Softmax,
+        Tanh, Upsample,
     };
     use crate::shape::Shape;
     use crate::Backend;
@@ -119,6 +130,12 @@ mod impls {
     input_grad_without_params!(
         [E: Elem, D: UpsampleKernels<E>, const C: usize, const H: usize, const W: usize, const OH: usize, const OW: usize]
         Upsample<C, H, W, OH, OW>
+    );
+    input_grad_without_params!([E: Elem, D: PoolKernels<E>, const T: usize, const F: usize] MeanOverTime<T, F>);
+    input_grad_without_params!([E: Elem, D: PoolKernels<E>, const T: usize, const F: usize] MaxOverTime<T, F>);
+    input_grad_without_params!(
+        [E: Elem, D: Backend<E>, const T: usize, const DIM: usize]
+        SinusoidalPositions<E, D, T, DIM>
     );
 }
 

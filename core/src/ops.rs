@@ -303,6 +303,31 @@ pub mod subnet {
         l.backward(cast(x)?, cast(y)?, c, cast(dy)?, dx, g, gacc)
     }
 
+    /// `L::backward_input` (a nested network's `InputGrad`) on tensors
+    /// typed by the outer network.
+    #[allow(clippy::too_many_arguments)]
+    pub fn backward_input<
+        L: crate::input_grad::InputGrad<E, D>,
+        I: Shape,
+        O: Shape,
+        E: Elem,
+        D: Backend<E>,
+    >(
+        l: &L,
+        x: &Tensor<I, E, D>,
+        y: &Tensor<O, E, D>,
+        c: &mut L::Cache,
+        dy: &Tensor<O, E, D>,
+        dx: Option<(&mut Tensor<I, E, D>, Acc)>,
+        mode: crate::input_grad::GradMode,
+    ) -> Result<()> {
+        let dx = match dx {
+            Some((t, a)) => Some((cast_mut(t)?, a)),
+            None => None,
+        };
+        l.backward_input(cast(x)?, cast(y)?, c, cast(dy)?, dx, mode)
+    }
+
     /// `L::forward` of a two-input network on the outer network's tensors.
     pub fn forward2<L: Layer2<E, D>, I: Shape, I2: Shape, O: Shape, E: Elem, D: Backend<E>>(
         l: &L,

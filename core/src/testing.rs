@@ -206,6 +206,56 @@ pub fn check_layer<L: Layer<f64, Cpu>>(layer: &mut L, batch: usize, seed: u64) -
     Ok(worst)
 }
 
+/// A layer's [`InputGrad::backward_input`](crate::InputGrad) against the
+/// `dx` of its full [`Layer::backward`] on the same random `x` and `dy`,
+/// after `forward_train` (`train`) or `forward`: both with `Acc::Set`, and
+/// `Acc::Add` onto a random buffer (which must end as that buffer plus the
+/// full `dx`). Returns the largest absolute difference; `dx = None` must
+/// succeed too.
+pub fn check_input_grad<L: crate::InputGrad<f64, Cpu>>(
+    layer: &mut L,
+    batch: usize,
+    seed: u64,
+    train: bool,
+) -> Result<f64> {
+    let mut rng = crate::rng(seed);
+    let x =
+        Tensor::<L::In, f64>::from_vec(&Cpu, batch, random_input(batch * L::In::NUMEL, &mut rng))?;
+    let dy = Tensor::<L::Out, f64>::from_vec(
+        &Cpu,
+        batch,
+        random_input(batch * L::Out::NUMEL, &mut rng),
+    )?;
+    let prior = random_input(batch * L::In::NUMEL, &mut rng);
+    let (mut y, mut cache) = (Tensor::empty(&Cpu)?, layer.cache()?);
+    if train {
+        layer.forward_train(&x, &mut y, &mut cache, &mut TrainCtx::new(seed))?;
+    } else {
+        layer.forward(&x, &mut y, &mut cache)?;
+    }
+    let (mut full, mut grads) = (Tensor::empty(&Cpu)?, layer.grads()?);
+    let set = Some((&mut full, Acc::Set));
+    layer.backward(&x, &y, &mut cache, &dy, set, &mut grads, Acc::Set)?;
+    let full = full.to_vec()?;
+    let mode = crate::GradMode::Plain;
+    let mut only = Tensor::empty(&Cpu)?;
+    layer.backward_input(&x, &y, &mut cache, &dy, Some((&mut only, Acc::Set)), mode)?;
+    let mut added = Tensor::<L::In, f64>::from_vec(&Cpu, batch, prior.clone())?;
+    layer.backward_input(&x, &y, &mut cache, &dy, Some((&mut added, Acc::Add)), mode)?;
+    layer.backward_input(&x, &y, &mut cache, &dy, None, mode)?;
+    let (only, added) = (only.to_vec()?, added.to_vec()?);
+    if only.len() != full.len() || added.len() != full.len() {
+        return Ok(f64::INFINITY);
+    }
+    let mut worst = 0.0f64;
+    for i in 0..full.len() {
+        worst = worst
+            .max((only[i] - full[i]).abs())
+            .max((added[i] - prior[i] - full[i]).abs());
+    }
+    Ok(worst)
+}
+
 /// Adds `delta` to element `j` of the `pi`-th trainable parameter.
 fn nudge<L: Layer<f64, Cpu>>(layer: &mut L, grads: &L::Grads, pi: usize, j: usize, delta: f64) {
     let mut i = 0;

@@ -1,7 +1,10 @@
 //! `backward_from` on the CUDA device matches the CPU: the input gradient of
 //! a class score in the plain, guided and deconvnet modes, the gradient at an
 //! intermediate node, and two steps of adversarial training (an FGSM batch
-//! from `backward_from`, then a plain Adam step on it), in f32 and f64.
+//! from `backward_from`, then a plain Adam step on it), in f32 and f64; and
+//! the input gradients through batch norm (after a training forward and
+//! after an evaluation forward), PReLU, transposed and masked convolutions
+//! and layer norm.
 //!
 //! The device is the host emulation by default, GPU 0 with `KILN_TEST_GPU=1`.
 
@@ -25,6 +28,24 @@ kiln::network! {
         fc1: Linear(6),
         relu,
         fc2: Linear(4),
+    }
+}
+
+kiln::network! {
+    /// The layers whose `InputGrad` reuses their kernels with scratch
+    /// buffers or other arguments (batch norm in both modes, PReLU, layer
+    /// norm, transposed and masked convolutions).
+    pub struct Normed {
+        input: [2, 6, 6],
+        conv: Conv2d(3, kernel = 3, padding = 1, bias = false),
+        bn: BatchNorm2d,
+        act: PReLU(3),
+        up: ConvTranspose2d(2, kernel = 2, stride = 2),
+        mc: MaskedConv2d(2, kernel = 3, mask = "B", padding = 1),
+        flatten,
+        fc1: Linear(5),
+        ln: LayerNorm,
+        fc2: Linear(3),
     }
 }
 
@@ -124,11 +145,53 @@ fn run<E: Elem, D: Kernels<E>>(dev: &D) -> Vec<(String, Vec<E>)> {
     out
 }
 
+/// Input gradients through `Normed` after a training forward (batch
+/// statistics; the running statistics move) and after an evaluation forward
+/// (running statistics), and the gradient at `bn`'s output.
+fn run_normed<E: Elem, D: Kernels<E>>(dev: &D) -> Vec<(String, Vec<E>)> {
+    let mut net = Normed::<E, D>::init(dev, &mut rng(7)).unwrap();
+    net.act
+        .weight
+        .copy_from_slice(&[E::of(0.25), E::of(-0.5), E::of(0.1)])
+        .unwrap();
+    let mut tape = net.tape().unwrap();
+    let mut r = rng(8);
+    let xs: Vec<E> = (0..3 * 72)
+        .map(|_| E::of(r.random_range(-1.0..1.0)))
+        .collect();
+    let x = Tensor::<S3<2, 6, 6>, E, D>::from_slice(dev, &xs).unwrap();
+    let seed: Vec<E> = (0..9).map(|i| E::of(0.5 - 0.125 * i as f64)).collect();
+    let mut out = Vec::new();
+    for train in [true, false] {
+        if train {
+            net.forward_train(&x, &mut tape).unwrap();
+        } else {
+            net.forward_with(&x, &mut tape).unwrap();
+        }
+        net.backward_from(&mut tape, "fc2", &seed, "x", GradMode::Plain)
+            .unwrap();
+        out.push((
+            format!("Normed input gradient, train {train}"),
+            tape.gradient("x").unwrap().data,
+        ));
+        out.push((
+            format!("Normed gradient at bn, train {train}"),
+            tape.gradient("bn").unwrap().data,
+        ));
+    }
+    out
+}
+
 fn compare<E: Elem>()
 where
     Cuda: Kernels<E>,
 {
-    let (want, got) = (run::<E, Cpu>(&Cpu), run::<E, Cuda>(&device()));
+    let mut want = run::<E, Cpu>(&Cpu);
+    want.extend(run_normed::<E, Cpu>(&Cpu));
+    let dev = device();
+    let mut got = run::<E, Cuda>(&dev);
+    got.extend(run_normed::<E, Cuda>(&dev));
+    assert_eq!(want.len(), got.len());
     for ((name, w), (_, g)) in want.iter().zip(&got) {
         check(name, g, w, 10.0 * tol::<E>());
         assert!(w.iter().any(|v| v.f64() != 0.0), "{name}: all zero");

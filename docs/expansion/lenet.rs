@@ -692,12 +692,16 @@ where
         self.__forward_eval(x, &mut outs.0, &mut c)?;
         Ok(outs.0)
     }
-    /// Inference (evaluation mode) reusing `tape`'s buffers.
+    /// Inference (evaluation mode) reusing `tape`'s buffers. The inputs
+    /// are copied into `tape` as by `forward_train`, so `backward_from`
+    /// can follow (Grad-CAM, saliency on a trained network: batch norm
+    /// with its running statistics).
     pub fn forward_with<'t>(
         &self,
         x: &::kiln::Tensor<::kiln::S3<1, 28, 28>, E, D>,
         tape: &'t mut LeNet5Tape<E, D>,
     ) -> ::kiln::Result<&'t ::kiln::Tensor<::kiln::S1<10>, E, D>> {
+        ::kiln::Tensor::assign(&mut tape.in_x, x)?;
         self.__forward_eval(x, &mut tape.out_y, &mut tape.cache)?;
         Ok(&tape.out_y)
     }
@@ -2533,6 +2537,391 @@ where
         gacc: ::kiln::Acc,
     ) -> ::kiln::Result<()> {
         self.__backward(x, dy, dx, cache, grads, gacc)
+    }
+}
+#[allow(
+    clippy::too_many_arguments,
+    unused_mut,
+    unused_variables,
+    clippy::needless_question_mark
+)]
+impl<E: ::kiln::Elem, D: ::kiln::Backend<E>> ::kiln::InputGrad<E, D> for LeNet5<E, D>
+where
+    ::kiln::layers::Conv2d<
+        E,
+        D,
+        1,
+        6,
+        1,
+        5,
+        5,
+        28,
+        28,
+        28,
+        28,
+    >: ::kiln::Layer<E, D, In = ::kiln::S3<1, 28, 28>, Out = ::kiln::S3<6, 28, 28>>
+        + ::kiln::Build<E, D, Config = ::kiln::layers::Conv2dConfig>,
+    ::kiln::layers::Relu<
+        ::kiln::S3<6, 28, 28>,
+    >: ::kiln::Layer<E, D, In = ::kiln::S3<6, 28, 28>, Out = ::kiln::S3<6, 28, 28>>
+        + ::kiln::Module<E, D, Grads = ()>,
+    ::kiln::layers::MaxPool2d<
+        6,
+        28,
+        28,
+        14,
+        14,
+    >: ::kiln::Layer<
+            E,
+            D,
+            In = ::kiln::S3<6, 28, 28>,
+            Out = ::kiln::S3<6, 14, 14>,
+            Cache = ::kiln::layers::PoolIndices<D, 6, 28, 28, 14, 14>,
+        > + ::kiln::Build<E, D, Config = ::kiln::layers::Pool2dConfig>,
+    ::kiln::layers::Conv2d<
+        E,
+        D,
+        6,
+        16,
+        6,
+        5,
+        5,
+        14,
+        14,
+        10,
+        10,
+    >: ::kiln::Layer<E, D, In = ::kiln::S3<6, 14, 14>, Out = ::kiln::S3<16, 10, 10>>
+        + ::kiln::Build<E, D, Config = ::kiln::layers::Conv2dConfig>,
+    ::kiln::layers::Relu<
+        ::kiln::S3<16, 10, 10>,
+    >: ::kiln::Layer<E, D, In = ::kiln::S3<16, 10, 10>, Out = ::kiln::S3<16, 10, 10>>
+        + ::kiln::Module<E, D, Grads = ()>,
+    ::kiln::layers::MaxPool2d<
+        16,
+        10,
+        10,
+        5,
+        5,
+    >: ::kiln::Layer<
+            E,
+            D,
+            In = ::kiln::S3<16, 10, 10>,
+            Out = ::kiln::S3<16, 5, 5>,
+            Cache = ::kiln::layers::PoolIndices<D, 16, 10, 10, 5, 5>,
+        > + ::kiln::Build<E, D, Config = ::kiln::layers::Pool2dConfig>,
+    ::kiln::layers::Flatten<
+        ::kiln::S3<16, 5, 5>,
+        ::kiln::S1<400>,
+    >: ::kiln::Layer<E, D, In = ::kiln::S3<16, 5, 5>, Out = ::kiln::S1<400>>
+        + ::kiln::Module<E, D, Grads = ()>,
+    ::kiln::layers::Linear<
+        E,
+        D,
+        400,
+        120,
+    >: ::kiln::Layer<E, D, In = ::kiln::S1<400>, Out = ::kiln::S1<120>>
+        + ::kiln::Build<E, D, Config = ::kiln::layers::LinearConfig>,
+    ::kiln::layers::Relu<
+        ::kiln::S1<120>,
+    >: ::kiln::Layer<E, D, In = ::kiln::S1<120>, Out = ::kiln::S1<120>>
+        + ::kiln::Module<E, D, Grads = ()>,
+    ::kiln::layers::Linear<
+        E,
+        D,
+        120,
+        84,
+    >: ::kiln::Layer<E, D, In = ::kiln::S1<120>, Out = ::kiln::S1<84>>
+        + ::kiln::Build<E, D, Config = ::kiln::layers::LinearConfig>,
+    ::kiln::layers::Relu<
+        ::kiln::S1<84>,
+    >: ::kiln::Layer<E, D, In = ::kiln::S1<84>, Out = ::kiln::S1<84>>
+        + ::kiln::Module<E, D, Grads = ()>,
+    ::kiln::layers::Linear<
+        E,
+        D,
+        84,
+        10,
+    >: ::kiln::Layer<E, D, In = ::kiln::S1<84>, Out = ::kiln::S1<10>>
+        + ::kiln::Build<E, D, Config = ::kiln::layers::LinearConfig>,
+    ::kiln::layers::Conv2d<E, D, 1, 6, 1, 5, 5, 28, 28, 28, 28>: ::kiln::InputGrad<E, D>,
+    ::kiln::layers::Relu<::kiln::S3<6, 28, 28>>: ::kiln::InputGrad<E, D>,
+    ::kiln::layers::MaxPool2d<6, 28, 28, 14, 14>: ::kiln::InputGrad<E, D>,
+    ::kiln::layers::Conv2d<
+        E,
+        D,
+        6,
+        16,
+        6,
+        5,
+        5,
+        14,
+        14,
+        10,
+        10,
+    >: ::kiln::InputGrad<E, D>,
+    ::kiln::layers::Relu<::kiln::S3<16, 10, 10>>: ::kiln::InputGrad<E, D>,
+    ::kiln::layers::MaxPool2d<16, 10, 10, 5, 5>: ::kiln::InputGrad<E, D>,
+    ::kiln::layers::Flatten<
+        ::kiln::S3<16, 5, 5>,
+        ::kiln::S1<400>,
+    >: ::kiln::InputGrad<E, D>,
+    ::kiln::layers::Linear<E, D, 400, 120>: ::kiln::InputGrad<E, D>,
+    ::kiln::layers::Relu<::kiln::S1<120>>: ::kiln::InputGrad<E, D>,
+    ::kiln::layers::Linear<E, D, 120, 84>: ::kiln::InputGrad<E, D>,
+    ::kiln::layers::Relu<::kiln::S1<84>>: ::kiln::InputGrad<E, D>,
+    ::kiln::layers::Linear<E, D, 84, 10>: ::kiln::InputGrad<E, D>,
+{
+    fn backward_input(
+        &self,
+        in_x: &::kiln::Tensor<::kiln::S3<1, 28, 28>, E, D>,
+        _y: &::kiln::Tensor<::kiln::S1<10>, E, D>,
+        c: &mut LeNet5Cache<E, D>,
+        d_y: &::kiln::Tensor<::kiln::S1<10>, E, D>,
+        mut din_x: ::core::option::Option<
+            (&mut ::kiln::Tensor<::kiln::S3<1, 28, 28>, E, D>, ::kiln::Acc),
+        >,
+        mode: ::kiln::GradMode,
+    ) -> ::kiln::Result<()> {
+        if c.detect {
+            ::kiln::ops::check_finite(
+                d_y,
+                "fc3: Linear(10)",
+                "backward: gradient arriving at the output",
+            )?;
+        }
+        ::kiln::InputGrad::<
+            E,
+            D,
+        >::backward_input(
+            &self.fc3,
+            &c.relu4_out,
+            &c.fc3_out,
+            &mut c.fc3_cache,
+            d_y,
+            ::core::option::Option::Some((&mut c.relu4_grad, ::kiln::Acc::Set)),
+            mode,
+        )?;
+        if c.detect {
+            ::kiln::ops::check_finite(
+                &c.relu4_grad,
+                "relu",
+                "backward: gradient arriving at the output",
+            )?;
+        }
+        ::kiln::InputGrad::<
+            E,
+            D,
+        >::backward_input(
+            &<::kiln::layers::Relu<
+                ::kiln::S1<84>,
+            > as ::core::default::Default>::default(),
+            &c.fc2_out,
+            &c.relu4_out,
+            &mut c.relu4_cache,
+            &c.relu4_grad,
+            ::core::option::Option::Some((&mut c.fc2_grad, ::kiln::Acc::Set)),
+            mode,
+        )?;
+        if c.detect {
+            ::kiln::ops::check_finite(
+                &c.fc2_grad,
+                "fc2: Linear(84)",
+                "backward: gradient arriving at the output",
+            )?;
+        }
+        ::kiln::InputGrad::<
+            E,
+            D,
+        >::backward_input(
+            &self.fc2,
+            &c.relu3_out,
+            &c.fc2_out,
+            &mut c.fc2_cache,
+            &c.fc2_grad,
+            ::core::option::Option::Some((&mut c.relu3_grad, ::kiln::Acc::Set)),
+            mode,
+        )?;
+        if c.detect {
+            ::kiln::ops::check_finite(
+                &c.relu3_grad,
+                "relu",
+                "backward: gradient arriving at the output",
+            )?;
+        }
+        ::kiln::InputGrad::<
+            E,
+            D,
+        >::backward_input(
+            &<::kiln::layers::Relu<
+                ::kiln::S1<120>,
+            > as ::core::default::Default>::default(),
+            &c.fc1_out,
+            &c.relu3_out,
+            &mut c.relu3_cache,
+            &c.relu3_grad,
+            ::core::option::Option::Some((&mut c.fc1_grad, ::kiln::Acc::Set)),
+            mode,
+        )?;
+        if c.detect {
+            ::kiln::ops::check_finite(
+                &c.fc1_grad,
+                "fc1: Linear(120)",
+                "backward: gradient arriving at the output",
+            )?;
+        }
+        ::kiln::InputGrad::<
+            E,
+            D,
+        >::backward_input(
+            &self.fc1,
+            &c.flatten1_out,
+            &c.fc1_out,
+            &mut c.fc1_cache,
+            &c.fc1_grad,
+            ::core::option::Option::Some((&mut c.flatten1_grad, ::kiln::Acc::Set)),
+            mode,
+        )?;
+        if c.detect {
+            ::kiln::ops::check_finite(
+                &c.flatten1_grad,
+                "flatten",
+                "backward: gradient arriving at the output",
+            )?;
+        }
+        ::kiln::InputGrad::<
+            E,
+            D,
+        >::backward_input(
+            &<::kiln::layers::Flatten<
+                ::kiln::S3<16, 5, 5>,
+                ::kiln::S1<400>,
+            > as ::core::default::Default>::default(),
+            &c.pool2_out,
+            &c.flatten1_out,
+            &mut c.flatten1_cache,
+            &c.flatten1_grad,
+            ::core::option::Option::Some((&mut c.pool2_grad, ::kiln::Acc::Set)),
+            mode,
+        )?;
+        if c.detect {
+            ::kiln::ops::check_finite(
+                &c.pool2_grad,
+                "pool2: MaxPool2d(2)",
+                "backward: gradient arriving at the output",
+            )?;
+        }
+        ::kiln::InputGrad::<
+            E,
+            D,
+        >::backward_input(
+            &self.pool2,
+            &c.relu2_out,
+            &c.pool2_out,
+            &mut c.pool2_cache,
+            &c.pool2_grad,
+            ::core::option::Option::Some((&mut c.relu2_grad, ::kiln::Acc::Set)),
+            mode,
+        )?;
+        if c.detect {
+            ::kiln::ops::check_finite(
+                &c.relu2_grad,
+                "relu",
+                "backward: gradient arriving at the output",
+            )?;
+        }
+        ::kiln::InputGrad::<
+            E,
+            D,
+        >::backward_input(
+            &<::kiln::layers::Relu<
+                ::kiln::S3<16, 10, 10>,
+            > as ::core::default::Default>::default(),
+            &c.conv2_out,
+            &c.relu2_out,
+            &mut c.relu2_cache,
+            &c.relu2_grad,
+            ::core::option::Option::Some((&mut c.conv2_grad, ::kiln::Acc::Set)),
+            mode,
+        )?;
+        if c.detect {
+            ::kiln::ops::check_finite(
+                &c.conv2_grad,
+                "conv2: Conv2d(16, kernel = 5)",
+                "backward: gradient arriving at the output",
+            )?;
+        }
+        ::kiln::InputGrad::<
+            E,
+            D,
+        >::backward_input(
+            &self.conv2,
+            &c.pool1_out,
+            &c.conv2_out,
+            &mut c.conv2_cache,
+            &c.conv2_grad,
+            ::core::option::Option::Some((&mut c.pool1_grad, ::kiln::Acc::Set)),
+            mode,
+        )?;
+        if c.detect {
+            ::kiln::ops::check_finite(
+                &c.pool1_grad,
+                "pool1: MaxPool2d(2)",
+                "backward: gradient arriving at the output",
+            )?;
+        }
+        ::kiln::InputGrad::<
+            E,
+            D,
+        >::backward_input(
+            &self.pool1,
+            &c.relu1_out,
+            &c.pool1_out,
+            &mut c.pool1_cache,
+            &c.pool1_grad,
+            ::core::option::Option::Some((&mut c.relu1_grad, ::kiln::Acc::Set)),
+            mode,
+        )?;
+        if c.detect {
+            ::kiln::ops::check_finite(
+                &c.relu1_grad,
+                "relu",
+                "backward: gradient arriving at the output",
+            )?;
+        }
+        ::kiln::InputGrad::<
+            E,
+            D,
+        >::backward_input(
+            &<::kiln::layers::Relu<
+                ::kiln::S3<6, 28, 28>,
+            > as ::core::default::Default>::default(),
+            &c.conv1_out,
+            &c.relu1_out,
+            &mut c.relu1_cache,
+            &c.relu1_grad,
+            ::core::option::Option::Some((&mut c.conv1_grad, ::kiln::Acc::Set)),
+            mode,
+        )?;
+        if c.detect {
+            ::kiln::ops::check_finite(
+                &c.conv1_grad,
+                "conv1: Conv2d(6, kernel = 5, padding = 2)",
+                "backward: gradient arriving at the output",
+            )?;
+        }
+        ::kiln::InputGrad::<
+            E,
+            D,
+        >::backward_input(
+            &self.conv1,
+            in_x,
+            &c.conv1_out,
+            &mut c.conv1_cache,
+            &c.conv1_grad,
+            ::kiln::ops::reborrow(&mut din_x, true),
+            mode,
+        )?;
+        Ok(())
     }
 }
 impl<E: ::kiln::Elem, D: ::kiln::Backend<E>> ::kiln::onnx::Onnx for LeNet5<E, D>

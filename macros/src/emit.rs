@@ -74,6 +74,7 @@ pub fn emit(net: &Net) -> TokenStream {
     let dim_checks = dim_checks(&cx);
     let tape_access = input_grad::tape_access(&cx);
     let backward_from = input_grad::backward_from(&cx);
+    let input_grad_impl = input_grad::input_grad_impl(&cx);
     unsuffixed(quote! {
         #param_struct
         #grads_struct
@@ -86,6 +87,7 @@ pub fn emit(net: &Net) -> TokenStream {
         #module_impl
         #build_impl
         #layer_impl
+        #input_grad_impl
         #onnx_impl
         #kind_items
         #dim_checks

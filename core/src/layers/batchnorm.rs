@@ -20,7 +20,21 @@
 //!
 //! Cached: the batch `μ` and `σ²` of each channel (`x̂` is recomputed from the
 //! input, which the tape holds), plus a `2·C` scratch for the two sums of the
-//! backward pass.
+//! backward pass, and which forward ran last: `backward` after an evaluation
+//! forward is the gradient of the evaluation function, with the running
+//! statistics as constants: `∂L/∂β = Σ ∂L/∂y`, `∂L/∂γ = Σ ∂L/∂y · x̂` (that
+//! `x̂` from the running statistics) and
+//! `∂L/∂x = ∂L/∂y · γ/√(running_var + ε)`.
+//!
+//! [`InputGrad`](crate::InputGrad) (`backward_from`, Grad-CAM, saliency) is
+//! the same backward for `∂L/∂x` alone, in the mode of the last forward: the
+//! evaluation formula is the forward kernel applied to `∂L/∂y` with mean 0
+//! and β 0; the training formula is the full backward kernel writing the two
+//! parameter sums into two `C`-value buffers of the cache (made once with the
+//! cache, so `backward_from` allocates nothing after its first call; `C`
+//! values each, next to the `2·C` the cache already holds). Accumulating
+//! (`Acc::Add`) in evaluation mode goes through an input-sized buffer of the
+//! cache, grown on first use.
 //!
 //! Defaults `ε = 1e-5`, `m = 0.1`, `γ = 1`, `β = 0`, `running_mean = 0`,
 //! `running_var = 1`. Parameters `weight` (γ) and `bias` (β); buffers
@@ -99,11 +113,21 @@ pub struct BatchNormGrads<E: Elem, D: Backend<E>, const C: usize> {
     pub bias: Tensor<S1<C>, E, D>,
 }
 
-/// Batch statistics of the last training step (see the module doc).
+/// Batch statistics of the last training step, and the buffers of the
+/// input-gradient-only backward (see the module doc).
 pub struct BatchNormCache<E: Elem, D: Backend<E>> {
     mean: D::Buf<E>,
     var: D::Buf<E>,
     scratch: D::Buf<E>,
+    /// Whether the last forward was `forward_train` (batch statistics).
+    train: bool,
+    /// `C` zeros: the mean and β of the evaluation-mode `dx` (never written).
+    zeros: D::Buf<E>,
+    /// The parameter sums [`InputGrad`](crate::InputGrad) discards, `C` each.
+    dgamma: D::Buf<E>,
+    dbeta: D::Buf<E>,
+    /// The evaluation-mode `dx` before it is added (`Acc::Add`); empty until then.
+    tmp: D::Buf<E>,
 }
 
 impl<E: Elem, D: Backend<E>, S: Shape, const C: usize> BatchNorm<E, D, S, C> {
@@ -249,6 +273,11 @@ impl<E: Elem, D: BatchNormKernels<E>, S: Shape, const C: usize> Layer<E, D>
             mean: dev.zeros(C)?,
             var: dev.zeros(C)?,
             scratch: dev.zeros(2 * C)?,
+            train: false,
+            zeros: dev.zeros(C)?,
+            dgamma: dev.zeros(C)?,
+            dbeta: dev.zeros(C)?,
+            tmp: dev.zeros(0)?,
         })
     }
 
@@ -257,9 +286,10 @@ impl<E: Elem, D: BatchNormKernels<E>, S: Shape, const C: usize> Layer<E, D>
         &self,
         x: &Tensor<S, E, D>,
         y: &mut Tensor<S, E, D>,
-        _: &mut Self::Cache,
+        cache: &mut Self::Cache,
     ) -> Result<()> {
         fit(y, x.batch())?;
+        cache.train = false;
         let d = self.dims(x.batch());
         let (rm, rv) = (&self.running_mean.buf, &self.running_var.buf);
         x.device().batch_norm_fwd(
@@ -293,6 +323,7 @@ impl<E: Elem, D: BatchNormKernels<E>, S: Shape, const C: usize> Layer<E, D>
         }
         fit(y, x.batch())?;
         let dev = x.device();
+        cache.train = true;
         dev.batch_norm_stats(&d, &x.buf, &mut cache.mean, &mut cache.var)?;
         let (rm, rv, nbt) = (
             &mut self.running_mean.buf,
@@ -311,7 +342,10 @@ impl<E: Elem, D: BatchNormKernels<E>, S: Shape, const C: usize> Layer<E, D>
         )
     }
 
-    /// `dβ (gacc)= Σdy`, `dγ (gacc)= Σdy·x̂`, `dx (acc)= (γ/σ)(dy − mean(dy) − x̂·mean(dy·x̂))`.
+    /// After `forward_train`: `dβ (gacc)= Σdy`, `dγ (gacc)= Σdy·x̂`,
+    /// `dx (acc)= (γ/σ)(dy − mean(dy) − x̂·mean(dy·x̂))` (batch statistics).
+    /// After `forward`: the same `dβ`, `dγ` with `x̂` from the running
+    /// statistics, and `dx (acc)= dy·γ/√(running_var + ε)`.
     fn backward(
         &self,
         x: &Tensor<S, E, D>,
@@ -322,14 +356,7 @@ impl<E: Elem, D: BatchNormKernels<E>, S: Shape, const C: usize> Layer<E, D>
         grads: &mut Self::Grads,
         gacc: Acc,
     ) -> Result<()> {
-        crate::error::check_batch(
-            "BatchNorm backward",
-            "input",
-            x.batch(),
-            "output gradient",
-            dy.batch(),
-        )?;
-        let d = self.dims(x.batch());
+        let d = self.check_backward(x, dy)?;
         let dx = match dx {
             Some((t, acc)) => {
                 prepare_dx(t, acc, x.batch())?;
@@ -339,17 +366,119 @@ impl<E: Elem, D: BatchNormKernels<E>, S: Shape, const C: usize> Layer<E, D>
         };
         let (dg, db) = (&mut grads.weight.buf, &mut grads.bias.buf);
         let c = &mut *cache;
-        x.device().batch_norm_bwd(
+        let dev = x.device();
+        if c.train {
+            return dev.batch_norm_bwd(
+                &d,
+                &x.buf,
+                &c.mean,
+                &c.var,
+                &self.weight.buf,
+                &dy.buf,
+                dx,
+                dg,
+                db,
+                gacc,
+                &mut c.scratch,
+            );
+        }
+        // Evaluation: the parameter sums with the running statistics' x̂, then dx.
+        let (rm, rv) = (&self.running_mean.buf, &self.running_var.buf);
+        let g = &self.weight.buf;
+        dev.batch_norm_bwd(
+            &d,
+            &x.buf,
+            rm,
+            rv,
+            g,
+            &dy.buf,
+            None,
+            dg,
+            db,
+            gacc,
+            &mut c.scratch,
+        )?;
+        match dx {
+            Some(dx) => self.dx_eval(&d, dev, &dy.buf, c, dx),
+            None => Ok(()),
+        }
+    }
+}
+
+impl<E: Elem, D: BatchNormKernels<E>, S: Shape, const C: usize> BatchNorm<E, D, S, C> {
+    /// The batch check of both backward passes, and the kernels' dims.
+    fn check_backward(&self, x: &Tensor<S, E, D>, dy: &Tensor<S, E, D>) -> Result<BatchNormDims> {
+        crate::error::check_batch(
+            "BatchNorm backward",
+            "input",
+            x.batch(),
+            "output gradient",
+            dy.batch(),
+        )?;
+        Ok(self.dims(x.batch()))
+    }
+
+    /// The evaluation-mode input gradient `dx (acc)= dy·γ/√(running_var + ε)`:
+    /// the forward kernel on `dy` with mean 0 and β 0, straight into `dx`
+    /// (`Set`) or through `cache.tmp` (`Add`).
+    fn dx_eval(
+        &self,
+        d: &BatchNormDims,
+        dev: &D,
+        dy: &D::Buf<E>,
+        c: &mut BatchNormCache<E, D>,
+        (dx, acc): (&mut D::Buf<E>, Acc),
+    ) -> Result<()> {
+        let (rv, g, z) = (&self.running_var.buf, &self.weight.buf, &c.zeros);
+        match acc {
+            Acc::Set => dev.batch_norm_fwd(d, dy, z, rv, g, z, dx),
+            Acc::Add => {
+                let n = d.batch * d.channels * d.spatial;
+                if dev.len(&c.tmp) < n {
+                    dev.resize(&mut c.tmp, n)?;
+                }
+                dev.batch_norm_fwd(d, dy, z, rv, g, z, &mut c.tmp)?;
+                dev.axpy(E::one(), &c.tmp, dx, n, Acc::Add)
+            }
+        }
+    }
+}
+
+/// The input gradient alone, in the mode of the last forward (see the module
+/// doc): after `forward`, `dx (acc)= dy·γ/√(running_var + ε)`; after
+/// `forward_train`, `dx (acc)= (γ/σ)(dy − mean(dy) − x̂·mean(dy·x̂))` with the
+/// batch statistics, the two parameter sums going to the cache's scratch.
+impl<E: Elem, D: BatchNormKernels<E>, S: Shape, const C: usize> crate::input_grad::InputGrad<E, D>
+    for BatchNorm<E, D, S, C>
+{
+    fn backward_input(
+        &self,
+        x: &Tensor<S, E, D>,
+        _y: &Tensor<S, E, D>,
+        cache: &mut BatchNormCache<E, D>,
+        dy: &Tensor<S, E, D>,
+        dx: Option<(&mut Tensor<S, E, D>, Acc)>,
+        _mode: crate::input_grad::GradMode,
+    ) -> Result<()> {
+        let d = self.check_backward(x, dy)?;
+        let Some((dx, acc)) = dx else { return Ok(()) };
+        prepare_dx(dx, acc, x.batch())?;
+        let c = &mut *cache;
+        let dev = x.device();
+        if !c.train {
+            return self.dx_eval(&d, dev, &dy.buf, c, (&mut dx.buf, acc));
+        }
+        dev.batch_norm_bwd(
             &d,
             &x.buf,
             &c.mean,
             &c.var,
             &self.weight.buf,
             &dy.buf,
-            dx,
-            dg,
-            db,
-            gacc,
+            Some((&mut dx.buf, acc)),
+            &mut c.dgamma,
+            &mut c.dbeta,
+            Acc::Set,
             &mut c.scratch,
         )
     }

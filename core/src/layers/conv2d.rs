@@ -529,6 +529,34 @@ impl<
         dx: Option<(&mut Tensor<S3<CIN, H, W>, E, D>, Acc)>,
         _mode: crate::input_grad::GradMode,
     ) -> Result<()> {
+        self.backward_input_weight(&self.weight.buf, x, cache, dy, dx)
+    }
+}
+
+impl<
+        E: Elem,
+        D: ConvKernels<E>,
+        const CIN: usize,
+        const COUT: usize,
+        const CG: usize,
+        const KH: usize,
+        const KW: usize,
+        const H: usize,
+        const W: usize,
+        const OH: usize,
+        const OW: usize,
+    > Conv2d<E, D, CIN, COUT, CG, KH, KW, H, W, OH, OW>
+{
+    /// [`InputGrad::backward_input`](crate::InputGrad) with the weight `w`
+    /// in place of `self.weight`: [`super::MaskedConv2d`] passes its masked copy.
+    pub(crate) fn backward_input_weight(
+        &self,
+        w: &D::Buf<E>,
+        x: &Tensor<S3<CIN, H, W>, E, D>,
+        cache: &mut ConvCache<E, D>,
+        dy: &Tensor<S3<COUT, OH, OW>, E, D>,
+        dx: Option<(&mut Tensor<S3<CIN, H, W>, E, D>, Acc)>,
+    ) -> Result<()> {
         same_batch("Conv2d backward", x, dy)?;
         let Some((dx, acc)) = dx else { return Ok(()) };
         let (b, dev, g, op) = (x.batch(), x.device(), &self.geom, OH * OW);
@@ -557,15 +585,7 @@ impl<
                 )?;
                 (&cache.tmp, 0)
             };
-            gemm_cols(
-                dev,
-                self.grouped(),
-                nc * op,
-                &self.weight.buf,
-                dout,
-                &mut cache.cols,
-                off,
-            )?;
+            gemm_cols(dev, self.grouped(), nc * op, w, dout, &mut cache.cols, off)?;
             dev.col2im(g, &cache.cols, &mut dx.buf, b0, nc, acc)?;
         }
         Ok(())

@@ -283,6 +283,37 @@ generics! { Layer<E, D> for ConvTranspose2d<E, D, CIN, COUT, OG, KH, KW, H, W, O
     }
 }}
 
+generics! { crate::input_grad::InputGrad<E, D> for ConvTranspose2d<E, D, CIN, COUT, OG, KH, KW, H, W, OH, OW> {
+    /// The input gradient alone, `dx (acc)= W·im2col(dy)` per chunk (a plain
+    /// convolution of `dy` with the kernel, the same formula and chunks as
+    /// [`Layer::backward`]); the channel-major input `X` the forward may hold is
+    /// neither read nor overwritten, and no weight or bias gradient is computed.
+    fn backward_input(
+        &self,
+        x: &Tensor<S3<CIN, H, W>, E, D>,
+        _y: &Tensor<S3<COUT, OH, OW>, E, D>,
+        cache: &mut ConvCache<E, D>,
+        dy: &Tensor<S3<COUT, OH, OW>, E, D>,
+        dx: Option<(&mut Tensor<S3<CIN, H, W>, E, D>, Acc)>,
+        _mode: crate::input_grad::GradMode,
+    ) -> Result<()> {
+        same_batch("ConvTranspose2d backward", x, dy)?;
+        let Some((dx, acc)) = dx else { return Ok(()) };
+        let (b, dev, g, hw) = (x.batch(), x.device(), &self.geom, H * W);
+        let nb = chunk(cache.budget, b, g.rows() * hw);
+        dev.resize(&mut cache.cols, g.rows() * nb * hw)?;
+        dev.resize(&mut cache.tmp, CIN * nb * hw)?;
+        prepare_dx(dx, acc, b)?;
+        for b0 in (0..b).step_by(nb) {
+            let nc = nb.min(b - b0);
+            dev.im2col(g, &dy.buf, b0, nc, &mut cache.cols)?;
+            gemm_out(dev, self.grouped(), nc * hw, &self.weight.buf, &cache.cols, &mut cache.tmp, 0)?;
+            dev.transpose01(&cache.tmp, 0, &mut dx.buf, b0 * CIN * hw, CIN, nc, hw, acc)?;
+        }
+        Ok(())
+    }
+}}
+
 /// ONNX: `ConvTranspose(x, W, b)` with `kernel_shape`, `strides`, `pads`,
 /// `dilations`, `group` and `output_padding` (ONNX's output size is this
 /// layer's, `(H − 1)·s − 2p + d·(KH − 1) + op + 1`); `W` and `b` are

@@ -474,6 +474,33 @@ impl<E: Elem, D: LayerNormKernels<E>, S: Shape, const N: usize> Layer<E, D>
         grads: &mut Self::Grads,
         gacc: Acc,
     ) -> Result<()> {
+        let d = self.check_backward(x, dy, cache)?;
+        let dev = x.device();
+        let dx = match dx {
+            Some((t, acc)) => {
+                prepare_dx(t, acc, x.batch())?;
+                Some((&mut t.buf, acc))
+            }
+            None => None,
+        };
+        let g = self.weight.as_ref().map(|t| &t.buf);
+        let (dg, db) = (
+            grads.weight.as_mut().map(|t| &mut t.buf),
+            grads.bias.as_mut().map(|t| &mut t.buf),
+        );
+        dev.layer_norm_bwd(&d, &x.buf, &cache.stats, g, &dy.buf, dx, dg, db, gacc)
+    }
+}
+
+impl<E: Elem, D: LayerNormKernels<E>, S: Shape, const N: usize> LayerNorm<E, D, S, N> {
+    /// The checks of both backward passes (batches agree, the cache holds
+    /// this input's row statistics), and the kernels' dims.
+    fn check_backward(
+        &self,
+        x: &Tensor<S, E, D>,
+        dy: &Tensor<S, E, D>,
+        cache: &LayerNormCache<E, D>,
+    ) -> Result<LayerNormDims> {
         crate::error::check_batch(
             "LayerNorm backward",
             "input",
@@ -493,19 +520,41 @@ impl<E: Elem, D: LayerNormKernels<E>, S: Shape, const N: usize> Layer<E, D>
                 ),
             ));
         }
-        let dx = match dx {
-            Some((t, acc)) => {
-                prepare_dx(t, acc, x.batch())?;
-                Some((&mut t.buf, acc))
-            }
-            None => None,
-        };
+        Ok(d)
+    }
+}
+
+/// The input gradient alone, `dx (acc)= (1/σ)(g − mean g − x̂·mean(g·x̂))`
+/// per row with `g = dy·γ`: the backward kernel without its parameter
+/// sums (they are optional there), so nothing extra is kept or allocated.
+impl<E: Elem, D: LayerNormKernels<E>, S: Shape, const N: usize> crate::input_grad::InputGrad<E, D>
+    for LayerNorm<E, D, S, N>
+{
+    fn backward_input(
+        &self,
+        x: &Tensor<S, E, D>,
+        _y: &Tensor<S, E, D>,
+        cache: &mut LayerNormCache<E, D>,
+        dy: &Tensor<S, E, D>,
+        dx: Option<(&mut Tensor<S, E, D>, Acc)>,
+        _mode: crate::input_grad::GradMode,
+    ) -> Result<()> {
+        let d = self.check_backward(x, dy, cache)?;
+        let Some((dx, acc)) = dx else { return Ok(()) };
+        prepare_dx(dx, acc, x.batch())?;
         let g = self.weight.as_ref().map(|t| &t.buf);
-        let (dg, db) = (
-            grads.weight.as_mut().map(|t| &mut t.buf),
-            grads.bias.as_mut().map(|t| &mut t.buf),
-        );
-        dev.layer_norm_bwd(&d, &x.buf, &cache.stats, g, &dy.buf, dx, dg, db, gacc)
+        let dx = Some((&mut dx.buf, acc));
+        x.device().layer_norm_bwd(
+            &d,
+            &x.buf,
+            &cache.stats,
+            g,
+            &dy.buf,
+            dx,
+            None,
+            None,
+            Acc::Set,
+        )
     }
 }
 

@@ -370,6 +370,45 @@ impl<
     }
 }
 
+/// The input gradient alone, the convolution's with the masked weight:
+/// `Ŵ = W ⊙ M` again (as [`Layer::backward`], so a weight changed since the
+/// forward pass is masked too), then `dx (acc)= col2im(Ŵᵀ·dY)`; no weight
+/// or bias gradient.
+impl<
+        E: Elem,
+        D: ConvKernels<E>,
+        const CIN: usize,
+        const COUT: usize,
+        const CG: usize,
+        const KH: usize,
+        const KW: usize,
+        const H: usize,
+        const W: usize,
+        const OH: usize,
+        const OW: usize,
+    > crate::input_grad::InputGrad<E, D>
+    for MaskedConv2d<E, D, CIN, COUT, CG, KH, KW, H, W, OH, OW>
+{
+    fn backward_input(
+        &self,
+        x: &Tensor<S3<CIN, H, W>, E, D>,
+        _y: &Tensor<S3<COUT, OH, OW>, E, D>,
+        cache: &mut MaskedConvCache<E, D>,
+        dy: &Tensor<S3<COUT, OH, OW>, E, D>,
+        dx: Option<(&mut Tensor<S3<CIN, H, W>, E, D>, Acc)>,
+        _mode: crate::input_grad::GradMode,
+    ) -> Result<()> {
+        x.device().copy_block(
+            &self.prefix(),
+            &self.conv.weight.buf,
+            &mut cache.masked,
+            Acc::Set,
+        )?;
+        self.conv
+            .backward_input_weight(&cache.masked, x, &mut cache.conv, dy, dx)
+    }
+}
+
 /// ONNX: `Conv(x, W ⊙ M, b)`, the masked weight written as the initializer
 /// `{path}.weight` (what the layer applies; the masked-out entries are 0),
 /// with Conv2d's window attributes. A runtime needs no mask.

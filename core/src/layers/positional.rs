@@ -323,6 +323,24 @@ impl<E: Elem, D: Backend<E>, const T: usize, const MAX: usize, const DIM: usize>
     }
 }
 
+/// The input gradient alone, `dx (acc)= dy` (`y = x + W[..T]`); no table
+/// gradient.
+impl<E: Elem, D: Backend<E>, const T: usize, const MAX: usize, const DIM: usize>
+    crate::input_grad::InputGrad<E, D> for PositionalEmbedding<E, D, T, MAX, DIM>
+{
+    fn backward_input(
+        &self,
+        _x: &Tensor<S2<T, DIM>, E, D>,
+        _y: &Tensor<S2<T, DIM>, E, D>,
+        _: &mut (),
+        dy: &Tensor<S2<T, DIM>, E, D>,
+        dx: Option<(&mut Tensor<S2<T, DIM>, E, D>, Acc)>,
+        _mode: crate::input_grad::GradMode,
+    ) -> Result<()> {
+        pass_back(dy, dx)
+    }
+}
+
 /// ONNX: `Add(x, Slice(weight, [0], [T], axes = [0]))`, the table
 /// `{path}.weight` (`[max_len, DIM]`, its first `T` rows read).
 impl<E: Elem, D: Backend<E>, const T: usize, const MAX: usize, const DIM: usize> Onnx

@@ -192,6 +192,41 @@ impl<E: Elem, D: PReluKernels<E>, S: Shape, const C: usize> Layer<E, D> for PRel
     }
 }
 
+/// The input gradient alone, `dx (acc)= dy·(1 if x > 0 else a_c)`. The
+/// kernel computes the slopes' gradient with it, so it goes to a `C`-value
+/// buffer made for the call and dropped: the layer has no cache to keep one
+/// in (`Cache = ()`), and one small allocation per call is what
+/// `backward_from` through a PReLU costs (the visualisation tools and attacks
+/// run it once per batch).
+impl<E: Elem, D: PReluKernels<E>, S: Shape, const C: usize> crate::input_grad::InputGrad<E, D>
+    for PRelu<E, D, S, C>
+{
+    fn backward_input(
+        &self,
+        x: &Tensor<S, E, D>,
+        _y: &Tensor<S, E, D>,
+        _: &mut (),
+        dy: &Tensor<S, E, D>,
+        dx: Option<(&mut Tensor<S, E, D>, Acc)>,
+        _mode: crate::input_grad::GradMode,
+    ) -> Result<()> {
+        crate::error::check_batch(
+            "PRelu backward",
+            "input",
+            x.batch(),
+            "output gradient",
+            dy.batch(),
+        )?;
+        let Some((dx, acc)) = dx else { return Ok(()) };
+        prepare_dx(dx, acc, x.batch())?;
+        let dev = x.device();
+        let mut da = dev.zeros(C)?;
+        let d = Self::dims(x.batch());
+        let dx = Some((&mut dx.buf, acc));
+        dev.prelu_bwd(&d, &x.buf, &self.weight.buf, &dy.buf, dx, &mut da, Acc::Set)
+    }
+}
+
 /// ONNX: `PRelu(x, slope)`, the slope `{path}.weight` (`[C]`) reshaped to
 /// `[C, 1, …]` so that it broadcasts over the channel axis (ONNX broadcasts
 /// from the last axis).

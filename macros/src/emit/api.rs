@@ -314,9 +314,13 @@ pub(super) fn api(cx: &Cx) -> TokenStream {
             self.__forward_eval(#(#user_in,)* #(&mut outs.#outs_tuple_idx,)* &mut c)?;
             Ok(#ret_owned)
         }
-        /// Inference (evaluation mode) reusing `tape`'s buffers.
+        /// Inference (evaluation mode) reusing `tape`'s buffers. The inputs
+        /// are copied into `tape` as by `forward_train`, so `backward_from`
+        /// can follow (Grad-CAM, saliency on a trained network: batch norm
+        /// with its running statistics).
         pub fn forward_with<'t>(&self, #(#user_in: &#in_full,)* tape: &'t mut #tape_name<E, D #ga>) -> #k::Result<#ret_ty> {
             #(#batch_checks2)*
+            #( #in_paths::assign(&mut tape.#in_names, #user_in)?; )*
             self.__forward_eval(#(#user_in,)* #(&mut tape.#out_names,)* &mut tape.cache)?;
             Ok(#ret_refs)
         }

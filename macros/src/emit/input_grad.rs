@@ -83,6 +83,82 @@ pub(super) fn tape_access(cx: &Cx) -> TokenStream {
     }
 }
 
+/// Whether every layer node can take part in an input-gradient pass (its
+/// kind's [`crate::kinds::Rule::input_grad`], one argument), the graph is
+/// not empty and no input holds token ids.
+fn all_supported(cx: &Cx) -> bool {
+    let net = cx.net;
+    !net.nodes.is_empty()
+        && net.inputs.iter().all(|i| i.vocab.is_none())
+        && net.nodes.iter().all(|n| match n.op {
+            Op::Layer(li) => net.layers[li].kind.input_grad() && n.args.len() == 1,
+            _ => true,
+        })
+}
+
+/// The `where` clause of an input-gradient impl: the passes' bounds, and
+/// `InputGrad` on each layer type that [`crate::kinds::Rule::input_grad_bound`].
+fn input_grad_bounds(cx: &Cx) -> (TokenStream, Vec<TokenStream>) {
+    let (net, k) = (cx.net, cx.k);
+    let base = super::layer_bounds(net, Need::All);
+    let mut seen = HashSet::new();
+    let extra = net
+        .layers
+        .iter()
+        .filter(|l| !l.uses.is_empty() && l.kind.input_grad_bound())
+        .map(|l| &l.ty)
+        .filter(|ty| seen.insert(ty.to_string()))
+        .map(|ty| quote!(#ty: #k::InputGrad<E, D>,))
+        .collect();
+    (base, extra)
+}
+
+/// `InputGrad` for a network of one float input and one output whose every
+/// layer has it, so that it nests in another network that has
+/// `backward_from` (a block of a ResNet, a decoder stage): the backward pass
+/// of [`super::passes::backward`] with each layer called through its kind's
+/// `backward_input`, no parameter gradient, in an impl whose `where` clause
+/// asks `InputGrad` of every layer (as `backward_from`'s).
+///
+/// ```text
+/// impl<E: Elem, D: Backend<E>> InputGrad<E, D> for Block<E, D> where …, Conv2d<…>: InputGrad<E, D>, … {
+///     fn backward_input(&self, in_x, _y, c, d_y, mut din_x, mode) -> Result<()> {
+///         InputGrad::<E, D>::backward_input(&self.c2, &c.relu1_out, &c.c2_out, &mut c.c2_cache, d_y, Some((&mut c.relu1_grad, Acc::Set)), mode)?;
+///         …
+///         InputGrad::<E, D>::backward_input(&self.c1, in_x, &c.c1_out, &mut c.c1_cache, &c.c1_grad, ops::reborrow(&mut din_x, true), mode)?;
+///         Ok(())
+///     }
+/// }
+/// ```
+pub(super) fn input_grad_impl(cx: &Cx) -> TokenStream {
+    let (ga, gp, k, net) = (&cx.ga, &cx.gp, cx.k, cx.net);
+    if !all_supported(cx) || net.inputs.len() != 1 || net.outputs.len() != 1 {
+        return TokenStream::new();
+    }
+    let (name, cache_name) = (&net.name, &cx.cache_name);
+    let (base, extra) = input_grad_bounds(cx);
+    let (it, ot) = (&cx.in_ty[0], &cx.out_ty[0]);
+    let (in_x, d_y, din_x) = (&cx.in_args[0], &cx.d_args[0], &cx.din_args[0]);
+    let body = super::passes::backward_stmts(cx, true);
+    quote! {
+        #[allow(clippy::too_many_arguments, unused_mut, unused_variables, clippy::needless_question_mark)]
+        impl<E: #k::Elem, D: #k::Backend<E> #gp> #k::InputGrad<E, D> for #name<E, D #ga> #base #(#extra)* {
+            fn backward_input(
+                &self,
+                #in_x: &#k::Tensor<#it, E, D>,
+                _y: &#k::Tensor<#ot, E, D>,
+                c: &mut #cache_name<E, D #ga>,
+                #d_y: &#k::Tensor<#ot, E, D>,
+                mut #din_x: ::core::option::Option<(&mut #k::Tensor<#it, E, D>, #k::Acc)>,
+                mode: #k::GradMode,
+            ) -> #k::Result<()> {
+                #(#body)*
+                Ok(())
+            }
+        }
+    }
+}
+
 /// `backward_from`: the backward pass from a gradient placed at one node
 /// down to another node or to an input, through `InputGrad::backward_input`
 /// (no parameter gradient is computed or needed), in an impl of its own
@@ -115,14 +191,7 @@ pub(super) fn tape_access(cx: &Cx) -> TokenStream {
 /// ```
 pub(super) fn backward_from(cx: &Cx) -> TokenStream {
     let (ga, gp, k, net) = (&cx.ga, &cx.gp, cx.k, cx.net);
-    if net.inputs.iter().any(|i| i.vocab.is_some()) {
-        return TokenStream::new();
-    }
-    let all_supported = net.nodes.iter().all(|n| match n.op {
-        Op::Layer(li) => net.layers[li].kind.input_grad() && n.args.len() == 1,
-        _ => true,
-    });
-    if !all_supported || net.nodes.is_empty() {
+    if !all_supported(cx) {
         return TokenStream::new();
     }
     let (name, tape_name) = (&net.name, &cx.tape_name);
@@ -135,17 +204,7 @@ pub(super) fn backward_from(cx: &Cx) -> TokenStream {
             .as_ref()
             .expect("kiln internal error: every node has a gradient buffer")
     };
-    // The `where` clause: the passes' bounds and `InputGrad` on each layer.
-    let base = super::layer_bounds(net, Need::All);
-    let mut seen = HashSet::new();
-    let extra: Vec<TokenStream> = net
-        .layers
-        .iter()
-        .filter(|l| !l.uses.is_empty())
-        .map(|l| &l.ty)
-        .filter(|ty| seen.insert(ty.to_string()))
-        .map(|ty| quote!(#ty: #k::InputGrad<E, D>,))
-        .collect();
+    let (base, extra) = input_grad_bounds(cx);
     // `from`: a node; `to`: a node (run the nodes after it) or an input.
     let from_arms = names.iter().enumerate().map(|(j, n)| quote!(#n => #j,));
     let to_arms_nodes = names.iter().enumerate().map(|(j, n)| {
@@ -206,17 +265,10 @@ pub(super) fn backward_from(cx: &Cx) -> TokenStream {
         let dy = grad(j);
         let stmts: Vec<TokenStream> = match n.op {
             Op::Layer(li) => {
-                let call = cx.call(j, li, false);
-                let (inst, x, y) = (&call.inst, &call.x, &call.y);
-                let cache = if call.cache.is_empty() {
-                    quote!(())
-                } else {
-                    call.cache.clone()
-                };
-                let dx = dest(n.args[0]);
-                vec![
-                    quote!(#k::InputGrad::<E, D>::backward_input(#inst, #x, &#y, &mut #cache, &c.#dy, #dx, mode)?;),
-                ]
+                let mut call = cx.call(j, li, false);
+                call.dy = quote!(&c.#dy);
+                call.dx = dest(n.args[0]);
+                vec![net.layers[li].kind.backward_input(&call)]
             }
             Op::Add => n
                 .args

@@ -141,7 +141,7 @@ pub(super) fn forward(cx: &Cx, train: bool) -> TokenStream {
 /// ```
 pub(super) fn backward(cx: &Cx) -> TokenStream {
     let ga = &cx.ga;
-    let (net, k) = (cx.net, cx.k);
+    let k = cx.k;
     let (grads_name, cache_name) = (&cx.grads_name, &cx.cache_name);
     let (in_full, out_ty, in_args, d_args) = (&cx.in_full, &cx.out_ty, &cx.in_args, &cx.d_args);
     let din_args = &cx.din_args;
@@ -149,6 +149,32 @@ pub(super) fn backward(cx: &Cx) -> TokenStream {
     let floats = cx.float_in();
     let din_params: Vec<_> = floats.iter().map(|&i| &din_args[i]).collect();
     let din_tys: Vec<_> = floats.iter().map(|&i| &in_full[i]).collect();
+    let bwd = backward_stmts(cx, false);
+    quote! {
+        fn __backward(
+            &self,
+            #(#in_args: &#in_full,)*
+            #(#d_args: &#k::Tensor<#out_ty, E, D>,)*
+            #(mut #din_params: ::core::option::Option<(&mut #din_tys, #k::Acc)>,)*
+            c: &mut #cache_name<E, D #ga>,
+            g: &mut #grads_name<E, D #ga>,
+            gacc: #k::Acc,
+        ) -> #k::Result<()> {
+            #(#bwd)*
+            Ok(())
+        }
+    }
+}
+
+/// The statements of the backward pass (see [`backward`]), reading `in_*`,
+/// `d_*`, writing `din_*` and the cache `c`. With `input_only`, each layer
+/// is called through its kind's [`crate::kinds::Rule::backward_input`]
+/// (`mode` in scope, no parameter gradient: the nested network's
+/// `InputGrad`, see `input_grad::input_grad_impl`); otherwise through
+/// `Rule::backward` with the gradients `g` and `gacc`.
+pub(super) fn backward_stmts(cx: &Cx, input_only: bool) -> Vec<TokenStream> {
+    let (net, k) = (cx.net, cx.k);
+    let (d_args, din_args) = (&cx.d_args, &cx.din_args);
     let mut bwd = Vec::new();
     let mut seen: HashSet<Val> = HashSet::new();
     let mut layer_seen: HashSet<usize> = HashSet::new();
@@ -203,6 +229,10 @@ pub(super) fn backward(cx: &Cx) -> TokenStream {
                 call.dx = dest(n.args[0], &mut seen);
                 call.extra_dx = n.args[1..].iter().map(|a| dest(*a, &mut seen)).collect();
                 call.dy = dy;
+                if input_only {
+                    bwd.push(respan(l.kind.backward_input(&call), span));
+                    continue;
+                }
                 (call.grads, call.gacc) = if l.kind.is_field() {
                     let f = &l.field;
                     let acc = if layer_seen.insert(li) {
@@ -245,18 +275,5 @@ pub(super) fn backward(cx: &Cx) -> TokenStream {
             }
         }
     }
-    quote! {
-        fn __backward(
-            &self,
-            #(#in_args: &#in_full,)*
-            #(#d_args: &#k::Tensor<#out_ty, E, D>,)*
-            #(mut #din_params: ::core::option::Option<(&mut #din_tys, #k::Acc)>,)*
-            c: &mut #cache_name<E, D #ga>,
-            g: &mut #grads_name<E, D #ga>,
-            gacc: #k::Acc,
-        ) -> #k::Result<()> {
-            #(#bwd)*
-            Ok(())
-        }
-    }
+    bwd
 }

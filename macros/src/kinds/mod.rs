@@ -224,12 +224,42 @@ pub trait Rule {
 
     /// Whether the generated `backward_from` may call the layer as
     /// `InputGrad::backward_input(inst, x, &y, &mut cache, dy, dx, mode)`,
-    /// the input-gradient-only form of [`default_backward`]. A kind whose
-    /// backward call is its own (several inputs, a tied weight, recurrent
-    /// state, a nested network) says no, and a network holding it has no
+    /// the input-gradient-only form of [`default_backward`], or through its
+    /// own [`Rule::backward_input`] (`MaxUnpool2d`). A kind whose backward
+    /// call is its own and has no such form (several inputs, a tied weight,
+    /// recurrent state) says no, and a network holding it has no
     /// `backward_from`.
     fn input_grad(&self) -> bool {
         true
+    }
+
+    /// Whether `backward_from`'s `where` clause bounds the layer's type by
+    /// `InputGrad` (no for a kind whose [`Rule::backward_input`] calls
+    /// something else).
+    fn input_grad_bound(&self) -> bool {
+        true
+    }
+
+    /// The call `backward_from` makes, with `c.dy` the arriving gradient
+    /// (`&c.fc1_grad`) and `c.dx` where the input's goes (an
+    /// `Option<(&mut Tensor, Acc)>` expression); `mode` is in scope. By
+    /// default `InputGrad::backward_input(inst, x, &y, &mut cache, dy, dx, mode)`.
+    fn backward_input(&self, c: &Call) -> TokenStream {
+        let Call {
+            k,
+            inst,
+            x,
+            y,
+            dy,
+            dx,
+            ..
+        } = c;
+        let cache = if c.cache.is_empty() {
+            quote!(())
+        } else {
+            c.cache.clone()
+        };
+        quote!(#k::InputGrad::<E, D>::backward_input(#inst, #x, &#y, &mut #cache, #dy, #dx, mode)?;)
     }
 
     /// A recurrent layer's per-sample state shape (what `state = s` takes

@@ -158,9 +158,29 @@ impl Rule for Subnet {
         }
     }
 
-    /// Its backward call is its own: no `backward_from` (see `Rule::input_grad`).
+    /// A nested network of one input takes part in `backward_from` through
+    /// its generated `InputGrad` (which exists when all its layers have
+    /// one); a two-input one (`Layer2`) does not.
     fn input_grad(&self) -> bool {
-        false
+        self.second.is_none()
+    }
+
+    /// `ops::subnet::backward_input::<Block<E, D>, I, O, E, D>(inst, x, &y, &mut cache, dy, dx, mode)`.
+    fn backward_input(&self, c: &Call) -> TokenStream {
+        let Call {
+            k,
+            ty,
+            si,
+            so,
+            inst,
+            x,
+            y,
+            cache,
+            dy,
+            dx,
+            ..
+        } = c;
+        quote!(#k::ops::subnet::backward_input::<#ty, #si, #so, E, D>(#inst, #x, &#y, &mut #cache, #dy, #dx, mode)?;)
     }
 
     fn backward(&self, c: &Call) -> TokenStream {

@@ -111,9 +111,15 @@ impl Rule for MaxUnpool2d {
         quote!(self.#field.forward(#x, &#cp, &mut #y)?;)
     }
 
-    /// Its backward call is its own: no `backward_from` (see `Rule::input_grad`).
-    fn input_grad(&self) -> bool {
+    /// Not a `Layer`, so not bounded by `InputGrad`: `backward_from` makes
+    /// the same call as `backward` (which computes the input gradient alone).
+    fn input_grad_bound(&self) -> bool {
         false
+    }
+
+    /// `if let Some((dx, acc)) = dx { self.unpool.backward(&c.pool1_cache, dy, dx, acc)?; }`.
+    fn backward_input(&self, c: &Call) -> TokenStream {
+        self.backward(c)
     }
 
     /// `self.unpool.onnx_with_pool(g, "unpool", x, "pool1")`: ONNX's
