@@ -41,15 +41,17 @@ pub(super) fn tape_access(cx: &Cx) -> TokenStream {
     let names = node_names(cx);
     let inputs = float_inputs(cx);
     let outs = &cx.names.out;
-    let grads: Vec<_> = cx
+    // Every node has a gradient buffer today; were one added without, the
+    // network would get no accessors rather than a panicking macro.
+    let Some(grads) = cx
         .names
         .grad
         .iter()
-        .map(|g| {
-            g.as_ref()
-                .expect("kiln internal error: every node has a gradient buffer")
-        })
-        .collect();
+        .map(Option::as_ref)
+        .collect::<Option<Vec<_>>>()
+    else {
+        return TokenStream::new();
+    };
     let in_names: Vec<&String> = inputs.iter().map(|(_, n)| n).collect();
     let in_fields: Vec<_> = inputs.iter().map(|(i, _)| &cx.in_args[*i]).collect();
     let in_grads: Vec<_> = inputs
@@ -191,7 +193,7 @@ pub(super) fn input_grad_impl(cx: &Cx) -> TokenStream {
 /// ```
 pub(super) fn backward_from(cx: &Cx) -> TokenStream {
     let (ga, gp, k, net) = (&cx.ga, &cx.gp, cx.k, cx.net);
-    if !all_supported(cx) {
+    if !all_supported(cx) || cx.names.grad.iter().any(Option::is_none) {
         return TokenStream::new();
     }
     let (name, tape_name) = (&net.name, &cx.tape_name);
@@ -199,11 +201,8 @@ pub(super) fn backward_from(cx: &Cx) -> TokenStream {
     let names = node_names(cx);
     let inputs = float_inputs(cx);
     let (nn, ni) = (net.nodes.len(), net.inputs.len());
-    let grad = |j: usize| {
-        cx.names.grad[j]
-            .as_ref()
-            .expect("kiln internal error: every node has a gradient buffer")
-    };
+    // Checked above: every node has a gradient buffer.
+    let grad = |j: usize| cx.names.grad[j].as_ref();
     let (base, extra) = input_grad_bounds(cx);
     // `from`: a node; `to`: a node (run the nodes after it) or an input.
     let from_arms = names.iter().enumerate().map(|(j, n)| quote!(#n => #j,));
