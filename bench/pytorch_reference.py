@@ -12,6 +12,14 @@ step timed on its own, and the median reported.
   W4  MLP 4096-4096-4096-10, ReLU, cross-entropy, SGD, batch 512
   W5  small ResNet on 3x32x32, batch 32: stem conv 3->16 3x3 pad 1 (no bias) + BN
       + ReLU, three basic blocks of 16 channels, global average pooling, Linear 16->10
+  W6  char_lstm's training step: Embedding(84, 64), nn.LSTM(64, 512, num_layers=2),
+      Linear(512, 84), 32 sequences of 100, per-position cross-entropy, Adam 2e-3
+  W7  char_gpt's training step: scripts/pytorch/char_gpt.py's GPT (nanoGPT's model,
+      4 layers, 4 heads, width 128, no biases, tied head), 12 sequences of 64,
+      AdamW in nanoGPT's two groups (beta2 0.99, weight decay 0.1), clip_grad_norm_ 1.0
+  W8  char_gpt generation at batch 1: 64 characters from an empty context as
+      nanoGPT's generate does it (the whole context again for each character, the
+      head on the last position only), under torch.inference_mode()
   SGEMM  a 4096^3 torch.mm (MKL here)
 
 A training step is `opt.zero_grad(); loss = F.cross_entropy(model(x), y);
@@ -39,7 +47,7 @@ import statistics
 import sys
 import time
 
-WORKLOADS = ["W1", "W2", "W3", "W4", "W5", "SGEMM"]
+WORKLOADS = ["W1", "W2", "W3", "W4", "W5", "W6", "W7", "W8", "SGEMM"]
 
 # Warm-up steps, minimum timed steps, minimum timed seconds, maximum steps;
 # the same numbers as examples/bench.rs.
@@ -49,6 +57,9 @@ PLAN = {
     "W3": (200, 500, 0.5, 20000),
     "W4": (2, 5, 3.0, 20),
     "W5": (3, 10, 2.0, 200),
+    "W6": (2, 10, 3.0, 100),
+    "W7": (5, 30, 2.0, 500),
+    "W8": (3, 20, 1.0, 500),
     "SGEMM": (2, 5, 3.0, 20),
 }
 
@@ -149,9 +160,34 @@ FLOPS = {
     "W3": 2 * (784 * 256 + 256 * 128 + 128 * 10),
     "W4": 2 * 512 * linear_train_macs(W4_SIZES),
     "W5": 2 * 32 * (2 * 16 * 32 * 32 * 3 * 9 + 3 * 6 * 16 * 32 * 32 * 16 * 9 + 3 * 16 * 10),
+    "W6": 2 * 3 * 3200 * (2048 * (64 + 512 + 512 + 512) + 512 * 84),
+    "W7": 2 * 3 * (4 * (768 * 128 * 1536 + 2 * 48 * 64 * 64 * 32) + 768 * 128 * 84),
+    "W8": 0,
     "SGEMM": 2 * 4096 ** 3,
 }
-BATCH = {"W1": 128, "W2": 64, "W3": 1, "W4": 512, "W5": 32, "SGEMM": 0}
+BATCH = {"W1": 128, "W2": 64, "W3": 1, "W4": 512, "W5": 32, "W6": 32, "W7": 12, "W8": 64, "SGEMM": 0}
+
+
+class CharLstm(nn.Module):
+    """examples/char_lstm.rs's network (its twin: scripts/pytorch/char_lstm.py)."""
+
+    def __init__(self):
+        super().__init__()
+        self.emb = nn.Embedding(84, 64)
+        self.lstm = nn.LSTM(64, 512, num_layers=2, batch_first=True)
+        self.head = nn.Linear(512, 84)
+
+    def forward(self, x):
+        return self.head(self.lstm(self.emb(x))[0])
+
+
+def char_gpt_module():
+    """scripts/pytorch/char_gpt.py (nanoGPT's model written out)."""
+    here = os.path.dirname(os.path.abspath(__file__))
+    sys.path.insert(0, os.path.join(here, "..", "scripts", "pytorch"))
+    import char_gpt  # noqa: E402
+
+    return char_gpt
 
 
 def timed(name, step, sync, quick):
@@ -209,6 +245,50 @@ def make(name, dev, gen):
         return train_step(mlp(W4_SIZES).to(dev), rand(512, 4096), labels(512))
     if name == "W5":
         return train_step(ResNet().to(dev), rand(32, 3, 32, 32), labels(32))
+    if name == "W6":
+        model = CharLstm().to(dev)
+        x, y = (torch.randint(0, 84, (32, 100), generator=gen).to(dev) for _ in range(2))
+        opt = torch.optim.Adam(model.parameters(), lr=2e-3)
+
+        def step():
+            opt.zero_grad()
+            loss = F.cross_entropy(model(x).reshape(-1, 84), y.reshape(-1))
+            loss.backward()
+            opt.step()
+
+        return step
+    if name == "W7":
+        cg = char_gpt_module()
+        model = cg.GPT(84, 64, 4, 4, 128).to(dev)
+        x, y = (torch.randint(0, 84, (12, 64), generator=gen).to(dev) for _ in range(2))
+        opt = cg.configure_optimizer(model, 1e-3, 0.99, 0.1)
+
+        def step():
+            opt.zero_grad(set_to_none=True)
+            _, loss = model(x, y)
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+            opt.step()
+
+        return step
+    if name == "W8":
+        model = char_gpt_module().GPT(84, 64, 4, 4, 128).to(dev).eval()
+        ids = torch.randint(0, 84, (1, 64), generator=gen).to(dev)
+        tr = model.transformer
+
+        def step():
+            # nanoGPT's generate: the context so far through every block, the
+            # head on the last position only (model.py's inference path).
+            with torch.inference_mode():
+                for t in range(1, 65):
+                    idx = ids[:, :t]
+                    pos = torch.arange(0, t, dtype=torch.long, device=dev)
+                    h = tr.wte(idx) + tr.wpe(pos)
+                    for block in tr.h:
+                        h = block(h)
+                    model.lm_head(tr.ln_f(h[:, [-1], :]))
+
+        return step
     if name == "SGEMM":
         a, b = rand(4096, 4096), rand(4096, 4096)
         out = torch.empty(4096, 4096, device=dev)
@@ -248,7 +328,7 @@ def main():
                 "min_s": min(times),
                 "steps": len(times),
                 "samples_per_s": (batch / med if batch else None) if name != "W3" else 1.0 / med,
-                "gflops": FLOPS[name] / med / 1e9,
+                "gflops": FLOPS[name] / med / 1e9 if FLOPS[name] else None,
             })
 
     meta = {
@@ -268,8 +348,9 @@ def main():
     print(f"{'workload':<10} {'device':<6} {'time/step':>12} {'samples/s':>12} {'GFLOP/s':>9} {'steps':>6}")
     for r in results:
         sps = f"{r['samples_per_s']:.0f}" if r["samples_per_s"] else "-"
+        gf = f"{r['gflops']:.1f}" if r["gflops"] else "-"
         print(f"{r['workload']:<10} {r['device']:<6} {fmt_time(r['median_s']):>12} {sps:>12} "
-              f"{r['gflops']:>9.1f} {r['steps']:>6}")
+              f"{gf:>9} {r['steps']:>6}")
     if args.json:
         with open(args.json, "w") as f:
             json.dump({"meta": meta, "results": results}, f, indent=1)

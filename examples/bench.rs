@@ -21,13 +21,35 @@
 //!   SGEMM rate measured in the same run (a 4096³ product through kiln's
 //!   GEMM path, and PyTorch's `torch.mm` when it ran);
 //! * W5: a small ResNet on 3×32×32, batch 32 (stem conv + BN + ReLU, three
-//!   basic blocks of 16 channels, global average pooling, Linear 16→10).
+//!   basic blocks of 16 channels, global average pooling, Linear 16→10);
+//! * W6: `char_lstm`'s training step (the example's network: embedding 84→64,
+//!   two 512-unit LSTMs, Linear 512→84; 32 sequences of 100 characters,
+//!   per-position cross-entropy, Adam 2e-3; PyTorch: `nn.LSTM(num_layers=2)`);
+//! * W7: `char_gpt`'s training step (the example's network and optimizer:
+//!   nanoGPT's 4-layer, 4-head, 128-wide GPT, 12 sequences of 64
+//!   characters, AdamW in two parameter groups, the gradient clipped to norm
+//!   1; PyTorch: `scripts/pytorch/char_gpt.py`'s `GPT`, nanoGPT's
+//!   `configure_optimizers` and `clip_grad_norm_`);
+//! * W8: `char_gpt` generation at batch 1: 64 characters decoded one at a
+//!   time from an empty context, each giving the next character's logits.
+//!   kiln decodes through its key/value cache (`GptDecoder`, one position
+//!   per character); PyTorch as nanoGPT's `generate` does (the whole context
+//!   again for every character, the head on the last position only, under
+//!   `torch.inference_mode()`). Its rate column is characters per second.
+//!
+//! Before the table the bench measures the machine's FMA peak at the vector
+//! width of the GEMM kernel in use (`kiln::cpu::fma_peak_gflops`: 12
+//! independent FMA chains per thread, no memory traffic) and states every
+//! GFLOP/s figure as a share of it.
 //!
 //! GFLOP/s count 2 FLOPs per multiply–add of the products a training step
 //! must compute: forward, weight gradient and input gradient of every
 //! convolution and linear layer, except the input gradient of the first one
-//! (nobody needs it). Element-wise work is not counted. The same counts are
-//! in `bench/pytorch_reference.py`.
+//! (nobody needs it); for W6 the LSTMs' input and recurrent products and the
+//! head, for W7 the linear layers, the attention's two batched products per
+//! head (causal masking not subtracted) and the tied head. Element-wise work
+//! is not counted, nor W8's (its two sides do different work). The same
+//! counts are in `bench/pytorch_reference.py`.
 //!
 //! Threads: `--threads N` calls `kiln::set_threads(N)` (rayon's global pool);
 //! 0 keeps rayon's default (one per core, or `RAYON_NUM_THREADS`). The
@@ -95,9 +117,17 @@ kiln::network! {
     }
 }
 
+#[path = "char_lstm.rs"]
+#[allow(dead_code)]
+mod char_lstm;
+
+#[path = "char_gpt.rs"]
+#[allow(dead_code)]
+mod char_gpt;
+
 /// Run kiln's benchmark workloads (and PyTorch's, for comparison).
 #[derive(Parser, Debug)]
-#[command(about = "kiln's benchmark workloads W1–W5 and the SGEMM rate, with PyTorch side by side")]
+#[command(about = "kiln's benchmark workloads W1–W8 and the SGEMM rate, with PyTorch side by side")]
 struct Args {
     /// CPU threads for kiln and PyTorch (0: rayon's default, one per core).
     #[arg(long, default_value_t = 0)]
@@ -108,7 +138,7 @@ struct Args {
     /// Run `bench/pytorch_reference.py` with this Python, one workload at a time, right before kiln's.
     #[arg(long)]
     torch_python: Option<PathBuf>,
-    /// Comma-separated workloads (W1,W2,W3,W4,W5,SGEMM); default all.
+    /// Comma-separated workloads (W1,…,W8,SGEMM); default all.
     #[arg(long, default_value = "")]
     only: String,
     /// A tenth of the timed time (smoke test; numbers are noisier).
@@ -122,7 +152,7 @@ struct Args {
     json: Option<PathBuf>,
 }
 
-const ALL: [&str; 6] = ["W1", "W2", "W3", "W4", "W5", "SGEMM"];
+const ALL: [&str; 9] = ["W1", "W2", "W3", "W4", "W5", "W6", "W7", "W8", "SGEMM"];
 
 /// (warm-up steps, minimum timed steps, minimum timed seconds, maximum steps);
 /// the same numbers as `PLAN` in `bench/pytorch_reference.py`.
@@ -133,6 +163,9 @@ fn plan(w: &str) -> (usize, usize, f64, usize) {
         "W3" => (200, 500, 0.5, 20000),
         "W4" => (2, 5, 3.0, 20),
         "W5" => (3, 10, 2.0, 200),
+        "W6" => (2, 10, 3.0, 100),
+        "W7" => (5, 30, 2.0, 500),
+        "W8" => (3, 20, 1.0, 500),
         _ => (2, 5, 3.0, 20),
     }
 }
@@ -144,6 +177,9 @@ fn batch_of(w: &str) -> usize {
         "W3" => 1,
         "W4" => 512,
         "W5" => 32,
+        "W6" => 32,
+        "W7" => 12,
+        "W8" => 64,
         _ => 0,
     }
 }
@@ -170,6 +206,13 @@ fn flops(w: &str) -> f64 {
         "W3" => 2 * (784 * 256 + 256 * 128 + 128 * 10),
         "W4" => 2 * 512 * mlp_train_macs(&[4096, 4096, 4096, 10]),
         "W5" => 2 * 32 * (2 * 16 * 32 * 32 * 3 * 9 + 3 * 6 * 16 * 32 * 32 * 16 * 9 + 3 * 16 * 10),
+        // 3,200 rows through W_ih (64, then 512 wide) and W_hh of both
+        // LSTMs (4·512 gates each) and the head; every product ×3.
+        "W6" => 2 * 3 * 3200 * (2048 * (64 + 512 + 512 + 512) + 512 * 84),
+        // 768 rows: per block qkv (128→384), out (128→128), MLP (128→512→128),
+        // attention 2 × (64×64×32) per head and sample; the tied head; ×3.
+        "W7" => 2 * 3 * (4 * (768 * 128 * 1536 + 2 * 48 * 64 * 64 * 32) + 768 * 128 * 84),
+        "W8" => 0,
         _ => 2 * 4096 * 4096 * 4096,
     };
     f as f64
@@ -245,12 +288,65 @@ macro_rules! train {
     }};
 }
 
+/// A training step of a character model on fixed random windows:
+/// forward_train, per-position cross-entropy, backward, the optimizer.
+macro_rules! seq_step {
+    ($w:expr, $quick:expr, $net:ident, $opt:ident, $r:ident, $seq:expr, $vocab:expr, $batch:expr) => {{
+        let (mut tape, mut grads) = ($net.tape()?, $net.grads()?);
+        let mut ids =
+            |n: usize| -> Vec<u32> { (0..n).map(|_| $r.random_range(0..$vocab as u32)).collect() };
+        let mut x = Tokens::<S1<{ $seq }>, { $vocab }, Cpu>::zeros::<f32>(&Cpu, $batch)?;
+        x.set::<f32>(&ids($batch * $seq))?;
+        let mut y = Tokens::<S1<{ $seq }>, { $vocab }, Cpu>::zeros::<f32>(&Cpu, $batch)?;
+        y.set::<f32>(&ids($batch * $seq))?;
+        let mut dlogits = Tensor::<S2<{ $seq }, { $vocab }>>::zeros(&Cpu, $batch)?;
+        timed($w, $quick, || {
+            let logits = $net.forward_train(&x, &mut tape)?;
+            cross_entropy_tokens(logits, &y, None, Some(&mut dlogits))?;
+            $net.backward(&mut tape, &dlogits, &mut grads)?;
+            $opt.step(&mut $net, &grads)
+        })?
+    }};
+}
+
 fn run_kiln(w: &str, quick: bool) -> kiln::Result<Vec<f64>> {
     Ok(match w {
         "W1" => train!(w, quick, Mlp, S1<784>, 128),
         "W2" => train!(w, quick, LeNet, S3<1, 28, 28>, 64),
         "W4" => train!(w, quick, Wide, S1<4096>, 512),
         "W5" => train!(w, quick, ResNet, S3<3, 32, 32>, 32),
+        "W6" => {
+            use char_lstm::{CharLstm, SEQ, VOCAB};
+            let mut r = rng(1);
+            let mut net = CharLstm::<f32, Cpu>::init(&Cpu, &mut r)?;
+            let mut opt = Adam::new(2e-3);
+            seq_step!(w, quick, net, opt, r, SEQ, VOCAB, 32)
+        }
+        "W7" => {
+            use char_gpt::{CharGpt, SEQ, VOCAB};
+            use clap::Parser;
+            let mut r = rng(1);
+            let mut net = CharGpt::<f32, Cpu>::init(&Cpu, &mut r)?;
+            let mut opt = char_gpt::optimizer(&net, &char_gpt::Args::parse_from(["char_gpt"]))?;
+            seq_step!(w, quick, net, opt, r, SEQ, VOCAB, 12)
+        }
+        "W8" => {
+            use char_gpt::{CharGpt, GptDecoder, SEQ, VOCAB};
+            let mut r = rng(1);
+            let net = CharGpt::<f32, Cpu>::init(&Cpu, &mut r)?;
+            let mut dec = GptDecoder::new(&net, 1)?;
+            let ids: Vec<u32> = (0..SEQ).map(|_| r.random_range(0..VOCAB as u32)).collect();
+            let mut sink = 0.0f32;
+            let t = timed(w, quick, || {
+                dec.clear();
+                for id in &ids {
+                    sink += dec.step(&net, std::slice::from_ref(id))?.buf()[0];
+                }
+                Ok(())
+            })?;
+            std::hint::black_box(sink);
+            t
+        }
         "W3" => {
             let dev = Cpu;
             let mut r = rng(1);
@@ -362,6 +458,9 @@ fn describe(w: &str) -> &'static str {
         "W3" => "W3 MLP inference, b1 (latency)",
         "W4" => "W4 MLP 4096x3 train, b512",
         "W5" => "W5 ResNet-3x16 train, b32",
+        "W6" => "W6 char_lstm train, b32x100",
+        "W7" => "W7 char_gpt train, b12x64",
+        "W8" => "W8 char_gpt generate 64, b1",
         _ => "SGEMM 4096³",
     }
 }
@@ -433,6 +532,8 @@ fn run() -> Result<(), String> {
             .join(" ")
     );
 
+    let isa = kiln::cpu::gemm_kernel_isa::<f32>();
+    let peak_before = kiln::cpu::fma_peak_gflops(isa, threads);
     let mut kiln_med: HashMap<String, f64> = HashMap::new();
     let mut steps: HashMap<String, usize> = HashMap::new();
     for w in &names {
@@ -448,10 +549,32 @@ fn run() -> Result<(), String> {
         steps.insert(w.clone(), t.len());
     }
 
-    println!();
+    // Measured before and after the workloads; the better of the two (a
+    // neighbour's burst on a shared machine only ever lowers it).
+    let peak = match (peak_before, kiln::cpu::fma_peak_gflops(isa, threads)) {
+        (Some(a), Some(b)) => Some(a.max(b)),
+        (a, b) => a.or(b),
+    };
+    match peak {
+        Some(p) => println!(
+            "\nFMA peak ({isa:?} vectors, {threads} threads, measured): {p:.1} GFLOP/s; \"peak\" below is GFLOP/s as a share of it"
+        ),
+        None => println!("\nFMA peak: not measured ({isa:?} kernel: no vector FMA to time)"),
+    }
+    let of_peak = |g: f64| match peak {
+        Some(p) if g > 0.0 => format!("{:.0}%", 100.0 * g / p),
+        _ => "-".into(),
+    };
     println!(
-        "{:<36} {:>12} {:>12} {:>9} {:>12} {:>10} {:>6}",
-        "workload", "kiln/step", "samples/s", "GFLOP/s", "torch/step", "kiln/torch", "steps"
+        "{:<36} {:>12} {:>12} {:>9} {:>6} {:>12} {:>10} {:>6}",
+        "workload",
+        "kiln/step",
+        "samples/s",
+        "GFLOP/s",
+        "peak",
+        "torch/step",
+        "kiln/torch",
+        "steps"
     );
     for w in &names {
         let k = kiln_med[w];
@@ -465,24 +588,33 @@ fn run() -> Result<(), String> {
             Some(t) => (fmt_time(t.median_s), format!("{:.2}×", k / t.median_s)),
             None => ("-".into(), "-".into()),
         };
+        let g = flops(w) / k / 1e9;
+        let gs = if g > 0.0 {
+            format!("{g:.1}")
+        } else {
+            "-".into()
+        };
         println!(
-            "{:<36} {:>12} {:>12} {:>9.1} {:>12} {:>10} {:>6}",
+            "{:<36} {:>12} {:>12} {:>9} {:>6} {:>12} {:>10} {:>6}",
             describe(w),
             fmt_time(k),
             sps,
-            flops(w) / k / 1e9,
+            gs,
+            of_peak(g),
             tt,
             ratio,
             steps[w]
         );
     }
     if let Some(t) = torch.get("SGEMM") {
+        let g = flops("SGEMM") / t.median_s / 1e9;
         println!(
-            "{:<36} {:>12} {:>12} {:>9.1}",
+            "{:<36} {:>12} {:>12} {:>9.1} {:>6}",
             "  torch.mm 4096³",
             fmt_time(t.median_s),
             "-",
-            flops("SGEMM") / t.median_s / 1e9
+            g,
+            of_peak(g)
         );
     }
     if let Some(k4) = kiln_med.get("W4") {
@@ -517,12 +649,13 @@ fn run() -> Result<(), String> {
                     "workload": w,
                     "kiln_median_s": kiln_med[w],
                     "kiln_gflops": flops(w) / kiln_med[w] / 1e9,
+                    "kiln_share_of_fma_peak": peak.map(|p| flops(w) / kiln_med[w] / 1e9 / p),
                     "torch_median_s": torch.get(w).map(|t| t.median_s),
                     "steps": steps[w],
                 })
             })
             .collect();
-        let v = serde_json::json!({ "threads": threads, "load": load.trim(), "results": rows, "torch_meta": torch_meta });
+        let v = serde_json::json!({ "threads": threads, "load": load.trim(), "gemm_kernel": kiln::cpu::gemm_kernel_name::<f32>(), "fma_peak_gflops": peak, "results": rows, "torch_meta": torch_meta });
         std::fs::write(p, serde_json::to_string_pretty(&v).unwrap())
             .map_err(|e| format!("{}: {e}", p.display()))?;
     }

@@ -63,6 +63,21 @@ pub fn gemm_kernel_name<E: Elem>() -> &'static str {
 
 pub use crate::gemm::Isa as GemmIsa;
 
+/// The instruction set of kiln's GEMM kernel for `E` on this CPU (after
+/// any cap): the vector width [`fma_peak_gflops`] should measure.
+pub fn gemm_kernel_isa<E: Elem>() -> GemmIsa {
+    crate::gemm::kernel_isa::<E>()
+}
+
+/// The machine's measured `f32` FMA peak in GFLOP/s for `threads` threads
+/// using `isa`'s vectors (12 independent FMA chains per thread, no memory
+/// traffic; best of three ≈ 0.1 s tries), or `None` for the portable kernel
+/// or an ISA this CPU lacks. `examples/bench` states every GFLOP/s figure as
+/// a share of it.
+pub fn fma_peak_gflops(isa: GemmIsa, threads: usize) -> Option<f64> {
+    crate::gemm::fma_peak_gflops(isa, threads)
+}
+
 /// Caps the instruction set of kiln's GEMM kernels, process-wide: the widest
 /// kernel this CPU runs that is not wider than `cap` (by default the widest
 /// it runs; the environment variable `KILN_GEMM_KERNEL=avx2` or `portable`

@@ -37,6 +37,8 @@ mod dot;
 pub(crate) mod kernels;
 mod packed;
 pub(crate) mod par;
+mod peak;
+pub use peak::fma_peak_gflops;
 #[cfg(test)]
 mod tests;
 
@@ -219,6 +221,11 @@ pub(crate) fn kernel_capped<E: Elem>(cap: Isa) -> Kernel<E> {
 /// The name of the kernel used for `E` (for benchmarks and docs).
 pub fn kernel_name<E: Elem>() -> &'static str {
     kernel::<E>().name
+}
+
+/// The instruction set of the kernel used for `E`.
+pub fn kernel_isa<E: Elem>() -> Isa {
+    kernel::<E>().isa
 }
 
 /// `C[m×n] = α·A·B + β·C`, `A` of `m × k`, `B` of `k × n`, `C` row-major with
