@@ -58,6 +58,10 @@
 //! With `--torch-python`, the bench runs the PyTorch script once per workload,
 //! right before timing kiln's, so both sides see the same machine load.
 
+// W6 and W7 take the examples' networks whole (`char_lstm.rs`, `char_gpt.rs`),
+// and each of them includes `common/char_lm.rs`.
+#![allow(clippy::duplicate_mod)]
+
 use clap::Parser;
 use kiln::prelude::*;
 use std::collections::HashMap;
