@@ -134,6 +134,11 @@ pub struct Args {
     /// Adam's learning rate for pretraining and the supervised network.
     #[arg(long, default_value_t = 1e-3)]
     pub lr: f64,
+    /// Pretraining rate schedule: `constant` (`--lr` throughout) or
+    /// `cosine` (from `--lr` to 0 over the CPU budget, or over `--epochs`
+    /// if that ends first).
+    #[arg(long, default_value = "constant")]
+    pub lr_schedule: String,
     /// NT-Xent's temperature.
     #[arg(long, default_value_t = 0.5)]
     pub temperature: f64,
@@ -296,6 +301,8 @@ trait Pretext: Checkpointed {
     fn step(&mut self, b: &Batch, c: &StepCtx) -> kiln::Result<StepOut>;
     /// The encoder it trains.
     fn encoder(&self) -> &Encoder<f32, Cpu>;
+    /// Sets the optimizer's learning rate (the budget's cosine schedule).
+    fn set_lr(&mut self, lr: f64);
 }
 
 /// Rotation prediction.
@@ -339,6 +346,9 @@ impl Pretext for Rotation {
     }
     fn encoder(&self) -> &Encoder<f32, Cpu> {
         &self.net.enc
+    }
+    fn set_lr(&mut self, lr: f64) {
+        self.opt.set_lr(lr);
     }
 }
 
@@ -388,6 +398,9 @@ impl Pretext for Contrastive {
     fn encoder(&self) -> &Encoder<f32, Cpu> {
         &self.net.enc
     }
+    fn set_lr(&mut self, lr: f64) {
+        self.opt.set_lr(lr);
+    }
 }
 
 macro_rules! checkpointed {
@@ -430,15 +443,26 @@ fn pretrain<P: Pretext>(
     let budget = a.budget_cpu_mins * 60.0;
     let losses = std::cell::RefCell::new(Vec::new());
     let mut since = 0;
+    let cosine = match a.lr_schedule.as_str() {
+        "constant" => false,
+        "cosine" => true,
+        other => {
+            return Err(kiln::Error::invalid(
+                "pretrain",
+                format!("--lr-schedule {other}: expected constant or cosine"),
+            ))
+        }
+    };
+    let used = || match (kiln::train::cpu_secs(), cpu0) {
+        (Some(c1), Some(c0)) => c1 - c0,
+        _ => start.elapsed().as_secs_f64() * kiln::cpu::threads() as f64,
+    };
+    let steps_total = (a.epochs * unlabelled.batches_per_epoch() as u64).max(1);
     let report = Trainer::new()
         .epochs(a.epochs)
         .quiet(true)
         .on_step(|_| {
-            let used = match (kiln::train::cpu_secs(), cpu0) {
-                (Some(c1), Some(c0)) => c1 - c0,
-                _ => start.elapsed().as_secs_f64() * kiln::cpu::threads() as f64,
-            };
-            Ok(if used > budget {
+            Ok(if used() > budget {
                 println!(
                     "  {method}: budget of {} CPU-minutes reached",
                     a.budget_cpu_mins
@@ -452,6 +476,12 @@ fn pretrain<P: Pretext>(
             &mut state,
             Feed::Loader(&unlabelled),
             &mut |s: &mut P, b: &Batch, c: &StepCtx| {
+                if cosine {
+                    // The share of the run done: of the CPU budget, or of
+                    // the epochs if they end first.
+                    let done = (used() / budget).max(c.step as f64 / steps_total as f64);
+                    s.set_lr(0.5 * a.lr * (1.0 + (std::f64::consts::PI * done.min(1.0)).cos()));
+                }
                 let out = s.step(b, c)?;
                 losses.borrow_mut().push(out.loss);
                 Ok(out)
