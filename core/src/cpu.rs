@@ -173,11 +173,54 @@ impl Cpu {
     /// Runs the product on slices (checked by [`Gemm::check`]) through kiln's
     /// GEMM, or the `gemm` crate when that is selected for comparison.
     fn gemm_slices<E: Elem>(g: &Gemm, a: &[E], b: &[E], c: &mut [E]) -> Result<()> {
+        Cpu::gemm_slices_epi(g, a, b, c, None, None)
+    }
+
+    /// [`Cpu::gemm_slices`] with a dense layer's epilogue on `C` (`c_off = 0`,
+    /// `ldc = n`): `C[r, j] += bias[j]`, then `y = f(C)` (see
+    /// `gemm::Epi`: applied per tile inside kiln's product, after it on the
+    /// other paths; the same values either way).
+    fn gemm_slices_epi<E: Elem>(
+        g: &Gemm,
+        a: &[E],
+        b: &[E],
+        c: &mut [E],
+        bias: Option<&[E]>,
+        act: Option<(Act, &mut [E])>,
+    ) -> Result<()> {
         let (m, n, k) = (g.m, g.n, g.k);
         g.check(a.len(), b.len(), c.len())?;
         if m == 0 || n == 0 {
             return Ok(());
         }
+        let with_epi = bias.is_some() || act.is_some();
+        if with_epi
+            && (g.c_off != 0
+                || g.ldc != n
+                || bias.is_some_and(|b| b.len() < n)
+                || act.as_ref().is_some_and(|(_, y)| y.len() < m * n))
+        {
+            return Err(Error::invalid(
+                "gemm_bias_act",
+                "kiln internal error: the epilogue needs a dense C and room for the bias and y",
+            ));
+        }
+        let epi = crate::gemm::Epi {
+            bias: bias.map_or(std::ptr::null(), |b| b.as_ptr()),
+            f: act.as_ref().map(|(f, _)| *f),
+            y: act.map_or(std::ptr::null_mut(), |(_, y)| y.as_mut_ptr()),
+        };
+        // The epilogue after the whole product, for the paths that are not
+        // kiln's blocked one.
+        let after = |c: &mut [E]| {
+            if with_epi {
+                // SAFETY: C is `m × n` dense (`ldc = n`, `c_off = 0`, checked
+                // above, inside `c` by `g.check`); the bias holds `n` values and
+                // `y` `m·n` (checked above); `y` is a different slice from `c`
+                // (two `&mut`), the bias a shared one, so none overlap.
+                unsafe { epi.apply(c.as_mut_ptr(), n, 0, 0, m, n) };
+            }
+        };
         let (a_rs, a_cs) = if g.trans_a {
             (1, g.lda as isize)
         } else {
@@ -200,6 +243,7 @@ impl Cpu {
                     };
                 }
             }
+            after(c);
             return Ok(());
         }
         #[cfg(not(feature = "gemm-crate"))]
@@ -242,11 +286,14 @@ impl Cpu {
                     par,
                 );
             }
+            after(c);
             return Ok(());
         }
-        // SAFETY: every index the product touches lies inside the slices (checked above).
+        // SAFETY: every index the product touches lies inside the slices
+        // (checked above), and so do the epilogue's (its bias and `y`, checked
+        // above, overlap neither C nor each other).
         unsafe {
-            crate::gemm::gemm::<E>(
+            crate::gemm::gemm_epi::<E>(
                 m,
                 n,
                 k,
@@ -264,6 +311,7 @@ impl Cpu {
                 E::of(g.beta),
                 c.as_mut_ptr().add(g.c_off),
                 g.ldc,
+                epi,
             );
         }
         Ok(())
@@ -301,6 +349,24 @@ impl<E: Elem> Backend<E> for Cpu {
 
     fn raw_gemm(&self, g: &Gemm, a: &Vec<E>, b: &Vec<E>, c: &mut Vec<E>) -> Result<()> {
         Cpu::gemm_slices(g, a, b, c)
+    }
+    fn raw_gemm_bias_act(
+        &self,
+        g: &Gemm,
+        a: &Vec<E>,
+        b: &Vec<E>,
+        c: &mut Vec<E>,
+        bias: Option<&Vec<E>>,
+        act: Option<(Act, &mut Vec<E>)>,
+    ) -> Result<()> {
+        Cpu::gemm_slices_epi(
+            g,
+            a,
+            b,
+            c,
+            bias.map(|b| b.as_slice()),
+            act.map(|(f, y)| (f, y.as_mut_slice())),
+        )
     }
     fn raw_pack_gemm_b(&self, g: &Gemm, b: &Vec<E>, packed: &mut PackedB<E>) -> Result<()> {
         if gemm_impl() == GemmImpl::GemmCrate {

@@ -460,6 +460,68 @@ pub trait Backend<E: Elem>: Device {
         need(self, "bias_grad db", db, cols)?;
         self.raw_bias_grad(dy, db, rows, cols, acc)
     }
+    /// A dense layer's product and epilogue in one call: `C = op(A)·op(B)`
+    /// as [`Backend::gemm`] (with `C` dense: `c_off = 0`, `ldc = n`), then
+    /// `C[r, j] += bias[j]` with a bias, then `y = f(C)` with a function
+    /// (`C` keeps the pre-activation, which the backward pass reads).
+    /// The values are those of `gemm`, `add_bias` and `act_fwd` in turn; the
+    /// CPU applies the epilogue to each tile of `C` right after the tile's
+    /// last product, the CUDA device in one kernel after the product.
+    fn gemm_bias_act(
+        &self,
+        g: &Gemm,
+        a: &Self::Buf<E>,
+        b: &Self::Buf<E>,
+        c: &mut Self::Buf<E>,
+        bias: Option<&Self::Buf<E>>,
+        act: Option<(Act, &mut Self::Buf<E>)>,
+    ) -> Result<()> {
+        g.check(self.len(a), self.len(b), self.len(c))?;
+        if g.c_off != 0 || g.ldc != g.n {
+            return Err(crate::error::Error::invalid(
+                "gemm_bias_act",
+                format!(
+                    "kiln internal error: the epilogue needs a dense C (offset 0, row stride n = {}), got offset {} and row stride {}",
+                    g.n, g.c_off, g.ldc
+                ),
+            ));
+        }
+        if let Some(bias) = bias {
+            need(self, "gemm_bias_act bias", bias, g.n)?;
+        }
+        if let Some((_, y)) = &act {
+            need(self, "gemm_bias_act y", y, g.m * g.n)?;
+        }
+        if g.m == 0 || g.n == 0 {
+            return Ok(());
+        }
+        self.raw_gemm_bias_act(g, a, b, c, bias, act)
+    }
+    /// The backward of [`Backend::gemm_bias_act`]'s epilogue with a bias:
+    /// `dx = dy · f'(x or y)` over the `rows × cols` pre-activation `x` (as
+    /// `act_bwd` with `Acc::Set`), and `db[c] (acc)= Σ_r dx[r, c]` (as
+    /// `bias_grad`, in row order).
+    #[allow(clippy::too_many_arguments)] // the five tensors of the formula and the shape
+    fn bias_act_bwd(
+        &self,
+        f: Act,
+        x: &Self::Buf<E>,
+        y: &Self::Buf<E>,
+        dy: &Self::Buf<E>,
+        dx: &mut Self::Buf<E>,
+        db: &mut Self::Buf<E>,
+        rows: usize,
+        cols: usize,
+        acc: Acc,
+    ) -> Result<()> {
+        let n = rows * cols;
+        need(self, "bias_act_bwd x", x, n)?;
+        need(self, "bias_act_bwd y", y, n)?;
+        need(self, "bias_act_bwd dy", dy, n)?;
+        need(self, "bias_act_bwd dx", dx, n)?;
+        need(self, "bias_act_bwd db", db, cols)?;
+        self.raw_bias_act_bwd(f, x, y, dy, dx, db, rows, cols, acc)
+    }
     /// `y = f(x)` over `n` elements (`f` from the table in
     /// [`crate::kernels::unary`]).
     fn act_fwd(&self, f: Act, x: &Self::Buf<E>, y: &mut Self::Buf<E>, n: usize) -> Result<()> {
@@ -609,6 +671,57 @@ pub trait Backend<E: Elem>: Device {
     ) -> Result<()>;
     /// Body of [`Backend::act_fwd`].
     fn raw_act_fwd(&self, f: Act, x: &Self::Buf<E>, y: &mut Self::Buf<E>, n: usize) -> Result<()>;
+    /// [`Backend::gemm_bias_act`] after its checks. By default the product,
+    /// then [`Backend::raw_bias_act_fwd`] (or `add_bias`, or `act_fwd`).
+    fn raw_gemm_bias_act(
+        &self,
+        g: &Gemm,
+        a: &Self::Buf<E>,
+        b: &Self::Buf<E>,
+        c: &mut Self::Buf<E>,
+        bias: Option<&Self::Buf<E>>,
+        act: Option<(Act, &mut Self::Buf<E>)>,
+    ) -> Result<()> {
+        self.raw_gemm(g, a, b, c)?;
+        match (bias, act) {
+            (Some(bias), Some((f, y))) => self.raw_bias_act_fwd(f, c, bias, y, g.m, g.n),
+            (Some(bias), None) => self.raw_add_bias(c, bias, g.m, g.n),
+            (None, Some((f, y))) => self.raw_act_fwd(f, c, y, g.m * g.n),
+            (None, None) => Ok(()),
+        }
+    }
+    /// `x[r, c] += b[c]`, then `y = f(x)`, over a `rows × cols` matrix. By
+    /// default `add_bias` then `act_fwd`; a device may do it in one pass.
+    fn raw_bias_act_fwd(
+        &self,
+        f: Act,
+        x: &mut Self::Buf<E>,
+        b: &Self::Buf<E>,
+        y: &mut Self::Buf<E>,
+        rows: usize,
+        cols: usize,
+    ) -> Result<()> {
+        self.raw_add_bias(x, b, rows, cols)?;
+        self.raw_act_fwd(f, x, y, rows * cols)
+    }
+    /// [`Backend::bias_act_bwd`] after its checks. By default `act_bwd`
+    /// then `bias_grad` (two passes); a device may do it in one.
+    #[allow(clippy::too_many_arguments)] // as `bias_act_bwd`
+    fn raw_bias_act_bwd(
+        &self,
+        f: Act,
+        x: &Self::Buf<E>,
+        y: &Self::Buf<E>,
+        dy: &Self::Buf<E>,
+        dx: &mut Self::Buf<E>,
+        db: &mut Self::Buf<E>,
+        rows: usize,
+        cols: usize,
+        acc: Acc,
+    ) -> Result<()> {
+        self.raw_act_bwd(f, x, y, dy, dx, rows * cols, Acc::Set)?;
+        self.raw_bias_grad(dx, db, rows, cols, acc)
+    }
     /// Body of [`Backend::act_bwd`].
     #[allow(clippy::too_many_arguments)] // x, y, dy, dx: the four tensors of the formula
     fn raw_act_bwd(

@@ -7,7 +7,7 @@
 use crate::device::Opnd;
 use crate::kernels::bias::{bias_bwd, bias_fwd};
 use crate::kernels::elementwise::{add, axpy, copy_block, fill};
-use crate::kernels::unary::{act_bwd, act_fwd};
+use crate::kernels::unary::{act_bwd, act_fwd, bias_act_bwd, bias_act_fwd};
 use crate::kernels::Dtype;
 use crate::plan::Plan;
 use crate::Cuda;
@@ -114,6 +114,39 @@ impl<E: Elem> Backend<E> for Cuda {
             self.opnd_mut(dx)?,
         ];
         self.go::<E>(&act_bwd(f, n, acc), &ops)
+    }
+    fn raw_bias_act_fwd(
+        &self,
+        f: Act,
+        x: &mut Buf<E>,
+        b: &Buf<E>,
+        y: &mut Buf<E>,
+        rows: usize,
+        cols: usize,
+    ) -> Result<()> {
+        let ops = [self.opnd_mut(x)?, self.opnd(b)?, self.opnd_mut(y)?];
+        self.go::<E>(&bias_act_fwd(f, rows, cols), &ops)
+    }
+    fn raw_bias_act_bwd(
+        &self,
+        f: Act,
+        x: &Buf<E>,
+        y: &Buf<E>,
+        dy: &Buf<E>,
+        dx: &mut Buf<E>,
+        db: &mut Buf<E>,
+        rows: usize,
+        cols: usize,
+        acc: Acc,
+    ) -> Result<()> {
+        let ops = [
+            self.opnd(x)?,
+            self.opnd(y)?,
+            self.opnd(dy)?,
+            self.opnd_mut(dx)?,
+            self.opnd_mut(db)?,
+        ];
+        self.go::<E>(&bias_act_bwd(f, rows, cols, acc), &ops)
     }
     fn raw_add(&self, a: &Buf<E>, b: &Buf<E>, y: &mut Buf<E>, n: usize) -> Result<()> {
         let ops = [self.opnd(a)?, self.opnd(b)?, self.opnd_mut(y)?];

@@ -4,7 +4,7 @@
 //! slivers.
 
 use super::kernels::Kernel;
-use super::{Mat, DIRECT_B_MAX_M};
+use super::{Epi, Mat, DIRECT_B_MAX_M};
 use crate::elem::Elem;
 use std::cell::RefCell;
 
@@ -72,7 +72,8 @@ pub(super) enum BSrc<E> {
 /// `kern.mc` is a multiple of `kern.mr` and `kern.nc` of `kern.nr` (true of
 /// every kernel in `kernels.rs`), so the zero-padded slivers fit in the
 /// packing buffer. A [`BSrc::Packed`] `B` holds the layout its doc states for
-/// this `n`, `k` and `kern.nr`, and does not overlap `C`.
+/// this `n`, `k` and `kern.nr`, and does not overlap `C`. `epi`'s obligations
+/// ([`Epi::apply`]) hold for all of this `m × n` `C`.
 #[allow(clippy::too_many_arguments)] // BLAS's argument list plus the kernel
 pub(super) unsafe fn blocked<E: Elem>(
     kern: &Kernel<E>,
@@ -85,8 +86,10 @@ pub(super) unsafe fn blocked<E: Elem>(
     beta: E,
     c: *mut E,
     ldc: usize,
+    epi: Epi<E>,
 ) {
     let (mr, nr) = (kern.mr, kern.nr);
+    let with_epi = !epi.is_none();
     let mc = kern.mc.min(m.div_ceil(mr) * mr);
     let nc = kern.nc.min(n.div_ceil(nr) * nr);
     let kc = kern.kc.min(k);
@@ -119,6 +122,8 @@ pub(super) unsafe fn blocked<E: Elem>(
     // contiguous values (`b.cs = 1`, `cols = nr`) of each of `kb` rows,
     // `b.rs` apart: inside B. The buffer is this thread's own, so C, A and B
     // do not overlap it, and the kernel runs on this CPU (caller's obligation).
+    // The epilogue is applied to exactly the tile the kernel just wrote
+    // (inside C; `epi`'s obligations hold for all of C, the caller's).
     with_pack::<E, _>(mc * kc + b_room, |buf| unsafe {
         let (ap, bp) = (buf, buf.add(mc * kc));
         for jc in (0..n).step_by(nc) {
@@ -172,7 +177,9 @@ pub(super) unsafe fn blocked<E: Elem>(
                             );
                             (bp as *const E, nr)
                         };
+                        let last = pc + kb == k;
                         for ir in (0..mb).step_by(mr) {
+                            let rows = mr.min(mb - ir);
                             (kern.f)(
                                 kb,
                                 ap.add(ir * kb),
@@ -180,11 +187,16 @@ pub(super) unsafe fn blocked<E: Elem>(
                                 ldb,
                                 c.add((ic + ir) * ldc + jc + jr),
                                 ldc,
-                                mr.min(mb - ir),
+                                rows,
                                 cols,
                                 alpha,
                                 beta,
                             );
+                            if with_epi && last {
+                                // The tile's sums are complete: its epilogue,
+                                // while it is still in L1.
+                                epi.apply(c, ldc, ic + ir, jc + jr, rows, cols);
+                            }
                         }
                     }
                 }

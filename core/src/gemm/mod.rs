@@ -78,6 +78,108 @@ impl<E> Mat<E> {
     }
 }
 
+/// What a product does to `C` once its sums are complete: the epilogue of a
+/// dense layer. `C[i, j] += bias[j]` when `bias` is not null, then, with a
+/// function `f`, `y[i·ldc + j] = f(C[i, j])` (`y` laid out as `C`, row stride
+/// `ldc`; `C` keeps the pre-activation, which the backward pass reads). The
+/// blocked product applies it to each `MR × NR` tile of `C` right after the
+/// tile's last microkernel call, while the tile is in L1 (not in registers:
+/// the microkernels store the tile first, then the epilogue reads it back);
+/// the dot-product paths apply it to their rows after the product. Either way
+/// each element gets `add_bias`'s and `act_fwd`'s operations in their order,
+/// so the values are bitwise those of the three separate passes.
+#[derive(Clone, Copy)]
+pub(crate) struct Epi<E> {
+    /// The bias, indexed by the column of `C` (null: none).
+    pub bias: *const E,
+    /// The element-wise function, with its output `y` (non-null when `f` is).
+    pub f: Option<crate::kernels::unary::Act>,
+    pub y: *mut E,
+}
+
+impl<E: Elem> Epi<E> {
+    /// No epilogue: the plain product.
+    pub(crate) fn none() -> Self {
+        Epi {
+            bias: std::ptr::null(),
+            f: None,
+            y: std::ptr::null_mut(),
+        }
+    }
+
+    fn is_none(&self) -> bool {
+        self.bias.is_null() && self.f.is_none()
+    }
+
+    /// The epilogue of the part of `C` that starts `rows` rows and `cols`
+    /// columns in (a thread's block of `C`, whose origin moved as much).
+    ///
+    /// # Safety
+    /// Row `rows`, column `cols` lies inside `C` (so inside `y`, laid out as
+    /// `C`, and column `cols` inside `bias`).
+    unsafe fn shifted(self, rows: usize, cols: usize, ldc: usize) -> Self {
+        // SAFETY: the offsets stay inside `bias` and `y` (caller's obligation);
+        // null pointers are not offset.
+        unsafe {
+            Epi {
+                bias: if self.bias.is_null() {
+                    self.bias
+                } else {
+                    self.bias.add(cols)
+                },
+                f: self.f,
+                y: if self.y.is_null() {
+                    self.y
+                } else {
+                    self.y.add(rows * ldc + cols)
+                },
+            }
+        }
+    }
+
+    /// Applies the epilogue to the `rows × cols` block of `C` at row `i0`,
+    /// column `j0` of the `C` at `c` (row stride `ldc`).
+    ///
+    /// # Safety
+    /// The block lies inside `C`, which is valid for reads and writes and
+    /// does not overlap `y` or `bias`; `bias` (when not null) holds the
+    /// block's columns, `y` (when `f` is given) the block's elements at `C`'s
+    /// offsets; nothing else accesses these elements meanwhile.
+    #[inline]
+    pub(crate) unsafe fn apply(
+        &self,
+        c: *mut E,
+        ldc: usize,
+        i0: usize,
+        j0: usize,
+        rows: usize,
+        cols: usize,
+    ) {
+        // SAFETY: the caller's obligations: every row slice below is `cols`
+        // elements inside `C`, `y` or `bias`, and they do not overlap.
+        unsafe {
+            let b =
+                (!self.bias.is_null()).then(|| std::slice::from_raw_parts(self.bias.add(j0), cols));
+            for r in i0..i0 + rows {
+                let pre = std::slice::from_raw_parts_mut(c.add(r * ldc + j0), cols);
+                match self.f {
+                    Some(f) => {
+                        let y = std::slice::from_raw_parts_mut(self.y.add(r * ldc + j0), cols);
+                        f.bias_map(b, pre, y);
+                    }
+                    None => {
+                        if let Some(b) = b {
+                            for (v, bb) in pre.iter_mut().zip(b) {
+                                *v = *v + *bb;
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
 /// Below this many multiply–adds a product runs on one thread (a hand-off
 /// costs about a microsecond; one core does ~2·10⁵ multiply–adds in that time
 /// only at full speed, so smaller products are not worth splitting).
@@ -229,7 +331,9 @@ pub fn kernel_isa<E: Elem>() -> Isa {
 }
 
 /// `C[m×n] = α·A·B + β·C`, `A` of `m × k`, `B` of `k × n`, `C` row-major with
-/// row stride `ldc`. With `β = 0`, `C` is not read.
+/// row stride `ldc` (with `β = 0`, `C` is not read), followed by the epilogue
+/// `epi` (see [`Epi`]; [`Epi::none`] for the plain product), on this CPU's
+/// widest kernel and the pool's threads.
 ///
 /// # Safety
 /// Every element `A(i, p)`, `B(p, j)` and `C[i·ldc + j]` (`i < m`, `j < n`,
@@ -237,8 +341,9 @@ pub fn kernel_isa<E: Elem>() -> Isa {
 /// reads when `β ≠ 0`); `ldc ≥ n`, so the rows of `C` do not overlap (threads
 /// write different rows or columns); `C` does not overlap `A` or `B`. The CPU
 /// device establishes all of this with `Gemm::check` before calling.
-#[allow(clippy::too_many_arguments)] // BLAS's argument list
-pub(crate) unsafe fn gemm<E: Elem>(
+/// The epilogue's obligations are [`Epi::apply`]'s for the whole `C`.
+#[allow(clippy::too_many_arguments)] // BLAS's argument list plus the epilogue
+pub(crate) unsafe fn gemm_epi<E: Elem>(
     m: usize,
     n: usize,
     k: usize,
@@ -248,12 +353,13 @@ pub(crate) unsafe fn gemm<E: Elem>(
     beta: E,
     c: *mut E,
     ldc: usize,
+    epi: Epi<E>,
 ) {
-    // SAFETY: the caller's obligations are `gemm_with`'s; `kernel` returns a
-    // kernel that runs on this CPU (AVX-512 only when `avx512::available()`,
+    // SAFETY: the caller's obligations are `gemm_epi_with`'s; `kernel` returns
+    // a kernel that runs on this CPU (AVX-512 only when `avx512::available()`,
     // AVX2 only when `avx2::available()`).
     unsafe {
-        gemm_with(
+        gemm_epi_with(
             kernel::<E>(),
             par::threads(),
             m,
@@ -265,14 +371,15 @@ pub(crate) unsafe fn gemm<E: Elem>(
             beta,
             c,
             ldc,
+            epi,
         )
     }
 }
 
-/// [`gemm`] with a given kernel and thread count (tests run every kernel).
+/// The plain product with a given kernel and thread count (tests run every kernel).
 ///
 /// # Safety
-/// Those of [`gemm`], and `kern` runs on this CPU (the AVX2 kernels only
+/// Those of [`gemm_epi`] (without the epilogue), and `kern` runs on this CPU (the AVX2 kernels only
 /// where `kernels::avx2::available()`, the AVX-512 ones only where
 /// `avx512::available()`): its `isa` of `Avx2` or wider selects the
 /// AVX2-only `dot_small` path too (every AVX-512 CPU has AVX2 and FMA).
@@ -290,9 +397,57 @@ pub(crate) unsafe fn gemm_with<E: Elem>(
     c: *mut E,
     ldc: usize,
 ) {
+    // SAFETY: the caller's obligations are `gemm_epi_with`'s; no epilogue.
+    unsafe {
+        gemm_epi_with(
+            kern,
+            threads,
+            m,
+            n,
+            k,
+            alpha,
+            a,
+            b,
+            beta,
+            c,
+            ldc,
+            Epi::none(),
+        )
+    }
+}
+
+/// [`gemm_with`] followed by the epilogue `epi` on all of `C` (see [`Epi`]).
+///
+/// # Safety
+/// Those of [`gemm_with`], and those of [`Epi::apply`] for the whole `m × n`
+/// `C` (the bias holds `n` values; `y`, laid out as `C`, is writable and
+/// overlaps nothing else).
+#[allow(clippy::too_many_arguments)] // BLAS's argument list plus kernel, threads, epilogue
+pub(crate) unsafe fn gemm_epi_with<E: Elem>(
+    kern: Kernel<E>,
+    threads: usize,
+    m: usize,
+    n: usize,
+    k: usize,
+    alpha: E,
+    a: Mat<E>,
+    b: Mat<E>,
+    beta: E,
+    c: *mut E,
+    ldc: usize,
+    epi: Epi<E>,
+) {
     if m == 0 || n == 0 {
         return;
     }
+    // The dot-product paths apply the epilogue after the product, to all of C.
+    let after = |epi: &Epi<E>| {
+        if !epi.is_none() {
+            // SAFETY: all of C (`m × n`, the caller's) after the product has
+            // returned; the caller's obligations cover `bias` and `y`.
+            unsafe { epi.apply(c, ldc, 0, 0, m, n) };
+        }
+    };
     if k == 0 || alpha == E::zero() {
         for i in 0..m {
             for j in 0..n {
@@ -308,6 +463,7 @@ pub(crate) unsafe fn gemm_with<E: Elem>(
                 }
             }
         }
+        after(&epi);
         return;
     }
     let par = threads > 1 && m * n * k >= PAR_MIN_MACS;
@@ -327,6 +483,7 @@ pub(crate) unsafe fn gemm_with<E: Elem>(
                 if par { threads } else { 1 },
             )
         };
+        after(&epi);
         return;
     }
     #[cfg(target_arch = "x86_64")]
@@ -361,6 +518,7 @@ pub(crate) unsafe fn gemm_with<E: Elem>(
                 if par { threads } else { 1 },
             );
         }
+        after(&epi);
         return;
     }
     // SAFETY: `m, n, k ≥ 1` (returned early above); the operands and the
@@ -378,6 +536,7 @@ pub(crate) unsafe fn gemm_with<E: Elem>(
             beta,
             c,
             ldc,
+            epi,
         )
     };
 }
@@ -402,10 +561,11 @@ unsafe fn blocked_split<E: Elem>(
     beta: E,
     c: *mut E,
     ldc: usize,
+    epi: Epi<E>,
 ) {
     if threads <= 1 {
         // SAFETY: the caller's obligations are `blocked`'s.
-        unsafe { blocked(kern, m, n, k, alpha, a, b, beta, c, ldc) };
+        unsafe { blocked(kern, m, n, k, alpha, a, b, beta, c, ldc, epi) };
         return;
     }
     // Each thread packs all of the operand that is not split: by columns, all
@@ -423,14 +583,14 @@ unsafe fn blocked_split<E: Elem>(
     let units = dim.div_ceil(unit);
     let parts = threads.min(units);
     let cp = par::SyncPtr(c);
-    let (ap, bp) = (SendMat(a), SendB(b));
+    let (ap, bp, ep) = (SendMat(a), SendB(b), SendEpi(epi));
     par::for_each(parts, &|t| {
         let lo = (units * t / parts * unit).min(dim);
         let hi = (units * (t + 1) / parts * unit).min(dim);
         if lo >= hi {
             return;
         }
-        let (a, b) = (ap.get(), bp.get());
+        let (a, b, epi) = (ap.get(), bp.get(), ep.get());
         // SAFETY: task `t` gets `lo..hi`, and these ranges do not overlap
         // between tasks, so each task writes its own columns (or rows) of C:
         // with `ldc ≥ n` (caller's obligation) no element of C is written by
@@ -441,7 +601,8 @@ unsafe fn blocked_split<E: Elem>(
         // slivers from `lo / nr` on, `lo·k` values in, in the same layout for
         // `hi − lo` columns. A and B are only read. `par::for_each`
         // returns only after every task has, so the caller's pointers outlive
-        // the tasks; `m, n, k ≥ 1` as `blocked` needs.
+        // the tasks; `m, n, k ≥ 1` as `blocked` needs. The epilogue moves
+        // with C's origin, so each task applies it to its own block only.
         unsafe {
             if by_cols {
                 let b = match b {
@@ -462,6 +623,7 @@ unsafe fn blocked_split<E: Elem>(
                     beta,
                     cp.get().add(lo),
                     ldc,
+                    epi.shifted(0, lo, ldc),
                 );
             } else {
                 let a = Mat {
@@ -479,10 +641,29 @@ unsafe fn blocked_split<E: Elem>(
                     beta,
                     cp.get().add(lo * ldc),
                     ldc,
+                    epi.shifted(lo, 0, ldc),
                 );
             }
         }
     });
+}
+
+/// The epilogue shared by the tasks of one product: each writes only its own
+/// block of `C` and of `y` through it, and reads the bias.
+#[derive(Clone, Copy)]
+struct SendEpi<E>(Epi<E>);
+// SAFETY: pointers the tasks read (`bias`) or write in disjoint blocks (`y`,
+// each task its own rows or columns, as for `C`), kept alive by the caller
+// until `par::for_each` has joined every task.
+unsafe impl<E: Send> Send for SendEpi<E> {}
+// SAFETY: as for `Send`: shared access reads the bias and writes disjoint blocks.
+unsafe impl<E: Send> Sync for SendEpi<E> {}
+
+impl<E: Copy> SendEpi<E> {
+    #[inline(always)]
+    fn get(&self) -> Epi<E> {
+        self.0
+    }
 }
 
 /// A `B` operand shared by the tasks of one product (read-only).

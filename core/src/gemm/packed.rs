@@ -268,6 +268,7 @@ pub(crate) unsafe fn gemm_packed_b_with<E: Elem>(
             beta,
             c,
             ldc,
+            super::Epi::none(),
         )
     };
 }

@@ -473,3 +473,134 @@ fn device_api_packs_once_and_refuses_another_b() {
         });
     }
 }
+
+/// The epilogue (`gemm_epi_with`: bias, then an element-wise function into
+/// `y`) gives bitwise the values of the product followed by `add_bias`'s and
+/// `act_fwd`'s passes, for every kernel, one and two threads, and shapes that
+/// take each path: the blocked product split by columns and by rows, the
+/// direct-B one (`m ≤ 18`), several `KC` blocks (`k > 256`, so the epilogue
+/// must wait for the last), the one-row GEMV and `f32`'s dot-product path.
+#[test]
+fn epilogue_is_bitwise_the_separate_passes() {
+    use crate::kernels::unary::Act;
+    fn run<E: Elem>(cap: Isa) {
+        let shapes = [
+            (128, 256, 784),
+            (300, 40, 64),
+            (7, 33, 20),
+            (1, 100, 256),
+            (40, 60, 600),
+            (5, 9, 1),
+        ];
+        for &(m, n, k) in &shapes {
+            let mut seed = (m * 31 + n + k) as u64;
+            let a: Vec<E> = (0..m * k).map(|_| E::of(lcg(&mut seed))).collect();
+            // B as Wᵀ of a `[n, k]` weight (a dense layer's forward).
+            let w: Vec<E> = (0..n * k).map(|_| E::of(lcg(&mut seed))).collect();
+            let bias: Vec<E> = (0..n).map(|_| E::of(lcg(&mut seed))).collect();
+            let am = Mat {
+                ptr: a.as_ptr(),
+                rs: k as isize,
+                cs: 1,
+            };
+            let bm = Mat {
+                ptr: w.as_ptr(),
+                rs: 1,
+                cs: k as isize,
+            };
+            for threads in [1, 2] {
+                for f in [
+                    None,
+                    Some(Act::Relu),
+                    Some(Act::LeakyRelu(0.2)),
+                    Some(Act::Gelu),
+                ] {
+                    for with_bias in [true, false] {
+                        if f.is_none() && !with_bias {
+                            continue;
+                        }
+                        // The separate passes.
+                        let mut c0 = vec![E::zero(); m * n];
+                        // SAFETY: dense `m × k`, `k × n` (`[n, k]` read
+                        // transposed) and `m × n` operands in their own vectors;
+                        // `kernel_capped` returns a kernel this CPU runs.
+                        unsafe {
+                            gemm_with(
+                                kernel_capped::<E>(cap),
+                                threads,
+                                m,
+                                n,
+                                k,
+                                E::one(),
+                                am,
+                                bm,
+                                E::zero(),
+                                c0.as_mut_ptr(),
+                                n,
+                            )
+                        };
+                        if with_bias {
+                            for row in c0.chunks_exact_mut(n) {
+                                for (v, b) in row.iter_mut().zip(&bias) {
+                                    *v = *v + *b;
+                                }
+                            }
+                        }
+                        let mut y0 = vec![E::zero(); m * n];
+                        if let Some(f) = f {
+                            f.map(&c0, &mut y0);
+                        }
+                        // The fused call.
+                        let mut c1 = vec![E::nan(); m * n];
+                        let mut y1 = vec![E::nan(); m * n];
+                        let epi = Epi {
+                            bias: if with_bias {
+                                bias.as_ptr()
+                            } else {
+                                std::ptr::null()
+                            },
+                            f,
+                            y: if f.is_some() {
+                                y1.as_mut_ptr()
+                            } else {
+                                std::ptr::null_mut()
+                            },
+                        };
+                        // SAFETY: as above; the bias holds `n` values and `y1`
+                        // `m·n`, each in its own vector.
+                        unsafe {
+                            gemm_epi_with(
+                                kernel_capped::<E>(cap),
+                                threads,
+                                m,
+                                n,
+                                k,
+                                E::one(),
+                                am,
+                                bm,
+                                E::zero(),
+                                c1.as_mut_ptr(),
+                                n,
+                                epi,
+                            )
+                        };
+                        let what = format!(
+                            "{} {cap:?} m{m} n{n} k{k} t{threads} {f:?} bias {with_bias}",
+                            E::NAME
+                        );
+                        let bits =
+                            |v: &[E]| v.iter().map(|x| x.f64().to_bits()).collect::<Vec<_>>();
+                        assert_eq!(bits(&c1), bits(&c0), "pre-activation, {what}");
+                        if f.is_some() {
+                            assert_eq!(bits(&y1), bits(&y0), "activation, {what}");
+                        }
+                    }
+                }
+            }
+        }
+    }
+    for cap in available_caps() {
+        run::<f32>(cap);
+        run::<f64>(cap);
+    }
+}

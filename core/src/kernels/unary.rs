@@ -201,6 +201,28 @@ macro_rules! unary_functions {
                     } )*
                 }
             }
+            /// The epilogue of a dense layer followed by this function, over
+            /// one row: `pre[j] += b[j]` (without `b`, `pre` is kept), then
+            /// `y[j] = f(pre[j])`; the function matched once outside the loop.
+            /// The same operations, in the same order, as `add_bias` then
+            /// [`Act::map`], so the values are bitwise those of the two passes.
+            #[inline]
+            pub fn bias_map<E: Elem>(self, b: Option<&[E]>, pre: &mut [E], y: &mut [E]) {
+                match self {
+                    $( Act::$variant $(($p))? => {
+                        $(let $p: E = E::of($p);)?
+                        vocab!($zero, $one, $c, E);
+                        match b {
+                            Some(b) => y.iter_mut().zip(pre.iter_mut().zip(b)).for_each(|(v, (p, &bb))| {
+                                let $fx = *p + bb;
+                                *p = $fx;
+                                *v = $f;
+                            }),
+                            None => y.iter_mut().zip(pre.iter()).for_each(|(v, &$fx)| *v = $f),
+                        }
+                    } )*
+                }
+            }
             /// `dx[i] (acc)= dy[i] · f'(…)` over a chunk, the function matched
             /// once outside the loop.
             #[inline]
@@ -230,7 +252,10 @@ macro_rules! unary_functions {
         /// functions `<name>_f(x, a)` and `<name>_df(x or y, a)` written from
         /// the table's expressions, and the kernels `<name>_fwd_<dtype>(x, y,
         /// n, a)` and `<name>_bwd_<dtype>(x, y, dy, dx, n, a, acc)` (both
-        /// `x` and `y` are passed, `df` reads the one its entry names).
+        /// `x` and `y` are passed, `df` reads the one its entry names), and
+        /// the fused bias kernels `<name>_bias_fwd_<dtype>(x, b, y, rows,
+        /// cols, a)` and `<name>_bias_bwd_<dtype>(x, y, dy, dx, db, rows,
+        /// cols, a, acc)` (a dense layer's bias followed by the function).
         pub const CUDA_SOURCE: &str = concat!(
             cuda_prelude!(),
             $(
@@ -337,7 +362,11 @@ macro_rules! cuda_prelude {
 #define sigmoid k_sigmoid
 template <typename T> __device__ __forceinline__ T sel(bool p, T a, T b) { return p ? a : b; }
 // One function's kernels for one element type: y = f(x); dx (acc)= dy · f'(x or y)
-// (NAME##_grad: the product, or for a gate 0 where f' = 0).
+// (NAME##_grad: the product, or for a gate 0 where f' = 0); and the fused
+// epilogue of a dense layer followed by the function, bias_fwd: x[r, c] += b[c]
+// then y = f(x), in one pass; bias_bwd: dx = dy · f'(x or y) and db[c] (acc)=
+// Σ_r dx[r, c] in one pass (one block per 32 columns, each warp summing rows
+// w apart in order, then the warps' sums in order: bias.cu's bias_bwd).
 // (NAME is only ever pasted with ##, so `tanh` is not replaced by the
 // vocabulary's #define.)
 #define KILN_UNARY(NAME, ARG, S, T)                                                          \
@@ -347,6 +376,36 @@ template <typename T> __device__ __forceinline__ T sel(bool p, T a, T b) { retur
     extern "C" __global__ void NAME##_bwd_##S(const T* x, const T* y, const T* dy, T* dx,      \
                                               u64 n, T a, int acc) {                            \
         KILN_FOR_EACH(i, n) k_put(&dx[i], NAME##_grad<T>(dy[i], NAME##_df<T>(ARG[i], a)), acc); \
+    }                                                                                           \
+    extern "C" __global__ void NAME##_bias_fwd_##S(T* x, const T* b, T* y, u64 rows, u64 cols, \
+                                                   T a) {                                       \
+        KILN_FOR_EACH(i, rows * cols) {                                                         \
+            const T v = x[i] + b[i % cols];                                                     \
+            x[i] = v;                                                                           \
+            y[i] = NAME##_f<T>(v, a);                                                           \
+        }                                                                                       \
+    }                                                                                           \
+    extern "C" __global__ void NAME##_bias_bwd_##S(const T* x, const T* y, const T* dy, T* dx, \
+                                                   T* db, u64 rows, u64 cols, T a, int acc) {   \
+        __shared__ T partial[32][33];                                                           \
+        const unsigned tx = threadIdx.x % 32, ty = threadIdx.x / 32, w = blockDim.x / 32;      \
+        const u64 col = (u64)blockIdx.x * 32 + tx;                                              \
+        T s = T(0);                                                                             \
+        if (col < cols) {                                                                       \
+            for (u64 r = ty; r < rows; r += w) {                                                \
+                const u64 i = r * cols + col;                                                   \
+                const T d = NAME##_grad<T>(dy[i], NAME##_df<T>(ARG[i], a));                     \
+                dx[i] = d;                                                                      \
+                s += d;                                                                         \
+            }                                                                                   \
+        }                                                                                       \
+        partial[ty][tx] = s;                                                                    \
+        __syncthreads();                                                                        \
+        if (ty == 0 && col < cols) {                                                            \
+            T t = partial[0][tx];                                                               \
+            for (unsigned k = 1; k < w; ++k) t += partial[k][tx];                               \
+            k_put(&db[col], t, acc);                                                            \
+        }                                                                                       \
     }
 "#
     };

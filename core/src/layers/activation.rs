@@ -116,6 +116,15 @@ fn gelu_tail(g: &mut Graph, at: &str, x: &str, t: &str) -> Result<String> {
     Ok(g.op("Mul", at, &[&hx, &p], Vec::new()))
 }
 
+/// An element-wise activation layer, by the function of the table it
+/// applies: what a preceding dense layer fuses into its product's epilogue
+/// ([`crate::layers::Linear::forward_act`]; `network!` emits the fused call
+/// for a `Linear` whose only consumer is one of these).
+pub trait Elementwise {
+    /// The layer's function.
+    fn act(&self) -> Act;
+}
+
 /// Declares a parameter-free element-wise layer `$name<S>` whose function is `$act`.
 macro_rules! elementwise_layer {
     ($(#[$m:meta])* $name:ident $({ $($field:ident : $fty:ty),* })?, |$self_:ident| $act:expr) => {
@@ -126,6 +135,12 @@ macro_rules! elementwise_layer {
             _s: PhantomData<S>,
         }
         no_params!($name<S>);
+        impl<S> Elementwise for $name<S> {
+            fn act(&self) -> Act {
+                let $self_ = self;
+                $act
+            }
+        }
         impl<S: Shape> Onnx for $name<S> {
             fn onnx(&self, g: &mut Graph, at: &str, inputs: &[&str]) -> Result<Vec<String>> {
                 let $self_ = self;

@@ -34,6 +34,7 @@
 //! ```
 
 use super::fit;
+use super::Elementwise;
 use crate::device::{Acc, Backend, Gemm};
 use crate::elem::Elem;
 use crate::error::Result;
@@ -164,15 +165,108 @@ impl<E: Elem, D: Backend<E>, const I: usize, const O: usize, L: Lead> Linear<E, 
     /// `y = x·Wᵀ + b` per row, whatever the leading dimensions `L`.
     pub fn forward_rows(&self, x: &Tensor<S1<I>, E, D>, y: &mut Tensor<S1<O>, E, D>) -> Result<()> {
         y.set_batch(x.batch())?;
-        let dev = x.device();
-        dev.gemm(
+        x.device().gemm_bias_act(
             &Gemm::dense(x.batch(), O, I, false, true),
             &x.buf,
             &self.weight.buf,
             &mut y.buf,
+            self.bias.as_ref().map(|b| &b.buf),
+            None,
+        )
+    }
+
+    /// The layer followed by the element-wise activation `act`, in one pass:
+    /// `pre = x·Wᵀ + b`, `y = f(pre)`, with the bias and `f` applied as the
+    /// product's epilogue ([`Backend::gemm_bias_act`]: on the CPU to each
+    /// tile of the product while it is in L1, on CUDA in one kernel). `pre`
+    /// is the layer's own output (what [`Layer::forward`] writes, and what
+    /// the backward pass reads for `f'`); `y` the activation's. The values
+    /// are bitwise those of [`Layer::forward`] followed by the activation's.
+    /// `network!` emits this call for a `Linear` whose only consumer is an
+    /// activation.
+    pub fn forward_act<A: Elementwise>(
+        &self,
+        act: &A,
+        x: &Tensor<L::Shaped<I>, E, D>,
+        pre: &mut Tensor<L::Shaped<O>, E, D>,
+        y: &mut Tensor<L::Shaped<O>, E, D>,
+    ) -> Result<()> {
+        fit(pre, x.batch())?;
+        fit(y, x.batch())?;
+        x.device().gemm_bias_act(
+            &Gemm::dense(x.batch() * L::ROWS, O, I, false, true),
+            &x.buf,
+            &self.weight.buf,
+            &mut pre.buf,
+            self.bias.as_ref().map(|b| &b.buf),
+            Some((act.act(), &mut y.buf)),
+        )
+    }
+
+    /// The backward pass of [`Linear::forward_act`], from `dy = ∂L/∂y` at
+    /// the activation's output:
+    ///
+    /// * `∂L/∂pre = dy · f'(pre or y)` into `dpre` (the gradient arriving at
+    ///   the layer's own output), and with a bias `∂L/∂b (gacc)= Σ_rows
+    ///   ∂L/∂pre` in the same call ([`Backend::bias_act_bwd`]: one pass on
+    ///   CUDA, the activation's then the bias's on the CPU);
+    /// * then `∂L/∂W` and `∂L/∂x` as [`Layer::backward`] from `∂L/∂pre`.
+    ///
+    /// The values are bitwise those of the activation's backward followed by
+    /// the layer's.
+    #[allow(clippy::too_many_arguments, clippy::type_complexity)] // Layer::backward's operands plus the activation's tensors
+    pub fn backward_act<A: Elementwise>(
+        &self,
+        act: &A,
+        x: &Tensor<L::Shaped<I>, E, D>,
+        pre: &Tensor<L::Shaped<O>, E, D>,
+        y: &Tensor<L::Shaped<O>, E, D>,
+        dy: &Tensor<L::Shaped<O>, E, D>,
+        dpre: &mut Tensor<L::Shaped<O>, E, D>,
+        dx: Option<(&mut Tensor<L::Shaped<I>, E, D>, Acc)>,
+        // `LinearGrads<E, D, I, O>`, written as the projection so that a
+        // caller whose `where` clause bounds the layer by `Layer` (the
+        // generated networks) passes its gradients unchanged.
+        grads: &mut <Self as Module<E, D>>::Grads,
+        gacc: Acc,
+    ) -> Result<()> {
+        crate::error::check_batch("Linear backward", "pre", pre.batch(), "dy", dy.batch())?;
+        fit(dpre, pre.batch())?;
+        let b = x.batch() * L::ROWS;
+        let dev = x.device();
+        let f = act.act();
+        match &mut grads.bias {
+            Some(gb) => dev.bias_act_bwd(
+                f,
+                &pre.buf,
+                &y.buf,
+                &dy.buf,
+                &mut dpre.buf,
+                &mut gb.buf,
+                b,
+                O,
+                gacc,
+            )?,
+            None => dev.act_bwd(f, &pre.buf, &y.buf, &dy.buf, &mut dpre.buf, b * O, Acc::Set)?,
+        }
+        // ∂L/∂W [O×I] = dpreᵀ [O×B] · x [B×I]
+        dev.gemm(
+            &Gemm::dense(O, I, b, true, false).acc(gacc),
+            &dpre.buf,
+            &x.buf,
+            &mut grads.weight.buf,
         )?;
-        if let Some(bias) = &self.bias {
-            dev.add_bias(&mut y.buf, &bias.buf, x.batch(), O)?;
+        // ∂L/∂x [B×I] = dpre [B×O] · W [O×I]
+        if let Some((dx, acc)) = dx {
+            if acc == Acc::Set {
+                fit(dx, x.batch())?;
+            }
+            dev.gemm(
+                &Gemm::dense(b, I, O, false, false).acc(acc),
+                &dpre.buf,
+                &self.weight.buf,
+                &mut dx.buf,
+            )?;
         }
         Ok(())
     }
@@ -198,18 +292,16 @@ impl<E: Elem, D: Backend<E>, const I: usize, const O: usize, L: Lead> Layer<E, D
         fit(y, x.batch())?;
         // Every position of every sample is a row.
         let b = x.batch() * L::ROWS;
-        let dev = x.device();
-        // y[B×O] = x[B×I] · Wᵀ  (W stored [O×I])
-        dev.gemm(
+        // y[B×O] = x[B×I] · Wᵀ  (W stored [O×I]), the bias added as the
+        // product's epilogue.
+        x.device().gemm_bias_act(
             &Gemm::dense(b, O, I, false, true),
             &x.buf,
             &self.weight.buf,
             &mut y.buf,
-        )?;
-        if let Some(bias) = &self.bias {
-            dev.add_bias(&mut y.buf, &bias.buf, b, O)?;
-        }
-        Ok(())
+            self.bias.as_ref().map(|b| &b.buf),
+            None,
+        )
     }
 
     fn forward_train(
@@ -427,5 +519,200 @@ mod tests {
         .unwrap();
         let err = check_layer(&mut l, 2, 13).unwrap();
         assert!(err < 1e-6, "{err}");
+    }
+
+    /// `forward_act` and `backward_act` give bitwise the values of the layer
+    /// followed by the activation, one pass each (forward and backward), for
+    /// each function, with and without a bias, on a batch large enough for
+    /// the product's blocked, threaded path.
+    #[test]
+    fn fused_activation_is_bitwise_the_two_layers() {
+        use crate::layers::{Gelu, LeakyRelu, Relu, Sigmoid};
+        fn run<
+            A: Elementwise + Layer<f32, Cpu, In = S1<70>, Out = S1<70>, Cache = (), Grads = ()>,
+        >(
+            act: A,
+            bias: bool,
+        ) {
+            let mut l = Linear::<f32, Cpu, 130, 70>::build(
+                &Cpu,
+                &mut crate::rng(9),
+                LinearConfig {
+                    bias,
+                    init: Init::XavierNormal,
+                },
+            )
+            .unwrap();
+            if let Some(b) = &mut l.bias {
+                let v: Vec<f32> = (0..70).map(|i| ((i as f32) * 0.7).sin() * 0.3).collect();
+                b.copy_from_slice(&v).unwrap();
+            }
+            let batch = 67;
+            let xs: Vec<f32> = (0..batch * 130)
+                .map(|i| ((i as f32) * 0.113).sin())
+                .collect();
+            let x = Tensor::<S1<130>, f32>::from_slice(&Cpu, &xs).unwrap();
+            let dys: Vec<f32> = (0..batch * 70)
+                .map(|i| ((i as f32) * 0.291).cos())
+                .collect();
+            let dy = Tensor::<S1<70>, f32>::from_slice(&Cpu, &dys).unwrap();
+            // Separately.
+            let (mut pre0, mut y0) = (Tensor::empty(&Cpu).unwrap(), Tensor::empty(&Cpu).unwrap());
+            l.forward(&x, &mut pre0, &mut ()).unwrap();
+            act.forward(&pre0, &mut y0, &mut ()).unwrap();
+            let (mut dpre0, mut dx0) = (Tensor::empty(&Cpu).unwrap(), Tensor::empty(&Cpu).unwrap());
+            act.backward(
+                &pre0,
+                &y0,
+                &mut (),
+                &dy,
+                Some((&mut dpre0, Acc::Set)),
+                &mut (),
+                Acc::Set,
+            )
+            .unwrap();
+            let mut g0 = l.grads().unwrap();
+            l.backward(
+                &x,
+                &pre0,
+                &mut (),
+                &dpre0,
+                Some((&mut dx0, Acc::Set)),
+                &mut g0,
+                Acc::Set,
+            )
+            .unwrap();
+            // Fused.
+            let (mut pre1, mut y1) = (Tensor::empty(&Cpu).unwrap(), Tensor::empty(&Cpu).unwrap());
+            l.forward_act(&act, &x, &mut pre1, &mut y1).unwrap();
+            let (mut dpre1, mut dx1) = (Tensor::empty(&Cpu).unwrap(), Tensor::empty(&Cpu).unwrap());
+            let mut g1 = l.grads().unwrap();
+            l.backward_act(
+                &act,
+                &x,
+                &pre1,
+                &y1,
+                &dy,
+                &mut dpre1,
+                Some((&mut dx1, Acc::Set)),
+                &mut g1,
+                Acc::Set,
+            )
+            .unwrap();
+            let bits = |t: &Vec<f32>| t.iter().map(|v| v.to_bits()).collect::<Vec<_>>();
+            let what = format!("{:?} bias {bias}", act.act());
+            for (name, a, b) in [
+                ("pre", pre1.to_vec(), pre0.to_vec()),
+                ("y", y1.to_vec(), y0.to_vec()),
+                ("dpre", dpre1.to_vec(), dpre0.to_vec()),
+                ("dx", dx1.to_vec(), dx0.to_vec()),
+                ("dW", g1.weight.to_vec(), g0.weight.to_vec()),
+            ] {
+                assert_eq!(bits(&a.unwrap()), bits(&b.unwrap()), "{name}, {what}");
+            }
+            if bias {
+                let (a, b) = (g1.bias.unwrap().to_vec(), g0.bias.unwrap().to_vec());
+                assert_eq!(bits(&a.unwrap()), bits(&b.unwrap()), "db, {what}");
+            }
+        }
+        for bias in [true, false] {
+            run(Relu::default(), bias);
+            run(LeakyRelu::new(0.2), bias);
+            run(Gelu::default(), bias);
+            run(Sigmoid::default(), bias);
+        }
+    }
+
+    /// The fused pair's gradients against central finite differences in
+    /// `f64`, for `L = Σ r ⊙ f(x·Wᵀ + b)` with fixed random `r`: `∂L/∂W`,
+    /// `∂L/∂b` and `∂L/∂x` from `backward_act`.
+    #[test]
+    fn fused_activation_gradcheck() {
+        use crate::layers::{Gelu, LeakyRelu, Sigmoid};
+        fn run<A: Elementwise>(act: A) {
+            let mut l =
+                Linear::<f64, Cpu, 4, 3>::build(&Cpu, &mut crate::rng(2), LinearConfig::default())
+                    .unwrap();
+            let batch = 2;
+            let xs: Vec<f64> = (0..batch * 4)
+                .map(|i| ((i as f64) * 0.71 + 0.2).sin())
+                .collect();
+            let rs: Vec<f64> = (0..batch * 3).map(|i| ((i as f64) * 1.3).cos()).collect();
+            let loss = |l: &Linear<f64, Cpu, 4, 3>, xs: &[f64]| -> f64 {
+                let x = Tensor::<S1<4>, f64>::from_slice(&Cpu, xs).unwrap();
+                let (mut pre, mut y) = (Tensor::empty(&Cpu).unwrap(), Tensor::empty(&Cpu).unwrap());
+                l.forward_act(&act, &x, &mut pre, &mut y).unwrap();
+                y.to_vec()
+                    .unwrap()
+                    .iter()
+                    .zip(&rs)
+                    .map(|(a, b)| a * b)
+                    .sum()
+            };
+            let x = Tensor::<S1<4>, f64>::from_slice(&Cpu, &xs).unwrap();
+            let (mut pre, mut y) = (Tensor::empty(&Cpu).unwrap(), Tensor::empty(&Cpu).unwrap());
+            l.forward_act(&act, &x, &mut pre, &mut y).unwrap();
+            let dy = Tensor::<S1<3>, f64>::from_slice(&Cpu, &rs).unwrap();
+            let (mut dpre, mut dx) = (Tensor::empty(&Cpu).unwrap(), Tensor::empty(&Cpu).unwrap());
+            let mut g = l.grads().unwrap();
+            l.backward_act(
+                &act,
+                &x,
+                &pre,
+                &y,
+                &dy,
+                &mut dpre,
+                Some((&mut dx, Acc::Set)),
+                &mut g,
+                Acc::Set,
+            )
+            .unwrap();
+            let h = 1e-6;
+            let close = |num: f64, ana: f64, what: &str| {
+                assert!(
+                    (num - ana).abs() < 1e-7 * (1.0 + ana.abs()),
+                    "{:?} {what}: {num} vs {ana}",
+                    act.act()
+                );
+            };
+            let w0 = l.weight.to_vec().unwrap();
+            let dw = g.weight.to_vec().unwrap();
+            for i in 0..w0.len() {
+                let mut w = w0.clone();
+                w[i] += h;
+                l.weight.copy_from_slice(&w).unwrap();
+                let up = loss(&l, &xs);
+                w[i] -= 2.0 * h;
+                l.weight.copy_from_slice(&w).unwrap();
+                let down = loss(&l, &xs);
+                close((up - down) / (2.0 * h), dw[i], &format!("dW[{i}]"));
+            }
+            l.weight.copy_from_slice(&w0).unwrap();
+            let b0 = l.bias.as_ref().unwrap().to_vec().unwrap();
+            let db = g.bias.as_ref().unwrap().to_vec().unwrap();
+            for i in 0..b0.len() {
+                let mut b = b0.clone();
+                b[i] += h;
+                l.bias.as_mut().unwrap().copy_from_slice(&b).unwrap();
+                let up = loss(&l, &xs);
+                b[i] -= 2.0 * h;
+                l.bias.as_mut().unwrap().copy_from_slice(&b).unwrap();
+                let down = loss(&l, &xs);
+                close((up - down) / (2.0 * h), db[i], &format!("db[{i}]"));
+            }
+            l.bias.as_mut().unwrap().copy_from_slice(&b0).unwrap();
+            let dxv = dx.to_vec().unwrap();
+            for i in 0..xs.len() {
+                let mut x = xs.clone();
+                x[i] += h;
+                let up = loss(&l, &x);
+                x[i] -= 2.0 * h;
+                let down = loss(&l, &x);
+                close((up - down) / (2.0 * h), dxv[i], &format!("dx[{i}]"));
+            }
+        }
+        run(LeakyRelu::<S1<3>>::new(0.1));
+        run(Gelu::<S1<3>>::default());
+        run(Sigmoid::<S1<3>>::default());
     }
 }

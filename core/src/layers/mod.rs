@@ -29,7 +29,7 @@ pub mod time_pool;
 pub mod unpool;
 pub mod upsample;
 
-pub use activation::{Gelu, LeakyRelu, Relu, Sigmoid, Tanh};
+pub use activation::{Elementwise, Gelu, LeakyRelu, Relu, Sigmoid, Tanh};
 pub use attention::{
     AttentionCache, AttentionKernels, AttnDims, KeyPadding, KvCache, MultiHeadAttention,
     MultiHeadAttentionConfig, MultiHeadAttentionGrads,

@@ -24,6 +24,22 @@ kernels! {
     GELU_BWD = gelu_bwd(In, In, In, Out, U64, Real, I32);
     GELU_TANH_FWD = gelu_tanh_fwd(In, Out, U64, Real);
     GELU_TANH_BWD = gelu_tanh_bwd(In, In, In, Out, U64, Real, I32);
+    RELU_BIAS_FWD = relu_bias_fwd(Out, In, Out, U64, U64, Real);
+    RELU_BIAS_BWD = relu_bias_bwd(In, In, In, Out, Out, U64, U64, Real, I32);
+    RELU_GUIDED_BIAS_FWD = relu_guided_bias_fwd(Out, In, Out, U64, U64, Real);
+    RELU_GUIDED_BIAS_BWD = relu_guided_bias_bwd(In, In, In, Out, Out, U64, U64, Real, I32);
+    RELU_DECONV_BIAS_FWD = relu_deconv_bias_fwd(Out, In, Out, U64, U64, Real);
+    RELU_DECONV_BIAS_BWD = relu_deconv_bias_bwd(In, In, In, Out, Out, U64, U64, Real, I32);
+    LEAKY_RELU_BIAS_FWD = leaky_relu_bias_fwd(Out, In, Out, U64, U64, Real);
+    LEAKY_RELU_BIAS_BWD = leaky_relu_bias_bwd(In, In, In, Out, Out, U64, U64, Real, I32);
+    SIGMOID_BIAS_FWD = sigmoid_bias_fwd(Out, In, Out, U64, U64, Real);
+    SIGMOID_BIAS_BWD = sigmoid_bias_bwd(In, In, In, Out, Out, U64, U64, Real, I32);
+    TANH_BIAS_FWD = tanh_bias_fwd(Out, In, Out, U64, U64, Real);
+    TANH_BIAS_BWD = tanh_bias_bwd(In, In, In, Out, Out, U64, U64, Real, I32);
+    GELU_BIAS_FWD = gelu_bias_fwd(Out, In, Out, U64, U64, Real);
+    GELU_BIAS_BWD = gelu_bias_bwd(In, In, In, Out, Out, U64, U64, Real, I32);
+    GELU_TANH_BIAS_FWD = gelu_tanh_bias_fwd(Out, In, Out, U64, U64, Real);
+    GELU_TANH_BIAS_BWD = gelu_tanh_bias_bwd(In, In, In, Out, Out, U64, U64, Real, I32);
 }
 
 /// The forward and backward kernels of an element-wise function. The match
@@ -40,6 +56,59 @@ pub fn unary_kernels(f: Act) -> (&'static Kernel, &'static Kernel) {
         Act::Gelu => (&GELU_FWD, &GELU_BWD),
         Act::GeluTanh => (&GELU_TANH_FWD, &GELU_TANH_BWD),
     }
+}
+
+/// The fused bias kernels of an element-wise function (forward, backward):
+/// a dense layer's bias and the function in one pass each way.
+pub fn bias_kernels(f: Act) -> (&'static Kernel, &'static Kernel) {
+    match f {
+        Act::Relu => (&RELU_BIAS_FWD, &RELU_BIAS_BWD),
+        Act::ReluGuided => (&RELU_GUIDED_BIAS_FWD, &RELU_GUIDED_BIAS_BWD),
+        Act::ReluDeconv => (&RELU_DECONV_BIAS_FWD, &RELU_DECONV_BIAS_BWD),
+        Act::LeakyRelu(_) => (&LEAKY_RELU_BIAS_FWD, &LEAKY_RELU_BIAS_BWD),
+        Act::Sigmoid => (&SIGMOID_BIAS_FWD, &SIGMOID_BIAS_BWD),
+        Act::Tanh => (&TANH_BIAS_FWD, &TANH_BIAS_BWD),
+        Act::Gelu => (&GELU_BIAS_FWD, &GELU_BIAS_BWD),
+        Act::GeluTanh => (&GELU_TANH_BIAS_FWD, &GELU_TANH_BIAS_BWD),
+    }
+}
+
+/// `x[r, c] += b[c]`, then `y = f(x)`, over a `rows × cols` matrix in one
+/// kernel. Operands: `[x, b, y]`.
+pub fn bias_act_fwd(f: Act, rows: usize, cols: usize) -> Plan {
+    let (fwd, _) = bias_kernels(f);
+    let args = [
+        Arg::Buf(0, 0),
+        Arg::Buf(1, 0),
+        Arg::Buf(2, 0),
+        Arg::U64(rows as u64),
+        Arg::U64(cols as u64),
+        Arg::Real(f.param()),
+    ];
+    elementwise(fwd, rows * cols, &args)
+}
+
+/// `dx = dy · f'(x or y)` and `db[c] (acc)= Σ_r dx[r, c]` in one kernel (one
+/// block per 32 columns, as `bias_bwd`). Operands: `[x, y, dy, dx, db]`.
+pub fn bias_act_bwd(f: Act, rows: usize, cols: usize, acc: Acc) -> Plan {
+    let (_, bwd) = bias_kernels(f);
+    let grid = (cols as u64).div_ceil(32).max(1) as u32;
+    Plan::one(Launch::new(
+        bwd,
+        grid,
+        REDUCE_BLOCK,
+        &[
+            Arg::Buf(0, 0),
+            Arg::Buf(1, 0),
+            Arg::Buf(2, 0),
+            Arg::Buf(3, 0),
+            Arg::Buf(4, 0),
+            Arg::U64(rows as u64),
+            Arg::U64(cols as u64),
+            Arg::Real(f.param()),
+            Arg::I32(acc_flag(acc)),
+        ],
+    ))
 }
 
 /// `y = f(x)` (kernels generated from kiln-core's table). Operands: `[x, y]`.
@@ -78,6 +147,8 @@ mod tests {
         for &f in Act::ALL {
             plans.push(act_fwd(f, 10));
             plans.push(act_bwd(f, 10, Acc::Set));
+            plans.push(bias_act_fwd(f, 2, 5));
+            plans.push(bias_act_bwd(f, 2, 5, Acc::Add));
         }
         check_plans(&MODULE, &plans);
     }
@@ -91,15 +162,19 @@ mod tests {
             assert_eq!(fwd.name, format!("{}_fwd", f.name()));
             assert_eq!(bwd.name, format!("{}_bwd", f.name()));
             assert_eq!((fwd.module, bwd.module), ("unary", "unary"));
+            let (bf, bb) = bias_kernels(f);
+            assert_eq!(bf.name, format!("{}_bias_fwd", f.name()));
+            assert_eq!(bb.name, format!("{}_bias_bwd", f.name()));
         }
         let m = &MODULE;
-        assert_eq!(m.kernels.len(), 2 * Act::ALL.len());
+        assert_eq!(m.kernels.len(), 4 * Act::ALL.len());
         for k in m.kernels {
+            let base = ["_bias_fwd", "_bias_bwd", "_fwd", "_bwd"]
+                .iter()
+                .find_map(|s| k.name.strip_suffix(s))
+                .unwrap_or_else(|| panic!("{}: no kernel suffix", k.name));
             assert!(
-                m.source.contains(&format!(
-                    "KILN_UNARY({}, ",
-                    k.name.rsplit_once('_').unwrap().0
-                )),
+                m.source.contains(&format!("KILN_UNARY({base}, ")),
                 "{}",
                 k.name
             );

@@ -138,6 +138,82 @@ pub(crate) fn bias<E: Elem>(d: &Cuda, r: &mut Rng, rep: &mut Report) {
     }
 }
 
+/// A dense layer's product with its epilogue (`gemm_bias_act`: cuBLAS, then
+/// the fused `<f>_bias_fwd` kernel, or `add_bias` alone, or `act_fwd` alone)
+/// and the fused backward (`bias_act_bwd`: `<f>_bias_bwd`), against the CPU.
+pub(crate) fn bias_act<E: Elem>(d: &Cuda, r: &mut Rng, rep: &mut Report) {
+    // Every function of the element-wise table, so that each fused kernel runs.
+    for &f in Act::ALL {
+        for (rows, cols) in shapes() {
+            let k = 9;
+            let g = Gemm::dense(rows, cols, k, false, true);
+            let a: Vec<E> = rand_vec(r, rows * k, 1.0);
+            let w: Vec<E> = rand_vec(r, cols * k, 1.0);
+            let bias: Vec<E> = rand_vec(r, cols, 1.0);
+            let (da, dw, dbias) = (up(d, &a), up(d, &w), up(d, &bias));
+            for (with_bias, with_act) in [(true, true), (true, false), (false, true)] {
+                let (mut pre, mut y) = (vec![E::zero(); rows * cols], vec![E::zero(); rows * cols]);
+                <Cpu as Backend<E>>::gemm_bias_act(
+                    &Cpu,
+                    &g,
+                    &a,
+                    &w,
+                    &mut pre,
+                    with_bias.then_some(&bias),
+                    with_act.then_some((f, &mut y)),
+                )
+                .unwrap();
+                let (mut dpre, mut dy) = (
+                    up(d, &vec![E::zero(); rows * cols]),
+                    up(d, &vec![E::zero(); rows * cols]),
+                );
+                <Cuda as Backend<E>>::gemm_bias_act(
+                    d,
+                    &g,
+                    &da,
+                    &dw,
+                    &mut dpre,
+                    with_bias.then_some(&dbias),
+                    with_act.then_some((f, &mut dy)),
+                )
+                .unwrap();
+                rep.add::<E>("gemm_bias_act pre", &down(d, &dpre), &pre);
+                if with_act {
+                    rep.add::<E>("gemm_bias_act y", &down(d, &dy), &y);
+                }
+            }
+            let x: Vec<E> = rand_nonzero(r, rows * cols, 4.0);
+            let mut y = vec![E::zero(); rows * cols];
+            <Cpu as Backend<E>>::act_fwd(&Cpu, f, &x, &mut y, rows * cols).unwrap();
+            let gy: Vec<E> = rand_vec(r, rows * cols, 1.0);
+            for acc in [Acc::Set, Acc::Add] {
+                let db0: Vec<E> = rand_vec(r, cols, 1.0);
+                let (mut dx, mut db) = (vec![E::zero(); rows * cols], db0.clone());
+                <Cpu as Backend<E>>::bias_act_bwd(
+                    &Cpu, f, &x, &y, &gy, &mut dx, &mut db, rows, cols, acc,
+                )
+                .unwrap();
+                let (mut ddx, mut ddb) = (up(d, &vec![E::zero(); rows * cols]), up(d, &db0));
+                <Cuda as Backend<E>>::bias_act_bwd(
+                    d,
+                    f,
+                    &up(d, &x),
+                    &up(d, &y),
+                    &up(d, &gy),
+                    &mut ddx,
+                    &mut ddb,
+                    rows,
+                    cols,
+                    acc,
+                )
+                .unwrap();
+                rep.add::<E>("bias_act_bwd dx", &down(d, &ddx), &dx);
+                rep.add::<E>("bias_act_bwd db", &down(d, &ddb), &db);
+            }
+        }
+    }
+}
+
 pub(crate) fn acts<E: Elem>(d: &Cuda, r: &mut Rng, rep: &mut Report) {
     // Every function of kiln-core's element-wise table, and a second slope.
     for &f in Act::ALL.iter().chain(&[Act::LeakyRelu(0.3)]) {

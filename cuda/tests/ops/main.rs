@@ -77,7 +77,7 @@ const SIZES: [usize; 6] = [1, 31, 255, 256, 257, 1000];
 fn all_ops<E: Elem>(d: &Cuda, rep: &mut Report) {
     let mut r = rng(7);
     type Part = fn(&Cuda, &mut Rng, &mut Report);
-    let parts: [(&str, Part); 21] = [
+    let parts: [(&str, Part); 22] = [
         ("attention", attention::<E>),
         ("rnn", rnn::<E>),
         ("gru", gru::<E>),
@@ -93,6 +93,7 @@ fn all_ops<E: Elem>(d: &Cuda, rep: &mut Report) {
         ("gemm_batched", gemm_batched::<E>),
         ("embedding", embedding::<E>),
         ("bias", bias::<E>),
+        ("bias_act", bias_act::<E>),
         ("activations", acts::<E>),
         ("element-wise", elementwise::<E>),
         ("softmax", softmax::<E>),
