@@ -967,59 +967,43 @@ where
         if ctx.detect_anomaly {
             ::kiln::ops::check_finite(&c.flatten1_out, "flatten", "forward output")?;
         }
-        ::kiln::Layer::<
+        <::kiln::layers::Linear<
             E,
             D,
-        >::forward_train(
-            &mut self.fc1,
+            400,
+            120,
+        >>::forward_act(
+            &self.fc1,
+            &<::kiln::layers::Relu<
+                ::kiln::S1<120>,
+            > as ::core::default::Default>::default(),
             &c.flatten1_out,
             &mut c.fc1_out,
-            &mut c.fc1_cache,
-            ctx,
+            &mut c.relu3_out,
         )?;
         if ctx.detect_anomaly {
             ::kiln::ops::check_finite(&c.fc1_out, "fc1: Linear(120)", "forward output")?;
         }
-        ::kiln::Layer::<
-            E,
-            D,
-        >::forward_train(
-            &mut <::kiln::layers::Relu<
-                ::kiln::S1<120>,
-            > as ::core::default::Default>::default(),
-            &c.fc1_out,
-            &mut c.relu3_out,
-            &mut c.relu3_cache,
-            ctx,
-        )?;
         if ctx.detect_anomaly {
             ::kiln::ops::check_finite(&c.relu3_out, "relu", "forward output")?;
         }
-        ::kiln::Layer::<
+        <::kiln::layers::Linear<
             E,
             D,
-        >::forward_train(
-            &mut self.fc2,
+            120,
+            84,
+        >>::forward_act(
+            &self.fc2,
+            &<::kiln::layers::Relu<
+                ::kiln::S1<84>,
+            > as ::core::default::Default>::default(),
             &c.relu3_out,
             &mut c.fc2_out,
-            &mut c.fc2_cache,
-            ctx,
+            &mut c.relu4_out,
         )?;
         if ctx.detect_anomaly {
             ::kiln::ops::check_finite(&c.fc2_out, "fc2: Linear(84)", "forward output")?;
         }
-        ::kiln::Layer::<
-            E,
-            D,
-        >::forward_train(
-            &mut <::kiln::layers::Relu<
-                ::kiln::S1<84>,
-            > as ::core::default::Default>::default(),
-            &c.fc2_out,
-            &mut c.relu4_out,
-            &mut c.relu4_cache,
-            ctx,
-        )?;
         if ctx.detect_anomaly {
             ::kiln::ops::check_finite(&c.relu4_out, "relu", "forward output")?;
         }
@@ -1095,35 +1079,33 @@ where
             &mut c.flatten1_out,
             &mut c.flatten1_cache,
         )?;
-        ::kiln::Layer::<
+        <::kiln::layers::Linear<
             E,
             D,
-        >::forward(&self.fc1, &c.flatten1_out, &mut c.fc1_out, &mut c.fc1_cache)?;
-        ::kiln::Layer::<
-            E,
-            D,
-        >::forward(
+            400,
+            120,
+        >>::forward_act(
+            &self.fc1,
             &<::kiln::layers::Relu<
                 ::kiln::S1<120>,
             > as ::core::default::Default>::default(),
-            &c.fc1_out,
+            &c.flatten1_out,
+            &mut c.fc1_out,
             &mut c.relu3_out,
-            &mut c.relu3_cache,
         )?;
-        ::kiln::Layer::<
+        <::kiln::layers::Linear<
             E,
             D,
-        >::forward(&self.fc2, &c.relu3_out, &mut c.fc2_out, &mut c.fc2_cache)?;
-        ::kiln::Layer::<
-            E,
-            D,
-        >::forward(
+            120,
+            84,
+        >>::forward_act(
+            &self.fc2,
             &<::kiln::layers::Relu<
                 ::kiln::S1<84>,
             > as ::core::default::Default>::default(),
-            &c.fc2_out,
+            &c.relu3_out,
+            &mut c.fc2_out,
             &mut c.relu4_out,
-            &mut c.relu4_cache,
         )?;
         ::kiln::Layer::<
             E,
@@ -1170,20 +1152,24 @@ where
                 "backward: gradient arriving at the output",
             )?;
         }
-        ::kiln::Layer::<
+        <::kiln::layers::Linear<
             E,
             D,
-        >::backward(
+            120,
+            84,
+        >>::backward_act(
+            &self.fc2,
             &<::kiln::layers::Relu<
                 ::kiln::S1<84>,
             > as ::core::default::Default>::default(),
+            &c.relu3_out,
             &c.fc2_out,
             &c.relu4_out,
-            &mut c.relu4_cache,
             &c.relu4_grad,
-            ::core::option::Option::Some((&mut c.fc2_grad, ::kiln::Acc::Set)),
-            &mut (),
-            ::kiln::Acc::Set,
+            &mut c.fc2_grad,
+            ::core::option::Option::Some((&mut c.relu3_grad, ::kiln::Acc::Set)),
+            &mut g.fc2,
+            gacc,
         )?;
         if c.detect {
             ::kiln::ops::check_finite(
@@ -1192,19 +1178,6 @@ where
                 "backward: gradient arriving at the output",
             )?;
         }
-        ::kiln::Layer::<
-            E,
-            D,
-        >::backward(
-            &self.fc2,
-            &c.relu3_out,
-            &c.fc2_out,
-            &mut c.fc2_cache,
-            &c.fc2_grad,
-            ::core::option::Option::Some((&mut c.relu3_grad, ::kiln::Acc::Set)),
-            &mut g.fc2,
-            gacc,
-        )?;
         if c.detect {
             ::kiln::ops::check_finite(
                 &c.relu3_grad,
@@ -1212,20 +1185,24 @@ where
                 "backward: gradient arriving at the output",
             )?;
         }
-        ::kiln::Layer::<
+        <::kiln::layers::Linear<
             E,
             D,
-        >::backward(
+            400,
+            120,
+        >>::backward_act(
+            &self.fc1,
             &<::kiln::layers::Relu<
                 ::kiln::S1<120>,
             > as ::core::default::Default>::default(),
+            &c.flatten1_out,
             &c.fc1_out,
             &c.relu3_out,
-            &mut c.relu3_cache,
             &c.relu3_grad,
-            ::core::option::Option::Some((&mut c.fc1_grad, ::kiln::Acc::Set)),
-            &mut (),
-            ::kiln::Acc::Set,
+            &mut c.fc1_grad,
+            ::core::option::Option::Some((&mut c.flatten1_grad, ::kiln::Acc::Set)),
+            &mut g.fc1,
+            gacc,
         )?;
         if c.detect {
             ::kiln::ops::check_finite(
@@ -1234,19 +1211,6 @@ where
                 "backward: gradient arriving at the output",
             )?;
         }
-        ::kiln::Layer::<
-            E,
-            D,
-        >::backward(
-            &self.fc1,
-            &c.flatten1_out,
-            &c.fc1_out,
-            &mut c.fc1_cache,
-            &c.fc1_grad,
-            ::core::option::Option::Some((&mut c.flatten1_grad, ::kiln::Acc::Set)),
-            &mut g.fc1,
-            gacc,
-        )?;
         if c.detect {
             ::kiln::ops::check_finite(
                 &c.flatten1_grad,

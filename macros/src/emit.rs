@@ -192,6 +192,10 @@ struct Cx<'a> {
     /// Per node: the output whose gradient (`d_y`) arrives at it directly,
     /// when the node feeds that output only; it then needs no gradient buffer.
     direct: Vec<Option<usize>>,
+    /// Per node: whether it is a layer that applies the next node, an
+    /// element-wise activation of its output alone, as its product's
+    /// epilogue (one fused call each way; see [`fused_pairs`]).
+    fused: Vec<bool>,
     /// Shape types of the inputs, outputs and nodes.
     in_ty: Vec<TokenStream>,
     /// The inputs' whole types: `Tensor<S, E, D>`, or `Tokens<S, V, D>` for
@@ -253,16 +257,19 @@ impl<'a> Cx<'a> {
         } else {
             quote!(E: #k::Elem, D: #k::Backend<E> #gp)
         };
+        let names = Names::new(net);
+        let fused = fused_pairs(net, &names, &direct);
         Cx {
             net,
             k,
+            fused,
             ga,
             gp,
             struct_params,
             grads_name: format_ident!("{}Grads", net.name),
             cache_name: format_ident!("{}Cache", net.name),
             tape_name: format_ident!("{}Tape", net.name),
-            names: Names::new(net),
+            names,
             in_ty: net.inputs.iter().map(|i| shape_ty(k, &i.shape)).collect(),
             in_full: net
                 .inputs
@@ -341,6 +348,18 @@ impl<'a> Cx<'a> {
 
     /// What the kind of node `j`'s layer is told about this application;
     /// `mutable` for the training forward (`&mut self.fc1`).
+    /// The activation of the fused pair that node `j` starts: its instance
+    /// (a `&` expression) and its output place (`c.relu1_out`).
+    fn fused_act(&self, j: usize) -> (TokenStream, TokenStream) {
+        let a = j + 1;
+        let Op::Layer(la) = self.net.nodes[a].op else {
+            unreachable!("a fused pair ends with a layer")
+        };
+        let inst = layer_ref(self.net, la, false);
+        let y = &self.names.out[a];
+        (inst, quote!(c.#y))
+    }
+
     fn call(&'a self, j: usize, li: usize, mutable: bool) -> Call<'a> {
         let (net, k) = (self.net, self.k);
         let (n, l) = (&net.nodes[j], &net.layers[li]);
@@ -372,6 +391,34 @@ impl<'a> Cx<'a> {
             cache_fields: &self.names.cache,
         }
     }
+}
+
+/// Which nodes fuse the next one into their product (see [`Cx::fused`]):
+/// node `j` is a layer whose kind fuses ([`crate::kinds::Rule::fuses_act`],
+/// an untied `Linear`), node `j + 1` an element-wise activation whose only
+/// argument is node `j`'s value, and that value has no other reader (no
+/// other node, no network output), so the pair can run as one call each way
+/// with the pre-activation still written to node `j`'s buffer (the tape's
+/// accessors and the activation's derivative read it there).
+fn fused_pairs(net: &Net, names: &Names, direct: &[Option<usize>]) -> Vec<bool> {
+    (0..net.nodes.len())
+        .map(|j| {
+            let (Some(a), Some(b)) = (net.nodes.get(j), net.nodes.get(j + 1)) else {
+                return false;
+            };
+            let (Op::Layer(li), Op::Layer(la)) = (&a.op, &b.op) else {
+                return false;
+            };
+            let v = Val::Node(j);
+            net.layers[*li].kind.fuses_act()
+                && net.layers[*la].kind.elementwise()
+                && b.args.as_slice() == [v]
+                && net.consumers(v).len() == 1
+                && !net.outputs.iter().any(|o| o.val == v)
+                && direct[j].is_none()
+                && names.grad[j].is_some()
+        })
+        .collect()
 }
 
 /// The cache fields of each node, named after the user's layers: a layer

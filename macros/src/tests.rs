@@ -143,3 +143,38 @@ fn cache_fields_are_named_after_the_layers() {
         ]
     );
 }
+
+/// The expansion of `src`, pretty-printed.
+fn pretty_expansion(src: &str) -> String {
+    let out = crate::expand(src.parse().expect("tokens"));
+    prettyplease::unparse(&syn::parse2(out).expect("an expansion"))
+}
+
+#[test]
+fn linear_then_activation_is_one_fused_call_each_way() {
+    // `fc1 → relu` is a fused pair; `fc2`'s value is read by `gelu` and is an
+    // output too, so it is not; `enc`, a shared layer, fuses at each use;
+    // a `Linear` whose next node is not an activation (`fc3` before `add`)
+    // is called on its own.
+    let text = pretty_expansion(
+        "::kiln; pub struct F {
+            input x: [6],
+            layer enc = Linear(6);
+            let h = x |> fc1: Linear(5) |> relu;
+            let p = h |> fc2: Linear(4);
+            let e = x |> enc |> tanh |> enc |> tanh;
+            let s = e |> fc3: Linear(4);
+            output p |> gelu;
+            output p;
+            output s + p;
+        }",
+    );
+    let count = |needle: &str| text.matches(needle).count();
+    // Forward in training and evaluation mode: fc1 and enc's two uses.
+    assert_eq!(count(">::forward_act("), 6, "{text}");
+    assert_eq!(count(">::backward_act("), 3, "{text}");
+    for (layer, fused) in [("fc1", true), ("enc", true), ("fc2", false), ("fc3", false)] {
+        let fwd = text.contains(&format!(">::forward_act(\n            &self.{layer},"));
+        assert_eq!(fwd, fused, "{layer}: {text}");
+    }
+}

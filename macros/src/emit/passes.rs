@@ -60,6 +60,17 @@ pub(super) fn forward(cx: &Cx, train: bool) -> TokenStream {
         let v = &cx.names.out[j];
         let span = n.span;
         match n.op {
+            // The activation of a fused pair: done by the layer before it.
+            Op::Layer(_) if j > 0 && cx.fused[j - 1] => {}
+            Op::Layer(li) if cx.fused[j] => {
+                let call = cx.call(j, li, train);
+                let (act, act_y) = cx.fused_act(j);
+                let fused = net.layers[li].kind.fused_forward(&call, &act, &act_y);
+                body.push(respan(
+                    fused.expect("`fuses_act` kinds give a fused call"),
+                    span,
+                ));
+            }
             Op::Layer(li) => {
                 let call = cx.call(j, li, train);
                 body.push(respan(net.layers[li].kind.forward(&call, train), span));
@@ -223,6 +234,41 @@ pub(super) fn backward_stmts(cx: &Cx, input_only: bool) -> Vec<TokenStream> {
         let label = &n.label;
         bwd.push(quote!(if c.detect { #k::ops::check_finite(#dy, #label, "backward: gradient arriving at the output")?; }));
         match n.op {
+            // The layer of a fused pair: its backward ran with the
+            // activation's, just before (its gradient buffer, checked above,
+            // was written there).
+            Op::Layer(_) if cx.fused[j] && !input_only => {}
+            // The activation of a fused pair: the pair's backward, from the
+            // gradient at the activation's output.
+            Op::Layer(_) if j > 0 && cx.fused[j - 1] && !input_only => {
+                let (lj, ln) = (j - 1, &net.nodes[j - 1]);
+                let Op::Layer(li) = ln.op else {
+                    unreachable!("a fused pair starts with a layer")
+                };
+                let mut call = cx.call(lj, li, false);
+                // The layer's output has one reader, this activation: its
+                // gradient is set here, once.
+                seen.insert(Val::Node(lj));
+                call.dx = dest(ln.args[0], &mut seen);
+                call.dy = dy;
+                let acc = if layer_seen.insert(li) {
+                    quote!(gacc)
+                } else {
+                    quote!(#k::Acc::Add)
+                };
+                let f = &net.layers[li].field;
+                (call.grads, call.gacc) = (quote!(&mut g.#f), acc);
+                let (act, act_y) = cx.fused_act(lj);
+                let g = &cx.names.grad[lj];
+                let dpre = quote!(c.#g);
+                let fused = net.layers[li]
+                    .kind
+                    .fused_backward(&call, &act, &act_y, &dpre);
+                bwd.push(respan(
+                    fused.expect("`fuses_act` kinds give a fused call"),
+                    span,
+                ));
+            }
             Op::Layer(li) => {
                 let l = &net.layers[li];
                 let mut call = cx.call(j, li, false);

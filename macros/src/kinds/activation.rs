@@ -93,6 +93,10 @@ impl Rule for Act {
         true
     }
 
+    fn elementwise(&self) -> bool {
+        true
+    }
+
     fn is_field(&self) -> bool {
         false
     }

@@ -199,6 +199,47 @@ impl Rule for Linear {
         self.tied.is_none()
     }
 
+    fn fuses_act(&self) -> bool {
+        self.tied.is_none()
+    }
+
+    /// `Linear::forward_act`: the bias and the activation as the product's
+    /// epilogue (not for a tied layer, whose weight is another's).
+    fn fused_forward(&self, c: &Call, act: &TokenStream, act_y: &TokenStream) -> Option<TokenStream> {
+        if self.tied.is_some() {
+            return None;
+        }
+        let Call { ty, x, y, .. } = c;
+        let f = c.field;
+        Some(quote!(<#ty>::forward_act(&self.#f, #act, #x, &mut #y, &mut #act_y)?;))
+    }
+
+    /// `Linear::backward_act`: the activation's backward, the bias gradient
+    /// with it, then the layer's products.
+    fn fused_backward(
+        &self,
+        c: &Call,
+        act: &TokenStream,
+        act_y: &TokenStream,
+        dpre: &TokenStream,
+    ) -> Option<TokenStream> {
+        if self.tied.is_some() {
+            return None;
+        }
+        let Call {
+            ty,
+            x,
+            y,
+            dy,
+            dx,
+            grads,
+            gacc,
+            ..
+        } = c;
+        let f = c.field;
+        Some(quote!(<#ty>::backward_act(&self.#f, #act, #x, &#y, &#act_y, #dy, &mut #dpre, #dx, #grads, #gacc)?;))
+    }
+
     fn flops(&self, k: &TokenStream, ty: &TokenStream) -> TokenStream {
         if self.tied.is_some() {
             quote!(<#ty>::FLOPS)

@@ -212,6 +212,49 @@ pub trait Rule {
         Vec::new()
     }
 
+    /// Whether the layer is an element-wise activation (core's
+    /// `layers::Elementwise`) that a preceding dense layer may take into its
+    /// product's epilogue (see [`Rule::fused_forward`]).
+    fn elementwise(&self) -> bool {
+        false
+    }
+
+    /// Whether the layer can apply a following element-wise activation as
+    /// its product's epilogue ([`Rule::fused_forward`] gives its call).
+    fn fuses_act(&self) -> bool {
+        false
+    }
+
+    /// For a kind that can apply a following element-wise activation as its
+    /// product's epilogue (`Linear`): the fused forward call, which writes
+    /// the layer's output `c.y` (the pre-activation) and the activation's
+    /// output `act_y` (a place) in one pass; `act` is the activation's
+    /// instance (a `&` expression). `None`: the kind does not fuse (the
+    /// default), and the two layers are called one after the other.
+    fn fused_forward(
+        &self,
+        _c: &Call,
+        _act: &TokenStream,
+        _act_y: &TokenStream,
+    ) -> Option<TokenStream> {
+        None
+    }
+
+    /// The backward call of a fused pair (when [`Rule::fused_forward`] gives
+    /// one): `c.dy` is the gradient arriving at the activation's output,
+    /// `dpre` the place that receives the gradient at the layer's own output
+    /// (its grad buffer), `c.dx`, `c.grads`, `c.gacc` as in
+    /// [`Rule::backward`].
+    fn fused_backward(
+        &self,
+        _c: &Call,
+        _act: &TokenStream,
+        _act_y: &TokenStream,
+        _dpre: &TokenStream,
+    ) -> Option<TokenStream> {
+        None
+    }
+
     /// The forward call, training mode (`ctx` in scope) or evaluation mode.
     fn forward(&self, c: &Call, train: bool) -> TokenStream {
         default_forward(c, train)
