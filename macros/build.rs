@@ -8,7 +8,11 @@ use std::fmt::Write as _;
 use std::path::Path;
 
 fn main() {
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("src/kinds");
+    // Read at run time, not with `env!`: cargo reuses a compiled build
+    // script for another checkout of the same sources (a shared target
+    // directory), and a path baked in at compile time would name the first.
+    let root = std::env::var_os("CARGO_MANIFEST_DIR").expect("cargo sets CARGO_MANIFEST_DIR");
+    let dir = Path::new(&root).join("src/kinds");
     println!("cargo:rerun-if-changed={}", dir.display());
     let mut kinds = Vec::new();
     for e in std::fs::read_dir(&dir).expect("macros/src/kinds is readable") {

@@ -122,8 +122,8 @@ pub(super) unsafe fn blocked<E: Elem>(
     // contiguous values (`b.cs = 1`, `cols = nr`) of each of `kb` rows,
     // `b.rs` apart: inside B. The buffer is this thread's own, so C, A and B
     // do not overlap it, and the kernel runs on this CPU (caller's obligation).
-    // The epilogue is applied to exactly the tile the kernel just wrote
-    // (inside C; `epi`'s obligations hold for all of C, the caller's).
+    // The epilogue is applied to each `mb × nb` block of C once its last KC
+    // block is summed (inside C; `epi`'s obligations hold for all of C).
     with_pack::<E, _>(mc * kc + b_room, |buf| unsafe {
         let (ap, bp) = (buf, buf.add(mc * kc));
         for jc in (0..n).step_by(nc) {
@@ -177,7 +177,6 @@ pub(super) unsafe fn blocked<E: Elem>(
                             );
                             (bp as *const E, nr)
                         };
-                        let last = pc + kb == k;
                         for ir in (0..mb).step_by(mr) {
                             let rows = mr.min(mb - ir);
                             (kern.f)(
@@ -192,12 +191,12 @@ pub(super) unsafe fn blocked<E: Elem>(
                                 alpha,
                                 beta,
                             );
-                            if with_epi && last {
-                                // The tile's sums are complete: its epilogue,
-                                // while it is still in L1.
-                                epi.apply(c, ldc, ic + ir, jc + jr, rows, cols);
-                            }
                         }
+                    }
+                    if with_epi && pc + kb == k {
+                        // The block's sums are complete: its epilogue, while
+                        // it is still in L2.
+                        epi.apply(c, ldc, ic, jc, mb, nb);
                     }
                 }
             }

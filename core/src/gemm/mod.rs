@@ -160,15 +160,21 @@ impl<E: Elem> Epi<E> {
         unsafe {
             let b =
                 (!self.bias.is_null()).then(|| std::slice::from_raw_parts(self.bias.add(j0), cols));
-            for r in i0..i0 + rows {
-                let pre = std::slice::from_raw_parts_mut(c.add(r * ldc + j0), cols);
-                match self.f {
-                    Some(f) => {
-                        let y = std::slice::from_raw_parts_mut(self.y.add(r * ldc + j0), cols);
-                        f.bias_map(b, pre, y);
-                    }
-                    None => {
-                        if let Some(b) = b {
+            match self.f {
+                // The function matched once per block, not once per row.
+                Some(f) => f.bias_map_rows(
+                    b,
+                    (i0..i0 + rows).map(|r| {
+                        (
+                            std::slice::from_raw_parts_mut(c.add(r * ldc + j0), cols),
+                            std::slice::from_raw_parts_mut(self.y.add(r * ldc + j0), cols),
+                        )
+                    }),
+                ),
+                None => {
+                    if let Some(b) = b {
+                        for r in i0..i0 + rows {
+                            let pre = std::slice::from_raw_parts_mut(c.add(r * ldc + j0), cols);
                             for (v, bb) in pre.iter_mut().zip(b) {
                                 *v = *v + *bb;
                             }

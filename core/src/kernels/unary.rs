@@ -202,23 +202,34 @@ macro_rules! unary_functions {
                 }
             }
             /// The epilogue of a dense layer followed by this function, over
-            /// one row: `pre[j] += b[j]` (without `b`, `pre` is kept), then
-            /// `y[j] = f(pre[j])`; the function matched once outside the loop.
+            /// the rows of a tile, each a pair `(pre, y)` of equal length:
+            /// `pre[j] += b[j]` (without `b`, `pre` is kept), then
+            /// `y[j] = f(pre[j])`; the function matched once for the whole
+            /// tile, outside both loops (a GEMM tile's rows are short: a
+            /// match per row cost more than the separate passes).
             /// The same operations, in the same order, as `add_bias` then
             /// [`Act::map`], so the values are bitwise those of the two passes.
             #[inline]
-            pub fn bias_map<E: Elem>(self, b: Option<&[E]>, pre: &mut [E], y: &mut [E]) {
+            pub fn bias_map_rows<'a, E: Elem + 'a>(
+                self,
+                b: Option<&[E]>,
+                rows: impl Iterator<Item = (&'a mut [E], &'a mut [E])>,
+            ) {
                 match self {
                     $( Act::$variant $(($p))? => {
                         $(let $p: E = E::of($p);)?
                         vocab!($zero, $one, $c, E);
                         match b {
-                            Some(b) => y.iter_mut().zip(pre.iter_mut().zip(b)).for_each(|(v, (p, &bb))| {
-                                let $fx = *p + bb;
-                                *p = $fx;
-                                *v = $f;
+                            Some(b) => rows.for_each(|(pre, y)| {
+                                y.iter_mut().zip(pre.iter_mut().zip(b)).for_each(|(v, (p, &bb))| {
+                                    let $fx = *p + bb;
+                                    *p = $fx;
+                                    *v = $f;
+                                })
                             }),
-                            None => y.iter_mut().zip(pre.iter()).for_each(|(v, &$fx)| *v = $f),
+                            None => rows.for_each(|(pre, y)| {
+                                y.iter_mut().zip(pre.iter()).for_each(|(v, &$fx)| *v = $f)
+                            }),
                         }
                     } )*
                 }
