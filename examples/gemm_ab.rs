@@ -24,10 +24,21 @@
 //! ```sh
 //! cargo run --release --example gemm_ab -- --threads 2 --rounds 7 --packed
 //! ```
+//!
+//! With `--fused` it times, interleaved, a dense layer followed by an
+//! activation as `network!` emitted it before issue 17's fusion (`gemm`, then
+//! `add_bias`, then `act_fwd`: three passes over the output) and as it emits
+//! it now (`gemm_bias_act`: the bias and the function applied to each tile
+//! while it is in cache), on the shapes of W1's two hidden layers, W4's and
+//! `char_gpt`'s MLP.
+//!
+//! ```sh
+//! cargo run --release --example gemm_ab -- --threads 2 --rounds 15 --fused
+//! ```
 
 use kiln::cpu::{gemm_kernel_name, set_gemm_kernel_cap, GemmIsa};
 use kiln::prelude::*;
-use kiln::{Gemm, PackedB};
+use kiln::{Act, Gemm, PackedB};
 use std::time::Instant;
 
 /// `(label, m, n, k, trans_a, trans_b)`, as `core/src/layers/lstm.rs` calls them.
@@ -189,6 +200,89 @@ fn packed_ab(rounds: usize) {
     );
 }
 
+/// `--fused`: a dense layer's forward and its activation unfused (three
+/// passes) and fused (one call); median over rounds of each round's median.
+fn fused_ab(rounds: usize) {
+    let vals = |len: usize, s: usize| -> Vec<f32> {
+        (0..len)
+            .map(|i| ((i * s % 13) as f32 - 6.0) * 0.01)
+            .collect()
+    };
+    // (label, batch rows, out, in, function)
+    let shapes: [(&str, usize, usize, usize, Act); 4] = [
+        ("W1 fc1 + ReLU", 128, 256, 784, Act::Relu),
+        ("W1 fc2 + ReLU", 128, 128, 256, Act::Relu),
+        ("char_gpt MLP fc + GELU", 768, 512, 128, Act::Gelu),
+        ("W4 fc + ReLU", 512, 4096, 4096, Act::Relu),
+    ];
+    let mut rows: Vec<(Vec<f64>, Vec<f64>)> = vec![(Vec::new(), Vec::new()); shapes.len()];
+    let mut alone: Vec<Vec<f64>> = vec![Vec::new(); shapes.len()];
+    for round in 0..rounds {
+        for (s, &(_, m, n, k, f)) in shapes.iter().enumerate() {
+            let g = Gemm::dense(m, n, k, false, true);
+            let (x, w, b) = (vals(m * k, 7), vals(n * k, 5), vals(n, 3));
+            let (mut pre, mut y) = (vec![0.0f32; m * n], vec![0.0f32; m * n]);
+            let reps = (2e9 / (2.0 * (m * n * k) as f64)).clamp(5.0, 400.0) as usize;
+            let unfused = |pre: &mut Vec<f32>, y: &mut Vec<f32>| {
+                time_fn(reps, || {
+                    Backend::<f32>::gemm(&Cpu, &g, &x, &w, pre).unwrap();
+                    Backend::<f32>::add_bias(&Cpu, pre, &b, m, n).unwrap();
+                    Backend::<f32>::act_fwd(&Cpu, f, pre, y, m * n).unwrap();
+                })
+                .0
+            };
+            let fused = |pre: &mut Vec<f32>, y: &mut Vec<f32>| {
+                time_fn(reps, || {
+                    Backend::<f32>::gemm_bias_act(
+                        &Cpu,
+                        &g,
+                        &x,
+                        &w,
+                        pre,
+                        Some(&b),
+                        Some((f, &mut *y)),
+                    )
+                    .unwrap();
+                })
+                .0
+            };
+            // Each goes first in every other round, so that an order effect
+            // (the clock, the caches) falls on both alike.
+            let (t0, t1) = if round % 2 == 0 {
+                let t0 = unfused(&mut pre, &mut y);
+                (t0, fused(&mut pre, &mut y))
+            } else {
+                let t1 = fused(&mut pre, &mut y);
+                (unfused(&mut pre, &mut y), t1)
+            };
+            // The product alone: what the two separate passes add to it is
+            // all that fusing them could save.
+            let t2 = time_fn(reps, || {
+                Backend::<f32>::gemm(&Cpu, &g, &x, &w, &mut pre).unwrap();
+            })
+            .0;
+            rows[s].0.push(t0);
+            rows[s].1.push(t1);
+            alone[s].push(t2);
+        }
+    }
+    println!("| layer | rows×out×in | product alone (gemm) | unfused (gemm, add_bias, act_fwd) | fused (gemm_bias_act) | fused ÷ unfused (min–max over rounds) |");
+    println!("|---|---|---|---|---|---|");
+    for ((&(label, m, n, k, _), (before, after)), t2) in shapes.iter().zip(&rows).zip(&alone) {
+        let r: Vec<f64> = before.iter().zip(after).map(|(b, a)| a / b).collect();
+        let (lo, hi) = r
+            .iter()
+            .fold((f64::MAX, 0.0f64), |(l, h), &x| (l.min(x), h.max(x)));
+        println!(
+            "| {label} | {m}×{n}×{k} | {:.1} µs | {:.1} µs | {:.1} µs | **{:.3}×** ({lo:.2}–{hi:.2}) |",
+            median(&mut t2.clone()) * 1e6,
+            median(&mut before.clone()) * 1e6,
+            median(&mut after.clone()) * 1e6,
+            median(&mut r.clone())
+        );
+    }
+}
+
 fn median(v: &mut [f64]) -> f64 {
     v.sort_by(f64::total_cmp);
     v[v.len() / 2]
@@ -205,6 +299,15 @@ fn main() {
             gemm_kernel_name::<f32>()
         );
         packed_ab(rounds);
+        return;
+    }
+    if std::env::args().any(|a| a == "--fused") {
+        let load = std::fs::read_to_string("/proc/loadavg").unwrap_or_default();
+        println!(
+            "gemm_ab --fused: {threads} threads, {rounds} rounds, `{}`; load {load}",
+            gemm_kernel_name::<f32>()
+        );
+        fused_ab(rounds);
         return;
     }
     let caps = [(GemmIsa::Avx512, "wide"), (GemmIsa::Avx2, "avx2")];
