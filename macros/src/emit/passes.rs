@@ -67,7 +67,7 @@ pub(super) fn forward(cx: &Cx, train: bool) -> TokenStream {
                 let (act, act_y) = cx.fused_act(j);
                 let fused = net.layers[li].kind.fused_forward(&call, &act, &act_y);
                 body.push(respan(
-                    fused.expect("`fuses_act` kinds give a fused call"),
+                    fused.unwrap_or_else(|| quote!(::core::compile_error!("kiln internal error: a kind that fuses an activation gave no fused call"))),
                     span,
                 ));
             }
@@ -265,7 +265,7 @@ pub(super) fn backward_stmts(cx: &Cx, input_only: bool) -> Vec<TokenStream> {
                     .kind
                     .fused_backward(&call, &act, &act_y, &dpre);
                 bwd.push(respan(
-                    fused.expect("`fuses_act` kinds give a fused call"),
+                    fused.unwrap_or_else(|| quote!(::core::compile_error!("kiln internal error: a kind that fuses an activation gave no fused call"))),
                     span,
                 ));
             }
