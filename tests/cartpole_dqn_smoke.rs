@@ -139,5 +139,5 @@ fn smoke_run_learns() {
     // A random policy balances ~22 steps; an untrained greedy one ~10.
     assert!(first10 < 50.0, "random episodes: {first10}");
     assert!(mean >= 100.0, "the greedy policy did not learn: {mean}");
-    assert!(secs < 30.0, "{secs} s");
+    // The time is printed above, not asserted (see cartpole_pg_smoke.rs).
 }

@@ -9,9 +9,7 @@
 //! Needs `data/shakespeare/` (`scripts/fetch-shakespeare`): without it the
 //! test fails when `CI=true` and is skipped with a message otherwise.
 
-#[path = "../examples/char_gpt.rs"]
-#[allow(dead_code)]
-mod char_gpt;
+use crate::char_gpt;
 
 use clap::Parser;
 use kiln::prelude::*;

@@ -7,9 +7,7 @@
 //! a 65th position is refused; sampling through the cache draws the same
 //! text as the whole-window sampler until the context outgrows the window.
 
-#[path = "../examples/char_gpt.rs"]
-#[allow(dead_code)]
-mod char_gpt;
+use crate::char_gpt;
 
 use char_gpt::{CharGpt, GptDecoder, SEQ, VOCAB};
 use kiln::prelude::*;

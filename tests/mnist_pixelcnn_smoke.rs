@@ -9,9 +9,7 @@
 //! Needs `data/mnist/` (`scripts/fetch-mnist`): without it the smoke test
 //! fails when `CI=true` and is skipped with a message otherwise.
 
-#[path = "../examples/mnist_pixelcnn.rs"]
-#[allow(dead_code)]
-mod example;
+use crate::mnist_pixelcnn as example;
 
 use clap::Parser;
 use std::io::Write;

@@ -5,7 +5,7 @@
 //! `onnx_ort/mod.rs` for how Python is found; without it the tests skip,
 //! except under CI=true).
 
-mod onnx_ort;
+use crate::onnx_ort;
 
 use kiln::prelude::*;
 use onnx_ort::{available, rel_err, run, run_file, uniform, Data, Feed};

@@ -5,7 +5,7 @@
 //! in a transformer block), random token ids or values at two batch sizes,
 //! `max|ort − kiln| / max|kiln| ≤ 1e-5`.
 
-mod onnx_ort;
+use crate::onnx_ort;
 
 use kiln::prelude::*;
 use onnx_ort::{available, rel_err, run, uniform, Data, Feed};

@@ -12,7 +12,7 @@
 //! onnx and onnxruntime (`scripts/test` installs them): without either it is
 //! skipped with a message, except under CI=true, where it fails.
 
-mod onnx_ort;
+use crate::onnx_ort;
 
 use kiln::checkpoint;
 use kiln::metrics::count_correct;

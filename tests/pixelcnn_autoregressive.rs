@@ -5,9 +5,7 @@
 //! at random initialisation and after a few Adam steps on random binary
 //! images, for pixels at the corners, on the edges and inside.
 
-#[path = "../examples/mnist_pixelcnn.rs"]
-#[allow(dead_code)]
-mod example;
+use crate::mnist_pixelcnn as example;
 
 use example::PixelModel;
 use kiln::prelude::*;

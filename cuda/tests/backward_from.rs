@@ -8,7 +8,7 @@
 //!
 //! The device is the host emulation by default, GPU 0 with `KILN_TEST_GPU=1`.
 
-mod common;
+use crate::common;
 
 use common::{check, tol};
 use kiln::attack::{fgsm, softmax_ce_grad, Goal};

@@ -6,7 +6,7 @@
 //!
 //! The device is the host emulation by default, GPU 0 with `KILN_TEST_GPU=1`.
 
-mod common;
+use crate::common;
 
 use kiln::loss::{Distill, PseudoLabel};
 use kiln::optim::Ema;

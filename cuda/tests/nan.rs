@@ -21,7 +21,7 @@
 //! * dropout multiplies by its mask (`input * mask / (1 − p)`): a dropped NaN
 //!   is NaN, not 0, forward and backward.
 
-mod common;
+use crate::common;
 
 use kiln_core::device::Window2d;
 use kiln_core::device::{LossKind, LossTarget};

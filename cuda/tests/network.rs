@@ -4,7 +4,7 @@
 //!
 //! The device is the host emulation by default, GPU 0 with `KILN_TEST_GPU=1`.
 
-mod common;
+use crate::common;
 
 use kiln::prelude::*;
 use kiln_core::kernels::Kernels;

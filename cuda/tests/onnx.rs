@@ -3,7 +3,7 @@
 //! a network initialised from the same seed writes the same bytes as on the
 //! CPU, for an image network and a sequence network.
 
-mod common;
+use crate::common;
 
 use kiln::prelude::*;
 use kiln_cuda::Cuda;

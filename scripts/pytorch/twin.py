@@ -11,7 +11,7 @@ Needs PyTorch (not in CI: its wheel pulls several GB):
   python3 scripts/pytorch/twin.py record lenet tests/fixtures/torch_twin_lenet.safetensors
   python3 scripts/pytorch/twin.py record rescnn tests/fixtures/torch_twin_rescnn.safetensors
 
-  # kiln -> PyTorch: load what kiln wrote (cargo test --test pytorch_twin
+  # kiln -> PyTorch: load what kiln wrote (cargo test --test integration pytorch_twin::
   # writes target/twin/kiln_<net>.safetensors) with load_state_dict(strict=True)
   # and compare with the outputs kiln stored beside the weights
   python3 scripts/pytorch/twin.py check mlp target/twin/kiln_mlp.safetensors   (and lenet, rescnn)

@@ -4,8 +4,6 @@
 //! else `.venv-test/` if present, else `python3`. Without them the tests
 //! say so and skip, except under CI=true, where they fail.
 
-#![allow(dead_code)] // each test target uses part of it
-
 use std::path::PathBuf;
 use std::process::Command;
 use std::sync::atomic::{AtomicUsize, Ordering};

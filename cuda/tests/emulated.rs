@@ -1,0 +1,52 @@
+//! The CUDA device's tests that run on the host emulation (or on a GPU with
+//! `KILN_TEST_GPU=1`), in one test binary: `cargo test -p kiln-cuda --test
+//! emulated`; one file's tests: `cargo test -p kiln-cuda --test emulated
+//! network::`. One binary instead of one per file saves compiling the shared
+//! generic code and linking once per file (CI's time is mostly compiling).
+//!
+//! `autotests = false`: every `tests/*.rs` file is a module here or its own
+//! `[[test]]` target in `Cargo.toml` (those that replace the allocator or
+//! re-run their own executable); `every_test_file_is_built` checks it.
+
+mod common;
+
+mod backward_from;
+mod cublas_args;
+mod few_labels;
+mod gan;
+mod layers;
+mod nan;
+mod network;
+mod nvrtc_compile;
+mod onnx;
+mod pixelcnn;
+mod style;
+
+/// `autotests = false` means cargo no longer finds `tests/*.rs` by itself: a
+/// new file that is not declared anywhere would never be compiled or run.
+#[test]
+fn every_test_file_is_built() {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    let read = |p: &str| std::fs::read_to_string(root.join(p)).unwrap();
+    let declared = read("tests/emulated.rs") + &read("Cargo.toml");
+    let mut missing = Vec::new();
+    for entry in std::fs::read_dir(root.join("tests")).unwrap() {
+        let name = entry.unwrap().file_name().to_string_lossy().into_owned();
+        let Some(stem) = name.strip_suffix(".rs") else {
+            continue;
+        };
+        if stem == "emulated" {
+            continue;
+        }
+        let as_module = format!("\nmod {stem};");
+        let as_target = format!("path = \"tests/{name}\"");
+        if !declared.contains(&as_module) && !declared.contains(&as_target) {
+            missing.push(name);
+        }
+    }
+    assert!(
+        missing.is_empty(),
+        "tests/{missing:?} not built: add `mod NAME;` to cuda/tests/emulated.rs \
+         or a [[test]] target to cuda/Cargo.toml"
+    );
+}
