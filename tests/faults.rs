@@ -187,6 +187,12 @@ fn kill_9_during_saves_keeps_the_last_good_checkpoint_and_no_temporary_file() {
     let d = dir("kill");
     let p = d.join("model.safetensors");
     let exe = std::env::current_exe().unwrap();
+    // The child test's name in this binary: its module path without the
+    // crate's name (`faults::save_loop_child` in `tests/integration.rs`).
+    let child_test = match module_path!().split_once("::") {
+        Some((_, module)) => format!("{module}::save_loop_child"),
+        None => "save_loop_child".to_string(),
+    };
     // xorshift64 with a fixed seed: the kill delays are the same every run.
     let mut s = 0x9e37_79b9_7f4a_7c15u64;
     let mut next = move || {
@@ -200,7 +206,7 @@ fn kill_9_during_saves_keeps_the_last_good_checkpoint_and_no_temporary_file() {
         let mut child = Command::new(&exe)
             .args([
                 "--exact",
-                "save_loop_child",
+                &child_test,
                 "--nocapture",
                 "--test-threads=1",
             ])
