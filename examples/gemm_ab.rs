@@ -36,7 +36,16 @@
 //! cargo run --release --example gemm_ab -- --threads 2 --rounds 15 --fused
 //! ```
 
-use kiln::cpu::{gemm_kernel_name, set_gemm_kernel_cap, GemmIsa};
+//! With `--wide` it times, interleaved, the element-wise functions'
+//! forward and backward passes (`act_fwd`, `act_bwd`) over `char_gpt`'s MLP
+//! activations (768×512) at the baseline vector width (the cap at
+//! `portable`) and at the CPU's widest (`kiln::cpu::elementwise_isa`).
+//!
+//! ```sh
+//! cargo run --release --example gemm_ab -- --threads 2 --rounds 15 --wide
+//! ```
+
+use kiln::cpu::{elementwise_isa, gemm_kernel_name, set_gemm_kernel_cap, GemmIsa};
 use kiln::prelude::*;
 use kiln::{Act, Gemm, PackedB};
 use std::time::Instant;
@@ -283,6 +292,67 @@ fn fused_ab(rounds: usize) {
     }
 }
 
+/// `--wide`: each element-wise function's forward and backward pass at the
+/// baseline width and at the widest; median over rounds of each round's median.
+fn wide_ab(rounds: usize) {
+    let n = 768 * 512;
+    let x: Vec<f32> = (0..n)
+        .map(|i| ((i * 7 % 101) as f32 - 50.0) * 0.06)
+        .collect();
+    let dy: Vec<f32> = (0..n).map(|i| ((i * 5 % 13) as f32 - 6.0) * 0.01).collect();
+    let fs = [
+        ("GELU (erf)", Act::Gelu),
+        ("GELU (tanh)", Act::GeluTanh),
+        ("sigmoid", Act::Sigmoid),
+        ("tanh", Act::Tanh),
+        ("ReLU", Act::Relu),
+    ];
+    let widest = elementwise_isa();
+    // [function][fwd base, fwd wide, bwd base, bwd wide] → per-round medians
+    let mut t: Vec<[Vec<f64>; 4]> = (0..fs.len()).map(|_| Default::default()).collect();
+    let (mut y, mut dx) = (vec![0.0f32; n], vec![0.0f32; n]);
+    for round in 0..rounds {
+        for (i, &(_, f)) in fs.iter().enumerate() {
+            let order = if round % 2 == 0 {
+                [GemmIsa::Portable, widest]
+            } else {
+                [widest, GemmIsa::Portable]
+            };
+            for cap in order {
+                set_gemm_kernel_cap(cap);
+                let w = usize::from(cap != GemmIsa::Portable);
+                let fwd = time_fn(20, || {
+                    Backend::<f32>::act_fwd(&Cpu, f, &x, &mut y, n).unwrap()
+                })
+                .0;
+                let bwd = time_fn(20, || {
+                    Backend::<f32>::act_bwd(&Cpu, f, &x, &y, &dy, &mut dx, n, kiln::Acc::Set)
+                        .unwrap()
+                })
+                .0;
+                t[i][w].push(fwd);
+                t[i][2 + w].push(bwd);
+            }
+        }
+    }
+    set_gemm_kernel_cap(GemmIsa::Avx512);
+    println!("| function | forward, baseline | forward, {widest:?} | ratio | backward, baseline | backward, {widest:?} | ratio |");
+    println!("|---|---|---|---|---|---|---|");
+    for ((label, _), v) in fs.iter().zip(&mut t) {
+        let [a, b, c, d] = v;
+        let (a, b, c, d) = (median(a), median(b), median(c), median(d));
+        println!(
+            "| {label} | {:.1} µs | {:.1} µs | **{:.2}×** | {:.1} µs | {:.1} µs | **{:.2}×** |",
+            a * 1e6,
+            b * 1e6,
+            b / a,
+            c * 1e6,
+            d * 1e6,
+            d / c
+        );
+    }
+}
+
 fn median(v: &mut [f64]) -> f64 {
     v.sort_by(f64::total_cmp);
     v[v.len() / 2]
@@ -292,6 +362,14 @@ fn main() {
     let threads = arg("--threads", 2);
     let rounds = arg("--rounds", 5);
     kiln::set_threads(threads).unwrap();
+    if std::env::args().any(|a| a == "--wide") {
+        let load = std::fs::read_to_string("/proc/loadavg").unwrap_or_default();
+        println!(
+            "gemm_ab --wide: {threads} threads, {rounds} rounds, 768×512 f32 values; load {load}"
+        );
+        wide_ab(rounds);
+        return;
+    }
     if std::env::args().any(|a| a == "--packed") {
         let load = std::fs::read_to_string("/proc/loadavg").unwrap_or_default();
         println!(

@@ -78,11 +78,21 @@ pub fn fma_peak_gflops(isa: GemmIsa, threads: usize) -> Option<f64> {
     crate::gemm::fma_peak_gflops(isa, threads)
 }
 
+/// The instruction set kiln's element-wise loops (the activations' forward
+/// and backward passes, the fused bias + activation) are compiled for on this
+/// CPU, after any cap ([`set_gemm_kernel_cap`], `KILN_GEMM_KERNEL`). Their
+/// values are the same at every width.
+pub fn elementwise_isa() -> GemmIsa {
+    crate::simd::width()
+}
+
 /// Caps the instruction set of kiln's GEMM kernels, process-wide: the widest
 /// kernel this CPU runs that is not wider than `cap` (by default the widest
 /// it runs; the environment variable `KILN_GEMM_KERNEL=avx2` or `portable`
-/// sets the cap at start-up, and this call overrides it). For comparing the
-/// kernels; results differ between kernels in the last bits.
+/// sets the cap at start-up, and this call overrides it). The cap applies to
+/// the element-wise loops' vector width too ([`elementwise_isa`]). For
+/// comparing the kernels; results differ between GEMM kernels in the last
+/// bits (not between element-wise widths).
 #[doc(hidden)]
 pub fn set_gemm_kernel_cap(cap: GemmIsa) {
     crate::gemm::set_kernel_cap(cap)

@@ -36,6 +36,7 @@ pub mod regularize;
 pub mod rl;
 pub mod schedule;
 pub mod shape;
+pub(crate) mod simd;
 pub mod summary;
 pub mod tensor;
 pub mod testing;

@@ -17,7 +17,9 @@
 //! The expressions use a tiny vocabulary that both Rust and CUDA C++
 //! understand: `zero()`, `one()`, `c(0.5)` (a constant of the element type),
 //! `sel(cond, a, b)` (`cond ? a : b`), `exp`, `tanh`, `erf`, `sqrt`,
-//! `sigmoid`, arithmetic and comparisons. The parameter, when there is one, is
+//! `sigmoid` (on the CPU their branch-free forms of [`Elem`], so every loop
+//! vectorises; each loop runs at the CPU's widest vector width through
+//! `crate::simd::wide`), arithmetic and comparisons. The parameter, when there is one, is
 //! always named `a`. An entry marked `[gate]` (ReLU) has a backward that
 //! selects instead of multiplying: `∂L/∂x = 0 if f' = 0 else ∂L/∂y · f'`, so
 //! a NaN or infinite `∂L/∂y` is stopped where the gate is shut, as PyTorch's
@@ -57,34 +59,34 @@ fn sel<E: Elem>(cond: bool, a: E, b: E) -> E {
         b
     }
 }
+// `exp`, `tanh`, `erf` and `sigmoid` are the vectorisable forms of `Elem`
+// (`vexp`, `vtanh`, `erf`, `vsigmoid`: for f32 branch-free polynomials within
+// a few ulp, for f64 libm's functions), so that every function's loop
+// vectorises on the CPU; a libm call per element is 5–20× slower.
 #[inline(always)]
 fn exp<E: Elem>(x: E) -> E {
-    x.exp()
+    x.vexp()
 }
 #[inline(always)]
 fn tanh<E: Elem>(x: E) -> E {
-    x.tanh()
+    x.vtanh()
 }
 #[allow(dead_code)] // part of the vocabulary; no entry uses it yet
 #[inline(always)]
 fn sqrt<E: Elem>(x: E) -> E {
     x.sqrt()
 }
-/// The error function, through `libm` in the element's precision.
+/// The error function ([`Elem::erf`]: a rational form for f32, libm's for f64).
 #[inline(always)]
 fn erf<E: Elem>(x: E) -> E {
     E::erf(x)
 }
-/// Numerically stable logistic function: `e^x/(1+e^x)` for negative `x`, so
-/// it never overflows.
+/// The logistic function ([`Elem::vsigmoid`]: `1/(1 + e^{−x})` through
+/// `exp_f32` for f32, absolute error ≤ 1.2e-7; the exact two-branch form for
+/// f64, which never overflows). Also the GRU's gates and the BCE gradient's.
 #[inline(always)]
 pub(crate) fn sigmoid<E: Elem>(x: E) -> E {
-    if x >= E::zero() {
-        E::one() / (E::one() + (-x).exp())
-    } else {
-        let e = x.exp();
-        e / (E::one() + e)
-    }
+    x.vsigmoid()
 }
 
 /// Picks the argument `df` is written in: `input` → `x`, `output` → `y`.
@@ -191,8 +193,25 @@ macro_rules! unary_functions {
             }
             /// Applies `f` over `y[i] = f(x[i])`, with the function matched
             /// once outside the loop so the loop vectorises.
+            /// Runs at the CPU's widest vector width (`crate::simd::wide`),
+            /// with the values of the baseline build, bit for bit.
             #[inline]
             pub fn map<E: Elem>(self, x: &[E], y: &mut [E]) {
+                // One `wide` call per function, each around one loop: a
+                // closure holding every function's loop is too large for the
+                // compiler to inline into the wide function.
+                match self {
+                    $( Act::$variant $(($p))? => crate::simd::wide(|| {
+                        $(let $p: E = E::of($p);)?
+                        vocab!($zero, $one, $c, E);
+                        y.iter_mut().zip(x).for_each(|(v, &$fx)| *v = $f);
+                    }), )*
+                }
+            }
+            /// [`Act::map`]'s loop, compiled for the caller's width.
+            #[cfg(test)]
+            #[inline(always)]
+            pub(crate) fn map_body<E: Elem>(self, x: &[E], y: &mut [E]) {
                 match self {
                     $( Act::$variant $(($p))? => {
                         $(let $p: E = E::of($p);)?
@@ -209,8 +228,36 @@ macro_rules! unary_functions {
             /// match per row cost more than the separate passes).
             /// The same operations, in the same order, as `add_bias` then
             /// [`Act::map`], so the values are bitwise those of the two passes.
+            /// Runs at the CPU's widest vector width, as [`Act::map`].
             #[inline]
             pub fn bias_map_rows<'a, E: Elem + 'a>(
+                self,
+                b: Option<&[E]>,
+                rows: impl Iterator<Item = (&'a mut [E], &'a mut [E])>,
+            ) {
+                match self {
+                    $( Act::$variant $(($p))? => crate::simd::wide(move || {
+                        $(let $p: E = E::of($p);)?
+                        vocab!($zero, $one, $c, E);
+                        match b {
+                            Some(b) => rows.for_each(|(pre, y)| {
+                                y.iter_mut().zip(pre.iter_mut().zip(b)).for_each(|(v, (p, &bb))| {
+                                    let $fx = *p + bb;
+                                    *p = $fx;
+                                    *v = $f;
+                                })
+                            }),
+                            None => rows.for_each(|(pre, y)| {
+                                y.iter_mut().zip(pre.iter()).for_each(|(v, &$fx)| *v = $f)
+                            }),
+                        }
+                    }), )*
+                }
+            }
+            /// [`Act::bias_map_rows`]'s loops, compiled for the caller's width.
+            #[cfg(test)]
+            #[inline(always)]
+            pub(crate) fn bias_map_rows_body<'a, E: Elem + 'a>(
                 self,
                 b: Option<&[E]>,
                 rows: impl Iterator<Item = (&'a mut [E], &'a mut [E])>,
@@ -236,8 +283,60 @@ macro_rules! unary_functions {
             }
             /// `dx[i] (acc)= dy[i] · f'(…)` over a chunk, the function matched
             /// once outside the loop.
+            /// Runs at the CPU's widest vector width, as [`Act::map`].
             #[inline]
             pub fn map_grad<E: Elem>(self, x: &[E], y: &[E], dy: &[E], dx: &mut [E], acc: crate::device::Acc) {
+                use crate::device::Acc;
+                #[allow(unused_variables)]
+                // One loop type per function and mode, run through
+                // `wide_loop` (its `run` is always inlined into the wide
+                // function: GELU's derivative, with erf and exp, is too large
+                // for a closure to be).
+                match self {
+                    $( Act::$variant $(($p))? => {
+                        struct Grad<'a, E> { src: &'a [E], dy: &'a [E], dx: &'a mut [E], add: bool, #[allow(dead_code)] a: f64 }
+                        impl<E: Elem> crate::simd::Loop for Grad<'_, E> {
+                            #[inline(always)]
+                            fn run(self) {
+                                #[allow(unused_variables)]
+                                let Grad { src, dy, dx, add, a } = self;
+                                $(let $p: E = E::of(a);)?
+                                vocab!($zero, $one, $c, E);
+                                // Index loops, not iterator adapters: `Zip::fold`
+                                // is a function of its own, compiled at the
+                                // baseline width unless inlined.
+                                let n = dx.len().min(src.len()).min(dy.len());
+                                let (src, dy, dx) = (&src[..n], &dy[..n], &mut dx[..n]);
+                                if add {
+                                    for i in 0..n {
+                                        let ($dx, g) = (src[i], dy[i]);
+                                        dx[i] = dx[i] + grad_of!($($gate)?; g, $df, E);
+                                    }
+                                } else {
+                                    for i in 0..n {
+                                        let ($dx, g) = (src[i], dy[i]);
+                                        dx[i] = grad_of!($($gate)?; g, $df, E);
+                                    }
+                                }
+                            }
+                        }
+                        #[allow(unused_mut, unused_assignments)]
+                        let mut a = 0.0;
+                        $(a = $p;)?
+                        crate::simd::wide_loop(Grad {
+                            src: df_arg!($reads, x, y),
+                            dy,
+                            dx,
+                            add: acc == Acc::Add,
+                            a,
+                        })
+                    } )*
+                }
+            }
+            /// [`Act::map_grad`]'s loop, compiled for the caller's width.
+            #[cfg(test)]
+            #[inline(always)]
+            pub(crate) fn map_grad_body<E: Elem>(self, x: &[E], y: &[E], dy: &[E], dx: &mut [E], acc: crate::device::Acc) {
                 use crate::device::Acc;
                 #[allow(unused_variables)]
                 match self {
@@ -502,6 +601,76 @@ unary_functions! {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Values that exercise every branch: both signs, tiny and huge
+    /// magnitudes, the clamps of `exp_f32`/`erf_f32`, zeros, infinities, NaN.
+    fn awkward<E: Elem>(n: usize, seed: u64) -> Vec<E> {
+        let special = [
+            0.0, -0.0, 1e-30, -1e-30, 3.9, -4.1, 87.0, -88.0, 100.0, -100.0, 1e30,
+        ];
+        let mut r = crate::rng(seed);
+        (0..n)
+            .map(|i| {
+                E::of(match i % 17 {
+                    0..=10 => special[i % 17],
+                    11 => f64::INFINITY,
+                    12 => f64::NEG_INFINITY,
+                    13 => f64::NAN,
+                    _ => rand::Rng::random_range(&mut r, -6.0..6.0),
+                })
+            })
+            .collect()
+    }
+
+    fn same_bits<E: Elem>(a: &[E], b: &[E]) -> bool {
+        a.iter()
+            .zip(b)
+            .all(|(x, y)| x.f64().to_bits() == y.f64().to_bits())
+    }
+
+    /// The wide paths (`map`, `map_grad`, `bias_map_rows` through
+    /// `crate::simd::wide`) give the baseline loops' values bit for bit, for
+    /// every function, in f32 and f64, on lengths with vector remainders.
+    fn wide_is_bitwise<E: Elem>() {
+        use crate::device::Acc;
+        let n = 16 * 37 + 5;
+        let (x, y0, dy) = (awkward::<E>(n, 1), awkward::<E>(n, 2), awkward::<E>(n, 3));
+        for &f in Act::ALL {
+            let (mut a, mut b) = (vec![E::zero(); n], vec![E::zero(); n]);
+            f.map(&x, &mut a);
+            f.map_body(&x, &mut b);
+            assert!(same_bits(&a, &b), "{f:?} map");
+            for acc in [Acc::Set, Acc::Add] {
+                let (mut a, mut b) = (y0.clone(), y0.clone());
+                f.map_grad(&x, &y0, &dy, &mut a, acc);
+                f.map_grad_body(&x, &y0, &dy, &mut b, acc);
+                assert!(same_bits(&a, &b), "{f:?} map_grad {acc:?}");
+            }
+            let cols = 37;
+            let bias = awkward::<E>(cols, 4);
+            for with_bias in [true, false] {
+                let bb = with_bias.then_some(&bias[..]);
+                let (mut pa, mut ya) = (x[..16 * cols].to_vec(), vec![E::zero(); 16 * cols]);
+                let (mut pb, mut yb) = (pa.clone(), ya.clone());
+                f.bias_map_rows(bb, pa.chunks_mut(cols).zip(ya.chunks_mut(cols)));
+                f.bias_map_rows_body(bb, pb.chunks_mut(cols).zip(yb.chunks_mut(cols)));
+                assert!(
+                    same_bits(&pa, &pb) && same_bits(&ya, &yb),
+                    "{f:?} bias_map_rows"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn wide_loops_give_the_baseline_values() {
+        let w = crate::simd::width();
+        if w == crate::gemm::Isa::Portable {
+            eprintln!("SKIPPED: this CPU has neither AVX2 nor AVX-512F: the wide loops are the baseline ones");
+        }
+        wide_is_bitwise::<f32>();
+        wide_is_bitwise::<f64>();
+    }
 
     /// Literal values of `f` and `f'` at three points, computed in f64 with
     /// Python's `math` module (`erf`, `tanh`, `exp`) from PyTorch's documented

@@ -1,0 +1,114 @@
+//! Element-wise loops with the CPU's widest vectors.
+//!
+//! kiln is compiled for the baseline x86-64 (SSE2: four `f32` lanes), so a
+//! loop the compiler vectorises, such as [`crate::kernels::Act::map`], runs
+//! four lanes at a time even on a CPU with AVX-512. [`wide`] runs a closure
+//! inside a function compiled for AVX-512 (or AVX2 + FMA), chosen at run time
+//! like the GEMM's kernels (and capped with them: `KILN_GEMM_KERNEL`,
+//! [`crate::cpu::set_gemm_kernel_cap`]); the closure's body, inlined there, is
+//! vectorised for that width.
+//!
+//! The values do not change: the loops are IEEE additions, products,
+//! divisions, comparisons and selects, each rounded the same at any width
+//! (Rust never contracts `a·b + c` into a fused multiply–add by itself), so
+//! results are bitwise those of the baseline build (the tests in
+//! `kernels::unary` check it for every function).
+
+use crate::gemm::{kernel_cap, Isa};
+
+/// Runs `f` compiled for the widest vector instructions this CPU has (and
+/// the kernel cap allows). `f` must be a loop over slices, inlined into it
+/// (`#[inline(always)]` bodies): what it calls out of line runs at the
+/// baseline width.
+#[inline(always)]
+pub(crate) fn wide<R>(f: impl FnOnce() -> R) -> R {
+    #[cfg(target_arch = "x86_64")]
+    {
+        match width() {
+            Isa::Avx512 => {
+                // SAFETY: `width` returns `Avx512` only when the CPU reports
+                // AVX-512F, AVX2 and FMA, the features `avx512` is compiled for.
+                return unsafe { avx512(f) };
+            }
+            Isa::Avx2 => {
+                // SAFETY: `width` returns `Avx2` only when the CPU reports
+                // AVX2 and FMA, the features `avx2` is compiled for.
+                return unsafe { avx2(f) };
+            }
+            Isa::Portable => {}
+        }
+    }
+    f()
+}
+
+/// A loop for [`wide_loop`]: `run` is `#[inline(always)]`, so it is
+/// compiled inside the wide function however large it is (a closure is
+/// inlined only when small: one holding `erf` and `exp` polynomials is not).
+pub(crate) trait Loop {
+    /// The loop.
+    fn run(self);
+}
+
+/// [`wide`] for a [`Loop`].
+#[inline(always)]
+pub(crate) fn wide_loop<L: Loop>(l: L) {
+    #[cfg(target_arch = "x86_64")]
+    {
+        match width() {
+            Isa::Avx512 => {
+                // SAFETY: as in `wide`: the CPU has the features of `avx512_loop`.
+                return unsafe { avx512_loop(l) };
+            }
+            Isa::Avx2 => {
+                // SAFETY: as in `wide`: the CPU has the features of `avx2_loop`.
+                return unsafe { avx2_loop(l) };
+            }
+            Isa::Portable => {}
+        }
+    }
+    l.run()
+}
+
+/// The instruction set [`wide`] compiles for on this CPU.
+pub fn width() -> Isa {
+    #[cfg(target_arch = "x86_64")]
+    {
+        let cap = kernel_cap();
+        let (avx2, fma) = (
+            is_x86_feature_detected!("avx2"),
+            is_x86_feature_detected!("fma"),
+        );
+        if cap >= Isa::Avx512 && avx2 && fma && is_x86_feature_detected!("avx512f") {
+            return Isa::Avx512;
+        }
+        if cap >= Isa::Avx2 && avx2 && fma {
+            return Isa::Avx2;
+        }
+    }
+    let _ = kernel_cap;
+    Isa::Portable
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f,avx2,fma")]
+unsafe fn avx512<R>(f: impl FnOnce() -> R) -> R {
+    f()
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma")]
+unsafe fn avx2<R>(f: impl FnOnce() -> R) -> R {
+    f()
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f,avx2,fma")]
+unsafe fn avx512_loop<L: Loop>(l: L) {
+    l.run()
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma")]
+unsafe fn avx2_loop<L: Loop>(l: L) {
+    l.run()
+}
