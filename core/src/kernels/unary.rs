@@ -17,9 +17,10 @@
 //! The expressions use a tiny vocabulary that both Rust and CUDA C++
 //! understand: `zero()`, `one()`, `c(0.5)` (a constant of the element type),
 //! `sel(cond, a, b)` (`cond ? a : b`), `exp`, `tanh`, `erf`, `sqrt`,
-//! `sigmoid` (on the CPU their branch-free forms of [`Elem`], so every loop
-//! vectorises; each loop runs at the CPU's widest vector width through
-//! `crate::simd::wide`), arithmetic and comparisons. The parameter, when there is one, is
+//! `sigmoid` (the stable two-branch form, which does not vectorise; no entry
+//! uses it), arithmetic and comparisons. On the CPU `exp`, `tanh` and `erf`
+//! are the branch-free forms of [`Elem`], so every loop vectorises, and each
+//! loop runs at the CPU's widest vector width through `crate::simd::wide`. The parameter, when there is one, is
 //! always named `a`. An entry marked `[gate]` (ReLU) has a backward that
 //! selects instead of multiplying: `∂L/∂x = 0 if f' = 0 else ∂L/∂y · f'`, so
 //! a NaN or infinite `∂L/∂y` is stopped where the gate is shut, as PyTorch's
@@ -59,8 +60,8 @@ fn sel<E: Elem>(cond: bool, a: E, b: E) -> E {
         b
     }
 }
-// `exp`, `tanh`, `erf` and `sigmoid` are the vectorisable forms of `Elem`
-// (`vexp`, `vtanh`, `erf`, `vsigmoid`: for f32 branch-free polynomials within
+// `exp`, `tanh` and `erf` are the vectorisable forms of `Elem` (`vexp`,
+// `vtanh`, `erf`: for f32 branch-free polynomials within
 // a few ulp, for f64 libm's functions), so that every function's loop
 // vectorises on the CPU; a libm call per element is 5–20× slower.
 #[inline(always)]
@@ -81,12 +82,17 @@ fn sqrt<E: Elem>(x: E) -> E {
 fn erf<E: Elem>(x: E) -> E {
     E::erf(x)
 }
-/// The logistic function ([`Elem::vsigmoid`]: `1/(1 + e^{−x})` through
-/// `exp_f32` for f32, absolute error ≤ 1.2e-7; the exact two-branch form for
-/// f64, which never overflows). Also the GRU's gates and the BCE gradient's.
+/// Numerically stable logistic function: `e^x/(1+e^x)` for negative `x`, so
+/// it never overflows (the GRU's gates and the BCE gradient use it; the
+/// table's `Sigmoid` is written `1/(1 + exp(−x))` with the vectorisable `exp`).
 #[inline(always)]
 pub(crate) fn sigmoid<E: Elem>(x: E) -> E {
-    x.vsigmoid()
+    if x >= E::zero() {
+        E::one() / (E::one() + (-x).exp())
+    } else {
+        let e = x.exp();
+        e / (E::one() + e)
+    }
 }
 
 /// Picks the argument `df` is written in: `input` → `x`, `output` → `y`.
@@ -570,8 +576,12 @@ unary_functions! {
         df(input x) = sel(x > zero(), one(), a);
     }
     /// `σ(x) = 1/(1+e^{−x})`; backward `dy · y(1 − y)` (uses the output).
+    /// (Written with `exp` rather than the two-branch `sigmoid`, so the loop
+    /// vectorises: for f32 it is `Elem::vsigmoid`, within 1.2e-7; `exp` of a
+    /// large `−x` is clamped (f32) or infinite (f64), giving 0 or a value
+    /// below 1e-38, never NaN.)
     Sigmoid = "sigmoid" {
-        f(x) = sigmoid(x);
+        f(x) = one() / (one() + exp(-x));
         df(output y) = y * (one() - y);
     }
     /// `tanh x`; backward `dy · (1 − y²)` (uses the output).
