@@ -204,12 +204,7 @@ fn kill_9_during_saves_keeps_the_last_good_checkpoint_and_no_temporary_file() {
     let (mut done, mut left_temp) = (0u64, 0);
     for _ in 0..20 {
         let mut child = Command::new(&exe)
-            .args([
-                "--exact",
-                &child_test,
-                "--nocapture",
-                "--test-threads=1",
-            ])
+            .args(["--exact", &child_test, "--nocapture", "--test-threads=1"])
             .env("KILN_FAULTS_SAVE_LOOP", &p)
             .env("KILN_FAULTS_SAVE_START", (done + 1).to_string())
             .stdout(Stdio::piped())
