@@ -524,12 +524,13 @@ fn run() -> Result<(), String> {
     };
     let load = std::fs::read_to_string("/proc/loadavg").unwrap_or_default();
     eprintln!(
-        "kiln bench: {threads} threads; GEMM: {}; load average {}",
+        "kiln bench: {threads} threads; GEMM: {}; element-wise loops: {:?}; load average {}",
         if args.gemm == "crate" {
             "the gemm crate".to_string()
         } else {
             format!("kiln's ({})", kiln::cpu::gemm_kernel_name::<f32>())
         },
+        kiln::cpu::elementwise_isa(),
         load.split_whitespace()
             .take(3)
             .collect::<Vec<_>>()
@@ -659,7 +660,7 @@ fn run() -> Result<(), String> {
                 })
             })
             .collect();
-        let v = serde_json::json!({ "threads": threads, "load": load.trim(), "gemm_kernel": kiln::cpu::gemm_kernel_name::<f32>(), "fma_peak_gflops": peak, "results": rows, "torch_meta": torch_meta });
+        let v = serde_json::json!({ "threads": threads, "load": load.trim(), "gemm_kernel": kiln::cpu::gemm_kernel_name::<f32>(), "elementwise_isa": format!("{:?}", kiln::cpu::elementwise_isa()), "fma_peak_gflops": peak, "results": rows, "torch_meta": torch_meta });
         std::fs::write(p, serde_json::to_string_pretty(&v).unwrap())
             .map_err(|e| format!("{}: {e}", p.display()))?;
     }

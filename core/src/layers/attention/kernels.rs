@@ -113,25 +113,11 @@ impl<E: Elem> AttentionKernels<E> for Cpu {
         a: &mut Vec<E>,
     ) -> Result<()> {
         let pad = pad.map(|(ids, p)| (ids.as_slice(), p));
-        for (r, row) in a[..d.len()].chunks_exact_mut(d.keys).enumerate() {
-            let (b, i) = (r / (d.heads * d.queries), r % d.queries);
-            let ok = |j: usize| d.allowed(pad, b, i, j);
-            let m = (0..d.keys)
-                .filter(|&j| ok(j))
-                .fold(E::neg_infinity(), |m, j| m.max(row[j]));
-            let mut s = E::zero();
-            for (j, v) in row.iter_mut().enumerate() {
-                *v = if ok(j) { (*v - m).exp() } else { E::zero() };
-                s = s + *v;
-            }
-            // A NaN sum (a NaN or infinite score) normalises too, so the
-            // whole row is NaN as PyTorch's softmax; only an all-masked row
-            // (sum 0) is left at zeros.
-            if s > E::zero() || s.is_nan() {
-                let inv = E::one() / s;
-                row.iter_mut().for_each(|v| *v = *v * inv);
-            }
-        }
+        crate::simd::wide_loop(SoftmaxRows {
+            d,
+            pad,
+            a: &mut a[..d.len()],
+        });
         Ok(())
     }
 
@@ -147,5 +133,50 @@ impl<E: Elem> AttentionKernels<E> for Cpu {
             }
         }
         Ok(())
+    }
+}
+
+/// The CPU's masked softmax over the rows of `a`, run at the widest vectors
+/// (`crate::simd::wide_loop`): per row the maximum over the allowed keys,
+/// then `e^{a_j − m}` for every key with [`Elem::vexp`] in a loop that
+/// vectorises (a libm call per score was most of the kernel), then the sum
+/// over the allowed keys in key order, the masked keys set to 0, and the
+/// division by the sum. Masked keys' exponentials are computed and thrown
+/// away: no branch in the vector loop.
+struct SoftmaxRows<'a, E> {
+    d: &'a AttnDims,
+    pad: Option<(&'a [u32], u32)>,
+    a: &'a mut [E],
+}
+
+impl<E: Elem> crate::simd::Loop for SoftmaxRows<'_, E> {
+    #[inline(always)]
+    fn run(self) {
+        let SoftmaxRows { d, pad, a } = self;
+        for (r, row) in a.chunks_exact_mut(d.keys).enumerate() {
+            let (b, i) = (r / (d.heads * d.queries), r % d.queries);
+            let ok = |j: usize| d.allowed(pad, b, i, j);
+            let m = (0..d.keys)
+                .filter(|&j| ok(j))
+                .fold(E::neg_infinity(), |m, j| m.max(row[j]));
+            for v in row.iter_mut() {
+                *v = (*v - m).vexp();
+            }
+            let mut s = E::zero();
+            for (j, v) in row.iter_mut().enumerate() {
+                if ok(j) {
+                    s = s + *v;
+                } else {
+                    *v = E::zero();
+                }
+            }
+            // A NaN sum (a NaN or infinite score) normalises too, so the
+            // whole row is NaN as PyTorch's softmax; only an all-masked row
+            // (sum 0) is left at zeros.
+            if s > E::zero() || s.is_nan() {
+                let inv = E::one() / s;
+                row.iter_mut().for_each(|v| *v = *v * inv);
+            }
+        }
     }
 }
