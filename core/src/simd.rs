@@ -17,9 +17,10 @@
 use crate::gemm::{kernel_cap, Isa};
 
 /// Runs `f` compiled for the widest vector instructions this CPU has (and
-/// the kernel cap allows). `f` must be a loop over slices, inlined into it
-/// (`#[inline(always)]` bodies): what it calls out of line runs at the
-/// baseline width.
+/// the kernel cap allows). `f` must be inlined into the wide function to be
+/// compiled for it: a small closure is; a large one needs
+/// `#[inline(always)]` on the closure (the LSTM cells) or a [`Loop`]. What
+/// it calls out of line runs at the baseline width.
 #[inline(always)]
 pub(crate) fn wide<R>(f: impl FnOnce() -> R) -> R {
     #[cfg(target_arch = "x86_64")]

@@ -94,26 +94,3 @@ pub(crate) fn offsets(g: &Window2d, i: usize, j: usize) -> (isize, isize) {
         (j * g.dw) as isize - g.pw as isize,
     )
 }
-
-/// Runs `f` compiled for AVX2 and FMA when the CPU has them (checked at run
-/// time, once per call: `is_x86_feature_detected!` caches), so that its
-/// element-wise loops vectorise eight `f32` lanes wide instead of baseline
-/// x86-64's four; elsewhere `f` runs as compiled. `f` is inlined into the
-/// AVX2 function (`#[inline(always)]` closures at the call sites), which is
-/// what lets LLVM use the wider instructions for it.
-#[inline(always)]
-pub(crate) fn with_avx2<R>(f: impl FnOnce() -> R) -> R {
-    #[cfg(target_arch = "x86_64")]
-    {
-        #[target_feature(enable = "avx2,fma")]
-        fn run<R>(f: impl FnOnce() -> R) -> R {
-            f()
-        }
-        if is_x86_feature_detected!("avx2") && is_x86_feature_detected!("fma") {
-            // SAFETY: the CPU has AVX2 and FMA (checked just above), which is
-            // all `run`'s `target_feature` requires.
-            return unsafe { run(f) };
-        }
-    }
-    f()
-}

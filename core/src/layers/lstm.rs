@@ -62,7 +62,6 @@ use crate::device::{need, Acc, Backend, Gemm, PackedB};
 use crate::elem::Elem;
 use crate::error::{Error, Result};
 use crate::init::Init;
-use crate::kernels::cpu_util::with_avx2;
 use crate::module::{Build, Layer, Module, ParamMut, ParamRef, Path, Role, TrainCtx};
 use crate::onnx::{Graph, Onnx};
 use crate::shape::{S1, S2};
@@ -201,8 +200,8 @@ pub trait LstmKernels<E: Elem>: Backend<E> {
 
 impl<E: Elem> LstmKernels<E> for Cpu {
     /// Per sample, the four gate blocks and the cell as slices of exactly
-    /// `H`, so the loop has no bounds checks or branches and vectorises (AVX2
-    /// when present, [`with_avx2`]); σ and tanh are [`Elem::vsigmoid`] and
+    /// `H`, so the loop has no bounds checks or branches and vectorises (at
+    /// the CPU's widest vectors, `crate::simd::wide`); σ and tanh are [`Elem::vsigmoid`] and
     /// [`Elem::vtanh`] (exact for `f64`).
     fn raw_lstm_cell_fwd(
         &self,
@@ -214,7 +213,7 @@ impl<E: Elem> LstmKernels<E> for Cpu {
         h: &mut Vec<E>,
     ) -> Result<()> {
         let (hn, steps) = (d.hidden, d.steps);
-        with_avx2(
+        crate::simd::wide(
             #[inline(always)]
             || {
                 for b in 0..d.batch {
@@ -247,7 +246,7 @@ impl<E: Elem> LstmKernels<E> for Cpu {
         dgates: &mut Vec<E>,
     ) -> Result<()> {
         let (hn, steps) = (d.hidden, d.steps);
-        with_avx2(
+        crate::simd::wide(
             #[inline(always)]
             || {
                 for b in 0..d.batch {
