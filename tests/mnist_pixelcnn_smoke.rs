@@ -31,7 +31,9 @@ fn mnist_pixelcnn_smoke_run_learns() {
     }
     let out_dir = std::env::temp_dir().join(format!("kiln-pixelcnn-smoke-{}", std::process::id()));
     std::fs::create_dir_all(&out_dir).unwrap();
-    let mut args = example::Args::parse_from(["mnist_pixelcnn", "--smoke", "--threads", "2"]);
+    // No --threads: the tests of tests/smoke.rs share one process, whose
+    // pool another test may have started (`set_threads` only runs before).
+    let mut args = example::Args::parse_from(["mnist_pixelcnn", "--smoke"]);
     args.data_dir = dir;
     args.out_dir = out_dir.clone();
     let t0 = std::time::Instant::now();

@@ -36,7 +36,9 @@ fn mnist_vae_smoke_run_learns() {
     }
     let out_dir = std::env::temp_dir().join(format!("kiln-vae-smoke-{}", std::process::id()));
     std::fs::create_dir_all(&out_dir).unwrap();
-    let mut args = example::Args::parse_from(["mnist_vae", "--smoke", "--threads", "2"]);
+    // No --threads: the tests of tests/smoke.rs share one process, whose
+    // pool another test may have started (`set_threads` only runs before).
+    let mut args = example::Args::parse_from(["mnist_vae", "--smoke"]);
     args.data_dir = dir;
     args.out_dir = out_dir.clone();
     let out = example::run(&args).unwrap();
