@@ -70,28 +70,8 @@ mod word2vec;
 #[test]
 fn every_test_file_is_built() {
     let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
-    let read = |p: &str| std::fs::read_to_string(root.join(p)).unwrap();
-    let declared: String = [
-        read("tests/integration.rs"),
-        read("tests/smoke.rs"),
-        read("Cargo.toml"),
-    ]
-    .concat();
-    let mut missing = Vec::new();
-    for entry in std::fs::read_dir(root.join("tests")).unwrap() {
-        let name = entry.unwrap().file_name().to_string_lossy().into_owned();
-        let Some(stem) = name.strip_suffix(".rs") else {
-            continue;
-        };
-        if stem == "integration" || stem == "smoke" {
-            continue;
-        }
-        let as_module = format!("\nmod {stem};");
-        let as_target = format!("path = \"tests/{name}\"");
-        if !declared.contains(&as_module) && !declared.contains(&as_target) {
-            missing.push(name);
-        }
-    }
+    let missing =
+        kiln::testing::unbuilt_test_files(root, &["tests/integration.rs", "tests/smoke.rs"]);
     assert!(
         missing.is_empty(),
         "tests/{missing:?} not built: add `mod NAME;` to tests/integration.rs or tests/smoke.rs, \

@@ -17,51 +17,48 @@
 use crate::gemm::{kernel_cap, Isa};
 
 /// Runs `f` compiled for the widest vector instructions this CPU has (and
-/// the kernel cap allows). `f` must be inlined into the wide function to be
-/// compiled for it: a small closure is; a large one needs
-/// `#[inline(always)]` on the closure (the LSTM cells) or a [`Loop`]. What
-/// it calls out of line runs at the baseline width.
+/// the kernel cap allows): [`wide_loop`] around the closure. `f` must be
+/// inlined into the wide function to be compiled for it: a small closure is;
+/// a large one needs `#[inline(always)]` on the closure (the LSTM cells) or a
+/// [`Loop`] of its own. What it calls out of line runs at the baseline width.
 #[inline(always)]
 pub(crate) fn wide<R>(f: impl FnOnce() -> R) -> R {
-    #[cfg(target_arch = "x86_64")]
-    {
-        match width() {
-            Isa::Avx512 => {
-                // SAFETY: `width` returns `Avx512` only when the CPU reports
-                // AVX-512F, AVX2 and FMA, the features `avx512` is compiled for.
-                return unsafe { avx512(f) };
-            }
-            Isa::Avx2 => {
-                // SAFETY: `width` returns `Avx2` only when the CPU reports
-                // AVX2 and FMA, the features `avx2` is compiled for.
-                return unsafe { avx2(f) };
-            }
-            Isa::Portable => {}
+    struct Once<F>(F);
+    impl<R, F: FnOnce() -> R> Loop for Once<F> {
+        type Out = R;
+        #[inline(always)]
+        fn run(self) -> R {
+            (self.0)()
         }
     }
-    f()
+    wide_loop(Once(f))
 }
 
 /// A loop for [`wide_loop`]: `run` is `#[inline(always)]`, so it is
 /// compiled inside the wide function however large it is (a closure is
 /// inlined only when small: one holding `erf` and `exp` polynomials is not).
 pub(crate) trait Loop {
+    /// What the loop returns.
+    type Out;
     /// The loop.
-    fn run(self);
+    fn run(self) -> Self::Out;
 }
 
-/// [`wide`] for a [`Loop`].
+/// Runs `l` inside a function compiled for the widest vector instructions
+/// this CPU has and the kernel cap allows, else as compiled.
 #[inline(always)]
-pub(crate) fn wide_loop<L: Loop>(l: L) {
+pub(crate) fn wide_loop<L: Loop>(l: L) -> L::Out {
     #[cfg(target_arch = "x86_64")]
     {
         match width() {
             Isa::Avx512 => {
-                // SAFETY: as in `wide`: the CPU has the features of `avx512_loop`.
+                // SAFETY: `width` returns `Avx512` only when the CPU reports
+                // AVX-512F, AVX2 and FMA, the features `avx512_loop` is compiled for.
                 return unsafe { avx512_loop(l) };
             }
             Isa::Avx2 => {
-                // SAFETY: as in `wide`: the CPU has the features of `avx2_loop`.
+                // SAFETY: `width` returns `Avx2` only when the CPU reports AVX2
+                // and FMA, the features `avx2_loop` is compiled for.
                 return unsafe { avx2_loop(l) };
             }
             Isa::Portable => {}
@@ -92,24 +89,12 @@ pub fn width() -> Isa {
 
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx512f,avx2,fma")]
-unsafe fn avx512<R>(f: impl FnOnce() -> R) -> R {
-    f()
-}
-
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx2,fma")]
-unsafe fn avx2<R>(f: impl FnOnce() -> R) -> R {
-    f()
-}
-
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx512f,avx2,fma")]
-unsafe fn avx512_loop<L: Loop>(l: L) {
+unsafe fn avx512_loop<L: Loop>(l: L) -> L::Out {
     l.run()
 }
 
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2,fma")]
-unsafe fn avx2_loop<L: Loop>(l: L) {
+unsafe fn avx2_loop<L: Loop>(l: L) -> L::Out {
     l.run()
 }

@@ -269,6 +269,40 @@ fn nudge<L: Layer<f64, Cpu>>(layer: &mut L, grads: &L::Grads, pi: usize, j: usiz
     });
 }
 
+/// The `*.rs` files of a crate's `tests/` directory that are built by none
+/// of its test targets: neither declared `mod NAME;` in one of the crate
+/// roots `roots` (paths under `crate_dir`, e.g. `tests/integration.rs`) nor
+/// a `[[test]]` target (`path = "tests/NAME.rs"`) of `crate_dir/Cargo.toml`.
+/// With `autotests = false` cargo would skip such a file silently; kiln's test
+/// crates assert that this list is empty. Unreadable files are reported as
+/// missing, so the assertion fails with their names.
+pub fn unbuilt_test_files(crate_dir: &std::path::Path, roots: &[&str]) -> Vec<String> {
+    let read = |p: &str| std::fs::read_to_string(crate_dir.join(p)).unwrap_or_default();
+    let declared: String = roots
+        .iter()
+        .map(|r| read(r))
+        .chain([read("Cargo.toml")])
+        .collect();
+    let Ok(dir) = std::fs::read_dir(crate_dir.join("tests")) else {
+        return vec!["tests/ (unreadable)".into()];
+    };
+    let mut missing: Vec<String> = dir
+        .filter_map(|e| e.ok())
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .filter(|name| {
+            let Some(stem) = name.strip_suffix(".rs") else {
+                return false;
+            };
+            let root = roots.iter().any(|r| *r == format!("tests/{name}"));
+            !root
+                && !declared.contains(&format!("\nmod {stem};"))
+                && !declared.contains(&format!("path = \"tests/{name}\""))
+        })
+        .collect();
+    missing.sort();
+    missing
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

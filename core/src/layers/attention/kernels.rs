@@ -150,6 +150,7 @@ struct SoftmaxRows<'a, E> {
 }
 
 impl<E: Elem> crate::simd::Loop for SoftmaxRows<'_, E> {
+    type Out = ();
     #[inline(always)]
     fn run(self) {
         let SoftmaxRows { d, pad, a } = self;
