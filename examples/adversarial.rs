@@ -92,7 +92,7 @@ pub struct Args {
     /// Images per attack batch.
     #[arg(long, default_value_t = 500)]
     pub eval_batch: usize,
-    /// CPU threads (0: rayon's default).
+    /// CPU threads (0: rayon's default); `main` sets them, not `run`.
     #[arg(long, default_value_t = 0)]
     pub threads: usize,
     /// Seed of weights, shuffling and random starts.
@@ -361,9 +361,6 @@ pub fn run(args: &Args) -> kiln::Result<Outcome> {
             adv_epoch_secs: Vec::new(),
         });
     }
-    if args.threads > 0 {
-        kiln::set_threads(args.threads)?;
-    }
     let data = Mnist::load(&args.data_dir)?;
     let train_set = if args.train_count > 0 {
         data.train.take(args.train_count)
@@ -556,6 +553,14 @@ fn write_outputs(args: &Args, rows: &[Row], examples: &[Vec<f32>]) -> kiln::Resu
 
 fn main() -> ExitCode {
     let args = Args::parse();
+    // Before `run`, which a smoke test calls in a process whose pool may
+    // already be running (`set_threads` only works before that).
+    if args.threads > 0 {
+        if let Err(e) = kiln::set_threads(args.threads) {
+            eprintln!("error: {e}");
+            return ExitCode::FAILURE;
+        }
+    }
     match run(&args) {
         Ok(_) if args.replot.is_some() => {
             println!(

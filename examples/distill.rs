@@ -96,7 +96,7 @@ pub struct Args {
     /// Directory holding the four MNIST idx files.
     #[arg(long, default_value = kiln::data::mnist::DEFAULT_DIR)]
     pub data_dir: PathBuf,
-    /// Worker threads (0: all cores).
+    /// Worker threads (0: all cores); `main` sets them, not `run`.
     #[arg(long, default_value_t = 0)]
     pub threads: usize,
 }
@@ -279,9 +279,6 @@ pub fn run(args: &Args) -> kiln::Result<Outcome> {
         (a.seeds, a.train_size, a.test_size, a.teacher_train_size) = (1, 2000, 2000, 10_000);
         (a.teacher_epochs, a.epochs) = (2, 2);
     }
-    if a.threads > 0 {
-        kiln::set_threads(a.threads)?;
-    }
     let data = Mnist::load(&a.data_dir)?;
     let n = a.train_size.min(data.train.len());
     let train = DataLoader::new(data.train.take(n), a.batch_size);
@@ -352,7 +349,16 @@ pub fn run(args: &Args) -> kiln::Result<Outcome> {
 
 #[allow(dead_code)]
 fn main() -> std::process::ExitCode {
-    match run(&Args::parse()) {
+    let args = Args::parse();
+    // Before `run`, which a smoke test calls in a process whose pool may
+    // already be running (`set_threads` only works before that).
+    if args.threads > 0 {
+        if let Err(e) = kiln::set_threads(args.threads) {
+            eprintln!("error: {e}");
+            return std::process::ExitCode::FAILURE;
+        }
+    }
+    match run(&args) {
         Ok(_) => std::process::ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("error: {e}");

@@ -63,7 +63,7 @@ pub struct Args {
     /// Peak learning rate of Adam (cosine decay to 0).
     #[arg(long, default_value_t = 2e-3)]
     pub lr: f64,
-    /// CPU threads (0: rayon's default, one per core).
+    /// CPU threads (0: rayon's default, one per core); `main` sets them, not `run`.
     #[arg(long, default_value_t = 0)]
     pub threads: usize,
     /// Seed of the initial weights and of the shuffling.
@@ -200,9 +200,6 @@ pub fn train(
 
 /// Trains or loads the network, maps its features, writes the PNGs.
 pub fn run(args: &Args) -> kiln::Result<Outcome> {
-    if args.threads > 0 {
-        kiln::set_threads(args.threads)?;
-    }
     if args.batch_size == 0 {
         return Err(kiln::Error::invalid("--batch-size", "must be at least 1"));
     }
@@ -330,6 +327,14 @@ pub fn run(args: &Args) -> kiln::Result<Outcome> {
 
 fn main() -> ExitCode {
     let args = Args::parse();
+    // Before `run`, which a smoke test calls in a process whose pool may
+    // already be running (`set_threads` only works before that).
+    if args.threads > 0 {
+        if let Err(e) = kiln::set_threads(args.threads) {
+            eprintln!("error: {e}");
+            return ExitCode::FAILURE;
+        }
+    }
     match run(&args) {
         Ok(_) => ExitCode::SUCCESS,
         Err(e) => {

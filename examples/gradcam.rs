@@ -64,7 +64,7 @@ pub struct Args {
     /// Peak learning rate of Adam (cosine decay to 0).
     #[arg(long, default_value_t = 2e-3)]
     pub lr: f64,
-    /// CPU threads (0: rayon's default).
+    /// CPU threads (0: rayon's default); `main` sets them, not `run`.
     #[arg(long, default_value_t = 0)]
     pub threads: usize,
     /// Seed of weights, shuffling and jitter.
@@ -312,9 +312,6 @@ pub fn run(args: &Args) -> kiln::Result<Outcome> {
             "must be at least 1",
         ));
     }
-    if args.threads > 0 {
-        kiln::set_threads(args.threads)?;
-    }
     let data = Mnist::load(&args.data_dir)?;
     let io = |p: &PathBuf| {
         let p = p.clone();
@@ -421,7 +418,16 @@ pub fn run(args: &Args) -> kiln::Result<Outcome> {
 }
 
 fn main() -> ExitCode {
-    match run(&Args::parse()) {
+    let args = Args::parse();
+    // Before `run`, which a smoke test calls in a process whose pool may
+    // already be running (`set_threads` only works before that).
+    if args.threads > 0 {
+        if let Err(e) = kiln::set_threads(args.threads) {
+            eprintln!("error: {e}");
+            return ExitCode::FAILURE;
+        }
+    }
+    match run(&args) {
         Ok(_) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("error: {e}");

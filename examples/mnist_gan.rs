@@ -162,7 +162,7 @@ pub struct Args {
     /// Seed of the weights, the shuffling and the noise.
     #[arg(long, default_value_t = 0)]
     pub seed: u64,
-    /// CPU threads (0: one per core).
+    /// CPU threads (0: one per core); `main` sets them, not `run`.
     #[arg(long, default_value_t = 0)]
     pub threads: usize,
     /// LeNet checkpoint: loaded if it exists, else written after training one.
@@ -499,9 +499,6 @@ fn lr_schedule(args: &Args, per_epoch: u64) -> kiln::Result<kiln::schedule::Sequ
 /// Checks the flags, loads MNIST, trains the LeNet (or loads it) and the
 /// GAN, and scores the generated digits.
 pub fn run(args: &Args) -> kiln::Result<Outcome> {
-    if args.threads > 0 {
-        kiln::set_threads(args.threads)?;
-    }
     if args.batch_size < 2 {
         return Err(kiln::Error::invalid(
             "--batch-size",
@@ -732,6 +729,14 @@ pub fn run(args: &Args) -> kiln::Result<Outcome> {
 #[allow(dead_code)]
 fn main() -> ExitCode {
     let args = Args::parse();
+    // Before `run`, which a smoke test calls in a process whose pool may
+    // already be running (`set_threads` only works before that).
+    if args.threads > 0 {
+        if let Err(e) = kiln::set_threads(args.threads) {
+            eprintln!("error: {e}");
+            return ExitCode::FAILURE;
+        }
+    }
     let t0 = Instant::now();
     match run(&args) {
         Ok(o) => {

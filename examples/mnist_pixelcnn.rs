@@ -72,7 +72,7 @@ pub struct Args {
     /// Seed of the weights, the shuffling, the binarisation and the samples.
     #[arg(long, default_value_t = 0)]
     pub seed: u64,
-    /// CPU threads (0: rayon's default, one per core).
+    /// CPU threads (0: rayon's default, one per core); `main` sets them, not `run`.
     #[arg(long, default_value_t = 0)]
     pub threads: usize,
     /// Test NLL every this many minutes of training (0: only per epoch and at the end).
@@ -381,9 +381,6 @@ fn train<M: PixelModel>(args: &Args, data: &Mnist, png: &Path) -> kiln::Result<O
 
 /// Checks the flags, loads MNIST, trains and evaluates.
 pub fn run(args: &Args) -> kiln::Result<Outcome> {
-    if args.threads > 0 {
-        kiln::set_threads(args.threads)?;
-    }
     if args.batch_size == 0 {
         return Err(kiln::Error::invalid("--batch-size", "must be at least 1"));
     }
@@ -441,6 +438,14 @@ pub fn run(args: &Args) -> kiln::Result<Outcome> {
 #[allow(dead_code)]
 fn main() -> ExitCode {
     let args = Args::parse();
+    // Before `run`, which a smoke test calls in a process whose pool may
+    // already be running (`set_threads` only works before that).
+    if args.threads > 0 {
+        if let Err(e) = kiln::set_threads(args.threads) {
+            eprintln!("error: {e}");
+            return ExitCode::FAILURE;
+        }
+    }
     let t0 = Instant::now();
     match run(&args) {
         Ok(o) => {

@@ -63,7 +63,7 @@ pub struct Args {
     /// Seed of the weights, the shuffling, the binarisation and ε.
     #[arg(long, default_value_t = 0)]
     pub seed: u64,
-    /// CPU threads (0: rayon's default, one per core).
+    /// CPU threads (0: rayon's default, one per core); `main` sets them, not `run`.
     #[arg(long, default_value_t = 0)]
     pub threads: usize,
     /// Importance samples per test image for the final estimate.
@@ -493,9 +493,6 @@ fn train<V: Vae>(args: &Args, data: &Mnist, paths: &[PathBuf]) -> kiln::Result<O
 
 /// Checks the flags, loads MNIST, trains and evaluates.
 pub fn run(args: &Args) -> kiln::Result<Outcome> {
-    if args.threads > 0 {
-        kiln::set_threads(args.threads)?;
-    }
     if args.batch_size == 0 {
         return Err(kiln::Error::invalid("--batch-size", "must be at least 1"));
     }
@@ -545,6 +542,14 @@ pub fn run(args: &Args) -> kiln::Result<Outcome> {
 #[allow(dead_code)]
 fn main() -> ExitCode {
     let args = Args::parse();
+    // Before `run`, which a smoke test calls in a process whose pool may
+    // already be running (`set_threads` only works before that).
+    if args.threads > 0 {
+        if let Err(e) = kiln::set_threads(args.threads) {
+            eprintln!("error: {e}");
+            return ExitCode::FAILURE;
+        }
+    }
     let t0 = Instant::now();
     match run(&args) {
         Ok(o) => {

@@ -163,7 +163,7 @@ pub struct Args {
     /// Directory holding the four Fashion-MNIST idx files.
     #[arg(long, default_value = "data/fashion-mnist")]
     pub data_dir: PathBuf,
-    /// Worker threads (0: all cores).
+    /// Worker threads (0: all cores); `main` sets them, not `run`.
     #[arg(long, default_value_t = 0)]
     pub threads: usize,
     /// A quick check: 4,096 training and 2,000 test images, one short epoch of each pretraining.
@@ -622,9 +622,6 @@ pub fn run(args: &Args) -> kiln::Result<Vec<MethodResult>> {
         (a.train_size, a.test_size, a.epochs, a.batch) = (4096, 2000, 1, 128);
         (a.probe_epochs, a.supervised_epochs) = (10, 1);
     }
-    if a.threads > 0 {
-        kiln::set_threads(a.threads)?;
-    }
     let data = Mnist::load_fashion(&a.data_dir)?;
     let train = data.train.take(a.train_size);
     let test = data.test.take(a.test_size);
@@ -680,7 +677,16 @@ fn cpu(c: Option<f64>) -> String {
 
 #[allow(dead_code)]
 fn main() -> std::process::ExitCode {
-    match run(&Args::parse()) {
+    let args = Args::parse();
+    // Before `run`, which a smoke test calls in a process whose pool may
+    // already be running (`set_threads` only works before that).
+    if args.threads > 0 {
+        if let Err(e) = kiln::set_threads(args.threads) {
+            eprintln!("error: {e}");
+            return std::process::ExitCode::FAILURE;
+        }
+    }
+    match run(&args) {
         Ok(_) => std::process::ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("error: {e}");

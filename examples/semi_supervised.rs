@@ -92,7 +92,7 @@ pub struct Args {
     /// Directory holding the four MNIST idx files.
     #[arg(long, default_value = kiln::data::mnist::DEFAULT_DIR)]
     pub data_dir: PathBuf,
-    /// Worker threads (0: all cores).
+    /// Worker threads (0: all cores); `main` sets them, not `run`.
     #[arg(long, default_value_t = 0)]
     pub threads: usize,
 }
@@ -434,9 +434,6 @@ pub fn run(args: &Args) -> kiln::Result<Outcome> {
     if a.smoke {
         (a.seeds, a.steps, a.eval_every, a.test_size, a.ema) = (1, 300, 150, 2000, 0.99);
     }
-    if a.threads > 0 {
-        kiln::set_threads(a.threads)?;
-    }
     let data = Mnist::load(&a.data_dir)?;
     let test = DataLoader::new(data.test.take(a.test_size.min(data.test.len())), 1000);
     println!(
@@ -491,7 +488,16 @@ pub fn run(args: &Args) -> kiln::Result<Outcome> {
 
 #[allow(dead_code)]
 fn main() -> std::process::ExitCode {
-    match run(&Args::parse()) {
+    let args = Args::parse();
+    // Before `run`, which a smoke test calls in a process whose pool may
+    // already be running (`set_threads` only works before that).
+    if args.threads > 0 {
+        if let Err(e) = kiln::set_threads(args.threads) {
+            eprintln!("error: {e}");
+            return std::process::ExitCode::FAILURE;
+        }
+    }
+    match run(&args) {
         Ok(_) => std::process::ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("error: {e}");

@@ -80,7 +80,7 @@ pub struct Args {
     /// Seed of the random network and of the initial noise.
     #[arg(long, default_value_t = 0)]
     pub seed: u64,
-    /// CPU threads (0: rayon's default, one per core).
+    /// CPU threads (0: rayon's default, one per core); `main` sets them, not `run`.
     #[arg(long, default_value_t = 0)]
     pub threads: usize,
     /// Directory for the PNGs (created if missing).
@@ -452,9 +452,6 @@ fn range_of(img: &[f32]) -> (f32, f32) {
 
 /// Checks the arguments, then runs the size asked for.
 pub fn run(args: &Args) -> kiln::Result<Outcome> {
-    if args.threads > 0 {
-        kiln::set_threads(args.threads)?;
-    }
     if !(args.lr.is_finite() && args.lr > 0.0) {
         return Err(kiln::Error::invalid(
             "--lr",
@@ -509,6 +506,14 @@ pub fn run(args: &Args) -> kiln::Result<Outcome> {
 
 fn main() -> ExitCode {
     let args = Args::parse();
+    // Before `run`, which a smoke test calls in a process whose pool may
+    // already be running (`set_threads` only works before that).
+    if args.threads > 0 {
+        if let Err(e) = kiln::set_threads(args.threads) {
+            eprintln!("error: {e}");
+            return ExitCode::FAILURE;
+        }
+    }
     match run(&args) {
         Ok(out) => {
             let (a, b) = (

@@ -49,8 +49,8 @@ fn mnist_gan_smoke_run_learns() {
     }
     let out_dir = std::env::temp_dir().join(format!("kiln-gan-smoke-{}", std::process::id()));
     std::fs::create_dir_all(&out_dir).unwrap();
-    // No --threads: the gradient checks of this file may have started the
-    // global pool already, and `set_threads` can only run before that.
+    // `run` leaves the thread count alone (the example's `main` sets it), so
+    // this runs on the pool the test process already has.
     let mut args = example::Args::parse_from(["mnist_gan", "--smoke", "--ema-decay", "0.95"]);
     args.data_dir = dir;
     args.out_dir = out_dir.clone();

@@ -31,8 +31,8 @@ fn mnist_pixelcnn_smoke_run_learns() {
     }
     let out_dir = std::env::temp_dir().join(format!("kiln-pixelcnn-smoke-{}", std::process::id()));
     std::fs::create_dir_all(&out_dir).unwrap();
-    // No --threads: the tests of tests/smoke.rs share one process, whose
-    // pool another test may have started (`set_threads` only runs before).
+    // `run` leaves the thread count alone (the example's `main` sets it), so
+    // this runs on the pool the test process already has.
     let mut args = example::Args::parse_from(["mnist_pixelcnn", "--smoke"]);
     args.data_dir = dir;
     args.out_dir = out_dir.clone();
