@@ -225,7 +225,28 @@ pub(crate) mod avx2 {
                     }
                 }
                 let mut acc = [[$zero(); 2]; 6];
-                for _ in 0..kc {
+                let mut steps = kc;
+                if ldb == 2 * L {
+                    // A packed B (`ldb = NR`): four steps per iteration at
+                    // constant offsets, so the loop's integer work is paid
+                    // once per 48 FMAs instead of once per 12 (as in
+                    // `avx512.rs`); each accumulator still sums `k` in order.
+                    while steps >= 4 {
+                        for u in 0..4 {
+                            let b0 = $load(b.add(u * 2 * L));
+                            let b1 = $load(b.add(u * 2 * L + L));
+                            for r in 0..6 {
+                                let ar = $bcast(&*a.add(u * 6 + r));
+                                acc[r][0] = $fma(ar, b0, acc[r][0]);
+                                acc[r][1] = $fma(ar, b1, acc[r][1]);
+                            }
+                        }
+                        a = a.add(4 * 6);
+                        b = b.add(4 * 2 * L);
+                        steps -= 4;
+                    }
+                }
+                for _ in 0..steps {
                     let b0 = $load(b);
                     let b1 = $load(b.add(L));
                     let a0 = $bcast(&*a);

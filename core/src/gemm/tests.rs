@@ -604,3 +604,67 @@ fn epilogue_is_bitwise_the_separate_passes() {
         run::<f64>(cap);
     }
 }
+
+/// The kernels' four-step loop (a packed B, `ldb = NR`) gives bitwise the
+/// one-step loop's tile (the same B at a wider stride), for every kernel,
+/// row count and a `kc` with and without a remainder of four steps.
+#[test]
+fn unrolled_steps_are_bitwise_the_single_steps() {
+    fn run<E: Elem>(kern: Kernel<E>) {
+        let (mr, nr) = (kern.mr, kern.nr);
+        let mut seed = 11u64;
+        for kc in [1usize, 3, 4, 7, 64, 257] {
+            let a: Vec<E> = (0..kc * mr).map(|_| E::of(lcg(&mut seed))).collect();
+            let b: Vec<E> = (0..kc * nr).map(|_| E::of(lcg(&mut seed))).collect();
+            // The same B, `nr + 3` apart per step (not the packed stride).
+            let wide_ld = nr + 3;
+            let mut bw = vec![E::zero(); kc * wide_ld];
+            for p in 0..kc {
+                bw[p * wide_ld..][..nr].copy_from_slice(&b[p * nr..][..nr]);
+            }
+            for rows in 1..=mr {
+                let c0: Vec<E> = (0..mr * nr).map(|_| E::of(lcg(&mut seed))).collect();
+                let (mut c1, mut c2) = (c0.clone(), c0.clone());
+                let (alpha, beta) = (E::of(0.75), E::of(0.5));
+                // SAFETY: `a` holds `kc·MR` values, each B `NR` values at
+                // every step of its stride, C `MR × NR` values at `ldc = NR`;
+                // the kernels come from `all_kernels`, which lists only the
+                // ones this CPU runs.
+                unsafe {
+                    (kern.f)(
+                        kc,
+                        a.as_ptr(),
+                        b.as_ptr(),
+                        nr,
+                        c1.as_mut_ptr(),
+                        nr,
+                        rows,
+                        nr,
+                        alpha,
+                        beta,
+                    );
+                    (kern.f)(
+                        kc,
+                        a.as_ptr(),
+                        bw.as_ptr(),
+                        wide_ld,
+                        c2.as_mut_ptr(),
+                        nr,
+                        rows,
+                        nr,
+                        alpha,
+                        beta,
+                    );
+                }
+                let bits = |v: &[E]| v.iter().map(|x| x.f64().to_bits()).collect::<Vec<_>>();
+                assert_eq!(bits(&c1), bits(&c2), "{}: kc {kc}, {rows} rows", kern.name);
+            }
+        }
+    }
+    for kern in all_kernels_f32() {
+        run(kern);
+    }
+    for kern in all_kernels_f64() {
+        run(kern);
+    }
+}
