@@ -326,30 +326,37 @@ pub(crate) fn col2im<E: Elem>(
         if acc == Acc::Set {
             dst.fill(E::zero());
         }
-        for i in 0..g.kh {
-            for j in 0..g.kw {
-                let r = (c * g.kh + i) * g.kw + j;
-                let seg = &cols[r * n + b * op..][..op];
-                let (offy, offx) = offsets(g, i, j);
-                let (ylo, yhi) = valid(g.oh, g.h, g.sh, offy);
-                let (xlo, xhi) = valid(g.ow, g.w, g.sw, offx);
-                for oy in ylo..yhi {
-                    let row = &mut dst[((oy * g.sh) as isize + offy) as usize * g.w..][..g.w];
-                    let ix0 = ((xlo * g.sw) as isize + offx) as usize;
-                    let s = &seg[oy * g.ow + xlo..oy * g.ow + xhi];
-                    if g.sw == 1 {
-                        for (d, v) in row[ix0..ix0 + s.len()].iter_mut().zip(s) {
-                            *d = *d + *v;
-                        }
-                    } else {
-                        for (t, v) in s.iter().enumerate() {
-                            let d = &mut row[ix0 + t * g.sw];
-                            *d = *d + *v;
+        // At the CPU's widest vectors: the same additions in the same order.
+        crate::simd::wide(
+            #[inline(always)]
+            || {
+                for i in 0..g.kh {
+                    for j in 0..g.kw {
+                        let r = (c * g.kh + i) * g.kw + j;
+                        let seg = &cols[r * n + b * op..][..op];
+                        let (offy, offx) = offsets(g, i, j);
+                        let (ylo, yhi) = valid(g.oh, g.h, g.sh, offy);
+                        let (xlo, xhi) = valid(g.ow, g.w, g.sw, offx);
+                        for oy in ylo..yhi {
+                            let row =
+                                &mut dst[((oy * g.sh) as isize + offy) as usize * g.w..][..g.w];
+                            let ix0 = ((xlo * g.sw) as isize + offx) as usize;
+                            let s = &seg[oy * g.ow + xlo..oy * g.ow + xhi];
+                            if g.sw == 1 {
+                                for (d, v) in row[ix0..ix0 + s.len()].iter_mut().zip(s) {
+                                    *d = *d + *v;
+                                }
+                            } else {
+                                for (t, v) in s.iter().enumerate() {
+                                    let d = &mut row[ix0 + t * g.sw];
+                                    *d = *d + *v;
+                                }
+                            }
                         }
                     }
                 }
-            }
-        }
+            },
+        )
     });
     Ok(())
 }
@@ -416,4 +423,52 @@ pub(crate) fn channel_bias_grad<E: Elem>(
         |c, d| sum(c, &mut d[0]),
     );
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rand::Rng;
+
+    /// col2im through [`crate::simd::wide`] gives the baseline width's
+    /// values bit for bit (the same additions in the same order), in f32 and
+    /// f64, for a "same" 3×3 window, a strided one and a dilated one, set and
+    /// accumulated. Under `PAR_MIN`, so on this thread and its kernel cap.
+    fn col2im_wide_is_bitwise<E: Elem>() {
+        let windows = [
+            ((17, 19), (3, 3), (1, 1), (1, 1), (1, 1)),
+            ((17, 19), (3, 2), (2, 2), (1, 0), (1, 1)),
+            ((17, 19), (3, 3), (1, 2), (2, 2), (2, 2)),
+        ];
+        let mut r = crate::rng(5);
+        for (hw, k, s, p, d) in windows {
+            let g = Window2d::new("test", 3, hw, k, s, p, d).unwrap();
+            let count = 2;
+            let len = g.rows() * count * g.out_plane();
+            let cols: Vec<E> = (0..len).map(|_| E::of(r.random_range(-1.0..1.0))).collect();
+            let x0: Vec<E> = (0..count * g.channels * g.in_plane())
+                .map(|_| E::of(r.random_range(-1.0..1.0)))
+                .collect();
+            assert!(x0.len() < PAR_MIN);
+            for acc in [Acc::Set, Acc::Add] {
+                let run = || {
+                    let mut x = x0.clone();
+                    col2im(&g, &cols, &mut x, 0, count, acc).unwrap();
+                    x.iter().map(|v| v.f64().to_bits()).collect::<Vec<_>>()
+                };
+                let base = crate::gemm::with_kernel_cap(crate::gemm::Isa::Portable, run);
+                assert_eq!(run(), base, "{g:?} {acc:?}");
+            }
+        }
+    }
+
+    #[test]
+    fn col2im_wide_is_bitwise_f32() {
+        col2im_wide_is_bitwise::<f32>();
+    }
+
+    #[test]
+    fn col2im_wide_is_bitwise_f64() {
+        col2im_wide_is_bitwise::<f64>();
+    }
 }
