@@ -5,7 +5,9 @@
 //! of A is one broadcast: 24 accumulators, 2 B vectors and 1 broadcast
 //! register, so 27 of the 32 `zmm` registers are live (the compiled loop,
 //! checked with `objdump`: 2 `vmovups`, 12 `vbroadcastss` from memory (a load
-//! each, no ALU work on Intel), 24 `vfmadd231ps`, no spills). Per step of `k` that is 24 FMAs against 2 vector loads
+//! each, no ALU work on Intel), 24 `vfmadd231ps` per step, no spills; with a
+//! packed B, four steps per iteration and four integer instructions for
+//! the pointers and the count, where one step per iteration had three). Per step of `k` that is 24 FMAs against 2 vector loads
 //! and 12 broadcasts (14 loads in the 12 cycles two FMA ports need: under the
 //! 2 loads per cycle that Intel and Zen cores sustain for 512-bit operands),
 //! and 24 independent chains cover the FMA latency (4 cycles × 2 ports = 8
