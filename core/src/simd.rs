@@ -98,3 +98,23 @@ unsafe fn avx512_loop<L: Loop>(l: L) -> L::Out {
 unsafe fn avx2_loop<L: Loop>(l: L) -> L::Out {
     l.run()
 }
+
+/// Helpers for the tests that check a loop through [`wide`] against the
+/// baseline width (`kernels::unary`, `batchnorm`, `optim`, `conv`).
+#[cfg(test)]
+pub(crate) mod testing {
+    use crate::elem::Elem;
+
+    /// Runs `f` with this thread's kernel cap at the portable ISA, so that
+    /// [`super::wide`] runs its loop as compiled: the baseline width. Only
+    /// this thread is capped: the loops under test must stay below the
+    /// pool's threshold (`PAR_MIN`) so that they run here.
+    pub(crate) fn at_baseline_width<R>(f: impl FnOnce() -> R) -> R {
+        crate::gemm::with_kernel_cap(crate::gemm::Isa::Portable, f)
+    }
+
+    /// The bits of each value (as f64, exact for f32), for `assert_eq!`.
+    pub(crate) fn bits<E: Elem>(v: &[E]) -> Vec<u64> {
+        v.iter().map(|x| x.f64().to_bits()).collect()
+    }
+}

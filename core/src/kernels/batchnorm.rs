@@ -406,6 +406,7 @@ pub(crate) fn batch_norm_bwd<E: Elem>(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::simd::testing::{at_baseline_width, bits};
     use rand::Rng;
 
     /// The statistics, the normalisation and the backward through
@@ -431,7 +432,6 @@ mod tests {
         };
         let (x, dy) = (draw(n, 3.0, 0.5), draw(n, 1.0, 0.0));
         let (gamma, beta) = (draw(d.channels, 0.5, 1.0), draw(d.channels, 0.5, 0.0));
-        let bits = |v: &[E]| v.iter().map(|e| e.f64().to_bits()).collect::<Vec<_>>();
         let run = || {
             let (mut mean, mut var) = (vec![E::zero(); d.channels], vec![E::zero(); d.channels]);
             batch_norm_stats(&d, &x, &mut mean, &mut var).unwrap();
@@ -457,7 +457,7 @@ mod tests {
             [mean, var, y, dx, dg, db].map(|v| bits(&v))
         };
         let wide = run();
-        let base = crate::gemm::with_kernel_cap(crate::gemm::Isa::Portable, run);
+        let base = at_baseline_width(run);
         let names = ["mean", "var", "y", "dx", "dgamma", "dbeta"];
         for ((w, b), name) in wide.iter().zip(&base).zip(names) {
             assert_eq!(w, b, "{name}: wide and baseline widths differ");

@@ -428,6 +428,7 @@ pub(crate) fn channel_bias_grad<E: Elem>(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::simd::testing::{at_baseline_width, bits};
     use rand::Rng;
 
     /// col2im through [`crate::simd::wide`] gives the baseline width's
@@ -454,9 +455,9 @@ mod tests {
                 let run = || {
                     let mut x = x0.clone();
                     col2im(&g, &cols, &mut x, 0, count, acc).unwrap();
-                    x.iter().map(|v| v.f64().to_bits()).collect::<Vec<_>>()
+                    bits(&x)
                 };
-                let base = crate::gemm::with_kernel_cap(crate::gemm::Isa::Portable, run);
+                let base = at_baseline_width(run);
                 assert_eq!(run(), base, "{g:?} {acc:?}");
             }
         }

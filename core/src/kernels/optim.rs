@@ -336,6 +336,7 @@ impl<E: Elem> OptimKernels<E> for Cpu {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::simd::testing::{at_baseline_width, bits};
     use rand::Rng;
 
     /// SGD (plain, momentum, Nesterov, first step) and Adam (L2 and
@@ -349,7 +350,6 @@ mod tests {
         let mut r = crate::rng(3);
         let mut draw = || -> Vec<E> { (0..n).map(|_| E::of(r.random_range(-1.0..1.0))).collect() };
         let (p0, g) = (draw(), draw());
-        let bits = |v: &[E]| v.iter().map(|e| e.f64().to_bits()).collect::<Vec<_>>();
         let sgd = |momentum: f64, nesterov: bool| {
             let (mut p, mut buf) = (p0.clone(), vec![E::zero(); n]);
             for step in 0..3 {
@@ -381,9 +381,7 @@ mod tests {
             }
             [bits(&p), bits(&m), bits(&v)]
         };
-        let base = |f: &dyn Fn() -> Vec<Vec<u64>>| {
-            crate::gemm::with_kernel_cap(crate::gemm::Isa::Portable, f)
-        };
+        let base = |f: &dyn Fn() -> Vec<Vec<u64>>| at_baseline_width(f);
         for (mom, nest) in [(0.0, false), (0.9, false), (0.9, true)] {
             let f = || sgd(mom, nest).to_vec();
             assert_eq!(f(), base(&f), "SGD momentum {mom}, nesterov {nest}");

@@ -3,6 +3,7 @@
 //! source, and the wide loops against the baseline ones.
 
 use super::*;
+use crate::simd::testing::{at_baseline_width, bits};
 
 /// Values that exercise every branch: both signs, tiny and huge
 /// magnitudes, the clamps of `exp_f32`/`erf_f32`, zeros, infinities, NaN.
@@ -25,15 +26,7 @@ fn awkward<E: Elem>(n: usize, seed: u64) -> Vec<E> {
 }
 
 fn same_bits<E: Elem>(a: &[E], b: &[E]) -> bool {
-    a.iter()
-        .zip(b)
-        .all(|(x, y)| x.f64().to_bits() == y.f64().to_bits())
-}
-
-/// Runs `f` with this thread's kernels capped at the portable ISA, so
-/// `crate::simd::wide` runs its loop as compiled: the baseline width.
-fn baseline(f: impl FnOnce()) {
-    crate::gemm::with_kernel_cap(crate::gemm::Isa::Portable, f)
+    bits(a) == bits(b)
 }
 
 /// The wide paths (`map`, `map_grad`, `bias_map_rows` through
@@ -46,12 +39,12 @@ fn wide_is_bitwise<E: Elem>() {
     for &f in Act::ALL {
         let (mut a, mut b) = (vec![E::zero(); n], vec![E::zero(); n]);
         f.map(&x, &mut a);
-        baseline(|| f.map(&x, &mut b));
+        at_baseline_width(|| f.map(&x, &mut b));
         assert!(same_bits(&a, &b), "{f:?} map");
         for acc in [Acc::Set, Acc::Add] {
             let (mut a, mut b) = (y0.clone(), y0.clone());
             f.map_grad(&x, &y0, &dy, &mut a, acc);
-            baseline(|| f.map_grad(&x, &y0, &dy, &mut b, acc));
+            at_baseline_width(|| f.map_grad(&x, &y0, &dy, &mut b, acc));
             assert!(same_bits(&a, &b), "{f:?} map_grad {acc:?}");
         }
         let cols = 37;
@@ -61,7 +54,7 @@ fn wide_is_bitwise<E: Elem>() {
             let (mut pa, mut ya) = (x[..16 * cols].to_vec(), vec![E::zero(); 16 * cols]);
             let (mut pb, mut yb) = (pa.clone(), ya.clone());
             f.bias_map_rows(bb, pa.chunks_mut(cols).zip(ya.chunks_mut(cols)));
-            baseline(|| f.bias_map_rows(bb, pb.chunks_mut(cols).zip(yb.chunks_mut(cols))));
+            at_baseline_width(|| f.bias_map_rows(bb, pb.chunks_mut(cols).zip(yb.chunks_mut(cols))));
             assert!(
                 same_bits(&pa, &pb) && same_bits(&ya, &yb),
                 "{f:?} bias_map_rows"
