@@ -553,15 +553,9 @@ fn write_outputs(args: &Args, rows: &[Row], examples: &[Vec<f32>]) -> kiln::Resu
 
 fn main() -> ExitCode {
     let args = Args::parse();
-    // Before `run`, which a smoke test calls in a process whose pool may
-    // already be running (`set_threads` only works before that).
-    if args.threads > 0 {
-        if let Err(e) = kiln::set_threads(args.threads) {
-            eprintln!("error: {e}");
-            return ExitCode::FAILURE;
-        }
-    }
-    match run(&args) {
+    // The threads are set here, not in `run`, which a smoke test calls in a
+    // process whose pool may be running already (`set_threads` works once).
+    match kiln::set_threads(args.threads).and_then(|()| run(&args)) {
         Ok(_) if args.replot.is_some() => {
             println!(
                 "wrote accuracy_vs_eps.png/.svg to {}",

@@ -542,16 +542,10 @@ pub fn run(args: &Args) -> kiln::Result<Outcome> {
 #[allow(dead_code)]
 fn main() -> ExitCode {
     let args = Args::parse();
-    // Before `run`, which a smoke test calls in a process whose pool may
-    // already be running (`set_threads` only works before that).
-    if args.threads > 0 {
-        if let Err(e) = kiln::set_threads(args.threads) {
-            eprintln!("error: {e}");
-            return ExitCode::FAILURE;
-        }
-    }
     let t0 = Instant::now();
-    match run(&args) {
+    // The threads are set here, not in `run`, which a smoke test calls in a
+    // process whose pool may be running already (`set_threads` works once).
+    match kiln::set_threads(args.threads).and_then(|()| run(&args)) {
         Ok(o) => {
             println!(
                 "test negative ELBO {:.2} nats; IWAE (k = {}) negative log-likelihood {:.2} nats ({} test images)",

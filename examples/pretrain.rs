@@ -678,15 +678,9 @@ fn cpu(c: Option<f64>) -> String {
 #[allow(dead_code)]
 fn main() -> std::process::ExitCode {
     let args = Args::parse();
-    // Before `run`, which a smoke test calls in a process whose pool may
-    // already be running (`set_threads` only works before that).
-    if args.threads > 0 {
-        if let Err(e) = kiln::set_threads(args.threads) {
-            eprintln!("error: {e}");
-            return std::process::ExitCode::FAILURE;
-        }
-    }
-    match run(&args) {
+    // The threads are set here, not in `run`, which a smoke test calls in a
+    // process whose pool may be running already (`set_threads` works once).
+    match kiln::set_threads(args.threads).and_then(|()| run(&args)) {
         Ok(_) => std::process::ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("error: {e}");
