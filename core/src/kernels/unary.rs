@@ -63,8 +63,9 @@ fn sel<E: Elem>(cond: bool, a: E, b: E) -> E {
 // `exp`, `tanh` and `erf` are the vectorisable forms of `Elem` (`vexp`,
 // `vtanh`, `erf`: for f32 branch-free polynomials within
 // a few ulp, for f64 libm's functions), so that every function's loop
-// vectorises on the CPU (a libm call per element was 10–25× slower:
-// `gemm_ab --wide`, tanh's forward 9,533 → 371 µs, log #15 of
+// vectorises on the CPU (the loops that called libm per element were 4–26×
+// slower than these at the CPU's widest vectors: `gemm_ab --wide`, GELU's
+// derivative 2,652 → 595 µs, tanh's forward 9,533 → 371 µs, log #15 of
 // docs/performance.md).
 #[inline(always)]
 fn exp<E: Elem>(x: E) -> E {
