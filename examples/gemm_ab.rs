@@ -45,6 +45,9 @@
 //! cargo run --release --example gemm_ab -- --threads 2 --rounds 15 --wide
 //! ```
 
+#[path = "common/ab.rs"]
+mod ab;
+use ab::{arg, median, time_fn};
 use kiln::cpu::{elementwise_isa, gemm_kernel_name, set_gemm_kernel_cap, GemmIsa};
 use kiln::prelude::*;
 use kiln::{Act, Gemm, PackedB};
@@ -63,15 +66,6 @@ const SHAPES: &[(&str, usize, usize, usize, bool, bool)] = &[
     ("bwd dW_hh per sample", 2048, 512, 99, true, false),
     ("square 1024³", 1024, 1024, 1024, false, false),
 ];
-
-fn arg(name: &str, default: usize) -> usize {
-    let args: Vec<String> = std::env::args().collect();
-    args.iter()
-        .position(|a| a == name)
-        .and_then(|i| args.get(i + 1))
-        .map(|v| v.parse().expect("a number"))
-        .unwrap_or(default)
-}
 
 /// Median and fastest seconds of one product over `reps` calls (after one
 /// warm-up call).
@@ -94,20 +88,6 @@ fn time(m: usize, n: usize, k: usize, ta: bool, tb: bool, reps: usize) -> (f64, 
         .collect();
     t.sort_by(f64::total_cmp);
     std::hint::black_box(&c);
-    (t[reps / 2], t[0])
-}
-
-/// Median and fastest seconds of `f` over `reps` calls (after one warm-up).
-fn time_fn(reps: usize, mut f: impl FnMut()) -> (f64, f64) {
-    f();
-    let mut t: Vec<f64> = (0..reps)
-        .map(|_| {
-            let s = Instant::now();
-            f();
-            s.elapsed().as_secs_f64()
-        })
-        .collect();
-    t.sort_by(f64::total_cmp);
     (t[reps / 2], t[0])
 }
 
@@ -351,11 +331,6 @@ fn wide_ab(rounds: usize) {
             d / c
         );
     }
-}
-
-fn median(v: &mut [f64]) -> f64 {
-    v.sort_by(f64::total_cmp);
-    v[v.len() / 2]
 }
 
 fn main() {

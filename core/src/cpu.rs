@@ -98,6 +98,17 @@ pub fn set_gemm_kernel_cap(cap: GemmIsa) {
     crate::gemm::set_kernel_cap(cap)
 }
 
+/// Sets, process-wide, the largest `channels_in · kernel_h · kernel_w` (terms
+/// per output) for which a stride-1 `f32` convolution runs the direct kernel
+/// (`kiln::kernels::conv_direct`, AVX-512 CPUs) instead of im2col + GEMM; 0
+/// turns it off. The default, 288 (32 channels × 3×3), is about where the
+/// direct kernel stops being faster (`examples/conv_direct_ab`). For benchmarks that
+/// compare the two paths; results differ between them in the last bits.
+#[doc(hidden)]
+pub fn set_conv_direct_max_taps(n: usize) {
+    crate::kernels::conv_direct::set_max_taps(n)
+}
+
 /// Element counts below this run on one thread: a hand-off to the pool costs a µs or so.
 const PAR_MIN: usize = 1 << 15;
 /// Chunk size for parallel element-wise loops.

@@ -11,8 +11,10 @@ use crate::device::{need, Acc, Backend, Window2d};
 use crate::elem::Elem;
 use crate::error::Result;
 use crate::gemm::par::{self};
+use crate::kernels::conv_direct::{self, DirectPass};
 use crate::kernels::cpu_util::{offsets, pieces, valid, PAR_MIN};
 use crate::Cpu;
+use std::any::Any;
 
 /// The convolution kernels (im2col, col2im, the NCHW↔CNHW transpose, per-channel bias) of a device, for element type `E`.
 ///
@@ -115,6 +117,102 @@ pub trait ConvKernels<E: Elem>: Backend<E> {
         need(self, "channel_bias_grad db", db, channels)?;
         self.raw_channel_bias_grad(dy, db, batch, channels, spatial, acc)
     }
+    /// The forward pass or the input gradient of a stride-1, one-group
+    /// convolution by a direct kernel, where the device has one for the case
+    /// (see [`crate::kernels::conv_direct`] for the sums): `w` is the layer's
+    /// weight `[co, g.channels, kh, kw]`; for [`DirectPass::Forward`] `src`
+    /// is `x` and `dst` (acc)= `y`, for [`DirectPass::InputGrad`] `src` is
+    /// `dy` and `dst` (acc)= `dx`; `scratch` is the kernel's own buffer.
+    /// Returns `false`, touching nothing, where the device has none for this
+    /// case (the CPU's runs `f32` with AVX-512 and few channels); the layer
+    /// then takes the im2col + GEMM path.
+    #[allow(clippy::too_many_arguments)] // the operands of the formulas
+    fn conv_direct(
+        &self,
+        g: &Window2d,
+        co: usize,
+        w: &Self::Buf<E>,
+        src: &Self::Buf<E>,
+        dst: &mut Self::Buf<E>,
+        batch: usize,
+        pass: DirectPass,
+        acc: Acc,
+        scratch: &mut Self::Buf<E>,
+    ) -> Result<bool> {
+        let (xs, ys) = (
+            batch * g.channels * g.in_plane(),
+            batch * co * g.out_plane(),
+        );
+        let (sn, dn) = match pass {
+            DirectPass::Forward => (xs, ys),
+            DirectPass::InputGrad => (ys, xs),
+        };
+        need(self, "conv_direct w", w, co * g.rows())?;
+        need(self, "conv_direct src", src, sn)?;
+        need(self, "conv_direct dst", dst, dn)?;
+        self.raw_conv_direct(g, co, w, src, dst, batch, pass, acc, scratch)
+    }
+    /// The weight gradient of a stride-1, one-group convolution by a direct
+    /// kernel, where the device has one for the case:
+    /// `dw[o, c, a, b] (acc)= Σ_s Σ_{r, j} dy[s, o, r, j] · x[s, c, r − ph + a, j − pw + b]`
+    /// over `batch` samples (see `kernels::conv_direct`). Returns `false`,
+    /// touching nothing, where it has none; the layer then takes
+    /// `dY · im2col(x)ᵀ`.
+    #[allow(clippy::too_many_arguments)] // the operands of the formula
+    fn conv_direct_wgrad(
+        &self,
+        g: &Window2d,
+        co: usize,
+        x: &Self::Buf<E>,
+        dy: &Self::Buf<E>,
+        dw: &mut Self::Buf<E>,
+        batch: usize,
+        acc: Acc,
+        scratch: &mut Self::Buf<E>,
+    ) -> Result<bool> {
+        need(
+            self,
+            "conv_direct_wgrad x",
+            x,
+            batch * g.channels * g.in_plane(),
+        )?;
+        need(self, "conv_direct_wgrad dy", dy, batch * co * g.out_plane())?;
+        need(self, "conv_direct_wgrad dw", dw, co * g.rows())?;
+        self.raw_conv_direct_wgrad(g, co, x, dy, dw, batch, acc, scratch)
+    }
+    /// Body of [`ConvKernels::conv_direct_wgrad`] (arguments already
+    /// checked): by default the device has no direct kernel.
+    #[allow(clippy::too_many_arguments)] // the operands of the formula
+    fn raw_conv_direct_wgrad(
+        &self,
+        _g: &Window2d,
+        _co: usize,
+        _x: &Self::Buf<E>,
+        _dy: &Self::Buf<E>,
+        _dw: &mut Self::Buf<E>,
+        _batch: usize,
+        _acc: Acc,
+        _scratch: &mut Self::Buf<E>,
+    ) -> Result<bool> {
+        Ok(false)
+    }
+    /// Body of [`ConvKernels::conv_direct`] (arguments already checked): by
+    /// default the device has no direct kernel.
+    #[allow(clippy::too_many_arguments)] // the operands of the formulas
+    fn raw_conv_direct(
+        &self,
+        _g: &Window2d,
+        _co: usize,
+        _w: &Self::Buf<E>,
+        _src: &Self::Buf<E>,
+        _dst: &mut Self::Buf<E>,
+        _batch: usize,
+        _pass: DirectPass,
+        _acc: Acc,
+        _scratch: &mut Self::Buf<E>,
+    ) -> Result<bool> {
+        Ok(false)
+    }
     /// Body of [`ConvKernels::im2col`] (arguments already checked).
     fn raw_im2col(
         &self,
@@ -206,6 +304,66 @@ impl<E: Elem> ConvKernels<E> for Cpu {
         acc: Acc,
     ) -> Result<()> {
         transpose01(src, so, dst, d_o, a, b, n, acc)
+    }
+
+    fn raw_conv_direct(
+        &self,
+        g: &Window2d,
+        co: usize,
+        w: &Vec<E>,
+        src: &Vec<E>,
+        dst: &mut Vec<E>,
+        batch: usize,
+        pass: DirectPass,
+        acc: Acc,
+        scratch: &mut Vec<E>,
+    ) -> Result<bool> {
+        // The direct kernel is `f32`'s: any other `E` (the downcasts fail)
+        // takes the GEMM path.
+        let (Some(w), Some(src)) = (
+            (w as &dyn Any).downcast_ref::<Vec<f32>>(),
+            (src as &dyn Any).downcast_ref::<Vec<f32>>(),
+        ) else {
+            return Ok(false);
+        };
+        let (Some(dst), Some(scratch)) = (
+            (dst as &mut dyn Any).downcast_mut::<Vec<f32>>(),
+            (scratch as &mut dyn Any).downcast_mut::<Vec<f32>>(),
+        ) else {
+            return Ok(false);
+        };
+        Ok(conv_direct::conv_direct(
+            g, co, w, src, dst, batch, pass, acc, scratch,
+        ))
+    }
+
+    fn raw_conv_direct_wgrad(
+        &self,
+        g: &Window2d,
+        co: usize,
+        x: &Vec<E>,
+        dy: &Vec<E>,
+        dw: &mut Vec<E>,
+        batch: usize,
+        acc: Acc,
+        scratch: &mut Vec<E>,
+    ) -> Result<bool> {
+        // `f32` only, as `raw_conv_direct`.
+        let (Some(x), Some(dy)) = (
+            (x as &dyn Any).downcast_ref::<Vec<f32>>(),
+            (dy as &dyn Any).downcast_ref::<Vec<f32>>(),
+        ) else {
+            return Ok(false);
+        };
+        let (Some(dw), Some(scratch)) = (
+            (dw as &mut dyn Any).downcast_mut::<Vec<f32>>(),
+            (scratch as &mut dyn Any).downcast_mut::<Vec<f32>>(),
+        ) else {
+            return Ok(false);
+        };
+        Ok(conv_direct::conv_direct_wgrad(
+            g, co, x, dy, dw, batch, acc, scratch,
+        ))
     }
 
     fn raw_add_channel_bias(

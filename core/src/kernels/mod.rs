@@ -36,6 +36,7 @@
 
 pub mod batchnorm;
 pub mod conv;
+pub mod conv_direct;
 pub(crate) mod cpu_util;
 pub mod dropout;
 pub mod embedding;
@@ -50,6 +51,7 @@ pub mod upsample;
 
 pub use batchnorm::BatchNormKernels;
 pub use conv::ConvKernels;
+pub use conv_direct::DirectPass;
 pub use dropout::DropoutKernels;
 pub use embedding::EmbeddingKernels;
 pub use loss::LossKernels;

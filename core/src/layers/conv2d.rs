@@ -29,6 +29,17 @@
 //! chunk of one sample multiplies straight into and out of the NCHW tensors,
 //! a chunk of several goes through a channel-major scratch and a transpose.
 //!
+//! **Direct kernels for few channels.** Where the device has them
+//! ([`ConvKernels::conv_direct`], [`ConvKernels::conv_direct_wgrad`]: on the
+//! CPU for `f32` on an AVX-512 core, stride 1, dilation 1, one group, at most
+//! 288 terms per output), the forward pass, the input gradient and the
+//! weight gradient skip im2col, col2im and the GEMM: each is computed from
+//! the formulas above, tile by tile in registers (`kernels::conv_direct`).
+//! Each pass falls back to the im2col path by itself where its kernel
+//! declines (for example the input gradient of a first layer with one image
+//! channel). The results agree with the im2col path to `f32` rounding, not
+//! bitwise (the sums run in another order).
+//!
 //! Cached: the `cols` buffer (when the whole batch fits in one chunk it still
 //! holds `im2col(x)` at backward time, which then skips recomputing it) and a
 //! `[COUT, n]` scratch for `Y` and `dY` in channel-major order. Both keep their
@@ -61,7 +72,7 @@ use crate::device::{Acc, Backend, Window2d};
 use crate::elem::Elem;
 use crate::error::Result;
 use crate::init::Init;
-use crate::kernels::ConvKernels;
+use crate::kernels::{ConvKernels, DirectPass};
 use crate::module::{Build, Layer, Module, ParamMut, ParamRef, Path, Role, TrainCtx};
 use crate::onnx::{graph, join, single, Graph, Onnx};
 use crate::shape::{S1, S3, S4};
@@ -143,6 +154,9 @@ pub struct ConvCache<E: Elem, D: Backend<E>> {
     pub(crate) tmp: D::Buf<E>,
     /// Channel-major input of the current chunk (transposed convolution only).
     pub(crate) xt: D::Buf<E>,
+    /// The direct kernel's padded inputs and packed weights
+    /// ([`ConvKernels::conv_direct`]).
+    pub(crate) direct: D::Buf<E>,
     /// `cols` (or `xt`) still holds the whole batch's data from the forward pass.
     pub(crate) hold: bool,
     /// Largest im2col buffer, in elements.
@@ -155,6 +169,7 @@ impl<E: Elem, D: Backend<E>> ConvCache<E, D> {
             cols: dev.zeros(0)?,
             tmp: dev.zeros(0)?,
             xt: dev.zeros(0)?,
+            direct: dev.zeros(0)?,
             hold: false,
             budget: COLS_BUDGET,
         })
@@ -182,6 +197,39 @@ impl<
     /// The number of channel groups.
     pub fn groups(&self) -> usize {
         self.groups
+    }
+    /// The pass by the device's direct kernel where it has one for this
+    /// layer (one group; see [`ConvKernels::conv_direct`]); `false` where
+    /// the caller takes the im2col + GEMM path.
+    #[allow(clippy::too_many_arguments)] // the operands of the pass
+    fn direct(
+        &self,
+        dev: &D,
+        w: &D::Buf<E>,
+        src: &D::Buf<E>,
+        dst: &mut D::Buf<E>,
+        b: usize,
+        pass: DirectPass,
+        acc: Acc,
+        cache: &mut ConvCache<E, D>,
+    ) -> Result<bool>
+    where
+        D: ConvKernels<E>,
+    {
+        if self.groups != 1 {
+            return Ok(false);
+        }
+        dev.conv_direct(
+            &self.geom,
+            COUT,
+            w,
+            src,
+            dst,
+            b,
+            pass,
+            acc,
+            &mut cache.direct,
+        )
     }
     fn grouped(&self) -> Grouped {
         Grouped {
@@ -393,6 +441,22 @@ impl<
     ) -> Result<()> {
         let (b, dev, g, op) = (x.batch(), x.device(), &self.geom, OH * OW);
         fit(y, b)?;
+        if self.direct(
+            dev,
+            w,
+            &x.buf,
+            &mut y.buf,
+            b,
+            DirectPass::Forward,
+            Acc::Set,
+            cache,
+        )? {
+            if let Some(bias) = &self.bias {
+                dev.add_channel_bias(&mut y.buf, &bias.buf, b, COUT, op)?;
+            }
+            cache.hold = false;
+            return Ok(());
+        }
         let nb = chunk(cache.budget, b, g.rows() * op);
         dev.resize(&mut cache.cols, g.rows() * nb * op)?;
         if nb > 1 {
@@ -463,13 +527,29 @@ impl<
         if nb > 1 {
             dev.resize(&mut cache.tmp, COUT * nb * op)?;
         }
+        let mut dx_done = false;
         if let Some((dx, acc)) = &mut dx {
             prepare_dx(dx, *acc, b)?;
+            dx_done = self.direct(
+                dev,
+                w,
+                &dy.buf,
+                &mut dx.buf,
+                b,
+                DirectPass::InputGrad,
+                *acc,
+                cache,
+            )?;
         }
-        for b0 in (0..b).step_by(nb) {
+        let mut dx = if dx_done { None } else { dx };
+        let w_done = self.groups == 1
+            && dev.conv_direct_wgrad(g, COUT, &x.buf, &dy.buf, dw, b, wacc, &mut cache.direct)?;
+        // The chunks: what is left of the weight and input gradients.
+        let chunks = if w_done && dx.is_none() { 0 } else { b };
+        for b0 in (0..chunks).step_by(nb) {
             let nc = nb.min(b - b0);
             let n = nc * op;
-            if !reuse {
+            if !w_done && !reuse {
                 dev.im2col(g, &x.buf, b0, nc, &mut cache.cols)?;
             }
             let acc0 = if b0 == 0 { wacc } else { Acc::Add };
@@ -489,7 +569,9 @@ impl<
                 )?;
                 (&cache.tmp, 0)
             };
-            gemm_weight(dev, self.grouped(), n, dout, &cache.cols, dw, acc0, off)?;
+            if !w_done {
+                gemm_weight(dev, self.grouped(), n, dout, &cache.cols, dw, acc0, off)?;
+            }
             if let Some((dx, acc)) = &mut dx {
                 gemm_cols(dev, self.grouped(), n, w, dout, &mut cache.cols, off)?;
                 cache.hold = false;
@@ -566,6 +648,18 @@ impl<
             dev.resize(&mut cache.tmp, COUT * nb * op)?;
         }
         prepare_dx(dx, acc, b)?;
+        if self.direct(
+            dev,
+            w,
+            &dy.buf,
+            &mut dx.buf,
+            b,
+            DirectPass::InputGrad,
+            acc,
+            cache,
+        )? {
+            return Ok(());
+        }
         // `cols` is overwritten: the forward's im2col is no longer held.
         cache.hold = false;
         for b0 in (0..b).step_by(nb) {

@@ -338,3 +338,70 @@ fn chunked_backward_matches_one_chunk() {
         }
     }
 }
+
+/// With AVX-512F an `f32` layer with few channels runs the direct kernel
+/// (`kernels::conv_direct`) for its forward pass and its input gradient;
+/// under a kernel cap of AVX2 the same layer takes im2col + GEMM. Both give
+/// the same outputs and gradients (to `f32` rounding), accumulation included.
+#[test]
+fn direct_kernel_matches_the_gemm_path() {
+    use crate::kernels::conv_direct::applies;
+    use crate::kernels::DirectPass;
+    let cfg = Conv2dConfig {
+        padding: (1, 1),
+        ..Default::default()
+    };
+    let conv =
+        Conv2d::<f32, Cpu, 12, 10, 12, 3, 3, 9, 21, 9, 21>::build(&Cpu, &mut crate::rng(3), cfg)
+            .unwrap();
+    let direct = applies(conv.geometry(), 10, DirectPass::Forward)
+        && applies(conv.geometry(), 10, DirectPass::InputGrad);
+    if !direct {
+        eprintln!("direct_kernel_matches_the_gemm_path: this CPU has no AVX-512F; both runs take the GEMM path");
+    }
+    let mut rng = crate::rng(8);
+    let batch = 4;
+    let f = |v: Vec<f64>| v.iter().map(|&v| v as f32 - 0.5).collect::<Vec<f32>>();
+    let x = Tensor::<S3<12, 9, 21>, f32>::from_slice(
+        &Cpu,
+        &f(random_input(batch * 12 * 189, &mut rng)),
+    )
+    .unwrap();
+    let dy = Tensor::<S3<10, 9, 21>, f32>::from_slice(
+        &Cpu,
+        &f(random_input(batch * 10 * 189, &mut rng)),
+    )
+    .unwrap();
+    let run = || {
+        let mut cache = conv.cache().unwrap();
+        let mut y = Tensor::empty(&Cpu).unwrap();
+        conv.forward(&x, &mut y, &mut cache).unwrap();
+        let mut dx = Tensor::empty(&Cpu).unwrap();
+        let mut g = conv.grads().unwrap();
+        for acc in [Acc::Set, Acc::Add] {
+            conv.backward(&x, &y, &mut cache, &dy, Some((&mut dx, acc)), &mut g, acc)
+                .unwrap();
+        }
+        [
+            y.to_vec().unwrap(),
+            dx.to_vec().unwrap(),
+            g.weight.to_vec().unwrap(),
+            g.bias.unwrap().to_vec().unwrap(),
+        ]
+    };
+    let fast = run();
+    let gemm = crate::gemm::with_kernel_cap(crate::gemm::Isa::Avx2, run);
+    for (what, (a, b)) in ["y", "dx", "dW", "db"]
+        .iter()
+        .zip(fast.iter().zip(gemm.iter()))
+    {
+        assert_eq!(a.len(), b.len());
+        let scale = b.iter().fold(0.0f32, |m, v| m.max(v.abs()));
+        for (i, (u, v)) in a.iter().zip(b).enumerate() {
+            assert!(
+                (u - v).abs() <= 1e-5 * scale,
+                "{what}[{i}]: direct {u}, GEMM {v}"
+            );
+        }
+    }
+}
