@@ -23,9 +23,10 @@
 use super::{avx512_on, max_taps, Acc, Window2d};
 
 /// Narrowest output for which the direct weight gradient runs: measured
-/// (`examples/conv_direct_ab`, log #19) at 0.54–0.73 of the GEMM path's time
-/// on outputs 24, 28 and 32 wide, but 1.09–3.1 on outputs 8 to 16 wide, where
-/// the GEMM's dot-product tiles over the long contraction do better.
+/// (`examples/conv_direct_ab`, log #19) at 0.27–0.36 of the GEMM path's time
+/// on outputs 24, 28 and 32 wide, but 0.94–1.21 on outputs 8 to 16 wide,
+/// where few vector steps per row leave the GEMM's dot-product tiles over
+/// the long contraction as fast or faster.
 const MIN_WIDTH: usize = 24;
 
 /// Whether [`conv_direct_wgrad`] runs for this layer on this CPU: stride 1,
@@ -211,52 +212,54 @@ mod avx512 {
         let (h, w, oh, ow) = (g.h as isize, g.w, g.oh, g.ow);
         let (ph, pw) = (g.ph as isize, g.pw as isize);
         let (xp, dp) = (x.as_ptr(), dy.as_ptr());
+        let plane = oh * ow;
         for o0 in (0..co).step_by(OB) {
             let oc = OB.min(co - o0);
+            // Plane offsets of the block's channels; channels past `co`
+            // repeat the block's first (their sums are dropped below).
+            let offs: [usize; OB] =
+                std::array::from_fn(|o| if o < oc { (o0 + o) * plane } else { o0 * plane });
             for c in 0..ci {
                 for a in 0..kh {
                     let mut s = [[_mm512_setzero_ps(); KW]; OB];
                     for t in 0..count {
                         let (xs, ds) = (t * xn, t * dyn_);
-                        for r in 0..oh {
-                            let iy = r as isize - ph + a as isize;
-                            if iy < 0 || iy >= h {
-                                continue;
-                            }
-                            let xrow = xs + (c * g.h + iy as usize) * w;
-                            for j0 in (0..ow).step_by(LANES) {
-                                let jn = (ow - j0).min(LANES) as isize;
-                                let mut dv = [_mm512_setzero_ps(); OB];
-                                for (o, d) in dv.iter_mut().enumerate() {
-                                    // Channels past `co` repeat the block's first
-                                    // (their sums are dropped below).
-                                    let oo = if o < oc { o0 + o } else { o0 };
-                                    // SAFETY: lanes `< jn` of row `r` of plane
-                                    // `oo < co` of `dy`.
-                                    *d = unsafe {
-                                        _mm512_maskz_loadu_ps(
-                                            lanes(0, jn),
-                                            dp.add(ds + (oo * oh + r) * ow + j0),
-                                        )
-                                    };
-                                }
-                                for b in 0..KW {
-                                    // Input column of lane `l`: `j0 + l − pw + b`,
-                                    // inside `0 .. w` and `l < jn`.
-                                    let shift = j0 as isize - pw + b as isize;
-                                    let m = lanes(-shift, (w as isize - shift).min(jn));
-                                    // SAFETY: the unmasked lanes read columns
-                                    // `0 .. w` of row `iy` of plane `c`; the
-                                    // pointer is only formed (wrapping), the
-                                    // masked-off lanes are not read.
-                                    let xv = unsafe {
-                                        _mm512_maskz_loadu_ps(
-                                            m,
-                                            xp.wrapping_offset(xrow as isize + shift),
-                                        )
-                                    };
-                                    for (so, d) in s.iter_mut().zip(&dv) {
-                                        so[b] = _mm512_fmadd_ps(*d, xv, so[b]);
+                        // Rows `r` whose input row `r − ph + a` is inside.
+                        let r0 = (ph - a as isize).max(0) as usize;
+                        let r1 = (h + ph - a as isize).clamp(0, oh as isize) as usize;
+                        for j0 in (0..ow).step_by(LANES) {
+                            // The lanes' masks depend on the column alone:
+                            // `dy`'s lanes `< jn`; tap `b`'s input column of
+                            // lane `l` is `j0 + l − pw + b`, inside `0 .. w`.
+                            let jn = (ow - j0).min(LANES) as isize;
+                            let dm = lanes(0, jn);
+                            let shift: [isize; KW] =
+                                std::array::from_fn(|b| j0 as isize - pw + b as isize);
+                            let xm: [__mmask16; KW] = std::array::from_fn(|b| {
+                                lanes(-shift[b], (w as isize - shift[b]).min(jn))
+                            });
+                            for r in r0..r1 {
+                                let xrow = (xs
+                                    + (c * g.h + (r as isize - ph + a as isize) as usize) * w)
+                                    as isize;
+                                let drow = ds + r * ow + j0;
+                                // SAFETY: the unmasked lanes read columns
+                                // `0 .. w` of an input row inside plane `c`
+                                // of sample `t`; the pointer is only formed
+                                // (wrapping), the masked-off lanes are not read.
+                                let xv: [__m512; KW] = std::array::from_fn(|b| unsafe {
+                                    _mm512_maskz_loadu_ps(
+                                        xm[b],
+                                        xp.wrapping_offset(xrow + shift[b]),
+                                    )
+                                });
+                                for (so, off) in s.iter_mut().zip(&offs) {
+                                    // SAFETY: lanes `< jn` of row `r` of a
+                                    // plane `< co` of sample `t`'s `dy`.
+                                    let d =
+                                        unsafe { _mm512_maskz_loadu_ps(dm, dp.add(drow + off)) };
+                                    for (sb, xb) in so.iter_mut().zip(&xv) {
+                                        *sb = _mm512_fmadd_ps(d, *xb, *sb);
                                     }
                                 }
                             }
