@@ -13,8 +13,10 @@
 //!   swapped, `w'[c, o, a, b] = w[o, c, kh − 1 − a, kw − 1 − b]`. One loop
 //!   serves both passes; only the weights it packs and the padding differ.
 //!
-//! The weight gradient stays `dY · im2col(x)ᵀ`: its contraction runs over
-//! the whole image, which is what a GEMM is good at.
+//! The weight gradient has a kernel of its own, in `conv_direct/wgrad.rs`
+//! (`conv_direct_wgrad`): its sum runs over the whole image and the batch,
+//! so it accumulates along the rows instead of producing them. Where it
+//! declines (outputs narrower than 24) it stays `dY · im2col(x)ᵀ`.
 //!
 //! **Why.** With few channels the im2col matrix is `ci·kh·kw` times the input
 //! (9× for 3×3) and the GEMM's `M` (the output channels, 16 in W5) fills
