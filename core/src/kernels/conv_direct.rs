@@ -179,14 +179,9 @@ pub(crate) fn applies(g: &Window2d, co: usize, pass: DirectPass) -> bool {
 }
 
 fn avx512_on() -> bool {
-    #[cfg(target_arch = "x86_64")]
-    {
-        crate::gemm::kernel_cap() >= crate::gemm::Isa::Avx512 && is_x86_feature_detected!("avx512f")
-    }
-    #[cfg(not(target_arch = "x86_64"))]
-    {
-        false
-    }
+    // The element-wise loops' choice (`simd::width`): AVX-512F present and
+    // allowed by the kernel cap, as for the 2×2 max pooling.
+    crate::simd::width() == crate::gemm::Isa::Avx512
 }
 
 /// Elements of scratch [`conv_direct`] needs for `parts` threads.
