@@ -3,9 +3,10 @@
 //! of `A` that call the microkernel, and the packing of both operands into
 //! slivers.
 
-use super::kernels::Kernel;
+use super::kernels::{Isa, Kernel};
 use super::{Epi, Mat, DIRECT_B_MAX_M};
 use crate::elem::Elem;
+use std::any::TypeId;
 use std::cell::RefCell;
 
 /// A cache line, so packing buffers are 64-byte aligned.
@@ -204,6 +205,23 @@ pub(super) unsafe fn blocked<E: Elem>(
     })
 }
 
+/// Whether packing a transposed sliver of `E` takes the AVX-512 transposes
+/// of `interleave.rs`: `f32` on a CPU whose element-wise width
+/// ([`crate::simd::width`]) is AVX-512, so the GEMM kernel cap
+/// (`KILN_GEMM_KERNEL`) turns it off with the rest. It writes the same values
+/// as the scalar loops, moved 16 × 16 at a time.
+#[inline]
+fn interleave_on<E: Elem>() -> bool {
+    #[cfg(target_arch = "x86_64")]
+    {
+        TypeId::of::<E>() == TypeId::of::<f32>() && crate::simd::width() == Isa::Avx512
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    {
+        false
+    }
+}
+
 /// Packs the `mb × kb` block `a` into slivers of `mr` rows: sliver `s`,
 /// step `p`, row `r` at `dst[s·mr·kb + p·mr + r]`; rows past `mb` are zero.
 ///
@@ -211,16 +229,33 @@ pub(super) unsafe fn blocked<E: Elem>(
 /// `a(i, p)` is readable for `i < mb`, `p < kb`; `dst` is writable for
 /// `⌈mb / mr⌉ · mr · kb` values and does not overlap `a`.
 unsafe fn pack_a<E: Elem>(mb: usize, kb: usize, a: Mat<E>, dst: *mut E, mr: usize) {
+    let fast = a.cs == 1 && interleave_on::<E>();
     for i0 in (0..mb).step_by(mr) {
         let rows = mr.min(mb - i0);
         // SAFETY: `i0 + r < mb` and `p < kb`, so every `a.at` read is an element
         // of the block; `d + p·mr + r` with `p < kb`, `r < mr` lies in sliver
-        // `i0 / mr`, inside `dst`'s `⌈mb / mr⌉ · mr · kb` values. With
+        // `i0 / mr`, inside `dst`'s `⌈mb / mr⌉ · mr · kb` values; the
+        // interleave path reads the same elements and writes the same
+        // `mr · kb` values of the sliver, and `fast` says AVX-512F runs. With
         // `a.rs = 1` a column's `rows` values are contiguous, and `dst` does
         // not overlap `a` (caller), as `copy_nonoverlapping` needs.
         unsafe {
             let d = dst.add(i0 * kb);
             if a.cs == 1 {
+                #[cfg(target_arch = "x86_64")]
+                if fast {
+                    // `E = f32` and AVX-512F (`fast`); row `i0 + r` is `rows`
+                    // lines of `kb` contiguous values, `a.rs` apart.
+                    super::interleave::interleave_f32(
+                        a.at(i0, 0) as *const f32,
+                        a.rs,
+                        rows,
+                        kb,
+                        d as *mut f32,
+                        mr,
+                    );
+                    continue;
+                }
                 for r in 0..rows {
                     let src = a.at(i0 + r, 0);
                     for p in 0..kb {
@@ -262,15 +297,32 @@ unsafe fn pack_a<E: Elem>(mb: usize, kb: usize, a: Mat<E>, dst: *mut E, mr: usiz
 /// `b(p, j)` is readable for `p < kb`, `j < nb`; `dst` is writable for
 /// `⌈nb / nr⌉ · nr · kb` values and does not overlap `b`.
 pub(super) unsafe fn pack_b<E: Elem>(kb: usize, nb: usize, b: Mat<E>, dst: *mut E, nr: usize) {
+    let fast = b.rs == 1 && b.cs != 1 && interleave_on::<E>();
     for j0 in (0..nb).step_by(nr) {
         let cols = nr.min(nb - j0);
         // SAFETY: `p < kb`, `j0 + j < nb`: every `b.at` read is an element of
         // the block; `d + p·nr + j` with `p < kb`, `j < nr` lies in sliver
-        // `j0 / nr`, inside `dst`. With `b.cs = 1` a row's `cols` values are
+        // `j0 / nr`, inside `dst` (the interleave path: the same elements and
+        // the sliver's `nr · kb` values; `fast` says AVX-512F runs and
+        // `E = f32`). With `b.cs = 1` a row's `cols` values are
         // contiguous, and `dst` does not overlap `b` (caller).
         unsafe {
             let d = dst.add(j0 * kb);
             if b.rs == 1 && b.cs != 1 {
+                #[cfg(target_arch = "x86_64")]
+                if fast {
+                    // `E = f32` and AVX-512F (`fast`); column `j0 + j` is
+                    // `cols` lines of `kb` contiguous values, `b.cs` apart.
+                    super::interleave::interleave_f32(
+                        b.at(0, j0) as *const f32,
+                        b.cs,
+                        cols,
+                        kb,
+                        d as *mut f32,
+                        nr,
+                    );
+                    continue;
+                }
                 // Columns contiguous (a transposed weight): read down each column.
                 for j in 0..cols {
                     let src = b.at(0, j0 + j);

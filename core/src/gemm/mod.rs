@@ -34,6 +34,8 @@
 mod avx512;
 mod blocked;
 mod dot;
+#[cfg(target_arch = "x86_64")]
+mod interleave;
 pub(crate) mod kernels;
 mod packed;
 pub(crate) mod par;
