@@ -24,10 +24,11 @@
 //! packed zero-padded), so no temporary tile is needed.
 //!
 //! **Blocking** (the 48 KB L1d and 2 MB L2 per core of the Xeon these were
-//! tuned on): `KC = 256`, so a packed B sliver is 32 KB of `f32` (32 columns)
-//! or of `f64` (16 columns) and stays in L1 while the A slivers of a block
-//! stream past it; `MC` = 480 `f32` / 240 `f64` rows, a 480 KB A block, a
-//! quarter of L2; `NC = 4096` columns (a 4 MB `f32` panel, in L2 and L3).
+//! tuned on): `KC = 256`, so an A sliver is 12 KB and stays in L1 while the
+//! panel's 32 KB B slivers stream past it from L2; `MC` = 480 `f32` / 240
+//! `f64` rows (a 480 KB A block); `NC` at most 4096 columns, lowered at run
+//! time to fill half of the L2 (`super::panel_cols`: 1024 `f32` or 512
+//! `f64` columns, a 1 MB panel, on a 2 MB L2).
 
 use super::kernels::{Isa, Kernel};
 use std::arch::x86_64::*;

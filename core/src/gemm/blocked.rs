@@ -107,6 +107,10 @@ pub(super) unsafe fn blocked<E: Elem>(
         ),
     };
     let direct_b = packed.is_none() && b.cs == 1 && b.rs > 0 && m <= DIRECT_B_MAX_M;
+    // A panel of B packed here: the tile loop keeps an A sliver in L1 and
+    // streams B's slivers; B read in place or pre-packed (small `m`) keeps
+    // a B sliver in L1 and streams A's few slivers instead.
+    let a_in_l1 = !direct_b && packed.is_none();
     // A pre-packed B needs no room for a panel.
     let b_room = if packed.is_some() { 0 } else { kc * nc };
     // SAFETY: `buf` holds `mc·kc + kc·nc` values of `E` (`with_pack`), 64-byte
@@ -131,7 +135,7 @@ pub(super) unsafe fn blocked<E: Elem>(
             let nb = nc.min(n - jc);
             for pc in (0..k).step_by(kc) {
                 let kb = kc.min(k - pc);
-                if !direct_b && packed.is_none() {
+                if a_in_l1 {
                     pack_b(
                         kb,
                         nb,
@@ -156,42 +160,65 @@ pub(super) unsafe fn blocked<E: Elem>(
                         ap,
                         mr,
                     );
-                    for jr in (0..nb).step_by(nr) {
-                        let cols = nr.min(nb - jr);
-                        let (bs, ldb) = if let Some(p) = packed {
-                            (p.add((jc + jr) * k + pc * nr), nr)
-                        } else if !direct_b {
-                            (bp.add(jr * kb) as *const E, nr)
-                        } else if cols == nr {
-                            (b.at(pc, jc + jr), b.rs as usize)
-                        } else {
-                            // The last, narrow sliver: packed (zero-padded).
-                            pack_b(
-                                kb,
-                                cols,
-                                Mat {
-                                    ptr: b.at(pc, jc + jr),
-                                    ..b
-                                },
-                                bp,
-                                nr,
-                            );
-                            (bp as *const E, nr)
-                        };
+                    if a_in_l1 {
+                        // B's panel was packed above (`bp`, `kb × nb`, in L2):
+                        // each A sliver stays in L1 while B's slivers stream
+                        // past it, and consecutive tiles of C lie side by side
+                        // in one row block (see the module doc of `super`).
                         for ir in (0..mb).step_by(mr) {
                             let rows = mr.min(mb - ir);
-                            (kern.f)(
-                                kb,
-                                ap.add(ir * kb),
-                                bs,
-                                ldb,
-                                c.add((ic + ir) * ldc + jc + jr),
-                                ldc,
-                                rows,
-                                cols,
-                                alpha,
-                                beta,
-                            );
+                            for jr in (0..nb).step_by(nr) {
+                                (kern.f)(
+                                    kb,
+                                    ap.add(ir * kb),
+                                    bp.add(jr * kb),
+                                    nr,
+                                    c.add((ic + ir) * ldc + jc + jr),
+                                    ldc,
+                                    rows,
+                                    nr.min(nb - jr),
+                                    alpha,
+                                    beta,
+                                );
+                            }
+                        }
+                    } else {
+                        for jr in (0..nb).step_by(nr) {
+                            let cols = nr.min(nb - jr);
+                            let (bs, ldb) = if let Some(p) = packed {
+                                (p.add((jc + jr) * k + pc * nr), nr)
+                            } else if cols == nr {
+                                (b.at(pc, jc + jr), b.rs as usize)
+                            } else {
+                                // Direct B's last, narrow sliver: packed
+                                // (zero-padded).
+                                pack_b(
+                                    kb,
+                                    cols,
+                                    Mat {
+                                        ptr: b.at(pc, jc + jr),
+                                        ..b
+                                    },
+                                    bp,
+                                    nr,
+                                );
+                                (bp as *const E, nr)
+                            };
+                            for ir in (0..mb).step_by(mr) {
+                                let rows = mr.min(mb - ir);
+                                (kern.f)(
+                                    kb,
+                                    ap.add(ir * kb),
+                                    bs,
+                                    ldb,
+                                    c.add((ic + ir) * ldc + jc + jr),
+                                    ldc,
+                                    rows,
+                                    cols,
+                                    alpha,
+                                    beta,
+                                );
+                            }
                         }
                     }
                     if with_epi && pc + kb == k {

@@ -4,14 +4,24 @@
 //!
 //! The classic BLIS structure (Goto's algorithm):
 //!
-//! * `B` is packed in panels of `KC × NC` (kept in L3), cut into slivers of
-//!   `NR` columns; `A` in blocks of `MC × KC` (kept in L2), cut into slivers
-//!   of `MR` rows; a microkernel multiplies one A sliver by one B sliver into
-//!   an `MR × NR` tile of `C` held in registers (`avx512.rs`: AVX-512F 12×32
+//! * `B` is packed in panels of `KC × NC`, cut into slivers of `NR`
+//!   columns; `A` in blocks of `MC × KC`, cut into slivers of `MR` rows; a
+//!   microkernel multiplies one A sliver by one B sliver into an `MR × NR`
+//!   tile of `C` held in registers. The tile loop keeps one A sliver in L1
+//!   and streams the panel's B slivers past it from L2 (`NC` is chosen at
+//!   run time so that the panel fills half of this core's L2), so the tiles
+//!   it writes one after the other lie side by side in a row block of `C`.
+//!   (With B's sliver in L1 and A's streaming, BLIS's order for its own
+//!   kernel shape, consecutive tiles were `MR` rows apart, every row of a
+//!   4096-wide `C` in the same L1 set, and the panel in L3: the kernel ran
+//!   at 77 % of the FMA peak against 88 % in this order, measured on the
+//!   tile loop alone.) Where B is read in place or was packed beforehand
+//!   (small `m`), the B sliver stays in L1 and A's few slivers stream.
+//! * The microkernels: `avx512.rs`, AVX-512F 12×32
 //!   for `f32` and 12×16 for `f64`; `kernels.rs`: AVX2+FMA 6×16 and 6×8, and
 //!   a portable 4×8 kernel for everything else; the widest this CPU runs is
 //!   chosen at run time by feature detection, and `KILN_GEMM_KERNEL=avx2`
-//!   or `portable`, or [`set_kernel_cap`], caps it).
+//!   or `portable`, or [`set_kernel_cap`], caps it.
 //! * The packing buffers are thread-local and grow to the largest size a
 //!   thread has needed, then are reused: after the first call of a given
 //!   size, a product allocates nothing.
@@ -315,6 +325,20 @@ pub(crate) fn kernel<E: Elem>() -> Kernel<E> {
 
 /// The widest kernel for `E` this CPU runs that is not wider than `cap`.
 pub(crate) fn kernel_capped<E: Elem>(cap: Isa) -> Kernel<E> {
+    let mut kern = widest::<E>(cap);
+    kern.nc = panel_cols(
+        kern.nc,
+        kern.kc,
+        kern.nr,
+        std::mem::size_of::<E>(),
+        l2_bytes(),
+    );
+    kern
+}
+
+/// The widest kernel for `E` this CPU runs that is not wider than `cap`,
+/// with its largest panel width.
+fn widest<E: Elem>(cap: Isa) -> Kernel<E> {
     #[cfg(target_arch = "x86_64")]
     {
         if cap >= Isa::Avx512 && avx512::available() {
@@ -326,6 +350,56 @@ pub(crate) fn kernel_capped<E: Elem>(cap: Isa) -> Kernel<E> {
     }
     let _ = cap;
     kernels::generic_kernel::<E>()
+}
+
+/// Columns of a packed B panel: at most `max`, and few enough that the
+/// `kc × nc` panel of `size`-byte values fills at most half of an `l2`-byte
+/// L2 cache, a multiple of `nr` (at least one sliver). The blocked product
+/// keeps one A sliver in L1 and streams the panel's slivers past it, so the
+/// panel must stay in L2 with room for the A block and C's tiles: on the
+/// 2 MiB-L2 Xeon (Emerald Rapids) a 1 MiB `f32` panel (1024 columns) ran
+/// the 4096³ product in 0.89 of the time of a 4 MiB one (4096 columns, the
+/// panel in L3) and 0.89 of a 2 MiB one (`blocked.rs`, log of
+/// `docs/performance.md`).
+fn panel_cols(max: usize, kc: usize, nr: usize, size: usize, l2: usize) -> usize {
+    let fit = l2 / 2 / (kc * size).max(1) / nr * nr;
+    fit.clamp(nr, max.max(nr))
+}
+
+/// This core's L2 cache in bytes, read once from Linux's
+/// `/sys/devices/system/cpu/cpu0/cache/index*/` (the unified or data cache
+/// of level 2); 1 MiB where it cannot be read (another OS, a container
+/// hiding `sys`), the smallest L2 of the x86-64 cores kiln is tuned on
+/// (AMD Zen 4 and 5; Intel's server cores have 2 MiB).
+pub(crate) fn l2_bytes() -> usize {
+    static L2: std::sync::OnceLock<usize> = std::sync::OnceLock::new();
+    *L2.get_or_init(|| read_l2().unwrap_or(1 << 20))
+}
+
+/// The L2 size from `sysfs`, or `None`.
+fn read_l2() -> Option<usize> {
+    for i in 0..8 {
+        let dir = format!("/sys/devices/system/cpu/cpu0/cache/index{i}");
+        let read = |f: &str| std::fs::read_to_string(format!("{dir}/{f}")).ok();
+        let Some(level) = read("level") else { break };
+        let kind = read("type").unwrap_or_default();
+        if level.trim() != "2" || kind.trim() == "Instruction" {
+            continue;
+        }
+        return parse_cache_size(read("size")?.trim());
+    }
+    None
+}
+
+/// `"2048K"`, `"1M"` or `"524288"` as bytes.
+fn parse_cache_size(s: &str) -> Option<usize> {
+    let (num, mult) = match s.as_bytes().last()? {
+        b'K' | b'k' => (&s[..s.len() - 1], 1 << 10),
+        b'M' | b'm' => (&s[..s.len() - 1], 1 << 20),
+        _ => (s, 1),
+    };
+    let v: usize = num.parse().ok()?;
+    (v > 0).then_some(v * mult)
 }
 
 /// The name of the kernel used for `E` (for benchmarks and docs).

@@ -668,3 +668,78 @@ fn unrolled_steps_are_bitwise_the_single_steps() {
         run(kern);
     }
 }
+
+// ---- panel width ---------------------------------------------------------------
+
+/// Narrow panels (several `jc` blocks of B, the A block packed again for
+/// each) give the naive product, and bitwise the values of one wide panel:
+/// the panel width only regroups whole columns of C, never the sums.
+#[test]
+fn panel_width_changes_no_value() {
+    let (m, n, k) = (37, 300, 530);
+    let mut seed = 11;
+    let a: Vec<f32> = (0..m * k).map(|_| lcg(&mut seed) as f32).collect();
+    let b: Vec<f32> = (0..k * n).map(|_| lcg(&mut seed) as f32).collect();
+    for kern in all_kernels_f32() {
+        let run = |nc: usize| {
+            let mut c = vec![0.0f32; m * n];
+            let kern = Kernel { nc, ..kern };
+            let (am, bm) = (
+                Mat {
+                    ptr: a.as_ptr(),
+                    rs: k as isize,
+                    cs: 1,
+                },
+                // B as the transpose of an `n × k` matrix: packed, not read in place.
+                Mat {
+                    ptr: b.as_ptr(),
+                    rs: 1,
+                    cs: k as isize,
+                },
+            );
+            // SAFETY: `a` is `m × k` row-major, `b` holds the `n × k`
+            // matrix whose transpose is B, `c` is `m × n`; `kern` runs here.
+            unsafe { gemm_with(kern, 1, m, n, k, 1.0, am, bm, 0.0, c.as_mut_ptr(), n) };
+            c
+        };
+        let wide = run(4096);
+        for i in 0..m {
+            for j in 0..n {
+                let want: f64 = (0..k)
+                    .map(|p| a[i * k + p] as f64 * b[j * k + p] as f64)
+                    .sum();
+                let got = wide[i * n + j] as f64;
+                assert!(
+                    (got - want).abs() <= 2e-6 * k as f64,
+                    "{}: ({i}, {j}) {got} vs {want}",
+                    kern.name
+                );
+            }
+        }
+        for nc in [kern.nr, 2 * kern.nr, 96.max(kern.nr)] {
+            assert_eq!(run(nc), wide, "{}: nc = {nc}", kern.name);
+        }
+    }
+}
+
+/// The panel fills at most half the L2, in whole slivers, never more
+/// columns than the kernel's cap and never fewer than one sliver.
+#[test]
+fn panel_columns_follow_the_l2() {
+    // Emerald Rapids, 2 MiB: 1 MiB of f32 at kc = 256 is 1024 columns.
+    assert_eq!(super::panel_cols(4096, 256, 32, 4, 2 << 20), 1024);
+    assert_eq!(super::panel_cols(4096, 256, 16, 8, 2 << 20), 512);
+    // Zen 4/5, 1 MiB.
+    assert_eq!(super::panel_cols(4096, 256, 32, 4, 1 << 20), 512);
+    // A huge L2 is capped by the kernel's own width; a tiny one keeps a sliver.
+    assert_eq!(super::panel_cols(4096, 256, 32, 4, 64 << 20), 4096);
+    assert_eq!(super::panel_cols(4096, 256, 32, 4, 16 << 10), 32);
+    // Not a multiple of the sliver: rounded down to one.
+    assert_eq!(super::panel_cols(4096, 256, 6, 4, 1 << 20), 510);
+    assert_eq!(super::parse_cache_size("2048K"), Some(2 << 20));
+    assert_eq!(super::parse_cache_size("1M"), Some(1 << 20));
+    assert_eq!(super::parse_cache_size("524288"), Some(512 << 10));
+    assert_eq!(super::parse_cache_size("0K"), None);
+    assert_eq!(super::parse_cache_size("big"), None);
+    eprintln!("this machine's L2: {} KiB", super::l2_bytes() >> 10);
+}
