@@ -20,6 +20,7 @@
 
 use crate::elem::Elem;
 use crate::error::{Error, Result};
+use crate::kernels::cpu_util::{pieces2, PAR_MIN};
 use crate::kernels::LossKernels;
 use crate::shape::S1;
 use crate::tensor::Tensor;
@@ -34,6 +35,8 @@ pub struct NtXent {
     g: Vec<f64>,
     gs: Vec<f64>,
     out: Vec<f64>,
+    /// Each row's loss term, summed in row order.
+    terms: Vec<f64>,
 }
 
 const OP: &str = "NtXent::loss";
@@ -55,6 +58,7 @@ impl NtXent {
             g: Vec::new(),
             gs: Vec::new(),
             out: Vec::new(),
+            terms: Vec::new(),
         })
     }
 
@@ -127,17 +131,32 @@ impl NtXent {
                 .map(|(x, y)| x * y)
                 .sum()
         };
+        // Rows are independent in both loops below, so they run on the
+        // pool's threads (row by row, each in the same order as one thread
+        // would): bitwise the same loss and gradient at any thread count.
+        // The rows' loss terms are summed afterwards, in row order.
+        let big = m * m >= PAR_MIN;
+        let Self {
+            u,
+            norms,
+            g,
+            gs,
+            out,
+            terms,
+            ..
+        } = self;
+        let (u, norms) = (&*u, &*norms);
         // G (m × m): G_ik = (P_ik − δ_{k,p(i)}) / m.
-        self.gs.clear();
-        self.gs.resize(m * m, 0.0);
-        let mut total = 0.0;
-        for i in 0..m {
+        gs.clear();
+        gs.resize(m * m, 0.0);
+        terms.clear();
+        terms.resize(m, 0.0);
+        pieces2(gs, m, terms, 1, m, big, |i, row, term| {
             let p = (i + n) % m;
-            let row = &mut self.gs[i * m..(i + 1) * m];
             let mut mx = f64::NEG_INFINITY;
             for (kk, r) in row.iter_mut().enumerate() {
                 if kk != i {
-                    *r = dot(&self.u, i, kk) * inv_t;
+                    *r = dot(u, i, kk) * inv_t;
                     mx = mx.max(*r);
                 }
             }
@@ -145,7 +164,7 @@ impl NtXent {
                 .filter(|&kk| kk != i)
                 .map(|kk| (row[kk] - mx).exp())
                 .sum();
-            total += -row[p] + mx + z.ln();
+            term[0] = -row[p] + mx + z.ln();
             for (kk, r) in row.iter_mut().enumerate() {
                 *r = if kk == i {
                     0.0
@@ -153,26 +172,31 @@ impl NtXent {
                     ((*r - mx).exp() / z - if kk == p { 1.0 } else { 0.0 }) / m as f64
                 };
             }
+        });
+        let mut total = 0.0;
+        for t in terms.iter() {
+            total += *t;
         }
         // g_i = (1/τ) Σ_k (G_ik + G_ki) u_k, then through the normalisation.
-        self.g.clear();
-        self.g.resize(m * k, 0.0);
-        self.out.clear();
-        self.out.resize(m * k, 0.0);
-        for i in 0..m {
+        let gs = &*gs;
+        g.clear();
+        g.resize(m * k, 0.0);
+        out.clear();
+        out.resize(m * k, 0.0);
+        pieces2(g, k, out, k, m, big, |i, gi, oi| {
             for kk in 0..m {
-                let w = (self.gs[i * m + kk] + self.gs[kk * m + i]) * inv_t;
+                let w = (gs[i * m + kk] + gs[kk * m + i]) * inv_t;
                 if w != 0.0 {
                     for d in 0..k {
-                        self.g[i * k + d] += w * self.u[kk * k + d];
+                        gi[d] += w * u[kk * k + d];
                     }
                 }
             }
-            let ug = dot_rows(&self.u[i * k..(i + 1) * k], &self.g[i * k..(i + 1) * k]);
+            let ug = dot_rows(&u[i * k..(i + 1) * k], gi);
             for d in 0..k {
-                self.out[i * k + d] = (self.g[i * k + d] - self.u[i * k + d] * ug) / self.norms[i];
+                oi[d] = (gi[d] - u[i * k + d] * ug) / norms[i];
             }
-        }
+        });
         Ok(total / m as f64)
     }
 }
