@@ -200,8 +200,22 @@ impl<E: Elem> Epi<E> {
 
 /// Below this many multiply–adds a product runs on one thread (a hand-off
 /// costs about a microsecond; one core does ~2·10⁵ multiply–adds in that time
-/// only at full speed, so smaller products are not worth splitting).
+/// only at full speed, so smaller products are not worth splitting). This is
+/// the threshold of the paths that pack nothing (the GEMV and the blocked dot
+/// products); the packing path has its own, [`PAR_MIN_MACS_PACKED`].
 const PAR_MIN_MACS: usize = 1 << 17;
+
+/// Below this many multiply–adds a product that packs its operands runs on
+/// one thread. A split product costs more than the hand-off: each thread
+/// packs the whole of the operand that is not split, and waits for the
+/// other at the end. Measured on the Emerald Rapids Xeon (two threads,
+/// interleaved bench rounds, thresholds 2¹⁷ to 2²³; log #25 of
+/// `docs/performance.md`): from 2¹⁷ to 2²¹, W1 took 0.94–0.98× and W7
+/// 0.95–0.99× of the time over four sittings, W2, W5 and W6 unchanged; 2²³
+/// lost it again (W1 1.02×). The GEMV stays at [`PAR_MIN_MACS`]: it is
+/// bandwidth-bound, and at 2²¹ W3 took 1.30× (each core reads its half
+/// of the weights from its own L2).
+const PAR_MIN_MACS_PACKED: usize = 1 << 21;
 
 /// Products with at most this many outputs and a contraction of at least
 /// [`DOT_MIN_K`], whose operands are both contiguous along the contraction
@@ -608,7 +622,11 @@ pub(crate) unsafe fn gemm_epi_with<E: Elem>(
     unsafe {
         blocked_split(
             &kern,
-            if par { threads } else { 1 },
+            if par && m * n * k >= PAR_MIN_MACS_PACKED {
+                threads
+            } else {
+                1
+            },
             m,
             n,
             k,
