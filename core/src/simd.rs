@@ -67,6 +67,15 @@ pub(crate) fn wide_loop<L: Loop>(l: L) -> L::Out {
     l.run()
 }
 
+/// Whether [`wide`] runs at AVX-512 width here: AVX-512F (with AVX2 and
+/// FMA) present and allowed by the kernel cap (`KILN_GEMM_KERNEL`). The
+/// hand-written AVX-512 kernels outside the GEMM (direct convolutions, 2×2
+/// max pooling, the GEMM's transposed packing) follow the same choice, so
+/// one cap turns them all off. Always false off x86-64.
+pub(crate) fn avx512() -> bool {
+    width() == Isa::Avx512
+}
+
 /// The instruction set [`wide`] compiles for on this CPU.
 pub fn width() -> Isa {
     #[cfg(target_arch = "x86_64")]

@@ -27,7 +27,7 @@
 //! tuned on): `KC = 256`, so an A sliver is 12 KB and stays in L1 while the
 //! panel's 32 KB B slivers stream past it from L2; `MC` = 480 `f32` / 240
 //! `f64` rows (a 480 KB A block); `NC` at most 4096 columns, lowered at run
-//! time to fill half of the L2 (`super::panel_cols`: 1024 `f32` or 512
+//! time to fill half of the L2 (`super::choice::panel_cols`: 1024 `f32` or 512
 //! `f64` columns, a 1 MB panel, on a 2 MB L2).
 
 use super::kernels::{Isa, Kernel};

@@ -3,7 +3,7 @@
 //! of `A` that call the microkernel, and the packing of both operands into
 //! slivers.
 
-use super::kernels::{Isa, Kernel};
+use super::kernels::Kernel;
 use super::{Epi, Mat, DIRECT_B_MAX_M};
 use crate::elem::Elem;
 use std::any::TypeId;
@@ -233,20 +233,12 @@ pub(super) unsafe fn blocked<E: Elem>(
 }
 
 /// Whether packing a transposed sliver of `E` takes the AVX-512 transposes
-/// of `interleave.rs`: `f32` on a CPU whose element-wise width
-/// ([`crate::simd::width`]) is AVX-512, so the GEMM kernel cap
-/// (`KILN_GEMM_KERNEL`) turns it off with the rest. It writes the same values
+/// of `interleave.rs`: `f32` where [`crate::simd::avx512`] says so, so the
+/// GEMM kernel cap (`KILN_GEMM_KERNEL`) turns it off with the rest. It writes the same values
 /// as the scalar loops, moved 16 × 16 at a time.
 #[inline]
 fn interleave_on<E: Elem>() -> bool {
-    #[cfg(target_arch = "x86_64")]
-    {
-        TypeId::of::<E>() == TypeId::of::<f32>() && crate::simd::width() == Isa::Avx512
-    }
-    #[cfg(not(target_arch = "x86_64"))]
-    {
-        false
-    }
+    TypeId::of::<E>() == TypeId::of::<f32>() && crate::simd::avx512()
 }
 
 /// Packs the `mb × kb` block `a` into slivers of `mr` rows: sliver `s`,

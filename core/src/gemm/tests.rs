@@ -727,19 +727,19 @@ fn panel_width_changes_no_value() {
 #[test]
 fn panel_columns_follow_the_l2() {
     // Emerald Rapids, 2 MiB: 1 MiB of f32 at kc = 256 is 1024 columns.
-    assert_eq!(super::panel_cols(4096, 256, 32, 4, 2 << 20), 1024);
-    assert_eq!(super::panel_cols(4096, 256, 16, 8, 2 << 20), 512);
+    assert_eq!(super::choice::panel_cols(4096, 256, 32, 4, 2 << 20), 1024);
+    assert_eq!(super::choice::panel_cols(4096, 256, 16, 8, 2 << 20), 512);
     // Zen 4/5, 1 MiB.
-    assert_eq!(super::panel_cols(4096, 256, 32, 4, 1 << 20), 512);
+    assert_eq!(super::choice::panel_cols(4096, 256, 32, 4, 1 << 20), 512);
     // A huge L2 is capped by the kernel's own width; a tiny one keeps a sliver.
-    assert_eq!(super::panel_cols(4096, 256, 32, 4, 64 << 20), 4096);
-    assert_eq!(super::panel_cols(4096, 256, 32, 4, 16 << 10), 32);
+    assert_eq!(super::choice::panel_cols(4096, 256, 32, 4, 64 << 20), 4096);
+    assert_eq!(super::choice::panel_cols(4096, 256, 32, 4, 16 << 10), 32);
     // Not a multiple of the sliver: rounded down to one.
-    assert_eq!(super::panel_cols(4096, 256, 6, 4, 1 << 20), 510);
-    assert_eq!(super::parse_cache_size("2048K"), Some(2 << 20));
-    assert_eq!(super::parse_cache_size("1M"), Some(1 << 20));
-    assert_eq!(super::parse_cache_size("524288"), Some(512 << 10));
-    assert_eq!(super::parse_cache_size("0K"), None);
-    assert_eq!(super::parse_cache_size("big"), None);
-    eprintln!("this machine's L2: {} KiB", super::l2_bytes() >> 10);
+    assert_eq!(super::choice::panel_cols(4096, 256, 6, 4, 1 << 20), 510);
+    assert_eq!(super::choice::parse_cache_size("2048K"), Some(2 << 20));
+    assert_eq!(super::choice::parse_cache_size("1M"), Some(1 << 20));
+    assert_eq!(super::choice::parse_cache_size("524288"), Some(512 << 10));
+    assert_eq!(super::choice::parse_cache_size("0K"), None);
+    assert_eq!(super::choice::parse_cache_size("big"), None);
+    eprintln!("this machine's L2: {} KiB", super::choice::l2_bytes() >> 10);
 }

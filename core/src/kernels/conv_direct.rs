@@ -175,13 +175,7 @@ pub(crate) fn applies(g: &Window2d, co: usize, pass: DirectPass) -> bool {
         && 2 * p.cout > p.blocks() * OB
         && p.ow > 0
         && p.oh > 0
-        && avx512_on()
-}
-
-fn avx512_on() -> bool {
-    // The element-wise loops' choice (`simd::width`): AVX-512F present and
-    // allowed by the kernel cap, as for the 2×2 max pooling.
-    crate::simd::width() == crate::gemm::Isa::Avx512
+        && crate::simd::avx512()
 }
 
 /// Elements of scratch [`conv_direct`] needs for `parts` threads.
@@ -229,7 +223,7 @@ fn run(
     let Some(p) = Plan::of(g, co, pass) else {
         return false;
     };
-    if !avx512_on() || p.oh == 0 || p.ow == 0 {
+    if !crate::simd::avx512() || p.oh == 0 || p.ow == 0 {
         return false;
     }
     let pieces = batch * p.blocks();
@@ -330,9 +324,11 @@ fn pad_sample(p: &Plan, src: &[f32], pad: &mut [f32]) {
 fn block(p: &Plan, pad: &[f32], w: &[f32], out: &mut [f32], oc: usize, acc: Acc) {
     #[cfg(target_arch = "x86_64")]
     {
-        assert!(avx512_on() && pad.len() >= p.padded() && w.len() >= p.cin * p.kh * p.kw * OB);
+        assert!(
+            crate::simd::avx512() && pad.len() >= p.padded() && w.len() >= p.cin * p.kh * p.kw * OB
+        );
         assert!(oc <= OB && out.len() >= oc * p.oh * p.ow);
-        // SAFETY: AVX-512F is present (`avx512_on()`, asserted); the lengths
+        // SAFETY: AVX-512F is present (`crate::simd::avx512()`, asserted); the lengths
         // the kernel indexes are asserted above.
         unsafe { avx512::block(p, pad, w, out, oc, acc) }
     }

@@ -7,7 +7,7 @@ use super::*;
 use crate::testing::random_input;
 
 fn has_avx512() -> bool {
-    let yes = avx512_on();
+    let yes = crate::simd::avx512();
     if !yes {
         eprintln!(
             "conv_direct: skipped, this CPU has no AVX-512F (the kernel declines every case)"

@@ -20,7 +20,7 @@
 //! reduced across their lanes. The `dy` planes of a block (32 KB at 8 × 32
 //! × 32) stay in L1 across the input channels and kernel rows that read them.
 
-use super::{avx512_on, max_taps, Acc, Window2d};
+use super::{max_taps, Acc, Window2d};
 
 /// Narrowest output for which the direct weight gradient runs: measured
 /// (`examples/conv_direct_ab`, log #19) at 0.27–0.36 of the GEMM path's time
@@ -44,7 +44,7 @@ pub(crate) fn wgrad_applies(g: &Window2d, co: usize) -> bool {
         && 2 * co > co.div_ceil(block_of(g.kw)) * block_of(g.kw)
         && g.oh > 0
         && g.ow > 0
-        && avx512_on()
+        && crate::simd::avx512()
 }
 
 /// Output channels per tile for a kernel `kw` wide (accumulators: at most 24).
@@ -95,7 +95,7 @@ pub(super) fn run(
         && g.ph < g.kh
         && g.pw < g.kw
         && (1..=5).contains(&g.kw);
-    if !geometry || !avx512_on() || g.oh == 0 || g.ow == 0 {
+    if !geometry || !crate::simd::avx512() || g.oh == 0 || g.ow == 0 {
         return false;
     }
     let n = co * g.rows();
@@ -150,7 +150,7 @@ pub(super) fn run(
 fn samples(g: &Window2d, co: usize, x: &[f32], dy: &[f32], count: usize, out: &mut [f32]) {
     #[cfg(target_arch = "x86_64")]
     {
-        assert!(avx512_on());
+        assert!(crate::simd::avx512());
         assert!(
             x.len() >= count * g.channels * g.in_plane() && dy.len() >= count * co * g.out_plane()
         );

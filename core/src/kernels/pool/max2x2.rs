@@ -13,14 +13,7 @@
 
 /// Whether [`max_pool_2x2`] runs here: AVX-512F under the kernel cap.
 pub(crate) fn available() -> bool {
-    #[cfg(target_arch = "x86_64")]
-    {
-        crate::simd::width() == crate::gemm::Isa::Avx512
-    }
-    #[cfg(not(target_arch = "x86_64"))]
-    {
-        false
-    }
+    crate::simd::avx512()
 }
 
 /// One plane: `y[oy, ox] = max` of the 2×2 window at `(2·oy, 2·ox)` of
