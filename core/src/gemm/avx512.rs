@@ -27,8 +27,9 @@
 //! tuned on): `KC = 256`, so an A sliver is 12 KB and stays in L1 while the
 //! panel's 32 KB B slivers stream past it from L2; `MC` = 480 `f32` / 240
 //! `f64` rows (a 480 KB A block); `NC` at most 4096 columns, lowered at run
-//! time to fill half of the L2 (`super::choice::panel_cols`: 1024 `f32` or 512
-//! `f64` columns, a 1 MB panel, on a 2 MB L2).
+//! time to fill half of the L2 but no less than 1 MiB
+//! (`super::choice::panel_cols`: 1024 `f32` or 512 `f64` columns, a 1 MiB
+//! panel, on both the 2 MiB-L2 Xeon and a 1 MiB-L2 Zen 4).
 
 use super::kernels::{Isa, Kernel};
 use std::arch::x86_64::*;

@@ -146,19 +146,31 @@ fn widest<E: Elem>(cap: Isa) -> Kernel<E> {
     kernels::generic_kernel::<E>()
 }
 
-/// Columns of a packed B panel: at most `max`, and few enough that the
-/// `kc × nc` panel of `size`-byte values fills at most half of an `l2`-byte
-/// L2 cache, a multiple of `nr` (at least one sliver). The blocked product
-/// keeps one A sliver in L1 and streams the panel's slivers past it, so the
-/// panel must stay in L2 with room for the A block and C's tiles: on the
-/// 2 MiB-L2 Xeon (Emerald Rapids) a 1 MiB `f32` panel (1024 columns) ran
-/// the 4096³ product in 0.87 of the time of a 4 MiB one (4096 columns, the
-/// panel in L3) and 0.89 of a 2 MiB one (interleaved bench rounds of builds
-/// with each width, log #22 of `docs/performance.md`).
+/// Columns of a packed B panel: at most `max`, and as many as make the
+/// `kc × nc` panel of `size`-byte values fill half of an `l2`-byte L2
+/// cache, but never less than [`MIN_PANEL_BYTES`]; a multiple of `nr` (at
+/// least one sliver). The blocked product keeps one A sliver in L1 and
+/// streams the panel's slivers past it, so the panel must stay close to
+/// the core:
+///
+/// * on the 2 MiB-L2 Xeon (Emerald Rapids) a 1 MiB `f32` panel (1024
+///   columns) ran the 4096³ product in 0.87 of the time of a 4 MiB one
+///   (4096 columns, the panel in L3) and 0.89 of a 2 MiB one;
+/// * on a 1 MiB-L2 Zen 4 EPYC, half the L2 (512 columns) was the slowest
+///   width: 1024, 1536, 2048 and 4096 columns took 0.90–0.97 of its time
+///   (Zen's L3 feeds a panel that overflows the L2 well), so the panel
+///   never shrinks below 1 MiB.
+///
+/// Interleaved bench rounds of builds with each width, logs #22 and #26 of
+/// `docs/performance.md`.
 pub(super) fn panel_cols(max: usize, kc: usize, nr: usize, size: usize, l2: usize) -> usize {
-    let fit = l2 / 2 / (kc * size).max(1) / nr * nr;
+    let bytes = (l2 / 2).max(MIN_PANEL_BYTES);
+    let fit = bytes / (kc * size).max(1) / nr * nr;
     fit.clamp(nr, max.max(nr))
 }
+
+/// The smallest B panel [`panel_cols`] chooses, in bytes (1 MiB).
+const MIN_PANEL_BYTES: usize = 1 << 20;
 
 /// This core's L2 cache in bytes, read once from Linux's
 /// `/sys/devices/system/cpu/cpu0/cache/index*/` (the unified or data cache

@@ -9,7 +9,8 @@
 //!   microkernel multiplies one A sliver by one B sliver into an `MR × NR`
 //!   tile of `C` held in registers. The tile loop keeps one A sliver in L1
 //!   and streams the panel's B slivers past it from L2 (`NC` is chosen at
-//!   run time so that the panel fills half of this core's L2), so the tiles
+//!   run time so that the panel fills half of this core's L2, and at least
+//!   1 MiB: `choice::panel_cols`), so the tiles
 //!   it writes one after the other lie side by side in a row block of `C`.
 //!   (With B's sliver in L1 and A's streaming, BLIS's order for its own
 //!   kernel shape, consecutive tiles were `MR` rows apart, every row of a

@@ -722,20 +722,25 @@ fn panel_width_changes_no_value() {
     }
 }
 
-/// The panel fills at most half the L2, in whole slivers, never more
-/// columns than the kernel's cap and never fewer than one sliver.
+/// The panel fills half the L2 but at least 1 MiB, in whole slivers, never
+/// more columns than the kernel's cap and never fewer than one sliver.
 #[test]
 fn panel_columns_follow_the_l2() {
     // Emerald Rapids, 2 MiB: 1 MiB of f32 at kc = 256 is 1024 columns.
     assert_eq!(super::choice::panel_cols(4096, 256, 32, 4, 2 << 20), 1024);
     assert_eq!(super::choice::panel_cols(4096, 256, 16, 8, 2 << 20), 512);
-    // Zen 4/5, 1 MiB.
-    assert_eq!(super::choice::panel_cols(4096, 256, 32, 4, 1 << 20), 512);
-    // A huge L2 is capped by the kernel's own width; a tiny one keeps a sliver.
+    // Zen 4/5, 1 MiB: never less than a 1 MiB panel.
+    assert_eq!(super::choice::panel_cols(4096, 256, 32, 4, 1 << 20), 1024);
+    assert_eq!(super::choice::panel_cols(4096, 256, 16, 8, 1 << 20), 512);
+    // A huge L2 is capped by the kernel's own width; a tiny one keeps the
+    // 1 MiB floor, and a huge contraction step keeps one sliver.
     assert_eq!(super::choice::panel_cols(4096, 256, 32, 4, 64 << 20), 4096);
-    assert_eq!(super::choice::panel_cols(4096, 256, 32, 4, 16 << 10), 32);
+    assert_eq!(super::choice::panel_cols(4096, 256, 32, 4, 16 << 10), 1024);
+    assert_eq!(super::choice::panel_cols(4096, 1 << 20, 32, 4, 2 << 20), 32);
     // Not a multiple of the sliver: rounded down to one.
-    assert_eq!(super::choice::panel_cols(4096, 256, 6, 4, 1 << 20), 510);
+    assert_eq!(super::choice::panel_cols(4096, 256, 6, 4, 1 << 20), 1020);
+    // Between 1 MiB and 2 MiB of L2 the floor decides; above, half the L2.
+    assert_eq!(super::choice::panel_cols(4096, 256, 32, 4, 3 << 20), 1536);
     assert_eq!(super::choice::parse_cache_size("2048K"), Some(2 << 20));
     assert_eq!(super::choice::parse_cache_size("1M"), Some(1 << 20));
     assert_eq!(super::choice::parse_cache_size("524288"), Some(512 << 10));
