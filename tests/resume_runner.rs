@@ -493,3 +493,26 @@ fn closure_batches_with_a_step_budget() {
         .to_string();
     assert!(e.contains("budget in steps"), "{e}");
 }
+
+/// A loader that yields no batch (an empty dataset, or fewer samples than
+/// one batch with `drop_last`) is refused with an error naming it, where the
+/// epoch loop used to spin forever waiting for a step.
+#[test]
+fn a_loader_without_batches_is_an_error_not_a_hang() {
+    let short = DataLoader::new(data().take(5), 8).drop_last(true);
+    let empty = DataLoader::new(data().take(0), 8);
+    for l in [short, empty] {
+        assert_eq!(l.batches_per_epoch(), 0);
+        let mut net = Plain::<f64, Cpu>::init(&Cpu, &mut rng(3)).unwrap();
+        let e = Trainer::new()
+            .epochs(2)
+            .quiet(true)
+            .fit(&mut net, &mut Sgd::new(0.1), &l, Classify::new())
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("yields no batch") && e.contains("batch size 8"),
+            "{e}"
+        );
+    }
+}

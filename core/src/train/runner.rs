@@ -382,6 +382,16 @@ impl<'h> Trainer<'h> {
             }
         }
         let (bpe, seed, samples) = match &feed {
+            Feed::Loader(l) if l.batches_per_epoch() == 0 => {
+                // No step could ever be taken: the epoch loop would spin.
+                return Err(Error::invalid(
+                    "Trainer::run",
+                    format!(
+                        "the data loader yields no batch (batch size {}): its dataset is empty, or smaller than one batch with drop_last",
+                        l.batch_size()
+                    ),
+                ));
+            }
             Feed::Loader(l) => (l.batches_per_epoch(), l.seed_value(), l.samples_per_epoch()),
             Feed::Sample { per_epoch, .. } => {
                 if !matches!(self.budget, Budget::Steps(_)) {
