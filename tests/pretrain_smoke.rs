@@ -2,7 +2,9 @@
 //! code (the file is included as a module): 4,096 Fashion-MNIST training
 //! images, one epoch of each pretext task (batch 128), probes of 10 epochs,
 //! 2,000 test images. Checks that each pretext loss falls, that every
-//! probe beats chance by far, and the report's shape.
+//! probe beats chance by far, the report's shape, that a saved encoder
+//! probed alone (`--method probe`) gives the same accuracy, and that
+//! `--validate` refuses too few training images.
 //!
 //! Needs `data/fashion-mnist/` (`scripts/fetch-fashion-mnist`, run by
 //! `scripts/test`): without it the test fails when `CI=true` and is skipped
@@ -31,8 +33,10 @@ fn pretrain_smoke_run_learns() {
         let _ = writeln!(std::io::stderr(), "SKIPPED: {} is missing", dir.display());
         return;
     }
+    let saved = std::env::temp_dir().join(format!("kiln-pretrain-smoke-{}", std::process::id()));
     let mut args = pretrain::Args::parse_from(["pretrain", "--smoke"]);
     args.data_dir = dir;
+    args.save_dir = Some(saved.clone());
     let out = pretrain::run(&args).unwrap();
     let names: Vec<&str> = out.iter().map(|r| r.method.as_str()).collect();
     assert_eq!(
@@ -57,4 +61,26 @@ fn pretrain_smoke_run_learns() {
         (c0 - 255f64.ln()).abs() < 0.5,
         "contrastive: first loss {c0}"
     );
+    // The saved encoders, probed alone (`--method probe --encoder`): the
+    // same features and the same probe, so bit for bit the same accuracy.
+    for (k, name) in [(2, "rotation"), (3, "contrastive")] {
+        let mut p = args.clone();
+        p.method = "probe".into();
+        p.save_dir = None;
+        p.encoder = Some(saved.join(format!("{name}_encoder.safetensors")));
+        let again = pretrain::run(&p).unwrap();
+        assert_eq!(
+            again[0].test_acc.to_bits(),
+            out[k].test_acc.to_bits(),
+            "{name}"
+        );
+    }
+    // `--validate` holds out 10,000 training images: the smoke's 4,096 are
+    // too few, which is an error, not a probe on nothing.
+    let mut v = args.clone();
+    v.method = "pixels".into();
+    v.validate = true;
+    let e = pretrain::run(&v).unwrap_err().to_string();
+    assert!(e.contains("--validate") && e.contains("4096"), "{e}");
+    let _ = std::fs::remove_dir_all(&saved);
 }
