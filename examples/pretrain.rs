@@ -307,18 +307,9 @@ where
         .epochs(a.probe_epochs)
         .quiet(true)
         .validate(&test);
-    match a.probe_schedule.as_str() {
-        "constant" => {}
-        "cosine" => {
-            let steps = (a.probe_epochs * loader.batches_per_epoch() as u64).max(1);
-            trainer = trainer.schedule(CosineAnnealingLr::new(a.probe_lr, steps, 0.0)?);
-        }
-        other => {
-            return Err(kiln::Error::invalid(
-                "pretrain",
-                format!("--probe-schedule {other}: expected constant or cosine"),
-            ))
-        }
+    if cosine_schedule("--probe-schedule", &a.probe_schedule)? {
+        let steps = (a.probe_epochs * loader.batches_per_epoch() as u64).max(1);
+        trainer = trainer.schedule(CosineAnnealingLr::new(a.probe_lr, steps, 0.0)?);
     }
     let report = trainer.fit(
         &mut net,
@@ -332,6 +323,31 @@ where
         a.probe_epochs
     );
     Ok(acc)
+}
+
+/// Whether a schedule flag (`--lr-schedule`, `--probe-schedule`) asks for
+/// the cosine: `constant` or `cosine`, anything else an error naming the
+/// flag. [`run`] checks both before any work, so a typo costs no training.
+fn cosine_schedule(flag: &'static str, value: &str) -> kiln::Result<bool> {
+    match value {
+        "constant" => Ok(false),
+        "cosine" => Ok(true),
+        other => Err(kiln::Error::invalid(
+            flag,
+            format!("`{other}`: expected constant or cosine"),
+        )),
+    }
+}
+
+/// The linear probe on `enc`'s features of `train` and `test`.
+fn probe_encoder(
+    a: &Args,
+    enc: &Encoder<f32, Cpu>,
+    train: &Dataset,
+    test: &Dataset,
+    tag: &str,
+) -> kiln::Result<f64> {
+    probe::<128, Probe<f32, Cpu>>(a, features(enc, train)?, features(enc, test)?, tag)
 }
 
 /// What a pretext task trains: its network, optimizer and buffers.
@@ -482,16 +498,7 @@ fn pretrain<P: Pretext>(
     let budget = a.budget_cpu_mins * 60.0;
     let losses = std::cell::RefCell::new(Vec::new());
     let mut since = 0;
-    let cosine = match a.lr_schedule.as_str() {
-        "constant" => false,
-        "cosine" => true,
-        other => {
-            return Err(kiln::Error::invalid(
-                "pretrain",
-                format!("--lr-schedule {other}: expected constant or cosine"),
-            ))
-        }
-    };
+    let cosine = cosine_schedule("--lr-schedule", &a.lr_schedule)?;
     let used = || match (kiln::train::cpu_secs(), cpu0) {
         (Some(c1), Some(c0)) => c1 - c0,
         _ => start.elapsed().as_secs_f64() * kiln::cpu::threads() as f64,
@@ -543,16 +550,12 @@ fn pretrain<P: Pretext>(
     let t = Instant::now();
     let enc = state.encoder();
     if let Some(dir) = &a.save_dir {
-        std::fs::create_dir_all(dir).map_err(|source| kiln::Error::Io {
-            path: dir.clone(),
-            source,
-        })?;
+        // `run` created the directory before any pretraining.
         let path = dir.join(format!("{method}_encoder.safetensors"));
         kiln::checkpoint::save(enc, &path)?;
         println!("  {method}: encoder saved to {}", path.display());
     }
-    let test_acc =
-        probe::<128, Probe<f32, Cpu>>(a, features(enc, train)?, features(enc, test)?, method)?;
+    let test_acc = probe_encoder(a, enc, train, test, method)?;
     Ok(MethodResult {
         method: method.into(),
         test_acc,
@@ -590,12 +593,12 @@ fn method(a: &Args, name: &str, train: &Dataset, test: &Dataset) -> kiln::Result
             };
             let mut enc = Encoder::<f32, Cpu>::init(&Cpu, &mut rng(a.seed))?;
             kiln::checkpoint::load(&mut enc, path)?;
-            let acc = probe::<128, Probe<f32, Cpu>>(a, features(&enc, train)?, features(&enc, test)?, name)?;
+            let acc = probe_encoder(a, &enc, train, test, name)?;
             Ok(simple(acc, 0, 0.0))
         }
         "random" => {
             let enc = Encoder::<f32, Cpu>::init(&Cpu, &mut rng(a.seed))?;
-            let acc = probe::<128, Probe<f32, Cpu>>(a, features(&enc, train)?, features(&enc, test)?, name)?;
+            let acc = probe_encoder(a, &enc, train, test, name)?;
             Ok(simple(acc, 0, 0.0))
         }
         "rotation" => {
@@ -682,6 +685,24 @@ pub fn run(args: &Args) -> kiln::Result<Vec<MethodResult>> {
         (a.train_size, a.test_size, a.epochs, a.batch) = (4096, 2000, 1, 128);
         (a.probe_epochs, a.supervised_epochs) = (10, 1);
     }
+    // Flags that would otherwise fail only after a pretraining.
+    cosine_schedule("--lr-schedule", &a.lr_schedule)?;
+    cosine_schedule("--probe-schedule", &a.probe_schedule)?;
+    if a.encoder.is_some() && a.method != "probe" {
+        return Err(kiln::Error::invalid(
+            "--encoder",
+            format!(
+                "is read only by --method probe, not by --method {}",
+                a.method
+            ),
+        ));
+    }
+    if let Some(dir) = &a.save_dir {
+        std::fs::create_dir_all(dir).map_err(|source| kiln::Error::Io {
+            path: dir.clone(),
+            source,
+        })?;
+    }
     let data = Mnist::load_fashion(&a.data_dir)?;
     let (train, test) = if a.validate {
         let all = data.train.take(a.train_size);
@@ -692,11 +713,7 @@ pub fn run(args: &Args) -> kiln::Result<Vec<MethodResult>> {
             ));
         }
         let keep = all.len() - 10_000;
-        let held = Dataset {
-            x: all.x[keep * all.dim..].to_vec(),
-            y: all.y[keep..].to_vec(),
-            dim: all.dim,
-        };
+        let held = all.subset(&(keep..all.len()).collect::<Vec<_>>())?;
         println!(
             "--validate: {} training images, the last {} held out as the test set",
             keep,

@@ -3,8 +3,9 @@
 //! images, one epoch of each pretext task (batch 128), probes of 10 epochs,
 //! 2,000 test images. Checks that each pretext loss falls, that every
 //! probe beats chance by far, the report's shape, that a saved encoder
-//! probed alone (`--method probe`) gives the same accuracy, and that
-//! `--validate` refuses too few training images.
+//! probed alone (`--method probe`) gives the same accuracy, that
+//! `--validate` refuses too few training images, and that flags read only
+//! after pretraining are checked before it.
 //!
 //! Needs `data/fashion-mnist/` (`scripts/fetch-fashion-mnist`, run by
 //! `scripts/test`): without it the test fails when `CI=true` and is skipped
@@ -82,5 +83,14 @@ fn pretrain_smoke_run_learns() {
     v.validate = true;
     let e = pretrain::run(&v).unwrap_err().to_string();
     assert!(e.contains("--validate") && e.contains("4096"), "{e}");
+    // Flags that are only read after a pretraining are checked before it.
+    let mut bad = args.clone();
+    bad.probe_schedule = "cosin".into();
+    let e = pretrain::run(&bad).unwrap_err().to_string();
+    assert!(e.contains("--probe-schedule") && e.contains("cosin"), "{e}");
+    let mut stray = args.clone();
+    stray.encoder = Some(saved.join("contrastive_encoder.safetensors"));
+    let e = pretrain::run(&stray).unwrap_err().to_string();
+    assert!(e.contains("--encoder") && e.contains("--method all"), "{e}");
     let _ = std::fs::remove_dir_all(&saved);
 }

@@ -62,8 +62,9 @@ pub(crate) struct Kernel<E> {
     /// Depth of one packed step (A's sliver × B's sliver stay in L1).
     pub kc: usize,
     /// Columns of B packed at once: the most a panel may have;
-    /// [`super::choice::kernel_capped`] lowers it so that the `kc × nc` panel fits
-    /// in half of this core's L2 (the tile loop streams it from there).
+    /// [`super::choice::kernel_capped`] lowers it so that the `kc × nc` panel fills
+    /// half of this core's L2 but at least 1 MiB (`choice::panel_cols`; the
+    /// tile loop streams it from there).
     pub nc: usize,
     pub f: KernelFn<E>,
     pub name: &'static str,
