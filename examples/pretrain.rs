@@ -22,7 +22,8 @@
 //!   quarter turns of each image apart (`augment::rotation_task`), then the
 //!   probe on the encoder;
 //! * `contrastive`: the encoder plus a projection head `Linear(128) → ReLU →
-//!   Linear(64)` trained with [`kiln::loss::NtXent`] on two views of each
+//!   Linear(64)` (`--head bn`: `Linear(128) → BatchNorm1d → ReLU →
+//!   Linear(64)`, as in SimCLR's code) trained with [`kiln::loss::NtXent`] on two views of each
 //!   image (random resized crop of 30–100 % of the area, horizontal flip,
 //!   brightness and contrast jitter), then the probe on the encoder (the
 //!   head is dropped, as in SimCLR);
@@ -83,7 +84,19 @@ kiln::network! {
 }
 
 kiln::network! {
-    /// SimCLR: the encoder and a projection head.
+    /// SimCLR with batch norm in the projection head (`--head bn`:
+    /// `Linear → BatchNorm1d → ReLU → Linear`, as in SimCLR's own code).
+    pub struct SimClrBn {
+        input: [1, 28, 28],
+        enc: Encoder -> [128],
+        proj1: Linear(128), bnh: BatchNorm1d, relu,
+        proj2: Linear(64),
+    }
+}
+
+kiln::network! {
+    /// SimCLR: the encoder and a projection head (`--head plain`, the
+    /// default).
     pub struct SimClr {
         input: [1, 28, 28],
         enc: Encoder -> [128],
@@ -147,6 +160,12 @@ pub struct Args {
     /// NT-Xent's temperature.
     #[arg(long, default_value_t = 0.5)]
     pub temperature: f64,
+    /// The contrastive projection head: `plain` (`Linear(128) → ReLU →
+    /// Linear(64)`, the head of every figure before 2026-12-02's last
+    /// session) or `bn` (`Linear(128) → BatchNorm1d → ReLU → Linear(64)`,
+    /// as SimCLR's own code has it).
+    #[arg(long, default_value = "plain")]
+    pub head: String,
     /// Smallest share of the image's area a contrastive crop keeps.
     #[arg(long, default_value_t = 0.3)]
     pub min_crop: f64,
@@ -407,56 +426,82 @@ impl Pretext for Rotation {
     }
 }
 
-/// SimCLR.
-struct Contrastive {
-    net: SimClr<f32, Cpu>,
-    tape: SimClrTape<f32, Cpu>,
-    grads: SimClrGrads<f32, Cpu>,
-    opt: Adam,
-    loss: NtXent,
-    x: Tensor<S3<1, 28, 28>>,
-    dz: Tensor<S1<64>>,
-    host: Vec<f32>,
-    scratch: Vec<f32>,
-    min_crop: f64,
-    seed: u64,
-}
+/// SimCLR's state for the network `$net` (one struct per head).
+macro_rules! simclr_state {
+    ($name:ident, $net:ident, $tape:ident, $grads:ident) => {
+        /// SimCLR.
+        struct $name {
+            net: $net<f32, Cpu>,
+            tape: $tape<f32, Cpu>,
+            grads: $grads<f32, Cpu>,
+            opt: Adam,
+            loss: NtXent,
+            x: Tensor<S3<1, 28, 28>>,
+            dz: Tensor<S1<64>>,
+            host: Vec<f32>,
+            scratch: Vec<f32>,
+            min_crop: f64,
+            seed: u64,
+        }
 
-impl Pretext for Contrastive {
-    fn step(&mut self, b: &Batch, c: &StepCtx) -> kiln::Result<StepOut> {
-        let n = b.len();
-        // The views of a step depend only on the seed and the step.
-        let mut r = rng(self.seed.wrapping_mul(0x5eed_c1a5) ^ c.step);
-        self.host.resize(2 * n * PIX, 0.0);
-        for v in 0..2 {
-            for k in 0..n {
-                let row = &mut self.host[(v * n + k) * PIX..(v * n + k + 1) * PIX];
-                row.copy_from_slice(&b.x[k * PIX..(k + 1) * PIX]);
-                view(row, self.min_crop, &mut r, &mut self.scratch);
+        impl $name {
+            fn new(a: &Args) -> kiln::Result<Self> {
+                let net = $net::<f32, Cpu>::init(&Cpu, &mut rng(a.seed))?;
+                Ok($name {
+                    tape: net.tape_seeded(a.seed)?,
+                    grads: net.grads()?,
+                    net,
+                    opt: Adam::new(a.lr),
+                    loss: NtXent::new(a.temperature)?,
+                    x: Tensor::empty(&Cpu)?,
+                    dz: Tensor::empty(&Cpu)?,
+                    host: Vec::new(),
+                    scratch: Vec::new(),
+                    min_crop: a.min_crop,
+                    seed: a.seed,
+                })
             }
         }
-        normalise(&mut self.host);
-        self.x.set_batch(2 * n)?;
-        self.x.copy_from_slice(&self.host)?;
-        let z = self.net.forward_train(&self.x, &mut self.tape)?;
-        let loss = self.loss.loss(z, Some(&mut self.dz))? as f64;
-        self.net
-            .backward(&mut self.tape, &self.dz, &mut self.grads)?;
-        self.opt.step(&mut self.net, &self.grads)?;
-        Ok(StepOut {
-            loss,
-            correct: None,
-            stepped: true,
-            lr: self.opt.lr(),
-        })
-    }
-    fn encoder(&self) -> &Encoder<f32, Cpu> {
-        &self.net.enc
-    }
-    fn set_lr(&mut self, lr: f64) {
-        self.opt.set_lr(lr);
-    }
+
+        impl Pretext for $name {
+            fn step(&mut self, b: &Batch, c: &StepCtx) -> kiln::Result<StepOut> {
+                let n = b.len();
+                // The views of a step depend only on the seed and the step.
+                let mut r = rng(self.seed.wrapping_mul(0x5eed_c1a5) ^ c.step);
+                self.host.resize(2 * n * PIX, 0.0);
+                for v in 0..2 {
+                    for k in 0..n {
+                        let row = &mut self.host[(v * n + k) * PIX..(v * n + k + 1) * PIX];
+                        row.copy_from_slice(&b.x[k * PIX..(k + 1) * PIX]);
+                        view(row, self.min_crop, &mut r, &mut self.scratch);
+                    }
+                }
+                normalise(&mut self.host);
+                self.x.set_batch(2 * n)?;
+                self.x.copy_from_slice(&self.host)?;
+                let z = self.net.forward_train(&self.x, &mut self.tape)?;
+                let loss = self.loss.loss(z, Some(&mut self.dz))? as f64;
+                self.net
+                    .backward(&mut self.tape, &self.dz, &mut self.grads)?;
+                self.opt.step(&mut self.net, &self.grads)?;
+                Ok(StepOut {
+                    loss,
+                    correct: None,
+                    stepped: true,
+                    lr: self.opt.lr(),
+                })
+            }
+            fn encoder(&self) -> &Encoder<f32, Cpu> {
+                &self.net.enc
+            }
+            fn set_lr(&mut self, lr: f64) {
+                self.opt.set_lr(lr);
+            }
+        }
+    };
 }
+simclr_state!(Contrastive, SimClr, SimClrTape, SimClrGrads);
+simclr_state!(ContrastiveBn, SimClrBn, SimClrBnTape, SimClrBnGrads);
 
 macro_rules! checkpointed {
     ($t:ty) => {
@@ -481,6 +526,7 @@ macro_rules! checkpointed {
 }
 checkpointed!(Rotation);
 checkpointed!(Contrastive);
+checkpointed!(ContrastiveBn);
 
 /// Pretrains `state` on `train`'s images (labels unread), then probes its
 /// encoder.
@@ -617,23 +663,10 @@ fn method(a: &Args, name: &str, train: &Dataset, test: &Dataset) -> kiln::Result
             };
             pretrain(a, name, state, train, test)
         }
-        "contrastive" => {
-            let net = SimClr::<f32, Cpu>::init(&Cpu, &mut rng(a.seed))?;
-            let state = Contrastive {
-                tape: net.tape_seeded(a.seed)?,
-                grads: net.grads()?,
-                net,
-                opt: Adam::new(a.lr),
-                loss: NtXent::new(a.temperature)?,
-                x: Tensor::empty(&Cpu)?,
-                dz: Tensor::empty(&Cpu)?,
-                host: Vec::new(),
-                scratch: Vec::new(),
-                min_crop: a.min_crop,
-                seed: a.seed,
-            };
-            pretrain(a, name, state, train, test)
-        }
+        "contrastive" => match a.head.as_str() {
+            "bn" => pretrain(a, name, ContrastiveBn::new(a)?, train, test),
+            _ => pretrain(a, name, Contrastive::new(a)?, train, test),
+        },
         "supervised" => {
             let mut net = Supervised::<f32, Cpu>::init(&Cpu, &mut rng(a.seed))?;
             let loader = DataLoader::new(train.clone(), 128)
@@ -688,6 +721,12 @@ pub fn run(args: &Args) -> kiln::Result<Vec<MethodResult>> {
     // Flags that would otherwise fail only after a pretraining.
     cosine_schedule("--lr-schedule", &a.lr_schedule)?;
     cosine_schedule("--probe-schedule", &a.probe_schedule)?;
+    if !matches!(a.head.as_str(), "plain" | "bn") {
+        return Err(kiln::Error::invalid(
+            "--head",
+            format!("`{}`: expected plain or bn", a.head),
+        ));
+    }
     if a.encoder.is_some() && a.method != "probe" {
         return Err(kiln::Error::invalid(
             "--encoder",

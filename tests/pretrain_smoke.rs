@@ -92,5 +92,22 @@ fn pretrain_smoke_run_learns() {
     stray.encoder = Some(saved.join("contrastive_encoder.safetensors"));
     let e = pretrain::run(&stray).unwrap_err().to_string();
     assert!(e.contains("--encoder") && e.contains("--method all"), "{e}");
+    let mut head = args.clone();
+    head.head = "bnn".into();
+    let e = pretrain::run(&head).unwrap_err().to_string();
+    assert!(e.contains("--head") && e.contains("bnn"), "{e}");
+    // The head with batch norm (`--head bn`) trains: its NT-Xent falls as
+    // the default head's does.
+    head.head = "bn".into();
+    head.method = "contrastive".into();
+    head.save_dir = None;
+    let bn = pretrain::run(&head).unwrap();
+    let r = &bn[0];
+    assert_eq!(r.steps, 32);
+    let (first, last) = (mean(&r.losses[..4]), mean(&r.losses[24..]));
+    assert!(last < first - 0.2, "bn head: {first} → {last}");
+    assert!(r.test_acc > 0.5, "bn head: {}", r.test_acc);
+    // A different network from the default's: not the same run twice.
+    assert_ne!(r.losses, out[3].losses);
     let _ = std::fs::remove_dir_all(&saved);
 }
