@@ -14,7 +14,9 @@ use crate::gemm::par::{self};
 use crate::kernels::conv_direct::{self, DirectPass};
 use crate::kernels::cpu_util::{offsets, pieces, valid, PAR_MIN};
 use crate::Cpu;
-use std::any::Any;
+use std::any::{Any, TypeId};
+
+mod narrow;
 
 /// The convolution kernels (im2col, col2im, the NCHW↔CNHW transpose, per-channel bias) of a device, for element type `E`.
 ///
@@ -478,11 +480,25 @@ pub(crate) fn col2im<E: Elem>(
     let (plane, op) = (g.in_plane(), g.out_plane());
     let n = count * op;
     let x = &mut x[first * g.channels * plane..(first + count) * g.channels * plane];
+    // `f32` planes at most 16 wide: one masked vector per row (`narrow`).
+    let narrow = TypeId::of::<E>() == TypeId::of::<f32>() && narrow::applies(g);
     // One piece per image plane (sample b, channel c): it gathers its kh·kw rows.
     pieces(x, plane, |k, dst| {
         let (b, c) = (k / g.channels, k % g.channels);
         if acc == Acc::Set {
             dst.fill(E::zero());
+        }
+        if narrow {
+            // SAFETY: `E` is `f32` (equal `TypeId`s), so these are `f32`
+            // slices of the same lengths.
+            let (cols, dst) = unsafe {
+                (
+                    std::slice::from_raw_parts(cols.as_ptr().cast::<f32>(), cols.len()),
+                    std::slice::from_raw_parts_mut(dst.as_mut_ptr().cast::<f32>(), dst.len()),
+                )
+            };
+            narrow::plane(g, cols, n, b, c, dst);
+            return;
         }
         // At the CPU's widest vectors: the same additions in the same order.
         crate::simd::wide(
@@ -589,15 +605,26 @@ mod tests {
     use crate::simd::testing::{at_baseline_width, bits};
     use rand::Rng;
 
-    /// col2im through [`crate::simd::wide`] gives the baseline width's
+    /// col2im through [`crate::simd::wide`] (and, for `f32` planes at most
+    /// 16 wide on AVX-512, `narrow`'s masked rows) gives the baseline width's
     /// values bit for bit (the same additions in the same order), in f32 and
-    /// f64, for a "same" 3×3 window, a strided one and a dilated one, set and
-    /// accumulated. Under `PAR_MIN`, so on this thread and its kernel cap.
+    /// f64, for "same" 3×3 windows, strided, dilated and unpadded ones, set
+    /// and accumulated. Under `PAR_MIN`, so on this thread and its kernel cap.
     fn col2im_wide_is_bitwise<E: Elem>() {
         let windows = [
             ((17, 19), (3, 3), (1, 1), (1, 1), (1, 1)),
             ((17, 19), (3, 2), (2, 2), (1, 0), (1, 1)),
             ((17, 19), (3, 3), (1, 2), (2, 2), (2, 2)),
+            // Output rows of at most 16 (f32 on AVX-512: `narrow`): the
+            // pretraining's 7×7, an unpadded 5×5 (W2's second layer), a
+            // 16-wide edge, a dilated window, a padding wider than the
+            // reach of some taps, and a stride that falls back.
+            ((7, 7), (3, 3), (1, 1), (1, 1), (1, 1)),
+            ((12, 12), (5, 5), (1, 1), (0, 0), (1, 1)),
+            ((16, 16), (3, 3), (1, 1), (1, 1), (1, 1)),
+            ((9, 11), (3, 3), (1, 1), (2, 2), (2, 2)),
+            ((5, 6), (2, 3), (1, 1), (1, 2), (1, 1)),
+            ((9, 9), (3, 3), (2, 2), (1, 1), (1, 1)),
         ];
         let mut r = crate::rng(5);
         for (hw, k, s, p, d) in windows {
