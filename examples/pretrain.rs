@@ -50,20 +50,27 @@
 //! A budget of work rather than of wall time makes the figures independent
 //! of what else the machine runs (on a shared machine a run takes longer on
 //! the clock, not fewer steps), and of `--threads`.
+//!
+//! This file holds the networks, the flags and the methods; the pretext
+//! tasks and the pretraining loop are in `pretrain/pretext.rs`, the linear
+//! probe in `pretrain/probe.rs`.
 
 use clap::Parser;
-use kiln::checkpoint::Checkpoint;
-use kiln::data::augment::{self, ImageShape};
-use kiln::data::{Batch, DataLoader, Dataset};
-use kiln::loss::NtXent;
+use kiln::data::augment::ImageShape;
+use kiln::data::{DataLoader, Dataset};
 use kiln::prelude::*;
 use kiln::schedule::CosineAnnealingLr;
-use kiln::train::{
-    evaluate, Checkpointed, Classify, Control, Feed, Record, StepCtx, StepOut, Trainer,
-};
+use kiln::train::{evaluate, Classify, Control, Trainer};
 use kiln::Cpu;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::time::Instant;
+
+#[path = "pretrain/pretext.rs"]
+mod pretext;
+#[path = "pretrain/probe.rs"]
+mod probe;
+use pretext::{pretrain, Contrastive, ContrastiveBn, Rotation};
+use probe::{probe, probe_encoder};
 
 const IMG: ImageShape = ImageShape { c: 1, h: 28, w: 28 };
 const PIX: usize = 784;
@@ -243,107 +250,6 @@ fn normalise(x: &mut [f32]) {
     }
 }
 
-/// One SimCLR view of an image in `[0, 1]`, in place.
-fn view(img: &mut [f32], min_crop: f64, r: &mut Rng, scratch: &mut Vec<f32>) {
-    let b = augment::resized_crop_box(IMG, (min_crop, 1.0), (0.75, 4.0 / 3.0), r);
-    augment::resized_crop(img, IMG, b, scratch);
-    if r.random_bool(0.5) {
-        augment::hflip(img, IMG);
-    }
-    if r.random_bool(0.8) {
-        augment::brightness(img, r.random_range(0.6..=1.4));
-        augment::contrast(img, IMG, r.random_range(0.6..=1.4));
-    }
-}
-
-/// The features of `data`'s images (pixels in `[0, 1]`) under `enc` in
-/// evaluation mode, as a dataset with the same labels.
-fn features(enc: &Encoder<f32, Cpu>, data: &Dataset) -> kiln::Result<Dataset> {
-    let mut tape = enc.tape()?;
-    let mut x = Tensor::<S3<1, 28, 28>>::empty(&Cpu)?;
-    let mut out = vec![0f32; data.len() * 128];
-    let mut host = Vec::new();
-    for (k, chunk) in data.x.chunks(500 * PIX).enumerate() {
-        let n = chunk.len() / PIX;
-        host.clear();
-        host.extend_from_slice(chunk);
-        normalise(&mut host);
-        x.set_batch(n)?;
-        x.copy_from_slice(&host)?;
-        let f = enc.forward_with(&x, &mut tape)?;
-        f.copy_to_slice(&mut out[k * 500 * 128..(k * 500 + n) * 128])?;
-    }
-    Ok(Dataset {
-        x: out,
-        y: data.y.clone(),
-        dim: 128,
-    })
-}
-
-/// Standardises every column of `train` and `test` by `train`'s mean and
-/// deviation.
-fn standardise(train: &mut Dataset, test: &mut Dataset) {
-    let d = train.dim;
-    let n = train.len().max(1) as f64;
-    let mut mean = vec![0f64; d];
-    let mut var = vec![0f64; d];
-    for row in train.x.chunks_exact(d) {
-        for (m, &v) in mean.iter_mut().zip(row) {
-            *m += v as f64 / n;
-        }
-    }
-    for row in train.x.chunks_exact(d) {
-        for ((s, &v), m) in var.iter_mut().zip(row).zip(&mean) {
-            *s += (v as f64 - m).powi(2) / n;
-        }
-    }
-    for data in [train, test] {
-        for row in data.x.chunks_exact_mut(d) {
-            for ((v, m), s) in row.iter_mut().zip(&mean).zip(&var) {
-                *v = ((*v as f64 - m) / (s.sqrt() + 1e-6)) as f32;
-            }
-        }
-    }
-}
-
-/// Trains a linear classifier `P` on `train` (standardised here with
-/// `test`) and returns its test accuracy.
-fn probe<const F: usize, P>(
-    a: &Args,
-    mut train: Dataset,
-    mut test: Dataset,
-    tag: &str,
-) -> kiln::Result<f64>
-where
-    P: Layer<f32, Cpu, In = S1<F>, Out = S1<10>> + kiln::Build<f32, Cpu>,
-    P::Config: Default,
-{
-    standardise(&mut train, &mut test);
-    let mut net = P::build(&Cpu, &mut rng(a.seed + 7), Default::default())?;
-    let test = DataLoader::new(test, 1000);
-    let loader = DataLoader::new(train, 256).shuffle(a.seed);
-    let mut trainer = Trainer::new()
-        .epochs(a.probe_epochs)
-        .quiet(true)
-        .validate(&test);
-    if cosine_schedule("--probe-schedule", &a.probe_schedule)? {
-        let steps = (a.probe_epochs * loader.batches_per_epoch() as u64).max(1);
-        trainer = trainer.schedule(CosineAnnealingLr::new(a.probe_lr, steps, 0.0)?);
-    }
-    let report = trainer.fit(
-        &mut net,
-        &mut Adam::new(a.probe_lr),
-        &loader,
-        Classify::new(),
-    )?;
-    let acc = report.last("test_acc").unwrap_or(f64::NAN);
-    println!(
-        "  {tag}: linear probe test accuracy {acc:.4} ({} probe epochs)",
-        a.probe_epochs
-    );
-    Ok(acc)
-}
-
 /// Whether a schedule flag (`--lr-schedule`, `--probe-schedule`) asks for
 /// the cosine: `constant` or `cosine`, anything else an error naming the
 /// flag. [`run`] checks both before any work, so a typo costs no training.
@@ -356,261 +262,6 @@ fn cosine_schedule(flag: &'static str, value: &str) -> kiln::Result<bool> {
             format!("`{other}`: expected constant or cosine"),
         )),
     }
-}
-
-/// The linear probe on `enc`'s features of `train` and `test`.
-fn probe_encoder(
-    a: &Args,
-    enc: &Encoder<f32, Cpu>,
-    train: &Dataset,
-    test: &Dataset,
-    tag: &str,
-) -> kiln::Result<f64> {
-    probe::<128, Probe<f32, Cpu>>(a, features(enc, train)?, features(enc, test)?, tag)
-}
-
-/// What a pretext task trains: its network, optimizer and buffers.
-trait Pretext: Checkpointed {
-    /// One step on a batch of images in `[0, 1]`.
-    fn step(&mut self, b: &Batch, c: &StepCtx) -> kiln::Result<StepOut>;
-    /// The encoder it trains.
-    fn encoder(&self) -> &Encoder<f32, Cpu>;
-    /// Sets the optimizer's learning rate (the budget's cosine schedule).
-    fn set_lr(&mut self, lr: f64);
-}
-
-/// Rotation prediction.
-struct Rotation {
-    net: RotNet<f32, Cpu>,
-    tape: RotNetTape<f32, Cpu>,
-    grads: RotNetGrads<f32, Cpu>,
-    opt: Adam,
-    x: Tensor<S3<1, 28, 28>>,
-    y: Labels<4>,
-    d: Tensor<S1<4>>,
-    host: Vec<f32>,
-    labels: Vec<u32>,
-    scratch: Vec<f32>,
-}
-
-impl Pretext for Rotation {
-    fn step(&mut self, b: &Batch, _: &StepCtx) -> kiln::Result<StepOut> {
-        augment::rotation_task(
-            &b.x,
-            IMG,
-            &mut self.host,
-            &mut self.labels,
-            &mut self.scratch,
-        );
-        normalise(&mut self.host);
-        self.x.set_batch(self.labels.len())?;
-        self.x.copy_from_slice(&self.host)?;
-        self.y.set::<f32>(&self.labels)?;
-        let out = self.net.forward_train(&self.x, &mut self.tape)?;
-        let loss = cross_entropy(out, &self.y, Some(&mut self.d))? as f64;
-        self.net
-            .backward(&mut self.tape, &self.d, &mut self.grads)?;
-        self.opt.step(&mut self.net, &self.grads)?;
-        Ok(StepOut {
-            loss,
-            correct: None,
-            stepped: true,
-            lr: self.opt.lr(),
-        })
-    }
-    fn encoder(&self) -> &Encoder<f32, Cpu> {
-        &self.net.enc
-    }
-    fn set_lr(&mut self, lr: f64) {
-        self.opt.set_lr(lr);
-    }
-}
-
-/// SimCLR's state for the network `$net` (one struct per head).
-macro_rules! simclr_state {
-    ($name:ident, $net:ident, $tape:ident, $grads:ident) => {
-        /// SimCLR.
-        struct $name {
-            net: $net<f32, Cpu>,
-            tape: $tape<f32, Cpu>,
-            grads: $grads<f32, Cpu>,
-            opt: Adam,
-            loss: NtXent,
-            x: Tensor<S3<1, 28, 28>>,
-            dz: Tensor<S1<64>>,
-            host: Vec<f32>,
-            scratch: Vec<f32>,
-            min_crop: f64,
-            seed: u64,
-        }
-
-        impl $name {
-            fn new(a: &Args) -> kiln::Result<Self> {
-                let net = $net::<f32, Cpu>::init(&Cpu, &mut rng(a.seed))?;
-                Ok($name {
-                    tape: net.tape_seeded(a.seed)?,
-                    grads: net.grads()?,
-                    net,
-                    opt: Adam::new(a.lr),
-                    loss: NtXent::new(a.temperature)?,
-                    x: Tensor::empty(&Cpu)?,
-                    dz: Tensor::empty(&Cpu)?,
-                    host: Vec::new(),
-                    scratch: Vec::new(),
-                    min_crop: a.min_crop,
-                    seed: a.seed,
-                })
-            }
-        }
-
-        impl Pretext for $name {
-            fn step(&mut self, b: &Batch, c: &StepCtx) -> kiln::Result<StepOut> {
-                let n = b.len();
-                // The views of a step depend only on the seed and the step.
-                let mut r = rng(self.seed.wrapping_mul(0x5eed_c1a5) ^ c.step);
-                self.host.resize(2 * n * PIX, 0.0);
-                for v in 0..2 {
-                    for k in 0..n {
-                        let row = &mut self.host[(v * n + k) * PIX..(v * n + k + 1) * PIX];
-                        row.copy_from_slice(&b.x[k * PIX..(k + 1) * PIX]);
-                        view(row, self.min_crop, &mut r, &mut self.scratch);
-                    }
-                }
-                normalise(&mut self.host);
-                self.x.set_batch(2 * n)?;
-                self.x.copy_from_slice(&self.host)?;
-                let z = self.net.forward_train(&self.x, &mut self.tape)?;
-                let loss = self.loss.loss(z, Some(&mut self.dz))? as f64;
-                self.net
-                    .backward(&mut self.tape, &self.dz, &mut self.grads)?;
-                self.opt.step(&mut self.net, &self.grads)?;
-                Ok(StepOut {
-                    loss,
-                    correct: None,
-                    stepped: true,
-                    lr: self.opt.lr(),
-                })
-            }
-            fn encoder(&self) -> &Encoder<f32, Cpu> {
-                &self.net.enc
-            }
-            fn set_lr(&mut self, lr: f64) {
-                self.opt.set_lr(lr);
-            }
-        }
-    };
-}
-simclr_state!(Contrastive, SimClr, SimClrTape, SimClrGrads);
-simclr_state!(ContrastiveBn, SimClrBn, SimClrBnTape, SimClrBnGrads);
-
-macro_rules! checkpointed {
-    ($t:ty) => {
-        impl Checkpointed for $t {
-            fn problems(&self, c: &Checkpoint) -> Vec<String> {
-                c.training_part_problems("model", &self.net)
-            }
-            fn save_to(&self, c: &mut Checkpoint) -> kiln::Result<()> {
-                c.add_training_part("model", &self.net, &self.opt, &self.tape.ctx.rng)
-            }
-            fn load_from(&mut self, c: &Checkpoint, path: &Path) -> kiln::Result<()> {
-                c.load_training_part(
-                    "model",
-                    &mut self.net,
-                    &mut self.opt,
-                    &mut self.tape.ctx.rng,
-                    path,
-                )
-            }
-        }
-    };
-}
-checkpointed!(Rotation);
-checkpointed!(Contrastive);
-checkpointed!(ContrastiveBn);
-
-/// Pretrains `state` on `train`'s images (labels unread), then probes its
-/// encoder.
-fn pretrain<P: Pretext>(
-    a: &Args,
-    method: &str,
-    mut state: P,
-    train: &Dataset,
-    test: &Dataset,
-) -> kiln::Result<MethodResult> {
-    let unlabelled = DataLoader::new(train.clone(), a.batch)
-        .shuffle(a.seed)
-        .drop_last(true);
-    let (start, cpu0) = (Instant::now(), kiln::train::cpu_secs());
-    let budget = a.budget_cpu_mins * 60.0;
-    let losses = std::cell::RefCell::new(Vec::new());
-    let mut since = 0;
-    let cosine = cosine_schedule("--lr-schedule", &a.lr_schedule)?;
-    let used = || match (kiln::train::cpu_secs(), cpu0) {
-        (Some(c1), Some(c0)) => c1 - c0,
-        _ => start.elapsed().as_secs_f64() * kiln::cpu::threads() as f64,
-    };
-    let steps_total = (a.epochs * unlabelled.batches_per_epoch() as u64).max(1);
-    let report = Trainer::new()
-        .epochs(a.epochs)
-        .quiet(true)
-        .on_step(|_| {
-            Ok(if used() > budget {
-                println!(
-                    "  {method}: budget of {} CPU-minutes reached",
-                    a.budget_cpu_mins
-                );
-                Control::Stop
-            } else {
-                Control::Continue
-            })
-        })
-        .run(
-            &mut state,
-            Feed::Loader(&unlabelled),
-            &mut |s: &mut P, b: &Batch, c: &StepCtx| {
-                if cosine {
-                    // The share of the run done: of the CPU budget, or of
-                    // the epochs if they end first.
-                    let done = (used() / budget).max(c.step as f64 / steps_total as f64);
-                    s.set_lr(0.5 * a.lr * (1.0 + (std::f64::consts::PI * done.min(1.0)).cos()));
-                }
-                let out = s.step(b, c)?;
-                losses.borrow_mut().push(out.loss);
-                Ok(out)
-            },
-            &mut |_: &mut P, rec: &mut Record| {
-                let losses = losses.borrow();
-                let recent = &losses[since..];
-                since = losses.len();
-                println!(
-                    "  {method}: epoch {}: pretext loss {:.4} ({:.0} s)",
-                    rec.epoch,
-                    recent.iter().sum::<f64>() / recent.len().max(1) as f64,
-                    start.elapsed().as_secs_f64()
-                );
-                Ok(())
-            },
-        )?;
-    let pretrain_secs = start.elapsed().as_secs_f64();
-    let pretrain_cpu_secs = kiln::train::cpu_secs().zip(cpu0).map(|(c1, c0)| c1 - c0);
-    let t = Instant::now();
-    let enc = state.encoder();
-    if let Some(dir) = &a.save_dir {
-        // `run` created the directory before any pretraining.
-        let path = dir.join(format!("{method}_encoder.safetensors"));
-        kiln::checkpoint::save(enc, &path)?;
-        println!("  {method}: encoder saved to {}", path.display());
-    }
-    let test_acc = probe_encoder(a, enc, train, test, method)?;
-    Ok(MethodResult {
-        method: method.into(),
-        test_acc,
-        losses: losses.into_inner(),
-        steps: report.steps,
-        pretrain_secs,
-        probe_secs: t.elapsed().as_secs_f64(),
-        pretrain_cpu_secs,
-    })
 }
 
 /// One method, by name.
@@ -647,22 +298,7 @@ fn method(a: &Args, name: &str, train: &Dataset, test: &Dataset) -> kiln::Result
             let acc = probe_encoder(a, &enc, train, test, name)?;
             Ok(simple(acc, 0, 0.0))
         }
-        "rotation" => {
-            let net = RotNet::<f32, Cpu>::init(&Cpu, &mut rng(a.seed))?;
-            let state = Rotation {
-                tape: net.tape_seeded(a.seed)?,
-                grads: net.grads()?,
-                net,
-                opt: Adam::new(a.lr),
-                x: Tensor::empty(&Cpu)?,
-                y: Labels::empty::<f32>(&Cpu)?,
-                d: Tensor::empty(&Cpu)?,
-                host: Vec::new(),
-                labels: Vec::new(),
-                scratch: Vec::new(),
-            };
-            pretrain(a, name, state, train, test)
-        }
+        "rotation" => pretrain(a, name, Rotation::new(a)?, train, test),
         "contrastive" => match a.head.as_str() {
             "bn" => pretrain(a, name, ContrastiveBn::new(a)?, train, test),
             _ => pretrain(a, name, Contrastive::new(a)?, train, test),
