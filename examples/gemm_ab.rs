@@ -36,6 +36,19 @@
 //! cargo run --release --example gemm_ab -- --threads 2 --rounds 15 --fused
 //! ```
 
+//! With `--floor` it times the products of one `char_lstm` training step
+//! (the bench's W6: batch 32, 100 steps, two 512-unit layers on 64 then 512
+//! inputs, the 84-way head over all 3,200 rows) alone, called as the layers
+//! call them (the same shapes, strides and packing, in the step's order),
+//! with no element-wise work between them: the time a W6 step would take if
+//! everything but its products were free, by group (the per-step products
+//! of 32 rows, the products over all 3,200 rows, packing `W_hh`), each
+//! group's rate as a share of the FMA peak.
+//!
+//! ```sh
+//! cargo run --release --example gemm_ab -- --threads 2 --rounds 9 --floor
+//! ```
+
 //! With `--wide` it times, interleaved, the element-wise functions'
 //! forward and backward passes (`act_fwd`, `act_bwd`) over `char_gpt`'s MLP
 //! activations (768×512) at the baseline vector width (the cap at
@@ -333,6 +346,173 @@ fn wide_ab(rounds: usize) {
     }
 }
 
+/// `--floor`: one W6 step's products alone, in the step's order, by group;
+/// the medians over rounds of each group's total.
+fn floor_w6(rounds: usize, threads: usize) {
+    const B: usize = 32;
+    const T: usize = 100;
+    const H: usize = 512;
+    const G: usize = 4 * H;
+    const V: usize = 84;
+    let rows = B * T;
+    let vals = |len: usize, s: usize| -> Vec<f32> {
+        (0..len)
+            .map(|i| ((i * s % 13) as f32 - 6.0) * 0.01)
+            .collect()
+    };
+    // Each layer's input, W_ih and ∂W_ih, ∂x (input widths 64 and 512).
+    let mut layers: Vec<_> = [64usize, 512]
+        .iter()
+        .map(|&i| {
+            (
+                i,
+                vals(rows * i, 7),
+                vals(G * i, 5),
+                vec![0.0f32; G * i],
+                vec![0.0f32; rows * i],
+            )
+        })
+        .collect();
+    let (mut gates, dgates, y) = (vals(rows * G, 3), vals(rows * G, 5), vals(rows * H, 7));
+    let (whh, mut dwhh, mut dh) = (vals(G * H, 11), vec![0.0f32; G * H], vec![0.0f32; B * H]);
+    let mut packed = PackedB::new();
+    let (head_w, mut head_dw) = (vals(V * H, 5), vec![0.0f32; V * H]);
+    let (mut logits, dlogits, mut dy) = (
+        vec![0.0f32; rows * V],
+        vals(rows * V, 3),
+        vec![0.0f32; rows * H],
+    );
+    // (seconds, FLOPs) of each group, per round: 0 the 32-row step products,
+    // 1 the products over all rows, 2 packing W_hh.
+    let mut per_round: Vec<[(f64, f64); 3]> = Vec::new();
+    let timed = |acc: &mut (f64, f64), flops: usize, f: &mut dyn FnMut()| {
+        let s = Instant::now();
+        f();
+        acc.0 += s.elapsed().as_secs_f64();
+        acc.1 += 2.0 * flops as f64;
+    };
+    let gemm = |g: Gemm, a: &Vec<f32>, b: &Vec<f32>, c: &mut Vec<f32>| {
+        Backend::<f32>::gemm(&Cpu, &g, a, b, c).unwrap()
+    };
+    let macs = |g: &Gemm| g.m * g.n * g.k;
+    for round in 0..=rounds {
+        let mut acc = [(0.0, 0.0); 3];
+        for (i, x, w_ih, dw_ih, dx) in layers.iter_mut() {
+            let i = *i;
+            // Forward: the input product over every row, then the steps.
+            let g = Gemm::dense(rows, G, i, false, true);
+            timed(&mut acc[1], macs(&g), &mut || gemm(g, x, w_ih, &mut gates));
+            let g = Gemm::dense(B, G, H, false, true);
+            timed(&mut acc[2], 0, &mut || {
+                Backend::<f32>::pack_gemm_b(&Cpu, &g, &whh, &mut packed).unwrap()
+            });
+            timed(&mut acc[0], (T - 1) * macs(&g), &mut || {
+                for t in 1..T {
+                    let g = Gemm {
+                        a_off: (t - 1) * H,
+                        lda: T * H,
+                        c_off: t * G,
+                        ldc: T * G,
+                        ..g
+                    }
+                    .acc(Acc::Add);
+                    Backend::<f32>::gemm_packed_b(&Cpu, &g, &y, &whh, &packed, &mut gates).unwrap();
+                }
+            });
+            // Backward: the steps, then the weight and input gradients.
+            let g = Gemm::dense(B, H, G, false, false);
+            timed(&mut acc[2], 0, &mut || {
+                Backend::<f32>::pack_gemm_b(&Cpu, &g, &whh, &mut packed).unwrap()
+            });
+            timed(&mut acc[0], (T - 1) * macs(&g), &mut || {
+                for t in (1..T).rev() {
+                    let g = Gemm {
+                        a_off: t * G,
+                        lda: T * G,
+                        ..g
+                    };
+                    Backend::<f32>::gemm_packed_b(&Cpu, &g, &dgates, &whh, &packed, &mut dh)
+                        .unwrap();
+                }
+            });
+            let g = Gemm::dense(G, i, rows, true, false);
+            timed(&mut acc[1], macs(&g), &mut || gemm(g, &dgates, x, dw_ih));
+            let g = Gemm::dense(G, H, rows, true, false);
+            timed(&mut acc[1], macs(&g), &mut || {
+                gemm(g, &dgates, &y, &mut dwhh)
+            });
+            let g = Gemm::dense(rows, i, G, false, false);
+            timed(&mut acc[1], macs(&g), &mut || gemm(g, &dgates, w_ih, dx));
+        }
+        // The head over every row: forward, weight and input gradients.
+        let g = Gemm::dense(rows, V, H, false, true);
+        timed(&mut acc[1], macs(&g), &mut || {
+            gemm(g, &y, &head_w, &mut logits)
+        });
+        let g = Gemm::dense(V, H, rows, true, false);
+        timed(&mut acc[1], macs(&g), &mut || {
+            gemm(g, &dlogits, &y, &mut head_dw)
+        });
+        let g = Gemm::dense(rows, H, V, false, false);
+        timed(&mut acc[1], macs(&g), &mut || {
+            gemm(g, &dlogits, &head_w, &mut dy)
+        });
+        if round > 0 {
+            per_round.push(acc); // round 0 warms up
+        }
+    }
+    let peak = kiln::cpu::fma_peak_gflops(kiln::cpu::gemm_kernel_isa::<f32>(), threads)
+        .unwrap_or(f64::NAN);
+    println!("FMA peak ({threads} threads): {peak:.1} GFLOP/s");
+    println!("| group | time per step (median; min–max) | GFLOP | GFLOP/s | share of the peak |");
+    println!("|---|---|---|---|---|");
+    let row = |label: &str, mut t: Vec<f64>, flops: f64| {
+        let (lo, hi) = t
+            .iter()
+            .fold((f64::MAX, 0.0f64), |(l, h), &x| (l.min(x), h.max(x)));
+        let tm = median(&mut t);
+        let rate = flops / tm / 1e9;
+        if flops > 0.0 {
+            println!(
+                "| {label} | {:.1} ms ({:.1}–{:.1}) | {:.2} | {rate:.0} | {:.0} % |",
+                tm * 1e3,
+                lo * 1e3,
+                hi * 1e3,
+                flops / 1e9,
+                100.0 * rate / peak
+            );
+        } else {
+            println!(
+                "| {label} | {:.1} ms ({:.1}–{:.1}) | – | – | – |",
+                tm * 1e3,
+                lo * 1e3,
+                hi * 1e3
+            );
+        }
+    };
+    let labels = [
+        "per-step products, 32 rows (h·W_hhᵀ, δ·W_hh; 4 × 99 calls)",
+        "products over all 3,200 rows (input, ∂W_ih, ∂W_hh, ∂x, head)",
+        "packing W_hh (4 times)",
+    ];
+    for (k, label) in labels.iter().enumerate() {
+        row(
+            label,
+            per_round.iter().map(|a| a[k].0).collect(),
+            per_round[0][k].1,
+        );
+    }
+    row(
+        "**all the step's products**",
+        per_round
+            .iter()
+            .map(|a| a.iter().map(|g| g.0).sum())
+            .collect(),
+        per_round[0].iter().map(|g| g.1).sum(),
+    );
+    std::hint::black_box((&layers, &dwhh, &dh, &head_dw, &logits, &dy));
+}
+
 fn main() {
     let threads = arg("--threads", 2);
     let rounds = arg("--rounds", 5);
@@ -352,6 +532,15 @@ fn main() {
             gemm_kernel_name::<f32>()
         );
         packed_ab(rounds);
+        return;
+    }
+    if std::env::args().any(|a| a == "--floor") {
+        let load = std::fs::read_to_string("/proc/loadavg").unwrap_or_default();
+        println!(
+            "gemm_ab --floor: {threads} threads, {rounds} rounds, `{}`; load {load}",
+            gemm_kernel_name::<f32>()
+        );
+        floor_w6(rounds, threads);
         return;
     }
     if std::env::args().any(|a| a == "--fused") {
