@@ -60,7 +60,7 @@
 
 #[path = "common/ab.rs"]
 mod ab;
-use ab::{arg, median, time_fn};
+use ab::{arg, median, min_max, time_fn, vals};
 use kiln::cpu::{elementwise_isa, gemm_kernel_name, set_gemm_kernel_cap, GemmIsa};
 use kiln::prelude::*;
 use kiln::{Act, Gemm, PackedB};
@@ -83,9 +83,7 @@ const SHAPES: &[(&str, usize, usize, usize, bool, bool)] = &[
 /// Median and fastest seconds of one product over `reps` calls (after one
 /// warm-up call).
 fn time(m: usize, n: usize, k: usize, ta: bool, tb: bool, reps: usize) -> (f64, f64) {
-    let a: Vec<f32> = (0..m * k)
-        .map(|i| ((i * 7 % 13) as f32 - 6.0) * 0.01)
-        .collect();
+    let a = vals(m * k, 7);
     let b: Vec<f32> = (0..k * n)
         .map(|i| ((i * 5 % 11) as f32 - 5.0) * 0.01)
         .collect();
@@ -108,11 +106,6 @@ fn time(m: usize, n: usize, k: usize, ta: bool, tb: bool, reps: usize) -> (f64, 
 /// and `∂L/∂W_hh` per sample and in one product; median over rounds of each
 /// round's median.
 fn packed_ab(rounds: usize) {
-    let vals = |len: usize, s: usize| -> Vec<f32> {
-        (0..len)
-            .map(|i| ((i * s % 13) as f32 - 6.0) * 0.01)
-            .collect()
-    };
     let w = vals(2048 * 512, 5);
     let mut rows: Vec<(String, Vec<f64>, Vec<f64>)> = Vec::new();
     let mut pack_t = Vec::new();
@@ -186,9 +179,7 @@ fn packed_ab(rounds: usize) {
     println!("|---|---|---|---|");
     for (label, before, after) in &rows {
         let r: Vec<f64> = before.iter().zip(after).map(|(b, a)| a / b).collect();
-        let (lo, hi) = r
-            .iter()
-            .fold((f64::MAX, 0.0f64), |(l, h), &x| (l.min(x), h.max(x)));
+        let (lo, hi) = min_max(&r);
         println!(
             "| {label} | {:.1} µs | {:.1} µs | **{:.2}×** ({lo:.2}–{hi:.2}) |",
             median(&mut before.clone()) * 1e6,
@@ -205,11 +196,6 @@ fn packed_ab(rounds: usize) {
 /// `--fused`: a dense layer's forward and its activation unfused (three
 /// passes) and fused (one call); median over rounds of each round's median.
 fn fused_ab(rounds: usize) {
-    let vals = |len: usize, s: usize| -> Vec<f32> {
-        (0..len)
-            .map(|i| ((i * s % 13) as f32 - 6.0) * 0.01)
-            .collect()
-    };
     // (label, batch rows, out, in, function)
     let shapes: [(&str, usize, usize, usize, Act); 4] = [
         ("W1 fc1 + ReLU", 128, 256, 784, Act::Relu),
@@ -272,9 +258,7 @@ fn fused_ab(rounds: usize) {
     println!("|---|---|---|---|---|---|");
     for ((&(label, m, n, k, _), (before, after)), t2) in shapes.iter().zip(&rows).zip(&alone) {
         let r: Vec<f64> = before.iter().zip(after).map(|(b, a)| a / b).collect();
-        let (lo, hi) = r
-            .iter()
-            .fold((f64::MAX, 0.0f64), |(l, h), &x| (l.min(x), h.max(x)));
+        let (lo, hi) = min_max(&r);
         println!(
             "| {label} | {m}×{n}×{k} | {:.1} µs | {:.1} µs | {:.1} µs | **{:.3}×** ({lo:.2}–{hi:.2}) |",
             median(&mut t2.clone()) * 1e6,
@@ -292,7 +276,7 @@ fn wide_ab(rounds: usize) {
     let x: Vec<f32> = (0..n)
         .map(|i| ((i * 7 % 101) as f32 - 50.0) * 0.06)
         .collect();
-    let dy: Vec<f32> = (0..n).map(|i| ((i * 5 % 13) as f32 - 6.0) * 0.01).collect();
+    let dy = vals(n, 5);
     let fs = [
         ("GELU (erf)", Act::Gelu),
         ("GELU (tanh)", Act::GeluTanh),
@@ -355,11 +339,6 @@ fn floor_w6(rounds: usize, threads: usize) {
     const G: usize = 4 * H;
     const V: usize = 84;
     let rows = B * T;
-    let vals = |len: usize, s: usize| -> Vec<f32> {
-        (0..len)
-            .map(|i| ((i * s % 13) as f32 - 6.0) * 0.01)
-            .collect()
-    };
     // Each layer's input, W_ih and ∂W_ih, ∂x (input widths 64 and 512).
     let mut layers: Vec<_> = [64usize, 512]
         .iter()
@@ -467,9 +446,7 @@ fn floor_w6(rounds: usize, threads: usize) {
     println!("| group | time per step (median; min–max) | GFLOP | GFLOP/s | share of the peak |");
     println!("|---|---|---|---|---|");
     let row = |label: &str, mut t: Vec<f64>, flops: f64| {
-        let (lo, hi) = t
-            .iter()
-            .fold((f64::MAX, 0.0f64), |(l, h), &x| (l.min(x), h.max(x)));
+        let (lo, hi) = min_max(&t);
         let tm = median(&mut t);
         let rate = flops / tm / 1e9;
         if flops > 0.0 {
@@ -578,9 +555,7 @@ fn main() {
         let ratios: Vec<f64> = (0..rounds)
             .map(|r| times[s][0][r] / times[s][1][r])
             .collect();
-        let (lo, hi) = ratios
-            .iter()
-            .fold((f64::MAX, 0.0f64), |(l, h), &x| (l.min(x), h.max(x)));
+        let (lo, hi) = min_max(&ratios);
         let w = median(&mut times[s][0].clone());
         let a = median(&mut times[s][1].clone());
         let gf = |t: f64| 2.0 * (m * n * k) as f64 / t / 1e9;
