@@ -5,7 +5,8 @@
 //! probe beats chance by far, the report's shape, that a saved encoder
 //! probed alone (`--method probe`) gives the same accuracy, that
 //! `--validate` refuses too few training images, and that flags read only
-//! after pretraining are checked before it.
+//! after pretraining are checked before it; and that the probe's default
+//! readout (`--readout avg-max`) pools the encoder's own last map.
 //!
 //! Needs `data/fashion-mnist/` (`scripts/fetch-fashion-mnist`, run by
 //! `scripts/test`): without it the test fails when `CI=true` and is skipped
@@ -92,6 +93,10 @@ fn pretrain_smoke_run_learns() {
     stray.encoder = Some(saved.join("contrastive_encoder.safetensors"));
     let e = pretrain::run(&stray).unwrap_err().to_string();
     assert!(e.contains("--encoder") && e.contains("--method all"), "{e}");
+    let mut readout = args.clone();
+    readout.readout = "max".into();
+    let e = pretrain::run(&readout).unwrap_err().to_string();
+    assert!(e.contains("--readout") && e.contains("max"), "{e}");
     let mut head = args.clone();
     head.head = "bnn".into();
     let e = pretrain::run(&head).unwrap_err().to_string();
@@ -110,4 +115,66 @@ fn pretrain_smoke_run_learns() {
     // A different network from the default's: not the same run twice.
     assert_ne!(r.losses, out[3].losses);
     let _ = std::fs::remove_dir_all(&saved);
+}
+
+kiln::network! {
+    /// The encoder's last map, whole: what `AvgMax` pools.
+    struct Map {
+        input: [1, 28, 28],
+        c1: Conv2d(32, kernel = 3, padding = 1, bias = false), bn1: BatchNorm2d, relu, p1: MaxPool2d(2),
+        c2: Conv2d(64, kernel = 3, padding = 1, bias = false), bn2: BatchNorm2d, relu, p2: MaxPool2d(2),
+        c3: Conv2d(128, kernel = 3, padding = 1, bias = false), bn3: BatchNorm2d, relu,
+        flatten,
+    }
+}
+
+/// `--readout avg-max` reads the encoder's own weights and batch norm
+/// statistics: its first 128 features are the encoder's output (the
+/// global average of each channel of the last map) and the next 128 the
+/// maximum of each channel, computed here from the whole map.
+#[test]
+fn avg_max_readout_pools_the_encoders_map() {
+    use kiln::prelude::*;
+    use kiln::Cpu;
+    let mut enc = pretrain::Encoder::<f32, Cpu>::init(&Cpu, &mut rng(3)).unwrap();
+    // Batch norm statistics away from their initial 0 and 1, so that a
+    // readout that failed to copy them would differ.
+    let mut x = Tensor::<S3<1, 28, 28>>::empty(&Cpu).unwrap();
+    let mut r = rng(5);
+    let pixels: Vec<f32> = (0..6 * 784).map(|_| r.random_range(-1.0f32..2.0)).collect();
+    x.set_batch(6).unwrap();
+    x.copy_from_slice(&pixels).unwrap();
+    let mut tape = enc.tape().unwrap();
+    for _ in 0..3 {
+        enc.forward_train(&x, &mut tape).unwrap();
+    }
+    let avg_max = pretrain::avg_max(&enc).unwrap();
+    let mut map = Map::<f32, Cpu>::init(&Cpu, &mut rng(9)).unwrap();
+    let mut w = kiln::checkpoint::Checkpoint::new();
+    w.add_module("", &enc).unwrap();
+    w.load_module("", &mut map, std::path::Path::new("enc"))
+        .unwrap();
+    let gap = enc.forward(&x).unwrap().to_vec().unwrap();
+    let both = avg_max.forward(&x).unwrap().to_vec().unwrap();
+    let whole = map.forward(&x).unwrap().to_vec().unwrap();
+    for s in 0..6 {
+        for c in 0..128 {
+            let plane = &whole[s * 6272 + c * 49..s * 6272 + (c + 1) * 49];
+            let max = plane.iter().copied().fold(f32::MIN, f32::max);
+            let mean = plane.iter().sum::<f32>() / 49.0;
+            assert_eq!(
+                both[s * 256 + c],
+                gap[s * 128 + c],
+                "sample {s}, channel {c}"
+            );
+            assert!(
+                (both[s * 256 + c] - mean).abs() < 1e-5,
+                "sample {s}, channel {c}"
+            );
+            assert_eq!(both[s * 256 + 128 + c], max, "sample {s}, channel {c}");
+        }
+    }
+    // Not the encoder at its initialisation: the statistics moved.
+    let fresh = pretrain::Encoder::<f32, Cpu>::init(&Cpu, &mut rng(3)).unwrap();
+    assert_ne!(fresh.forward(&x).unwrap().to_vec().unwrap(), gap);
 }

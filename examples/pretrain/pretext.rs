@@ -77,7 +77,7 @@ impl Rotation {
             tape: net.tape_seeded(a.seed)?,
             grads: net.grads()?,
             net,
-            opt: Adam::new(a.lr),
+            opt: Adam::new(a.rate("rotation")),
             x: Tensor::empty(&Cpu)?,
             y: Labels::empty::<f32>(&Cpu)?,
             d: Tensor::empty(&Cpu)?,
@@ -135,7 +135,7 @@ macro_rules! simclr_state {
                     tape: net.tape_seeded(a.seed)?,
                     grads: net.grads()?,
                     net,
-                    opt: Adam::new(a.lr),
+                    opt: Adam::new(a.rate("contrastive")),
                     loss: NtXent::new(a.temperature)?,
                     x: Tensor::empty(&Cpu)?,
                     dz: Tensor::empty(&Cpu)?,
@@ -255,7 +255,9 @@ pub(super) fn pretrain<P: Pretext>(
                     // The share of the run done: of the CPU budget, or of
                     // the epochs if they end first.
                     let done = (used() / budget).max(c.step as f64 / steps_total as f64);
-                    s.set_lr(0.5 * a.lr * (1.0 + (std::f64::consts::PI * done.min(1.0)).cos()));
+                    s.set_lr(
+                        0.5 * a.rate(method) * (1.0 + (std::f64::consts::PI * done.min(1.0)).cos()),
+                    );
                 }
                 let out = s.step(b, c)?;
                 losses.borrow_mut().push(out.loss);

@@ -1,36 +1,44 @@
 //! The linear probe of `examples/pretrain.rs`: an encoder's features of
-//! every image (evaluation mode), standardised with the training set's mean
+//! every image (evaluation mode; `--readout`: the global average pooling, or
+//! the average and the maximum of the last map), standardised with the training set's mean
 //! and deviation per feature, and one `Linear(10)` trained on them with the
 //! labels (`--probe-epochs`, `--probe-lr`, `--probe-schedule`).
 
-use super::{cosine_schedule, normalise, Args, Encoder, Probe, PIX};
+use super::{cosine_schedule, normalise, Args, AvgMax, Encoder, Probe, ProbeAvgMax, PIX};
+use kiln::checkpoint::Checkpoint;
 use kiln::data::{DataLoader, Dataset};
 use kiln::prelude::*;
 use kiln::schedule::CosineAnnealingLr;
 use kiln::train::{Classify, Trainer};
 use kiln::Cpu;
+use std::path::Path;
 
-/// The features of `data`'s images (pixels in `[0, 1]`) under `enc` in
+/// The `F` features of `data`'s images (pixels in `[0, 1]`) under `enc` in
 /// evaluation mode, as a dataset with the same labels.
-pub(super) fn features(enc: &Encoder<f32, Cpu>, data: &Dataset) -> kiln::Result<Dataset> {
-    let mut tape = enc.tape()?;
+fn features<const F: usize, M>(enc: &M, data: &Dataset) -> kiln::Result<Dataset>
+where
+    M: Layer<f32, Cpu, In = S3<1, 28, 28>, Out = S1<F>>,
+{
+    const CHUNK: usize = 500;
+    let mut cache = enc.cache()?;
     let mut x = Tensor::<S3<1, 28, 28>>::empty(&Cpu)?;
-    let mut out = vec![0f32; data.len() * 128];
+    let mut y = Tensor::<S1<F>>::empty(&Cpu)?;
+    let mut out = vec![0f32; data.len() * F];
     let mut host = Vec::new();
-    for (k, chunk) in data.x.chunks(500 * PIX).enumerate() {
+    for (k, chunk) in data.x.chunks(CHUNK * PIX).enumerate() {
         let n = chunk.len() / PIX;
         host.clear();
         host.extend_from_slice(chunk);
         normalise(&mut host);
         x.set_batch(n)?;
         x.copy_from_slice(&host)?;
-        let f = enc.forward_with(&x, &mut tape)?;
-        f.copy_to_slice(&mut out[k * 500 * 128..(k * 500 + n) * 128])?;
+        enc.forward(&x, &mut y, &mut cache)?;
+        y.copy_to_slice(&mut out[k * CHUNK * F..(k * CHUNK + n) * F])?;
     }
     Ok(Dataset {
         x: out,
         y: data.y.clone(),
-        dim: 128,
+        dim: F,
     })
 }
 
@@ -98,7 +106,10 @@ where
     Ok(acc)
 }
 
-/// The linear probe on `enc`'s features of `train` and `test`.
+/// The linear probe on `enc`'s features of `train` and `test`, read as
+/// `--readout` says: `gap`, the encoder's output (128); `avg-max`, its last
+/// block's map pooled by average and by maximum ([`AvgMax`], 256), with the
+/// encoder's weights copied in by name.
 pub(super) fn probe_encoder(
     a: &Args,
     enc: &Encoder<f32, Cpu>,
@@ -106,5 +117,24 @@ pub(super) fn probe_encoder(
     test: &Dataset,
     tag: &str,
 ) -> kiln::Result<f64> {
-    probe::<128, Probe<f32, Cpu>>(a, features(enc, train)?, features(enc, test)?, tag)
+    if a.readout == "gap" {
+        return probe::<128, Probe<f32, Cpu>>(a, features(enc, train)?, features(enc, test)?, tag);
+    }
+    let avg_max = avg_max(enc)?;
+    probe::<256, ProbeAvgMax<f32, Cpu>>(
+        a,
+        features(&avg_max, train)?,
+        features(&avg_max, test)?,
+        tag,
+    )
+}
+
+/// The [`AvgMax`] view of `enc`: the same layers with its weights and batch
+/// norm statistics, copied by name.
+pub fn avg_max(enc: &Encoder<f32, Cpu>) -> kiln::Result<AvgMax<f32, Cpu>> {
+    let mut weights = Checkpoint::new();
+    weights.add_module("", enc)?;
+    let mut out = AvgMax::<f32, Cpu>::init(&Cpu, &mut rng(0))?;
+    weights.load_module("", &mut out, Path::new("(the encoder in memory)"))?;
+    Ok(out)
 }
