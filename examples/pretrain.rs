@@ -37,11 +37,12 @@
 //!   pretraining again.
 //!
 //! The encoder: three 3×3 convolutions (32, 64, 128 channels), each followed
-//! by batch norm and ReLU, 2×2 max pooling after the first two, global
-//! average pooling: 128 features, which the pretext heads read. The probe
+//! by batch norm and ReLU, 2×2 max pooling after the first two (the
+//! network [`Trunk`]), global average pooling: 128 features, which the
+//! pretext heads read. The probe
 //! reads (`--readout avg-max`, the default) the last block's 128 × 7 × 7
 //! map pooled two ways, its average and its maximum per channel (256
-//! features, the network [`AvgMax`] with the encoder's weights), or
+//! features, the network [`AvgMax`] with the encoder's trunk), or
 //! (`--readout gap`) the encoder's 128 outputs; standardised
 //! with the training set's mean and deviation per feature, it trains
 //! `Linear(10)` with Adam (`--probe-epochs`, `--probe-lr`, `--probe-schedule`,
@@ -85,28 +86,34 @@ const MEAN: f32 = 0.2860;
 const STD: f32 = 0.3530;
 
 kiln::network! {
-    /// The encoder: conv–BN–ReLU ×3 (32, 64, 128 channels), max pooling
-    /// after the first two, global average pooling: 128 features.
-    pub struct Encoder {
+    /// The encoder's convolutions: conv–BN–ReLU ×3 (32, 64, 128 channels),
+    /// max pooling after the first two: a 128 × 7 × 7 map.
+    pub struct Trunk {
         input: [1, 28, 28],
         c1: Conv2d(32, kernel = 3, padding = 1, bias = false), bn1: BatchNorm2d, relu, p1: MaxPool2d(2),
         c2: Conv2d(64, kernel = 3, padding = 1, bias = false), bn2: BatchNorm2d, relu, p2: MaxPool2d(2),
         c3: Conv2d(128, kernel = 3, padding = 1, bias = false), bn3: BatchNorm2d, relu,
+    }
+}
+
+kiln::network! {
+    /// The encoder: the [`Trunk`] and global average pooling, 128 features
+    /// (what the pretext heads read).
+    pub struct Encoder {
+        input: [1, 28, 28],
+        trunk: Trunk -> [128, 7, 7],
         gap: GlobalAvgPool,
     }
 }
 
 kiln::network! {
     /// What the probe reads with `--readout avg-max` (the default): the
-    /// encoder's layers (the same names, so [`probe::probe_encoder`] copies
-    /// an [`Encoder`]'s weights into it), the last block's 128 × 7 × 7 map
-    /// pooled two ways, the average and the maximum of each channel: 256
-    /// features (fastai's `AdaptiveConcatPool2d`).
+    /// [`Trunk`]'s map pooled two ways, the average and the maximum of each
+    /// channel, 256 features (fastai's `AdaptiveConcatPool2d`);
+    /// [`probe::avg_max`] copies an [`Encoder`]'s trunk into it.
     pub struct AvgMax {
         input x: [1, 28, 28],
-        let m = x |> c1: Conv2d(32, kernel = 3, padding = 1, bias = false) |> bn1: BatchNorm2d |> relu |> p1: MaxPool2d(2)
-                  |> c2: Conv2d(64, kernel = 3, padding = 1, bias = false) |> bn2: BatchNorm2d |> relu |> p2: MaxPool2d(2)
-                  |> c3: Conv2d(128, kernel = 3, padding = 1, bias = false) |> bn3: BatchNorm2d |> relu;
+        let m = x |> trunk: Trunk -> [128, 7, 7];
         output concat(m |> GlobalAvgPool, m |> MaxPool2d(7) |> flatten);
     }
 }

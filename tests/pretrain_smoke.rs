@@ -117,17 +117,6 @@ fn pretrain_smoke_run_learns() {
     let _ = std::fs::remove_dir_all(&saved);
 }
 
-kiln::network! {
-    /// The encoder's last map, whole: what `AvgMax` pools.
-    struct Map {
-        input: [1, 28, 28],
-        c1: Conv2d(32, kernel = 3, padding = 1, bias = false), bn1: BatchNorm2d, relu, p1: MaxPool2d(2),
-        c2: Conv2d(64, kernel = 3, padding = 1, bias = false), bn2: BatchNorm2d, relu, p2: MaxPool2d(2),
-        c3: Conv2d(128, kernel = 3, padding = 1, bias = false), bn3: BatchNorm2d, relu,
-        flatten,
-    }
-}
-
 /// `--readout avg-max` reads the encoder's own weights and batch norm
 /// statistics: its first 128 features are the encoder's output (the
 /// global average of each channel of the last map) and the next 128 the
@@ -149,14 +138,9 @@ fn avg_max_readout_pools_the_encoders_map() {
         enc.forward_train(&x, &mut tape).unwrap();
     }
     let avg_max = pretrain::avg_max(&enc).unwrap();
-    let mut map = Map::<f32, Cpu>::init(&Cpu, &mut rng(9)).unwrap();
-    let mut w = kiln::checkpoint::Checkpoint::new();
-    w.add_module("", &enc).unwrap();
-    w.load_module("", &mut map, std::path::Path::new("enc"))
-        .unwrap();
     let gap = enc.forward(&x).unwrap().to_vec().unwrap();
     let both = avg_max.forward(&x).unwrap().to_vec().unwrap();
-    let whole = map.forward(&x).unwrap().to_vec().unwrap();
+    let whole = enc.trunk.forward(&x).unwrap().to_vec().unwrap();
     for s in 0..6 {
         for c in 0..128 {
             let plane = &whole[s * 6272 + c * 49..s * 6272 + (c + 1) * 49];

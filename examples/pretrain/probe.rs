@@ -129,12 +129,16 @@ pub(super) fn probe_encoder(
     )
 }
 
-/// The [`AvgMax`] view of `enc`: the same layers with its weights and batch
-/// norm statistics, copied by name.
+/// The [`AvgMax`] view of `enc`: its trunk's weights and batch norm
+/// statistics (the only parameters either network has), copied by name.
 pub fn avg_max(enc: &Encoder<f32, Cpu>) -> kiln::Result<AvgMax<f32, Cpu>> {
     let mut weights = Checkpoint::new();
-    weights.add_module("", enc)?;
+    weights.add_module("trunk", &enc.trunk)?;
     let mut out = AvgMax::<f32, Cpu>::init(&Cpu, &mut rng(0))?;
-    weights.load_module("", &mut out, Path::new("(the encoder in memory)"))?;
+    weights.load_module(
+        "trunk",
+        &mut out.trunk,
+        Path::new("(the encoder in memory)"),
+    )?;
     Ok(out)
 }
